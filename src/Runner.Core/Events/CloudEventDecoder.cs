@@ -1,0 +1,269 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Runner.Core.Keys;
+using Runner.Core.Subjects;
+
+namespace Runner.Core.Events;
+
+/// <summary>
+/// Decodes CloudEvents 1.0 from a NATS message: binary mode when a <c>ce-specversion</c> header is
+/// present (attributes in <c>ce-*</c> headers, the body is the data), structured JSON otherwise.
+/// Unknown attributes are ignored. Never throws on bad input: returns a <see cref="DecodeError"/>.
+/// </summary>
+internal static class CloudEventDecoder
+{
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    public static bool TryDecode(
+        ReadOnlySpan<byte> payload,
+        IReadOnlyDictionary<string, string> headers,
+        MessageOrigin origin,
+        int maxPayloadBytes,
+        out SagaEvent? decoded,
+        out DecodeError? error)
+    {
+        decoded = null;
+        if (payload.Length > maxPayloadBytes)
+        {
+            error = new DecodeError(DecodeError.PayloadTooLarge, $"payload is {payload.Length} bytes, the limit is {maxPayloadBytes}");
+            return false;
+        }
+
+        string text;
+        try
+        {
+            text = s_strictUtf8.GetString(payload);
+        }
+        catch (DecoderFallbackException ex)
+        {
+            error = new DecodeError(DecodeError.InvalidUtf8, $"payload is not valid UTF-8 at byte {ex.Index}");
+            return false;
+        }
+
+        var attributes = new CloudEventAttributes();
+        if (TryGetHeader(headers, "ce-specversion", out _))
+        {
+            attributes.ReadBinary(headers);
+            if (!attributes.ReadBinaryData(text, out error))
+            {
+                return false;
+            }
+        }
+        else if (!attributes.ReadStructured(text, out error))
+        {
+            return false;
+        }
+
+        return attributes.TryBuild(headers, origin, out decoded, out error);
+    }
+
+    internal static bool TryGetHeader(IReadOnlyDictionary<string, string> headers, string name, out string value)
+    {
+        if (headers.TryGetValue(name, out value!))
+        {
+            return true;
+        }
+        foreach (var (k, v) in headers)
+        {
+            if (string.Equals(k, name, StringComparison.OrdinalIgnoreCase))
+            {
+                value = v;
+                return true;
+            }
+        }
+        value = string.Empty;
+        return false;
+    }
+
+    private sealed class CloudEventAttributes
+    {
+        public string? SpecVersion { get; set; }
+        public string? Id { get; set; }
+        public string? Type { get; set; }
+        public string? Source { get; set; }
+        public string? Subject { get; set; }
+        public string? Time { get; set; }
+        public string? Tenant { get; set; }
+        public string? DataContentType { get; set; }
+        public string DataJson { get; set; } = "null";
+
+        public void ReadBinary(IReadOnlyDictionary<string, string> headers)
+        {
+            foreach (var (name, value) in headers)
+            {
+                if (!name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase))
+                {
+                    continue;
+                }
+                Assign(name[EventHeaders.CloudEventPrefix.Length..].ToLowerInvariant(), value);
+            }
+            if (TryGetHeader(headers, EventHeaders.ContentType, out var contentType))
+            {
+                DataContentType = contentType;
+            }
+        }
+
+        public bool ReadBinaryData(string body, out DecodeError? error)
+        {
+            error = null;
+            if (body.Length == 0)
+            {
+                DataJson = "null";
+                return true;
+            }
+            var isJson = DataContentType is null || DataContentType.Contains("json", StringComparison.OrdinalIgnoreCase);
+            if (!isJson)
+            {
+                DataJson = JsonSerializer.Serialize(body, CoreJsonContext.Default.String);
+                return true;
+            }
+            try
+            {
+                using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+                DataJson = doc.RootElement.GetRawText();
+                return true;
+            }
+            catch (JsonException ex)
+            {
+                error = new DecodeError(DecodeError.NotJson, $"binary-mode data is not JSON: {ex.Message}");
+                return false;
+            }
+        }
+
+        public bool ReadStructured(string body, out DecodeError? error)
+        {
+            error = null;
+            JsonDocument doc;
+            try
+            {
+                doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+            }
+            catch (JsonException ex)
+            {
+                error = new DecodeError(DecodeError.NotJson, $"payload is not JSON: {ex.Message}");
+                return false;
+            }
+            using (doc)
+            {
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                {
+                    error = new DecodeError(DecodeError.NotCloudEvent, "payload is JSON but not an object");
+                    return false;
+                }
+                foreach (var property in doc.RootElement.EnumerateObject())
+                {
+                    switch (property.Name)
+                    {
+                        case "data":
+                            DataJson = property.Value.GetRawText();
+                            break;
+                        case "data_base64":
+                            DataJson = property.Value.GetRawText();
+                            DataContentType ??= "application/octet-stream;base64";
+                            break;
+                        default:
+                            if (property.Value.ValueKind == JsonValueKind.String)
+                            {
+                                Assign(property.Name, property.Value.GetString()!);
+                            }
+                            else if (IsKnown(property.Name) && property.Value.ValueKind != JsonValueKind.Null)
+                            {
+                                error = new DecodeError(DecodeError.InvalidAttribute, $"attribute '{property.Name}' must be a string");
+                                return false;
+                            }
+                            break;
+                    }
+                }
+            }
+            if (SpecVersion is null)
+            {
+                error = new DecodeError(DecodeError.NotCloudEvent, "JSON object has no 'specversion': not a CloudEvent");
+                return false;
+            }
+            return true;
+        }
+
+        public bool TryBuild(IReadOnlyDictionary<string, string> headers, MessageOrigin origin, out SagaEvent? decoded, out DecodeError? error)
+        {
+            decoded = null;
+            if (SpecVersion != "1.0")
+            {
+                error = new DecodeError(DecodeError.UnsupportedSpecVersion, $"specversion '{SpecVersion}' is not supported (expected 1.0)");
+                return false;
+            }
+            if (string.IsNullOrWhiteSpace(Type))
+            {
+                error = new DecodeError(DecodeError.MissingAttribute, "required attribute 'type' is missing");
+                return false;
+            }
+            if (string.IsNullOrWhiteSpace(Source))
+            {
+                error = new DecodeError(DecodeError.MissingAttribute, "required attribute 'source' is missing");
+                return false;
+            }
+            var id = string.IsNullOrEmpty(Id) ? $"{origin.Stream}:{origin.Sequence}" : Id;
+            if (!StoreKeys.IsValidComponent(id))
+            {
+                error = new DecodeError(DecodeError.InvalidAttribute, "attribute 'id' is longer than 256 characters or contains control separators");
+                return false;
+            }
+
+            var time = origin.Timestamp;
+            if (!string.IsNullOrEmpty(Time) && !DateTimeOffset.TryParse(Time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out time))
+            {
+                error = new DecodeError(DecodeError.InvalidAttribute, $"attribute 'time' is not an RFC 3339 timestamp: '{Time}'");
+                return false;
+            }
+
+            var subjectTenant = SubjectTenant.FromSubject(origin.Subject);
+            var tenant = Tenant ?? subjectTenant;
+            if (tenant is null)
+            {
+                error = new DecodeError(DecodeError.NoTenant, $"no 'tenant' attribute and subject '{origin.Subject}' names none");
+                return false;
+            }
+            if (subjectTenant is not null && Tenant is not null && !string.Equals(subjectTenant, Tenant, StringComparison.Ordinal))
+            {
+                error = new DecodeError(DecodeError.TenantMismatch, $"attribute tenant '{Tenant}' differs from subject tenant '{subjectTenant}'");
+                return false;
+            }
+            if (!StoreKeys.IsValidComponent(tenant))
+            {
+                error = new DecodeError(DecodeError.InvalidAttribute, "tenant is empty, too long or contains control separators");
+                return false;
+            }
+
+            var visible = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (name, value) in headers)
+            {
+                if (!EventHeaders.IsInternal(name))
+                {
+                    visible[name] = value;
+                }
+            }
+
+            error = null;
+            decoded = new SagaEvent(id, Type!, Source!, Subject, time.ToUniversalTime(), tenant, DataContentType, DataJson, visible, origin);
+            return true;
+        }
+
+        private static bool IsKnown(string name) => name is "specversion" or "id" or "type" or "source" or "subject" or "time" or "tenant" or "datacontenttype";
+
+        private void Assign(string name, string value)
+        {
+            switch (name)
+            {
+                case "specversion": SpecVersion = value; break;
+                case "id": Id = value; break;
+                case "type": Type = value; break;
+                case "source": Source = value; break;
+                case "subject": Subject = value; break;
+                case "time": Time = value; break;
+                case "tenant": Tenant = value; break;
+                case "datacontenttype": DataContentType = value; break;
+                default: break;
+            }
+        }
+    }
+}

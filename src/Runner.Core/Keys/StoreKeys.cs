@@ -1,0 +1,61 @@
+using System.Globalization;
+using System.Text;
+using Runner.Core.Ids;
+
+namespace Runner.Core.Keys;
+
+/// <summary>
+/// Key composition for every keyspace. Keys are UTF-8 text, components joined by the ASCII unit
+/// separator (0x1F), numbers zero-padded so that byte order is numeric order. Every key that
+/// belongs to a saga instance starts with its partition, so one partition's records form one
+/// contiguous range (what a partition hand-over copies) and carries the tenant.
+/// </summary>
+internal static class StoreKeys
+{
+    public const char Separator = '\u001f';
+
+    /// <summary>Marker used in place of a partition or tenant that is not known (router stage).</summary>
+    public const string None = "-";
+
+    public static byte[] Instance(PartitionId partition, InstanceId instance) =>
+        Join(Partition(partition), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value);
+
+    public static byte[] Checkpoint(string consumer, PartitionId partition) =>
+        Join(Partition(partition), consumer);
+
+    public static byte[] Outbox(PartitionId partition, ulong inboxSequence, int index) =>
+        Join(Partition(partition), inboxSequence.ToString("D20", CultureInfo.InvariantCulture), index.ToString("D5", CultureInfo.InvariantCulture));
+
+    /// <summary>Prefix of all outbox items of a partition, in the order they were committed.</summary>
+    public static byte[] OutboxPrefix(PartitionId partition) => Join(Partition(partition), string.Empty);
+
+    /// <summary>Schedules of a partition sort by due time, so a range scan yields the due ones first.</summary>
+    public static byte[] Schedule(PartitionId partition, long dueMs, InstanceId instance, string name) =>
+        Join(Partition(partition), Millis(dueMs), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, name);
+
+    public static byte[] SchedulePrefix(PartitionId partition) => Join(Partition(partition), string.Empty);
+
+    public static byte[] Dedupe(PartitionId partition, InstanceId instance, string eventId) =>
+        Join(Partition(partition), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, eventId);
+
+    public static byte[] Quarantine(string? tenant, PartitionId? partition, long timeMs, string stream, ulong sequence, string? saga) =>
+        Join(
+            string.IsNullOrEmpty(tenant) ? None : tenant,
+            partition is { } p ? Partition(p) : None,
+            Millis(timeMs),
+            stream,
+            sequence.ToString("D20", CultureInfo.InvariantCulture),
+            saga ?? None);
+
+    public static string Partition(PartitionId partition) => partition.Value.ToString("D5", CultureInfo.InvariantCulture);
+
+    /// <summary>True when a key component can be stored without breaking key composition.</summary>
+    public static bool IsValidComponent(string value) =>
+        value.Length > 0 && value.Length <= 256 && !value.Contains(Separator, StringComparison.Ordinal) && !value.Contains('\0', StringComparison.Ordinal);
+
+    public static string[] Split(ReadOnlySpan<byte> key) => Encoding.UTF8.GetString(key).Split(Separator);
+
+    private static string Millis(long ms) => ms.ToString("D15", CultureInfo.InvariantCulture);
+
+    private static byte[] Join(params string[] parts) => Encoding.UTF8.GetBytes(string.Join(Separator, parts));
+}

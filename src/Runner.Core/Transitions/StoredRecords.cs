@@ -1,0 +1,80 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Runner.Core.Transitions;
+
+/// <summary>A saga instance as stored: its state, whether it is done, and its live timers.</summary>
+internal sealed record SagaInstanceRecord
+{
+    [JsonPropertyName("state")] public JsonElement State { get; init; }
+    [JsonPropertyName("done")] public bool Done { get; init; }
+    [JsonPropertyName("version")] public long Version { get; init; }
+    [JsonPropertyName("timers")] public Dictionary<string, long>? Timers { get; init; }
+    [JsonPropertyName("created_at")] public long CreatedAtMs { get; init; }
+    [JsonPropertyName("updated_at")] public long UpdatedAtMs { get; init; }
+    [JsonPropertyName("last_event")] public string? LastEventId { get; init; }
+    [JsonPropertyName("manifest")] public string? ManifestHash { get; init; }
+}
+
+/// <summary>
+/// A command waiting to be published; the body on <c>WORKFLOW_COMMANDS</c> is exactly the
+/// wire fields of this record (see docs/contracts.md).
+/// </summary>
+internal sealed record CommandMessage
+{
+    [JsonPropertyName("command_id")] public required string CommandId { get; init; }
+    [JsonPropertyName("tenant")] public required string Tenant { get; init; }
+    [JsonPropertyName("effect")] public required string Effect { get; init; }
+    [JsonPropertyName("pool")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Pool { get; init; }
+    [JsonPropertyName("saga")] public required string Saga { get; init; }
+    [JsonPropertyName("correlation_id")] public required string CorrelationId { get; init; }
+    [JsonPropertyName("causation_id")] public required string CausationId { get; init; }
+    [JsonPropertyName("payload")] public JsonElement Payload { get; init; }
+    [JsonPropertyName("created_at")] public required string CreatedAt { get; init; }
+    [JsonPropertyName("traceparent")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? TraceParent { get; init; }
+}
+
+/// <summary>A timer waiting to fire.</summary>
+internal sealed record ScheduleRecord
+{
+    [JsonPropertyName("tenant")] public required string Tenant { get; init; }
+    [JsonPropertyName("saga")] public required string Saga { get; init; }
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    [JsonPropertyName("name")] public required string Name { get; init; }
+    [JsonPropertyName("due_ms")] public long DueMs { get; init; }
+    [JsonPropertyName("payload")] public JsonElement? Payload { get; init; }
+    [JsonPropertyName("causation_id")] public required string CausationId { get; init; }
+}
+
+/// <summary>Marks an event as seen by an instance, so a second copy is not applied again.</summary>
+internal sealed record DedupeRecord
+{
+    public const string Applied = "applied";
+    public const string IgnoredCompleted = "ignored_completed";
+
+    [JsonPropertyName("seq")] public ulong InboxSequence { get; init; }
+    [JsonPropertyName("outcome")] public required string Outcome { get; init; }
+    [JsonPropertyName("at")] public long AtMs { get; init; }
+}
+
+/// <summary>A message that could not be processed, kept with the reason and its context.</summary>
+internal sealed record QuarantineRecord
+{
+    [JsonPropertyName("reason")] public required string Reason { get; init; }
+    [JsonPropertyName("detail")] public required string Detail { get; init; }
+    [JsonPropertyName("stage")] public required string Stage { get; init; }
+    [JsonPropertyName("saga")] public string? Saga { get; init; }
+    [JsonPropertyName("tenant")] public string? Tenant { get; init; }
+    [JsonPropertyName("key")] public string? Key { get; init; }
+    [JsonPropertyName("partition")] public int? Partition { get; init; }
+    [JsonPropertyName("stream")] public required string Stream { get; init; }
+    [JsonPropertyName("seq")] public ulong Sequence { get; init; }
+    [JsonPropertyName("subject")] public required string Subject { get; init; }
+    [JsonPropertyName("headers")] public Dictionary<string, string>? Headers { get; init; }
+    [JsonPropertyName("payload")] public string? Payload { get; init; }
+    [JsonPropertyName("payload_encoding")] public required string PayloadEncoding { get; init; }
+    [JsonPropertyName("payload_bytes")] public int PayloadBytes { get; init; }
+    [JsonPropertyName("payload_truncated")] public bool PayloadTruncated { get; init; }
+    [JsonPropertyName("deliveries")] public ulong Deliveries { get; init; }
+    [JsonPropertyName("time")] public required string Time { get; init; }
+}

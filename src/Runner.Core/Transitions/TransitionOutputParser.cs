@@ -1,0 +1,221 @@
+using System.Text.Json;
+using Runner.Core.Keys;
+using Runner.Core.Subjects;
+
+namespace Runner.Core.Transitions;
+
+/// <summary>
+/// Checks a script's JSON result against the transition contract:
+/// <c>{ state, commands: [{ effect, id?, payload, pool? }], schedules: [{ name, at | after_ms, payload? }], cancel: [name], done }</c>.
+/// Anything else is a contract violation with a precise message.
+/// </summary>
+internal static class TransitionOutputParser
+{
+    public const int MaxCommands = 1_000;
+    public const int MaxSchedules = 1_000;
+
+    public static bool TryParse(string json, long nowMs, out TransitionOutput? output, out string? error)
+    {
+        output = null;
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException ex)
+        {
+            error = $"result is not JSON-serializable: {ex.Message}";
+            return false;
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                error = "on_event must return an object { state, commands, schedules, cancel, done }";
+                return false;
+            }
+            foreach (var property in root.EnumerateObject())
+            {
+                if (property.Name is not ("state" or "commands" or "schedules" or "cancel" or "done"))
+                {
+                    error = $"result has unknown field '{property.Name}'";
+                    return false;
+                }
+            }
+
+            var state = root.TryGetProperty("state", out var stateElement) ? stateElement.GetRawText() : "null";
+            var done = false;
+            if (root.TryGetProperty("done", out var doneElement))
+            {
+                if (doneElement.ValueKind is not (JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null))
+                {
+                    error = "'done' must be a boolean";
+                    return false;
+                }
+                done = doneElement.ValueKind == JsonValueKind.True;
+            }
+
+            if (!TryCommands(root, out var commands, out error)
+                || !TrySchedules(root, nowMs, out var schedules, out error)
+                || !TryCancel(root, out var cancel, out error))
+            {
+                return false;
+            }
+            output = new TransitionOutput(state, commands, schedules, cancel, done);
+            return true;
+        }
+    }
+
+    private static bool TryCommands(JsonElement root, out List<CommandRequest> commands, out string? error)
+    {
+        commands = [];
+        error = null;
+        if (!TryArray(root, "commands", MaxCommands, out var array, out error) || array is null)
+        {
+            return error is null;
+        }
+        var index = 0;
+        foreach (var item in array.Value.EnumerateArray())
+        {
+            var where = $"commands[{index++}]";
+            if (item.ValueKind != JsonValueKind.Object)
+            {
+                error = $"{where} must be an object";
+                return false;
+            }
+            string? effect = null, id = null, pool = null, payload = "null";
+            foreach (var property in item.EnumerateObject())
+            {
+                switch (property.Name)
+                {
+                    case "effect": effect = StringOrNull(property.Value); break;
+                    case "id": id = StringOrNull(property.Value); break;
+                    case "pool": pool = StringOrNull(property.Value); break;
+                    case "payload": payload = property.Value.GetRawText(); break;
+                    default:
+                        error = $"{where} has unknown field '{property.Name}'";
+                        return false;
+                }
+            }
+            if (string.IsNullOrEmpty(effect) || SubjectPattern.Validate(effect, allowWildcards: false) is not null)
+            {
+                error = $"{where}.effect must be a subject-safe name (letters, digits, '-', '_', '.')";
+                return false;
+            }
+            if (id is not null && !StoreKeys.IsValidComponent(id))
+            {
+                error = $"{where}.id must be a non-empty string of at most 256 characters";
+                return false;
+            }
+            if (pool is not null && SubjectPattern.Validate(pool, allowWildcards: false) is not null)
+            {
+                error = $"{where}.pool must be a subject-safe token";
+                return false;
+            }
+            commands.Add(new CommandRequest(effect, id, payload, pool));
+        }
+        return true;
+    }
+
+    private static bool TrySchedules(JsonElement root, long nowMs, out List<ScheduleRequest> schedules, out string? error)
+    {
+        schedules = [];
+        error = null;
+        if (!TryArray(root, "schedules", MaxSchedules, out var array, out error) || array is null)
+        {
+            return error is null;
+        }
+        var index = 0;
+        foreach (var item in array.Value.EnumerateArray())
+        {
+            var where = $"schedules[{index++}]";
+            if (item.ValueKind != JsonValueKind.Object)
+            {
+                error = $"{where} must be an object";
+                return false;
+            }
+            string? name = null, payload = null;
+            long? at = null, after = null;
+            foreach (var property in item.EnumerateObject())
+            {
+                switch (property.Name)
+                {
+                    case "name": name = StringOrNull(property.Value); break;
+                    case "at": at = Int64OrNull(property.Value); break;
+                    case "after_ms": after = Int64OrNull(property.Value); break;
+                    case "payload": payload = property.Value.GetRawText(); break;
+                    default:
+                        error = $"{where} has unknown field '{property.Name}'";
+                        return false;
+                }
+            }
+            if (name is null || !StoreKeys.IsValidComponent(name))
+            {
+                error = $"{where}.name must be a non-empty string";
+                return false;
+            }
+            if ((at is null) == (after is null))
+            {
+                error = $"{where} needs exactly one of 'at' (epoch ms) or 'after_ms' (a non-negative integer)";
+                return false;
+            }
+            if (after is < 0 || at is < 0)
+            {
+                error = $"{where}: times must not be negative";
+                return false;
+            }
+            schedules.Add(new ScheduleRequest(name, at ?? nowMs + after!.Value, payload));
+        }
+        return true;
+    }
+
+    private static bool TryCancel(JsonElement root, out List<string> cancel, out string? error)
+    {
+        cancel = [];
+        error = null;
+        if (!TryArray(root, "cancel", MaxSchedules, out var array, out error) || array is null)
+        {
+            return error is null;
+        }
+        foreach (var item in array.Value.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.String || item.GetString() is not { Length: > 0 } name)
+            {
+                error = "'cancel' must be a list of schedule names";
+                return false;
+            }
+            cancel.Add(name);
+        }
+        return true;
+    }
+
+    private static bool TryArray(JsonElement root, string name, int max, out JsonElement? array, out string? error)
+    {
+        array = null;
+        error = null;
+        if (!root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+        if (element.ValueKind != JsonValueKind.Array)
+        {
+            error = $"'{name}' must be a list";
+            return false;
+        }
+        if (element.GetArrayLength() > max)
+        {
+            error = $"'{name}' has {element.GetArrayLength()} items, the limit is {max}";
+            return false;
+        }
+        array = element;
+        return true;
+    }
+
+    private static string? StringOrNull(JsonElement element) => element.ValueKind == JsonValueKind.String ? element.GetString() : null;
+
+    private static long? Int64OrNull(JsonElement element) =>
+        element.ValueKind == JsonValueKind.Number && element.TryGetDouble(out var d) && double.IsFinite(d) && d == Math.Floor(d) && Math.Abs(d) < 9e15
+            ? (long)d
+            : null;
+}

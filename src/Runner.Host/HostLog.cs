@@ -1,0 +1,16 @@
+using Microsoft.Extensions.Logging;
+
+namespace Runner.Host;
+
+/// <summary>Host log messages; event ids 9000–9099.</summary>
+internal static partial class HostLog
+{
+    [LoggerMessage(9000, LogLevel.Information, "runner {Version} starting in {Mode} mode: NATS {NatsUrl}, data {DataDir}, manifests {Manifests} ({Sagas} sagas, {Effects} effects, version {ManifestHash}), {Partitions} partitions")]
+    public static partial void Starting(ILogger logger, string version, string mode, string natsUrl, string dataDir, string manifests, int sagas, int effects, string manifestHash, int partitions);
+
+    [LoggerMessage(9001, LogLevel.Warning, "effect mode: no effect provider is implemented in this build, so this process performs no effects")]
+    public static partial void NoEffectProviders(ILogger logger);
+
+    [LoggerMessage(9002, LogLevel.Information, "runner stopped")]
+    public static partial void Stopped(ILogger logger);
+}

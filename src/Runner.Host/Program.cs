@@ -1,0 +1,39 @@
+using Runner.Host.Commands;
+
+namespace Runner.Host;
+
+internal static class Program
+{
+    private const string Usage = """
+        usage: runner <command>
+          serve                      run the service (settings from RUNNER_* and RUNNER_CONFIG)
+          validate DIR               validate the manifests and scripts under DIR
+          quarantine list [--limit N] print quarantined messages (JSON lines) from RUNNER_DATA_DIR
+          demo                       run combined mode on RUNNER_MANIFESTS, publish the sample events and show sagas completing
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        return args switch
+        {
+            ["serve", ..] => await ServeCommand.RunAsync(args[1..], stop.Token),
+            ["validate", var dir] => ValidateCommand.Run(dir),
+            ["quarantine", "list", .. var rest] => QuarantineCommand.List(rest),
+            ["demo", ..] => await DemoCommand.RunAsync(stop.Token),
+            ["--help" or "-h" or "help"] => PrintUsage(0),
+            _ => PrintUsage(2),
+        };
+    }
+
+    private static int PrintUsage(int code)
+    {
+        (code == 0 ? Console.Out : Console.Error).WriteLine(Usage);
+        return code;
+    }
+}

@@ -1,0 +1,35 @@
+using Runner.Messaging;
+using Runner.Sagas;
+using Runner.Storage;
+
+namespace Runner.Host.Settings;
+
+/// <summary>The whole configuration of one Runner process, immutable once loaded.</summary>
+internal sealed record RunnerSettings
+{
+    public string NatsUrl { get; init; } = "nats://127.0.0.1:4222";
+    public string DataDir { get; init; } = "data";
+    public string Manifests { get; init; } = "manifests";
+    public RunnerMode Mode { get; init; } = RunnerMode.Combined;
+    public int Partitions { get; init; } = 16;
+    public string ConsumerPrefix { get; init; } = "runner";
+    public int MaxEventBytes { get; init; } = 512 * 1024;
+    public long LmdbMapSize { get; init; } = 256L * 1024 * 1024;
+    public long LmdbMaxMapSize { get; init; } = 64L * 1024 * 1024 * 1024;
+    public JetStreamSettings JetStream { get; init; } = new();
+
+    public SagaRuntimeOptions SagaOptions() => new()
+    {
+        Partitions = Partitions,
+        JetStream = JetStream,
+        MaxEventBytes = MaxEventBytes,
+        ConsumerPrefix = ConsumerPrefix,
+    };
+
+    public LmdbOptions StoreOptions() => new()
+    {
+        Path = Path.Combine(DataDir, "lmdb"),
+        InitialMapSize = LmdbMapSize,
+        MaxMapSize = LmdbMaxMapSize,
+    };
+}

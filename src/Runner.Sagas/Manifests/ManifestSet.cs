@@ -1,0 +1,55 @@
+using Runner.Core.Manifests;
+using Runner.Scripting;
+
+namespace Runner.Sagas.Manifests;
+
+/// <summary>A saga ready to run: its declaration and its compiled script.</summary>
+internal sealed record LoadedSaga(SagaManifest Manifest, SagaScript Script)
+{
+    public string Name => Manifest.Name;
+}
+
+/// <summary>
+/// One validated, immutable version of all manifests and scripts. A reload builds a new set and
+/// swaps it in whole; a set that fails validation is never used.
+/// </summary>
+internal sealed class ManifestSet
+{
+    private readonly Dictionary<string, LoadedSaga> _sagas;
+
+    public ManifestSet(IReadOnlyList<LoadedSaga> sagas, IReadOnlyList<EffectManifest> effects, string hash)
+    {
+        Sagas = sagas;
+        Effects = effects;
+        Hash = hash;
+        _sagas = sagas.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        TriggerStreams = sagas.SelectMany(s => s.Manifest.Triggers).Select(t => t.Stream).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+    }
+
+    public IReadOnlyList<LoadedSaga> Sagas { get; }
+
+    public IReadOnlyList<EffectManifest> Effects { get; }
+
+    /// <summary>SHA-256 over every manifest and script, in path order: the manifest version.</summary>
+    public string Hash { get; }
+
+    public IReadOnlyList<string> TriggerStreams { get; }
+
+    public LoadedSaga? Saga(string name) => _sagas.GetValueOrDefault(name);
+
+    /// <summary>For each saga, the first of its triggers that matches the stream and subject.</summary>
+    public IEnumerable<(LoadedSaga Saga, SagaTrigger Trigger)> Match(string stream, string subject)
+    {
+        foreach (var saga in Sagas)
+        {
+            foreach (var trigger in saga.Manifest.Triggers)
+            {
+                if (string.Equals(trigger.Stream, stream, StringComparison.Ordinal) && trigger.Subject.Matches(subject))
+                {
+                    yield return (saga, trigger);
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+using Runner.Core.Transitions;
+
+namespace Runner.Sagas.Outbox;
+
+/// <summary>A committed outbox item: its store key and the command it stands for.</summary>
+internal sealed record OutboxEntry(byte[] Key, CommandMessage Command);

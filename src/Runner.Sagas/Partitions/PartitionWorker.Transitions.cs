@@ -1,0 +1,259 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+using NATS.Client.JetStream;
+using Runner.Core;
+using Runner.Core.Events;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Core.Transitions;
+using Runner.Messaging;
+using Runner.Sagas.Manifests;
+using Runner.Sagas.Outbox;
+using Runner.Sagas.Quarantine;
+using Runner.Scripting;
+
+namespace Runner.Sagas.Partitions;
+
+internal sealed partial class PartitionWorker
+{
+    private const string Stage = "saga";
+
+    private void Process(INatsJSMsg<byte[]> msg, ulong sequence, ManifestSet manifests, BatchWork work)
+    {
+        var headers = NatsMessages.Headers(msg.Headers);
+        headers.TryGetValue(EventHeaders.Saga, out var sagaName);
+        headers.TryGetValue(EventHeaders.Key, out var key);
+        if (sagaName is null || key is null || !TryOrigin(headers, out var origin))
+        {
+            Quarantine(work, msg, QuarantineRecords.InvalidRouting, "inbox message lacks runner routing headers", sagaName, null, key);
+            return;
+        }
+        var saga = manifests.Saga(sagaName);
+        if (saga is null)
+        {
+            Quarantine(work, msg, QuarantineRecords.UnknownSaga, $"saga '{sagaName}' is not in the loaded manifests ({manifests.Hash[..12]})", sagaName, null, key);
+            return;
+        }
+        if (!CloudEventDecoder.TryDecode(msg.Data ?? [], headers, origin, _options.MaxEventBytes, out var evt, out var decodeError))
+        {
+            Quarantine(work, msg, decodeError!.Code, decodeError.Message, sagaName, null, key);
+            return;
+        }
+
+        var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(sagaName), new CorrelationKey(key));
+        if (Partitioner.PartitionOf(instance, _options.Partitions) != _partition)
+        {
+            Quarantine(work, msg, QuarantineRecords.InvalidRouting, "instance does not belong to this partition (partition count changed?)", sagaName, evt.Tenant, key);
+            return;
+        }
+
+        var dedupeKey = StoreKeys.Dedupe(_partition, instance, evt.Id);
+        var dedupeText = Convert.ToBase64String(dedupeKey);
+        if (work.SeenEvents.Contains(dedupeText) || _store.Read(r => r.Contains(KeySpace.Dedupe, dedupeKey)))
+        {
+            return;
+        }
+        work.SeenEvents.Add(dedupeText);
+
+        var current = LoadInstance(work, instance);
+        if (current?.Done == true)
+        {
+            PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredCompleted, evt.TimeMs);
+            return;
+        }
+
+        var handler = saga.Script.HasCompensate && IsFailureResult(evt, origin) ? ScriptHandler.Compensate : ScriptHandler.OnEvent;
+        var input = new ScriptInput(
+            current is null ? null : current.State.GetRawText(),
+            ScriptEventJson(evt, origin),
+            evt.Id,
+            evt.TimeMs,
+            evt.Tenant,
+            sagaName,
+            key,
+            handler);
+        var result = saga.Script.Run(input);
+        if (!result.Succeeded)
+        {
+            Quarantine(work, msg, result.Failure!.Code, result.Failure.Message, sagaName, evt.Tenant, key);
+            return;
+        }
+        Apply(work, instance, current, evt, sequence, result.Output!, dedupeKey, manifests.Hash);
+    }
+
+    private void Apply(
+        BatchWork work,
+        InstanceId instance,
+        SagaInstanceRecord? current,
+        SagaEvent evt,
+        ulong sequence,
+        TransitionOutput output,
+        byte[] dedupeKey,
+        string manifestHash)
+    {
+        var batch = work.Batch;
+        var timers = current?.Timers is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.Timers, StringComparer.Ordinal);
+
+        foreach (var name in output.Cancel)
+        {
+            if (timers.Remove(name, out var due))
+            {
+                batch.Delete(KeySpace.Schedule, StoreKeys.Schedule(_partition, due, instance, name));
+            }
+        }
+        foreach (var schedule in output.Schedules)
+        {
+            if (timers.Remove(schedule.Name, out var previous))
+            {
+                batch.Delete(KeySpace.Schedule, StoreKeys.Schedule(_partition, previous, instance, schedule.Name));
+            }
+            if (output.Done)
+            {
+                continue;
+            }
+            timers[schedule.Name] = schedule.DueMs;
+            var record = new ScheduleRecord
+            {
+                Tenant = instance.Tenant.Value,
+                Saga = instance.Saga.Value,
+                Key = instance.Key.Value,
+                Name = schedule.Name,
+                DueMs = schedule.DueMs,
+                Payload = schedule.PayloadJson is null ? null : JsonDocument.Parse(schedule.PayloadJson).RootElement.Clone(),
+                CausationId = evt.Id,
+            };
+            batch.Put(KeySpace.Schedule, StoreKeys.Schedule(_partition, schedule.DueMs, instance, schedule.Name),
+                JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.ScheduleRecord));
+        }
+        if (output.Done)
+        {
+            // A finished instance has no timers left to fire.
+            foreach (var (name, due) in timers)
+            {
+                batch.Delete(KeySpace.Schedule, StoreKeys.Schedule(_partition, due, instance, name));
+            }
+            timers.Clear();
+        }
+
+        evt.Headers.TryGetValue(EventHeaders.TraceParent, out var traceParent);
+        var commandIds = new List<string>(output.Commands.Count);
+        for (var i = 0; i < output.Commands.Count; i++)
+        {
+            var command = output.Commands[i];
+            var commandId = command.Id ?? CommandIds.Derive(instance.Tenant, instance.Saga, instance.Key, evt.Id, "$command." + i.ToString(CultureInfo.InvariantCulture)).Value;
+            var message = new CommandMessage
+            {
+                CommandId = commandId,
+                Tenant = instance.Tenant.Value,
+                Effect = command.Effect,
+                Pool = command.Pool,
+                Saga = instance.Saga.Value,
+                CorrelationId = instance.Key.Value,
+                CausationId = evt.Id,
+                Payload = JsonDocument.Parse(command.PayloadJson).RootElement.Clone(),
+                CreatedAt = CloudEventEncoder.FormatTime(evt.Time),
+                TraceParent = traceParent,
+            };
+            var outboxKey = StoreKeys.Outbox(_partition, sequence, i);
+            var value = JsonSerializer.SerializeToUtf8Bytes(message, CoreJsonContext.Default.CommandMessage);
+            batch.Put(KeySpace.Outbox, outboxKey, value);
+            work.Outbox.Add(new OutboxEntry(outboxKey, message));
+            commandIds.Add(commandId);
+        }
+
+        var next = new SagaInstanceRecord
+        {
+            State = JsonDocument.Parse(output.StateJson).RootElement.Clone(),
+            Done = output.Done,
+            Version = (current?.Version ?? 0) + 1,
+            Timers = timers.Count == 0 ? null : timers,
+            CreatedAtMs = current?.CreatedAtMs ?? evt.TimeMs,
+            UpdatedAtMs = evt.TimeMs,
+            LastEventId = evt.Id,
+            ManifestHash = manifestHash,
+        };
+        work.Instances[instance] = next;
+        batch.Put(KeySpace.Saga, StoreKeys.Instance(_partition, instance), JsonSerializer.SerializeToUtf8Bytes(next, CoreJsonContext.Default.SagaInstanceRecord));
+        PutDedupe(work, dedupeKey, sequence, DedupeRecord.Applied, evt.TimeMs);
+        work.Notices.Add(new TransitionNotice(_partition, instance, next.Version, evt.Id, evt.Type, output.StateJson, commandIds, output.Done));
+        SagasLog.Transition(_logger, instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, next.Version, evt.Type, evt.Id, output.Commands.Count, output.Schedules.Count, output.Done);
+    }
+
+    private SagaInstanceRecord? LoadInstance(BatchWork work, InstanceId instance)
+    {
+        if (work.Instances.TryGetValue(instance, out var pending))
+        {
+            return pending;
+        }
+        var key = StoreKeys.Instance(_partition, instance);
+        var raw = _store.Read(reader => reader.Get(KeySpace.Saga, key));
+        return raw is null ? null : JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord);
+    }
+
+    private static void PutDedupe(BatchWork work, byte[] key, ulong sequence, string outcome, long atMs) =>
+        work.Batch.Put(KeySpace.Dedupe, key, JsonSerializer.SerializeToUtf8Bytes(
+            new DedupeRecord { InboxSequence = sequence, Outcome = outcome, AtMs = atMs }, CoreJsonContext.Default.DedupeRecord));
+
+    private void Quarantine(BatchWork work, INatsJSMsg<byte[]> msg, string reason, string detail, string? saga, string? tenant, string? key)
+    {
+        QuarantineRecords.Add(work.Batch, msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition);
+        var origin = NatsMessages.Origin(msg);
+        SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, key);
+        work.Terminated.Add(msg);
+    }
+
+    /// <summary>A failed effect result: <c>workflow.evt.{tenant}.{effect}.failed</c>.</summary>
+    private bool IsFailureResult(SagaEvent evt, MessageOrigin origin) =>
+        string.Equals(origin.Stream, _options.JetStream.Streams.WorkflowEvents, StringComparison.Ordinal)
+        && origin.Subject.EndsWith(".failed", StringComparison.Ordinal)
+        && evt.Type.Length > 0;
+
+    private static bool TryOrigin(Dictionary<string, string> headers, out MessageOrigin origin)
+    {
+        origin = default;
+        if (!headers.TryGetValue(EventHeaders.OriginStream, out var stream)
+            || !headers.TryGetValue(EventHeaders.OriginSubject, out var subject)
+            || !headers.TryGetValue(EventHeaders.OriginSequence, out var seqText)
+            || !ulong.TryParse(seqText, NumberStyles.None, CultureInfo.InvariantCulture, out var seq)
+            || !headers.TryGetValue(EventHeaders.OriginTime, out var timeText)
+            || !long.TryParse(timeText, NumberStyles.Integer, CultureInfo.InvariantCulture, out var timeMs))
+        {
+            return false;
+        }
+        origin = new MessageOrigin(stream, seq, subject, DateTimeOffset.FromUnixTimeMilliseconds(timeMs));
+        return true;
+    }
+
+    /// <summary>The <c>event</c> argument: <c>{ id, type, source, subject, time, tenant, data, headers, stream, seq }</c>.</summary>
+    internal static string ScriptEventJson(SagaEvent evt, MessageOrigin origin)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256 + evt.DataJson.Length);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("id", evt.Id);
+            writer.WriteString("type", evt.Type);
+            writer.WriteString("source", evt.Source);
+            writer.WriteString("subject", origin.Subject);
+            if (evt.CeSubject is not null)
+            {
+                writer.WriteString("ce_subject", evt.CeSubject);
+            }
+            writer.WriteString("time", CloudEventEncoder.FormatTime(evt.Time));
+            writer.WriteString("tenant", evt.Tenant);
+            writer.WritePropertyName("data");
+            writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
+            writer.WriteStartObject("headers");
+            foreach (var (name, value) in evt.Headers.OrderBy(h => h.Key, StringComparer.Ordinal))
+            {
+                writer.WriteString(name.ToLowerInvariant(), value);
+            }
+            writer.WriteEndObject();
+            writer.WriteString("stream", origin.Stream);
+            writer.WriteNumber("seq", origin.Sequence);
+            writer.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+}

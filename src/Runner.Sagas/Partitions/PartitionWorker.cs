@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Messaging;
+using Runner.Sagas.Manifests;
+using Runner.Sagas.Outbox;
+using Runner.Storage;
+
+namespace Runner.Sagas.Partitions;
+
+/// <summary>
+/// Runs one inbox partition: reads its durable consumer in order, runs each event through its
+/// saga's script, commits the whole batch — states, outbox items, schedules, dedupe markers,
+/// quarantine records and the partition checkpoint — in one LMDB transaction, and only then acks
+/// (AckAll on the last message). A redelivered message at or below the checkpoint is acked
+/// without running again.
+/// </summary>
+internal sealed partial class PartitionWorker
+{
+    private readonly INatsJSContext _js;
+    private readonly LmdbStore _store;
+    private readonly Func<ManifestSet> _manifests;
+    private readonly SagaRuntimeOptions _options;
+    private readonly PartitionId _partition;
+    private readonly OutboxRelay? _relay;
+    private readonly ITransitionListener? _listener;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly byte[] _checkpointKey;
+    private readonly string _consumer;
+    private ulong _checkpoint;
+
+    public PartitionWorker(
+        INatsJSContext js,
+        LmdbStore store,
+        Func<ManifestSet> manifests,
+        SagaRuntimeOptions options,
+        PartitionId partition,
+        OutboxRelay? relay,
+        ITransitionListener? listener,
+        ILogger logger,
+        TimeProvider time)
+    {
+        _js = js;
+        _store = store;
+        _manifests = manifests;
+        _options = options;
+        _partition = partition;
+        _relay = relay;
+        _listener = listener;
+        _logger = logger;
+        _time = time;
+        _consumer = options.PartitionConsumer(partition.Value);
+        _checkpointKey = StoreKeys.Checkpoint(_consumer, partition);
+    }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var settings = _options.JetStream;
+        _checkpoint = ReadCheckpoint();
+        var config = new ConsumerConfig(_consumer)
+        {
+            FilterSubject = Core.Subjects.Subjects.Inbox(_partition),
+            AckPolicy = ConsumerConfigAckPolicy.All,
+            AckWait = settings.AckWait,
+            MaxDeliver = -1,
+            MaxAckPending = settings.MaxAckPending,
+            DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+        };
+        SagasLog.PartitionStarted(_logger, _partition.Value, _consumer, _checkpoint);
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            await using var batcher = new MessageBatcher(_js, settings.Streams.Inbox, config, settings.Batch, _logger, _time, cancellationToken);
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                List<INatsJSMsg<byte[]>> batch;
+                try
+                {
+                    batch = await batcher.ReadBatchAsync(settings.Batch, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                if (await ProcessBatchAsync(batch, cancellationToken))
+                {
+                    backoff = TimeSpan.FromMilliseconds(100);
+                    continue;
+                }
+
+                // Nothing was committed: hand every message back in order and start over from the
+                // server's ack floor, so no later message overtakes the failed ones.
+                foreach (var msg in batch.Concat(batcher.DrainBuffered()))
+                {
+                    await SafeAsync(msg.NakAsync(cancellationToken: cancellationToken));
+                }
+                try
+                {
+                    await Task.Delay(backoff, _time, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5_000));
+                break;
+            }
+        }
+    }
+
+    /// <summary>Returns false when the batch could not be committed (nothing was acked).</summary>
+    internal async Task<bool> ProcessBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
+    {
+        var manifests = _manifests();
+        var work = new BatchWork(_partition);
+        var last = batch[^1];
+        var lastSequence = _checkpoint;
+        foreach (var msg in batch)
+        {
+            var sequence = msg.Metadata?.Sequence.Stream ?? 0;
+            if (sequence <= _checkpoint)
+            {
+                continue;
+            }
+            Process(msg, sequence, manifests, work);
+            lastSequence = Math.Max(lastSequence, sequence);
+        }
+
+        if (lastSequence > _checkpoint)
+        {
+            work.Batch.Put(Core.Keys.KeySpace.Checkpoint, _checkpointKey, Encoding.ASCII.GetBytes(lastSequence.ToString(CultureInfo.InvariantCulture)));
+            try
+            {
+                await _store.Writer.CommitAsync(work.Batch, cancellationToken);
+            }
+            catch (StorageException ex)
+            {
+                SagasLog.PartitionCommitFailed(_logger, _partition.Value, batch.Count, ex.Code, ex.Message, 100);
+                return false;
+            }
+            _checkpoint = lastSequence;
+        }
+
+        foreach (var msg in work.Terminated)
+        {
+            await SafeAsync(msg.AckTerminateAsync(cancellationToken: cancellationToken));
+        }
+        await SafeAsync(last.AckAsync(cancellationToken: cancellationToken));
+        if (work.Outbox.Count > 0)
+        {
+            _relay?.Enqueue(work.Outbox);
+        }
+        if (work.Notices.Count > 0)
+        {
+            _listener?.OnCommitted(work.Notices);
+        }
+        return true;
+    }
+
+    private ulong ReadCheckpoint()
+    {
+        var raw = _store.Read(reader => reader.Get(Core.Keys.KeySpace.Checkpoint, _checkpointKey));
+        return raw is null ? 0 : ulong.Parse(Encoding.ASCII.GetString(raw), CultureInfo.InvariantCulture);
+    }
+
+    private static async Task SafeAsync(ValueTask ack)
+    {
+        try
+        {
+            await ack;
+        }
+        catch (Exception ex) when (ex is NatsException or OperationCanceledException or TimeoutException)
+        {
+            // Lost acks mean redelivery; the checkpoint makes redelivery harmless.
+        }
+    }
+}

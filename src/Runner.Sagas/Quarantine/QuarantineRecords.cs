@@ -1,0 +1,83 @@
+using System.Text;
+using System.Text.Json;
+using NATS.Client.JetStream;
+using Runner.Core;
+using Runner.Core.Events;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Core.Transitions;
+using Runner.Messaging;
+using Runner.Storage;
+
+namespace Runner.Sagas.Quarantine;
+
+/// <summary>Builds quarantine records: the reason and everything needed to understand or replay the message.</summary>
+internal static class QuarantineRecords
+{
+    public const string MaxDeliverExceeded = "max_deliver_exceeded";
+    public const string NoCorrelationKey = "no_correlation_key";
+    public const string UnknownSaga = "unknown_saga";
+    public const string InvalidRouting = "invalid_routing";
+
+    private static readonly UTF8Encoding s_strict = new(false, true);
+
+    public static void Add(
+        WriteBatch batch,
+        INatsJSMsg<byte[]> msg,
+        string stage,
+        string reason,
+        string detail,
+        int maxPayloadBytes,
+        TimeProvider time,
+        string? saga = null,
+        string? tenant = null,
+        string? key = null,
+        PartitionId? partition = null)
+    {
+        var origin = NatsMessages.Origin(msg);
+        var payload = msg.Data ?? [];
+        var kept = payload.AsSpan(0, Math.Min(payload.Length, maxPayloadBytes));
+        string text;
+        string encoding;
+        try
+        {
+            text = s_strict.GetString(kept);
+            encoding = "utf8";
+        }
+        catch (DecoderFallbackException)
+        {
+            text = Convert.ToBase64String(kept);
+            encoding = "base64";
+        }
+        var now = time.GetUtcNow();
+        var record = new QuarantineRecord
+        {
+            Reason = reason,
+            Detail = detail,
+            Stage = stage,
+            Saga = saga,
+            Tenant = tenant,
+            Key = key,
+            Partition = partition?.Value,
+            Stream = origin.Stream,
+            Sequence = origin.Sequence,
+            Subject = origin.Subject,
+            Headers = NatsMessages.Headers(msg.Headers),
+            Payload = text,
+            PayloadEncoding = encoding,
+            PayloadBytes = payload.Length,
+            PayloadTruncated = kept.Length < payload.Length,
+            Deliveries = msg.Metadata?.NumDelivered ?? 0,
+            Time = CloudEventEncoder.FormatTime(now),
+        };
+        var keyBytes = StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), origin.Stream, origin.Sequence, saga);
+        batch.Put(KeySpace.Quarantine, keyBytes, JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
+    }
+
+    /// <summary>All quarantine records, newest last, at most <paramref name="limit"/>.</summary>
+    public static List<QuarantineRecord> List(LmdbStore store, int limit) =>
+        store.Read(reader => reader.Scan(KeySpace.Quarantine, [], limit)
+            .Select(kv => JsonSerializer.Deserialize(kv.Value, CoreJsonContext.Default.QuarantineRecord)!)
+            .OrderBy(r => r.Time, StringComparer.Ordinal)
+            .ToList());
+}

@@ -1,0 +1,242 @@
+using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Runner.Core.Events;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Messaging;
+using Runner.Sagas.Manifests;
+using Runner.Sagas.Quarantine;
+using Runner.Storage;
+
+namespace Runner.Sagas.Routing;
+
+/// <summary>
+/// The stateless router stage for one trigger stream: a durable consumer shared by every replica
+/// (competing consumers). For each event and each saga whose trigger matches, it computes the
+/// correlation key and partition and republishes the normalized event to
+/// <c>runner.inbox.{partition}</c> with <c>Nats-Msg-Id = {stream}:{seq}:{saga}</c>, then acks.
+/// </summary>
+internal sealed class Router
+{
+    private const string Stage = "router";
+
+    private readonly INatsJSContext _js;
+    private readonly LmdbStore _store;
+    private readonly Func<ManifestSet> _manifests;
+    private readonly SagaRuntimeOptions _options;
+    private readonly string _stream;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+
+    public Router(INatsJSContext js, LmdbStore store, Func<ManifestSet> manifests, SagaRuntimeOptions options, string stream, ILogger logger, TimeProvider time)
+    {
+        _js = js;
+        _store = store;
+        _manifests = manifests;
+        _options = options;
+        _stream = stream;
+        _logger = logger;
+        _time = time;
+    }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var settings = _options.JetStream;
+        var config = new ConsumerConfig(_options.RouterConsumer(_stream))
+        {
+            AckPolicy = ConsumerConfigAckPolicy.Explicit,
+            AckWait = settings.AckWait,
+            MaxDeliver = -1,
+            MaxAckPending = settings.MaxAckPending,
+            DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+        };
+        await using var batcher = new MessageBatcher(_js, _stream, config, settings.Batch, _logger, _time, cancellationToken);
+        SagasLog.RouterStarted(_logger, _stream, config.DurableName!);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            List<INatsJSMsg<byte[]>> batch;
+            try
+            {
+                batch = await batcher.ReadBatchAsync(settings.Batch, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            await RouteBatchAsync(batch, cancellationToken);
+        }
+    }
+
+    private sealed class Routed(INatsJSMsg<byte[]> msg)
+    {
+        public INatsJSMsg<byte[]> Msg { get; } = msg;
+        public List<NatsJSPublishConcurrentFuture> Futures { get; } = [];
+        public int Quarantines { get; set; }
+
+        /// <summary>Nobody could take it: terminate. (Routed to some sagas and quarantined for others: ack.)</summary>
+        public bool Terminate => Quarantines > 0 && Futures.Count == 0;
+        public string? PublishError { get; set; }
+    }
+
+    internal async Task RouteBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
+    {
+        var manifests = _manifests();
+        var quarantine = new WriteBatch();
+        var routed = new List<Routed>(batch.Count);
+        foreach (var msg in batch)
+        {
+            var item = new Routed(msg);
+            routed.Add(item);
+            try
+            {
+                await RouteOneAsync(item, manifests, quarantine, cancellationToken);
+            }
+            catch (Exception ex) when (ex is NatsException or TimeoutException)
+            {
+                item.PublishError = ex.Message;
+            }
+        }
+
+        foreach (var item in routed)
+        {
+            foreach (var future in item.Futures)
+            {
+                try
+                {
+                    var ack = await future.GetResponseAsync(cancellationToken);
+                    ack.EnsureSuccess();
+                }
+                catch (Exception ex) when (ex is NatsException or TimeoutException)
+                {
+                    item.PublishError ??= ex.Message;
+                }
+                finally
+                {
+                    await future.DisposeAsync();
+                }
+            }
+        }
+
+        var maxDeliver = (ulong)_options.JetStream.MaxDeliver;
+        foreach (var item in routed.Where(r => r.PublishError is not null && (r.Msg.Metadata?.NumDelivered ?? 0) >= maxDeliver))
+        {
+            Quarantine(quarantine, item, QuarantineRecords.MaxDeliverExceeded, $"inbox publish failed on delivery {item.Msg.Metadata?.NumDelivered}: {item.PublishError}");
+            item.Futures.Clear();
+            item.PublishError = null;
+        }
+
+        if (quarantine.Count > 0)
+        {
+            try
+            {
+                await _store.Writer.CommitAsync(quarantine, cancellationToken);
+            }
+            catch (StorageException ex)
+            {
+                // Could not record why: leave every message of the batch unacknowledged.
+                foreach (var item in routed)
+                {
+                    await SafeAsync(item.Msg.NakAsync(cancellationToken: cancellationToken));
+                }
+                SagasLog.RoutePublishFailed(_logger, _stream, 0, 0, $"quarantine write failed: {ex.Message}");
+                return;
+            }
+        }
+
+        foreach (var item in routed)
+        {
+            if (item.Terminate && item.PublishError is null)
+            {
+                await SafeAsync(item.Msg.AckTerminateAsync(cancellationToken: cancellationToken));
+            }
+            else if (item.PublishError is null)
+            {
+                await SafeAsync(item.Msg.AckAsync(cancellationToken: cancellationToken));
+            }
+            else
+            {
+                var metadata = item.Msg.Metadata;
+                SagasLog.RoutePublishFailed(_logger, _stream, metadata?.Sequence.Stream ?? 0, metadata?.NumDelivered ?? 0, item.PublishError);
+                await SafeAsync(item.Msg.NakAsync(cancellationToken: cancellationToken));
+            }
+        }
+    }
+
+    private async ValueTask RouteOneAsync(Routed item, ManifestSet manifests, WriteBatch quarantine, CancellationToken cancellationToken)
+    {
+        var msg = item.Msg;
+        var origin = NatsMessages.Origin(msg);
+        var headers = NatsMessages.Headers(msg.Headers);
+        var matches = manifests.Match(_stream, msg.Subject).ToList();
+        if (matches.Count == 0)
+        {
+            return;
+        }
+        if (!CloudEventDecoder.TryDecode(msg.Data ?? [], headers, origin, _options.MaxEventBytes, out var evt, out var error))
+        {
+            Quarantine(quarantine, item, error!.Code, error.Message);
+            return;
+        }
+
+        var body = CloudEventEncoder.ToStructuredJson(evt!);
+        foreach (var (saga, trigger) in matches)
+        {
+            var key = trigger.Correlation.Evaluate(evt!);
+            if (key is null || !StoreKeys.IsValidComponent(key))
+            {
+                Quarantine(quarantine, item, QuarantineRecords.NoCorrelationKey,
+                    key is null ? $"correlation '{trigger.Correlation.Text}' found no value" : $"correlation value from '{trigger.Correlation.Text}' is not a valid key",
+                    saga.Name, evt!.Tenant);
+                continue;
+            }
+            var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(saga.Name), new CorrelationKey(key));
+            var partition = Partitioner.PartitionOf(instance, _options.Partitions);
+            var outHeaders = new NatsHeaders();
+            foreach (var (name, value) in headers)
+            {
+                if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase))
+                {
+                    outHeaders[name] = value;
+                }
+            }
+            outHeaders[EventHeaders.TenantId] = evt.Tenant;
+            outHeaders[EventHeaders.Saga] = saga.Name;
+            outHeaders[EventHeaders.Key] = key;
+            outHeaders[EventHeaders.Partition] = partition.ToString();
+            outHeaders[EventHeaders.OriginStream] = origin.Stream;
+            outHeaders[EventHeaders.OriginSequence] = origin.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            outHeaders[EventHeaders.OriginSubject] = origin.Subject;
+            outHeaders[EventHeaders.OriginTime] = origin.Timestamp.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var msgId = $"{origin.Stream}:{origin.Sequence}:{saga.Name}";
+            var future = await _js.PublishConcurrentAsync(
+                Core.Subjects.Subjects.Inbox(partition),
+                body,
+                opts: new NatsJSPubOpts { MsgId = msgId },
+                headers: outHeaders,
+                cancellationToken: cancellationToken);
+            item.Futures.Add(future);
+        }
+    }
+
+    private void Quarantine(WriteBatch batch, Routed item, string reason, string detail, string? saga = null, string? tenant = null)
+    {
+        var origin = NatsMessages.Origin(item.Msg);
+        QuarantineRecords.Add(batch, item.Msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant);
+        SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, null);
+        item.Quarantines++;
+    }
+
+    private static async Task SafeAsync(ValueTask ack)
+    {
+        try
+        {
+            await ack;
+        }
+        catch (Exception ex) when (ex is NatsException or OperationCanceledException or TimeoutException)
+        {
+            // An ack that does not arrive is a redelivery, which every stage deduplicates.
+        }
+    }
+}

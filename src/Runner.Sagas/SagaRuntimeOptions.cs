@@ -1,0 +1,26 @@
+using Runner.Messaging;
+
+namespace Runner.Sagas;
+
+/// <summary>What the saga runtime needs to know; bound from settings by the host.</summary>
+internal sealed record SagaRuntimeOptions
+{
+    public int Partitions { get; init; } = 16;
+    public JetStreamSettings JetStream { get; init; } = new();
+
+    /// <summary>Largest event payload accepted; bigger ones are quarantined.</summary>
+    public int MaxEventBytes { get; init; } = 512 * 1024;
+
+    /// <summary>Most payload bytes kept in a quarantine record.</summary>
+    public int QuarantinePayloadBytes { get; init; } = 64 * 1024;
+
+    /// <summary>Publishes the relay keeps in flight.</summary>
+    public int RelayConcurrency { get; init; } = 1024;
+
+    /// <summary>Name prefix of durable consumers (lets tests and tenants share a server).</summary>
+    public string ConsumerPrefix { get; init; } = "runner";
+
+    public string RouterConsumer(string stream) => $"{ConsumerPrefix}-router-{stream}";
+
+    public string PartitionConsumer(int partition) => $"{ConsumerPrefix}-inbox-{partition}";
+}

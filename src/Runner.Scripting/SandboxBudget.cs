@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using Jint;
+
+namespace Runner.Scripting;
+
+/// <summary>
+/// Statement, wall-time and allocation budget for one script call. Unlike Jint's built-in
+/// constraints it can be disarmed, so the one-time engine setup (freezing every intrinsic) is not
+/// charged to the first event. It throws <see cref="SandboxLimitException"/>, which scripts cannot catch.
+/// </summary>
+internal sealed class SandboxBudget : Constraint
+{
+    private const int SampleEvery = 32;
+
+    private long _maxStatements;
+    private long _deadline;
+    private long _memoryBase;
+    private long _maxBytes;
+    private long _statements;
+    private bool _armed;
+
+    public void Arm(long maxStatements, TimeSpan timeout, long maxBytes)
+    {
+        _maxStatements = maxStatements;
+        _deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        _maxBytes = maxBytes;
+        _memoryBase = GC.GetAllocatedBytesForCurrentThread();
+        _statements = 0;
+        _armed = true;
+    }
+
+    public void Disarm() => _armed = false;
+
+    public override void Check()
+    {
+        if (!_armed)
+        {
+            return;
+        }
+        if (++_statements > _maxStatements)
+        {
+            throw new SandboxLimitException(ScriptFailure.StatementLimit, $"script executed more than {_maxStatements} statements");
+        }
+        if (_statements % SampleEvery != 0)
+        {
+            return;
+        }
+        if (Stopwatch.GetTimestamp() > _deadline)
+        {
+            throw new SandboxLimitException(ScriptFailure.Timeout, "script ran past its time limit");
+        }
+        var used = GC.GetAllocatedBytesForCurrentThread() - _memoryBase;
+        if (used > _maxBytes)
+        {
+            throw new SandboxLimitException(ScriptFailure.MemoryLimit, $"script allocated {used} bytes, the limit is {_maxBytes}");
+        }
+    }
+
+    public override void Reset()
+    {
+        // Arm() sets the budget per call; Jint calls Reset() before every Invoke, which must not re-arm.
+    }
+}
+
+/// <summary>A sandbox limit was hit. Not a JavaScript error: a script's try/catch cannot swallow it.</summary>
+internal sealed class SandboxLimitException : Exception
+{
+    public SandboxLimitException(string code, string message)
+        : base(message)
+    {
+        Code = code;
+    }
+
+    public SandboxLimitException()
+    {
+        Code = ScriptFailure.ScriptError;
+    }
+
+    public SandboxLimitException(string message)
+        : base(message)
+    {
+        Code = ScriptFailure.ScriptError;
+    }
+
+    public SandboxLimitException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+        Code = ScriptFailure.ScriptError;
+    }
+
+    public string Code { get; }
+}

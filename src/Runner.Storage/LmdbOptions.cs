@@ -1,0 +1,20 @@
+namespace Runner.Storage;
+
+/// <summary>Where the store lives and how large it may grow.</summary>
+internal sealed record LmdbOptions
+{
+    public required string Path { get; init; }
+
+    /// <summary>Initial map size; doubled on MDB_MAP_FULL up to <see cref="MaxMapSize"/>.</summary>
+    public long InitialMapSize { get; init; } = 256L * 1024 * 1024;
+
+    public long MaxMapSize { get; init; } = 64L * 1024 * 1024 * 1024;
+
+    public int MaxReaders { get; init; } = 512;
+
+    /// <summary>Most write batches folded into one durable commit (group commit).</summary>
+    public int MaxBatchesPerCommit { get; init; } = 512;
+
+    /// <summary>False only for benchmarks that want to see the cost of fsync; production keeps it true.</summary>
+    public bool Durable { get; init; } = true;
+}

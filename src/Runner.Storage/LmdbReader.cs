@@ -1,0 +1,55 @@
+using LightningDB;
+using Runner.Core.Keys;
+
+namespace Runner.Storage;
+
+/// <summary>A read-only snapshot of the store, valid only inside <see cref="LmdbStore.Read{T}"/>.</summary>
+internal readonly ref struct LmdbReader
+{
+    private readonly LightningTransaction _txn;
+    private readonly LmdbStore _store;
+
+    internal LmdbReader(LightningTransaction txn, LmdbStore store)
+    {
+        _txn = txn;
+        _store = store;
+    }
+
+    public byte[]? Get(KeySpace space, ReadOnlySpan<byte> key)
+    {
+        var (code, _, value) = _txn.Get(_store.Database(space), key);
+        return code == MDBResultCode.Success ? value.CopyToNewArray() : null;
+    }
+
+    public bool Contains(KeySpace space, ReadOnlySpan<byte> key) => _txn.ContainsKey(_store.Database(space), key);
+
+    /// <summary>Entries whose key starts with <paramref name="prefix"/>, in key order, at most <paramref name="limit"/>.</summary>
+    public List<KeyValuePair<byte[], byte[]>> Scan(KeySpace space, ReadOnlySpan<byte> prefix, int limit, ReadOnlySpan<byte> startAfter = default)
+    {
+        var result = new List<KeyValuePair<byte[], byte[]>>();
+        using var cursor = _txn.CreateCursor(_store.Database(space));
+        var start = startAfter.IsEmpty ? prefix : startAfter;
+        var code = start.IsEmpty ? cursor.First().resultCode : cursor.SetRange(start);
+        while (code == MDBResultCode.Success && result.Count < limit)
+        {
+            var (current, key, value) = cursor.GetCurrent();
+            if (current != MDBResultCode.Success)
+            {
+                break;
+            }
+            var keySpan = key.AsSpan();
+            if (!keySpan.StartsWith(prefix))
+            {
+                break;
+            }
+            if (startAfter.IsEmpty || !keySpan.SequenceEqual(startAfter))
+            {
+                result.Add(new KeyValuePair<byte[], byte[]>(keySpan.ToArray(), value.CopyToNewArray()));
+            }
+            code = cursor.Next().resultCode;
+        }
+        return result;
+    }
+
+    public long Count(KeySpace space) => _txn.GetEntriesCount(_store.Database(space));
+}

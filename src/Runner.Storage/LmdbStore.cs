@@ -1,0 +1,139 @@
+using LightningDB;
+using Microsoft.Extensions.Logging;
+using Runner.Core.Keys;
+
+namespace Runner.Storage;
+
+/// <summary>
+/// The LMDB environment: one file, one named database per <see cref="KeySpace"/>. Reads run on
+/// any thread in short read-only transactions; every write goes through <see cref="Writer"/>.
+/// </summary>
+internal sealed class LmdbStore : IDisposable
+{
+    private readonly LightningEnvironment _env;
+    private readonly LightningDatabase[] _databases;
+    private readonly ReaderWriterLockSlim _resizeGate = new(LockRecursionPolicy.NoRecursion);
+    private readonly ILogger _logger;
+    private int _disposed;
+
+    public LmdbStore(LmdbOptions options, ILogger<LmdbStore> logger)
+    {
+        Options = options;
+        _logger = logger;
+        Directory.CreateDirectory(options.Path);
+        _env = new LightningEnvironment(options.Path, new EnvironmentConfiguration
+        {
+            MapSize = options.InitialMapSize,
+            MaxDatabases = KeySpaces.All.Count + 2,
+            MaxReaders = options.MaxReaders,
+        });
+        var flags = EnvironmentOpenFlags.NoThreadLocalStorage | EnvironmentOpenFlags.NoReadAhead;
+        if (!options.Durable)
+        {
+            flags |= EnvironmentOpenFlags.NoSync;
+        }
+        _env.Open(flags);
+
+        // A reader slot left by a process that died (SIGKILL) pins old pages forever; clear it.
+        var stale = _env.CheckStaleReaders();
+        StorageLog.Opened(_logger, options.Path, _env.MapSize, stale);
+
+        _databases = new LightningDatabase[KeySpaces.All.Count];
+        using (var txn = _env.BeginTransaction())
+        {
+            foreach (var space in KeySpaces.All)
+            {
+                _databases[(int)space] = txn.OpenDatabase(space.DatabaseName(), new DatabaseConfiguration { Flags = DatabaseOpenFlags.Create });
+            }
+            Check(txn.Commit(), "open databases");
+        }
+        Writer = new LmdbWriter(this, logger);
+    }
+
+    public LmdbOptions Options { get; }
+
+    public LmdbWriter Writer { get; }
+
+    public long MapSize => _env.MapSize;
+
+    internal LightningEnvironment Environment => _env;
+
+    internal LightningDatabase Database(KeySpace space) => _databases[(int)space];
+
+    /// <summary>Runs <paramref name="read"/> against a consistent snapshot. Never await inside.</summary>
+    public T Read<T>(ReadFunc<T> read)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
+        _resizeGate.EnterReadLock();
+        try
+        {
+            using var txn = _env.BeginTransaction(TransactionBeginFlags.ReadOnly);
+            return read(new LmdbReader(txn, this));
+        }
+        finally
+        {
+            _resizeGate.ExitReadLock();
+        }
+    }
+
+    internal delegate T ReadFunc<out T>(LmdbReader reader);
+
+    /// <summary>Doubles the map. Called by the writer with no write transaction open.</summary>
+    internal bool TryGrowMap()
+    {
+        var current = _env.MapSize;
+        if (current >= Options.MaxMapSize)
+        {
+            return false;
+        }
+        var next = Math.Min(current * 2, Options.MaxMapSize);
+        _resizeGate.EnterWriteLock();
+        try
+        {
+            _env.MapSize = next;
+        }
+        finally
+        {
+            _resizeGate.ExitWriteLock();
+        }
+        StorageLog.MapGrown(_logger, current, next);
+        return true;
+    }
+
+    internal static void Check(MDBResultCode code, string what)
+    {
+        if (code != MDBResultCode.Success)
+        {
+            throw new StorageException($"LMDB {what} failed: {code}", StorageErrors.CodeOf(code));
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+        Writer.Dispose();
+        foreach (var db in _databases)
+        {
+            db?.Dispose();
+        }
+        _env.Dispose();
+        _resizeGate.Dispose();
+    }
+}
+
+internal static class StorageErrors
+{
+    private const int NoSpace = 28;
+    private const int DiskQuota = 122;
+
+    public static string CodeOf(MDBResultCode code) => code switch
+    {
+        MDBResultCode.MapFull => "map_full",
+        (MDBResultCode)NoSpace or (MDBResultCode)DiskQuota => "disk_full",
+        MDBResultCode.BadValSize => "invalid",
+        _ => "io",
+    };
+}

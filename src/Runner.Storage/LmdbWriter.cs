@@ -1,0 +1,241 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using LightningDB;
+using Microsoft.Extensions.Logging;
+
+namespace Runner.Storage;
+
+/// <summary>
+/// The only writer of the store: one dedicated OS thread (LMDB write transactions belong to the
+/// thread that began them) takes every queued batch it can, from every partition, and commits
+/// them in one durable transaction — group commit, one fsync for many batches. Each batch is
+/// applied in a nested transaction, so one bad batch fails alone and the others still commit.
+/// </summary>
+internal sealed class LmdbWriter : IDisposable
+{
+    private readonly LmdbStore _store;
+    private readonly ILogger _logger;
+    private readonly BlockingCollection<PendingWrite> _queue = new(new ConcurrentQueue<PendingWrite>());
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
+    private long _commits;
+    private long _batches;
+
+    public LmdbWriter(LmdbStore store, ILogger logger)
+    {
+        _store = store;
+        _logger = logger;
+        _thread = new Thread(Run) { IsBackground = true, Name = "runner-lmdb-writer" };
+        _thread.Start();
+    }
+
+    /// <summary>Test hook: called after each op is applied; throwing aborts that batch.</summary>
+    internal Action<WriteBatch, int>? FaultInjector { get; set; }
+
+    public long Commits => Interlocked.Read(ref _commits);
+
+    public long Batches => Interlocked.Read(ref _batches);
+
+    /// <summary>Completes when the batch is durably committed; faults with <see cref="StorageException"/> otherwise.</summary>
+    public Task CommitAsync(WriteBatch batch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var pending = new PendingWrite(batch);
+        try
+        {
+            _queue.Add(pending, cancellationToken);
+        }
+        catch (InvalidOperationException)
+        {
+            return Task.FromException(new StorageException("the store is closed", "closed"));
+        }
+        return pending.Completion.Task;
+    }
+
+    private void Run()
+    {
+        var group = new List<PendingWrite>(_store.Options.MaxBatchesPerCommit);
+        try
+        {
+            while (_queue.TryTake(out var first, Timeout.Infinite, _stop.Token))
+            {
+                group.Clear();
+                group.Add(first);
+                while (group.Count < _store.Options.MaxBatchesPerCommit && _queue.TryTake(out var next))
+                {
+                    group.Add(next);
+                }
+                CommitGroup(group);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: fail what is still queued so no caller waits forever.
+        }
+        catch (InvalidOperationException)
+        {
+            // The queue was completed.
+        }
+        while (_queue.TryTake(out var left))
+        {
+            left.Completion.TrySetException(new StorageException("the store is closed", "closed"));
+        }
+    }
+
+    private void CommitGroup(List<PendingWrite> group)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            var live = group.Where(p => !p.Completion.Task.IsCompleted).ToList();
+            if (live.Count == 0)
+            {
+                return;
+            }
+            var outcome = TryCommit(live);
+            if (outcome == CommitOutcome.Committed)
+            {
+                Interlocked.Increment(ref _commits);
+                Interlocked.Add(ref _batches, live.Count);
+                foreach (var pending in live)
+                {
+                    pending.Completion.TrySetResult();
+                }
+                StorageLog.Committed(_logger, live.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                return;
+            }
+            if (outcome == CommitOutcome.MapFull && _store.TryGrowMap())
+            {
+                continue;
+            }
+            var error = outcome == CommitOutcome.MapFull
+                ? new StorageException($"LMDB map is full at its maximum size {_store.Options.MaxMapSize} bytes; nothing of this batch was written", "map_full")
+                : _lastError ?? new StorageException("LMDB commit failed", "io");
+            StorageLog.CommitFailed(_logger, live.Count, error.Code, error.Message);
+            foreach (var pending in live)
+            {
+                pending.Completion.TrySetException(error);
+            }
+            return;
+        }
+    }
+
+    private StorageException? _lastError;
+
+    private enum CommitOutcome
+    {
+        Committed,
+        MapFull,
+        Failed,
+    }
+
+    private CommitOutcome TryCommit(List<PendingWrite> live)
+    {
+        _lastError = null;
+        using var txn = _store.Environment.BeginTransaction();
+        var nested = live.Count > 1;
+        foreach (var pending in live)
+        {
+            var target = nested ? txn.BeginTransaction() : txn;
+            try
+            {
+                var code = Apply(target, pending.Batch);
+                if (code == MDBResultCode.MapFull)
+                {
+                    if (nested)
+                    {
+                        target.Abort();
+                        target.Dispose();
+                    }
+                    txn.Abort();
+                    return CommitOutcome.MapFull;
+                }
+                if (code != MDBResultCode.Success)
+                {
+                    throw new StorageException($"LMDB write failed: {code}", StorageErrors.CodeOf(code));
+                }
+                if (nested)
+                {
+                    LmdbStore.Check(target.Commit(), "nested commit");
+                    target.Dispose();
+                }
+            }
+            catch (Exception ex) when (ex is StorageException or LightningException or InvalidOperationException or ArgumentException or IOException)
+            {
+                var error = ex as StorageException ?? new StorageException($"batch rejected: {ex.Message}", "invalid", ex);
+                if (nested)
+                {
+                    target.Abort();
+                    target.Dispose();
+                    pending.Completion.TrySetException(error);
+                    continue;
+                }
+                txn.Abort();
+                pending.Completion.TrySetException(error);
+                return CommitOutcome.Failed;
+            }
+        }
+        if (live.All(p => p.Completion.Task.IsCompleted))
+        {
+            txn.Abort();
+            return CommitOutcome.Committed;
+        }
+        var result = txn.Commit();
+        if (result == MDBResultCode.MapFull)
+        {
+            return CommitOutcome.MapFull;
+        }
+        if (result != MDBResultCode.Success)
+        {
+            _lastError = new StorageException($"LMDB commit failed: {result}", StorageErrors.CodeOf(result));
+            return CommitOutcome.Failed;
+        }
+        return CommitOutcome.Committed;
+    }
+
+    private MDBResultCode Apply(LightningTransaction txn, WriteBatch batch)
+    {
+        var injector = FaultInjector;
+        var ops = batch.Ops;
+        for (var i = 0; i < ops.Count; i++)
+        {
+            var op = ops[i];
+            var db = _store.Database(op.Space);
+            MDBResultCode code;
+            if (op.Value is null)
+            {
+                code = txn.Delete(db, op.Key);
+                if (code == MDBResultCode.NotFound)
+                {
+                    code = MDBResultCode.Success;
+                }
+            }
+            else
+            {
+                code = txn.Put(db, op.Key, op.Value, PutOptions.None);
+            }
+            if (code != MDBResultCode.Success)
+            {
+                return code;
+            }
+            injector?.Invoke(batch, i);
+        }
+        return MDBResultCode.Success;
+    }
+
+    public void Dispose()
+    {
+        _queue.CompleteAdding();
+        _stop.Cancel();
+        _thread.Join();
+        _stop.Dispose();
+        _queue.Dispose();
+    }
+
+    private sealed class PendingWrite(WriteBatch batch)
+    {
+        public WriteBatch Batch { get; } = batch;
+
+        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

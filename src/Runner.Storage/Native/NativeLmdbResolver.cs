@@ -1,0 +1,50 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Runner.Storage.Native;
+
+/// <summary>
+/// Makes LightningDB load the LMDB we compile at build time (librunner-lmdb.so, see
+/// NativeLmdb.targets) instead of the package's prebuilt binary, which needs a newer glibc.
+/// Falls back to the default search when our library is not beside the app.
+/// </summary>
+internal static class NativeLmdbResolver
+{
+    public const string LibraryFileName = "librunner-lmdb.so";
+
+    private static int s_registered;
+
+#pragma warning disable CA2255 // The resolver must be in place before the first LightningDB call, from any entry point.
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void Register()
+    {
+        if (!OperatingSystem.IsLinux() || Interlocked.Exchange(ref s_registered, 1) == 1)
+        {
+            return;
+        }
+        NativeLibrary.SetDllImportResolver(typeof(LightningDB.LightningEnvironment).Assembly, Resolve);
+    }
+
+    private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
+    {
+        if (libraryName is not ("lmdb" or "liblmdb"))
+        {
+            return IntPtr.Zero;
+        }
+        foreach (var directory in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(NativeLmdbResolver).Assembly.Location) })
+        {
+            if (string.IsNullOrEmpty(directory))
+            {
+                continue;
+            }
+            var candidate = Path.Combine(directory, LibraryFileName);
+            if (File.Exists(candidate) && NativeLibrary.TryLoad(candidate, out var handle))
+            {
+                return handle;
+            }
+        }
+        return IntPtr.Zero;
+    }
+}

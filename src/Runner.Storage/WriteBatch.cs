@@ -1,0 +1,33 @@
+using Runner.Core.Keys;
+
+namespace Runner.Storage;
+
+/// <summary>One put (Value set) or delete (Value null) in a keyspace.</summary>
+internal readonly record struct WriteOp(KeySpace Space, byte[] Key, byte[]? Value);
+
+/// <summary>
+/// Writes that commit together or not at all — for a saga partition, the state, outbox items,
+/// schedules, checkpoint and dedupe markers of every transition in one inbox batch.
+/// </summary>
+internal sealed class WriteBatch
+{
+    private readonly List<WriteOp> _ops = [];
+
+    public IReadOnlyList<WriteOp> Ops => _ops;
+
+    public int Count => _ops.Count;
+
+    public long Bytes { get; private set; }
+
+    public void Put(KeySpace space, byte[] key, byte[] value)
+    {
+        _ops.Add(new WriteOp(space, key, value));
+        Bytes += key.Length + value.Length;
+    }
+
+    public void Delete(KeySpace space, byte[] key)
+    {
+        _ops.Add(new WriteOp(space, key, null));
+        Bytes += key.Length;
+    }
+}
