@@ -1,0 +1,175 @@
+using System.Text.Json;
+using NATS.Client.Core;
+using Runner.Core.Events;
+using Runner.Core.Keys;
+using Runner.Core.Transitions;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Sagas.Tests;
+
+public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Event_commits_a_transition_and_its_command_reaches_WORKFLOW_COMMANDS_with_headers()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
+        using var cts = new CancellationTokenSource(s_wait);
+        var headers = new NatsHeaders { ["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ["correlation-id"] = "req-9" };
+        await h.PublishAsync("aggregate.acme.counter.k1.added", SagaHarness.CloudEvent("e-1", "added", new { n = 1 }), headers, cancellationToken: cts.Token);
+
+        await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Outbox) == 0 && h.Listener.Count == 1, s_wait, "transition and relay");
+        var instance = h.Instance("acme", "counter", "k1")!;
+        Assert.Equal(1, instance.Version);
+        Assert.Equal(1, instance.State.GetProperty("count").GetInt32());
+        Assert.Equal(1, h.Count(KeySpace.Schedule));
+
+        List<(string Subject, CommandMessage Command, NatsHeaders? Headers)> commands = [];
+        await SagaHarness.WaitUntilAsync(async () => (commands = await h.CommandsAsync(cts.Token)).Count == 1, s_wait, "command on WORKFLOW_COMMANDS");
+        var (subject, command, commandHeaders) = commands[0];
+        Assert.Equal("workflow.cmd.acme.ledger.add", subject);
+        Assert.Equal("acme", command.Tenant);
+        Assert.Equal("counter", command.Saga);
+        Assert.Equal("k1", command.CorrelationId);
+        Assert.Equal("e-1", command.CausationId);
+        Assert.Equal(1, command.Payload.GetProperty("n").GetInt32());
+        Assert.Equal(h.Listener.Notices.Single().CommandIds.Single(), command.CommandId);
+        Assert.Equal(command.CommandId, commandHeaders!["Nats-Msg-Id"].ToString());
+        Assert.Equal("acme", commandHeaders["tenant-id"].ToString());
+        Assert.Equal("k1", commandHeaders["correlation-id"].ToString());
+        Assert.Equal("e-1", commandHeaders["causation-id"].ToString());
+        Assert.Equal(headers["traceparent"].ToString(), commandHeaders["traceparent"].ToString());
+    }
+
+    [Fact]
+    public async Task Same_event_published_twice_with_different_msg_ids_yields_one_transition()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
+        using var cts = new CancellationTokenSource(s_wait);
+        var evt = SagaHarness.CloudEvent("dup-1", "added", new { n = 7 });
+        await h.PublishAsync("aggregate.acme.counter.k2.added", evt, msgId: "producer-a", cancellationToken: cts.Token);
+        await h.PublishAsync("aggregate.acme.counter.k2.added", evt, msgId: "producer-b", cancellationToken: cts.Token);
+        await h.PublishAsync("aggregate.acme.counter.k2.added", SagaHarness.CloudEvent("after-1", "added", new { n = 8 }), cancellationToken: cts.Token);
+
+        await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "counter", "k2")?.Version == 2, s_wait, "both distinct events");
+        await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Outbox) == 0, s_wait, "relay drained");
+        var instance = h.Instance("acme", "counter", "k2")!;
+        Assert.Equal([7, 8], instance.State.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()));
+        var commands = await h.CommandsAsync(cts.Token);
+        Assert.Equal(2, commands.Count);
+        Assert.Equal(2, h.Listener.Count);
+    }
+
+    [Fact]
+    public async Task Inbox_redelivered_from_the_start_is_not_applied_again()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
+        using var cts = new CancellationTokenSource(s_wait);
+        for (var i = 0; i < 20; i++)
+        {
+            await h.PublishAsync($"aggregate.acme.counter.r{i % 4}.added", SagaHarness.CloudEvent($"r-{i}", "added", new { n = i }), cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 20 && h.Count(KeySpace.Outbox) == 0, s_wait, "20 transitions");
+        var versions = Enumerable.Range(0, 4).Select(k => h.Instance("acme", "counter", $"r{k}")!.Version).ToList();
+
+        // Lose every partition consumer (and with it every ack): the server redelivers the whole inbox.
+        await h.StopRuntimeAsync(closeStore: false);
+        for (var p = 0; p < h.Options.Partitions; p++)
+        {
+            await h.Js.DeleteConsumerAsync(h.Options.JetStream.Streams.Inbox, h.Options.PartitionConsumer(p), cts.Token);
+        }
+        await h.StartRuntimeAsync();
+        await SagaHarness.WaitUntilAsync(async () =>
+        {
+            var pending = 0UL;
+            for (var p = 0; p < h.Options.Partitions; p++)
+            {
+                try
+                {
+                    var c = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, h.Options.PartitionConsumer(p), cts.Token);
+                    pending += c.Info.NumPending + (ulong)c.Info.NumAckPending;
+                }
+                catch (NATS.Client.JetStream.NatsJSApiException ex) when (ex.Error.Code == 404)
+                {
+                    return false; // the worker has not re-created it yet
+                }
+            }
+            return pending == 0;
+        }, s_wait, "redelivered inbox acknowledged");
+
+        Assert.Equal(20, h.Listener.Count);
+        Assert.Equal(versions, Enumerable.Range(0, 4).Select(k => h.Instance("acme", "counter", $"r{k}")!.Version));
+        Assert.Equal(20, (await h.CommandsAsync(cts.Token)).Count);
+    }
+
+    [Fact]
+    public async Task Completed_instance_records_and_ignores_later_events()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
+        using var cts = new CancellationTokenSource(s_wait);
+        await h.PublishAsync("aggregate.acme.counter.d1.added", SagaHarness.CloudEvent("d-1", "added", new { n = 1 }), cancellationToken: cts.Token);
+        await h.PublishAsync("aggregate.acme.counter.d1.finish", SagaHarness.CloudEvent("d-2", "finish", null), cancellationToken: cts.Token);
+        await h.PublishAsync("aggregate.acme.counter.d1.added", SagaHarness.CloudEvent("d-3", "added", new { n = 3 }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Dedupe) == 3, s_wait, "three events seen");
+
+        var instance = h.Instance("acme", "counter", "d1")!;
+        Assert.True(instance.Done);
+        Assert.Equal(2, instance.Version);
+        Assert.Null(instance.Timers);
+        Assert.Equal(0, h.Count(KeySpace.Schedule));
+        var outcomes = h.Store!.Read(r => r.Scan(KeySpace.Dedupe, [], 10))
+            .Select(kv => JsonSerializer.Deserialize(kv.Value, Core.CoreJsonContext.Default.DedupeRecord)!.Outcome).Order().ToList();
+        Assert.Equal([DedupeRecord.Applied, DedupeRecord.Applied, DedupeRecord.IgnoredCompleted], outcomes);
+    }
+
+    [Fact]
+    public async Task Binary_mode_event_with_tenant_from_subject_is_routed()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
+        using var cts = new CancellationTokenSource(s_wait);
+        var headers = new NatsHeaders
+        {
+            ["ce-specversion"] = "1.0",
+            ["ce-id"] = "bin-1",
+            ["ce-type"] = "added",
+            ["ce-source"] = "binary-producer",
+            ["content-type"] = "application/json",
+        };
+        await h.PublishRawAsync("aggregate.globex.counter.b1.added", """{"n":42}"""u8.ToArray(), headers, cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => h.Instance("globex", "counter", "b1") is not null, s_wait, "binary-mode event");
+        Assert.Equal(42, h.Instance("globex", "counter", "b1")!.State.GetProperty("order")[0].GetInt32());
+    }
+
+    [Fact]
+    public async Task Outbox_items_left_by_a_crash_are_published_at_start_and_deleted()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(), start: false);
+        using var cts = new CancellationTokenSource(s_wait);
+        using (var store = new Storage.LmdbStore(new Storage.LmdbOptions { Path = h.StorePath }, Microsoft.Extensions.Logging.Abstractions.NullLogger<Storage.LmdbStore>.Instance))
+        {
+            var batch = new Storage.WriteBatch();
+            for (var i = 0; i < 50; i++)
+            {
+                var command = new CommandMessage
+                {
+                    CommandId = $"left-{i}",
+                    Tenant = "acme",
+                    Effect = "ledger.add",
+                    Saga = "counter",
+                    CorrelationId = "k",
+                    CausationId = "e",
+                    Payload = JsonDocument.Parse("{}").RootElement,
+                    CreatedAt = CloudEventEncoder.FormatTime(DateTimeOffset.UnixEpoch),
+                };
+                batch.Put(KeySpace.Outbox, StoreKeys.Outbox(new Core.Ids.PartitionId(i % 8), (ulong)i + 1, 0), JsonSerializer.SerializeToUtf8Bytes(command, Core.CoreJsonContext.Default.CommandMessage));
+            }
+            await store.Writer.CommitAsync(batch, cts.Token);
+        }
+        await h.StartRuntimeAsync();
+        await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Outbox) == 0, s_wait, "outbox drained");
+        var commands = await h.CommandsAsync(cts.Token);
+        Assert.Equal(Enumerable.Range(0, 50).Select(i => $"left-{i}").Order(), commands.Select(c => c.Command.CommandId).Order());
+    }
+}

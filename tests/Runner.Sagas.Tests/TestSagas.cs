@@ -1,0 +1,78 @@
+namespace Runner.Sagas.Tests;
+
+/// <summary>Manifests and scripts the integration tests run.</summary>
+internal static class TestSagas
+{
+    public const string CounterManifest = """
+        kind: saga
+        name: counter
+        script: counter.js
+        triggers:
+          - stream: AGGREGATE_EVENTS
+            subject: "aggregate.*.counter.*.>"
+            correlation: "subject[3]"
+        limits: { timeout_ms: 200, max_statements: 100000, memory_mb: 16, recursion: 64 }
+        """;
+
+    /// <summary>Folds every event: counts, remembers the order of data.n, emits one command per event.</summary>
+    public const string CounterScript = """
+        'use strict';
+        function on_event(state, event, ctx) {
+          state = state || { count: 0, order: [] };
+          if (event.type === 'finish') {
+            return { state: Object.assign({}, state, { finished: true }), cancel: ['reminder'], done: true };
+          }
+          const next = { count: state.count + 1, order: state.order.concat([event.data.n]) };
+          return {
+            state: next,
+            commands: [{ effect: 'ledger.add', id: ctx.id('add'), payload: { n: event.data.n, total: next.count } }],
+            schedules: [{ name: 'reminder', after_ms: 60000 }],
+          };
+        }
+        """;
+
+    public static Dictionary<string, string> Counter() => new()
+    {
+        ["counter.yaml"] = CounterManifest,
+        ["counter.js"] = CounterScript,
+    };
+
+    public const string HostileManifest = """
+        kind: saga
+        name: hostile
+        script: hostile.js
+        triggers:
+          - stream: AGGREGATE_EVENTS
+            subject: "aggregate.*.hostile.*.>"
+            correlation: "subject[3]"
+        limits: { timeout_ms: 50, max_statements: 50000, memory_mb: 8, recursion: 32, regex_timeout_ms: 20 }
+        """;
+
+    public const string HostileScript = """
+        'use strict';
+        function recurse(n) { return recurse(n + 1) + 1; }
+        function on_event(state, event, ctx) {
+          const kind = event.data.kind;
+          if (kind === 'loop') { while (true) {} }
+          if (kind === 'catch-loop') { for (;;) { try { while (true) {} } catch (e) {} } }
+          if (kind === 'recurse') { recurse(0); }
+          if (kind === 'eval') { eval('1 + 1'); }
+          if (kind === 'function') { new Function('return 1')(); }
+          if (kind === 'array') { new Array(1e9).fill(0); }
+          if (kind === 'string') { let s = 'xxxxxxxxxxxxxxxx'; for (let i = 0; i < 40; i++) { s = s + s; } }
+          if (kind === 'redos') { /(a+)+$/.test('a'.repeat(40) + '!'); }
+          if (kind === 'clr') { return { state: System.IO.File.ReadAllText('/etc/passwd') }; }
+          if (kind === 'import') { importNamespace('System'); }
+          if (kind === 'pollute') { Object.prototype.polluted = 'yes'; }
+          if (kind === 'throw') { throw new Error('boom'); }
+          if (kind === 'bad-output') { return { state: 1, commands: 'not a list' }; }
+          return { state: { ok: true, polluted: ({}).polluted === undefined ? 'no' : 'yes', n: (state ? state.n : 0) + 1 } };
+        }
+        """;
+
+    public static Dictionary<string, string> Hostile() => new()
+    {
+        ["hostile.yaml"] = HostileManifest,
+        ["hostile.js"] = HostileScript,
+    };
+}

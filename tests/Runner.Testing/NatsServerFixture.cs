@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using DotNet.Testcontainers.Builders;
+using DotNet.Testcontainers.Containers;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using Xunit;
+
+namespace Runner.Testing;
+
+/// <summary>
+/// A real nats-server with JetStream for a test collection: <c>RUNNER_TEST_NATS_URL</c> when set;
+/// a Testcontainers container where a Docker engine answers; otherwise the <c>nats-server</c>
+/// binary on a free loopback port with a temporary store. A missing server fails the tests loudly.
+/// </summary>
+public sealed class NatsServerFixture : IAsyncLifetime
+{
+    private readonly string _storeDir = Path.Combine(Path.GetTempPath(), "runner-test-nats-" + Guid.NewGuid().ToString("N")[..8]);
+    private Process? _process;
+    private IContainer? _container;
+    private int _port;
+    private int _monitorPort;
+
+    public string Url { get; private set; } = string.Empty;
+
+    /// <summary>True when this fixture controls the server and can restart it.</summary>
+    public bool CanRestart => _process is not null || _container is not null;
+
+    public async Task InitializeAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var external = Environment.GetEnvironmentVariable("RUNNER_TEST_NATS_URL");
+        if (!string.IsNullOrEmpty(external))
+        {
+            Url = external;
+            return;
+        }
+        if (DockerAvailable())
+        {
+            _port = FreePort();
+            _container = new ContainerBuilder("nats:2.10")
+                .WithCommand("-js", "-sd", "/data")
+                .WithPortBinding(_port, 4222)
+                .WithWaitStrategy(Wait.ForUnixContainer().UntilMessageIsLogged("Server is ready"))
+                .Build();
+            await _container.StartAsync(timeout.Token);
+            Url = $"nats://127.0.0.1:{_port}";
+            return;
+        }
+        var binary = FindBinary() ?? throw new InvalidOperationException(
+            "nats-server not found on PATH: install it (apt-get install -y nats-server), or set RUNNER_TEST_NATS_URL to a server with JetStream");
+        Directory.CreateDirectory(_storeDir);
+        _port = FreePort();
+        _monitorPort = FreePort();
+        await StartProcessAsync(binary, timeout.Token);
+    }
+
+    private async Task StartProcessAsync(string binary, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo(binary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { "-a", "127.0.0.1", "-p", _port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", _monitorPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "-js", "-sd", _storeDir })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        _process = Process.Start(start) ?? throw new InvalidOperationException("could not start nats-server");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        Url = $"nats://127.0.0.1:{_port}";
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"nats-server exited with code {_process.ExitCode}");
+            }
+            try
+            {
+                using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{_monitorPort}/healthz?js-enabled-only=true"), cancellationToken);
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>Stops the server (SIGKILL) and starts it again on the same port and store.</summary>
+    public async Task RestartAsync(TimeSpan downtime, CancellationToken cancellationToken)
+    {
+        if (_container is not null)
+        {
+            await _container.StopAsync(cancellationToken);
+            await Task.Delay(downtime, cancellationToken);
+            await _container.StartAsync(cancellationToken);
+            return;
+        }
+        if (_process is null)
+        {
+            throw new InvalidOperationException("RUNNER_TEST_NATS_URL points at a server this fixture does not control");
+        }
+        var binary = _process.StartInfo.FileName;
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync(cancellationToken);
+        _process.Dispose();
+        await Task.Delay(downtime, cancellationToken);
+        await StartProcessAsync(binary, cancellationToken);
+    }
+
+    public async Task<NatsConnection> ConnectAsync()
+    {
+        var connection = new NatsConnection(new NatsOpts { Url = Url, Name = "runner-tests" });
+        await connection.ConnectAsync();
+        return connection;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_container is not null)
+        {
+            await _container.DisposeAsync();
+        }
+        if (_process is not null)
+        {
+            try
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+            catch (InvalidOperationException)
+            {
+                // already gone
+            }
+            _process.Dispose();
+        }
+        try
+        {
+            Directory.Delete(_storeDir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // best effort
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // best effort
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static string? FindBinary()
+    {
+        var paths = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':').Concat(["/usr/sbin", "/usr/local/bin", "/usr/bin"]);
+        return paths.Select(p => Path.Combine(p, "nats-server")).FirstOrDefault(File.Exists);
+    }
+
+    private static bool DockerAvailable()
+    {
+        if (Environment.GetEnvironmentVariable("RUNNER_TEST_NO_DOCKER") == "1")
+        {
+            return false;
+        }
+        var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
+        var socket = host is not null && host.StartsWith("unix://", StringComparison.Ordinal) ? host["unix://".Length..] : "/var/run/docker.sock";
+        if (host is not null && !host.StartsWith("unix://", StringComparison.Ordinal))
+        {
+            return true;
+        }
+        if (!File.Exists(socket))
+        {
+            return false;
+        }
+        try
+        {
+            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            s.Connect(new UnixDomainSocketEndPoint(socket));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class NatsCollection : ICollectionFixture<NatsServerFixture>
+{
+    public const string Name = "nats";
+}
