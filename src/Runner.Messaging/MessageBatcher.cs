@@ -55,17 +55,6 @@ internal sealed class MessageBatcher : IAsyncDisposable
         return batch;
     }
 
-    /// <summary>Takes everything buffered without waiting (used to NAK what was prefetched on failure).</summary>
-    public List<INatsJSMsg<byte[]>> DrainBuffered()
-    {
-        var list = new List<INatsJSMsg<byte[]>>();
-        while (_buffer.Reader.TryRead(out var msg))
-        {
-            list.Add(msg);
-        }
-        return list;
-    }
-
     private async Task PumpAsync(CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(200);

@@ -17,8 +17,8 @@ internal static partial class SagasLog
     [LoggerMessage(3003, LogLevel.Information, "partition {Partition} worker started with consumer {Consumer} at checkpoint {Checkpoint}")]
     public static partial void PartitionStarted(ILogger logger, int partition, string consumer, ulong checkpoint);
 
-    [LoggerMessage(3004, LogLevel.Error, "partition {Partition}: commit of {Count} messages failed ({Code}): {Reason}; nothing acked, retrying in {DelayMs} ms")]
-    public static partial void PartitionCommitFailed(ILogger logger, int partition, int count, string code, string reason, double delayMs);
+    [LoggerMessage(3004, LogLevel.Error, "partition {Partition}: commit of {Count} messages failed ({Code}): {Reason}; nothing acked, retrying the batch")]
+    public static partial void PartitionCommitFailed(ILogger logger, int partition, int count, string code, string reason);
 
     [LoggerMessage(3005, LogLevel.Debug, "transition {Tenant}/{Saga}/{Key} v{Version} on {EventType} ({EventId}): {Commands} commands, {Schedules} schedules, done={Done}")]
     public static partial void Transition(ILogger logger, string tenant, string saga, string key, long version, string eventType, string eventId, int commands, int schedules, bool done);

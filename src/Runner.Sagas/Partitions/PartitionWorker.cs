@@ -73,32 +73,28 @@ internal sealed partial class PartitionWorker
             DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         };
         SagasLog.PartitionStarted(_logger, _partition.Value, _consumer, _checkpoint);
-        var backoff = TimeSpan.FromMilliseconds(100);
+        await using var batcher = new MessageBatcher(_js, settings.Streams.Inbox, config, settings.Batch, _logger, _time, cancellationToken);
         while (!cancellationToken.IsCancellationRequested)
         {
-            await using var batcher = new MessageBatcher(_js, settings.Streams.Inbox, config, settings.Batch, _logger, _time, cancellationToken);
-            while (!cancellationToken.IsCancellationRequested)
+            List<INatsJSMsg<byte[]>> batch;
+            try
             {
-                List<INatsJSMsg<byte[]>> batch;
-                try
-                {
-                    batch = await batcher.ReadBatchAsync(settings.Batch, cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-                if (await ProcessBatchAsync(batch, cancellationToken))
-                {
-                    backoff = TimeSpan.FromMilliseconds(100);
-                    continue;
-                }
+                batch = await batcher.ReadBatchAsync(settings.Batch, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
 
-                // Nothing was committed: hand every message back in order and start over from the
-                // server's ack floor, so no later message overtakes the failed ones.
-                foreach (var msg in batch.Concat(batcher.DrainBuffered()))
+            // Nothing of a failed batch was committed or acked. The messages are still in hand, so
+            // retry the same batch (same order) until it commits; "in progress" acks keep the server
+            // from redelivering it meanwhile, and anything it redelivers anyway is below the checkpoint.
+            var backoff = TimeSpan.FromMilliseconds(100);
+            while (!await ProcessBatchAsync(batch, cancellationToken))
+            {
+                foreach (var msg in batch)
                 {
-                    await SafeAsync(msg.NakAsync(cancellationToken: cancellationToken));
+                    await SafeAsync(msg.AckProgressAsync(cancellationToken: cancellationToken));
                 }
                 try
                 {
@@ -109,7 +105,6 @@ internal sealed partial class PartitionWorker
                     return;
                 }
                 backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5_000));
-                break;
             }
         }
     }
@@ -141,7 +136,7 @@ internal sealed partial class PartitionWorker
             }
             catch (StorageException ex)
             {
-                SagasLog.PartitionCommitFailed(_logger, _partition.Value, batch.Count, ex.Code, ex.Message, 100);
+                SagasLog.PartitionCommitFailed(_logger, _partition.Value, batch.Count, ex.Code, ex.Message);
                 return false;
             }
             _checkpoint = lastSequence;

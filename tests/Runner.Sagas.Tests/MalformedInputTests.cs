@@ -1,0 +1,68 @@
+using System.Text;
+using NATS.Client.JetStream;
+using Runner.Core.Events;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Sagas.Tests;
+
+public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Bad_events_are_quarantined_with_their_reason_and_terminated_while_good_ones_flow()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(), o => o with { MaxEventBytes = 64 * 1024 });
+        using var cts = new CancellationTokenSource(s_wait);
+        var subject = "aggregate.acme.counter.m1.added";
+        await h.PublishRawAsync(subject, "this is { not json"u8.ToArray(), cancellationToken: cts.Token);
+        await h.PublishRawAsync(subject, """{"specversion":"1.0","id":"x","source":"s"}"""u8.ToArray(), cancellationToken: cts.Token);
+        await h.PublishRawAsync(subject, """{"id":"x","type":"added","source":"s"}"""u8.ToArray(), cancellationToken: cts.Token);
+        await h.PublishRawAsync(subject, [0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d], cancellationToken: cts.Token);
+        await h.PublishRawAsync(subject, Encoding.UTF8.GetBytes("{\"specversion\":\"1.0\",\"id\":\"big\",\"type\":\"added\",\"source\":\"s\",\"data\":\"" + new string('x', 200 * 1024) + "\"}"), cancellationToken: cts.Token);
+        await h.PublishAsync("aggregate.other.counter.m1.added", new System.Text.Json.Nodes.JsonObject
+        {
+            ["specversion"] = "1.0", ["id"] = "t", ["type"] = "added", ["source"] = "s", ["tenant"] = "acme", ["data"] = new System.Text.Json.Nodes.JsonObject { ["n"] = 1 },
+        }, cancellationToken: cts.Token);
+        await h.PublishAsync("aggregate.acme.counter.m1.added", SagaHarness.CloudEvent("good-1", "added", new { n = 1 }), cancellationToken: cts.Token);
+
+        await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "counter", "m1") is not null && h.Quarantine().Count == 6, s_wait, "good event processed and 6 quarantined");
+        var reasons = h.Quarantine().Select(q => q.Reason).Order().ToList();
+        Assert.Equal(
+            new[] { DecodeError.InvalidUtf8, DecodeError.NotCloudEvent, DecodeError.NotJson, DecodeError.MissingAttribute, DecodeError.PayloadTooLarge, DecodeError.TenantMismatch }.Order(),
+            reasons);
+
+        var big = h.Quarantine().Single(q => q.Reason == DecodeError.PayloadTooLarge);
+        Assert.True(big.PayloadTruncated);
+        Assert.True(big.PayloadBytes > 200 * 1024);
+        Assert.Equal("AGGREGATE_EVENTS", big.Stream);
+        Assert.Equal(subject, big.Subject);
+        var utf8 = h.Quarantine().Single(q => q.Reason == DecodeError.InvalidUtf8);
+        Assert.Equal("base64", utf8.PayloadEncoding);
+        Assert.Equal(new byte[] { 0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d }, Convert.FromBase64String(utf8.Payload!));
+
+        // Terminated, not left pending: the router consumer has nothing outstanding.
+        await SagaHarness.WaitUntilAsync(async () =>
+        {
+            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
+            return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
+        }, s_wait, "router consumer drained");
+    }
+
+    [Fact]
+    public async Task Event_without_a_correlation_value_is_quarantined_for_that_saga()
+    {
+        var files = TestSagas.Counter();
+        files["counter.yaml"] = files["counter.yaml"].Replace("correlation: \"subject[3]\"", "correlation: \"$.data.order_id\"", StringComparison.Ordinal);
+        await using var h = await SagaHarness.StartAsync(nats, files);
+        using var cts = new CancellationTokenSource(s_wait);
+        await h.PublishAsync("aggregate.acme.counter.x.added", SagaHarness.CloudEvent("nokey", "added", new { n = 1 }), cancellationToken: cts.Token);
+        await h.PublishAsync("aggregate.acme.counter.x.added", SagaHarness.CloudEvent("haskey", "added", new { n = 2, order_id = "o-5" }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "counter", "o-5") is not null && h.Quarantine().Count == 1, s_wait, "routing");
+        var record = h.Quarantine().Single();
+        Assert.Equal("no_correlation_key", record.Reason);
+        Assert.Equal("counter", record.Saga);
+        Assert.Contains("$.data.order_id", record.Detail, StringComparison.Ordinal);
+    }
+}
