@@ -8,8 +8,11 @@ internal static partial class MessagingLog
     [LoggerMessage(2000, LogLevel.Information, "stream {Stream} created with subjects {Subjects}")]
     public static partial void StreamCreated(ILogger logger, string stream, string subjects);
 
-    [LoggerMessage(2001, LogLevel.Debug, "consumer {Consumer} attached on stream {Stream}")]
-    public static partial void ConsumerAttached(ILogger logger, string stream, string consumer);
+    [LoggerMessage(2001, LogLevel.Debug, "consumer {Consumer} attached on stream {Stream} from sequence {StartSequence}")]
+    public static partial void ConsumerAttached(ILogger logger, string stream, string consumer, ulong startSequence);
+
+    [LoggerMessage(2003, LogLevel.Warning, "consumer {Consumer} on stream {Stream}: expected delivery {Expected} but got {Delivered}; a delivery was lost in transit, re-attaching from the checkpoint to keep order")]
+    public static partial void DeliveryGap(ILogger logger, string stream, string consumer, ulong expected, ulong delivered);
 
     [LoggerMessage(2002, LogLevel.Warning, "consumer {Consumer} on stream {Stream} failed, retrying in {DelayMs} ms: {Reason}")]
     public static partial void ConsumerFailed(ILogger logger, string stream, string consumer, double delayMs, string reason);

@@ -131,7 +131,7 @@ internal sealed class SagaHarness : IAsyncDisposable
     public async Task<ulong> PublishRawAsync(string subject, byte[] payload, NatsHeaders? headers = null, string? msgId = null, CancellationToken cancellationToken = default)
     {
         var ack = await Js.PublishAsync(subject, payload, headers: headers, opts: msgId is null ? null : new NatsJSPubOpts { MsgId = msgId }, cancellationToken: cancellationToken);
-        ack.EnsureSuccess();
+        Runner.Messaging.PubAcks.EnsureStored(ack);
         return ack.Seq;
     }
 

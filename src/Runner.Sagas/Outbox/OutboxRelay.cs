@@ -6,6 +6,7 @@ using NATS.Client.JetStream;
 using Runner.Core;
 using Runner.Core.Events;
 using Runner.Core.Keys;
+using Runner.Messaging;
 using Runner.Storage;
 
 namespace Runner.Sagas.Outbox;
@@ -196,7 +197,7 @@ internal sealed class OutboxRelay
             try
             {
                 var ack = await future.Value.GetResponseAsync(cancellationToken);
-                ack.EnsureSuccess();
+                ack.EnsureStored();
                 done.Delete(KeySpace.Outbox, entry.Key);
                 acked.Add(entry);
             }

@@ -33,7 +33,7 @@ internal sealed partial class PartitionWorker
     private readonly TimeProvider _time;
     private readonly byte[] _checkpointKey;
     private readonly string _consumer;
-    private ulong _checkpoint;
+    private long _checkpoint;
 
     public PartitionWorker(
         INatsJSContext js,
@@ -62,7 +62,7 @@ internal sealed partial class PartitionWorker
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var settings = _options.JetStream;
-        _checkpoint = ReadCheckpoint();
+        Interlocked.Exchange(ref _checkpoint, (long)ReadCheckpoint());
         var config = new ConsumerConfig(_consumer)
         {
             FilterSubject = Core.Subjects.Subjects.Inbox(_partition),
@@ -70,10 +70,11 @@ internal sealed partial class PartitionWorker
             AckWait = settings.AckWait,
             MaxDeliver = -1,
             MaxAckPending = settings.MaxAckPending,
-            DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         };
-        SagasLog.PartitionStarted(_logger, _partition.Value, _consumer, _checkpoint);
-        await using var batcher = new MessageBatcher(_js, settings.Streams.Inbox, config, settings.Batch, _logger, _time, cancellationToken);
+        SagasLog.PartitionStarted(_logger, _partition.Value, _consumer, (ulong)Interlocked.Read(ref _checkpoint));
+        // The LMDB checkpoint, not the server's ack floor, says where this partition resumes.
+        await using var batcher = new MessageBatcher(_js, settings.Streams.Inbox, config,
+            _ => ValueTask.FromResult((ulong)Interlocked.Read(ref _checkpoint) + 1), settings.Batch, _logger, _time, cancellationToken);
         while (!cancellationToken.IsCancellationRequested)
         {
             List<INatsJSMsg<byte[]>> batch;
@@ -115,11 +116,12 @@ internal sealed partial class PartitionWorker
         var manifests = _manifests();
         var work = new BatchWork(_partition);
         var last = batch[^1];
-        var lastSequence = _checkpoint;
+        var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
+        var lastSequence = checkpoint;
         foreach (var msg in batch)
         {
             var sequence = msg.Metadata?.Sequence.Stream ?? 0;
-            if (sequence <= _checkpoint)
+            if (sequence <= checkpoint)
             {
                 continue;
             }
@@ -127,7 +129,7 @@ internal sealed partial class PartitionWorker
             lastSequence = Math.Max(lastSequence, sequence);
         }
 
-        if (lastSequence > _checkpoint)
+        if (lastSequence > checkpoint)
         {
             work.Batch.Put(Core.Keys.KeySpace.Checkpoint, _checkpointKey, Encoding.ASCII.GetBytes(lastSequence.ToString(CultureInfo.InvariantCulture)));
             try
@@ -139,7 +141,7 @@ internal sealed partial class PartitionWorker
                 SagasLog.PartitionCommitFailed(_logger, _partition.Value, batch.Count, ex.Code, ex.Message);
                 return false;
             }
-            _checkpoint = lastSequence;
+            Interlocked.Exchange(ref _checkpoint, (long)lastSequence);
         }
 
         foreach (var msg in work.Terminated)

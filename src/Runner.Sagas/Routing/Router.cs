@@ -30,6 +30,10 @@ internal sealed class Router
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
+    // Failed routing attempts by stream sequence. Re-attaching re-creates the consumer, which
+    // resets the server's delivery count, so the count that decides quarantine lives here.
+    private readonly Dictionary<ulong, ulong> _attempts = [];
+
     public Router(INatsJSContext js, LmdbStore store, Func<ManifestSet> manifests, SagaRuntimeOptions options, string stream, ILogger logger, TimeProvider time)
     {
         _js = js;
@@ -50,9 +54,12 @@ internal sealed class Router
             AckWait = settings.AckWait,
             MaxDeliver = -1,
             MaxAckPending = settings.MaxAckPending,
-            DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         };
-        await using var batcher = new MessageBatcher(_js, _stream, config, settings.Batch, _logger, _time, cancellationToken);
+
+        // Resume in order from the ack floor: what was acked beyond it is routed again, and the
+        // inbox Nats-Msg-Id plus the partition's dedupe markers drop those copies.
+        await using var batcher = new MessageBatcher(_js, _stream, config,
+            async ct => await MessageBatcher.AckFloorAsync(_js, _stream, config.DurableName!, ct) + 1, settings.Batch, _logger, _time, cancellationToken);
         SagasLog.RouterStarted(_logger, _stream, config.DurableName!);
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -65,7 +72,10 @@ internal sealed class Router
             {
                 break;
             }
-            await RouteBatchAsync(batch, cancellationToken);
+            if (!await RouteBatchAsync(batch, cancellationToken))
+            {
+                batcher.Restart();
+            }
         }
     }
 
@@ -80,7 +90,8 @@ internal sealed class Router
         public string? PublishError { get; set; }
     }
 
-    internal async Task RouteBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
+    /// <summary>Returns false when a message could not be routed: it and everything after it were NAKed.</summary>
+    internal async Task<bool> RouteBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
     {
         var manifests = _manifests();
         var quarantine = new WriteBatch();
@@ -106,7 +117,7 @@ internal sealed class Router
                 try
                 {
                     var ack = await future.GetResponseAsync(cancellationToken);
-                    ack.EnsureSuccess();
+                    ack.EnsureStored();
                 }
                 catch (Exception ex) when (ex is NatsException or TimeoutException)
                 {
@@ -120,9 +131,17 @@ internal sealed class Router
         }
 
         var maxDeliver = (ulong)_options.JetStream.MaxDeliver;
-        foreach (var item in routed.Where(r => r.PublishError is not null && (r.Msg.Metadata?.NumDelivered ?? 0) >= maxDeliver))
+        foreach (var item in routed.Where(r => r.PublishError is not null))
         {
-            Quarantine(quarantine, item, QuarantineRecords.MaxDeliverExceeded, $"inbox publish failed on delivery {item.Msg.Metadata?.NumDelivered}: {item.PublishError}");
+            var sequence = item.Msg.Metadata?.Sequence.Stream ?? 0;
+            var attempts = Math.Max(item.Msg.Metadata?.NumDelivered ?? 1, _attempts.GetValueOrDefault(sequence) + 1);
+            _attempts[sequence] = attempts;
+            if (attempts < maxDeliver)
+            {
+                continue;
+            }
+            _attempts.Remove(sequence);
+            Quarantine(quarantine, item, QuarantineRecords.MaxDeliverExceeded, $"inbox publish failed on attempt {attempts}: {item.PublishError}");
             item.Futures.Clear();
             item.PublishError = null;
         }
@@ -141,27 +160,38 @@ internal sealed class Router
                     await SafeAsync(item.Msg.NakAsync(cancellationToken: cancellationToken));
                 }
                 SagasLog.RoutePublishFailed(_logger, _stream, 0, 0, $"quarantine write failed: {ex.Message}");
-                return;
+                return false;
             }
         }
 
-        foreach (var item in routed)
+        // Keep order: once one message fails, it and every later one go back (NAK) and the
+        // consumer restarts from the ack floor, so nothing overtakes the failed message.
+        var failedAt = routed.FindIndex(r => r.PublishError is not null);
+        foreach (var (item, index) in routed.Select((r, i) => (r, i)))
         {
-            if (item.Terminate && item.PublishError is null)
+            if (failedAt >= 0 && index >= failedAt)
+            {
+                var metadata = item.Msg.Metadata;
+                if (item.PublishError is not null)
+                {
+                    SagasLog.RoutePublishFailed(_logger, _stream, metadata?.Sequence.Stream ?? 0, metadata?.NumDelivered ?? 0, item.PublishError);
+                }
+                await SafeAsync(item.Msg.NakAsync(cancellationToken: cancellationToken));
+            }
+            else if (item.Terminate)
             {
                 await SafeAsync(item.Msg.AckTerminateAsync(cancellationToken: cancellationToken));
             }
-            else if (item.PublishError is null)
+            else
             {
                 await SafeAsync(item.Msg.AckAsync(cancellationToken: cancellationToken));
             }
-            else
+            if (failedAt < 0 || index < failedAt)
             {
-                var metadata = item.Msg.Metadata;
-                SagasLog.RoutePublishFailed(_logger, _stream, metadata?.Sequence.Stream ?? 0, metadata?.NumDelivered ?? 0, item.PublishError);
-                await SafeAsync(item.Msg.NakAsync(cancellationToken: cancellationToken));
+                _attempts.Remove(item.Msg.Metadata?.Sequence.Stream ?? 0);
             }
         }
+        return failedAt < 0;
     }
 
     private async ValueTask RouteOneAsync(Routed item, ManifestSet manifests, WriteBatch quarantine, CancellationToken cancellationToken)

@@ -1,0 +1,21 @@
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Runner.Messaging;
+
+/// <summary>PubAck handling for publishes that may be retried.</summary>
+internal static class PubAcks
+{
+    /// <summary>
+    /// Throws unless the server stored the message. A duplicate (same Nats-Msg-Id within the
+    /// window) counts as stored: that is exactly what a retried publish hopes for. The client's
+    /// own EnsureSuccess treats it as an error, which would retry such a publish forever.
+    /// </summary>
+    public static void EnsureStored(this PubAckResponse ack)
+    {
+        if (ack.Error is { } error)
+        {
+            throw new NatsJSApiException(error);
+        }
+    }
+}

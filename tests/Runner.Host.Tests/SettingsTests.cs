@@ -1,0 +1,81 @@
+using Runner.Host.Settings;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Host.Tests;
+
+public sealed class SettingsTests
+{
+    [Fact]
+    public void Defaults_apply_when_nothing_is_set()
+    {
+        var (settings, errors) = SettingsLoader.Load(new Dictionary<string, string?>());
+        Assert.Empty(errors);
+        Assert.Equal(16, settings.Partitions);
+        Assert.Equal(RunnerMode.Combined, settings.Mode);
+        Assert.True(settings.JetStream.CreateStreams);
+        Assert.Equal(TimeSpan.FromMinutes(10), settings.JetStream.DuplicateWindow);
+        Assert.Equal("AGGREGATE_EVENTS", settings.JetStream.Streams.AggregateEvents);
+    }
+
+    [Fact]
+    public void Environment_overrides_the_yaml_file()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("runner.yaml"), "nats_url: nats://file:4222\npartitions: 4\nmode: saga\nack_wait: 45s\nstream_inbox: MY_INBOX\n");
+        var (settings, errors) = SettingsLoader.Load(new Dictionary<string, string?>
+        {
+            ["RUNNER_CONFIG"] = dir.File("runner.yaml"),
+            ["RUNNER_PARTITIONS"] = "32",
+            ["RUNNER_DUPLICATE_WINDOW"] = "2m",
+            ["RUNNER_LMDB_MAP_SIZE"] = "64MiB",
+        });
+        Assert.Empty(errors);
+        Assert.Equal("nats://file:4222", settings.NatsUrl);
+        Assert.Equal(32, settings.Partitions);
+        Assert.Equal(RunnerMode.Saga, settings.Mode);
+        Assert.Equal(TimeSpan.FromSeconds(45), settings.JetStream.AckWait);
+        Assert.Equal(TimeSpan.FromMinutes(2), settings.JetStream.DuplicateWindow);
+        Assert.Equal("MY_INBOX", settings.JetStream.Streams.Inbox);
+        Assert.Equal(64L << 20, settings.LmdbMapSize);
+    }
+
+    [Fact]
+    public void Every_problem_is_reported_at_once()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("runner.yaml"), "partitions: lots\nbogus_key: 1\n");
+        var (_, errors) = SettingsLoader.Load(new Dictionary<string, string?>
+        {
+            ["RUNNER_CONFIG"] = dir.File("runner.yaml"),
+            ["RUNNER_NATS_URL"] = "http://wrong",
+            ["RUNNER_MODE"] = "turbo",
+            ["RUNNER_MAX_DELIVER"] = "0",
+            ["RUNNER_ACK_WAIT"] = "soon",
+            ["RUNNER_CREATE_STREAMS"] = "yes please",
+            ["RUNNER_TYPO"] = "1",
+            ["RUNNER_STREAM_INBOX"] = "AGGREGATE_EVENTS",
+        });
+        Assert.Contains(errors, e => e.Contains("RUNNER_NATS_URL", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("RUNNER_MODE", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("RUNNER_MAX_DELIVER", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("RUNNER_ACK_WAIT", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("RUNNER_CREATE_STREAMS", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("RUNNER_TYPO: unknown setting", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("runner.yaml:1 partitions", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("runner.yaml:2: unknown setting 'bogus_key'", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("stream names must all differ", StringComparison.Ordinal));
+        Assert.Equal(9, errors.Count);
+    }
+
+    [Theory]
+    [InlineData("500ms", 500)]
+    [InlineData("30s", 30_000)]
+    [InlineData("10m", 600_000)]
+    [InlineData("1.5h", 5_400_000)]
+    public void Durations_parse_with_units(string text, double ms)
+    {
+        Assert.True(SettingsLoader.Duration(text, out var value));
+        Assert.Equal(ms, value.TotalMilliseconds);
+    }
+}
