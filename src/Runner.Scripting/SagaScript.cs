@@ -72,7 +72,16 @@ internal sealed class SagaScript
                     hasOnEvent |= function.Id?.Name == "on_event";
                     hasCompensate |= function.Id?.Name == "compensate";
                     break;
-                case VariableDeclaration { Kind: VariableDeclarationKind.Const }:
+                case VariableDeclaration { Kind: VariableDeclarationKind.Const } constant:
+                    foreach (var declarator in constant.Declarations)
+                    {
+                        if (declarator.Init is { } init && FindStatefulInitializer(init) is { } found)
+                        {
+                            errors.Add(new ManifestError(file, found.Location.Start.Line, found.Location.Start.Column + 1,
+                                $"top-level const initializers may not call functions or construct objects ({found.TypeText}): the result could keep state between events; build it inside on_event, or use literals (Object.freeze is allowed)"));
+                        }
+                    }
+                    break;
                 case Directive:
                 case EmptyStatement:
                     break;
@@ -104,13 +113,46 @@ internal sealed class SagaScript
         {
             candidate.Pool.Return(new ScriptSandbox(candidate));
         }
-        catch (Exception ex) when (ex is JintException or SandboxLimitException or InvalidOperationException)
+        catch (Exception ex) when (ex is JintException or SandboxLimitException or InvalidOperationException or System.Text.RegularExpressions.RegexMatchTimeoutException or ArgumentException or InsufficientExecutionStackException)
         {
             errors.Add(new ManifestError(file, 0, 0, $"script fails to load: {ex.Message}"));
             return false;
         }
         script = candidate;
         return true;
+    }
+
+    /// <summary>
+    /// A call, <c>new</c> or tagged template evaluated at load time could return something with
+    /// hidden mutable state (a closure counter, an iterator, a generator) that freezing cannot
+    /// reach; functions defined here run later, per event, so their bodies are not searched.
+    /// </summary>
+    private static Node? FindStatefulInitializer(Node node)
+    {
+        switch (node)
+        {
+            case FunctionExpression or ArrowFunctionExpression:
+                return null;
+            case CallExpression { Callee: MemberExpression { Object: Identifier { Name: "Object" }, Property: Identifier { Name: "freeze" }, Computed: false } } freeze:
+                foreach (var argument in freeze.Arguments)
+                {
+                    if (FindStatefulInitializer(argument) is { } inner)
+                    {
+                        return inner;
+                    }
+                }
+                return null;
+            case CallExpression or NewExpression or TaggedTemplateExpression:
+                return node;
+        }
+        foreach (var child in node.ChildNodes)
+        {
+            if (FindStatefulInitializer(child) is { } found)
+            {
+                return found;
+            }
+        }
+        return null;
     }
 
     /// <summary>Runs one transition in a pooled sandbox.</summary>

@@ -13,6 +13,8 @@ internal static class SandboxSetup
     /// <summary>Returns a factory for ctx objects, closing over the host functions (never global).</summary>
     public const string ContextFactory = """
         (function (_, id, random) {
+          Object.freeze(id);
+          Object.freeze(random);
           return function (now, saga, key, tenant) {
             return Object.freeze({ now: now, saga: saga, key: key, tenant: tenant, id: id, random: random });
           };

@@ -40,6 +40,10 @@ internal sealed partial class ScriptSandbox
             options.Interop.Enabled = false;
             options.DisableStringCompilation();
             options.LimitRecursion(limits.Recursion);
+
+            // Jint's own allocation check also charges string concatenations it has not built
+            // yet, which our sampled budget cannot see; both apply.
+            options.LimitMemory(limits.MemoryMb * 1024L * 1024L);
             options.Constraints.MaxArraySize = (uint)limits.MaxArraySize;
             options.Constraints.RegexTimeout = TimeSpan.FromMilliseconds(limits.RegexTimeoutMs);
             options.TimeSystem = _clock;
@@ -137,9 +141,10 @@ internal sealed partial class ScriptSandbox
         {
             return ScriptResult.Fail(ScriptFailure.OutputContract, "result is not JSON-serializable");
         }
-        if (json.Length > limits.MaxOutputBytes)
+        var bytes = json.Length > limits.MaxOutputBytes / 3 ? System.Text.Encoding.UTF8.GetByteCount(json) : json.Length;
+        if (bytes > limits.MaxOutputBytes)
         {
-            return ScriptResult.Fail(ScriptFailure.OutputTooLarge, $"result is {json.Length} characters, the limit is {limits.MaxOutputBytes}");
+            return ScriptResult.Fail(ScriptFailure.OutputTooLarge, $"result is {bytes} bytes of JSON, the limit is {limits.MaxOutputBytes}");
         }
         if (!TransitionOutputParser.TryParse(json, input.NowMs, out var output, out var error))
         {

@@ -28,7 +28,7 @@ internal readonly ref struct LmdbReader
     {
         var result = new List<KeyValuePair<byte[], byte[]>>();
         using var cursor = _txn.CreateCursor(_store.Database(space));
-        var start = startAfter.IsEmpty ? prefix : startAfter;
+        var start = startAfter.IsEmpty || startAfter.SequenceCompareTo(prefix) < 0 ? prefix : startAfter;
         var code = start.IsEmpty ? cursor.First().resultCode : cursor.SetRange(start);
         while (code == MDBResultCode.Success && result.Count < limit)
         {

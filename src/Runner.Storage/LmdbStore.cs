@@ -36,7 +36,7 @@ internal sealed class LmdbStore : IDisposable
 
         // A reader slot left by a process that died (SIGKILL) pins old pages forever; clear it.
         var stale = _env.CheckStaleReaders();
-        StorageLog.Opened(_logger, options.Path, _env.MapSize, stale);
+        StorageLog.Opened(_logger, options.Path, _env.Info.MapSize, stale);
 
         _databases = new LightningDatabase[KeySpaces.All.Count];
         using (var txn = _env.BeginTransaction())
@@ -54,7 +54,8 @@ internal sealed class LmdbStore : IDisposable
 
     public LmdbWriter Writer { get; }
 
-    public long MapSize => _env.MapSize;
+    /// <summary>The map size LMDB really uses (at least the data file's size after a reopen).</summary>
+    public long MapSize => _env.Info.MapSize;
 
     internal LightningEnvironment Environment => _env;
 
@@ -81,7 +82,7 @@ internal sealed class LmdbStore : IDisposable
     /// <summary>Doubles the map. Called by the writer with no write transaction open.</summary>
     internal bool TryGrowMap()
     {
-        var current = _env.MapSize;
+        var current = _env.Info.MapSize;
         if (current >= Options.MaxMapSize)
         {
             return false;

@@ -65,7 +65,20 @@ internal sealed class LmdbWriter : IDisposable
                 {
                     group.Add(next);
                 }
-                CommitGroup(group);
+                try
+                {
+                    CommitGroup(group);
+                }
+#pragma warning disable CA1031 // The writer thread must never die: fail the group's callers instead.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    var error = new StorageException($"LMDB commit failed: {ex.Message}", "io", ex);
+                    foreach (var pending in group)
+                    {
+                        pending.Completion.TrySetException(error);
+                    }
+                }
             }
         }
         catch (OperationCanceledException)
@@ -95,18 +108,33 @@ internal sealed class LmdbWriter : IDisposable
             var outcome = TryCommit(live);
             if (outcome == CommitOutcome.Committed)
             {
+                // Batches that failed inside the group already carry their own exception.
+                var committed = live.Where(p => !p.Completion.Task.IsCompleted).ToList();
                 Interlocked.Increment(ref _commits);
-                Interlocked.Add(ref _batches, live.Count);
-                foreach (var pending in live)
+                Interlocked.Add(ref _batches, committed.Count);
+                foreach (var pending in committed)
                 {
                     pending.Completion.TrySetResult();
                 }
-                StorageLog.Committed(_logger, live.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                StorageLog.Committed(_logger, committed.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                return;
+            }
+            if (outcome == CommitOutcome.NothingLeft)
+            {
                 return;
             }
             if (outcome == CommitOutcome.MapFull && _store.TryGrowMap())
             {
                 continue;
+            }
+            if (outcome == CommitOutcome.MapFull && live.Count > 1)
+            {
+                // The map cannot grow: commit one by one, so only the batches that do not fit fail.
+                foreach (var pending in live)
+                {
+                    CommitGroup([pending]);
+                }
+                return;
             }
             var error = outcome == CommitOutcome.MapFull
                 ? new StorageException($"LMDB map is full at its maximum size {_store.Options.MaxMapSize} bytes; nothing of this batch was written", "map_full")
@@ -127,6 +155,7 @@ internal sealed class LmdbWriter : IDisposable
         Committed,
         MapFull,
         Failed,
+        NothingLeft,
     }
 
     private CommitOutcome TryCommit(List<PendingWrite> live)
@@ -160,12 +189,14 @@ internal sealed class LmdbWriter : IDisposable
                     target.Dispose();
                 }
             }
-            catch (Exception ex) when (ex is StorageException or LightningException or InvalidOperationException or ArgumentException or IOException)
+#pragma warning disable CA1031 // Whatever one batch throws fails that batch alone.
+            catch (Exception ex)
+#pragma warning restore CA1031
             {
                 var error = ex as StorageException ?? new StorageException($"batch rejected: {ex.Message}", "invalid", ex);
                 if (nested)
                 {
-                    target.Abort();
+                    AbortQuietly(target);
                     target.Dispose();
                     pending.Completion.TrySetException(error);
                     continue;
@@ -178,7 +209,7 @@ internal sealed class LmdbWriter : IDisposable
         if (live.All(p => p.Completion.Task.IsCompleted))
         {
             txn.Abort();
-            return CommitOutcome.Committed;
+            return CommitOutcome.NothingLeft;
         }
         var result = txn.Commit();
         if (result == MDBResultCode.MapFull)
@@ -221,6 +252,18 @@ internal sealed class LmdbWriter : IDisposable
             injector?.Invoke(batch, i);
         }
         return MDBResultCode.Success;
+    }
+
+    private static void AbortQuietly(LightningTransaction txn)
+    {
+        try
+        {
+            txn.Abort();
+        }
+        catch (InvalidOperationException)
+        {
+            // A nested commit that failed has already released the transaction.
+        }
     }
 
     public void Dispose()

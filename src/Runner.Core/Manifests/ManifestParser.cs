@@ -28,13 +28,21 @@ internal static partial class ManifestParser
     {
         var result = new Result();
         var stream = new YamlStream();
+        var scanner = new Scanner(new StringReader(yaml));
         try
         {
-            stream.Load(new StringReader(yaml));
+            stream.Load(new Parser(scanner));
         }
         catch (YamlException ex)
         {
             result.Errors.Add(new ManifestError(file, (int)ex.Start.Line, (int)ex.Start.Column, $"YAML syntax: {ex.InnerException?.Message ?? ex.Message}"));
+            return result;
+        }
+        catch (InvalidOperationException ex)
+        {
+            // YamlDotNet reports some malformed flow collections this way instead of a YamlException.
+            var at = scanner.CurrentPosition;
+            result.Errors.Add(new ManifestError(file, (int)at.Line, (int)at.Column, $"YAML syntax: {ex.Message}"));
             return result;
         }
 
