@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test suite against a real nats-server and real LMDB files.
+# The tests start their own nats-server on free loopback ports (or use RUNNER_TEST_NATS_URL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/prereqs.sh
+runner_prereqs
+
+dotnet build Runner.slnx -c Release -nologo -v quiet -p:TreatWarningsAsErrors=true
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test Runner.slnx -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# One summary line over all test projects, in the plain "N passed, N failed" form.
+awk '
+  /^(Passed|Failed)! +- +Failed: / {
+    gsub(/,/, ""); for (i = 1; i <= NF; i++) {
+      if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1)
+    }
+    projects++
+  }
+  END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s; if (projects == 0) exit 1 }
+' "$log"
+exit "$status"
