@@ -18,7 +18,7 @@ function on_event(state, event, ctx) {
     };
   }
   if (state === null) {
-    return { state: null, done: true }; // a result for an order we never saw
+    return { state: null };             // a result for an order we never saw: keep waiting for it
   }
   if (event.type === 'payment.charge.succeeded') {
     return {
@@ -39,7 +39,7 @@ function on_event(state, event, ctx) {
 // Called instead of on_event for failed effect results (workflow.evt.{tenant}.{effect}.failed).
 function compensate(state, event, ctx) {
   if (state === null) {
-    return { state: null, done: true };
+    return { state: null };
   }
   return {
     state: Object.assign({}, state, { status: 'cancelled', reason: event.data.error ? event.data.error.code : 'effect failed' }),

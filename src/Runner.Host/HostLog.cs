@@ -11,6 +11,9 @@ internal static partial class HostLog
     [LoggerMessage(9001, LogLevel.Warning, "effect mode: no effect provider is implemented in this build, so this process performs no effects")]
     public static partial void NoEffectProviders(ILogger logger);
 
+    [LoggerMessage(9003, LogLevel.Warning, "NATS at {NatsUrl} is not reachable, retrying in {DelayMs} ms: {Reason}")]
+    public static partial void NatsUnavailable(ILogger logger, string natsUrl, double delayMs, string reason);
+
     [LoggerMessage(9002, LogLevel.Information, "runner stopped")]
     public static partial void Stopped(ILogger logger);
 }

@@ -44,6 +44,19 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
+    public async Task Command_without_a_pool_takes_the_pool_its_effect_manifest_declares()
+    {
+        var files = TestSagas.Counter();
+        files["effects.yaml"] = "kind: effect\nname: ledger.add\nprovider: http\npool: eu-west\n";
+        await using var h = await SagaHarness.StartAsync(nats, files);
+        using var cts = new CancellationTokenSource(s_wait);
+        await h.PublishAsync("aggregate.acme.counter.p1.added", SagaHarness.CloudEvent("p-1", "added", new { n = 1 }), cancellationToken: cts.Token);
+        List<(string Subject, CommandMessage Command, NatsHeaders? Headers)> commands = [];
+        await SagaHarness.WaitUntilAsync(async () => (commands = await h.CommandsAsync(cts.Token)).Count == 1, s_wait, "command");
+        Assert.Equal("workflow.cmd.acme.ledger.add.eu-west", commands[0].Subject);
+    }
+
+    [Fact]
     public async Task Same_event_published_twice_with_different_msg_ids_yields_one_transition()
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());

@@ -11,7 +11,7 @@ namespace Runner.Core.Events;
 /// present (attributes in <c>ce-*</c> headers, the body is the data), structured JSON otherwise.
 /// Unknown attributes are ignored. Never throws on bad input: returns a <see cref="DecodeError"/>.
 /// </summary>
-internal static class CloudEventDecoder
+internal static partial class CloudEventDecoder
 {
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -57,6 +57,9 @@ internal static class CloudEventDecoder
 
         return attributes.TryBuild(headers, origin, out decoded, out error);
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")]
+    private static partial System.Text.RegularExpressions.Regex Rfc3339();
 
     internal static bool TryGetHeader(IReadOnlyDictionary<string, string> headers, string name, out string value)
     {
@@ -210,7 +213,7 @@ internal static class CloudEventDecoder
             }
 
             var time = origin.Timestamp;
-            if (!string.IsNullOrEmpty(Time) && !DateTimeOffset.TryParse(Time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out time))
+            if (!string.IsNullOrEmpty(Time) && (!Rfc3339().IsMatch(Time) || !DateTimeOffset.TryParse(Time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out time)))
             {
                 error = new DecodeError(DecodeError.InvalidAttribute, $"attribute 'time' is not an RFC 3339 timestamp: '{Time}'");
                 return false;

@@ -30,9 +30,15 @@ internal static class ServeCommand
             await host.RunAsync(cancellationToken);
             return 0;
         }
-        catch (InvalidOperationException ex)
+        catch (OperationCanceledException)
         {
-            Console.Error.WriteLine($"runner: {ex.Message}");
+            return 0;
+        }
+#pragma warning disable CA1031 // Start-up failures of any kind end the process with a message, not a stack dump.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Console.Error.WriteLine($"runner: failed to start: {ex.Message}");
             return 1;
         }
     }

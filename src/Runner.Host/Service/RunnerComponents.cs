@@ -52,7 +52,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
         var nats = new NatsConnection(new NatsOpts { Url = settings.NatsUrl, Name = "runner", LoggerFactory = loggers });
         try
         {
-            await nats.ConnectAsync();
+            await ConnectAsync(nats, settings.NatsUrl, logger, time, cancellationToken);
             SagaRuntime? sagas = null;
             if (settings.Mode is RunnerMode.Saga or RunnerMode.Combined)
             {
@@ -70,6 +70,26 @@ internal sealed class RunnerComponents : IAsyncDisposable
             await nats.DisposeAsync();
             store.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Waits for NATS with back-off: a server that starts after Runner is normal in a stack.</summary>
+    private static async Task ConnectAsync(NatsConnection nats, string url, ILogger logger, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(250);
+        while (true)
+        {
+            try
+            {
+                await nats.ConnectAsync();
+                return;
+            }
+            catch (NatsException ex)
+            {
+                HostLog.NatsUnavailable(logger, url, delay.TotalMilliseconds, ex.Message);
+                await Task.Delay(delay, time, cancellationToken);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5_000));
+            }
         }
     }
 

@@ -16,6 +16,7 @@ internal sealed record LoadedSaga(SagaManifest Manifest, SagaScript Script)
 internal sealed class ManifestSet
 {
     private readonly Dictionary<string, LoadedSaga> _sagas;
+    private readonly Dictionary<string, string> _effectPools;
 
     public ManifestSet(IReadOnlyList<LoadedSaga> sagas, IReadOnlyList<EffectManifest> effects, string hash)
     {
@@ -23,6 +24,7 @@ internal sealed class ManifestSet
         Effects = effects;
         Hash = hash;
         _sagas = sagas.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        _effectPools = effects.Where(e => e.Pool is not null).ToDictionary(e => e.Name, e => e.Pool!, StringComparer.Ordinal);
         TriggerStreams = sagas.SelectMany(s => s.Manifest.Triggers).Select(t => t.Stream).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
     }
 
@@ -36,6 +38,9 @@ internal sealed class ManifestSet
     public IReadOnlyList<string> TriggerStreams { get; }
 
     public LoadedSaga? Saga(string name) => _sagas.GetValueOrDefault(name);
+
+    /// <summary>The pool an effect's manifest declares, used when a command names none.</summary>
+    public string? DefaultPool(string effect) => _effectPools.GetValueOrDefault(effect);
 
     /// <summary>For each saga, the first of its triggers that matches the stream and subject.</summary>
     public IEnumerable<(LoadedSaga Saga, SagaTrigger Trigger)> Match(string stream, string subject)

@@ -79,7 +79,7 @@ internal sealed partial class PartitionWorker
             Quarantine(work, msg, result.Failure!.Code, result.Failure.Message, sagaName, evt.Tenant, key);
             return;
         }
-        Apply(work, instance, current, evt, sequence, result.Output!, dedupeKey, manifests.Hash);
+        Apply(work, instance, current, evt, sequence, result.Output!, dedupeKey, manifests);
     }
 
     private void Apply(
@@ -90,7 +90,7 @@ internal sealed partial class PartitionWorker
         ulong sequence,
         TransitionOutput output,
         byte[] dedupeKey,
-        string manifestHash)
+        ManifestSet manifests)
     {
         var batch = work.Batch;
         var timers = current?.Timers is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.Timers, StringComparer.Ordinal);
@@ -147,7 +147,7 @@ internal sealed partial class PartitionWorker
                 CommandId = commandId,
                 Tenant = instance.Tenant.Value,
                 Effect = command.Effect,
-                Pool = command.Pool,
+                Pool = command.Pool ?? manifests.DefaultPool(command.Effect),
                 Saga = instance.Saga.Value,
                 CorrelationId = instance.Key.Value,
                 CausationId = evt.Id,
@@ -171,7 +171,7 @@ internal sealed partial class PartitionWorker
             CreatedAtMs = current?.CreatedAtMs ?? evt.TimeMs,
             UpdatedAtMs = evt.TimeMs,
             LastEventId = evt.Id,
-            ManifestHash = manifestHash,
+            ManifestHash = manifests.Hash,
         };
         work.Instances[instance] = next;
         batch.Put(KeySpace.Saga, StoreKeys.Instance(_partition, instance), JsonSerializer.SerializeToUtf8Bytes(next, CoreJsonContext.Default.SagaInstanceRecord));

@@ -372,6 +372,9 @@ public sealed class CloudEventDecoderTests
     [Theory]
     [InlineData("yesterday")]
     [InlineData("2024-13-45T99:00:00Z")]
+    [InlineData("01/02/2024")]
+    [InlineData("2024-01-02 10:00:00")]
+    [InlineData("2024-01-02T10:00:00")]
     public void Bad_time_is_rejected(string time)
     {
         var error = Reject($$"""{"specversion":"1.0","id":"e","type":"t","source":"s","time":"{{time}}"}""");
