@@ -1,0 +1,128 @@
+using System.Globalization;
+
+namespace Runner.Bench;
+
+/// <summary>Command-line settings of the load command; every loop the bench runs is bounded by these.</summary>
+internal sealed record BenchOptions
+{
+    public int Events { get; init; } = 20_000;
+    public int Keys { get; init; } = 1_000;
+    public int Partitions { get; init; } = 16;
+    public int Rate { get; init; } = 2_000;
+    public int Seconds { get; init; } = 10;
+
+    /// <summary>Publishes kept in flight by the pipelined publishers (baseline and end to end).</summary>
+    public int Window { get; init; } = 4_096;
+
+    /// <summary>JetStream batch of the router and partition consumers (<c>JetStreamSettings.Batch</c>).</summary>
+    public int Batch { get; init; } = 256;
+
+    /// <summary>LMDB fsync on every commit (production default). False shows what fsync costs.</summary>
+    public bool Durable { get; init; } = true;
+
+    public int Warmup { get; init; } = 10_000;
+
+    /// <summary>Hard limit for the whole run; every wait inside is bounded by it as well.</summary>
+    public int TimeoutSeconds { get; init; } = 600;
+
+    public bool Baseline { get; init; } = true;
+    public bool Throughput { get; init; } = true;
+    public bool Latency { get; init; } = true;
+
+    /// <summary>Diagnostic: list what the JIT compiles during the throughput phase.</summary>
+    public bool JitLog { get; init; }
+
+    /// <summary>Diagnostic: per-step CPU and allocation on one thread, no server (then exit).</summary>
+    public bool Micro { get; init; }
+
+    /// <summary>Diagnostic: router alone, then workers + relay alone, each on a full stream.</summary>
+    public bool Isolate { get; init; }
+
+    /// <summary>Diagnostic: router redelivery and relay re-publish against the duplicate window.</summary>
+    public bool CheckDuplicates { get; init; }
+
+    public const string Usage = """
+        Runner.Bench — load command for the saga runner (real nats-server, real LMDB).
+
+          --events N        events in the throughput phases (default 20000)
+          --keys K          distinct correlation keys (default 1000)
+          --partitions P    inbox partitions (default 16)
+          --rate R          paced rate of the latency phase, events/s (default 2000)
+          --seconds S       length of the latency phase (default 10)
+          --window W        pipelined publishes in flight (default 4096)
+          --batch B         router/partition consumer batch (default 256)
+          --durable BOOL    LMDB fsync per commit (default true)
+          --warmup N        warm-up events through the runtime, not measured (default 10000)
+          --timeout SEC     overall time limit (default 600)
+          --skip-baseline | --skip-throughput | --skip-latency
+          --jit-log         diagnostic: list the methods the JIT compiles during (b)
+          --micro           diagnostic: CPU/allocation per in-process step on one thread, no server
+          --isolate         diagnostic: router alone, then workers + relay alone, on pre-filled streams
+          --check-duplicates diagnostic: router redelivery / relay re-publish of already-stored messages
+
+        nats-server: RUNNER_TEST_NATS_URL if set, else the nats-server binary on a free 127.0.0.1 port.
+        """;
+
+    public static BenchOptions? Parse(string[] args, TextWriter error)
+    {
+        var options = new BenchOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            string Next()
+            {
+                if (i + 1 >= args.Length)
+                {
+                    throw new FormatException($"{name} needs a value");
+                }
+                return args[++i];
+            }
+            int Int(int min)
+            {
+                var text = Next();
+                if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value < min)
+                {
+                    throw new FormatException($"{name}: '{text}' is not an integer >= {min}");
+                }
+                return value;
+            }
+            try
+            {
+                options = name switch
+                {
+                    "--events" => options with { Events = Int(1) },
+                    "--keys" => options with { Keys = Int(1) },
+                    "--partitions" => options with { Partitions = Int(1) },
+                    "--rate" => options with { Rate = Int(1) },
+                    "--seconds" => options with { Seconds = Int(1) },
+                    "--window" => options with { Window = Int(1) },
+                    "--batch" => options with { Batch = Int(1) },
+                    "--durable" => options with { Durable = bool.Parse(Next()) },
+                    "--warmup" => options with { Warmup = Int(0) },
+                    "--timeout" => options with { TimeoutSeconds = Int(10) },
+                    "--skip-baseline" => options with { Baseline = false },
+                    "--skip-throughput" => options with { Throughput = false },
+                    "--skip-latency" => options with { Latency = false },
+                    "--jit-log" => options with { JitLog = true },
+                    "--micro" => options with { Micro = true },
+                    "--isolate" => options with { Isolate = true },
+                    "--check-duplicates" => options with { CheckDuplicates = true },
+                    "-h" or "--help" => null,
+                    _ => throw new FormatException($"unknown argument '{name}'"),
+                };
+            }
+            catch (FormatException ex)
+            {
+                error.WriteLine(ex.Message);
+                error.WriteLine(Usage);
+                return null;
+            }
+            if (options is null)
+            {
+                error.WriteLine(Usage);
+                return null;
+            }
+        }
+        return options;
+    }
+}
