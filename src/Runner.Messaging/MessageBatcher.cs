@@ -81,7 +81,14 @@ internal sealed class MessageBatcher : IAsyncDisposable
     /// </summary>
     public void Restart()
     {
-        _attachment?.Cancel();
+        try
+        {
+            Volatile.Read(ref _attachment)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Between attachments (backing off after a failed attach): the next attach starts fresh anyway.
+        }
         while (_buffer.Reader.TryRead(out _))
         {
         }
@@ -131,7 +138,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
             try
             {
                 using var attachment = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                _attachment = attachment;
+                Volatile.Write(ref _attachment, attachment);
                 var consumer = await AttachAsync(cancellationToken);
                 backoff = TimeSpan.FromMilliseconds(200);
                 var expected = 1UL;

@@ -32,6 +32,9 @@ internal static partial class SagasLog
     [LoggerMessage(3008, LogLevel.Error, "{Component} loop failed, restarting in {DelayMs} ms")]
     public static partial void LoopFailed(ILogger logger, Exception exception, string component, double delayMs);
 
+    [LoggerMessage(3010, LogLevel.Error, "command {CommandId} was refused by the server {Attempts} times and is quarantined: {Reason}")]
+    public static partial void CommandQuarantined(ILogger logger, string commandId, int attempts, string reason);
+
     [LoggerMessage(3009, LogLevel.Error, "outbox relay could not delete {Count} published items ({Reason}); they will be re-published with the same Nats-Msg-Id")]
     public static partial void RelayDeleteFailed(ILogger logger, int count, string reason);
 }

@@ -78,7 +78,7 @@ internal sealed class SagaScript
                         if (declarator.Init is { } init && FindStatefulInitializer(init) is { } found)
                         {
                             errors.Add(new ManifestError(file, found.Location.Start.Line, found.Location.Start.Column + 1,
-                                $"top-level const initializers may not call functions or construct objects ({found.TypeText}): the result could keep state between events; build it inside on_event, or use literals (Object.freeze is allowed)"));
+                                $"top-level const initializers may not call functions or construct objects ({found.TypeText}): only literals, functions and Object.freeze of literals are allowed, so nothing can keep state between events; build it inside on_event"));
                         }
                     }
                     break;
@@ -111,7 +111,7 @@ internal sealed class SagaScript
         // leaves reachable (a Map, a Date...) is reported now rather than at the first event.
         try
         {
-            candidate.Pool.Return(new ScriptSandbox(candidate));
+            candidate.Pool.Return(ScriptThreads.Run(() => new ScriptSandbox(candidate)));
         }
         catch (Exception ex) when (ex is JintException or SandboxLimitException or InvalidOperationException or System.Text.RegularExpressions.RegexMatchTimeoutException or ArgumentException or InsufficientExecutionStackException)
         {
@@ -123,38 +123,60 @@ internal sealed class SagaScript
     }
 
     /// <summary>
-    /// A call, <c>new</c> or tagged template evaluated at load time could return something with
-    /// hidden mutable state (a closure counter, an iterator, a generator) that freezing cannot
-    /// reach; functions defined here run later, per event, so their bodies are not searched.
+    /// Top-level const initializers must have the shape of a literal, so that nothing runs at load
+    /// time that could keep hidden state (a closure counter, an iterator, a getter's result) beyond
+    /// the reach of freezing: literals, array and object literals of allowed values (no spread, no
+    /// getters or setters), functions (their bodies run later, per event), arithmetic on literals,
+    /// references to other top-level names, and <c>Object.freeze</c> of an allowed value.
+    /// Returns the first node that is not allowed.
     /// </summary>
     private static Node? FindStatefulInitializer(Node node)
     {
         switch (node)
         {
-            case FunctionExpression or ArrowFunctionExpression:
+            case Literal or FunctionExpression or ArrowFunctionExpression or Identifier:
                 return null;
-            case CallExpression { Callee: MemberExpression { Object: Identifier { Name: "Object" }, Property: Identifier { Name: "freeze" }, Computed: false } } freeze:
-                foreach (var argument in freeze.Arguments)
+            case TemplateLiteral template:
+                return template.Expressions.Count == 0 ? null : node;
+            case ArrayExpression array:
+                foreach (var element in array.Elements)
                 {
-                    if (FindStatefulInitializer(argument) is { } inner)
+                    if (element is not null && FindStatefulInitializer(element) is { } inner)
                     {
                         return inner;
                     }
                 }
                 return null;
-            case CallExpression or NewExpression or TaggedTemplateExpression:
+            case ObjectExpression obj:
+                foreach (var member in obj.Properties)
+                {
+                    if (member is not Property { Kind: PropertyKind.Init } property
+                        || (property.Computed && property.Key is not Literal)
+                        || FindStatefulInitializer(property.Value) is not null)
+                    {
+                        return member;
+                    }
+                }
+                return null;
+            case UnaryExpression { Operator: Operator.UnaryNegation or Operator.UnaryPlus or Operator.LogicalNot } unary:
+                return unary.Argument is Literal or UnaryExpression ? FindStatefulInitializer(unary.Argument) : node;
+            case BinaryExpression binary:
+                return IsArithmeticOnLiterals(binary.Left) && IsArithmeticOnLiterals(binary.Right) ? null : node;
+            case CallExpression { Callee: MemberExpression { Object: Identifier { Name: "Object" }, Property: Identifier { Name: "freeze" }, Computed: false } } freeze:
+                return freeze.Arguments.Count == 1 && freeze.Arguments[0] is not SpreadElement ? FindStatefulInitializer(freeze.Arguments[0]) : node;
+            default:
                 return node;
         }
-        foreach (var child in node.ChildNodes)
-        {
-            if (FindStatefulInitializer(child) is { } found)
-            {
-                return found;
-            }
-        }
-        return null;
     }
 
+    private static bool IsArithmeticOnLiterals(Node node) => node switch
+    {
+        Literal => true,
+        UnaryExpression { Argument: var argument } => IsArithmeticOnLiterals(argument),
+        BinaryExpression binary => IsArithmeticOnLiterals(binary.Left) && IsArithmeticOnLiterals(binary.Right),
+        _ => false,
+    };
+
     /// <summary>Runs one transition in a pooled sandbox.</summary>
-    public ScriptResult Run(ScriptInput input) => Pool.Run(input);
+    public ScriptResult Run(ScriptInput input) => ScriptThreads.Run(() => Pool.Run(input));
 }

@@ -31,6 +31,24 @@ internal sealed class SandboxBudget : Constraint
 
     public void Disarm() => _armed = false;
 
+    /// <summary>
+    /// Checks time and memory once more after the call: a single built-in call (a huge
+    /// String.prototype.repeat, a join) cannot be interrupted between statements, but its result
+    /// must not count as a transition that stayed within the limits.
+    /// </summary>
+    public void CheckAfterCall()
+    {
+        if (Stopwatch.GetTimestamp() > _deadline)
+        {
+            throw new SandboxLimitException(ScriptFailure.Timeout, "script ran past its time limit");
+        }
+        var used = GC.GetAllocatedBytesForCurrentThread() - _memoryBase;
+        if (used > _maxBytes)
+        {
+            throw new SandboxLimitException(ScriptFailure.MemoryLimit, $"script allocated {used} bytes, the limit is {_maxBytes}");
+        }
+    }
+
     public override void Check()
     {
         if (!_armed)

@@ -19,7 +19,16 @@ internal sealed class SandboxPool(SagaScript script)
     {
         if (!_idle.TryTake(out var sandbox))
         {
-            sandbox = new ScriptSandbox(script);
+            try
+            {
+                sandbox = new ScriptSandbox(script);
+            }
+            catch (Exception ex) when (ex is Jint.JintException or SandboxLimitException or InvalidOperationException or ArgumentException
+                or System.Text.RegularExpressions.RegexMatchTimeoutException or InsufficientExecutionStackException)
+            {
+                // It loaded at validation; under load its module code can still run out of time.
+                return ScriptResult.Fail(ScriptFailure.LoadFailed, $"script could not be loaded into a new engine: {ex.Message}");
+            }
             Interlocked.Increment(ref _created);
         }
         var result = sandbox.Run(input, out var reusable);

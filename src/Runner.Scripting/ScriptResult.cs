@@ -14,6 +14,7 @@ internal sealed record ScriptFailure(string Code, string Message)
     public const string OutputContract = "script_output_contract";
     public const string OutputTooLarge = "script_output_too_large";
     public const string NoHandler = "script_no_handler";
+    public const string LoadFailed = "script_load_failed";
 }
 
 /// <summary>A transition or the reason there is none.</summary>

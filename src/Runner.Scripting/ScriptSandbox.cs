@@ -105,6 +105,7 @@ internal sealed partial class ScriptSandbox
             }
             var serialized = _serializer.Serialize(returned);
             json = serialized.IsString() ? serialized.AsString() : null;
+            _budget.CheckAfterCall();
         }
         catch (SandboxLimitException ex)
         {

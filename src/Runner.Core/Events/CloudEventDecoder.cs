@@ -41,21 +41,30 @@ internal static partial class CloudEventDecoder
             return false;
         }
 
-        var attributes = new CloudEventAttributes();
-        if (TryGetHeader(headers, "ce-specversion", out _))
+        try
         {
-            attributes.ReadBinary(headers);
-            if (!attributes.ReadBinaryData(text, out error))
+            var attributes = new CloudEventAttributes();
+            if (TryGetHeader(headers, "ce-specversion", out _))
+            {
+                attributes.ReadBinary(headers);
+                if (!attributes.ReadBinaryData(text, out error))
+                {
+                    return false;
+                }
+            }
+            else if (!attributes.ReadStructured(text, out error))
             {
                 return false;
             }
+
+            return attributes.TryBuild(headers, origin, out decoded, out error);
         }
-        else if (!attributes.ReadStructured(text, out error))
+        catch (InvalidOperationException ex)
         {
+            // System.Text.Json refuses to turn an escaped lone surrogate ("\ud800") into a string.
+            error = new DecodeError(DecodeError.InvalidAttribute, $"event contains a string that is not valid Unicode: {ex.Message}");
             return false;
         }
-
-        return attributes.TryBuild(headers, origin, out decoded, out error);
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")]

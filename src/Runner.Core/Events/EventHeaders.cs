@@ -22,6 +22,11 @@ internal static class EventHeaders
     public const string OriginTime = "runner-origin-time";
     public const string Partition = "runner-partition";
 
+    /// <summary>Percent-encodes a value for a header (NATS header values are ASCII on the wire).</summary>
+    public static string Encode(string value) => Uri.EscapeDataString(value);
+
+    public static string Decode(string value) => Uri.UnescapeDataString(value);
+
     /// <summary>Headers that are Runner's own plumbing and never shown to scripts as event headers.</summary>
     public static bool IsInternal(string name) =>
         name.StartsWith("runner-", StringComparison.OrdinalIgnoreCase)

@@ -51,7 +51,8 @@ internal static class StoreKeys
 
     /// <summary>True when a key component can be stored without breaking key composition.</summary>
     public static bool IsValidComponent(string value) =>
-        value.Length > 0 && value.Length <= 256 && !value.Contains(Separator, StringComparison.Ordinal) && !value.Contains('\0', StringComparison.Ordinal);
+        value.Length > 0 && value.Length <= 256 && Encoding.UTF8.GetByteCount(value) <= 256
+        && !value.Contains(Separator, StringComparison.Ordinal) && !value.Contains('\0', StringComparison.Ordinal);
 
     public static string[] Split(ReadOnlySpan<byte> key) => Encoding.UTF8.GetString(key).Split(Separator);
 

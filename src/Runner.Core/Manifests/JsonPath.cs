@@ -64,9 +64,19 @@ internal sealed class JsonPath
                 current = current[index];
             }
         }
+        if (current.ValueKind == JsonValueKind.String)
+        {
+            try
+            {
+                return current.GetString() is { Length: > 0 } text ? text : null;
+            }
+            catch (InvalidOperationException)
+            {
+                return null; // not valid Unicode: no usable key
+            }
+        }
         return current.ValueKind switch
         {
-            JsonValueKind.String => current.GetString() is { Length: > 0 } s ? s : null,
             JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => current.GetRawText(),
             _ => null,
         };

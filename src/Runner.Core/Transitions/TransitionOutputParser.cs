@@ -29,7 +29,22 @@ internal static class TransitionOutputParser
         }
         using (doc)
         {
-            var root = doc.RootElement;
+            try
+            {
+                return TryRead(doc.RootElement, nowMs, out output, out error);
+            }
+            catch (InvalidOperationException ex)
+            {
+                error = $"result contains a string that is not valid Unicode (a split surrogate pair?): {ex.Message}";
+                return false;
+            }
+        }
+    }
+
+    private static bool TryRead(JsonElement root, long nowMs, out TransitionOutput? output, out string? error)
+    {
+        output = null;
+        {
             if (root.ValueKind != JsonValueKind.Object)
             {
                 error = "on_event must return an object { state, commands, schedules, cancel, done }";

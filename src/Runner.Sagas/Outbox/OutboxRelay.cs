@@ -7,6 +7,7 @@ using Runner.Core;
 using Runner.Core.Events;
 using Runner.Core.Keys;
 using Runner.Messaging;
+using Runner.Sagas.Quarantine;
 using Runner.Storage;
 
 namespace Runner.Sagas.Outbox;
@@ -31,6 +32,10 @@ internal sealed class OutboxRelay
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _wake = new(0);
     private volatile bool _rescan = true;
+    private byte[]? _scanCursor;
+
+    // Server rejections (not timeouts) per outbox key; at the limit the command is quarantined.
+    private readonly Dictionary<string, int> _rejections = new(StringComparer.Ordinal);
     private Task? _wakeTask;
     private long _published;
 
@@ -107,16 +112,11 @@ internal sealed class OutboxRelay
         var max = _options.RelayConcurrency;
         if (_rescan)
         {
-            _rescan = false;
-            // Drop the fast-path queue: the scan sees everything it holds, in commit order.
-            while (_queue.Reader.TryRead(out _))
-            {
-            }
-            var scanned = Scan(max);
-            if (scanned.Count == max)
-            {
-                _rescan = true;
-            }
+            // One pass over the outbox in key order, a page at a time, continuing after the last
+            // key seen: an item that keeps failing at the head cannot hide the ones behind it.
+            var scanned = Scan(max, _scanCursor);
+            _scanCursor = scanned.Count == max ? scanned[^1].Key : null;
+            _rescan = _scanCursor is not null;
             return Claim(scanned);
         }
 
@@ -139,7 +139,7 @@ internal sealed class OutboxRelay
         return Claim(batch);
     }
 
-    private List<OutboxEntry> Scan(int max) => _store.Read(reader => reader.Scan(KeySpace.Outbox, [], max)
+    private List<OutboxEntry> Scan(int max, byte[]? after) => _store.Read(reader => reader.Scan(KeySpace.Outbox, [], max, after)
         .Select(kv => new OutboxEntry(kv.Key, JsonSerializer.Deserialize(kv.Value, CoreJsonContext.Default.CommandMessage)!))
         .ToList());
 
@@ -165,29 +165,43 @@ internal sealed class OutboxRelay
     /// <summary>Publishes a batch; returns how many did not get a PubAck.</summary>
     private async Task<int> PublishAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
     {
-        var futures = new List<(OutboxEntry Entry, NatsJSPublishConcurrentFuture? Future)>(batch.Count);
+        try
+        {
+            return await PublishClaimedAsync(batch, cancellationToken);
+        }
+        finally
+        {
+            Release(batch);
+        }
+    }
+
+    private async Task<int> PublishClaimedAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
+    {
+        var futures = new List<(OutboxEntry Entry, string Subject, byte[] Body, NatsJSPublishConcurrentFuture? Future)>(batch.Count);
         foreach (var entry in batch)
         {
+            var subject = Core.Subjects.Subjects.Command(entry.Command.Tenant, entry.Command.Effect, entry.Command.Pool);
+            var body = CommandBody(entry.Command);
             try
             {
                 var future = await _js.PublishConcurrentAsync(
-                    Core.Subjects.Subjects.Command(entry.Command.Tenant, entry.Command.Effect, entry.Command.Pool),
-                    CommandBody(entry.Command),
+                    subject,
+                    body,
                     opts: new NatsJSPubOpts { MsgId = entry.Command.CommandId },
                     headers: Headers(entry.Command),
                     cancellationToken: cancellationToken);
-                futures.Add((entry, future));
+                futures.Add((entry, subject, body, future));
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
-                futures.Add((entry, null));
+                futures.Add((entry, subject, body, null));
             }
         }
 
         var done = new WriteBatch();
-        var acked = new List<OutboxEntry>();
+        var acked = 0;
         var failed = 0;
-        foreach (var (entry, future) in futures)
+        foreach (var (entry, subject, body, future) in futures)
         {
             if (future is null)
             {
@@ -199,7 +213,27 @@ internal sealed class OutboxRelay
                 var ack = await future.Value.GetResponseAsync(cancellationToken);
                 ack.EnsureStored();
                 done.Delete(KeySpace.Outbox, entry.Key);
-                acked.Add(entry);
+                _rejections.Remove(Convert.ToBase64String(entry.Key));
+                acked++;
+            }
+            catch (NatsJSApiException ex)
+            {
+                // The server answered and refused (e.g. message too large for the stream): retrying
+                // the same bytes will not help for ever. After the limit, keep it in quarantine.
+                var id = Convert.ToBase64String(entry.Key);
+                var attempts = _rejections.GetValueOrDefault(id) + 1;
+                _rejections[id] = attempts;
+                if (attempts >= _options.JetStream.MaxDeliver)
+                {
+                    _rejections.Remove(id);
+                    QuarantineRecords.AddCommand(done, _options.JetStream.Streams.WorkflowCommands, subject, entry.Command, body, ex.Message, attempts, _time);
+                    done.Delete(KeySpace.Outbox, entry.Key);
+                    SagasLog.CommandQuarantined(_logger, entry.Command.CommandId, attempts, ex.Message);
+                }
+                else
+                {
+                    failed++;
+                }
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
@@ -216,16 +250,15 @@ internal sealed class OutboxRelay
             try
             {
                 await _store.Writer.CommitAsync(done, cancellationToken);
-                Interlocked.Add(ref _published, acked.Count);
+                Interlocked.Add(ref _published, acked);
             }
             catch (StorageException ex)
             {
                 // Published but not deleted: they go out again later with the same Nats-Msg-Id.
-                SagasLog.RelayDeleteFailed(_logger, acked.Count, ex.Message);
+                SagasLog.RelayDeleteFailed(_logger, acked, ex.Message);
                 _rescan = true;
             }
         }
-        Release(batch);
         return failed;
     }
 

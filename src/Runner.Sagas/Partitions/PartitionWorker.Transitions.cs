@@ -22,8 +22,8 @@ internal sealed partial class PartitionWorker
     private void Process(INatsJSMsg<byte[]> msg, ulong sequence, ManifestSet manifests, BatchWork work)
     {
         var headers = NatsMessages.Headers(msg.Headers);
-        headers.TryGetValue(EventHeaders.Saga, out var sagaName);
-        headers.TryGetValue(EventHeaders.Key, out var key);
+        var sagaName = headers.TryGetValue(EventHeaders.Saga, out var rawSaga) ? EventHeaders.Decode(rawSaga) : null;
+        var key = headers.TryGetValue(EventHeaders.Key, out var rawKey) ? EventHeaders.Decode(rawKey) : null;
         if (sagaName is null || key is null || !TryOrigin(headers, out var origin))
         {
             Quarantine(work, msg, QuarantineRecords.InvalidRouting, "inbox message lacks runner routing headers", sagaName, null, key);
@@ -221,7 +221,7 @@ internal sealed partial class PartitionWorker
         {
             return false;
         }
-        origin = new MessageOrigin(stream, seq, subject, DateTimeOffset.FromUnixTimeMilliseconds(timeMs));
+        origin = new MessageOrigin(EventHeaders.Decode(stream), seq, EventHeaders.Decode(subject), DateTimeOffset.FromUnixTimeMilliseconds(timeMs));
         return true;
     }
 

@@ -117,18 +117,7 @@ internal sealed partial class PartitionWorker
         var work = new BatchWork(_partition);
         var last = batch[^1];
         var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
-        var lastSequence = checkpoint;
-        foreach (var msg in batch)
-        {
-            var sequence = msg.Metadata?.Sequence.Stream ?? 0;
-            if (sequence <= checkpoint)
-            {
-                continue;
-            }
-            Process(msg, sequence, manifests, work);
-            lastSequence = Math.Max(lastSequence, sequence);
-        }
-
+        var lastSequence = await Scripting.ScriptThreads.RunAsync(() => ProcessAll(batch, checkpoint, manifests, work));
         if (lastSequence > checkpoint)
         {
             work.Batch.Put(Core.Keys.KeySpace.Checkpoint, _checkpointKey, Encoding.ASCII.GetBytes(lastSequence.ToString(CultureInfo.InvariantCulture)));
@@ -158,6 +147,33 @@ internal sealed partial class PartitionWorker
             _listener?.OnCommitted(work.Notices);
         }
         return true;
+    }
+
+    /// <summary>Runs every new message of the batch through its script, on a script thread.</summary>
+    private ulong ProcessAll(List<INatsJSMsg<byte[]>> batch, ulong checkpoint, ManifestSet manifests, BatchWork work)
+    {
+        var lastSequence = checkpoint;
+        foreach (var msg in batch)
+        {
+            var sequence = msg.Metadata?.Sequence.Stream ?? 0;
+            if (sequence <= checkpoint)
+            {
+                continue;
+            }
+            try
+            {
+                Process(msg, sequence, manifests, work);
+            }
+#pragma warning disable CA1031 // An unforeseen failure on one message quarantines it; it must not stall the partition.
+            catch (Exception ex) when (ex is not OperationCanceledException)
+#pragma warning restore CA1031
+            {
+                Quarantine(work, msg, Runner.Sagas.Quarantine.QuarantineRecords.ProcessingError, $"{ex.GetType().Name}: {ex.Message}", null, null, null);
+            }
+            lastSequence = Math.Max(lastSequence, sequence);
+        }
+
+        return lastSequence;
     }
 
     private ulong ReadCheckpoint()

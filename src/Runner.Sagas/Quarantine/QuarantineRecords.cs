@@ -18,6 +18,9 @@ internal static class QuarantineRecords
     public const string NoCorrelationKey = "no_correlation_key";
     public const string UnknownSaga = "unknown_saga";
     public const string InvalidRouting = "invalid_routing";
+    public const string RouterError = "router_error";
+    public const string ProcessingError = "processing_error";
+    public const string CommandRejected = "command_rejected";
 
     private static readonly UTF8Encoding s_strict = new(false, true);
 
@@ -72,6 +75,32 @@ internal static class QuarantineRecords
         };
         var keyBytes = StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), origin.Stream, origin.Sequence, saga);
         batch.Put(KeySpace.Quarantine, keyBytes, JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
+    }
+
+    /// <summary>A command the relay could not publish and stopped retrying: kept whole, with the server's reason.</summary>
+    public static void AddCommand(WriteBatch batch, string stream, string subject, Core.Transitions.CommandMessage command, byte[] body, string detail, int attempts, TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        var record = new QuarantineRecord
+        {
+            Reason = CommandRejected,
+            Detail = detail,
+            Stage = "relay",
+            Saga = command.Saga,
+            Tenant = command.Tenant,
+            Key = command.CorrelationId,
+            Stream = stream,
+            Sequence = 0,
+            Subject = subject,
+            Headers = new Dictionary<string, string> { [EventHeaders.MsgId] = command.CommandId },
+            Payload = Encoding.UTF8.GetString(body),
+            PayloadEncoding = "utf8",
+            PayloadBytes = body.Length,
+            Deliveries = (ulong)attempts,
+            Time = CloudEventEncoder.FormatTime(now),
+        };
+        batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(command.Tenant, null, now.ToUnixTimeMilliseconds(), stream, 0, command.Saga + "/" + command.CommandId),
+            JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
     }
 
     /// <summary>All quarantine records, newest last, at most <paramref name="limit"/>.</summary>

@@ -108,6 +108,17 @@ internal sealed class Router
             {
                 item.PublishError = ex.Message;
             }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+#pragma warning disable CA1031 // A message that breaks the router in an unforeseen way is quarantined, not allowed to stop the stream.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Quarantine(quarantine, item, QuarantineRecords.RouterError, $"{ex.GetType().Name}: {ex.Message}");
+                item.Futures.Clear();
+            }
         }
 
         foreach (var item in routed)
@@ -231,13 +242,14 @@ internal sealed class Router
                     outHeaders[name] = value;
                 }
             }
-            outHeaders[EventHeaders.TenantId] = evt.Tenant;
-            outHeaders[EventHeaders.Saga] = saga.Name;
-            outHeaders[EventHeaders.Key] = key;
+            // NATS header values are ASCII on the wire: Runner's own carry percent-encoded UTF-8.
+            outHeaders[EventHeaders.TenantId] = EventHeaders.Encode(evt.Tenant);
+            outHeaders[EventHeaders.Saga] = EventHeaders.Encode(saga.Name);
+            outHeaders[EventHeaders.Key] = EventHeaders.Encode(key);
             outHeaders[EventHeaders.Partition] = partition.ToString();
-            outHeaders[EventHeaders.OriginStream] = origin.Stream;
+            outHeaders[EventHeaders.OriginStream] = EventHeaders.Encode(origin.Stream);
             outHeaders[EventHeaders.OriginSequence] = origin.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            outHeaders[EventHeaders.OriginSubject] = origin.Subject;
+            outHeaders[EventHeaders.OriginSubject] = EventHeaders.Encode(origin.Subject);
             outHeaders[EventHeaders.OriginTime] = origin.Timestamp.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
             var msgId = $"{origin.Stream}:{origin.Sequence}:{saga.Name}";
             var future = await _js.PublishConcurrentAsync(
