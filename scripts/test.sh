@@ -16,12 +16,10 @@ set -e
 
 # One summary line over all test projects, in the plain "N passed, N failed" form.
 awk '
-  /^(Passed|Failed)! +- +Failed: / {
-    gsub(/,/, ""); for (i = 1; i <= NF; i++) {
-      if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1)
-    }
-    projects++
-  }
+  /^Total tests: [0-9]+/ { projects++ }
+  /^ +Passed: [0-9]+ *$/ { p += $2 }
+  /^ +Failed: [0-9]+ *$/ { f += $2 }
+  /^ +Skipped: [0-9]+ *$/ { s += $2 }
   END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s; if (projects == 0) exit 1 }
 ' "$log"
 exit "$status"

@@ -111,24 +111,28 @@ public sealed class ModuleLevelStateTests
     }
 
     [Fact]
-    public void Module_level_code_that_never_ends_is_rejected_when_loading()
+    public void Module_level_code_that_would_never_end_is_rejected_before_running()
     {
         // A getter read at load time runs code without any call syntax.
-        var error = RejectOne(OnEvent + "const o = { get a() { for (;;) { } } };\nconst x = o.a;\n");
+        var errors = Reject(OnEvent + "const o = { get a() { for (;;) { } } };\nconst x = o.a;\n");
 
-        Assert.StartsWith("script fails to load:", error.Message, StringComparison.Ordinal);
+        // Code that would run at load time (a getter read) is rejected before anything runs.
+        Assert.Equal([2, 3], errors.Select(e => e.Line));
+        Assert.All(errors, e => Assert.Contains("top-level const initializers", e.Message, StringComparison.Ordinal));
     }
 
     [Fact]
-    public void Module_level_code_that_throws_is_rejected_when_loading()
+    public void Module_level_code_that_would_throw_is_rejected_before_running()
     {
-        var error = RejectOne(OnEvent + "const o = { get a() { throw new Error('x'); } };\nconst x = o.a;\n");
+        var errors = Reject(OnEvent + "const o = { get a() { throw new Error('x'); } };\nconst x = o.a;\n");
 
-        Assert.StartsWith("script fails to load:", error.Message, StringComparison.Ordinal);
+        // Code that would run at load time (a getter read) is rejected before anything runs.
+        Assert.Equal([2, 3], errors.Select(e => e.Line));
+        Assert.All(errors, e => Assert.Contains("top-level const initializers", e.Message, StringComparison.Ordinal));
     }
 
     [Fact]
-    public void Module_level_regex_that_times_out_is_rejected_when_loading()
+    public void Module_level_regex_that_would_time_out_is_rejected_before_running()
     {
         var errors = new List<ManifestError>();
         var ok = false;
@@ -138,7 +142,8 @@ public sealed class ModuleLevelStateTests
 
         Assert.Null(ex);
         Assert.False(ok);
-        Assert.StartsWith("script fails to load:", Assert.Single(errors).Message, StringComparison.Ordinal);
+        Assert.Equal([2, 3], errors.Select(e => e.Line));
+        Assert.All(errors, e => Assert.Contains("top-level const initializers", e.Message, StringComparison.Ordinal));
     }
 
     [Fact]
