@@ -59,18 +59,9 @@ internal sealed class SandboxBudget : Constraint
         {
             throw new SandboxLimitException(ScriptFailure.StatementLimit, $"script executed more than {_maxStatements} statements");
         }
-        if (_statements % SampleEvery != 0)
+        if (_statements % SampleEvery == 0)
         {
-            return;
-        }
-        if (Stopwatch.GetTimestamp() > _deadline)
-        {
-            throw new SandboxLimitException(ScriptFailure.Timeout, "script ran past its time limit");
-        }
-        var used = GC.GetAllocatedBytesForCurrentThread() - _memoryBase;
-        if (used > _maxBytes)
-        {
-            throw new SandboxLimitException(ScriptFailure.MemoryLimit, $"script allocated {used} bytes, the limit is {_maxBytes}");
+            CheckAfterCall();
         }
     }
 
