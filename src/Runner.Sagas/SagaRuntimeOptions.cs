@@ -17,6 +17,12 @@ internal sealed record SagaRuntimeOptions
     /// <summary>Publishes the relay keeps in flight.</summary>
     public int RelayConcurrency { get; init; } = 1024;
 
+    /// <summary>
+    /// How often a partition removes from the inbox the messages its committed checkpoint already
+    /// covers, so the inbox holds only unapplied work (zero: after every batch).
+    /// </summary>
+    public TimeSpan InboxPurgeInterval { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Name prefix of durable consumers (lets tests and tenants share a server).</summary>
     public string ConsumerPrefix { get; init; } = "runner";
 

@@ -118,6 +118,33 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
+    public async Task Applied_inbox_messages_are_purged_and_a_restart_still_resumes_correctly()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(), o => o with { Partitions = 2, InboxPurgeInterval = TimeSpan.Zero });
+        using var cts = new CancellationTokenSource(s_wait);
+        for (var i = 0; i < 30; i++)
+        {
+            await h.PublishAsync($"aggregate.acme.counter.q{i % 5}.added", SagaHarness.CloudEvent($"q-{i}", "added", new { n = i }), cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 30, s_wait, "30 transitions");
+        await SagaHarness.WaitUntilAsync(async () =>
+            (await h.Js.GetStreamAsync(h.Options.JetStream.Streams.Inbox, cancellationToken: cts.Token)).Info.State.Messages == 0, s_wait, "inbox purged");
+
+        await h.StopRuntimeAsync(closeStore: false);
+        await h.StartRuntimeAsync();
+        for (var i = 30; i < 40; i++)
+        {
+            await h.PublishAsync($"aggregate.acme.counter.q{i % 5}.added", SagaHarness.CloudEvent($"q-{i}", "added", new { n = i }), cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 40, s_wait, "10 more transitions after restart");
+        for (var k = 0; k < 5; k++)
+        {
+            var order = h.Instance("acme", "counter", $"q{k}")!.State.GetProperty("order").EnumerateArray().Select(e => e.GetInt32());
+            Assert.Equal(Enumerable.Range(0, 8).Select(j => (j * 5) + k), order);
+        }
+    }
+
+    [Fact]
     public async Task Completed_instance_records_and_ignores_later_events()
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());

@@ -17,6 +17,7 @@ internal sealed record RunnerSettings
     public long LmdbMapSize { get; init; } = 256L * 1024 * 1024;
     public long LmdbMaxMapSize { get; init; } = 64L * 1024 * 1024 * 1024;
     public JetStreamSettings JetStream { get; init; } = new();
+    public TimeSpan InboxPurgeInterval { get; init; } = TimeSpan.FromSeconds(30);
 
     public SagaRuntimeOptions SagaOptions() => new()
     {
@@ -24,6 +25,7 @@ internal sealed record RunnerSettings
         JetStream = JetStream,
         MaxEventBytes = MaxEventBytes,
         ConsumerPrefix = ConsumerPrefix,
+        InboxPurgeInterval = InboxPurgeInterval,
     };
 
     public LmdbOptions StoreOptions() => new()

@@ -34,6 +34,8 @@ internal sealed partial class PartitionWorker
     private readonly byte[] _checkpointKey;
     private readonly string _consumer;
     private long _checkpoint;
+    private ulong _purgedBelow;
+    private long _lastPurge;
 
     public PartitionWorker(
         INatsJSContext js,
@@ -138,6 +140,7 @@ internal sealed partial class PartitionWorker
             await SafeAsync(msg.AckTerminateAsync(cancellationToken: cancellationToken));
         }
         await SafeAsync(last.AckAsync(cancellationToken: cancellationToken));
+        await PurgeAppliedAsync(cancellationToken);
         if (work.Outbox.Count > 0)
         {
             _relay?.Enqueue(work.Outbox);
@@ -174,6 +177,32 @@ internal sealed partial class PartitionWorker
         }
 
         return lastSequence;
+    }
+
+    /// <summary>
+    /// Drops this partition's inbox messages at or below the committed checkpoint: they are applied
+    /// (the store says so) and a re-attach never starts below it. Best effort: a failure only
+    /// leaves them for the next round.
+    /// </summary>
+    private async Task PurgeAppliedAsync(CancellationToken cancellationToken)
+    {
+        var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
+        var now = _time.GetTimestamp();
+        if (checkpoint <= _purgedBelow || _time.GetElapsedTime(_lastPurge, now) < _options.InboxPurgeInterval)
+        {
+            return;
+        }
+        _lastPurge = now;
+        try
+        {
+            await _js.PurgeStreamAsync(_options.JetStream.Streams.Inbox,
+                new StreamPurgeRequest { Filter = Core.Subjects.Subjects.Inbox(_partition), Seq = checkpoint + 1 }, cancellationToken);
+            _purgedBelow = checkpoint;
+        }
+        catch (Exception ex) when (ex is NatsException or TimeoutException)
+        {
+            SagasLog.InboxPurgeFailed(_logger, _partition.Value, ex.Message);
+        }
     }
 
     private ulong ReadCheckpoint()
