@@ -97,7 +97,7 @@ internal sealed partial class PartitionWorker
             {
                 foreach (var msg in batch)
                 {
-                    await SafeAsync(msg.AckProgressAsync(cancellationToken: cancellationToken));
+                    await msg.AckProgressAsync(cancellationToken: cancellationToken).QuietlyAsync();
                 }
                 try
                 {
@@ -137,9 +137,9 @@ internal sealed partial class PartitionWorker
 
         foreach (var msg in work.Terminated)
         {
-            await SafeAsync(msg.AckTerminateAsync(cancellationToken: cancellationToken));
+            await msg.AckTerminateAsync(cancellationToken: cancellationToken).QuietlyAsync();
         }
-        await SafeAsync(last.AckAsync(cancellationToken: cancellationToken));
+        await last.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
         await PurgeAppliedAsync(cancellationToken);
         if (work.Outbox.Count > 0)
         {
@@ -209,17 +209,5 @@ internal sealed partial class PartitionWorker
     {
         var raw = _store.Read(reader => reader.Get(Core.Keys.KeySpace.Checkpoint, _checkpointKey));
         return raw is null ? 0 : ulong.Parse(Encoding.ASCII.GetString(raw), CultureInfo.InvariantCulture);
-    }
-
-    private static async Task SafeAsync(ValueTask ack)
-    {
-        try
-        {
-            await ack;
-        }
-        catch (Exception ex) when (ex is NatsException or OperationCanceledException or TimeoutException)
-        {
-            // Lost acks mean redelivery; the checkpoint makes redelivery harmless.
-        }
     }
 }

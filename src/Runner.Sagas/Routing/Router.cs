@@ -168,7 +168,7 @@ internal sealed class Router
                 // Could not record why: leave every message of the batch unacknowledged.
                 foreach (var item in routed)
                 {
-                    await SafeAsync(item.Msg.NakAsync(cancellationToken: cancellationToken));
+                    await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
                 }
                 SagasLog.RoutePublishFailed(_logger, _stream, 0, 0, $"quarantine write failed: {ex.Message}");
                 return false;
@@ -187,15 +187,15 @@ internal sealed class Router
                 {
                     SagasLog.RoutePublishFailed(_logger, _stream, metadata?.Sequence.Stream ?? 0, metadata?.NumDelivered ?? 0, item.PublishError);
                 }
-                await SafeAsync(item.Msg.NakAsync(cancellationToken: cancellationToken));
+                await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }
             else if (item.Terminate)
             {
-                await SafeAsync(item.Msg.AckTerminateAsync(cancellationToken: cancellationToken));
+                await item.Msg.AckTerminateAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }
             else
             {
-                await SafeAsync(item.Msg.AckAsync(cancellationToken: cancellationToken));
+                await item.Msg.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }
             if (failedAt < 0 || index < failedAt)
             {
@@ -268,17 +268,5 @@ internal sealed class Router
         QuarantineRecords.Add(batch, item.Msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant);
         SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, null);
         item.Quarantines++;
-    }
-
-    private static async Task SafeAsync(ValueTask ack)
-    {
-        try
-        {
-            await ack;
-        }
-        catch (Exception ex) when (ex is NatsException or OperationCanceledException or TimeoutException)
-        {
-            // An ack that does not arrive is a redelivery, which every stage deduplicates.
-        }
     }
 }
