@@ -67,6 +67,8 @@ internal sealed class SagaRuntime : IAsyncDisposable
             _loops.Add(Supervise($"router {stream}", router.RunAsync, token));
         }
         _loops.Add(Supervise("outbox relay", Relay.RunAsync, token));
+        var sweeper = new DedupeSweeper(_store, _options, _loggers.CreateLogger<DedupeSweeper>(), _time);
+        _loops.Add(Supervise("dedupe sweeper", sweeper.RunAsync, token));
         _loops.Add(Task.Run(() => RunPartitionsAsync(token), CancellationToken.None));
     }
 

@@ -23,6 +23,15 @@ internal sealed record SagaRuntimeOptions
     /// </summary>
     public TimeSpan InboxPurgeInterval { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long an event id is remembered per instance. A producer that re-sends an event after
+    /// this long gets it applied again; until then a second copy is dropped.
+    /// </summary>
+    public TimeSpan DedupeRetention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often expired dedupe markers are swept.</summary>
+    public TimeSpan DedupeSweepInterval { get; init; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Name prefix of durable consumers (lets tests and tenants share a server).</summary>
     public string ConsumerPrefix { get; init; } = "runner";
 

@@ -38,6 +38,9 @@ internal static partial class SagasLog
     [LoggerMessage(3011, LogLevel.Debug, "partition {Partition}: inbox purge failed, will retry later: {Reason}")]
     public static partial void InboxPurgeFailed(ILogger logger, int partition, string reason);
 
+    [LoggerMessage(3012, LogLevel.Information, "swept {Count} expired dedupe markers")]
+    public static partial void DedupeSwept(ILogger logger, int count);
+
     [LoggerMessage(3009, LogLevel.Error, "outbox relay could not delete {Count} published items ({Reason}); they will be re-published with the same Nats-Msg-Id")]
     public static partial void RelayDeleteFailed(ILogger logger, int count, string reason);
 }

@@ -145,6 +145,26 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
+    public async Task Expired_dedupe_markers_are_swept_and_fresh_ones_kept()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(),
+            o => o with { DedupeRetention = TimeSpan.FromSeconds(2), DedupeSweepInterval = TimeSpan.FromMilliseconds(100) });
+        using var cts = new CancellationTokenSource(s_wait);
+        for (var i = 0; i < 10; i++)
+        {
+            await h.PublishAsync($"aggregate.acme.counter.s{i % 3}.added", SagaHarness.CloudEvent($"s-{i}", "added", new { n = i }), cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 10, s_wait, "10 transitions");
+        Assert.Equal(10, h.Count(KeySpace.Dedupe));
+
+        await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Dedupe) == 0, s_wait, "markers older than the retention swept");
+        await h.PublishAsync("aggregate.acme.counter.s0.added", SagaHarness.CloudEvent("s-new", "added", new { n = 99 }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 11, s_wait, "a new event");
+        Assert.Equal(1, h.Count(KeySpace.Dedupe));
+        Assert.Equal(5, h.Instance("acme", "counter", "s0")!.Version);
+    }
+
+    [Fact]
     public async Task Completed_instance_records_and_ignores_later_events()
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());

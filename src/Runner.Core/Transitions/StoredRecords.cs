@@ -55,6 +55,9 @@ internal sealed record DedupeRecord
     [JsonPropertyName("seq")] public ulong InboxSequence { get; init; }
     [JsonPropertyName("outcome")] public required string Outcome { get; init; }
     [JsonPropertyName("at")] public long AtMs { get; init; }
+
+    /// <summary>When the marker was committed (wall clock): what retention counts from.</summary>
+    [JsonPropertyName("committed_at")] public long CommittedAtMs { get; init; }
 }
 
 /// <summary>A message that could not be processed, kept with the reason and its context.</summary>

@@ -18,6 +18,7 @@ internal sealed record RunnerSettings
     public long LmdbMaxMapSize { get; init; } = 64L * 1024 * 1024 * 1024;
     public JetStreamSettings JetStream { get; init; } = new();
     public TimeSpan InboxPurgeInterval { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan DedupeRetention { get; init; } = TimeSpan.FromDays(7);
 
     public SagaRuntimeOptions SagaOptions() => new()
     {
@@ -26,6 +27,7 @@ internal sealed record RunnerSettings
         MaxEventBytes = MaxEventBytes,
         ConsumerPrefix = ConsumerPrefix,
         InboxPurgeInterval = InboxPurgeInterval,
+        DedupeRetention = DedupeRetention,
     };
 
     public LmdbOptions StoreOptions() => new()

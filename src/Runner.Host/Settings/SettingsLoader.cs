@@ -34,6 +34,7 @@ internal static class SettingsLoader
         ("RUNNER_MAX_DELIVER", "max_deliver", (s, v) => Int(v, 1, 1000, out var n) ? new(s with { JetStream = s.JetStream with { MaxDeliver = n } }) : Result.Error("must be an integer in [1, 1000]")),
         ("RUNNER_MAX_ACK_PENDING", "max_ack_pending", (s, v) => Int(v, 1, 1_000_000, out var n) ? new(s with { JetStream = s.JetStream with { MaxAckPending = n } }) : Result.Error("must be an integer in [1, 1000000]")),
         ("RUNNER_INBOX_PURGE_INTERVAL", "inbox_purge_interval", (s, v) => Duration(v, out var d) ? new(s with { InboxPurgeInterval = d }) : Result.Error("must be a duration (e.g. 30s; 0s purges after every batch)")),
+        ("RUNNER_DEDUPE_RETENTION", "dedupe_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { DedupeRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
         ("RUNNER_BATCH", "batch", (s, v) => Int(v, 1, 10_000, out var n) ? new(s with { JetStream = s.JetStream with { Batch = n } }) : Result.Error("must be an integer in [1, 10000]")),
         ("RUNNER_STREAM_AGGREGATE_EVENTS", "stream_aggregate_events", (s, v) => Stream(v, n => s with { JetStream = s.JetStream with { Streams = s.JetStream.Streams with { AggregateEvents = n } } })),
         ("RUNNER_STREAM_PIPELINE_EVENTS", "stream_pipeline_events", (s, v) => Stream(v, n => s with { JetStream = s.JetStream with { Streams = s.JetStream.Streams with { PipelineEvents = n } } })),

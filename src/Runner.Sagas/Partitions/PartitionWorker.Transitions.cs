@@ -191,9 +191,10 @@ internal sealed partial class PartitionWorker
         return raw is null ? null : JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord);
     }
 
-    private static void PutDedupe(BatchWork work, byte[] key, ulong sequence, string outcome, long atMs) =>
+    private void PutDedupe(BatchWork work, byte[] key, ulong sequence, string outcome, long atMs) =>
         work.Batch.Put(KeySpace.Dedupe, key, JsonSerializer.SerializeToUtf8Bytes(
-            new DedupeRecord { InboxSequence = sequence, Outcome = outcome, AtMs = atMs }, CoreJsonContext.Default.DedupeRecord));
+            new DedupeRecord { InboxSequence = sequence, Outcome = outcome, AtMs = atMs, CommittedAtMs = _time.GetUtcNow().ToUnixTimeMilliseconds() },
+            CoreJsonContext.Default.DedupeRecord));
 
     private void Quarantine(BatchWork work, INatsJSMsg<byte[]> msg, string reason, string detail, string? saga, string? tenant, string? key)
     {
