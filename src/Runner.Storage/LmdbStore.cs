@@ -116,11 +116,21 @@ internal sealed class LmdbStore : IDisposable
             return;
         }
         Writer.Dispose();
-        foreach (var db in _databases)
+
+        // Wait out readers still inside Read(): closing the environment under them would crash.
+        _resizeGate.EnterWriteLock();
+        try
         {
-            db?.Dispose();
+            foreach (var db in _databases)
+            {
+                db?.Dispose();
+            }
+            _env.Dispose();
         }
-        _env.Dispose();
+        finally
+        {
+            _resizeGate.ExitWriteLock();
+        }
         _resizeGate.Dispose();
     }
 }
