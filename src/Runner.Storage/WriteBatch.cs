@@ -25,6 +25,16 @@ internal sealed class WriteBatch
         Bytes += key.Length + value.Length;
     }
 
+    /// <summary>Drops every op added after the first <paramref name="count"/> (undo of a failed step).</summary>
+    public void TruncateTo(int count)
+    {
+        for (var i = count; i < _ops.Count; i++)
+        {
+            Bytes -= _ops[i].Key.Length + (_ops[i].Value?.Length ?? 0);
+        }
+        _ops.RemoveRange(count, _ops.Count - count);
+    }
+
     public void Delete(KeySpace space, byte[] key)
     {
         _ops.Add(new WriteOp(space, key, null));

@@ -170,18 +170,8 @@ internal sealed class SagaHarness : IAsyncDisposable
 
     public long Count(KeySpace space) => (Store ?? throw new InvalidOperationException("store closed")).Read(r => r.Count(space));
 
-    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        while (!condition())
-        {
-            if (cts.IsCancellationRequested)
-            {
-                throw new TimeoutException($"timed out after {timeout.TotalSeconds}s waiting for {what}");
-            }
-            await Task.Delay(20, CancellationToken.None);
-        }
-    }
+    public static Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what) =>
+        WaitUntilAsync(() => Task.FromResult(condition()), timeout, what);
 
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {

@@ -23,4 +23,21 @@ internal sealed class BatchWork(PartitionId partition)
     public List<INatsJSMsg<byte[]>> Terminated { get; } = [];
 
     public List<TransitionNotice> Notices { get; } = [];
+
+    /// <summary>Where the batch stands before one message is processed.</summary>
+    internal readonly record struct Mark(int Ops, int Outbox, int Notices, int Terminated);
+
+    public Mark Save() => new(Batch.Count, Outbox.Count, Notices.Count, Terminated.Count);
+
+    /// <summary>
+    /// Undoes whatever one message added before it failed unexpectedly, so no half transition can
+    /// reach the commit. (Instances change only as the last step of a transition.)
+    /// </summary>
+    public void Restore(Mark mark)
+    {
+        Batch.TruncateTo(mark.Ops);
+        Outbox.RemoveRange(mark.Outbox, Outbox.Count - mark.Outbox);
+        Notices.RemoveRange(mark.Notices, Notices.Count - mark.Notices);
+        Terminated.RemoveRange(mark.Terminated, Terminated.Count - mark.Terminated);
+    }
 }

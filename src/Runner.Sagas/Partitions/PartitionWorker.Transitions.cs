@@ -50,13 +50,24 @@ internal sealed partial class PartitionWorker
 
         var dedupeKey = StoreKeys.Dedupe(_partition, instance, evt.Id);
         var dedupeText = Convert.ToBase64String(dedupeKey);
-        if (work.SeenEvents.Contains(dedupeText) || _store.Read(r => r.Contains(KeySpace.Dedupe, dedupeKey)))
+        if (work.SeenEvents.Contains(dedupeText))
+        {
+            return;
+        }
+
+        // One read transaction for both lookups: the dedupe marker, and the instance unless an
+        // earlier event of this batch already holds its newest version.
+        var pending = work.Instances.GetValueOrDefault(instance);
+        var instanceKey = StoreKeys.Instance(_partition, instance);
+        var (seen, stored) = _store.Read(reader =>
+            (reader.Contains(KeySpace.Dedupe, dedupeKey), pending is null ? reader.Get(KeySpace.Saga, instanceKey) : null));
+        if (seen)
         {
             return;
         }
         work.SeenEvents.Add(dedupeText);
 
-        var current = LoadInstance(work, instance);
+        var current = pending ?? (stored is null ? null : JsonSerializer.Deserialize(stored, CoreJsonContext.Default.SagaInstanceRecord));
         if (current?.Done == true)
         {
             PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredCompleted, evt.TimeMs);
@@ -173,22 +184,11 @@ internal sealed partial class PartitionWorker
             LastEventId = evt.Id,
             ManifestHash = manifests.Hash,
         };
-        work.Instances[instance] = next;
         batch.Put(KeySpace.Saga, StoreKeys.Instance(_partition, instance), JsonSerializer.SerializeToUtf8Bytes(next, CoreJsonContext.Default.SagaInstanceRecord));
         PutDedupe(work, dedupeKey, sequence, DedupeRecord.Applied, evt.TimeMs);
         work.Notices.Add(new TransitionNotice(_partition, instance, next.Version, evt.Id, evt.Type, output.StateJson, commandIds, output.Done));
+        work.Instances[instance] = next;
         SagasLog.Transition(_logger, instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, next.Version, evt.Type, evt.Id, output.Commands.Count, output.Schedules.Count, output.Done);
-    }
-
-    private SagaInstanceRecord? LoadInstance(BatchWork work, InstanceId instance)
-    {
-        if (work.Instances.TryGetValue(instance, out var pending))
-        {
-            return pending;
-        }
-        var key = StoreKeys.Instance(_partition, instance);
-        var raw = _store.Read(reader => reader.Get(KeySpace.Saga, key));
-        return raw is null ? null : JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord);
     }
 
     private void PutDedupe(BatchWork work, byte[] key, ulong sequence, string outcome, long atMs) =>

@@ -163,6 +163,7 @@ internal sealed partial class PartitionWorker
             {
                 continue;
             }
+            var mark = work.Save();
             try
             {
                 Process(msg, sequence, manifests, work);
@@ -171,6 +172,7 @@ internal sealed partial class PartitionWorker
             catch (Exception ex) when (ex is not OperationCanceledException)
 #pragma warning restore CA1031
             {
+                work.Restore(mark);
                 Quarantine(work, msg, Runner.Sagas.Quarantine.QuarantineRecords.ProcessingError, $"{ex.GetType().Name}: {ex.Message}", null, null, null);
             }
             lastSequence = Math.Max(lastSequence, sequence);

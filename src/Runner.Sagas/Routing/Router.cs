@@ -116,8 +116,8 @@ internal sealed class Router
             catch (Exception ex)
 #pragma warning restore CA1031
             {
+                // Publishes already started for other sagas still settle below (awaited, disposed).
                 Quarantine(quarantine, item, QuarantineRecords.RouterError, $"{ex.GetType().Name}: {ex.Message}");
-                item.Futures.Clear();
             }
         }
 
@@ -243,7 +243,7 @@ internal sealed class Router
                 }
             }
             // NATS header values are ASCII on the wire: Runner's own carry percent-encoded UTF-8.
-            outHeaders[EventHeaders.TenantId] = EventHeaders.Encode(evt.Tenant);
+            outHeaders[EventHeaders.TenantId] = evt.Tenant;
             outHeaders[EventHeaders.Saga] = EventHeaders.Encode(saga.Name);
             outHeaders[EventHeaders.Key] = EventHeaders.Encode(key);
             outHeaders[EventHeaders.Partition] = partition.ToString();
