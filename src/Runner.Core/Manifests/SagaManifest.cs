@@ -17,6 +17,3 @@ internal sealed record SagaManifest(
     /// <summary>Absolute path of the script, resolved against the manifest's folder.</summary>
     public string ScriptPath => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(File) ?? ".", Script));
 }
-
-/// <summary>An effect declaration. Its provider settings are read by the effect workers.</summary>
-internal sealed record EffectManifest(string Name, string Provider, string? Pool, string File, int Line);

@@ -17,6 +17,7 @@ internal sealed class ManifestSet
 {
     private readonly Dictionary<string, LoadedSaga> _sagas;
     private readonly Dictionary<string, string> _effectPools;
+    private readonly Dictionary<string, EffectManifest> _effects;
 
     public ManifestSet(IReadOnlyList<LoadedSaga> sagas, IReadOnlyList<EffectManifest> effects, string hash)
     {
@@ -24,6 +25,7 @@ internal sealed class ManifestSet
         Effects = effects;
         Hash = hash;
         _sagas = sagas.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        _effects = effects.ToDictionary(e => e.Name, StringComparer.Ordinal);
         _effectPools = effects.Where(e => e.Pool is not null).ToDictionary(e => e.Name, e => e.Pool!, StringComparer.Ordinal);
         TriggerStreams = sagas.SelectMany(s => s.Manifest.Triggers).Select(t => t.Stream).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
     }
@@ -38,6 +40,8 @@ internal sealed class ManifestSet
     public IReadOnlyList<string> TriggerStreams { get; }
 
     public LoadedSaga? Saga(string name) => _sagas.GetValueOrDefault(name);
+
+    public EffectManifest? Effect(string name) => _effects.GetValueOrDefault(name);
 
     /// <summary>The pool an effect's manifest declares, used when a command names none.</summary>
     public string? DefaultPool(string effect) => _effectPools.GetValueOrDefault(effect);

@@ -1,0 +1,47 @@
+using Runner.Core.Manifests;
+using Runner.Core.Transitions;
+
+namespace Runner.Effects.Providers;
+
+/// <summary>A command to perform, with its effect's declaration and the attempt (1-based).</summary>
+internal sealed record EffectCall(EffectManifest Effect, CommandMessage Command, int Attempt)
+{
+    /// <summary>W3C trace context of the command, sent upstream as <c>traceparent</c>.</summary>
+    public string? TraceParent => Command.TraceParent;
+}
+
+/// <summary>Why an effect failed: a stable code, a human message, and the upstream status when there was one.</summary>
+internal sealed record EffectError(string Code, string Message, int? Status = null);
+
+/// <summary>
+/// The outcome of one attempt. A failure with a <see cref="RetryClass"/> (one of
+/// <see cref="RetryOn"/>) may be retried when the manifest's <c>retry.on</c> lists it; a failure
+/// without one is permanent.
+/// </summary>
+internal sealed record AttemptOutcome(bool Succeeded, string? ResultJson, EffectError? Error, string? RetryClass)
+{
+    public static AttemptOutcome Success(string resultJson) => new(true, resultJson, null, null);
+
+    public static AttemptOutcome Permanent(string code, string message, int? status = null) => new(false, null, new EffectError(code, message, status), null);
+
+    public static AttemptOutcome Transient(string retryClass, string code, string message, int? status = null) => new(false, null, new EffectError(code, message, status), retryClass);
+}
+
+/// <summary>The final outcome of an effect after every attempt it was allowed.</summary>
+internal sealed record EffectExecution(bool Succeeded, string? ResultJson, EffectError? Error, int Attempts);
+
+/// <summary>Stable error codes of failed effect results.</summary>
+internal static class EffectErrorCodes
+{
+    public const string CircuitOpen = "circuit_open";
+    public const string Timeout = "timeout";
+    public const string ConnectionFailed = "connection_failed";
+    public const string SecretUnavailable = "secret_unavailable";
+    public const string InvalidCommand = "invalid_command";
+    public const string UnknownEffect = "unknown_effect";
+    public const string UnsupportedProvider = "unsupported_provider";
+    public const string ProviderError = "provider_error";
+
+    /// <summary><c>http_{status}</c>, e.g. <c>http_402</c>.</summary>
+    public static string Http(int status) => "http_" + status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+}
