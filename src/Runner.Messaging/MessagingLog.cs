@@ -16,4 +16,7 @@ internal static partial class MessagingLog
 
     [LoggerMessage(2002, LogLevel.Warning, "consumer {Consumer} on stream {Stream} failed, retrying in {DelayMs} ms: {Reason}")]
     public static partial void ConsumerFailed(ILogger logger, string stream, string consumer, double delayMs, string reason);
+
+    [LoggerMessage(2010, LogLevel.Error, "{Component} failed; restarting in {DelayMs} ms")]
+    public static partial void LoopFailed(ILogger logger, Exception exception, string component, double delayMs);
 }

@@ -1,3 +1,5 @@
+using Runner.Effects.Claims;
+using Runner.Effects.Workers;
 using Runner.Messaging;
 using Runner.Sagas;
 using Runner.Storage;
@@ -19,6 +21,31 @@ internal sealed record RunnerSettings
     public JetStreamSettings JetStream { get; init; } = new();
     public TimeSpan InboxPurgeInterval { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan DedupeRetention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>Names this process in effect claims; unique per process (host name and pid by default).</summary>
+    public string WorkerId { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
+
+    public IReadOnlyList<string> Pools { get; init; } = [];
+    public string SecretsDir { get; init; } = "/run/secrets";
+    public string EffectsBucket { get; init; } = "RUNNER_EFFECTS";
+    public TimeSpan EffectLease { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan EffectClaimRetention { get; init; } = TimeSpan.FromDays(7);
+
+    public EffectWorkerOptions EffectOptions() => new()
+    {
+        JetStream = JetStream,
+        ConsumerPrefix = ConsumerPrefix,
+        Pools = Pools,
+    };
+
+    public EffectClaimOptions ClaimOptions() => new()
+    {
+        Bucket = EffectsBucket,
+        Replicas = JetStream.Replicas,
+        Retention = EffectClaimRetention,
+        Lease = EffectLease,
+        Worker = WorkerId,
+    };
 
     public SagaRuntimeOptions SagaOptions() => new()
     {

@@ -35,6 +35,13 @@ internal static class SettingsLoader
         ("RUNNER_MAX_ACK_PENDING", "max_ack_pending", (s, v) => Int(v, 1, 1_000_000, out var n) ? new(s with { JetStream = s.JetStream with { MaxAckPending = n } }) : Result.Error("must be an integer in [1, 1000000]")),
         ("RUNNER_INBOX_PURGE_INTERVAL", "inbox_purge_interval", (s, v) => Duration(v, out var d) ? new(s with { InboxPurgeInterval = d }) : Result.Error("must be a duration (e.g. 30s; 0s purges after every batch)")),
         ("RUNNER_DEDUPE_RETENTION", "dedupe_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { DedupeRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
+        ("RUNNER_WORKER_ID", "worker_id", (s, v) => v.Length is > 0 and <= 128 ? new(s with { WorkerId = v }) : Result.Error("must be 1 to 128 characters")),
+        ("RUNNER_POOLS", "pools", (s, v) => Pools(v, out var pools) ? new(s with { Pools = pools }) : Result.Error("must be a comma-separated list of subject-safe tokens")),
+        ("RUNNER_SECRETS_DIR", "secrets_dir", (s, v) => v.Length > 0 ? new(s with { SecretsDir = v }) : Result.Error("must not be empty")),
+        ("RUNNER_EFFECTS_BUCKET", "effects_bucket", (s, v) => Core.Subjects.SubjectPattern.Validate(v, false) is null && !v.Contains('.', StringComparison.Ordinal)
+            ? new(s with { EffectsBucket = v }) : Result.Error("must be a valid KV bucket name (letters, digits, '-', '_')")),
+        ("RUNNER_EFFECT_LEASE", "effect_lease", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMilliseconds(500) ? new(s with { EffectLease = d }) : Result.Error("must be a duration of at least 500ms (e.g. 30s)")),
+        ("RUNNER_EFFECT_CLAIM_RETENTION", "effect_claim_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { EffectClaimRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
         ("RUNNER_BATCH", "batch", (s, v) => Int(v, 1, 10_000, out var n) ? new(s with { JetStream = s.JetStream with { Batch = n } }) : Result.Error("must be an integer in [1, 10000]")),
         ("RUNNER_STREAM_AGGREGATE_EVENTS", "stream_aggregate_events", (s, v) => Stream(v, n => s with { JetStream = s.JetStream with { Streams = s.JetStream.Streams with { AggregateEvents = n } } })),
         ("RUNNER_STREAM_PIPELINE_EVENTS", "stream_pipeline_events", (s, v) => Stream(v, n => s with { JetStream = s.JetStream with { Streams = s.JetStream.Streams with { PipelineEvents = n } } })),
@@ -156,6 +163,13 @@ internal static class SettingsLoader
 
     private static bool Int(string value, int min, int max, out int result) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out result) && result >= min && result <= max;
+
+    private static bool Pools(string value, out IReadOnlyList<string> pools)
+    {
+        var list = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        pools = list;
+        return list.All(p => Core.Subjects.SubjectPattern.Validate(p, false) is null && !p.Contains('.', StringComparison.Ordinal));
+    }
 
     internal static bool Duration(string value, out TimeSpan result)
     {

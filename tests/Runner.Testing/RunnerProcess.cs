@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Runner.Host.Tests;
+namespace Runner.Testing;
 
 /// <summary>The real <c>runner</c> executable, started as a child process (dotnet runner.dll).</summary>
 internal sealed class RunnerProcess : IDisposable

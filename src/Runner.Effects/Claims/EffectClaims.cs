@@ -1,0 +1,253 @@
+using System.Text.Json;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.KeyValueStore;
+
+namespace Runner.Effects.Claims;
+
+/// <summary>What a claim attempt found.</summary>
+internal abstract record ClaimDecision
+{
+    /// <summary>This worker now holds the command and must run it.</summary>
+    public sealed record Claimed(Claim Claim) : ClaimDecision;
+
+    /// <summary>The command already ran to completion: re-publish its stored result.</summary>
+    public sealed record AlreadyCompleted(ClaimRecord Record) : ClaimDecision;
+
+    /// <summary>Another worker holds a live lease: leave the command, it comes back later.</summary>
+    public sealed record HeldElsewhere(string Worker, TimeSpan Remaining) : ClaimDecision;
+}
+
+/// <summary>
+/// Global, exactly-once claims of commands in a replicated NATS KV bucket. A claim is a
+/// create-only put (the first worker wins everywhere, not just on one node); a running claim
+/// carries a lease that its worker renews with compare-and-set on the entry's revision, so a
+/// worker that lost its lease can no longer renew or complete it; a completed claim keeps the
+/// result event so a redelivered command re-publishes it instead of running again.
+/// </summary>
+internal sealed class EffectClaims
+{
+    private readonly INatsKVStore _kv;
+    private readonly TimeProvider _time;
+
+    private EffectClaims(INatsKVStore kv, string worker, TimeSpan lease, TimeProvider time)
+    {
+        _kv = kv;
+        Worker = worker;
+        Lease = lease;
+        _time = time;
+    }
+
+    public string Worker { get; }
+
+    public TimeSpan Lease { get; }
+
+    /// <summary>Opens the bucket, creating it (file storage, history 1) when it does not exist; an existing one is left as configured.</summary>
+    public static async Task<EffectClaims> OpenAsync(INatsJSContext js, EffectClaimOptions options, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var context = new NatsKVContext(js);
+        INatsKVStore store;
+        try
+        {
+            store = await context.GetStoreAsync(options.Bucket, cancellationToken);
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            store = await context.CreateStoreAsync(
+                new NatsKVConfig(options.Bucket)
+                {
+                    History = 1,
+                    MaxAge = options.Retention,
+                    NumberOfReplicas = options.Replicas,
+                    Storage = NatsKVStorageType.File,
+                    Description = "Runner effect claims: one entry per (tenant, command id)",
+                },
+                cancellationToken);
+        }
+        return new EffectClaims(store, options.Worker, options.Lease, time);
+    }
+
+    public async ValueTask<ClaimDecision> ClaimAsync(string tenant, string commandId, CancellationToken cancellationToken)
+    {
+        var key = ClaimKeys.For(tenant, commandId);
+        // Two rounds at most: an entry can vanish between a failed create and the read (retention).
+        for (var round = 0; round < 2; round++)
+        {
+            var now = NowMs();
+            var fresh = Running(1, now);
+            var created = await _kv.TryCreateAsync(key, Serialize(fresh), NatsRawSerializer<byte[]>.Default, cancellationToken);
+            if (created.Success)
+            {
+                return new ClaimDecision.Claimed(new Claim(this, key, created.Value, fresh, takeover: false));
+            }
+            if (created.Error is not NatsKVCreateException)
+            {
+                throw created.Error;
+            }
+
+            var entry = await _kv.TryGetEntryAsync(key, serializer: NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
+            if (!entry.Success)
+            {
+                if (entry.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException)
+                {
+                    continue;
+                }
+                throw entry.Error;
+            }
+            var record = Deserialize(entry.Value.Value);
+            if (record is null)
+            {
+                throw new InvalidDataException($"claim {key} holds a value that is not a claim record");
+            }
+            if (record.State == ClaimRecord.Completed)
+            {
+                return new ClaimDecision.AlreadyCompleted(record);
+            }
+            if (record.LeaseUntilMs > now)
+            {
+                return new ClaimDecision.HeldElsewhere(record.Worker, TimeSpan.FromMilliseconds(record.LeaseUntilMs - now));
+            }
+
+            // The lease ran out: its worker died or stalled mid-effect. Take it over with
+            // compare-and-set, so of several workers seeing the same expired lease only one wins.
+            var takeover = Running(record.Attempt + 1, now);
+            var updated = await _kv.TryUpdateAsync(key, Serialize(takeover), entry.Value.Revision, NatsRawSerializer<byte[]>.Default, cancellationToken);
+            if (updated.Success)
+            {
+                return new ClaimDecision.Claimed(new Claim(this, key, updated.Value, takeover, takeover: true) { PreviousWorker = record.Worker });
+            }
+            if (updated.Error is not NatsKVWrongLastRevisionException)
+            {
+                throw updated.Error;
+            }
+            return new ClaimDecision.HeldElsewhere("(another worker took it over)", Lease);
+        }
+        return new ClaimDecision.HeldElsewhere("(claim changing)", TimeSpan.FromSeconds(1));
+    }
+
+    internal async ValueTask<ulong?> UpdateAsync(string key, ClaimRecord record, ulong revision, CancellationToken cancellationToken)
+    {
+        var updated = await _kv.TryUpdateAsync(key, Serialize(record), revision, NatsRawSerializer<byte[]>.Default, cancellationToken);
+        if (updated.Success)
+        {
+            return updated.Value;
+        }
+        if (updated.Error is NatsKVWrongLastRevisionException)
+        {
+            return null;
+        }
+        throw updated.Error;
+    }
+
+    /// <summary>The stored claim of a command, or null (for tests and the CLI).</summary>
+    public async ValueTask<ClaimRecord?> GetAsync(string tenant, string commandId, CancellationToken cancellationToken)
+    {
+        var entry = await _kv.TryGetEntryAsync(ClaimKeys.For(tenant, commandId), serializer: NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
+        return entry.Success ? Deserialize(entry.Value.Value) : null;
+    }
+
+    internal long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    internal ClaimRecord Running(int attempt, long now) => new()
+    {
+        State = ClaimRecord.Running,
+        Worker = Worker,
+        Attempt = attempt,
+        LeaseUntilMs = now + (long)Lease.TotalMilliseconds,
+        ClaimedAtMs = now,
+    };
+
+    private static byte[] Serialize(ClaimRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, ClaimJsonContext.Default.ClaimRecord);
+
+    private static ClaimRecord? Deserialize(byte[]? value)
+    {
+        if (value is null || value.Length == 0)
+        {
+            return null;
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(value, ClaimJsonContext.Default.ClaimRecord);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>A claim this worker holds on one command; renew it while the effect runs, complete it with the result.</summary>
+internal sealed class Claim
+{
+    private readonly EffectClaims _claims;
+    private ClaimRecord _record;
+    private ulong _revision;
+
+    internal Claim(EffectClaims claims, string key, ulong revision, ClaimRecord record, bool takeover)
+    {
+        _claims = claims;
+        Key = key;
+        _revision = revision;
+        _record = record;
+        Takeover = takeover;
+    }
+
+    public string Key { get; }
+
+    /// <summary>1 for the first execution, +1 per takeover of an abandoned claim.</summary>
+    public int Attempt => _record.Attempt;
+
+    /// <summary>True when this run takes over a claim whose worker's lease had run out.</summary>
+    public bool Takeover { get; }
+
+    public string? PreviousWorker { get; init; }
+
+    /// <summary>Extends the lease. False when the claim is no longer ours (our lease ran out and another worker took over).</summary>
+    public async ValueTask<bool> RenewAsync(CancellationToken cancellationToken)
+    {
+        var renewed = _record with { LeaseUntilMs = _claims.NowMs() + (long)_claims.Lease.TotalMilliseconds };
+        var revision = await _claims.UpdateAsync(Key, renewed, _revision, cancellationToken);
+        if (revision is null)
+        {
+            return false;
+        }
+        _revision = revision.Value;
+        _record = renewed;
+        return true;
+    }
+
+    /// <summary>Marks the command completed with the result it published. False when the claim is no longer ours.</summary>
+    public async ValueTask<bool> CompleteAsync(string subject, string resultEvent, CancellationToken cancellationToken)
+    {
+        var completed = _record with
+        {
+            State = ClaimRecord.Completed,
+            CompletedAtMs = _claims.NowMs(),
+            ResultSubject = subject,
+            ResultEvent = resultEvent,
+        };
+        var revision = await _claims.UpdateAsync(Key, completed, _revision, cancellationToken);
+        if (revision is null)
+        {
+            return false;
+        }
+        _revision = revision.Value;
+        _record = completed;
+        return true;
+    }
+}
+
+/// <summary>Where claims live and how long a lease lasts.</summary>
+internal sealed record EffectClaimOptions
+{
+    public string Bucket { get; init; } = "RUNNER_EFFECTS";
+    public int Replicas { get; init; } = 1;
+
+    /// <summary>How long a claim (and so a completed command's result) is kept.</summary>
+    public TimeSpan Retention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>A running claim not renewed for this long is taken over by another worker.</summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(30);
+
+    public required string Worker { get; init; }
+}

@@ -1,0 +1,71 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using Runner.Core.Events;
+using Runner.Core.Transitions;
+using Runner.Effects.Providers;
+
+namespace Runner.Effects.Workers;
+
+/// <summary>
+/// Builds the result CloudEvent of a command: <c>workflow.evt.{tenant}.{effect}.{succeeded|failed}</c>,
+/// id <c>result:{command_id}</c>, data
+/// <c>{ command_id, correlation_id, saga, effect, outcome, result | error, attempts, started_at, finished_at }</c>.
+/// </summary>
+internal static class ResultEvents
+{
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Source = "runner/effects";
+
+    public static string Id(string commandId) => "result:" + commandId;
+
+    public static string Subject(string tenant, string effect, bool succeeded) =>
+        $"workflow.evt.{tenant}.{effect}.{(succeeded ? Succeeded : Failed)}";
+
+    public static (string Subject, string Json) Build(CommandMessage command, EffectExecution execution, DateTimeOffset startedAt, DateTimeOffset finishedAt)
+    {
+        var outcome = execution.Succeeded ? Succeeded : Failed;
+        var buffer = new ArrayBufferWriter<byte>(512 + (execution.ResultJson?.Length ?? 0));
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("specversion", "1.0");
+            writer.WriteString("id", Id(command.CommandId));
+            writer.WriteString("source", Source);
+            writer.WriteString("type", command.Effect + "." + outcome);
+            writer.WriteString("time", CloudEventEncoder.FormatTime(finishedAt));
+            writer.WriteString("tenant", command.Tenant);
+            writer.WriteString("datacontenttype", "application/json");
+            writer.WriteStartObject("data");
+            writer.WriteString("command_id", command.CommandId);
+            writer.WriteString("correlation_id", command.CorrelationId);
+            writer.WriteString("saga", command.Saga);
+            writer.WriteString("effect", command.Effect);
+            writer.WriteString("outcome", outcome);
+            if (execution.Succeeded)
+            {
+                writer.WritePropertyName("result");
+                writer.WriteRawValue(execution.ResultJson ?? "null");
+            }
+            else
+            {
+                var error = execution.Error ?? new EffectError(EffectErrorCodes.ProviderError, "the effect failed without a reason");
+                writer.WriteStartObject("error");
+                writer.WriteString("code", error.Code);
+                writer.WriteString("message", error.Message);
+                if (error.Status is { } status)
+                {
+                    writer.WriteNumber("status", status);
+                }
+                writer.WriteEndObject();
+            }
+            writer.WriteNumber("attempts", execution.Attempts);
+            writer.WriteString("started_at", CloudEventEncoder.FormatTime(startedAt));
+            writer.WriteString("finished_at", CloudEventEncoder.FormatTime(finishedAt));
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+        return (Subject(command.Tenant, command.Effect, execution.Succeeded), Encoding.UTF8.GetString(buffer.WrittenSpan));
+    }
+}
