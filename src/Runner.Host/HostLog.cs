@@ -8,9 +8,6 @@ internal static partial class HostLog
     [LoggerMessage(9000, LogLevel.Information, "runner {Version} starting in {Mode} mode: NATS {NatsUrl}, data {DataDir}, manifests {Manifests} ({Sagas} sagas, {Effects} effects, version {ManifestHash}), {Partitions} partitions")]
     public static partial void Starting(ILogger logger, string version, string mode, string natsUrl, string dataDir, string manifests, int sagas, int effects, string manifestHash, int partitions);
 
-    [LoggerMessage(9001, LogLevel.Warning, "effect mode: no effect provider is implemented in this build, so this process performs no effects")]
-    public static partial void NoEffectProviders(ILogger logger);
-
     [LoggerMessage(9003, LogLevel.Warning, "NATS at {NatsUrl} is not reachable, retrying in {DelayMs} ms: {Reason}")]
     public static partial void NatsUnavailable(ILogger logger, string natsUrl, double delayMs, string reason);
 

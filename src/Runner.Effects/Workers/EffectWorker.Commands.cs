@@ -114,6 +114,11 @@ internal sealed partial class EffectWorker
         {
             await afterCompleted(command.CommandId, cancellationToken);
         }
+        if (Hooks?.NakInsteadOfAck?.Invoke(command.CommandId) == true)
+        {
+            await msg.NakAsync(cancellationToken: cancellationToken);
+            return;
+        }
         await msg.AckAsync(cancellationToken: cancellationToken);
         EffectsLog.CommandDone(_logger, command.CommandId, command.Tenant, command.Effect, execution.Succeeded ? ResultEvents.Succeeded : ResultEvents.Failed,
             execution.Error?.Code ?? "-", execution.Attempts, claim.Attempt, (finishedAt - startedAt).TotalMilliseconds);

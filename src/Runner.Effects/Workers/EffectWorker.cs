@@ -177,4 +177,7 @@ internal sealed class EffectWorkerHooks
 
     /// <summary>After the claim is marked completed, before the command is acked.</summary>
     public Func<string, CancellationToken, ValueTask>? AfterCompleted { get; init; }
+
+    /// <summary>Returns true to NAK a finished command instead of acking it (it is redelivered).</summary>
+    public Func<string, bool>? NakInsteadOfAck { get; init; }
 }

@@ -1,6 +1,9 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using Runner.Effects;
+using Runner.Effects.Resilience;
 using Runner.Host.Settings;
 using Runner.Sagas;
 using Runner.Sagas.Manifests;
@@ -15,12 +18,18 @@ namespace Runner.Host.Service;
 /// </summary>
 internal sealed class RunnerComponents : IAsyncDisposable
 {
-    private RunnerComponents(NatsConnection nats, LmdbStore store, ManifestSet manifests, SagaRuntime? sagas)
+    private const int QuarantinePayloadBytes = 64 * 1024;
+
+    private ServiceProvider? _services;
+
+    private RunnerComponents(NatsConnection nats, LmdbStore store, ManifestSet manifests, SagaRuntime? sagas, EffectRuntime? effects, ServiceProvider? services)
     {
         Nats = nats;
         Store = store;
         Manifests = manifests;
         Sagas = sagas;
+        Effects = effects;
+        _services = services;
     }
 
     public NatsConnection Nats { get; }
@@ -30,6 +39,8 @@ internal sealed class RunnerComponents : IAsyncDisposable
     public ManifestSet Manifests { get; }
 
     public SagaRuntime? Sagas { get; }
+
+    public EffectRuntime? Effects { get; }
 
     public static async Task<RunnerComponents> StartAsync(
         RunnerSettings settings,
@@ -49,6 +60,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
             settings.NatsUrl, settings.DataDir, settings.Manifests, manifests.Sagas.Count, manifests.Effects.Count, manifests.Hash[..12], settings.Partitions);
 
         var store = new LmdbStore(settings.StoreOptions(), loggers.CreateLogger<LmdbStore>());
+        ServiceProvider? services = null;
         var nats = new NatsConnection(new NatsOpts { Url = settings.NatsUrl, Name = "runner", LoggerFactory = loggers });
         try
         {
@@ -59,14 +71,23 @@ internal sealed class RunnerComponents : IAsyncDisposable
                 sagas = new SagaRuntime(new NatsJSContext(nats), store, manifests, settings.SagaOptions(), loggers, time, listener: listener);
                 await sagas.StartAsync(cancellationToken);
             }
-            if (settings.Mode is RunnerMode.Effect)
+            EffectRuntime? effects = null;
+            if (settings.Mode is RunnerMode.Effect or RunnerMode.Combined)
             {
-                HostLog.NoEffectProviders(logger);
+                services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
+                var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time);
+                effects = new EffectRuntime(new NatsJSContext(nats), manifests.Effects, executor, new StoreCommandQuarantine(store, QuarantinePayloadBytes, time),
+                    settings.EffectOptions(), settings.ClaimOptions(), loggers, time);
+                await effects.StartAsync(cancellationToken);
             }
-            return new RunnerComponents(nats, store, manifests, sagas);
+            return new RunnerComponents(nats, store, manifests, sagas, effects, services);
         }
         catch
         {
+            if (services is not null)
+            {
+                await services.DisposeAsync();
+            }
             await nats.DisposeAsync();
             store.Dispose();
             throw;
@@ -95,6 +116,15 @@ internal sealed class RunnerComponents : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Effects is not null)
+        {
+            await Effects.DisposeAsync();
+        }
+        if (_services is not null)
+        {
+            await _services.DisposeAsync();
+            _services = null;
+        }
         if (Sagas is not null)
         {
             await Sagas.DisposeAsync();

@@ -1,0 +1,138 @@
+using System.Collections.Concurrent;
+using NATS.Client.JetStream;
+using Runner.Core.Manifests;
+using Runner.Effects.Claims;
+using Runner.Effects.Workers;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Effects.Tests;
+
+/// <summary>
+/// Two effect workers compete for the same commands while commands are redelivered in every way
+/// JetStream can: the upstream sees one call per command id, and each command has one result.
+/// </summary>
+public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(90);
+
+    private static EffectManifest Charge(Uri upstream) => new("payment.charge", EffectManifest.HttpProvider, null, "test.yaml", 1)
+    {
+        Http = new HttpEffectConfig(new Uri(upstream, "/charges").ToString(), "POST", new Dictionary<string, HeaderValue>()),
+        Retry = RetryPolicy.Default with { MaxAttempts = 1 },
+        Concurrency = 8,
+    };
+
+    [Fact]
+    public async Task Two_workers_run_each_command_once_and_publish_one_result_each()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var effects = new[] { Charge(upstream.Url) };
+        await using var a = await EffectNode.StartAsync(nats, effects, "worker-a");
+        await using var b = await EffectNode.StartAsync(nats, effects, "worker-b");
+
+        const int Commands = 200;
+        for (var i = 0; i < Commands; i++)
+        {
+            await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", $"load-{i}", new { n = i }), cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= Commands, s_timeout, "a result per command");
+
+        for (var i = 0; i < Commands; i++)
+        {
+            Assert.Equal(1, upstream.CallsFor($"load-{i}"));
+        }
+        var results = await EffectStreams.ReadAsync(js, "WORKFLOW_EVENTS", cts.Token);
+        Assert.Equal(Commands, results.Count);
+        Assert.Equal(Commands, results.Select(r => r.Body["id"]!.GetValue<string>()).Distinct().Count());
+        Assert.True(a.Executed > 0 && b.Executed > 0, $"both workers should take work: a={a.Executed}, b={b.Executed}");
+        Assert.Equal(Commands, a.Executed + b.Executed);
+    }
+
+    [Fact]
+    public async Task Redelivered_commands_are_answered_from_the_stored_result_not_run_again()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var effects = new[] { Charge(upstream.Url) };
+
+        // Worker A misbehaves in the three ways a command comes back: it stalls past the ack wait
+        // before acking, it NAKs after finishing, and it "dies" after completing but before the ack.
+        var slow = new HashSet<string> { "cmd-slow-0", "cmd-slow-1" };
+        var naked = new ConcurrentDictionary<string, int>();
+        var dying = new HashSet<string> { "cmd-die-0", "cmd-die-1" };
+        var hooks = new EffectWorkerHooks
+        {
+            AfterCompleted = async (id, ct) =>
+            {
+                if (slow.Contains(id))
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(3), ct);
+                }
+                if (dying.Contains(id))
+                {
+                    await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+                }
+            },
+            NakInsteadOfAck = id => id.StartsWith("cmd-nak", StringComparison.Ordinal) && naked.AddOrUpdate(id, 1, (_, n) => n + 1) == 1,
+        };
+        var ids = slow.Concat(dying).Concat(["cmd-nak-0", "cmd-nak-1"]).ToList();
+        var results = 0UL;
+        {
+            await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", ackWait: TimeSpan.FromSeconds(1), hooks: hooks);
+            foreach (var id in ids)
+            {
+                await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", id, new { id }), cancellationToken: cts.Token);
+            }
+            await SagaHarness.WaitUntilAsync(() => ids.All(id => upstream.CallsFor(id) >= 1), s_timeout, "worker A to call the upstream for every command");
+
+            // Worker B joins: it receives the redeliveries of A's unacked commands.
+            await using var b = await EffectNode.StartAsync(nats, effects, "worker-b", ackWait: TimeSpan.FromSeconds(1));
+            await SagaHarness.WaitUntilAsync(() => a.Republished + b.Republished >= slow.Count + dying.Count + 2, s_timeout,
+                "the redelivered commands to be answered from their stored results");
+            results = await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token);
+        }
+
+        foreach (var id in ids)
+        {
+            Assert.Equal(1, upstream.CallsFor(id));
+        }
+        Assert.Equal((ulong)ids.Count, results);
+        var events = await EffectStreams.ReadAsync(js, "WORKFLOW_EVENTS", cts.Token);
+        Assert.Equal(ids.Select(id => "result:" + id).Order(), events.Select(e => e.Body["id"]!.GetValue<string>()).Order());
+    }
+
+    [Fact]
+    public async Task A_command_published_twice_under_different_message_ids_runs_once()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        await using var a = await EffectNode.StartAsync(nats, [Charge(upstream.Url)], "worker-a");
+
+        var command = EffectStreams.Command("acme", "payment.charge", "twice", new { n = 1 });
+        await EffectStreams.PublishAsync(js, command, cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) == 1, s_timeout, "the first result");
+        // Past the server's duplicate window a re-sent command is a new message: only the claim can tell.
+        var copy = EffectStreams.Command("acme", "payment.charge", "twice", new { n = 1 });
+        var ack = await js.PublishAsync("workflow.cmd.acme.payment.charge", System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(copy, Runner.Core.CoreJsonContext.Default.CommandMessage),
+            opts: new NatsJSPubOpts { MsgId = "another-message-id" }, cancellationToken: cts.Token);
+        Assert.False(ack.Duplicate);
+        await SagaHarness.WaitUntilAsync(() => a.Republished >= 1, s_timeout, "the copy to be answered from the stored result");
+
+        Assert.Equal(1, upstream.CallsFor("twice"));
+        var claims = a.Runtime.Claims!;
+        var record = await claims.GetAsync("acme", "twice", cts.Token);
+        Assert.Equal(ClaimRecord.Completed, record!.State);
+        Assert.Equal(1, record.Attempt);
+    }
+}
