@@ -14,10 +14,10 @@ using Runner.Sagas.Quarantine;
 namespace Runner.Host.Commands;
 
 /// <summary>
-/// <c>runner demo</c>: runs combined mode on the manifests, publishes the sample events from
-/// <c>{manifests}/samples/events.jsonl</c>, prints every transition as it commits, and stops when
-/// every sample instance is done. Until effect workers exist, a clearly labelled stand-in answers
-/// each command with a result event, the way an effect worker will.
+/// <c>runner demo</c>: starts a small loopback upstream (inventory, payments, shipping, gateway),
+/// runs combined mode on the manifests with real effect workers calling it, publishes the sample
+/// events from <c>{manifests}/samples/events.jsonl</c>, prints every transition and upstream call as
+/// it happens, and stops when every sample instance is done and every command has been performed.
 /// </summary>
 internal static class DemoCommand
 {
@@ -29,9 +29,10 @@ internal static class DemoCommand
             return 2;
         }
         var run = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)[^6..];
+        var scratch = Path.Combine(Path.GetTempPath(), "runner-demo-" + run);
         if (Environment.GetEnvironmentVariable("RUNNER_DATA_DIR") is null)
         {
-            settings = settings with { DataDir = Path.Combine(Path.GetTempPath(), "runner-demo-" + run) };
+            settings = settings with { DataDir = Path.Combine(scratch, "data") };
         }
         var samples = Path.Combine(settings.Manifests, "samples", "events.jsonl");
         if (!File.Exists(samples))
@@ -40,15 +41,27 @@ internal static class DemoCommand
             return 1;
         }
 
+        await using var upstream = await DemoUpstream.StartAsync(cancellationToken);
+        upstream.Answered += line => Console.WriteLine($"upstream {line}");
+        var stub = upstream.Url.ToString().TrimEnd('/');
+        Environment.SetEnvironmentVariable("STUB_URL", Environment.GetEnvironmentVariable("STUB_URL") ?? stub);
+        Environment.SetEnvironmentVariable("GATEWAY_URL", Environment.GetEnvironmentVariable("GATEWAY_URL") ?? stub + "/gateway");
+        if (Environment.GetEnvironmentVariable("RUNNER_SECRETS_DIR") is null)
+        {
+            // The demo's payment key, as a Swarm secret would provide it: a file, never a value in git.
+            var secrets = Path.Combine(scratch, "secrets");
+            Directory.CreateDirectory(secrets);
+            await File.WriteAllTextAsync(Path.Combine(secrets, "payments_key"), "demo-payments-key\n", cancellationToken);
+            settings = settings with { SecretsDir = secrets };
+        }
+        Console.WriteLine($"demo upstream listening on {stub}");
+
         using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
         var listener = new PrintingListener();
         await using var components = await RunnerComponents.StartAsync(settings, loggers, TimeProvider.System, listener, cancellationToken);
         var js = new NatsJSContext(components.Nats);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(90));
-
-        var standIn = Task.Run(() => EffectStandInAsync(components.Nats, js, timeout.Token), CancellationToken.None);
-        await Task.Delay(300, timeout.Token);
 
         var expected = new HashSet<string>(StringComparer.Ordinal);
         foreach (var line in File.ReadLines(samples).Where(l => l.Trim().Length > 0 && !l.TrimStart().StartsWith('#')))
@@ -67,7 +80,7 @@ internal static class DemoCommand
 
         try
         {
-            while (!expected.All(listener.Done.ContainsKey))
+            while (!expected.All(listener.Done.ContainsKey) || !await EffectsIdleAsync(js, components, timeout.Token))
             {
                 await Task.Delay(100, timeout.Token);
             }
@@ -77,11 +90,11 @@ internal static class DemoCommand
             Console.Error.WriteLine($"demo: timed out; done {listener.Done.Count} of {expected.Count} instances");
             return 1;
         }
-        await Task.Delay(500, CancellationToken.None);
 
         var quarantined = QuarantineRecords.List(components.Store, 100);
+        var executed = components.Effects?.Workers.Sum(w => w.Executed) ?? 0;
         Console.WriteLine();
-        Console.WriteLine($"all {expected.Count} sample saga instances completed; {components.Sagas?.Relay.Published ?? 0} commands relayed to WORKFLOW_COMMANDS");
+        Console.WriteLine($"all {expected.Count} sample saga instances finished; {components.Sagas?.Relay.Published ?? 0} commands relayed, {executed} performed by effect workers");
         foreach (var (key, state) in listener.Done.OrderBy(d => d.Key, StringComparer.Ordinal))
         {
             Console.WriteLine($"  {key}: {state}");
@@ -91,60 +104,25 @@ internal static class DemoCommand
         {
             Console.WriteLine($"  {record.Stream}#{record.Sequence} {record.Subject}: {record.Reason} - {record.Detail}");
         }
-        await timeout.CancelAsync();
-        try
-        {
-            await standIn;
-        }
-        catch (OperationCanceledException)
-        {
-            // stopping
-        }
         return 0;
     }
 
-    /// <summary>Stands in for effect workers: answers each command with a result event.</summary>
-    private static async Task EffectStandInAsync(INatsConnection nats, INatsJSContext js, CancellationToken cancellationToken)
+    /// <summary>True when the outbox is empty and no effect consumer has a command waiting or in flight.</summary>
+    private static async Task<bool> EffectsIdleAsync(INatsJSContext js, RunnerComponents components, CancellationToken cancellationToken)
     {
-        await foreach (var msg in nats.SubscribeAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken))
+        if (components.Store.Read(r => r.Count(Runner.Core.Keys.KeySpace.Outbox)) > 0)
         {
-            var command = JsonNode.Parse(msg.Data!)!.AsObject();
-            var effect = command["effect"]!.GetValue<string>();
-            var tenant = command["tenant"]!.GetValue<string>();
-            var amount = command["payload"]?["amount"]?.GetValue<double>() ?? 0;
-            var failed = effect == "payment.charge" && amount > 1000;
-            var outcome = failed ? "failed" : "succeeded";
-            Console.WriteLine($"effect   {effect} {command["command_id"]} -> {outcome} (demo stand-in for an effect worker)");
-            var data = new JsonObject
-            {
-                ["command_id"] = command["command_id"]!.GetValue<string>(),
-                ["correlation_id"] = command["correlation_id"]!.GetValue<string>(),
-                ["saga"] = command["saga"]!.GetValue<string>(),
-                ["effect"] = effect,
-                ["outcome"] = outcome,
-                ["attempts"] = 1,
-            };
-            if (failed)
-            {
-                data["error"] = new JsonObject { ["code"] = "card_declined", ["message"] = "amount over the demo card limit" };
-            }
-            else
-            {
-                data["result"] = new JsonObject { ["reference"] = "ref-" + command["command_id"]!.GetValue<string>()[^6..] };
-            }
-            var evt = new JsonObject
-            {
-                ["specversion"] = "1.0",
-                ["id"] = "result:" + command["command_id"]!.GetValue<string>(),
-                ["source"] = "runner/demo-effects",
-                ["type"] = $"{effect}.{outcome}",
-                ["time"] = CloudEventEncoder.FormatTime(DateTimeOffset.UtcNow),
-                ["data"] = data,
-            };
-            var headers = new NatsHeaders { [EventHeaders.TenantId] = tenant };
-            await js.PublishAsync($"workflow.evt.{tenant}.{effect}.{outcome}", Encoding.UTF8.GetBytes(evt.ToJsonString()),
-                opts: new NatsJSPubOpts { MsgId = "result:" + command["command_id"]!.GetValue<string>() }, headers: headers, cancellationToken: cancellationToken);
+            return false;
         }
+        foreach (var worker in components.Effects?.Workers ?? [])
+        {
+            var info = await js.GetConsumerAsync(components.Settings.JetStream.Streams.WorkflowCommands, worker.Consumer, cancellationToken);
+            if (info.Info.NumPending > 0 || info.Info.NumAckPending > 0)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     private sealed class PrintingListener : ITransitionListener
@@ -155,7 +133,12 @@ internal static class DemoCommand
         {
             foreach (var n in notices)
             {
-                var status = JsonDocument.Parse(n.StateJson).RootElement is { ValueKind: JsonValueKind.Object } s && s.TryGetProperty("status", out var st) ? st.ToString() : "?";
+                var root = JsonDocument.Parse(n.StateJson).RootElement;
+                var status = root is { ValueKind: JsonValueKind.Object } && root.TryGetProperty("status", out var st) ? st.ToString() : "?";
+                if (n.Done && root.ValueKind == JsonValueKind.Object && root.TryGetProperty("reason", out var reason))
+                {
+                    status += $" ({reason})";
+                }
                 var commands = n.CommandIds.Count == 0 ? "" : $", {n.CommandIds.Count} command(s)";
                 Console.WriteLine($"saga     {n.Instance} v{n.Version} on {n.EventType} -> {status}{commands}{(n.Done ? " [done]" : "")}");
                 if (n.Done)

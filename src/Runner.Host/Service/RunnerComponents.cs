@@ -22,8 +22,9 @@ internal sealed class RunnerComponents : IAsyncDisposable
 
     private ServiceProvider? _services;
 
-    private RunnerComponents(NatsConnection nats, LmdbStore store, ManifestSet manifests, SagaRuntime? sagas, EffectRuntime? effects, ServiceProvider? services)
+    private RunnerComponents(RunnerSettings settings, NatsConnection nats, LmdbStore store, ManifestSet manifests, SagaRuntime? sagas, EffectRuntime? effects, ServiceProvider? services)
     {
+        Settings = settings;
         Nats = nats;
         Store = store;
         Manifests = manifests;
@@ -31,6 +32,8 @@ internal sealed class RunnerComponents : IAsyncDisposable
         Effects = effects;
         _services = services;
     }
+
+    public RunnerSettings Settings { get; }
 
     public NatsConnection Nats { get; }
 
@@ -80,7 +83,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
                     settings.EffectOptions(), settings.ClaimOptions(), loggers, time);
                 await effects.StartAsync(cancellationToken);
             }
-            return new RunnerComponents(nats, store, manifests, sagas, effects, services);
+            return new RunnerComponents(settings, nats, store, manifests, sagas, effects, services);
         }
         catch
         {
