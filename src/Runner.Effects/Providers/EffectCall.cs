@@ -41,6 +41,7 @@ internal static class EffectErrorCodes
     public const string UnknownEffect = "unknown_effect";
     public const string UnsupportedProvider = "unsupported_provider";
     public const string ProviderError = "provider_error";
+    public const string ResponseTooLarge = "response_too_large";
 
     /// <summary><c>http_{status}</c>, e.g. <c>http_402</c>.</summary>
     public static string Http(int status) => "http_" + status.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -1,0 +1,152 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
+using Runner.Core.Manifests;
+using Runner.Core.Transitions;
+using Runner.Effects.Providers;
+
+namespace Runner.Effects.Resilience;
+
+/// <summary>
+/// One resilience pipeline per (effect, upstream): retry → circuit breaker → per-attempt timeout,
+/// from the effect's manifest policies. A pipeline lives as long as its policies: a manifest reload
+/// that changes them gets a fresh pipeline (and a fresh, closed breaker); one that does not keeps
+/// the breaker's state.
+/// </summary>
+internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
+{
+    /// <summary>The command an execution is for, so the pipeline's events can name it in logs.</summary>
+    public static readonly ResiliencePropertyKey<CommandMessage> CommandKey = new("runner.command");
+
+    private readonly ConcurrentDictionary<(string Effect, string Upstream), Entry> _entries = new();
+    private readonly Lock _building = new();
+
+    public ResiliencePipeline<AttemptOutcome> For(EffectManifest effect, string upstream)
+    {
+        var key = (effect.Name, upstream);
+        // Manifests are immutable: the same instance means the same policies.
+        if (_entries.TryGetValue(key, out var entry) && ReferenceEquals(entry.Source, effect))
+        {
+            return entry.Pipeline;
+        }
+        var policies = Policies.Of(effect);
+        // Built under a lock so that concurrent first calls share one breaker.
+        lock (_building)
+        {
+            if (_entries.TryGetValue(key, out entry) && entry.Policies == policies)
+            {
+                entry = entry with { Source = effect };
+            }
+            else
+            {
+                entry = Build(effect, upstream, policies);
+            }
+            _entries[key] = entry;
+            return entry.Pipeline;
+        }
+    }
+
+    /// <summary>The breaker state of every pipeline built so far (for metrics and <c>/info</c>).</summary>
+    public IEnumerable<(string Effect, string Upstream, CircuitState State)> BreakerStates() =>
+        _entries.Select(e => (e.Key.Effect, e.Key.Upstream, e.Value.Breaker.CircuitState));
+
+    private Entry Build(EffectManifest effect, string upstream, Policies policies)
+    {
+        var retryOn = new HashSet<string>(effect.Retry.On, StringComparer.Ordinal);
+        var builder = new ResiliencePipelineBuilder<AttemptOutcome>
+        {
+            Name = "effect:" + effect.Name,
+            InstanceName = upstream,
+            TimeProvider = time,
+        };
+        var retry = effect.Retry;
+        if (retry.MaxAttempts > 1)
+        {
+            builder.AddRetry(new RetryStrategyOptions<AttemptOutcome>
+            {
+                MaxRetryAttempts = retry.MaxAttempts - 1,
+                BackoffType = retry.Backoff switch
+                {
+                    RetryPolicy.Constant => DelayBackoffType.Constant,
+                    RetryPolicy.Linear => DelayBackoffType.Linear,
+                    _ => DelayBackoffType.Exponential,
+                },
+                Delay = TimeSpan.FromMilliseconds(retry.BaseMs),
+                MaxDelay = retry.MaxMs > 0 ? TimeSpan.FromMilliseconds(retry.MaxMs) : null,
+                UseJitter = retry.Jitter,
+                // An open breaker is retried too: the retries then run out and the result is
+                // circuit_open, instead of failing before the back-off has given the upstream time.
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
+                {
+                    { Exception: BrokenCircuitException } => true,
+                    { Exception: TimeoutRejectedException } => retryOn.Contains(RetryOn.Timeout),
+                    { Result: { Succeeded: false, RetryClass: { } retryClass } } => retryOn.Contains(retryClass),
+                    _ => false,
+                }),
+                OnRetry = args =>
+                {
+                    if (args.Context.Properties.TryGetValue(CommandKey, out var command))
+                    {
+                        var reason = args.Outcome.Exception?.Message ?? args.Outcome.Result?.Error?.Code ?? "failed";
+                        EffectsLog.Retrying(logger, effect.Name, command.CommandId, command.Tenant, command.CorrelationId, args.AttemptNumber + 1, reason, args.RetryDelay.TotalMilliseconds);
+                    }
+                    return default;
+                },
+            });
+        }
+        var breaker = new CircuitBreakerStateProvider();
+        var breakerPolicy = effect.CircuitBreaker;
+        builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions<AttemptOutcome>
+        {
+            FailureRatio = breakerPolicy.FailureRatio,
+            MinimumThroughput = breakerPolicy.MinimumThroughput,
+            SamplingDuration = TimeSpan.FromMilliseconds(breakerPolicy.SamplingMs),
+            BreakDuration = TimeSpan.FromMilliseconds(breakerPolicy.BreakMs),
+            StateProvider = breaker,
+            // What says the upstream is unwell; a 4xx says the request was wrong, not the upstream.
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
+            {
+                { Exception: TimeoutRejectedException } => true,
+                { Result: { Succeeded: false, RetryClass: not null } } => true,
+                _ => false,
+            }),
+            OnOpened = args =>
+            {
+                var reason = args.Outcome.Exception?.Message ?? args.Outcome.Result?.Error?.Message ?? "failures";
+                EffectsLog.CircuitOpened(logger, effect.Name, upstream, args.BreakDuration.TotalMilliseconds, reason);
+                return default;
+            },
+            OnHalfOpened = _ =>
+            {
+                EffectsLog.CircuitHalfOpened(logger, effect.Name, upstream);
+                return default;
+            },
+            OnClosed = _ =>
+            {
+                EffectsLog.CircuitClosed(logger, effect.Name, upstream);
+                return default;
+            },
+        });
+        builder.AddTimeout(TimeSpan.FromMilliseconds(effect.TimeoutMs));
+        return new Entry(effect, policies, builder.Build(), breaker);
+    }
+
+    private sealed record Entry(EffectManifest Source, Policies Policies, ResiliencePipeline<AttemptOutcome> Pipeline, CircuitBreakerStateProvider Breaker);
+
+    /// <summary>
+    /// The policies a pipeline is built from, compared by value. <see cref="RetryPolicy"/> holds a set,
+    /// which records compare by reference, so <c>retry.on</c> is kept here in a canonical form.
+    /// </summary>
+    private sealed record Policies(int MaxAttempts, string Backoff, int BaseMs, int MaxMs, bool Jitter, string On, int TimeoutMs, CircuitBreakerPolicy Breaker)
+    {
+        public static Policies Of(EffectManifest effect)
+        {
+            var retry = effect.Retry;
+            var on = string.Join(',', retry.On.Order(StringComparer.Ordinal));
+            return new Policies(retry.MaxAttempts, retry.Backoff, retry.BaseMs, retry.MaxMs, retry.Jitter, on, effect.TimeoutMs, effect.CircuitBreaker);
+        }
+    }
+}
