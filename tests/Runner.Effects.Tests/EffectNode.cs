@@ -49,7 +49,7 @@ internal sealed class EffectNode : IAsyncDisposable
         EffectWorkerHooks? hooks = null,
         ILoggerFactory? loggers = null)
     {
-        loggers ??= NullLoggerFactory.Instance;
+        loggers ??= Environment.GetEnvironmentVariable("RUNNER_TEST_LOGS") == "1" ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Debug)) : NullLoggerFactory.Instance;
         var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         var services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
@@ -59,7 +59,6 @@ internal sealed class EffectNode : IAsyncDisposable
         var options = new EffectWorkerOptions
         {
             JetStream = new JetStreamSettings { AckWait = ackWait ?? TimeSpan.FromSeconds(30) },
-            FetchExpiry = TimeSpan.FromMilliseconds(500),
         };
         var claims = new EffectClaimOptions { Worker = worker, Lease = lease ?? TimeSpan.FromSeconds(30) };
         var runtime = new EffectRuntime(js, effects, executor, new StoreCommandQuarantine(store, 64 * 1024, TimeProvider.System), options, claims, loggers, TimeProvider.System) { Hooks = hooks };

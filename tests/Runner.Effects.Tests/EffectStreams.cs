@@ -57,7 +57,7 @@ internal static class EffectStreams
         await foreach (var msg in consumer.ConsumeAsync<byte[]>(cancellationToken: cancellationToken))
         {
             result.Add((msg.Subject, JsonNode.Parse(Encoding.UTF8.GetString(msg.Data!))!.AsObject(), msg.Headers));
-            if ((ulong)result.Count >= total)
+            if (result.Count >= total)
             {
                 break;
             }
@@ -80,6 +80,6 @@ internal static class EffectStreams
         await StreamTopology.EnsureAsync(js, new JetStreamSettings(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, cancellationToken);
     }
 
-    public static async Task<ulong> CountAsync(INatsJSContext js, string stream, CancellationToken cancellationToken) =>
+    public static async Task<long> CountAsync(INatsJSContext js, string stream, CancellationToken cancellationToken) =>
         (await js.GetStreamAsync(stream, cancellationToken: cancellationToken)).Info.State.Messages;
 }

@@ -84,7 +84,7 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
             NakInsteadOfAck = id => id.StartsWith("cmd-nak", StringComparison.Ordinal) && naked.AddOrUpdate(id, 1, (_, n) => n + 1) == 1,
         };
         var ids = slow.Concat(dying).Concat(["cmd-nak-0", "cmd-nak-1"]).ToList();
-        var results = 0UL;
+        var results = 0L;
         {
             await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", ackWait: TimeSpan.FromSeconds(1), hooks: hooks);
             foreach (var id in ids)
@@ -104,7 +104,7 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         {
             Assert.Equal(1, upstream.CallsFor(id));
         }
-        Assert.Equal((ulong)ids.Count, results);
+        Assert.Equal(ids.Count, results);
         var events = await EffectStreams.ReadAsync(js, "WORKFLOW_EVENTS", cts.Token);
         Assert.Equal(ids.Select(id => "result:" + id).Order(), events.Select(e => e.Body["id"]!.GetValue<string>()).Order());
     }

@@ -125,7 +125,7 @@ public sealed class SagaLoopTests(NatsServerFixture nats) : IClassFixture<NatsSe
         using var cts = new CancellationTokenSource(s_timeout);
         await using var upstream = await StubUpstream.StartAsync(cts.Token);
         AnswerOrders(upstream);
-        var (saga, effects) = await StartAsync(upstream, Effects(upstream, new Uri(upstream.Url, "/charges").ToString() + "?order={payload.order_id}"));
+        var (saga, effects) = await StartAsync(upstream, Effects(upstream.Url, new Uri(upstream.Url, "/charges").ToString() + "?order={payload.order_id}"));
         await using var _ = saga;
         await using var __ = effects;
         const string TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -176,7 +176,7 @@ public sealed class SagaLoopTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await using var upstream = await StubUpstream.StartAsync(cts.Token);
         AnswerOrders(upstream);
         upstream.Respond("/charges", (_, call) => call <= 2 ? new StubResponse(503, """{"error":"busy"}""") : new StubResponse(201, """{"reference":"ch-flaky"}"""));
-        var (saga, effects) = await StartAsync(upstream, Effects(upstream, new Uri(upstream.Url, "/charges").ToString()));
+        var (saga, effects) = await StartAsync(upstream, Effects(upstream.Url, new Uri(upstream.Url, "/charges").ToString()));
         await using var _ = saga;
         await using var __ = effects;
 
@@ -198,7 +198,7 @@ public sealed class SagaLoopTests(NatsServerFixture nats) : IClassFixture<NatsSe
         using var cts = new CancellationTokenSource(s_timeout);
         await using var upstream = await StubUpstream.StartAsync(cts.Token);
         var dead = new Uri($"http://127.0.0.1:{NatsServerFixture.FreePort()}/charges");
-        var (saga, effects) = await StartAsync(upstream, Effects(upstream, dead.ToString(),
+        var (saga, effects) = await StartAsync(upstream, Effects(upstream.Url, dead.ToString(),
             "circuit_breaker: { failure_ratio: 0.5, minimum_throughput: 2, sampling_ms: 30000, break_ms: 60000 }"));
         await using var _ = saga;
         await using var __ = effects;
@@ -223,7 +223,7 @@ public sealed class SagaLoopTests(NatsServerFixture nats) : IClassFixture<NatsSe
         using var cts = new CancellationTokenSource(s_timeout);
         await using var upstream = await StubUpstream.StartAsync(cts.Token);
         AnswerOrders(upstream);
-        var (saga, effects) = await StartAsync(upstream, Effects(upstream, new Uri(upstream.Url, "/charges").ToString()), secret: null);
+        var (saga, effects) = await StartAsync(upstream, Effects(upstream.Url, new Uri(upstream.Url, "/charges").ToString()), secret: null);
         await using var _ = saga;
         await using var __ = effects;
 
@@ -245,7 +245,7 @@ public sealed class SagaLoopTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await using var upstream = await StubUpstream.StartAsync(cts.Token);
         AnswerOrders(upstream);
         upstream.Respond("/charges", (_, _) => new StubResponse(402, """{"error":"card_declined"}"""));
-        var (saga, effects) = await StartAsync(upstream, Effects(upstream, new Uri(upstream.Url, "/charges").ToString()));
+        var (saga, effects) = await StartAsync(upstream, Effects(upstream.Url, new Uri(upstream.Url, "/charges").ToString()));
         await using var _ = saga;
         await using var __ = effects;
 

@@ -15,7 +15,7 @@ namespace Runner.Effects.Resilience;
 /// Only the caller's cancellation propagates, and it wins over any failure seen so far: an
 /// interrupted execution is never reported as failed (a success that completed is still returned).
 /// </summary>
-internal sealed class EffectExecutor
+internal sealed class EffectExecutor : IEffectExecutor
 {
     /// <summary>The <see cref="IHttpClientFactory"/> client the http and gateway providers use.</summary>
     public const string HttpClientName = HttpExchange.ClientName;
@@ -32,6 +32,8 @@ internal sealed class EffectExecutor
     }
 
     public EffectPipelines Pipelines { get; }
+
+    public bool Supports(string providerKind) => _providers.ContainsKey(providerKind);
 
     /// <summary>The executor with the http and gateway providers, reading secrets from <paramref name="secretsDirectory"/>.</summary>
     public static EffectExecutor Create(IHttpClientFactory http, string secretsDirectory, ILoggerFactory loggers, TimeProvider time)

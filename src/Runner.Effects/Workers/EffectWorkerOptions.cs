@@ -18,6 +18,6 @@ internal sealed record EffectWorkerOptions
     /// <summary>Quarantine records keep at most this much of a payload.</summary>
     public int QuarantinePayloadBytes { get; init; } = 64 * 1024;
 
-    /// <summary>How long a fetch waits for commands before asking again.</summary>
+    /// <summary>How long a fetch waits for commands before asking again (the client requires more than 1 s).</summary>
     public TimeSpan FetchExpiry { get; init; } = TimeSpan.FromSeconds(2);
 }
