@@ -14,7 +14,7 @@ namespace Runner.Scripting;
 /// </summary>
 internal sealed class SagaScript
 {
-    private SagaScript(string saga, string file, Prepared<Script> prepared, ScriptLimits limits, string hash, bool hasCompensate)
+    private SagaScript(string saga, string file, Prepared<Script> prepared, ScriptLimits limits, string hash, bool hasCompensate, IReadOnlyList<EffectReference> effects)
     {
         Saga = saga;
         File = file;
@@ -22,6 +22,7 @@ internal sealed class SagaScript
         Limits = limits;
         Hash = hash;
         HasCompensate = hasCompensate;
+        Effects = effects;
         Pool = new SandboxPool(this);
     }
 
@@ -37,6 +38,9 @@ internal sealed class SagaScript
     public string Hash { get; }
 
     public bool HasCompensate { get; }
+
+    /// <summary>The effects the script commands by literal name, with their lines: checked against the effect manifests at load.</summary>
+    public IReadOnlyList<EffectReference> Effects { get; }
 
     internal SandboxPool Pool { get; }
 
@@ -105,7 +109,7 @@ internal sealed class SagaScript
         }
 
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(source)));
-        var candidate = new SagaScript(saga, file, prepared, limits, hash, hasCompensate);
+        var candidate = new SagaScript(saga, file, prepared, limits, hash, hasCompensate, EffectReference.FindAll(prepared.Program!));
 
         // Load it once in a real sandbox: module-level code runs here, and anything mutable it
         // leaves reachable (a Map, a Date...) is reported now rather than at the first event.

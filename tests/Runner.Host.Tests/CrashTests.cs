@@ -26,6 +26,11 @@ public sealed class CrashTests(NatsServerFixture nats) : IClassFixture<NatsServe
           - stream: AGGREGATE_EVENTS
             subject: "aggregate.*.fold.*.added"
             correlation: "subject[3]"
+        ---
+        kind: effect
+        name: ledger.add
+        provider: http
+        http: { url: "http://127.0.0.1:9/ledger" }
         """;
 
     private const string Script = """

@@ -203,6 +203,7 @@ public sealed class ReviewPipelineFindingsTests(NatsServerFixture nats, ITestOut
         var files = new Dictionary<string, string>
         {
             ["big.yaml"] = TestSagas.CounterManifest.Replace("name: counter", "name: big", StringComparison.Ordinal).Replace("counter.js", "big.js", StringComparison.Ordinal),
+            ["effects.yaml"] = TestSagas.LedgerEffect,
             ["big.js"] = """
                 'use strict';
                 function on_event(state, event, ctx) {

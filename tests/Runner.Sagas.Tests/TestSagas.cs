@@ -31,10 +31,19 @@ internal static class TestSagas
         }
         """;
 
+    /// <summary>Declares the effect the counter scripts command; a saga may only command declared effects.</summary>
+    public const string LedgerEffect = """
+        kind: effect
+        name: ledger.add
+        provider: http
+        http: { url: "http://127.0.0.1:9/ledger" }
+        """;
+
     public static Dictionary<string, string> Counter() => new()
     {
         ["counter.yaml"] = CounterManifest,
         ["counter.js"] = CounterScript,
+        ["effects.yaml"] = LedgerEffect,
     };
 
     public const string HostileManifest = """

@@ -1,4 +1,3 @@
-using System.Globalization;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -14,8 +13,6 @@ internal static partial class ManifestParser
     private static readonly HashSet<string> s_sagaFields = ["kind", "name", "description", "script", "triggers", "limits"];
     private static readonly HashSet<string> s_triggerFields = ["stream", "subject", "correlation"];
     private static readonly HashSet<string> s_limitFields = ["timeout_ms", "max_statements", "memory_mb", "recursion", "max_array_size", "regex_timeout_ms", "max_output_bytes"];
-    private static readonly HashSet<string> s_effectFields =
-        ["kind", "name", "description", "provider", "pool", "http", "gateway", "slice", "retry", "timeout_ms", "circuit_breaker", "concurrency", "isolation", "defaults", "maximums"];
 
     internal sealed class Result
     {
@@ -24,8 +21,13 @@ internal static partial class ManifestParser
         public List<ManifestError> Errors { get; } = [];
     }
 
-    public static Result Parse(string yaml, string file)
+    /// <param name="environment">
+    /// Looks up the <c>${NAME}</c> references of effect URLs; the parser reads no environment of
+    /// its own, so without one every reference takes its default or is an error.
+    /// </param>
+    public static Result Parse(string yaml, string file, Func<string, string?>? environment = null)
     {
+        environment ??= static _ => null;
         var result = new Result();
         var stream = new YamlStream();
         var scanner = new Scanner(new StringReader(yaml));
@@ -64,7 +66,7 @@ internal static partial class ManifestParser
                     ParseSaga(root, file, result);
                     break;
                 case "effect":
-                    ParseEffect(root, file, result);
+                    ParseEffect(root, file, environment, result);
                     break;
                 case null:
                     result.Errors.Add(Error(file, root, "missing 'kind' (saga or effect)"));
@@ -167,50 +169,16 @@ internal static partial class ManifestParser
             return limits;
         }
         UnknownFields(map, s_limitFields, file, "limits", errors);
-        int Read(string key, int fallback, int min, int max)
-        {
-            var child = Child(map, key);
-            if (child is null)
-            {
-                return fallback;
-            }
-            if (child is YamlScalarNode scalar && int.TryParse(scalar.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max)
-            {
-                return value;
-            }
-            errors.Add(Error(file, child, $"limits.{key} must be an integer in [{min}, {max}]"));
-            return fallback;
-        }
         return new ScriptLimits
         {
-            TimeoutMs = Read("timeout_ms", limits.TimeoutMs, 1, 60_000),
-            MaxStatements = Read("max_statements", limits.MaxStatements, 100, 100_000_000),
-            MemoryMb = Read("memory_mb", limits.MemoryMb, 1, 1024),
-            Recursion = Read("recursion", limits.Recursion, 4, 10_000),
-            MaxArraySize = Read("max_array_size", limits.MaxArraySize, 16, 10_000_000),
-            RegexTimeoutMs = Read("regex_timeout_ms", limits.RegexTimeoutMs, 1, 10_000),
-            MaxOutputBytes = Read("max_output_bytes", limits.MaxOutputBytes, 1024, 16 * 1024 * 1024),
+            TimeoutMs = ReadInt(map, "timeout_ms", limits.TimeoutMs, 1, 60_000, "limits.", file, errors) ?? limits.TimeoutMs,
+            MaxStatements = ReadInt(map, "max_statements", limits.MaxStatements, 100, 100_000_000, "limits.", file, errors) ?? limits.MaxStatements,
+            MemoryMb = ReadInt(map, "memory_mb", limits.MemoryMb, 1, 1024, "limits.", file, errors) ?? limits.MemoryMb,
+            Recursion = ReadInt(map, "recursion", limits.Recursion, 4, 10_000, "limits.", file, errors) ?? limits.Recursion,
+            MaxArraySize = ReadInt(map, "max_array_size", limits.MaxArraySize, 16, 10_000_000, "limits.", file, errors) ?? limits.MaxArraySize,
+            RegexTimeoutMs = ReadInt(map, "regex_timeout_ms", limits.RegexTimeoutMs, 1, 10_000, "limits.", file, errors) ?? limits.RegexTimeoutMs,
+            MaxOutputBytes = ReadInt(map, "max_output_bytes", limits.MaxOutputBytes, 1024, 16 * 1024 * 1024, "limits.", file, errors) ?? limits.MaxOutputBytes,
         };
-    }
-
-    private static void ParseEffect(YamlMappingNode root, string file, Result result)
-    {
-        UnknownFields(root, s_effectFields, file, "effect", result.Errors);
-        var name = RequiredName(root, file, result.Errors);
-        var provider = Scalar(root, "provider");
-        if (string.IsNullOrWhiteSpace(provider))
-        {
-            result.Errors.Add(Error(file, root, "effect: missing 'provider'"));
-        }
-        var pool = Scalar(root, "pool");
-        if (pool is not null && Subjects.SubjectPattern.Validate(pool, allowWildcards: false) is { } poolError)
-        {
-            result.Errors.Add(Error(file, Child(root, "pool")!, $"effect: pool: {poolError}"));
-        }
-        if (name is not null && provider is not null)
-        {
-            result.Effects.Add(new EffectManifest(name, provider, pool, file, Line(root)));
-        }
     }
 
     private static string? RequiredName(YamlMappingNode root, string file, List<ManifestError> errors)

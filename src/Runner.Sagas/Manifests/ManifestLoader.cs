@@ -9,6 +9,8 @@ namespace Runner.Sagas.Manifests;
 /// <summary>
 /// Reads every <c>*.yaml</c>/<c>*.yml</c> under a directory, parses, compiles scripts and checks
 /// references. Returns every error found, each with its file and line, or a complete set.
+/// <c>${NAME}</c> references in effect URLs are read from <c>environment</c>, the process
+/// environment unless a caller passes its own.
 /// </summary>
 internal static class ManifestLoader
 {
@@ -17,8 +19,9 @@ internal static class ManifestLoader
         public bool Succeeded => Set is not null && Errors.Count == 0;
     }
 
-    public static Result Load(string directory, StreamNames streams)
+    public static Result Load(string directory, StreamNames streams, Func<string, string?>? environment = null)
     {
+        environment ??= Environment.GetEnvironmentVariable;
         var errors = new List<ManifestError>();
         if (!Directory.Exists(directory))
         {
@@ -44,7 +47,7 @@ internal static class ManifestLoader
             var relative = Path.GetRelativePath(directory, file);
             var text = File.ReadAllText(file);
             hash.AppendData(Encoding.UTF8.GetBytes(relative + "\n" + text + "\n"));
-            var parsed = ManifestParser.Parse(text, file);
+            var parsed = ManifestParser.Parse(text, file, environment);
             errors.AddRange(parsed.Errors);
             sagaManifests.AddRange(parsed.Sagas);
             effects.AddRange(parsed.Effects);
@@ -54,6 +57,7 @@ internal static class ManifestLoader
         Duplicates(effects.Select(e => (e.Name, e.File, e.Line)), "effect", errors);
 
         var allowedStreams = new HashSet<string>(StringComparer.Ordinal) { streams.AggregateEvents, streams.PipelineEvents, streams.WorkflowEvents };
+        var declaredEffects = effects.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         var sagas = new List<LoadedSaga>();
         foreach (var manifest in sagaManifests)
         {
@@ -73,6 +77,11 @@ internal static class ManifestLoader
             if (SagaScript.TryCompile(manifest.Name, scriptPath, source, manifest.Limits, out var script, out var scriptErrors))
             {
                 sagas.Add(new LoadedSaga(manifest, script!));
+                foreach (var reference in script!.Effects.Where(r => !declaredEffects.Contains(r.Effect)))
+                {
+                    errors.Add(new ManifestError(scriptPath, reference.Line, reference.Column,
+                        $"saga '{manifest.Name}': script commands effect '{reference.Effect}' which no effect manifest declares"));
+                }
             }
             else
             {

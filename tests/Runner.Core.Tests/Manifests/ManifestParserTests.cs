@@ -72,7 +72,8 @@ public sealed class ManifestParserTests
             name: http.call
             provider: http
             pool: gpu
-            retry: { attempts: 3 }
+            http: { url: "http://payments.internal/charges" }
+            retry: { max_attempts: 5 }
             """, File);
 
         Assert.Empty(result.Errors);
@@ -80,6 +81,10 @@ public sealed class ManifestParserTests
         Assert.Equal("http.call", effect.Name);
         Assert.Equal("http", effect.Provider);
         Assert.Equal("gpu", effect.Pool);
+        Assert.Equal("http://payments.internal/charges", effect.Http!.Url);
+        Assert.Equal(5, effect.Retry.MaxAttempts);
+        Assert.Equal(File, effect.File);
+        Assert.Equal(1, effect.Line);
     }
 
     [Fact]
@@ -305,6 +310,7 @@ public sealed class ManifestParserTests
             name: e
             provider: http
             pool: "gpu.*"
+            http: { url: "http://h/x" }
             """, File);
 
         var error = Assert.Single(result.Errors);
@@ -406,6 +412,7 @@ public sealed class ManifestParserTests
             kind: effect
             name: http
             provider: http
+            http: { url: "http://h/x" }
             ---
             kind: saga
             name: broken
@@ -423,11 +430,11 @@ public sealed class ManifestParserTests
             """, File);
 
         Assert.Equal(["first", "broken", "third"], result.Sagas.Select(s => s.Name));
-        Assert.Equal([1, 10, 18], result.Sagas.Select(s => s.Line));
+        Assert.Equal([1, 11, 19], result.Sagas.Select(s => s.Line));
         Assert.Empty(result.Sagas[1].Triggers);
         Assert.Equal("http", Assert.Single(result.Effects).Name);
         var error = Assert.Single(result.Errors);
-        Assert.Equal(15, error.Line);
+        Assert.Equal(16, error.Line);
         Assert.Contains("whitespace", error.Message, StringComparison.Ordinal);
     }
 
@@ -438,6 +445,7 @@ public sealed class ManifestParserTests
             kind: effect
             name: http
             provider: http
+            http: { url: "http://h/x" }
             ---
             - just
             - a list
@@ -445,7 +453,7 @@ public sealed class ManifestParserTests
 
         Assert.Single(result.Effects);
         var error = Assert.Single(result.Errors);
-        Assert.Equal(5, error.Line);
+        Assert.Equal(6, error.Line);
         Assert.Contains("must be a mapping", error.Message, StringComparison.Ordinal);
     }
 
