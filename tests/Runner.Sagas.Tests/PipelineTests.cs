@@ -47,7 +47,7 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task Command_without_a_pool_takes_the_pool_its_effect_manifest_declares()
     {
         var files = TestSagas.Counter();
-        files["effects.yaml"] = "kind: effect\nname: ledger.add\nprovider: http\npool: eu-west\n";
+        files["effects.yaml"] = TestSagas.LedgerEffect + "\npool: eu-west\n";
         await using var h = await SagaHarness.StartAsync(nats, files);
         using var cts = new CancellationTokenSource(s_wait);
         await h.PublishAsync("aggregate.acme.counter.p1.added", SagaHarness.CloudEvent("p-1", "added", new { n = 1 }), cancellationToken: cts.Token);
