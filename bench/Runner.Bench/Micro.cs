@@ -30,6 +30,7 @@ internal static class Micro
         Directory.CreateDirectory(manifestDir);
         await File.WriteAllTextAsync(Path.Combine(manifestDir, "bench.yaml"), RunnerBench.Manifest, cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(manifestDir, "bench.js"), RunnerBench.Script, cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(manifestDir, "effects.yaml"), RunnerBench.Effects, cancellationToken);
         var runtimeOptions = new SagaRuntimeOptions { Partitions = 1, JetStream = new JetStreamSettings { Batch = options.Batch } };
         var manifests = ManifestLoader.Load(manifestDir, runtimeOptions.JetStream.Streams).Set!;
         var saga = manifests.Saga(Wire.Saga)!;

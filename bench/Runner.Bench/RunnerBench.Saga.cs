@@ -18,6 +18,14 @@ internal sealed partial class RunnerBench
         http: { url: "http://127.0.0.1:9/noted" }
         """;
 
+    /// <summary>The effect the bench saga commands; a transition may only command declared effects.</summary>
+    public const string Effects = """
+        kind: effect
+        name: bench.noted
+        provider: http
+        http: { url: "http://127.0.0.1:9/x" }
+        """;
+
     /// <summary>Folds a counter and emits one command per event, echoing the event's marker and publish time.</summary>
     public const string Script = """
         'use strict';

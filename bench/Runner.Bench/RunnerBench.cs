@@ -83,6 +83,7 @@ internal sealed partial class RunnerBench : IAsyncDisposable
         Directory.CreateDirectory(manifestDir);
         await File.WriteAllTextAsync(Path.Combine(manifestDir, "bench.yaml"), Manifest, cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(manifestDir, "bench.js"), Script, cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(manifestDir, "effects.yaml"), Effects, cancellationToken);
         var loaded = ManifestLoader.Load(manifestDir, RuntimeOptions.JetStream.Streams);
         if (!loaded.Succeeded)
         {

@@ -5,13 +5,14 @@ using Runner.Sagas.Manifests;
 using Runner.Sagas.Outbox;
 using Runner.Sagas.Partitions;
 using Runner.Sagas.Routing;
+using Runner.Sagas.Scheduling;
 using Runner.Storage;
 
 namespace Runner.Sagas;
 
 /// <summary>
-/// The saga side of one replica: routers for every trigger stream, a worker per owned partition,
-/// and the outbox relay. Every loop restarts after an unexpected error with back-off; none of them
+/// The saga side of one replica: routers for every trigger stream, a worker and a timer scheduler
+/// per owned partition, and the outbox relay. Every loop restarts after an unexpected error with back-off; none of them
 /// can take the process down.
 /// </summary>
 internal sealed class SagaRuntime : IAsyncDisposable
@@ -75,13 +76,17 @@ internal sealed class SagaRuntime : IAsyncDisposable
     private async Task RunPartitionsAsync(CancellationToken cancellationToken)
     {
         var workerLogger = _loggers.CreateLogger<PartitionWorker>();
+        var schedulerLogger = _loggers.CreateLogger<TimerScheduler>();
         var running = new List<Task>();
         try
         {
             await foreach (var (partition, owned) in _ownership.AcquireAsync(cancellationToken))
             {
-                var worker = new PartitionWorker(_js, _store, () => _manifests, _options, partition, Relay, _listener, workerLogger, _time);
+                var scheduled = new ScheduleSignal();
+                var worker = new PartitionWorker(_js, _store, () => _manifests, _options, partition, Relay, _listener, workerLogger, _time, scheduled);
+                var scheduler = new TimerScheduler(_js, _store, _options, partition, scheduled, schedulerLogger, _time);
                 running.Add(Supervise($"partition {partition}", worker.RunAsync, owned));
+                running.Add(Supervise($"scheduler {partition}", scheduler.RunAsync, owned));
             }
         }
         catch (OperationCanceledException)

@@ -32,6 +32,21 @@ internal sealed record SagaRuntimeOptions
     /// <summary>How often expired dedupe markers are swept.</summary>
     public TimeSpan DedupeSweepInterval { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>Timer events a partition's scheduler keeps in flight at once.</summary>
+    public int SchedulerConcurrency { get; init; } = 256;
+
+    /// <summary>
+    /// Longest a scheduler sleeps between scans. It wakes sooner for the next due time or when its
+    /// partition commits a new schedule; the cap only bounds how late a missed wake-up can be.
+    /// </summary>
+    public TimeSpan SchedulerMaxSleep { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Timers already overdue when a scheduler starts (they came due while it was down) are spread
+    /// evenly over this window, in due order, instead of firing as one storm (zero: no spreading).
+    /// </summary>
+    public TimeSpan SchedulerCatchUpWindow { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Name prefix of durable consumers (lets tests and tenants share a server).</summary>
     public string ConsumerPrefix { get; init; } = "runner";
 

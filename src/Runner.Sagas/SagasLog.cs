@@ -41,6 +41,21 @@ internal static partial class SagasLog
     [LoggerMessage(3012, LogLevel.Information, "swept {Count} expired dedupe markers")]
     public static partial void DedupeSwept(ILogger logger, int count);
 
+    [LoggerMessage(3013, LogLevel.Information, "partition {Partition} scheduler started; {Backlog} timers overdue, spread over {WindowMs} ms")]
+    public static partial void SchedulerStarted(ILogger logger, int partition, long backlog, double windowMs);
+
+    [LoggerMessage(3014, LogLevel.Warning, "partition {Partition} scheduler: {Count} timer events not stored, retrying in {DelayMs} ms")]
+    public static partial void SchedulerPublishFailed(ILogger logger, int partition, int count, double delayMs);
+
+    [LoggerMessage(3015, LogLevel.Error, "partition {Partition} scheduler could not delete {Count} fired timers ({Reason}); they will be re-published with the same Nats-Msg-Id")]
+    public static partial void SchedulerDeleteFailed(ILogger logger, int partition, int count, string reason);
+
+    [LoggerMessage(3016, LogLevel.Error, "timer {TimerId} was refused by the server {Attempts} times and is quarantined: {Reason}")]
+    public static partial void TimerQuarantined(ILogger logger, string timerId, int attempts, string reason);
+
+    [LoggerMessage(3017, LogLevel.Debug, "ignored stale timer {Name} due {DueMs} for {Tenant}/{Saga}/{Key} (live due: {LiveDueMs})")]
+    public static partial void StaleTimerIgnored(ILogger logger, string tenant, string saga, string key, string name, long dueMs, long? liveDueMs);
+
     [LoggerMessage(3009, LogLevel.Error, "outbox relay could not delete {Count} published items ({Reason}); they will be re-published with the same Nats-Msg-Id")]
     public static partial void RelayDeleteFailed(ILogger logger, int count, string reason);
 }

@@ -52,4 +52,23 @@ internal readonly ref struct LmdbReader
     }
 
     public long Count(KeySpace space) => _txn.GetEntriesCount(_store.Database(space));
+
+    /// <summary>How many keys k there are with <paramref name="from"/> ≤ k &lt; <paramref name="to"/>, without copying any.</summary>
+    public long CountRange(KeySpace space, ReadOnlySpan<byte> from, ReadOnlySpan<byte> to)
+    {
+        using var cursor = _txn.CreateCursor(_store.Database(space));
+        var count = 0L;
+        var code = from.IsEmpty ? cursor.First().resultCode : cursor.SetRange(from);
+        while (code == MDBResultCode.Success)
+        {
+            var (current, key, _) = cursor.GetCurrent();
+            if (current != MDBResultCode.Success || key.AsSpan().SequenceCompareTo(to) >= 0)
+            {
+                break;
+            }
+            count++;
+            code = cursor.Next().resultCode;
+        }
+        return count;
+    }
 }

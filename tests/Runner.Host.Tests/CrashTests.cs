@@ -44,6 +44,13 @@ public sealed class CrashTests(NatsServerFixture nats) : IClassFixture<NatsServe
         }
         """;
 
+    private const string Effects = """
+        kind: effect
+        name: ledger.add
+        provider: http
+        http: { url: "http://127.0.0.1:9/x" }
+        """;
+
     [Fact]
     public async Task Repeated_SIGKILL_while_events_flow_loses_nothing_and_applies_nothing_twice()
     {
@@ -51,6 +58,7 @@ public sealed class CrashTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Directory.CreateDirectory(dir.File("manifests"));
         await File.WriteAllTextAsync(dir.File("manifests/fold.yaml"), Manifest);
         await File.WriteAllTextAsync(dir.File("manifests/fold.js"), Script);
+        await File.WriteAllTextAsync(dir.File("manifests/effects.yaml"), Effects);
         var environment = new Dictionary<string, string>
         {
             ["RUNNER_NATS_URL"] = nats.Url,

@@ -211,6 +211,7 @@ public sealed class ReviewPipelineFindingsTests(NatsServerFixture nats, ITestOut
                   return { state: {}, commands: [{ effect: 'ledger.add', payload: { blob: blob } }] };
                 }
                 """,
+            ["effects.yaml"] = TestSagas.LedgerEffect,
         };
         await using var h = await SagaHarness.StartAsync(nats, files, o => o with { Partitions = 1, RelayConcurrency = 2 }, start: false);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));

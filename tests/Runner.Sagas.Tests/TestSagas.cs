@@ -84,4 +84,94 @@ internal static class TestSagas
         ["hostile.yaml"] = HostileManifest,
         ["hostile.js"] = HostileScript,
     };
+
+    public const string TimedManifest = """
+        kind: saga
+        name: timed
+        script: timed.js
+        triggers:
+          - stream: AGGREGATE_EVENTS
+            subject: "aggregate.*.timed.*.>"
+            correlation: "subject[3]"
+        limits: { timeout_ms: 500, max_statements: 100000, memory_mb: 16, recursion: 64 }
+        """;
+
+    /// <summary>
+    /// Sets and cancels what a <c>set</c> event's data says, commands what a <c>command</c> event
+    /// says, and records every event type it sees and every timer that reaches it (with ctx.now).
+    /// Its <c>compensate</c> records what it was called for and emits <c>order.cancel</c>.
+    /// </summary>
+    public const string TimedScript = """
+        'use strict';
+        function remember(state, event) {
+          state = state || { fired: [], seen: [] };
+          return Object.assign({}, state, { seen: state.seen.concat([event.type]) });
+        }
+        function on_event(state, event, ctx) {
+          state = remember(state, event);
+          if (event.type === 'timer.fired') {
+            const fire = { name: event.data.name, due: event.data.due_ms, now: ctx.now, id: event.id };
+            return { state: Object.assign({}, state, { fired: state.fired.concat([fire]) }) };
+          }
+          if (event.type === 'set') {
+            return { state: state, schedules: event.data.schedules || [], cancel: event.data.cancel || [] };
+          }
+          if (event.type === 'command') {
+            return { state: state, commands: [{ effect: event.data.effect, id: ctx.id('c'), payload: {} }] };
+          }
+          return { state: state };
+        }
+        function compensate(state, event, ctx) {
+          state = remember(state, event);
+          return {
+            state: Object.assign({}, state, {
+              compensated: { type: event.type, name: event.data.name || null, due: event.data.due_ms || null, now: ctx.now } }),
+            commands: [{ effect: 'order.cancel', id: ctx.id('cancel'), payload: { key: ctx.key } }],
+            done: true,
+          };
+        }
+        """;
+
+    public const string TimedEffects = """
+        kind: effect
+        name: order.cancel
+        provider: http
+        http: { url: "http://127.0.0.1:9/x" }
+        ---
+        kind: effect
+        name: ledger.add
+        provider: http
+        http: { url: "http://127.0.0.1:9/x" }
+        """;
+
+    /// <summary>The timed saga, and with <paramref name="explicitTwin"/> a copy that also declares the timer and result triggers.</summary>
+    public static Dictionary<string, string> Timed(bool explicitTwin = false)
+    {
+        var files = new Dictionary<string, string>
+        {
+            ["timed.yaml"] = TimedManifest,
+            ["timed.js"] = TimedScript,
+            ["effects.yaml"] = TimedEffects,
+        };
+        if (explicitTwin)
+        {
+            files["twin.yaml"] = """
+                kind: saga
+                name: twin
+                script: timed.js
+                triggers:
+                  - stream: AGGREGATE_EVENTS
+                    subject: "aggregate.*.twin.*.>"
+                    correlation: "subject[3]"
+                  - stream: WORKFLOW_EVENTS
+                    subject: "workflow.evt.*.timer.twin"
+                    correlation: "$.data.key"
+                  - stream: WORKFLOW_EVENTS
+                    subject: "workflow.evt.*.ledger.add.>"
+                    correlation: "$.data.correlation_id"
+                limits: { timeout_ms: 500, max_statements: 100000, memory_mb: 16, recursion: 64 }
+                """;
+        }
+        return files;
+    }
 }

@@ -157,6 +157,28 @@ internal sealed class SagaHarness : IAsyncDisposable
         return result;
     }
 
+    /// <summary>Every message on a stream so far, in stream order (read with an ordered consumer).</summary>
+    public async Task<List<(string Subject, byte[] Data, NatsHeaders? Headers)>> MessagesAsync(string stream, CancellationToken cancellationToken)
+    {
+        var info = await Js.GetStreamAsync(stream, cancellationToken: cancellationToken);
+        var total = info.Info.State.Messages;
+        var result = new List<(string, byte[], NatsHeaders?)>();
+        if (total == 0)
+        {
+            return result;
+        }
+        var consumer = await Js.CreateOrderedConsumerAsync(stream, cancellationToken: cancellationToken);
+        await foreach (var msg in consumer.ConsumeAsync<byte[]>(cancellationToken: cancellationToken))
+        {
+            result.Add((msg.Subject, msg.Data ?? [], msg.Headers));
+            if (result.Count >= total)
+            {
+                break;
+            }
+        }
+        return result;
+    }
+
     public SagaInstanceRecord? Instance(string tenant, string saga, string key)
     {
         var store = Store ?? throw new InvalidOperationException("store closed");

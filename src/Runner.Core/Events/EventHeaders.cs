@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Runner.Core.Events;
 
 /// <summary>Header names carried end to end, and the ones Runner adds on its internal inbox.</summary>
@@ -22,8 +24,37 @@ internal static class EventHeaders
     public const string OriginTime = "runner-origin-time";
     public const string Partition = "runner-partition";
 
-    /// <summary>Percent-encodes a value for a header (NATS header values are ASCII on the wire).</summary>
-    public static string Encode(string value) => Uri.EscapeDataString(value);
+    // Printable ASCII except '%'.
+    private static readonly System.Buffers.SearchValues<char> s_plain = System.Buffers.SearchValues.Create(
+        "!\"#$&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~");
+
+    /// <summary>
+    /// Percent-encodes what a header value cannot carry as it is: NATS header values are ASCII on
+    /// the wire and trimmed, so every byte of UTF-8 outside printable ASCII (non-ASCII, control
+    /// characters, space) is written as <c>%XX</c>, and so is <c>%</c> itself, which keeps the
+    /// encoding reversible. A printable ASCII value such as <c>timer:acme:o-1:deadline:1</c> is
+    /// left exactly as it is.
+    /// </summary>
+    public static string Encode(string value)
+    {
+        if (value.AsSpan().IndexOfAnyExcept(s_plain) < 0)
+        {
+            return value;
+        }
+        var builder = new StringBuilder(value.Length + 16);
+        foreach (var b in Encoding.UTF8.GetBytes(value))
+        {
+            if (b is > 0x20 and < 0x7f && b != (byte)'%')
+            {
+                builder.Append((char)b);
+            }
+            else
+            {
+                builder.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+        return builder.ToString();
+    }
 
     public static string Decode(string value) => Uri.UnescapeDataString(value);
 

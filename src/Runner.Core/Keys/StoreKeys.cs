@@ -35,6 +35,21 @@ internal static class StoreKeys
 
     public static byte[] SchedulePrefix(PartitionId partition) => Join(Partition(partition), string.Empty);
 
+    /// <summary>Sorts after every schedule key of the partition due before <paramref name="dueMs"/> and before the rest.</summary>
+    public static byte[] ScheduleDueBound(PartitionId partition, long dueMs) => Join(Partition(partition), Millis(dueMs));
+
+    /// <summary>The due time of a schedule key, or null when the key is not one.</summary>
+    public static long? ScheduleDue(ReadOnlySpan<byte> key)
+    {
+        // {partition:5}␟{due:15}␟…
+        const int Start = 6;
+        if (key.Length < Start + 15 || key[Start - 1] != (byte)Separator)
+        {
+            return null;
+        }
+        return System.Buffers.Text.Utf8Parser.TryParse(key.Slice(Start, 15), out long due, out var consumed) && consumed == 15 ? due : null;
+    }
+
     public static byte[] Dedupe(PartitionId partition, InstanceId instance, string eventId) =>
         Join(Partition(partition), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, eventId);
 

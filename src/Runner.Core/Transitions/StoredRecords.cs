@@ -34,7 +34,7 @@ internal sealed record CommandMessage
     [JsonPropertyName("traceparent")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? TraceParent { get; init; }
 }
 
-/// <summary>A timer waiting to fire.</summary>
+/// <summary>A timer waiting to fire; the scheduler builds the timer event from it.</summary>
 internal sealed record ScheduleRecord
 {
     [JsonPropertyName("tenant")] public required string Tenant { get; init; }
@@ -43,7 +43,15 @@ internal sealed record ScheduleRecord
     [JsonPropertyName("name")] public required string Name { get; init; }
     [JsonPropertyName("due_ms")] public long DueMs { get; init; }
     [JsonPropertyName("payload")] public JsonElement? Payload { get; init; }
+
+    /// <summary>A deadline fires into <c>compensate</c> when the script has one.</summary>
+    [JsonPropertyName("deadline")] public bool Deadline { get; init; }
+
+    /// <summary>The id of the event whose transition set the timer.</summary>
     [JsonPropertyName("causation_id")] public required string CausationId { get; init; }
+
+    /// <summary>The setting event's W3C trace context, carried onto the timer event.</summary>
+    [JsonPropertyName("traceparent")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? TraceParent { get; init; }
 }
 
 /// <summary>Marks an event as seen by an instance, so a second copy is not applied again.</summary>
@@ -51,6 +59,9 @@ internal sealed record DedupeRecord
 {
     public const string Applied = "applied";
     public const string IgnoredCompleted = "ignored_completed";
+
+    /// <summary>A timer event for a timer the instance no longer has at that due time (cancelled, replaced or fired).</summary>
+    public const string IgnoredStaleTimer = "ignored_stale_timer";
 
     [JsonPropertyName("seq")] public ulong InboxSequence { get; init; }
     [JsonPropertyName("outcome")] public required string Outcome { get; init; }

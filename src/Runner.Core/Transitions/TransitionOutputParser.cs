@@ -6,13 +6,19 @@ namespace Runner.Core.Transitions;
 
 /// <summary>
 /// Checks a script's JSON result against the transition contract:
-/// <c>{ state, commands: [{ effect, id?, payload, pool? }], schedules: [{ name, at | after_ms, payload? }], cancel: [name], done }</c>.
+/// <c>{ state, commands: [{ effect, id?, payload, pool? }], schedules: [{ name, at | after_ms, payload?, deadline? }], cancel: [name], done }</c>.
 /// Anything else is a contract violation with a precise message.
 /// </summary>
 internal static class TransitionOutputParser
 {
     public const int MaxCommands = 1_000;
     public const int MaxSchedules = 1_000;
+
+    /// <summary>
+    /// The latest due time a timer may have: 9999-12-31T23:59:59.999Z, the last instant a
+    /// CloudEvents time can name, and within the 15 digits schedule keys sort by.
+    /// </summary>
+    public const long MaxDueMs = 253_402_300_799_999;
 
     public static bool TryParse(string json, long nowMs, out TransitionOutput? output, out string? error)
     {
@@ -152,6 +158,7 @@ internal static class TransitionOutputParser
             }
             string? name = null, payload = null;
             long? at = null, after = null;
+            var deadline = false;
             foreach (var property in item.EnumerateObject())
             {
                 switch (property.Name)
@@ -160,6 +167,14 @@ internal static class TransitionOutputParser
                     case "at": at = Int64OrNull(property.Value); break;
                     case "after_ms": after = Int64OrNull(property.Value); break;
                     case "payload": payload = property.Value.GetRawText(); break;
+                    case "deadline":
+                        if (property.Value.ValueKind is not (JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null))
+                        {
+                            error = $"{where}.deadline must be a boolean";
+                            return false;
+                        }
+                        deadline = property.Value.ValueKind == JsonValueKind.True;
+                        break;
                     default:
                         error = $"{where} has unknown field '{property.Name}'";
                         return false;
@@ -180,7 +195,13 @@ internal static class TransitionOutputParser
                 error = $"{where}: times must not be negative";
                 return false;
             }
-            schedules.Add(new ScheduleRequest(name, at ?? nowMs + after!.Value, payload));
+            var due = at ?? nowMs + after!.Value;
+            if (due > MaxDueMs)
+            {
+                error = $"{where}: the timer would be due after 9999-12-31T23:59:59.999Z";
+                return false;
+            }
+            schedules.Add(new ScheduleRequest(name, due, payload, deadline));
         }
         return true;
     }

@@ -93,7 +93,7 @@ internal static class ManifestLoader
         {
             return new Result(null, errors);
         }
-        var set = new ManifestSet(sagas, effects, Convert.ToHexStringLower(hash.GetHashAndReset()));
+        var set = new ManifestSet(sagas, effects, Convert.ToHexStringLower(hash.GetHashAndReset()), streams.WorkflowEvents);
         return new Result(set, errors);
     }
 

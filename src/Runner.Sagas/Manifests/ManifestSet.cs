@@ -19,7 +19,11 @@ internal sealed class ManifestSet
     private readonly Dictionary<string, string> _effectPools;
     private readonly Dictionary<string, EffectManifest> _effects;
 
-    public ManifestSet(IReadOnlyList<LoadedSaga> sagas, IReadOnlyList<EffectManifest> effects, string hash)
+    /// <param name="workflowEvents">
+    /// The WORKFLOW_EVENTS stream: routed whenever a saga is loaded, because timers and effect
+    /// results go back to the saga that caused them without a declared trigger.
+    /// </param>
+    public ManifestSet(IReadOnlyList<LoadedSaga> sagas, IReadOnlyList<EffectManifest> effects, string hash, string workflowEvents)
     {
         Sagas = sagas;
         Effects = effects;
@@ -27,7 +31,10 @@ internal sealed class ManifestSet
         _sagas = sagas.ToDictionary(s => s.Name, StringComparer.Ordinal);
         _effects = effects.ToDictionary(e => e.Name, StringComparer.Ordinal);
         _effectPools = effects.Where(e => e.Pool is not null).ToDictionary(e => e.Name, e => e.Pool!, StringComparer.Ordinal);
-        TriggerStreams = sagas.SelectMany(s => s.Manifest.Triggers).Select(t => t.Stream).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        WorkflowEvents = workflowEvents;
+        TriggerStreams = sagas.SelectMany(s => s.Manifest.Triggers).Select(t => t.Stream)
+            .Concat(sagas.Count > 0 ? [workflowEvents] : [])
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
     }
 
     public IReadOnlyList<LoadedSaga> Sagas { get; }
@@ -37,7 +44,11 @@ internal sealed class ManifestSet
     /// <summary>SHA-256 over every manifest and script, in path order: the manifest version.</summary>
     public string Hash { get; }
 
+    /// <summary>Streams that get a router: every declared trigger stream, and WORKFLOW_EVENTS when any saga is loaded.</summary>
     public IReadOnlyList<string> TriggerStreams { get; }
+
+    /// <summary>Where timers and effect results arrive (routed implicitly, see <see cref="Routing.ImplicitRoutes"/>).</summary>
+    public string WorkflowEvents { get; }
 
     public LoadedSaga? Saga(string name) => _sagas.GetValueOrDefault(name);
 

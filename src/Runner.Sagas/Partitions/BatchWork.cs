@@ -24,6 +24,9 @@ internal sealed class BatchWork(PartitionId partition)
 
     public List<TransitionNotice> Notices { get; } = [];
 
+    /// <summary>A transition of the batch set a timer: the scheduler is woken after the commit.</summary>
+    public bool Scheduled { get; set; }
+
     /// <summary>Where the batch stands before one message is processed.</summary>
     internal readonly record struct Mark(int Ops, int Outbox, int Notices, int Terminated);
 

@@ -74,7 +74,28 @@ internal sealed partial class PartitionWorker
             return;
         }
 
-        var handler = saga.Script.HasCompensate && IsFailureResult(evt, origin) ? ScriptHandler.Compensate : ScriptHandler.OnEvent;
+        // A timer fires into the script only while the instance still holds it at that due time;
+        // a cancelled, replaced or already fired timer is recorded and dropped here, whatever raced.
+        TimerData? timer = null;
+        if (IsTimerEvent(origin, evt.Tenant, sagaName))
+        {
+            if (!TimerEvents.TryReadData(evt.DataJson, out var data) || !string.Equals(data.Key, key, StringComparison.Ordinal))
+            {
+                Quarantine(work, msg, QuarantineRecords.InvalidTimer, "timer event without a valid data.key (this instance's), data.name and data.due_ms", sagaName, evt.Tenant, key);
+                return;
+            }
+            long? live = current?.Timers is { } timers && timers.TryGetValue(data.Name, out var liveDue) ? liveDue : null;
+            if (live != data.DueMs)
+            {
+                SagasLog.StaleTimerIgnored(_logger, evt.Tenant, sagaName, key, data.Name, data.DueMs, live);
+                PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredStaleTimer, evt.TimeMs);
+                return;
+            }
+            timer = data;
+        }
+
+        var compensate = timer is { } fired ? fired.Deadline : IsFailureResult(evt, origin);
+        var handler = saga.Script.HasCompensate && compensate ? ScriptHandler.Compensate : ScriptHandler.OnEvent;
         var input = new ScriptInput(
             current is null ? null : current.State.GetRawText(),
             ScriptEventJson(evt, origin),
@@ -90,7 +111,14 @@ internal sealed partial class PartitionWorker
             Quarantine(work, msg, result.Failure!.Code, result.Failure.Message, sagaName, evt.Tenant, key);
             return;
         }
-        Apply(work, instance, current, evt, sequence, result.Output!, dedupeKey, manifests);
+        // A command no effect manifest declares could never be executed: refuse the whole transition.
+        if (result.Output!.Commands.FirstOrDefault(c => manifests.Effect(c.Effect) is null) is { } unknown)
+        {
+            Quarantine(work, msg, QuarantineRecords.UnknownEffect,
+                $"the transition commands effect '{unknown.Effect}', which no loaded effect manifest declares ({manifests.Hash[..12]})", sagaName, evt.Tenant, key);
+            return;
+        }
+        Apply(work, instance, current, evt, sequence, result.Output, dedupeKey, manifests, timer?.Name);
     }
 
     private void Apply(
@@ -101,10 +129,19 @@ internal sealed partial class PartitionWorker
         ulong sequence,
         TransitionOutput output,
         byte[] dedupeKey,
-        ManifestSet manifests)
+        ManifestSet manifests,
+        string? firedTimer)
     {
         var batch = work.Batch;
         var timers = current?.Timers is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.Timers, StringComparer.Ordinal);
+        evt.Headers.TryGetValue(EventHeaders.TraceParent, out var traceParent);
+
+        // The timer that fired is spent. Its schedule item is normally gone already (the scheduler
+        // deletes it after the PubAck); deleting it here too covers a crash before that delete.
+        if (firedTimer is not null && timers.Remove(firedTimer, out var firedDue))
+        {
+            batch.Delete(KeySpace.Schedule, StoreKeys.Schedule(_partition, firedDue, instance, firedTimer));
+        }
 
         foreach (var name in output.Cancel)
         {
@@ -132,8 +169,11 @@ internal sealed partial class PartitionWorker
                 Name = schedule.Name,
                 DueMs = schedule.DueMs,
                 Payload = schedule.PayloadJson is null ? null : JsonDocument.Parse(schedule.PayloadJson).RootElement.Clone(),
+                Deadline = schedule.Deadline,
                 CausationId = evt.Id,
+                TraceParent = traceParent,
             };
+            work.Scheduled = true;
             batch.Put(KeySpace.Schedule, StoreKeys.Schedule(_partition, schedule.DueMs, instance, schedule.Name),
                 JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.ScheduleRecord));
         }
@@ -147,7 +187,6 @@ internal sealed partial class PartitionWorker
             timers.Clear();
         }
 
-        evt.Headers.TryGetValue(EventHeaders.TraceParent, out var traceParent);
         var commandIds = new List<string>(output.Commands.Count);
         for (var i = 0; i < output.Commands.Count; i++)
         {
@@ -209,6 +248,11 @@ internal sealed partial class PartitionWorker
         string.Equals(origin.Stream, _options.JetStream.Streams.WorkflowEvents, StringComparison.Ordinal)
         && origin.Subject.EndsWith(".failed", StringComparison.Ordinal)
         && evt.Type.Length > 0;
+
+    /// <summary>This saga's own timer: <c>workflow.evt.{tenant}.timer.{saga}</c> on WORKFLOW_EVENTS.</summary>
+    private bool IsTimerEvent(MessageOrigin origin, string tenant, string saga) =>
+        string.Equals(origin.Stream, _options.JetStream.Streams.WorkflowEvents, StringComparison.Ordinal)
+        && string.Equals(origin.Subject, Core.Subjects.Subjects.Timer(tenant, saga), StringComparison.Ordinal);
 
     private static bool TryOrigin(Dictionary<string, string> headers, out MessageOrigin origin)
     {

@@ -9,6 +9,7 @@ using Runner.Core.Keys;
 using Runner.Messaging;
 using Runner.Sagas.Manifests;
 using Runner.Sagas.Outbox;
+using Runner.Sagas.Scheduling;
 using Runner.Storage;
 
 namespace Runner.Sagas.Partitions;
@@ -29,6 +30,7 @@ internal sealed partial class PartitionWorker
     private readonly PartitionId _partition;
     private readonly OutboxRelay? _relay;
     private readonly ITransitionListener? _listener;
+    private readonly ScheduleSignal? _scheduled;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly byte[] _checkpointKey;
@@ -46,7 +48,8 @@ internal sealed partial class PartitionWorker
         OutboxRelay? relay,
         ITransitionListener? listener,
         ILogger logger,
-        TimeProvider time)
+        TimeProvider time,
+        ScheduleSignal? scheduled = null)
     {
         _js = js;
         _store = store;
@@ -55,6 +58,7 @@ internal sealed partial class PartitionWorker
         _partition = partition;
         _relay = relay;
         _listener = listener;
+        _scheduled = scheduled;
         _logger = logger;
         _time = time;
         _consumer = options.PartitionConsumer(partition.Value);
@@ -144,6 +148,10 @@ internal sealed partial class PartitionWorker
         if (work.Outbox.Count > 0)
         {
             _relay?.Enqueue(work.Outbox);
+        }
+        if (work.Scheduled)
+        {
+            _scheduled?.Pulse();
         }
         if (work.Notices.Count > 0)
         {

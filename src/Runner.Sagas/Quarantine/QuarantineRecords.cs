@@ -21,6 +21,9 @@ internal static class QuarantineRecords
     public const string RouterError = "router_error";
     public const string ProcessingError = "processing_error";
     public const string CommandRejected = "command_rejected";
+    public const string UnknownEffect = "unknown_effect";
+    public const string InvalidTimer = "invalid_timer";
+    public const string TimerRejected = "timer_rejected";
 
     private static readonly UTF8Encoding s_strict = new(false, true);
 
@@ -101,6 +104,49 @@ internal static class QuarantineRecords
         };
         batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(command.Tenant, null, now.ToUnixTimeMilliseconds(), stream, 0, command.Saga + "/" + command.CommandId),
             JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
+    }
+
+    /// <summary>
+    /// A timer the scheduler could not publish and stopped retrying (or a stored schedule item it
+    /// could not read): kept whole, with the reason, and removed from the schedule in the same write.
+    /// </summary>
+    public static void AddTimer(WriteBatch batch, string stream, string subject, ScheduleRecord? record, byte[] body, string detail, int attempts, TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        string text;
+        string encoding;
+        try
+        {
+            text = s_strict.GetString(body);
+            encoding = "utf8";
+        }
+        catch (DecoderFallbackException)
+        {
+            text = Convert.ToBase64String(body);
+            encoding = "base64";
+        }
+        var id = record is null ? null : TimerEvents.Id(record);
+        var quarantined = new QuarantineRecord
+        {
+            Reason = TimerRejected,
+            Detail = detail,
+            Stage = "scheduler",
+            Saga = record?.Saga,
+            Tenant = record?.Tenant,
+            Key = record?.Key,
+            Stream = stream,
+            Sequence = 0,
+            Subject = subject,
+            Headers = id is null ? [] : new Dictionary<string, string> { [EventHeaders.MsgId] = EventHeaders.Encode(id) },
+            Payload = text,
+            PayloadEncoding = encoding,
+            PayloadBytes = body.Length,
+            Deliveries = (ulong)attempts,
+            Time = CloudEventEncoder.FormatTime(now),
+        };
+        // A digest of the timer id keeps the key short (LMDB keys are at most 511 bytes) and unique.
+        batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(record?.Tenant, null, now.ToUnixTimeMilliseconds(), stream, 0, (record?.Saga ?? "-") + "/" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(id is null ? body : Encoding.UTF8.GetBytes(id)))[..24]),
+            JsonSerializer.SerializeToUtf8Bytes(quarantined, CoreJsonContext.Default.QuarantineRecord));
     }
 
     /// <summary>All quarantine records, newest last, at most <paramref name="limit"/>.</summary>

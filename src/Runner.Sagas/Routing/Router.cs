@@ -14,8 +14,9 @@ namespace Runner.Sagas.Routing;
 
 /// <summary>
 /// The stateless router stage for one trigger stream: a durable consumer shared by every replica
-/// (competing consumers). For each event and each saga whose trigger matches, it computes the
-/// correlation key and partition and republishes the normalized event to
+/// (competing consumers). For each event and each saga whose trigger matches — or, on
+/// WORKFLOW_EVENTS, the saga a timer or effect result belongs to (<see cref="ImplicitRoutes"/>) —
+/// it computes the correlation key and partition and republishes the normalized event to
 /// <c>runner.inbox.{partition}</c> with <c>Nats-Msg-Id = {stream}:{seq}:{saga}</c>, then acks.
 /// </summary>
 internal sealed class Router
@@ -211,7 +212,8 @@ internal sealed class Router
         var origin = NatsMessages.Origin(msg);
         var headers = NatsMessages.Headers(msg.Headers);
         var matches = manifests.Match(_stream, msg.Subject).ToList();
-        if (matches.Count == 0)
+        var mayRouteImplicitly = ImplicitRoutes.MayApply(manifests, _stream, msg.Subject);
+        if (matches.Count == 0 && !mayRouteImplicitly)
         {
             return;
         }
@@ -221,14 +223,21 @@ internal sealed class Router
             return;
         }
 
-        var body = CloudEventEncoder.ToStructuredJson(evt!);
-        foreach (var (saga, trigger) in matches)
+        // Once per saga: a saga whose own trigger matches keeps that trigger's correlation.
+        var routes = matches.Select(m => (m.Saga, Key: m.Trigger.Correlation.Evaluate(evt!), Correlation: m.Trigger.Correlation.Text)).ToList();
+        if (mayRouteImplicitly && ImplicitRoutes.Find(manifests, msg.Subject, evt!) is { } reply
+            && !routes.Exists(r => string.Equals(r.Saga.Name, reply.Saga.Name, StringComparison.Ordinal)))
         {
-            var key = trigger.Correlation.Evaluate(evt!);
+            routes.Add(reply);
+        }
+
+        var body = CloudEventEncoder.ToStructuredJson(evt!);
+        foreach (var (saga, key, correlation) in routes)
+        {
             if (key is null || !StoreKeys.IsValidComponent(key))
             {
                 Quarantine(quarantine, item, QuarantineRecords.NoCorrelationKey,
-                    key is null ? $"correlation '{trigger.Correlation.Text}' found no value" : $"correlation value from '{trigger.Correlation.Text}' is not a valid key",
+                    key is null ? $"correlation '{correlation}' found no value" : $"correlation value from '{correlation}' is not a valid key",
                     saga.Name, evt!.Tenant);
                 continue;
             }

@@ -126,4 +126,20 @@ public sealed class StoreKeysTests
         Assert.True(StoreKeys.IsValidComponent(new string('k', 256)));
         Assert.False(StoreKeys.IsValidComponent(new string('k', 257)));
     }
+
+    [Fact]
+    public void Schedule_due_time_is_read_back_from_the_key()
+    {
+        Assert.Equal(1_772_358_000_000, StoreKeys.ScheduleDue(StoreKeys.Schedule(s_p3, 1_772_358_000_000, Instance("o-1"), "deadline")));
+        Assert.Null(StoreKeys.ScheduleDue(StoreKeys.Instance(s_p3, Instance("o-1"))));
+    }
+
+    [Fact]
+    public void Due_bound_separates_the_schedules_due_before_a_time_from_the_rest()
+    {
+        var bound = StoreKeys.ScheduleDueBound(s_p3, 1_000);
+        Assert.True(StoreKeys.Schedule(s_p3, 999, Instance("z"), "z").AsSpan().SequenceCompareTo(bound) < 0);
+        Assert.True(StoreKeys.Schedule(s_p3, 1_000, Instance("a"), "a").AsSpan().SequenceCompareTo(bound) > 0);
+        Assert.True(StoreKeys.SchedulePrefix(s_p3).AsSpan().SequenceCompareTo(bound) < 0);
+    }
 }

@@ -232,4 +232,33 @@ public sealed class TransitionOutputParserTests
 
         Assert.Contains("not JSON-serializable", Reject(json), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Schedule_may_be_marked_as_a_deadline()
+    {
+        var output = Accept("""{"schedules":[{"name":"d","after_ms":5,"deadline":true},{"name":"r","after_ms":6,"deadline":false},{"name":"n","after_ms":7,"deadline":null}]}""");
+
+        Assert.Equal([new ScheduleRequest("d", Now + 5, null, Deadline: true), new ScheduleRequest("r", Now + 6, null), new ScheduleRequest("n", Now + 7, null)], output.Schedules);
+    }
+
+    [Fact]
+    public void Deadline_that_is_not_a_boolean_is_a_violation()
+    {
+        Assert.Equal("schedules[0].deadline must be a boolean", Reject("""{"schedules":[{"name":"d","after_ms":5,"deadline":"yes"}]}"""));
+    }
+
+    [Theory]
+    [InlineData("""{"schedules":[{"name":"t","at":253402300800000}]}""")]
+    [InlineData("""{"schedules":[{"name":"t","after_ms":8000000000000000}]}""")]
+    public void Schedule_due_after_the_year_9999_is_a_violation(string json)
+    {
+        // Past it, a due time no longer fits the 15 digits schedule keys sort by.
+        Assert.Equal("schedules[0]: the timer would be due after 9999-12-31T23:59:59.999Z", Reject(json));
+    }
+
+    [Fact]
+    public void Schedule_due_at_the_last_millisecond_of_9999_is_accepted()
+    {
+        Assert.Equal(TransitionOutputParser.MaxDueMs, Accept("""{"schedules":[{"name":"t","at":253402300799999}]}""").Schedules[0].DueMs);
+    }
 }
