@@ -11,11 +11,6 @@ internal sealed partial class RunnerBench
             subject: "aggregate.*.bench.*.>"
             correlation: "subject[3]"
         limits: { timeout_ms: 200, max_statements: 100000, memory_mb: 16, recursion: 64 }
-        ---
-        kind: effect
-        name: bench.noted
-        provider: http
-        http: { url: "http://127.0.0.1:9/noted" }
         """;
 
     /// <summary>The effect the bench saga commands; a transition may only command declared effects.</summary>

@@ -46,7 +46,7 @@ public sealed class BadCommandTests(NatsServerFixture nats) : IClassFixture<Nats
             Assert.Equal("WORKFLOW_COMMANDS", r.Stream);
         });
         Assert.Contains(records, r => r.Payload == "{not json" && r.Detail.Contains("not a command", StringComparison.Ordinal));
-        Assert.Contains(records, r => r.Detail.Contains("lacks command_id", StringComparison.Ordinal));
+        Assert.Contains(records, r => r.Payload == """{"command_id":"x"}""" && r.Detail.Contains("missing required properties", StringComparison.Ordinal));
         Assert.Contains(records, r => r.Detail.Contains("does not match the subject's tenant", StringComparison.Ordinal));
         Assert.Equal(1, upstream.CallsFor("good-1"));
         Assert.Single(upstream.Requests);

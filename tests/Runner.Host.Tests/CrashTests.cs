@@ -26,11 +26,6 @@ public sealed class CrashTests(NatsServerFixture nats) : IClassFixture<NatsServe
           - stream: AGGREGATE_EVENTS
             subject: "aggregate.*.fold.*.added"
             correlation: "subject[3]"
-        ---
-        kind: effect
-        name: ledger.add
-        provider: http
-        http: { url: "http://127.0.0.1:9/ledger" }
         """;
 
     private const string Script = """
@@ -101,7 +96,11 @@ public sealed class CrashTests(NatsServerFixture nats) : IClassFixture<NatsServe
             while (kills < 6)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(700 + (kills * 150)), cts.Token);
-                Assert.False(runner.HasExited, "runner exited by itself:\n" + runner.Output);
+                if (runner.HasExited)
+                {
+                    var code = await runner.WaitForExitAsync(cts.Token);
+                    Assert.Fail($"runner exited by itself with {code} after {kills} kill(s):\n{runner.Output}");
+                }
                 await runner.KillAsync(cts.Token);
                 runner.Dispose();
                 kills++;

@@ -138,9 +138,9 @@ public sealed class ManifestLoaderTests
         var result = ManifestLoader.Load(ShippedManifests, new StreamNames(), s_noEnvironment);
 
         Assert.True(result.Succeeded, string.Join("; ", result.Errors));
-        Assert.Equal("http://127.0.0.1:8089/charges", result.Set!.Effect("payment.charge")!.Http!.Url);
-        Assert.Equal("http://127.0.0.1:8089/shipments", result.Set.Effect("shipment.create")!.Http!.Url);
-        Assert.Equal("http://127.0.0.1:8089/commands", result.Set.Effect("order.cancel")!.Gateway!.Url);
+        Assert.Equal("http://127.0.0.1:8089/payments/charges", result.Set!.Effect("payment.charge")!.Http!.Url);
+        Assert.Equal("http://127.0.0.1:8089/shipping/shipments", result.Set.Effect("shipment.create")!.Http!.Url);
+        Assert.Equal("http://127.0.0.1:8089/gateway/commands", result.Set.Effect("order.cancel")!.Gateway!.Url);
     }
 
     [Fact]
@@ -151,7 +151,7 @@ public sealed class ManifestLoaderTests
         var result = ManifestLoader.Load(ShippedManifests, new StreamNames(), environment.GetValueOrDefault);
 
         Assert.True(result.Succeeded, string.Join("; ", result.Errors));
-        Assert.Equal("https://stub.example/charges", result.Set!.Effect("payment.charge")!.Http!.Url);
+        Assert.Equal("https://stub.example/payments/charges", result.Set!.Effect("payment.charge")!.Http!.Url);
         Assert.Equal("https://gateway.example/commands", result.Set.Effect("order.cancel")!.Gateway!.Url);
     }
 
