@@ -96,41 +96,8 @@ internal sealed class SagaRuntime : IAsyncDisposable
         await Task.WhenAll(running);
     }
 
-    private Task Supervise(string name, Func<CancellationToken, Task> loop, CancellationToken cancellationToken)
-    {
-        var logger = _loggers.CreateLogger<SagaRuntime>();
-        return Task.Run(async () =>
-        {
-            var backoff = TimeSpan.FromMilliseconds(200);
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                try
-                {
-                    await loop(cancellationToken);
-                    return;
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    return;
-                }
-#pragma warning disable CA1031 // A supervised loop must survive any failure; it is logged and restarted.
-                catch (Exception ex)
-#pragma warning restore CA1031
-                {
-                    SagasLog.LoopFailed(logger, ex, name, backoff.TotalMilliseconds);
-                    try
-                    {
-                        await Task.Delay(backoff, _time, cancellationToken);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        return;
-                    }
-                    backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
-                }
-            }
-        }, CancellationToken.None);
-    }
+    private Task Supervise(string name, Func<CancellationToken, Task> loop, CancellationToken cancellationToken) =>
+        Supervisor.Run(name, loop, _loggers.CreateLogger<SagaRuntime>(), _time, cancellationToken);
 
     public async Task StopAsync()
     {

@@ -29,9 +29,6 @@ internal static partial class SagasLog
     [LoggerMessage(3007, LogLevel.Information, "outbox relay started; {Pending} commands pending from before")]
     public static partial void RelayStarted(ILogger logger, int pending);
 
-    [LoggerMessage(3008, LogLevel.Error, "{Component} loop failed, restarting in {DelayMs} ms")]
-    public static partial void LoopFailed(ILogger logger, Exception exception, string component, double delayMs);
-
     [LoggerMessage(3010, LogLevel.Error, "command {CommandId} was refused by the server {Attempts} times and is quarantined: {Reason}")]
     public static partial void CommandQuarantined(ILogger logger, string commandId, int attempts, string reason);
 

@@ -119,6 +119,6 @@ internal static partial class UrlTemplate
     [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*\z")]
     private static partial Regex VariableName();
 
-    [GeneratedRegex(@"^payload(\.[A-Za-z0-9_-]+)+\z")]
+    [GeneratedRegex(@"^payload((\.[A-Za-z0-9_-]+)|(\[[0-9]+\]))+\z")]
     private static partial Regex PayloadPath();
 }

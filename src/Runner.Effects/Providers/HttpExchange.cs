@@ -9,7 +9,7 @@ namespace Runner.Effects.Providers;
 /// <summary>One HTTP request an effect attempt sends: what differs between the http and gateway providers.</summary>
 internal sealed record OutgoingRequest(
     HttpMethod Method,
-    string UrlTemplate,
+    string CommandUrl,
     IReadOnlyDictionary<string, HeaderValue> ManifestHeaders,
     IReadOnlyList<KeyValuePair<string, string>> RunnerHeaders,
     byte[]? JsonBody);
@@ -29,7 +29,7 @@ internal sealed partial class HttpExchange(IHttpClientFactory clients, SecretRea
     /// (the attempt then fails as <c>invalid_command</c>), the template itself: one stable key per effect.
     /// </summary>
     public static string Upstream(string urlTemplate, CommandMessage command) =>
-        UrlTemplate.TryExpand(urlTemplate, command, out var url, out _) && TryHttpUri(url, out var uri)
+        CommandUrl.TryExpand(urlTemplate, command, out var url, out _) && TryHttpUri(url, out var uri)
             ? Authority(uri)
             : urlTemplate;
 
@@ -58,7 +58,7 @@ internal sealed partial class HttpExchange(IHttpClientFactory clients, SecretRea
 
     public async ValueTask<AttemptOutcome> SendAsync(OutgoingRequest request, CommandMessage command, CancellationToken cancellationToken)
     {
-        if (!UrlTemplate.TryExpand(request.UrlTemplate, command, out var url, out var error))
+        if (!CommandUrl.TryExpand(request.CommandUrl, command, out var url, out var error))
         {
             return AttemptOutcome.Permanent(EffectErrorCodes.InvalidCommand, error);
         }

@@ -6,12 +6,12 @@ using Runner.Core.Transitions;
 namespace Runner.Effects.Providers;
 
 /// <summary>
-/// Expands an effect URL template for one command: <c>{tenant}</c>, <c>{command_id}</c>,
+/// Expands an effect URL template (checked at load time by <c>Runner.Core.Manifests.UrlTemplate</c>) for one command: <c>{tenant}</c>, <c>{command_id}</c>,
 /// <c>{correlation_id}</c>, <c>{saga}</c>, <c>{effect}</c> and <c>{payload.a.b}</c> (a path into
 /// the payload, with <c>[i]</c> for array items as in correlation expressions). Every value is
 /// URL-encoded, so a value can never add a path segment, a query parameter or another host.
 /// </summary>
-internal static class UrlTemplate
+internal static class CommandUrl
 {
     private const string PayloadPrefix = "payload";
 

@@ -7,13 +7,13 @@ public sealed class UrlTemplateTests
 {
     private static string Expand(string template, string payloadJson = """{"order":{"id":"o/1","n":7,"paid":true,"lines":[{"sku":"A 1"}],"empty":"","none":null,"tags":["x"]}}""")
     {
-        Assert.True(UrlTemplate.TryExpand(template, Effects.Command(payloadJson), out var url, out var error), error);
+        Assert.True(CommandUrl.TryExpand(template, Effects.Command(payloadJson), out var url, out var error), error);
         return url;
     }
 
     private static string Error(string template, string payloadJson = """{"order":{"id":"o/1","tags":["x"],"none":null,"empty":""}}""")
     {
-        Assert.False(UrlTemplate.TryExpand(template, Effects.Command(payloadJson), out var url, out var error));
+        Assert.False(CommandUrl.TryExpand(template, Effects.Command(payloadJson), out var url, out var error));
         Assert.Null(url);
         return error;
     }
@@ -22,7 +22,7 @@ public sealed class UrlTemplateTests
     public void Command_fields_are_substituted()
     {
         var command = Effects.Command();
-        Assert.True(UrlTemplate.TryExpand("http://h/{tenant}/{saga}/{effect}/{command_id}?c={correlation_id}", command, out var url, out _));
+        Assert.True(CommandUrl.TryExpand("http://h/{tenant}/{saga}/{effect}/{command_id}?c={correlation_id}", command, out var url, out _));
         Assert.Equal($"http://h/acme/order-fulfillment/payment.charge/{command.CommandId}?c=order%2042", url);
     }
 
