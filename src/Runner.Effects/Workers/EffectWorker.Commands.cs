@@ -172,9 +172,9 @@ internal sealed partial class EffectWorker
         var id = ResultEvents.Id(command.CommandId);
         var headers = new NatsHeaders
         {
-            [EventHeaders.TenantId] = command.Tenant,
-            [EventHeaders.CorrelationId] = command.CorrelationId,
-            [EventHeaders.CausationId] = command.CommandId,
+            [EventHeaders.TenantId] = EventHeaders.Encode(command.Tenant),
+            [EventHeaders.CorrelationId] = EventHeaders.Encode(command.CorrelationId),
+            [EventHeaders.CausationId] = EventHeaders.Encode(command.CommandId),
         };
         if (command.TraceParent is not null)
         {

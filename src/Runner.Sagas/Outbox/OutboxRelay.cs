@@ -270,9 +270,9 @@ internal sealed class OutboxRelay
     {
         var headers = new NatsHeaders
         {
-            [EventHeaders.TenantId] = command.Tenant,
-            [EventHeaders.CorrelationId] = command.CorrelationId,
-            [EventHeaders.CausationId] = command.CausationId,
+            [EventHeaders.TenantId] = EventHeaders.Encode(command.Tenant),
+            [EventHeaders.CorrelationId] = EventHeaders.Encode(command.CorrelationId),
+            [EventHeaders.CausationId] = EventHeaders.Encode(command.CausationId),
         };
         if (command.TraceParent is not null)
         {
