@@ -78,4 +78,47 @@ public sealed class SettingsTests
         Assert.True(SettingsLoader.Duration(text, out var value));
         Assert.Equal(ms, value.TotalMilliseconds);
     }
+
+    [Fact]
+    public void Effect_worker_settings_are_read_and_reach_the_worker_and_claim_options()
+    {
+        var (settings, errors) = SettingsLoader.Load(new Dictionary<string, string?>
+        {
+            ["RUNNER_WORKER_ID"] = "node-7",
+            ["RUNNER_POOLS"] = "gpu, eu-west",
+            ["RUNNER_SECRETS_DIR"] = "/etc/runner/secrets",
+            ["RUNNER_EFFECTS_BUCKET"] = "CLAIMS_PROD",
+            ["RUNNER_EFFECT_LEASE"] = "45s",
+            ["RUNNER_EFFECT_CLAIM_RETENTION"] = "72h",
+            ["RUNNER_STREAM_REPLICAS"] = "3",
+        });
+
+        Assert.Empty(errors);
+        Assert.Equal("/etc/runner/secrets", settings.SecretsDir);
+        var claims = settings.ClaimOptions();
+        Assert.Equal("node-7", claims.Worker);
+        Assert.Equal("CLAIMS_PROD", claims.Bucket);
+        Assert.Equal(TimeSpan.FromSeconds(45), claims.Lease);
+        Assert.Equal(TimeSpan.FromHours(72), claims.Retention);
+        Assert.Equal(3, claims.Replicas);
+        Assert.Equal(["gpu", "eu-west"], settings.EffectOptions().Pools);
+    }
+
+    [Fact]
+    public void Bad_effect_worker_settings_are_each_reported()
+    {
+        var (_, errors) = SettingsLoader.Load(new Dictionary<string, string?>
+        {
+            ["RUNNER_POOLS"] = "gpu,bad pool",
+            ["RUNNER_EFFECTS_BUCKET"] = "has.dots",
+            ["RUNNER_EFFECT_LEASE"] = "100ms",
+            ["RUNNER_EFFECT_CLAIM_RETENTION"] = "10s",
+            ["RUNNER_WORKER_ID"] = new string('w', 129),
+        });
+
+        foreach (var name in new[] { "RUNNER_POOLS", "RUNNER_EFFECTS_BUCKET", "RUNNER_EFFECT_LEASE", "RUNNER_EFFECT_CLAIM_RETENTION", "RUNNER_WORKER_ID" })
+        {
+            Assert.Contains(errors, e => e.Contains(name, StringComparison.Ordinal));
+        }
+    }
 }
