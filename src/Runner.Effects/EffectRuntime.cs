@@ -23,6 +23,7 @@ internal sealed class EffectRuntime : IAsyncDisposable
     private readonly List<Task> _loops = [];
     private volatile IReadOnlyDictionary<string, EffectManifest> _effects;
     private CancellationTokenSource? _stop;
+    private CancellationTokenSource? _abort;
 
     public EffectRuntime(
         INatsJSContext js,
@@ -58,6 +59,7 @@ internal sealed class EffectRuntime : IAsyncDisposable
         await StreamTopology.EnsureAsync(_js, _options.JetStream, _loggers.CreateLogger(typeof(StreamTopology)), cancellationToken);
         Claims = await EffectClaims.OpenAsync(_js, _claimOptions, _time, cancellationToken);
         _stop = new CancellationTokenSource();
+        _abort = new CancellationTokenSource();
         var logger = _loggers.CreateLogger<EffectRuntime>();
         var workerLogger = _loggers.CreateLogger<EffectWorker>();
         var workers = new List<EffectWorker>();
@@ -70,7 +72,7 @@ internal sealed class EffectRuntime : IAsyncDisposable
             }
             foreach (var pool in PoolsOf(effect))
             {
-                var worker = new EffectWorker(_js, Claims, _executor, Lookup, _quarantine, effect.Name, pool, _options, workerLogger, _time) { Hooks = Hooks };
+                var worker = new EffectWorker(_js, Claims, _executor, Lookup, _quarantine, effect.Name, pool, _options, workerLogger, _time, _abort.Token) { Hooks = Hooks };
                 workers.Add(worker);
                 _loops.Add(Supervisor.Run($"effect worker {worker.Consumer}", worker.RunAsync, logger, _time, _stop.Token));
             }
@@ -94,17 +96,29 @@ internal sealed class EffectRuntime : IAsyncDisposable
     private static Dictionary<string, EffectManifest> Index(IReadOnlyList<EffectManifest> effects) =>
         effects.ToDictionary(e => e.Name, StringComparer.Ordinal);
 
+    /// <summary>
+    /// Stops pulling commands, lets the running ones finish for up to
+    /// <see cref="EffectWorkerOptions.DrainTimeout"/>, then cancels the rest: they stay unacked
+    /// with their claims running, and another worker takes them over when their leases end.
+    /// </summary>
     public async Task StopAsync()
     {
-        if (_stop is null)
+        if (_stop is null || _abort is null)
         {
             return;
         }
         await _stop.CancelAsync();
-        await Task.WhenAll(_loops);
+        var all = Task.WhenAll(_loops);
+        if (await Task.WhenAny(all, Task.Delay(_options.DrainTimeout, _time, CancellationToken.None)) != all)
+        {
+            await _abort.CancelAsync();
+        }
+        await all;
         _loops.Clear();
         _stop.Dispose();
+        _abort.Dispose();
         _stop = null;
+        _abort = null;
     }
 
     public async ValueTask DisposeAsync() => await StopAsync();

@@ -23,14 +23,17 @@ internal static partial class EffectsLog
     [LoggerMessage(4505, LogLevel.Information, "command {CommandId} (tenant {Tenant}) was already completed by {Worker}: its stored result is published again, the effect is not run")]
     public static partial void ResultRepublished(ILogger logger, string commandId, string tenant, string worker);
 
-    [LoggerMessage(4506, LogLevel.Error, "command on {Subject} quarantined (effect {Effect}): {Detail}")]
-    public static partial void CommandQuarantined(ILogger logger, string effect, string subject, string detail);
+    [LoggerMessage(4506, LogLevel.Error, "command on {Subject} quarantined as {Reason} (effect {Effect}): {Detail}")]
+    public static partial void CommandQuarantined(ILogger logger, string effect, string subject, string reason, string detail);
 
-    [LoggerMessage(4507, LogLevel.Warning, "command on {Subject} (effect {Effect}) could not be handled and comes back later: {Reason}")]
-    public static partial void CommandFailed(ILogger logger, Exception exception, string effect, string subject, string reason);
+    [LoggerMessage(4507, LogLevel.Warning, "command on {Subject} (effect {Effect}) could not be handled (failure {Failures}) and comes back later: {Reason}")]
+    public static partial void CommandFailed(ILogger logger, Exception exception, string effect, string subject, int failures, string reason);
 
     [LoggerMessage(4508, LogLevel.Warning, "claim {Key}: heartbeat failed: {Reason}")]
     public static partial void HeartbeatFailed(ILogger logger, string key, string reason);
+
+    [LoggerMessage(4510, LogLevel.Warning, "effect {Effect}: a step after the effect ran failed, retrying in {DelayMs} ms: {Reason}")]
+    public static partial void StepRetried(ILogger logger, string effect, double delayMs, string reason);
 
     [LoggerMessage(4509, LogLevel.Warning, "effect {Effect} uses provider '{Provider}', which this worker does not have: its commands are left to workers that do")]
     public static partial void ProviderMissing(ILogger logger, string effect, string provider);

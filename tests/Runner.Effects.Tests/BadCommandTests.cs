@@ -51,10 +51,13 @@ public sealed class BadCommandTests(NatsServerFixture nats) : IClassFixture<Nats
         Assert.Equal(1, upstream.CallsFor("good-1"));
         Assert.Single(upstream.Requests);
 
-        // Terminated, not left to be redelivered: nothing is pending on the consumer.
-        var consumer = await js.GetConsumerAsync("WORKFLOW_COMMANDS", EffectWorker.ConsumerName("runner", "payment.charge", null), cts.Token);
-        Assert.Equal(0, consumer.Info.NumAckPending);
-        Assert.Equal(0UL, consumer.Info.NumPending);
+        // Terminated, not left to be redelivered: nothing stays pending on the consumer.
+        await SagaHarness.WaitUntilAsync(async () =>
+        {
+            var consumer = await js.GetConsumerAsync("WORKFLOW_COMMANDS", EffectWorker.ConsumerName("runner", "payment.charge", null), cts.Token);
+            return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
+        }, s_timeout, "every command to be acked or terminated");
+        Assert.Equal(3, QuarantineRecords.List(node.Store, 100).Count);
     }
 
     [Fact]

@@ -38,6 +38,7 @@ internal sealed class EffectNode : IAsyncDisposable
 
     public long Executed => Runtime.Workers.Sum(w => w.Executed);
     public long Republished => Runtime.Workers.Sum(w => w.Republished);
+    public long Lost => Runtime.Workers.Sum(w => w.Lost);
 
     public static async Task<EffectNode> StartAsync(
         NatsServerFixture nats,
@@ -47,7 +48,9 @@ internal sealed class EffectNode : IAsyncDisposable
         TimeSpan? ackWait = null,
         string? secretsDir = null,
         EffectWorkerHooks? hooks = null,
-        ILoggerFactory? loggers = null)
+        ILoggerFactory? loggers = null,
+        int maxDeliver = 5,
+        TimeSpan? drain = null)
     {
         loggers ??= Environment.GetEnvironmentVariable("RUNNER_TEST_LOGS") == "1" ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Debug)) : NullLoggerFactory.Instance;
         var connection = await nats.ConnectAsync();
@@ -58,7 +61,8 @@ internal sealed class EffectNode : IAsyncDisposable
         var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), secretsDir ?? dir.File("secrets"), loggers, TimeProvider.System);
         var options = new EffectWorkerOptions
         {
-            JetStream = new JetStreamSettings { AckWait = ackWait ?? TimeSpan.FromSeconds(30) },
+            JetStream = new JetStreamSettings { AckWait = ackWait ?? TimeSpan.FromSeconds(30), MaxDeliver = maxDeliver },
+            DrainTimeout = drain ?? TimeSpan.FromSeconds(1),
         };
         var claims = new EffectClaimOptions { Worker = worker, Lease = lease ?? TimeSpan.FromSeconds(30) };
         var runtime = new EffectRuntime(js, effects, executor, new StoreCommandQuarantine(store, 64 * 1024, TimeProvider.System), options, claims, loggers, TimeProvider.System) { Hooks = hooks };

@@ -39,7 +39,7 @@ internal static class EffectStreams
         }
         var ack = await js.PublishAsync(Core.Subjects.Subjects.Command(command.Tenant, command.Effect, command.Pool),
             JsonSerializer.SerializeToUtf8Bytes(command, CoreJsonContext.Default.CommandMessage), headers: headers,
-            opts: new NatsJSPubOpts { MsgId = command.CommandId }, cancellationToken: cancellationToken);
+            opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(command.CommandId) }, cancellationToken: cancellationToken);
         ack.EnsureStored();
     }
 

@@ -63,24 +63,29 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         await EffectStreams.ResetAsync(js, cts.Token);
         var effects = new[] { Charge(upstream.Url) };
 
-        // Worker A misbehaves in the three ways a command comes back: it stalls past the ack wait
-        // before acking, it NAKs after finishing, and it "dies" after completing but before the ack.
+        // Worker A misbehaves in the three ways a command comes back. It stalls, as a paused process
+        // does, past the ack wait after publishing the result and before acking. It NAKs after
+        // finishing. And it "dies" after completing the claim but before publishing the result.
         var slow = new HashSet<string> { "cmd-slow-0", "cmd-slow-1" };
         var naked = new ConcurrentDictionary<string, int>();
         var dying = new HashSet<string> { "cmd-die-0", "cmd-die-1" };
         var hooks = new EffectWorkerHooks
         {
-            AfterCompleted = async (id, ct) =>
+            AfterPublished = async (id, ct) =>
             {
                 if (slow.Contains(id))
                 {
                     await Task.Delay(TimeSpan.FromSeconds(3), ct);
                 }
+            },
+            AfterCompleted = async (id, ct) =>
+            {
                 if (dying.Contains(id))
                 {
                     await Task.Delay(Timeout.InfiniteTimeSpan, ct);
                 }
             },
+            StallHeartbeat = id => slow.Contains(id) || dying.Contains(id),
             NakInsteadOfAck = id => id.StartsWith("cmd-nak", StringComparison.Ordinal) && naked.AddOrUpdate(id, 1, (_, n) => n + 1) == 1,
         };
         var ids = slow.Concat(dying).Concat(["cmd-nak-0", "cmd-nak-1"]).ToList();
@@ -134,5 +139,39 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         var record = await claims.GetAsync("acme", "twice", cts.Token);
         Assert.Equal(ClaimRecord.Completed, record!.State);
         Assert.Equal(1, record.Attempt);
+    }
+
+    [Fact]
+    public async Task A_worker_that_stalls_past_its_lease_loses_the_claim_and_publishes_nothing()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (_, call) => call == 1
+            ? StubResponse.Hold(release.Task, 201, """{"reference":"from-a"}""")
+            : new StubResponse(201, """{"reference":"from-b"}"""));
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var effects = new[] { Charge(upstream.Url) with { TimeoutMs = 60_000 } };
+        // A's heartbeat freezes, as in a long pause: its ack wait and its lease run out mid-call.
+        await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: TimeSpan.FromSeconds(1), ackWait: TimeSpan.FromSeconds(1),
+            hooks: new EffectWorkerHooks { StallHeartbeat = _ => true });
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "stalled", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("stalled") == 1, s_timeout, "worker A's call");
+
+        await using var b = await EffectNode.StartAsync(nats, effects, "worker-b", lease: TimeSpan.FromSeconds(1), ackWait: TimeSpan.FromSeconds(1));
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) == 1, s_timeout, "worker B's result");
+        release.SetResult();
+        await SagaHarness.WaitUntilAsync(() => a.Lost == 1, s_timeout, "worker A to find its claim taken over");
+
+        var result = Assert.Single(await EffectStreams.ReadAsync(js, "WORKFLOW_EVENTS", cts.Token));
+        Assert.Equal("from-b", result.Body["data"]!["result"]!["reference"]!.GetValue<string>());
+        var record = await b.Runtime.Claims!.GetAsync("acme", "stalled", cts.Token);
+        Assert.Equal("worker-b", record!.Worker);
+        Assert.Equal(2, record.Attempt);
+        Assert.Contains("from-b", record.ResultEvent, StringComparison.Ordinal);
+        Assert.Equal(2, upstream.CallsFor("stalled"));
+        Assert.Equal(1L, await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token));
     }
 }

@@ -7,11 +7,25 @@ namespace Runner.Effects.Claims;
 /// KV keys for claims: <c>{tenant}.{command_id}</c>, each part escaped so that any text becomes
 /// a valid key and no two (tenant, command id) pairs share one. KV keys allow
 /// <c>[-/_=.a-zA-Z0-9]</c>; everything else, and <c>=</c> and <c>.</c> themselves, becomes
-/// <c>=XX</c> per UTF-8 byte.
+/// <c>=XX</c> per UTF-8 byte. A key that would be longer than <see cref="MaxLength"/> becomes
+/// <c>=h.{sha256 of tenant, 0x1F, command id}</c> (an escaped tenant never starts with <c>=h.</c>:
+/// <c>=</c> is always followed by two hex digits).
 /// </summary>
 internal static class ClaimKeys
 {
-    public static string For(string tenant, string commandId) => Escape(tenant) + "." + Escape(commandId);
+    /// <summary>Longer keys are hashed: a key travels in a subject, and the server drops a connection over a huge one.</summary>
+    public const int MaxLength = 256;
+
+    public static string For(string tenant, string commandId)
+    {
+        var key = Escape(tenant) + "." + Escape(commandId);
+        if (key.Length <= MaxLength)
+        {
+            return key;
+        }
+        var hash = System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(tenant + "\u001f" + commandId));
+        return "=h." + Convert.ToHexStringLower(hash);
+    }
 
     internal static string Escape(string value)
     {

@@ -12,6 +12,12 @@ internal sealed record ClaimRecord
     public const string Completed = "completed";
 
     [JsonPropertyName("state")] public required string State { get; init; }
+
+    /// <summary>
+    /// Unique per execution: lets a worker recognise its own write when the server applied it but
+    /// the reply was lost, instead of mistaking it for another worker's.
+    /// </summary>
+    [JsonPropertyName("run")] public required string Run { get; init; }
     [JsonPropertyName("worker")] public required string Worker { get; init; }
 
     /// <summary>How many times execution has started (1, then +1 per takeover).</summary>
@@ -32,4 +38,16 @@ internal sealed record ClaimRecord
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ClaimRecord))]
-internal sealed partial class ClaimJsonContext : JsonSerializerContext;
+internal sealed partial class ClaimJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// The stored result event is JSON inside a JSON string: the default encoder would write each
+    /// quote and non-ASCII character as <c>\uXXXX</c> and grow it up to six times. Only quotes,
+    /// backslashes and control characters need escaping there.
+    /// </summary>
+    public static ClaimJsonContext Relaxed { get; } = new(new System.Text.Json.JsonSerializerOptions
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    });
+}

@@ -85,19 +85,16 @@ internal sealed class EffectClaims
                 throw created.Error;
             }
 
-            var entry = await _kv.TryGetEntryAsync(key, serializer: NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
-            if (!entry.Success)
+            var entry = await ReadAsync(key, cancellationToken);
+            if (entry is null)
             {
-                if (entry.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException)
-                {
-                    continue;
-                }
-                throw entry.Error;
+                continue;
             }
-            var record = Deserialize(entry.Value.Value);
-            if (record is null)
+            var (record, revision) = entry.Value;
+            if (record.Run == fresh.Run)
             {
-                throw new InvalidDataException($"claim {key} holds a value that is not a claim record");
+                // Our create was applied but its reply was lost (the client retried it).
+                return new ClaimDecision.Claimed(new Claim(this, key, revision, record, takeover: false));
             }
             if (record.State == ClaimRecord.Completed)
             {
@@ -111,7 +108,7 @@ internal sealed class EffectClaims
             // The lease ran out: its worker died or stalled mid-effect. Take it over with
             // compare-and-set, so of several workers seeing the same expired lease only one wins.
             var takeover = Running(record.Attempt + 1, now);
-            var updated = await _kv.TryUpdateAsync(key, Serialize(takeover), entry.Value.Revision, NatsRawSerializer<byte[]>.Default, cancellationToken);
+            var updated = await _kv.TryUpdateAsync(key, Serialize(takeover), revision, NatsRawSerializer<byte[]>.Default, cancellationToken);
             if (updated.Success)
             {
                 return new ClaimDecision.Claimed(new Claim(this, key, updated.Value, takeover, takeover: true) { PreviousWorker = record.Worker });
@@ -120,30 +117,68 @@ internal sealed class EffectClaims
             {
                 throw updated.Error;
             }
+            var after = await ReadAsync(key, cancellationToken);
+            if (after is { } mine && mine.Record.Run == takeover.Run)
+            {
+                return new ClaimDecision.Claimed(new Claim(this, key, mine.Revision, mine.Record, takeover: true) { PreviousWorker = record.Worker });
+            }
             return new ClaimDecision.HeldElsewhere("(another worker took it over)", Lease);
         }
         return new ClaimDecision.HeldElsewhere("(claim changing)", TimeSpan.FromSeconds(1));
     }
 
+    /// <summary>
+    /// Compare-and-set on <paramref name="revision"/>. Returns the new revision, or null when the
+    /// entry is no longer this run's. A write the server applied but whose reply was lost is
+    /// recognised by the run id and adopted.
+    /// </summary>
     internal async ValueTask<ulong?> UpdateAsync(string key, ClaimRecord record, ulong revision, CancellationToken cancellationToken)
     {
-        var updated = await _kv.TryUpdateAsync(key, Serialize(record), revision, NatsRawSerializer<byte[]>.Default, cancellationToken);
-        if (updated.Success)
+        for (var round = 0; round < 3; round++)
         {
-            return updated.Value;
+            var updated = await _kv.TryUpdateAsync(key, Serialize(record), revision, NatsRawSerializer<byte[]>.Default, cancellationToken);
+            if (updated.Success)
+            {
+                return updated.Value;
+            }
+            if (updated.Error is not NatsKVWrongLastRevisionException)
+            {
+                throw updated.Error;
+            }
+            var current = await ReadAsync(key, cancellationToken);
+            if (current is not { } entry || entry.Record.Run != record.Run)
+            {
+                return null;
+            }
+            if (entry.Record.State == record.State && entry.Record.LeaseUntilMs == record.LeaseUntilMs)
+            {
+                return entry.Revision;
+            }
+            // An earlier write of this same run was applied although its reply never came (a
+            // cancelled or timed-out renewal): the claim is still ours, at a newer revision.
+            revision = entry.Revision;
         }
-        if (updated.Error is NatsKVWrongLastRevisionException)
-        {
-            return null;
-        }
-        throw updated.Error;
+        return null;
     }
 
-    /// <summary>The stored claim of a command, or null (for tests and the CLI).</summary>
-    public async ValueTask<ClaimRecord?> GetAsync(string tenant, string commandId, CancellationToken cancellationToken)
+    /// <summary>The stored claim of a command, or null when there is none (for tests and the CLI).</summary>
+    public async ValueTask<ClaimRecord?> GetAsync(string tenant, string commandId, CancellationToken cancellationToken) =>
+        (await ReadAsync(ClaimKeys.For(tenant, commandId), cancellationToken))?.Record;
+
+    private async ValueTask<(ClaimRecord Record, ulong Revision)?> ReadAsync(string key, CancellationToken cancellationToken)
     {
-        var entry = await _kv.TryGetEntryAsync(ClaimKeys.For(tenant, commandId), serializer: NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
-        return entry.Success ? Deserialize(entry.Value.Value) : null;
+        var entry = await _kv.TryGetEntryAsync(key, serializer: NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
+        if (!entry.Success)
+        {
+            if (entry.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException)
+            {
+                return null;
+            }
+            throw entry.Error;
+        }
+        var record = Deserialize(entry.Value.Value)
+            ?? throw new InvalidDataException($"claim {key} holds a value that is not a claim record");
+        return (record, entry.Value.Revision);
     }
 
     internal long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -151,13 +186,14 @@ internal sealed class EffectClaims
     internal ClaimRecord Running(int attempt, long now) => new()
     {
         State = ClaimRecord.Running,
+        Run = Guid.NewGuid().ToString("N"),
         Worker = Worker,
         Attempt = attempt,
         LeaseUntilMs = now + (long)Lease.TotalMilliseconds,
         ClaimedAtMs = now,
     };
 
-    private static byte[] Serialize(ClaimRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, ClaimJsonContext.Default.ClaimRecord);
+    internal static byte[] Serialize(ClaimRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, ClaimJsonContext.Relaxed.ClaimRecord);
 
     private static ClaimRecord? Deserialize(byte[]? value)
     {
@@ -167,7 +203,7 @@ internal sealed class EffectClaims
         }
         try
         {
-            return JsonSerializer.Deserialize(value, ClaimJsonContext.Default.ClaimRecord);
+            return JsonSerializer.Deserialize(value, ClaimJsonContext.Relaxed.ClaimRecord);
         }
         catch (JsonException)
         {
@@ -176,10 +212,15 @@ internal sealed class EffectClaims
     }
 }
 
-/// <summary>A claim this worker holds on one command; renew it while the effect runs, complete it with the result.</summary>
-internal sealed class Claim
+/// <summary>
+/// A claim this worker holds on one command: renew it while the effect runs, complete it with the
+/// result. Renewal and completion never overlap (they share one revision), and once the claim is
+/// lost every later call says so.
+/// </summary>
+internal sealed class Claim : IDisposable
 {
     private readonly EffectClaims _claims;
+    private readonly SemaphoreSlim _gate = new(1, 1);
     private ClaimRecord _record;
     private ulong _revision;
 
@@ -202,39 +243,71 @@ internal sealed class Claim
 
     public string? PreviousWorker { get; init; }
 
-    /// <summary>Extends the lease. False when the claim is no longer ours (our lease ran out and another worker took over).</summary>
+    public bool Completed => _record.State == ClaimRecord.Completed;
+
+    /// <summary>The lease as last confirmed by the server: past it, another worker may take over.</summary>
+    public long LeaseUntilMs => _record.LeaseUntilMs;
+
+    /// <summary>
+    /// Extends the lease. False when the claim is no longer ours (our lease ran out and another
+    /// worker took over). A completed claim needs no lease and is left as it is.
+    /// </summary>
     public async ValueTask<bool> RenewAsync(CancellationToken cancellationToken)
     {
-        var renewed = _record with { LeaseUntilMs = _claims.NowMs() + (long)_claims.Lease.TotalMilliseconds };
-        var revision = await _claims.UpdateAsync(Key, renewed, _revision, cancellationToken);
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (Completed)
+            {
+                return true;
+            }
+            var renewed = _record with { LeaseUntilMs = _claims.NowMs() + (long)_claims.Lease.TotalMilliseconds };
+            return await WriteAsync(renewed, cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Marks the command completed with its result event. False when the claim is no longer ours.</summary>
+    public async ValueTask<bool> CompleteAsync(string subject, string resultEvent, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (Completed)
+            {
+                return true;
+            }
+            var completed = _record with
+            {
+                State = ClaimRecord.Completed,
+                CompletedAtMs = _claims.NowMs(),
+                ResultSubject = subject,
+                ResultEvent = resultEvent,
+            };
+            return await WriteAsync(completed, cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async ValueTask<bool> WriteAsync(ClaimRecord next, CancellationToken cancellationToken)
+    {
+        var revision = await _claims.UpdateAsync(Key, next, _revision, cancellationToken);
         if (revision is null)
         {
             return false;
         }
         _revision = revision.Value;
-        _record = renewed;
+        _record = next;
         return true;
     }
 
-    /// <summary>Marks the command completed with the result it published. False when the claim is no longer ours.</summary>
-    public async ValueTask<bool> CompleteAsync(string subject, string resultEvent, CancellationToken cancellationToken)
-    {
-        var completed = _record with
-        {
-            State = ClaimRecord.Completed,
-            CompletedAtMs = _claims.NowMs(),
-            ResultSubject = subject,
-            ResultEvent = resultEvent,
-        };
-        var revision = await _claims.UpdateAsync(Key, completed, _revision, cancellationToken);
-        if (revision is null)
-        {
-            return false;
-        }
-        _revision = revision.Value;
-        _record = completed;
-        return true;
-    }
+    public void Dispose() => _gate.Dispose();
 }
 
 /// <summary>Where claims live and how long a lease lasts.</summary>

@@ -4,7 +4,6 @@ using NATS.Client.Core;
 using NATS.Client.JetStream;
 using Runner.Core;
 using Runner.Core.Events;
-using Runner.Core.Manifests;
 using Runner.Core.Subjects;
 using Runner.Core.Transitions;
 using Runner.Effects.Claims;
@@ -16,16 +15,19 @@ namespace Runner.Effects.Workers;
 internal sealed partial class EffectWorker
 {
     public const string InvalidCommand = "invalid_command";
+    public const string StaleCommand = "stale_command";
+    public const string ProcessingError = "processing_error";
+    public const string ResultTooLarge = "result_too_large";
 
     private static readonly JsonElement s_null = JsonDocument.Parse("null").RootElement.Clone();
 
     private async Task HandleAsync(INatsJSMsg<byte[]> msg, CancellationToken cancellationToken)
     {
-        if (!TryRead(msg, out var command, out var problem))
+        if (!TryRead(msg, out var command, out var reason, out var problem))
         {
-            await _quarantine.AddAsync(msg, InvalidCommand, problem!, SubjectTenant.FromSubject(msg.Subject), cancellationToken);
+            await _quarantine.AddAsync(msg, reason!, problem!, SubjectTenant.FromSubject(msg.Subject), cancellationToken);
             await msg.AckTerminateAsync(cancellationToken: cancellationToken);
-            EffectsLog.CommandQuarantined(_logger, Effect, msg.Subject, problem!);
+            EffectsLog.CommandQuarantined(_logger, Effect, msg.Subject, reason!, problem!);
             return;
         }
 
@@ -46,14 +48,17 @@ internal sealed partial class EffectWorker
                     break;
                 case ClaimDecision.HeldElsewhere held:
                     EffectsLog.ClaimHeld(_logger, command.CommandId, command.Tenant, held.Worker, held.Remaining.TotalMilliseconds);
-                    await LeaveAsync(msg, held.Remaining + TimeSpan.FromMilliseconds(100));
+                    await LeaveAsync(msg, held.Remaining + TimeSpan.FromMilliseconds(100), cancellationToken);
                     break;
                 case ClaimDecision.Claimed claimed:
-                    if (claimed.Claim.Takeover)
+                    using (var claim = claimed.Claim)
                     {
-                        EffectsLog.ClaimTakenOver(_logger, command.CommandId, command.Tenant, claimed.Claim.PreviousWorker ?? "?", claimed.Claim.Attempt);
+                        if (claim.Takeover)
+                        {
+                            EffectsLog.ClaimTakenOver(_logger, command.CommandId, command.Tenant, claim.PreviousWorker ?? "?", claim.Attempt);
+                        }
+                        await RunClaimedAsync(msg, command, claim, cancellationToken);
                     }
-                    await RunClaimedAsync(msg, command, claimed.Claim, cancellationToken);
                     break;
             }
         }
@@ -63,14 +68,21 @@ internal sealed partial class EffectWorker
         }
     }
 
+    /// <summary>
+    /// Runs a claimed command: execute → mark the claim completed with the result → publish the
+    /// result → ack. Completing before publishing means that, once the effect ran, every later
+    /// delivery of the command re-publishes the stored result and nothing runs it again — even if
+    /// this worker dies or NATS is briefly away between the steps.
+    /// </summary>
     private async Task RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, CancellationToken cancellationToken)
     {
-        var startedAt = _time.GetUtcNow();
-        EffectExecution execution;
-        using (var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        using (var heartbeatStop = new CancellationTokenSource())
+        using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var heartbeatStop = new CancellationTokenSource();
+        var heartbeat = HeartbeatAsync(msg, command.CommandId, claim, lost, heartbeatStop.Token);
+        try
         {
-            var heartbeat = HeartbeatAsync(msg, claim, lost, heartbeatStop.Token);
+            var startedAt = _time.GetUtcNow();
+            EffectExecution execution;
             try
             {
                 var effect = _effects(command.Effect);
@@ -82,77 +94,150 @@ internal sealed partial class EffectWorker
             {
                 // Our lease ran out and another worker took the command over: it owns the result now.
                 EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
+                Interlocked.Increment(ref _lost);
                 return;
             }
-            finally
+            Interlocked.Increment(ref _executed);
+
+            var finishedAt = _time.GetUtcNow();
+            var (subject, json) = ResultEvents.Build(command, execution, startedAt, finishedAt);
+            var size = Encoding.UTF8.GetByteCount(json);
+            if (size > _options.MaxResultBytes)
             {
-                await heartbeatStop.CancelAsync();
-                await heartbeat;
+                execution = new EffectExecution(false, null, new EffectError(ResultTooLarge,
+                    $"the result event would be {size} bytes, over the limit of {_options.MaxResultBytes}"), execution.Attempts);
+                (subject, json) = ResultEvents.Build(command, execution, startedAt, finishedAt);
             }
-            if (lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+
+            if (!await RetryAsync(() => claim.CompleteAsync(subject, json, lost.Token), lost.Token))
             {
                 EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
+                Interlocked.Increment(ref _lost);
                 return;
             }
+            if (Hooks?.AfterCompleted is { } afterCompleted)
+            {
+                await afterCompleted(command.CommandId, cancellationToken);
+            }
+            await RetryAsync(async () =>
+            {
+                await PublishResultAsync(command, subject, json, cancellationToken);
+                return true;
+            }, cancellationToken);
+            if (Hooks?.AfterPublished is { } afterPublished)
+            {
+                await afterPublished(command.CommandId, cancellationToken);
+            }
+            if (Hooks?.NakInsteadOfAck?.Invoke(command.CommandId) == true)
+            {
+                await msg.NakAsync(cancellationToken: cancellationToken);
+                return;
+            }
+            await msg.AckAsync(cancellationToken: cancellationToken);
+            EffectsLog.CommandDone(_logger, command.CommandId, command.Tenant, command.Effect, execution.Succeeded ? ResultEvents.Succeeded : ResultEvents.Failed,
+                execution.Error?.Code ?? "-", execution.Attempts, claim.Attempt, (finishedAt - startedAt).TotalMilliseconds);
         }
-        Interlocked.Increment(ref _executed);
-
-        var finishedAt = _time.GetUtcNow();
-        var (subject, json) = ResultEvents.Build(command, execution, startedAt, finishedAt);
-        await PublishResultAsync(command, subject, json, cancellationToken);
-        if (Hooks?.AfterPublished is { } afterPublished)
+        finally
         {
-            await afterPublished(command.CommandId, cancellationToken);
+            await heartbeatStop.CancelAsync();
+            await heartbeat;
         }
-        if (!await claim.CompleteAsync(subject, json, cancellationToken))
-        {
-            // Published, but another worker took the claim meanwhile; its result carries the same
-            // Nats-Msg-Id, and the saga drops the second copy by event id.
-            EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
-        }
-        if (Hooks?.AfterCompleted is { } afterCompleted)
-        {
-            await afterCompleted(command.CommandId, cancellationToken);
-        }
-        if (Hooks?.NakInsteadOfAck?.Invoke(command.CommandId) == true)
-        {
-            await msg.NakAsync(cancellationToken: cancellationToken);
-            return;
-        }
-        await msg.AckAsync(cancellationToken: cancellationToken);
-        EffectsLog.CommandDone(_logger, command.CommandId, command.Tenant, command.Effect, execution.Succeeded ? ResultEvents.Succeeded : ResultEvents.Failed,
-            execution.Error?.Code ?? "-", execution.Attempts, claim.Attempt, (finishedAt - startedAt).TotalMilliseconds);
     }
 
-    /// <summary>While the effect runs: keep the message from being redelivered and the lease from running out.</summary>
-    private async Task HeartbeatAsync(INatsJSMsg<byte[]> msg, Claim claim, CancellationTokenSource lost, CancellationToken stop)
+    /// <summary>
+    /// Retries a step whose failure is NATS being briefly away, in place, until it succeeds or the
+    /// token ends it: after the effect ran, giving up would mean running it again later. A refusal
+    /// by the server (too large, bad request) is not retried here.
+    /// </summary>
+    private async Task<bool> RetryAsync(Func<ValueTask<bool>> step, CancellationToken cancellationToken)
     {
-        var interval = TimeSpan.FromMilliseconds(Math.Max(50, _claims.Lease.TotalMilliseconds / 3));
-        try
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
         {
-            while (true)
+            try
             {
-                await Task.Delay(interval, _time, stop);
+                return await step();
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return false;
+            }
+            catch (Exception ex) when (ex is (NatsException or TimeoutException) and not (NatsJSApiException or NatsPayloadTooLargeException))
+            {
+                EffectsLog.StepRetried(_logger, Effect, delay.TotalMilliseconds, ex.Message);
                 try
                 {
-                    await msg.AckProgressAsync(cancellationToken: stop);
-                    if (!await claim.RenewAsync(stop))
-                    {
-                        await lost.CancelAsync();
-                        return;
-                    }
+                    await Task.Delay(delay, _time, cancellationToken);
                 }
-                catch (NatsException ex)
+                catch (OperationCanceledException)
                 {
-                    // NATS is briefly away: keep running; if the lease runs out meanwhile, the
-                    // next renewal finds the claim taken and stops this run.
-                    EffectsLog.HeartbeatFailed(_logger, claim.Key, ex.Message);
+                    return false;
                 }
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5_000));
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+    }
+
+    /// <summary>
+    /// Until the command is acked: keeps JetStream from redelivering it, and the lease from running
+    /// out. A renewal refused means another worker took over: the run stops. A worker that cannot
+    /// renew at all (NATS unreachable) stops itself just before its last confirmed lease ends, so
+    /// it never runs on past the point where another worker may take over.
+    /// </summary>
+    private async Task HeartbeatAsync(INatsJSMsg<byte[]> msg, string commandId, Claim claim, CancellationTokenSource lost, CancellationToken stop)
+    {
+        var beat = Math.Min(_claims.Lease.TotalMilliseconds, _options.JetStream.AckWait.TotalMilliseconds) / 3;
+        var interval = TimeSpan.FromMilliseconds(Math.Max(50, beat));
+        var margin = (long)Math.Max(50, _claims.Lease.TotalMilliseconds / 6);
+        while (!stop.IsCancellationRequested)
         {
-            // The effect finished.
+            try
+            {
+                await Task.Delay(interval, _time, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            if (Hooks?.StallHeartbeat?.Invoke(commandId) == true)
+            {
+                continue;
+            }
+            try
+            {
+                await msg.AckProgressAsync(cancellationToken: stop);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                EffectsLog.HeartbeatFailed(_logger, claim.Key, ex.Message);
+            }
+            if (claim.Completed)
+            {
+                continue;
+            }
+            try
+            {
+                if (!await claim.RenewAsync(stop))
+                {
+                    await lost.CancelAsync();
+                    return;
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // Any renewal failure is judged by the lease alone.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                EffectsLog.HeartbeatFailed(_logger, claim.Key, ex.Message);
+                if (!claim.Completed && _claims.NowMs() >= claim.LeaseUntilMs - margin)
+                {
+                    await lost.CancelAsync();
+                    return;
+                }
+            }
         }
     }
 
@@ -185,10 +270,11 @@ internal sealed partial class EffectWorker
         ack.EnsureStored();
     }
 
-    /// <summary>Reads the command body and checks it against the subject it arrived on.</summary>
-    private bool TryRead(INatsJSMsg<byte[]> msg, out CommandMessage? command, out string? problem)
+    /// <summary>Reads the command body and checks it against the subject it arrived on and its age.</summary>
+    private bool TryRead(INatsJSMsg<byte[]> msg, out CommandMessage? command, out string? reason, out string? problem)
     {
         command = null;
+        reason = InvalidCommand;
         var data = msg.Data ?? [];
         if (data.Length > _options.MaxCommandBytes)
         {
@@ -227,6 +313,13 @@ internal sealed partial class EffectWorker
             problem = $"command tenant '{parsed.Tenant}' does not match the subject's tenant '{subjectTenant}'";
             return false;
         }
+        if (msg.Metadata is { } metadata && _time.GetUtcNow() - metadata.Timestamp > _options.CommandMaxAge)
+        {
+            reason = StaleCommand;
+            problem = $"command was stored {metadata.Timestamp:O}, longer ago than {_options.CommandMaxAge}: its claim may have expired, "
+                + "so whether it already ran cannot be known; it is kept here instead of being run";
+            return false;
+        }
         string? traceParent = null;
         if (msg.Headers is { } headers && headers.TryGetValue(EventHeaders.TraceParent, out var values))
         {
@@ -234,6 +327,7 @@ internal sealed partial class EffectWorker
         }
         var payload = parsed.Payload.ValueKind == JsonValueKind.Undefined ? s_null : parsed.Payload;
         command = parsed with { Pool = Pool, TraceParent = traceParent ?? parsed.TraceParent, Payload = payload };
+        reason = null;
         problem = null;
         return true;
     }

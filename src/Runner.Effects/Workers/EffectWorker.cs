@@ -16,6 +16,8 @@ namespace Runner.Effects.Workers;
 /// </summary>
 internal sealed partial class EffectWorker
 {
+    private const int MaxTrackedFailures = 10_000;
+
     private readonly INatsJSContext _js;
     private readonly EffectClaims _claims;
     private readonly IEffectExecutor _executor;
@@ -24,8 +26,14 @@ internal sealed partial class EffectWorker
     private readonly EffectWorkerOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly CancellationToken _abort;
     private readonly ConcurrentDictionary<string, byte> _running = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<ulong, int> _failures = new();
+    private long _executed;
+    private long _republished;
+    private long _lost;
 
+    /// <param name="abort">Cancels commands that are running; stopping <see cref="RunAsync"/> only stops pulling new ones.</param>
     public EffectWorker(
         INatsJSContext js,
         EffectClaims claims,
@@ -36,7 +44,8 @@ internal sealed partial class EffectWorker
         string? pool,
         EffectWorkerOptions options,
         ILogger logger,
-        TimeProvider time)
+        TimeProvider time,
+        CancellationToken abort)
     {
         _js = js;
         _claims = claims;
@@ -48,6 +57,7 @@ internal sealed partial class EffectWorker
         _options = options;
         _logger = logger;
         _time = time;
+        _abort = abort;
         Consumer = ConsumerName(options.ConsumerPrefix, effect, pool);
         FilterSubject = pool is null ? $"workflow.cmd.*.{effect}" : $"workflow.cmd.*.{effect}.{pool}";
     }
@@ -63,20 +73,24 @@ internal sealed partial class EffectWorker
     /// <summary>Test hooks that stand in for a crash at a precise point; null in production.</summary>
     internal EffectWorkerHooks? Hooks { get; init; }
 
-    private long _executed;
-    private long _republished;
-
     /// <summary>Commands this worker ran through a provider.</summary>
     public long Executed => Interlocked.Read(ref _executed);
+
+    /// <summary>Runs abandoned because another worker took the claim over (this worker stalled past its lease).</summary>
+    public long Lost => Interlocked.Read(ref _lost);
 
     /// <summary>Commands found already completed whose stored result was published again.</summary>
     public long Republished => Interlocked.Read(ref _republished);
 
-    /// <summary>Consumer names allow no dots: <c>{prefix}-effect-{effect with _ for .}[-{pool}]</c>.</summary>
+    /// <summary>
+    /// Consumer names allow no dots: <c>{prefix}-effect-{effect}[~{pool}]</c> with each dot as
+    /// <c>=</c>. Effect names never contain <c>=</c> or <c>~</c>, so no two effects or pools share one.
+    /// </summary>
     public static string ConsumerName(string prefix, string effect, string? pool) =>
-        $"{prefix}-effect-{effect.Replace('.', '_')}" + (pool is null ? string.Empty : "-" + pool.Replace('.', '_'));
+        $"{prefix}-effect-{effect.Replace('.', '=')}" + (pool is null ? string.Empty : "~" + pool.Replace('.', '='));
 
-    public async Task RunAsync(CancellationToken cancellationToken)
+    /// <summary>Pulls and runs commands until <paramref name="stop"/>; then waits for the running ones (bounded by the abort token).</summary>
+    public async Task RunAsync(CancellationToken stop)
     {
         var effect = _effects(Effect);
         var concurrency = Math.Max(1, effect?.Concurrency ?? 1);
@@ -88,16 +102,16 @@ internal sealed partial class EffectWorker
             MaxDeliver = -1,
             MaxAckPending = Math.Max(_options.JetStream.MaxAckPending, concurrency),
             DeliverPolicy = ConsumerConfigDeliverPolicy.All,
-        }, cancellationToken);
+        }, stop);
         EffectsLog.WorkerStarted(_logger, Effect, Pool ?? "-", Consumer, FilterSubject, concurrency, _claims.Worker);
 
         using var slots = new SemaphoreSlim(concurrency, concurrency);
         var inFlight = new ConcurrentDictionary<Task, byte>();
         try
         {
-            while (!cancellationToken.IsCancellationRequested)
+            while (!stop.IsCancellationRequested)
             {
-                await slots.WaitAsync(cancellationToken);
+                await slots.WaitAsync(stop);
                 var free = 1;
                 while (slots.Wait(0))
                 {
@@ -106,10 +120,10 @@ internal sealed partial class EffectWorker
                 var used = 0;
                 try
                 {
-                    await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = free, Expires = _options.FetchExpiry }, cancellationToken: cancellationToken))
+                    await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = free, Expires = _options.FetchExpiry }, cancellationToken: stop))
                     {
                         used++;
-                        var task = HandleGuardedAsync(msg, slots, cancellationToken);
+                        var task = HandleGuardedAsync(msg, slots);
                         inFlight.TryAdd(task, 0);
                         _ = task.ContinueWith(t => inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                     }
@@ -125,29 +139,30 @@ internal sealed partial class EffectWorker
         }
         finally
         {
-            // Shutdown: what runs now stops at its next await; unfinished commands stay unacked
-            // and their claims' leases run out, so another worker takes them over.
+            // Stopping: no new commands; the running ones finish, or stop at the abort (drain
+            // deadline), unacked, and are taken over when their leases run out.
             await Task.WhenAll(inFlight.Keys);
         }
     }
 
-    private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, SemaphoreSlim slots, CancellationToken cancellationToken)
+    private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, SemaphoreSlim slots)
     {
         await Task.Yield();
+        var sequence = msg.Metadata?.Sequence.Stream ?? 0;
         try
         {
-            await HandleAsync(msg, cancellationToken);
+            await HandleAsync(msg, _abort);
+            _failures.TryRemove(sequence, out _);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
         {
-            // Stopping: the command is not acked and comes back.
+            // Aborted: the command is not acked and comes back.
         }
-#pragma warning disable CA1031 // One command's failure must not stop the worker; it is logged and the command comes back.
+#pragma warning disable CA1031 // One command's failure must not stop the worker; it is logged, retried and in the end quarantined.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            EffectsLog.CommandFailed(_logger, ex, Effect, msg.Subject, ex.Message);
-            await LeaveAsync(msg, TimeSpan.FromSeconds(1));
+            await FailedAsync(msg, sequence, ex);
         }
         finally
         {
@@ -155,14 +170,48 @@ internal sealed partial class EffectWorker
         }
     }
 
+    /// <summary>
+    /// A command that failed for a reason other than its effect (the effect's failures are
+    /// results): retried a few times, then quarantined and terminated, so a poison command cannot
+    /// loop for ever (invariant 8).
+    /// </summary>
+    private async Task FailedAsync(INatsJSMsg<byte[]> msg, ulong sequence, Exception ex)
+    {
+        if (_failures.Count > MaxTrackedFailures)
+        {
+            _failures.Clear();
+        }
+        var failures = _failures.AddOrUpdate(sequence, 1, (_, n) => n + 1);
+        if (failures < _options.JetStream.MaxDeliver)
+        {
+            EffectsLog.CommandFailed(_logger, ex, Effect, msg.Subject, failures, ex.Message);
+            await LeaveAsync(msg, TimeSpan.FromSeconds(Math.Min(30, failures)), _abort);
+            return;
+        }
+        try
+        {
+            await _quarantine.AddAsync(msg, ProcessingError, $"failed {failures} times: {ex.GetType().Name}: {ex.Message}", Core.Subjects.SubjectTenant.FromSubject(msg.Subject), _abort);
+            await msg.AckTerminateAsync(cancellationToken: _abort);
+            _failures.TryRemove(sequence, out _);
+            EffectsLog.CommandQuarantined(_logger, Effect, msg.Subject, ProcessingError, ex.Message);
+        }
+#pragma warning disable CA1031 // Quarantine itself failed (store or NATS down): the command stays and comes back.
+        catch (Exception inner)
+#pragma warning restore CA1031
+        {
+            EffectsLog.CommandFailed(_logger, inner, Effect, msg.Subject, failures, inner.Message);
+            await LeaveAsync(msg, TimeSpan.FromSeconds(5), _abort);
+        }
+    }
+
     /// <summary>Not acked: the command is delivered again after the delay (to this or another worker).</summary>
-    private static async ValueTask LeaveAsync(INatsJSMsg<byte[]> msg, TimeSpan delay)
+    private static async ValueTask LeaveAsync(INatsJSMsg<byte[]> msg, TimeSpan delay, CancellationToken cancellationToken)
     {
         try
         {
-            await msg.NakAsync(delay: delay);
+            await msg.NakAsync(delay: delay, cancellationToken: cancellationToken);
         }
-        catch (NatsException)
+        catch (Exception ex) when (ex is NatsException or OperationCanceledException)
         {
             // Without the NAK the ack wait brings it back anyway.
         }
@@ -172,11 +221,14 @@ internal sealed partial class EffectWorker
 /// <summary>Points where a test can make a worker stop dead, as a crash would.</summary>
 internal sealed class EffectWorkerHooks
 {
-    /// <summary>After the result's PubAck, before the claim is marked completed.</summary>
+    /// <summary>After the claim is marked completed (with the result), before the result is published.</summary>
+    public Func<string, CancellationToken, ValueTask>? AfterCompleted { get; init; }
+
+    /// <summary>After the result's PubAck, before the command is acked.</summary>
     public Func<string, CancellationToken, ValueTask>? AfterPublished { get; init; }
 
-    /// <summary>After the claim is marked completed, before the command is acked.</summary>
-    public Func<string, CancellationToken, ValueTask>? AfterCompleted { get; init; }
+    /// <summary>Returns true to freeze the heartbeat of a command, as a paused process would (its ack wait and lease run out).</summary>
+    public Func<string, bool>? StallHeartbeat { get; init; }
 
     /// <summary>Returns true to NAK a finished command instead of acking it (it is redelivered).</summary>
     public Func<string, bool>? NakInsteadOfAck { get; init; }

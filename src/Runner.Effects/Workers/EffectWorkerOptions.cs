@@ -18,6 +18,19 @@ internal sealed record EffectWorkerOptions
     /// <summary>Quarantine records keep at most this much of a payload.</summary>
     public int QuarantinePayloadBytes { get; init; } = 64 * 1024;
 
+    /// <summary>Largest result event (UTF-8 bytes); a larger result becomes a failed <c>result_too_large</c>.</summary>
+    public int MaxResultBytes { get; init; } = 512 * 1024;
+
+    /// <summary>
+    /// Commands stored longer ago than this are quarantined as <c>stale_command</c>, not run: their
+    /// claim may have expired, so a completed one could not be told apart from a new one. Keep it
+    /// below the claim retention.
+    /// </summary>
+    public TimeSpan CommandMaxAge { get; init; } = TimeSpan.FromDays(7) - TimeSpan.FromHours(1);
+
+    /// <summary>On stop: how long running commands may finish before they are cancelled (left unacked, taken over later).</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long a fetch waits for commands before asking again (the client requires more than 1 s).</summary>
     public TimeSpan FetchExpiry { get; init; } = TimeSpan.FromSeconds(2);
 }

@@ -64,17 +64,17 @@ internal sealed class RunnerComponents : IAsyncDisposable
 
         var store = new LmdbStore(settings.StoreOptions(), loggers.CreateLogger<LmdbStore>());
         ServiceProvider? services = null;
+        SagaRuntime? sagas = null;
+        EffectRuntime? effects = null;
         var nats = new NatsConnection(new NatsOpts { Url = settings.NatsUrl, Name = "runner", LoggerFactory = loggers });
         try
         {
             await ConnectAsync(nats, settings.NatsUrl, logger, time, cancellationToken);
-            SagaRuntime? sagas = null;
             if (settings.Mode is RunnerMode.Saga or RunnerMode.Combined)
             {
                 sagas = new SagaRuntime(new NatsJSContext(nats), store, manifests, settings.SagaOptions(), loggers, time, listener: listener);
                 await sagas.StartAsync(cancellationToken);
             }
-            EffectRuntime? effects = null;
             if (settings.Mode is RunnerMode.Effect or RunnerMode.Combined)
             {
                 services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
@@ -87,6 +87,15 @@ internal sealed class RunnerComponents : IAsyncDisposable
         }
         catch
         {
+            // Whatever started is stopped before what it runs on is disposed.
+            if (effects is not null)
+            {
+                await effects.DisposeAsync();
+            }
+            if (sagas is not null)
+            {
+                await sagas.DisposeAsync();
+            }
             if (services is not null)
             {
                 await services.DisposeAsync();

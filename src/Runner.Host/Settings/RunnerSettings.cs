@@ -36,6 +36,7 @@ internal sealed record RunnerSettings
         JetStream = JetStream,
         ConsumerPrefix = ConsumerPrefix,
         Pools = Pools,
+        CommandMaxAge = EffectClaimRetention > TimeSpan.FromHours(2) ? EffectClaimRetention - TimeSpan.FromHours(1) : EffectClaimRetention / 2,
     };
 
     public EffectClaimOptions ClaimOptions() => new()

@@ -187,7 +187,7 @@ internal sealed class OutboxRelay
                 var future = await _js.PublishConcurrentAsync(
                     subject,
                     body,
-                    opts: new NatsJSPubOpts { MsgId = entry.Command.CommandId },
+                    opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(entry.Command.CommandId) },
                     headers: Headers(entry.Command),
                     cancellationToken: cancellationToken);
                 futures.Add((entry, subject, body, future));
