@@ -13,12 +13,6 @@ public sealed class BadCommandTests(NatsServerFixture nats) : IClassFixture<Nats
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(60);
 
-    private static EffectManifest Charge(Uri upstream) => new("payment.charge", EffectManifest.HttpProvider, null, "test.yaml", 1)
-    {
-        Http = new HttpEffectConfig(new Uri(upstream, "/charges").ToString(), "POST", new Dictionary<string, HeaderValue>()),
-        Retry = RetryPolicy.Default with { MaxAttempts = 1 },
-    };
-
     [Fact]
     public async Task Malformed_and_inconsistent_commands_are_quarantined_and_the_next_good_one_runs()
     {
@@ -27,7 +21,7 @@ public sealed class BadCommandTests(NatsServerFixture nats) : IClassFixture<Nats
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
-        await using var node = await EffectNode.StartAsync(nats, [Charge(upstream.Url)], "worker-1");
+        await using var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url)], "worker-1");
 
         await js.PublishAsync("workflow.cmd.acme.payment.charge", Encoding.UTF8.GetBytes("{not json"), cancellationToken: cts.Token);
         await js.PublishAsync("workflow.cmd.acme.payment.charge", Encoding.UTF8.GetBytes("""{"command_id":"x"}"""), cancellationToken: cts.Token);
@@ -68,7 +62,7 @@ public sealed class BadCommandTests(NatsServerFixture nats) : IClassFixture<Nats
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
-        await using var node = await EffectNode.StartAsync(nats, [Charge(upstream.Url)], "worker-1");
+        await using var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url)], "worker-1");
         node.Runtime.Swap([]);
 
         await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "orphan", new { }), cancellationToken: cts.Token);

@@ -21,6 +21,15 @@ internal static class Effects
     /// <summary>Opens on two failures out of two, and stays open for a minute.</summary>
     public static readonly CircuitBreakerPolicy TwoStrikeBreaker = new(0.5, 2, 60_000, 60_000);
 
+    /// <summary><c>payment.charge</c> posting to <c>{upstream}/charges</c>, one attempt: what worker tests run.</summary>
+    public static EffectManifest Charge(Uri upstream, int concurrency = 16) =>
+        new("payment.charge", EffectManifest.HttpProvider, null, "test.yaml", 1)
+        {
+            Http = new HttpEffectConfig(new Uri(upstream, "/charges").ToString(), "POST", s_noHeaders),
+            Retry = RetryPolicy.Default with { MaxAttempts = 1 },
+            Concurrency = concurrency,
+        };
+
     public static EffectManifest Http(string url, string method = "POST", IReadOnlyDictionary<string, HeaderValue>? headers = null, string name = "payment.charge") =>
         new(name, EffectManifest.HttpProvider, null, "effects.yaml", 1)
         {

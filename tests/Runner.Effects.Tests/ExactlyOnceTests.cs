@@ -16,13 +16,6 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(90);
 
-    private static EffectManifest Charge(Uri upstream) => new("payment.charge", EffectManifest.HttpProvider, null, "test.yaml", 1)
-    {
-        Http = new HttpEffectConfig(new Uri(upstream, "/charges").ToString(), "POST", new Dictionary<string, HeaderValue>()),
-        Retry = RetryPolicy.Default with { MaxAttempts = 1 },
-        Concurrency = 8,
-    };
-
     [Fact]
     public async Task Two_workers_run_each_command_once_and_publish_one_result_each()
     {
@@ -31,7 +24,7 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
-        var effects = new[] { Charge(upstream.Url) };
+        var effects = new[] { Effects.Charge(upstream.Url, concurrency: 8) };
         await using var a = await EffectNode.StartAsync(nats, effects, "worker-a");
         await using var b = await EffectNode.StartAsync(nats, effects, "worker-b");
 
@@ -61,7 +54,7 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
-        var effects = new[] { Charge(upstream.Url) };
+        var effects = new[] { Effects.Charge(upstream.Url, concurrency: 8) };
 
         // Worker A misbehaves in the three ways a command comes back. It stalls, as a paused process
         // does, past the ack wait after publishing the result and before acking. It NAKs after
@@ -122,7 +115,7 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
-        await using var a = await EffectNode.StartAsync(nats, [Charge(upstream.Url)], "worker-a");
+        await using var a = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 8)], "worker-a");
 
         var command = EffectStreams.Command("acme", "payment.charge", "twice", new { n = 1 });
         await EffectStreams.PublishAsync(js, command, cancellationToken: cts.Token);
@@ -153,7 +146,7 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
-        var effects = new[] { Charge(upstream.Url) with { TimeoutMs = 60_000 } };
+        var effects = new[] { Effects.Charge(upstream.Url, concurrency: 8) with { TimeoutMs = 60_000 } };
         // A's heartbeat freezes, as in a long pause: its ack wait and its lease run out mid-call.
         await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: TimeSpan.FromSeconds(1), ackWait: TimeSpan.FromSeconds(1),
             hooks: new EffectWorkerHooks { StallHeartbeat = _ => true });

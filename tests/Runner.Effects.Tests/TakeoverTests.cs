@@ -62,11 +62,7 @@ public sealed class TakeoverTests(NatsServerFixture nats) : IClassFixture<NatsSe
             await process.KillAsync(cts.Token);
         }
 
-        var charge = new EffectManifest("payment.charge", EffectManifest.HttpProvider, null, "test.yaml", 1)
-        {
-            Http = new HttpEffectConfig(new Uri(upstream.Url, "/charges").ToString(), "POST", new Dictionary<string, HeaderValue>()),
-            Retry = RetryPolicy.Default with { MaxAttempts = 1 },
-        };
+        var charge = Effects.Charge(upstream.Url);
         await using var b = await EffectNode.StartAsync(nats, [charge], "worker-b", lease: TimeSpan.FromSeconds(2), ackWait: TimeSpan.FromSeconds(2));
         await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 1, s_timeout, "the takeover's result");
 

@@ -16,12 +16,6 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(60);
 
-    private static EffectManifest Charge(Uri upstream) => new("payment.charge", EffectManifest.HttpProvider, null, "test.yaml", 1)
-    {
-        Http = new HttpEffectConfig(new Uri(upstream, "/charges").ToString(), "POST", new Dictionary<string, HeaderValue>()),
-        Retry = RetryPolicy.Default with { MaxAttempts = 1 },
-    };
-
     private async Task<(NatsConnection Connection, INatsJSContext Js)> ConnectAsync(CancellationToken cancellationToken)
     {
         var connection = await nats.ConnectAsync();
@@ -39,7 +33,7 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
         upstream.Respond("/charges", (_, _) => new StubResponse(200, huge));
         var (connection, js) = await ConnectAsync(cts.Token);
         await using var _ = connection;
-        await using var node = await EffectNode.StartAsync(nats, [Charge(upstream.Url)], "worker-1");
+        await using var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url)], "worker-1");
 
         await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "big-1", new { }), cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) == 1, s_timeout, "a result");
@@ -59,7 +53,7 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
         await using var upstream = await StubUpstream.StartAsync(cts.Token);
         var (connection, js) = await ConnectAsync(cts.Token);
         await using var _ = connection;
-        await using var node = await EffectNode.StartAsync(nats, [Charge(upstream.Url)], "worker-1");
+        await using var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url)], "worker-1");
         var longId = "zürich-注文-" + new string('é', 600);
 
         await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", longId, new { }, correlation: "zürich"), cancellationToken: cts.Token);
@@ -83,7 +77,7 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
         await using var upstream = await StubUpstream.StartAsync(cts.Token);
         var (connection, js) = await ConnectAsync(cts.Token);
         await using var _ = connection;
-        await using var node = await EffectNode.StartAsync(nats, [Charge(upstream.Url)], "worker-1", maxDeliver: 3);
+        await using var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url)], "worker-1", maxDeliver: 3);
         // A claim entry that is not a claim: every attempt to handle the command fails the same way.
         var kv = await new NatsKVContext(js).GetStoreAsync("RUNNER_EFFECTS", cts.Token);
         await kv.PutAsync(ClaimKeys.For("acme", "poison"), Encoding.UTF8.GetBytes("not a claim"), cancellationToken: cts.Token);
@@ -117,7 +111,7 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
         });
         var (connection, js) = await ConnectAsync(cts.Token);
         await using var _ = connection;
-        var node = await EffectNode.StartAsync(nats, [Charge(upstream.Url)], "worker-1", drain: TimeSpan.FromSeconds(20));
+        var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url)], "worker-1", drain: TimeSpan.FromSeconds(20));
 
         await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "draining", new { }), cancellationToken: cts.Token);
         await arrived.Task.WaitAsync(cts.Token);
