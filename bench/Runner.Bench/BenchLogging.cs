@@ -5,15 +5,21 @@ namespace Runner.Bench;
 /// <summary>
 /// Logger for the runtime under load: warnings and errors go to stderr (capped), and the LMDB
 /// writer's trace event "committed {Batches} batches in {Milliseconds} ms" (id 1002) is captured
-/// as numbers — the group-commit profile — without formatting a string.
+/// as numbers — the group-commit profile — without formatting a string. Likewise the effect worker's
+/// "command done" event (id 4501, logged after the ack) is handed to <see cref="CommandDone"/> by command id.
 /// </summary>
 internal sealed class BenchLoggerProvider : ILoggerProvider
 {
     private const int MaxPrinted = 40;
     private const string StorageCategory = "Runner.Storage.LmdbStore";
+    private const string EffectWorkerCategory = "Runner.Effects.Workers.EffectWorker";
+    private const int CommandDoneEvent = 4501;
     private int _printed;
 
     public CommitLog Commits { get; } = new();
+
+    /// <summary>Called with the command id each time an effect worker has acked a finished command.</summary>
+    public Action<string>? CommandDone { get; set; }
 
     public ILogger CreateLogger(string categoryName) => new BenchLogger(this, categoryName);
 
@@ -38,14 +44,33 @@ internal sealed class BenchLoggerProvider : ILoggerProvider
     private sealed class BenchLogger(BenchLoggerProvider owner, string category) : ILogger
     {
         private readonly bool _storage = category == StorageCategory;
+        private readonly bool _effectWorker = category == EffectWorkerCategory;
 
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning || (_storage && owner.Commits.Recording);
+        public bool IsEnabled(LogLevel logLevel) =>
+            logLevel >= LogLevel.Warning
+            || (_storage && owner.Commits.Recording)
+            || (_effectWorker && logLevel == LogLevel.Information && owner.CommandDone is not null);
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
+            if (_effectWorker && eventId.Id == CommandDoneEvent && state is IReadOnlyList<KeyValuePair<string, object?>> done)
+            {
+                if (owner.CommandDone is { } callback)
+                {
+                    foreach (var (key, value) in done)
+                    {
+                        if (key == "CommandId" && value is string commandId)
+                        {
+                            callback(commandId);
+                            break;
+                        }
+                    }
+                }
+                return;
+            }
             if (_storage && eventId.Id == 1002 && state is IReadOnlyList<KeyValuePair<string, object?>> values)
             {
                 var batches = 0;

@@ -25,9 +25,19 @@ internal sealed record BenchOptions
     /// <summary>Hard limit for the whole run; every wait inside is bounded by it as well.</summary>
     public int TimeoutSeconds { get; init; } = 600;
 
+    /// <summary>Saga instances started in the round-trip phase (d), each one event → http effect → result → done.</summary>
+    public int RoundTrips { get; init; } = 5_000;
+
+    /// <summary>Commands per run of the claim phase (e): plain consume+ack, one effect worker, two workers.</summary>
+    public int Commands { get; init; } = 10_000;
+
+    /// <summary>The effects' <c>concurrency</c> (commands one worker runs at once); null keeps the manifest default.</summary>
+    public int? EffectConcurrency { get; init; }
+
     public bool Baseline { get; init; } = true;
     public bool Throughput { get; init; } = true;
     public bool Latency { get; init; } = true;
+    public bool Effects { get; init; } = true;
 
     /// <summary>Diagnostic: list what the JIT compiles during the throughput phase.</summary>
     public bool JitLog { get; init; }
@@ -53,8 +63,11 @@ internal sealed record BenchOptions
           --batch B         router/partition consumer batch (default 256)
           --durable BOOL    LMDB fsync per commit (default true)
           --warmup N        warm-up events through the runtime, not measured (default 10000)
+          --round-trips N   saga instances in the effect round-trip phase (d) (default 5000)
+          --commands M      commands per run of the claim phase (e) (default 10000)
+          --effect-concurrency C  commands one effect worker runs at once (default: the manifest default, 16)
           --timeout SEC     overall time limit (default 600)
-          --skip-baseline | --skip-throughput | --skip-latency
+          --skip-baseline | --skip-throughput | --skip-latency | --skip-effects
           --jit-log         diagnostic: list the methods the JIT compiles during (b)
           --micro           diagnostic: CPU/allocation per in-process step on one thread, no server
           --isolate         diagnostic: router alone, then workers + relay alone, on pre-filled streams
@@ -100,9 +113,13 @@ internal sealed record BenchOptions
                     "--durable" => options with { Durable = bool.Parse(Next()) },
                     "--warmup" => options with { Warmup = Int(0) },
                     "--timeout" => options with { TimeoutSeconds = Int(10) },
+                    "--round-trips" => options with { RoundTrips = Int(1) },
+                    "--commands" => options with { Commands = Int(1) },
+                    "--effect-concurrency" => options with { EffectConcurrency = Int(1) },
                     "--skip-baseline" => options with { Baseline = false },
                     "--skip-throughput" => options with { Throughput = false },
                     "--skip-latency" => options with { Latency = false },
+                    "--skip-effects" => options with { Effects = false },
                     "--jit-log" => options with { JitLog = true },
                     "--micro" => options with { Micro = true },
                     "--isolate" => options with { Isolate = true },

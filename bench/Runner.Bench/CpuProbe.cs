@@ -151,14 +151,14 @@ internal sealed class CpuDelta(CpuSnapshot from, CpuSnapshot to)
             .Where(t => t.Item2 > 0.005)
             .OrderByDescending(t => t.Item2);
 
-    public void Print(TextWriter output, string indent, int events)
+    public void Print(TextWriter output, string indent, int events, string unit = "event")
     {
         var cores = Environment.ProcessorCount;
         var other = Math.Max(0, MachineBusy - Self - Nats);
         output.WriteLine(Text.Inv($"{indent}cpu over {WallSeconds:F2} s wall ({cores} cores = {cores * WallSeconds:F2} cpu-s): bench+runner process {Self:F2} s ({100 * Self / WallSeconds:F0}% of one core), nats-server {Nats:F2} s ({100 * Nats / WallSeconds:F0}%), other processes {other:F2} s, machine idle {Math.Max(0, 100 * (1 - ((MachineBusy + MachineIoWait) / Math.Max(MachineTotal, 1e-9)))):F0}%, iowait {MachineIoWait:F2} s"));
         if (events > 0)
         {
-            output.WriteLine(Text.Inv($"{indent}per event: {1e6 * Self / events:F0} µs cpu in this process, {1e6 * Nats / events:F0} µs in nats-server; allocated {Allocated / (double)events / 1024:F1} KiB/event"));
+            output.WriteLine(Text.Inv($"{indent}per {unit}: {1e6 * Self / events:F0} µs cpu in this process, {1e6 * Nats / events:F0} µs in nats-server; allocated {Allocated / (double)events / 1024:F1} KiB/{unit}"));
         }
         output.WriteLine(Text.Inv($"{indent}GC: gen0/1/2 {Gen0}/{Gen1}/{Gen2} collections, paused {GcPause.TotalMilliseconds:F0} ms ({100 * GcPause.TotalSeconds / WallSeconds:F1}% of wall); JIT: {JitMethods} methods compiled in {JitTime.TotalMilliseconds:F0} ms"));
         var top = Threads.Take(8).Select(t => Text.Inv($"{t.Thread}={t.Seconds:F2}s"));

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using Runner.Bench.Effects;
 using Runner.Testing;
 
 namespace Runner.Bench;
@@ -55,7 +56,7 @@ internal static class Program
         {
             var port = new Uri(nats.Url).Port;
             var natsPid = CpuSnapshot.FindNatsServer(port);
-            output.WriteLine(Text.Inv($"Runner.Bench  events={options.Events} keys={options.Keys} partitions={options.Partitions} batch={options.Batch} window={options.Window} rate={options.Rate}/s seconds={options.Seconds} durable={options.Durable}"));
+            output.WriteLine(Text.Inv($"Runner.Bench  events={options.Events} keys={options.Keys} partitions={options.Partitions} batch={options.Batch} window={options.Window} rate={options.Rate}/s seconds={options.Seconds} durable={options.Durable} round-trips={options.RoundTrips} commands={options.Commands} effect-concurrency={options.EffectConcurrency?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"}"));
             output.WriteLine(Text.Inv($"  nats-server {nats.Url} (pid {natsPid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "external"}), {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}"));
             output.WriteLine(Text.Inv($"  machine load average at start: {File.ReadAllText("/proc/loadavg").Trim()} (other work on this machine skews every figure)"));
             var tracker = new Tracker();
@@ -72,9 +73,10 @@ internal static class Program
 
             RunnerBench.ThroughputResult? throughput = null;
             RunnerBench.LatencyResult? latency = null;
-            long quarantined;
-            await using (var bench = await RunnerBench.StartAsync(nats.Url, options, tracker, natsPid, output, cancellationToken))
+            long quarantined = 0;
+            if (options.Throughput || options.Latency || options.Isolate || options.CheckDuplicates)
             {
+                await using var bench = await RunnerBench.StartAsync(nats.Url, options, tracker, natsPid, output, cancellationToken);
                 output.WriteLine();
                 output.WriteLine("    runtime: router on AGGREGATE_EVENTS → runner.inbox.{p} → partition workers (Jint + one LMDB txn per batch, group commit) → outbox relay → WORKFLOW_COMMANDS");
                 await bench.WarmUpAsync(cancellationToken);
@@ -102,7 +104,22 @@ internal static class Program
                     output.WriteLine("(check) publishes that meet the server's duplicate window");
                     await bench.CheckDuplicatesAsync(cancellationToken);
                 }
-                quarantined = bench.Quarantined;
+                quarantined += bench.Quarantined;
+            }
+
+            EffectsBench.RoundTripResult? roundTrip = null;
+            EffectsBench.ClaimsResult? claims = null;
+            if (options.Effects)
+            {
+                await using var effects = await EffectsBench.StartAsync(nats.Url, options, natsPid, output, cancellationToken);
+                output.WriteLine();
+                output.WriteLine(Text.Inv($"(d) saga round trips: start event → saga → http command → effect worker → loopback upstream → result → saga done, {options.RoundTrips} instances"));
+                output.WriteLine(RoundTripHops);
+                roundTrip = await effects.RoundTripAsync(cancellationToken);
+                output.WriteLine();
+                output.WriteLine("(e) effect claims: the same commands through a plain consume+ack, then through the effect worker path (no-op provider)");
+                claims = await effects.ClaimsAsync(cancellationToken);
+                quarantined += effects.Quarantined;
             }
 
             output.WriteLine();
@@ -129,6 +146,14 @@ internal static class Program
                 output.WriteLine(Text.Inv($"  (c) at {latency.AchievedRate:F0}/s: p50 {latency.EndToEnd.Ms(50):F2} ms  p90 {latency.EndToEnd.Ms(90):F2} ms  p99 {p99:F2} ms  max {latency.EndToEnd.MaxMs:F2} ms   target p99 ≤ {TargetP99Ms}: {Verdict(p99 <= TargetP99Ms && latency.Commands == latency.Expected)}"));
                 ok &= p99 <= TargetP99Ms && latency.Commands == latency.Expected;
             }
+            if (roundTrip is not null)
+            {
+                ok &= PrintRoundTrip(output, roundTrip, baseline);
+            }
+            if (claims is not null)
+            {
+                ok &= PrintClaims(output, claims);
+            }
             output.WriteLine(Text.Inv($"  quarantine records: {quarantined}; machine load average now: {File.ReadAllText("/proc/loadavg").Trim()}"));
             return ok ? 0 : 1;
         }
@@ -141,4 +166,35 @@ internal static class Program
     }
 
     private static string Verdict(bool met) => met ? "met" : "NOT met";
+
+    private const string RoundTripHops =
+        "    one round trip = 5 JetStream publishes and 5 consume+acks (the bench's start event on AGGREGATE_EVENTS, then 4 stream hops inside Runner:\n" +
+        "    runner.inbox, WORKFLOW_COMMANDS, WORKFLOW_EVENTS, runner.inbox), 2 LMDB commits, 1 HTTP call, 1 KV create + 1 KV update (claim, completion)";
+
+    /// <summary>(d) in the summary; false when not every saga finished.</summary>
+    private static bool PrintRoundTrip(TextWriter output, EffectsBench.RoundTripResult r, BaselineResult? baseline)
+    {
+        var complete = r.Done == r.Expected && r.Failed == 0;
+        output.WriteLine(Text.Inv($"  (d) saga round trips             {r.Rate,9:F0} round trips/s   ({r.Done}/{r.Expected} done, {r.Failed} failed{(complete ? string.Empty : "  INCOMPLETE")})"));
+        output.WriteLine(Text.Inv($"      per instance under full load  p50 {r.Loaded.Ms(50):F2} ms  p99 {r.Loaded.Ms(99):F2} ms;  idle (one at a time): p50 {r.Idle.Ms(50):F2} ms  p99 {r.Idle.Ms(99):F2} ms"));
+        output.WriteLine(Text.Inv($"      upstream: {r.UpstreamRate:F0} requests/s during (d), {r.UpstreamAloneRate:F0} requests/s alone"));
+        if (baseline is not null)
+        {
+            var ratio = r.Rate / baseline.ConsumeRate;
+            output.WriteLine(Text.Inv($"      ratio (d)/(a consume+ack)    {ratio,9:F3}            (5 consume+acks per round trip alone would cap this at 0.2)"));
+        }
+        return complete;
+    }
+
+    /// <summary>(e) in the summary; false when a run did not finish.</summary>
+    private static bool PrintClaims(TextWriter output, EffectsBench.ClaimsResult c)
+    {
+        var complete = c.One.Complete && c.Two.Complete;
+        var addedUs = (1e6 / c.One.Rate) - (1e6 / c.PlainRate);
+        output.WriteLine(Text.Inv($"  (e) commands, plain consume+ack {c.PlainRate,9:F0} commands/s"));
+        output.WriteLine(Text.Inv($"      one effect worker (claim)   {c.One.Rate,9:F0} commands/s   ratio {c.One.Rate / c.PlainRate:F3}; added {addedUs:F0} µs of wall time per command at full load"));
+        output.WriteLine(Text.Inv($"      two effect workers          {c.Two.Rate,9:F0} commands/s   ×{c.Two.Rate / c.One.Rate:F2} of one worker (split {string.Join(" + ", c.Two.PerWorker)}){(complete ? string.Empty : "  INCOMPLETE")}"));
+        output.WriteLine(Text.Inv($"      idle latency publish → acked p50 plain {c.PlainIdle.Ms(50):F2} ms, claim {c.ClaimIdle.Ms(50):F2} ms → added {c.ClaimIdle.Ms(50) - c.PlainIdle.Ms(50):F2} ms per command (p99 {c.PlainIdle.Ms(99):F2} / {c.ClaimIdle.Ms(99):F2} ms)"));
+        return complete;
+    }
 }

@@ -39,7 +39,7 @@ internal sealed partial class RunnerBench
     }
 
     /// <summary>Waits (at most 15 s) until the JIT compiles fewer than 10 methods in half a second.</summary>
-    private static async Task<double> SettleJitAsync(CancellationToken cancellationToken)
+    internal static async Task<double> SettleJitAsync(CancellationToken cancellationToken)
     {
         var settle = Stopwatch.GetTimestamp();
         var methods = System.Runtime.JitInfo.GetCompiledMethodCount();
