@@ -10,6 +10,9 @@ internal sealed record EffectManifest(string Name, string Provider, string? Pool
     public const string GatewayProvider = "gateway";
     public const string SliceProvider = "slice";
 
+    /// <summary>A command in flight mostly waits on round trips; a worker needs many of them to be efficient.</summary>
+    public const int DefaultConcurrency = 64;
+
     public HttpEffectConfig? Http { get; init; }
 
     public GatewayEffectConfig? Gateway { get; init; }
@@ -22,7 +25,7 @@ internal sealed record EffectManifest(string Name, string Provider, string? Pool
     public CircuitBreakerPolicy CircuitBreaker { get; init; } = CircuitBreakerPolicy.Default;
 
     /// <summary>Commands of this effect one worker runs at once.</summary>
-    public int Concurrency { get; init; } = 16;
+    public int Concurrency { get; init; } = DefaultConcurrency;
 }
 
 /// <summary>A header value: a literal, or the content of a secret file (never stored in git).</summary>

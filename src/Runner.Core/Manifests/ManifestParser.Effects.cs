@@ -75,7 +75,7 @@ internal static partial class ManifestParser
         }
         var retry = ParseRetry(Child(root, "retry"), file, errors);
         var timeoutMs = ReadInt(root, "timeout_ms", 10_000, 10, 3_600_000, "effect: ", file, errors);
-        var concurrency = ReadInt(root, "concurrency", 16, 1, 1024, "effect: ", file, errors);
+        var concurrency = ReadInt(root, "concurrency", EffectManifest.DefaultConcurrency, 1, 1024, "effect: ", file, errors);
         var breaker = ParseCircuitBreaker(Child(root, "circuit_breaker"), file, errors);
 
         // Declared even when broken (as a saga with a bad trigger is), so that the sagas commanding
@@ -89,7 +89,7 @@ internal static partial class ManifestParser
                 Retry = retry,
                 TimeoutMs = timeoutMs ?? 10_000,
                 CircuitBreaker = breaker,
-                Concurrency = concurrency ?? 16,
+                Concurrency = concurrency ?? EffectManifest.DefaultConcurrency,
             });
         }
     }

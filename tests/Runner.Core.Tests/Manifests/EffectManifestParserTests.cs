@@ -79,7 +79,7 @@ public sealed class EffectManifestParserTests
         Assert.Empty(effect.Http.Headers);
         Assert.Equal(RetryPolicy.Default, effect.Retry);
         Assert.Equal(10_000, effect.TimeoutMs);
-        Assert.Equal(16, effect.Concurrency);
+        Assert.Equal(64, effect.Concurrency);
         Assert.Equal(CircuitBreakerPolicy.Default, effect.CircuitBreaker);
         Assert.Null(effect.Pool);
     }
