@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Runner.Effects.Claims;
@@ -32,19 +33,33 @@ internal sealed record ClaimRecord
     /// <summary>Subject the result was published to.</summary>
     [JsonPropertyName("result_subject")] public string? ResultSubject { get; init; }
 
-    /// <summary>The result CloudEvent exactly as published (JSON text), re-published byte for byte.</summary>
-    [JsonPropertyName("result_event")] public string? ResultEvent { get; init; }
+    /// <summary>
+    /// The result CloudEvent exactly as published, re-published byte for byte. Stored as a JSON
+    /// value, not a string, so it is neither escaped again nor grown on the way into the bucket.
+    /// </summary>
+    [JsonPropertyName("result_event")]
+    [JsonConverter(typeof(RawJsonConverter))]
+    public string? ResultEvent { get; init; }
+}
+
+/// <summary>Writes a string that holds JSON as that JSON, and reads it back as the exact text.</summary>
+internal sealed class RawJsonConverter : JsonConverter<string>
+{
+    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options)
+    {
+        using var document = System.Text.Json.JsonDocument.ParseValue(ref reader);
+        return document.RootElement.GetRawText();
+    }
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, string value, System.Text.Json.JsonSerializerOptions options) =>
+        writer.WriteRawValue(value, skipInputValidation: true);
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ClaimRecord))]
 internal sealed partial class ClaimJsonContext : JsonSerializerContext
 {
-    /// <summary>
-    /// The stored result event is JSON inside a JSON string: the default encoder would write each
-    /// quote and non-ASCII character as <c>\uXXXX</c> and grow it up to six times. Only quotes,
-    /// backslashes and control characters need escaping there.
-    /// </summary>
+    /// <summary>Claim fields (worker ids) are written with only the escaping JSON needs, not the HTML-safe default.</summary>
     public static ClaimJsonContext Relaxed { get; } = new(new System.Text.Json.JsonSerializerOptions
     {
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
