@@ -42,7 +42,7 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal("workflow.cmd.acme.order.cancel", subject);
         Assert.Equal("order.cancel", command.Effect);
         Assert.Equal("d1", command.CorrelationId);
-        Assert.Equal($"timer:acme:timed:d1:deadline:{due}", command.CausationId);
+        Assert.Equal($"timer:acme:timed:d1:deadline:{due}:1", command.CausationId);
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Timed(), o => o with { Partitions = 2 });
         using var cts = new CancellationTokenSource(s_wait);
-        await Timers.SetAsync(h, "c1", "set-c1", [new { name = "a", after_ms = 1000 }, new { name = "b", after_ms = 1500 }], cancellationToken: cts.Token);
+        await Timers.SetAsync(h, "c1", "set-c1", [new { name = "a", after_ms = 3000 }, new { name = "b", after_ms = 3500 }], cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "timed", "c1")?.Version == 1, s_wait, "the timers to be set");
         var dueA = h.Instance("acme", "timed", "c1")!.Timers!["a"];
         await Timers.SetAsync(h, "c1", "cancel-c1", cancel: ["a"], cancellationToken: cts.Token);
@@ -58,7 +58,7 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(["b"], h.Instance("acme", "timed", "c1")!.Timers!.Keys);
 
         // A scheduler that published 'a' just before the cancel committed: the event is on the stream anyway.
-        var raced = new ScheduleRecord { Tenant = "acme", Saga = "timed", Key = "c1", Name = "a", DueMs = dueA, CausationId = "set-c1" };
+        var raced = new ScheduleRecord { Tenant = "acme", Saga = "timed", Key = "c1", Name = "a", DueMs = dueA, Generation = 1, CausationId = "set-c1" };
         await h.PublishRawAsync("workflow.evt.acme.timer.timed", TimerEvents.Body(raced), msgId: "raced-a", cancellationToken: cts.Token);
 
         await SagaHarness.WaitUntilAsync(() => Timers.FiredOf(h.Instance("acme", "timed", "c1")).Count == 1, s_wait, "timer b, due after a");
@@ -72,7 +72,7 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal([DedupeRecord.Applied, DedupeRecord.Applied, DedupeRecord.Applied, DedupeRecord.IgnoredStaleTimer], outcomes);
         // Only the raced copy of 'a' exists: the scheduler itself never published it.
         var events = await Timers.EventsAsync(h, cts.Token);
-        Assert.Equal([$"timer:acme:timed:c1:a:{dueA}", $"timer:acme:timed:c1:b:{instance.State.GetProperty("fired")[0].GetProperty("due").GetInt64()}"],
+        Assert.Equal([$"timer:acme:timed:c1:a:{dueA}:1", $"timer:acme:timed:c1:b:{instance.State.GetProperty("fired")[0].GetProperty("due").GetInt64()}:1"],
             events.Select(Timers.Id).Order(StringComparer.Ordinal));
     }
 
@@ -81,10 +81,10 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Timed(), o => o with { Partitions = 2 });
         using var cts = new CancellationTokenSource(s_wait);
-        await Timers.SetAsync(h, "r1", "set-r1", [new { name = "a", after_ms = 1500 }], cancellationToken: cts.Token);
+        await Timers.SetAsync(h, "r1", "set-r1", [new { name = "a", after_ms = 3000 }], cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "timed", "r1")?.Version == 1, s_wait, "the first timer");
         var oldDue = h.Instance("acme", "timed", "r1")!.Timers!["a"];
-        await Timers.SetAsync(h, "r1", "reset-r1", [new { name = "a", after_ms = 2500 }], cancellationToken: cts.Token);
+        await Timers.SetAsync(h, "r1", "reset-r1", [new { name = "a", after_ms = 4000 }], cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "timed", "r1")?.Version == 2, s_wait, "the replacement");
         var newDue = h.Instance("acme", "timed", "r1")!.Timers!["a"];
         Assert.True(newDue > oldDue, $"the replacement is due later ({newDue} vs {oldDue})");
@@ -93,9 +93,9 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "timed", "r1")?.Version == 3 && h.Count(KeySpace.Schedule) == 0, s_wait, "the replaced timer");
         var instance = h.Instance("acme", "timed", "r1")!;
         var fired = Assert.Single(Timers.FiredOf(instance));
-        Assert.Equal(new Timers.Fired("a", newDue, newDue, $"timer:acme:timed:r1:a:{newDue}"), fired);
+        Assert.Equal(new Timers.Fired("a", newDue, newDue, $"timer:acme:timed:r1:a:{newDue}:2"), fired);
         Assert.Null(instance.Timers);
-        Assert.Equal([$"timer:acme:timed:r1:a:{newDue}"], (await Timers.EventsAsync(h, cts.Token)).Select(Timers.Id));
+        Assert.Equal([$"timer:acme:timed:r1:a:{newDue}:2"], (await Timers.EventsAsync(h, cts.Token)).Select(Timers.Id));
     }
 
     [Fact]
@@ -110,7 +110,7 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
         await SagaHarness.WaitUntilAsync(() => Timers.FiredOf(h.Instance("acme", "timed", "s1")).Count == 1, s_wait, "the timer");
         var instance = h.Instance("acme", "timed", "s1")!;
         var due = instance.CreatedAtMs + 100;
-        var id = $"timer:acme:timed:s1:ping:{due}";
+        var id = $"timer:acme:timed:s1:ping:{due}:1";
         Assert.Equal(new Timers.Fired("ping", due, due, id), Timers.FiredOf(instance)[0]);
 
         var (subject, body, headers) = Assert.Single(await Timers.EventsAsync(h, cts.Token));
@@ -130,7 +130,7 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(CloudEventEncoder.FormatTime(DateTimeOffset.FromUnixTimeMilliseconds(due)), body.GetProperty("time").GetString());
         Assert.Equal("acme", body.GetProperty("tenant").GetString());
         Assert.Equal(
-            $$$"""{"saga":"timed","key":"s1","name":"ping","due_ms":{{{due}}},"deadline":false,"payload":{"x":1,"word":"caf\u00E9"}}""",
+            $$$"""{"saga":"timed","key":"s1","name":"ping","due_ms":{{{due}}},"gen":1,"deadline":false,"payload":{"x":1,"word":"caf\u00E9"}}""",
             body.GetProperty("data").GetRawText());
     }
 

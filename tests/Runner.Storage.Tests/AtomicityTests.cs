@@ -44,7 +44,7 @@ public sealed class AtomicityTests : IDisposable
         Assert.Null(Batches.Get(_store, KeySpace.Outbox, StoreKeys.Outbox(p, 2, 0)));
         Assert.Null(Batches.Get(_store, KeySpace.Outbox, StoreKeys.Outbox(p, 2, 1)));
         Assert.Null(Batches.Get(_store, KeySpace.Dedupe, StoreKeys.Dedupe(p, Batches.Instance("order-1"), "evt-2")));
-        Assert.Null(Batches.Get(_store, KeySpace.Schedule, StoreKeys.Schedule(p, 1_002, Batches.Instance("order-1"), "timeout")));
+        Assert.Null(Batches.Get(_store, KeySpace.Schedule, StoreKeys.Schedule(p, 1_002, Batches.Instance("order-1"), "timeout", 1)));
         Assert.Equal("1"u8.ToArray(), Batches.Get(_store, KeySpace.Checkpoint, StoreKeys.Checkpoint(Batches.Consumer, p)));
         Batches.AssertCommitted(_store, previous);
 

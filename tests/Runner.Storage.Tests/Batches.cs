@@ -26,7 +26,7 @@ internal static class Batches
         batch.Put(KeySpace.Saga, StoreKeys.Instance(p, instance), Utf8($"state:{tag}"));
         batch.Put(KeySpace.Outbox, StoreKeys.Outbox(p, inboxSequence, 0), Utf8($"outbox0:{tag}"));
         batch.Put(KeySpace.Outbox, StoreKeys.Outbox(p, inboxSequence, 1), Utf8($"outbox1:{tag}"));
-        batch.Put(KeySpace.Schedule, StoreKeys.Schedule(p, 1_000 + (long)inboxSequence, instance, "timeout"), Utf8($"schedule:{tag}"));
+        batch.Put(KeySpace.Schedule, StoreKeys.Schedule(p, 1_000 + (long)inboxSequence, instance, "timeout", 1), Utf8($"schedule:{tag}"));
         batch.Put(KeySpace.Dedupe, StoreKeys.Dedupe(p, instance, $"evt-{inboxSequence}"), Utf8($"dedupe:{tag}"));
         batch.Put(KeySpace.Checkpoint, StoreKeys.Checkpoint(Consumer, p), Utf8(inboxSequence.ToString(CultureInfo.InvariantCulture)));
         return batch;

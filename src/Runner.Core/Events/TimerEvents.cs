@@ -9,7 +9,7 @@ using Runner.Core.Transitions;
 namespace Runner.Core.Events;
 
 /// <summary>What a timer looks like on the wire, in WORKFLOW_EVENTS (docs/contracts.md §8).</summary>
-internal readonly record struct TimerData(string Key, string Name, long DueMs, bool Deadline);
+internal readonly record struct TimerData(string Key, string Name, long DueMs, long Generation, bool Deadline);
 
 /// <summary>
 /// The <c>timer.fired</c> CloudEvent the scheduler publishes for a stored schedule item, and how a
@@ -22,21 +22,23 @@ internal static class TimerEvents
     public const string Source = "runner/scheduler";
 
     /// <summary>
-    /// <c>timer:{tenant}:{saga}:{key}:{name}:{due_ms}</c>: one id per timer and due time. Two cases
-    /// use a digest of the timer instead, <c>timer:sha256:{40 hex}:{due_ms}</c>: an id longer than
+    /// <c>timer:{tenant}:{saga}:{key}:{name}:{due_ms}:{gen}</c>: one id per setting of a timer (the
+    /// generation is the instance version that set it, so setting a timer again at the same due
+    /// time makes a new event, not a duplicate). Two cases use a digest of the timer instead,
+    /// <c>timer:sha256:{40 hex}:{due_ms}:{gen}</c>: an id longer than
     /// an event id may be (256, it is a key component), and a tenant, key or name holding a
     /// <c>:</c>, where the plain form would be ambiguous (key <c>a:b</c> with name <c>c</c> against
     /// key <c>a</c> with name <c>b:c</c>) and the second timer would be dropped as a duplicate.
     /// </summary>
     public static string Id(ScheduleRecord record)
     {
-        var id = string.Create(CultureInfo.InvariantCulture, $"timer:{record.Tenant}:{record.Saga}:{record.Key}:{record.Name}:{record.DueMs}");
-        if (StoreKeys.IsValidComponent(id) && id.Count(c => c == ':') == 5)
+        var id = string.Create(CultureInfo.InvariantCulture, $"timer:{record.Tenant}:{record.Saga}:{record.Key}:{record.Name}:{record.DueMs}:{record.Generation}");
+        if (StoreKeys.IsValidComponent(id) && id.Count(c => c == ':') == 6)
         {
             return id;
         }
         var identity = Encoding.UTF8.GetBytes(string.Join(StoreKeys.Separator, record.Tenant, record.Saga, record.Key, record.Name));
-        return string.Create(CultureInfo.InvariantCulture, $"timer:sha256:{Convert.ToHexStringLower(SHA256.HashData(identity))[..40]}:{record.DueMs}");
+        return string.Create(CultureInfo.InvariantCulture, $"timer:sha256:{Convert.ToHexStringLower(SHA256.HashData(identity))[..40]}:{record.DueMs}:{record.Generation}");
     }
 
     /// <summary>Structured-mode CloudEvents JSON. <c>time</c> is the due time, so <c>ctx.now</c> is the same on every replica.</summary>
@@ -57,6 +59,7 @@ internal static class TimerEvents
             writer.WriteString("key", record.Key);
             writer.WriteString("name", record.Name);
             writer.WriteNumber("due_ms", record.DueMs);
+            writer.WriteNumber("gen", record.Generation);
             writer.WriteBoolean("deadline", record.Deadline);
             writer.WritePropertyName("payload");
             if (record.Payload is { } payload)
@@ -89,13 +92,14 @@ internal static class TimerEvents
                 return false;
             }
             var deadline = root.TryGetProperty("deadline", out var flag) && flag.ValueKind == JsonValueKind.True;
+            var generation = root.TryGetProperty("gen", out var gen) && gen.TryGetInt64(out var genValue) ? genValue : 0;
             var keyText = key.GetString()!;
             var nameText = name.GetString()!;
             if (!StoreKeys.IsValidComponent(keyText) || !StoreKeys.IsValidComponent(nameText))
             {
                 return false;
             }
-            data = new TimerData(keyText, nameText, dueMs, deadline);
+            data = new TimerData(keyText, nameText, dueMs, generation, deadline);
             return true;
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException)

@@ -30,8 +30,14 @@ internal static class StoreKeys
     public static byte[] OutboxPrefix(PartitionId partition) => Join(Partition(partition), string.Empty);
 
     /// <summary>Schedules of a partition sort by due time, so a range scan yields the due ones first.</summary>
-    public static byte[] Schedule(PartitionId partition, long dueMs, InstanceId instance, string name) =>
-        Join(Partition(partition), Millis(dueMs), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, name);
+    /// <remarks>
+    /// <paramref name="generation"/> is the instance version of the transition that set the timer:
+    /// a timer set again under the same name and due time is a different item, so the scheduler's
+    /// delete of the old one after its PubAck can never remove the new one.
+    /// </remarks>
+    public static byte[] Schedule(PartitionId partition, long dueMs, InstanceId instance, string name, long generation) =>
+        Join(Partition(partition), Millis(dueMs), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, name,
+            generation.ToString("D20", CultureInfo.InvariantCulture));
 
     public static byte[] SchedulePrefix(PartitionId partition) => Join(Partition(partition), string.Empty);
 

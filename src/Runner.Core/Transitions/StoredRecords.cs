@@ -10,6 +10,9 @@ internal sealed record SagaInstanceRecord
     [JsonPropertyName("done")] public bool Done { get; init; }
     [JsonPropertyName("version")] public long Version { get; init; }
     [JsonPropertyName("timers")] public Dictionary<string, long>? Timers { get; init; }
+
+    /// <summary>For each live timer, the instance version of the transition that set it (its generation).</summary>
+    [JsonPropertyName("timer_gens")] public Dictionary<string, long>? TimerGenerations { get; init; }
     [JsonPropertyName("created_at")] public long CreatedAtMs { get; init; }
     [JsonPropertyName("updated_at")] public long UpdatedAtMs { get; init; }
     [JsonPropertyName("last_event")] public string? LastEventId { get; init; }
@@ -42,6 +45,9 @@ internal sealed record ScheduleRecord
     [JsonPropertyName("key")] public required string Key { get; init; }
     [JsonPropertyName("name")] public required string Name { get; init; }
     [JsonPropertyName("due_ms")] public long DueMs { get; init; }
+
+    /// <summary>The instance version of the transition that set this timer.</summary>
+    [JsonPropertyName("gen")] public long Generation { get; init; }
     [JsonPropertyName("payload")] public JsonElement? Payload { get; init; }
 
     /// <summary>A deadline fires into <c>compensate</c> when the script has one.</summary>

@@ -85,7 +85,8 @@ internal sealed partial class PartitionWorker
                 return;
             }
             long? live = current?.Timers is { } timers && timers.TryGetValue(data.Name, out var liveDue) ? liveDue : null;
-            if (live != data.DueMs)
+            var liveGeneration = current?.TimerGenerations?.GetValueOrDefault(data.Name) ?? 0;
+            if (live != data.DueMs || liveGeneration != data.Generation)
             {
                 SagasLog.StaleTimerIgnored(_logger, evt.Tenant, sagaName, key, data.Name, data.DueMs, live);
                 PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredStaleTimer, evt.TimeMs);
@@ -134,33 +135,40 @@ internal sealed partial class PartitionWorker
     {
         var batch = work.Batch;
         var timers = current?.Timers is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.Timers, StringComparer.Ordinal);
+        var generations = current?.TimerGenerations is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.TimerGenerations, StringComparer.Ordinal);
+        var version = (current?.Version ?? 0) + 1;
         evt.Headers.TryGetValue(EventHeaders.TraceParent, out var traceParent);
+        byte[] ScheduleKey(long due, string name) => StoreKeys.Schedule(_partition, due, instance, name, generations.GetValueOrDefault(name));
 
         // The timer that fired is spent. Its schedule item is normally gone already (the scheduler
         // deletes it after the PubAck); deleting it here too covers a crash before that delete.
         if (firedTimer is not null && timers.Remove(firedTimer, out var firedDue))
         {
-            batch.Delete(KeySpace.Schedule, StoreKeys.Schedule(_partition, firedDue, instance, firedTimer));
+            batch.Delete(KeySpace.Schedule, ScheduleKey(firedDue, firedTimer));
+            generations.Remove(firedTimer);
         }
 
         foreach (var name in output.Cancel)
         {
             if (timers.Remove(name, out var due))
             {
-                batch.Delete(KeySpace.Schedule, StoreKeys.Schedule(_partition, due, instance, name));
+                batch.Delete(KeySpace.Schedule, ScheduleKey(due, name));
+                generations.Remove(name);
             }
         }
         foreach (var schedule in output.Schedules)
         {
             if (timers.Remove(schedule.Name, out var previous))
             {
-                batch.Delete(KeySpace.Schedule, StoreKeys.Schedule(_partition, previous, instance, schedule.Name));
+                batch.Delete(KeySpace.Schedule, ScheduleKey(previous, schedule.Name));
+                generations.Remove(schedule.Name);
             }
             if (output.Done)
             {
                 continue;
             }
             timers[schedule.Name] = schedule.DueMs;
+            generations[schedule.Name] = version;
             var record = new ScheduleRecord
             {
                 Tenant = instance.Tenant.Value,
@@ -168,13 +176,14 @@ internal sealed partial class PartitionWorker
                 Key = instance.Key.Value,
                 Name = schedule.Name,
                 DueMs = schedule.DueMs,
+                Generation = version,
                 Payload = schedule.PayloadJson is null ? null : JsonDocument.Parse(schedule.PayloadJson).RootElement.Clone(),
                 Deadline = schedule.Deadline,
                 CausationId = evt.Id,
                 TraceParent = traceParent,
             };
             work.Scheduled = true;
-            batch.Put(KeySpace.Schedule, StoreKeys.Schedule(_partition, schedule.DueMs, instance, schedule.Name),
+            batch.Put(KeySpace.Schedule, ScheduleKey(schedule.DueMs, schedule.Name),
                 JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.ScheduleRecord));
         }
         if (output.Done)
@@ -182,9 +191,10 @@ internal sealed partial class PartitionWorker
             // A finished instance has no timers left to fire.
             foreach (var (name, due) in timers)
             {
-                batch.Delete(KeySpace.Schedule, StoreKeys.Schedule(_partition, due, instance, name));
+                batch.Delete(KeySpace.Schedule, ScheduleKey(due, name));
             }
             timers.Clear();
+            generations.Clear();
         }
 
         var commandIds = new List<string>(output.Commands.Count);
@@ -216,8 +226,9 @@ internal sealed partial class PartitionWorker
         {
             State = JsonDocument.Parse(output.StateJson).RootElement.Clone(),
             Done = output.Done,
-            Version = (current?.Version ?? 0) + 1,
+            Version = version,
             Timers = timers.Count == 0 ? null : timers,
+            TimerGenerations = generations.Count == 0 ? null : generations,
             CreatedAtMs = current?.CreatedAtMs ?? evt.TimeMs,
             UpdatedAtMs = evt.TimeMs,
             LastEventId = evt.Id,

@@ -223,11 +223,13 @@ internal sealed class Router
             return;
         }
 
-        // Once per saga: a saga whose own trigger matches keeps that trigger's correlation.
+        // Once per saga. A saga's own reply (its timer, or the result of a command it sent) goes by
+        // the correlation it carries even when a declared trigger also matches: a broad trigger
+        // such as workflow.evt.*.> with another key expression would send it to the wrong instance.
         var routes = matches.Select(m => (m.Saga, Key: m.Trigger.Correlation.Evaluate(evt!), Correlation: m.Trigger.Correlation.Text)).ToList();
-        if (mayRouteImplicitly && ImplicitRoutes.Find(manifests, msg.Subject, evt!) is { } reply
-            && !routes.Exists(r => string.Equals(r.Saga.Name, reply.Saga.Name, StringComparison.Ordinal)))
+        if (mayRouteImplicitly && ImplicitRoutes.Find(manifests, msg.Subject, evt!) is { } reply)
         {
+            routes.RemoveAll(r => string.Equals(r.Saga.Name, reply.Saga.Name, StringComparison.Ordinal));
             routes.Add(reply);
         }
 

@@ -17,6 +17,7 @@ public sealed class TimerEventsTests
         Payload = JsonDocument.Parse("""{"n":1}""").RootElement,
         Deadline = true,
         CausationId = "evt-o-1001",
+        Generation = 3,
     };
 
     [Fact]
@@ -25,7 +26,7 @@ public sealed class TimerEventsTests
         var body = Encoding.UTF8.GetString(TimerEvents.Body(s_record));
 
         Assert.Equal(
-            """{"specversion":"1.0","id":"timer:acme:order-fulfillment:o-1001:payment-deadline:1772358000000","source":"runner/scheduler","type":"timer.fired","time":"2026-03-01T09:40:00.000Z","tenant":"acme","data":{"saga":"order-fulfillment","key":"o-1001","name":"payment-deadline","due_ms":1772358000000,"deadline":true,"payload":{"n":1}}}""",
+            """{"specversion":"1.0","id":"timer:acme:order-fulfillment:o-1001:payment-deadline:1772358000000:3","source":"runner/scheduler","type":"timer.fired","time":"2026-03-01T09:40:00.000Z","tenant":"acme","data":{"saga":"order-fulfillment","key":"o-1001","name":"payment-deadline","due_ms":1772358000000,"gen":3,"deadline":true,"payload":{"n":1}}}""",
             body);
     }
 
@@ -35,7 +36,7 @@ public sealed class TimerEventsTests
         using var doc = JsonDocument.Parse(TimerEvents.Body(s_record));
 
         Assert.True(TimerEvents.TryReadData(doc.RootElement.GetProperty("data").GetRawText(), out var data));
-        Assert.Equal(new TimerData("o-1001", "payment-deadline", 1_772_358_000_000, Deadline: true), data);
+        Assert.Equal(new TimerData("o-1001", "payment-deadline", 1_772_358_000_000, s_record.Generation, Deadline: true), data);
     }
 
     [Fact]
@@ -45,7 +46,7 @@ public sealed class TimerEventsTests
 
         var id = TimerEvents.Id(longer);
 
-        Assert.Matches("^timer:sha256:[0-9a-f]{40}:1772358000000$", id);
+        Assert.Matches("^timer:sha256:[0-9a-f]{40}:1772358000000:3$", id);
         Assert.Equal(id, TimerEvents.Id(longer with { Payload = null }));
         Assert.NotEqual(id, TimerEvents.Id(longer with { Name = new string('m', 200) }));
     }

@@ -24,7 +24,7 @@ public sealed class StoreKeysTests
     {
         long[] due = [1_700_000_000_000, 5, 100, 40, 999_999_999_999_999, 1_000_000, 0];
         // Instance names sort in the opposite order of due time, so only the time can explain the result.
-        var keys = due.Select(ms => (ms, key: StoreKeys.Schedule(s_p3, ms, Instance("k-" + (1_000_000_000_000_000 - ms).ToString(System.Globalization.CultureInfo.InvariantCulture)), "deadline")));
+        var keys = due.Select(ms => (ms, key: StoreKeys.Schedule(s_p3, ms, Instance("k-" + (1_000_000_000_000_000 - ms).ToString(System.Globalization.CultureInfo.InvariantCulture)), "deadline", 1)));
 
         var sorted = SortLikeLmdb(keys.Select(k => k.key));
 
@@ -33,11 +33,11 @@ public sealed class StoreKeysTests
     }
 
     [Fact]
-    public void Schedule_key_carries_the_instance_and_name()
+    public void Schedule_key_carries_the_instance_name_and_generation()
     {
-        var parts = StoreKeys.Split(StoreKeys.Schedule(s_p3, 42, Instance("order-9", "billing", "globex"), "reminder"));
+        var parts = StoreKeys.Split(StoreKeys.Schedule(s_p3, 42, Instance("order-9", "billing", "globex"), "reminder", 1));
 
-        Assert.Equal(["00003", "000000000000042", "globex", "billing", "order-9", "reminder"], parts);
+        Assert.Equal(["00003", "000000000000042", "globex", "billing", "order-9", "reminder", "00000000000000000001"], parts);
     }
 
     [Fact]
@@ -45,9 +45,9 @@ public sealed class StoreKeysTests
     {
         var prefix = StoreKeys.SchedulePrefix(s_p3);
 
-        Assert.True(StoreKeys.Schedule(s_p3, 1, Instance("a"), "n").AsSpan().StartsWith(prefix));
-        Assert.False(StoreKeys.Schedule(new PartitionId(30), 1, Instance("a"), "n").AsSpan().StartsWith(prefix));
-        Assert.False(StoreKeys.Schedule(new PartitionId(33), 1, Instance("a"), "n").AsSpan().StartsWith(prefix));
+        Assert.True(StoreKeys.Schedule(s_p3, 1, Instance("a"), "n", 1).AsSpan().StartsWith(prefix));
+        Assert.False(StoreKeys.Schedule(new PartitionId(30), 1, Instance("a"), "n", 1).AsSpan().StartsWith(prefix));
+        Assert.False(StoreKeys.Schedule(new PartitionId(33), 1, Instance("a"), "n", 1).AsSpan().StartsWith(prefix));
     }
 
     [Fact]
@@ -130,7 +130,7 @@ public sealed class StoreKeysTests
     [Fact]
     public void Schedule_due_time_is_read_back_from_the_key()
     {
-        Assert.Equal(1_772_358_000_000, StoreKeys.ScheduleDue(StoreKeys.Schedule(s_p3, 1_772_358_000_000, Instance("o-1"), "deadline")));
+        Assert.Equal(1_772_358_000_000, StoreKeys.ScheduleDue(StoreKeys.Schedule(s_p3, 1_772_358_000_000, Instance("o-1"), "deadline", 1)));
         Assert.Null(StoreKeys.ScheduleDue(StoreKeys.Instance(s_p3, Instance("o-1"))));
     }
 
@@ -138,8 +138,8 @@ public sealed class StoreKeysTests
     public void Due_bound_separates_the_schedules_due_before_a_time_from_the_rest()
     {
         var bound = StoreKeys.ScheduleDueBound(s_p3, 1_000);
-        Assert.True(StoreKeys.Schedule(s_p3, 999, Instance("z"), "z").AsSpan().SequenceCompareTo(bound) < 0);
-        Assert.True(StoreKeys.Schedule(s_p3, 1_000, Instance("a"), "a").AsSpan().SequenceCompareTo(bound) > 0);
+        Assert.True(StoreKeys.Schedule(s_p3, 999, Instance("z"), "z", 1).AsSpan().SequenceCompareTo(bound) < 0);
+        Assert.True(StoreKeys.Schedule(s_p3, 1_000, Instance("a"), "a", 1).AsSpan().SequenceCompareTo(bound) > 0);
         Assert.True(StoreKeys.SchedulePrefix(s_p3).AsSpan().SequenceCompareTo(bound) < 0);
     }
 }
