@@ -18,4 +18,14 @@ internal static class PubAcks
             throw new NatsJSApiException(error);
         }
     }
+
+    /// <summary>JetStream's error code for a message larger than the stream allows.</summary>
+    public const int MessageTooLarge = 10054;
+
+    /// <summary>
+    /// True when the server refused a message for a reason the same bytes will always meet (too
+    /// large for the stream). Other refusals (storage full, stream offline, no quorum) pass, so a
+    /// publish that met one is retried, never given up on.
+    /// </summary>
+    public static bool IsPermanent(NatsJSApiException exception) => exception.Error.ErrCode == MessageTooLarge;
 }

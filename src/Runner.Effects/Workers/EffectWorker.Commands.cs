@@ -147,7 +147,7 @@ internal sealed partial class EffectWorker
     /// <summary>
     /// Retries a step whose failure is NATS being briefly away, in place, until it succeeds or the
     /// token ends it: after the effect ran, giving up would mean running it again later. A refusal
-    /// by the server (too large, bad request) is not retried here.
+    /// that will always repeat (too large) is not retried here.
     /// </summary>
     private async Task<bool> RetryAsync(Func<ValueTask<bool>> step, CancellationToken cancellationToken)
     {
@@ -162,7 +162,8 @@ internal sealed partial class EffectWorker
             {
                 return false;
             }
-            catch (Exception ex) when (ex is (NatsException or TimeoutException) and not (NatsJSApiException or NatsPayloadTooLargeException))
+            catch (Exception ex) when (ex is (NatsException or TimeoutException) and not NatsPayloadTooLargeException
+                && !(ex is NatsJSApiException api && PubAcks.IsPermanent(api)))
             {
                 EffectsLog.StepRetried(_logger, Effect, delay.TotalMilliseconds, ex.Message);
                 try

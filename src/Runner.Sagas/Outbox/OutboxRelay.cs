@@ -216,10 +216,10 @@ internal sealed class OutboxRelay
                 _rejections.Remove(Convert.ToBase64String(entry.Key));
                 acked++;
             }
-            catch (NatsJSApiException ex)
+            catch (NatsJSApiException ex) when (PubAcks.IsPermanent(ex))
             {
-                // The server answered and refused (e.g. message too large for the stream): retrying
-                // the same bytes will not help for ever. After the limit, keep it in quarantine.
+                // The server answered and refused (message too large for the stream): retrying the
+                // same bytes will not help for ever. After the limit, keep it in quarantine.
                 var id = Convert.ToBase64String(entry.Key);
                 var attempts = _rejections.GetValueOrDefault(id) + 1;
                 _rejections[id] = attempts;

@@ -79,10 +79,10 @@ internal sealed partial class TimerScheduler
                 fired++;
                 SagasTelemetry.SchedulerLagMs.Record(Math.Max(0, firing.SentMs - firing.Record.DueMs), _partitionTag);
             }
-            catch (NatsJSApiException ex)
+            catch (NatsJSApiException ex) when (PubAcks.IsPermanent(ex))
             {
-                // The server answered and refused (e.g. larger than the stream allows): the same
-                // bytes will not be stored later either. After the limit, keep it in quarantine.
+                // The server answered and refused (larger than the stream allows): the same bytes
+                // will not be stored later either. After the limit, keep it in quarantine.
                 var attempts = _rejections.GetValueOrDefault(id) + 1;
                 _rejections[id] = attempts;
                 if (attempts >= _options.JetStream.MaxDeliver)
