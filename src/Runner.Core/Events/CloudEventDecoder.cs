@@ -240,9 +240,10 @@ internal static partial class CloudEventDecoder
                 error = new DecodeError(DecodeError.TenantMismatch, $"attribute tenant '{Tenant}' differs from subject tenant '{subjectTenant}'");
                 return false;
             }
-            if (!StoreKeys.IsValidComponent(tenant))
+            if (!StoreKeys.IsValidComponent(tenant) || tenant.Contains('.', StringComparison.Ordinal) || Subjects.SubjectPattern.Validate(tenant, allowWildcards: false) is not null)
             {
-                error = new DecodeError(DecodeError.InvalidAttribute, "tenant is empty, too long or contains control separators");
+                // The tenant becomes one token of the subject of every command, result and timer.
+                error = new DecodeError(DecodeError.InvalidAttribute, "tenant must be one subject token of at most 256 characters: no '.', spaces, control characters, '*' or '>'");
                 return false;
             }
 

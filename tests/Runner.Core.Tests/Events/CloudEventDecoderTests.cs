@@ -230,6 +230,19 @@ public sealed class CloudEventDecoderTests
         Assert.Equal(DecodeError.TenantMismatch, error.Code);
     }
 
+    [Theory]
+    [InlineData("a.b")]
+    [InlineData("two words")]
+    [InlineData("star*")]
+    [InlineData(">")]
+    public void Tenant_attribute_that_is_not_one_subject_token_is_rejected(string tenant)
+    {
+        var error = Reject($$"""{"specversion":"1.0","id":"e","type":"t","source":"s","tenant":"{{tenant}}"}""", Origin("custom.things.happened"));
+
+        Assert.Equal(DecodeError.InvalidAttribute, error.Code);
+        Assert.Contains("one subject token", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Event_with_no_tenant_anywhere_is_rejected()
     {
