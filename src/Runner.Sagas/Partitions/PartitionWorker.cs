@@ -139,12 +139,8 @@ internal sealed partial class PartitionWorker
             Interlocked.Exchange(ref _checkpoint, (long)lastSequence);
         }
 
-        foreach (var msg in work.Terminated)
-        {
-            await msg.AckTerminateAsync(cancellationToken: cancellationToken).QuietlyAsync();
-        }
-        await last.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
-        await PurgeAppliedAsync(cancellationToken);
+        // Committed: the relay and the scheduler may start at once; the purge (a server round
+        // trip that can stall while NATS is in trouble) goes last.
         if (work.Outbox.Count > 0)
         {
             _relay?.Enqueue(work.Outbox);
@@ -153,10 +149,16 @@ internal sealed partial class PartitionWorker
         {
             _scheduled?.Pulse();
         }
+        foreach (var msg in work.Terminated)
+        {
+            await msg.AckTerminateAsync(cancellationToken: cancellationToken).QuietlyAsync();
+        }
+        await last.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
         if (work.Notices.Count > 0)
         {
             _listener?.OnCommitted(work.Notices);
         }
+        await PurgeAppliedAsync(cancellationToken);
         return true;
     }
 
