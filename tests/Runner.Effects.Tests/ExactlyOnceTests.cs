@@ -93,8 +93,17 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
 
             // Worker B joins: it receives the redeliveries of A's unacked commands.
             await using var b = await EffectNode.StartAsync(nats, effects, "worker-b", ackWait: TimeSpan.FromSeconds(1));
-            await SagaHarness.WaitUntilAsync(() => a.Republished + b.Republished >= slow.Count + dying.Count + 2, s_timeout,
-                "the redelivered commands to be answered from their stored results");
+            // Every command ends acked. The dying ones can only be acked by B, from the stored
+            // result, and the NAKed ones come back at once; a slow one is answered by B only if
+            // its redelivery reaches B before A's late ack, which the server decides.
+            await SagaHarness.WaitUntilAsync(async () =>
+            {
+                var info = await js.GetConsumerAsync("WORKFLOW_COMMANDS", EffectWorker.ConsumerName("runner", "payment.charge", null), cts.Token);
+                return info.Info.NumAckPending == 0 && info.Info.NumPending == 0;
+            }, s_timeout, "every command to be acked");
+            Assert.True(a.Republished + b.Republished >= dying.Count + 2, $"republished {a.Republished} + {b.Republished}");
+            Assert.True(b.Republished >= dying.Count, $"worker B republished {b.Republished}");
+            Assert.Equal(ids.Count, a.Executed + b.Executed);
             results = await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token);
         }
 
