@@ -4,7 +4,8 @@ namespace Runner.Messaging;
 
 /// <summary>
 /// Runs a background loop until cancellation: any other failure is logged and the loop restarts
-/// with exponential back-off (200 ms to 10 s), so no loop can take the process down.
+/// with exponential back-off (200 ms to 10 s, back to 200 ms after a minute of good running), so
+/// no loop can take the process down.
 /// </summary>
 internal static class Supervisor
 {
@@ -14,6 +15,7 @@ internal static class Supervisor
             var backoff = TimeSpan.FromMilliseconds(200);
             while (!cancellationToken.IsCancellationRequested)
             {
+                var started = time.GetTimestamp();
                 try
                 {
                     await loop(cancellationToken);
@@ -27,6 +29,11 @@ internal static class Supervisor
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
+                    if (time.GetElapsedTime(started) > TimeSpan.FromMinutes(1))
+                    {
+                        // It ran well for a while: this failure is new, not the same one again.
+                        backoff = TimeSpan.FromMilliseconds(200);
+                    }
                     MessagingLog.LoopFailed(logger, ex, name, backoff.TotalMilliseconds);
                     try
                     {

@@ -85,6 +85,7 @@ internal sealed class SagaRuntime : IAsyncDisposable
                 var scheduled = new ScheduleSignal();
                 var worker = new PartitionWorker(_js, _store, () => _manifests, _options, partition, Relay, _listener, workerLogger, _time, scheduled);
                 var scheduler = new TimerScheduler(_js, _store, _options, partition, scheduled, schedulerLogger, _time);
+                running.RemoveAll(t => t.IsCompleted); // loops of partitions handed over before
                 running.Add(Supervise($"partition {partition}", worker.RunAsync, owned));
                 running.Add(Supervise($"scheduler {partition}", scheduler.RunAsync, owned));
             }
