@@ -26,7 +26,9 @@ internal static class ValidateCommand
         }
         foreach (var effect in set.Effects)
         {
-            Console.WriteLine($"  effect {effect.Name}: provider {effect.Provider}{(effect.Pool is null ? "" : ", pool " + effect.Pool)}");
+            var target = effect.Http is { } http ? $" {http.Method} {http.Url}" : effect.Gateway is { } gateway ? $" POST {gateway.Url}" : string.Empty;
+            Console.WriteLine($"  effect {effect.Name}: provider {effect.Provider}{target}{(effect.Pool is null ? "" : ", pool " + effect.Pool)}, "
+                + $"{effect.Retry.MaxAttempts} attempt(s), timeout {effect.TimeoutMs} ms, concurrency {effect.Concurrency}");
         }
         return 0;
     }
