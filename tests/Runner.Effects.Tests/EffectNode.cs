@@ -55,7 +55,7 @@ internal sealed class EffectNode : IAsyncDisposable
         loggers ??= Environment.GetEnvironmentVariable("RUNNER_TEST_LOGS") == "1" ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Debug)) : NullLoggerFactory.Instance;
         var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
-        var services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
+        var services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
         var dir = new TempDirectory("runner-effects");
         var store = new LmdbStore(new LmdbOptions { Path = dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
         var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), secretsDir ?? dir.File("secrets"), loggers, TimeProvider.System);

@@ -39,7 +39,7 @@ public abstract class EffectsHarness : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _services = new ServiceCollection().AddHttpClient(EffectExecutor.HttpClientName).Services.BuildServiceProvider();
+        _services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
         _stub = await StubUpstream.StartAsync(TestToken);
         _executor = EffectExecutor.Create(HttpClients, Secrets.Path, NullLoggerFactory.Instance, TimeProvider.System);
     }

@@ -22,6 +22,9 @@ public sealed record StubRequest(string Method, string PathAndQuery, IReadOnlyDi
 /// </summary>
 public sealed record StubResponse(int Status, string? JsonBody, TimeSpan Delay = default)
 {
+    /// <summary>Extra response headers, e.g. <c>Location</c> of a redirect.</summary>
+    public IReadOnlyDictionary<string, string>? Headers { get; init; }
+
     /// <summary>When set, the response waits until this task completes (after <see cref="Delay"/>).</summary>
     public Task? Gate { get; init; }
 
@@ -163,6 +166,10 @@ public sealed class StubUpstream : IAsyncDisposable
             return;
         }
         context.Response.StatusCode = response.Status;
+        foreach (var (name, value) in response.Headers ?? new Dictionary<string, string>())
+        {
+            context.Response.Headers[name] = value;
+        }
         if (response.JsonBody is { } json)
         {
             context.Response.ContentType = "application/json";

@@ -83,7 +83,7 @@ internal sealed partial class EffectsBench
         var sagaOptions = new SagaRuntimeOptions { Partitions = _options.Partitions, JetStream = _jetStream, ConsumerPrefix = ConsumerPrefix };
         await using var sagas = new SagaRuntime(new NatsJSContext(sagaConnection), Store, set, sagaOptions, _loggers, TimeProvider.System,
             listener: new RoundTripListener(_timelines));
-        await using var services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
+        await using var services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
         var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), _dir.File("secrets"), _loggers, TimeProvider.System);
         await sagas.StartAsync(cancellationToken);
         await using var worker = await WorkerNode.StartAsync(_url, "bench-w1", set.Effects, executor, Quarantine, _jetStream, ConsumerPrefix, _loggers, cancellationToken);

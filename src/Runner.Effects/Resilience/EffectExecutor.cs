@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.CircuitBreaker;
@@ -32,6 +33,17 @@ internal sealed class EffectExecutor : IEffectExecutor
     }
 
     public EffectPipelines Pipelines { get; }
+
+    /// <summary>
+    /// Registers the client the providers use. Redirects are not followed: a side effect sent to
+    /// one URL must not be replayed to another (a POST answered 302 would turn into a GET), so a
+    /// 3xx is a permanent <c>http_3xx</c> failure the operator sees.
+    /// </summary>
+    public static IServiceCollection AddHttpClient(IServiceCollection services)
+    {
+        services.AddHttpClient(HttpClientName).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
+        return services;
+    }
 
     public bool Supports(string providerKind) => _providers.ContainsKey(providerKind);
 

@@ -77,7 +77,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
             }
             if (settings.Mode is RunnerMode.Effect or RunnerMode.Combined)
             {
-                services = new ServiceCollection().AddHttpClient().BuildServiceProvider();
+                services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
                 var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time);
                 effects = new EffectRuntime(new NatsJSContext(nats), manifests.Effects, executor, new StoreCommandQuarantine(store, QuarantinePayloadBytes, time),
                     settings.EffectOptions(), settings.ClaimOptions(), loggers, time);

@@ -91,6 +91,19 @@ public sealed class HttpProviderTests : EffectsHarness
     }
 
     [Fact]
+    public async Task A_redirect_is_a_permanent_failure_and_is_not_followed()
+    {
+        Stub.Respond("/charges", (_, _) => new StubResponse(302, null) { Headers = new Dictionary<string, string> { ["Location"] = UrlOf("elsewhere") } });
+
+        var result = await ExecuteAsync(Effects.Http(UrlOf("charges")), Effects.Command());
+
+        Assert.False(result.Succeeded);
+        Assert.Equal("http_302", result.Error!.Code);
+        Assert.Equal(1, result.Attempts);
+        Assert.Equal(["/charges"], Stub.Requests.Select(r => r.PathAndQuery));
+    }
+
+    [Fact]
     public async Task A_rotated_secret_is_sent_on_the_next_call()
     {
         var headers = new Dictionary<string, HeaderValue> { ["X-Api-Key"] = HeaderValue.FromSecret("api-key") };
