@@ -72,6 +72,19 @@ internal sealed partial class TimerScheduler
             }
 
             var nowMs = NowMs();
+            // Peek at the head first: a wake-up with nothing due (the common case while timers
+            // are far off) copies one item, not a page.
+            var head = _store.Read(r => r.Scan(KeySpace.Schedule, _prefix, 1));
+            if (head.Count == 0)
+            {
+                await WaitAsync(_options.SchedulerMaxSleep, cancellationToken);
+                continue;
+            }
+            if (StoreKeys.ScheduleDue(head[0].Key) is { } headDue && headDue > nowMs)
+            {
+                await WaitAsync(TimeSpan.FromMilliseconds(headDue - nowMs), cancellationToken);
+                continue;
+            }
             var limit = (int)Math.Min(_options.SchedulerConcurrency, allowance);
             var page = _store.Read(r => r.Scan(KeySpace.Schedule, _prefix, limit));
             var due = new List<KeyValuePair<byte[], byte[]>>(page.Count);
