@@ -25,6 +25,9 @@ internal sealed record AttemptOutcome(bool Succeeded, string? ResultJson, Effect
     public static AttemptOutcome Permanent(string code, string message, int? status = null) => new(false, null, new EffectError(code, message, status), null);
 
     public static AttemptOutcome Transient(string retryClass, string code, string message, int? status = null) => new(false, null, new EffectError(code, message, status), retryClass);
+
+    /// <summary>How long the upstream asked to be left alone (<c>Retry-After</c>), when it said.</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
 
 /// <summary>The final outcome of an effect after every attempt it was allowed.</summary>

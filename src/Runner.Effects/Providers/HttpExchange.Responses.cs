@@ -55,11 +55,22 @@ internal sealed partial class HttpExchange
         var message = $"HTTP {status} {response.ReasonPhrase}: {(text.Length > ErrorBodyChars ? text[..ErrorBodyChars] : text)}";
         return status switch
         {
-            429 => AttemptOutcome.Transient(RetryOn.TooManyRequests, EffectErrorCodes.Http(status), message, status),
-            >= 500 => AttemptOutcome.Transient(RetryOn.ServerError, EffectErrorCodes.Http(status), message, status),
+            429 => AttemptOutcome.Transient(RetryOn.TooManyRequests, EffectErrorCodes.Http(status), message, status) with { RetryAfter = RetryAfter(response) },
+            >= 500 => AttemptOutcome.Transient(RetryOn.ServerError, EffectErrorCodes.Http(status), message, status) with { RetryAfter = RetryAfter(response) },
             _ => AttemptOutcome.Permanent(EffectErrorCodes.Http(status), message, status),
         };
     }
+
+    /// <summary>
+    /// <c>Retry-After</c> as a delay, when the upstream sent one: seconds, or an HTTP date measured
+    /// against the response's own <c>Date</c> (so neither clock's skew matters).
+    /// </summary>
+    private static TimeSpan? RetryAfter(HttpResponseMessage response) => response.Headers.RetryAfter switch
+    {
+        { Delta: { } delta } => delta,
+        { Date: { } date } when response.Headers.Date is { } sent => date > sent ? date - sent : TimeSpan.Zero,
+        _ => null,
+    };
 
     /// <summary>At most <paramref name="limit"/> bytes of the body, and whether that was all of it.</summary>
     private static async ValueTask<(byte[] Body, bool Complete)> ReadAsync(HttpContent content, int limit, CancellationToken cancellationToken)

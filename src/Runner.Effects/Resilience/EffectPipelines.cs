@@ -77,6 +77,11 @@ internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
                 Delay = TimeSpan.FromMilliseconds(retry.BaseMs),
                 MaxDelay = retry.MaxMs > 0 ? TimeSpan.FromMilliseconds(retry.MaxMs) : null,
                 UseJitter = retry.Jitter,
+                // An upstream that says when to come back (429/503 with Retry-After) is believed,
+                // up to max_ms: the effect's own back-off would only hammer it sooner.
+                DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result?.RetryAfter is { } after
+                    ? (TimeSpan?)TimeSpan.FromMilliseconds(Math.Min(after.TotalMilliseconds, retry.MaxMs))
+                    : null),
                 // An open breaker is retried too: the retries then run out and the result is
                 // circuit_open, instead of failing before the back-off has given the upstream time.
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome switch

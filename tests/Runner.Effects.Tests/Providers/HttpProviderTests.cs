@@ -104,6 +104,23 @@ public sealed class HttpProviderTests : EffectsHarness
     }
 
     [Fact]
+    public async Task A_retry_waits_as_long_as_the_upstreams_retry_after_says()
+    {
+        Stub.Respond("/charges", (_, call) => call == 1
+            ? new StubResponse(503, """{"error":"busy"}""") { Headers = new Dictionary<string, string> { ["Retry-After"] = "1" } }
+            : new StubResponse(201, """{"ok":true}"""));
+        var effect = Effects.Http(UrlOf("charges")) with { Retry = Effects.Retry(3) with { MaxMs = 5_000 } };
+
+        var result = await ExecuteAsync(effect, Effects.Command());
+
+        Assert.True(result.Succeeded, result.Error?.Message);
+        Assert.Equal(2, result.Attempts);
+        var calls = Stub.Requests.ToList();
+        // The effect's own back-off is 5 ms; the upstream asked for a second.
+        Assert.True(calls[1].Time - calls[0].Time >= TimeSpan.FromMilliseconds(900), $"{(calls[1].Time - calls[0].Time).TotalMilliseconds} ms between attempts");
+    }
+
+    [Fact]
     public async Task A_rotated_secret_is_sent_on_the_next_call()
     {
         var headers = new Dictionary<string, HeaderValue> { ["X-Api-Key"] = HeaderValue.FromSecret("api-key") };
