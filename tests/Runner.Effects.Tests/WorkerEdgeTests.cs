@@ -125,6 +125,25 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
         await node.DisposeAsync();
     }
 
+    [Fact]
+    public async Task A_worker_serves_its_effects_pool_besides_commands_without_one()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var (connection, js) = await ConnectAsync(cts.Token);
+        await using var _ = connection;
+        await using var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url) with { Pool = "gpu" }], "worker-1");
+
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "pooled", new { }) with { Pool = "gpu" }, cancellationToken: cts.Token);
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "plain", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) == 2, s_timeout, "both results");
+
+        Assert.Equal(["runner-effect-payment=charge", "runner-effect-payment=charge~gpu"], node.Runtime.Workers.Select(w => w.Consumer).Order(StringComparer.Ordinal));
+        Assert.Equal(1, upstream.CallsFor("pooled"));
+        Assert.Equal(1, upstream.CallsFor("plain"));
+        Assert.Equal(1, node.Runtime.Workers.Single(w => w.Pool == "gpu").Executed);
+    }
+
     private sealed class EffectClaimsReader(INatsJSContext js)
     {
         public async Task<ClaimRecord?> GetAsync(string tenant, string commandId, CancellationToken cancellationToken) =>
