@@ -16,16 +16,10 @@ internal static partial class ManifestParser
     private static RetryPolicy ParseRetry(YamlNode? node, string file, List<ManifestError> errors)
     {
         var defaults = RetryPolicy.Default;
-        if (node is null)
+        if (OptionalBlock(node, "retry", s_retryFields, file, errors) is not { } map)
         {
             return defaults;
         }
-        if (node is not YamlMappingNode map)
-        {
-            errors.Add(Error(file, node, "'retry' must be a mapping"));
-            return defaults;
-        }
-        UnknownFields(map, s_retryFields, file, "retry", errors);
         var maxAttempts = ReadInt(map, "max_attempts", defaults.MaxAttempts, 1, 100, "retry.", file, errors);
         var baseMs = ReadInt(map, "base_ms", defaults.BaseMs, 1, 600_000, "retry.", file, errors);
         var maxMs = ReadInt(map, "max_ms", defaults.MaxMs, 1, 3_600_000, "retry.", file, errors);
@@ -100,16 +94,10 @@ internal static partial class ManifestParser
     private static CircuitBreakerPolicy ParseCircuitBreaker(YamlNode? node, string file, List<ManifestError> errors)
     {
         var defaults = CircuitBreakerPolicy.Default;
-        if (node is null)
+        if (OptionalBlock(node, "circuit_breaker", s_breakerFields, file, errors) is not { } map)
         {
             return defaults;
         }
-        if (node is not YamlMappingNode map)
-        {
-            errors.Add(Error(file, node, "'circuit_breaker' must be a mapping"));
-            return defaults;
-        }
-        UnknownFields(map, s_breakerFields, file, "circuit_breaker", errors);
         var ratio = defaults.FailureRatio;
         if (Child(map, "failure_ratio") is { } ratioNode)
         {

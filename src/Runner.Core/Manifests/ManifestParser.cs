@@ -159,16 +159,10 @@ internal static partial class ManifestParser
     private static ScriptLimits ParseLimits(YamlNode? node, string file, List<ManifestError> errors)
     {
         var limits = ScriptLimits.Default;
-        if (node is null)
+        if (OptionalBlock(node, "limits", s_limitFields, file, errors) is not { } map)
         {
             return limits;
         }
-        if (node is not YamlMappingNode map)
-        {
-            errors.Add(Error(file, node, "'limits' must be a mapping"));
-            return limits;
-        }
-        UnknownFields(map, s_limitFields, file, "limits", errors);
         return new ScriptLimits
         {
             TimeoutMs = ReadInt(map, "timeout_ms", limits.TimeoutMs, 1, 60_000, "limits.", file, errors) ?? limits.TimeoutMs,
@@ -179,6 +173,25 @@ internal static partial class ManifestParser
             RegexTimeoutMs = ReadInt(map, "regex_timeout_ms", limits.RegexTimeoutMs, 1, 10_000, "limits.", file, errors) ?? limits.RegexTimeoutMs,
             MaxOutputBytes = ReadInt(map, "max_output_bytes", limits.MaxOutputBytes, 1024, 16 * 1024 * 1024, "limits.", file, errors) ?? limits.MaxOutputBytes,
         };
+    }
+
+    /// <summary>
+    /// A block that may be left out: null when absent, or when it is not a mapping (reported);
+    /// otherwise the mapping, with its unknown fields reported.
+    /// </summary>
+    private static YamlMappingNode? OptionalBlock(YamlNode? node, string what, HashSet<string> fields, string file, List<ManifestError> errors)
+    {
+        if (node is null)
+        {
+            return null;
+        }
+        if (node is not YamlMappingNode map)
+        {
+            errors.Add(Error(file, node, $"'{what}' must be a mapping"));
+            return null;
+        }
+        UnknownFields(map, fields, file, what, errors);
+        return map;
     }
 
     private static string? RequiredName(YamlMappingNode root, string file, List<ManifestError> errors)
