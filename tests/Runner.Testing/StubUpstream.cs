@@ -9,7 +9,7 @@ namespace Runner.Testing;
 
 /// <summary>One request a <see cref="StubUpstream"/> received; <paramref name="PathAndQuery"/> is the raw (still percent-encoded) request target.</summary>
 /// <param name="Headers">Header names are case-insensitive; repeated headers are joined with <c>", "</c>.</param>
-public sealed record StubRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, string Body, DateTimeOffset Time)
+internal sealed record StubRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, string Body, DateTimeOffset Time)
 {
     /// <summary>The <c>Idempotency-Key</c> header, or null.</summary>
     public string? IdempotencyKey => Headers.GetValueOrDefault("Idempotency-Key");
@@ -20,7 +20,7 @@ public sealed record StubRequest(string Method, string PathAndQuery, IReadOnlyDi
 /// <c>application/json</c>), after an optional delay. A delay or a <see cref="Gate"/> ends early when
 /// the client aborts the request or the stub is disposed.
 /// </summary>
-public sealed record StubResponse(int Status, string? JsonBody, TimeSpan Delay = default)
+internal sealed record StubResponse(int Status, string? JsonBody, TimeSpan Delay = default)
 {
     /// <summary>Extra response headers, e.g. <c>Location</c> of a redirect.</summary>
     public IReadOnlyDictionary<string, string>? Headers { get; init; }
@@ -55,7 +55,7 @@ public sealed record StubResponse(int Status, string? JsonBody, TimeSpan Delay =
 /// stub.Respond("/slow", (_, _) => { arrived.TrySetResult(); return StubResponse.Hold(release.Task); });
 /// </code>
 /// </example>
-public sealed class StubUpstream : IAsyncDisposable
+internal sealed class StubUpstream : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stopping = new();
