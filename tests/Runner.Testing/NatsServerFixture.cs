@@ -52,9 +52,23 @@ public sealed class NatsServerFixture : IAsyncLifetime
         var binary = FindBinary() ?? throw new InvalidOperationException(
             "nats-server not found on PATH: install it (apt-get install -y nats-server), or set RUNNER_TEST_NATS_URL to a server with JetStream");
         Directory.CreateDirectory(_storeDir);
-        _port = FreePort();
-        _monitorPort = FreePort();
-        await StartProcessAsync(binary, timeout.Token);
+        // FreePort only finds a port free at that moment: with many test classes starting servers
+        // at once, another may take it first. The server then exits at once; try fresh ports.
+        for (var attempt = 1; ; attempt++)
+        {
+            _port = FreePort();
+            _monitorPort = FreePort();
+            try
+            {
+                await StartProcessAsync(binary, timeout.Token);
+                return;
+            }
+            catch (InvalidOperationException) when (attempt < 5 && _process is { HasExited: true })
+            {
+                _process.Dispose();
+                _process = null;
+            }
+        }
     }
 
     private async Task StartProcessAsync(string binary, CancellationToken cancellationToken)
@@ -70,8 +84,9 @@ public sealed class NatsServerFixture : IAsyncLifetime
             start.ArgumentList.Add(arg);
         }
         _process = Process.Start(start) ?? throw new InvalidOperationException("could not start nats-server");
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, _) => { };
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        _process.OutputDataReceived += (_, e) => Keep(output, e.Data);
+        _process.ErrorDataReceived += (_, e) => Keep(output, e.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         Url = $"nats://127.0.0.1:{_port}";
@@ -81,7 +96,7 @@ public sealed class NatsServerFixture : IAsyncLifetime
             cancellationToken.ThrowIfCancellationRequested();
             if (_process.HasExited)
             {
-                throw new InvalidOperationException($"nats-server exited with code {_process.ExitCode}");
+                throw new InvalidOperationException($"nats-server exited with code {_process.ExitCode}: {string.Join(" | ", output)}");
             }
             try
             {
@@ -119,6 +134,14 @@ public sealed class NatsServerFixture : IAsyncLifetime
         _process.Dispose();
         await Task.Delay(downtime, cancellationToken);
         await StartProcessAsync(binary, cancellationToken);
+    }
+
+    private static void Keep(System.Collections.Concurrent.ConcurrentQueue<string> lines, string? line)
+    {
+        if (line is not null && lines.Count < 50)
+        {
+            lines.Enqueue(line);
+        }
     }
 
     public async Task<NatsConnection> ConnectAsync()
