@@ -8,7 +8,10 @@ internal static class Program
 {
     public static int Main(string[] args)
     {
-        _ = args;
+        if (args is ["validate", var specFile])
+        {
+            return ValidateCommand.Run(specFile, Console.Out, Console.Error);
+        }
         Console.Error.WriteLine("usage: runner-slice validate SPEC_FILE");
         return 2;
     }
