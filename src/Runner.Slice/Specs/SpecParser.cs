@@ -1,3 +1,4 @@
+using Runner.Slice.Expressions;
 using YamlDotNet.RepresentationModel;
 
 namespace Runner.Slice.Specs;
@@ -182,6 +183,7 @@ internal static class SpecParser
                     reader.UnknownFields(map, new HashSet<string> { "type", "where" }, "filter");
                     if (reader.Text(map, "where", "filter", required: true) is { } where)
                     {
+                        CheckExpression(reader, YamlReader.Child(map, "where")!, "filter.where", where, filter: true);
                         transforms.Add(new TransformSpec(type, line) { Where = where });
                     }
                     break;
@@ -207,6 +209,10 @@ internal static class SpecParser
                     if (YamlReader.Child(map, "set") is YamlMappingNode { Children.Count: > 0 } set
                         && set.Children.All(kv => kv.Key is YamlScalarNode { Value.Length: > 0 } && kv.Value is YamlScalarNode { Value.Length: > 0 }))
                     {
+                        foreach (var (field, expression) in set.Children)
+                        {
+                            CheckExpression(reader, expression, $"map.set.{((YamlScalarNode)field).Value}", ((YamlScalarNode)expression).Value!, filter: false);
+                        }
                         transforms.Add(new TransformSpec(type, line)
                         {
                             Set = set.Children.Select(kv => new KeyValuePair<string, string>(((YamlScalarNode)kv.Key).Value!, ((YamlScalarNode)kv.Value).Value!)).ToList(),
@@ -225,6 +231,21 @@ internal static class SpecParser
             }
         }
         return transforms;
+    }
+
+    /// <summary>Compiles an expression once to report its errors with the spec's line; any field name resolves.</summary>
+    private static void CheckExpression(YamlReader reader, YamlNode node, string what, string source, bool filter)
+    {
+        var slots = new Dictionary<string, int>(StringComparer.Ordinal);
+        int? Resolve(string name) => slots.TryGetValue(name, out var slot) ? slot : slots[name] = slots.Count;
+        try
+        {
+            _ = filter ? ExpressionCompiler.CompileFilter(source, Resolve) : ExpressionCompiler.Compile(source, Resolve);
+        }
+        catch (ExpressionException ex)
+        {
+            reader.Error(node, $"{what}: '{source}': {ex.Message}");
+        }
     }
 
     private static BatchSpec ParseBatch(YamlReader reader, YamlMappingNode root)

@@ -120,4 +120,26 @@ public sealed class SpecParserTests
         Assert.False(result.Succeeded);
         Assert.NotEmpty(result.Errors);
     }
+
+    [Fact]
+    public void Expressions_are_compiled_when_the_spec_is_checked_and_their_errors_carry_the_line()
+    {
+        const string Bad = """
+            slice: v1
+            run: { id: r, job: { namespace: n, name: j } }
+            source: { type: jsonl, path: in.jsonl }
+            transforms:
+              - { type: filter, where: "amount > " }
+              - { type: map, set: { cents: "amount * 100", label: "upper(name, 1)" } }
+              - { type: filter, where: "'a' * 2" }
+            sink: { type: jsonl, path: out.jsonl }
+            """;
+
+        var result = SpecParser.Parse(Bad, "bad.yaml");
+
+        Assert.False(result.Succeeded);
+        Assert.Equal([5, 6, 7], result.Errors.Select(e => e.Line).Order());
+        Assert.Contains(result.Errors, e => e.Line == 5 && e.Message.StartsWith("filter.where: 'amount > ': column", StringComparison.Ordinal));
+        Assert.Contains(result.Errors, e => e.Line == 6 && e.Message.StartsWith("map.set.label:", StringComparison.Ordinal));
+    }
 }
