@@ -8,4 +8,7 @@ namespace Runner.Slice.Expressions;
 internal interface IRecord
 {
     Value Get(int slot);
+
+    /// <summary>Whether the field is present at all (an explicit <c>null</c> is present); contracts tell the two apart.</summary>
+    bool Has(int slot) => !Get(slot).IsNull;
 }
