@@ -108,6 +108,13 @@ internal sealed class MessageBatcher : IAsyncDisposable
         }
     }
 
+    private void DropBuffered()
+    {
+        while (_buffer.Reader.TryRead(out _))
+        {
+        }
+    }
+
     private async Task<INatsJSConsumer> AttachAsync(CancellationToken cancellationToken)
     {
         var start = await _startSequence(cancellationToken);
@@ -152,7 +159,10 @@ internal sealed class MessageBatcher : IAsyncDisposable
                     var delivered = msg.Metadata?.Sequence.Consumer ?? expected;
                     if (delivered != expected)
                     {
+                        // Re-attach from the caller's start sequence, which delivers what was
+                        // buffered again: drop it, or one batch could hold a message twice.
                         MessagingLog.DeliveryGap(_logger, _stream, Consumer, expected, delivered);
+                        DropBuffered();
                         break;
                     }
                     expected++;
@@ -162,9 +172,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 // Restart(): attach again from the caller's start sequence.
-                while (_buffer.Reader.TryRead(out _))
-                {
-                }
+                DropBuffered();
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -24,6 +24,25 @@ internal static class NatsMessages
         return result;
     }
 
+    /// <summary>
+    /// The end-to-end headers Runner puts on what it publishes (design §2). NATS header values are
+    /// ASCII on the wire, so ids that are not are percent-encoded; the body carries them as they are.
+    /// </summary>
+    public static NatsHeaders EndToEnd(string tenant, string correlationId, string causationId, string? traceParent)
+    {
+        var headers = new NatsHeaders
+        {
+            [EventHeaders.TenantId] = EventHeaders.Encode(tenant),
+            [EventHeaders.CorrelationId] = EventHeaders.Encode(correlationId),
+            [EventHeaders.CausationId] = EventHeaders.Encode(causationId),
+        };
+        if (traceParent is not null)
+        {
+            headers[EventHeaders.TraceParent] = traceParent;
+        }
+        return headers;
+    }
+
     public static MessageOrigin Origin<T>(INatsJSMsg<T> msg)
     {
         var metadata = msg.Metadata ?? throw new InvalidOperationException("message has no JetStream metadata");

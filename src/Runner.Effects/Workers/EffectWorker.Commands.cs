@@ -44,7 +44,7 @@ internal sealed partial class EffectWorker
             {
                 case ClaimDecision.AlreadyCompleted completed:
                     await RepublishAsync(command, completed.Record, cancellationToken);
-                    await msg.AckAsync(cancellationToken: cancellationToken);
+                    await msg.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
                     break;
                 case ClaimDecision.HeldElsewhere held:
                     EffectsLog.ClaimHeld(_logger, command.CommandId, command.Tenant, held.Worker, held.Remaining.TotalMilliseconds);
@@ -109,7 +109,21 @@ internal sealed partial class EffectWorker
                 (subject, json) = ResultEvents.Build(command, execution, startedAt, finishedAt);
             }
 
-            if (!await RetryAsync(() => claim.CompleteAsync(subject, json, lost.Token), lost.Token))
+            bool completed;
+            try
+            {
+                completed = await RetryAsync(() => claim.CompleteAsync(subject, json, lost.Token), lost.Token);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // The effect ran, but the claim refuses its completion for good. Handing the command
+                // back would let a takeover run it again (invariant 4): keep it in quarantine instead.
+                await _quarantine.AddAsync(msg, ProcessingError, $"the effect ran but its completion could not be recorded: {ex.Message}", command.Tenant, cancellationToken);
+                await msg.AckTerminateAsync(cancellationToken: cancellationToken);
+                EffectsLog.CommandQuarantined(_logger, Effect, msg.Subject, ProcessingError, ex.Message);
+                return;
+            }
+            if (!completed)
             {
                 EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
                 Interlocked.Increment(ref _lost);
@@ -119,11 +133,15 @@ internal sealed partial class EffectWorker
             {
                 await afterCompleted(command.CommandId, cancellationToken);
             }
-            await RetryAsync(async () =>
+            if (!await RetryAsync(async () =>
             {
                 await PublishResultAsync(command, subject, json, cancellationToken);
                 return true;
-            }, cancellationToken);
+            }, cancellationToken))
+            {
+                // Aborted before the PubAck: not acked, so the redelivery re-publishes the stored result.
+                return;
+            }
             if (Hooks?.AfterPublished is { } afterPublished)
             {
                 await afterPublished(command.CommandId, cancellationToken);
@@ -133,7 +151,8 @@ internal sealed partial class EffectWorker
                 await msg.NakAsync(cancellationToken: cancellationToken);
                 return;
             }
-            await msg.AckAsync(cancellationToken: cancellationToken);
+            // A lost ack is harmless: the redelivery finds the claim completed and re-publishes.
+            await msg.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
             EffectsLog.CommandDone(_logger, command.CommandId, command.Tenant, command.Effect, execution.Succeeded ? ResultEvents.Succeeded : ResultEvents.Failed,
                 execution.Error?.Code ?? "-", execution.Attempts, claim.Attempt, (finishedAt - startedAt).TotalMilliseconds);
         }
@@ -256,16 +275,7 @@ internal sealed partial class EffectWorker
     private async Task PublishResultAsync(CommandMessage command, string subject, string json, CancellationToken cancellationToken)
     {
         var id = ResultEvents.Id(command.CommandId);
-        var headers = new NatsHeaders
-        {
-            [EventHeaders.TenantId] = EventHeaders.Encode(command.Tenant),
-            [EventHeaders.CorrelationId] = EventHeaders.Encode(command.CorrelationId),
-            [EventHeaders.CausationId] = EventHeaders.Encode(command.CommandId),
-        };
-        if (command.TraceParent is not null)
-        {
-            headers[EventHeaders.TraceParent] = command.TraceParent;
-        }
+        var headers = NatsMessages.EndToEnd(command.Tenant, command.CorrelationId, command.CommandId, command.TraceParent);
         var ack = await _js.PublishAsync(subject, Encoding.UTF8.GetBytes(json), headers: headers,
             opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(id) }, cancellationToken: cancellationToken);
         ack.EnsureStored();

@@ -15,9 +15,6 @@ internal sealed record EffectWorkerOptions
     /// <summary>Commands larger than this are quarantined unread.</summary>
     public int MaxCommandBytes { get; init; } = 1024 * 1024;
 
-    /// <summary>Quarantine records keep at most this much of a payload.</summary>
-    public int QuarantinePayloadBytes { get; init; } = 64 * 1024;
-
     /// <summary>Largest result event (UTF-8 bytes); a larger result becomes a failed <c>result_too_large</c>.</summary>
     public int MaxResultBytes { get; init; } = 512 * 1024;
 

@@ -36,6 +36,8 @@ internal sealed record RunnerSettings
         JetStream = JetStream,
         ConsumerPrefix = ConsumerPrefix,
         Pools = Pools,
+        // A result larger than the saga side accepts would be quarantined there, unseen by its saga.
+        MaxResultBytes = MaxEventBytes,
         CommandMaxAge = EffectClaimRetention > TimeSpan.FromHours(2) ? EffectClaimRetention - TimeSpan.FromHours(1) : EffectClaimRetention / 2,
     };
 

@@ -188,7 +188,7 @@ internal sealed class OutboxRelay
                     subject,
                     body,
                     opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(entry.Command.CommandId) },
-                    headers: Headers(entry.Command),
+                    headers: NatsMessages.EndToEnd(entry.Command.Tenant, entry.Command.CorrelationId, entry.Command.CausationId, entry.Command.TraceParent),
                     cancellationToken: cancellationToken);
                 futures.Add((entry, subject, body, future));
             }
@@ -226,7 +226,7 @@ internal sealed class OutboxRelay
                 if (attempts >= _options.JetStream.MaxDeliver)
                 {
                     _rejections.Remove(id);
-                    QuarantineRecords.AddCommand(done, _options.JetStream.Streams.WorkflowCommands, subject, entry.Command, body, ex.Message, attempts, _time);
+                    QuarantineRecords.AddCommand(done, _options.JetStream.Streams.WorkflowCommands, subject, entry.Command, body, ex.Message, attempts, _options.QuarantinePayloadBytes, _time);
                     done.Delete(KeySpace.Outbox, entry.Key);
                     SagasLog.CommandQuarantined(_logger, entry.Command.CommandId, attempts, ex.Message);
                 }
@@ -265,19 +265,4 @@ internal sealed class OutboxRelay
     /// <summary>The command body: the record without the relay's own fields (pool is in the subject, traceparent in a header).</summary>
     internal static byte[] CommandBody(Core.Transitions.CommandMessage command) =>
         JsonSerializer.SerializeToUtf8Bytes(command with { TraceParent = null, Pool = null }, CoreJsonContext.Default.CommandMessage);
-
-    private static NatsHeaders Headers(Core.Transitions.CommandMessage command)
-    {
-        var headers = new NatsHeaders
-        {
-            [EventHeaders.TenantId] = EventHeaders.Encode(command.Tenant),
-            [EventHeaders.CorrelationId] = EventHeaders.Encode(command.CorrelationId),
-            [EventHeaders.CausationId] = EventHeaders.Encode(command.CausationId),
-        };
-        if (command.TraceParent is not null)
-        {
-            headers[EventHeaders.TraceParent] = command.TraceParent;
-        }
-        return headers;
-    }
 }

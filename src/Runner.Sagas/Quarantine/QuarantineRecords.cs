@@ -43,18 +43,7 @@ internal static class QuarantineRecords
         var origin = NatsMessages.Origin(msg);
         var payload = msg.Data ?? [];
         var kept = payload.AsSpan(0, Math.Min(payload.Length, maxPayloadBytes));
-        string text;
-        string encoding;
-        try
-        {
-            text = s_strict.GetString(kept);
-            encoding = "utf8";
-        }
-        catch (DecoderFallbackException)
-        {
-            text = Convert.ToBase64String(kept);
-            encoding = "base64";
-        }
+        var (text, encoding) = PayloadText(kept);
         var now = time.GetUtcNow();
         var record = new QuarantineRecord
         {
@@ -81,9 +70,10 @@ internal static class QuarantineRecords
     }
 
     /// <summary>A command the relay could not publish and stopped retrying: kept whole, with the server's reason.</summary>
-    public static void AddCommand(WriteBatch batch, string stream, string subject, Core.Transitions.CommandMessage command, byte[] body, string detail, int attempts, TimeProvider time)
+    public static void AddCommand(WriteBatch batch, string stream, string subject, Core.Transitions.CommandMessage command, byte[] body, string detail, int attempts, int maxPayloadBytes, TimeProvider time)
     {
         var now = time.GetUtcNow();
+        var (text, encoding) = PayloadText(body.AsSpan(0, Math.Min(body.Length, maxPayloadBytes)));
         var record = new QuarantineRecord
         {
             Reason = CommandRejected,
@@ -96,9 +86,10 @@ internal static class QuarantineRecords
             Sequence = 0,
             Subject = subject,
             Headers = new Dictionary<string, string> { [EventHeaders.MsgId] = command.CommandId },
-            Payload = Encoding.UTF8.GetString(body),
-            PayloadEncoding = "utf8",
+            Payload = text,
+            PayloadEncoding = encoding,
             PayloadBytes = body.Length,
+            PayloadTruncated = body.Length > maxPayloadBytes,
             Deliveries = (ulong)attempts,
             Time = CloudEventEncoder.FormatTime(now),
         };
@@ -110,21 +101,10 @@ internal static class QuarantineRecords
     /// A timer the scheduler could not publish and stopped retrying (or a stored schedule item it
     /// could not read): kept whole, with the reason, and removed from the schedule in the same write.
     /// </summary>
-    public static void AddTimer(WriteBatch batch, string stream, string subject, ScheduleRecord? record, byte[] body, string detail, int attempts, TimeProvider time)
+    public static void AddTimer(WriteBatch batch, string stream, string subject, ScheduleRecord? record, byte[] body, string detail, int attempts, int maxPayloadBytes, TimeProvider time)
     {
         var now = time.GetUtcNow();
-        string text;
-        string encoding;
-        try
-        {
-            text = s_strict.GetString(body);
-            encoding = "utf8";
-        }
-        catch (DecoderFallbackException)
-        {
-            text = Convert.ToBase64String(body);
-            encoding = "base64";
-        }
+        var (text, encoding) = PayloadText(body.AsSpan(0, Math.Min(body.Length, maxPayloadBytes)));
         var id = record is null ? null : TimerEvents.Id(record);
         var quarantined = new QuarantineRecord
         {
@@ -141,12 +121,26 @@ internal static class QuarantineRecords
             Payload = text,
             PayloadEncoding = encoding,
             PayloadBytes = body.Length,
+            PayloadTruncated = body.Length > maxPayloadBytes,
             Deliveries = (ulong)attempts,
             Time = CloudEventEncoder.FormatTime(now),
         };
         // A digest of the timer id keeps the key short (LMDB keys are at most 511 bytes) and unique.
         batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(record?.Tenant, null, now.ToUnixTimeMilliseconds(), stream, 0, (record?.Saga ?? "-") + "/" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(id is null ? body : Encoding.UTF8.GetBytes(id)))[..24]),
             JsonSerializer.SerializeToUtf8Bytes(quarantined, CoreJsonContext.Default.QuarantineRecord));
+    }
+
+    /// <summary>The payload as text when it is UTF-8, else as base64 — records are JSON, and must keep any bytes.</summary>
+    private static (string Text, string Encoding) PayloadText(ReadOnlySpan<byte> payload)
+    {
+        try
+        {
+            return (s_strict.GetString(payload), "utf8");
+        }
+        catch (DecoderFallbackException)
+        {
+            return (Convert.ToBase64String(payload), "base64");
+        }
     }
 
     /// <summary>All quarantine records, newest last, at most <paramref name="limit"/>.</summary>

@@ -86,6 +86,9 @@ internal sealed class Router
         public List<NatsJSPublishConcurrentFuture> Futures { get; } = [];
         public int Quarantines { get; set; }
 
+        /// <summary>Its quarantine records; written only if the message is settled in this batch, not NAKed.</summary>
+        public WriteBatch Records { get; } = new();
+
         /// <summary>Nobody could take it: terminate. (Routed to some sagas and quarantined for others: ack.)</summary>
         public bool Terminate => Quarantines > 0 && Futures.Count == 0;
         public string? PublishError { get; set; }
@@ -95,7 +98,6 @@ internal sealed class Router
     internal async Task<bool> RouteBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
     {
         var manifests = _manifests();
-        var quarantine = new WriteBatch();
         var routed = new List<Routed>(batch.Count);
         foreach (var msg in batch)
         {
@@ -103,7 +105,7 @@ internal sealed class Router
             routed.Add(item);
             try
             {
-                await RouteOneAsync(item, manifests, quarantine, cancellationToken);
+                await RouteOneAsync(item, manifests, cancellationToken);
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
@@ -118,7 +120,7 @@ internal sealed class Router
 #pragma warning restore CA1031
             {
                 // Publishes already started for other sagas still settle below (awaited, disposed).
-                Quarantine(quarantine, item, QuarantineRecords.RouterError, $"{ex.GetType().Name}: {ex.Message}");
+                Quarantine(item, QuarantineRecords.RouterError, $"{ex.GetType().Name}: {ex.Message}");
             }
         }
 
@@ -153,11 +155,23 @@ internal sealed class Router
                 continue;
             }
             _attempts.Remove(sequence);
-            Quarantine(quarantine, item, QuarantineRecords.MaxDeliverExceeded, $"inbox publish failed on attempt {attempts}: {item.PublishError}");
+            Quarantine(item, QuarantineRecords.MaxDeliverExceeded, $"inbox publish failed on attempt {attempts}: {item.PublishError}");
             item.Futures.Clear();
             item.PublishError = null;
         }
 
+        // Keep order: once one message fails, it and every later one go back (NAK) and the
+        // consumer restarts from the ack floor, so nothing overtakes the failed message. Their
+        // quarantine records wait for that retry: writing them now would write them again then.
+        var failedAt = routed.FindIndex(r => r.PublishError is not null);
+        var quarantine = new WriteBatch();
+        foreach (var item in failedAt < 0 ? routed : routed.Take(failedAt))
+        {
+            foreach (var op in item.Records.Ops)
+            {
+                quarantine.Put(op.Space, op.Key, op.Value!);
+            }
+        }
         if (quarantine.Count > 0)
         {
             try
@@ -176,9 +190,6 @@ internal sealed class Router
             }
         }
 
-        // Keep order: once one message fails, it and every later one go back (NAK) and the
-        // consumer restarts from the ack floor, so nothing overtakes the failed message.
-        var failedAt = routed.FindIndex(r => r.PublishError is not null);
         foreach (var (item, index) in routed.Select((r, i) => (r, i)))
         {
             if (failedAt >= 0 && index >= failedAt)
@@ -206,7 +217,7 @@ internal sealed class Router
         return failedAt < 0;
     }
 
-    private async ValueTask RouteOneAsync(Routed item, ManifestSet manifests, WriteBatch quarantine, CancellationToken cancellationToken)
+    private async ValueTask RouteOneAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
     {
         var msg = item.Msg;
         var origin = NatsMessages.Origin(msg);
@@ -219,7 +230,7 @@ internal sealed class Router
         }
         if (!CloudEventDecoder.TryDecode(msg.Data ?? [], headers, origin, _options.MaxEventBytes, out var evt, out var error))
         {
-            Quarantine(quarantine, item, error!.Code, error.Message);
+            Quarantine(item, error!.Code, error.Message);
             return;
         }
 
@@ -238,7 +249,7 @@ internal sealed class Router
         {
             if (key is null || !StoreKeys.IsValidComponent(key))
             {
-                Quarantine(quarantine, item, QuarantineRecords.NoCorrelationKey,
+                Quarantine(item, QuarantineRecords.NoCorrelationKey,
                     key is null ? $"correlation '{correlation}' found no value" : $"correlation value from '{correlation}' is not a valid key",
                     saga.Name, evt!.Tenant);
                 continue;
@@ -273,10 +284,10 @@ internal sealed class Router
         }
     }
 
-    private void Quarantine(WriteBatch batch, Routed item, string reason, string detail, string? saga = null, string? tenant = null)
+    private void Quarantine(Routed item, string reason, string detail, string? saga = null, string? tenant = null)
     {
         var origin = NatsMessages.Origin(item.Msg);
-        QuarantineRecords.Add(batch, item.Msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant);
+        QuarantineRecords.Add(item.Records, item.Msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant);
         SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, null);
         item.Quarantines++;
     }

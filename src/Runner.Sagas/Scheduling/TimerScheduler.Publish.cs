@@ -38,7 +38,7 @@ internal sealed partial class TimerScheduler
             if (record is null)
             {
                 // Nothing can ever publish it, and left in place it would hold up every timer behind it.
-                QuarantineRecords.AddTimer(done, stream, "-", null, value, $"stored schedule item is unreadable: {problem}", 0, _time);
+                QuarantineRecords.AddTimer(done, stream, "-", null, value, $"stored schedule item is unreadable: {problem}", 0, _options.QuarantinePayloadBytes, _time);
                 done.Delete(KeySpace.Schedule, key);
                 continue;
             }
@@ -51,7 +51,7 @@ internal sealed partial class TimerScheduler
                     firing.Subject,
                     firing.Body,
                     opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(TimerEvents.Id(record)) },
-                    headers: Headers(record),
+                    headers: NatsMessages.EndToEnd(record.Tenant, record.Key, record.CausationId, record.TraceParent),
                     cancellationToken: cancellationToken);
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
@@ -88,7 +88,7 @@ internal sealed partial class TimerScheduler
                 if (attempts >= _options.JetStream.MaxDeliver)
                 {
                     _rejections.Remove(id);
-                    QuarantineRecords.AddTimer(done, stream, firing.Subject, firing.Record, firing.Body, ex.Message, attempts, _time);
+                    QuarantineRecords.AddTimer(done, stream, firing.Subject, firing.Record, firing.Body, ex.Message, attempts, _options.QuarantinePayloadBytes, _time);
                     done.Delete(KeySpace.Schedule, firing.Key);
                     SagasLog.TimerQuarantined(_logger, TimerEvents.Id(firing.Record), attempts, ex.Message);
                 }
@@ -141,21 +141,5 @@ internal sealed partial class TimerScheduler
             problem = ex.Message;
             return null;
         }
-    }
-
-    private static NatsHeaders Headers(ScheduleRecord record)
-    {
-        // NATS header values are ASCII on the wire: key and causation id may not be.
-        var headers = new NatsHeaders
-        {
-            [EventHeaders.TenantId] = record.Tenant,
-            [EventHeaders.CorrelationId] = EventHeaders.Encode(record.Key),
-            [EventHeaders.CausationId] = EventHeaders.Encode(record.CausationId),
-        };
-        if (record.TraceParent is not null)
-        {
-            headers[EventHeaders.TraceParent] = record.TraceParent;
-        }
-        return headers;
     }
 }
