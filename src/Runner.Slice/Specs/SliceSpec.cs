@@ -50,6 +50,9 @@ internal sealed record BatchSpec(int MaxRecords, int MaxWaitMs)
     public static readonly BatchSpec Default = new(4096, 200);
 }
 
+/// <summary>Event time: the field that holds it and how late a record may arrive before it is dead-lettered.</summary>
+internal sealed record EventTimeSpec(string Field, long AllowedLatenessMs);
+
 /// <summary>Where progress is recorded, and how often.</summary>
 internal sealed record CheckpointSpec(string Path, int EveryBatches);
 
@@ -65,6 +68,9 @@ internal sealed record SliceSpec(
     CheckpointSpec? Checkpoint,
     string File)
 {
+    /// <summary>Event-time tracking; null when the run has none (no watermark, nothing is late).</summary>
+    public EventTimeSpec? EventTime { get; init; }
+
     public const string Version = "v1";
 
     /// <summary>A path of the spec with <c>{run_id}</c> and <c>{job}</c> filled in.</summary>

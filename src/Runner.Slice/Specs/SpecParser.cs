@@ -9,7 +9,8 @@ namespace Runner.Slice.Specs;
 /// </summary>
 internal static class SpecParser
 {
-    private static readonly HashSet<string> s_top = ["slice", "run", "source", "contract", "transforms", "sink", "dead_letter", "batch", "checkpoint"];
+    private static readonly HashSet<string> s_top = ["slice", "run", "source", "contract", "transforms", "sink", "dead_letter", "batch", "checkpoint", "event_time"];
+    private static readonly HashSet<string> s_eventTime = ["field", "allowed_lateness_ms"];
     private static readonly HashSet<string> s_run = ["id", "job", "parent"];
     private static readonly HashSet<string> s_job = ["namespace", "name"];
     private static readonly HashSet<string> s_parent = ["run_id", "job"];
@@ -49,14 +50,19 @@ internal static class SpecParser
         {
             reader.Error(contractNode, "contract.on_violation is dead_letter but the spec has no 'dead_letter' output");
         }
+        if (deadLetter is { Type: Endpoint.Csv } && YamlReader.Child(root, "dead_letter") is { } deadNode)
+        {
+            reader.Error(deadNode, "dead_letter.type must be jsonl or jetstream: dead-letter records carry nested errors and the original record");
+        }
         var batch = ParseBatch(reader, root);
         var checkpoint = ParseCheckpoint(reader, root);
+        var eventTime = ParseEventTime(reader, root);
 
         if (reader.Errors.Count > 0 || run is null || source is null || sink is null)
         {
             return new Result(null, reader.Errors);
         }
-        return new Result(new SliceSpec(run, source, contract, transforms, sink, deadLetter, batch, checkpoint, file), reader.Errors);
+        return new Result(new SliceSpec(run, source, contract, transforms, sink, deadLetter, batch, checkpoint, file) { EventTime = eventTime }, reader.Errors);
     }
 
     private static RunIdentity? ParseRun(YamlReader reader, YamlMappingNode root)
@@ -270,5 +276,17 @@ internal static class SpecParser
         var path = reader.Text(map, "path", "checkpoint", required: true);
         var every = (int)(reader.Integer(map, "every_batches", "checkpoint", 1, 1_000_000) ?? 16);
         return path is null ? null : new CheckpointSpec(path, every);
+    }
+
+    private static EventTimeSpec? ParseEventTime(YamlReader reader, YamlMappingNode root)
+    {
+        if (reader.Mapping(root, "event_time", "spec", required: false) is not { } map)
+        {
+            return null;
+        }
+        reader.UnknownFields(map, s_eventTime, "event_time");
+        var field = reader.Text(map, "field", "event_time", required: true);
+        var lateness = reader.Integer(map, "allowed_lateness_ms", "event_time", 0, long.MaxValue / 10_000) ?? 0;
+        return field is null ? null : new EventTimeSpec(field, lateness);
     }
 }

@@ -1,0 +1,145 @@
+using System.Buffers;
+using System.Text.Json;
+
+namespace Runner.Slice.Engine;
+
+/// <summary>Totals of a run so far; a resumed run continues them, so its result counts the whole run.</summary>
+internal sealed class RunTotals
+{
+    public long RecordsIn { get; set; }
+
+    public long RecordsOut { get; set; }
+
+    public long DeadLettered { get; set; }
+
+    public long Filtered { get; set; }
+
+    public long BytesIn { get; set; }
+
+    public long Batches { get; set; }
+
+    public Dictionary<string, long> DeadLetteredByCode { get; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>
+/// Progress of a run, written after its sinks committed: where to resume reading, how far each
+/// output was committed, and the totals. <see cref="State"/> is <c>running</c> until the run ends;
+/// a finished run keeps its result, so running it again reports it instead of redoing it.
+/// </summary>
+internal sealed record Checkpoint(string RunId, string State, long SourcePosition, long SourceLine, SinkPosition Sink, SinkPosition? DeadLetter, RunTotals Totals)
+{
+    public const string Running = "running";
+    public const string Completed = "completed";
+
+    /// <summary>The result JSON of a completed run.</summary>
+    public string? Result { get; init; }
+
+    /// <summary>Reads a checkpoint; null when there is none or it belongs to another run.</summary>
+    public static Checkpoint? Load(string path, string runId)
+    {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        var root = document.RootElement;
+        if (root.GetProperty("run_id").GetString() != runId)
+        {
+            return null;
+        }
+        var totals = new RunTotals();
+        var t = root.GetProperty("totals");
+        totals.RecordsIn = t.GetProperty("records_in").GetInt64();
+        totals.RecordsOut = t.GetProperty("records_out").GetInt64();
+        totals.DeadLettered = t.GetProperty("dead_lettered").GetInt64();
+        totals.Filtered = t.GetProperty("filtered").GetInt64();
+        totals.BytesIn = t.GetProperty("bytes_in").GetInt64();
+        totals.Batches = t.GetProperty("batches").GetInt64();
+        foreach (var code in t.GetProperty("dead_lettered_by_code").EnumerateObject())
+        {
+            totals.DeadLetteredByCode[code.Name] = code.Value.GetInt64();
+        }
+        return new Checkpoint(
+            runId,
+            root.GetProperty("state").GetString()!,
+            root.GetProperty("source_position").GetInt64(),
+            root.GetProperty("source_line").GetInt64(),
+            ReadSink(root.GetProperty("sink"))!,
+            root.TryGetProperty("dead_letter", out var dead) ? ReadSink(dead) : null,
+            totals)
+        {
+            Result = root.TryGetProperty("result", out var result) ? result.GetRawText() : null,
+        };
+    }
+
+    /// <summary>Writes the checkpoint durably: a temp file, fsync, then an atomic rename over the old one.</summary>
+    public void Save(string path)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            json.WriteStartObject();
+            json.WriteString("run_id", RunId);
+            json.WriteString("state", State);
+            json.WriteNumber("source_position", SourcePosition);
+            json.WriteNumber("source_line", SourceLine);
+            json.WritePropertyName("sink");
+            WriteSink(json, Sink);
+            if (DeadLetter is not null)
+            {
+                json.WritePropertyName("dead_letter");
+                WriteSink(json, DeadLetter);
+            }
+            json.WriteStartObject("totals");
+            json.WriteNumber("records_in", Totals.RecordsIn);
+            json.WriteNumber("records_out", Totals.RecordsOut);
+            json.WriteNumber("dead_lettered", Totals.DeadLettered);
+            json.WriteNumber("filtered", Totals.Filtered);
+            json.WriteNumber("bytes_in", Totals.BytesIn);
+            json.WriteNumber("batches", Totals.Batches);
+            json.WriteStartObject("dead_lettered_by_code");
+            foreach (var (code, count) in Totals.DeadLetteredByCode.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                json.WriteNumber(code, count);
+            }
+            json.WriteEndObject();
+            json.WriteEndObject();
+            if (Result is not null)
+            {
+                json.WritePropertyName("result");
+                json.WriteRawValue(Result);
+            }
+            json.WriteEndObject();
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var temp = path + ".tmp";
+        using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            file.Write(buffer.WrittenSpan);
+            file.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
+    }
+
+    private static SinkPosition? ReadSink(JsonElement element) => new(
+        element.GetProperty("bytes").GetInt64(),
+        element.GetProperty("records").GetInt64(),
+        element.TryGetProperty("columns", out var columns) ? [.. columns.EnumerateArray().Select(c => c.GetString()!)] : null);
+
+    private static void WriteSink(Utf8JsonWriter json, SinkPosition sink)
+    {
+        json.WriteStartObject();
+        json.WriteNumber("bytes", sink.Bytes);
+        json.WriteNumber("records", sink.Records);
+        if (sink.Columns is { } columns)
+        {
+            json.WriteStartArray("columns");
+            foreach (var column in columns)
+            {
+                json.WriteStringValue(column);
+            }
+            json.WriteEndArray();
+        }
+        json.WriteEndObject();
+    }
+}
