@@ -29,11 +29,13 @@ internal static class ViolationCodes
 internal sealed class ContractValidator
 {
     private readonly (FieldRule Rule, int Slot, HashSet<string>? Enum)[] _fields;
+    private readonly byte[][]?[] _enumUtf8;
 
     private ContractValidator((FieldRule, int, HashSet<string>?)[] fields, Contract contract)
     {
         _fields = fields;
         Contract = contract;
+        _enumUtf8 = [.. _fields.Select(f => f.Rule.Enum is { } values ? values.Select(System.Text.Encoding.UTF8.GetBytes).ToArray() : null)];
     }
 
     public Contract Contract { get; }
@@ -48,8 +50,13 @@ internal sealed class ContractValidator
     public bool Validate(IRecord record, List<Violation> violations)
     {
         var before = violations.Count;
-        foreach (var (rule, slot, enumValues) in _fields)
+        for (var i = 0; i < _fields.Length; i++)
         {
+            var (rule, slot, enumValues) = _fields[i];
+            if (rule.Type is FieldType.String or FieldType.Timestamp && record.TryGetUtf8(slot, out var utf8) && PassesAsText(rule, utf8, _enumUtf8[i]))
+            {
+                continue;
+            }
             if (!record.Has(slot))
             {
                 if (rule.Required)
@@ -121,6 +128,66 @@ internal sealed class ContractValidator
             catch (RegexMatchTimeoutException)
             {
                 violations.Add(new Violation(rule.Name, ViolationCodes.PatternTimeout, $"field '{rule.Name}': the pattern took longer than {ContractParser.PatternTimeout.TotalMilliseconds} ms"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The fast path for text held as UTF-8: true when the field passes every rule without making a
+    /// string. False sends it down the full check, which also words the violation.
+    /// </summary>
+    private static bool PassesAsText(FieldRule rule, ReadOnlySpan<byte> utf8, byte[][]? enumValues)
+    {
+        if (rule.Type == FieldType.Timestamp && !Rfc3339.IsValid(utf8))
+        {
+            return false;
+        }
+        if (enumValues is not null)
+        {
+            var found = false;
+            foreach (var candidate in enumValues)
+            {
+                if (utf8.SequenceEqual(candidate))
+                {
+                    found = true;
+                    break;
+                }
+            }
+            if (!found)
+            {
+                return false;
+            }
+        }
+        if (rule.Type != FieldType.String || (rule.MaxLength is null && rule.Pattern is null))
+        {
+            return true;
+        }
+        var ascii = System.Text.Ascii.IsValid(utf8);
+        var length = ascii ? utf8.Length : System.Text.Encoding.UTF8.GetCharCount(utf8);
+        if (rule.MaxLength is { } maxLength && length > maxLength)
+        {
+            return false;
+        }
+        if (rule.Pattern is not { } pattern)
+        {
+            return true;
+        }
+        var rented = length <= 256 ? null : System.Buffers.ArrayPool<char>.Shared.Rent(length);
+        try
+        {
+            Span<char> chars = rented is null ? stackalloc char[256] : rented;
+            var written = System.Text.Encoding.UTF8.GetChars(utf8, chars);
+            return pattern.IsMatch(chars[..written]);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                System.Buffers.ArrayPool<char>.Shared.Return(rented);
             }
         }
     }

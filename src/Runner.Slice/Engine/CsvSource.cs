@@ -91,6 +91,28 @@ internal sealed class CsvSource(string path, long startPosition, long startLine)
         return null;
     }
 
+    protected override int FindRecordEnd(ReadOnlySpan<byte> span)
+    {
+        var quoted = false;
+        var i = 0;
+        while (i < span.Length)
+        {
+            var next = quoted ? span[i..].IndexOf((byte)'"') : span[i..].IndexOfAny((byte)'"', (byte)'\n');
+            if (next < 0)
+            {
+                return -1;
+            }
+            i += next;
+            if (span[i] == (byte)'\n')
+            {
+                return i;
+            }
+            quoted = !quoted;
+            i++;
+        }
+        return -1;
+    }
+
     protected override void OnLine(ReadOnlySpan<byte> line, long offset, long lineNumber, RecordBatch batch, SourceContext context)
     {
         if (!_hasHeader)

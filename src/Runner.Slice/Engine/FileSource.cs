@@ -27,7 +27,7 @@ internal abstract class FileSource : ISource
 
     public (string Namespace, string Name) Dataset => ("file", System.IO.Path.GetFullPath(Path));
 
-    public ValueTask CommittedAsync(RecordBatch batch, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask CommittedAsync(object state, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
@@ -82,6 +82,20 @@ internal abstract class FileSource : ISource
             var buffer = result.Buffer;
             while (true)
             {
+                if (!skipping)
+                {
+                    var fast = FastLines(buffer.FirstSpan, batch, context);
+                    if (fast > 0)
+                    {
+                        buffer = buffer.Slice(fast);
+                    }
+                    if (batch.Count + batch.DeadLetters.Count >= context.Batch.MaxRecords)
+                    {
+                        batch = await SendAsync(batch, context, batchStarted, cancellationToken).ConfigureAwait(false);
+                        batchStarted = context.Time.GetTimestamp();
+                        continue;
+                    }
+                }
                 var end = FindRecordEnd(buffer);
                 if (skipping)
                 {
@@ -148,10 +162,38 @@ internal abstract class FileSource : ISource
         await context.Output.WriteAsync(batch, cancellationToken).ConfigureAwait(false);
     }
 
-    private void Line(ReadOnlySequence<byte> sequence, RecordBatch batch, SourceContext context)
+    /// <summary>
+    /// The fast path: whole lines inside one contiguous span, handled without slicing sequences,
+    /// until the span holds no complete line or the batch is full. Returns the bytes consumed.
+    /// </summary>
+    private long FastLines(ReadOnlySpan<byte> span, RecordBatch batch, SourceContext context)
+    {
+        long consumed = 0;
+        while (batch.Count + batch.DeadLetters.Count < context.Batch.MaxRecords)
+        {
+            var end = FindRecordEnd(span);
+            if (end < 0 || end > context.MaxLineBytes)
+            {
+                break;
+            }
+            Line(span[..end], batch, context);
+            _position += end + 1;
+            batch.BytesIn += end + 1;
+            consumed += end + 1;
+            span = span[(end + 1)..];
+        }
+        return consumed;
+    }
+
+    /// <summary>The index of the line break that ends the record at the start of <paramref name="span"/>, or -1.</summary>
+    protected virtual int FindRecordEnd(ReadOnlySpan<byte> span) => span.IndexOf((byte)'\n');
+
+    private void Line(ReadOnlySequence<byte> sequence, RecordBatch batch, SourceContext context) =>
+        Line(sequence.IsSingleSegment ? sequence.FirstSpan : Copy(sequence), batch, context);
+
+    private void Line(ReadOnlySpan<byte> span, RecordBatch batch, SourceContext context)
     {
         _line++;
-        var span = sequence.IsSingleSegment ? sequence.FirstSpan : Copy(sequence);
         if (span.Length > 0 && span[^1] == (byte)'\r')
         {
             span = span[..^1];

@@ -46,6 +46,6 @@ internal interface ISource : IAsyncDisposable
 
     Task RunAsync(SourceContext context, CancellationToken cancellationToken);
 
-    /// <summary>Called once the sink committed <paramref name="batch"/>: acknowledge what it consumed.</summary>
-    ValueTask CommittedAsync(RecordBatch batch, CancellationToken cancellationToken);
+    /// <summary>Called once the sink committed everything up to the batch that carried <paramref name="state"/> (its <see cref="RecordBatch.SourceState"/>): acknowledge it.</summary>
+    ValueTask CommittedAsync(object state, CancellationToken cancellationToken);
 }

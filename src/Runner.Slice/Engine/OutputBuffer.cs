@@ -96,7 +96,12 @@ internal sealed class OutputBuffer : IBufferWriter<byte>
                 WriteInteger(value.AsInteger);
                 break;
             case ValueKind.Double:
-                WriteAscii(value.AsDouble.ToString("R", CultureInfo.InvariantCulture));
+                if (_memory.Length - _used < 32)
+                {
+                    Grow(32);
+                }
+                value.AsDouble.TryFormat(_memory.Span[_used..], out var written, "R", CultureInfo.InvariantCulture);
+                _used += written;
                 break;
             case ValueKind.String:
                 WriteJsonString(value.AsString);

@@ -128,6 +128,27 @@ internal sealed class SliceRecord : IRecord
 
     public bool Has(int slot) => IndexOf(slot) >= 0;
 
+    public bool TryGetUtf8(int slot, out ReadOnlySpan<byte> utf8)
+    {
+        var index = IndexOf(slot);
+        if (index >= 0)
+        {
+            ref readonly var entry = ref _fields[index];
+            if (entry.Kind == RawKind.JsonString && !entry.Escaped)
+            {
+                utf8 = Data.AsSpan(entry.Start + 1, entry.Length - 2);
+                return true;
+            }
+            if (entry.Kind == RawKind.CsvCell && entry.Length > 0 && Fields[slot].Type is Contracts.FieldType.String or Contracts.FieldType.Timestamp)
+            {
+                utf8 = Data.AsSpan(entry.Start, entry.Length);
+                return true;
+            }
+        }
+        utf8 = default;
+        return false;
+    }
+
     public Value Get(int slot)
     {
         var index = IndexOf(slot);

@@ -192,7 +192,7 @@ internal sealed class SliceRunner
     {
         var every = _spec.Checkpoint?.EveryBatches ?? 16;
         var sinceCommit = 0;
-        var committed = new List<RecordBatch>();
+        object? acknowledge = null;
         while (await input.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
             while (input.TryRead(out var batch))
@@ -242,15 +242,12 @@ internal sealed class SliceRunner
                 state.SinkMetrics.Batch(input.CanCount ? input.Count : 0, started);
                 var last = batch.EndOfStream || batch.Drained;
                 _lastBatchWasEnd = batch.EndOfStream;
-                committed.Add(batch);
+                acknowledge = batch.SourceState ?? acknowledge;
+                pool.Return(batch);
                 if (++sinceCommit >= every || last)
                 {
-                    await CommitAsync(state, committed, cancellationToken).ConfigureAwait(false);
-                    foreach (var done in committed)
-                    {
-                        pool.Return(done);
-                    }
-                    committed.Clear();
+                    await CommitAsync(state, acknowledge, cancellationToken).ConfigureAwait(false);
+                    acknowledge = null;
                     sinceCommit = 0;
                 }
                 if (last)
@@ -262,7 +259,7 @@ internal sealed class SliceRunner
     }
 
     /// <summary>Makes the outputs durable, then records the checkpoint, then lets the source acknowledge.</summary>
-    private async Task CommitAsync(RunState state, List<RecordBatch> batches, CancellationToken cancellationToken)
+    private async Task CommitAsync(RunState state, object? acknowledge, CancellationToken cancellationToken)
     {
         var sink = await state.Sink.CommitAsync(cancellationToken).ConfigureAwait(false);
         var dead = state.DeadLetters is null ? null : await state.DeadLetters.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -270,9 +267,9 @@ internal sealed class SliceRunner
         {
             new Checkpoint(_spec.Run.Id, Checkpoint.Running, state.SourcePosition, state.SourceLine, sink, dead, state.Totals).Save(_checkpointPath);
         }
-        foreach (var batch in batches)
+        if (acknowledge is not null)
         {
-            await state.Source.CommittedAsync(batch, cancellationToken).ConfigureAwait(false);
+            await state.Source.CommittedAsync(acknowledge, cancellationToken).ConfigureAwait(false);
         }
     }
 

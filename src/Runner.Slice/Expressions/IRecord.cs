@@ -11,4 +11,14 @@ internal interface IRecord
 
     /// <summary>Whether the field is present at all (an explicit <c>null</c> is present); contracts tell the two apart.</summary>
     bool Has(int slot) => !Get(slot).IsNull;
+
+    /// <summary>
+    /// The field's text as UTF-8 when the record holds it as plain, unescaped text, so checks can
+    /// read it without making a string; false when it does not (absent, null, another kind, or escaped).
+    /// </summary>
+    bool TryGetUtf8(int slot, out ReadOnlySpan<byte> utf8)
+    {
+        utf8 = default;
+        return false;
+    }
 }

@@ -78,9 +78,9 @@ internal sealed class JetStreamSource(NatsJSContext js, Endpoint endpoint, Slice
         await context.Output.WriteAsync(batch, cancellationToken).ConfigureAwait(false);
     }
 
-    public async ValueTask CommittedAsync(RecordBatch batch, CancellationToken cancellationToken)
+    public async ValueTask CommittedAsync(object state, CancellationToken cancellationToken)
     {
-        if (batch.SourceState is NatsJSMsg<byte[]> last)
+        if (state is NatsJSMsg<byte[]> last)
         {
             await last.AckAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         }
