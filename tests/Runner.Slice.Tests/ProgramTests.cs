@@ -5,8 +5,8 @@ namespace Runner.Slice.Tests;
 public sealed class ProgramTests
 {
     [Fact]
-    public void Unknown_command_prints_usage_and_exits_2()
+    public async Task Unknown_command_prints_usage_and_exits_2()
     {
-        Assert.Equal(2, Program.Main(["frobnicate"]));
+        Assert.Equal(2, await Program.Main(["frobnicate"]));
     }
 }

@@ -208,6 +208,8 @@ internal abstract class FileSource : ISource
         }
         batch.RecordsIn++;
         OnLine(span, _position, _line, batch, context);
+        // A quoted CSV cell may hold line breaks: the next record's line number counts them.
+        _line += span.Count((byte)'\n');
     }
 
     private void TooLong(ReadOnlySequence<byte> line, RecordBatch batch, SourceContext context)
