@@ -40,6 +40,24 @@ internal static class RunCommand
             drain.Cancel();
         }
 
+        RunResult result;
+        try
+        {
+            result = await RunSpecAsync(spec, contract, events, lineageFile, writer, drain.Token, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Whatever went wrong, the caller still gets a result saying what.
+            await Console.Error.WriteLineAsync($"runner-slice: {e}").ConfigureAwait(false);
+            result = RunResult.Failure(spec.Run.Id, e.Message);
+        }
+        await WriteResultAsync(stdout, writer, events, result, cancellationToken).ConfigureAwait(false);
+        return result.ExitCode;
+    }
+
+    private static async Task<RunResult> RunSpecAsync(Specs.SliceSpec spec, Contracts.Contract? contract, bool events, string? lineageFile,
+        EventWriter writer, CancellationToken drain, CancellationToken cancellationToken)
+    {
         await using var nats = await SliceNats.ConnectAsync(cancellationToken).ConfigureAwait(false);
         ILineageSink lineage = events ? new EnvelopeLineageSink(writer)
             : lineageFile is not null ? new FileLineageSink(lineageFile)
@@ -54,9 +72,7 @@ internal static class RunCommand
                 MaxLineBytes = (int)EnvironmentNumber("RUNNER_SLICE_MAX_LINE_BYTES", SourceLimits.DefaultMaxLineBytes),
             };
             var runner = new SliceRunner(spec, contract, options, lineage, nats?.Endpoints() ?? new EndpointFactory());
-            var result = await runner.RunAsync(drain.Token, cancellationToken).ConfigureAwait(false);
-            await WriteResultAsync(stdout, writer, events, result, cancellationToken).ConfigureAwait(false);
-            return result.ExitCode;
+            return await runner.RunAsync(drain, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -56,6 +56,23 @@ internal sealed class RunResult
         return new RunResult((RunOutcome)status, buffer.WrittenSpan.ToArray());
     }
 
+    /// <summary>A run that could not be carried out at all (e.g. NATS unreachable, an input that cannot be opened).</summary>
+    public static RunResult Failure(string runId, string error)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            json.WriteStartObject();
+            json.WriteString("run_id", runId);
+            json.WriteString("status", RunOutcomes.Name(RunOutcome.Failed));
+            json.WriteNumber("exit_code", (int)RunOutcome.Failed);
+            json.WriteString("exit_reason", "error");
+            json.WriteString("error", error);
+            json.WriteEndObject();
+        }
+        return new RunResult(RunOutcome.Failed, buffer.WrittenSpan.ToArray());
+    }
+
     /// <summary>A run that never started because its spec is invalid.</summary>
     public static RunResult Invalid(IEnumerable<string> problems)
     {

@@ -83,7 +83,19 @@ internal sealed class SliceRunner
                 outcome = RunOutcome.Failed;
                 error = (e as StageFailedException)?.InnerException?.Message ?? e.Message;
             }
-            var result = await FinishAsync(state, outcome, error, started, cancellationToken).ConfigureAwait(false);
+            RunResult result;
+            try
+            {
+                result = await FinishAsync(state, outcome, error, started, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Publishing failed (a full disk, a lost directory): the temp outputs and checkpoint stay for a re-run.
+                outcome = RunOutcome.Failed;
+                error = $"publishing the outputs failed: {e.Message}";
+                result = new RunResult(_spec, outcome, error, state.Totals, sink, deadLetters, _options.Time.GetElapsedTime(started),
+                    _checkpointPath, state.SourcePosition, [state.SourceMetrics, .. state.Transforms.Metrics, state.SinkMetrics]);
+            }
             await EmitAsync(RunOutcomes.LineageEventType(outcome), state, error, cancellationToken).ConfigureAwait(false);
             if (deadLetters is not null)
             {
@@ -325,7 +337,7 @@ internal sealed class SliceRunner
                         new SinkPosition(state.Sink.Bytes, state.Sink.Records, null), null, state.Totals)
                     { Result = result.ToJsonString() }.Save(_checkpointPath);
                     break;
-                case RunOutcome.ContractThresholdExceeded:
+                case RunOutcome.ContractThresholdExceeded when File.Exists(_checkpointPath):
                     File.Delete(_checkpointPath);
                     break;
             }
