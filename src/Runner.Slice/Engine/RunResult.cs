@@ -21,8 +21,8 @@ internal sealed class RunResult
     }
 
     public RunResult(SliceSpec spec, RunOutcome outcome, string? error, RunTotals totals, ISink sink, ISink? deadLetters,
-        TimeSpan duration, string? checkpointPath, long sourcePosition, IReadOnlyList<StageMetrics> stages)
-        : this(outcome, Write(spec, outcome, error, totals, sink, deadLetters, duration, checkpointPath, sourcePosition, stages))
+        TimeSpan duration, string? checkpointPath, long sourcePosition, IReadOnlyList<StageMetrics> stages, int batchesAllocated)
+        : this(outcome, Write(spec, outcome, error, totals, sink, deadLetters, duration, checkpointPath, sourcePosition, stages, batchesAllocated))
     {
     }
 
@@ -95,7 +95,7 @@ internal sealed class RunResult
     }
 
     private static byte[] Write(SliceSpec spec, RunOutcome outcome, string? error, RunTotals totals, ISink sink, ISink? deadLetters,
-        TimeSpan duration, string? checkpointPath, long sourcePosition, IReadOnlyList<StageMetrics> stages)
+        TimeSpan duration, string? checkpointPath, long sourcePosition, IReadOnlyList<StageMetrics> stages, int batchesAllocated)
     {
         var buffer = new ArrayBufferWriter<byte>();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -142,6 +142,7 @@ internal sealed class RunResult
             json.WriteEndObject();
             json.WriteNumber("duration_ms", Math.Round(duration.TotalMilliseconds, 1));
             json.WriteNumber("batches", totals.Batches);
+            json.WriteNumber("batches_allocated", batchesAllocated);
             if (checkpointPath is null)
             {
                 json.WriteNull("checkpoint");

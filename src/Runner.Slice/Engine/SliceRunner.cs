@@ -94,7 +94,7 @@ internal sealed class SliceRunner
                 outcome = RunOutcome.Failed;
                 error = $"publishing the outputs failed: {e.Message}";
                 result = new RunResult(_spec, outcome, error, state.Totals, sink, deadLetters, _options.Time.GetElapsedTime(started),
-                    _checkpointPath, state.SourcePosition, [state.SourceMetrics, .. state.Transforms.Metrics, state.SinkMetrics]);
+                    _checkpointPath, state.SourcePosition, [state.SourceMetrics, .. state.Transforms.Metrics, state.SinkMetrics], state.Pool.Created);
             }
             await EmitAsync(RunOutcomes.LineageEventType(outcome), state, error, cancellationToken).ConfigureAwait(false);
             if (deadLetters is not null)
@@ -111,6 +111,8 @@ internal sealed class SliceRunner
 
         public StageMetrics SinkMetrics { get; } = new("sink");
 
+        public BatchPool Pool { get; } = new();
+
         public Dictionary<string, long> ViolationsByField { get; } = new(StringComparer.Ordinal);
 
         public long SourcePosition { get; set; }
@@ -126,7 +128,7 @@ internal sealed class SliceRunner
         var options = new BoundedChannelOptions(_options.ChannelCapacity) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait };
         var parsed = Channel.CreateBounded<RecordBatch>(options);
         var transformed = Channel.CreateBounded<RecordBatch>(options);
-        var pool = new BatchPool();
+        var pool = state.Pool;
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var context = new SourceContext
         {
@@ -327,7 +329,7 @@ internal sealed class SliceRunner
         }
         var result = new RunResult(_spec, outcome, error, state.Totals, state.Sink, state.DeadLetters,
             _options.Time.GetElapsedTime(started), _checkpointPath, state.SourcePosition,
-            [state.SourceMetrics, .. state.Transforms.Metrics, state.SinkMetrics]);
+            [state.SourceMetrics, .. state.Transforms.Metrics, state.SinkMetrics], state.Pool.Created);
         if (_checkpointPath is not null)
         {
             switch (outcome)
@@ -357,7 +359,29 @@ internal sealed class SliceRunner
         }
     }
 
+    private readonly SemaphoreSlim _emitGate = new(1, 1);
+    private bool _finished;
+
+    /// <summary>Sends one lineage event; after the terminal one, a late RUNNING from the timer is dropped.</summary>
     private async Task EmitAsync(string eventType, RunState state, string? error, CancellationToken cancellationToken)
+    {
+        await _emitGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_finished)
+            {
+                return;
+            }
+            _finished = eventType is "COMPLETE" or "FAIL" or "ABORT";
+            await SendAsync(eventType, state, error, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _emitGate.Release();
+        }
+    }
+
+    private async Task SendAsync(string eventType, RunState state, string? error, CancellationToken cancellationToken)
     {
         var snapshot = eventType == "START" ? null : new LineageSnapshot(
             state.Totals,
