@@ -375,6 +375,11 @@ internal sealed class SliceRunner
             _finished = eventType is "COMPLETE" or "FAIL" or "ABORT";
             await SendAsync(eventType, state, error, cancellationToken).ConfigureAwait(false);
         }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // Lineage is reported, not required: a lineage destination that is down never fails the run.
+            await _options.Log.WriteLineAsync($"lineage: {eventType} event of run {_spec.Run.Id} not delivered: {e.Message}").ConfigureAwait(false);
+        }
         finally
         {
             _emitGate.Release();

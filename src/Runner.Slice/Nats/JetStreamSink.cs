@@ -54,7 +54,11 @@ internal sealed class JetStreamSink(NatsJSContext js, Endpoint endpoint, SliceSp
             var tasks = _pending.Skip(i).Take(window).Select(async m =>
             {
                 var ack = await js.PublishAsync(endpoint.Subject!, m.Data, opts: new NatsJSPubOpts { MsgId = m.Id }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                ack.EnsureSuccess();
+                if (ack.Error is not null)
+                {
+                    // A duplicate is success: the stream already holds this message from an earlier attempt.
+                    ack.EnsureSuccess();
+                }
             }).ToArray();
             await Task.WhenAll(tasks).ConfigureAwait(false);
         }

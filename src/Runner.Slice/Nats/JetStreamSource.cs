@@ -15,12 +15,14 @@ internal sealed class JetStreamSource(NatsJSContext js, Endpoint endpoint, Slice
 {
     private readonly JsonRecordParser _parser = new();
     private INatsJSConsumer? _consumer;
+    private string? _stream;
 
     public (string Namespace, string Name) Dataset => ("nats", endpoint.Subject!);
 
     public async Task RunAsync(SourceContext context, CancellationToken cancellationToken)
     {
         var streamName = endpoint.Stream ?? await StreamOfAsync(cancellationToken).ConfigureAwait(false);
+        _stream = streamName;
         var stream = await js.GetStreamAsync(streamName, cancellationToken: cancellationToken).ConfigureAwait(false);
         var end = stream.Info.State.LastSeq;
         var start = resume is not null ? (ulong)resume.SourcePosition + 1 : Math.Max(1, endpoint.StartSequence);
@@ -92,7 +94,7 @@ internal sealed class JetStreamSource(NatsJSContext js, Endpoint endpoint, Slice
         {
             try
             {
-                await js.DeleteConsumerAsync(_consumer.Info.Config.DurableName ?? _consumer.Info.Name, _consumer.Info.Name).ConfigureAwait(false);
+                await js.DeleteConsumerAsync(_stream!, _consumer.Info.Name).ConfigureAwait(false);
             }
             catch (NatsJSApiException)
             {

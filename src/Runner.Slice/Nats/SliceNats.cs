@@ -57,7 +57,11 @@ internal sealed class NatsLineageSink(NatsJSContext js, string tenant, SliceSpec
         var subject = $"lineage.{tenant}.{spec.Run.Job.Namespace}.{spec.Run.Job.Name}";
         var id = $"{spec.Run.Id}:{eventType}:{Interlocked.Increment(ref _sent)}";
         var ack = await js.PublishAsync(subject, runEvent, opts: new NatsJSPubOpts { MsgId = id }, cancellationToken: cancellationToken).ConfigureAwait(false);
-        ack.EnsureSuccess();
+        if (ack.Error is not null)
+        {
+            // A duplicate is success: the stream already holds this event from an earlier attempt.
+            ack.EnsureSuccess();
+        }
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;

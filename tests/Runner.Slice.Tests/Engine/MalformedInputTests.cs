@@ -126,4 +126,28 @@ public sealed class MalformedInputTests
         Assert.Contains(errors, e => e.Contains("sink", StringComparison.Ordinal) && e.Contains("path", StringComparison.Ordinal));
         Assert.Contains("surprise", stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Records_later_than_the_watermark_allows_are_dead_lettered_as_late()
+    {
+        using var dir = new TempDirectory("slice-late");
+        File.WriteAllText(dir.File("in.jsonl"), """
+            {"id":1,"ts":"2026-01-01T00:10:00Z"}
+            {"id":2,"ts":"2026-01-01T00:09:30Z"}
+            {"id":3,"ts":"2026-01-01T00:20:00Z"}
+            {"id":4,"ts":"2026-01-01T00:18:59Z"}
+            {"id":5,"ts":"2026-01-01T00:19:30Z"}
+            {"id":6}
+            """);
+        File.WriteAllText(dir.File("spec.yaml"), Spec(dir, "jsonl", "in.jsonl", "event_time: { field: ts, allowed_lateness_ms: 60000 }"));
+
+        var (result, _, _) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+
+        Assert.Equal(RunOutcome.Succeeded, result.Outcome);
+        Assert.Equal([1, 2, 3, 5, 6], File.ReadAllLines(dir.File("out.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("id").GetInt32()));
+        var dead = Assert.Single(Lines(dir.File("dead.jsonl")));
+        Assert.Equal("late_event", dead.GetProperty("code").GetString());
+        Assert.Equal("ts", dead.GetProperty("field").GetString());
+        Assert.Equal(4, dead.GetProperty("record").GetProperty("id").GetInt32());
+    }
 }
