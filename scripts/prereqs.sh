@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Runner's build, demo and tests need on a fresh Debian machine, when missing:
-# nats-server (JetStream), a C compiler (the build compiles LMDB), curl. The .NET 10 SDK must
+# nats-server (JetStream), a C compiler (the build compiles LMDB), bubblewrap (slice sandboxes), curl. The .NET 10 SDK must
 # already be on PATH (dotnet).
 set -euo pipefail
 
@@ -12,6 +12,9 @@ runner_prereqs() {
   local missing=()
   command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
   command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+  # Slices: bubblewrap builds their namespaces, util-linux's setpriv drops to the slice uid.
+  command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+  command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     runner_need_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -48,12 +48,22 @@ internal sealed record BenchOptions
     /// <summary>Diagnostic: router alone, then workers + relay alone, each on a full stream.</summary>
     public bool Isolate { get; init; }
 
+    /// <summary>Slice launch latency only (no server): plain, unshare, isolated with cgroup join, NativeAOT runner-slice.</summary>
+    public bool Launch { get; init; }
+
+    /// <summary>Launches per case of <see cref="Launch"/>.</summary>
+    public int Launches { get; init; } = 200;
+
+    /// <summary>A NativeAOT runner-slice for <see cref="Launch"/>.</summary>
+    public string? SliceBin { get; init; }
+
     /// <summary>Diagnostic: router redelivery and relay re-publish against the duplicate window.</summary>
     public bool CheckDuplicates { get; init; }
 
     public const string Usage = """
         Runner.Bench — load command for the saga runner (real nats-server, real LMDB).
 
+          --launch          slice launch latency only, no server (--launches N, default 200; --slice-bin PATH)
           --events N        events in the throughput phases (default 20000)
           --keys K          distinct correlation keys (default 1000)
           --partitions P    inbox partitions (default 16)
@@ -124,6 +134,9 @@ internal sealed record BenchOptions
                     "--micro" => options with { Micro = true },
                     "--isolate" => options with { Isolate = true },
                     "--check-duplicates" => options with { CheckDuplicates = true },
+                    "--launch" => options with { Launch = true },
+                    "--launches" => options with { Launches = Int(1) },
+                    "--slice-bin" => options with { SliceBin = Next() },
                     "-h" or "--help" => null,
                     _ => throw new FormatException($"unknown argument '{name}'"),
                 };

@@ -34,6 +34,11 @@ internal static class Program
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(overall.Token, interrupt.Token);
         try
         {
+            if (options.Launch)
+            {
+                await Launch.LaunchBench.RunAsync(options.Launches, options.SliceBin, Console.Out, linked.Token);
+                return 0;
+            }
             if (options.Micro)
             {
                 await Micro.RunAsync(options, Console.Out, linked.Token);

@@ -50,7 +50,8 @@ internal sealed class EffectNode : IAsyncDisposable
         EffectWorkerHooks? hooks = null,
         ILoggerFactory? loggers = null,
         int maxDeliver = 5,
-        TimeSpan? drain = null)
+        TimeSpan? drain = null,
+        Func<INatsJSContext, Task<Runner.Effects.Providers.Slices.SliceProvider>>? slices = null)
     {
         loggers ??= Environment.GetEnvironmentVariable("RUNNER_TEST_LOGS") == "1" ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Debug)) : NullLoggerFactory.Instance;
         var connection = await nats.ConnectAsync();
@@ -58,7 +59,7 @@ internal sealed class EffectNode : IAsyncDisposable
         var services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
         var dir = new TempDirectory("runner-effects");
         var store = new LmdbStore(new LmdbOptions { Path = dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
-        var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), secretsDir ?? dir.File("secrets"), loggers, TimeProvider.System);
+        var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), secretsDir ?? dir.File("secrets"), loggers, TimeProvider.System, slices is null ? null : await slices(js));
         var options = new EffectWorkerOptions
         {
             JetStream = new JetStreamSettings { AckWait = ackWait ?? TimeSpan.FromSeconds(30), MaxDeliver = maxDeliver },

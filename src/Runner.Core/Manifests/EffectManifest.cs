@@ -17,6 +17,8 @@ internal sealed record EffectManifest(string Name, string Provider, string? Pool
 
     public GatewayEffectConfig? Gateway { get; init; }
 
+    public SliceEffectConfig? Slice { get; init; }
+
     public RetryPolicy Retry { get; init; } = RetryPolicy.Default;
 
     /// <summary>Per attempt; retries get a fresh timeout each.</summary>

@@ -73,8 +73,18 @@ internal static partial class ManifestParser
         {
             gateway = ParseGateway(gatewayNode, file, environment, errors);
         }
-        var retry = ParseRetry(Child(root, "retry"), file, errors);
-        var timeoutMs = ReadInt(root, "timeout_ms", 10_000, 10, 3_600_000, "effect: ", file, errors);
+        SliceEffectConfig? slice = null;
+        if (provider == EffectManifest.SliceProvider)
+        {
+            slice = ParseSlice(root, file, errors);
+        }
+        // A slice runs once unless told otherwise, and its own timeout_ms (from the command) governs:
+        // the effect's timeout is only a backstop past the longest a slice may run.
+        var retry = provider == EffectManifest.SliceProvider && Child(root, "retry") is null
+            ? RetryPolicy.Default with { MaxAttempts = 1 }
+            : ParseRetry(Child(root, "retry"), file, errors);
+        var defaultTimeout = slice is null ? 10_000 : SliceBackstopMs(slice);
+        var timeoutMs = ReadInt(root, "timeout_ms", defaultTimeout, 10, 3_600_000, "effect: ", file, errors);
         var concurrency = ReadInt(root, "concurrency", EffectManifest.DefaultConcurrency, 1, 1024, "effect: ", file, errors);
         var breaker = ParseCircuitBreaker(Child(root, "circuit_breaker"), file, errors);
 
@@ -87,7 +97,8 @@ internal static partial class ManifestParser
                 Http = http,
                 Gateway = gateway,
                 Retry = retry,
-                TimeoutMs = timeoutMs ?? 10_000,
+                Slice = slice,
+                TimeoutMs = timeoutMs ?? defaultTimeout,
                 CircuitBreaker = breaker,
                 Concurrency = concurrency ?? EffectManifest.DefaultConcurrency,
             });

@@ -10,8 +10,11 @@ internal sealed record EffectCall(EffectManifest Effect, CommandMessage Command,
     public string? TraceParent => Command.TraceParent;
 }
 
-/// <summary>Why an effect failed: a stable code, a human message, and the upstream status when there was one.</summary>
-internal sealed record EffectError(string Code, string Message, int? Status = null);
+/// <summary>
+/// Why an effect failed: a stable code, a human message, the upstream status when there was one,
+/// and what the provider measured (a JSON object; a slice's exit code, usage and stderr tail).
+/// </summary>
+internal sealed record EffectError(string Code, string Message, int? Status = null, string? DetailsJson = null);
 
 /// <summary>
 /// The outcome of one attempt. A failure with a <see cref="RetryClass"/> (one of
@@ -23,6 +26,8 @@ internal sealed record AttemptOutcome(bool Succeeded, string? ResultJson, Effect
     public static AttemptOutcome Success(string resultJson) => new(true, resultJson, null, null);
 
     public static AttemptOutcome Permanent(string code, string message, int? status = null) => new(false, null, new EffectError(code, message, status), null);
+
+    public static AttemptOutcome Permanent(EffectError error) => new(false, null, error, null);
 
     public static AttemptOutcome Transient(string retryClass, string code, string message, int? status = null) => new(false, null, new EffectError(code, message, status), retryClass);
 

@@ -6,6 +6,7 @@ using Polly.Timeout;
 using Runner.Core.Manifests;
 using Runner.Core.Transitions;
 using Runner.Effects.Providers;
+using Runner.Effects.Providers.Slices;
 
 namespace Runner.Effects.Resilience;
 
@@ -47,11 +48,20 @@ internal sealed class EffectExecutor : IEffectExecutor
 
     public bool Supports(string providerKind) => _providers.ContainsKey(providerKind);
 
+    /// <summary>The slice provider sizes slots by the node's capacity; other kinds by the effect's <c>concurrency</c>.</summary>
+    public int SlotsFor(EffectManifest effect, string? pool) =>
+        _providers.GetValueOrDefault(effect.Provider) is SliceProvider slices ? slices.Slots(effect, pool) : effect.Concurrency;
+
     /// <summary>The executor with the http and gateway providers, reading secrets from <paramref name="secretsDirectory"/>.</summary>
-    public static EffectExecutor Create(IHttpClientFactory http, string secretsDirectory, ILoggerFactory loggers, TimeProvider time)
+    public static EffectExecutor Create(IHttpClientFactory http, string secretsDirectory, ILoggerFactory loggers, TimeProvider time, SliceProvider? slices = null)
     {
         var exchange = new HttpExchange(http, new SecretReader(secretsDirectory));
-        return new EffectExecutor([new HttpProvider(exchange), new GatewayProvider(exchange)], time, loggers.CreateLogger<EffectExecutor>());
+        List<IEffectProvider> providers = [new HttpProvider(exchange), new GatewayProvider(exchange)];
+        if (slices is not null)
+        {
+            providers.Add(slices);
+        }
+        return new EffectExecutor(providers, time, loggers.CreateLogger<EffectExecutor>());
     }
 
     public async ValueTask<EffectExecution> ExecuteAsync(EffectManifest effect, CommandMessage command, CancellationToken cancellationToken)

@@ -93,7 +93,7 @@ internal sealed partial class EffectWorker
     public async Task RunAsync(CancellationToken stop)
     {
         var effect = _effects(Effect);
-        var concurrency = Math.Max(1, effect?.Concurrency ?? 1);
+        var concurrency = Math.Max(1, effect is null ? 1 : _executor.SlotsFor(effect, Pool));
         var consumer = await _js.CreateOrUpdateConsumerAsync(_options.JetStream.Streams.WorkflowCommands, new ConsumerConfig(Consumer)
         {
             FilterSubject = FilterSubject,

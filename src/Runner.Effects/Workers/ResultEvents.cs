@@ -58,6 +58,11 @@ internal static class ResultEvents
                 {
                     writer.WriteNumber("status", status);
                 }
+                if (error.DetailsJson is { } details)
+                {
+                    writer.WritePropertyName("details");
+                    writer.WriteRawValue(details);
+                }
                 writer.WriteEndObject();
             }
             writer.WriteNumber("attempts", execution.Attempts);

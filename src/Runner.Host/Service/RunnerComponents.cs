@@ -3,7 +3,10 @@ using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using Runner.Effects;
+using Runner.Effects.Providers;
+using Runner.Effects.Providers.Slices;
 using Runner.Effects.Resilience;
+using Runner.Slices;
 using Runner.Host.Settings;
 using Runner.Sagas;
 using Runner.Sagas.Manifests;
@@ -78,7 +81,8 @@ internal sealed class RunnerComponents : IAsyncDisposable
             if (settings.Mode is RunnerMode.Effect or RunnerMode.Combined)
             {
                 services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
-                var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time);
+                var slices = await StartSlicesAsync(settings, manifests, new NatsJSContext(nats), loggers, time, cancellationToken);
+                var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time, slices);
                 effects = new EffectRuntime(new NatsJSContext(nats), manifests.Effects, executor, new StoreCommandQuarantine(store, QuarantinePayloadBytes, time),
                     settings.EffectOptions(), settings.ClaimOptions(), loggers, time);
                 await effects.StartAsync(cancellationToken);
@@ -104,6 +108,23 @@ internal sealed class RunnerComponents : IAsyncDisposable
             store.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The slice provider, when a manifest declares a slice effect: probes the node (logged, and
+    /// kept as <see cref="SliceProvider.Capabilities"/>) and sweeps the slice cgroups a previous
+    /// worker left before any command is taken.
+    /// </summary>
+    private static async Task<SliceProvider?> StartSlicesAsync(RunnerSettings settings, ManifestSet manifests, INatsJSContext js, ILoggerFactory loggers, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (!manifests.Effects.Any(e => e.Provider == Core.Manifests.EffectManifest.SliceProvider))
+        {
+            return null;
+        }
+        var logger = loggers.CreateLogger<SliceLauncher>();
+        var launcher = await SliceLauncher.StartAsync(settings.SliceOptions(), logger, time, cancellationToken);
+        return new SliceProvider(launcher, new SliceCapacity(settings.SliceCpu, settings.SliceMemory), new JetStreamLineagePublisher(js),
+            new SliceProviderOptions(settings.SliceBin, new SecretReader(settings.SecretsDir)), loggers.CreateLogger<SliceProvider>());
     }
 
     /// <summary>Waits for NATS with back-off: a server that starts after Runner is normal in a stack.</summary>

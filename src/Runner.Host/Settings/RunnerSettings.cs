@@ -31,6 +31,28 @@ internal sealed record RunnerSettings
     public TimeSpan EffectLease { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan EffectClaimRetention { get; init; } = TimeSpan.FromDays(7);
 
+    /// <summary>The slice program; <c>runner-slice</c> next to the runner by default.</summary>
+    public string SliceBin { get; init; } = Effects.Providers.Slices.SliceProviderOptions.DefaultBinary;
+
+    /// <summary>Cores this node gives slices, shared by all its slice workers.</summary>
+    public double SliceCpu { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Memory this node gives slices: three quarters of what the process may see by default.</summary>
+    public long SliceMemory { get; init; } = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
+
+    public int SliceUid { get; init; } = 65534;
+    public int SliceGid { get; init; } = 65534;
+    public string SliceRunDir { get; init; } = "/dev/shm/runner-slices";
+    public string SliceCgroup { get; init; } = "runner-slices";
+
+    public Slices.SliceLauncherOptions SliceOptions() => new()
+    {
+        Uid = SliceUid,
+        Gid = SliceGid,
+        RunDirectory = SliceRunDir,
+        CgroupBase = SliceCgroup,
+    };
+
     public EffectWorkerOptions EffectOptions() => new()
     {
         JetStream = JetStream,

@@ -42,6 +42,15 @@ internal static class SettingsLoader
             ? new(s with { EffectsBucket = v }) : Result.Error("must be a valid KV bucket name (letters, digits, '-', '_')")),
         ("RUNNER_EFFECT_LEASE", "effect_lease", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMilliseconds(500) ? new(s with { EffectLease = d }) : Result.Error("must be a duration of at least 500ms (e.g. 30s)")),
         ("RUNNER_EFFECT_CLAIM_RETENTION", "effect_claim_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { EffectClaimRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
+        ("RUNNER_SLICE_BIN", "slice_bin", (s, v) => v.Length > 0 ? new(s with { SliceBin = v }) : Result.Error("must not be empty")),
+        ("RUNNER_SLICE_CPU", "slice_cpu", (s, v) => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var c) && c is >= 0.01 and <= 4096
+            ? new(s with { SliceCpu = c }) : Result.Error("must be a number of cores in [0.01, 4096]")),
+        ("RUNNER_SLICE_MEMORY", "slice_memory", (s, v) => Bytes(v, out var n) && n >= 4 << 20 ? new(s with { SliceMemory = n }) : Result.Error("must be a size of at least 4MiB (e.g. 8GiB)")),
+        ("RUNNER_SLICE_UID", "slice_uid", (s, v) => Int(v, 1, int.MaxValue, out var n) ? new(s with { SliceUid = n }) : Result.Error("must be a uid other than 0")),
+        ("RUNNER_SLICE_GID", "slice_gid", (s, v) => Int(v, 1, int.MaxValue, out var n) ? new(s with { SliceGid = n }) : Result.Error("must be a gid other than 0")),
+        ("RUNNER_SLICE_RUN_DIR", "slice_run_dir", (s, v) => v.StartsWith('/') ? new(s with { SliceRunDir = v }) : Result.Error("must be an absolute path")),
+        ("RUNNER_SLICE_CGROUP", "slice_cgroup", (s, v) => v.Length > 0 && !v.StartsWith('/') && !v.Split('/').Any(p => p is "" or "." or "..")
+            ? new(s with { SliceCgroup = v }) : Result.Error("must be a relative cgroup path (e.g. runner-slices)")),
         ("RUNNER_BATCH", "batch", (s, v) => Int(v, 1, 10_000, out var n) ? new(s with { JetStream = s.JetStream with { Batch = n } }) : Result.Error("must be an integer in [1, 10000]")),
         ("RUNNER_STREAM_AGGREGATE_EVENTS", "stream_aggregate_events", (s, v) => Stream(v, n => s with { JetStream = s.JetStream with { Streams = s.JetStream.Streams with { AggregateEvents = n } } })),
         ("RUNNER_STREAM_PIPELINE_EVENTS", "stream_pipeline_events", (s, v) => Stream(v, n => s with { JetStream = s.JetStream with { Streams = s.JetStream.Streams with { PipelineEvents = n } } })),

@@ -152,16 +152,16 @@ public sealed class EffectManifestParserTests
     }
 
     [Fact]
-    public void Slice_effect_accepts_its_blocks_unparsed()
+    public void Slice_effect_parses_its_blocks()
     {
         var effect = Valid("""
             kind: effect
             name: slice.launch
             provider: slice
             pool: gpu
-            slice: { program: runner-slice, anything: [1, 2] }
-            isolation: { network: false }
-            defaults: { cpu: 1, memory_mb: 512 }
+            slice: { paths: { ro: [/data] } }
+            isolation: none
+            defaults: { cpu: 1, memory: 536870912 }
             maximums: { cpu: 4 }
             timeout_ms: 600000
             """);
@@ -170,6 +170,8 @@ public sealed class EffectManifestParserTests
         Assert.Null(effect.Http);
         Assert.Null(effect.Gateway);
         Assert.Equal(600_000, effect.TimeoutMs);
+        Assert.False(effect.Slice!.Policy.Isolated);
+        Assert.Equal(["/data"], effect.Slice.ReadOnlyRoots);
     }
 
     [Fact]

@@ -1,0 +1,92 @@
+using System.Globalization;
+
+namespace Runner.Slices.Cgroups;
+
+/// <summary>Reads and writes of cgroup control files, which hold one value or <c>key value</c> lines.</summary>
+internal static class CgroupFiles
+{
+    public static void Write(string directory, string file, string value) =>
+        File.WriteAllText(Path.Combine(directory, file), value);
+
+    public static bool TryWrite(string directory, string file, string value)
+    {
+        var path = Path.Combine(directory, file);
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+        File.WriteAllText(path, value);
+        return true;
+    }
+
+    public static long? ReadLong(string directory, string file)
+    {
+        var path = Path.Combine(directory, file);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        return long.TryParse(File.ReadAllText(path).Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
+    }
+
+    /// <summary>The value of <paramref name="key"/> in a flat-keyed file (<c>cpu.stat</c>, <c>memory.events</c>, <c>memory.oom_control</c>).</summary>
+    public static long? ReadKey(string directory, string file, string key)
+    {
+        var path = Path.Combine(directory, file);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        foreach (var line in File.ReadLines(path))
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length == 2 && parts[0] == key && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+        }
+        return null;
+    }
+
+    public static IEnumerable<int> ReadPids(string procsFile)
+    {
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines(procsFile);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return [];
+        }
+        return lines.Select(l => int.TryParse(l.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) ? pid : 0).Where(p => p > 0);
+    }
+
+    /// <summary>
+    /// Removes a cgroup directory and its child cgroups, deepest first. A cgroup directory is
+    /// removed with rmdir even though it lists control files (they are not real files).
+    /// </summary>
+    public static void RemoveTree(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            return;
+        }
+        foreach (var child in Directory.GetDirectories(directory))
+        {
+            RemoveTree(child);
+        }
+        try
+        {
+            Directory.Delete(directory);
+        }
+        catch (IOException) when (!IsCgroupFs(directory))
+        {
+            // A plain directory (tests fake the cgroup tree): its "control files" are real files.
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static bool IsCgroupFs(string directory) =>
+        directory.StartsWith("/sys/fs/cgroup", StringComparison.Ordinal);
+}

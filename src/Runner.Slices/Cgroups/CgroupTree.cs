@@ -1,0 +1,53 @@
+namespace Runner.Slices.Cgroups;
+
+/// <summary>
+/// Where this worker's slice cgroups live — a base group per hierarchy (v1) or one base directory
+/// (v2) — and how to make, find and sweep them. A slice's cgroup is <c>{base}/{name}</c>.
+/// </summary>
+internal abstract class CgroupTree(string @base, TimeProvider time)
+{
+    /// <summary>The base group, relative to each hierarchy's mount.</summary>
+    public string Base { get; } = @base;
+
+    protected TimeProvider Time { get; } = time;
+
+    /// <summary><c>v1</c> or <c>v2</c>.</summary>
+    public abstract string Version { get; }
+
+    /// <summary>The base directories: one per v1 hierarchy in use, one on v2.</summary>
+    public abstract IReadOnlyList<string> BaseDirectories { get; }
+
+    /// <summary>Creates the cgroup and writes its limits; nothing has joined it yet.</summary>
+    public abstract SliceCgroup Create(string name, CgroupLimits limits);
+
+    /// <summary>The cgroup of that name, if it exists, for a sweep.</summary>
+    protected abstract SliceCgroup Open(string name);
+
+    /// <summary>
+    /// Kills and removes every slice cgroup under the base: what a worker that died left behind.
+    /// Runs at start, before the worker takes commands. Returns how many it removed.
+    /// </summary>
+    public async Task<int> RemoveLeftoversAsync(CancellationToken cancellationToken)
+    {
+        var names = BaseDirectories.Where(Directory.Exists)
+            .SelectMany(Directory.GetDirectories)
+            .Select(Path.GetFileName)
+            .OfType<string>()
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        foreach (var name in names)
+        {
+            await Open(name).RemoveAsync(cancellationToken);
+        }
+        return names.Count;
+    }
+
+    /// <summary>A name is one path segment of letters, digits, <c>-</c>, <c>_</c> and <c>.</c>.</summary>
+    protected static void CheckName(string name)
+    {
+        if (name.Length is 0 or > 200 || name is "." or ".." || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        {
+            throw new ArgumentException($"'{name}' is not a valid cgroup name", nameof(name));
+        }
+    }
+}

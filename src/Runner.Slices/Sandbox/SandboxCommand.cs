@@ -1,0 +1,103 @@
+using System.Globalization;
+
+namespace Runner.Slices.Sandbox;
+
+/// <summary>
+/// The command line that runs a slice: a shell that writes its own pid into every
+/// <c>cgroup.procs</c> of the slice's cgroup and then execs — so the slice is confined before any
+/// of its code runs, and every child inherits the cgroup — <c>setpriv</c>, which drops to the
+/// unprivileged slice uid with no new privileges, and <c>bwrap</c>, which builds the namespaces and
+/// the filesystem view and runs the program.
+/// </summary>
+internal static class SandboxCommand
+{
+    /// <summary>The wrapper's exit code when it could not join the cgroup (the program never ran).</summary>
+    public const int JoinFailedExit = 125;
+
+    /// <summary>Arguments up to <c>--</c> are <c>cgroup.procs</c> files; the rest is the command to exec.</summary>
+    public const string JoinScript = "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"";
+
+    private const string Path = "/usr/local/bin:/usr/bin:/bin";
+
+    public static List<string> Build(SliceLauncherOptions options, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles)
+    {
+        List<string> argv = [options.Shell, "-c", JoinScript, "runner-slice-join", .. procsFiles, "--"];
+        if (request.Isolated)
+        {
+            argv.AddRange(Isolation(options, request, hostDirectory));
+            argv.AddRange(request.Argv);
+        }
+        else
+        {
+            argv.AddRange(request.Argv.Select(a => HostPath(a, hostDirectory)));
+        }
+        return argv;
+    }
+
+    /// <summary>Without isolation the per-slice files stay where they are on the host.</summary>
+    public static string HostPath(string path, string hostDirectory)
+    {
+        foreach (var (inside, folder) in new[] { (SandboxLayout.SliceDirectory, "slice"), (SandboxLayout.SecretsDirectory, "secrets") })
+        {
+            if (path == inside || path.StartsWith(inside + "/", StringComparison.Ordinal))
+            {
+                return System.IO.Path.Combine(hostDirectory, folder) + path[inside.Length..];
+            }
+        }
+        return path;
+    }
+
+    /// <summary>Everything from <c>setpriv</c> to bwrap's <c>--</c>.</summary>
+    public static List<string> Isolation(SliceLauncherOptions options, SandboxRequest request, string hostDirectory)
+    {
+        var uid = options.Uid.ToString(CultureInfo.InvariantCulture);
+        var gid = options.Gid.ToString(CultureInfo.InvariantCulture);
+        List<string> argv =
+        [
+            options.Setpriv, "--reuid", uid, "--regid", gid, "--clear-groups", "--no-new-privs", "--",
+            options.Bwrap,
+            "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
+            "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "slice", "--unshare-cgroup-try",
+        ];
+        if (request.Network == SliceNetwork.None)
+        {
+            argv.Add("--unshare-net");
+        }
+        argv.AddRange(["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
+            "--setenv", "PATH", Path, "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]);
+        foreach (var (name, value) in request.Environment)
+        {
+            argv.AddRange(["--setenv", name, value]);
+        }
+        foreach (var path in options.SystemPaths)
+        {
+            var info = new FileInfo(path);
+            if (info.LinkTarget is { } target)
+            {
+                argv.AddRange(["--symlink", target, path]);
+            }
+            else
+            {
+                argv.AddRange(["--ro-bind-try", path, path]);
+            }
+        }
+        if (request.Network == SliceNetwork.Host)
+        {
+            argv.AddRange(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf", "--ro-bind-try", "/etc/hosts", "/etc/hosts"]);
+        }
+        argv.AddRange(["--proc", "/proc", "--dev", "/dev",
+            "--size", request.Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture), "--tmpfs", "/tmp",
+            "--ro-bind", System.IO.Path.Combine(hostDirectory, "slice"), SandboxLayout.SliceDirectory,
+            "--ro-bind", System.IO.Path.Combine(hostDirectory, "secrets"), SandboxLayout.SecretsDirectory]);
+        foreach (var path in request.ReadOnlyPaths)
+        {
+            argv.AddRange(["--ro-bind", path, path]);
+        }
+        foreach (var path in request.ReadWritePaths)
+        {
+            argv.AddRange(["--bind", path, path]);
+        }
+        argv.AddRange(["--remount-ro", "/", "--chdir", "/tmp", "--"]);
+        return argv;
+    }
+}

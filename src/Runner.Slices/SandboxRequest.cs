@@ -1,0 +1,84 @@
+using Runner.Slices.Cgroups;
+
+namespace Runner.Slices;
+
+/// <summary>Whether a slice reaches the network: <c>none</c> is a new network namespace with loopback only.</summary>
+internal enum SliceNetwork
+{
+    None,
+    Host,
+}
+
+/// <summary>What a log line is tagged with: the slice run, and the command's tenant and correlation id.</summary>
+internal sealed record SliceTags(string RunId, string Tenant, string CorrelationId);
+
+/// <summary>
+/// One program to run in a sandbox. <see cref="Files"/> appear read-only under
+/// <see cref="SandboxLayout.SliceDirectory"/>, <see cref="Secrets"/> under
+/// <see cref="SandboxLayout.SecretsDirectory"/>; declared paths are bound at the same location.
+/// </summary>
+internal sealed record SandboxRequest
+{
+    /// <summary>Names the cgroup and the per-slice directory: letters, digits, <c>-</c>, <c>_</c>, <c>.</c>.</summary>
+    public required string Id { get; init; }
+
+    public required IReadOnlyList<string> Argv { get; init; }
+
+    public required CgroupLimits Limits { get; init; }
+
+    public required TimeSpan Timeout { get; init; }
+
+    public SliceNetwork Network { get; init; } = SliceNetwork.None;
+
+    /// <summary>False only where the pool is configured <c>isolation: none</c> (development).</summary>
+    public bool Isolated { get; init; } = true;
+
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
+    public IReadOnlyDictionary<string, byte[]> Files { get; init; } = new Dictionary<string, byte[]>();
+
+    public IReadOnlyDictionary<string, byte[]> Secrets { get; init; } = new Dictionary<string, byte[]>();
+
+    public IReadOnlyList<string> ReadOnlyPaths { get; init; } = [];
+
+    public IReadOnlyList<string> ReadWritePaths { get; init; } = [];
+
+    public SliceTags Tags { get; init; } = new("-", "-", "-");
+}
+
+/// <summary>Where things are inside the sandbox.</summary>
+internal static class SandboxLayout
+{
+    public const string SliceDirectory = "/run/slice";
+    public const string SecretsDirectory = "/run/secrets";
+}
+
+/// <summary>
+/// How a slice ended. <see cref="ExitCode"/> is the program's, <see cref="Signal"/> the signal that
+/// killed it; <see cref="SetupError"/> says the sandbox itself could not be built (nothing ran).
+/// </summary>
+internal sealed record SliceExit
+{
+    public int? ExitCode { get; init; }
+
+    public int? Signal { get; init; }
+
+    public bool TimedOut { get; init; }
+
+    public bool OomKilled { get; init; }
+
+    /// <summary>The pids limit refused a fork.</summary>
+    public bool PidsLimited { get; init; }
+
+    public long WallMs { get; init; }
+
+    public long? CpuMs { get; init; }
+
+    public long? PeakMemoryBytes { get; init; }
+
+    public IReadOnlyList<string> StderrTail { get; init; } = [];
+
+    public long DroppedLines { get; init; }
+
+    public string? SetupError { get; init; }
+}

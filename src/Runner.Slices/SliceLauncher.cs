@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Runner.Slices.Cgroups;
+using Runner.Slices.Sandbox;
+
+namespace Runner.Slices;
+
+/// <summary>
+/// Runs programs as slices: in a cgroup with cpu, memory and pids limits, joined before the
+/// program execs; isolated in fresh namespaces by bubblewrap as an unprivileged uid; output read
+/// line by line into tagged logs; killed with its whole cgroup on timeout or cancel; the cgroup and
+/// the per-slice directory removed after it ends.
+/// </summary>
+internal sealed partial class SliceLauncher
+{
+    private readonly SliceLauncherOptions _options;
+    private readonly CgroupTree? _cgroups;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+
+    public SliceLauncher(SliceLauncherOptions options, SliceCapabilities capabilities, CgroupTree? cgroups, ILogger logger, TimeProvider time)
+    {
+        _options = options;
+        Capabilities = capabilities;
+        _cgroups = cgroups;
+        _logger = logger;
+        _time = time;
+    }
+
+    public SliceCapabilities Capabilities { get; }
+
+    public SliceLauncherOptions Options => _options;
+
+    /// <summary>
+    /// Probes the node, logs what it found, and kills and removes the slice cgroups a previous
+    /// worker left (a worker killed with SIGKILL cannot clean up after itself).
+    /// </summary>
+    public static async Task<SliceLauncher> StartAsync(SliceLauncherOptions options, ILogger logger, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var (capabilities, cgroups) = await CapabilityProbe.ProbeAsync(options, time, cancellationToken);
+        SlicesLog.Capabilities(logger, capabilities.Isolated, capabilities.Sandbox ?? "none", capabilities.SandboxVersion ?? "-",
+            string.Join(",", capabilities.Namespaces), capabilities.CgroupVersion ?? "none", string.Join(",", capabilities.CgroupControllers),
+            string.Join(",", capabilities.CgroupBases), capabilities.Uid);
+        if (!capabilities.Isolated)
+        {
+            SlicesLog.IsolationUnavailable(logger, string.Join("; ", capabilities.Problems));
+        }
+        if (cgroups is not null)
+        {
+            var removed = await cgroups.RemoveLeftoversAsync(cancellationToken);
+            if (removed > 0)
+            {
+                SlicesLog.LeftoversRemoved(logger, removed, string.Join(",", cgroups.BaseDirectories));
+            }
+        }
+        return new SliceLauncher(options, capabilities, cgroups, logger, time);
+    }
+
+    /// <summary>
+    /// Runs the request to its end. <paramref name="onStdout"/> sees every stdout line first and
+    /// returns true for a line it consumed (a protocol line); other lines, and all of stderr, are
+    /// logs. Never throws for the program's failure; throws <see cref="OperationCanceledException"/>
+    /// after killing and cleaning up when <paramref name="cancellationToken"/> ends it.
+    /// </summary>
+    public async Task<SliceExit> RunAsync(SandboxRequest request, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)
+    {
+        if (request.Isolated && !Capabilities.Isolated)
+        {
+            return new SliceExit { SetupError = "isolation unavailable on this node: " + string.Join("; ", Capabilities.Problems) };
+        }
+        var directory = SliceDirectories.Create(_options.RunDirectory, request, _options.Uid, _options.Gid);
+        SliceCgroup? cgroup = null;
+        try
+        {
+            cgroup = _cgroups?.Create(request.Id, request.Limits);
+            return await RunInAsync(request, directory, cgroup, onStdout, cancellationToken);
+        }
+        finally
+        {
+            if (cgroup is not null)
+            {
+                try
+                {
+                    await cgroup.RemoveAsync(CancellationToken.None);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    SlicesLog.CleanupFailed(_logger, ex, request.Tags.RunId, ex.Message);
+                }
+            }
+            SliceDirectories.Remove(directory);
+        }
+    }
+
+    private async Task<SliceExit> RunInAsync(SandboxRequest request, string directory, SliceCgroup? cgroup, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)
+    {
+        var argv = SandboxCommand.Build(_options, request, directory, cgroup?.ProcsFiles ?? []);
+        var start = new ProcessStartInfo(argv[0])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = request.Isolated ? "/" : Path.Combine(directory, "slice"),
+        };
+        foreach (var arg in argv.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+        start.Environment.Clear();
+        start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
+        if (!request.Isolated)
+        {
+            foreach (var (name, value) in request.Environment)
+            {
+                start.Environment[name] = value;
+            }
+        }
+
+        var clock = Stopwatch.StartNew();
+        using var process = await LauncherThread.StartAsync(start);
+        process.StandardInput.Close();
+        SlicesLog.Started(_logger, request.Tags.RunId, request.Tags.Tenant, request.Tags.CorrelationId, process.Id, cgroup?.Name ?? "-", request.Isolated);
+
+        var output = new Output(this, request.Tags);
+        using var pumps = new CancellationTokenSource();
+        var stdout = OutputPump.PumpAsync(process.StandardOutput.BaseStream, _options.MaxLineBytes, line => output.StdoutAsync(line, onStdout, pumps.Token), pumps.Token);
+        var stderr = OutputPump.PumpAsync(process.StandardError.BaseStream, _options.MaxLineBytes, output.Stderr, pumps.Token);
+
+        var timedOut = false;
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            deadline.CancelAfter(request.Timeout);
+            try
+            {
+                await process.WaitForExitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                timedOut = !cancellationToken.IsCancellationRequested;
+                await KillAsync(process, cgroup);
+                await process.WaitForExitAsync(CancellationToken.None);
+            }
+        }
+        // Whatever the program left behind dies with it; then nothing holds the pipes and the pumps end.
+        if (cgroup is not null)
+        {
+            await cgroup.KillAsync(CancellationToken.None);
+        }
+        var wallMs = clock.ElapsedMilliseconds;
+        await FinishPumpsAsync(stdout, stderr, pumps);
+        cancellationToken.ThrowIfCancellationRequested();
+
+        var usage = cgroup?.ReadUsage();
+        var code = process.ExitCode;
+        var exit = new SliceExit
+        {
+            ExitCode = code is >= 0 and <= 128 ? code : null,
+            Signal = code > 128 ? code - 128 : null,
+            TimedOut = timedOut,
+            OomKilled = usage?.OomKilled ?? false,
+            PidsLimited = usage?.PidsLimited ?? false,
+            WallMs = wallMs,
+            CpuMs = usage?.CpuMs,
+            PeakMemoryBytes = usage?.PeakMemoryBytes,
+            StderrTail = output.Tail(),
+            DroppedLines = output.Dropped,
+            SetupError = SetupError(request, code, output),
+        };
+        if (exit.DroppedLines > 0)
+        {
+            SlicesLog.OutputDropped(_logger, request.Tags.RunId, request.Tags.Tenant, request.Tags.CorrelationId, exit.DroppedLines);
+        }
+        SlicesLog.Ended(_logger, request.Tags.RunId, request.Tags.Tenant, request.Tags.CorrelationId, exit.ExitCode ?? -1, exit.Signal ?? 0,
+            exit.TimedOut, exit.OomKilled, exit.WallMs, exit.CpuMs ?? -1, exit.PeakMemoryBytes ?? -1);
+        return exit;
+    }
+
+    /// <summary>The wrapper's own failure (cgroup join), or bubblewrap's (it prefixes its errors), means the program never ran.</summary>
+    private static string? SetupError(SandboxRequest request, int code, Output output)
+    {
+        if (code == SandboxCommand.JoinFailedExit && output.FirstStderr is { } joinError && joinError.Contains("cgroup", StringComparison.Ordinal))
+        {
+            return "could not join the slice's cgroup: " + joinError;
+        }
+        if (request.Isolated && code == 1 && output.FirstStderr is { } first && first.StartsWith("bwrap: ", StringComparison.Ordinal))
+        {
+            return "the sandbox could not be built: " + first;
+        }
+        return null;
+    }
+
+    private static async Task KillAsync(Process process, SliceCgroup? cgroup)
+    {
+        if (cgroup is not null)
+        {
+            await cgroup.KillAsync(CancellationToken.None);
+        }
+        else
+        {
+            process.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>The pumps end when the pipes close; a descendant that escaped the cgroup could hold them, so it is bounded.</summary>
+    private async Task FinishPumpsAsync(Task stdout, Task stderr, CancellationTokenSource pumps)
+    {
+        var both = Task.WhenAll(stdout, stderr);
+        if (await Task.WhenAny(both, Task.Delay(TimeSpan.FromSeconds(5), _time, CancellationToken.None)) != both)
+        {
+            await pumps.CancelAsync();
+        }
+        try
+        {
+            await both;
+        }
+        catch (OperationCanceledException) when (pumps.IsCancellationRequested)
+        {
+            // Cut off: what was read is kept.
+        }
+    }
+}

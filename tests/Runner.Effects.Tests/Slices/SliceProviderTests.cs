@@ -1,0 +1,138 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Runner.Core.Transitions;
+using Runner.Effects.Providers;
+using Runner.Effects.Providers.Slices;
+using Runner.Effects.Resilience;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit;
+
+namespace Runner.Effects.Tests.Slices;
+
+/// <summary>The slice provider through the executor: exit codes, bad requests, secrets; lineage recorded in memory.</summary>
+public sealed class SliceProviderTests : IAsyncLifetime
+{
+    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(90));
+    private readonly SliceScript _script = new();
+    private readonly RecordingLineage _lineage = new();
+    private EffectExecutor? _executor;
+
+    private CancellationToken Token => _timeout.Token;
+
+    public async Task InitializeAsync()
+    {
+        var provider = await _script.ProviderAsync(_lineage, Token);
+        _executor = new EffectExecutor([provider], TimeProvider.System, NullLogger.Instance);
+    }
+
+    public Task DisposeAsync()
+    {
+        _script.Dispose();
+        _timeout.Dispose();
+        return Task.CompletedTask;
+    }
+
+    private ValueTask<EffectExecution> RunAsync(object payload, Runner.Core.Manifests.EffectManifest? effect = null) =>
+        _executor!.ExecuteAsync(effect ?? _script.Effect(), Command(payload), Token);
+
+    [Fact]
+    public async Task A_successful_slice_reports_its_output_usage_and_publishes_its_lineage()
+    {
+        var execution = await RunAsync(_script.Payload("ok", "run-ok"));
+
+        Assert.True(execution.Succeeded, execution.Error?.Message);
+        var result = JsonNode.Parse(execution.ResultJson!)!;
+        Assert.Equal(0, result["exit_code"]!.GetValue<int>());
+        Assert.Null(result["signal"]);
+        Assert.False(result["oom_killed"]!.GetValue<bool>());
+        Assert.Equal(3, result["output"]!["rows_in"]!.GetValue<int>());
+        Assert.NotNull(result["cpu_ms"]);
+        Assert.True(result["peak_memory_bytes"]!.GetValue<long>() > 0);
+        Assert.Equal(2, result["lineage_events"]!.GetValue<int>());
+        Assert.Equal(["run-ok:START", "run-ok:COMPLETE"], _lineage.Published.Select(p => p.MessageId));
+        Assert.All(_lineage.Published, p => Assert.Equal("lineage.acme.acme.orders.normalize", p.Subject));
+        Assert.Equal(1, _script.Launches);
+    }
+
+    [Theory]
+    [InlineData("fail", SliceOutcomes.SliceFailed, 1)]
+    [InlineData("invalid", SliceOutcomes.InvalidSpec, 2)]
+    [InlineData("contract", SliceOutcomes.ContractThresholdExceeded, 3)]
+    [InlineData("aborted", SliceOutcomes.Aborted, 4)]
+    public async Task Exit_codes_become_error_codes_with_the_stderr_tail(string mode, string code, int exitCode)
+    {
+        var execution = await RunAsync(_script.Payload(mode, "run-" + mode));
+
+        Assert.False(execution.Succeeded);
+        Assert.Equal(code, execution.Error!.Code);
+        var details = JsonNode.Parse(execution.Error.DetailsJson!)!;
+        Assert.Equal(exitCode, details["exit_code"]!.GetValue<int>());
+        Assert.Contains(details["stderr_tail"]!.AsArray(), l => l!.GetValue<string>().Contains("starting in mode " + mode, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_slice_past_its_timeout_is_killed_and_fails_as_timeout()
+    {
+        var execution = await RunAsync(_script.Payload("hang", "run-hang", new { timeout_ms = 500 }));
+
+        Assert.Equal(SliceOutcomes.Timeout, execution.Error?.Code);
+        Assert.True(JsonNode.Parse(execution.Error!.DetailsJson!)!["timed_out"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task A_declared_secret_is_a_file_in_the_sandbox_not_an_environment_variable()
+    {
+        var execution = await RunAsync(_script.Payload("secret", "run-secret"));
+
+        Assert.True(execution.Succeeded, execution.Error?.Message);
+        Assert.Equal("tok-123", JsonNode.Parse(execution.ResultJson!)!["output"]!["secret"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("""{"spec":{"slice":"v1"},"resoures":{}}""", SliceRequest.InvalidSpec, "unknown field 'resoures'")]
+    [InlineData("""{"spec":{"slice":"v1"},"resources":{"memory":-1}}""", SliceRequest.InvalidResources, "resources.memory")]
+    [InlineData("""{"spec":{"slice":"v1"},"resources":{"cpu":-0.5}}""", SliceRequest.InvalidResources, "resources.cpu")]
+    [InlineData("""{"spec":{"slice":"v1"},"resources":{"gpu":1}}""", SliceRequest.InvalidResources, "unknown field 'gpu'")]
+    [InlineData("""{"spec":{"slice":"v1"},"paths":{"ro":["/etc"]}}""", SliceRequest.InvalidResources, "outside the allowed roots")]
+    [InlineData("""{"spec":{"slice":"v1"},"paths":{"rw":["/tmp/../etc"]}}""", SliceRequest.InvalidResources, "not a normalized path")]
+    [InlineData("""{"spec":{"slice":"v1"},"resources":{"cpu":2}}""", SliceRequest.ResourcesExceedPoolMax, "cpu 2 is over the maximum of 1")]
+    [InlineData("""{"spec":{"slice":"v1"},"resources":{"network":"host"}}""", SliceRequest.ResourcesExceedPoolMax, "network host is not allowed")]
+    [InlineData("""{"spec":{"slice":"v1"},"secrets":["root_password"]}""", SliceRequest.InvalidResources, "secret 'root_password'")]
+    [InlineData("""{"spec":{"slice":"v1"},"env":{"LD_PRELOAD":"/x.so"}}""", SliceRequest.InvalidResources, "LD_PRELOAD")]
+    [InlineData("""{"resources":{}}""", SliceRequest.InvalidSpec, "payload.spec")]
+    public async Task A_bad_request_fails_clearly_without_launching(string payload, string code, string message)
+    {
+        var execution = await _executor!.ExecuteAsync(_script.Effect(), Command(JsonDocument.Parse(payload).RootElement), Token);
+
+        Assert.False(execution.Succeeded);
+        Assert.Equal(code, execution.Error!.Code);
+        Assert.Contains(message, execution.Error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, _script.Launches);
+    }
+
+    private static CommandMessage Command(object payload) => new()
+    {
+        CommandId = "cmd-" + Guid.NewGuid().ToString("N")[..12],
+        Tenant = "acme",
+        Effect = "slice.launch",
+        Saga = "pipeline",
+        CorrelationId = "pipe-1",
+        CausationId = "evt-1",
+        Payload = payload is JsonElement element ? element : JsonSerializer.SerializeToElement(payload),
+        CreatedAt = "2026-01-01T00:00:00Z",
+    };
+
+    private sealed class RecordingLineage : ILineagePublisher
+    {
+        public List<(string Subject, string MessageId, string Json)> Published { get; } = [];
+
+        public ValueTask PublishAsync(CommandMessage command, string subject, string messageId, string eventJson, CancellationToken cancellationToken)
+        {
+            lock (Published)
+            {
+                Published.Add((subject, messageId, eventJson));
+            }
+            return ValueTask.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+using Runner.Slices.Cgroups;
+using Xunit;
+
+namespace Runner.Slices.Tests;
+
+/// <summary>Limits enforced by the slice's real cgroup; the worker (this test process) lives through each.</summary>
+public sealed class LimitTests : IDisposable
+{
+    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(90));
+
+    private CancellationToken Token => _timeout.Token;
+
+    public void Dispose() => _timeout.Dispose();
+
+    [Fact]
+    public async Task A_fork_bomb_stops_at_the_pids_limit()
+    {
+        using var node = await SliceNode.StartAsync(Token);
+        var marker = Marker();
+        var request = SliceNode.Shell($"i=0; while [ $i -lt 300 ]; do sleep {marker} & i=$((i+1)); done; echo forked; wait",
+            new CgroupLimits(1, 256L * 1024 * 1024, 32), TimeSpan.FromSeconds(5));
+
+        var (exit, _) = await node.RunAsync(request, Token);
+
+        Assert.True(exit.PidsLimited, "the pids limit refused forks");
+        Assert.Contains(exit.StderrTail, l => l.Contains("fork", StringComparison.OrdinalIgnoreCase));
+        Assert.Empty(ProcessesWith(marker));
+    }
+
+    [Fact]
+    public async Task A_memory_hog_is_oom_killed_and_reported()
+    {
+        using var node = await SliceNode.StartAsync(Token);
+        // tail keeps a line until its newline: 1 GB of zeros without one grows until the limit.
+        var request = SliceNode.Shell("head -c 1000000000 /dev/zero | tail; echo status=$?", new CgroupLimits(1, 64L * 1024 * 1024, 64));
+
+        var (exit, stdout) = await node.RunAsync(request, Token);
+
+        Assert.True(exit.OomKilled, "memory.oom_control counts an OOM kill");
+        Assert.Contains("status=137", stdout);
+        Assert.NotNull(exit.PeakMemoryBytes);
+        Assert.InRange(exit.PeakMemoryBytes!.Value, 32L * 1024 * 1024, 64L * 1024 * 1024);
+    }
+
+    [Fact]
+    public async Task A_busy_loop_under_a_quarter_core_uses_about_a_quarter_of_a_core()
+    {
+        using var node = await SliceNode.StartAsync(Token);
+        var (limited, _) = await node.RunAsync(SliceNode.Shell("while :; do :; done", new CgroupLimits(0.25, 64L * 1024 * 1024, 16), TimeSpan.FromSeconds(4)), Token);
+        var (free, _) = await node.RunAsync(SliceNode.Shell("while :; do :; done", new CgroupLimits(1, 64L * 1024 * 1024, 16), TimeSpan.FromSeconds(2)), Token);
+
+        Assert.True(limited.TimedOut);
+        var share = (double)limited.CpuMs!.Value / limited.WallMs;
+        // The quota caps usage at 25 ms per 100 ms period; a loaded machine may give it less.
+        Assert.InRange(share, 0.10, 0.32);
+        var freeShare = (double)free.CpuMs!.Value / free.WallMs;
+        // The control proves the measurement can exceed the bound above (other builds share the machine).
+        Assert.True(freeShare > 0.32, $"without the quota the same loop uses more than the quota allows: {freeShare:F2}");
+    }
+
+    [Fact]
+    public async Task A_timeout_kills_the_slice_and_every_child()
+    {
+        using var node = await SliceNode.StartAsync(Token);
+        var marker = Marker();
+        var request = SliceNode.Shell($"sleep {marker} & (sleep {marker} &) ; echo started; wait", timeout: TimeSpan.FromSeconds(1));
+
+        var (exit, stdout) = await node.RunAsync(request, Token);
+
+        Assert.True(exit.TimedOut);
+        Assert.Contains("started", stdout);
+        Assert.Equal(9, exit.Signal);
+        Assert.Empty(ProcessesWith(marker));
+    }
+
+    [Fact]
+    public async Task Cancelling_a_slice_kills_it_and_removes_its_cgroup()
+    {
+        using var node = await SliceNode.StartAsync(Token);
+        var marker = Marker();
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        var request = SliceNode.Shell($"echo up; exec sleep {marker}");
+        var run = node.Launcher.RunAsync(request, (line, _) =>
+        {
+            cancel.Cancel();
+            return ValueTask.FromResult(true);
+        }, cancel.Token);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+        Assert.Empty(ProcessesWith(marker));
+        Assert.All(node.Launcher.Capabilities.CgroupBases, b => Assert.False(Directory.Exists(Path.Combine(b, request.Id))));
+    }
+
+    /// <summary>A sleep length no other process on the machine uses, to find this test's processes.</summary>
+    internal static string Marker() => "3" + Random.Shared.Next(1_000_000, 9_999_999).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    internal static List<int> ProcessesWith(string marker)
+    {
+        var found = new List<int>();
+        foreach (var directory in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), out var pid))
+            {
+                continue;
+            }
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Combine(directory, "cmdline")).Replace('\0', ' ');
+                if (cmdline.Contains(marker, StringComparison.Ordinal))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // not ours to read
+            }
+        }
+        return found;
+    }
+}
