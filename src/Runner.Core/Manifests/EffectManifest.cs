@@ -9,6 +9,7 @@ internal sealed record EffectManifest(string Name, string Provider, string? Pool
     public const string HttpProvider = "http";
     public const string GatewayProvider = "gateway";
     public const string SliceProvider = "slice";
+    public const string PublishProvider = "publish";
 
     /// <summary>A command in flight mostly waits on round trips; a worker needs many of them to be efficient.</summary>
     public const int DefaultConcurrency = 64;
@@ -18,6 +19,8 @@ internal sealed record EffectManifest(string Name, string Provider, string? Pool
     public GatewayEffectConfig? Gateway { get; init; }
 
     public SliceEffectConfig? Slice { get; init; }
+
+    public PublishEffectConfig? Publish { get; init; }
 
     public RetryPolicy Retry { get; init; } = RetryPolicy.Default;
 
@@ -47,6 +50,13 @@ internal sealed record HttpEffectConfig(string Url, string Method, IReadOnlyDict
 
 /// <summary><c>gateway:</c> of a gateway effect: where the platform gateway takes aggregate commands.</summary>
 internal sealed record GatewayEffectConfig(string Url, string? Command, IReadOnlyDictionary<string, HeaderValue> Headers);
+
+/// <summary>
+/// <c>publish:</c> of a publish effect: the subject (a template: <c>{tenant}</c>, <c>{saga}</c>,
+/// <c>{payload.a.b}</c> … each filling exactly one subject token) an event is published to, and
+/// the CloudEvent type (a template too; the effect name when absent).
+/// </summary>
+internal sealed record PublishEffectConfig(string Subject, string? Type);
 
 /// <summary>What an attempt's failure must be for a retry to follow.</summary>
 internal static class RetryOn

@@ -5,10 +5,11 @@ namespace Runner.Core.Manifests;
 internal static partial class ManifestParser
 {
     private static readonly HashSet<string> s_effectFields =
-        ["kind", "name", "description", "provider", "pool", "http", "gateway", "slice", "retry", "timeout_ms", "circuit_breaker", "concurrency", "isolation", "defaults", "maximums"];
+        ["kind", "name", "description", "provider", "pool", "http", "gateway", "publish", "slice", "retry", "timeout_ms", "circuit_breaker", "concurrency", "isolation", "defaults", "maximums"];
     private static readonly HashSet<string> s_httpFields = ["url", "method", "headers"];
     private static readonly HashSet<string> s_gatewayFields = ["url", "command", "headers"];
-    private static readonly string[] s_providers = [EffectManifest.HttpProvider, EffectManifest.GatewayProvider, EffectManifest.SliceProvider];
+    private static readonly HashSet<string> s_publishFields = ["subject", "type"];
+    private static readonly string[] s_providers = [EffectManifest.HttpProvider, EffectManifest.GatewayProvider, EffectManifest.PublishProvider, EffectManifest.SliceProvider];
     private static readonly string[] s_methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
     /// <summary>Blocks that configure one provider; on any other provider they are an error.</summary>
@@ -16,6 +17,7 @@ internal static partial class ManifestParser
     [
         ("http", EffectManifest.HttpProvider),
         ("gateway", EffectManifest.GatewayProvider),
+        ("publish", EffectManifest.PublishProvider),
         ("slice", EffectManifest.SliceProvider),
         ("isolation", EffectManifest.SliceProvider),
         ("defaults", EffectManifest.SliceProvider),
@@ -36,7 +38,7 @@ internal static partial class ManifestParser
         }
         else if (!s_providers.Contains(written))
         {
-            errors.Add(Error(file, Child(root, "provider")!, $"effect: unknown provider '{written}' (expected http, gateway or slice)"));
+            errors.Add(Error(file, Child(root, "provider")!, $"effect: unknown provider '{written}' (expected http, gateway, publish or slice)"));
         }
         else
         {
@@ -59,7 +61,7 @@ internal static partial class ManifestParser
             }
             if (Child(root, provider) is null && provider != EffectManifest.SliceProvider)
             {
-                errors.Add(Error(file, root, $"effect: provider {provider} needs a '{provider}' block with at least a 'url'"));
+                errors.Add(Error(file, root, $"effect: provider {provider} needs a '{provider}' block with at least a '{(provider == EffectManifest.PublishProvider ? "subject" : "url")}'"));
             }
         }
 
@@ -73,10 +75,15 @@ internal static partial class ManifestParser
         {
             gateway = ParseGateway(gatewayNode, file, environment, errors);
         }
+        PublishEffectConfig? publish = null;
+        if (provider == EffectManifest.PublishProvider && Child(root, "publish") is { } publishNode)
+        {
+            publish = ParsePublish(publishNode, file, errors);
+        }
         SliceEffectConfig? slice = null;
         if (provider == EffectManifest.SliceProvider)
         {
-            slice = ParseSlice(root, file, errors);
+            slice = ParseSlice(root, file, environment, errors);
         }
         // A slice runs once unless told otherwise, and its own timeout_ms (from the command) governs:
         // the effect's timeout is only a backstop past the longest a slice may run.
@@ -96,6 +103,7 @@ internal static partial class ManifestParser
             {
                 Http = http,
                 Gateway = gateway,
+                Publish = publish,
                 Retry = retry,
                 Slice = slice,
                 TimeoutMs = timeoutMs ?? defaultTimeout,
@@ -129,6 +137,35 @@ internal static partial class ManifestParser
         }
         var headers = ParseHeaders(Child(map, "headers"), "http", file, errors);
         return url is null ? null : new HttpEffectConfig(url, method, headers);
+    }
+
+    private static PublishEffectConfig? ParsePublish(YamlNode node, string file, List<ManifestError> errors)
+    {
+        if (node is not YamlMappingNode map)
+        {
+            errors.Add(Error(file, node, "'publish' must be a mapping with at least a 'subject'"));
+            return null;
+        }
+        UnknownFields(map, s_publishFields, file, "publish", errors);
+        var subject = Scalar(map, "subject");
+        if (string.IsNullOrWhiteSpace(subject))
+        {
+            errors.Add(Error(file, map, "publish: missing 'subject'"));
+            return null;
+        }
+        foreach (var problem in SubjectTemplate.Validate(subject))
+        {
+            errors.Add(Error(file, Child(map, "subject")!, $"publish.subject: {problem}"));
+        }
+        var type = Scalar(map, "type");
+        if (type is not null)
+        {
+            foreach (var problem in SubjectTemplate.ValidatePlaceholders(type))
+            {
+                errors.Add(Error(file, Child(map, "type")!, $"publish.type: {problem}"));
+            }
+        }
+        return new PublishEffectConfig(subject, type);
     }
 
     private static GatewayEffectConfig? ParseGateway(YamlNode node, string file, Func<string, string?> environment, List<ManifestError> errors)

@@ -14,7 +14,7 @@ internal static partial class ManifestParser
     private static int SliceBackstopMs(SliceEffectConfig slice) =>
         (int)Math.Min(3_600_000L, slice.Pools.Values.Append(slice.Policy).Max(p => (long)(p.Maximums.TimeoutMs ?? 0)) + 30_000);
 
-    private static SliceEffectConfig ParseSlice(YamlMappingNode root, string file, List<ManifestError> errors)
+    private static SliceEffectConfig ParseSlice(YamlMappingNode root, string file, Func<string, string?> environment, List<ManifestError> errors)
     {
         var policy = ParsePoolPolicy(root, SlicePoolPolicy.Default, "effect: ", file, errors);
         var block = OptionalBlock(Child(root, "slice"), "slice", s_sliceFields, file, errors);
@@ -26,8 +26,8 @@ internal static partial class ManifestParser
         IReadOnlyList<string> readWrite = [];
         if (OptionalBlock(Child(block, "paths"), "slice.paths", s_slicePathFields, file, errors) is { } paths)
         {
-            readOnly = AbsolutePaths(paths, "ro", file, errors);
-            readWrite = AbsolutePaths(paths, "rw", file, errors);
+            readOnly = AbsolutePaths(paths, "ro", file, environment, errors);
+            readWrite = AbsolutePaths(paths, "rw", file, environment, errors);
         }
         var secrets = new List<string>();
         if (Child(block, "secrets") is { } secretsNode)
@@ -143,16 +143,23 @@ internal static partial class ManifestParser
         return new SliceResources(cpu, memory, pids, timeout, network);
     }
 
-    private static List<string> AbsolutePaths(YamlMappingNode map, string key, string file, List<ManifestError> errors)
+    /// <summary>Absolute, normalized paths; <c>${ENV}</c> and <c>${ENV:-default}</c> are filled in at load time.</summary>
+    private static List<string> AbsolutePaths(YamlMappingNode map, string key, string file, Func<string, string?> environment, List<ManifestError> errors)
     {
         var paths = new List<string>();
         if (Child(map, key) is not { } node)
         {
             return paths;
         }
-        foreach (var (item, path) in Strings(node, $"slice.paths.{key}", file, errors))
+        foreach (var (item, written) in Strings(node, $"slice.paths.{key}", file, errors))
         {
-            if (SliceLimits.PathProblem(path) is { } problem)
+            var problems = new List<string>();
+            var path = UrlTemplate.ExpandEnvironment(written, environment, problems);
+            if (path is null)
+            {
+                errors.AddRange(problems.Select(p => Error(file, item, $"slice.paths.{key}: {p}")));
+            }
+            else if (SliceLimits.PathProblem(path) is { } problem)
             {
                 errors.Add(Error(file, item, $"slice.paths.{key}: {problem}"));
             }

@@ -15,7 +15,34 @@ internal static class CommandUrl
 {
     private const string PayloadPrefix = "payload";
 
-    public static bool TryExpand(string template, CommandMessage command, [NotNullWhen(true)] out string? url, [NotNullWhen(false)] out string? error)
+    public static bool TryExpand(string template, CommandMessage command, [NotNullWhen(true)] out string? url, [NotNullWhen(false)] out string? error) =>
+        TryExpand(template, command, Uri.EscapeDataString, out url, out error);
+
+    /// <summary>
+    /// Expands a publish subject or type template. A value must be one subject token: not empty, no
+    /// <c>.</c>, <c>*</c>, <c>&gt;</c> or white space — so a payload can never reach another subject.
+    /// </summary>
+    public static bool TryExpandSubject(string template, CommandMessage command, [NotNullWhen(true)] out string? subject, [NotNullWhen(false)] out string? error)
+    {
+        string? bad = null;
+        var ok = TryExpand(template, command, value =>
+        {
+            if (value.Length == 0 || value.AsSpan().IndexOfAny(".*> \t\r\n") >= 0)
+            {
+                bad ??= value;
+            }
+            return value;
+        }, out subject, out error);
+        if (ok && bad is not null)
+        {
+            subject = null;
+            error = $"'{bad}' cannot fill a subject token of '{template}' (empty, or holds '.', '*', '>' or white space)";
+            return false;
+        }
+        return ok;
+    }
+
+    private static bool TryExpand(string template, CommandMessage command, Func<string, string> encode, [NotNullWhen(true)] out string? url, [NotNullWhen(false)] out string? error)
     {
         url = null;
         error = null;
@@ -41,7 +68,7 @@ internal static class CommandUrl
             {
                 return false;
             }
-            builder.Append(Uri.EscapeDataString(value));
+            builder.Append(encode(value));
             position = close + 1;
         }
         url = builder.ToString();

@@ -52,11 +52,15 @@ internal sealed class EffectExecutor : IEffectExecutor
     public int SlotsFor(EffectManifest effect, string? pool) =>
         _providers.GetValueOrDefault(effect.Provider) is SliceProvider slices ? slices.Slots(effect, pool) : effect.Concurrency;
 
-    /// <summary>The executor with the http and gateway providers, reading secrets from <paramref name="secretsDirectory"/>.</summary>
-    public static EffectExecutor Create(IHttpClientFactory http, string secretsDirectory, ILoggerFactory loggers, TimeProvider time, SliceProvider? slices = null)
+    /// <summary>The executor with the http and gateway providers (reading secrets from <paramref name="secretsDirectory"/>), and the slice and publish providers when given what they need.</summary>
+    public static EffectExecutor Create(IHttpClientFactory http, string secretsDirectory, ILoggerFactory loggers, TimeProvider time, SliceProvider? slices = null, NATS.Client.JetStream.INatsJSContext? js = null)
     {
         var exchange = new HttpExchange(http, new SecretReader(secretsDirectory));
         List<IEffectProvider> providers = [new HttpProvider(exchange), new GatewayProvider(exchange)];
+        if (js is not null)
+        {
+            providers.Add(new PublishProvider(js, time));
+        }
         if (slices is not null)
         {
             providers.Add(slices);

@@ -41,6 +41,11 @@ internal static class DemoCommand
             return 1;
         }
 
+        var pipelines = DemoPipeline.Root(scratch);
+        Directory.CreateDirectory(pipelines);
+        Environment.SetEnvironmentVariable("PIPELINE_ROOT", Environment.GetEnvironmentVariable("PIPELINE_ROOT") ?? pipelines);
+        pipelines = Environment.GetEnvironmentVariable("PIPELINE_ROOT")!;
+
         await using var upstream = await DemoUpstream.StartAsync(cancellationToken);
         upstream.Answered += line => Console.WriteLine($"upstream {line}");
         var stub = upstream.Url.ToString().TrimEnd('/');
@@ -104,7 +109,20 @@ internal static class DemoCommand
         {
             Console.WriteLine($"  {record.Stream}#{record.Sequence} {record.Subject}: {record.Reason} - {record.Detail}");
         }
-        return 0;
+
+        if (!components.Manifests.Effects.Any(e => e.Provider == Core.Manifests.EffectManifest.SliceProvider))
+        {
+            return 0;
+        }
+        try
+        {
+            return await DemoPipeline.RunAsync(js, pipelines, "run-" + run, timeout.Token) ? 0 : 1;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("demo: timed out waiting for the pipeline run");
+            return 1;
+        }
     }
 
     /// <summary>True when the outbox is empty and no effect consumer has a command waiting or in flight.</summary>

@@ -82,7 +82,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
             {
                 services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
                 var slices = await StartSlicesAsync(settings, manifests, new NatsJSContext(nats), loggers, time, cancellationToken);
-                var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time, slices);
+                var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time, slices, new NatsJSContext(nats));
                 effects = new EffectRuntime(new NatsJSContext(nats), manifests.Effects, executor, new StoreCommandQuarantine(store, QuarantinePayloadBytes, time),
                     settings.EffectOptions(), settings.ClaimOptions(), loggers, time);
                 await effects.StartAsync(cancellationToken);
