@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runner's main job on one machine: builds, starts a local nats-server with JetStream on a free
 # loopback port (unless RUNNER_NATS_URL is set), runs Runner in combined mode on manifests/,
-# publishes the sample events and prints the saga instances progressing to completion, then
-# stops everything it started.
+# publishes the sample events and prints the saga instances progressing to completion, runs a
+# data pipeline of four sandboxed slices over generated data, then stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
 runner_prereqs
 
 dotnet build src/Runner.Host -c Release -nologo -v quiet
+# The pipeline demo's slices run the NativeAOT runner-slice in their sandboxes.
+RUNNER_SLICE_BIN="${RUNNER_SLICE_BIN:-$(runner_slice_aot)}"
+export RUNNER_SLICE_BIN
 
 work="$(mktemp -d)"
 nats_pid=""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Runner's build, demo and tests need on a fresh Debian machine, when missing:
-# nats-server (JetStream), a C compiler (the build compiles LMDB), bubblewrap (slice sandboxes), curl. The .NET 10 SDK must
+# nats-server (JetStream), a C compiler (the build compiles LMDB), bubblewrap (slice sandboxes),
+# clang and zlib (the NativeAOT publish of runner-slice). The .NET 10 SDK must
 # already be on PATH (dotnet).
 set -euo pipefail
 
@@ -15,6 +16,9 @@ runner_prereqs() {
   # Slices: bubblewrap builds their namespaces, util-linux's setpriv drops to the slice uid.
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+  # runner-slice is published with NativeAOT, which links with clang and zlib.
+  command -v clang >/dev/null 2>&1 || missing+=(clang)
+  [ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     runner_need_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -27,3 +31,14 @@ runner_prereqs() {
   export PATH="$PATH:/usr/sbin"
   export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 }
+
+# Publishes runner-slice with NativeAOT into artifacts/runner-slice (a single file the slice
+# sandbox can bind) unless it is already newer than every source of it; prints its path.
+runner_slice_aot() {
+  local out="artifacts/runner-slice/runner-slice"
+  if [ ! -x "$out" ] || [ -n "$(find src/Runner.Slice Directory.Build.props Directory.Packages.props -newer "$out" -type f -not -path '*/bin/*' -not -path '*/obj/*' | head -n1)" ]; then
+    dotnet publish src/Runner.Slice -c Release -r linux-x64 -o artifacts/runner-slice -nologo -v quiet >&2
+  fi
+  echo "$PWD/$out"
+}
+

@@ -7,6 +7,9 @@ source scripts/prereqs.sh
 runner_prereqs
 
 dotnet build Runner.slnx -c Release -nologo -v quiet -p:TreatWarningsAsErrors=true
+# Slice tests run the NativeAOT runner-slice inside sandboxes: publish it once for every suite.
+RUNNER_TEST_SLICE_BIN="${RUNNER_TEST_SLICE_BIN:-$(runner_slice_aot)}"
+export RUNNER_TEST_SLICE_BIN
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e

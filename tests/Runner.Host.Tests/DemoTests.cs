@@ -7,9 +7,10 @@ namespace Runner.Host.Tests;
 public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
     [Fact]
-    public async Task Demo_runs_every_sample_order_to_its_end_through_real_effect_workers()
+    public async Task Demo_runs_every_sample_order_to_its_end_and_a_pipeline_of_sandboxed_slices_with_a_retry()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var sliceBinary = await SliceBinary.PathAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(180));
         using var dir = new TempDirectory("runner-demo-test");
         var manifests = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "manifests"));
         using var runner = RunnerProcess.Start(["demo"], new Dictionary<string, string>
@@ -17,6 +18,8 @@ public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServer
             ["RUNNER_NATS_URL"] = nats.Url,
             ["RUNNER_MANIFESTS"] = manifests,
             ["RUNNER_DATA_DIR"] = dir.File("data"),
+            ["RUNNER_SLICE_BIN"] = sliceBinary,
+            ["PIPELINE_ROOT"] = dir.File("pipelines"),
         });
 
         var exit = await runner.WaitForExitAsync(cts.Token);
@@ -32,5 +35,24 @@ public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServer
         Assert.Contains("POST /gateway/commands tenant=globex", output, StringComparison.Ordinal);
         Assert.Contains("1 message(s) quarantined", output, StringComparison.Ordinal);
         Assert.Contains(": not_json", output, StringComparison.Ordinal);
+
+        // The pipeline: four partitions, each a slice in its own sandbox; p3's input arrives late, so
+        // its first slice fails and the saga's retry succeeds; the outcome is announced with totals.
+        Assert.Contains("workflow.evt.acme.slice.launch.failed: slice_failed", output, StringComparison.Ordinal);
+        Assert.Contains("announce pipeline.acme.orders-daily.run.completed", output, StringComparison.Ordinal);
+        Assert.Contains("totals: 100,000 records in", output, StringComparison.Ordinal);
+        Assert.Contains("5 slice launches", output, StringComparison.Ordinal);
+        var partitions = output.Split('\n').Where(l => l.TrimStart().StartsWith('p') && l.Contains(": succeeded after", StringComparison.Ordinal)).ToList();
+        Assert.Equal(4, partitions.Count);
+        Assert.Single(partitions, p => p.Contains("p3: succeeded after 2 attempt(s)", StringComparison.Ordinal));
+        long written = 0;
+        foreach (var line in partitions)
+        {
+            var path = line[(line.IndexOf('→', StringComparison.Ordinal) + 1)..].Trim();
+            Assert.StartsWith(dir.File("pipelines"), path, StringComparison.Ordinal);
+            written += File.ReadLines(path).LongCount();
+        }
+        var outCount = long.Parse(System.Text.RegularExpressions.Regex.Match(output, @"records in, ([0-9,]+) out").Groups[1].Value.Replace(",", "", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(outCount, written);
     }
 }
