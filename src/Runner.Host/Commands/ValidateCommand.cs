@@ -26,7 +26,11 @@ internal static class ValidateCommand
         }
         foreach (var effect in set.Effects)
         {
-            var target = effect.Http is { } http ? $" {http.Method} {http.Url}" : effect.Gateway is { } gateway ? $" POST {gateway.Url}" : string.Empty;
+            var target = effect.Http is { } http ? $" {http.Method} {http.Url}"
+                : effect.Gateway is { } gateway ? $" POST {gateway.Url}"
+                : effect.Publish is { } publish ? $" to {publish.Subject}"
+                : effect.Slice is { } slice ? $" paths {string.Join(", ", slice.ReadOnlyRoots.Concat(slice.ReadWriteRoots).Distinct(StringComparer.Ordinal))}"
+                : string.Empty;
             Console.WriteLine($"  effect {effect.Name}: provider {effect.Provider}{target}{(effect.Pool is null ? "" : ", pool " + effect.Pool)}, "
                 + $"{effect.Retry.MaxAttempts} attempt(s), timeout {effect.TimeoutMs} ms, concurrency {effect.Concurrency}");
         }
