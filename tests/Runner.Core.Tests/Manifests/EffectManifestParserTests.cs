@@ -178,7 +178,7 @@ public sealed class EffectManifestParserTests
     public void Unknown_provider_is_an_error_at_its_line()
     {
         Assert.Equal(
-            [(3, "effect: unknown provider 'grpc' (expected http, gateway or slice)")],
+            [(3, "effect: unknown provider 'grpc' (expected http, gateway, publish or slice)")],
             Errors("kind: effect\nname: e\nprovider: grpc\n"));
     }
 
