@@ -72,6 +72,10 @@ internal static class ServeCommand
 
         var app = builder.Build();
         var control = app.Services.GetRequiredService<RunnerControl>();
+        // Runner's meters go through the bridge (proper names and types); every other meter, the
+        // .NET runtime's among them, through prometheus-net's own adapter.
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = i => !i.Meter.Name.StartsWith(MeterBridge.Prefix, StringComparison.Ordinal));
+        app.Lifetime.ApplicationStopped.Register(new MeterBridge(Metrics.DefaultRegistry).Dispose);
         _ = new RunnerMetrics(control, TimeProvider.System, Metrics.DefaultRegistry);
         OperationsEndpoints.Map(app, control, app.Services.GetRequiredService<HealthProbe>(), token, app.Services.GetRequiredService<InfoReport>());
         OperationsLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ServeCommand)),
