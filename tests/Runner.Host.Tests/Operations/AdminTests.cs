@@ -48,6 +48,16 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(HttpStatusCode.OK, right.Status);
         Assert.Equal("running", right.Body!["state"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.Accepted, (await node.PostAsync("admin/drain", ct)).Status);
+
+        // The container health check: healthy while drained, not ready.
+        Assert.Equal(0, await HealthCommandAsync(node, [], ct));
+        Assert.Equal(1, await HealthCommandAsync(node, ["--ready"], ct));
+    }
+
+    private static async Task<int> HealthCommandAsync(RunnerNode node, string[] args, CancellationToken cancellationToken)
+    {
+        using var process = RunnerProcess.Start(["health", .. args], node.Environment);
+        return await process.WaitForExitAsync(cancellationToken);
     }
 
     [Fact]
