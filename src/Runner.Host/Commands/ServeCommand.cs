@@ -117,7 +117,9 @@ internal static class ServeCommand
         var otlp = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"))
             || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
         services.AddOpenTelemetry()
-            .ConfigureResource(r => r.AddService(serviceName: "runner", serviceVersion: InfoReport.Version))
+            .ConfigureResource(r => r.AddService(
+                serviceName: Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") is { Length: > 0 } name ? name : "runner",
+                serviceVersion: InfoReport.Version))
             .WithTracing(tracing =>
             {
                 tracing.AddSource(SagasTelemetry.ActivitySourceName, EffectsTelemetry.ActivitySourceName);
