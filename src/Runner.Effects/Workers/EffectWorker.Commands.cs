@@ -32,6 +32,7 @@ internal sealed partial class EffectWorker
         }
 
         using var span = Tracing.Start(EffectsTelemetry.Source, "effect " + Effect, System.Diagnostics.ActivityKind.Consumer, command!.TraceParent);
+        using var scope = LogScope.For(_logger, command.Tenant, command.Saga, command.CorrelationId, command.CommandId);
         span?.SetTag("runner.tenant", command.Tenant);
         span?.SetTag("runner.saga", command.Saga);
         span?.SetTag("runner.correlation_id", command.CorrelationId);

@@ -86,8 +86,9 @@ internal static class ServeCommand
     private static void ConfigureLogging(ILoggingBuilder logging, RunnerSettings settings)
     {
         logging.ClearProviders();
-        // Every line logged inside a span carries its trace id and tags (tenant, saga, correlation id).
-        logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.Tags);
+        // Every line logged inside a span carries its trace and span id; the stages add the
+        // tenant, saga and correlation id of the message in hand as a scope of their own.
+        logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         if (settings.LogFormat == "json")
         {

@@ -24,7 +24,7 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
             arrived.TrySetResult();
             return StubResponse.Hold(release.Task);
         });
-        await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct);
+        await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct, configure: env => env["RUNNER_LOG_FORMAT"] = "json");
 
         // One command in flight: the upstream holds the call.
         await RunnerNode.PublishCreatedAsync(js, "k1", 1, ct);
@@ -55,6 +55,16 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(1, await RunnerNode.MessagesAsync(js, "WORKFLOW_COMMANDS", ct));
         Assert.Single(stub.Requests);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await node.GetAsync("ready", ct)).Status);
+
+        // Log lines written inside a span carry its trace id, tenant and correlation id (JSON logs).
+        var done = node.Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
+            .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).Single(l => l["EventId"]!.GetValue<int>() == 4501);
+        var scopes = done["Scopes"]!.AsArray();
+        Assert.Matches("^[0-9a-f]{32}$", scopes.Select(s => s!["TraceId"]?.GetValue<string>()).Single(t => t is not null));
+        var identity = scopes.Single(s => s!["tenant"] is not null)!;
+        Assert.Equal("acme", identity["tenant"]!.GetValue<string>());
+        Assert.Equal("op", identity["saga"]!.GetValue<string>());
+        Assert.Equal("k1", identity["correlation_id"]!.GetValue<string>());
 
         var resumed = await node.PostAsync("admin/resume", ct);
         Assert.Equal(HttpStatusCode.OK, resumed.Status);
