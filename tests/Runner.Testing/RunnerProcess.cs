@@ -48,6 +48,8 @@ internal sealed class RunnerProcess : IDisposable
         {
             start.Environment.Remove(key);
         }
+        // Runners started side by side (test classes run in parallel) must not share the default HTTP port.
+        start.Environment["RUNNER_HTTP_URLS"] = $"http://127.0.0.1:{NatsServerFixture.FreePort()}";
         foreach (var (key, value) in environment)
         {
             start.Environment[key] = value;
