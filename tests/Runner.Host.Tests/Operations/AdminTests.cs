@@ -1,5 +1,4 @@
 using System.Net;
-using NATS.Client.JetStream;
 using Runner.Host.Http;
 using Runner.Testing;
 using Xunit;
@@ -12,11 +11,8 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
     [Fact]
     public async Task Admin_endpoints_need_the_right_bearer_token_and_the_others_need_none()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using var connection = await nats.ConnectAsync();
-        await RunnerNode.ResetServerAsync(new NatsJSContext(connection), ct);
-        await using var stub = await StubUpstream.StartAsync(ct);
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, stub) = (scope.Token, scope.Stub);
         await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct);
 
         foreach (var path in new[] { "admin/drain", "admin/reload", "admin/resume" })
@@ -63,11 +59,8 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
     [Fact]
     public async Task Without_a_token_file_admin_endpoints_are_disabled_not_open()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using var connection = await nats.ConnectAsync();
-        await RunnerNode.ResetServerAsync(new NatsJSContext(connection), ct);
-        await using var stub = await StubUpstream.StartAsync(ct);
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, stub) = (scope.Token, scope.Stub);
         await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct, adminToken: false);
 
         var drain = await node.PostAsync("admin/drain", ct);
@@ -80,12 +73,8 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
     [Fact]
     public async Task Reload_applies_a_valid_change_from_the_next_batch_and_refuses_an_invalid_one_with_422()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await RunnerNode.ResetServerAsync(js, ct);
-        await using var stub = await StubUpstream.StartAsync(ct);
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, js, stub) = (scope.Token, scope.Js, scope.Stub);
         await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct);
 
         await RunnerNode.PublishCreatedAsync(js, "k1", 1, ct);

@@ -1,5 +1,4 @@
 using System.Net;
-using NATS.Client.JetStream;
 using Runner.Testing;
 using Xunit;
 
@@ -8,27 +7,20 @@ namespace Runner.Host.Tests.Operations;
 /// <summary>Drain, resume and SIGTERM on the real binary: readiness, in-flight work, the outbox.</summary>
 public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
+    private const string Succeeded = "workflow.evt.acme.work.do.succeeded";
+
     [Fact]
     public async Task Drain_flips_readiness_finishes_in_flight_work_and_resume_takes_work_again()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await RunnerNode.ResetServerAsync(js, ct);
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, js) = (scope.Token, scope.Js);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var stub = await StubUpstream.StartAsync(ct);
-        stub.Respond("/work", (_, _) =>
-        {
-            arrived.TrySetResult();
-            return StubResponse.Hold(release.Task);
-        });
-        await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct, configure: env => env["RUNNER_LOG_FORMAT"] = "json");
+        var arrived = scope.HoldWork(release.Task);
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct, configure: env => env["RUNNER_LOG_FORMAT"] = "json");
 
         // One command in flight: the upstream holds the call.
         await RunnerNode.PublishCreatedAsync(js, "k1", 1, ct);
-        await arrived.Task.WaitAsync(ct);
+        await arrived.WaitAsync(ct);
 
         var (status, body, _) = await node.PostAsync("admin/drain", ct);
         Assert.Equal(HttpStatusCode.Accepted, status);
@@ -50,13 +42,13 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(0, drained.Body!["outbox_depth"]!.GetValue<long>());
         Assert.Equal(0, drained.Body!["effects_running"]!.GetValue<int>());
         // The in-flight effect finished: its result is on WORKFLOW_EVENTS.
-        Assert.Equal(1, await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, "workflow.evt.acme.work.do.succeeded"));
+        Assert.Equal(1, await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, Succeeded));
         // The event that came during the drain made no command.
         Assert.Equal(1, await RunnerNode.MessagesAsync(js, "WORKFLOW_COMMANDS", ct));
-        Assert.Single(stub.Requests);
+        Assert.Single(scope.Stub.Requests);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await node.GetAsync("ready", ct)).Status);
 
-        // Log lines written inside a span carry its trace id, tenant and correlation id (JSON logs).
+        // Log lines written while a message is handled carry its trace id, tenant, saga and correlation id (JSON logs).
         var done = node.Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
             .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).Single(l => l["EventId"]!.GetValue<int>() == 4501);
         var scopes = done["Scopes"]!.AsArray();
@@ -71,31 +63,22 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal("running", resumed.Body!["state"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.OK, (await node.GetAsync("ready", ct)).Status);
         // The event held back during the drain is processed now, and so is the result that came back.
-        await node.WaitUntilAsync(async () => await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, "workflow.evt.acme.work.do.succeeded") == 2, "k2's result", ct);
+        await node.WaitUntilAsync(async () => await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, Succeeded) == 2, "k2's result", ct);
         Assert.Equal(2, await RunnerNode.MessagesAsync(js, "WORKFLOW_COMMANDS", ct));
-        Assert.Equal(2, stub.Requests.Count);
+        Assert.Equal(2, scope.Stub.Requests.Count);
         Assert.Equal(HttpStatusCode.Conflict, (await node.PostAsync("admin/resume", ct)).Status);
     }
 
     [Fact]
     public async Task SIGTERM_flips_readiness_at_once_finishes_in_flight_work_and_exits_0()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await RunnerNode.ResetServerAsync(js, ct);
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, js) = (scope.Token, scope.Js);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var stub = await StubUpstream.StartAsync(ct);
-        stub.Respond("/work", (_, _) =>
-        {
-            arrived.TrySetResult();
-            return StubResponse.Hold(release.Task);
-        });
-        await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct);
+        var arrived = scope.HoldWork(release.Task);
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct);
         await RunnerNode.PublishCreatedAsync(js, "k1", 1, ct);
-        await arrived.Task.WaitAsync(ct);
+        await arrived.WaitAsync(ct);
 
         await node.Process.TerminateAsync(ct);
         // The server still answers during the drain, and says not ready.
@@ -107,33 +90,24 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         release.TrySetResult();
         Assert.Equal(0, await node.Process.WaitForExitAsync(ct));
         Assert.Contains("drained in", node.Process.Output, StringComparison.Ordinal);
-        Assert.Equal(1, await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, "workflow.evt.acme.work.do.succeeded"));
+        Assert.Equal(1, await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, Succeeded));
     }
 
     [Fact]
     public async Task SIGTERM_past_the_deadline_exits_0_and_the_unfinished_command_comes_back_to_the_next_runner()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await RunnerNode.ResetServerAsync(js, ct);
-        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, js) = (scope.Token, scope.Js);
         var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var stub = await StubUpstream.StartAsync(ct);
-        stub.Respond("/work", (_, call) =>
-        {
-            first.TrySetResult();
-            return call == 1 ? StubResponse.Hold(never.Task) : StubResponse.Ok;
-        });
-        await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct, configure: env =>
+        var first = scope.HoldWork(never.Task, held: 1);
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct, configure: env =>
         {
             env["RUNNER_SHUTDOWN_TIMEOUT"] = "1s";
             env["RUNNER_ACK_WAIT"] = "2s";
             env["RUNNER_EFFECT_LEASE"] = "1s";
         });
         await RunnerNode.PublishCreatedAsync(js, "k1", 1, ct);
-        await first.Task.WaitAsync(ct);
+        await first.WaitAsync(ct);
 
         Assert.Equal(0, await node.TerminateAsync(ct));
         Assert.Contains("did not finish within", node.Process.Output, StringComparison.Ordinal);
@@ -141,8 +115,8 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
 
         // Not acked, so it comes back: the next runner takes the claim over and completes it.
         await node.RestartAsync(ct);
-        await node.WaitUntilAsync(async () => await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, "workflow.evt.acme.work.do.succeeded") == 1, "the result after takeover", ct);
-        var calls = stub.Requests.Where(r => r.PathAndQuery == "/work").ToList();
+        await node.WaitUntilAsync(async () => await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, Succeeded) == 1, "the result after takeover", ct);
+        var calls = scope.Stub.Requests.Where(r => r.PathAndQuery == "/work").ToList();
         Assert.Equal(2, calls.Count);
         Assert.Equal(calls[0].IdempotencyKey, calls[1].IdempotencyKey);
         never.TrySetResult();

@@ -13,13 +13,8 @@ public sealed class HealthTests(NatsServerFixture nats) : IClassFixture<NatsServ
     public async Task Health_fails_while_NATS_is_down_and_recovers_after_its_restart_without_losing_events()
     {
         Assert.True(nats.CanRestart, "this test restarts the NATS server, so it needs one it started itself");
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var ct = cts.Token;
-        await using (var connection = await nats.ConnectAsync())
-        {
-            await RunnerNode.ResetServerAsync(new NatsJSContext(connection), ct);
-        }
-        await using var stub = await StubUpstream.StartAsync(ct);
+        await using var scope = await OpsScope.StartAsync(nats, TimeSpan.FromMinutes(3));
+        var (ct, stub) = (scope.Token, scope.Stub);
         await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct);
         await using (var connection = await nats.ConnectAsync())
         {
@@ -55,19 +50,14 @@ public sealed class HealthTests(NatsServerFixture nats) : IClassFixture<NatsServ
     [Fact]
     public async Task Health_fails_when_the_data_disk_is_full_and_recovers_when_space_returns()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using (var connection = await nats.ConnectAsync())
-        {
-            await RunnerNode.ResetServerAsync(new NatsJSContext(connection), ct);
-        }
+        await using var scope = await OpsScope.StartAsync(nats);
+        var ct = scope.Token;
         using var mount = new TempDirectory("runner-health-disk");
         var (code, output) = await RunAsync(ct, "mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mount.Path);
         Assert.True(code == 0, $"this test mounts a 16 MiB tmpfs as the data directory (needs root or CAP_SYS_ADMIN); mount exited {code}: {output}");
         try
         {
-            await using var stub = await StubUpstream.StartAsync(ct);
-            await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct, configure: env =>
+            await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct, configure: env =>
             {
                 env["RUNNER_DATA_DIR"] = mount.Path;
                 env["RUNNER_LMDB_MAP_SIZE"] = "4MiB";

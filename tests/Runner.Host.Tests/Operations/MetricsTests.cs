@@ -15,12 +15,8 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
     [Fact]
     public async Task After_a_known_workload_the_named_series_have_the_expected_counts()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await RunnerNode.ResetServerAsync(js, ct);
-        await using var stub = await StubUpstream.StartAsync(ct);
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, js, stub) = (scope.Token, scope.Js, scope.Stub);
         // Every third call fails for good (a 400 is not retried): failed results, compensated by the script's on_event.
         stub.Respond("/work", (request, _) => RunnerNode.Json(request.Body).GetProperty("n").GetInt32() % 3 == 0
             ? new StubResponse(400, """{"error":"no"}""")

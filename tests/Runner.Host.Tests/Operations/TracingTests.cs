@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
-using NATS.Client.JetStream;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
 using Runner.Effects;
@@ -18,12 +17,8 @@ public sealed class TracingTests(NatsServerFixture nats) : IClassFixture<NatsSer
     [Fact]
     public async Task One_trace_id_spans_router_saga_relay_effect_and_the_result_back_to_the_saga()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var ct = cts.Token;
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await RunnerNode.ResetServerAsync(js, ct);
-        await using var stub = await StubUpstream.StartAsync(ct);
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, js, stub) = (scope.Token, scope.Js, scope.Stub);
         using var dir = new TempDirectory("runner-trace");
         Directory.CreateDirectory(dir.File("manifests"));
         await File.WriteAllTextAsync(dir.File("manifests/op.yaml"), RunnerNode.SagaManifest, ct);
