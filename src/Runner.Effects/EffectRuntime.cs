@@ -56,9 +56,6 @@ internal sealed class EffectRuntime : IAsyncDisposable
     /// <summary>The executor commands run through (its pipelines hold the circuit breakers).</summary>
     public IEffectExecutor Executor => _executor;
 
-    /// <summary>True between a drain and the next resume: no command is pulled.</summary>
-    public bool Draining => _stop?.IsCancellationRequested ?? false;
-
     public EffectClaims? Claims { get; private set; }
 
     internal EffectWorkerHooks? Hooks { get; init; }

@@ -68,9 +68,6 @@ internal sealed class SagaRuntime : IAsyncDisposable
 
     public SagaRuntimeOptions Options => _options;
 
-    /// <summary>True between a drain and the next resume: nothing is read from the trigger streams or the inbox.</summary>
-    public bool Draining => _intake?.IsCancellationRequested ?? false;
-
     /// <summary>Streams a router runs for in this generation.</summary>
     public IReadOnlyList<string> RoutedStreams
     {
