@@ -1,4 +1,11 @@
 using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
+using Runner.Core;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Core.Transitions;
+using Runner.Storage;
 using Runner.Host.Http;
 using Runner.Testing;
 using Xunit;
@@ -75,10 +82,13 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
     {
         await using var scope = await OpsScope.StartAsync(nats);
         var (ct, js, stub) = (scope.Token, scope.Js, scope.Stub);
+        // k1's call is held across the reload: its instance is in flight when the scripts change.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var arrived = scope.HoldWork(release.Task, held: 1);
         await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct);
 
         await RunnerNode.PublishCreatedAsync(js, "k1", 1, ct);
-        await node.WaitUntilAsync(() => Task.FromResult(stub.Requests.Count == 1), "first call", ct);
+        await arrived.WaitAsync(ct);
         Assert.Equal("v1", RunnerNode.Json(stub.Requests[0].Body).GetProperty("version").GetString());
         var before = (await node.GetAsync("info", ct)).Body!["manifest"]!["version"]!.GetValue<string>();
 
@@ -100,6 +110,10 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(["work.extra"], reload.Body!["changes"]!["effects_added"]!.AsArray().Select(n => n!.GetValue<string>()));
         Assert.Equal(["work.extra"], reload.Body!["effect_workers_started"]!.AsArray().Select(n => n!.GetValue<string>()));
         Assert.Equal(after, (await node.GetAsync("info", ct)).Body!["manifest"]!["version"]!.GetValue<string>());
+
+        // The in-flight instance continues on the new script: its result runs v2's on_event.
+        release.TrySetResult();
+        await node.WaitUntilAsync(async () => await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, "workflow.evt.acme.work.do.succeeded") == 1, "k1's result", ct);
 
         // The next transition runs the new script, and the new effect's worker performs it.
         await RunnerNode.PublishCreatedAsync(js, "k2", 2, ct);
@@ -128,6 +142,24 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
         await node.WaitUntilAsync(() => Task.FromResult(stub.Requests.Count(r => r.PathAndQuery == "/extra") == 2), "a v2 command after the refused reload", ct);
         Assert.Equal(after, (await node.GetAsync("info", ct)).Body!["manifest"]!["version"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.OK, (await node.GetAsync("ready", ct)).Status);
+
+        // Each transition recorded the script version and the manifest version it ran with.
+        // Six transitions: each of k1, k2 and k3 was created and got its result.
+        await node.WaitUntilAsync(async () => (await node.GetAsync("metrics", ct)).Text.Contains("runner_saga_transitions_total{saga=\"op\"} 6\n", StringComparison.Ordinal), "six transitions", ct);
+        Assert.Equal(0, await node.TerminateAsync(ct));
+        var k1 = Instance(node, "k1")!;
+        Assert.Equal("v2", k1.State.GetProperty("version").GetString());
+        Assert.Equal(after, k1.ManifestHash);
+        Assert.Equal(after, Instance(node, "k3")!.ManifestHash);
+    }
+
+    /// <summary>The stored instance of saga op for a key, read after the runner exited.</summary>
+    private static SagaInstanceRecord? Instance(RunnerNode node, string key)
+    {
+        using var store = new LmdbStore(new LmdbOptions { Path = Path.Combine(node.Environment["RUNNER_DATA_DIR"], "lmdb") }, NullLogger<LmdbStore>.Instance);
+        var instance = new InstanceId(new TenantId("acme"), new SagaName("op"), new CorrelationKey(key));
+        var raw = store.Read(r => r.Get(KeySpace.Saga, StoreKeys.Instance(Partitioner.PartitionOf(instance, 4), instance)));
+        return raw is null ? null : JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord);
     }
 
     [Fact]
