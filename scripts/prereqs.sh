@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Runner's build, demo and tests need on a fresh Debian machine, when missing:
 # nats-server (JetStream), a C compiler (the build compiles LMDB), bubblewrap (slice sandboxes),
-# clang and zlib (the NativeAOT publish of runner-slice). The .NET 10 SDK must
-# already be on PATH (dotnet).
+# clang and zlib (the NativeAOT publish of runner-slice), docker-compose (the tests validate
+# docker/compose.yml with it when the docker client has no compose plugin). The docker client
+# itself (docker stack config) and the .NET 10 SDK (dotnet) must already be on PATH.
 set -euo pipefail
 
 runner_need_root() {
@@ -19,6 +20,7 @@ runner_prereqs() {
   # runner-slice is published with NativeAOT, which links with clang and zlib.
   command -v clang >/dev/null 2>&1 || missing+=(clang)
   [ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     runner_need_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

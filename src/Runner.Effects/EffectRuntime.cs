@@ -10,6 +10,10 @@ namespace Runner.Effects;
 /// <summary>
 /// The effect side of one process: a worker per declared effect (and pool) whose provider this
 /// process has, sharing one claim bucket. Every worker loop restarts after an unexpected error.
+/// <para>
+/// Workers pull under an intake token per generation: <see cref="DrainAsync"/> cancels it and
+/// waits for the running commands; <see cref="ResumeAsync"/> starts the workers again.
+/// </para>
 /// </summary>
 internal sealed class EffectRuntime : IAsyncDisposable
 {
@@ -21,6 +25,8 @@ internal sealed class EffectRuntime : IAsyncDisposable
     private readonly ILoggerFactory _loggers;
     private readonly TimeProvider _time;
     private readonly List<Task> _loops = [];
+    private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _control = new(1, 1);
     private volatile IReadOnlyDictionary<string, EffectManifest> _effects;
     private CancellationTokenSource? _stop;
     private CancellationTokenSource? _abort;
@@ -47,12 +53,28 @@ internal sealed class EffectRuntime : IAsyncDisposable
 
     public IReadOnlyList<EffectWorker> Workers { get; private set; } = [];
 
+    /// <summary>The executor commands run through (its pipelines hold the circuit breakers).</summary>
+    public IEffectExecutor Executor => _executor;
+
     public EffectClaims? Claims { get; private set; }
 
     internal EffectWorkerHooks? Hooks { get; init; }
 
-    /// <summary>Swaps in reloaded effect declarations; commands already running finish on the old ones.</summary>
-    public void Swap(IReadOnlyList<EffectManifest> effects) => _effects = Index(effects);
+    /// <summary>
+    /// Swaps in reloaded effect declarations; commands already running finish on the old ones.
+    /// An effect that had no worker gets one now (unless draining: resume starts it). Returns the
+    /// effects that got workers. Workers of effects no longer declared keep running until restart
+    /// and answer their commands with an <c>unknown_effect</c> failure.
+    /// </summary>
+    public IReadOnlyList<string> Swap(IReadOnlyList<EffectManifest> effects)
+    {
+        _effects = Index(effects);
+        if (_stop is null || _stop.IsCancellationRequested || Claims is null)
+        {
+            return [];
+        }
+        return StartWorkers(_stop.Token);
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -60,24 +82,96 @@ internal sealed class EffectRuntime : IAsyncDisposable
         Claims = await EffectClaims.OpenAsync(_js, _claimOptions, _time, cancellationToken);
         _stop = new CancellationTokenSource();
         _abort = new CancellationTokenSource();
+        StartWorkers(_stop.Token);
+    }
+
+    /// <summary>Starts a worker for each declared effect (and pool) that has none in this generation.</summary>
+    private List<string> StartWorkers(CancellationToken intake)
+    {
         var logger = _loggers.CreateLogger<EffectRuntime>();
         var workerLogger = _loggers.CreateLogger<EffectWorker>();
-        var workers = new List<EffectWorker>();
-        foreach (var effect in _effects.Values.OrderBy(e => e.Name, StringComparer.Ordinal))
+        var started = new List<string>();
+        lock (_gate)
         {
-            if (!_executor.Supports(effect.Provider))
+            var workers = Workers.ToList();
+            foreach (var effect in _effects.Values.OrderBy(e => e.Name, StringComparer.Ordinal))
             {
-                EffectsLog.ProviderMissing(logger, effect.Name, effect.Provider);
-                continue;
+                if (!_executor.Supports(effect.Provider))
+                {
+                    EffectsLog.ProviderMissing(logger, effect.Name, effect.Provider);
+                    continue;
+                }
+                foreach (var pool in PoolsOf(effect))
+                {
+                    if (workers.Any(w => w.Effect == effect.Name && w.Pool == pool))
+                    {
+                        continue;
+                    }
+                    var worker = new EffectWorker(_js, Claims!, _executor, Lookup, _quarantine, effect.Name, pool, _options, workerLogger, _time, _abort!.Token) { Hooks = Hooks };
+                    workers.Add(worker);
+                    started.Add(effect.Name);
+                    _loops.Add(Supervisor.Run($"effect worker {worker.Consumer}", worker.RunAsync, logger, _time, intake));
+                }
             }
-            foreach (var pool in PoolsOf(effect))
-            {
-                var worker = new EffectWorker(_js, Claims, _executor, Lookup, _quarantine, effect.Name, pool, _options, workerLogger, _time, _abort.Token) { Hooks = Hooks };
-                workers.Add(worker);
-                _loops.Add(Supervisor.Run($"effect worker {worker.Consumer}", worker.RunAsync, logger, _time, _stop.Token));
-            }
+            Workers = workers;
         }
-        Workers = workers;
+        return started.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// Stops pulling commands and returns once every running command has finished (result
+    /// published, command acked). Cancelling <paramref name="cancellationToken"/> abandons the
+    /// wait; the commands go on until <see cref="StopAsync"/> aborts them.
+    /// </summary>
+    public async Task DrainAsync(CancellationToken cancellationToken)
+    {
+        await _control.WaitAsync(cancellationToken);
+        try
+        {
+            if (_stop is null)
+            {
+                return;
+            }
+            await _stop.CancelAsync();
+            Task[] loops;
+            lock (_gate)
+            {
+                loops = [.. _loops];
+            }
+            await Task.WhenAll(loops).WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            _control.Release();
+        }
+    }
+
+    /// <summary>Undoes a drain: a worker per effect (and pool) pulls again.</summary>
+    public async Task ResumeAsync(CancellationToken cancellationToken)
+    {
+        await _control.WaitAsync(cancellationToken);
+        try
+        {
+            if (_stop is null || !_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            Task[] loops;
+            lock (_gate)
+            {
+                loops = [.. _loops];
+                _loops.Clear();
+                Workers = [];
+            }
+            await Task.WhenAll(loops).WaitAsync(cancellationToken);
+            _stop.Dispose();
+            _stop = new CancellationTokenSource();
+            StartWorkers(_stop.Token);
+        }
+        finally
+        {
+            _control.Release();
+        }
     }
 
     /// <summary>Commands without a pool always; plus the configured pools, or the effect's own pool when none are configured.</summary>
@@ -97,19 +191,23 @@ internal sealed class EffectRuntime : IAsyncDisposable
         effects.ToDictionary(e => e.Name, StringComparer.Ordinal);
 
     /// <summary>
-    /// Stops pulling commands, lets the running ones finish for up to
-    /// <see cref="EffectWorkerOptions.DrainTimeout"/>, then cancels the rest: they stay unacked
-    /// with their claims running, and another worker takes them over when their leases end.
+    /// Stops pulling commands, lets the running ones finish for up to <paramref name="grace"/>
+    /// (default <see cref="EffectWorkerOptions.DrainTimeout"/>), then cancels the rest: they stay
+    /// unacked with their claims running, and another worker takes them over when their leases end.
     /// </summary>
-    public async Task StopAsync()
+    public async Task StopAsync(TimeSpan? grace = null)
     {
         if (_stop is null || _abort is null)
         {
             return;
         }
         await _stop.CancelAsync();
-        var all = Task.WhenAll(_loops);
-        if (await Task.WhenAny(all, Task.Delay(_options.DrainTimeout, _time, CancellationToken.None)) != all)
+        Task all;
+        lock (_gate)
+        {
+            all = Task.WhenAll(_loops);
+        }
+        if (await Task.WhenAny(all, Task.Delay(grace ?? _options.DrainTimeout, _time, CancellationToken.None)) != all)
         {
             await _abort.CancelAsync();
         }

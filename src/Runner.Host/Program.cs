@@ -10,6 +10,7 @@ internal static class Program
           validate DIR               validate the manifests and scripts under DIR
           quarantine list [--limit N] print quarantined messages (JSON lines) from RUNNER_DATA_DIR
           demo                       run combined mode on RUNNER_MANIFESTS, publish the sample events and show sagas completing
+          health [--ready]           ask the running service's /health (or /ready); exit 0 when it answers 200 (container health check)
         """;
 
     public static async Task<int> Main(string[] args)
@@ -26,6 +27,7 @@ internal static class Program
             ["validate", var dir] => ValidateCommand.Run(dir),
             ["quarantine", "list", .. var rest] => QuarantineCommand.List(rest),
             ["demo", ..] => await DemoCommand.RunAsync(stop.Token),
+            ["health", .. var rest] => await HealthCommand.RunAsync(rest, stop.Token),
             ["--help" or "-h" or "help"] => PrintUsage(0),
             _ => PrintUsage(2),
         };

@@ -166,6 +166,10 @@ internal sealed class MessageBatcher : IAsyncDisposable
                         break;
                     }
                     expected++;
+                    if (msg.Metadata?.NumDelivered > 1)
+                    {
+                        Tracing.Redeliveries.Add(1, new KeyValuePair<string, object?>("consumer", Consumer));
+                    }
                     await _buffer.Writer.WriteAsync(msg, attachment.Token);
                 }
             }

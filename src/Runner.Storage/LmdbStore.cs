@@ -57,6 +57,16 @@ internal sealed class LmdbStore : IDisposable
     /// <summary>The map size LMDB really uses (at least the data file's size after a reopen).</summary>
     public long MapSize => _env.Info.MapSize;
 
+    /// <summary>Bytes of the map in use: up to the last page written.</summary>
+    public long UsedBytes
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
+            return (_env.Info.LastPageNumber + 1) * (long)_env.EnvironmentStats.PageSize;
+        }
+    }
+
     internal LightningEnvironment Environment => _env;
 
     internal LightningDatabase Database(KeySpace space) => _databases[(int)space];

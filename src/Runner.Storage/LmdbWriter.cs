@@ -116,7 +116,10 @@ internal sealed class LmdbWriter : IDisposable
                 {
                     pending.Completion.TrySetResult();
                 }
-                StorageLog.Committed(_logger, committed.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                StorageTelemetry.CommitDuration.Record(elapsedMs);
+                StorageTelemetry.CommitBatches.Record(committed.Count);
+                StorageLog.Committed(_logger, committed.Count, elapsedMs);
                 return;
             }
             if (outcome == CommitOutcome.NothingLeft)
@@ -139,6 +142,7 @@ internal sealed class LmdbWriter : IDisposable
             var error = outcome == CommitOutcome.MapFull
                 ? new StorageException($"LMDB map is full at its maximum size {_store.Options.MaxMapSize} bytes; nothing of this batch was written", "map_full")
                 : _lastError ?? new StorageException("LMDB commit failed", "io");
+            StorageTelemetry.CommitFailures.Add(1);
             StorageLog.CommitFailed(_logger, live.Count, error.Code, error.Message);
             foreach (var pending in live)
             {

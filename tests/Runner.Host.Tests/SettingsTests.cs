@@ -121,4 +121,46 @@ public sealed class SettingsTests
             Assert.Contains(errors, e => e.Contains(name, StringComparison.Ordinal));
         }
     }
+
+    [Fact]
+    public void Operations_settings_are_read_with_safe_defaults()
+    {
+        var (defaults, none) = SettingsLoader.Load(new Dictionary<string, string?>());
+        Assert.Empty(none);
+        Assert.Equal(["http://127.0.0.1:8080"], defaults.HttpUrls);
+        Assert.Null(defaults.AdminTokenFile);
+        Assert.Equal(TimeSpan.FromSeconds(45), defaults.ShutdownTimeout);
+        Assert.Equal("text", defaults.LogFormat);
+
+        var (settings, errors) = SettingsLoader.Load(new Dictionary<string, string?>
+        {
+            ["RUNNER_HTTP_URLS"] = "http://0.0.0.0:8080, http://127.0.0.1:9090",
+            ["RUNNER_ADMIN_TOKEN_FILE"] = "/run/secrets/runner_admin_token",
+            ["RUNNER_SHUTDOWN_TIMEOUT"] = "20s",
+            ["RUNNER_LOG_FORMAT"] = "json",
+        });
+        Assert.Empty(errors);
+        Assert.Equal(["http://0.0.0.0:8080", "http://127.0.0.1:9090"], settings.HttpUrls);
+        Assert.Equal("/run/secrets/runner_admin_token", settings.AdminTokenFile);
+        Assert.Equal(TimeSpan.FromSeconds(20), settings.ShutdownTimeout);
+        // Effects still running at a stop without drain get the same deadline.
+        Assert.Equal(TimeSpan.FromSeconds(20), settings.EffectOptions().DrainTimeout);
+        Assert.Equal("json", settings.LogFormat);
+    }
+
+    [Fact]
+    public void Bad_operations_settings_are_each_reported()
+    {
+        var (_, errors) = SettingsLoader.Load(new Dictionary<string, string?>
+        {
+            ["RUNNER_HTTP_URLS"] = "https://0.0.0.0:8443/x",
+            ["RUNNER_SHUTDOWN_TIMEOUT"] = "2h",
+            ["RUNNER_LOG_FORMAT"] = "xml",
+        });
+        Assert.Equal(3, errors.Count);
+        foreach (var name in new[] { "RUNNER_HTTP_URLS", "RUNNER_SHUTDOWN_TIMEOUT", "RUNNER_LOG_FORMAT" })
+        {
+            Assert.Contains(errors, e => e.Contains(name, StringComparison.Ordinal));
+        }
+    }
 }

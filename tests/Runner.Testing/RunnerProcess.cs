@@ -48,6 +48,8 @@ internal sealed class RunnerProcess : IDisposable
         {
             start.Environment.Remove(key);
         }
+        // Runners started side by side (test classes run in parallel) must not share the default HTTP port.
+        start.Environment["RUNNER_HTTP_URLS"] = $"http://127.0.0.1:{NatsServerFixture.FreePort()}";
         foreach (var (key, value) in environment)
         {
             start.Environment[key] = value;
@@ -77,6 +79,18 @@ internal sealed class RunnerProcess : IDisposable
     {
         await _process.WaitForExitAsync(cancellationToken);
         return _process.ExitCode;
+    }
+
+    /// <summary>SIGTERM, as Docker and Swarm stop a container: the runner drains and exits.</summary>
+    public async Task TerminateAsync(CancellationToken cancellationToken)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false })
+            ?? throw new InvalidOperationException("could not run kill");
+        await kill.WaitForExitAsync(cancellationToken);
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -TERM {_process.Id} exited {kill.ExitCode}");
+        }
     }
 
     /// <summary>SIGKILL: no shutdown code runs, exactly like a power cut for this process.</summary>

@@ -31,7 +31,15 @@ internal sealed partial class EffectWorker
             return;
         }
 
-        var key = ClaimKeys.For(command!.Tenant, command.CommandId);
+        using var span = Tracing.Start(EffectsTelemetry.Source, "effect " + Effect, System.Diagnostics.ActivityKind.Consumer, command!.TraceParent);
+        using var scope = LogScope.For(_logger, command.Tenant, command.Saga, command.CorrelationId, command.CommandId);
+        span?.SetTag("runner.tenant", command.Tenant);
+        span?.SetTag("runner.saga", command.Saga);
+        span?.SetTag("runner.correlation_id", command.CorrelationId);
+        span?.SetTag("runner.command_id", command.CommandId);
+        // Upstream calls and the result event carry this span, so the trace goes on from here.
+        command = command with { TraceParent = Tracing.TraceParent(span, command.TraceParent) };
+        var key = ClaimKeys.For(command.Tenant, command.CommandId);
         if (!_running.TryAdd(key, 0))
         {
             // A redelivery while this worker still runs it: the running copy acks.
@@ -100,6 +108,12 @@ internal sealed partial class EffectWorker
             Interlocked.Increment(ref _executed);
 
             var finishedAt = _time.GetUtcNow();
+            EffectsTelemetry.Duration.Record((finishedAt - startedAt).TotalMilliseconds,
+                new(EffectsTelemetry.EffectTag, command.Effect), new(EffectsTelemetry.OutcomeTag, execution.Succeeded ? ResultEvents.Succeeded : ResultEvents.Failed));
+            if (!execution.Succeeded)
+            {
+                Tracing.Fail(System.Diagnostics.Activity.Current, execution.Error?.Code ?? ResultEvents.Failed);
+            }
             var (subject, json) = ResultEvents.Build(command, execution, startedAt, finishedAt);
             var size = Encoding.UTF8.GetByteCount(json);
             if (size > _options.MaxResultBytes)

@@ -73,6 +73,9 @@ internal sealed partial class EffectWorker
     /// <summary>Test hooks that stand in for a crash at a precise point; null in production.</summary>
     internal EffectWorkerHooks? Hooks { get; init; }
 
+    /// <summary>Commands this worker is handling now.</summary>
+    public int Running => _running.Count;
+
     /// <summary>Commands this worker ran through a provider.</summary>
     public long Executed => Interlocked.Read(ref _executed);
 

@@ -1,7 +1,17 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using Prometheus;
+using Runner.Effects;
+using Runner.Host.Http;
+using Runner.Host.Operations;
 using Runner.Host.Service;
+using Runner.Host.Settings;
+using Runner.Sagas;
 
 namespace Runner.Host.Commands;
 
@@ -14,20 +24,21 @@ internal static class ServeCommand
         {
             return 2;
         }
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(args);
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        });
-        builder.Services.AddSingleton(settings);
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddHostedService<RunnerService>();
-        using var host = builder.Build();
+        AdminToken token;
         try
         {
-            await host.RunAsync(cancellationToken);
+            token = settings.AdminTokenFile is { } file ? AdminToken.FromFile(file) : AdminToken.Disabled;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"runner: RUNNER_ADMIN_TOKEN_FILE: {ex.Message}");
+            return 2;
+        }
+
+        await using var app = Build(args, settings, token);
+        try
+        {
+            await app.RunAsync(cancellationToken);
             return 0;
         }
         catch (OperationCanceledException)
@@ -41,5 +52,82 @@ internal static class ServeCommand
             Console.Error.WriteLine($"runner: failed to start: {ex.Message}");
             return 1;
         }
+    }
+
+    /// <summary>The service with its HTTP endpoints on Kestrel, telemetry and logging.</summary>
+    internal static WebApplication Build(string[] args, RunnerSettings settings, AdminToken token)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args });
+        builder.WebHost.UseUrls(string.Join(';', settings.HttpUrls));
+        ConfigureLogging(builder.Logging, settings);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = settings.ShutdownTimeout + TimeSpan.FromSeconds(10));
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<RunnerControl>();
+        builder.Services.AddSingleton<HealthProbe>();
+        builder.Services.AddSingleton<InfoReport>();
+        builder.Services.AddHostedService<RunnerService>();
+        AddTracing(builder.Services);
+
+        var app = builder.Build();
+        var control = app.Services.GetRequiredService<RunnerControl>();
+        // Runner's meters go through the bridge (proper names and types); every other meter, the
+        // .NET runtime's among them, through prometheus-net's own adapter.
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = i => !i.Meter.Name.StartsWith(MeterBridge.Prefix, StringComparison.Ordinal));
+        app.Lifetime.ApplicationStopped.Register(new MeterBridge(Metrics.DefaultRegistry).Dispose);
+        _ = new RunnerMetrics(control, TimeProvider.System, Metrics.DefaultRegistry);
+        OperationsEndpoints.Map(app, control, app.Services.GetRequiredService<HealthProbe>(), token, app.Services.GetRequiredService<InfoReport>());
+        OperationsLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ServeCommand)),
+            string.Join(", ", settings.HttpUrls), token.Enabled ? "enabled" : "disabled (no RUNNER_ADMIN_TOKEN_FILE)");
+        return app;
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, RunnerSettings settings)
+    {
+        logging.ClearProviders();
+        // Every line logged inside a span carries its trace and span id; the stages add the
+        // tenant, saga and correlation id of the message in hand as a scope of their own.
+        logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        if (settings.LogFormat == "json")
+        {
+            logging.AddJsonConsole(o =>
+            {
+                o.IncludeScopes = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            });
+        }
+    }
+
+    /// <summary>
+    /// Spans of every stage, always recorded (so log lines carry trace ids); exported over OTLP
+    /// when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set (the exporter reads the other <c>OTEL_*</c> variables).
+    /// </summary>
+    private static void AddTracing(IServiceCollection services)
+    {
+        var otlp = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+        services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService(
+                serviceName: Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") is { Length: > 0 } name ? name : "runner",
+                serviceVersion: InfoReport.Version))
+            .WithTracing(tracing =>
+            {
+                tracing.AddSource(SagasTelemetry.ActivitySourceName, EffectsTelemetry.ActivitySourceName);
+                if (otlp)
+                {
+                    tracing.AddOtlpExporter();
+                }
+            });
     }
 }

@@ -42,7 +42,14 @@ internal sealed class RunnerComponents : IAsyncDisposable
 
     public LmdbStore Store { get; }
 
-    public ManifestSet Manifests { get; }
+    /// <summary>The manifest version running now (replaced by <see cref="Swap"/>).</summary>
+    public ManifestSet Manifests { get; private set; }
+
+    /// <summary>
+    /// How long effects still running at dispose may finish before they are cancelled; null = the
+    /// effect options' drain timeout. Shutdown sets zero once its own drain deadline has passed.
+    /// </summary>
+    public TimeSpan? EffectGrace { get; set; }
 
     public SagaRuntime? Sagas { get; }
 
@@ -111,6 +118,19 @@ internal sealed class RunnerComponents : IAsyncDisposable
     }
 
     /// <summary>
+    /// Puts a validated manifest set in force in every running part: the next batch of each router
+    /// and partition, and the next command of each effect worker, use it. Returns the trigger
+    /// streams that got a router and the effects that got workers.
+    /// </summary>
+    public (IReadOnlyList<string> Routers, IReadOnlyList<string> EffectWorkers) Swap(ManifestSet manifests)
+    {
+        Manifests = manifests;
+        var routers = Sagas?.Swap(manifests) ?? [];
+        var workers = Effects?.Swap(manifests.Effects) ?? [];
+        return (routers, workers);
+    }
+
+    /// <summary>
     /// The slice provider, when a manifest declares a slice effect: probes the node (logged, and
     /// kept as <see cref="SliceProvider.Capabilities"/>) and sweeps the slice cgroups a previous
     /// worker left before any command is taken.
@@ -151,7 +171,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
     {
         if (Effects is not null)
         {
-            await Effects.DisposeAsync();
+            await Effects.StopAsync(EffectGrace);
         }
         if (_services is not null)
         {

@@ -53,6 +53,18 @@ internal sealed record RunnerSettings
         CgroupBase = SliceCgroup,
     };
 
+    /// <summary>Where the HTTP endpoints listen (Kestrel URLs, comma-separated); loopback by default.</summary>
+    public IReadOnlyList<string> HttpUrls { get; init; } = ["http://127.0.0.1:8080"];
+
+    /// <summary>File holding the admin bearer token; null = admin endpoints disabled.</summary>
+    public string? AdminTokenFile { get; init; }
+
+    /// <summary>How long SIGTERM may drain before what is unfinished is abandoned (left unacked).</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>Console log format: text (one line per entry) or json (one object per line, with scopes).</summary>
+    public string LogFormat { get; init; } = "text";
+
     public EffectWorkerOptions EffectOptions() => new()
     {
         JetStream = JetStream,
@@ -60,6 +72,7 @@ internal sealed record RunnerSettings
         Pools = Pools,
         // A result larger than the saga side accepts would be quarantined there, unseen by its saga.
         MaxResultBytes = MaxEventBytes,
+        DrainTimeout = ShutdownTimeout,
         CommandMaxAge = EffectClaimRetention > TimeSpan.FromHours(2) ? EffectClaimRetention - TimeSpan.FromHours(1) : EffectClaimRetention / 2,
     };
 

@@ -51,6 +51,11 @@ internal static class SettingsLoader
         ("RUNNER_SLICE_RUN_DIR", "slice_run_dir", (s, v) => v.StartsWith('/') ? new(s with { SliceRunDir = v }) : Result.Error("must be an absolute path")),
         ("RUNNER_SLICE_CGROUP", "slice_cgroup", (s, v) => v.Length > 0 && !v.StartsWith('/') && !v.Split('/').Any(p => p is "" or "." or "..")
             ? new(s with { SliceCgroup = v }) : Result.Error("must be a relative cgroup path (e.g. runner-slices)")),
+        ("RUNNER_HTTP_URLS", "http_urls", (s, v) => HttpUrls(v, out var urls) ? new(s with { HttpUrls = urls }) : Result.Error("must be a comma-separated list of http:// URLs with a port (e.g. http://0.0.0.0:8080)")),
+        ("RUNNER_ADMIN_TOKEN_FILE", "admin_token_file", (s, v) => new(s with { AdminTokenFile = v.Length > 0 ? v : null })),
+        ("RUNNER_SHUTDOWN_TIMEOUT", "shutdown_timeout", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromSeconds(1) && d <= TimeSpan.FromMinutes(10)
+            ? new(s with { ShutdownTimeout = d }) : Result.Error("must be a duration from 1s to 10m (e.g. 45s)")),
+        ("RUNNER_LOG_FORMAT", "log_format", (s, v) => v is "text" or "json" ? new(s with { LogFormat = v }) : Result.Error("must be text or json")),
         ("RUNNER_BATCH", "batch", (s, v) => Int(v, 1, 10_000, out var n) ? new(s with { JetStream = s.JetStream with { Batch = n } }) : Result.Error("must be an integer in [1, 10000]")),
         ("RUNNER_STREAM_AGGREGATE_EVENTS", "stream_aggregate_events", (s, v) => Stream(v, n => s with { JetStream = s.JetStream with { Streams = s.JetStream.Streams with { AggregateEvents = n } } })),
         ("RUNNER_STREAM_PIPELINE_EVENTS", "stream_pipeline_events", (s, v) => Stream(v, n => s with { JetStream = s.JetStream with { Streams = s.JetStream.Streams with { PipelineEvents = n } } })),
@@ -172,6 +177,13 @@ internal static class SettingsLoader
 
     private static bool Int(string value, int min, int max, out int result) =>
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out result) && result >= min && result <= max;
+
+    private static bool HttpUrls(string value, out IReadOnlyList<string> urls)
+    {
+        var list = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        urls = list;
+        return list.Length > 0 && list.All(u => Uri.TryCreate(u, UriKind.Absolute, out var uri) && uri.Scheme == "http" && uri.AbsolutePath == "/");
+    }
 
     private static bool Pools(string value, out IReadOnlyList<string> pools)
     {

@@ -54,9 +54,10 @@ internal sealed class OutboxRelay
     /// <summary>Hands freshly committed items to the relay. Never blocks: on overflow it rescans instead.</summary>
     public void Enqueue(IReadOnlyList<OutboxEntry> entries)
     {
+        var now = _time.GetTimestamp();
         foreach (var entry in entries)
         {
-            if (!_queue.Writer.TryWrite(entry))
+            if (!_queue.Writer.TryWrite(entry with { Since = now }))
             {
                 _rescan = true;
                 _wake.Release();
@@ -139,9 +140,16 @@ internal sealed class OutboxRelay
         return Claim(batch);
     }
 
-    private List<OutboxEntry> Scan(int max, byte[]? after) => _store.Read(reader => reader.Scan(KeySpace.Outbox, [], max, after)
-        .Select(kv => new OutboxEntry(kv.Key, JsonSerializer.Deserialize(kv.Value, CoreJsonContext.Default.CommandMessage)!))
-        .ToList());
+    private List<OutboxEntry> Scan(int max, byte[]? after)
+    {
+        var now = _time.GetTimestamp();
+        return _store.Read(reader => reader.Scan(KeySpace.Outbox, [], max, after)
+            .Select(kv => new OutboxEntry(kv.Key, JsonSerializer.Deserialize(kv.Value, CoreJsonContext.Default.CommandMessage)!) { Since = now })
+            .ToList());
+    }
+
+    /// <summary>Commands committed and not yet published (the outbox in the store).</summary>
+    public long Depth() => _store.Read(r => r.Count(KeySpace.Outbox));
 
     private List<OutboxEntry> Claim(List<OutboxEntry> entries)
     {
@@ -182,13 +190,16 @@ internal sealed class OutboxRelay
         {
             var subject = Core.Subjects.Subjects.Command(entry.Command.Tenant, entry.Command.Effect, entry.Command.Pool);
             var body = CommandBody(entry.Command);
+            using var span = Tracing.Start(SagasTelemetry.Source, "relay " + entry.Command.Effect, System.Diagnostics.ActivityKind.Producer, entry.Command.TraceParent);
+            span?.SetTag("runner.command_id", entry.Command.CommandId);
+            span?.SetTag("runner.tenant", entry.Command.Tenant);
             try
             {
                 var future = await _js.PublishConcurrentAsync(
                     subject,
                     body,
                     opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(entry.Command.CommandId) },
-                    headers: NatsMessages.EndToEnd(entry.Command.Tenant, entry.Command.CorrelationId, entry.Command.CausationId, entry.Command.TraceParent),
+                    headers: NatsMessages.EndToEnd(entry.Command.Tenant, entry.Command.CorrelationId, entry.Command.CausationId, Tracing.TraceParent(span, entry.Command.TraceParent)),
                     cancellationToken: cancellationToken);
                 futures.Add((entry, subject, body, future));
             }
@@ -215,6 +226,7 @@ internal sealed class OutboxRelay
                 done.Delete(KeySpace.Outbox, entry.Key);
                 _rejections.Remove(Convert.ToBase64String(entry.Key));
                 acked++;
+                SagasTelemetry.DispatchLatency.Record(_time.GetElapsedTime(entry.Since).TotalMilliseconds);
             }
             catch (NatsJSApiException ex) when (PubAcks.IsPermanent(ex))
             {
@@ -251,6 +263,7 @@ internal sealed class OutboxRelay
             {
                 await _store.Writer.CommitAsync(done, cancellationToken);
                 Interlocked.Add(ref _published, acked);
+                SagasTelemetry.Dispatched.Add(acked);
             }
             catch (StorageException ex)
             {

@@ -42,6 +42,13 @@ internal sealed partial class PartitionWorker
         }
 
         var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(sagaName), new CorrelationKey(key));
+        evt.Headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
+        using var span = Tracing.Start(SagasTelemetry.Source, "saga " + sagaName, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
+        using var scope = LogScope.For(_logger, evt.Tenant, sagaName, key);
+        span?.SetTag("runner.tenant", evt.Tenant);
+        span?.SetTag("runner.saga", sagaName);
+        span?.SetTag("runner.correlation_id", key);
+        span?.SetTag("runner.event_id", evt.Id);
         if (Partitioner.PartitionOf(instance, _options.Partitions) != _partition)
         {
             Quarantine(work, msg, QuarantineRecords.InvalidRouting, "instance does not belong to this partition (partition count changed?)", sagaName, evt.Tenant, key);
@@ -106,9 +113,12 @@ internal sealed partial class PartitionWorker
             sagaName,
             key,
             handler);
+        var scriptStarted = _time.GetTimestamp();
         var result = saga.Script.Run(input);
+        SagasTelemetry.ScriptDuration.Record(_time.GetElapsedTime(scriptStarted).TotalMilliseconds, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, sagaName));
         if (!result.Succeeded)
         {
+            Tracing.Fail(span, result.Failure!.Code);
             Quarantine(work, msg, result.Failure!.Code, result.Failure.Message, sagaName, evt.Tenant, key);
             return;
         }
@@ -119,7 +129,7 @@ internal sealed partial class PartitionWorker
                 $"the transition commands effect '{unknown.Effect}', which no loaded effect manifest declares ({manifests.Hash[..12]})", sagaName, evt.Tenant, key);
             return;
         }
-        Apply(work, instance, current, evt, sequence, result.Output, dedupeKey, manifests, timer?.Name);
+        Apply(work, instance, current, evt, sequence, result.Output, dedupeKey, manifests, timer?.Name, Tracing.TraceParent(span, inboundTrace));
     }
 
     private void Apply(
@@ -131,13 +141,13 @@ internal sealed partial class PartitionWorker
         TransitionOutput output,
         byte[] dedupeKey,
         ManifestSet manifests,
-        string? firedTimer)
+        string? firedTimer,
+        string? traceParent)
     {
         var batch = work.Batch;
         var timers = current?.Timers is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.Timers, StringComparer.Ordinal);
         var generations = current?.TimerGenerations is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.TimerGenerations, StringComparer.Ordinal);
         var version = (current?.Version ?? 0) + 1;
-        evt.Headers.TryGetValue(EventHeaders.TraceParent, out var traceParent);
         byte[] ScheduleKey(long due, string name) => StoreKeys.Schedule(_partition, due, instance, name, generations.GetValueOrDefault(name));
 
         // The timer that fired is spent. Its schedule item is normally gone already (the scheduler

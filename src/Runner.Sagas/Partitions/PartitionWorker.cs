@@ -35,6 +35,7 @@ internal sealed partial class PartitionWorker
     private readonly TimeProvider _time;
     private readonly byte[] _checkpointKey;
     private readonly string _consumer;
+    private readonly CancellationToken _intake;
     private long _checkpoint;
     private ulong _purgedBelow;
     private long _lastPurge;
@@ -49,8 +50,10 @@ internal sealed partial class PartitionWorker
         ITransitionListener? listener,
         ILogger logger,
         TimeProvider time,
-        ScheduleSignal? scheduled = null)
+        ScheduleSignal? scheduled = null,
+        CancellationToken intake = default)
     {
+        _intake = intake;
         _js = js;
         _store = store;
         _manifests = manifests;
@@ -65,8 +68,18 @@ internal sealed partial class PartitionWorker
         _checkpointKey = StoreKeys.Checkpoint(_consumer, partition);
     }
 
+    /// <summary>
+    /// Runs until <paramref name="cancellationToken"/>, or until the intake token passed at
+    /// construction is cancelled (drain): then it stops reading and returns once the batch in hand
+    /// is committed and acked.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        if (_intake.IsCancellationRequested)
+        {
+            return;
+        }
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _intake);
         var settings = _options.JetStream;
         Interlocked.Exchange(ref _checkpoint, (long)ReadCheckpoint());
         var config = new ConsumerConfig(_consumer)
@@ -81,12 +94,12 @@ internal sealed partial class PartitionWorker
         // The LMDB checkpoint, not the server's ack floor, says where this partition resumes.
         await using var batcher = new MessageBatcher(_js, settings.Streams.Inbox, config,
             _ => ValueTask.FromResult((ulong)Interlocked.Read(ref _checkpoint) + 1), settings.Batch, _logger, _time, cancellationToken);
-        while (!cancellationToken.IsCancellationRequested)
+        while (!reading.IsCancellationRequested)
         {
             List<INatsJSMsg<byte[]>> batch;
             try
             {
-                batch = await batcher.ReadBatchAsync(settings.Batch, cancellationToken);
+                batch = await batcher.ReadBatchAsync(settings.Batch, reading.Token);
             }
             catch (OperationCanceledException)
             {
@@ -156,6 +169,10 @@ internal sealed partial class PartitionWorker
         await last.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
         if (work.Notices.Count > 0)
         {
+            foreach (var notice in work.Notices)
+            {
+                SagasTelemetry.Transitions.Add(1, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, notice.Instance.Saga.Value));
+            }
             _listener?.OnCommitted(work.Notices);
         }
         await PurgeAppliedAsync(cancellationToken);

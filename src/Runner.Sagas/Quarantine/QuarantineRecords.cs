@@ -67,7 +67,12 @@ internal static class QuarantineRecords
         };
         var keyBytes = StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), origin.Stream, origin.Sequence, saga);
         batch.Put(KeySpace.Quarantine, keyBytes, JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
+        Count(stage, reason);
     }
+
+    /// <summary>Counts a record as it is added to a write (a batch retried after a failed commit counts again).</summary>
+    private static void Count(string stage, string reason) =>
+        SagasTelemetry.Quarantined.Add(1, new(SagasTelemetry.StageTag, stage), new(SagasTelemetry.ReasonTag, reason));
 
     /// <summary>A command the relay could not publish and stopped retrying: kept whole, with the server's reason.</summary>
     public static void AddCommand(WriteBatch batch, string stream, string subject, Core.Transitions.CommandMessage command, byte[] body, string detail, int attempts, int maxPayloadBytes, TimeProvider time)
@@ -95,6 +100,7 @@ internal static class QuarantineRecords
         };
         batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(command.Tenant, null, now.ToUnixTimeMilliseconds(), stream, 0, command.Saga + "/" + command.CommandId),
             JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
+        Count("relay", CommandRejected);
     }
 
     /// <summary>
@@ -128,6 +134,7 @@ internal static class QuarantineRecords
         // A digest of the timer id keeps the key short (LMDB keys are at most 511 bytes) and unique.
         batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(record?.Tenant, null, now.ToUnixTimeMilliseconds(), stream, 0, (record?.Saga ?? "-") + "/" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(id is null ? body : Encoding.UTF8.GetBytes(id)))[..24]),
             JsonSerializer.SerializeToUtf8Bytes(quarantined, CoreJsonContext.Default.QuarantineRecord));
+        Count("scheduler", TimerRejected);
     }
 
     /// <summary>The payload as text when it is UTF-8, else as base64 — records are JSON, and must keep any bytes.</summary>

@@ -30,13 +30,16 @@ internal sealed class Router
     private readonly string _stream;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly CancellationToken _intake;
 
     // Failed routing attempts by stream sequence. Re-attaching re-creates the consumer, which
     // resets the server's delivery count, so the count that decides quarantine lives here.
     private readonly Dictionary<ulong, ulong> _attempts = [];
 
-    public Router(INatsJSContext js, LmdbStore store, Func<ManifestSet> manifests, SagaRuntimeOptions options, string stream, ILogger logger, TimeProvider time)
+    /// <param name="intake">Cancelled to drain: the router stops reading, finishes the batch in hand and returns.</param>
+    public Router(INatsJSContext js, LmdbStore store, Func<ManifestSet> manifests, SagaRuntimeOptions options, string stream, ILogger logger, TimeProvider time, CancellationToken intake = default)
     {
+        _intake = intake;
         _js = js;
         _store = store;
         _manifests = manifests;
@@ -46,8 +49,15 @@ internal sealed class Router
         _time = time;
     }
 
+    public string Stream => _stream;
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        if (_intake.IsCancellationRequested)
+        {
+            return;
+        }
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _intake);
         var settings = _options.JetStream;
         var config = new ConsumerConfig(_options.RouterConsumer(_stream))
         {
@@ -62,12 +72,12 @@ internal sealed class Router
         await using var batcher = new MessageBatcher(_js, _stream, config,
             async ct => await MessageBatcher.AckFloorAsync(_js, _stream, config.DurableName!, ct) + 1, settings.Batch, _logger, _time, cancellationToken);
         SagasLog.RouterStarted(_logger, _stream, config.DurableName!);
-        while (!cancellationToken.IsCancellationRequested)
+        while (!reading.IsCancellationRequested)
         {
             List<INatsJSMsg<byte[]>> batch;
             try
             {
-                batch = await batcher.ReadBatchAsync(settings.Batch, cancellationToken);
+                batch = await batcher.ReadBatchAsync(settings.Batch, reading.Token);
             }
             catch (OperationCanceledException)
             {
@@ -76,6 +86,10 @@ internal sealed class Router
             if (!await RouteBatchAsync(batch, cancellationToken))
             {
                 batcher.Restart();
+            }
+            else
+            {
+                SagasTelemetry.Routed.Add(batch.Count, new KeyValuePair<string, object?>(SagasTelemetry.StreamTag, _stream));
             }
         }
     }
@@ -245,6 +259,12 @@ internal sealed class Router
         }
 
         var body = CloudEventEncoder.ToStructuredJson(evt!);
+        headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
+        using var span = Tracing.Start(SagasTelemetry.Source, "route " + _stream, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
+        span?.SetTag("runner.tenant", evt!.Tenant);
+        using var scope = LogScope.For(_logger, evt!.Tenant, null, null);
+        span?.SetTag("messaging.destination.name", msg.Subject);
+        var traceParent = Tracing.TraceParent(span, inboundTrace);
         foreach (var (saga, key, correlation) in routes)
         {
             if (key is null || !StoreKeys.IsValidComponent(key))
@@ -265,6 +285,10 @@ internal sealed class Router
                 }
             }
             // NATS header values are ASCII on the wire: Runner's own carry percent-encoded UTF-8.
+            if (traceParent is not null)
+            {
+                outHeaders[EventHeaders.TraceParent] = traceParent;
+            }
             outHeaders[EventHeaders.TenantId] = evt.Tenant;
             outHeaders[EventHeaders.Saga] = EventHeaders.Encode(saga.Name);
             outHeaders[EventHeaders.Key] = EventHeaders.Encode(key);

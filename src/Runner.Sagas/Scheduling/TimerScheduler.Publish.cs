@@ -44,6 +44,7 @@ internal sealed partial class TimerScheduler
             }
             var firing = new Firing(key, record, Core.Subjects.Subjects.Timer(record.Tenant, record.Saga), TimerEvents.Body(record));
             firings.Add(firing);
+            using var span = Tracing.Start(SagasTelemetry.Source, "timer " + record.Saga, System.Diagnostics.ActivityKind.Producer, record.TraceParent);
             try
             {
                 firing.SentMs = NowMs();
@@ -51,7 +52,7 @@ internal sealed partial class TimerScheduler
                     firing.Subject,
                     firing.Body,
                     opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(TimerEvents.Id(record)) },
-                    headers: NatsMessages.EndToEnd(record.Tenant, record.Key, record.CausationId, record.TraceParent),
+                    headers: NatsMessages.EndToEnd(record.Tenant, record.Key, record.CausationId, Tracing.TraceParent(span, record.TraceParent)),
                     cancellationToken: cancellationToken);
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)

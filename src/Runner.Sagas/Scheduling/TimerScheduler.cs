@@ -25,6 +25,7 @@ internal sealed partial class TimerScheduler
     private readonly TimeProvider _time;
     private readonly byte[] _prefix;
     private readonly KeyValuePair<string, object?> _partitionTag;
+    private readonly CancellationToken _intake;
 
     // Server rejections (not timeouts) per schedule key; at the limit the timer is quarantined.
     private readonly Dictionary<string, int> _rejections = new(StringComparer.Ordinal);
@@ -37,8 +38,10 @@ internal sealed partial class TimerScheduler
         PartitionId partition,
         ScheduleSignal signal,
         ILogger logger,
-        TimeProvider time)
+        TimeProvider time,
+        CancellationToken intake = default)
     {
+        _intake = intake;
         _js = js;
         _store = store;
         _options = options;
@@ -53,6 +56,10 @@ internal sealed partial class TimerScheduler
     /// <summary>Timer events this scheduler has published with a PubAck.</summary>
     public long Fired => Interlocked.Read(ref _fired);
 
+    /// <summary>
+    /// Fires timers as they come due until <paramref name="cancellationToken"/>. Once the intake
+    /// token passed at construction is cancelled (drain), it fires what is due by then and returns.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var startMs = NowMs();
@@ -67,6 +74,11 @@ internal sealed partial class TimerScheduler
             var allowance = pacer.Allowance(elapsed);
             if (allowance == 0)
             {
+                if (_intake.IsCancellationRequested)
+                {
+                    // Draining during the start-up catch-up: the paced backlog stays stored for the next start.
+                    return;
+                }
                 await WaitAsync(pacer.UntilNext(elapsed), cancellationToken);
                 continue;
             }
@@ -75,8 +87,12 @@ internal sealed partial class TimerScheduler
             // Peek at the head first: a wake-up with nothing due (the common case while timers
             // are far off) copies one item, not a page.
             var head = _store.Read(r => r.Scan(KeySpace.Schedule, _prefix, 1));
-            if (head.Count == 0)
+            if (head.Count == 0 || (_intake.IsCancellationRequested && StoreKeys.ScheduleDue(head[0].Key) > nowMs))
             {
+                if (_intake.IsCancellationRequested)
+                {
+                    return;
+                }
                 await WaitAsync(_options.SchedulerMaxSleep, cancellationToken);
                 continue;
             }
@@ -144,7 +160,7 @@ internal sealed partial class TimerScheduler
             delay = TimeSpan.FromMilliseconds(1);
         }
         using var timeout = new CancellationTokenSource(delay, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token, _intake);
         try
         {
             await _signal.WaitAsync(linked.Token);

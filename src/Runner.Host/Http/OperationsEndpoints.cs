@@ -1,0 +1,102 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+using Runner.Host.Operations;
+
+namespace Runner.Host.Http;
+
+/// <summary>
+/// The HTTP surface: <c>/health</c>, <c>/ready</c>, <c>/metrics</c> and <c>/info</c> for anyone
+/// who can reach the port, <c>/admin/*</c> only with the bearer token.
+/// </summary>
+internal static class OperationsEndpoints
+{
+    public static void Map(WebApplication app, RunnerControl control, HealthProbe health, AdminToken token, InfoReport info)
+    {
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(OperationsEndpoints));
+
+        app.MapGet("/health", async (CancellationToken ct) =>
+        {
+            if (control.Components is not { } components)
+            {
+                return Results.Json(new { status = "unhealthy", state = control.State, failing = new[] { "runner" } }, statusCode: 503);
+            }
+            var checks = await health.RunAsync(components, ct);
+            var failing = checks.Where(c => !c.Ok).ToList();
+            foreach (var check in failing)
+            {
+                OperationsLog.Unhealthy(logger, check.Name, check.Error ?? "-");
+            }
+            return Results.Json(new
+            {
+                status = failing.Count == 0 ? "healthy" : "unhealthy",
+                failing = failing.Select(c => c.Name),
+                checks = checks.ToDictionary(c => c.Name, c => new { ok = c.Ok, error = c.Error }),
+            }, statusCode: failing.Count == 0 ? 200 : 503);
+        });
+
+        app.MapGet("/ready", async (CancellationToken ct) =>
+        {
+            // Not ready the moment a drain or shutdown begins, without waiting for a probe.
+            if (!control.AcceptingWork || control.Components is not { } components)
+            {
+                return Results.Json(new { ready = false, state = control.State }, statusCode: 503);
+            }
+            var failing = (await health.RunAsync(components, ct)).Where(c => !c.Ok).Select(c => c.Name).ToList();
+            return Results.Json(new { ready = failing.Count == 0, state = control.State, failing }, statusCode: failing.Count == 0 ? 200 : 503);
+        });
+
+        app.MapMetrics("/metrics");
+
+        app.MapGet("/info", () => control.Components is null
+            ? Results.Json(new { state = control.State }, statusCode: 503)
+            : Results.Json(info.Describe()));
+
+        var admin = app.MapGroup("/admin");
+        admin.AddEndpointFilter(async (context, next) =>
+        {
+            var path = context.HttpContext.Request.Path.Value ?? "/admin";
+            if (!token.Enabled)
+            {
+                OperationsLog.AdminRefused(logger, path, "admin endpoints are disabled");
+                return Results.Json(new { error = "admin endpoints are disabled: set RUNNER_ADMIN_TOKEN_FILE to enable them" }, statusCode: 403);
+            }
+            if (!token.Accepts(context.HttpContext.Request.Headers.Authorization))
+            {
+                OperationsLog.AdminRefused(logger, path, "missing or wrong bearer token");
+                context.HttpContext.Response.Headers.WWWAuthenticate = "Bearer";
+                return Results.Json(new { error = "a valid bearer token is required" }, statusCode: 401);
+            }
+            if (control.Components is null)
+            {
+                return Results.Json(new { error = "runner is not running", state = control.State }, statusCode: 503);
+            }
+            return await next(context);
+        });
+
+        admin.MapPost("/drain", () =>
+        {
+            var status = control.BeginDrain("admin");
+            return Results.Json(status, statusCode: status.State == "drained" ? 200 : 202);
+        });
+        admin.MapGet("/drain", () => Results.Json(control.Status()));
+        admin.MapPost("/resume", async (CancellationToken ct) => await control.ResumeAsync(ct)
+            ? Results.Json(control.Status())
+            : Results.Json(new { error = "not draining", state = control.State }, statusCode: 409));
+        admin.MapPost("/reload", async (CancellationToken ct) =>
+        {
+            var outcome = await control.ReloadAsync(ct);
+            return outcome.Applied
+                ? Results.Json(outcome)
+                : Results.Json(new
+                {
+                    applied = false,
+                    version = outcome.Version,
+                    errors = outcome.Errors.Select(e => new { file = e.File, line = e.Line, column = e.Column, message = e.Message, text = e.ToString() }),
+                }, statusCode: 422);
+        });
+    }
+}

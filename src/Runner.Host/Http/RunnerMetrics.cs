@@ -1,0 +1,159 @@
+using NATS.Client.JetStream;
+using Polly.CircuitBreaker;
+using Prometheus;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Effects.Resilience;
+using Runner.Host.Operations;
+using Runner.Host.Service;
+
+namespace Runner.Host.Http;
+
+/// <summary>
+/// The gauges read at scrape time (consumer lag, outbox and schedule depth, map usage, breaker
+/// states, drain state). Counters and histograms come from the <c>Runner.*</c> meters through
+/// prometheus-net's meter adapter; .NET runtime metrics from its default collectors.
+/// </summary>
+internal sealed class RunnerMetrics
+{
+    private static readonly TimeSpan s_consumerTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly RunnerControl _control;
+    private readonly TimeProvider _time;
+    private readonly Gauge _pending;
+    private readonly Gauge _ackPending;
+    private readonly Gauge _redelivered;
+    private readonly Gauge _outbox;
+    private readonly Gauge _schedules;
+    private readonly Gauge _overdue;
+    private readonly Gauge _scheduleLag;
+    private readonly Gauge _mapSize;
+    private readonly Gauge _mapUsed;
+    private readonly Gauge _breakers;
+    private readonly Gauge _ready;
+    private readonly Gauge _draining;
+    private readonly Gauge _manifest;
+
+    public RunnerMetrics(RunnerControl control, TimeProvider time, CollectorRegistry registry)
+    {
+        _control = control;
+        _time = time;
+        var factory = Metrics.WithCustomRegistry(registry);
+        _pending = factory.CreateGauge("runner_consumer_pending", "Messages on the stream not yet delivered to the consumer (lag)", "stream", "consumer");
+        _ackPending = factory.CreateGauge("runner_consumer_ack_pending", "Messages delivered to the consumer and not yet acknowledged", "stream", "consumer");
+        _redelivered = factory.CreateGauge("runner_consumer_redelivered", "Messages the consumer has redelivered and not yet acknowledged", "stream", "consumer");
+        _outbox = factory.CreateGauge("runner_outbox_depth", "Commands committed and not yet published");
+        _schedules = factory.CreateGauge("runner_schedule_depth", "Timers stored (pending) in owned partitions");
+        _overdue = factory.CreateGauge("runner_schedule_overdue", "Timers due and not yet fired");
+        _scheduleLag = factory.CreateGauge("runner_schedule_lag_seconds", "Age of the oldest timer that is due and not yet fired");
+        _mapSize = factory.CreateGauge("runner_lmdb_map_size_bytes", "LMDB map size");
+        _mapUsed = factory.CreateGauge("runner_lmdb_map_used_bytes", "LMDB map bytes in use (up to the last page written)");
+        _breakers = factory.CreateGauge("runner_breaker_state", "Circuit breaker state per effect and upstream: 0 closed, 1 half-open, 2 open, 3 isolated", "effect", "upstream");
+        _ready = factory.CreateGauge("runner_ready", "1 while the runner takes work (started, not draining, not stopping)");
+        _draining = factory.CreateGauge("runner_draining", "1 while draining or drained");
+        _manifest = factory.CreateGauge("runner_manifest_info", "The manifest version running (value 1)", "version");
+        registry.AddBeforeCollectCallback(UpdateAsync);
+    }
+
+    private async Task UpdateAsync(CancellationToken cancellationToken)
+    {
+        var state = _control.State;
+        _ready.Set(state == "running" ? 1 : 0);
+        _draining.Set(state is "draining" or "drained" ? 1 : 0);
+        if (_control.Components is not { } components)
+        {
+            return;
+        }
+        foreach (var labels in _manifest.GetAllLabelValues().ToList())
+        {
+            _manifest.RemoveLabelled(labels);
+        }
+        _manifest.WithLabels(components.Manifests.Hash[..12]).Set(1);
+        try
+        {
+            Store(components);
+        }
+        catch (ObjectDisposedException)
+        {
+            return; // stopping
+        }
+        if (components.Effects?.Executor is EffectExecutor executor)
+        {
+            foreach (var (effect, upstream, breaker) in executor.Pipelines.BreakerStates())
+            {
+                _breakers.WithLabels(effect, upstream).Set(breaker switch
+                {
+                    CircuitState.Closed => 0,
+                    CircuitState.HalfOpen => 1,
+                    CircuitState.Open => 2,
+                    _ => 3,
+                });
+            }
+        }
+        await ConsumersAsync(components, cancellationToken);
+    }
+
+    private void Store(RunnerComponents components)
+    {
+        var store = components.Store;
+        _mapSize.Set(store.MapSize);
+        _mapUsed.Set(store.UsedBytes);
+        if (components.Sagas is not { } sagas)
+        {
+            return;
+        }
+        _outbox.Set(sagas.Relay.Depth());
+        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var (depth, overdue, oldestDue) = store.Read(reader =>
+        {
+            long total = reader.Count(KeySpace.Schedule), due = 0;
+            long? oldest = null;
+            foreach (var p in sagas.OwnedPartitions)
+            {
+                var partition = new PartitionId(p);
+                var prefix = StoreKeys.SchedulePrefix(partition);
+                due += reader.CountRange(KeySpace.Schedule, prefix, StoreKeys.ScheduleDueBound(partition, nowMs + 1));
+                if (reader.Scan(KeySpace.Schedule, prefix, 1) is [var head] && StoreKeys.ScheduleDue(head.Key) is { } headDue && headDue <= nowMs)
+                {
+                    oldest = Math.Min(oldest ?? headDue, headDue);
+                }
+            }
+            return (total, due, oldest);
+        });
+        _schedules.Set(depth);
+        _overdue.Set(overdue);
+        _scheduleLag.Set(oldestDue is { } o ? (nowMs - o) / 1000.0 : 0);
+    }
+
+    private async Task ConsumersAsync(RunnerComponents components, CancellationToken cancellationToken)
+    {
+        var consumers = new List<(string Stream, string Consumer)>();
+        var streams = components.Settings.JetStream.Streams;
+        if (components.Sagas is { } sagas)
+        {
+            consumers.AddRange(sagas.RoutedStreams.Select(s => (s, sagas.Options.RouterConsumer(s))));
+            consumers.AddRange(sagas.OwnedPartitions.Select(p => (streams.Inbox, sagas.Options.PartitionConsumer(p))));
+        }
+        if (components.Effects is { } effects)
+        {
+            consumers.AddRange(effects.Workers.Select(w => (streams.WorkflowCommands, w.Consumer)));
+        }
+        var js = new NatsJSContext(components.Nats);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(s_consumerTimeout);
+        await Task.WhenAll(consumers.Select(async c =>
+        {
+            try
+            {
+                var info = (await js.GetConsumerAsync(c.Stream, c.Consumer, timeout.Token)).Info;
+                _pending.WithLabels(c.Stream, c.Consumer).Set(info.NumPending);
+                _ackPending.WithLabels(c.Stream, c.Consumer).Set(info.NumAckPending);
+                _redelivered.WithLabels(c.Stream, c.Consumer).Set(info.NumRedelivered);
+            }
+            catch (Exception ex) when (ex is NATS.Client.Core.NatsException or OperationCanceledException or TimeoutException)
+            {
+                // Being re-created, or NATS is away: this scrape goes without it (health says why).
+            }
+        }));
+    }
+}

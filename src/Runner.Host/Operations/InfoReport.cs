@@ -1,0 +1,88 @@
+using System.Reflection;
+using Runner.Host.Settings;
+
+namespace Runner.Host.Operations;
+
+/// <summary>
+/// What <c>GET /info</c> shows: build, mode, streams and consumers, owned partitions, the manifest
+/// version with the sagas and effects it holds, and the sections of every <see cref="IInfoContributor"/>
+/// (<c>slice_isolation</c> is null until the slice provider contributes it).
+/// </summary>
+internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContributor> contributors)
+{
+    public const string SliceIsolationSection = "slice_isolation";
+
+    private static readonly string s_informational =
+        typeof(InfoReport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
+
+    /// <summary>The version without the commit suffix the SDK appends (<c>0.1.0+abc123</c>).</summary>
+    public static string Version => s_informational.Split('+')[0];
+
+    /// <summary>The commit the build came from, when the build knew it (<c>SourceRevisionId</c>).</summary>
+    public static string? Commit => s_informational.Split('+') is [_, var commit, ..] ? commit : null;
+
+    public Dictionary<string, object?> Describe()
+    {
+        var components = control.Components ?? throw new InvalidOperationException("runner is not running");
+        var settings = control.Settings;
+        var manifests = components.Manifests;
+        var sagas = components.Sagas;
+        var effects = components.Effects;
+        var streams = settings.JetStream.Streams;
+        var consumers = new List<object>();
+        if (sagas is not null)
+        {
+            consumers.AddRange(sagas.RoutedStreams.Select(s => new { stream = s, consumer = sagas.Options.RouterConsumer(s), role = "router" }));
+            consumers.AddRange(sagas.OwnedPartitions.Select(p => new { stream = streams.Inbox, consumer = sagas.Options.PartitionConsumer(p), role = "partition" }));
+        }
+        if (effects is not null)
+        {
+            consumers.AddRange(effects.Workers.Select(w => new { stream = streams.WorkflowCommands, consumer = w.Consumer, role = "effect" }));
+        }
+        var report = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["version"] = Version,
+            ["commit"] = Commit,
+            ["mode"] = settings.Mode.ToString().ToLowerInvariant(),
+            ["state"] = control.State,
+            ["started_at"] = control.StartedAt,
+            ["worker_id"] = settings.WorkerId,
+            ["nats"] = RedactedUrl(settings.NatsUrl),
+            ["streams"] = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["aggregate_events"] = streams.AggregateEvents,
+                ["pipeline_events"] = streams.PipelineEvents,
+                ["workflow_commands"] = streams.WorkflowCommands,
+                ["workflow_events"] = streams.WorkflowEvents,
+                ["lineage"] = streams.Lineage,
+                ["inbox"] = streams.Inbox,
+            },
+            ["consumers"] = consumers,
+            ["partitions"] = settings.Partitions,
+            ["owned_partitions"] = sagas?.OwnedPartitions ?? [],
+            ["manifest"] = new
+            {
+                version = manifests.Hash,
+                sagas = manifests.Sagas.Select(s => new
+                {
+                    name = s.Name,
+                    script_version = s.Script.Hash,
+                    triggers = s.Manifest.Triggers.Select(t => new { stream = t.Stream, subject = t.Subject.Text }),
+                }),
+                effects = manifests.Effects.Select(e => new { name = e.Name, provider = e.Provider, pool = e.Pool, concurrency = e.Concurrency }),
+            },
+            [SliceIsolationSection] = null,
+        };
+        foreach (var contributor in contributors)
+        {
+            report[contributor.Section] = contributor.Describe();
+        }
+        return report;
+    }
+
+    /// <summary>The NATS URL without credentials: /info is open to anyone who reaches the port.</summary>
+    private static string RedactedUrl(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.UserInfo.Length > 0
+            ? new UriBuilder(uri) { UserName = string.Empty, Password = string.Empty }.Uri.ToString().TrimEnd('/')
+            : url;
+}

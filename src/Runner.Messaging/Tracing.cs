@@ -1,0 +1,47 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Runner.Messaging;
+
+/// <summary>
+/// Spans that join across processes through the W3C <c>traceparent</c> every Runner message
+/// carries: each stage starts its span as a child of the message's traceparent and puts its own
+/// span's id on what it publishes, so one trace runs router → saga → relay → effect.
+/// </summary>
+internal static class Tracing
+{
+    public const string MeterName = "Runner.Messaging";
+
+    public static readonly Meter Meter = new(MeterName);
+
+    /// <summary>Counter: messages delivered more than once (the server redelivered them), by consumer.</summary>
+    public static readonly Counter<long> Redeliveries = Meter.CreateCounter<long>(
+        "runner.redeliveries", unit: "{message}", description: "Messages the server delivered again after a missing ack");
+
+    /// <summary>
+    /// Starts a span whose parent is <paramref name="traceParent"/> (a new trace when it is absent or
+    /// malformed). Null when nobody listens, which costs nothing.
+    /// </summary>
+    public static Activity? Start(ActivitySource source, string name, ActivityKind kind, string? traceParent)
+    {
+        if (!source.HasListeners())
+        {
+            return null;
+        }
+        if (!ActivityContext.TryParse(traceParent, null, out var parent))
+        {
+            // No parent of its own: a new trace, not a child of whatever span is current on this
+            // flow (a loop restarted from an HTTP request would otherwise hang under that request).
+            // Loops run in their own execution context, so clearing it here affects only them.
+            Activity.Current = null;
+            parent = default;
+        }
+        return source.StartActivity(name, kind, parent);
+    }
+
+    /// <summary>What to send on: the span's id when there is a span, the inbound traceparent otherwise.</summary>
+    public static string? TraceParent(Activity? activity, string? inbound) =>
+        activity is { IdFormat: ActivityIdFormat.W3C } ? activity.Id : inbound;
+
+    public static void Fail(Activity? activity, string reason) => activity?.SetStatus(ActivityStatusCode.Error, reason);
+}

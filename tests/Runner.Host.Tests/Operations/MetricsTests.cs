@@ -1,0 +1,80 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using NATS.Client.JetStream;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Host.Tests.Operations;
+
+/// <summary>/metrics after a known workload: the named series exist with the counts the workload implies.</summary>
+public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private const int Events = 6;
+
+    [Fact]
+    public async Task After_a_known_workload_the_named_series_have_the_expected_counts()
+    {
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, js, stub) = (scope.Token, scope.Js, scope.Stub);
+        // Every third call fails for good (a 400 is not retried): failed results, compensated by the script's on_event.
+        stub.Respond("/work", (request, _) => RunnerNode.Json(request.Body).GetProperty("n").GetInt32() % 3 == 0
+            ? new StubResponse(400, """{"error":"no"}""")
+            : StubResponse.Ok);
+        await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct);
+
+        for (var i = 1; i <= Events; i++)
+        {
+            await RunnerNode.PublishCreatedAsync(js, $"m{i}", i, ct);
+        }
+        // One event that is not JSON: quarantined by the router.
+        (await js.PublishAsync("aggregate.acme.op.bad.created", Encoding.UTF8.GetBytes("{not json"), cancellationToken: ct)).EnsureSuccess();
+
+        // Each event makes two transitions: created, then its result.
+        string text = string.Empty;
+        await node.WaitUntilAsync(async () =>
+        {
+            text = (await node.GetAsync("metrics", ct)).Text;
+            return Samples(text, "runner_saga_transitions_total", "saga=\"op\"") is [var line] && line.EndsWith($" {2 * Events}", StringComparison.Ordinal);
+        }, $"{2 * Events} transitions in /metrics", ct);
+
+        Assert.Equal(2 * Events, Value(text, "runner_saga_transitions_total", "saga=\"op\""));
+        Assert.Equal(2 * Events, Value(text, "runner_saga_script_duration_seconds_count", "saga=\"op\""));
+        Assert.Equal(4, Value(text, "runner_effect_duration_seconds_count", "effect=\"work.do\"", "outcome=\"succeeded\""));
+        Assert.Equal(2, Value(text, "runner_effect_duration_seconds_count", "effect=\"work.do\"", "outcome=\"failed\""));
+        Assert.Equal(Events, Value(text, "runner_outbox_dispatched_total"));
+        Assert.Equal(Events, Value(text, "runner_outbox_dispatch_latency_seconds_count"));
+        Assert.Equal(1, Value(text, "runner_quarantined_total", "stage=\"router\"", "reason=\"not_json\""));
+        Assert.Equal(0, Value(text, "runner_outbox_depth"));
+        Assert.Equal(0, Value(text, "runner_schedule_depth"));
+        Assert.Equal(1, Value(text, "runner_ready"));
+        Assert.Equal(0, Value(text, "runner_breaker_state", "effect=\"work.do\""));
+        Assert.True(Value(text, "runner_lmdb_commit_duration_seconds_count") >= 2 * Events / 4, text);
+        Assert.True(Value(text, "runner_lmdb_commit_batches_count") >= 1);
+        Assert.True(Value(text, "runner_lmdb_map_used_bytes") > 0);
+        Assert.True(Value(text, "runner_lmdb_map_size_bytes") >= 256L << 20);
+        // Lag per consumer, for the routers, every partition and the effect worker.
+        Assert.Equal(0, Value(text, "runner_consumer_pending", "consumer=\"runner-router-AGGREGATE_EVENTS\""));
+        Assert.Equal(0, Value(text, "runner_consumer_ack_pending", "consumer=\"runner-effect-work=do\""));
+        for (var p = 0; p < 4; p++)
+        {
+            Assert.Equal(0, Value(text, "runner_consumer_pending", $"consumer=\"runner-inbox-{p}\""));
+        }
+        // .NET runtime and process metrics.
+        Assert.Contains("\ndotnet_collection_count_total", text, StringComparison.Ordinal);
+        Assert.Contains("\nprocess_cpu_seconds_total", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>The value of the one sample of <paramref name="name"/> whose labels include all of <paramref name="labels"/>.</summary>
+    private static double Value(string text, string name, params string[] labels)
+    {
+        var samples = Samples(text, name, labels);
+        Assert.True(samples.Count == 1, $"expected one sample of {name} with {string.Join(",", labels)}, found {samples.Count}:\n{text}");
+        return double.Parse(samples[0][(samples[0].LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+    }
+
+    private static List<string> Samples(string text, string name, params string[] labels) => text.Split('\n')
+        .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) || line.StartsWith(name + " ", StringComparison.Ordinal))
+        .Where(line => labels.All(l => line.Contains(l, StringComparison.Ordinal)))
+        .ToList();
+}
