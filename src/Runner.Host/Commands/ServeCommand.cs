@@ -67,6 +67,7 @@ internal static class ServeCommand
         builder.Services.AddSingleton<RunnerControl>();
         builder.Services.AddSingleton<HealthProbe>();
         builder.Services.AddSingleton<InfoReport>();
+        builder.Services.AddSingleton<IInfoContributor, SliceInfoContributor>();
         builder.Services.AddHostedService<RunnerService>();
         AddTracing(builder.Services);
 

@@ -55,6 +55,9 @@ internal sealed class RunnerComponents : IAsyncDisposable
 
     public EffectRuntime? Effects { get; }
 
+    /// <summary>The slice provider, when this node runs slice effects: its probed isolation capabilities.</summary>
+    public SliceProvider? Slices { get; private init; }
+
     public static async Task<RunnerComponents> StartAsync(
         RunnerSettings settings,
         ILoggerFactory loggers,
@@ -74,6 +77,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
 
         var store = new LmdbStore(settings.StoreOptions(), loggers.CreateLogger<LmdbStore>());
         ServiceProvider? services = null;
+        SliceProvider? slices = null;
         SagaRuntime? sagas = null;
         EffectRuntime? effects = null;
         var nats = new NatsConnection(new NatsOpts { Url = settings.NatsUrl, Name = "runner", LoggerFactory = loggers });
@@ -88,13 +92,13 @@ internal sealed class RunnerComponents : IAsyncDisposable
             if (settings.Mode is RunnerMode.Effect or RunnerMode.Combined)
             {
                 services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
-                var slices = await StartSlicesAsync(settings, manifests, new NatsJSContext(nats), loggers, time, cancellationToken);
+                slices = await StartSlicesAsync(settings, manifests, new NatsJSContext(nats), loggers, time, cancellationToken);
                 var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time, slices, new NatsJSContext(nats));
                 effects = new EffectRuntime(new NatsJSContext(nats), manifests.Effects, executor, new StoreCommandQuarantine(store, QuarantinePayloadBytes, time),
                     settings.EffectOptions(), settings.ClaimOptions(), loggers, time);
                 await effects.StartAsync(cancellationToken);
             }
-            return new RunnerComponents(settings, nats, store, manifests, sagas, effects, services);
+            return new RunnerComponents(settings, nats, store, manifests, sagas, effects, services) { Slices = slices };
         }
         catch
         {

@@ -57,6 +57,37 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(1, await HealthCommandAsync(node, ["--ready"], ct));
     }
 
+    [Fact]
+    public async Task Info_reports_what_the_slice_capability_probe_found_on_a_node_with_slice_effects()
+    {
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, stub) = (scope.Token, scope.Stub);
+        var sliceBinary = await SliceBinary.PathAsync();
+        await using var node = await RunnerNode.StartAsync(nats, stub.Url, ct,
+            configure: env => env["RUNNER_SLICE_BIN"] = sliceBinary,
+            extraManifests: new Dictionary<string, string>
+            {
+                ["slices.yaml"] = """
+                    kind: effect
+                    name: slice.launch
+                    provider: slice
+                    pool: etl
+                    slice: { paths: { ro: [/tmp], rw: [/tmp] } }
+                    """,
+            });
+
+        var info = await node.GetAsync("info", ct);
+
+        Assert.Equal(HttpStatusCode.OK, info.Status);
+        var isolation = info.Body!["slice_isolation"]!;
+        Assert.True(isolation["isolated"]!.GetValue<bool>(), isolation.ToJsonString());
+        Assert.Equal(new HashSet<string> { "user", "pid", "net", "mount", "uts", "ipc" }, isolation["namespaces"]!.AsArray().Select(n => n!.GetValue<string>()).ToHashSet());
+        Assert.Contains(isolation["cgroup_version"]!.GetValue<string>(), new[] { "v1", "v2" });
+        Assert.Contains("memory", isolation["cgroup_controllers"]!.AsArray().Select(c => c!.GetValue<string>()));
+        Assert.Empty(isolation["problems"]!.AsArray());
+        Assert.Contains(info.Body!["manifest"]!["effects"]!.AsArray(), e => e!["provider"]!.GetValue<string>() == "slice");
+    }
+
     private static async Task<int> HealthCommandAsync(RunnerNode node, string[] args, CancellationToken cancellationToken)
     {
         using var process = RunnerProcess.Start(["health", .. args], node.Environment);

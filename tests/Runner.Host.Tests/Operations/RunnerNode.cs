@@ -73,13 +73,18 @@ internal sealed class RunnerNode : IAsyncDisposable
         CancellationToken cancellationToken,
         bool adminToken = true,
         Action<Dictionary<string, string>>? configure = null,
-        bool waitReady = true)
+        bool waitReady = true,
+        IReadOnlyDictionary<string, string>? extraManifests = null)
     {
         var dir = new TempDirectory("runner-ops");
         Directory.CreateDirectory(dir.File("manifests"));
         await File.WriteAllTextAsync(dir.File("manifests/op.yaml"), SagaManifest, cancellationToken);
         await File.WriteAllTextAsync(dir.File("manifests/op.js"), Script("v1"), cancellationToken);
         await File.WriteAllTextAsync(dir.File("manifests/effects.yaml"), Effects(upstream), cancellationToken);
+        foreach (var (name, text) in extraManifests ?? new Dictionary<string, string>())
+        {
+            await File.WriteAllTextAsync(dir.File("manifests/" + name), text, cancellationToken);
+        }
         var port = NatsServerFixture.FreePort();
         var environment = new Dictionary<string, string>
         {

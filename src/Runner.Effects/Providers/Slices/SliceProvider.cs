@@ -92,8 +92,30 @@ internal sealed partial class SliceProvider(SliceLauncher launcher, SliceCapacit
 
         using var held = await capacity.AcquireAsync(resources.Cpu.Value, resources.Memory.Value, cancellationToken);
         var events = new EventReader(this, command, runId);
-        var exit = await launcher.RunAsync(sandbox, events.OnLineAsync, cancellationToken);
-        return SliceOutcomes.Of(exit, events, policy.Isolated);
+        using var span = EffectsTelemetry.Source.StartActivity("slice launch", System.Diagnostics.ActivityKind.Internal);
+        span?.SetTag("runner.slice.run_id", runId);
+        span?.SetTag("runner.slice.isolated", policy.Isolated);
+        span?.SetTag("runner.tenant", command.Tenant);
+        var pool = new KeyValuePair<string, object?>("pool", command.Pool ?? call.Effect.Pool ?? "default");
+        EffectsTelemetry.SlicesRunning.Add(1, pool);
+        AttemptOutcome outcome;
+        try
+        {
+            var exit = await launcher.RunAsync(sandbox, events.OnLineAsync, cancellationToken);
+            outcome = SliceOutcomes.Of(exit, events, policy.Isolated);
+        }
+        finally
+        {
+            EffectsTelemetry.SlicesRunning.Add(-1, pool);
+        }
+        var ending = outcome.Succeeded ? "succeeded" : outcome.Error?.Code ?? "failed";
+        EffectsTelemetry.SliceExits.Add(1, pool, new KeyValuePair<string, object?>("outcome", ending));
+        span?.SetTag("runner.slice.outcome", ending);
+        if (!outcome.Succeeded)
+        {
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ending);
+        }
+        return outcome;
     }
 
     /// <summary>A cgroup and directory name unique per command and attempt, whatever the ids contain.</summary>

@@ -1,0 +1,31 @@
+namespace Runner.Host.Operations;
+
+/// <summary>
+/// <c>slice_isolation</c> in <c>GET /info</c>: what the capability probe found on this node — the
+/// sandbox tool, the namespaces a slice gets, the cgroup version and controllers, and why isolation
+/// is unavailable when it is. Null on a node that runs no slice effect.
+/// </summary>
+internal sealed class SliceInfoContributor(RunnerControl control) : IInfoContributor
+{
+    public string Section => InfoReport.SliceIsolationSection;
+
+    public object? Describe()
+    {
+        if (control.Components?.Slices is not { } slices)
+        {
+            return null;
+        }
+        var capabilities = slices.Capabilities;
+        return new
+        {
+            isolated = capabilities.Isolated,
+            sandbox = capabilities.Sandbox,
+            sandbox_version = capabilities.SandboxVersion,
+            namespaces = capabilities.Namespaces,
+            cgroup_version = capabilities.CgroupVersion,
+            cgroup_controllers = capabilities.CgroupControllers,
+            uid = capabilities.Uid,
+            problems = capabilities.Problems,
+        };
+    }
+}
