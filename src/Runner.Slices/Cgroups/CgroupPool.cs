@@ -36,21 +36,41 @@ internal sealed class CgroupPool : IAsyncDisposable
     /// <summary>A cgroup with <paramref name="limits"/> written, nothing in it yet.</summary>
     public SliceCgroup Take(CgroupLimits limits)
     {
-        if (!_ready.TryDequeue(out var group))
+        // A spare can be gone: a sweep by another worker given the same base removes it.
+        while (_ready.TryDequeue(out var spare))
         {
-            group = _tree.CreateEmpty(NextName());
+            if (TrySetLimits(spare, limits))
+            {
+                Schedule(null);
+                return spare;
+            }
         }
+        var group = _tree.CreateEmpty(NextName());
+        if (!TrySetLimits(group, limits))
+        {
+            throw new IOException($"cgroup {group.Name} vanished as it was made");
+        }
+        Schedule(null);
+        return group;
+    }
+
+    private bool TrySetLimits(SliceCgroup group, CgroupLimits limits)
+    {
         try
         {
             _tree.SetLimits(group, limits);
+            return true;
+        }
+        catch (Exception ex) when (ex is DirectoryNotFoundException or FileNotFoundException)
+        {
+            Return(group);
+            return false;
         }
         catch
         {
             Return(group);
             throw;
         }
-        Schedule(null);
-        return group;
     }
 
     /// <summary>A slice is done with its cgroup: whatever is left in it is killed, and the cgroup removed, in the background.</summary>

@@ -36,6 +36,9 @@ internal sealed class SliceScript : IAsyncDisposable
           contract) exit 3 ;;
           aborted) exit 4 ;;
           hang) sleep 600 ;;
+          flood) yes "flood line from $run" | head -n 100000; touch "$out/flooding"
+                 while [ ! -e "$out/stop-flood" ]; do yes "flood line from $run" | head -n 100000; done
+                 echo '{"kind":"result","result":{"flooded":true}}'; exit 0 ;;
         esac
         exit 9
         """;
