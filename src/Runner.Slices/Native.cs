@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Runner.Slices;
 
-/// <summary>The two libc calls .NET does not offer: chown (per-slice directories) and kill (cgroup sweeps).</summary>
+/// <summary>The libc calls .NET does not offer: chown (per-slice directories), kill (cgroup sweeps), gettid (the launcher thread joining a v1 cgroup).</summary>
 internal static partial class Native
 {
     public const int SigKill = 9;
@@ -13,6 +13,9 @@ internal static partial class Native
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int KillNative(int pid, int signal);
+
+    [LibraryImport("libc", EntryPoint = "gettid")]
+    public static partial int GetTid();
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
     public static partial uint GetEuid();

@@ -8,21 +8,31 @@ namespace Runner.Slices;
 /// <summary>
 /// Runs programs as slices: in a cgroup with cpu, memory and pids limits, joined before the
 /// program execs; isolated in fresh namespaces by bubblewrap as an unprivileged uid; output read
-/// line by line into tagged logs; killed with its whole cgroup on timeout or cancel; the cgroup and
-/// the per-slice directory removed after it ends.
+/// line by line into tagged logs; killed with its whole cgroup on timeout or cancel; the per-slice
+/// directory removed after it ends, and the cgroup (made ahead of time) removed in the background.
 /// </summary>
-internal sealed partial class SliceLauncher
+internal sealed partial class SliceLauncher : IAsyncDisposable
 {
+    /// <summary>Cgroups kept ready: enough for back-to-back launches while used ones are removed.</summary>
+    private const int SpareCgroups = 2;
+
     private readonly SliceLauncherOptions _options;
-    private readonly CgroupTree? _cgroups;
+    private readonly CgroupPool? _cgroups;
+    private readonly string? _user;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
     public SliceLauncher(SliceLauncherOptions options, SliceCapabilities capabilities, CgroupTree? cgroups, ILogger logger, TimeProvider time)
     {
-        _options = options;
+        _options = options with
+        {
+            Bwrap = SliceUser.Which(options.Bwrap),
+            Setpriv = SliceUser.Which(options.Setpriv),
+            Shell = SliceUser.Which(options.Shell),
+        };
         Capabilities = capabilities;
-        _cgroups = cgroups;
+        _cgroups = cgroups is null ? null : new CgroupPool(cgroups, SpareCgroups, logger);
+        _user = SliceUser.Resolve(options.Uid, options.Gid);
         _logger = logger;
         _time = time;
     }
@@ -72,29 +82,29 @@ internal sealed partial class SliceLauncher
         SliceCgroup? cgroup = null;
         try
         {
-            cgroup = _cgroups?.Create(request.Id, request.Limits);
+            cgroup = _cgroups?.Take(request.Limits);
             return await RunInAsync(request, directory, cgroup, onStdout, cancellationToken);
         }
         finally
         {
             if (cgroup is not null)
             {
-                try
-                {
-                    await cgroup.RemoveAsync(CancellationToken.None);
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    SlicesLog.CleanupFailed(_logger, ex, request.Tags.RunId, ex.Message);
-                }
+                _cgroups!.Return(cgroup);
             }
             SliceDirectories.Remove(directory);
         }
     }
 
+    /// <summary>Waits for cgroups being removed in the background and removes the spares.</summary>
+    public ValueTask DisposeAsync() => _cgroups?.DisposeAsync() ?? ValueTask.CompletedTask;
+
     private async Task<SliceExit> RunInAsync(SandboxRequest request, string directory, SliceCgroup? cgroup, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)
     {
-        var argv = SandboxCommand.Build(_options, request, directory, cgroup?.ProcsFiles ?? []);
+        // On v1 the launcher thread forks from inside the slice's cgroup; otherwise a shell joins it first.
+        var tree = _cgroups?.Tree;
+        var threadJoins = cgroup is not null && tree!.ThreadsCanJoin;
+        var asUser = request.Isolated && _user is not null;
+        var argv = SandboxCommand.Build(_options, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], setpriv: !asUser);
         var start = new ProcessStartInfo(argv[0])
         {
             RedirectStandardInput = true,
@@ -117,8 +127,24 @@ internal sealed partial class SliceLauncher
             }
         }
 
+        if (asUser)
+        {
+            start.UserName = _user;
+        }
+
         var clock = Stopwatch.StartNew();
-        using var process = await LauncherThread.StartAsync(start);
+        Process started;
+        try
+        {
+            started = threadJoins
+                ? await LauncherThread.StartAsync(start, () => tree!.JoinThread(cgroup!), tree!.LeaveThread)
+                : await LauncherThread.StartAsync(start);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return new SliceExit { SetupError = "could not join the slice's cgroup: " + ex.Message };
+        }
+        using var process = started;
         process.StandardInput.Close();
         SlicesLog.Started(_logger, request.Tags.RunId, request.Tags.Tenant, request.Tags.CorrelationId, process.Id, cgroup?.Name ?? "-", request.Isolated);
 

@@ -27,7 +27,7 @@ internal sealed record SliceLauncherOptions
     public IReadOnlyList<string> SystemPaths { get; init; } =
     [
         "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/passwd", "/etc/group",
+        "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group",
         "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/alternatives",
     ];
 

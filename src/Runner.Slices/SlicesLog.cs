@@ -28,4 +28,7 @@ internal static partial class SlicesLog
 
     [LoggerMessage(4607, LogLevel.Warning, "slice {RunId}: cleaning up its cgroup failed: {Reason}")]
     public static partial void CleanupFailed(ILogger logger, Exception exception, string runId, string reason);
+
+    [LoggerMessage(4608, LogLevel.Warning, "slice cgroup pool: making or removing a cgroup failed: {Reason}")]
+    public static partial void CgroupPoolFailed(ILogger logger, Exception exception, string reason);
 }

@@ -17,7 +17,7 @@ public sealed class IsolationTests : IDisposable
     [Fact]
     public async Task A_slice_sees_its_own_pids_a_read_only_root_its_own_tmp_and_its_secret()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         var marker = "host-tmp-" + Guid.NewGuid().ToString("N");
         await File.WriteAllTextAsync(Path.Combine(Path.GetTempPath(), marker), "host", Token);
         try
@@ -66,7 +66,7 @@ public sealed class IsolationTests : IDisposable
     [Fact]
     public async Task Network_none_reaches_no_host_port_while_network_host_does()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
@@ -85,7 +85,7 @@ public sealed class IsolationTests : IDisposable
     [Fact]
     public async Task Only_declared_paths_are_visible_read_only_or_writable_and_files_belong_to_the_unprivileged_uid()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         var input = Directory.CreateDirectory(node.Dir.File("in")).FullName;
         var output = Directory.CreateDirectory(node.Dir.File("out")).FullName;
         var hidden = Directory.CreateDirectory(node.Dir.File("hidden")).FullName;

@@ -15,7 +15,7 @@ public sealed class LimitTests : IDisposable
     [Fact]
     public async Task A_fork_bomb_stops_at_the_pids_limit()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         var marker = Marker();
         var request = SliceNode.Shell($"i=0; while [ $i -lt 300 ]; do sleep {marker} & i=$((i+1)); done; echo forked; wait",
             new CgroupLimits(1, 256L * 1024 * 1024, 32), TimeSpan.FromSeconds(5));
@@ -30,7 +30,7 @@ public sealed class LimitTests : IDisposable
     [Fact]
     public async Task A_memory_hog_is_oom_killed_and_reported()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         // tail keeps a line until its newline: 1 GB of zeros without one grows until the limit.
         var request = SliceNode.Shell("head -c 1000000000 /dev/zero | tail; echo status=$?", new CgroupLimits(1, 64L * 1024 * 1024, 64));
 
@@ -45,7 +45,7 @@ public sealed class LimitTests : IDisposable
     [Fact]
     public async Task A_busy_loop_under_a_quarter_core_uses_about_a_quarter_of_a_core()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         var (limited, _) = await node.RunAsync(SliceNode.Shell("while :; do :; done", new CgroupLimits(0.25, 64L * 1024 * 1024, 16), TimeSpan.FromSeconds(4)), Token);
         var (free, _) = await node.RunAsync(SliceNode.Shell("while :; do :; done", new CgroupLimits(1, 64L * 1024 * 1024, 16), TimeSpan.FromSeconds(2)), Token);
 
@@ -61,7 +61,7 @@ public sealed class LimitTests : IDisposable
     [Fact]
     public async Task A_timeout_kills_the_slice_and_every_child()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         var marker = Marker();
         var request = SliceNode.Shell($"sleep {marker} & (sleep {marker} &) ; echo started; wait", timeout: TimeSpan.FromSeconds(1));
 
@@ -76,7 +76,7 @@ public sealed class LimitTests : IDisposable
     [Fact]
     public async Task Cancelling_a_slice_kills_it_and_removes_its_cgroup()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         var marker = Marker();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Token);
         var request = SliceNode.Shell($"echo up; exec sleep {marker}");

@@ -9,7 +9,7 @@ namespace Runner.Slices.Tests;
 /// A launcher on this machine's real namespaces and cgroups, with a cgroup base and a run directory
 /// of its own, so tests never touch each other's slices. A node that cannot isolate fails the test.
 /// </summary>
-internal sealed class SliceNode : IDisposable
+internal sealed class SliceNode : IAsyncDisposable
 {
     private SliceNode(SliceLauncher launcher, TempDirectory dir)
     {
@@ -58,8 +58,9 @@ internal sealed class SliceNode : IDisposable
         return (exit, lines);
     }
 
-    public void Dispose()
+    public async ValueTask DisposeAsync()
     {
+        await Launcher.DisposeAsync();
         foreach (var directory in Launcher.Capabilities.CgroupBases)
         {
             CgroupFiles.RemoveTree(directory);

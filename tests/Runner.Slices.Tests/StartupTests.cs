@@ -19,7 +19,7 @@ public sealed class StartupTests : IDisposable
     [Fact]
     public async Task The_probe_reports_every_namespace_and_the_v1_controllers_of_this_machine()
     {
-        using var node = await SliceNode.StartAsync(Token);
+        await using var node = await SliceNode.StartAsync(Token);
         var capabilities = node.Launcher.Capabilities;
 
         Assert.Equal(SliceCapabilities.AllNamespaces.Order(), capabilities.Namespaces.Order());
@@ -33,7 +33,7 @@ public sealed class StartupTests : IDisposable
     {
         using var dir = new TempDirectory("runner-slices");
         var options = SliceNode.Options(dir) with { Bwrap = "/nonexistent/bwrap" };
-        var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, Token);
+        await using var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, Token);
         try
         {
             Assert.False(launcher.Capabilities.Isolated);
@@ -50,6 +50,7 @@ public sealed class StartupTests : IDisposable
         }
         finally
         {
+            await launcher.DisposeAsync();
             foreach (var directory in launcher.Capabilities.CgroupBases)
             {
                 CgroupFiles.RemoveTree(directory);
@@ -61,7 +62,7 @@ public sealed class StartupTests : IDisposable
     public async Task A_starting_worker_kills_and_removes_the_slice_cgroups_a_dead_worker_left()
     {
         var cgroupBase = "runner-test-" + Guid.NewGuid().ToString("N")[..10];
-        using (var first = await SliceNode.StartAsync(Token, cgroupBase))
+        await using (var first = await SliceNode.StartAsync(Token, cgroupBase))
         {
             // What a SIGKILLed worker leaves: a cgroup with a live process in it, started without
             // bubblewrap's parent-death signal, as a process forked in the instant before it is set.
@@ -72,7 +73,7 @@ public sealed class StartupTests : IDisposable
             using var orphan = Process.Start(start)!;
             await SagaHarness.WaitUntilAsync(() => Task.FromResult(group.Pids().Count == 1), TimeSpan.FromSeconds(10), "the orphan joined its cgroup");
 
-            using var second = await SliceNode.StartAsync(Token, cgroupBase);
+            await using var second = await SliceNode.StartAsync(Token, cgroupBase);
 
             Assert.Empty(LimitTests.ProcessesWith(marker));
             Assert.All(group.Directories, d => Assert.False(Directory.Exists(d)));

@@ -103,6 +103,16 @@ internal sealed class RunnerProcess : IDisposable
         await _process.WaitForExitAsync(cancellationToken);
     }
 
+    /// <summary>SIGKILL to the runner alone, not its children: what happens to them is then the runner's doing.</summary>
+    public async Task KillAloneAsync(CancellationToken cancellationToken)
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: false);
+        }
+        await _process.WaitForExitAsync(cancellationToken);
+    }
+
     public void Dispose()
     {
         if (!_process.HasExited)

@@ -22,9 +22,9 @@ internal static class LaunchBench
 
     public static async Task RunAsync(int launches, string? sliceBinary, TextWriter output, CancellationToken cancellationToken)
     {
-        using var dir = new Testing.TempDirectory("runner-bench-launch");
-        var options = new SliceLauncherOptions { RunDirectory = dir.File("run"), CgroupBase = "runner-bench-" + Environment.ProcessId };
-        var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, cancellationToken);
+        // Per-slice directories on a tmpfs, as the launcher's default (/dev/shm) keeps them.
+        var options = new SliceLauncherOptions { RunDirectory = "/dev/shm/runner-bench-" + Environment.ProcessId, CgroupBase = "runner-bench-" + Environment.ProcessId };
+        await using var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, cancellationToken);
         output.WriteLine(Text.Inv($"slice launch latency, {launches} launches each, start to exit (isolated: {launcher.Capabilities.Isolated}, cgroup {launcher.Capabilities.CgroupVersion ?? "none"})"));
         try
         {
@@ -47,6 +47,11 @@ internal static class LaunchBench
         }
         finally
         {
+            await launcher.DisposeAsync();
+            if (Directory.Exists(options.RunDirectory))
+            {
+                Directory.Delete(options.RunDirectory, recursive: true);
+            }
             foreach (var directory in launcher.Capabilities.CgroupBases)
             {
                 CgroupFiles.RemoveTree(directory);

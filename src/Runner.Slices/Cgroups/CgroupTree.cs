@@ -18,14 +18,49 @@ internal abstract class CgroupTree(string @base, TimeProvider time)
     public abstract IReadOnlyList<string> BaseDirectories { get; }
 
     /// <summary>Creates the cgroup and writes its limits; nothing has joined it yet.</summary>
-    public abstract SliceCgroup Create(string name, CgroupLimits limits);
+    public SliceCgroup Create(string name, CgroupLimits limits)
+    {
+        var group = CreateEmpty(name);
+        try
+        {
+            SetLimits(group, limits);
+        }
+        catch
+        {
+            foreach (var directory in group.Directories)
+            {
+                CgroupFiles.RemoveTree(directory);
+            }
+            throw;
+        }
+        return group;
+    }
+
+    /// <summary>Creates the cgroup without limits: made ahead of time, it gets them before anything joins it.</summary>
+    public abstract SliceCgroup CreateEmpty(string name);
+
+    /// <summary>Writes the limits of a cgroup nothing has joined yet.</summary>
+    public abstract void SetLimits(SliceCgroup group, CgroupLimits limits);
+
+    /// <summary>
+    /// Whether one thread of the worker can move into a slice's cgroup on its own (v1's
+    /// <c>tasks</c> file): what it forks is then born inside, with no wrapper process to join.
+    /// </summary>
+    public virtual bool ThreadsCanJoin => false;
+
+    /// <summary>Moves the calling thread into <paramref name="group"/>.</summary>
+    public virtual void JoinThread(SliceCgroup group) => throw new NotSupportedException($"cgroup {Version} cannot move a single thread");
+
+    /// <summary>Moves the calling thread back to where the worker's threads live.</summary>
+    public virtual void LeaveThread() => throw new NotSupportedException($"cgroup {Version} cannot move a single thread");
 
     /// <summary>The cgroup of that name, if it exists, for a sweep.</summary>
     protected abstract SliceCgroup Open(string name);
 
     /// <summary>
     /// Kills and removes every slice cgroup under the base: what a worker that died left behind.
-    /// Runs at start, before the worker takes commands. Returns how many it removed.
+    /// Runs at start, before the worker takes commands. Returns how many of them still held
+    /// processes (the empty spares a stopped worker made ahead of time are removed too, uncounted).
     /// </summary>
     public async Task<int> RemoveLeftoversAsync(CancellationToken cancellationToken)
     {
@@ -35,11 +70,14 @@ internal abstract class CgroupTree(string @base, TimeProvider time)
             .OfType<string>()
             .Distinct(StringComparer.Ordinal)
             .ToList();
+        var occupied = 0;
         foreach (var name in names)
         {
-            await Open(name).RemoveAsync(cancellationToken);
+            var group = Open(name);
+            occupied += group.Pids().Count > 0 ? 1 : 0;
+            await group.RemoveAsync(cancellationToken);
         }
-        return names.Count;
+        return occupied;
     }
 
     /// <summary>A name is one path segment of letters, digits, <c>-</c>, <c>_</c> and <c>.</c>.</summary>

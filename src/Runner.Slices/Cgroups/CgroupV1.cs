@@ -13,6 +13,7 @@ internal sealed class CgroupV1 : CgroupTree
     public const string Pids = "pids";
 
     private readonly IReadOnlyDictionary<string, string> _mounts;
+    private readonly Lazy<List<string>> _homes;
 
     /// <param name="mounts">Controller → the mount of its hierarchy (<c>cpu</c>, <c>memory</c>, <c>pids</c> required; <c>cpuacct</c> optional).</param>
     public CgroupV1(IReadOnlyDictionary<string, string> mounts, string @base, TimeProvider time) : base(@base, time)
@@ -25,6 +26,7 @@ internal sealed class CgroupV1 : CgroupTree
             }
         }
         _mounts = mounts;
+        _homes = new Lazy<List<string>>(Homes);
     }
 
     public override string Version => "v1";
@@ -37,35 +39,68 @@ internal sealed class CgroupV1 : CgroupTree
 
     private string DirectoryOf(string controller, string name) => Path.Combine(_mounts[controller], Base, name);
 
-    public override SliceCgroup Create(string name, CgroupLimits limits)
+    public override SliceCgroup CreateEmpty(string name)
     {
         CheckName(name);
-        var group = (Group)Open(name);
+        var group = Open(name);
         foreach (var directory in group.Directories)
         {
             Directory.CreateDirectory(directory);
         }
-        try
-        {
-            var cpu = DirectoryOf(Cpu, name);
-            CgroupFiles.Write(cpu, "cpu.cfs_period_us", CgroupLimits.PeriodMicros.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            CgroupFiles.Write(cpu, "cpu.cfs_quota_us", limits.QuotaMicros.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            var memory = DirectoryOf(Memory, name);
-            var bytes = limits.MemoryBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            CgroupFiles.Write(memory, "memory.limit_in_bytes", bytes);
-            // memory+swap at the same limit: a slice cannot spill past its memory into swap.
-            CgroupFiles.TryWrite(memory, "memory.memsw.limit_in_bytes", bytes);
-            CgroupFiles.Write(DirectoryOf(Pids, name), "pids.max", limits.Pids.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
-        catch
-        {
-            foreach (var directory in group.Directories)
-            {
-                CgroupFiles.RemoveTree(directory);
-            }
-            throw;
-        }
         return group;
+    }
+
+    public override void SetLimits(SliceCgroup group, CgroupLimits limits)
+    {
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        var cpu = DirectoryOf(Cpu, group.Name);
+        CgroupFiles.Write(cpu, "cpu.cfs_period_us", CgroupLimits.PeriodMicros.ToString(invariant));
+        CgroupFiles.Write(cpu, "cpu.cfs_quota_us", limits.QuotaMicros.ToString(invariant));
+        var memory = DirectoryOf(Memory, group.Name);
+        var bytes = limits.MemoryBytes.ToString(invariant);
+        CgroupFiles.Write(memory, "memory.limit_in_bytes", bytes);
+        // memory+swap at the same limit: a slice cannot spill past its memory into swap.
+        CgroupFiles.TryWrite(memory, "memory.memsw.limit_in_bytes", bytes);
+        CgroupFiles.Write(DirectoryOf(Pids, group.Name), "pids.max", limits.Pids.ToString(invariant));
+    }
+
+    /// <summary>
+    /// v1 keeps cgroup membership per thread: the launcher thread writes its own tid into each
+    /// hierarchy's <c>tasks</c>, forks — the child is born in the slice's cgroup — and moves back.
+    /// </summary>
+    public override bool ThreadsCanJoin => true;
+
+    public override void JoinThread(SliceCgroup group)
+    {
+        var tid = Native.GetTid().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var directory in group.Directories)
+        {
+            CgroupFiles.Write(directory, "tasks", tid);
+        }
+    }
+
+    public override void LeaveThread()
+    {
+        var tid = Native.GetTid().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var directory in _homes.Value)
+        {
+            CgroupFiles.Write(directory, "tasks", tid);
+        }
+    }
+
+    /// <summary>The worker's own cgroup in each hierarchy in use, from <c>/proc/self/cgroup</c> (<c>id:controllers:path</c>).</summary>
+    private List<string> Homes()
+    {
+        var homes = new List<string>();
+        var lines = File.ReadAllLines("/proc/self/cgroup");
+        foreach (var mount in _mounts.Values.Distinct(StringComparer.Ordinal))
+        {
+            var controller = _mounts.First(m => m.Value == mount).Key;
+            var line = lines.Select(l => l.Split(':', 3)).FirstOrDefault(f => f.Length == 3 && f[1].Split(',').Contains(controller))
+                ?? throw new IOException($"the worker's own {controller} cgroup is not in /proc/self/cgroup");
+            homes.Add(Path.Combine(mount, line[2].TrimStart('/')));
+        }
+        return homes;
     }
 
     protected override SliceCgroup Open(string name) => new Group(this, name);

@@ -59,25 +59,22 @@ internal sealed class CgroupV2 : CgroupTree
         }
     }
 
-    public override SliceCgroup Create(string name, CgroupLimits limits)
+    public override SliceCgroup CreateEmpty(string name)
     {
         CheckName(name);
         var directory = Path.Combine(_baseDirectory, name);
         Directory.CreateDirectory(directory);
-        try
-        {
-            var invariant = System.Globalization.CultureInfo.InvariantCulture;
-            CgroupFiles.Write(directory, "cpu.max", $"{limits.QuotaMicros.ToString(invariant)} {CgroupLimits.PeriodMicros.ToString(invariant)}");
-            CgroupFiles.Write(directory, "memory.max", limits.MemoryBytes.ToString(invariant));
-            CgroupFiles.TryWrite(directory, "memory.swap.max", "0");
-            CgroupFiles.Write(directory, "pids.max", limits.Pids.ToString(invariant));
-        }
-        catch
-        {
-            CgroupFiles.RemoveTree(directory);
-            throw;
-        }
         return new Group(directory, name, Time);
+    }
+
+    public override void SetLimits(SliceCgroup group, CgroupLimits limits)
+    {
+        var directory = group.Directories[0];
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        CgroupFiles.Write(directory, "cpu.max", $"{limits.QuotaMicros.ToString(invariant)} {CgroupLimits.PeriodMicros.ToString(invariant)}");
+        CgroupFiles.Write(directory, "memory.max", limits.MemoryBytes.ToString(invariant));
+        CgroupFiles.TryWrite(directory, "memory.swap.max", "0");
+        CgroupFiles.Write(directory, "pids.max", limits.Pids.ToString(invariant));
     }
 
     protected override SliceCgroup Open(string name) => new Group(Path.Combine(_baseDirectory, name), name, Time);

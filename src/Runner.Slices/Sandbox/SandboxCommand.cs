@@ -3,11 +3,11 @@ using System.Globalization;
 namespace Runner.Slices.Sandbox;
 
 /// <summary>
-/// The command line that runs a slice: a shell that writes its own pid into every
-/// <c>cgroup.procs</c> of the slice's cgroup and then execs — so the slice is confined before any
-/// of its code runs, and every child inherits the cgroup — <c>setpriv</c>, which drops to the
-/// unprivileged slice uid with no new privileges, and <c>bwrap</c>, which builds the namespaces and
-/// the filesystem view and runs the program.
+/// The command line that runs a slice: <c>bwrap</c>, which builds the namespaces and the
+/// filesystem view and runs the program, started as the unprivileged slice uid. Where the launcher
+/// thread cannot fork straight into the slice's cgroup (cgroup v2), a shell first writes its own pid
+/// into every <c>cgroup.procs</c> and then execs — so the slice is confined before any of its code
+/// runs — and, where the process cannot be started as the slice user, <c>setpriv</c> drops to it.
 /// </summary>
 internal static class SandboxCommand
 {
@@ -19,12 +19,22 @@ internal static class SandboxCommand
 
     private const string Path = "/usr/local/bin:/usr/bin:/bin";
 
-    public static List<string> Build(SliceLauncherOptions options, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles)
+    /// <summary>
+    /// The whole command line. With <paramref name="procsFiles"/>, a shell joins them before it
+    /// execs the rest (none: the launcher thread already put the slice's cgroup around the fork).
+    /// <paramref name="setpriv"/> drops to the slice uid with setpriv (otherwise the process is
+    /// started as that user).
+    /// </summary>
+    public static List<string> Build(SliceLauncherOptions options, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv)
     {
-        List<string> argv = [options.Shell, "-c", JoinScript, "runner-slice-join", .. procsFiles, "--"];
+        List<string> argv = procsFiles.Count > 0 ? [options.Shell, "-c", JoinScript, "runner-slice-join", .. procsFiles, "--"] : [];
         if (request.Isolated)
         {
-            argv.AddRange(Isolation(options, request, hostDirectory));
+            if (setpriv)
+            {
+                argv.AddRange(Setpriv(options));
+            }
+            argv.AddRange(Bubblewrap(options, request, hostDirectory));
             argv.AddRange(request.Argv);
         }
         else
@@ -48,13 +58,24 @@ internal static class SandboxCommand
     }
 
     /// <summary>Everything from <c>setpriv</c> to bwrap's <c>--</c>.</summary>
-    public static List<string> Isolation(SliceLauncherOptions options, SandboxRequest request, string hostDirectory)
+    public static List<string> Isolation(SliceLauncherOptions options, SandboxRequest request, string hostDirectory) =>
+        [.. Setpriv(options), .. Bubblewrap(options, request, hostDirectory)];
+
+    /// <summary>util-linux setpriv: the slice uid and gid, no supplementary groups, no new privileges.</summary>
+    private static List<string> Setpriv(SliceLauncherOptions options) =>
+    [
+        options.Setpriv, "--reuid", options.Uid.ToString(CultureInfo.InvariantCulture), "--regid", options.Gid.ToString(CultureInfo.InvariantCulture),
+        "--clear-groups", "--no-new-privs", "--",
+    ];
+
+    /// <summary>
+    /// bubblewrap up to its <c>--</c>. It sets no-new-privileges itself, drops every capability,
+    /// and maps root inside to whatever uid runs it.
+    /// </summary>
+    public static List<string> Bubblewrap(SliceLauncherOptions options, SandboxRequest request, string hostDirectory)
     {
-        var uid = options.Uid.ToString(CultureInfo.InvariantCulture);
-        var gid = options.Gid.ToString(CultureInfo.InvariantCulture);
         List<string> argv =
         [
-            options.Setpriv, "--reuid", uid, "--regid", gid, "--clear-groups", "--no-new-privs", "--",
             options.Bwrap,
             "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "slice", "--unshare-cgroup-try",

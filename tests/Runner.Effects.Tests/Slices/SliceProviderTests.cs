@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Runner.Core.Transitions;
@@ -5,6 +6,7 @@ using Runner.Effects.Providers;
 using Runner.Effects.Providers.Slices;
 using Runner.Effects.Resilience;
 using Microsoft.Extensions.Logging.Abstractions;
+using Runner.Testing;
 using Xunit;
 
 namespace Runner.Effects.Tests.Slices;
@@ -25,11 +27,10 @@ public sealed class SliceProviderTests : IAsyncLifetime
         _executor = new EffectExecutor([provider], TimeProvider.System, NullLogger.Instance);
     }
 
-    public Task DisposeAsync()
+    public async Task DisposeAsync()
     {
-        _script.Dispose();
+        await _script.DisposeAsync();
         _timeout.Dispose();
-        return Task.CompletedTask;
     }
 
     private ValueTask<EffectExecution> RunAsync(object payload, Runner.Core.Manifests.EffectManifest? effect = null) =>
@@ -108,6 +109,32 @@ public sealed class SliceProviderTests : IAsyncLifetime
         Assert.Equal(code, execution.Error!.Code);
         Assert.Contains(message, execution.Error.Message, StringComparison.Ordinal);
         Assert.Equal(0, _script.Launches);
+    }
+
+    [Fact]
+    public async Task A_slice_that_floods_its_output_has_the_excess_dropped_while_the_worker_stays_responsive()
+    {
+        var flood = RunAsync(_script.Payload("flood", "run-flood")).AsTask();
+        await SagaHarness.WaitUntilAsync(() => File.Exists(Path.Combine(_script.Out, "flooding")) || flood.IsCompleted, TimeSpan.FromSeconds(30), "the slice floods");
+        Assert.False(flood.IsCompleted);
+
+        // While it floods, the same worker runs another slice to its end, promptly.
+        var clock = Stopwatch.StartNew();
+        var beside = await RunAsync(_script.Payload("ok", "run-beside-flood"));
+        Assert.True(beside.Succeeded, beside.Error?.Message);
+        Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+        Assert.False(flood.IsCompleted);
+
+        await File.WriteAllTextAsync(Path.Combine(_script.Out, "stop-flood"), "stop", Token);
+        var execution = await flood;
+
+        Assert.True(execution.Succeeded, execution.Error?.Message);
+        var result = JsonNode.Parse(execution.ResultJson!)!;
+        // 100,000 lines at least, against a burst of 1,000 and 200 lines/s.
+        Assert.InRange(result["dropped_log_lines"]!.GetValue<long>(), 50_000, long.MaxValue);
+        Assert.True(result["output"]!["flooded"]!.GetValue<bool>());
+        var quiet = JsonNode.Parse(beside.ResultJson!)!;
+        Assert.Equal(0, quiet["dropped_log_lines"]!.GetValue<long>());
     }
 
     private static CommandMessage Command(object payload) => new()

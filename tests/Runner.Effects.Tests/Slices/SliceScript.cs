@@ -14,7 +14,7 @@ namespace Runner.Effects.Tests.Slices;
 /// slice effect and provider around it, on this machine's real namespaces and cgroups. The spec's
 /// <c>mode</c> says what it does; every launch appends a line to <c>{Out}/launches</c>.
 /// </summary>
-internal sealed class SliceScript : IDisposable
+internal sealed class SliceScript : IAsyncDisposable
 {
     private const string Script = """
         #!/bin/sh
@@ -36,6 +36,9 @@ internal sealed class SliceScript : IDisposable
           contract) exit 3 ;;
           aborted) exit 4 ;;
           hang) sleep 600 ;;
+          flood) yes "flood line from $run" | head -n 100000; touch "$out/flooding"
+                 while [ ! -e "$out/stop-flood" ]; do yes "flood line from $run" | head -n 100000; done
+                 echo '{"kind":"result","result":{"flooded":true}}'; exit 0 ;;
         esac
         exit 9
         """;
@@ -85,6 +88,10 @@ internal sealed class SliceScript : IDisposable
     {
         var options = new SliceLauncherOptions { RunDirectory = Dir.File("run"), CgroupBase = CgroupBase };
         var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, cancellationToken);
+        lock (_launchers)
+        {
+            _launchers.Add(launcher);
+        }
         Assert.True(launcher.Capabilities.Isolated, string.Join("; ", launcher.Capabilities.Problems));
         return new SliceProvider(launcher, new SliceCapacity(2, 1L << 30), lineage, new SliceProviderOptions(Binary, new SecretReader(Secrets)), NullLogger.Instance);
     }
@@ -101,8 +108,14 @@ internal sealed class SliceScript : IDisposable
         secrets = new[] { "warehouse_token" },
     };
 
-    public void Dispose()
+    private readonly List<SliceLauncher> _launchers = [];
+
+    public async ValueTask DisposeAsync()
     {
+        foreach (var launcher in _launchers)
+        {
+            await launcher.DisposeAsync();
+        }
         foreach (var directory in Directory.GetDirectories("/sys/fs/cgroup").Select(d => Path.Combine(d, CgroupBase)).Where(Directory.Exists))
         {
             Runner.Slices.Cgroups.CgroupFiles.RemoveTree(directory);

@@ -18,7 +18,7 @@ public sealed class SliceWorkerTests(NatsServerFixture nats) : IClassFixture<Nat
     public async Task A_slice_command_publishes_its_lineage_with_end_to_end_headers_and_its_result()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        using var script = new SliceScript();
+        await using var script = new SliceScript();
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
@@ -47,7 +47,7 @@ public sealed class SliceWorkerTests(NatsServerFixture nats) : IClassFixture<Nat
     public async Task A_slice_command_delivered_to_two_workers_is_launched_once()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        using var script = new SliceScript();
+        await using var script = new SliceScript();
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);

@@ -1,0 +1,85 @@
+using Runner.Slices.Cgroups;
+using Xunit;
+
+namespace Runner.Slices.Tests;
+
+/// <summary>
+/// The fast launch path: the launcher thread forks from inside the slice's cgroup (v1) and goes
+/// home; cgroups are made ahead of time and removed after use; the slice starts as its uid.
+/// </summary>
+public sealed class LaunchPathTests : IDisposable
+{
+    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(60));
+
+    private CancellationToken Token => _timeout.Token;
+
+    public void Dispose() => _timeout.Dispose();
+
+    [Fact]
+    public async Task Every_worker_thread_is_back_in_the_worker_cgroup_after_launches()
+    {
+        var own = File.ReadAllText("/proc/self/cgroup");
+        await using var node = await SliceNode.StartAsync(Token);
+        for (var i = 0; i < 3; i++)
+        {
+            var (exit, _) = await node.RunAsync(SliceNode.Shell("echo ran"), Token);
+            Assert.Equal(0, exit.ExitCode);
+        }
+
+        foreach (var task in Directory.GetDirectories("/proc/self/task"))
+        {
+            Assert.Equal(own, File.ReadAllText(Path.Combine(task, "cgroup")));
+        }
+    }
+
+    [Fact]
+    public async Task A_slice_and_its_children_run_in_its_cgroup_as_the_slice_uid_from_the_start()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+        var marker = LimitTests.Marker();
+        var run = node.RunAsync(SliceNode.Shell($"sleep {marker} & echo up; wait"), Token);
+
+        var pids = new List<int>();
+        await Runner.Testing.SagaHarness.WaitUntilAsync(() =>
+        {
+            pids = LimitTests.ProcessesWith(marker).ToList();
+            return Task.FromResult(pids.Count > 0);
+        }, TimeSpan.FromSeconds(10), "the slice's child runs");
+        var child = pids[0];
+        var cgroups = File.ReadAllLines($"/proc/{child}/cgroup");
+        foreach (var @base in node.Launcher.Capabilities.CgroupBases)
+        {
+            var hierarchy = Path.GetFileName(Path.GetDirectoryName(@base))!;
+            var line = Assert.Single(cgroups, l => l.Split(':')[1].Split(',').Contains(hierarchy));
+            Assert.StartsWith("/" + Path.GetFileName(@base) + "/", line.Split(':')[2], StringComparison.Ordinal);
+        }
+        var uid = File.ReadAllLines($"/proc/{child}/status").Single(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+        Assert.Equal(["65534", "65534", "65534", "65534"], uid.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries)[1..]);
+
+        foreach (var pid in pids)
+        {
+            Native.Kill(pid, Native.SigKill);
+        }
+        var (exit, _) = await run;
+        Assert.True(exit.ExitCode is not null || exit.Signal is not null);
+        Assert.Null(exit.SetupError);
+    }
+
+    [Fact]
+    public async Task Used_cgroups_are_removed_and_spares_are_gone_after_the_launcher_stops()
+    {
+        var node = await SliceNode.StartAsync(Token);
+        await using (node)
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var (exit, _) = await node.RunAsync(SliceNode.Shell("true"), Token);
+                Assert.Equal(0, exit.ExitCode);
+            }
+            // Spares exist while it runs, but never more than a couple, however many slices ran.
+            Assert.All(node.Launcher.Capabilities.CgroupBases, b => Assert.InRange(Directory.GetDirectories(b).Length, 0, 3));
+            await node.Launcher.DisposeAsync();
+            Assert.All(node.Launcher.Capabilities.CgroupBases, b => Assert.Empty(Directory.GetDirectories(b)));
+        }
+    }
+}
