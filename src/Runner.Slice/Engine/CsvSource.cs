@@ -126,11 +126,7 @@ internal sealed class CsvSource(string path, long startPosition, long startLine)
             batch.DeadLetters.Add(Dead(DeadLetterCodes.InvalidUtf8, "the line is not valid UTF-8", offset, lineNumber, rawStart, line.Length));
             return;
         }
-        var record = batch.Add(context.Fields);
-        record.Offset = offset;
-        record.Line = lineNumber;
-        record.RawStart = rawStart;
-        record.RawLength = line.Length;
+        var record = batch.Add(context.Fields, offset, lineNumber, rawStart, line.Length, rawIsJson: false);
         var column = 0;
         var rest = line;
         while (true)
@@ -158,16 +154,7 @@ internal sealed class CsvSource(string path, long startPosition, long startLine)
             batch.DeadLetters.Add(Dead(DeadLetterCodes.ColumnCount, $"the record has {column} columns; the header has {_columns.Length}", offset, lineNumber, rawStart, line.Length));
             return;
         }
-        if (context.EventTime?.Observe(record) == true)
-        {
-            record.Live = false;
-            batch.DeadLetters.Add(new DeadLetter("source", context.EventTime.Field, DeadLetterCodes.LateEvent,
-                $"event time is below the watermark (allowed lateness {context.EventTime.AllowedLateness.TotalMilliseconds} ms)", offset, lineNumber)
-            {
-                RawStart = rawStart,
-                RawLength = line.Length,
-            });
-        }
+        context.EventTime?.DeadLetterIfLate(record, batch);
     }
 
     private void ReadHeader(ReadOnlySpan<byte> line, FieldTable fields)

@@ -35,6 +35,24 @@ internal sealed class EventTimeTracker(int slot, string field, TimeSpan allowedL
         return false;
     }
 
+    /// <summary>Dead-letters <paramref name="record"/> as <c>late_event</c> when it is late; true when it was.</summary>
+    public bool DeadLetterIfLate(SliceRecord record, RecordBatch batch)
+    {
+        if (!Observe(record))
+        {
+            return false;
+        }
+        record.Live = false;
+        batch.DeadLetters.Add(new DeadLetter("source", Field, DeadLetterCodes.LateEvent,
+            $"event time is below the watermark (allowed lateness {AllowedLateness.TotalMilliseconds} ms)", record.Offset, record.Line)
+        {
+            RawStart = record.RawStart,
+            RawLength = record.RawLength,
+            RawIsJson = record.RawIsJson,
+        });
+        return true;
+    }
+
     private static long? Ticks(Value value) => value.Kind switch
     {
         ValueKind.Timestamp => value.AsTimestamp.UtcTicks,

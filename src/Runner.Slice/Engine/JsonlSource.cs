@@ -22,12 +22,7 @@ internal sealed class JsonlSource(string path, long startPosition, long startLin
             batch.DeadLetters.Add(Dead(DeadLetterCodes.InvalidUtf8, "the line is not valid UTF-8", offset, lineNumber, start, line.Length));
             return;
         }
-        var record = batch.Add(context.Fields);
-        record.Offset = offset;
-        record.Line = lineNumber;
-        record.RawStart = start;
-        record.RawLength = line.Length;
-        record.RawIsJson = true;
+        var record = batch.Add(context.Fields, offset, lineNumber, start, line.Length, rawIsJson: true);
         string? problem;
         string code = DeadLetterCodes.MalformedJson;
         try
@@ -48,17 +43,7 @@ internal sealed class JsonlSource(string path, long startPosition, long startLin
             batch.DeadLetters.Add(Dead(code, problem, offset, lineNumber, start, line.Length));
             return;
         }
-        if (context.EventTime?.Observe(record) == true)
-        {
-            record.Live = false;
-            batch.DeadLetters.Add(new DeadLetter("source", context.EventTime.Field, DeadLetterCodes.LateEvent,
-                $"event time is below the watermark (allowed lateness {context.EventTime.AllowedLateness.TotalMilliseconds} ms)", offset, lineNumber)
-            {
-                RawStart = start,
-                RawLength = line.Length,
-                RawIsJson = true,
-            });
-        }
+        context.EventTime?.DeadLetterIfLate(record, batch);
     }
 
     private static DeadLetter Dead(string code, string message, long offset, long line, int start, int length) =>

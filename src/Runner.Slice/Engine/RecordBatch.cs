@@ -119,6 +119,18 @@ internal sealed class RecordBatch
         return record;
     }
 
+    /// <summary>A fresh record for input that starts at <paramref name="offset"/>, its original bytes at <paramref name="rawStart"/>.</summary>
+    public SliceRecord Add(FieldTable fields, long offset, long line, int rawStart, int rawLength, bool rawIsJson)
+    {
+        var record = Add(fields);
+        record.Offset = offset;
+        record.Line = line;
+        record.RawStart = rawStart;
+        record.RawLength = rawLength;
+        record.RawIsJson = rawIsJson;
+        return record;
+    }
+
     /// <summary>Forgets the last record (a line that turned out not to be one).</summary>
     public void RemoveLast() => Count--;
 

@@ -123,11 +123,7 @@ internal sealed class JetStreamSource(NatsJSContext js, Endpoint endpoint, Slice
             batch.DeadLetters.Add(new DeadLetter("source", null, DeadLetterCodes.InvalidUtf8, "the message is not valid UTF-8", sequence, 0) { RawStart = start, RawLength = data.Length });
             return;
         }
-        var record = batch.Add(context.Fields);
-        record.Offset = sequence;
-        record.RawStart = start;
-        record.RawLength = data.Length;
-        record.RawIsJson = true;
+        var record = batch.Add(context.Fields, sequence, 0, start, data.Length, rawIsJson: true);
         string? problem;
         var code = DeadLetterCodes.MalformedJson;
         try
