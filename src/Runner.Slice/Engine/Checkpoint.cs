@@ -19,6 +19,9 @@ internal sealed class RunTotals
     public long Batches { get; set; }
 
     public Dictionary<string, long> DeadLetteredByCode { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Records that broke a rule of each contract field (the lineage data-quality assertions); lock it to read while the run goes on.</summary>
+    public Dictionary<string, long> ViolationsByField { get; } = new(StringComparer.Ordinal);
 }
 
 /// <summary>
@@ -55,9 +58,10 @@ internal sealed record Checkpoint(string RunId, string State, long SourcePositio
         totals.Filtered = t.GetProperty("filtered").GetInt64();
         totals.BytesIn = t.GetProperty("bytes_in").GetInt64();
         totals.Batches = t.GetProperty("batches").GetInt64();
-        foreach (var code in t.GetProperty("dead_lettered_by_code").EnumerateObject())
+        Counts(t.GetProperty("dead_lettered_by_code"), totals.DeadLetteredByCode);
+        if (t.TryGetProperty("violations_by_field", out var fields))
         {
-            totals.DeadLetteredByCode[code.Name] = code.Value.GetInt64();
+            Counts(fields, totals.ViolationsByField);
         }
         return new Checkpoint(
             runId,
@@ -97,12 +101,8 @@ internal sealed record Checkpoint(string RunId, string State, long SourcePositio
             json.WriteNumber("filtered", Totals.Filtered);
             json.WriteNumber("bytes_in", Totals.BytesIn);
             json.WriteNumber("batches", Totals.Batches);
-            json.WriteStartObject("dead_lettered_by_code");
-            foreach (var (code, count) in Totals.DeadLetteredByCode.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            {
-                json.WriteNumber(code, count);
-            }
-            json.WriteEndObject();
+            WriteCounts(json, "dead_lettered_by_code", Totals.DeadLetteredByCode);
+            WriteCounts(json, "violations_by_field", Totals.ViolationsByField);
             json.WriteEndObject();
             if (Result is not null)
             {
@@ -119,6 +119,27 @@ internal sealed record Checkpoint(string RunId, string State, long SourcePositio
             file.Flush(flushToDisk: true);
         }
         File.Move(temp, path, overwrite: true);
+    }
+
+    private static void Counts(JsonElement element, Dictionary<string, long> into)
+    {
+        foreach (var count in element.EnumerateObject())
+        {
+            into[count.Name] = count.Value.GetInt64();
+        }
+    }
+
+    private static void WriteCounts(Utf8JsonWriter json, string name, Dictionary<string, long> counts)
+    {
+        json.WriteStartObject(name);
+        lock (counts)
+        {
+            foreach (var (key, count) in counts.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                json.WriteNumber(key, count);
+            }
+        }
+        json.WriteEndObject();
     }
 
     private static SinkPosition? ReadSink(JsonElement element) => new(

@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.IO.Pipelines;
 using System.Text.Unicode;
 
 namespace Runner.Slice.Engine;
@@ -22,37 +20,16 @@ internal sealed class CsvSource(string path, long startPosition, long startLine)
             return;
         }
         // Resuming: the header precedes the resume position; read it from the top.
-        stream.Seek(0, SeekOrigin.Begin);
-        var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
-        try
+        var head = new byte[Math.Min(context.MaxLineBytes + 5, stream.Length)];
+        var read = await RandomAccess.ReadAsync(stream.SafeFileHandle, head, 0, cancellationToken).ConfigureAwait(false);
+        var span = head.AsSpan(0, read);
+        if (span.StartsWith(System.Text.Encoding.UTF8.Preamble))
         {
-            while (true)
-            {
-                var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                var end = FindRecordEnd(buffer);
-                if (end is not null || result.IsCompleted || buffer.Length > context.MaxLineBytes)
-                {
-                    var line = end is { } position ? buffer.Slice(0, position).ToArray() : buffer.ToArray();
-                    var span = line.AsSpan();
-                    if (span.Length >= 3 && span[..3].SequenceEqual("\uFEFF"u8))
-                    {
-                        span = span[3..];
-                    }
-                    if (span.Length > 0 && span[^1] == (byte)'\r')
-                    {
-                        span = span[..^1];
-                    }
-                    ReadHeader(span, context.Fields);
-                    return;
-                }
-                reader.AdvanceTo(buffer.Start, buffer.End);
-            }
+            span = span[3..];
         }
-        finally
-        {
-            await reader.CompleteAsync().ConfigureAwait(false);
-        }
+        var end = FindRecordEnd(span);
+        var line = end < 0 ? span : span[..end];
+        ReadHeader(line.Length > 0 && line[^1] == (byte)'\r' ? line[..^1] : line, context.Fields);
     }
 
     protected override bool OnFirstLine(ReadOnlySpan<byte> line, SourceContext context)
@@ -62,35 +39,6 @@ internal sealed class CsvSource(string path, long startPosition, long startLine)
     }
 
     /// <summary>Quote-aware: a line break inside a quoted cell does not end the record.</summary>
-    protected override SequencePosition? FindRecordEnd(in ReadOnlySequence<byte> buffer)
-    {
-        var quoted = false;
-        var position = buffer.Start;
-        var consumed = 0L;
-        while (buffer.TryGet(ref position, out var memory))
-        {
-            var span = memory.Span;
-            var i = 0;
-            while (i < span.Length)
-            {
-                var next = quoted ? span[i..].IndexOf((byte)'"') : span[i..].IndexOfAny((byte)'"', (byte)'\n');
-                if (next < 0)
-                {
-                    break;
-                }
-                i += next;
-                if (span[i] == (byte)'\n')
-                {
-                    return buffer.GetPosition(consumed + i);
-                }
-                quoted = !quoted;
-                i++;
-            }
-            consumed += span.Length;
-        }
-        return null;
-    }
-
     protected override int FindRecordEnd(ReadOnlySpan<byte> span)
     {
         var quoted = false;

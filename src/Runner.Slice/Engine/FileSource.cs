@@ -57,8 +57,16 @@ internal abstract class FileSource : ISource
     /// <summary>Work before the first record, e.g. reading a header that precedes the resume position.</summary>
     protected virtual ValueTask PrepareAsync(FileStream stream, SourceContext context, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    /// <summary>Where the current record ends, or null when the buffer holds no complete one.</summary>
-    protected virtual SequencePosition? FindRecordEnd(in ReadOnlySequence<byte> buffer) => buffer.PositionOf((byte)'\n');
+    /// <summary>
+    /// Where the record at the start of <paramref name="buffer"/> ends, or null when the buffer holds
+    /// no complete one: the span search of <see cref="FindRecordEnd(ReadOnlySpan{byte})"/>, over a
+    /// copy when the buffer spans segments (only for a line that crosses a segment boundary).
+    /// </summary>
+    private SequencePosition? FindRecordEnd(in ReadOnlySequence<byte> buffer)
+    {
+        var end = FindRecordEnd(buffer.IsSingleSegment ? buffer.FirstSpan : Copy(buffer));
+        return end < 0 ? null : buffer.GetPosition(end);
+    }
 
     /// <summary>Turns one line (no line ending) into a record or a dead letter in <paramref name="batch"/>.</summary>
     protected abstract void OnLine(ReadOnlySpan<byte> line, long offset, long lineNumber, RecordBatch batch, SourceContext context);

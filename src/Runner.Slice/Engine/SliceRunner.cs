@@ -113,7 +113,6 @@ internal sealed class SliceRunner
 
         public BatchPool Pool { get; } = new();
 
-        public Dictionary<string, long> ViolationsByField { get; } = new(StringComparer.Ordinal);
 
         public long SourcePosition { get; set; }
 
@@ -225,15 +224,24 @@ internal sealed class SliceRunner
                 batch.DeadLetters.Sort(static (a, b) => a.Offset.CompareTo(b.Offset));
                 foreach (var dead in batch.DeadLetters)
                 {
-                    state.DeadLetters?.WriteDeadLetter(dead, batch, _spec.Run.Id);
+                    if (state.DeadLetters is { } deadLetters)
+                    {
+                        deadLetters.WriteDeadLetter(dead, batch, _spec.Run.Id);
+                    }
+                    else
+                    {
+                        // No dead-letter output: the record still goes somewhere a person can see it.
+                        await LogDeadLetterAsync(dead, batch).ConfigureAwait(false);
+                    }
                     state.Totals.DeadLetteredByCode[dead.Code] = state.Totals.DeadLetteredByCode.GetValueOrDefault(dead.Code) + 1;
                     if (dead.Violations is { } violations)
                     {
-                        lock (state.ViolationsByField)
+                        var byField = state.Totals.ViolationsByField;
+                        lock (byField)
                         {
                             foreach (var field in violations.Select(v => v.Field).Distinct(StringComparer.Ordinal))
                             {
-                                state.ViolationsByField[field] = state.ViolationsByField.GetValueOrDefault(field) + 1;
+                                byField[field] = byField.GetValueOrDefault(field) + 1;
                             }
                         }
                     }
@@ -347,16 +355,26 @@ internal sealed class SliceRunner
         return result;
     }
 
+    /// <summary>The timer's RUNNING event; <see cref="EmitAsync"/> reports delivery failures itself, so only the run ending is left to swallow.</summary>
     private async Task EmitRunningAsync(RunState state, CancellationToken cancellationToken)
     {
         try
         {
             await EmitAsync("RUNNING", state, null, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or IOException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            _options.Log.WriteLine($"lineage: RUNNING event not sent: {e.Message}");
         }
+    }
+
+    /// <summary>A dead letter of a run without a dead-letter output, written to the log (stderr) as its JSON line.</summary>
+    private async Task LogDeadLetterAsync(DeadLetter dead, RecordBatch batch)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(512);
+        var output = new OutputBuffer(buffer);
+        RecordWriter.WriteDeadLetter(dead, batch, _spec.Run.Id, output);
+        output.Complete();
+        await _options.Log.WriteAsync("dead letter (no dead_letter output): " + System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan)).ConfigureAwait(false);
     }
 
     private readonly SemaphoreSlim _emitGate = new(1, 1);
@@ -394,7 +412,7 @@ internal sealed class SliceRunner
             state.Sink.Records,
             InputFields(state.Fields),
             LineageEvents.ContractFields(_contract) is { Count: > 0 } declared ? declared : InputFields(state.Fields),
-            eventType == "RUNNING" ? null : Snapshot(state.ViolationsByField),
+            eventType == "RUNNING" ? null : Snapshot(state.Totals.ViolationsByField),
             error);
         var runEvent = LineageEvents.Build(eventType, _options.Time.GetUtcNow(), _spec, _contract, state.Source.Dataset, state.Sink.Dataset, snapshot);
         await _lineage.EmitAsync(eventType, runEvent, cancellationToken).ConfigureAwait(false);

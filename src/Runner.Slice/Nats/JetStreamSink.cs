@@ -49,9 +49,9 @@ internal sealed class JetStreamSink(NatsJSContext js, Endpoint endpoint, SliceSp
     public async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
         const int window = 256;
-        for (var i = 0; i < _pending.Count; i += window)
+        foreach (var chunk in _pending.Chunk(window))
         {
-            var tasks = _pending.Skip(i).Take(window).Select(async m =>
+            var tasks = chunk.Select(async m =>
             {
                 var ack = await js.PublishAsync(endpoint.Subject!, m.Data, opts: new NatsJSPubOpts { MsgId = m.Id }, cancellationToken: cancellationToken).ConfigureAwait(false);
                 if (ack.Error is not null)

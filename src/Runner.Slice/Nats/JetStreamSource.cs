@@ -37,6 +37,8 @@ internal sealed class JetStreamSource(NatsJSContext js, Endpoint endpoint, Slice
                 FilterSubject = endpoint.Subject,
                 AckPolicy = ConsumerConfigAckPolicy.All,
                 MaxAckPending = -1,
+                // Acks wait for the sink's commit (every few batches): give them time before a redelivery.
+                AckWait = TimeSpan.FromMinutes(10),
                 InactiveThreshold = TimeSpan.FromHours(1),
             }, cancellationToken).ConfigureAwait(false);
             var done = false;
@@ -53,19 +55,33 @@ internal sealed class JetStreamSource(NatsJSContext js, Endpoint endpoint, Slice
                     fetched++;
                     var metadata = msg.Metadata!.Value;
                     var sequence = (long)metadata.Sequence.Stream;
+                    if (sequence <= position)
+                    {
+                        // A redelivery of a message this run already took (its ack waits for the sink's commit).
+                        continue;
+                    }
                     Add(msg.Data ?? [], sequence, batch, context);
                     batch.SourceState = msg;
                     position = sequence;
-                    batch.EndPosition = position;
                     if (metadata.Sequence.Stream >= end || metadata.NumPending == 0)
                     {
                         done = true;
                         break;
                     }
                 }
-                if (done || fetched == 0 && position >= (long)end)
+                if (done)
                 {
                     break;
+                }
+                if (fetched == 0)
+                {
+                    // Nothing came: the stream's last message may be on another subject, so ask the
+                    // consumer whether anything of ours is left rather than waiting for a sequence.
+                    await _consumer.RefreshAsync(cancellationToken).ConfigureAwait(false);
+                    if (_consumer.Info.NumPending == 0 || position >= (long)end)
+                    {
+                        break;
+                    }
                 }
                 if (batch.RecordsIn > 0)
                 {
@@ -142,7 +158,9 @@ internal sealed class JetStreamSource(NatsJSContext js, Endpoint endpoint, Slice
         {
             batch.RemoveLast();
             batch.DeadLetters.Add(new DeadLetter("source", null, code, problem, sequence, 0) { RawStart = start, RawLength = data.Length });
+            return;
         }
+        context.EventTime?.DeadLetterIfLate(record, batch);
     }
 
     private static void Seal(RecordBatch batch, long position, SourceContext context)

@@ -171,4 +171,23 @@ public sealed class CheckpointTests
         Assert.Equal("FAIL", lineage.Events[^1].Type);
         Assert.False(File.Exists(Path.Combine(dir.Path, "out", "fail-1.jsonl")));
     }
+
+    [Fact]
+    public void A_checkpoint_keeps_the_totals_a_resumed_run_reports_lineage_from()
+    {
+        using var dir = new TempDirectory("slice-ckpt");
+        var totals = new RunTotals { RecordsIn = 10, RecordsOut = 7, DeadLettered = 2, Filtered = 1, BytesIn = 900, Batches = 3 };
+        totals.DeadLetteredByCode["pattern_mismatch"] = 2;
+        totals.ViolationsByField["order_id"] = 2;
+        totals.ViolationsByField["status"] = 1;
+        new Checkpoint("run-1", Checkpoint.Running, 900, 10, new SinkPosition(500, 7, ["a", "b"]), new SinkPosition(300, 2, null), totals).Save(dir.File("c.ckpt"));
+
+        var loaded = Checkpoint.Load(dir.File("c.ckpt"), "run-1")!;
+
+        Assert.Equal(900, loaded.SourcePosition);
+        Assert.Equal(["a", "b"], loaded.Sink.Columns!);
+        Assert.Equal(2, loaded.Totals.DeadLetteredByCode["pattern_mismatch"]);
+        Assert.Equal(new Dictionary<string, long> { ["order_id"] = 2, ["status"] = 1 }, loaded.Totals.ViolationsByField);
+        Assert.Null(Checkpoint.Load(dir.File("c.ckpt"), "another-run"));
+    }
 }

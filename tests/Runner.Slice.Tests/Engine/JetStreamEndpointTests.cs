@@ -126,4 +126,38 @@ public sealed class JetStreamEndpointTests : IClassFixture<NatsServerFixture>
         using var result = JsonDocument.Parse(stdout);
         Assert.Contains("RUNNER_NATS_URL", result.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_subject_read_ends_when_the_streams_last_message_is_on_another_subject()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = _nats.Url });
+        var js = new NatsJSContext(connection);
+        var id = Guid.NewGuid().ToString("N")[..8];
+        await js.CreateOrUpdateStreamAsync(new StreamConfig($"MIX_{id}", [$"mix.{id}.>"]));
+        for (var i = 1; i <= 5; i++)
+        {
+            (await js.PublishAsync($"mix.{id}.ours", Encoding.UTF8.GetBytes($"{{\"n\":{i}}}"))).EnsureSuccess();
+        }
+        (await js.PublishAsync($"mix.{id}.theirs", Encoding.UTF8.GetBytes("{\"n\":99}"))).EnsureSuccess();
+        using var dir = new TempDirectory("slice-js");
+        File.WriteAllText(dir.File("spec.yaml"), $$"""
+            slice: v1
+            run: { id: mix-{{id}}, job: { namespace: test, name: mixed } }
+            source: { type: jetstream, subject: "mix.{{id}}.ours", start_seq: 3 }
+            sink: { type: jsonl, path: "{{dir.File("out.jsonl")}}" }
+            batch: { max_records: 2, max_wait_ms: 50 }
+            """);
+
+        var (exit, stdout, stderr) = await SliceTestKit.RunProcessAsync(["run", dir.File("spec.yaml")], new Dictionary<string, string> { ["RUNNER_NATS_URL"] = _nats.Url });
+
+        Assert.True(exit == 0, stderr + stdout);
+        Assert.Equal(["{\"n\":3}", "{\"n\":4}", "{\"n\":5}"], File.ReadAllLines(dir.File("out.jsonl")));
+
+        // From a start past every message of ours, nothing comes at all: the run still ends.
+        File.WriteAllText(dir.File("spec.yaml"), File.ReadAllText(dir.File("spec.yaml"))
+            .Replace("start_seq: 3", "start_seq: 6", StringComparison.Ordinal).Replace($"mix-{id}", $"mix-late-{id}", StringComparison.Ordinal));
+        var late = await SliceTestKit.RunProcessAsync(["run", dir.File("spec.yaml")], new Dictionary<string, string> { ["RUNNER_NATS_URL"] = _nats.Url });
+        Assert.True(late.ExitCode == 0, late.Stderr + late.Stdout);
+        Assert.Empty(File.ReadAllLines(dir.File("out.jsonl")));
+    }
 }

@@ -150,4 +150,28 @@ public sealed class MalformedInputTests
         Assert.Equal("ts", dead.GetProperty("field").GetString());
         Assert.Equal(4, dead.GetProperty("record").GetProperty("id").GetInt32());
     }
+
+    [Fact]
+    public async Task Without_a_dead_letter_output_refused_records_are_written_to_stderr_not_dropped()
+    {
+        using var dir = new TempDirectory("slice-bad");
+        File.WriteAllText(dir.File("in.jsonl"), "{\"id\":1}\nnot json\n{\"id\":3}\n");
+        File.WriteAllText(dir.File("spec.yaml"), $$"""
+            slice: v1
+            run: { id: no-dlq, job: { namespace: acme, name: malformed } }
+            source: { type: jsonl, path: "{{dir.File("in.jsonl")}}" }
+            sink: { type: jsonl, path: "{{dir.File("out.jsonl")}}" }
+            """);
+
+        var (exit, stdout, stderr) = await SliceTestKit.RunProcessAsync(["run", dir.File("spec.yaml")]);
+
+        Assert.Equal(0, exit);
+        Assert.Equal(["{\"id\":1}", "{\"id\":3}"], File.ReadAllLines(dir.File("out.jsonl")));
+        var line = Assert.Single(stderr.Split('\n'), l => l.StartsWith("dead letter", StringComparison.Ordinal));
+        using var dead = JsonDocument.Parse(line[(line.IndexOf('{', StringComparison.Ordinal))..]);
+        Assert.Equal("malformed_json", dead.RootElement.GetProperty("code").GetString());
+        Assert.Equal("not json", dead.RootElement.GetProperty("raw").GetString());
+        using var result = JsonDocument.Parse(stdout);
+        Assert.Equal(1, result.RootElement.GetProperty("records").GetProperty("dead_lettered").GetInt64());
+    }
 }
