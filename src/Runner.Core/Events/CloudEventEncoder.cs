@@ -12,26 +12,35 @@ internal static class CloudEventEncoder
         var buffer = new ArrayBufferWriter<byte>(256 + evt.DataJson.Length);
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            writer.WriteStartObject();
-            writer.WriteString("specversion", "1.0");
-            writer.WriteString("id", evt.Id);
-            writer.WriteString("source", evt.Source);
-            writer.WriteString("type", evt.Type);
-            if (evt.CeSubject is not null)
-            {
-                writer.WriteString("subject", evt.CeSubject);
-            }
-            writer.WriteString("time", FormatTime(evt.Time));
-            writer.WriteString("tenant", evt.Tenant);
-            if (evt.DataContentType is not null)
-            {
-                writer.WriteString("datacontenttype", evt.DataContentType);
-            }
+            WriteAttributes(writer, evt.Id, evt.Source, evt.Type, evt.Time, evt.Tenant, evt.DataContentType, evt.CeSubject);
             writer.WritePropertyName("data");
             writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
             writer.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Opens a structured-mode event and writes its context attributes; the caller writes
+    /// <c>data</c> and closes the object.
+    /// </summary>
+    public static void WriteAttributes(Utf8JsonWriter writer, string id, string source, string type, DateTimeOffset time, string tenant, string? dataContentType, string? ceSubject = null)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("specversion", "1.0");
+        writer.WriteString("id", id);
+        writer.WriteString("source", source);
+        writer.WriteString("type", type);
+        if (ceSubject is not null)
+        {
+            writer.WriteString("subject", ceSubject);
+        }
+        writer.WriteString("time", FormatTime(time));
+        writer.WriteString("tenant", tenant);
+        if (dataContentType is not null)
+        {
+            writer.WriteString("datacontenttype", dataContentType);
+        }
     }
 
     public static string FormatTime(DateTimeOffset time) =>

@@ -47,13 +47,7 @@ internal static class TimerEvents
         var buffer = new ArrayBufferWriter<byte>(512);
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            writer.WriteStartObject();
-            writer.WriteString("specversion", "1.0");
-            writer.WriteString("id", Id(record));
-            writer.WriteString("source", Source);
-            writer.WriteString("type", Type);
-            writer.WriteString("time", CloudEventEncoder.FormatTime(DateTimeOffset.FromUnixTimeMilliseconds(record.DueMs)));
-            writer.WriteString("tenant", record.Tenant);
+            CloudEventEncoder.WriteAttributes(writer, Id(record), Source, Type, DateTimeOffset.FromUnixTimeMilliseconds(record.DueMs), record.Tenant, dataContentType: null);
             writer.WriteStartObject("data");
             writer.WriteString("saga", record.Saga);
             writer.WriteString("key", record.Key);

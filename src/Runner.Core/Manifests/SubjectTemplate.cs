@@ -35,16 +35,14 @@ internal static class SubjectTemplate
             sample.Append(subject, at, open - at).Append('x');
             at = close + 1;
         }
-        foreach (var token in sample.ToString().Split('.'))
+        var expanded = sample.ToString();
+        if (expanded.Contains('{', StringComparison.Ordinal) || expanded.Contains('}', StringComparison.Ordinal))
         {
-            if (token.Length == 0)
-            {
-                problems.Add($"'{subject}' has an empty token");
-            }
-            else if (token.Contains('*', StringComparison.Ordinal) || token.Contains('>', StringComparison.Ordinal) || token.Any(char.IsWhiteSpace) || token.Contains('{', StringComparison.Ordinal) || token.Contains('}', StringComparison.Ordinal))
-            {
-                problems.Add($"token '{token}' holds a wildcard, a brace or white space");
-            }
+            problems.Add($"'{subject}' holds a brace outside a placeholder");
+        }
+        else if (Subjects.SubjectPattern.Validate(expanded, allowWildcards: false) is { } problem)
+        {
+            problems.Add(problem);
         }
         return problems;
     }

@@ -1,6 +1,8 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Runner.Core.Manifests;
+using Runner.Core.Subjects;
 using Runner.Core.Transitions;
 
 namespace Runner.Effects.Providers;
@@ -15,80 +17,103 @@ internal static class CommandUrl
 {
     private const string PayloadPrefix = "payload";
 
+    // A template is scanned (and its payload paths parsed) once, not per command: keyed by the
+    // manifest's string instance, so a reloaded manifest's templates go when it goes.
+    private static readonly ConditionalWeakTable<string, Parsed> s_parsed = new();
+
     public static bool TryExpand(string template, CommandMessage command, [NotNullWhen(true)] out string? url, [NotNullWhen(false)] out string? error) =>
-        TryExpand(template, command, Uri.EscapeDataString, out url, out error);
+        TryExpand(template, command, subjectTokens: false, out url, out error);
 
     /// <summary>
     /// Expands a publish subject or type template. A value must be one subject token: not empty, no
-    /// <c>.</c>, <c>*</c>, <c>&gt;</c> or white space — so a payload can never reach another subject.
+    /// <c>.</c>, wildcard, white space or control character — so a payload can never reach another subject.
     /// </summary>
-    public static bool TryExpandSubject(string template, CommandMessage command, [NotNullWhen(true)] out string? subject, [NotNullWhen(false)] out string? error)
+    public static bool TryExpandSubject(string template, CommandMessage command, [NotNullWhen(true)] out string? subject, [NotNullWhen(false)] out string? error) =>
+        TryExpand(template, command, subjectTokens: true, out subject, out error);
+
+    private static bool TryExpand(string template, CommandMessage command, bool subjectTokens, [NotNullWhen(true)] out string? text, [NotNullWhen(false)] out string? error)
     {
-        string? bad = null;
-        var ok = TryExpand(template, command, value =>
+        text = null;
+        var parsed = s_parsed.GetValue(template, Parse);
+        if (parsed.Error is not null)
         {
-            if (value.Length == 0 || value.AsSpan().IndexOfAny(".*> \t\r\n") >= 0)
-            {
-                bad ??= value;
-            }
-            return value;
-        }, out subject, out error);
-        if (ok && bad is not null)
-        {
-            subject = null;
-            error = $"'{bad}' cannot fill a subject token of '{template}' (empty, or holds '.', '*', '>' or white space)";
+            error = parsed.Error;
             return false;
         }
-        return ok;
+        var builder = new StringBuilder(template.Length + 32);
+        foreach (var part in parsed.Parts)
+        {
+            if (part.Literal is { } literal)
+            {
+                builder.Append(literal);
+                continue;
+            }
+            var value = part.Field switch
+            {
+                "tenant" => command.Tenant,
+                "command_id" => command.CommandId,
+                "correlation_id" => command.CorrelationId,
+                "saga" => command.Saga,
+                "effect" => command.Effect,
+                // JsonPath.Select skips the first name ("payload") and yields only non-empty scalars.
+                _ => part.Path!.Select(command.Payload, skip: 1),
+            };
+            if (value is null)
+            {
+                error = $"url placeholder '{{{part.Field}}}': the command payload has no non-empty string, number or boolean at that path";
+                return false;
+            }
+            if (subjectTokens && (value.Contains('.', StringComparison.Ordinal) || SubjectPattern.Validate(value, allowWildcards: false) is not null))
+            {
+                error = $"'{value}' cannot fill a subject token of '{template}' (empty, or holds '.', a wildcard, white space or a control character)";
+                return false;
+            }
+            builder.Append(subjectTokens ? value : Uri.EscapeDataString(value));
+        }
+        text = builder.ToString();
+        error = null;
+        return true;
     }
 
-    private static bool TryExpand(string template, CommandMessage command, Func<string, string> encode, [NotNullWhen(true)] out string? url, [NotNullWhen(false)] out string? error)
+    private static Parsed Parse(string template)
     {
-        url = null;
-        error = null;
-        var builder = new StringBuilder(template.Length + 32);
+        var parts = new List<Part>();
         var position = 0;
         while (position < template.Length)
         {
             var open = template.IndexOf('{', position);
             if (open < 0)
             {
-                builder.Append(template, position, template.Length - position);
+                parts.Add(new Part(template[position..], null, null));
                 break;
             }
             var close = template.IndexOf('}', open + 1);
             if (close < 0)
             {
-                error = $"url template '{template}' has an unclosed '{{'";
-                return false;
+                return new Parsed([], $"url template '{template}' has an unclosed '{{'");
             }
-            builder.Append(template, position, open - position);
-            var name = template[(open + 1)..close];
-            if (!TryValue(name, command, out var value, out error))
+            if (open > position)
             {
-                return false;
+                parts.Add(new Part(template[position..open], null, null));
             }
-            builder.Append(encode(value));
+            var name = template[(open + 1)..close];
+            if (!TryPart(name, out var part, out var error))
+            {
+                return new Parsed([], error);
+            }
+            parts.Add(part);
             position = close + 1;
         }
-        url = builder.ToString();
-        return true;
+        return new Parsed(parts, null);
     }
 
-    private static bool TryValue(string name, CommandMessage command, [NotNullWhen(true)] out string? value, [NotNullWhen(false)] out string? error)
+    private static bool TryPart(string name, [NotNullWhen(true)] out Part? part, [NotNullWhen(false)] out string? error)
     {
+        part = null;
         error = null;
-        value = name switch
+        if (UrlTemplate.Placeholders.Contains(name))
         {
-            "tenant" => command.Tenant,
-            "command_id" => command.CommandId,
-            "correlation_id" => command.CorrelationId,
-            "saga" => command.Saga,
-            "effect" => command.Effect,
-            _ => null,
-        };
-        if (value is not null)
-        {
+            part = new Part(null, name, null);
             return true;
         }
         var isPayload = name == PayloadPrefix
@@ -104,13 +129,12 @@ internal static class CommandUrl
             error = $"url placeholder '{{{name}}}': {pathError}";
             return false;
         }
-        // JsonPath.Select skips the first name ("payload") and yields only non-empty scalars.
-        value = path!.Select(command.Payload, skip: 1);
-        if (value is null)
-        {
-            error = $"url placeholder '{{{name}}}': the command payload has no non-empty string, number or boolean at that path";
-            return false;
-        }
+        part = new Part(null, name, path);
         return true;
     }
+
+    /// <summary>Literal text, or a placeholder (<see cref="Field"/>, with <see cref="Path"/> for a payload path).</summary>
+    private sealed record Part(string? Literal, string? Field, JsonPath? Path);
+
+    private sealed record Parsed(IReadOnlyList<Part> Parts, string? Error);
 }

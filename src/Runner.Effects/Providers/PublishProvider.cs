@@ -38,14 +38,7 @@ internal sealed class PublishProvider(INatsJSContext js, TimeProvider time) : IE
         var body = HttpExchange.WriteJson((command, type, Now: time.GetUtcNow()), static (writer, state) =>
         {
             var (command, type, now) = state;
-            writer.WriteStartObject();
-            writer.WriteString("specversion", "1.0");
-            writer.WriteString("id", command.CommandId);
-            writer.WriteString("source", "runner/" + command.Saga);
-            writer.WriteString("type", type);
-            writer.WriteString("time", CloudEventEncoder.FormatTime(now));
-            writer.WriteString("tenant", command.Tenant);
-            writer.WriteString("datacontenttype", "application/json");
+            CloudEventEncoder.WriteAttributes(writer, command.CommandId, "runner/" + command.Saga, type, now, command.Tenant, "application/json");
             writer.WritePropertyName("data");
             HttpExchange.WritePayload(writer, command.Payload);
             writer.WriteEndObject();

@@ -59,7 +59,7 @@ internal sealed partial class EffectWorker
         _time = time;
         _abort = abort;
         Consumer = ConsumerName(options.ConsumerPrefix, effect, pool);
-        FilterSubject = pool is null ? $"workflow.cmd.*.{effect}" : $"workflow.cmd.*.{effect}.{pool}";
+        FilterSubject = Core.Subjects.Subjects.Command("*", effect, pool);
     }
 
     public string Effect { get; }

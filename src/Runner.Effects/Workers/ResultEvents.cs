@@ -29,14 +29,7 @@ internal static class ResultEvents
         var buffer = new ArrayBufferWriter<byte>(512 + (execution.ResultJson?.Length ?? 0));
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            writer.WriteStartObject();
-            writer.WriteString("specversion", "1.0");
-            writer.WriteString("id", Id(command.CommandId));
-            writer.WriteString("source", Source);
-            writer.WriteString("type", command.Effect + "." + outcome);
-            writer.WriteString("time", CloudEventEncoder.FormatTime(finishedAt));
-            writer.WriteString("tenant", command.Tenant);
-            writer.WriteString("datacontenttype", "application/json");
+            CloudEventEncoder.WriteAttributes(writer, Id(command.CommandId), Source, command.Effect + "." + outcome, finishedAt, command.Tenant, "application/json");
             writer.WriteStartObject("data");
             writer.WriteString("command_id", command.CommandId);
             writer.WriteString("correlation_id", command.CorrelationId);

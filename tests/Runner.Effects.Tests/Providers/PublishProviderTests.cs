@@ -56,6 +56,9 @@ public sealed class PublishProviderTests(NatsServerFixture nats) : IClassFixture
     [InlineData("""{"pipeline":"*","outcome":"completed"}""")]
     [InlineData("""{"pipeline":"x y","outcome":"completed"}""")]
     [InlineData("""{"outcome":"completed"}""")]
+    [InlineData("""{"pipeline":"a\fb","outcome":"completed"}""")]
+    [InlineData("""{"pipeline":"a\u0001b","outcome":"completed"}""")]
+    [InlineData("""{"pipeline":"a\u00a0b","outcome":"completed"}""")]
     public async Task A_payload_value_that_is_not_one_subject_token_fails_without_publishing(string payload)
     {
         await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
