@@ -121,6 +121,23 @@ internal sealed class RunnerComponents : IAsyncDisposable
         }
     }
 
+    /// <summary>The durable consumers this node reads now: role router, partition or effect.</summary>
+    public List<(string Stream, string Consumer, string Role)> Consumers()
+    {
+        var streams = Settings.JetStream.Streams;
+        var consumers = new List<(string Stream, string Consumer, string Role)>();
+        if (Sagas is { } sagas)
+        {
+            consumers.AddRange(sagas.RoutedStreams.Select(s => (s, sagas.Options.RouterConsumer(s), "router")));
+            consumers.AddRange(sagas.OwnedPartitions.Select(p => (streams.Inbox, sagas.Options.PartitionConsumer(p), "partition")));
+        }
+        if (Effects is { } effects)
+        {
+            consumers.AddRange(effects.Workers.Select(w => (streams.WorkflowCommands, w.Consumer, "effect")));
+        }
+        return consumers;
+    }
+
     /// <summary>
     /// Puts a validated manifest set in force in every running part: the next batch of each router
     /// and partition, and the next command of each effect worker, use it. Returns the trigger
