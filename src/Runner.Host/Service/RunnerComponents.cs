@@ -72,7 +72,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
             throw new InvalidOperationException("manifests are invalid:\n  " + string.Join("\n  ", loaded.Errors));
         }
         var manifests = loaded.Set!;
-        HostLog.Starting(logger, typeof(RunnerComponents).Assembly.GetName().Version?.ToString() ?? "0", settings.Mode.ToString().ToLowerInvariant(),
+        HostLog.Starting(logger, Operations.InfoReport.Version, settings.Mode.ToString().ToLowerInvariant(),
             settings.NatsUrl, settings.DataDir, settings.Manifests, manifests.Sagas.Count, manifests.Effects.Count, manifests.Hash[..12], settings.Partitions);
 
         var store = new LmdbStore(settings.StoreOptions(), loggers.CreateLogger<LmdbStore>());
