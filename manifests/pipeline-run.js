@@ -94,12 +94,19 @@ function on_event(state, event, ctx) {
       max_attempts: req.max_attempts || DEFAULTS.max_attempts, retry_after_ms: req.retry_after_ms || DEFAULTS.retry_after_ms,
       parts: {},
     };
+    let repeated = null;
     (req.inputs || []).forEach(function (input, i) {
-      run.parts[input.partition || ('p' + i)] = { input: input.path, attempts: 1, status: 'running' };
+      const name = input.partition || ('p' + i);
+      if (run.parts[name]) repeated = repeated || name;
+      run.parts[name] = { input: input.path, attempts: 1, status: 'running' };
     });
     const names = Object.keys(run.parts);
     if (names.length === 0) {
       return finish(run, 'failed', 'the request lists no inputs', ctx);
+    }
+    // Two inputs under one partition name would share an output file: refuse rather than drop one.
+    if (repeated !== null) {
+      return finish(run, 'failed', 'the request lists partition ' + repeated + ' more than once', ctx);
     }
     const commands = names.map(function (name) { return launch(run, name, ctx); });
     return { state: run, commands: commands, schedules: [{ name: 'run-deadline', after_ms: req.deadline_ms || DEFAULTS.deadline_ms, deadline: true }] };

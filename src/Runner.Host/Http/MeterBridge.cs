@@ -39,14 +39,22 @@ internal sealed class MeterBridge : IDisposable
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
+        // Called for every measurement (each transition, commit, dispatch): label names are only
+        // needed the first time an instrument is seen.
         var labels = new string[tags.Length];
-        var names = new string[tags.Length];
         for (var i = 0; i < tags.Length; i++)
         {
-            names[i] = tags[i].Key;
             labels[i] = tags[i].Value?.ToString() ?? string.Empty;
         }
-        var collector = _collectors.GetOrAdd(instrument, i => Create(i, names));
+        if (!_collectors.TryGetValue(instrument, out var collector))
+        {
+            var names = new string[tags.Length];
+            for (var i = 0; i < tags.Length; i++)
+            {
+                names[i] = tags[i].Key;
+            }
+            collector = _collectors.GetOrAdd(instrument, Create(instrument, names));
+        }
         switch (collector)
         {
             case Counter counter:

@@ -14,6 +14,9 @@ namespace Runner.Host.Http;
 /// </summary>
 internal static class OperationsEndpoints
 {
+    /// <summary>How old a health result <c>/ready</c> may answer from; <c>/health</c> always probes.</summary>
+    private static readonly TimeSpan s_readyProbeMaxAge = TimeSpan.FromSeconds(1);
+
     public static void Map(WebApplication app, RunnerControl control, HealthProbe health, AdminToken token, InfoReport info)
     {
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(OperationsEndpoints));
@@ -45,7 +48,7 @@ internal static class OperationsEndpoints
             {
                 return Results.Json(new { ready = false, state = control.State }, statusCode: 503);
             }
-            var failing = (await health.RunAsync(components, ct)).Where(c => !c.Ok).Select(c => c.Name).ToList();
+            var failing = (await health.RecentAsync(components, s_readyProbeMaxAge, ct)).Where(c => !c.Ok).Select(c => c.Name).ToList();
             return Results.Json(new { ready = failing.Count == 0, state = control.State, failing }, statusCode: failing.Count == 0 ? 200 : 503);
         });
 

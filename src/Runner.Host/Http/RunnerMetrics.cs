@@ -12,7 +12,7 @@ namespace Runner.Host.Http;
 /// <summary>
 /// The gauges read at scrape time (consumer lag, outbox and schedule depth, map usage, breaker
 /// states, drain state). Counters and histograms come from the <c>Runner.*</c> meters through
-/// prometheus-net's meter adapter; .NET runtime metrics from its default collectors.
+/// <see cref="MeterBridge"/>; .NET runtime metrics from prometheus-net's own meter adapter.
 /// </summary>
 internal sealed class RunnerMetrics
 {
@@ -127,21 +127,10 @@ internal sealed class RunnerMetrics
 
     private async Task ConsumersAsync(RunnerComponents components, CancellationToken cancellationToken)
     {
-        var consumers = new List<(string Stream, string Consumer)>();
-        var streams = components.Settings.JetStream.Streams;
-        if (components.Sagas is { } sagas)
-        {
-            consumers.AddRange(sagas.RoutedStreams.Select(s => (s, sagas.Options.RouterConsumer(s))));
-            consumers.AddRange(sagas.OwnedPartitions.Select(p => (streams.Inbox, sagas.Options.PartitionConsumer(p))));
-        }
-        if (components.Effects is { } effects)
-        {
-            consumers.AddRange(effects.Workers.Select(w => (streams.WorkflowCommands, w.Consumer)));
-        }
         var js = new NatsJSContext(components.Nats);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(s_consumerTimeout);
-        await Task.WhenAll(consumers.Select(async c =>
+        await Task.WhenAll(components.Consumers().Select(async c =>
         {
             try
             {

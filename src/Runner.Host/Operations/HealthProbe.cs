@@ -9,26 +9,55 @@ namespace Runner.Host.Operations;
 
 /// <summary>
 /// The checks behind <c>/health</c>: the store is writable (a real, synced LMDB write and a file
-/// written and removed in the data directory) and JetStream answers an API request.
+/// written and removed in the data directory) and JetStream answers an API request. Callers at
+/// the same moment share one probe, and <c>/ready</c>, which load balancers poll often, takes a
+/// result a moment old rather than a synced write through the single writer on every call.
 /// </summary>
 internal sealed class HealthProbe(TimeProvider time)
 {
     private static readonly byte[] s_probeKey = Encoding.ASCII.GetBytes("runner-health-probe");
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(3);
 
+    private readonly Lock _gate = new();
+    private Task<IReadOnlyList<Check>>? _latest;
+    private RunnerComponents? _latestOf;
+    private long _latestStarted;
+
     public sealed record Check(string Name, bool Ok, string? Error);
 
-    public async Task<IReadOnlyList<Check>> RunAsync(RunnerComponents components, CancellationToken cancellationToken)
+    /// <summary>A fresh probe, or the one already in flight.</summary>
+    public Task<IReadOnlyList<Check>> RunAsync(RunnerComponents components, CancellationToken cancellationToken) =>
+        RecentAsync(components, TimeSpan.Zero, cancellationToken);
+
+    /// <summary>The result of a probe started at most <paramref name="maxAge"/> ago, or of a new one.</summary>
+    public Task<IReadOnlyList<Check>> RecentAsync(RunnerComponents components, TimeSpan maxAge, CancellationToken cancellationToken)
     {
-        var storage = StorageAsync(components, cancellationToken);
-        var jetStream = JetStreamAsync(components, cancellationToken);
+        Task<IReadOnlyList<Check>> probe;
+        lock (_gate)
+        {
+            if (_latest is null || !ReferenceEquals(_latestOf, components)
+                || (_latest.IsCompleted && time.GetElapsedTime(_latestStarted) > maxAge))
+            {
+                _latestOf = components;
+                _latestStarted = time.GetTimestamp();
+                // Shared by every caller, so it runs on its own timeouts, not on one request's token.
+                _latest = ProbeAsync(components);
+            }
+            probe = _latest;
+        }
+        return probe.WaitAsync(cancellationToken);
+    }
+
+    private async Task<IReadOnlyList<Check>> ProbeAsync(RunnerComponents components)
+    {
+        var storage = StorageAsync(components);
+        var jetStream = JetStreamAsync(components);
         return [await storage, await jetStream];
     }
 
-    private async Task<Check> StorageAsync(RunnerComponents components, CancellationToken cancellationToken)
+    private async Task<Check> StorageAsync(RunnerComponents components)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(s_timeout);
+        using var timeout = new CancellationTokenSource(s_timeout, time);
         try
         {
             // LMDB can reuse free pages of its file when the disk is full, so its write alone does
@@ -46,7 +75,7 @@ internal sealed class HealthProbe(TimeProvider time)
             await components.Store.Writer.CommitAsync(batch, timeout.Token);
             return new Check("storage", true, null);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
             return new Check("storage", false, $"no write completed within {s_timeout.TotalSeconds:0} s");
         }
@@ -56,20 +85,19 @@ internal sealed class HealthProbe(TimeProvider time)
         }
     }
 
-    private static async Task<Check> JetStreamAsync(RunnerComponents components, CancellationToken cancellationToken)
+    private async Task<Check> JetStreamAsync(RunnerComponents components)
     {
         if (components.Nats.ConnectionState != NatsConnectionState.Open)
         {
             return new Check("jetstream", false, $"NATS connection is {components.Nats.ConnectionState.ToString().ToLowerInvariant()}");
         }
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(s_timeout);
+        using var timeout = new CancellationTokenSource(s_timeout, time);
         try
         {
             await new NatsJSContext(components.Nats).GetAccountInfoAsync(timeout.Token);
             return new Check("jetstream", true, null);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
             return new Check("jetstream", false, $"no answer within {s_timeout.TotalSeconds:0} s");
         }

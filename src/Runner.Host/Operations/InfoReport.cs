@@ -27,18 +27,7 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
         var settings = control.Settings;
         var manifests = components.Manifests;
         var sagas = components.Sagas;
-        var effects = components.Effects;
         var streams = settings.JetStream.Streams;
-        var consumers = new List<object>();
-        if (sagas is not null)
-        {
-            consumers.AddRange(sagas.RoutedStreams.Select(s => new { stream = s, consumer = sagas.Options.RouterConsumer(s), role = "router" }));
-            consumers.AddRange(sagas.OwnedPartitions.Select(p => new { stream = streams.Inbox, consumer = sagas.Options.PartitionConsumer(p), role = "partition" }));
-        }
-        if (effects is not null)
-        {
-            consumers.AddRange(effects.Workers.Select(w => new { stream = streams.WorkflowCommands, consumer = w.Consumer, role = "effect" }));
-        }
         var report = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
             ["version"] = Version,
@@ -57,7 +46,7 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
                 ["lineage"] = streams.Lineage,
                 ["inbox"] = streams.Inbox,
             },
-            ["consumers"] = consumers,
+            ["consumers"] = components.Consumers().Select(c => new { stream = c.Stream, consumer = c.Consumer, role = c.Role }),
             ["partitions"] = settings.Partitions,
             ["owned_partitions"] = sagas?.OwnedPartitions ?? [],
             ["manifest"] = new

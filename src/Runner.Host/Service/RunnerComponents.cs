@@ -72,7 +72,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
             throw new InvalidOperationException("manifests are invalid:\n  " + string.Join("\n  ", loaded.Errors));
         }
         var manifests = loaded.Set!;
-        HostLog.Starting(logger, typeof(RunnerComponents).Assembly.GetName().Version?.ToString() ?? "0", settings.Mode.ToString().ToLowerInvariant(),
+        HostLog.Starting(logger, Operations.InfoReport.Version, settings.Mode.ToString().ToLowerInvariant(),
             settings.NatsUrl, settings.DataDir, settings.Manifests, manifests.Sagas.Count, manifests.Effects.Count, manifests.Hash[..12], settings.Partitions);
 
         var store = new LmdbStore(settings.StoreOptions(), loggers.CreateLogger<LmdbStore>());
@@ -119,6 +119,23 @@ internal sealed class RunnerComponents : IAsyncDisposable
             store.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The durable consumers this node reads now: role router, partition or effect.</summary>
+    public List<(string Stream, string Consumer, string Role)> Consumers()
+    {
+        var streams = Settings.JetStream.Streams;
+        var consumers = new List<(string Stream, string Consumer, string Role)>();
+        if (Sagas is { } sagas)
+        {
+            consumers.AddRange(sagas.RoutedStreams.Select(s => (s, sagas.Options.RouterConsumer(s), "router")));
+            consumers.AddRange(sagas.OwnedPartitions.Select(p => (streams.Inbox, sagas.Options.PartitionConsumer(p), "partition")));
+        }
+        if (Effects is { } effects)
+        {
+            consumers.AddRange(effects.Workers.Select(w => (streams.WorkflowCommands, w.Consumer, "effect")));
+        }
+        return consumers;
     }
 
     /// <summary>
