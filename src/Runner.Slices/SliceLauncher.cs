@@ -21,15 +21,12 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
     private readonly string? _user;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly List<string> _systemBinds;
 
-    public SliceLauncher(SliceLauncherOptions options, SliceCapabilities capabilities, CgroupTree? cgroups, ILogger logger, TimeProvider time)
+    private SliceLauncher(SliceLauncherOptions options, SliceCapabilities capabilities, CgroupTree? cgroups, ILogger logger, TimeProvider time)
     {
-        _options = options with
-        {
-            Bwrap = SliceUser.Which(options.Bwrap),
-            Setpriv = SliceUser.Which(options.Setpriv),
-            Shell = SliceUser.Which(options.Shell),
-        };
+        _options = options;
+        _systemBinds = SandboxCommand.SystemBinds(options.SystemPaths);
         Capabilities = capabilities;
         _cgroups = cgroups is null ? null : new CgroupPool(cgroups, SpareCgroups, logger);
         _user = SliceUser.Resolve(options.Uid, options.Gid);
@@ -47,6 +44,13 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
     /// </summary>
     public static async Task<SliceLauncher> StartAsync(SliceLauncherOptions options, ILogger logger, TimeProvider time, CancellationToken cancellationToken)
     {
+        // Found on PATH once, so the probe checks the very programs every launch then runs.
+        options = options with
+        {
+            Bwrap = SliceUser.Which(options.Bwrap),
+            Setpriv = SliceUser.Which(options.Setpriv),
+            Shell = SliceUser.Which(options.Shell),
+        };
         var (capabilities, cgroups) = await CapabilityProbe.ProbeAsync(options, time, cancellationToken);
         SlicesLog.Capabilities(logger, capabilities.Isolated, capabilities.Sandbox ?? "none", capabilities.SandboxVersion ?? "-",
             string.Join(",", capabilities.Namespaces), capabilities.CgroupVersion ?? "none", string.Join(",", capabilities.CgroupControllers),
@@ -104,7 +108,7 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         var tree = _cgroups?.Tree;
         var threadJoins = cgroup is not null && tree!.ThreadsCanJoin;
         var asUser = request.Isolated && _user is not null;
-        var argv = SandboxCommand.Build(_options, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], setpriv: !asUser);
+        var argv = SandboxCommand.Build(_options, _systemBinds, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], setpriv: !asUser);
         var start = new ProcessStartInfo(argv[0])
         {
             RedirectStandardInput = true,
@@ -154,9 +158,9 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         var stderr = OutputPump.PumpAsync(process.StandardError.BaseStream, _options.MaxLineBytes, output.Stderr, pumps.Token);
 
         var timedOut = false;
-        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        using (var timer = new CancellationTokenSource(request.Timeout, _time))
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token))
         {
-            deadline.CancelAfter(request.Timeout);
             try
             {
                 await process.WaitForExitAsync(deadline.Token);

@@ -26,9 +26,6 @@ internal static partial class SlicesLog
     [LoggerMessage(4606, LogLevel.Information, "slice {RunId} (tenant {Tenant}, correlation {CorrelationId}) ended: exit {ExitCode}, signal {Signal}, timed out {TimedOut}, oom {Oom}, {WallMs} ms wall, {CpuMs} ms cpu, peak {PeakBytes} bytes")]
     public static partial void Ended(ILogger logger, string runId, string tenant, string correlationId, int exitCode, int signal, bool timedOut, bool oom, long wallMs, long cpuMs, long peakBytes);
 
-    [LoggerMessage(4607, LogLevel.Warning, "slice {RunId}: cleaning up its cgroup failed: {Reason}")]
-    public static partial void CleanupFailed(ILogger logger, Exception exception, string runId, string reason);
-
     [LoggerMessage(4608, LogLevel.Warning, "slice cgroup pool: making or removing a cgroup failed: {Reason}")]
     public static partial void CgroupPoolFailed(ILogger logger, Exception exception, string reason);
 }

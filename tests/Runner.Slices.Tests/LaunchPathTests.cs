@@ -33,6 +33,17 @@ public sealed class LaunchPathTests : IDisposable
     }
 
     [Fact]
+    public async Task The_launcher_thread_goes_home_even_when_joining_a_cgroup_fails()
+    {
+        var left = false;
+        var start = new System.Diagnostics.ProcessStartInfo("/bin/true");
+
+        await Assert.ThrowsAsync<IOException>(() => Sandbox.LauncherThread.StartAsync(start, () => throw new IOException("join failed"), () => left = true).WaitAsync(Token));
+
+        Assert.True(left);
+    }
+
+    [Fact]
     public async Task A_slice_and_its_children_run_in_its_cgroup_as_the_slice_uid_from_the_start()
     {
         await using var node = await SliceNode.StartAsync(Token);

@@ -24,7 +24,8 @@ internal static class LaunchBench
     {
         // Per-slice directories on a tmpfs, as the launcher's default (/dev/shm) keeps them.
         var options = new SliceLauncherOptions { RunDirectory = "/dev/shm/runner-bench-" + Environment.ProcessId, CgroupBase = "runner-bench-" + Environment.ProcessId };
-        await using var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, cancellationToken);
+        // Disposed in the finally below, before its cgroup bases are removed.
+        var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, cancellationToken);
         output.WriteLine(Text.Inv($"slice launch latency, {launches} launches each, start to exit (isolated: {launcher.Capabilities.Isolated}, cgroup {launcher.Capabilities.CgroupVersion ?? "none"})"));
         try
         {

@@ -49,7 +49,11 @@ internal abstract class SliceCgroup(string name, TimeProvider time)
             }
             foreach (var pid in pids)
             {
-                Native.Kill(pid, Native.SigKill);
+                // Only a launcher thread stuck in the group (v1) could put the worker here: never kill the worker.
+                if (pid != Environment.ProcessId)
+                {
+                    Native.Kill(pid, Native.SigKill);
+                }
             }
             await Task.Delay(TimeSpan.FromMilliseconds(round < 20 ? 1 : 10), time, cancellationToken);
         }

@@ -21,7 +21,7 @@ internal static class LauncherThread
 
     /// <summary>
     /// Starts the process; <paramref name="enter"/> runs on the launcher thread right before the
-    /// fork and <paramref name="leave"/> right after it (and also when the start fails). A failing
+    /// fork and <paramref name="leave"/> right after it (and also when the enter or the start fails). A failing
     /// <paramref name="enter"/> starts nothing; a failing <paramref name="leave"/> kills what started.
     /// </summary>
     public static Task<Process> StartAsync(ProcessStartInfo start, Action? enter = null, Action? leave = null)
@@ -39,9 +39,12 @@ internal static class LauncherThread
             Process? process = null;
             try
             {
-                launch.Enter?.Invoke();
+                // Leave also after a failed enter: a v1 join can fail after moving the thread into
+                // some hierarchies, and a thread left in a slice's cgroup puts the worker's own pid
+                // in that cgroup's procs, where the sweep that removes it would kill the worker.
                 try
                 {
+                    launch.Enter?.Invoke();
                     process = Process.Start(launch.Start) ?? throw new InvalidOperationException($"{launch.Start.FileName} did not start");
                 }
                 finally

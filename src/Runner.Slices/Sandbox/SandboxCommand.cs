@@ -25,7 +25,7 @@ internal static class SandboxCommand
     /// <paramref name="setpriv"/> drops to the slice uid with setpriv (otherwise the process is
     /// started as that user).
     /// </summary>
-    public static List<string> Build(SliceLauncherOptions options, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv)
+    public static List<string> Build(SliceLauncherOptions options, IReadOnlyList<string> systemBinds, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv)
     {
         List<string> argv = procsFiles.Count > 0 ? [options.Shell, "-c", JoinScript, "runner-slice-join", .. procsFiles, "--"] : [];
         if (request.Isolated)
@@ -34,7 +34,7 @@ internal static class SandboxCommand
             {
                 argv.AddRange(Setpriv(options));
             }
-            argv.AddRange(Bubblewrap(options, request, hostDirectory));
+            argv.AddRange(Bubblewrap(options, systemBinds, request, hostDirectory));
             argv.AddRange(request.Argv);
         }
         else
@@ -59,7 +59,28 @@ internal static class SandboxCommand
 
     /// <summary>Everything from <c>setpriv</c> to bwrap's <c>--</c>.</summary>
     public static List<string> Isolation(SliceLauncherOptions options, SandboxRequest request, string hostDirectory) =>
-        [.. Setpriv(options), .. Bubblewrap(options, request, hostDirectory)];
+        [.. Setpriv(options), .. Bubblewrap(options, SystemBinds(options.SystemPaths), request, hostDirectory)];
+
+    /// <summary>
+    /// bwrap's arguments that show the host's system paths read-only (a symlink, such as a merged
+    /// <c>/bin</c>, as the same symlink): read once per launcher, not once per launch.
+    /// </summary>
+    public static List<string> SystemBinds(IReadOnlyList<string> systemPaths)
+    {
+        var argv = new List<string>(systemPaths.Count * 3);
+        foreach (var path in systemPaths)
+        {
+            if (new FileInfo(path).LinkTarget is { } target)
+            {
+                argv.AddRange(["--symlink", target, path]);
+            }
+            else
+            {
+                argv.AddRange(["--ro-bind-try", path, path]);
+            }
+        }
+        return argv;
+    }
 
     /// <summary>util-linux setpriv: the slice uid and gid, no supplementary groups, no new privileges.</summary>
     private static List<string> Setpriv(SliceLauncherOptions options) =>
@@ -72,7 +93,7 @@ internal static class SandboxCommand
     /// bubblewrap up to its <c>--</c>. It sets no-new-privileges itself, drops every capability,
     /// and maps root inside to whatever uid runs it.
     /// </summary>
-    public static List<string> Bubblewrap(SliceLauncherOptions options, SandboxRequest request, string hostDirectory)
+    private static List<string> Bubblewrap(SliceLauncherOptions options, IReadOnlyList<string> systemBinds, SandboxRequest request, string hostDirectory)
     {
         List<string> argv =
         [
@@ -90,18 +111,7 @@ internal static class SandboxCommand
         {
             argv.AddRange(["--setenv", name, value]);
         }
-        foreach (var path in options.SystemPaths)
-        {
-            var info = new FileInfo(path);
-            if (info.LinkTarget is { } target)
-            {
-                argv.AddRange(["--symlink", target, path]);
-            }
-            else
-            {
-                argv.AddRange(["--ro-bind-try", path, path]);
-            }
-        }
+        argv.AddRange(systemBinds);
         if (request.Network == SliceNetwork.Host)
         {
             argv.AddRange(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf", "--ro-bind-try", "/etc/hosts", "/etc/hosts"]);

@@ -55,6 +55,18 @@ public sealed class SliceProviderTests : IAsyncLifetime
         Assert.Equal(1, _script.Launches);
     }
 
+    [Fact]
+    public async Task A_stdout_line_that_is_no_readable_envelope_is_counted_in_the_result()
+    {
+        var execution = await RunAsync(_script.Payload("malformed", "run-malformed"));
+
+        Assert.True(execution.Succeeded, execution.Error?.Message);
+        var result = JsonNode.Parse(execution.ResultJson!)!;
+        Assert.Equal(2, result["malformed_events"]!.GetValue<int>());
+        Assert.Equal(1, result["output"]!["rows_in"]!.GetValue<int>());
+        Assert.Equal(["run-malformed:START"], _lineage.Published.Select(p => p.MessageId));
+    }
+
     [Theory]
     [InlineData("fail", SliceOutcomes.SliceFailed, 1)]
     [InlineData("invalid", SliceOutcomes.InvalidSpec, 2)]

@@ -29,6 +29,8 @@ internal sealed class SliceScript : IAsyncDisposable
         case "$mode" in
           ok) echo "{\"kind\":\"lineage\",\"event\":{\"eventType\":\"COMPLETE\",\"run\":{\"runId\":\"$run\"},\"job\":{\"namespace\":\"acme.orders\",\"name\":\"normalize\"}}}"
               echo '{"kind":"result","result":{"rows_in":3,"rows_out":2}}'; exit 0 ;;
+          malformed) echo '{"kind":"lineage","event":{"eventType":"COMPL'; echo '{"kind":"resul"}'
+                     echo '{"kind":"result","result":{"rows_in":1}}'; exit 0 ;;
           slow) sleep 3; echo '{"kind":"result","result":{"slow":true}}'; exit 0 ;;
           secret) echo "{\"kind\":\"result\",\"result\":{\"secret\":\"$(cat /run/secrets/warehouse_token)\"}}"; exit 0 ;;
           fail) echo "reading /data/in/orders.jsonl: no such file" >&2; exit 1 ;;

@@ -42,7 +42,8 @@ internal static class SliceOutcomes
         var invariant = CultureInfo.InvariantCulture;
         if (exit.SetupError is { } setup)
         {
-            return (setup.StartsWith("isolation unavailable", StringComparison.Ordinal) ? IsolationUnavailable : SandboxFailed, setup);
+            // A pool that requires isolation on a node without it never gets here: the provider refuses it first.
+            return (SandboxFailed, setup);
         }
         if (exit.TimedOut)
         {
@@ -91,6 +92,7 @@ internal static class SliceOutcomes
             writer.WriteRawValue(events.OutputJson ?? "null");
             writer.WriteNumber("lineage_events", events.LineageEvents);
             writer.WriteNumber("lineage_failed", events.LineageFailed);
+            writer.WriteNumber("malformed_events", events.Malformed);
             writer.WriteNumber("dropped_log_lines", exit.DroppedLines);
             writer.WriteBoolean("isolated", isolated);
             writer.WriteEndObject();

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
 using Runner.Core.Transitions;
 
 namespace Runner.Effects.Providers.Slices;
@@ -8,10 +9,14 @@ internal sealed partial class SliceProvider
     /// <summary>
     /// Reads runner-slice's <c>--events</c> protocol from stdout: JSON lines
     /// <c>{"kind":"lineage","event":{…}}</c>, published to LINEAGE as they come, and
-    /// <c>{"kind":"result","result":{…}}</c>, the run's output. Any other line is a log line.
+    /// <c>{"kind":"result","result":{…}}</c>, the run's output. A line that does not start with
+    /// <c>{</c> is a log line; one that does but is no envelope (cut at the line limit, or broken)
+    /// is a lost event: counted in the result, the first one logged, and kept as a log line.
     /// </summary>
-    internal sealed class EventReader(SliceProvider provider, CommandMessage command, string runId)
+    internal sealed class EventReader(ILineagePublisher lineage, ILogger logger, CommandMessage command, string runId)
     {
+        private const int SnippetChars = 200;
+
         private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
 
         public string? OutputJson { get; private set; }
@@ -20,12 +25,28 @@ internal sealed partial class SliceProvider
 
         public int LineageFailed { get; private set; }
 
+        public int Malformed { get; private set; }
+
         public async ValueTask<bool> OnLineAsync(string line, CancellationToken cancellationToken)
         {
             if (line.Length == 0 || line[0] != '{')
             {
                 return false;
             }
+            if (await TryHandleAsync(line, cancellationToken))
+            {
+                return true;
+            }
+            if (++Malformed == 1)
+            {
+                EffectsLog.MalformedSliceEvent(logger, command.CommandId, command.Tenant, command.CorrelationId, runId,
+                    line.Length > SnippetChars ? line[..SnippetChars] : line);
+            }
+            return false;
+        }
+
+        private async ValueTask<bool> TryHandleAsync(string line, CancellationToken cancellationToken)
+        {
             JsonDocument document;
             try
             {
@@ -67,14 +88,14 @@ internal sealed partial class SliceProvider
             var subject = $"lineage.{Token(command.Tenant)}.{Tokens(ns)}.{Tokens(name)}";
             try
             {
-                await provider.Lineage.PublishAsync(command, subject, messageId, runEvent.GetRawText(), cancellationToken);
+                await lineage.PublishAsync(command, subject, messageId, runEvent.GetRawText(), cancellationToken);
                 LineageEvents++;
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 // Counted in the result: the run's output is still reported.
                 LineageFailed++;
-                EffectsLog.LineageFailed(provider.Logger, command.CommandId, command.Tenant, subject, ex.Message);
+                EffectsLog.LineageFailed(logger, command.CommandId, command.Tenant, command.CorrelationId, subject, ex.Message);
             }
         }
 

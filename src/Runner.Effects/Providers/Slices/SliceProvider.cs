@@ -23,10 +23,6 @@ internal sealed partial class SliceProvider(SliceLauncher launcher, SliceCapacit
 
     public SliceCapacity Capacity => capacity;
 
-    private ILineagePublisher Lineage => lineage;
-
-    private ILogger Logger => logger;
-
     /// <summary>One pipeline per effect and node: slices fail for their own reasons, not because a node is unwell.</summary>
     public string Upstream(EffectCall call) => "node";
 
@@ -91,7 +87,7 @@ internal sealed partial class SliceProvider(SliceLauncher launcher, SliceCapacit
         };
 
         using var held = await capacity.AcquireAsync(resources.Cpu.Value, resources.Memory.Value, cancellationToken);
-        var events = new EventReader(this, command, runId);
+        var events = new EventReader(lineage, logger, command, runId);
         using var span = EffectsTelemetry.Source.StartActivity("slice launch", System.Diagnostics.ActivityKind.Internal);
         span?.SetTag("runner.slice.run_id", runId);
         span?.SetTag("runner.slice.isolated", policy.Isolated);
