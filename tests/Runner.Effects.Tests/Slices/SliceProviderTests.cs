@@ -67,6 +67,18 @@ public sealed class SliceProviderTests : IAsyncLifetime
         Assert.Equal(["run-malformed:START"], _lineage.Published.Select(p => p.MessageId));
     }
 
+    [Fact]
+    public async Task A_slice_that_exits_0_without_a_readable_result_fails_as_result_missing()
+    {
+        var execution = await RunAsync(_script.Payload("noresult", "run-noresult"));
+
+        Assert.False(execution.Succeeded);
+        Assert.Equal(SliceOutcomes.ResultMissing, execution.Error!.Code);
+        var details = JsonNode.Parse(execution.Error.DetailsJson!)!;
+        Assert.Equal(0, details["exit_code"]!.GetValue<int>());
+        Assert.Equal(1, details["malformed_events"]!.GetValue<int>());
+    }
+
     [Theory]
     [InlineData("fail", SliceOutcomes.SliceFailed, 1)]
     [InlineData("invalid", SliceOutcomes.InvalidSpec, 2)]

@@ -31,6 +31,7 @@ internal sealed class SliceScript : IAsyncDisposable
               echo '{"kind":"result","result":{"rows_in":3,"rows_out":2}}'; exit 0 ;;
           malformed) echo '{"kind":"lineage","event":{"eventType":"COMPL'; echo '{"kind":"resul"}'
                      echo '{"kind":"result","result":{"rows_in":1}}'; exit 0 ;;
+          noresult) echo '{"kind":"resul'; exit 0 ;;
           slow) sleep 3; echo '{"kind":"result","result":{"slow":true}}'; exit 0 ;;
           secret) echo "{\"kind\":\"result\",\"result\":{\"secret\":\"$(cat /run/secrets/warehouse_token)\"}}"; exit 0 ;;
           fail) echo "reading /data/in/orders.jsonl: no such file" >&2; exit 1 ;;

@@ -24,13 +24,21 @@ internal static class SliceOutcomes
     public const string IsolationUnavailable = "isolation_unavailable";
     public const string SandboxFailed = "sandbox_failed";
 
+    /// <summary>runner-slice exited 0 but no result envelope came through: what it did is unknown, so it is no success.</summary>
+    public const string ResultMissing = "result_missing";
+
     public static AttemptOutcome Of(SliceExit exit, SliceProvider.EventReader events, bool isolated)
     {
         var failed = exit.ExitCode != 0 || exit.TimedOut || exit.SetupError is not null;
         var details = Details(exit, events, isolated, failed);
         if (!failed)
         {
-            return AttemptOutcome.Success(details);
+            // A result cut at the line limit or malformed was counted, not read: without it the saga
+            // would take an unknown run for a success with nothing to report. A retry of the same
+            // run id replays the stored result of a run that did complete.
+            return events.OutputJson is null
+                ? AttemptOutcome.Permanent(new EffectError(ResultMissing, "the slice exited 0 without a readable result envelope on stdout", DetailsJson: details))
+                : AttemptOutcome.Success(details);
         }
         var (code, message) = Classify(exit);
         var last = exit.StderrTail.Count > 0 ? ": " + exit.StderrTail[^1] : string.Empty;
