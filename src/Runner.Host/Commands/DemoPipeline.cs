@@ -83,17 +83,31 @@ internal static class DemoPipeline
 
     private static string LatePath(string path) => path + ".late";
 
+    /// <summary>
+    /// An ordered consumer of what is published from now on. An ordered consumer is made on the
+    /// server only when consuming starts, so "new" would mean "after that" and could miss an event
+    /// published in between: it starts after the stream's last sequence as it is now instead.
+    /// </summary>
+    private static async Task<INatsJSConsumer> FromNowAsync(INatsJSContext js, string stream, string subject, CancellationToken cancellationToken)
+    {
+        var info = await js.GetStreamAsync(stream, cancellationToken: cancellationToken);
+        return await js.CreateOrderedConsumerAsync(stream, new NatsJSOrderedConsumerOpts
+        {
+            FilterSubjects = [subject],
+            DeliverPolicy = ConsumerConfigDeliverPolicy.ByStartSequence,
+            OptStartSeq = info.Info.State.LastSeq + 1,
+        }, cancellationToken);
+    }
+
     /// <summary>Publishes the run request and waits for the saga's announcement of its outcome.</summary>
     public static async Task<bool> RunAsync(INatsJSContext js, string root, string runId, CancellationToken cancellationToken)
     {
         var data = Prepare(root, runId);
         var late = data["inputs"]![3]!["path"]!.GetValue<string>();
-        var failures = await js.CreateOrderedConsumerAsync("WORKFLOW_EVENTS",
-            new NatsJSOrderedConsumerOpts { FilterSubjects = [$"workflow.evt.{Tenant}.slice.launch.failed"], DeliverPolicy = ConsumerConfigDeliverPolicy.New }, cancellationToken);
+        var failures = await FromNowAsync(js, "WORKFLOW_EVENTS", $"workflow.evt.{Tenant}.slice.launch.failed", cancellationToken);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var arrival = DeliverLateInputAsync(failures, late, stop.Token);
-        var outcomes = await js.CreateOrderedConsumerAsync("PIPELINE_EVENTS",
-            new NatsJSOrderedConsumerOpts { FilterSubjects = [$"pipeline.{Tenant}.{Pipeline}.run.*"], DeliverPolicy = ConsumerConfigDeliverPolicy.New }, cancellationToken);
+        var outcomes = await FromNowAsync(js, "PIPELINE_EVENTS", $"pipeline.{Tenant}.{Pipeline}.run.*", cancellationToken);
         var subject = $"pipeline.{Tenant}.{Pipeline}.run.requested";
         var request = new JsonObject
         {
@@ -112,15 +126,12 @@ internal static class DemoPipeline
         {
             using var evt = JsonDocument.Parse(msg.Data!);
             var body = evt.RootElement.GetProperty("data");
-            if (body.GetProperty("run_id").GetString() != runId)
+            // The request itself is on these subjects too: only an announcement has an outcome.
+            if (body.GetProperty("run_id").GetString() != runId || !body.TryGetProperty("outcome", out var announced))
             {
                 continue;
             }
-            var outcome = body.GetProperty("outcome").GetString();
-            if (outcome == "requested")
-            {
-                continue;
-            }
+            var outcome = announced.GetString();
             var totals = body.GetProperty("totals");
             Console.WriteLine($"announce {msg.Subject}");
             Console.WriteLine($"  totals: {totals.GetProperty("records_in").GetInt64():N0} records in, {totals.GetProperty("records_out").GetInt64():N0} out, {totals.GetProperty("dead_lettered").GetInt64():N0} dead-lettered, {totals.GetProperty("filtered").GetInt64():N0} filtered, {totals.GetProperty("attempts").GetInt64()} slice launches");
