@@ -22,7 +22,7 @@ internal static class CapabilityProbe
         ("ipc", ["--unshare-ipc"]),
     ];
 
-    public static async Task<(SliceCapabilities Capabilities, CgroupTree? Cgroups)> ProbeAsync(SliceLauncherOptions options, TimeProvider time, CancellationToken cancellationToken)
+    public static async Task<(SliceCapabilities Capabilities, CgroupTree? Cgroups)> ProbeAsync(SliceLauncherOptions options, SystemView system, TimeProvider time, CancellationToken cancellationToken)
     {
         var problems = new List<string>();
         var tree = CgroupDetector.Detect(options.CgroupBase, time, problems);
@@ -45,7 +45,7 @@ internal static class CapabilityProbe
                 Directory.CreateDirectory(Path.Combine(directory, "slice"));
                 Directory.CreateDirectory(Path.Combine(directory, "secrets"));
                 SliceDirectories.GiveTo(directory, options.Uid, options.Gid);
-                var (exit, output) = await RunAsync(SandboxCommand.Isolation(options, full, directory).Concat(full.Argv).ToList(), cancellationToken);
+                var (exit, output) = await RunAsync(SandboxCommand.Isolation(options, system, full, directory).Concat(full.Argv).ToList(), cancellationToken);
                 if (exit == 0)
                 {
                     namespaces.AddRange(SliceCapabilities.AllNamespaces);

@@ -49,8 +49,10 @@ internal sealed record SandboxRequest
 /// <summary>Where things are inside the sandbox.</summary>
 internal static class SandboxLayout
 {
-    public const string SliceDirectory = "/run/slice";
-    public const string SecretsDirectory = "/run/secrets";
+    /// <summary>The per-slice host directory, with <c>slice/</c> and <c>secrets/</c>, is bound here.</summary>
+    public const string RunDirectory = "/run";
+    public const string SliceDirectory = RunDirectory + "/slice";
+    public const string SecretsDirectory = RunDirectory + "/secrets";
 }
 
 /// <summary>

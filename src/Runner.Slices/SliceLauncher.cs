@@ -21,12 +21,12 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
     private readonly string? _user;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly List<string> _systemBinds;
+    private readonly SystemView _system;
 
-    private SliceLauncher(SliceLauncherOptions options, SliceCapabilities capabilities, CgroupTree? cgroups, ILogger logger, TimeProvider time)
+    private SliceLauncher(SliceLauncherOptions options, SystemView system, SliceCapabilities capabilities, CgroupTree? cgroups, ILogger logger, TimeProvider time)
     {
         _options = options;
-        _systemBinds = SandboxCommand.SystemBinds(options.SystemPaths);
+        _system = system;
         Capabilities = capabilities;
         _cgroups = cgroups is null ? null : new CgroupPool(cgroups, SpareCgroups, logger);
         _user = SliceUser.Resolve(options.Uid, options.Gid);
@@ -51,7 +51,8 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
             Setpriv = SliceUser.Which(options.Setpriv),
             Shell = SliceUser.Which(options.Shell),
         };
-        var (capabilities, cgroups) = await CapabilityProbe.ProbeAsync(options, time, cancellationToken);
+        var system = SystemView.Create(options.SystemPaths, options.RunDirectory);
+        var (capabilities, cgroups) = await CapabilityProbe.ProbeAsync(options, system, time, cancellationToken);
         SlicesLog.Capabilities(logger, capabilities.Isolated, capabilities.Sandbox ?? "none", capabilities.SandboxVersion ?? "-",
             string.Join(",", capabilities.Namespaces), capabilities.CgroupVersion ?? "none", string.Join(",", capabilities.CgroupControllers),
             string.Join(",", capabilities.CgroupBases), capabilities.Uid);
@@ -67,7 +68,7 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
                 SlicesLog.LeftoversRemoved(logger, removed, string.Join(",", cgroups.BaseDirectories));
             }
         }
-        return new SliceLauncher(options, capabilities, cgroups, logger, time);
+        return new SliceLauncher(options, system, capabilities, cgroups, logger, time);
     }
 
     /// <summary>
@@ -99,8 +100,15 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits for cgroups being removed in the background and removes the spares.</summary>
-    public ValueTask DisposeAsync() => _cgroups?.DisposeAsync() ?? ValueTask.CompletedTask;
+    /// <summary>Waits for cgroups being removed in the background, removes the spares and the <c>/etc</c> snapshot.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_cgroups is not null)
+        {
+            await _cgroups.DisposeAsync();
+        }
+        _system.Remove();
+    }
 
     private async Task<SliceExit> RunInAsync(SandboxRequest request, string directory, SliceCgroup? cgroup, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)
     {
@@ -108,7 +116,7 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         var tree = _cgroups?.Tree;
         var threadJoins = cgroup is not null && tree!.ThreadsCanJoin;
         var asUser = request.Isolated && _user is not null;
-        var argv = SandboxCommand.Build(_options, _systemBinds, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], setpriv: !asUser);
+        var argv = SandboxCommand.Build(_options, _system, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], setpriv: !asUser);
         var start = new ProcessStartInfo(argv[0])
         {
             RedirectStandardInput = true,

@@ -34,6 +34,10 @@ public sealed class IsolationTests : IDisposable
                 echo "spec=$(cat /run/slice/spec.json)"
                 echo "env=${API_KEY:-none}:${MODE}"
                 echo "nnp=$(grep NoNewPrivs /proc/self/status | tr -d ' \t')"
+                echo "dev=$(ls /dev | tr '\n' ' ')"
+                echo discarded > /dev/null && echo "devnull=$(head -c 4 /dev/zero | od -An -tx1 | tr -d ' ')"
+                echo "passwd=$(grep -c '^root:' /etc/passwd)"
+                if touch /etc/x 2>/dev/null; then echo etc=rw; else echo etc=ro; fi
                 """) with
             {
                 Secrets = new Dictionary<string, byte[]> { ["api_key"] = "s3cret"u8.ToArray() },
@@ -56,6 +60,10 @@ public sealed class IsolationTests : IDisposable
             Assert.Equal("""{"slice":"v1"}""", facts["spec"]);
             Assert.Equal("none:test", facts["env"]);
             Assert.Equal("NoNewPrivs:1", facts["nnp"]);
+            Assert.Equal("fd full null random stderr stdin stdout urandom zero", facts["dev"].Trim());
+            Assert.Equal("00000000", facts["devnull"]);
+            Assert.Equal("1", facts["passwd"]);
+            Assert.Equal("ro", facts["etc"]);
         }
         finally
         {

@@ -25,7 +25,7 @@ internal static class SandboxCommand
     /// <paramref name="setpriv"/> drops to the slice uid with setpriv (otherwise the process is
     /// started as that user).
     /// </summary>
-    public static List<string> Build(SliceLauncherOptions options, IReadOnlyList<string> systemBinds, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv)
+    public static List<string> Build(SliceLauncherOptions options, SystemView system, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv)
     {
         List<string> argv = procsFiles.Count > 0 ? [options.Shell, "-c", JoinScript, "runner-slice-join", .. procsFiles, "--"] : [];
         if (request.Isolated)
@@ -34,7 +34,7 @@ internal static class SandboxCommand
             {
                 argv.AddRange(Setpriv(options));
             }
-            argv.AddRange(Bubblewrap(options, systemBinds, request, hostDirectory));
+            argv.AddRange(Bubblewrap(options, system, request, hostDirectory));
             argv.AddRange(request.Argv);
         }
         else
@@ -58,29 +58,21 @@ internal static class SandboxCommand
     }
 
     /// <summary>Everything from <c>setpriv</c> to bwrap's <c>--</c>.</summary>
-    public static List<string> Isolation(SliceLauncherOptions options, SandboxRequest request, string hostDirectory) =>
-        [.. Setpriv(options), .. Bubblewrap(options, SystemBinds(options.SystemPaths), request, hostDirectory)];
+    public static List<string> Isolation(SliceLauncherOptions options, SystemView system, SandboxRequest request, string hostDirectory) =>
+        [.. Setpriv(options), .. Bubblewrap(options, system, request, hostDirectory)];
 
     /// <summary>
-    /// bwrap's arguments that show the host's system paths read-only (a symlink, such as a merged
-    /// <c>/bin</c>, as the same symlink): read once per launcher, not once per launch.
+    /// A minimal <c>/dev</c>: the host's null, zero, full, random and urandom, and the fd links.
+    /// bubblewrap's <c>--dev</c> also mounts a tmpfs, a devpts instance for terminals and
+    /// <c>/dev/shm</c>, which a slice does not use, at about 0.5 ms more per launch.
     /// </summary>
-    public static List<string> SystemBinds(IReadOnlyList<string> systemPaths)
-    {
-        var argv = new List<string>(systemPaths.Count * 3);
-        foreach (var path in systemPaths)
-        {
-            if (new FileInfo(path).LinkTarget is { } target)
-            {
-                argv.AddRange(["--symlink", target, path]);
-            }
-            else
-            {
-                argv.AddRange(["--ro-bind-try", path, path]);
-            }
-        }
-        return argv;
-    }
+    private static readonly string[] Devices =
+    [
+        "--dev-bind-try", "/dev/null", "/dev/null", "--dev-bind-try", "/dev/zero", "/dev/zero", "--dev-bind-try", "/dev/full", "/dev/full",
+        "--dev-bind-try", "/dev/random", "/dev/random", "--dev-bind-try", "/dev/urandom", "/dev/urandom",
+        "--symlink", "/proc/self/fd", "/dev/fd", "--symlink", "/proc/self/fd/0", "/dev/stdin",
+        "--symlink", "/proc/self/fd/1", "/dev/stdout", "--symlink", "/proc/self/fd/2", "/dev/stderr",
+    ];
 
     /// <summary>util-linux setpriv: the slice uid and gid, no supplementary groups, no new privileges.</summary>
     private static List<string> Setpriv(SliceLauncherOptions options) =>
@@ -93,7 +85,7 @@ internal static class SandboxCommand
     /// bubblewrap up to its <c>--</c>. It sets no-new-privileges itself, drops every capability,
     /// and maps root inside to whatever uid runs it.
     /// </summary>
-    private static List<string> Bubblewrap(SliceLauncherOptions options, IReadOnlyList<string> systemBinds, SandboxRequest request, string hostDirectory)
+    private static List<string> Bubblewrap(SliceLauncherOptions options, SystemView system, SandboxRequest request, string hostDirectory)
     {
         List<string> argv =
         [
@@ -111,15 +103,19 @@ internal static class SandboxCommand
         {
             argv.AddRange(["--setenv", name, value]);
         }
-        argv.AddRange(systemBinds);
+        argv.AddRange(system.BwrapArguments);
         if (request.Network == SliceNetwork.Host)
         {
-            argv.AddRange(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf", "--ro-bind-try", "/etc/hosts", "/etc/hosts"]);
+            foreach (var file in SystemView.NetworkFiles)
+            {
+                argv.AddRange(["--ro-bind-try", file, file]);
+            }
         }
-        argv.AddRange(["--proc", "/proc", "--dev", "/dev",
-            "--size", request.Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture), "--tmpfs", "/tmp",
-            "--ro-bind", System.IO.Path.Combine(hostDirectory, "slice"), SandboxLayout.SliceDirectory,
-            "--ro-bind", System.IO.Path.Combine(hostDirectory, "secrets"), SandboxLayout.SecretsDirectory]);
+        argv.AddRange(["--proc", "/proc"]);
+        argv.AddRange(Devices);
+        // The per-slice directory holds slice/ and secrets/: one mount shows both.
+        argv.AddRange(["--size", request.Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture), "--tmpfs", "/tmp",
+            "--ro-bind", hostDirectory, SandboxLayout.RunDirectory]);
         foreach (var path in request.ReadOnlyPaths)
         {
             argv.AddRange(["--ro-bind", path, path]);
