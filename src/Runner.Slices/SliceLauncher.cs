@@ -87,8 +87,14 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         SliceCgroup? cgroup = null;
         try
         {
-            cgroup = _cgroups?.Take(request.Limits);
-            return await RunInAsync(request, directory, cgroup, onStdout, cancellationToken);
+            var clock = Stopwatch.StartNew();
+            var (prepared, setupError) = await StartAsync(request, directory);
+            if (prepared is null)
+            {
+                return new SliceExit { SetupError = setupError };
+            }
+            cgroup = prepared.Cgroup;
+            return await RunInAsync(request, prepared.Process, cgroup, clock, onStdout, cancellationToken);
         }
         finally
         {
@@ -100,9 +106,10 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits for cgroups being removed in the background, removes the spares and the <c>/etc</c> snapshot.</summary>
+    /// <summary>Discards the waiting sandbox, waits for cgroups being removed in the background, removes the spare cgroups and the <c>/etc</c> snapshot.</summary>
     public async ValueTask DisposeAsync()
     {
+        await DiscardSpareAsync();
         if (_cgroups is not null)
         {
             await _cgroups.DisposeAsync();
@@ -110,54 +117,9 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         _system.Remove();
     }
 
-    private async Task<SliceExit> RunInAsync(SandboxRequest request, string directory, SliceCgroup? cgroup, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)
+    private async Task<SliceExit> RunInAsync(SandboxRequest request, Process started, SliceCgroup? cgroup, Stopwatch clock, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)
     {
-        // On v1 the launcher thread forks from inside the slice's cgroup; otherwise a shell joins it first.
-        var tree = _cgroups?.Tree;
-        var threadJoins = cgroup is not null && tree!.ThreadsCanJoin;
-        var asUser = request.Isolated && _user is not null;
-        var argv = SandboxCommand.Build(_options, _system, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], setpriv: !asUser);
-        var start = new ProcessStartInfo(argv[0])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = request.Isolated ? "/" : Path.Combine(directory, "slice"),
-        };
-        foreach (var arg in argv.Skip(1))
-        {
-            start.ArgumentList.Add(arg);
-        }
-        start.Environment.Clear();
-        start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
-        if (!request.Isolated)
-        {
-            foreach (var (name, value) in request.Environment)
-            {
-                start.Environment[name] = value;
-            }
-        }
-
-        if (asUser)
-        {
-            start.UserName = _user;
-        }
-
-        var clock = Stopwatch.StartNew();
-        Process started;
-        try
-        {
-            started = threadJoins
-                ? await LauncherThread.StartAsync(start, () => tree!.JoinThread(cgroup!), tree!.LeaveThread)
-                : await LauncherThread.StartAsync(start);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return new SliceExit { SetupError = "could not join the slice's cgroup: " + ex.Message };
-        }
         using var process = started;
-        process.StandardInput.Close();
         SlicesLog.Started(_logger, request.Tags.RunId, request.Tags.Tenant, request.Tags.CorrelationId, process.Id, cgroup?.Name ?? "-", request.Isolated);
 
         var output = new Output(this, request.Tags);

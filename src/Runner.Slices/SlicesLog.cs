@@ -28,4 +28,7 @@ internal static partial class SlicesLog
 
     [LoggerMessage(4608, LogLevel.Warning, "slice cgroup pool: making or removing a cgroup failed: {Reason}")]
     public static partial void CgroupPoolFailed(ILogger logger, Exception exception, string reason);
+
+    [LoggerMessage(4609, LogLevel.Warning, "slice launcher: a sandbox started ahead of its slice failed: {Reason}; the next slice starts its own")]
+    public static partial void SpareFailed(ILogger logger, Exception exception, string reason);
 }

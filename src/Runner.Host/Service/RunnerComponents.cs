@@ -107,6 +107,10 @@ internal sealed class RunnerComponents : IAsyncDisposable
             {
                 await effects.DisposeAsync();
             }
+            if (slices is not null)
+            {
+                await slices.DisposeAsync();
+            }
             if (sagas is not null)
             {
                 await sagas.DisposeAsync();
@@ -193,6 +197,10 @@ internal sealed class RunnerComponents : IAsyncDisposable
         if (Effects is not null)
         {
             await Effects.StopAsync(EffectGrace);
+        }
+        if (Slices is not null)
+        {
+            await Slices.DisposeAsync();
         }
         if (_services is not null)
         {

@@ -58,8 +58,18 @@ internal sealed class CgroupV1 : CgroupTree
         CgroupFiles.Write(cpu, "cpu.cfs_quota_us", limits.QuotaMicros.ToString(invariant));
         var memory = DirectoryOf(Memory, group.Name);
         var bytes = limits.MemoryBytes.ToString(invariant);
+        // memory+swap at the same limit: a slice cannot spill past its memory into swap. The kernel
+        // keeps memsw at or above memory, so a raise goes memsw first and a cut memory first:
+        // writing memsw on both sides does either (the first write of a cut is refused).
+        try
+        {
+            CgroupFiles.TryWrite(memory, "memory.memsw.limit_in_bytes", bytes);
+        }
+        catch (IOException)
+        {
+            // A cut: memory comes down first.
+        }
         CgroupFiles.Write(memory, "memory.limit_in_bytes", bytes);
-        // memory+swap at the same limit: a slice cannot spill past its memory into swap.
         CgroupFiles.TryWrite(memory, "memory.memsw.limit_in_bytes", bytes);
         CgroupFiles.Write(DirectoryOf(Pids, group.Name), "pids.max", limits.Pids.ToString(invariant));
     }

@@ -20,12 +20,21 @@ internal static class SandboxCommand
     private const string Path = "/usr/local/bin:/usr/bin:/bin";
 
     /// <summary>
+    /// bwrap's argument after the per-slice arguments. It fails when there is no <c>/tmp</c> — which
+    /// only the per-slice arguments mount — so a sandbox waiting for them on stdin whose worker dies
+    /// (stdin at its end, nothing read) runs nothing.
+    /// </summary>
+    private static readonly string[] Sentinel = ["--chmod", "0755", "/tmp"];
+
+    /// <summary>
     /// The whole command line. With <paramref name="procsFiles"/>, a shell joins them before it
     /// execs the rest (none: the launcher thread already put the slice's cgroup around the fork).
     /// <paramref name="setpriv"/> drops to the slice uid with setpriv (otherwise the process is
-    /// started as that user).
+    /// started as that user). An isolated slice's <paramref name="perSlice"/> arguments
+    /// (<see cref="PerSlice"/>) are on the command line, or, when null, read by bwrap from its
+    /// stdin (<see cref="Encode"/>), so the sandbox can be started before the slice is known.
     /// </summary>
-    public static List<string> Build(SliceLauncherOptions options, SystemView system, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv)
+    public static List<string> Build(SliceLauncherOptions options, SystemView system, SandboxRequest request, IReadOnlyList<string>? perSlice, string? hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv)
     {
         List<string> argv = procsFiles.Count > 0 ? [options.Shell, "-c", JoinScript, "runner-slice-join", .. procsFiles, "--"] : [];
         if (request.Isolated)
@@ -34,14 +43,36 @@ internal static class SandboxCommand
             {
                 argv.AddRange(Setpriv(options));
             }
-            argv.AddRange(Bubblewrap(options, system, request, hostDirectory));
+            argv.AddRange(Fixed(options, system, request.Network));
+            if (perSlice is null)
+            {
+                argv.AddRange(["--args", "0"]);
+            }
+            else
+            {
+                argv.AddRange(perSlice);
+            }
+            argv.AddRange(Sentinel);
+            argv.Add("--");
             argv.AddRange(request.Argv);
         }
         else
         {
-            argv.AddRange(request.Argv.Select(a => HostPath(a, hostDirectory)));
+            argv.AddRange(request.Argv.Select(a => HostPath(a, hostDirectory ?? throw new ArgumentNullException(nameof(hostDirectory)))));
         }
         return argv;
+    }
+
+    /// <summary>Per-slice arguments as bwrap's <c>--args</c> reads them: each ended by a NUL.</summary>
+    public static byte[] Encode(IReadOnlyList<string> arguments)
+    {
+        var bytes = new List<byte>(arguments.Sum(a => a.Length + 1));
+        foreach (var argument in arguments)
+        {
+            bytes.AddRange(System.Text.Encoding.UTF8.GetBytes(argument));
+            bytes.Add(0);
+        }
+        return [.. bytes];
     }
 
     /// <summary>Without isolation the per-slice files stay where they are on the host.</summary>
@@ -59,7 +90,7 @@ internal static class SandboxCommand
 
     /// <summary>Everything from <c>setpriv</c> to bwrap's <c>--</c>.</summary>
     public static List<string> Isolation(SliceLauncherOptions options, SystemView system, SandboxRequest request, string hostDirectory) =>
-        [.. Setpriv(options), .. Bubblewrap(options, system, request, hostDirectory)];
+        [.. Setpriv(options), .. Fixed(options, system, request.Network), .. PerSlice(request, hostDirectory), .. Sentinel, "--"];
 
     /// <summary>
     /// A minimal <c>/dev</c>: the host's null, zero, full, random and urandom, and the fd links.
@@ -82,10 +113,11 @@ internal static class SandboxCommand
     ];
 
     /// <summary>
-    /// bubblewrap up to its <c>--</c>. It sets no-new-privileges itself, drops every capability,
-    /// and maps root inside to whatever uid runs it.
+    /// bubblewrap's arguments that are the same for every slice of a network mode: the namespaces,
+    /// the process settings, the system view, <c>/proc</c> and <c>/dev</c>. It sets
+    /// no-new-privileges itself, drops every capability, and maps root inside to whatever uid runs it.
     /// </summary>
-    private static List<string> Bubblewrap(SliceLauncherOptions options, SystemView system, SandboxRequest request, string hostDirectory)
+    private static List<string> Fixed(SliceLauncherOptions options, SystemView system, SliceNetwork network)
     {
         List<string> argv =
         [
@@ -93,18 +125,14 @@ internal static class SandboxCommand
             "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns",
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "slice", "--unshare-cgroup-try",
         ];
-        if (request.Network == SliceNetwork.None)
+        if (network == SliceNetwork.None)
         {
             argv.Add("--unshare-net");
         }
         argv.AddRange(["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
             "--setenv", "PATH", Path, "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]);
-        foreach (var (name, value) in request.Environment)
-        {
-            argv.AddRange(["--setenv", name, value]);
-        }
         argv.AddRange(system.BwrapArguments);
-        if (request.Network == SliceNetwork.Host)
+        if (network == SliceNetwork.Host)
         {
             foreach (var file in SystemView.NetworkFiles)
             {
@@ -113,7 +141,21 @@ internal static class SandboxCommand
         }
         argv.AddRange(["--proc", "/proc"]);
         argv.AddRange(Devices);
-        // The per-slice directory holds slice/ and secrets/: one mount shows both.
+        return argv;
+    }
+
+    /// <summary>
+    /// bubblewrap's arguments of one slice: its environment, its <c>/tmp</c>, the per-slice
+    /// directory (<c>slice/</c> and <c>secrets/</c> under one <c>/run</c> mount), the declared paths,
+    /// then the root made read-only.
+    /// </summary>
+    public static List<string> PerSlice(SandboxRequest request, string hostDirectory)
+    {
+        var argv = new List<string>();
+        foreach (var (name, value) in request.Environment)
+        {
+            argv.AddRange(["--setenv", name, value]);
+        }
         argv.AddRange(["--size", request.Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture), "--tmpfs", "/tmp",
             "--ro-bind", hostDirectory, SandboxLayout.RunDirectory]);
         foreach (var path in request.ReadOnlyPaths)
@@ -124,7 +166,7 @@ internal static class SandboxCommand
         {
             argv.AddRange(["--bind", path, path]);
         }
-        argv.AddRange(["--remount-ro", "/", "--chdir", "/tmp", "--"]);
+        argv.AddRange(["--remount-ro", "/", "--chdir", "/tmp"]);
         return argv;
     }
 }

@@ -13,9 +13,15 @@ namespace Runner.Effects.Providers.Slices;
 /// checked against the pool's maximums and held from the node's capacity while it runs — publishes
 /// the OpenLineage events it prints, and turns its exit into the effect's result.
 /// </summary>
-internal sealed partial class SliceProvider(SliceLauncher launcher, SliceCapacity capacity, ILineagePublisher lineage, SliceProviderOptions options, ILogger logger) : IEffectProvider
+internal sealed partial class SliceProvider(SliceLauncher launcher, SliceCapacity capacity, ILineagePublisher lineage, SliceProviderOptions options, ILogger logger) : IEffectProvider, IAsyncDisposable
 {
     public const string SpecFile = "spec.json";
+
+    /// <summary>
+    /// Stops the launcher once no slice runs any more: the sandbox waiting for the next slice and the
+    /// cgroups made ahead are removed (otherwise only the next worker's start sweep would).
+    /// </summary>
+    public ValueTask DisposeAsync() => launcher.DisposeAsync();
 
     public string Kind => EffectManifest.SliceProvider;
 
