@@ -41,7 +41,15 @@ internal sealed partial class SliceLauncher
             return await StartInlineAsync(request, null, directory);
         }
         var perSlice = SandboxCommand.PerSlice(request, directory);
-        var encoded = SandboxCommand.Encode(perSlice);
+        byte[] encoded;
+        try
+        {
+            encoded = SandboxCommand.Encode(perSlice);
+        }
+        catch (ArgumentException ex)
+        {
+            return (null, "invalid slice request: " + ex.Message);
+        }
         if (encoded.Length > MaxStdinArguments)
         {
             return await StartInlineAsync(request, perSlice, directory);

@@ -112,6 +112,25 @@ public sealed class SpareSandboxTests : IDisposable
         view.Remove();
     }
 
+    [Fact]
+    public async Task A_value_holding_a_nul_cannot_become_sandbox_options()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+        var marker = node.Dir.File("reached");
+        // Split at the NUL, the value would bind the host's root writable into the slice.
+        var request = SliceNode.Shell($"touch /host{marker}; echo ran") with
+        {
+            Environment = new Dictionary<string, string> { ["MODE"] = "x\0--bind\0/\0/host" },
+        };
+
+        var (exit, stdout) = await node.RunAsync(request, Token);
+
+        Assert.Empty(stdout);
+        Assert.Null(exit.ExitCode);
+        Assert.Contains("NUL", exit.SetupError, StringComparison.Ordinal);
+        Assert.False(File.Exists(marker));
+    }
+
     private async Task<(int Exit, string Stdout, string Stderr)> RunAsync(List<string> argv, byte[]? arguments)
     {
         var start = new ProcessStartInfo(argv[0]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = "/" };

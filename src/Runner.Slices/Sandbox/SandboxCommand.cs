@@ -63,12 +63,19 @@ internal static class SandboxCommand
         return argv;
     }
 
-    /// <summary>Per-slice arguments as bwrap's <c>--args</c> reads them: each ended by a NUL.</summary>
+    /// <summary>
+    /// Per-slice arguments as bwrap's <c>--args</c> reads them: each ended by a NUL. An argument
+    /// holding a NUL would become two — a value turned into options — so it is refused.
+    /// </summary>
     public static byte[] Encode(IReadOnlyList<string> arguments)
     {
         var bytes = new List<byte>(arguments.Sum(a => a.Length + 1));
         foreach (var argument in arguments)
         {
+            if (argument.Contains('\0', StringComparison.Ordinal))
+            {
+                throw new ArgumentException("a sandbox argument holds a NUL character", nameof(arguments));
+            }
             bytes.AddRange(System.Text.Encoding.UTF8.GetBytes(argument));
             bytes.Add(0);
         }
