@@ -105,7 +105,12 @@ public sealed class SliceWorkerKillTests(NatsServerFixture nats) : IClassFixture
             Assert.Empty(Sleepers(marker));
             // The start-up sweep removed the old worker's cgroups before the new one took commands.
             Assert.All(oldCgroups, c => Assert.False(Directory.Exists(c), c + " outlived its worker"));
-            await second.KillAsync(cts.Token);
+            // A worker that stops on SIGTERM removes what it made ahead: the empty cgroups and the
+            // sandbox waiting for the next slice in its own.
+            Assert.Contains(cgroupBases.Where(Directory.Exists), b => Directory.GetDirectories(b).Length > 0);
+            await second.TerminateAsync(cts.Token);
+            Assert.Equal(0, await second.WaitForExitAsync(cts.Token));
+            Assert.All(cgroupBases.Where(Directory.Exists), b => Assert.Empty(Directory.GetDirectories(b)));
         }
         finally
         {
