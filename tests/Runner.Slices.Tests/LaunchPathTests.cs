@@ -33,6 +33,57 @@ public sealed class LaunchPathTests : IDisposable
             TimeSpan.FromSeconds(10), "every worker thread back in the worker's cgroup");
     }
 
+    [Fact]
+    public async Task The_shell_join_of_cgroup_v2_puts_a_waiting_sandbox_in_its_cgroup_before_its_slice_runs()
+    {
+        // cgroup v2 moves whole processes only: a shell writes its own pid into cgroup.procs and
+        // execs setpriv and the sandbox, which then waits for its slice. v1 hierarchies have
+        // cgroup.procs too, so this path runs here for real.
+        Assert.True(OperatingSystem.IsLinux());
+        await using var node = await SliceNode.StartAsync(Token);
+        var options = node.Launcher.Options;
+        var tree = new CgroupV1(StartupTests.V1Mounts(node.Launcher.Capabilities), options.CgroupBase, TimeProvider.System);
+        var group = tree.Create("shell-join", new CgroupLimits(1, 64L * 1024 * 1024, 16));
+        var view = Sandbox.SystemView.Create(options.SystemPaths, node.Dir.File("view"));
+        var host = Directory.CreateDirectory(node.Dir.File("host")).FullName;
+        Directory.CreateDirectory(Path.Combine(host, "slice"));
+        Directory.CreateDirectory(Path.Combine(host, "secrets"));
+        SliceDirectories.GiveTo(host, options.Uid, options.Gid);
+        var marker = LimitTests.Marker();
+        var request = SliceNode.Shell($"echo up; exec sleep {marker}");
+        var argv = Sandbox.SandboxCommand.Build(options, view, request, perSlice: null, hostDirectory: null, procsFiles: group.ProcsFiles, setpriv: true);
+        Assert.Equal([options.Shell, "-c", Sandbox.SandboxCommand.JoinScript], argv.Take(3));
+        var start = new System.Diagnostics.ProcessStartInfo(argv[0]) { RedirectStandardInput = true, RedirectStandardOutput = true, WorkingDirectory = "/" };
+        foreach (var arg in argv.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = await Sandbox.LauncherThread.StartAsync(start);
+        await Runner.Testing.SagaHarness.WaitUntilAsync(
+            () => Task.FromResult(group.Pids().Any(p => ReadOrGone($"/proc/{p}/comm")?.Trim() == "bwrap")),
+            TimeSpan.FromSeconds(10), "the sandbox waits in its cgroup");
+        Assert.Equal([process.Id], group.Pids());
+        Assert.Empty(LimitTests.ProcessesWith(marker));
+
+        await process.StandardInput.BaseStream.WriteAsync(Sandbox.SandboxCommand.Encode(Sandbox.SandboxCommand.PerSlice(request, host)), Token);
+        process.StandardInput.Close();
+        Assert.Equal("up", await process.StandardOutput.ReadLineAsync(Token));
+        var sleeper = 0;
+        await Runner.Testing.SagaHarness.WaitUntilAsync(() =>
+        {
+            sleeper = LimitTests.ProcessesWith(marker).FirstOrDefault(p => ReadOrGone($"/proc/{p}/comm")?.Trim() == "sleep");
+            return Task.FromResult(sleeper != 0);
+        }, TimeSpan.FromSeconds(10), "the slice runs");
+
+        Assert.Contains(sleeper, group.Pids());
+        var uid = File.ReadAllLines($"/proc/{sleeper}/status").Single(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+        Assert.Equal([options.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture)], uid.Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries)[1..].Distinct());
+        await group.RemoveAsync(Token);
+        await process.WaitForExitAsync(Token);
+        view.Remove();
+    }
+
     private static string? ReadOrGone(string path)
     {
         try

@@ -81,7 +81,7 @@ public sealed class StartupTests : IDisposable
         }
     }
 
-    private static Dictionary<string, string> V1Mounts(SliceCapabilities capabilities)
+    internal static Dictionary<string, string> V1Mounts(SliceCapabilities capabilities)
     {
         var mounts = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))
