@@ -53,6 +53,25 @@ internal static class SandboxLayout
     public const string RunDirectory = "/run";
     public const string SliceDirectory = RunDirectory + "/slice";
     public const string SecretsDirectory = RunDirectory + "/secrets";
+
+    /// <summary>
+    /// Directories the sandbox builds itself; a declared path cannot be bound into them, nor over
+    /// <c>/tmp</c> (the manifest check, <c>SliceLimits.PathProblem</c>, refuses the same).
+    /// </summary>
+    public static readonly IReadOnlyList<string> Reserved = ["/etc", "/run", "/proc", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+    /// <summary>Why <paramref name="path"/> cannot be a declared path, or null.</summary>
+    public static string? PathProblem(string path)
+    {
+        var trimmed = path.TrimEnd('/');
+        if (!trimmed.StartsWith('/') || trimmed == "/tmp")
+        {
+            return $"'{path}' cannot be bound: it is not absolute, or it is the slice's own /tmp";
+        }
+        return Reserved.FirstOrDefault(r => trimmed == r || trimmed.StartsWith(r + "/", StringComparison.Ordinal)) is { } reserved
+            ? $"'{path}' is inside {reserved}, which the sandbox builds itself"
+            : null;
+    }
 }
 
 /// <summary>

@@ -8,21 +8,24 @@ namespace Runner.Slices;
 /// Starting a slice's process. An isolated slice's sandbox is started ahead of time: bubblewrap,
 /// already in its own cgroup as the slice uid, with everything that is the same for every slice of
 /// its program and network mode on its command line, waits for the per-slice arguments (environment,
-/// <c>/tmp</c>, the per-slice directory, the declared paths) on its stdin. A launch hands them over
-/// in one write and closes stdin; the fork, the cgroup join and bubblewrap's own start are no longer
-/// between a command and its result. One such spare is kept, for the program and network mode of
-/// the last launch; another program or mode starts its sandbox on the spot, as does a slice whose
-/// per-slice arguments exceed one atomic pipe write.
+/// <c>/tmp</c>, the per-slice directory, the declared paths) on its stdin. A launch writes the
+/// slice's limits to that cgroup, hands the arguments over in one write and closes stdin; the fork,
+/// the cgroup join and bubblewrap's own start are no longer between a command and its result.
+/// Sandboxes wait for the program and network mode of the last two kinds of launch; another
+/// starts its sandbox on the spot, as does a slice whose per-slice arguments exceed one atomic pipe
+/// write.
 /// </summary>
 internal sealed partial class SliceLauncher
 {
     /// <summary>PIPE_BUF: a write this small to an empty pipe arrives whole, so a sandbox never reads half of a slice's arguments.</summary>
     private const int MaxStdinArguments = 4096;
 
-    private readonly Lock _spareGate = new();
-    private Spare? _spare;
-    private bool _disposed;
+    /// <summary>Sandboxes kept waiting: one per program and network mode, for the last ones launched (none and host of one program fit).</summary>
+    private const int MaxSpares = 2;
 
+    private readonly Lock _spareGate = new();
+    private readonly List<(string Key, Task<Prepared> Ready)> _spares = [];
+    private bool _disposed;
     private long _spareHits;
 
     /// <summary>How many launches found their sandbox already waiting.</summary>
@@ -31,19 +34,18 @@ internal sealed partial class SliceLauncher
     /// <summary>A started process and the cgroup it runs in, with the limits that cgroup has.</summary>
     private sealed record Prepared(Process Process, SliceCgroup? Cgroup, CgroupLimits Limits);
 
-    private sealed record Spare(string Key, Task<Prepared> Ready);
-
     /// <summary>The process of <paramref name="request"/>, started (stdin closed), or why it could not be.</summary>
-    private async Task<(Prepared? Prepared, string? SetupError)> StartAsync(SandboxRequest request, string directory)
+    private async Task<(Prepared? Prepared, string? SetupError)> StartSliceAsync(SandboxRequest request, string directory, CancellationToken cancellationToken)
     {
         if (!request.Isolated)
         {
-            return await StartInlineAsync(request, null, directory);
+            return await StartInlineAsync(request, null, directory, cancellationToken);
         }
-        var perSlice = SandboxCommand.PerSlice(request, directory);
+        List<string> perSlice;
         byte[] encoded;
         try
         {
+            perSlice = SandboxCommand.PerSlice(request, directory);
             encoded = SandboxCommand.Encode(perSlice);
         }
         catch (ArgumentException ex)
@@ -52,50 +54,58 @@ internal sealed partial class SliceLauncher
         }
         if (encoded.Length > MaxStdinArguments)
         {
-            return await StartInlineAsync(request, perSlice, directory);
+            return await StartInlineAsync(request, perSlice, directory, cancellationToken);
         }
-        var key = SpareKey(request);
-        for (var attempt = 0; ; attempt++)
+        var key = request.Network + "\0" + string.Join('\0', request.Argv);
+        var spare = await TakeSpareAsync(key, cancellationToken);
+        while (true)
         {
             Prepared prepared;
             try
             {
-                prepared = (attempt == 0 ? await TakeSpareAsync(key) : null) ?? await StartProcessAsync(request, null, null);
+                prepared = spare ?? await StartProcessAsync(request, null, null, cancellationToken);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 return (null, "could not join the slice's cgroup: " + ex.Message);
             }
-            MakeSpare(key, request);
             try
             {
                 if (prepared.Cgroup is not null && prepared.Limits != request.Limits)
                 {
-                    _cgroups!.Tree.SetLimits(prepared.Cgroup, request.Limits);
+                    _cgroups!.Tree.SetLimits(prepared.Cgroup, request.Limits, prepared.Limits);
                 }
-                await prepared.Process.StandardInput.BaseStream.WriteAsync(encoded);
+                await prepared.Process.StandardInput.BaseStream.WriteAsync(encoded, cancellationToken);
                 prepared.Process.StandardInput.Close();
-                return (prepared, null);
+            }
+            catch (OperationCanceledException)
+            {
+                Discard(prepared);
+                throw;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                // A spare that died while it waited (a sweep by another worker on the same base) is replaced once.
-                var died = prepared.Process.HasExited;
                 Discard(prepared);
-                if (!died || attempt > 0)
+                // A sandbox that died while it waited (a sweep by another worker on the same base)
+                // is replaced by one started on the spot.
+                if (spare is null)
                 {
                     return (null, "could not hand the sandbox its slice: " + ex.Message);
                 }
+                spare = null;
+                continue;
             }
+            MakeSpare(key, request);
+            return (prepared, null);
         }
     }
 
     /// <summary>Every argument on the command line, stdin closed at once.</summary>
-    private async Task<(Prepared? Prepared, string? SetupError)> StartInlineAsync(SandboxRequest request, IReadOnlyList<string>? perSlice, string directory)
+    private async Task<(Prepared? Prepared, string? SetupError)> StartInlineAsync(SandboxRequest request, IReadOnlyList<string>? perSlice, string directory, CancellationToken cancellationToken)
     {
         try
         {
-            var prepared = await StartProcessAsync(request, perSlice ?? [], directory);
+            var prepared = await StartProcessAsync(request, perSlice ?? [], directory, cancellationToken);
             prepared.Process.StandardInput.Close();
             return (prepared, null);
         }
@@ -109,8 +119,9 @@ internal sealed partial class SliceLauncher
     /// Starts the process in a cgroup from the pool with <paramref name="request"/>'s limits; with
     /// <paramref name="perSlice"/> null an isolated sandbox waits for its per-slice arguments on stdin.
     /// </summary>
-    private async Task<Prepared> StartProcessAsync(SandboxRequest request, IReadOnlyList<string>? perSlice, string? directory)
+    private async Task<Prepared> StartProcessAsync(SandboxRequest request, IReadOnlyList<string>? perSlice, string? directory, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         var cgroup = _cgroups?.Take(request.Limits);
         try
         {
@@ -159,82 +170,92 @@ internal sealed partial class SliceLauncher
         }
     }
 
-    /// <summary>The waiting sandbox if it runs <paramref name="key"/>'s program and network mode; any other is discarded.</summary>
-    private async Task<Prepared?> TakeSpareAsync(string key)
+    /// <summary>The sandbox waiting for <paramref name="key"/>'s program and network mode, once it is started; null when none is.</summary>
+    private async Task<Prepared?> TakeSpareAsync(string key, CancellationToken cancellationToken)
     {
-        Spare? spare;
+        Task<Prepared>? ready = null;
         lock (_spareGate)
         {
-            spare = _spare;
-            _spare = null;
+            var index = _spares.FindIndex(s => s.Key == key);
+            if (index >= 0)
+            {
+                ready = _spares[index].Ready;
+                _spares.RemoveAt(index);
+            }
         }
-        if (spare is null)
+        if (ready is null)
         {
             return null;
         }
         Prepared prepared;
         try
         {
-            prepared = await spare.Ready;
+            prepared = await ready.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            _ = DiscardWhenStartedAsync(ready);
+            throw;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             SlicesLog.SpareFailed(_logger, ex, ex.Message);
             return null;
         }
-        if (spare.Key == key && !prepared.Process.HasExited)
+        if (prepared.Process.HasExited)
         {
-            Interlocked.Increment(ref _spareHits);
-            return prepared;
+            Discard(prepared);
+            return null;
         }
-        Discard(prepared);
-        return null;
+        Interlocked.Increment(ref _spareHits);
+        return prepared;
     }
 
-    /// <summary>Starts the next sandbox for <paramref name="request"/>'s program and network mode, unless one waits already.</summary>
+    /// <summary>
+    /// Starts, off the launch path, the next sandbox for <paramref name="request"/>'s program and
+    /// network mode unless one waits already; the sandbox of the least recent other kind makes room.
+    /// </summary>
     private void MakeSpare(string key, SandboxRequest request)
     {
+        Task<Prepared>? evicted = null;
         lock (_spareGate)
         {
-            if (_disposed || _spare is not null)
+            if (_disposed || _spares.Exists(s => s.Key == key))
             {
                 return;
             }
-            _spare = new Spare(key, StartProcessAsync(request, null, null));
+            if (_spares.Count >= MaxSpares)
+            {
+                evicted = _spares[0].Ready;
+                _spares.RemoveAt(0);
+            }
+            _spares.Add((key, Task.Run(() => StartProcessAsync(request, null, null, CancellationToken.None))));
+        }
+        if (evicted is not null)
+        {
+            _ = DiscardWhenStartedAsync(evicted);
         }
     }
 
-    /// <summary>Kills a started process that will not run a slice: with its cgroup, removed in the background, or on its own.</summary>
+    /// <summary>Kills a started process that will not run a slice, then removes its cgroup in the background.</summary>
     private void Discard(Prepared prepared)
     {
+        if (!prepared.Process.HasExited)
+        {
+            prepared.Process.Kill(entireProcessTree: true);
+        }
         if (prepared.Cgroup is not null)
         {
             _cgroups!.Return(prepared.Cgroup);
         }
-        else if (!prepared.Process.HasExited)
-        {
-            prepared.Process.Kill(entireProcessTree: true);
-        }
         prepared.Process.Dispose();
     }
 
-    /// <summary>Stops making spares and discards the one waiting.</summary>
-    private async Task DiscardSpareAsync()
+    private async Task DiscardWhenStartedAsync(Task<Prepared> ready)
     {
-        Spare? spare;
-        lock (_spareGate)
-        {
-            _disposed = true;
-            spare = _spare;
-            _spare = null;
-        }
-        if (spare is null)
-        {
-            return;
-        }
         try
         {
-            Discard(await spare.Ready);
+            Discard(await ready);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
@@ -242,5 +263,19 @@ internal sealed partial class SliceLauncher
         }
     }
 
-    private static string SpareKey(SandboxRequest request) => request.Network + "\0" + string.Join('\0', request.Argv);
+    /// <summary>Stops starting sandboxes ahead and discards those waiting.</summary>
+    private async Task DiscardSparesAsync()
+    {
+        List<Task<Prepared>> waiting;
+        lock (_spareGate)
+        {
+            _disposed = true;
+            waiting = _spares.Select(s => s.Ready).ToList();
+            _spares.Clear();
+        }
+        foreach (var ready in waiting)
+        {
+            await DiscardWhenStartedAsync(ready);
+        }
+    }
 }

@@ -52,7 +52,17 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
             Shell = SliceUser.Which(options.Shell),
         };
         var system = SystemView.Create(options.SystemPaths, options.RunDirectory);
-        var (capabilities, cgroups) = await CapabilityProbe.ProbeAsync(options, system, time, cancellationToken);
+        SliceCapabilities capabilities;
+        CgroupTree? cgroups;
+        try
+        {
+            (capabilities, cgroups) = await CapabilityProbe.ProbeAsync(options, system, time, cancellationToken);
+        }
+        catch
+        {
+            system.Remove();
+            throw;
+        }
         SlicesLog.Capabilities(logger, capabilities.Isolated, capabilities.Sandbox ?? "none", capabilities.SandboxVersion ?? "-",
             string.Join(",", capabilities.Namespaces), capabilities.CgroupVersion ?? "none", string.Join(",", capabilities.CgroupControllers),
             string.Join(",", capabilities.CgroupBases), capabilities.Uid);
@@ -88,7 +98,7 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         try
         {
             var clock = Stopwatch.StartNew();
-            var (prepared, setupError) = await StartAsync(request, directory);
+            var (prepared, setupError) = await StartSliceAsync(request, directory, cancellationToken);
             if (prepared is null)
             {
                 return new SliceExit { SetupError = setupError };
@@ -106,15 +116,22 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         }
     }
 
-    /// <summary>Discards the waiting sandbox, waits for cgroups being removed in the background, removes the spare cgroups and the <c>/etc</c> snapshot.</summary>
+    /// <summary>Discards the waiting sandboxes, waits for cgroups being removed in the background, removes the spare cgroups and the <c>/etc</c> snapshot.</summary>
     public async ValueTask DisposeAsync()
     {
-        await DiscardSpareAsync();
+        await DiscardSparesAsync();
         if (_cgroups is not null)
         {
             await _cgroups.DisposeAsync();
         }
-        _system.Remove();
+        try
+        {
+            _system.Remove();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            SlicesLog.SnapshotRemoveFailed(_logger, ex, ex.Message);
+        }
     }
 
     private async Task<SliceExit> RunInAsync(SandboxRequest request, Process started, SliceCgroup? cgroup, Stopwatch clock, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)

@@ -31,4 +31,7 @@ internal static partial class SlicesLog
 
     [LoggerMessage(4609, LogLevel.Warning, "slice launcher: a sandbox started ahead of its slice failed: {Reason}; the next slice starts its own")]
     public static partial void SpareFailed(ILogger logger, Exception exception, string reason);
+
+    [LoggerMessage(4610, LogLevel.Warning, "slice launcher: the /etc snapshot could not be removed: {Reason}")]
+    public static partial void SnapshotRemoveFailed(ILogger logger, Exception exception, string reason);
 }

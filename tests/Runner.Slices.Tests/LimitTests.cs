@@ -96,12 +96,12 @@ public sealed class LimitTests : IDisposable
 
     /// <summary>
     /// Processes whose command line holds <paramref name="marker"/>, but for a sandbox started ahead
-    /// that still waits for its slice (a bwrap with no child): it has the next slice's command line,
-    /// which in these tests is the same, and nothing of it runs.
+    /// that still waits for its slice (<see cref="IsWaitingSandbox"/>): it has the next slice's
+    /// command line, which in these tests is the same, and nothing of it runs.
     /// </summary>
     internal static List<int> ProcessesWith(string marker)
     {
-        var processes = new List<(int Pid, int Parent, string Cmdline)>();
+        var found = new List<int>();
         foreach (var directory in Directory.GetDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(directory), out var pid))
@@ -111,8 +111,10 @@ public sealed class LimitTests : IDisposable
             try
             {
                 var cmdline = File.ReadAllText(Path.Combine(directory, "cmdline")).Replace('\0', ' ');
-                var parent = File.ReadLines(Path.Combine(directory, "status")).First(l => l.StartsWith("PPid:", StringComparison.Ordinal));
-                processes.Add((pid, int.Parse(parent["PPid:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture), cmdline));
+                if (cmdline.Contains(marker, StringComparison.Ordinal) && !IsWaitingSandbox(pid))
+                {
+                    found.Add(pid);
+                }
             }
             catch (IOException)
             {
@@ -123,11 +125,20 @@ public sealed class LimitTests : IDisposable
                 // not ours to read
             }
         }
-        var parents = processes.Select(p => p.Parent).ToHashSet();
-        return processes
-            .Where(p => p.Cmdline.Contains(marker, StringComparison.Ordinal))
-            .Where(p => !(Path.GetFileName(p.Cmdline.Split(' ')[0]) == "bwrap" && !parents.Contains(p.Pid)))
-            .Select(p => p.Pid)
-            .ToList();
+        return found;
+    }
+
+    /// <summary>A bubblewrap blocked reading its arguments from stdin (<c>read(0, …)</c>): a sandbox started ahead, waiting.</summary>
+    internal static bool IsWaitingSandbox(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/comm").Trim() == "bwrap"
+                && File.ReadAllText($"/proc/{pid}/syscall").StartsWith("0 0x0 ", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 }

@@ -62,7 +62,7 @@ public sealed class SpareSandboxTests : IDisposable
     }
 
     [Fact]
-    public async Task Another_program_starts_its_own_sandbox_and_no_waiting_sandbox_outlives_the_launcher()
+    public async Task Another_program_starts_its_own_sandbox_two_kinds_wait_and_none_outlives_the_launcher()
     {
         var node = await SliceNode.StartAsync(Token);
         var marker = LimitTests.Marker();
@@ -75,9 +75,15 @@ public sealed class SpareSandboxTests : IDisposable
             Assert.Equal(0, first.ExitCode);
             Assert.Equal([$"{marker}-two"], secondOut);
             Assert.Equal(hits, node.Launcher.SpareHits);
-            // The sandbox for the first program was discarded; one for the second waits.
-            Assert.Empty(CommandLinesWith($"{marker}-one"));
-            Assert.Single(CommandLinesWith($"{marker}-two"));
+            // One sandbox waits for each program launched last (two kinds are kept).
+            await SagaHarness.WaitUntilAsync(() => Task.FromResult(CommandLinesWith($"{marker}-one").Count == 1 && CommandLinesWith($"{marker}-two").Count == 1),
+                TimeSpan.FromSeconds(10), "a sandbox waits for each program");
+            Assert.All(CommandLinesWith(marker), p => Assert.True(LimitTests.IsWaitingSandbox(p), $"{p} waits for its slice"));
+            // A third program makes room: the sandbox of the least recent one is discarded.
+            var (third, _) = await node.RunAsync(SliceNode.Shell($"echo {marker}-three"), Token);
+            Assert.Equal(0, third.ExitCode);
+            await SagaHarness.WaitUntilAsync(() => Task.FromResult(CommandLinesWith($"{marker}-one").Count == 0 && CommandLinesWith($"{marker}-three").Count == 1),
+                TimeSpan.FromSeconds(10), "the least recent program's sandbox is gone");
 
             await node.Launcher.DisposeAsync();
             Assert.Empty(CommandLinesWith(marker));
@@ -110,6 +116,86 @@ public sealed class SpareSandboxTests : IDisposable
         Assert.Equal(0, handedExit);
         Assert.Equal("ran\n", handedOut);
         view.Remove();
+    }
+
+    [Fact]
+    public async Task Network_modes_of_one_program_each_keep_a_sandbox_waiting()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+        var request = SliceNode.Shell("ls /sys/class/net 2>/dev/null | wc -l; cat /proc/net/dev | tail -n +3 | wc -l");
+        var hits = node.Launcher.SpareHits;
+        var outputs = new List<string>();
+        foreach (var network in new[] { SliceNetwork.None, SliceNetwork.Host, SliceNetwork.None, SliceNetwork.Host, SliceNetwork.None })
+        {
+            var (exit, stdout) = await node.RunAsync(request with { Network = network }, Token);
+            Assert.Equal(0, exit.ExitCode);
+            outputs.Add(stdout[^1]);
+        }
+
+        // The first of each mode starts its own; the other three find theirs waiting.
+        Assert.Equal(3, node.Launcher.SpareHits - hits);
+        Assert.Equal("1", outputs[0]);
+        Assert.Equal(outputs[0], outputs[2]);
+        Assert.Equal(outputs[0], outputs[4]);
+        Assert.NotEqual("1", outputs[1]);
+        Assert.Equal(outputs[1], outputs[3]);
+    }
+
+    [Fact]
+    public async Task Arguments_over_one_atomic_write_go_on_the_command_line()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+        var big = new string('x', 3000);
+        var request = SliceNode.Shell("echo ${#A}:${#B}") with { Environment = new Dictionary<string, string> { ["A"] = big, ["B"] = big } };
+        var hits = node.Launcher.SpareHits;
+
+        var (first, firstOut) = await node.RunAsync(request, Token);
+        var (second, secondOut) = await node.RunAsync(request, Token);
+
+        Assert.Equal(["3000:3000"], firstOut);
+        Assert.Equal(["3000:3000"], secondOut);
+        Assert.Equal(0, second.ExitCode);
+        Assert.Equal(hits, node.Launcher.SpareHits);
+        Assert.Null(first.SetupError);
+    }
+
+    [Fact]
+    public async Task A_waiting_sandbox_that_died_is_replaced_by_one_started_on_the_spot()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+        var marker = LimitTests.Marker();
+        var request = SliceNode.Shell($"echo {marker}");
+        Assert.Equal(0, (await node.RunAsync(request, Token)).Exit.ExitCode);
+        var waiting = 0;
+        await SagaHarness.WaitUntilAsync(() =>
+        {
+            waiting = CommandLinesWith(marker).FirstOrDefault(LimitTests.IsWaitingSandbox);
+            return Task.FromResult(waiting != 0);
+        }, TimeSpan.FromSeconds(10), "a sandbox waits");
+        var hits = node.Launcher.SpareHits;
+
+        Native.Kill(waiting, Native.SigKill);
+        var (exit, stdout) = await node.RunAsync(request, Token);
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.Null(exit.SetupError);
+        Assert.Equal([marker], stdout);
+        Assert.False(Directory.Exists($"/proc/{waiting}"));
+        Assert.True(node.Launcher.SpareHits - hits <= 1);
+    }
+
+    [Fact]
+    public async Task A_declared_path_inside_what_the_sandbox_builds_fails_clearly()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+
+        var (etc, _) = await node.RunAsync(SliceNode.Shell("echo ran") with { ReadOnlyPaths = ["/etc/ssl"] }, Token);
+        var (tmp, _) = await node.RunAsync(SliceNode.Shell("echo ran") with { ReadWritePaths = ["/tmp"] }, Token);
+
+        Assert.Null(etc.ExitCode);
+        Assert.Contains("'/etc/ssl' is inside /etc", etc.SetupError, StringComparison.Ordinal);
+        Assert.Null(tmp.ExitCode);
+        Assert.Contains("slice's own /tmp", tmp.SetupError, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -17,7 +17,7 @@ public sealed class SystemViewTests
         var view = SystemView.Create(["/usr", "/etc/passwd", "/etc/shadow", "/etc/ssl", "/etc/missing-entry"], run);
 
         var snapshot = Assert.IsType<string>(view.Snapshot);
-        Assert.Equal(Path.Combine(run, ".etc-" + Environment.ProcessId), snapshot);
+        Assert.StartsWith(Path.Combine(run, ".etc-" + Environment.ProcessId + "-"), snapshot, StringComparison.Ordinal);
         Assert.Equal(["--ro-bind-try", "/usr", "/usr", "--ro-bind", snapshot, "/etc"], view.BwrapArguments);
         Assert.Equal(File.ReadAllText("/etc/passwd"), File.ReadAllText(Path.Combine(snapshot, "passwd")));
         // Readable by root and its group only on the host: the slice uid could not read it there either.
@@ -41,20 +41,81 @@ public sealed class SystemViewTests
 
         view.Remove();
         Assert.False(Directory.Exists(snapshot));
+        Assert.False(File.Exists(snapshot + ".lock"));
     }
 
     [Fact]
-    public void A_snapshot_of_a_process_that_is_gone_is_removed_and_without_etc_entries_none_is_made()
+    public void An_etc_entry_in_a_directory_others_cannot_enter_is_not_copied_and_parents_are_readable()
+    {
+        Assert.True(OperatingSystem.IsLinux());
+        using var dir = new TempDirectory("runner-system-view");
+        var host = "/etc/runner-test-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(host, "private"));
+            Directory.CreateDirectory(Path.Combine(host, "public"));
+            File.WriteAllText(Path.Combine(host, "private", "key.pem"), "secret");
+            File.WriteAllText(Path.Combine(host, "public", "ca.pem"), "cert");
+            if (OperatingSystem.IsLinux())
+            {
+                File.SetUnixFileMode(Path.Combine(host, "private"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute);
+                File.SetUnixFileMode(Path.Combine(host, "private", "key.pem"), (UnixFileMode)0x1A4); // 0644, but its directory is 0710
+            }
+            var name = Path.GetFileName(host);
+
+            var view = SystemView.Create([host + "/private/key.pem", host + "/public/ca.pem"], dir.File("run"));
+
+            Assert.False(Path.Exists(Path.Combine(view.Snapshot!, name, "private")));
+            Assert.Equal("cert", File.ReadAllText(Path.Combine(view.Snapshot!, name, "public", "ca.pem")));
+            if (OperatingSystem.IsLinux())
+            {
+                Assert.True(File.GetUnixFileMode(Path.Combine(view.Snapshot!, name)).HasFlag(UnixFileMode.OtherExecute));
+                Assert.True(File.GetUnixFileMode(Path.Combine(view.Snapshot!, name, "public")).HasFlag(UnixFileMode.OtherRead));
+            }
+            view.Remove();
+        }
+        finally
+        {
+            Directory.Delete(host, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("/tmp")]
+    [InlineData("/tmp/tools")]
+    [InlineData("/run")]
+    [InlineData("/")]
+    public void A_system_path_the_sandbox_builds_itself_is_refused(string path)
+    {
+        using var dir = new TempDirectory("runner-system-view");
+        var error = Assert.Throws<ArgumentException>(() => SystemView.Create(["/usr", path], dir.File("run")));
+        Assert.Contains("the sandbox builds it itself", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Snapshots_whose_lock_nobody_holds_are_removed_and_without_etc_entries_none_is_made()
     {
         using var dir = new TempDirectory("runner-system-view");
         var run = Directory.CreateDirectory(dir.File("run")).FullName;
-        var stale = Directory.CreateDirectory(Path.Combine(run, ".etc-" + int.MaxValue)).FullName;
-        File.WriteAllText(Path.Combine(stale, "passwd"), "old");
-        var live = Directory.CreateDirectory(Path.Combine(run, ".etc-1")).FullName;
+        var dead = Directory.CreateDirectory(Path.Combine(run, ".etc-7-dead")).FullName;
+        File.WriteAllText(dead + ".lock", "");
+        var held = Directory.CreateDirectory(Path.Combine(run, ".etc-8-held")).FullName;
+        using var holder = new FileStream(held + ".lock", FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+        var making = Directory.CreateDirectory(Path.Combine(run, ".etc-9-making")).FullName;
+        var abandoned = Directory.CreateDirectory(Path.Combine(run, ".etc-10-abandoned")).FullName;
+        Directory.SetLastWriteTimeUtc(abandoned, DateTime.UtcNow.AddMinutes(-5));
 
         var view = SystemView.Create(["/etc/group"], run);
-        Assert.False(Directory.Exists(stale));
-        Assert.True(Directory.Exists(live), "pid 1 runs: its snapshot stays");
+
+        Assert.False(Directory.Exists(dead), "its worker is gone: nobody holds its lock");
+        Assert.False(File.Exists(dead + ".lock"));
+        Assert.True(Directory.Exists(held), "a running worker holds its lock, whatever its pid namespace");
+        Assert.True(Directory.Exists(making), "no lock yet, but just made: a worker may be making it");
+        Assert.False(Directory.Exists(abandoned), "no lock and minutes old: its worker died making it");
+        // A second view in the same process is a second holder, not a stale snapshot.
+        var second = SystemView.Create(["/etc/group"], run);
+        Assert.True(Directory.Exists(view.Snapshot));
+        second.Remove();
         view.Remove();
 
         var bare = SystemView.Create(["/usr"], dir.File("other"));

@@ -13,6 +13,13 @@ internal static class SliceLimits
     public const int MinTimeoutMs = 100;
     public const int MaxTimeoutMs = 86_400_000;
 
+    /// <summary>
+    /// Directories the slice sandbox builds itself (its <c>/etc</c> snapshot, <c>/run</c> with the
+    /// spec and secrets, <c>/proc</c>, <c>/dev</c>, the read-only system directories): a declared
+    /// path cannot be bound into them (the launcher's <c>SandboxLayout.Reserved</c> is the same list).
+    /// </summary>
+    private static readonly string[] s_sandboxDirectories = ["/etc", "/run", "/proc", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
     /// <summary>The first field of <paramref name="request"/> over <paramref name="maximums"/>, said plainly; null when all fit.</summary>
     public static string? OverMaximum(SliceResources request, SliceResources maximums)
     {
@@ -55,6 +62,14 @@ internal static class SliceLimits
         if (segments.Any(s => s is "." or "..") || path.Contains("//", StringComparison.Ordinal) || path.Any(char.IsControl))
         {
             return $"'{path}' is not a normalized path ('.', '..', '//' and control characters are refused)";
+        }
+        if (path.TrimEnd('/') == "/tmp")
+        {
+            return "'/tmp' cannot be bound: it is each slice's own tmpfs (a directory under it can be)";
+        }
+        if (s_sandboxDirectories.FirstOrDefault(d => Under(path, [d])) is { } reserved)
+        {
+            return $"'{path}' is inside {reserved}, which the slice sandbox builds itself: declare data paths elsewhere";
         }
         return null;
     }

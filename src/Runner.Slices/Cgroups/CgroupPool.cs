@@ -6,8 +6,9 @@ namespace Runner.Slices.Cgroups;
 
 /// <summary>
 /// Slice cgroups made ahead of time, so that neither making one (a directory per v1 hierarchy)
-/// nor removing it lies between a command and its result. A slice takes a spare, which gets the
-/// slice's limits before anything joins it; a used cgroup is never reused (its counters and, on
+/// nor removing it lies between a command and its result. A sandbox (for a slice, or started ahead
+/// for the next one) takes a spare, which gets limits before anything joins it — a sandbox started
+/// ahead gets its slice's own before the slice runs; a used cgroup is never reused (its counters and, on
 /// v1, the page cache charged to it would carry over): after the slice it is killed and removed in
 /// the background, and a new spare is made in its place.
 /// </summary>
@@ -58,7 +59,7 @@ internal sealed class CgroupPool : IAsyncDisposable
     {
         try
         {
-            _tree.SetLimits(group, limits);
+            _tree.SetLimits(group, limits, null);
             return true;
         }
         catch (Exception ex) when (ex is DirectoryNotFoundException or FileNotFoundException)

@@ -23,7 +23,7 @@ internal abstract class CgroupTree(string @base, TimeProvider time)
         var group = CreateEmpty(name);
         try
         {
-            SetLimits(group, limits);
+            SetLimits(group, limits, null);
         }
         catch
         {
@@ -39,8 +39,12 @@ internal abstract class CgroupTree(string @base, TimeProvider time)
     /// <summary>Creates the cgroup without limits: made ahead of time, it gets them before anything joins it.</summary>
     public abstract SliceCgroup CreateEmpty(string name);
 
-    /// <summary>Writes the limits of a cgroup nothing has joined yet.</summary>
-    public abstract void SetLimits(SliceCgroup group, CgroupLimits limits);
+    /// <summary>
+    /// Writes a cgroup's limits: before anything joins it, or, for a sandbox started ahead that
+    /// waits in it, before its slice runs (<paramref name="current"/>: the limits written before,
+    /// null for a new cgroup).
+    /// </summary>
+    public abstract void SetLimits(SliceCgroup group, CgroupLimits limits, CgroupLimits? current);
 
     /// <summary>
     /// Whether one thread of the worker can move into a slice's cgroup on its own (v1's

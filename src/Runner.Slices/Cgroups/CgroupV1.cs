@@ -50,7 +50,7 @@ internal sealed class CgroupV1 : CgroupTree
         return group;
     }
 
-    public override void SetLimits(SliceCgroup group, CgroupLimits limits)
+    public override void SetLimits(SliceCgroup group, CgroupLimits limits, CgroupLimits? current)
     {
         var invariant = System.Globalization.CultureInfo.InvariantCulture;
         var cpu = DirectoryOf(Cpu, group.Name);
@@ -59,18 +59,18 @@ internal sealed class CgroupV1 : CgroupTree
         var memory = DirectoryOf(Memory, group.Name);
         var bytes = limits.MemoryBytes.ToString(invariant);
         // memory+swap at the same limit: a slice cannot spill past its memory into swap. The kernel
-        // keeps memsw at or above memory, so a raise goes memsw first and a cut memory first:
-        // writing memsw on both sides does either (the first write of a cut is refused).
-        try
+        // keeps memsw at or above memory: a raise writes memsw first, a cut (a new cgroup's memory
+        // is unlimited) memory first.
+        if (current is { } before && limits.MemoryBytes > before.MemoryBytes)
         {
             CgroupFiles.TryWrite(memory, "memory.memsw.limit_in_bytes", bytes);
+            CgroupFiles.Write(memory, "memory.limit_in_bytes", bytes);
         }
-        catch (IOException)
+        else
         {
-            // A cut: memory comes down first.
+            CgroupFiles.Write(memory, "memory.limit_in_bytes", bytes);
+            CgroupFiles.TryWrite(memory, "memory.memsw.limit_in_bytes", bytes);
         }
-        CgroupFiles.Write(memory, "memory.limit_in_bytes", bytes);
-        CgroupFiles.TryWrite(memory, "memory.memsw.limit_in_bytes", bytes);
         CgroupFiles.Write(DirectoryOf(Pids, group.Name), "pids.max", limits.Pids.ToString(invariant));
     }
 

@@ -67,7 +67,7 @@ internal sealed class CgroupV2 : CgroupTree
         return new Group(directory, name, Time);
     }
 
-    public override void SetLimits(SliceCgroup group, CgroupLimits limits)
+    public override void SetLimits(SliceCgroup group, CgroupLimits limits, CgroupLimits? current)
     {
         var directory = group.Directories[0];
         var invariant = System.Globalization.CultureInfo.InvariantCulture;

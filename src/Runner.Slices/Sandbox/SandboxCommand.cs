@@ -156,8 +156,13 @@ internal static class SandboxCommand
     /// directory (<c>slice/</c> and <c>secrets/</c> under one <c>/run</c> mount), the declared paths,
     /// then the root made read-only.
     /// </summary>
+    /// <exception cref="ArgumentException">A declared path is one the sandbox builds itself.</exception>
     public static List<string> PerSlice(SandboxRequest request, string hostDirectory)
     {
+        if (request.ReadOnlyPaths.Concat(request.ReadWritePaths).Select(SandboxLayout.PathProblem).FirstOrDefault(p => p is not null) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(request));
+        }
         var argv = new List<string>();
         foreach (var (name, value) in request.Environment)
         {

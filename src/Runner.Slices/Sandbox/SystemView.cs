@@ -15,10 +15,14 @@ internal sealed class SystemView
     /// <summary>Files in <c>/etc</c> that a <c>network: host</c> slice gets bound from the host over the snapshot.</summary>
     public static readonly IReadOnlyList<string> NetworkFiles = ["/etc/resolv.conf", "/etc/hosts"];
 
-    private SystemView(IReadOnlyList<string> bwrapArguments, string? snapshot)
+    /// <summary>Held while the snapshot is in use: a lock next to it that another worker's sweep tests.</summary>
+    private readonly FileStream? _lock;
+
+    private SystemView(IReadOnlyList<string> bwrapArguments, string? snapshot, FileStream? @lock)
     {
         BwrapArguments = bwrapArguments;
         Snapshot = snapshot;
+        _lock = @lock;
     }
 
     /// <summary>bwrap's arguments that build the view.</summary>
@@ -28,10 +32,11 @@ internal sealed class SystemView
     public string? Snapshot { get; }
 
     /// <summary>
-    /// Builds the view of <paramref name="systemPaths"/>, with the <c>/etc</c> snapshot under
-    /// <paramref name="runDirectory"/> (named after this process; snapshots of processes that are
-    /// gone are removed).
+    /// Builds the view of <paramref name="systemPaths"/>, with the <c>/etc</c> snapshot in a
+    /// directory of its own under <paramref name="runDirectory"/>, locked while this view lives;
+    /// snapshots whose lock nobody holds (their worker is gone) are removed.
     /// </summary>
+    /// <exception cref="ArgumentException">A system path is one the sandbox builds itself (<c>/</c>, <c>/tmp</c>, <c>/run</c>, <c>/proc</c>, <c>/dev</c>).</exception>
     public static SystemView Create(IReadOnlyList<string> systemPaths, string runDirectory)
     {
         if (!OperatingSystem.IsLinux())
@@ -42,6 +47,11 @@ internal sealed class SystemView
         var etc = new List<string>();
         foreach (var path in systemPaths)
         {
+            // The sandbox makes these itself; a waiting sandbox's sentinel relies on /tmp not existing before its slice's arguments.
+            if (path.TrimEnd('/') is "" or "/tmp" or "/run" or "/proc" or "/dev" || path.StartsWith("/tmp/", StringComparison.Ordinal))
+            {
+                throw new ArgumentException($"'{path}' cannot be a system path: the sandbox builds it itself", nameof(systemPaths));
+            }
             if (path == "/etc" || path.StartsWith("/etc/", StringComparison.Ordinal))
             {
                 etc.Add(path);
@@ -57,78 +67,144 @@ internal sealed class SystemView
         }
         if (etc.Count == 0)
         {
-            return new SystemView(arguments, null);
+            return new SystemView(arguments, null, null);
         }
         Directory.CreateDirectory(runDirectory);
         RemoveStale(runDirectory);
-        var snapshot = Path.Combine(runDirectory, EtcPrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var snapshot = Path.Combine(runDirectory, EtcPrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)));
+        var @lock = new FileStream(snapshot + ".lock", FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        try
+        {
+            Directory.CreateDirectory(snapshot);
+            SetReadable(snapshot);
+            foreach (var path in etc.Where(Reachable))
+            {
+                var destination = path == "/etc" ? snapshot : Path.Combine(snapshot, path["/etc/".Length..]);
+                MakeParents(snapshot, destination);
+                Copy(path, destination);
+            }
+            // Mount points for what a network: host slice binds from the host (a read-only /etc cannot get new files).
+            foreach (var file in NetworkFiles)
+            {
+                var placeholder = Path.Combine(snapshot, Path.GetFileName(file));
+                if (!Path.Exists(placeholder))
+                {
+                    File.WriteAllBytes(placeholder, []);
+                    SetReadable(placeholder);
+                }
+            }
+        }
+        catch
+        {
+            @lock.Dispose();
+            Delete(snapshot);
+            throw;
+        }
+        arguments.AddRange(["--ro-bind", snapshot, "/etc"]);
+        return new SystemView(arguments, snapshot, @lock);
+    }
+
+    /// <summary>Removes this view's snapshot and its lock.</summary>
+    public void Remove()
+    {
+        if (Snapshot is not null)
+        {
+            Delete(Snapshot);
+            _lock?.Dispose();
+        }
+    }
+
+    private static void Delete(string snapshot)
+    {
         if (Directory.Exists(snapshot))
         {
             Directory.Delete(snapshot, recursive: true);
         }
-        Directory.CreateDirectory(snapshot);
-        SetReadable(snapshot);
-        foreach (var path in etc)
+        File.Delete(snapshot + ".lock");
+    }
+
+    /// <summary>Every directory from <c>/etc</c> down to <paramref name="path"/> can be entered by others (as the slice uid could on the host).</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static bool Reachable(string path)
+    {
+        for (var parent = Path.GetDirectoryName(path); parent is not null && parent != "/"; parent = Path.GetDirectoryName(parent))
         {
-            var destination = path == "/etc" ? snapshot : Path.Combine(snapshot, path["/etc/".Length..]);
-            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-            Copy(path, destination);
-        }
-        // Mount points for what a network: host slice binds from the host (a read-only /etc cannot get new files).
-        foreach (var file in NetworkFiles)
-        {
-            var placeholder = Path.Combine(snapshot, Path.GetFileName(file));
-            if (!Path.Exists(placeholder))
+            if (Directory.Exists(parent) && !File.GetUnixFileMode(parent).HasFlag(UnixFileMode.OtherExecute))
             {
-                File.WriteAllBytes(placeholder, []);
-                SetReadable(placeholder);
+                return false;
             }
         }
-        arguments.AddRange(["--ro-bind", snapshot, "/etc"]);
-        return new SystemView(arguments, snapshot);
+        return true;
     }
 
-    /// <summary>Removes this process's snapshot.</summary>
-    public void Remove()
+    /// <summary>The directories between the snapshot and <paramref name="destination"/>, readable by others whatever the worker's umask.</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static void MakeParents(string snapshot, string destination)
     {
-        if (Snapshot is not null && Directory.Exists(Snapshot))
+        var parents = new Stack<string>();
+        for (var parent = Path.GetDirectoryName(destination)!; parent.Length > snapshot.Length; parent = Path.GetDirectoryName(parent)!)
         {
-            Directory.Delete(Snapshot, recursive: true);
+            parents.Push(parent);
+        }
+        foreach (var parent in parents)
+        {
+            if (!Directory.Exists(parent))
+            {
+                Directory.CreateDirectory(parent);
+                SetReadable(parent);
+            }
         }
     }
 
-    /// <summary>A symlink as the same symlink; a directory and a file only if others may read them; nothing else.</summary>
+    /// <summary>
+    /// A symlink as the same symlink; a directory and a file only if others may read them; an entry
+    /// already copied (overlapping system paths) or gone meanwhile is skipped.
+    /// </summary>
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     private static void Copy(string source, string destination)
     {
-        var info = new FileInfo(source);
-        if (!info.Exists && !Directory.Exists(source) && info.LinkTarget is null)
+        try
         {
-            return;
-        }
-        if (info.LinkTarget is { } target)
-        {
-            File.CreateSymbolicLink(destination, target);
-            return;
-        }
-        var mode = File.GetUnixFileMode(source);
-        if (Directory.Exists(source))
-        {
-            if (!mode.HasFlag(UnixFileMode.OtherRead) || !mode.HasFlag(UnixFileMode.OtherExecute))
+            var info = new FileInfo(source);
+            if (Path.Exists(destination) || new FileInfo(destination).LinkTarget is not null)
+            {
+                if (!Directory.Exists(source) || info.LinkTarget is not null)
+                {
+                    return;
+                }
+            }
+            else if (info.LinkTarget is { } target)
+            {
+                File.CreateSymbolicLink(destination, target);
+                return;
+            }
+            else if (!info.Exists && !Directory.Exists(source))
             {
                 return;
             }
-            Directory.CreateDirectory(destination);
-            SetReadable(destination);
-            foreach (var entry in Directory.EnumerateFileSystemEntries(source))
+            var mode = File.GetUnixFileMode(source);
+            if (Directory.Exists(source))
             {
-                Copy(entry, Path.Combine(destination, Path.GetFileName(entry)));
+                if (!mode.HasFlag(UnixFileMode.OtherRead) || !mode.HasFlag(UnixFileMode.OtherExecute))
+                {
+                    return;
+                }
+                Directory.CreateDirectory(destination);
+                SetReadable(destination);
+                foreach (var entry in Directory.EnumerateFileSystemEntries(source))
+                {
+                    Copy(entry, Path.Combine(destination, Path.GetFileName(entry)));
+                }
+            }
+            else if (mode.HasFlag(UnixFileMode.OtherRead))
+            {
+                File.Copy(source, destination);
+                SetReadable(destination);
             }
         }
-        else if (mode.HasFlag(UnixFileMode.OtherRead))
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
-            File.Copy(source, destination);
-            SetReadable(destination);
+            // Gone meanwhile: not part of the snapshot.
         }
     }
 
@@ -139,16 +215,30 @@ internal sealed class SystemView
         File.SetUnixFileMode(path, Directory.Exists(path) ? read | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute : read);
     }
 
-    /// <summary>Snapshots named after processes that no longer run (a worker killed with SIGKILL leaves its own).</summary>
+    /// <summary>
+    /// Snapshots whose lock nobody holds: their worker is gone (a worker killed with SIGKILL leaves
+    /// its own). The lock, not the pid, tells: workers in other pid namespaces may share the directory.
+    /// </summary>
     private static void RemoveStale(string runDirectory)
     {
         foreach (var directory in Directory.EnumerateDirectories(runDirectory, EtcPrefix + "*"))
         {
-            var name = Path.GetFileName(directory);
-            if (int.TryParse(name.AsSpan(EtcPrefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)
-                && pid != Environment.ProcessId && !Directory.Exists("/proc/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+            try
             {
+                using (new FileStream(directory + ".lock", FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+                {
+                    Directory.Delete(directory, recursive: true);
+                }
+                File.Delete(directory + ".lock");
+            }
+            catch (FileNotFoundException) when (Directory.GetLastWriteTimeUtc(directory) < DateTime.UtcNow.AddMinutes(-1))
+            {
+                // No lock and not being made right now: left by a worker that died as it made it.
                 Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Locked: in use by a running worker (or being made).
             }
         }
     }

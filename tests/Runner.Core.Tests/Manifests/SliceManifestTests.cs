@@ -46,7 +46,7 @@ public sealed class SliceManifestTests
             name: slice.launch
             provider: slice
             slice:
-              paths: { ro: [data/in, /data/../etc] }
+              paths: { ro: [data/in, /data/../etc], rw: [/run/data, /tmp, /usr/local/out] }
               color: red
             isolation: sometimes
             defaults: { cpu: -1, memory: 10, network: wifi, gpu: 1 }
@@ -55,6 +55,9 @@ public sealed class SliceManifestTests
 
         Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("'data/in' is not an absolute path", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("not a normalized path", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("'/run/data' is inside /run, which the slice sandbox builds itself", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("'/tmp' cannot be bound", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("'/usr/local/out' is inside /usr", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 6 && e.Message.Contains("color", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 7 && e.Message.Contains("isolation must be 'required' or 'none'", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 8 && e.Message.Contains("defaults.cpu", StringComparison.Ordinal));
