@@ -60,6 +60,13 @@ internal static class SandboxLayout
     /// </summary>
     public static readonly IReadOnlyList<string> Reserved = ["/etc", "/run", "/proc", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
+    /// <summary>The system directories every sandbox shows read-only (of <see cref="Reserved"/>).</summary>
+    private static readonly string[] s_system = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+    /// <summary>True when every sandbox already shows <paramref name="path"/> (a program installed under <c>/usr</c>): it needs no bind of its own.</summary>
+    public static bool InSystemDirectories(string path) =>
+        s_system.Any(r => path == r || path.StartsWith(r + "/", StringComparison.Ordinal));
+
     /// <summary>Why <paramref name="path"/> cannot be a declared path, or null.</summary>
     public static string? PathProblem(string path)
     {

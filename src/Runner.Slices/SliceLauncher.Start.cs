@@ -69,6 +69,7 @@ internal sealed partial class SliceLauncher
             {
                 return (null, "could not join the slice's cgroup: " + ex.Message);
             }
+            MakeSpare(key, request);
             try
             {
                 if (prepared.Cgroup is not null && prepared.Limits != request.Limits)
@@ -95,7 +96,6 @@ internal sealed partial class SliceLauncher
                 spare = null;
                 continue;
             }
-            MakeSpare(key, request);
             return (prepared, null);
         }
     }

@@ -81,6 +81,9 @@ public sealed partial class DeploymentFilesTests
         Assert.Matches(@"dotnet publish src/Runner\.Host ", dockerfile);
         Assert.Matches(@"dotnet publish src/Runner\.Slice -c Release -r ", dockerfile);
         Assert.Matches(@"(?m)^USER \$APP_UID", dockerfile);
+        // runner-slice under /usr, where every sandbox shows it, and the setting that points there.
+        Assert.Matches(@"(?m)^COPY --from=build /slice/runner-slice /usr/local/bin/runner-slice$", dockerfile);
+        Assert.Matches(@"RUNNER_SLICE_BIN=/usr/local/bin/runner-slice", dockerfile);
         Assert.Matches(@"(?ms)^HEALTHCHECK .*?runner\.dll"", ""health""", dockerfile);
         // Every project the two programs reference is copied before the restore.
         foreach (var project in new[] { "Core", "Messaging", "Scripting", "Storage", "Sagas", "Effects", "Host", "Slice" })

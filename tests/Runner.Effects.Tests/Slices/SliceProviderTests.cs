@@ -96,6 +96,23 @@ public sealed class SliceProviderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_slice_program_installed_under_usr_runs_without_a_bind_of_its_own()
+    {
+        // /usr is in every sandbox, and a declared path under it is refused: the provider must not
+        // bind the program there. /usr/bin/printf stands in for runner-slice: it prints its
+        // arguments, the run command the provider gives, and exits 0 with no result envelope.
+        var provider = await _script.ProviderAsync(_lineage, Token, binary: "/usr/bin/printf");
+        var executor = new EffectExecutor([provider], TimeProvider.System, NullLogger.Instance);
+
+        var execution = await executor.ExecuteAsync(_script.Effect(), Command(_script.Payload("ok", "run-usr")), Token);
+
+        Assert.False(execution.Succeeded);
+        Assert.Equal(SliceOutcomes.ResultMissing, execution.Error!.Code);
+        Assert.DoesNotContain("inside /usr", execution.Error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, JsonNode.Parse(execution.Error.DetailsJson!)!["exit_code"]!.GetValue<int>());
+    }
+
+    [Fact]
     public async Task A_slice_past_its_timeout_is_killed_and_fails_as_timeout()
     {
         var execution = await RunAsync(_script.Payload("hang", "run-hang", new { timeout_ms = 500 }));

@@ -87,7 +87,7 @@ internal sealed class SliceScript : IAsyncDisposable
             Concurrency = 4,
         };
 
-    public async Task<SliceProvider> ProviderAsync(ILineagePublisher lineage, CancellationToken cancellationToken)
+    public async Task<SliceProvider> ProviderAsync(ILineagePublisher lineage, CancellationToken cancellationToken, string? binary = null)
     {
         var options = new SliceLauncherOptions { RunDirectory = Dir.File("run"), CgroupBase = CgroupBase };
         var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, cancellationToken);
@@ -96,7 +96,7 @@ internal sealed class SliceScript : IAsyncDisposable
             _launchers.Add(launcher);
         }
         Assert.True(launcher.Capabilities.Isolated, string.Join("; ", launcher.Capabilities.Problems));
-        return new SliceProvider(launcher, new SliceCapacity(2, 1L << 30), lineage, new SliceProviderOptions(Binary, new SecretReader(Secrets)), NullLogger.Instance);
+        return new SliceProvider(launcher, new SliceCapacity(2, 1L << 30), lineage, new SliceProviderOptions(binary ?? Binary, new SecretReader(Secrets)), NullLogger.Instance);
     }
 
     public Func<INatsJSContext, Task<SliceProvider>> Provider(CancellationToken cancellationToken) =>

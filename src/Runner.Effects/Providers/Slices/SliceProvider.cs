@@ -87,7 +87,8 @@ internal sealed partial class SliceProvider(SliceLauncher launcher, SliceCapacit
             Environment = request.Environment,
             Files = new Dictionary<string, byte[]> { [SpecFile] = request.SpecJson },
             Secrets = secrets,
-            ReadOnlyPaths = [binary, .. request.ReadOnlyPaths],
+            // A runner-slice installed under /usr is in every sandbox already; elsewhere it is bound.
+            ReadOnlyPaths = SandboxLayout.InSystemDirectories(binary) ? request.ReadOnlyPaths : [binary, .. request.ReadOnlyPaths],
             ReadWritePaths = request.ReadWritePaths,
             Tags = new SliceTags(runId, command.Tenant, command.CorrelationId),
         };
