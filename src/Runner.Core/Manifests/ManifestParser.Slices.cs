@@ -159,7 +159,7 @@ internal static partial class ManifestParser
             {
                 errors.AddRange(problems.Select(p => Error(file, item, $"slice.paths.{key}: {p}")));
             }
-            else if (SliceLimits.PathProblem(path) is { } problem)
+            else if (SliceLimits.PathProblem(path, root: true) is { } problem)
             {
                 errors.Add(Error(file, item, $"slice.paths.{key}: {problem}"));
             }

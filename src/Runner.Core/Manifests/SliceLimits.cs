@@ -47,8 +47,12 @@ internal static class SliceLimits
         return null;
     }
 
-    /// <summary>An absolute, normalized path that is not the root: null when it is one.</summary>
-    public static string? PathProblem(string path)
+    /// <summary>
+    /// An absolute, normalized path that is not the root, nor inside what the sandbox builds: null
+    /// when it is one. A manifest's allowed <paramref name="root"/> may be <c>/tmp</c> itself (the
+    /// paths under it are what slices declare); a declared path may not.
+    /// </summary>
+    public static string? PathProblem(string path, bool root = false)
     {
         if (!path.StartsWith('/'))
         {
@@ -63,7 +67,7 @@ internal static class SliceLimits
         {
             return $"'{path}' is not a normalized path ('.', '..', '//' and control characters are refused)";
         }
-        if (path.TrimEnd('/') == "/tmp")
+        if (!root && path.TrimEnd('/') == "/tmp")
         {
             return "'/tmp' cannot be bound: it is each slice's own tmpfs (a directory under it can be)";
         }

@@ -15,7 +15,7 @@ public sealed class SliceManifestTests
             name: slice.launch
             provider: slice
             slice:
-              paths: { ro: [/data/in], rw: [/data/out/] }
+              paths: { ro: [/data/in, /tmp], rw: [/data/out/] }
               secrets: [warehouse_token]
               pools: { dev: { isolation: none }, big: { maximums: { cpu: 8 } } }
             defaults: { cpu: 0.5, memory: 268435456, pids: 64, timeout_ms: 60000, network: none }
@@ -25,7 +25,8 @@ public sealed class SliceManifestTests
         Assert.Empty(result.Errors);
         var effect = Assert.Single(result.Effects);
         var slice = effect.Slice!;
-        Assert.Equal(["/data/in"], slice.ReadOnlyRoots);
+        // /tmp as a root: slices may declare paths under it (not /tmp itself, their own tmpfs).
+        Assert.Equal(["/data/in", "/tmp"], slice.ReadOnlyRoots);
         Assert.Equal(["/data/out"], slice.ReadWriteRoots);
         Assert.Equal(["warehouse_token"], slice.Secrets);
         Assert.True(slice.Policy.Isolated);
@@ -46,7 +47,7 @@ public sealed class SliceManifestTests
             name: slice.launch
             provider: slice
             slice:
-              paths: { ro: [data/in, /data/../etc], rw: [/run/data, /tmp, /usr/local/out] }
+              paths: { ro: [data/in, /data/../etc], rw: [/run/data, /usr/local/out] }
               color: red
             isolation: sometimes
             defaults: { cpu: -1, memory: 10, network: wifi, gpu: 1 }
@@ -56,7 +57,6 @@ public sealed class SliceManifestTests
         Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("'data/in' is not an absolute path", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("not a normalized path", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("'/run/data' is inside /run, which the slice sandbox builds itself", StringComparison.Ordinal));
-        Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("'/tmp' cannot be bound", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 5 && e.Message.Contains("'/usr/local/out' is inside /usr", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 6 && e.Message.Contains("color", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Line == 7 && e.Message.Contains("isolation must be 'required' or 'none'", StringComparison.Ordinal));
