@@ -54,6 +54,9 @@ internal sealed record BenchOptions
     /// <summary>Launches per case of <see cref="Launch"/>.</summary>
     public int Launches { get; init; } = 200;
 
+    /// <summary>Pause between launches of <see cref="Launch"/> (not timed): commands that arrive apart rather than back to back.</summary>
+    public int LaunchGapMs { get; init; } = 50;
+
     /// <summary>A NativeAOT runner-slice for <see cref="Launch"/>.</summary>
     public string? SliceBin { get; init; }
 
@@ -63,7 +66,8 @@ internal sealed record BenchOptions
     public const string Usage = """
         Runner.Bench — load command for the saga runner (real nats-server, real LMDB).
 
-          --launch          slice launch latency only, no server (--launches N, default 200; --slice-bin PATH)
+          --launch          slice launch latency only, no server (--launches N, default 200; --launch-gap-ms N,
+                            pause between launches, default 50, 0 = back to back; --slice-bin PATH)
           --events N        events in the throughput phases (default 20000)
           --keys K          distinct correlation keys (default 1000)
           --partitions P    inbox partitions (default 16)
@@ -136,6 +140,7 @@ internal sealed record BenchOptions
                     "--check-duplicates" => options with { CheckDuplicates = true },
                     "--launch" => options with { Launch = true },
                     "--launches" => options with { Launches = Int(1) },
+                    "--launch-gap-ms" => options with { LaunchGapMs = Int(0) },
                     "--slice-bin" => options with { SliceBin = Next() },
                     "-h" or "--help" => null,
                     _ => throw new FormatException($"unknown argument '{name}'"),

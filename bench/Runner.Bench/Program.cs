@@ -36,7 +36,7 @@ internal static class Program
         {
             if (options.Launch)
             {
-                await Launch.LaunchBench.RunAsync(options.Launches, options.SliceBin, Console.Out, linked.Token);
+                await Launch.LaunchBench.RunAsync(options.Launches, options.LaunchGapMs, options.SliceBin, Console.Out, linked.Token);
                 return 0;
             }
             if (options.Micro)

@@ -9,31 +9,57 @@ internal static class SliceDirectories
 {
     public static string Create(string runDirectory, SandboxRequest request, int uid, int gid)
     {
+        var directory = CreateEmpty(runDirectory, request.Id, uid, gid);
+        Fill(directory, request, uid, gid);
+        return directory;
+    }
+
+    /// <summary>The directory <paramref name="id"/> with empty <c>slice/</c> and <c>secrets/</c>, owned by the slice uid.</summary>
+    public static string CreateEmpty(string runDirectory, string id, int uid, int gid)
+    {
         if (!OperatingSystem.IsLinux())
         {
             throw new PlatformNotSupportedException("slices run on Linux only");
         }
         Directory.CreateDirectory(runDirectory);
-        var directory = Path.Combine(runDirectory, request.Id);
+        var directory = Path.Combine(runDirectory, id);
         if (Directory.Exists(directory))
         {
             Directory.Delete(directory, recursive: true);
         }
         Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var slice = Directory.CreateDirectory(Path.Combine(directory, "slice")).FullName;
-        var secrets = Directory.CreateDirectory(Path.Combine(directory, "secrets")).FullName;
+        Directory.CreateDirectory(Path.Combine(directory, "slice"));
+        Directory.CreateDirectory(Path.Combine(directory, "secrets"));
+        GiveTo(directory, uid, gid);
+        return directory;
+    }
+
+    /// <summary>Writes the request's files and secrets (read-only to the slice uid) into <paramref name="directory"/>.</summary>
+    public static void Fill(string directory, SandboxRequest request, int uid, int gid)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException("slices run on Linux only");
+        }
         foreach (var (name, content) in request.Files)
         {
-            File.WriteAllBytes(Path.Combine(slice, CheckName(name)), content);
+            Write(Path.Combine(directory, "slice", CheckName(name)), content, UnixFileMode.UserRead | UnixFileMode.UserWrite, uid, gid);
         }
         foreach (var (name, content) in request.Secrets)
         {
-            var path = Path.Combine(secrets, CheckName(name));
-            File.WriteAllBytes(path, content);
-            File.SetUnixFileMode(path, UnixFileMode.UserRead);
+            Write(Path.Combine(directory, "secrets", CheckName(name)), content, UnixFileMode.UserRead, uid, gid);
         }
-        GiveTo(directory, uid, gid);
-        return directory;
+    }
+
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static void Write(string path, byte[] content, UnixFileMode mode, int uid, int gid)
+    {
+        File.WriteAllBytes(path, content);
+        File.SetUnixFileMode(path, mode);
+        if (Native.GetEuid() == 0)
+        {
+            Native.Chown(path, uid, gid);
+        }
     }
 
     /// <summary>Hands the directory tree to the slice uid (only root may; otherwise it stays the worker's).</summary>

@@ -5,22 +5,19 @@ using Runner.Slices.Sandbox;
 namespace Runner.Slices;
 
 /// <summary>
-/// Starting a slice's process. An isolated slice's sandbox is started ahead of time: bubblewrap,
-/// already in its own cgroup as the slice uid, with everything that is the same for every slice of
-/// its program and network mode on its command line, waits for the per-slice arguments (environment,
-/// <c>/tmp</c>, the per-slice directory, the declared paths) on its stdin. A launch writes the
-/// slice's limits to that cgroup, hands the arguments over in one write and closes stdin; the fork,
-/// the cgroup join and bubblewrap's own start are no longer between a command and its result.
-/// Sandboxes wait for the program and network mode of the last two kinds of launch; another
-/// starts its sandbox on the spot, as does a slice whose per-slice arguments exceed one atomic pipe
-/// write.
+/// Starting a slice's process. An isolated slice's sandbox is built ahead of time: bubblewrap,
+/// already in its own cgroup as the slice uid, sets up the namespaces and every mount of a slice —
+/// its program, network mode, environment and declared paths as the last launch of that kind had
+/// them, and an empty per-slice directory at <c>/run</c> — and blocks right before it execs the
+/// program, on a FIFO of its own. A launch of the same kind writes its spec and secrets into that
+/// directory and its limits to that cgroup, then writes one byte to the FIFO: only the program's
+/// own start is left between a command and its result. Sandboxes wait for the last two kinds
+/// launched; another kind starts its sandbox on the spot.
 /// </summary>
 internal sealed partial class SliceLauncher
 {
-    /// <summary>PIPE_BUF: a write this small to an empty pipe arrives whole, so a sandbox never reads half of a slice's arguments.</summary>
-    private const int MaxStdinArguments = 4096;
 
-    /// <summary>Sandboxes kept waiting: one per program and network mode, for the last ones launched (none and host of one program fit).</summary>
+    /// <summary>Sandboxes kept waiting: one per kind (program, network mode, environment, declared paths), for the last kinds launched.</summary>
     private const int MaxSpares = 2;
 
     private readonly Lock _spareGate = new();
@@ -31,95 +28,119 @@ internal sealed partial class SliceLauncher
     /// <summary>How many launches found their sandbox already waiting.</summary>
     public long SpareHits => Interlocked.Read(ref _spareHits);
 
-    /// <summary>A started process and the cgroup it runs in, with the limits that cgroup has.</summary>
-    private sealed record Prepared(Process Process, SliceCgroup? Cgroup, CgroupLimits Limits);
-
-    /// <summary>The process of <paramref name="request"/>, started (stdin closed), or why it could not be.</summary>
-    private async Task<(Prepared? Prepared, string? SetupError)> StartSliceAsync(SandboxRequest request, string directory, CancellationToken cancellationToken)
+    /// <summary>Completes when the sandboxes being started ahead now are started (or failed to).</summary>
+    public async Task WhenSparesStartedAsync()
     {
-        if (!request.Isolated)
+        Task[] pending;
+        lock (_spareGate)
         {
-            return await StartInlineAsync(request, null, directory, cancellationToken);
+            pending = [.. _spares.Select(s => (Task)s.Ready)];
         }
-        List<string> perSlice;
-        byte[] encoded;
         try
         {
-            perSlice = SandboxCommand.PerSlice(request, directory);
-            encoded = SandboxCommand.Encode(perSlice);
+            await Task.WhenAll(pending);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception)
+        {
+            SlicesLog.SpareFailed(_logger, ex, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// A started process, the cgroup it runs in with the limits that cgroup has, its per-slice
+    /// directory, and, for a sandbox started ahead, the FIFO that releases it into its program.
+    /// </summary>
+    private sealed record Prepared(Process Process, SliceCgroup? Cgroup, CgroupLimits Limits, string Directory, string? Trigger);
+
+    /// <summary>The process of <paramref name="request"/>, started (stdin closed), or why it could not be.</summary>
+    private async Task<(Prepared? Prepared, string? SetupError)> StartSliceAsync(SandboxRequest request, CancellationToken cancellationToken)
+    {
+        var key = request.Isolated ? Key(request) : null;
+        var spare = key is null ? null : await TakeSpareAsync(key, cancellationToken);
+        if (spare is not null)
+        {
+            try
+            {
+                SliceDirectories.Fill(spare.Directory, request, _options.Uid, _options.Gid);
+                if (spare.Cgroup is not null && spare.Limits != request.Limits)
+                {
+                    _cgroups!.Tree.SetLimits(spare.Cgroup, request.Limits, spare.Limits);
+                }
+                Native.Trigger(spare.Trigger!);
+                spare.Process.StandardInput.Close();
+                return (spare, null);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                // A sandbox that died while it waited (a sweep by another worker on the same base)
+                // is replaced by one started on the spot.
+                Discard(spare);
+                if (ex is ArgumentException)
+                {
+                    return (null, "invalid slice request: " + ex.Message);
+                }
+            }
+        }
+        string directory;
+        try
+        {
+            directory = SliceDirectories.Create(_options.RunDirectory, request, _options.Uid, _options.Gid);
         }
         catch (ArgumentException ex)
         {
             return (null, "invalid slice request: " + ex.Message);
         }
-        if (encoded.Length > MaxStdinArguments)
-        {
-            return await StartInlineAsync(request, perSlice, directory, cancellationToken);
-        }
-        var key = request.Network + "\0" + string.Join('\0', request.Argv);
-        var spare = await TakeSpareAsync(key, cancellationToken);
-        while (true)
-        {
-            Prepared prepared;
-            try
-            {
-                prepared = spare ?? await StartProcessAsync(request, null, null, cancellationToken);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                return (null, "could not join the slice's cgroup: " + ex.Message);
-            }
-            MakeSpare(key, request);
-            try
-            {
-                if (prepared.Cgroup is not null && prepared.Limits != request.Limits)
-                {
-                    _cgroups!.Tree.SetLimits(prepared.Cgroup, request.Limits, prepared.Limits);
-                }
-                await prepared.Process.StandardInput.BaseStream.WriteAsync(encoded, cancellationToken);
-                prepared.Process.StandardInput.Close();
-            }
-            catch (OperationCanceledException)
-            {
-                Discard(prepared);
-                throw;
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                Discard(prepared);
-                // A sandbox that died while it waited (a sweep by another worker on the same base)
-                // is replaced by one started on the spot.
-                if (spare is null)
-                {
-                    return (null, "could not hand the sandbox its slice: " + ex.Message);
-                }
-                spare = null;
-                continue;
-            }
-            return (prepared, null);
-        }
-    }
-
-    /// <summary>Every argument on the command line, stdin closed at once.</summary>
-    private async Task<(Prepared? Prepared, string? SetupError)> StartInlineAsync(SandboxRequest request, IReadOnlyList<string>? perSlice, string directory, CancellationToken cancellationToken)
-    {
         try
         {
-            var prepared = await StartProcessAsync(request, perSlice ?? [], directory, cancellationToken);
+            var prepared = await StartProcessAsync(request, directory, null, cancellationToken);
             prepared.Process.StandardInput.Close();
             return (prepared, null);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
         {
-            return (null, "could not join the slice's cgroup: " + ex.Message);
+            SliceDirectories.Remove(directory);
+            return (null, ex is ArgumentException ? "invalid slice request: " + ex.Message : "could not join the slice's cgroup: " + ex.Message);
+        }
+        catch
+        {
+            SliceDirectories.Remove(directory);
+            throw;
+        }
+    }
+
+    /// <summary>What a sandbox built ahead must match: everything on its command line.</summary>
+    internal static string Key(SandboxRequest request) => string.Join('\0',
+        [request.Network.ToString(), .. request.Argv, "env", .. request.Environment.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value),
+         "ro", .. request.ReadOnlyPaths, "rw", .. request.ReadWritePaths]);
+
+    /// <summary>A sandbox built ahead for <paramref name="request"/>'s kind: its own directory and trigger FIFO.</summary>
+    private async Task<Prepared> StartSpareAsync(SandboxRequest request)
+    {
+        var id = "w-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        var directory = SliceDirectories.CreateEmpty(_options.RunDirectory, id, _options.Uid, _options.Gid);
+        var trigger = directory + ".go";
+        try
+        {
+            Native.MakeFifo(trigger);
+            if (Native.GetEuid() == 0)
+            {
+                Native.Chown(trigger, _options.Uid, _options.Gid);
+            }
+            return await StartProcessAsync(request, directory, trigger, CancellationToken.None);
+        }
+        catch
+        {
+            SliceDirectories.Remove(directory);
+            File.Delete(trigger);
+            throw;
         }
     }
 
     /// <summary>
     /// Starts the process in a cgroup from the pool with <paramref name="request"/>'s limits; with
-    /// <paramref name="perSlice"/> null an isolated sandbox waits for its per-slice arguments on stdin.
+    /// <paramref name="trigger"/> the sandbox waits on that FIFO before its program runs.
     /// </summary>
-    private async Task<Prepared> StartProcessAsync(SandboxRequest request, IReadOnlyList<string>? perSlice, string? directory, CancellationToken cancellationToken)
+    private async Task<Prepared> StartProcessAsync(SandboxRequest request, string directory, string? trigger, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var cgroup = _cgroups?.Take(request.Limits);
@@ -129,14 +150,14 @@ internal sealed partial class SliceLauncher
             var tree = _cgroups?.Tree;
             var threadJoins = cgroup is not null && tree!.ThreadsCanJoin;
             var asUser = request.Isolated && _user is not null;
-            var argv = SandboxCommand.Build(_options, _system, request, perSlice, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], setpriv: !asUser);
+            var argv = SandboxCommand.Build(_options, _system, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], !asUser, trigger);
             var start = new ProcessStartInfo(argv[0])
             {
                 RedirectStandardInput = true,
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 UseShellExecute = false,
-                WorkingDirectory = request.Isolated ? "/" : Path.Combine(directory!, "slice"),
+                WorkingDirectory = request.Isolated ? "/" : Path.Combine(directory, "slice"),
             };
             foreach (var arg in argv.Skip(1))
             {
@@ -158,7 +179,7 @@ internal sealed partial class SliceLauncher
             var process = threadJoins
                 ? await LauncherThread.StartAsync(start, () => tree!.JoinThread(cgroup!), tree!.LeaveThread)
                 : await LauncherThread.StartAsync(start);
-            return new Prepared(process, cgroup, request.Limits);
+            return new Prepared(process, cgroup, request.Limits, directory, trigger);
         }
         catch
         {
@@ -176,7 +197,9 @@ internal sealed partial class SliceLauncher
         Task<Prepared>? ready = null;
         lock (_spareGate)
         {
-            var index = _spares.FindIndex(s => s.Key == key);
+            // One still being started is left for a later slice: waiting for its start would cost
+            // this one more than starting its own.
+            var index = _spares.FindIndex(s => s.Key == key && s.Ready.IsCompleted);
             if (index >= 0)
             {
                 ready = _spares[index].Ready;
@@ -197,7 +220,7 @@ internal sealed partial class SliceLauncher
             _ = DiscardWhenStartedAsync(ready);
             throw;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception)
         {
             SlicesLog.SpareFailed(_logger, ex, ex.Message);
             return null;
@@ -212,8 +235,10 @@ internal sealed partial class SliceLauncher
     }
 
     /// <summary>
-    /// Starts, off the launch path, the next sandbox for <paramref name="request"/>'s program and
-    /// network mode unless one waits already; the sandbox of the least recent other kind makes room.
+    /// Starts the next sandbox for <paramref name="request"/>'s kind, unless one waits already; the
+    /// sandbox of the least recent other kind makes room. Called once the slice has ended: a
+    /// process start holds .NET's process-start lock, which the exit of a running slice waits for,
+    /// and a sandbox build competes with the slice for the CPUs.
     /// </summary>
     private void MakeSpare(string key, SandboxRequest request)
     {
@@ -229,7 +254,7 @@ internal sealed partial class SliceLauncher
                 evicted = _spares[0].Ready;
                 _spares.RemoveAt(0);
             }
-            _spares.Add((key, Task.Run(() => StartProcessAsync(request, null, null, CancellationToken.None))));
+            _spares.Add((key, Task.Run(() => StartSpareAsync(request))));
         }
         if (evicted is not null)
         {
@@ -237,7 +262,7 @@ internal sealed partial class SliceLauncher
         }
     }
 
-    /// <summary>Kills a started process that will not run a slice, then removes its cgroup in the background.</summary>
+    /// <summary>Kills a started process that will not run a slice, removes its directory, and its cgroup in the background.</summary>
     private void Discard(Prepared prepared)
     {
         if (!prepared.Process.HasExited)
@@ -249,6 +274,17 @@ internal sealed partial class SliceLauncher
             _cgroups!.Return(prepared.Cgroup);
         }
         prepared.Process.Dispose();
+        Release(prepared);
+    }
+
+    /// <summary>Removes a sandbox's per-slice directory and trigger FIFO.</summary>
+    private static void Release(Prepared prepared)
+    {
+        SliceDirectories.Remove(prepared.Directory);
+        if (prepared.Trigger is not null)
+        {
+            File.Delete(prepared.Trigger);
+        }
     }
 
     private async Task DiscardWhenStartedAsync(Task<Prepared> ready)
@@ -257,7 +293,7 @@ internal sealed partial class SliceLauncher
         {
             Discard(await ready);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception)
         {
             SlicesLog.SpareFailed(_logger, ex, ex.Message);
         }

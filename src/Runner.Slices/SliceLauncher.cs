@@ -93,26 +93,31 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         {
             return new SliceExit { SetupError = "isolation unavailable on this node: " + string.Join("; ", Capabilities.Problems) };
         }
-        var directory = SliceDirectories.Create(_options.RunDirectory, request, _options.Uid, _options.Gid);
-        SliceCgroup? cgroup = null;
+        Prepared? prepared = null;
         try
         {
             var clock = Stopwatch.StartNew();
-            var (prepared, setupError) = await StartSliceAsync(request, directory, cancellationToken);
+            (prepared, var setupError) = await StartSliceAsync(request, cancellationToken);
             if (prepared is null)
             {
                 return new SliceExit { SetupError = setupError };
             }
-            cgroup = prepared.Cgroup;
-            return await RunInAsync(request, prepared.Process, cgroup, clock, onStdout, cancellationToken);
+            return await RunInAsync(request, prepared.Process, prepared.Cgroup, clock, onStdout, cancellationToken);
         }
         finally
         {
-            if (cgroup is not null)
+            if (prepared is not null)
             {
-                _cgroups!.Return(cgroup);
+                if (prepared.Cgroup is not null)
+                {
+                    _cgroups!.Return(prepared.Cgroup);
+                }
+                Release(prepared);
+                if (request.Isolated)
+                {
+                    MakeSpare(Key(request), request);
+                }
             }
-            SliceDirectories.Remove(directory);
         }
     }
 

@@ -34,24 +34,24 @@ public sealed class LaunchPathTests : IDisposable
     }
 
     [Fact]
-    public async Task The_shell_join_of_cgroup_v2_puts_a_waiting_sandbox_in_its_cgroup_before_its_slice_runs()
+    public async Task The_shell_join_of_cgroup_v2_puts_a_sandbox_built_ahead_in_its_cgroup_before_its_slice_runs()
     {
         // cgroup v2 moves whole processes only: a shell writes its own pid into cgroup.procs and
-        // execs setpriv and the sandbox, which then waits for its slice. v1 hierarchies have
-        // cgroup.procs too, so this path runs here for real.
+        // execs setpriv, the trigger shell and the sandbox, which then waits for its slice. v1
+        // hierarchies have cgroup.procs too, so this path runs here for real.
         Assert.True(OperatingSystem.IsLinux());
         await using var node = await SliceNode.StartAsync(Token);
         var options = node.Launcher.Options;
         var tree = new CgroupV1(StartupTests.V1Mounts(node.Launcher.Capabilities), options.CgroupBase, TimeProvider.System);
         var group = tree.Create("shell-join", new CgroupLimits(1, 64L * 1024 * 1024, 16));
         var view = Sandbox.SystemView.Create(options.SystemPaths, node.Dir.File("view"));
-        var host = Directory.CreateDirectory(node.Dir.File("host")).FullName;
-        Directory.CreateDirectory(Path.Combine(host, "slice"));
-        Directory.CreateDirectory(Path.Combine(host, "secrets"));
-        SliceDirectories.GiveTo(host, options.Uid, options.Gid);
+        var host = SliceDirectories.CreateEmpty(node.Dir.File("hosts"), "ahead", options.Uid, options.Gid);
+        var trigger = host + ".go";
+        Native.MakeFifo(trigger);
+        Native.Chown(trigger, options.Uid, options.Gid);
         var marker = LimitTests.Marker();
-        var request = SliceNode.Shell($"echo up; exec sleep {marker}");
-        var argv = Sandbox.SandboxCommand.Build(options, view, request, perSlice: null, hostDirectory: null, procsFiles: group.ProcsFiles, setpriv: true);
+        var request = SliceNode.Shell($"cat /run/slice/greeting; exec sleep {marker}");
+        var argv = Sandbox.SandboxCommand.Build(options, view, request, host, procsFiles: group.ProcsFiles, setpriv: true, trigger: trigger);
         Assert.Equal([options.Shell, "-c", Sandbox.SandboxCommand.JoinScript], argv.Take(3));
         var start = new System.Diagnostics.ProcessStartInfo(argv[0]) { RedirectStandardInput = true, RedirectStandardOutput = true, WorkingDirectory = "/" };
         foreach (var arg in argv.Skip(1))
@@ -61,12 +61,15 @@ public sealed class LaunchPathTests : IDisposable
 
         using var process = await Sandbox.LauncherThread.StartAsync(start);
         await Runner.Testing.SagaHarness.WaitUntilAsync(
-            () => Task.FromResult(group.Pids().Any(p => ReadOrGone($"/proc/{p}/comm")?.Trim() == "bwrap")),
-            TimeSpan.FromSeconds(10), "the sandbox waits in its cgroup");
-        Assert.Equal([process.Id], group.Pids());
+            () => Task.FromResult(LimitTests.IsWaitingSandbox(process.Id)),
+            TimeSpan.FromSeconds(10), "the sandbox is built and waits");
+        Assert.Contains(process.Id, group.Pids());
+        Assert.All(group.Pids(), p => Assert.Equal("bwrap", ReadOrGone($"/proc/{p}/comm")?.Trim()));
         Assert.Empty(LimitTests.ProcessesWith(marker));
 
-        await process.StandardInput.BaseStream.WriteAsync(Sandbox.SandboxCommand.Encode(Sandbox.SandboxCommand.PerSlice(request, host)), Token);
+        // The launch: the slice's files into the directory the sandbox shows at /run, then the trigger.
+        SliceDirectories.Fill(host, request with { Files = new Dictionary<string, byte[]> { ["greeting"] = "up\n"u8.ToArray() } }, options.Uid, options.Gid);
+        Native.Trigger(trigger);
         process.StandardInput.Close();
         Assert.Equal("up", await process.StandardOutput.ReadLineAsync(Token));
         var sleeper = 0;

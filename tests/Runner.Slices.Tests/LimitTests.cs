@@ -128,17 +128,45 @@ public sealed class LimitTests : IDisposable
         return found;
     }
 
-    /// <summary>A bubblewrap blocked reading its arguments from stdin (<c>read(0, …)</c>): a sandbox started ahead, waiting.</summary>
+    /// <summary>
+    /// A sandbox started ahead, waiting: the bubblewrap blocked on its trigger FIFO (<c>read(3, …)</c>),
+    /// or the bubblewrap that is its parent.
+    /// </summary>
     internal static bool IsWaitingSandbox(int pid)
     {
         try
         {
-            return File.ReadAllText($"/proc/{pid}/comm").Trim() == "bwrap"
-                && File.ReadAllText($"/proc/{pid}/syscall").StartsWith("0 0x0 ", StringComparison.Ordinal);
+            if (File.ReadAllText($"/proc/{pid}/comm").Trim() != "bwrap")
+            {
+                return false;
+            }
+            if (File.ReadAllText($"/proc/{pid}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal))
+            {
+                return true;
+            }
+            var children = Directory.GetDirectories("/proc")
+                .Where(d => int.TryParse(Path.GetFileName(d), out _))
+                .Where(d => ParentOf(d) == pid)
+                .Select(d => int.Parse(Path.GetFileName(d), System.Globalization.CultureInfo.InvariantCulture))
+                .ToList();
+            return children.Count > 0 && children.All(c => File.ReadAllText($"/proc/{c}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal));
         }
         catch (IOException)
         {
             return false;
+        }
+    }
+
+    private static int ParentOf(string directory)
+    {
+        try
+        {
+            var line = File.ReadLines(Path.Combine(directory, "status")).First(l => l.StartsWith("PPid:", StringComparison.Ordinal));
+            return int.Parse(line["PPid:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return -1;
         }
     }
 }

@@ -22,29 +22,29 @@ internal static class LaunchBench
         sink: { type: jsonl, path: /tmp/out.jsonl }
         """;
 
-    public static async Task RunAsync(int launches, string? sliceBinary, TextWriter output, CancellationToken cancellationToken)
+    public static async Task RunAsync(int launches, int gapMs, string? sliceBinary, TextWriter output, CancellationToken cancellationToken)
     {
         // Per-slice directories on a tmpfs, as the launcher's default (/dev/shm) keeps them.
         var options = new SliceLauncherOptions { RunDirectory = "/dev/shm/runner-bench-" + Environment.ProcessId, CgroupBase = "runner-bench-" + Environment.ProcessId };
         // Disposed in the finally below, before its cgroup bases are removed.
         var launcher = await SliceLauncher.StartAsync(options, NullLogger.Instance, TimeProvider.System, cancellationToken);
-        output.WriteLine(Text.Inv($"slice launch latency, {launches} launches each, start to exit (isolated: {launcher.Capabilities.Isolated}, cgroup {launcher.Capabilities.CgroupVersion ?? "none"})"));
+        output.WriteLine(Text.Inv($"slice launch latency, {launches} launches each, {gapMs} ms apart, start to exit (isolated: {launcher.Capabilities.Isolated}, cgroup {launcher.Capabilities.CgroupVersion ?? "none"})"));
         try
         {
-            var baseline = await MeasureAsync(launches, () => ProcessAsync(["/bin/true"], cancellationToken), cancellationToken);
+            var baseline = await MeasureAsync(launches, gapMs, () => ProcessAsync(["/bin/true"], cancellationToken), cancellationToken);
             Report(output, "plain /bin/true (Process.Start)", baseline, baseline);
             Report(output, "unshare --user --map-root-user --pid --fork --net --mount --uts --ipc /bin/true",
-                await MeasureAsync(launches, () => ProcessAsync(["unshare", "--user", "--map-root-user", "--pid", "--fork", "--net", "--mount", "--uts", "--ipc", "/bin/true"], cancellationToken), cancellationToken), baseline);
+                await MeasureAsync(launches, gapMs, () => ProcessAsync(["unshare", "--user", "--map-root-user", "--pid", "--fork", "--net", "--mount", "--uts", "--ipc", "/bin/true"], cancellationToken), cancellationToken), baseline);
             var hits = launcher.SpareHits;
             Report(output, "isolated slice in its cgroup: /bin/true",
-                await MeasureAsync(launches, () => SliceAsync(launcher, ["/bin/true"], null, cancellationToken), cancellationToken), baseline);
+                await MeasureAsync(launches, gapMs, () => SliceAsync(launcher, ["/bin/true"], null, cancellationToken), cancellationToken), baseline);
             output.WriteLine(Text.Inv($"    (sandbox waiting ahead for {launcher.SpareHits - hits} of {launches + Math.Min(10, launches)} launches)"));
             if (sliceBinary is not null && File.Exists(sliceBinary))
             {
                 var full = Path.GetFullPath(sliceBinary);
                 hits = launcher.SpareHits;
                 Report(output, "isolated slice in its cgroup: runner-slice validate (NativeAOT)",
-                    await MeasureAsync(launches, () => SliceAsync(launcher, [full, "validate", "/run/slice/spec.yaml"], full, cancellationToken), cancellationToken), baseline);
+                    await MeasureAsync(launches, gapMs, () => SliceAsync(launcher, [full, "validate", "/run/slice/spec.yaml"], full, cancellationToken), cancellationToken), baseline);
                 output.WriteLine(Text.Inv($"    (sandbox waiting ahead for {launcher.SpareHits - hits} of {launches + Math.Min(10, launches)} launches)"));
             }
             else
@@ -75,7 +75,7 @@ internal static class LaunchBench
 
     private static double Percentile(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
 
-    private static async Task<double[]> MeasureAsync(int launches, Func<Task> launch, CancellationToken cancellationToken)
+    private static async Task<double[]> MeasureAsync(int launches, int gapMs, Func<Task> launch, CancellationToken cancellationToken)
     {
         for (var i = 0; i < Math.Min(10, launches); i++)
         {
@@ -88,6 +88,10 @@ internal static class LaunchBench
             var start = Stopwatch.GetTimestamp();
             await launch();
             samples[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            if (gapMs > 0)
+            {
+                await Task.Delay(gapMs, cancellationToken);
+            }
         }
         Array.Sort(samples);
         return samples;

@@ -20,21 +20,21 @@ internal static class SandboxCommand
     private const string Path = "/usr/local/bin:/usr/bin:/bin";
 
     /// <summary>
-    /// bwrap's argument after the per-slice arguments. It fails when there is no <c>/tmp</c> — which
-    /// only the per-slice arguments mount — so a sandbox waiting for them on stdin whose worker dies
-    /// (stdin at its end, nothing read) runs nothing.
+    /// Opens the trigger FIFO read-write as fd 3 and execs the sandbox, which blocks on it once
+    /// everything is set up (<c>--block-fd 3</c>). Read-write: with the sandbox itself holding a
+    /// writer the FIFO never reaches end of file, so a sandbox whose worker dies is never released
+    /// into its program (the parent-death signal ends it).
     /// </summary>
-    private static readonly string[] Sentinel = ["--chmod", "0755", "/tmp"];
+    public const string TriggerScript = "exec \"$@\" 3<>\"$0\"";
 
     /// <summary>
     /// The whole command line. With <paramref name="procsFiles"/>, a shell joins them before it
     /// execs the rest (none: the launcher thread already put the slice's cgroup around the fork).
     /// <paramref name="setpriv"/> drops to the slice uid with setpriv (otherwise the process is
-    /// started as that user). An isolated slice's <paramref name="perSlice"/> arguments
-    /// (<see cref="PerSlice"/>) are on the command line, or, when null, read by bwrap from its
-    /// stdin (<see cref="Encode"/>), so the sandbox can be started before the slice is known.
+    /// started as that user). With <paramref name="trigger"/> the sandbox is built at once and its
+    /// program runs when a byte is written to that FIFO (a sandbox started ahead).
     /// </summary>
-    public static List<string> Build(SliceLauncherOptions options, SystemView system, SandboxRequest request, IReadOnlyList<string>? perSlice, string? hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv)
+    public static List<string> Build(SliceLauncherOptions options, SystemView system, SandboxRequest request, string hostDirectory, IReadOnlyList<string> procsFiles, bool setpriv, string? trigger = null)
     {
         List<string> argv = procsFiles.Count > 0 ? [options.Shell, "-c", JoinScript, "runner-slice-join", .. procsFiles, "--"] : [];
         if (request.Isolated)
@@ -43,43 +43,24 @@ internal static class SandboxCommand
             {
                 argv.AddRange(Setpriv(options));
             }
+            if (trigger is not null)
+            {
+                argv.AddRange([options.Shell, "-c", TriggerScript, trigger]);
+            }
             argv.AddRange(Fixed(options, system, request.Network));
-            if (perSlice is null)
+            argv.AddRange(PerSlice(request, hostDirectory));
+            if (trigger is not null)
             {
-                argv.AddRange(["--args", "0"]);
+                argv.AddRange(["--block-fd", "3"]);
             }
-            else
-            {
-                argv.AddRange(perSlice);
-            }
-            argv.AddRange(Sentinel);
             argv.Add("--");
             argv.AddRange(request.Argv);
         }
         else
         {
-            argv.AddRange(request.Argv.Select(a => HostPath(a, hostDirectory ?? throw new ArgumentNullException(nameof(hostDirectory)))));
+            argv.AddRange(request.Argv.Select(a => HostPath(a, hostDirectory)));
         }
         return argv;
-    }
-
-    /// <summary>
-    /// Per-slice arguments as bwrap's <c>--args</c> reads them: each ended by a NUL. An argument
-    /// holding a NUL would become two — a value turned into options — so it is refused.
-    /// </summary>
-    public static byte[] Encode(IReadOnlyList<string> arguments)
-    {
-        var bytes = new List<byte>(arguments.Sum(a => a.Length + 1));
-        foreach (var argument in arguments)
-        {
-            if (argument.Contains('\0', StringComparison.Ordinal))
-            {
-                throw new ArgumentException("a sandbox argument holds a NUL character", nameof(arguments));
-            }
-            bytes.AddRange(System.Text.Encoding.UTF8.GetBytes(argument));
-            bytes.Add(0);
-        }
-        return [.. bytes];
     }
 
     /// <summary>Without isolation the per-slice files stay where they are on the host.</summary>
@@ -97,7 +78,7 @@ internal static class SandboxCommand
 
     /// <summary>Everything from <c>setpriv</c> to bwrap's <c>--</c>.</summary>
     public static List<string> Isolation(SliceLauncherOptions options, SystemView system, SandboxRequest request, string hostDirectory) =>
-        [.. Setpriv(options), .. Fixed(options, system, request.Network), .. PerSlice(request, hostDirectory), .. Sentinel, "--"];
+        [.. Setpriv(options), .. Fixed(options, system, request.Network), .. PerSlice(request, hostDirectory), "--"];
 
     /// <summary>
     /// A minimal <c>/dev</c>: the host's null, zero, full, random and urandom, and the fd links.
@@ -152,11 +133,11 @@ internal static class SandboxCommand
     }
 
     /// <summary>
-    /// bubblewrap's arguments of one slice: its environment, its <c>/tmp</c>, the per-slice
-    /// directory (<c>slice/</c> and <c>secrets/</c> under one <c>/run</c> mount), the declared paths,
-    /// then the root made read-only.
+    /// bubblewrap's arguments of one slice: its environment, its <c>/tmp</c> (a tmpfs, whose pages
+    /// count against the slice's memory limit), the per-slice directory (<c>slice/</c> and
+    /// <c>secrets/</c> under one <c>/run</c> mount), the declared paths, then the root made read-only.
     /// </summary>
-    /// <exception cref="ArgumentException">A declared path is one the sandbox builds itself.</exception>
+    /// <exception cref="ArgumentException">A declared path is one the sandbox builds itself, or an argument holds a NUL.</exception>
     public static List<string> PerSlice(SandboxRequest request, string hostDirectory)
     {
         if (request.ReadOnlyPaths.Concat(request.ReadWritePaths).Select(SandboxLayout.PathProblem).FirstOrDefault(p => p is not null) is { } problem)
@@ -168,8 +149,7 @@ internal static class SandboxCommand
         {
             argv.AddRange(["--setenv", name, value]);
         }
-        argv.AddRange(["--size", request.Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture), "--tmpfs", "/tmp",
-            "--ro-bind", hostDirectory, SandboxLayout.RunDirectory]);
+        argv.AddRange(["--tmpfs", "/tmp", "--ro-bind", hostDirectory, SandboxLayout.RunDirectory]);
         foreach (var path in request.ReadOnlyPaths)
         {
             argv.AddRange(["--ro-bind", path, path]);
@@ -179,6 +159,11 @@ internal static class SandboxCommand
             argv.AddRange(["--bind", path, path]);
         }
         argv.AddRange(["--remount-ro", "/", "--chdir", "/tmp"]);
+        // execve ends an argument at a NUL: a value holding one would reach the slice cut short.
+        if (argv.Any(a => a.Contains('\0', StringComparison.Ordinal)))
+        {
+            throw new ArgumentException("a sandbox argument holds a NUL character", nameof(request));
+        }
         return argv;
     }
 }
