@@ -4,8 +4,8 @@ namespace Runner.Slices;
 
 /// <summary>
 /// The libc calls .NET does not offer: chown (per-slice directories), kill (cgroup sweeps), gettid
-/// (the launcher thread joining a v1 cgroup), mkfifo and a non-blocking FIFO write (the trigger of
-/// a sandbox started ahead).
+/// (the launcher thread joining a v1 cgroup), mkfifo, open, write and close (the trigger of a
+/// sandbox built ahead), stat (what a declared path is).
 /// </summary>
 internal static partial class Native
 {
@@ -29,6 +29,9 @@ internal static partial class Native
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int CloseNative(int fd);
+
+    [LibraryImport("libc", EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int StatNative(string path, byte* buffer);
 
     [LibraryImport("libc", EntryPoint = "gettid")]
     public static partial int GetTid();
@@ -56,31 +59,39 @@ internal static partial class Native
         }
     }
 
-    /// <summary>
-    /// Writes one byte to a FIFO without waiting: a FIFO nobody reads (its sandbox died) fails with
-    /// ENXIO instead of blocking.
-    /// </summary>
-    public static unsafe void Trigger(string fifo)
+    /// <summary>Opens a FIFO read-write without waiting for the other side (close-on-exec).</summary>
+    public static int OpenFifo(string fifo)
     {
-        const int WriteOnly = 0x1;
+        const int ReadWrite = 0x2;
         const int NonBlocking = 0x800;
         const int CloseOnExec = 0x80000;
-        var fd = OpenNative(fifo, WriteOnly | NonBlocking | CloseOnExec);
-        if (fd < 0)
+        var fd = OpenNative(fifo, ReadWrite | NonBlocking | CloseOnExec);
+        return fd >= 0 ? fd : throw new IOException($"open {fifo} failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>Writes one byte to a descriptor.</summary>
+    public static unsafe void WriteByte(int fd)
+    {
+        byte go = 1;
+        if (WriteNative(fd, &go, 1) != 1)
         {
-            throw new IOException($"open {fifo} failed: errno {Marshal.GetLastPInvokeError()}");
+            throw new IOException($"write to fd {fd} failed: errno {Marshal.GetLastPInvokeError()}");
         }
-        try
+    }
+
+    public static void Close(int fd) => _ = CloseNative(fd);
+
+    /// <summary>
+    /// The device and inode <paramref name="path"/> resolves to (the first two fields of struct
+    /// stat on x86-64 and arm64 alike), or null when it does not exist.
+    /// </summary>
+    public static unsafe (ulong Device, ulong Inode)? Identity(string path)
+    {
+        var buffer = stackalloc byte[256];
+        if (StatNative(path, buffer) != 0)
         {
-            byte go = 1;
-            if (WriteNative(fd, &go, 1) != 1)
-            {
-                throw new IOException($"write {fifo} failed: errno {Marshal.GetLastPInvokeError()}");
-            }
+            return null;
         }
-        finally
-        {
-            _ = CloseNative(fd);
-        }
+        return (*(ulong*)buffer, *(ulong*)(buffer + 8));
     }
 }

@@ -50,13 +50,24 @@ internal sealed partial class SliceLauncher
     /// A started process, the cgroup it runs in with the limits that cgroup has, its per-slice
     /// directory, and, for a sandbox started ahead, the FIFO that releases it into its program.
     /// </summary>
-    private sealed record Prepared(Process Process, SliceCgroup? Cgroup, CgroupLimits Limits, string Directory, string? Trigger);
+    private sealed record Prepared(Process Process, SliceCgroup? Cgroup, CgroupLimits Limits, string Directory, TriggerFifo? Trigger)
+    {
+        /// <summary>What each declared path was when the sandbox bound it (a sandbox built ahead).</summary>
+        public IReadOnlyList<(ulong Device, ulong Inode)?> Bound { get; init; } = [];
+    }
 
     /// <summary>The process of <paramref name="request"/>, started (stdin closed), or why it could not be.</summary>
     private async Task<(Prepared? Prepared, string? SetupError)> StartSliceAsync(SandboxRequest request, CancellationToken cancellationToken)
     {
         var key = request.Isolated ? Key(request) : null;
         var spare = key is null ? null : await TakeSpareAsync(key, cancellationToken);
+        if (spare is not null && !spare.Bound.SequenceEqual(Identities(request)))
+        {
+            // A declared path was replaced since the sandbox bound it (a directory removed and made
+            // again): the sandbox shows the old one, so it is not this slice's.
+            Discard(spare);
+            spare = null;
+        }
         if (spare is not null)
         {
             try
@@ -66,8 +77,9 @@ internal sealed partial class SliceLauncher
                 {
                     _cgroups!.Tree.SetLimits(spare.Cgroup, request.Limits, spare.Limits);
                 }
-                Native.Trigger(spare.Trigger!);
+                spare.Trigger!.Fire();
                 spare.Process.StandardInput.Close();
+                Interlocked.Increment(ref _spareHits);
                 return (spare, null);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
@@ -113,25 +125,25 @@ internal sealed partial class SliceLauncher
         [request.Network.ToString(), .. request.Argv, "env", .. request.Environment.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value),
          "ro", .. request.ReadOnlyPaths, "rw", .. request.ReadWritePaths]);
 
+    private static List<(ulong Device, ulong Inode)?> Identities(SandboxRequest request) =>
+        [.. request.ReadOnlyPaths.Concat(request.ReadWritePaths).Select(Native.Identity)];
+
     /// <summary>A sandbox built ahead for <paramref name="request"/>'s kind: its own directory and trigger FIFO.</summary>
     private async Task<Prepared> StartSpareAsync(SandboxRequest request)
     {
         var id = "w-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
         var directory = SliceDirectories.CreateEmpty(_options.RunDirectory, id, _options.Uid, _options.Gid);
-        var trigger = directory + ".go";
+        TriggerFifo? trigger = null;
         try
         {
-            Native.MakeFifo(trigger);
-            if (Native.GetEuid() == 0)
-            {
-                Native.Chown(trigger, _options.Uid, _options.Gid);
-            }
-            return await StartProcessAsync(request, directory, trigger, CancellationToken.None);
+            trigger = TriggerFifo.Create(directory + ".go", _options.Uid, _options.Gid);
+            var bound = Identities(request);
+            return await StartProcessAsync(request, directory, trigger, CancellationToken.None) with { Bound = bound };
         }
         catch
         {
             SliceDirectories.Remove(directory);
-            File.Delete(trigger);
+            trigger?.Dispose();
             throw;
         }
     }
@@ -140,7 +152,7 @@ internal sealed partial class SliceLauncher
     /// Starts the process in a cgroup from the pool with <paramref name="request"/>'s limits; with
     /// <paramref name="trigger"/> the sandbox waits on that FIFO before its program runs.
     /// </summary>
-    private async Task<Prepared> StartProcessAsync(SandboxRequest request, string directory, string? trigger, CancellationToken cancellationToken)
+    private async Task<Prepared> StartProcessAsync(SandboxRequest request, string directory, TriggerFifo? trigger, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var cgroup = _cgroups?.Take(request.Limits);
@@ -150,7 +162,7 @@ internal sealed partial class SliceLauncher
             var tree = _cgroups?.Tree;
             var threadJoins = cgroup is not null && tree!.ThreadsCanJoin;
             var asUser = request.Isolated && _user is not null;
-            var argv = SandboxCommand.Build(_options, _system, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], !asUser, trigger);
+            var argv = SandboxCommand.Build(_options, _system, request, directory, threadJoins ? [] : cgroup?.ProcsFiles ?? [], !asUser, trigger?.Path);
             var start = new ProcessStartInfo(argv[0])
             {
                 RedirectStandardInput = true,
@@ -230,7 +242,6 @@ internal sealed partial class SliceLauncher
             Discard(prepared);
             return null;
         }
-        Interlocked.Increment(ref _spareHits);
         return prepared;
     }
 
@@ -281,10 +292,7 @@ internal sealed partial class SliceLauncher
     private static void Release(Prepared prepared)
     {
         SliceDirectories.Remove(prepared.Directory);
-        if (prepared.Trigger is not null)
-        {
-            File.Delete(prepared.Trigger);
-        }
+        prepared.Trigger?.Dispose();
     }
 
     private async Task DiscardWhenStartedAsync(Task<Prepared> ready)

@@ -46,12 +46,10 @@ public sealed class LaunchPathTests : IDisposable
         var group = tree.Create("shell-join", new CgroupLimits(1, 64L * 1024 * 1024, 16));
         var view = Sandbox.SystemView.Create(options.SystemPaths, node.Dir.File("view"));
         var host = SliceDirectories.CreateEmpty(node.Dir.File("hosts"), "ahead", options.Uid, options.Gid);
-        var trigger = host + ".go";
-        Native.MakeFifo(trigger);
-        Native.Chown(trigger, options.Uid, options.Gid);
+        using var trigger = Sandbox.TriggerFifo.Create(host + ".go", options.Uid, options.Gid);
         var marker = LimitTests.Marker();
         var request = SliceNode.Shell($"cat /run/slice/greeting; exec sleep {marker}");
-        var argv = Sandbox.SandboxCommand.Build(options, view, request, host, procsFiles: group.ProcsFiles, setpriv: true, trigger: trigger);
+        var argv = Sandbox.SandboxCommand.Build(options, view, request, host, procsFiles: group.ProcsFiles, setpriv: true, trigger: trigger.Path);
         Assert.Equal([options.Shell, "-c", Sandbox.SandboxCommand.JoinScript], argv.Take(3));
         var start = new System.Diagnostics.ProcessStartInfo(argv[0]) { RedirectStandardInput = true, RedirectStandardOutput = true, WorkingDirectory = "/" };
         foreach (var arg in argv.Skip(1))
@@ -69,7 +67,7 @@ public sealed class LaunchPathTests : IDisposable
 
         // The launch: the slice's files into the directory the sandbox shows at /run, then the trigger.
         SliceDirectories.Fill(host, request with { Files = new Dictionary<string, byte[]> { ["greeting"] = "up\n"u8.ToArray() } }, options.Uid, options.Gid);
-        Native.Trigger(trigger);
+        trigger.Fire();
         process.StandardInput.Close();
         Assert.Equal("up", await process.StandardOutput.ReadLineAsync(Token));
         var sleeper = 0;

@@ -180,6 +180,43 @@ public sealed class SpareSandboxTests : IDisposable
     }
 
     [Fact]
+    public async Task A_declared_directory_made_again_since_the_sandbox_was_built_is_not_written_through_the_old_one()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+        var output = node.Dir.File("out");
+        void MakeOutput()
+        {
+            Directory.CreateDirectory(output);
+            if (OperatingSystem.IsLinux())
+            {
+                File.SetUnixFileMode(output, (UnixFileMode)0x1FF); // 0777: the slice uid writes here
+            }
+        }
+        MakeOutput();
+        var request = SliceNode.Shell($"echo \"$(cat /run/slice/n)\" > {output}/result.txt") with { ReadWritePaths = [output] };
+        SandboxRequest Run(int n) => request with { Files = new Dictionary<string, byte[]> { ["n"] = System.Text.Encoding.UTF8.GetBytes(n.ToString(System.Globalization.CultureInfo.InvariantCulture)) } };
+        Assert.Equal(0, (await node.RunAsync(Run(1), Token)).Exit.ExitCode);
+        // Built: blocked before exec, with the output directory bound.
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(CommandLinesWith(output).Any(p => File.ReadAllText($"/proc/{p}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal))),
+            TimeSpan.FromSeconds(10), "the next sandbox is built");
+        var hits = node.Launcher.SpareHits;
+
+        // The pipeline's clean-up between runs: the output directory removed and made again.
+        Directory.Delete(output, recursive: true);
+        MakeOutput();
+        var (exit, _) = await node.RunAsync(Run(2), Token);
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.Equal("2", File.ReadAllText(Path.Combine(output, "result.txt")).Trim());
+        Assert.Equal(hits, node.Launcher.SpareHits);
+        // Unchanged paths: the next one is served by a sandbox built ahead again.
+        await node.Launcher.WhenSparesStartedAsync();
+        Assert.Equal(0, (await node.RunAsync(Run(3), Token)).Exit.ExitCode);
+        Assert.Equal("3", File.ReadAllText(Path.Combine(output, "result.txt")).Trim());
+        Assert.Equal(hits + 1, node.Launcher.SpareHits);
+    }
+
+    [Fact]
     public async Task A_waiting_sandbox_that_died_is_replaced_by_one_started_on_the_spot()
     {
         await using var node = await SliceNode.StartAsync(Token);
