@@ -53,15 +53,18 @@ internal sealed partial class SliceLauncher
     private sealed record Prepared(Process Process, SliceCgroup? Cgroup, CgroupLimits Limits, string Directory, TriggerFifo? Trigger)
     {
         /// <summary>What each declared path was when the sandbox bound it (a sandbox built ahead).</summary>
-        public IReadOnlyList<(ulong Device, ulong Inode)?> Bound { get; init; } = [];
+        public IReadOnlyList<(ulong Device, ulong Inode)?>? Bound { get; init; }
     }
 
     /// <summary>The process of <paramref name="request"/>, started (stdin closed), or why it could not be.</summary>
     private async Task<(Prepared? Prepared, string? SetupError)> StartSliceAsync(SandboxRequest request, CancellationToken cancellationToken)
     {
-        var key = request.Isolated ? Key(request) : null;
+        // A NUL would make two fields of the key one (and is refused on the command line anyway).
+        var key = request.Isolated && !request.Argv.Concat(request.Environment.Keys).Concat(request.Environment.Values).Any(a => a.Contains('\0', StringComparison.Ordinal))
+            ? Key(request)
+            : null;
         var spare = key is null ? null : await TakeSpareAsync(key, cancellationToken);
-        if (spare is not null && !spare.Bound.SequenceEqual(Identities(request)))
+        if (spare is not null && (spare.Bound is not { } bound || Identities(request) is not { } now || !bound.SequenceEqual(now)))
         {
             // A declared path was replaced since the sandbox bound it (a directory removed and made
             // again): the sandbox shows the old one, so it is not this slice's.
@@ -77,6 +80,11 @@ internal sealed partial class SliceLauncher
                 {
                     _cgroups!.Tree.SetLimits(spare.Cgroup, request.Limits, spare.Limits);
                 }
+                // The launcher holds the FIFO too, so the write itself cannot tell a dead sandbox.
+                if (spare.Process.HasExited)
+                {
+                    throw new IOException("the sandbox built ahead has exited");
+                }
                 spare.Trigger!.Fire();
                 spare.Process.StandardInput.Close();
                 Interlocked.Increment(ref _spareHits);
@@ -91,6 +99,11 @@ internal sealed partial class SliceLauncher
                 {
                     return (null, "invalid slice request: " + ex.Message);
                 }
+            }
+            catch
+            {
+                Discard(spare);
+                throw;
             }
         }
         string directory;
@@ -125,8 +138,18 @@ internal sealed partial class SliceLauncher
         [request.Network.ToString(), .. request.Argv, "env", .. request.Environment.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value),
          "ro", .. request.ReadOnlyPaths, "rw", .. request.ReadWritePaths]);
 
-    private static List<(ulong Device, ulong Inode)?> Identities(SandboxRequest request) =>
-        [.. request.ReadOnlyPaths.Concat(request.ReadWritePaths).Select(Native.Identity)];
+    /// <summary>What each declared path is now; null when this C library cannot tell (no <c>stat</c> symbol before glibc 2.33).</summary>
+    private static List<(ulong Device, ulong Inode)?>? Identities(SandboxRequest request)
+    {
+        try
+        {
+            return [.. request.ReadOnlyPaths.Concat(request.ReadWritePaths).Select(Native.Identity)];
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>A sandbox built ahead for <paramref name="request"/>'s kind: its own directory and trigger FIFO.</summary>
     private async Task<Prepared> StartSpareAsync(SandboxRequest request)
@@ -142,8 +165,8 @@ internal sealed partial class SliceLauncher
         }
         catch
         {
-            SliceDirectories.Remove(directory);
             trigger?.Dispose();
+            SliceDirectories.Remove(directory);
             throw;
         }
     }
@@ -291,8 +314,8 @@ internal sealed partial class SliceLauncher
     /// <summary>Removes a sandbox's per-slice directory and trigger FIFO.</summary>
     private static void Release(Prepared prepared)
     {
-        SliceDirectories.Remove(prepared.Directory);
         prepared.Trigger?.Dispose();
+        SliceDirectories.Remove(prepared.Directory);
     }
 
     private async Task DiscardWhenStartedAsync(Task<Prepared> ready)
