@@ -39,12 +39,9 @@ internal static class CapabilityProbe
             sandbox = options.Bwrap;
             version = versionOutput.Trim();
             var full = new SandboxRequest { Id = "probe", Argv = ["/bin/true"], Limits = new CgroupLimits(1, 64L * 1024 * 1024, 16), Timeout = s_probeTimeout };
-            var directory = Directory.CreateTempSubdirectory("runner-slice-probe-").FullName;
+            var directory = SliceDirectories.CreateEmpty(Path.GetTempPath(), "runner-slice-probe-" + Guid.NewGuid().ToString("N"), options.Uid, options.Gid);
             try
             {
-                Directory.CreateDirectory(Path.Combine(directory, "slice"));
-                Directory.CreateDirectory(Path.Combine(directory, "secrets"));
-                SliceDirectories.GiveTo(directory, options.Uid, options.Gid);
                 var (exit, output) = await RunAsync(SandboxCommand.Isolation(options, system, full, directory).Concat(full.Argv).ToList(), cancellationToken);
                 if (exit == 0)
                 {

@@ -57,12 +57,8 @@ internal sealed partial class SliceLauncher
     }
 
     /// <summary>The process of <paramref name="request"/>, started (stdin closed), or why it could not be.</summary>
-    private async Task<(Prepared? Prepared, string? SetupError)> StartSliceAsync(SandboxRequest request, CancellationToken cancellationToken)
+    private async Task<(Prepared? Prepared, string? SetupError)> StartSliceAsync(SandboxRequest request, string? key, CancellationToken cancellationToken)
     {
-        // A NUL would make two fields of the key one (and is refused on the command line anyway).
-        var key = request.Isolated && !request.Argv.Concat(request.Environment.Keys).Concat(request.Environment.Values).Any(a => a.Contains('\0', StringComparison.Ordinal))
-            ? Key(request)
-            : null;
         var spare = key is null ? null : await TakeSpareAsync(key, cancellationToken);
         if (spare is not null && (spare.Bound is not { } bound || Identities(request) is not { } now || !bound.SequenceEqual(now)))
         {
@@ -133,8 +129,15 @@ internal sealed partial class SliceLauncher
         }
     }
 
-    /// <summary>What a sandbox built ahead must match: everything on its command line.</summary>
-    internal static string Key(SandboxRequest request) => string.Join('\0',
+    /// <summary>
+    /// What a sandbox built ahead must match: everything on its command line; null for a slice
+    /// that gets none (not isolated, or holding a NUL, which would make two fields of the key one
+    /// and is refused on the command line anyway).
+    /// </summary>
+    internal static string? Key(SandboxRequest request) =>
+        !request.Isolated || request.Argv.Concat(request.Environment.Keys).Concat(request.Environment.Values).Any(a => a.Contains('\0', StringComparison.Ordinal))
+            ? null
+            : string.Join('\0',
         [request.Network.ToString(), .. request.Argv, "env", .. request.Environment.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value),
          "ro", .. request.ReadOnlyPaths, "rw", .. request.ReadWritePaths]);
 

@@ -93,11 +93,12 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         {
             return new SliceExit { SetupError = "isolation unavailable on this node: " + string.Join("; ", Capabilities.Problems) };
         }
+        var key = Key(request);
         Prepared? prepared = null;
         try
         {
             var clock = Stopwatch.StartNew();
-            (prepared, var setupError) = await StartSliceAsync(request, cancellationToken);
+            (prepared, var setupError) = await StartSliceAsync(request, key, cancellationToken);
             if (prepared is null)
             {
                 return new SliceExit { SetupError = setupError };
@@ -113,9 +114,9 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
                     _cgroups!.Return(prepared.Cgroup);
                 }
                 Release(prepared);
-                if (request.Isolated)
+                if (key is not null)
                 {
-                    MakeSpare(Key(request), request);
+                    MakeSpare(key, request);
                 }
             }
         }

@@ -61,7 +61,7 @@ internal static partial class ManifestParser
                     errors.Add(Error(file, map, $"{where}: missing 'secret'"));
                     return null;
                 }
-                if (secret is null || secret is "." or ".." || !SecretName().IsMatch(secret))
+                if (secret is null || !IsSecretName(secret))
                 {
                     errors.Add(Error(file, secretNode, $"{where}: secret name '{secret}' must be 1 to 128 letters, digits, '.', '_' or '-', and not '.' or '..'"));
                     return null;
@@ -79,4 +79,7 @@ internal static partial class ManifestParser
 
     [GeneratedRegex(@"^[A-Za-z0-9._-]{1,128}\z")]
     private static partial Regex SecretName();
+
+    /// <summary>A secret is a plain file name in the secrets directory (headers and slices alike).</summary>
+    private static bool IsSecretName(string name) => name is not "." and not ".." && SecretName().IsMatch(name);
 }

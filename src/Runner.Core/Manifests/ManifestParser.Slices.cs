@@ -34,7 +34,7 @@ internal static partial class ManifestParser
         {
             foreach (var (node, name) in Strings(secretsNode, "slice.secrets", file, errors))
             {
-                if (!IsPlainFileName(name))
+                if (!IsSecretName(name))
                 {
                     errors.Add(Error(file, node, $"slice.secrets: '{name}' is not a plain file name"));
                 }
@@ -191,6 +191,4 @@ internal static partial class ManifestParser
         }
     }
 
-    private static bool IsPlainFileName(string name) =>
-        name.Length is > 0 and <= 128 && name is not "." and not ".." && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 }

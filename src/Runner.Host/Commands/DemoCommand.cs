@@ -110,7 +110,7 @@ internal static class DemoCommand
             Console.WriteLine($"  {record.Stream}#{record.Sequence} {record.Subject}: {record.Reason} - {record.Detail}");
         }
 
-        if (!components.Manifests.Effects.Any(e => e.Provider == Core.Manifests.EffectManifest.SliceProvider))
+        if (components.Slices is null)
         {
             return 0;
         }

@@ -84,17 +84,18 @@ internal sealed class RunnerComponents : IAsyncDisposable
         try
         {
             await ConnectAsync(nats, settings.NatsUrl, logger, time, cancellationToken);
+            var js = new NatsJSContext(nats);
             if (settings.Mode is RunnerMode.Saga or RunnerMode.Combined)
             {
-                sagas = new SagaRuntime(new NatsJSContext(nats), store, manifests, settings.SagaOptions(), loggers, time, listener: listener);
+                sagas = new SagaRuntime(js, store, manifests, settings.SagaOptions(), loggers, time, listener: listener);
                 await sagas.StartAsync(cancellationToken);
             }
             if (settings.Mode is RunnerMode.Effect or RunnerMode.Combined)
             {
                 services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
-                slices = await StartSlicesAsync(settings, manifests, new NatsJSContext(nats), loggers, time, cancellationToken);
-                var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time, slices, new NatsJSContext(nats));
-                effects = new EffectRuntime(new NatsJSContext(nats), manifests.Effects, executor, new StoreCommandQuarantine(store, QuarantinePayloadBytes, time),
+                slices = await StartSlicesAsync(settings, manifests, js, loggers, time, cancellationToken);
+                var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), settings.SecretsDir, loggers, time, slices, js);
+                effects = new EffectRuntime(js, manifests.Effects, executor, new StoreCommandQuarantine(store, QuarantinePayloadBytes, time),
                     settings.EffectOptions(), settings.ClaimOptions(), loggers, time);
                 await effects.StartAsync(cancellationToken);
             }

@@ -19,7 +19,9 @@ internal sealed class FileSink(string path, bool csv, FieldTable fields) : ISink
 
     public string Path { get; } = System.IO.Path.GetFullPath(path);
 
-    public string TempPath => Path + ".part";
+    public string TempPath => TempOf(Path);
+
+    private static string TempOf(string path) => path + ".part";
 
     public (string Namespace, string Name) Dataset => ("file", Path);
 
@@ -85,6 +87,16 @@ internal sealed class FileSink(string path, bool csv, FieldTable fields) : ISink
         await CommitAsync(cancellationToken).ConfigureAwait(false);
         await CloseAsync().ConfigureAwait(false);
         File.Move(TempPath, Path, overwrite: true);
+    }
+
+    /// <summary>Renames a temp output left by a run that completed but died before its rename (idempotent).</summary>
+    public static void CompletePublish(string path)
+    {
+        var temp = TempOf(path);
+        if (File.Exists(temp))
+        {
+            File.Move(temp, path, overwrite: true);
+        }
     }
 
     public async ValueTask AbandonAsync()

@@ -47,6 +47,15 @@ internal sealed class SliceRunner
         var resume = _checkpointPath is null ? null : Checkpoint.Load(_checkpointPath, _spec.Run.Id);
         if (resume is { State: Checkpoint.Completed, Result: { } stored })
         {
+            // Completion is recorded before the outputs are renamed into place: a run that died in
+            // between finishes its renames now.
+            foreach (var endpoint in new[] { _spec.Sink, _spec.DeadLetter })
+            {
+                if (endpoint is { Type: Endpoint.Jsonl or Endpoint.Csv, Path: { } path })
+                {
+                    FileSink.CompletePublish(_spec.Expand(path));
+                }
+            }
             return RunResult.Replayed(stored);
         }
 
@@ -314,9 +323,26 @@ internal sealed class SliceRunner
 
     private async Task<RunResult> FinishAsync(RunState state, RunOutcome outcome, string? error, long started, CancellationToken cancellationToken)
     {
+        var result = new RunResult(_spec, outcome, error, state.Totals, state.Sink, state.DeadLetters,
+            _options.Time.GetElapsedTime(started), _checkpointPath, state.SourcePosition,
+            [state.SourceMetrics, .. state.Transforms.Metrics, state.SinkMetrics], state.Pool.Created);
         switch (outcome)
         {
             case RunOutcome.Succeeded:
+                // Durable outputs, then the completed checkpoint, then the renames: a run that dies
+                // at any point is either resumed or replayed (which finishes the renames), never
+                // left with a checkpoint pointing at temp files already renamed away.
+                await state.Sink.CommitAsync(cancellationToken).ConfigureAwait(false);
+                if (state.DeadLetters is not null)
+                {
+                    await state.DeadLetters.CommitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                if (_checkpointPath is not null)
+                {
+                    new Checkpoint(_spec.Run.Id, Checkpoint.Completed, state.SourcePosition, state.SourceLine,
+                        new SinkPosition(state.Sink.Bytes, state.Sink.Records, null), null, state.Totals)
+                    { Result = result.ToJsonString() }.Save(_checkpointPath);
+                }
                 await state.Sink.PublishAsync(cancellationToken).ConfigureAwait(false);
                 if (state.DeadLetters is not null)
                 {
@@ -324,7 +350,13 @@ internal sealed class SliceRunner
                 }
                 break;
             case RunOutcome.ContractThresholdExceeded:
-                // The output is not published; the dead letters are, to show why.
+                // The checkpoint goes first: a re-run then starts over instead of resuming into
+                // temp files that were deleted or renamed. The output is not published; the dead
+                // letters are, to show why.
+                if (_checkpointPath is not null && File.Exists(_checkpointPath))
+                {
+                    File.Delete(_checkpointPath);
+                }
                 await state.Sink.AbandonAsync().ConfigureAwait(false);
                 if (state.DeadLetters is not null)
                 {
@@ -334,23 +366,6 @@ internal sealed class SliceRunner
             default:
                 // Failed or aborted: temp outputs and the checkpoint stay, so a re-run resumes.
                 break;
-        }
-        var result = new RunResult(_spec, outcome, error, state.Totals, state.Sink, state.DeadLetters,
-            _options.Time.GetElapsedTime(started), _checkpointPath, state.SourcePosition,
-            [state.SourceMetrics, .. state.Transforms.Metrics, state.SinkMetrics], state.Pool.Created);
-        if (_checkpointPath is not null)
-        {
-            switch (outcome)
-            {
-                case RunOutcome.Succeeded:
-                    new Checkpoint(_spec.Run.Id, Checkpoint.Completed, state.SourcePosition, state.SourceLine,
-                        new SinkPosition(state.Sink.Bytes, state.Sink.Records, null), null, state.Totals)
-                    { Result = result.ToJsonString() }.Save(_checkpointPath);
-                    break;
-                case RunOutcome.ContractThresholdExceeded when File.Exists(_checkpointPath):
-                    File.Delete(_checkpointPath);
-                    break;
-            }
         }
         return result;
     }

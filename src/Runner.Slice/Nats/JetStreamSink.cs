@@ -7,7 +7,7 @@ namespace Runner.Slice.Nats;
 
 /// <summary>
 /// Records published to a JetStream subject with <c>Nats-Msg-Id = {run_id}:{offset}</c> (dead
-/// letters: <c>{run_id}:dead:{offset}</c>), so a resumed run that publishes a record again is
+/// letters: <c>{run_id}:dead:{offset}:{stage}</c>, a record can be dead-lettered by more than one stage), so a resumed run that publishes a record again is
 /// deduplicated by the stream. A batch's messages are published together and every PubAck is
 /// awaited before the batch counts as committed. Published messages cannot be withdrawn: a failed
 /// run leaves what it published.

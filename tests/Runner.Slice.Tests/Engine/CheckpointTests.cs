@@ -135,6 +135,29 @@ public sealed class CheckpointTests
     }
 
     [Fact]
+    public async Task A_run_that_died_between_its_completed_checkpoint_and_its_renames_finishes_them_when_run_again()
+    {
+        using var dir = new TempDirectory("slice-publish");
+        SliceTestKit.WriteContract(dir);
+        SliceTestKit.WriteOrders(dir.File("orders.jsonl"), 1000);
+        File.WriteAllText(dir.File("spec.yaml"), SliceTestKit.OrdersSpec(dir, "publish-1"));
+        var (first, firstJson, _) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+        var output = Path.Combine(dir.Path, "out", "publish-1.jsonl");
+        var content = File.ReadAllBytes(output);
+        // The state such a death leaves: the checkpoint says completed, the output is still the temp file.
+        File.Move(output, output + ".part");
+
+        var (second, secondJson, _) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+
+        Assert.Equal(RunOutcome.Succeeded, first.Outcome);
+        Assert.Equal(RunOutcome.Succeeded, second.Outcome);
+        Assert.True(secondJson.GetProperty("replayed").GetBoolean());
+        Assert.Equal(firstJson.GetProperty("records").GetRawText(), secondJson.GetProperty("records").GetRawText());
+        Assert.Equal(content, File.ReadAllBytes(output));
+        Assert.False(File.Exists(output + ".part"));
+    }
+
+    [Fact]
     public async Task Past_the_violation_ratio_the_run_fails_with_exit_3_and_publishes_only_the_dead_letters()
     {
         using var dir = new TempDirectory("slice-ratio");

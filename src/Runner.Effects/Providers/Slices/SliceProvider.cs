@@ -27,8 +27,6 @@ internal sealed partial class SliceProvider(SliceLauncher launcher, SliceCapacit
 
     public SliceCapabilities Capabilities => launcher.Capabilities;
 
-    public SliceCapacity Capacity => capacity;
-
     /// <summary>One pipeline per effect and node: slices fail for their own reasons, not because a node is unwell.</summary>
     public string Upstream(EffectCall call) => "node";
 
