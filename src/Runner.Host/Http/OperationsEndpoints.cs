@@ -14,8 +14,8 @@ namespace Runner.Host.Http;
 /// </summary>
 internal static class OperationsEndpoints
 {
-    /// <summary>How old a health result <c>/health</c> and <c>/ready</c> may answer from: each poll does not sync a write.</summary>
-    private static readonly TimeSpan s_probeMaxAge = TimeSpan.FromSeconds(1);
+    /// <summary>How old a health result <c>/ready</c> may answer from; <c>/health</c> always probes.</summary>
+    private static readonly TimeSpan s_readyProbeMaxAge = TimeSpan.FromSeconds(1);
 
     public static void Map(WebApplication app, RunnerControl control, HealthProbe health, AdminToken token, InfoReport info)
     {
@@ -27,7 +27,7 @@ internal static class OperationsEndpoints
             {
                 return Results.Json(new { status = "unhealthy", state = control.State, failing = new[] { "runner" } }, statusCode: 503);
             }
-            var checks = await health.RecentAsync(components, s_probeMaxAge, ct);
+            var checks = await health.RunAsync(components, ct);
             var failing = checks.Where(c => !c.Ok).ToList();
             foreach (var check in failing)
             {
@@ -48,7 +48,7 @@ internal static class OperationsEndpoints
             {
                 return Results.Json(new { ready = false, state = control.State }, statusCode: 503);
             }
-            var failing = (await health.RecentAsync(components, s_probeMaxAge, ct)).Where(c => !c.Ok).Select(c => c.Name).ToList();
+            var failing = (await health.RecentAsync(components, s_readyProbeMaxAge, ct)).Where(c => !c.Ok).Select(c => c.Name).ToList();
             return Results.Json(new { ready = failing.Count == 0, state = control.State, failing }, statusCode: failing.Count == 0 ? 200 : 503);
         });
 

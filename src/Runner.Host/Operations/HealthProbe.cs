@@ -25,6 +25,10 @@ internal sealed class HealthProbe(TimeProvider time)
 
     public sealed record Check(string Name, bool Ok, string? Error);
 
+    /// <summary>A fresh probe, or the one already in flight.</summary>
+    public Task<IReadOnlyList<Check>> RunAsync(RunnerComponents components, CancellationToken cancellationToken) =>
+        RecentAsync(components, TimeSpan.Zero, cancellationToken);
+
     /// <summary>The result of a probe started at most <paramref name="maxAge"/> ago, or of a new one.</summary>
     public Task<IReadOnlyList<Check>> RecentAsync(RunnerComponents components, TimeSpan maxAge, CancellationToken cancellationToken)
     {
