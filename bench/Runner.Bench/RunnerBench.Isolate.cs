@@ -23,7 +23,7 @@ internal sealed partial class RunnerBench
         var errors = await Publisher.PipelinedAsync(PublisherJs, n, _options.Window, i => (Wire.Subject(i % _options.Keys), Wire.Event(3, i, Tracker.NowUs())), null, cancellationToken);
         var cpu = CpuSnapshot.Take(_natsPid);
         var started = Stopwatch.GetTimestamp();
-        Runtime = new SagaRuntime(_runnerJs!, Store, _manifestSet!, RuntimeOptions, _loggerFactory!, TimeProvider.System, new NoPartitions(), Tracker);
+        Runtime = new SagaRuntime(_runnerJs!, Store, _manifestSet!, RuntimeOptions with { TakePartitions = false }, _loggerFactory!, TimeProvider.System, Tracker);
         await Runtime.StartAsync(cancellationToken);
         var routed = await WaitAsync(async () => await LastSeqAsync(streams.Inbox, cancellationToken) - inbox0 >= (ulong)n, TimeSpan.FromSeconds(120), cancellationToken);
         var routerSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
@@ -80,7 +80,7 @@ internal sealed partial class RunnerBench
         Logs.Commits.Start();
         cpu = CpuSnapshot.Take(_natsPid);
         t0 = Tracker.NowUs();
-        Runtime = new SagaRuntime(_runnerJs!, Store, _manifestSet!, RuntimeOptions, _loggerFactory!, TimeProvider.System, new NoPartitions(), Tracker);
+        Runtime = new SagaRuntime(_runnerJs!, Store, _manifestSet!, RuntimeOptions, _loggerFactory!, TimeProvider.System, Tracker);
         await Runtime.StartAsync(cancellationToken);
         var relayed = await WaitAsync(() => relayTrack.Commands >= n, TimeSpan.FromSeconds(120), cancellationToken);
         var relaySeconds = ((relayed ? relayTrack.LastCommandUs : Tracker.NowUs()) - t0) / 1e6;
@@ -93,15 +93,5 @@ internal sealed partial class RunnerBench
         await Runtime.StopAsync();
         Runtime = new SagaRuntime(_runnerJs!, Store, _manifestSet!, RuntimeOptions, _loggerFactory!, TimeProvider.System, listener: Tracker);
         await Runtime.StartAsync(cancellationToken);
-    }
-
-    private sealed class NoPartitions : Runner.Sagas.Partitions.IPartitionOwnership
-    {
-        public async IAsyncEnumerable<(Core.Ids.PartitionId Partition, CancellationToken Owned)> AcquireAsync(
-            [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            await Task.CompletedTask;
-            yield break;
-        }
     }
 }

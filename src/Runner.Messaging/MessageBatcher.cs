@@ -23,6 +23,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
     private readonly string _stream;
     private readonly ConsumerConfig _template;
     private readonly Func<CancellationToken, ValueTask<ulong>> _startSequence;
+    private readonly Func<CancellationToken, ValueTask>? _attached;
     private readonly int _batch;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -32,6 +33,10 @@ internal sealed class MessageBatcher : IAsyncDisposable
     private CancellationTokenSource? _attachment;
 
     /// <param name="startSequence">Returns the first stream sequence to deliver on each attach (0 = from the start).</param>
+    /// <param name="attached">
+    /// Runs after each attach, before anything is pulled: a lease holder checks there that it still
+    /// holds the lease (and cancels <paramref name="cancellationToken"/> when it does not).
+    /// </param>
     public MessageBatcher(
         INatsJSContext js,
         string stream,
@@ -40,8 +45,10 @@ internal sealed class MessageBatcher : IAsyncDisposable
         int batch,
         ILogger logger,
         TimeProvider time,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Func<CancellationToken, ValueTask>? attached = null)
     {
+        _attached = attached;
         _js = js;
         _stream = stream;
         _template = template;
@@ -134,6 +141,10 @@ internal sealed class MessageBatcher : IAsyncDisposable
         var consumer = await _js.CreateOrUpdateConsumerAsync(_stream, config, cancellationToken);
         Attaches++;
         MessagingLog.ConsumerAttached(_logger, _stream, Consumer, start);
+        if (_attached is not null)
+        {
+            await _attached(cancellationToken);
+        }
         return consumer;
     }
 

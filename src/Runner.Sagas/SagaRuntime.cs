@@ -1,45 +1,47 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using NATS.Client.JetStream;
+using Runner.Core.Ids;
 using Runner.Messaging;
 using Runner.Sagas.Manifests;
 using Runner.Sagas.Outbox;
+using Runner.Sagas.Ownership;
 using Runner.Sagas.Partitions;
-using Runner.Sagas.Routing;
-using Runner.Sagas.Scheduling;
+using Runner.Sagas.Snapshots;
 using Runner.Storage;
 
 namespace Runner.Sagas;
 
 /// <summary>
-/// The saga side of one replica: routers for every trigger stream, a worker and a timer scheduler
-/// per owned partition, and the outbox relay. Every loop restarts after an unexpected error with back-off; none of them
-/// can take the process down.
+/// The saga side of one replica. Partitions and trigger-stream routers are held by leases in the
+/// ownership bucket (<see cref="PartitionCoordinator"/>): for each partition it holds, a worker, a
+/// timer scheduler and a snapshotter run under the lease; for each stream it holds, a router. The
+/// outbox relay and the dedupe sweeper run for the life of the runtime, on the partitions it owns.
+/// Every loop restarts after an unexpected error with back-off; none can take the process down.
 /// <para>
-/// The loops that take in work (routers, partition workers, schedulers) run under an intake token
-/// per generation: <see cref="DrainAsync"/> cancels it, waits for the batches in hand, lets the
-/// schedulers fire what is due and the relay empty the outbox; <see cref="ResumeAsync"/> starts a
-/// new generation. The relay and the dedupe sweeper run for the life of the runtime.
+/// A drain (<see cref="DrainAsync"/>) hands every partition and router over — stop taking work,
+/// finish the batch in hand, publish the outbox, store a snapshot, release — so the other replicas
+/// take them at once; <see cref="ResumeAsync"/> takes a share again.
 /// </para>
 /// </summary>
-internal sealed class SagaRuntime : IAsyncDisposable
+internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
 {
-    private static readonly TimeSpan s_outboxPoll = TimeSpan.FromMilliseconds(50);
-
     private readonly INatsJSContext _js;
     private readonly LmdbStore _store;
     private readonly SagaRuntimeOptions _options;
-    private readonly IPartitionOwnership _ownership;
     private readonly ITransitionListener? _listener;
     private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly List<Task> _loops = [];
-    private readonly List<Task> _intakeLoops = [];
-    private readonly HashSet<string> _routedStreams = new(StringComparer.Ordinal);
-    private readonly List<int> _ownedPartitions = [];
+    private readonly ConcurrentDictionary<int, PartitionRun> _runs = new();
+    private readonly ConcurrentDictionary<string, RouterRun> _routers = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _control = new(1, 1);
     private CancellationTokenSource? _stop;
-    private CancellationTokenSource? _intake;
+    private PartitionCoordinator? _coordinator;
+    private SnapshotStore? _snapshots;
     private volatile ManifestSet _manifests;
+    private volatile bool _draining;
 
     public SagaRuntime(
         INatsJSContext js,
@@ -48,7 +50,6 @@ internal sealed class SagaRuntime : IAsyncDisposable
         SagaRuntimeOptions options,
         ILoggerFactory loggers,
         TimeProvider time,
-        IPartitionOwnership? ownership = null,
         ITransitionListener? listener = null)
     {
         _js = js;
@@ -56,10 +57,11 @@ internal sealed class SagaRuntime : IAsyncDisposable
         _manifests = manifests;
         _options = options;
         _loggers = loggers;
+        _logger = loggers.CreateLogger<SagaRuntime>();
         _time = time;
-        _ownership = ownership ?? new AllPartitionsOwnership(options.Partitions);
         _listener = listener;
-        Relay = new OutboxRelay(js, store, options, loggers.CreateLogger<OutboxRelay>(), time);
+        Relay = new OutboxRelay(js, store, options, loggers.CreateLogger<OutboxRelay>(), time, Owns);
+        Versions = new ManifestVersions(null, VersionDirectory, options.JetStream.Streams);
     }
 
     public ManifestSet Manifests => _manifests;
@@ -68,161 +70,95 @@ internal sealed class SagaRuntime : IAsyncDisposable
 
     public SagaRuntimeOptions Options => _options;
 
-    /// <summary>Streams a router runs for in this generation.</summary>
-    public IReadOnlyList<string> RoutedStreams
-    {
-        get
-        {
-            lock (_routedStreams)
-            {
-                return _routedStreams.Order(StringComparer.Ordinal).ToList();
-            }
-        }
-    }
+    /// <summary>Manifest versions this replica can run or replay with.</summary>
+    public ManifestVersions Versions { get; private set; }
+
+    /// <summary>The ownership coordinator (null before start).</summary>
+    public PartitionCoordinator? Coordinator => _coordinator;
+
+    private string VersionDirectory => _options.VersionDirectory
+        ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_store.Options.Path)) ?? ".", "manifest-versions");
+
+    /// <summary>Streams this replica routes now.</summary>
+    public IReadOnlyList<string> RoutedStreams => [.. _routers.Where(r => !r.Value.Lease.IsLost).Select(r => r.Key).Order(StringComparer.Ordinal)];
 
     /// <summary>Partitions this replica runs now.</summary>
-    public IReadOnlyList<int> OwnedPartitions
-    {
-        get
-        {
-            lock (_ownedPartitions)
-            {
-                return [.. _ownedPartitions];
-            }
-        }
-    }
+    public IReadOnlyList<int> OwnedPartitions => [.. _runs.Where(r => !r.Value.Lease.IsLost).Select(r => r.Key).Order()];
+
+    /// <summary>The leases behind <see cref="OwnedPartitions"/>, for /info and metrics.</summary>
+    public IReadOnlyList<OwnedLease> PartitionLeases => [.. _runs.Values.Select(r => r.Lease).Where(l => !l.IsLost).OrderBy(l => l.Partition!.Value.Value)];
+
+    IReadOnlyList<string> IOwnershipHost.TriggerStreams => _manifests.TriggerStreams;
+
+    /// <summary>Held, and its store restored: its outbox may be published.</summary>
+    private bool Owns(PartitionId partition) => _runs.TryGetValue(partition.Value, out var run) && run.Worker is not null && !run.Lease.IsLost;
 
     /// <summary>
-    /// Swaps in a validated manifest set; batches already running finish on the old one, the next
-    /// batch of every router and partition uses the new one. A trigger stream that no router read
-    /// gets one now (unless draining: resume starts it). Returns the streams that got a router.
+    /// Swaps in a validated manifest set: batches already running finish on their version; each
+    /// partition records the new one before anything runs with it (<see cref="PartitionVersions"/>).
+    /// The set is stored for replay first. Returns the trigger streams that are new (their routers
+    /// start as soon as a replica takes their lease).
     /// </summary>
-    public IReadOnlyList<string> Swap(ManifestSet manifests)
+    public async Task<IReadOnlyList<string>> SwapAsync(ManifestSet manifests, CancellationToken cancellationToken)
     {
-        _manifests = manifests;
-        if (_stop is null || _intake is null || _intake.IsCancellationRequested)
+        var before = _manifests.TriggerStreams;
+        try
         {
-            return [];
+            await Versions.AddAsync(manifests, cancellationToken);
         }
-        return StartRouters(_intake.Token, _stop.Token);
+        catch (Exception ex) when (ex is NATS.Client.Core.NatsException or NATS.Client.ObjectStore.NatsObjException or TimeoutException)
+        {
+            // Partitions keep the version they run until this one is stored (they retry storing it).
+            OwnershipLog.VersionMissing(_logger, -1, manifests.Hash[..12], 0, $"not stored yet: {ex.Message}");
+        }
+        _manifests = manifests;
+        _coordinator?.Wake();
+        return [.. manifests.TriggerStreams.Except(before, StringComparer.Ordinal)];
     }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        await StreamTopology.EnsureAsync(_js, _options.JetStream, _loggers.CreateLogger(typeof(StreamTopology)), cancellationToken);
+        var streams = _options.JetStream;
+        await StreamTopology.EnsureAsync(_js, streams, _loggers.CreateLogger(typeof(StreamTopology)), cancellationToken);
+        var bucket = await OwnershipBucket.OpenAsync(_js, _options.OwnershipBucket, streams.Replicas, _options.Partitions, _time, cancellationToken);
+        _snapshots = await SnapshotStore.OpenAsync(_js, _options.SnapshotBucket, streams.Replicas, cancellationToken);
+        var versionStore = await ObjectBuckets.OpenAsync(_js, _options.ManifestBucket, streams.Replicas, "Runner manifest versions, by content hash", cancellationToken);
+        Versions = new ManifestVersions(versionStore, VersionDirectory, streams.Streams);
+        await Versions.AddAsync(_manifests, cancellationToken);
+
         _stop = new CancellationTokenSource();
         var token = _stop.Token;
         _loops.Add(Supervise("outbox relay", Relay.RunAsync, token));
-        var sweeper = new DedupeSweeper(_store, _options, _loggers.CreateLogger<DedupeSweeper>(), _time);
+        var sweeper = new DedupeSweeper(_store, _options, _loggers.CreateLogger<DedupeSweeper>(), _time,
+            () => [.. OwnedPartitions.Select(p => new PartitionId(p))]);
         _loops.Add(Supervise("dedupe sweeper", sweeper.RunAsync, token));
-        StartIntake(token);
-    }
-
-    private void StartIntake(CancellationToken stop)
-    {
-        _intake = new CancellationTokenSource();
-        var intake = _intake.Token;
-        lock (_routedStreams)
-        {
-            _routedStreams.Clear();
-        }
-        StartRouters(intake, stop);
-        lock (_intakeLoops)
-        {
-            _intakeLoops.Add(Task.Run(() => RunPartitionsAsync(intake, stop), CancellationToken.None));
-        }
-    }
-
-    private List<string> StartRouters(CancellationToken intake, CancellationToken stop)
-    {
-        var routerLogger = _loggers.CreateLogger<Router>();
-        var started = new List<string>();
-        lock (_routedStreams)
-        {
-            foreach (var stream in _manifests.TriggerStreams.Where(s => !_routedStreams.Contains(s)))
-            {
-                var router = new Router(_js, _store, () => _manifests, _options, stream, routerLogger, _time, intake);
-                _routedStreams.Add(stream);
-                started.Add(stream);
-                lock (_intakeLoops)
-                {
-                    _intakeLoops.Add(Supervise($"router {stream}", router.RunAsync, stop));
-                }
-            }
-        }
-        return started;
-    }
-
-    private async Task RunPartitionsAsync(CancellationToken intake, CancellationToken stop)
-    {
-        var workerLogger = _loggers.CreateLogger<PartitionWorker>();
-        var schedulerLogger = _loggers.CreateLogger<TimerScheduler>();
-        var workers = new List<Task>();
-        var schedulers = new List<Task>();
-        try
-        {
-            // Each partition's loops run under its owned token (cancelled when ownership is lost or
-            // the runtime stops), and stop reading when the intake is cancelled (drain).
-            await foreach (var (partition, owned) in _ownership.AcquireAsync(stop))
-            {
-                if (intake.IsCancellationRequested)
-                {
-                    break;
-                }
-                var scheduled = new ScheduleSignal();
-                var worker = new PartitionWorker(_js, _store, () => _manifests, _options, partition, Relay, _listener, workerLogger, _time, scheduled, intake);
-                var scheduler = new TimerScheduler(_js, _store, _options, partition, scheduled, schedulerLogger, _time, intake);
-                workers.RemoveAll(t => t.IsCompleted); // loops of partitions handed over before
-                schedulers.RemoveAll(t => t.IsCompleted);
-                lock (_ownedPartitions)
-                {
-                    _ownedPartitions.Add(partition.Value);
-                }
-                workers.Add(Supervise($"partition {partition}", worker.RunAsync, owned));
-                schedulers.Add(Supervise($"scheduler {partition}", scheduler.RunAsync, owned));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // draining or stopping
-        }
-        // Workers first: a batch still committing may set timers that the schedulers then fire.
-        await Task.WhenAll(workers);
-        await Task.WhenAll(schedulers);
-        lock (_ownedPartitions)
-        {
-            _ownedPartitions.Clear();
-        }
+        _coordinator = new PartitionCoordinator(bucket, this, _options.Partitions, _options.PartitionLease, _options.WorkerId,
+            _loggers.CreateLogger<PartitionCoordinator>(), _time, _options.TakePartitions);
+        _loops.Add(Supervise("ownership", _coordinator.RunAsync, token));
     }
 
     private Task Supervise(string name, Func<CancellationToken, Task> loop, CancellationToken cancellationToken) =>
-        Supervisor.Run(name, loop, _loggers.CreateLogger<SagaRuntime>(), _time, cancellationToken);
+        Supervisor.Run(name, loop, _logger, _time, cancellationToken);
 
     /// <summary>
-    /// Stops taking in work and returns when none is left in this replica's hands: routers and
-    /// partition workers have finished their batches (committed and acked), schedulers have fired
-    /// what was due, and the relay has published every committed command (the outbox is empty).
-    /// Cancelling <paramref name="cancellationToken"/> abandons the wait, not the drain.
+    /// Hands over every partition and router this replica holds (each: stop taking work, finish the
+    /// batch, publish its outbox, store a snapshot, release) and returns when none is left in its
+    /// hands. Cancelling <paramref name="cancellationToken"/> abandons the wait, not the drain.
     /// </summary>
     public async Task DrainAsync(CancellationToken cancellationToken)
     {
         await _control.WaitAsync(cancellationToken);
         try
         {
-            if (_intake is null)
+            if (_coordinator is null || _stop is null)
             {
                 return;
             }
-            await _intake.CancelAsync();
-            Task[] loops;
-            lock (_intakeLoops)
-            {
-                loops = [.. _intakeLoops];
-            }
-            await Task.WhenAll(loops).WaitAsync(cancellationToken);
+            _draining = true;
+            await _coordinator.LeaveAsync(_stop.Token).WaitAsync(cancellationToken);
             while (Relay.Depth() > 0)
             {
-                await Task.Delay(s_outboxPoll, _time, cancellationToken);
+                await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken);
             }
         }
         finally
@@ -231,27 +167,18 @@ internal sealed class SagaRuntime : IAsyncDisposable
         }
     }
 
-    /// <summary>Undoes a drain: routers, partition workers and schedulers start again where they stopped.</summary>
+    /// <summary>Undoes a drain: this replica takes its share of partitions and routers again.</summary>
     public async Task ResumeAsync(CancellationToken cancellationToken)
     {
         await _control.WaitAsync(cancellationToken);
         try
         {
-            if (_stop is null || _intake is null || !_intake.IsCancellationRequested)
+            if (!_draining || _coordinator is null)
             {
                 return;
             }
-            Task[] loops;
-            lock (_intakeLoops)
-            {
-                loops = [.. _intakeLoops];
-                _intakeLoops.Clear();
-            }
-            // A resume right after a drain request that timed out waits for the old loops first:
-            // two readers on one consumer would break ordering.
-            await Task.WhenAll(loops).WaitAsync(cancellationToken);
-            _intake.Dispose();
-            StartIntake(_stop.Token);
+            _draining = false;
+            _coordinator.Rejoin();
         }
         finally
         {
@@ -266,19 +193,19 @@ internal sealed class SagaRuntime : IAsyncDisposable
             return;
         }
         await _stop.CancelAsync();
-        Task[] loops;
-        lock (_intakeLoops)
-        {
-            loops = [.. _intakeLoops];
-            _intakeLoops.Clear();
-        }
-        await Task.WhenAll(loops);
         await Task.WhenAll(_loops);
         _loops.Clear();
+        await Task.WhenAll(_runs.Values.Select(r => r.Task).Concat(_routers.Values.Select(r => r.Task)));
+        if (_coordinator is not null)
+        {
+            // Loops have stopped: what is still held is released, so the next owner need not wait out the lease.
+            using var release = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+            await _coordinator.ReleaseAllAsync(release.Token);
+        }
+        _runs.Clear();
+        _routers.Clear();
         _stop.Dispose();
         _stop = null;
-        _intake?.Dispose();
-        _intake = null;
     }
 
     public async ValueTask DisposeAsync() => await StopAsync();

@@ -18,10 +18,29 @@ internal sealed record SagaRuntimeOptions
     public int RelayConcurrency { get; init; } = 1024;
 
     /// <summary>
-    /// How often a partition removes from the inbox the messages its committed checkpoint already
-    /// covers, so the inbox holds only unapplied work (zero: after every batch).
+    /// How often an owned partition whose checkpoint moved stores a snapshot in JetStream (zero:
+    /// after every batch). The inbox is purged below the older of the two snapshots kept, so this
+    /// bounds both the inbox a partition retains and what a new owner replays.
     /// </summary>
-    public TimeSpan InboxPurgeInterval { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan SnapshotInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Names this replica in leases and heartbeats; unique per replica.</summary>
+    public string WorkerId { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
+
+    /// <summary>
+    /// How long a partition or router lease lasts without renewal. The owner renews every third of
+    /// it and stops the lease's work a fifth of it before others may take it.
+    /// </summary>
+    public TimeSpan PartitionLease { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest a hand-over waits for the partition's outbox to be published before it stores the rest in the snapshot.</summary>
+    public TimeSpan HandOverFlushTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>False: this replica takes no partitions, only routers (the bench measures the router alone).</summary>
+    public bool TakePartitions { get; init; } = true;
+
+    /// <summary>Where manifest versions fetched from JetStream are unpacked; null: next to the store.</summary>
+    public string? VersionDirectory { get; init; }
 
     /// <summary>
     /// How long an event id is remembered per instance. A producer that re-sends an event after
@@ -52,5 +71,20 @@ internal sealed record SagaRuntimeOptions
 
     public string RouterConsumer(string stream) => $"{ConsumerPrefix}-router-{stream}";
 
+    /// <summary>The partition's consumer name without epoch: its checkpoint key, and the prefix of its consumers.</summary>
     public string PartitionConsumer(int partition) => $"{ConsumerPrefix}-inbox-{partition}";
+
+    /// <summary>The consumer an owner at <paramref name="epoch"/> reads through: a former owner's is deleted, so it can neither pull nor ack.</summary>
+    public string PartitionConsumer(int partition, long epoch) => $"{ConsumerPrefix}-inbox-{partition}-e{epoch}";
+
+    private string BucketPrefix => ConsumerPrefix.ToUpperInvariant().Replace('.', '_');
+
+    /// <summary>The KV bucket of partition and router leases and replica heartbeats.</summary>
+    public string OwnershipBucket => $"{BucketPrefix}_PARTITIONS";
+
+    /// <summary>The object store of partition snapshots.</summary>
+    public string SnapshotBucket => $"{BucketPrefix}_SNAPSHOTS";
+
+    /// <summary>The object store of manifest versions, by content hash.</summary>
+    public string ManifestBucket => $"{BucketPrefix}_MANIFESTS";
 }

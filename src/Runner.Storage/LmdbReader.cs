@@ -51,6 +51,29 @@ internal readonly ref struct LmdbReader
         return result;
     }
 
+    /// <summary>Called for each entry of a range; the spans are valid only during the call.</summary>
+    public delegate void EntryVisitor(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
+
+    /// <summary>Calls <paramref name="visit"/> for every entry whose key starts with <paramref name="prefix"/>, in key order, without copying; returns how many.</summary>
+    public long Visit(KeySpace space, ReadOnlySpan<byte> prefix, EntryVisitor visit)
+    {
+        using var cursor = _txn.CreateCursor(_store.Database(space));
+        var count = 0L;
+        var code = prefix.IsEmpty ? cursor.First().resultCode : cursor.SetRange(prefix);
+        while (code == MDBResultCode.Success)
+        {
+            var (current, key, value) = cursor.GetCurrent();
+            if (current != MDBResultCode.Success || !key.AsSpan().StartsWith(prefix))
+            {
+                break;
+            }
+            visit(key.AsSpan(), value.AsSpan());
+            count++;
+            code = cursor.Next().resultCode;
+        }
+        return count;
+    }
+
     public long Count(KeySpace space) => _txn.GetEntriesCount(_store.Database(space));
 
     /// <summary>How many keys k there are with <paramref name="from"/> ≤ k &lt; <paramref name="to"/>, without copying any.</summary>

@@ -237,7 +237,11 @@ internal sealed class LmdbWriter : IDisposable
             var op = ops[i];
             var db = _store.Database(op.Space);
             MDBResultCode code;
-            if (op.Value is null)
+            if (op.Prefix)
+            {
+                code = DeletePrefix(txn, db, op.Key);
+            }
+            else if (op.Value is null)
             {
                 code = txn.Delete(db, op.Key);
                 if (code == MDBResultCode.NotFound)
@@ -256,6 +260,33 @@ internal sealed class LmdbWriter : IDisposable
             injector?.Invoke(batch, i);
         }
         return MDBResultCode.Success;
+    }
+
+    private static MDBResultCode DeletePrefix(LightningTransaction txn, LightningDatabase db, byte[] prefix)
+    {
+        using var cursor = txn.CreateCursor(db);
+        while (true)
+        {
+            var code = cursor.SetRange(prefix);
+            if (code == MDBResultCode.NotFound)
+            {
+                return MDBResultCode.Success;
+            }
+            if (code != MDBResultCode.Success)
+            {
+                return code;
+            }
+            var (current, key, _) = cursor.GetCurrent();
+            if (current != MDBResultCode.Success || !key.AsSpan().StartsWith(prefix))
+            {
+                return MDBResultCode.Success;
+            }
+            code = cursor.Delete();
+            if (code != MDBResultCode.Success)
+            {
+                return code;
+            }
+        }
     }
 
     private static void AbortQuietly(LightningTransaction txn)

@@ -2,8 +2,8 @@ using Runner.Core.Keys;
 
 namespace Runner.Storage;
 
-/// <summary>One put (Value set) or delete (Value null) in a keyspace.</summary>
-internal readonly record struct WriteOp(KeySpace Space, byte[] Key, byte[]? Value);
+/// <summary>One put (Value set) or delete (Value null) in a keyspace; with <see cref="Prefix"/>, a delete of every key starting with Key.</summary>
+internal readonly record struct WriteOp(KeySpace Space, byte[] Key, byte[]? Value, bool Prefix = false);
 
 /// <summary>
 /// Writes that commit together or not at all — for a saga partition, the state, outbox items,
@@ -39,5 +39,13 @@ internal sealed class WriteBatch
     {
         _ops.Add(new WriteOp(space, key, null));
         Bytes += key.Length;
+    }
+
+    /// <summary>Deletes every key of <paramref name="space"/> that starts with <paramref name="prefix"/> (a partition's range).</summary>
+    public void DeletePrefix(KeySpace space, byte[] prefix)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(prefix.Length);
+        _ops.Add(new WriteOp(space, prefix, null, Prefix: true));
+        Bytes += prefix.Length;
     }
 }

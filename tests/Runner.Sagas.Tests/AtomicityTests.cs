@@ -30,7 +30,7 @@ public sealed class AtomicityTests(NatsServerFixture nats) : IClassFixture<NatsS
         Assert.Equal(0, h.Count(KeySpace.Checkpoint));
         Assert.Equal(0, h.Count(KeySpace.Dedupe));
         Assert.Equal(0, h.Count(KeySpace.Schedule));
-        var consumer = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, h.Options.PartitionConsumer(0), cts.Token);
+        var consumer = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, await h.PartitionConsumerAsync(0), cts.Token);
         Assert.Equal(0UL, consumer.Info.AckFloor.StreamSeq);
         Assert.Equal(0, h.Listener.Count);
 
@@ -40,7 +40,7 @@ public sealed class AtomicityTests(NatsServerFixture nats) : IClassFixture<NatsS
         Assert.Single(await h.CommandsAsync(cts.Token));
         await SagaHarness.WaitUntilAsync(async () =>
         {
-            var c = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, h.Options.PartitionConsumer(0), cts.Token);
+            var c = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, await h.PartitionConsumerAsync(0), cts.Token);
             return c.Info.AckFloor.StreamSeq == 1;
         }, TimeSpan.FromSeconds(30), "ack after commit");
         Assert.Equal(1, h.Listener.Count);

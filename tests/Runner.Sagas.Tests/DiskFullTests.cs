@@ -38,8 +38,8 @@ public sealed class DiskFullTests(NatsServerFixture nats) : IClassFixture<NatsSe
             // The disk fills: some batches commit, then commits fail and nothing more is acked.
             await SagaHarness.WaitUntilAsync(async () =>
             {
-                var c = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, h.Options.PartitionConsumer(0), cts.Token);
-                var d = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, h.Options.PartitionConsumer(1), cts.Token);
+                var c = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, await h.PartitionConsumerAsync(0), cts.Token);
+                var d = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, await h.PartitionConsumerAsync(1), cts.Token);
                 return c.Info.NumAckPending + d.Info.NumAckPending > 0 && h.Listener.Count < 400;
             }, TimeSpan.FromSeconds(30), "commits to stall on the full disk");
             var stalledAt = h.Listener.Count;

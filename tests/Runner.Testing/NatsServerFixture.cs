@@ -191,7 +191,7 @@ public sealed class NatsServerFixture : IAsyncLifetime
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private static string? FindBinary()
+    internal static string? FindBinary()
     {
         var paths = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':').Concat(["/usr/sbin", "/usr/local/bin", "/usr/bin"]);
         return paths.Select(p => Path.Combine(p, "nats-server")).FirstOrDefault(File.Exists);

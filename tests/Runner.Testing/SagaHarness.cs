@@ -72,7 +72,7 @@ internal sealed class SagaHarness : IAsyncDisposable
             throw new InvalidOperationException("test manifests invalid: " + string.Join("; ", loaded.Errors));
         }
         var connection = await nats.ConnectAsync();
-        var harness = new SagaHarness(nats, connection, dir, loaded.Set!, options, loggers ?? NullLoggerFactory.Instance);
+        var harness = new SagaHarness(nats, connection, dir, loaded.Set!, options, loggers ?? FileLog.FromEnvironment() ?? NullLoggerFactory.Instance);
         await harness.ResetStreamsAsync();
         if (start)
         {
@@ -186,6 +186,15 @@ internal sealed class SagaHarness : IAsyncDisposable
         var partition = Runner.Core.Ids.Partitioner.PartitionOf(instance, Options.Partitions);
         var raw = store.Read(r => r.Get(KeySpace.Saga, StoreKeys.Instance(partition, instance)));
         return raw is null ? null : JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord);
+    }
+
+    /// <summary>The consumer partition <paramref name="partition"/> is read through now (named by the owner's epoch), once the runtime holds it.</summary>
+    public async Task<string> PartitionConsumerAsync(int partition)
+    {
+        Runner.Sagas.Ownership.OwnedLease? lease = null;
+        await WaitUntilAsync(() => (lease = Runtime?.PartitionLeases.FirstOrDefault(l => l.Partition?.Value == partition)) is not null,
+            TimeSpan.FromSeconds(30), $"partition {partition} to be held");
+        return Options.PartitionConsumer(partition, lease!.Epoch);
     }
 
     public List<QuarantineRecord> Quarantine() => QuarantineRecords.List(Store ?? throw new InvalidOperationException("store closed"), 10_000);

@@ -49,6 +49,7 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
             ["consumers"] = components.Consumers().Select(c => new { stream = c.Stream, consumer = c.Consumer, role = c.Role }),
             ["partitions"] = settings.Partitions,
             ["owned_partitions"] = sagas?.OwnedPartitions ?? [],
+            ["ownership"] = sagas?.Coordinator is { } coordinator ? Ownership(coordinator, sagas, TimeProvider.System) : null,
             ["manifest"] = new
             {
                 version = manifests.Hash,
@@ -67,6 +68,38 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
             report[contributor.Section] = contributor.Describe();
         }
         return report;
+    }
+
+    /// <summary>Each held partition with its epoch, lease and snapshot; the routers held; the bucket.</summary>
+    private static object Ownership(Sagas.Ownership.PartitionCoordinator coordinator, Sagas.SagaRuntime sagas, TimeProvider time)
+    {
+        var nowMs = time.GetUtcNow().ToUnixTimeMilliseconds();
+        object Lease(Sagas.Ownership.OwnedLease lease) => new
+        {
+            epoch = lease.Epoch,
+            lease_ms = lease.Record.LeaseMs,
+            lease_left_ms = Math.Max(0, (long)((lease.ValidUntil - time.GetTimestamp()) * 1000.0 / time.TimestampFrequency)),
+        };
+        return new
+        {
+            bucket = coordinator.Bucket,
+            incarnation = coordinator.Incarnation,
+            partitions = sagas.PartitionLeases.Select(l => new
+            {
+                partition = l.Partition!.Value.Value,
+                lease = Lease(l),
+                checkpoint = l.Record.Checkpoint,
+                snapshot_seq = l.Record.Snapshots.Count > 0 ? l.Record.Snapshots[0].Sequence : (ulong?)null,
+                snapshot_bytes = l.Record.Snapshots.Count > 0 ? l.Record.Snapshots[0].Bytes : (long?)null,
+                snapshot_age_ms = l.Record.Snapshots.Count > 0 ? nowMs - l.Record.Snapshots[0].AtMs : (long?)null,
+                manifest = l.Record.Versions.Count > 0 ? l.Record.Versions[^1].Manifest : null,
+            }),
+            routers = coordinator.Owned.Where(l => l.Partition is null).Select(l => new
+            {
+                stream = l.Key[Sagas.Ownership.OwnershipBucket.RouterPrefix.Length..],
+                lease = Lease(l),
+            }),
+        };
     }
 
     /// <summary>The NATS URL without credentials: /info is open to anyone who reaches the port.</summary>

@@ -203,7 +203,7 @@ internal sealed class RunnerControl(RunnerSettings settings, ILoggerFactory logg
             }
             var after = loaded.Set!;
             var changes = ManifestChanges.Between(before, after);
-            var (routers, workers) = components.Swap(after);
+            var (routers, workers) = await components.SwapAsync(after, cancellationToken);
             OperationsLog.Reloaded(_logger, before.Hash[..12], after.Hash[..12],
                 string.Join(",", changes.SagasAdded), string.Join(",", changes.SagasRemoved), string.Join(",", changes.SagasChanged),
                 string.Join(",", changes.EffectsAdded), string.Join(",", changes.EffectsRemoved), string.Join(",", changes.EffectsChanged));

@@ -134,7 +134,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
         if (Sagas is { } sagas)
         {
             consumers.AddRange(sagas.RoutedStreams.Select(s => (s, sagas.Options.RouterConsumer(s), "router")));
-            consumers.AddRange(sagas.OwnedPartitions.Select(p => (streams.Inbox, sagas.Options.PartitionConsumer(p), "partition")));
+            consumers.AddRange(sagas.PartitionLeases.Select(l => (streams.Inbox, sagas.Options.PartitionConsumer(l.Partition!.Value.Value, l.Epoch), "partition")));
         }
         if (Effects is { } effects)
         {
@@ -148,10 +148,10 @@ internal sealed class RunnerComponents : IAsyncDisposable
     /// and partition, and the next command of each effect worker, use it. Returns the trigger
     /// streams that got a router and the effects that got workers.
     /// </summary>
-    public (IReadOnlyList<string> Routers, IReadOnlyList<string> EffectWorkers) Swap(ManifestSet manifests)
+    public async Task<(IReadOnlyList<string> Routers, IReadOnlyList<string> EffectWorkers)> SwapAsync(ManifestSet manifests, CancellationToken cancellationToken)
     {
         Manifests = manifests;
-        var routers = Sagas?.Swap(manifests) ?? [];
+        var routers = Sagas is { } sagas ? await sagas.SwapAsync(manifests, cancellationToken) : [];
         var workers = Effects?.Swap(manifests.Effects) ?? [];
         return (routers, workers);
     }

@@ -19,7 +19,11 @@ internal sealed record RunnerSettings
     public long LmdbMapSize { get; init; } = 256L * 1024 * 1024;
     public long LmdbMaxMapSize { get; init; } = 64L * 1024 * 1024 * 1024;
     public JetStreamSettings JetStream { get; init; } = new();
-    public TimeSpan InboxPurgeInterval { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>How often an owned partition whose checkpoint moved stores a snapshot (and purges its inbox below the older one kept).</summary>
+    public TimeSpan SnapshotInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Partition and router lease length: a crashed replica's partitions move after about this long.</summary>
+    public TimeSpan PartitionLease { get; init; } = TimeSpan.FromSeconds(10);
     public TimeSpan DedupeRetention { get; init; } = TimeSpan.FromDays(7);
 
     /// <summary>Names this process in effect claims; unique per process (host name and pid by default).</summary>
@@ -91,7 +95,9 @@ internal sealed record RunnerSettings
         JetStream = JetStream,
         MaxEventBytes = MaxEventBytes,
         ConsumerPrefix = ConsumerPrefix,
-        InboxPurgeInterval = InboxPurgeInterval,
+        SnapshotInterval = SnapshotInterval,
+        PartitionLease = PartitionLease,
+        WorkerId = WorkerId,
         DedupeRetention = DedupeRetention,
     };
 

@@ -33,7 +33,9 @@ internal static class SettingsLoader
         ("RUNNER_ACK_WAIT", "ack_wait", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromSeconds(1) ? new(s with { JetStream = s.JetStream with { AckWait = d } }) : Result.Error("must be a duration of at least 1s (e.g. 30s)")),
         ("RUNNER_MAX_DELIVER", "max_deliver", (s, v) => Int(v, 1, 1000, out var n) ? new(s with { JetStream = s.JetStream with { MaxDeliver = n } }) : Result.Error("must be an integer in [1, 1000]")),
         ("RUNNER_MAX_ACK_PENDING", "max_ack_pending", (s, v) => Int(v, 1, 1_000_000, out var n) ? new(s with { JetStream = s.JetStream with { MaxAckPending = n } }) : Result.Error("must be an integer in [1, 1000000]")),
-        ("RUNNER_INBOX_PURGE_INTERVAL", "inbox_purge_interval", (s, v) => Duration(v, out var d) ? new(s with { InboxPurgeInterval = d }) : Result.Error("must be a duration (e.g. 30s; 0s purges after every batch)")),
+        ("RUNNER_SNAPSHOT_INTERVAL", "snapshot_interval", (s, v) => Duration(v, out var d) && d <= TimeSpan.FromHours(24) ? new(s with { SnapshotInterval = d }) : Result.Error("must be a duration up to 24h (e.g. 30s; 0s snapshots after every batch)")),
+        ("RUNNER_PARTITION_LEASE", "partition_lease", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromSeconds(1) && d <= TimeSpan.FromMinutes(10)
+            ? new(s with { PartitionLease = d }) : Result.Error("must be a duration from 1s to 10m (e.g. 10s)")),
         ("RUNNER_DEDUPE_RETENTION", "dedupe_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { DedupeRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
         ("RUNNER_WORKER_ID", "worker_id", (s, v) => v.Length is > 0 and <= 128 ? new(s with { WorkerId = v }) : Result.Error("must be 1 to 128 characters")),
         ("RUNNER_POOLS", "pools", (s, v) => Pools(v, out var pools) ? new(s with { Pools = pools }) : Result.Error("must be a comma-separated list of subject-safe tokens")),

@@ -40,6 +40,7 @@ internal static class ManifestLoader
         }
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var sources = new List<ManifestSource>();
         var sagaManifests = new List<SagaManifest>();
         var effects = new List<EffectManifest>();
         foreach (var file in files)
@@ -47,6 +48,7 @@ internal static class ManifestLoader
             var relative = Path.GetRelativePath(directory, file);
             var text = File.ReadAllText(file);
             hash.AppendData(Encoding.UTF8.GetBytes(relative + "\n" + text + "\n"));
+            sources.Add(new ManifestSource(relative, text));
             var parsed = ManifestParser.Parse(text, file, environment);
             errors.AddRange(parsed.Errors);
             sagaManifests.AddRange(parsed.Sagas);
@@ -73,7 +75,9 @@ internal static class ManifestLoader
                 continue;
             }
             var source = File.ReadAllText(scriptPath);
-            hash.AppendData(Encoding.UTF8.GetBytes(Path.GetRelativePath(directory, scriptPath) + "\n" + source + "\n"));
+            var scriptRelative = Path.GetRelativePath(directory, scriptPath);
+            hash.AppendData(Encoding.UTF8.GetBytes(scriptRelative + "\n" + source + "\n"));
+            sources.Add(new ManifestSource(scriptRelative, source));
             if (SagaScript.TryCompile(manifest.Name, scriptPath, source, manifest.Limits, out var script, out var scriptErrors))
             {
                 sagas.Add(new LoadedSaga(manifest, script!));
@@ -93,7 +97,7 @@ internal static class ManifestLoader
         {
             return new Result(null, errors);
         }
-        var set = new ManifestSet(sagas, effects, Convert.ToHexStringLower(hash.GetHashAndReset()), streams.WorkflowEvents);
+        var set = new ManifestSet(sagas, effects, Convert.ToHexStringLower(hash.GetHashAndReset()), streams.WorkflowEvents) { Sources = sources };
         return new Result(set, errors);
     }
 

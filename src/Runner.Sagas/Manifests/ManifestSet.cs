@@ -3,6 +3,9 @@ using Runner.Scripting;
 
 namespace Runner.Sagas.Manifests;
 
+/// <summary>One manifest or script file of a version, by its path relative to the manifest directory.</summary>
+internal sealed record ManifestSource(string Path, string Text);
+
 /// <summary>A saga ready to run: its declaration and its compiled script.</summary>
 internal sealed record LoadedSaga(SagaManifest Manifest, SagaScript Script)
 {
@@ -38,6 +41,9 @@ internal sealed class ManifestSet
     }
 
     public IReadOnlyList<LoadedSaga> Sagas { get; }
+
+    /// <summary>The files the version is made of, in hash order (relative path and text): what is stored to replay it elsewhere.</summary>
+    public IReadOnlyList<ManifestSource> Sources { get; init; } = [];
 
     public IReadOnlyList<EffectManifest> Effects { get; }
 

@@ -5,6 +5,7 @@ using NATS.Client.Core;
 using NATS.Client.JetStream;
 using Runner.Core;
 using Runner.Core.Events;
+using Runner.Core.Ids;
 using Runner.Core.Keys;
 using Runner.Messaging;
 using Runner.Sagas.Quarantine;
@@ -39,8 +40,16 @@ internal sealed class OutboxRelay
     private Task? _wakeTask;
     private long _published;
 
-    public OutboxRelay(INatsJSContext js, LmdbStore store, SagaRuntimeOptions options, ILogger logger, TimeProvider time)
+    private readonly Func<PartitionId, bool> _owns;
+
+    /// <param name="owns">
+    /// Whether this replica owns a partition now: only its outbox items are published. Items of a
+    /// partition owned elsewhere stay in this store untouched until it comes back (or is replaced
+    /// by a restore); the owner publishes the same commands, under the same ids.
+    /// </param>
+    public OutboxRelay(INatsJSContext js, LmdbStore store, SagaRuntimeOptions options, ILogger logger, TimeProvider time, Func<PartitionId, bool>? owns = null)
     {
+        _owns = owns ?? (_ => true);
         _js = js;
         _store = store;
         _options = options;
@@ -66,10 +75,16 @@ internal sealed class OutboxRelay
         }
     }
 
+    /// <summary>Scans the outbox again (a partition was just taken: what its store holds goes out).</summary>
+    public void Rescan()
+    {
+        _rescan = true;
+        _wake.Release();
+    }
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var pending = _store.Read(r => r.Count(KeySpace.Outbox));
-        SagasLog.RelayStarted(_logger, (int)pending);
+        SagasLog.RelayStarted(_logger, (int)Depth());
         var backoff = TimeSpan.FromMilliseconds(100);
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -115,9 +130,9 @@ internal sealed class OutboxRelay
         {
             // One pass over the outbox in key order, a page at a time, continuing after the last
             // key seen: an item that keeps failing at the head cannot hide the ones behind it.
-            var scanned = Scan(max, _scanCursor);
-            _scanCursor = scanned.Count == max ? scanned[^1].Key : null;
-            _rescan = _scanCursor is not null;
+            var (scanned, next) = Scan(max, _scanCursor);
+            _scanCursor = next;
+            _rescan = next is not null;
             return Claim(scanned);
         }
 
@@ -135,21 +150,46 @@ internal sealed class OutboxRelay
         var batch = new List<OutboxEntry>();
         while (batch.Count < max && _queue.Reader.TryRead(out var entry))
         {
-            batch.Add(entry);
+            // A partition lost since its commit: its new owner publishes the same command.
+            if (PartitionOf(entry.Key) is { } p && _owns(p))
+            {
+                batch.Add(entry);
+            }
         }
         return Claim(batch);
     }
 
-    private List<OutboxEntry> Scan(int max, byte[]? after)
+    /// <summary>One page of the outbox in key order, only the owned partitions' items; and where the next page starts (null: the end).</summary>
+    private (List<OutboxEntry> Entries, byte[]? Next) Scan(int max, byte[]? after)
     {
         var now = _time.GetTimestamp();
-        return _store.Read(reader => reader.Scan(KeySpace.Outbox, [], max, after)
+        var page = _store.Read(reader => reader.Scan(KeySpace.Outbox, [], max, after));
+        var entries = page.Where(kv => PartitionOf(kv.Key) is { } p && _owns(p))
             .Select(kv => new OutboxEntry(kv.Key, JsonSerializer.Deserialize(kv.Value, CoreJsonContext.Default.CommandMessage)!) { Since = now })
-            .ToList());
+            .ToList();
+        return (entries, page.Count == max ? page[^1].Key : null);
     }
 
-    /// <summary>Commands committed and not yet published (the outbox in the store).</summary>
-    public long Depth() => _store.Read(r => r.Count(KeySpace.Outbox));
+    /// <summary>The partition an outbox key belongs to (its first component), or null when it does not parse.</summary>
+    private static PartitionId? PartitionOf(ReadOnlySpan<byte> key) =>
+        key.Length > 5 && System.Buffers.Text.Utf8Parser.TryParse(key[..5], out int p, out var consumed) && consumed == 5 ? new PartitionId(p) : null;
+
+    /// <summary>Commands committed and not yet published, in the partitions this replica owns.</summary>
+    public long Depth() => _store.Read(r =>
+    {
+        var total = 0L;
+        r.Visit(KeySpace.Outbox, [], (key, _) =>
+        {
+            if (PartitionOf(key) is { } p && _owns(p))
+            {
+                total++;
+            }
+        });
+        return total;
+    });
+
+    /// <summary>Commands of <paramref name="partition"/> committed and not yet published.</summary>
+    public long Depth(PartitionId partition) => _store.Read(r => r.Visit(KeySpace.Outbox, StoreKeys.OutboxPrefix(partition), (_, _) => { }));
 
     private List<OutboxEntry> Claim(List<OutboxEntry> entries)
     {

@@ -12,7 +12,7 @@ namespace Runner.Sagas.Partitions;
 /// defence behind the partition checkpoint; retention bounds how late a re-sent event is still
 /// recognised as a copy.
 /// </summary>
-internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options, ILogger logger, TimeProvider time)
+internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options, ILogger logger, TimeProvider time, Func<IReadOnlyList<Core.Ids.PartitionId>>? owned = null)
 {
     private const int Page = 4096;
 
@@ -25,8 +25,29 @@ internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options,
         }
     }
 
-    /// <summary>One pass over the dedupe keyspace; returns how many markers were deleted.</summary>
+    /// <summary>One pass over the dedupe markers of the owned partitions (of all, without an owner list); returns how many were deleted.</summary>
     public async Task<int> SweepOnceAsync(CancellationToken cancellationToken)
+    {
+        var deleted = 0;
+        if (owned is null)
+        {
+            deleted = await SweepAsync([], cancellationToken);
+        }
+        else
+        {
+            foreach (var partition in owned())
+            {
+                deleted += await SweepAsync(Snapshots.SnapshotCodec.Prefix(partition), cancellationToken);
+            }
+        }
+        if (deleted > 0)
+        {
+            SagasLog.DedupeSwept(logger, deleted);
+        }
+        return deleted;
+    }
+
+    private async Task<int> SweepAsync(byte[] prefix, CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow().Add(-options.DedupeRetention).ToUnixTimeMilliseconds();
         byte[]? cursor = null;
@@ -34,7 +55,7 @@ internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options,
         while (true)
         {
             var after = cursor;
-            var page = store.Read(reader => reader.Scan(KeySpace.Dedupe, [], Page, after));
+            var page = store.Read(reader => reader.Scan(KeySpace.Dedupe, prefix, Page, after));
             var batch = new WriteBatch();
             foreach (var (key, value) in page)
             {
@@ -54,10 +75,6 @@ internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options,
                 break;
             }
             cursor = page[^1].Key;
-        }
-        if (deleted > 0)
-        {
-            SagasLog.DedupeSwept(logger, deleted);
         }
         return deleted;
     }

@@ -36,9 +36,11 @@ internal sealed partial class PartitionWorker
     private readonly byte[] _checkpointKey;
     private readonly string _consumer;
     private readonly CancellationToken _intake;
+    private readonly Ownership.OwnedLease? _lease;
+    private readonly PartitionVersions? _versions;
     private long _checkpoint;
-    private ulong _purgedBelow;
-    private long _lastPurge;
+    private long _replayed;
+    private bool _replayDone;
 
     public PartitionWorker(
         INatsJSContext js,
@@ -51,9 +53,13 @@ internal sealed partial class PartitionWorker
         ILogger logger,
         TimeProvider time,
         ScheduleSignal? scheduled = null,
-        CancellationToken intake = default)
+        CancellationToken intake = default,
+        Ownership.OwnedLease? lease = null,
+        PartitionVersions? versions = null)
     {
         _intake = intake;
+        _lease = lease;
+        _versions = versions;
         _js = js;
         _store = store;
         _manifests = manifests;
@@ -64,9 +70,19 @@ internal sealed partial class PartitionWorker
         _scheduled = scheduled;
         _logger = logger;
         _time = time;
-        _consumer = options.PartitionConsumer(partition.Value);
-        _checkpointKey = StoreKeys.Checkpoint(_consumer, partition);
+        // The checkpoint key keeps the consumer's name without epoch: it belongs to the partition, not to one owner.
+        _checkpointKey = StoreKeys.Checkpoint(options.PartitionConsumer(partition.Value), partition);
+        _consumer = lease is null ? options.PartitionConsumer(partition.Value) : options.PartitionConsumer(partition.Value, lease.Epoch);
+        _checkpoint = (long)ReadCheckpoint();
     }
+
+    /// <summary>The highest inbox sequence committed.</summary>
+    public ulong Checkpoint => (ulong)Interlocked.Read(ref _checkpoint);
+
+    public byte[] CheckpointKey => _checkpointKey;
+
+    /// <summary>The consumer this worker reads through.</summary>
+    public string Consumer => _consumer;
 
     /// <summary>
     /// Runs until <paramref name="cancellationToken"/>, or until the intake token passed at
@@ -93,7 +109,8 @@ internal sealed partial class PartitionWorker
         SagasLog.PartitionStarted(_logger, _partition.Value, _consumer, (ulong)Interlocked.Read(ref _checkpoint));
         // The LMDB checkpoint, not the server's ack floor, says where this partition resumes.
         await using var batcher = new MessageBatcher(_js, settings.Streams.Inbox, config,
-            _ => ValueTask.FromResult((ulong)Interlocked.Read(ref _checkpoint) + 1), settings.Batch, _logger, _time, cancellationToken);
+            _ => ValueTask.FromResult((ulong)Interlocked.Read(ref _checkpoint) + 1), settings.Batch, _logger, _time, cancellationToken,
+            _lease is null ? null : VerifyOwnerAsync);
         while (!reading.IsCancellationRequested)
         {
             List<INatsJSMsg<byte[]>> batch;
@@ -129,13 +146,58 @@ internal sealed partial class PartitionWorker
         }
     }
 
+    /// <summary>
+    /// Runs after each attach of the consumer: a former owner that re-created its consumer after
+    /// another took the partition finds out here, removes it and stops before pulling anything.
+    /// </summary>
+    private async ValueTask VerifyOwnerAsync(CancellationToken cancellationToken)
+    {
+        if (await _lease!.VerifyAsync(cancellationToken))
+        {
+            return;
+        }
+        try
+        {
+            await _js.DeleteConsumerAsync(_options.JetStream.Streams.Inbox, _consumer, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is NatsException or TimeoutException)
+        {
+            // the new owner deletes it
+        }
+        throw new OperationCanceledException(_lease.Lost);
+    }
+
     /// <summary>Returns false when the batch could not be committed (nothing was acked).</summary>
     internal async Task<bool> ProcessBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
     {
-        var manifests = _manifests();
         var work = new BatchWork(_partition);
         var last = batch[^1];
         var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
+        var lastInBatch = last.Metadata?.Sequence.Stream ?? 0;
+        Func<ulong, ManifestSet> manifests;
+        if (_versions is null || lastInBatch <= checkpoint)
+        {
+            var current = _manifests();
+            manifests = _ => current;
+        }
+        else
+        {
+            var first = batch.Select(m => m.Metadata?.Sequence.Stream ?? 0).First(s => s > checkpoint);
+            try
+            {
+                manifests = await _versions.PrepareAsync(first, lastInBatch, cancellationToken);
+            }
+            catch (ManifestVersionUnavailableException ex)
+            {
+                Ownership.OwnershipLog.VersionMissing(_logger, _partition.Value, _lease!.Record.Versions.LastOrDefault(v => v.From <= first)?.Manifest ?? "?", first, ex.Message);
+                return false;
+            }
+            catch (InvalidOperationException ex)
+            {
+                SagasLog.PartitionCommitFailed(_logger, _partition.Value, batch.Count, "version", ex.Message);
+                return false;
+            }
+        }
         var lastSequence = await Scripting.ScriptThreads.RunAsync(() => ProcessAll(batch, checkpoint, manifests, work));
         if (lastSequence > checkpoint)
         {
@@ -175,12 +237,27 @@ internal sealed partial class PartitionWorker
             }
             _listener?.OnCommitted(work.Notices);
         }
-        await PurgeAppliedAsync(cancellationToken);
+        CountReplay(checkpoint, lastSequence, batch.Count);
         return true;
     }
 
+    /// <summary>Counts what a new owner replays, up to the horizon its lease was taken at.</summary>
+    private void CountReplay(ulong before, ulong after, int messages)
+    {
+        if (_versions is null || _replayDone || after <= before)
+        {
+            return;
+        }
+        _replayed += messages;
+        if (after >= _versions.Horizon)
+        {
+            _replayDone = true;
+            Ownership.OwnershipTelemetry.ReplayLength.Record(_replayed);
+        }
+    }
+
     /// <summary>Runs every new message of the batch through its script, on a script thread.</summary>
-    private ulong ProcessAll(List<INatsJSMsg<byte[]>> batch, ulong checkpoint, ManifestSet manifests, BatchWork work)
+    private ulong ProcessAll(List<INatsJSMsg<byte[]>> batch, ulong checkpoint, Func<ulong, ManifestSet> manifests, BatchWork work)
     {
         var lastSequence = checkpoint;
         foreach (var msg in batch)
@@ -193,7 +270,7 @@ internal sealed partial class PartitionWorker
             var mark = work.Save();
             try
             {
-                Process(msg, sequence, manifests, work);
+                Process(msg, sequence, manifests(sequence), work);
             }
 #pragma warning disable CA1031 // An unforeseen failure on one message quarantines it; it must not stall the partition.
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -208,33 +285,7 @@ internal sealed partial class PartitionWorker
         return lastSequence;
     }
 
-    /// <summary>
-    /// Drops this partition's inbox messages at or below the committed checkpoint: they are applied
-    /// (the store says so) and a re-attach never starts below it. Best effort: a failure only
-    /// leaves them for the next round.
-    /// </summary>
-    private async Task PurgeAppliedAsync(CancellationToken cancellationToken)
-    {
-        var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
-        var now = _time.GetTimestamp();
-        if (checkpoint <= _purgedBelow || _time.GetElapsedTime(_lastPurge, now) < _options.InboxPurgeInterval)
-        {
-            return;
-        }
-        _lastPurge = now;
-        try
-        {
-            await _js.PurgeStreamAsync(_options.JetStream.Streams.Inbox,
-                new StreamPurgeRequest { Filter = Core.Subjects.Subjects.Inbox(_partition), Seq = checkpoint + 1 }, cancellationToken);
-            _purgedBelow = checkpoint;
-        }
-        catch (Exception ex) when (ex is NatsException or TimeoutException)
-        {
-            SagasLog.InboxPurgeFailed(_logger, _partition.Value, ex.Message);
-        }
-    }
-
-    private ulong ReadCheckpoint()
+    internal ulong ReadCheckpoint()
     {
         var raw = _store.Read(reader => reader.Get(Core.Keys.KeySpace.Checkpoint, _checkpointKey));
         return raw is null ? 0 : ulong.Parse(Encoding.ASCII.GetString(raw), CultureInfo.InvariantCulture);

@@ -36,10 +36,15 @@ internal sealed class Router
     // resets the server's delivery count, so the count that decides quarantine lives here.
     private readonly Dictionary<ulong, ulong> _attempts = [];
 
+    private readonly Ownership.OwnedLease? _lease;
+
     /// <param name="intake">Cancelled to drain: the router stops reading, finishes the batch in hand and returns.</param>
-    public Router(INatsJSContext js, LmdbStore store, Func<ManifestSet> manifests, SagaRuntimeOptions options, string stream, ILogger logger, TimeProvider time, CancellationToken intake = default)
+    /// <param name="lease">The stream's router lease: checked after each attach, so a former holder never reads beside the new one.</param>
+    public Router(INatsJSContext js, LmdbStore store, Func<ManifestSet> manifests, SagaRuntimeOptions options, string stream, ILogger logger, TimeProvider time,
+        CancellationToken intake = default, Ownership.OwnedLease? lease = null)
     {
         _intake = intake;
+        _lease = lease;
         _js = js;
         _store = store;
         _manifests = manifests;
@@ -70,7 +75,14 @@ internal sealed class Router
         // Resume in order from the ack floor: what was acked beyond it is routed again, and the
         // inbox Nats-Msg-Id plus the partition's dedupe markers drop those copies.
         await using var batcher = new MessageBatcher(_js, _stream, config,
-            async ct => await MessageBatcher.AckFloorAsync(_js, _stream, config.DurableName!, ct) + 1, settings.Batch, _logger, _time, cancellationToken);
+            async ct => await MessageBatcher.AckFloorAsync(_js, _stream, config.DurableName!, ct) + 1, settings.Batch, _logger, _time, cancellationToken,
+            _lease is null ? null : async ct =>
+            {
+                if (!await _lease.VerifyAsync(ct))
+                {
+                    throw new OperationCanceledException(_lease.Lost);
+                }
+            });
         SagasLog.RouterStarted(_logger, _stream, config.DurableName!);
         while (!reading.IsCancellationRequested)
         {

@@ -58,7 +58,7 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
         Assert.Equal(0, Value(text, "runner_consumer_ack_pending", "consumer=\"runner-effect-work=do\""));
         for (var p = 0; p < 4; p++)
         {
-            Assert.Equal(0, Value(text, "runner_consumer_pending", $"consumer=\"runner-inbox-{p}\""));
+            Assert.Equal(0, Value(text, "runner_consumer_pending", $"consumer=\"runner-inbox-{p}-e1\""));
         }
         // .NET runtime and process metrics.
         Assert.Contains("\ndotnet_collection_count_total", text, StringComparison.Ordinal);

@@ -1,0 +1,265 @@
+using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using NATS.Client.ObjectStore;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Sagas.Ownership;
+using Runner.Sagas.Partitions;
+using Runner.Sagas.Routing;
+using Runner.Sagas.Scheduling;
+using Runner.Sagas.Snapshots;
+
+namespace Runner.Sagas;
+
+internal sealed partial class SagaRuntime
+{
+    /// <summary>One held partition: its lease, the intake token a hand-over cancels, and its loops.</summary>
+    private sealed class PartitionRun(OwnedLease lease)
+    {
+        public OwnedLease Lease { get; } = lease;
+        public CancellationTokenSource Intake { get; } = new();
+        public TaskCompletionSource Prepared { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Task Task { get; set; } = Task.CompletedTask;
+
+        /// <summary>The worker and the scheduler: what must have stopped before a hand-over flushes and snapshots.</summary>
+        public Task Intaking { get; set; } = Task.CompletedTask;
+        public PartitionWorker? Worker { get; set; }
+        public PartitionSnapshots? Snapshots { get; set; }
+    }
+
+    private sealed class RouterRun(OwnedLease lease)
+    {
+        public OwnedLease Lease { get; } = lease;
+        public CancellationTokenSource Intake { get; } = new();
+        public Task Task { get; set; } = Task.CompletedTask;
+
+        /// <summary>The router loop itself: done once a hand-over's intake cancel let it finish its batch.</summary>
+        public TaskCompletionSource Routing { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>Waits until the lease is gone (released after a hand-over, lost, or the runtime stopping).</summary>
+    private async Task HoldUntilGoneAsync(CancellationToken gone)
+    {
+        try
+        {
+            await Task.Delay(Timeout.InfiniteTimeSpan, _time, gone);
+        }
+        catch (OperationCanceledException)
+        {
+            // the lease is gone
+        }
+    }
+
+    ulong IOwnershipHost.Checkpoint(PartitionId partition) =>
+        _runs.TryGetValue(partition.Value, out var run) && run.Worker is { } worker ? worker.Checkpoint : 0;
+
+    void IOwnershipHost.PartitionAcquired(OwnedLease lease)
+    {
+        var run = new PartitionRun(lease);
+        _runs[lease.Partition!.Value.Value] = run;
+        run.Task = Task.Run(() => RunPartitionAsync(run), CancellationToken.None);
+    }
+
+    private async Task RunPartitionAsync(PartitionRun run)
+    {
+        var lease = run.Lease;
+        var partition = lease.Partition!.Value;
+        using var owned = CancellationTokenSource.CreateLinkedTokenSource(lease.Lost, _stop!.Token);
+        var token = owned.Token;
+        try
+        {
+            var horizon = await PrepareWithRetriesAsync(run, token);
+            if (horizon is null)
+            {
+                return;
+            }
+            using var intake = CancellationTokenSource.CreateLinkedTokenSource(run.Intake.Token, token);
+            var scheduled = new Scheduling.ScheduleSignal();
+            var versions = new PartitionVersions(lease, Versions, () => _manifests, horizon.Value, _logger);
+            var worker = new PartitionWorker(_js, _store, () => _manifests, _options, partition, Relay, _listener,
+                _loggers.CreateLogger<PartitionWorker>(), _time, scheduled, intake.Token, lease, versions);
+            var scheduler = new TimerScheduler(_js, _store, _options, partition, scheduled, _loggers.CreateLogger<TimerScheduler>(), _time, intake.Token);
+            var snapshots = new PartitionSnapshots(_js, _store, _snapshots!, _options, lease, () => worker.Checkpoint, worker.CheckpointKey,
+                _loggers.CreateLogger<PartitionSnapshots>(), _time);
+            run.Worker = worker;
+            run.Snapshots = snapshots;
+            Relay.Rescan();
+            if (worker.Checkpoint < horizon)
+            {
+                OwnershipLog.Replaying(_logger, partition.Value, lease.Epoch, worker.Checkpoint, horizon.Value);
+            }
+            var workerTask = Supervise($"partition {partition}", worker.RunAsync, token);
+            var schedulerTask = Supervise($"scheduler {partition}", scheduler.RunAsync, token);
+            run.Intaking = Task.WhenAll(workerTask, schedulerTask);
+            run.Prepared.TrySetResult();
+            var snapshotTask = Supervise($"snapshots {partition}", snapshots.RunAsync, intake.Token);
+            await Task.WhenAll(run.Intaking, snapshotTask);
+            // A hand-over cancelled the intake: stay until it has released the lease (or the runtime stops).
+            await HoldUntilGoneAsync(token);
+        }
+        finally
+        {
+            run.Prepared.TrySetResult();
+            _runs.TryRemove(new KeyValuePair<int, PartitionRun>(partition.Value, run));
+            run.Intake.Dispose();
+            _coordinator?.Wake();
+        }
+    }
+
+    /// <summary>Deletes former owners' consumers, finds the replay horizon and restores; retried until it works or the lease is gone.</summary>
+    private async Task<ulong?> PrepareWithRetriesAsync(PartitionRun run, CancellationToken cancellationToken)
+    {
+        var backoff = TimeSpan.FromMilliseconds(200);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                return await PrepareAsync(run.Lease, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return null;
+            }
+            catch (Exception ex) when (ex is NatsException or NatsObjException or TimeoutException or UnrestorableException or Storage.StorageException)
+            {
+                OwnershipLog.SnapshotFailed(_logger, run.Lease.Partition!.Value.Value, $"preparing the partition failed, retrying in {backoff.TotalMilliseconds} ms: {ex.Message}");
+                try
+                {
+                    await Task.Delay(backoff, _time, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return null;
+                }
+                backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 10_000));
+            }
+        }
+        return null;
+    }
+
+    private async Task<ulong> PrepareAsync(OwnedLease lease, CancellationToken cancellationToken)
+    {
+        var partition = lease.Partition!.Value;
+        var inbox = _options.JetStream.Streams.Inbox;
+        // Former owners' consumers go first: from here on no other replica can pull or ack this
+        // partition's inbox, so the last sequence read next bounds what any of them can have run.
+        var prefix = _options.PartitionConsumer(partition.Value) + "-e";
+        var mine = _options.PartitionConsumer(partition.Value, lease.Epoch);
+        var stale = new List<string>();
+        await foreach (var name in _js.ListConsumerNamesAsync(inbox, cancellationToken))
+        {
+            if ((name.StartsWith(prefix, StringComparison.Ordinal) && !string.Equals(name, mine, StringComparison.Ordinal))
+                || string.Equals(name, _options.PartitionConsumer(partition.Value), StringComparison.Ordinal))
+            {
+                stale.Add(name);
+            }
+        }
+        foreach (var name in stale)
+        {
+            try
+            {
+                await _js.DeleteConsumerAsync(inbox, name, cancellationToken);
+            }
+            catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+            {
+                // gone already
+            }
+        }
+        var horizon = await LastInboxSequenceAsync(partition, cancellationToken);
+        var checkpointKey = StoreKeys.Checkpoint(_options.PartitionConsumer(partition.Value), partition);
+        await PartitionRestore.PrepareAsync(_store, _snapshots!, lease, () => ReadCheckpoint(checkpointKey), _loggers.CreateLogger(typeof(PartitionRestore)), _time, cancellationToken);
+        return horizon;
+    }
+
+    private ulong ReadCheckpoint(byte[] key)
+    {
+        var raw = _store.Read(reader => reader.Get(KeySpace.Checkpoint, key));
+        return raw is null ? 0 : ulong.Parse(System.Text.Encoding.ASCII.GetString(raw), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private async Task<ulong> LastInboxSequenceAsync(PartitionId partition, CancellationToken cancellationToken)
+    {
+        var stream = await _js.GetStreamAsync(_options.JetStream.Streams.Inbox, cancellationToken: cancellationToken);
+        try
+        {
+            var last = await stream.GetAsync(new StreamMsgGetRequest { LastBySubj = Core.Subjects.Subjects.Inbox(partition) }, cancellationToken);
+            return last.Message.Seq;
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            return 0;
+        }
+    }
+
+    async Task<ulong> IOwnershipHost.HandOverPartitionAsync(OwnedLease lease, CancellationToken cancellationToken)
+    {
+        var partition = lease.Partition!.Value;
+        if (!_runs.TryGetValue(partition.Value, out var run) || run.Lease != lease)
+        {
+            return lease.Record.Checkpoint;
+        }
+        await run.Intake.CancelAsync();
+        await run.Prepared.Task.WaitAsync(cancellationToken);
+        await run.Intaking.WaitAsync(cancellationToken);
+        // The outbox goes out first, so the next owner has nothing to publish again; what cannot be
+        // published in time stays in the snapshot, and the next owner publishes it.
+        using (var flush = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            flush.CancelAfter(_options.HandOverFlushTimeout);
+            try
+            {
+                while (Relay.Depth(partition) > 0)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(10), _time, flush.Token);
+                }
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // flush timed out
+            }
+        }
+        if (run.Snapshots is { } snapshots)
+        {
+            await snapshots.TakeAsync(cancellationToken);
+        }
+        return run.Worker?.Checkpoint ?? lease.Record.Checkpoint;
+    }
+
+    void IOwnershipHost.RouterAcquired(OwnedLease lease, string stream)
+    {
+        var run = new RouterRun(lease);
+        _routers[stream] = run;
+        run.Task = Task.Run(async () =>
+        {
+            using var owned = CancellationTokenSource.CreateLinkedTokenSource(lease.Lost, _stop!.Token);
+            try
+            {
+                var router = new Router(_js, _store, () => _manifests, _options, stream, _loggers.CreateLogger<Router>(), _time, run.Intake.Token, lease);
+                await Supervise($"router {stream}", router.RunAsync, owned.Token);
+                run.Routing.TrySetResult();
+                await HoldUntilGoneAsync(owned.Token);
+            }
+            finally
+            {
+                run.Routing.TrySetResult();
+                _routers.TryRemove(new KeyValuePair<string, RouterRun>(stream, run));
+                run.Intake.Dispose();
+                _coordinator?.Wake();
+            }
+        }, CancellationToken.None);
+    }
+
+    async Task IOwnershipHost.HandOverRouterAsync(OwnedLease lease, CancellationToken cancellationToken)
+    {
+        var run = _routers.Values.FirstOrDefault(r => r.Lease == lease);
+        if (run is null)
+        {
+            return;
+        }
+        await run.Intake.CancelAsync();
+        // The router returns once the batch in hand is routed and acked.
+        await run.Routing.Task.WaitAsync(cancellationToken);
+    }
+}

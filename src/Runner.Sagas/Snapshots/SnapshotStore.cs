@@ -1,0 +1,123 @@
+using System.Globalization;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using NATS.Client.ObjectStore;
+using Runner.Core.Ids;
+
+namespace Runner.Sagas.Snapshots;
+
+/// <summary>
+/// Partition snapshots in a replicated JetStream object store, one object per snapshot, named by
+/// partition, covered inbox sequence and epoch. Only an object the partition's lease record
+/// references counts; one a fenced owner wrote is never referenced, and the owner sweeps it away.
+/// </summary>
+internal sealed class SnapshotStore
+{
+    private readonly INatsObjStore _objects;
+
+    private SnapshotStore(INatsObjStore objects)
+    {
+        _objects = objects;
+    }
+
+    public string Bucket => _objects.Bucket;
+
+    public static async Task<SnapshotStore> OpenAsync(INatsJSContext js, string bucket, int replicas, CancellationToken cancellationToken) =>
+        new(await ObjectBuckets.OpenAsync(js, bucket, replicas, "Runner partition snapshots", cancellationToken));
+
+    public static string Name(PartitionId partition, ulong sequence, long epoch) =>
+        string.Create(CultureInfo.InvariantCulture, $"{partition.Value:D5}-{sequence:D20}-e{epoch}");
+
+    public static string NamePrefix(PartitionId partition) => string.Create(CultureInfo.InvariantCulture, $"{partition.Value:D5}-");
+
+    public async Task PutAsync(string name, byte[] bytes, CancellationToken cancellationToken) =>
+        await _objects.PutAsync(name, bytes, cancellationToken);
+
+    /// <summary>The stored image, or null when there is no such object.</summary>
+    public async Task<byte[]?> GetAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _objects.GetBytesAsync(name, cancellationToken);
+        }
+        catch (NatsObjNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Deletes the object and its meta entry too, so the bucket does not keep a marker for every snapshot ever taken.</summary>
+    public async Task DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _objects.DeleteAsync(name, cancellationToken);
+        }
+        catch (NatsObjNotFoundException)
+        {
+            // gone already
+        }
+        // Clients differ on padding the encoded name: purge both spellings.
+        var encoded = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(name)).Replace('+', '-').Replace('/', '_');
+        foreach (var spelling in new[] { encoded, encoded.TrimEnd('=') }.Distinct(StringComparer.Ordinal))
+        {
+            await _objects.JetStreamContext.PurgeStreamAsync($"OBJ_{Bucket}", new StreamPurgeRequest { Filter = $"$O.{Bucket}.M.{spelling}" }, cancellationToken);
+        }
+    }
+
+    /// <summary>Names of the partition's stored objects (read from the meta subjects of the bucket's stream).</summary>
+    public async Task<List<string>> NamesAsync(PartitionId partition, CancellationToken cancellationToken)
+    {
+        var prefix = NamePrefix(partition);
+        var metaPrefix = $"$O.{Bucket}.M.";
+        var stream = await _objects.JetStreamContext.GetStreamAsync($"OBJ_{Bucket}", new StreamInfoRequest { SubjectsFilter = metaPrefix + ">" }, cancellationToken);
+        var names = new List<string>();
+        foreach (var subject in stream.Info.State.Subjects?.Keys ?? Enumerable.Empty<string>())
+        {
+            string name;
+            try
+            {
+                var encoded = subject[metaPrefix.Length..].TrimEnd('=').Replace('-', '+').Replace('_', '/');
+                name = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(encoded.PadRight(encoded.Length + ((4 - (encoded.Length % 4)) % 4), '=')));
+            }
+            catch (FormatException)
+            {
+                continue;
+            }
+            if (name.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                names.Add(name);
+            }
+        }
+        return names;
+    }
+}
+
+/// <summary>Opens or creates the object store buckets Runner keeps in JetStream.</summary>
+internal static class ObjectBuckets
+{
+    public static async Task<INatsObjStore> OpenAsync(INatsJSContext js, string bucket, int replicas, string description, CancellationToken cancellationToken)
+    {
+        var context = new NatsObjContext(js);
+        try
+        {
+            return await context.GetObjectStoreAsync(bucket, cancellationToken);
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            try
+            {
+                return await context.CreateObjectStoreAsync(new NatsObjConfig(bucket)
+                {
+                    NumberOfReplicas = replicas,
+                    Storage = NatsObjStorageType.File,
+                    Description = description,
+                }, cancellationToken);
+            }
+            catch (NatsJSApiException created) when (created.Error.ErrCode == 10058)
+            {
+                return await context.GetObjectStoreAsync(bucket, cancellationToken);
+            }
+        }
+    }
+}

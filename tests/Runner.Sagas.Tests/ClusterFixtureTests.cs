@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using NATS.Client.KeyValueStore;
+using NATS.Net;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Sagas.Tests;
+
+/// <summary>
+/// The three-node cluster fixture is a real cluster: R3 streams and buckets keep taking writes
+/// and answering reads with one server dead, and the server rejoins and catches up when started.
+/// </summary>
+public sealed class ClusterFixtureTests(NatsClusterFixture cluster) : IClassFixture<NatsClusterFixture>
+{
+    // Losing a stream leader takes a raft election (seconds in 2.9) plus a client reconnect.
+    private static readonly TimeSpan s_failover = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Stream_and_bucket_survive_one_of_three_servers_killed()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(55));
+        var ct = cts.Token;
+        var id = Guid.NewGuid().ToString("N")[..8];
+        await using var nats = await cluster.ConnectAsync();
+        var js = nats.CreateJetStreamContext();
+        var stream = await js.CreateStreamAsync(new StreamConfig($"CFT_{id}", [$"cft.{id}.>"]) { NumReplicas = 3 }, ct);
+        var store = await js.CreateKeyValueStoreContext().CreateStoreAsync(new NatsKVConfig($"CFT_{id}") { NumberOfReplicas = 3 }, ct);
+        Assert.Equal(3, stream.Info.Config.NumReplicas);
+        (await js.PublishAsync($"cft.{id}.e", "before", opts: new NatsJSPubOpts { MsgId = "before" }, cancellationToken: ct)).EnsureSuccess();
+        await store.PutAsync("k", "before", cancellationToken: ct);
+
+        // The stream's leader is the hardest one to lose: the stream must elect a new one.
+        await stream.RefreshAsync(ct);
+        var victim = cluster.NodeOf(stream.Info.Cluster!.Leader!);
+        await cluster.KillAsync(victim, ct);
+
+        var ack = await EventuallyAsync(
+            async token => await js.PublishAsync($"cft.{id}.e", "during", opts: new NatsJSPubOpts { MsgId = "during" }, cancellationToken: token),
+            "a publish to the stream with its leader dead", ct);
+        Assert.Null(ack.Error);
+        Assert.Equal(2ul, ack.Seq);
+        await EventuallyAsync(async token => await store.PutAsync("k", "during", cancellationToken: token), "a put to the bucket with a server dead", ct);
+        var entry = await EventuallyAsync(async token => await store.GetEntryAsync<string>("k", cancellationToken: token), "a get from the bucket with a server dead", ct);
+        Assert.Equal("during", entry.Value);
+
+        await cluster.StartAsync(victim, ct);
+
+        await SagaHarness.WaitUntilAsync(
+            async () =>
+            {
+                await stream.RefreshAsync(ct);
+                var replicas = stream.Info.Cluster?.Replicas ?? [];
+                return stream.Info.Cluster?.Leader is not null && replicas.Count == 2 && replicas.All(r => r.Current && !r.Offline);
+            },
+            s_failover,
+            "the stream's three replicas to be current after the restart");
+        (await js.PublishAsync($"cft.{id}.e", "after", opts: new NatsJSPubOpts { MsgId = "after" }, cancellationToken: ct)).EnsureSuccess();
+        await stream.RefreshAsync(ct);
+        Assert.Equal(3, stream.Info.State.Messages);
+        Assert.Equal("during", (await store.GetEntryAsync<string>("k", cancellationToken: ct)).Value);
+    }
+
+    private static async Task<T> EventuallyAsync<T>(Func<CancellationToken, Task<T>> attempt, string what, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(s_failover);
+        var clock = Stopwatch.StartNew();
+        Exception? last = null;
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    return await attempt(deadline.Token);
+                }
+                catch (NatsException e)
+                {
+                    last = e;
+                }
+                await Task.Delay(100, deadline.Token);
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"no {what} within {clock.Elapsed.TotalSeconds:0.0}s", last);
+        }
+    }
+}
