@@ -46,6 +46,44 @@ internal static class TestSagas
         ["effects.yaml"] = LedgerEffect,
     };
 
+    public const string FoldManifest = """
+        kind: saga
+        name: fold
+        script: fold.js
+        triggers:
+          - stream: AGGREGATE_EVENTS
+            subject: "aggregate.*.fold.*.>"
+            correlation: "subject[3]"
+        """;
+
+    /// <summary>
+    /// Every transition commands ledger.add with the running order of data.n and the script's
+    /// version mark: the commands alone show whether each transition saw the exact fold before it.
+    /// An 'arm' event sets a timer; the timer's transition commands once more.
+    /// </summary>
+    public static string FoldScript(string mark = "v1") => $$"""
+        'use strict';
+        function on_event(state, event, ctx) {
+          state = state || { order: [] };
+          if (event.type === 'timer.fired') {
+            return { state: state, commands: [{ effect: 'ledger.add', id: ctx.id('rang'), payload: { rang: event.data.name, order: state.order, mark: '{{mark}}' } }] };
+          }
+          const next = { order: state.order.concat([event.data.n]) };
+          const out = { state: next, commands: [{ effect: 'ledger.add', id: ctx.id('add'), payload: { n: event.data.n, order: next.order, mark: '{{mark}}' } }] };
+          if (event.type === 'arm') {
+            out.schedules = [{ name: 'ring', after_ms: event.data.after_ms }];
+          }
+          return out;
+        }
+        """;
+
+    public static Dictionary<string, string> Fold(string mark = "v1") => new()
+    {
+        ["fold.yaml"] = FoldManifest,
+        ["fold.js"] = FoldScript(mark),
+        ["effects.yaml"] = LedgerEffect,
+    };
+
     public const string HostileManifest = """
         kind: saga
         name: hostile

@@ -1,0 +1,87 @@
+using System.Globalization;
+using Runner.Core.Transitions;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Sagas.Tests;
+
+/// <summary>
+/// Events published to the fold saga and the check of what came out: one command per event, each
+/// carrying the order of the key's events up to and including it — the exact fold, in order,
+/// nothing lost, nothing applied twice — whichever replica ran it.
+/// </summary>
+internal sealed class Folds
+{
+    private readonly Dictionary<string, List<int>> _events = new(StringComparer.Ordinal);
+    private int _next;
+
+    public int Count => _events.Values.Sum(e => e.Count);
+
+    public async Task PublishAsync(ReplicaSet set, string key, CancellationToken cancellationToken, string type = "added", object? extra = null)
+    {
+        var n = Interlocked.Increment(ref _next);
+        lock (_events)
+        {
+            if (!_events.TryGetValue(key, out var list))
+            {
+                _events[key] = list = [];
+            }
+            list.Add(n);
+        }
+        var subject = $"aggregate.acme.fold.{key}.{type}";
+        var data = extra is null ? (object)new { n } : new { n, after_ms = extra };
+        await set.PublishAsync(subject, "ev-" + n.ToString(CultureInfo.InvariantCulture), data, cancellationToken, type);
+    }
+
+    /// <summary>Publishes <paramref name="rounds"/> events to each of <paramref name="keys"/> keys, a round at a time.</summary>
+    public async Task PublishRoundsAsync(ReplicaSet set, int keys, int rounds, TimeSpan pause, CancellationToken cancellationToken)
+    {
+        for (var r = 0; r < rounds; r++)
+        {
+            for (var k = 0; k < keys; k++)
+            {
+                await PublishAsync(set, "k" + k.ToString(CultureInfo.InvariantCulture), cancellationToken);
+            }
+            if (pause > TimeSpan.Zero)
+            {
+                await Task.Delay(pause, cancellationToken);
+            }
+        }
+    }
+
+    public async Task WaitForCommandsAsync(ReplicaSet set, int expected, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        while (await set.MessagesAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken) < (ulong)expected)
+        {
+            if (deadline.IsCancellationRequested)
+            {
+                var owners = string.Join(" ", set.Owners().OrderBy(o => o.Key).Select(o => $"{o.Key}:{string.Join("+", o.Value)}"));
+                Assert.Fail($"{await set.MessagesAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken)} of {expected} commands arrived; "
+                    + $"inbox {await set.MessagesAsync(set.Options.JetStream.Streams.Inbox, cancellationToken)}; owners {owners}");
+            }
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>The commands of the fold's events (timer commands left out) are exactly one per event, each the fold's prefix.</summary>
+    public void Verify(IReadOnlyList<CommandMessage> commands)
+    {
+        var folds = commands.Where(c => c.Payload.TryGetProperty("n", out _)).ToList();
+        Assert.Equal(folds.Count, folds.Select(c => c.CommandId).Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal(Count, folds.Count);
+        foreach (var (key, events) in _events)
+        {
+            var orders = folds.Where(c => c.CorrelationId == key)
+                .Select(c => c.Payload.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()).ToList())
+                .OrderBy(o => o.Count)
+                .ToList();
+            Assert.Equal(events.Count, orders.Count);
+            for (var i = 0; i < events.Count; i++)
+            {
+                Assert.Equal(events.Take(i + 1), orders[i]);
+            }
+        }
+    }
+}

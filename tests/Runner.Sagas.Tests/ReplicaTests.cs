@@ -1,0 +1,240 @@
+using System.Collections.Concurrent;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Sagas.Tests;
+
+/// <summary>
+/// Several saga replicas on one real nats-server, each with its own LMDB file: partitions are
+/// leased, balanced, handed over and restored, and every fold stays exact.
+/// </summary>
+public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Replicas_share_the_partitions_disjointly_and_balanced_within_one_as_they_come_and_go()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 16 });
+        await set.StartAsync("a");
+        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a"]), s_wait, "a to hold all 16");
+        await set.StartAsync("b");
+        await set.StartAsync("c");
+        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b", "c"]), s_wait, "16 over a, b, c (6, 5, 5)");
+
+        await set["c"].Runtime!.DrainAsync(CancellationToken.None);
+        await set["c"].StopAsync();
+        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b"]), s_wait, "16 over a and b after c left");
+        await set.StartAsync("d");
+        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b", "d"]), s_wait, "16 over a, b, d");
+        var epochs = set.Replicas.Where(r => r.Runtime is not null).SelectMany(r => r.Runtime!.PartitionLeases).Select(l => l.Epoch).ToList();
+        Assert.Contains(epochs, e => e >= 2);
+    }
+
+    [Fact]
+    public async Task Scaling_one_to_three_to_one_under_load_keeps_every_fold_exact()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold());
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var folds = new Folds();
+        await set.StartAsync("a");
+        var producer = folds.PublishRoundsAsync(set, keys: 40, rounds: 12, TimeSpan.FromMilliseconds(250), cts.Token);
+        await Task.Delay(500, cts.Token);
+        await set.StartAsync("b");
+        await set.StartAsync("c");
+        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b", "c"]), s_wait, "three replicas balanced under load");
+        foreach (var name in new[] { "b", "c" })
+        {
+            await set[name].Runtime!.DrainAsync(cts.Token);
+            await set[name].StopAsync();
+        }
+        await producer;
+        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a"]), s_wait, "a to hold all again");
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        folds.Verify(await set.CommandsAsync(cts.Token));
+    }
+
+    [Fact]
+    public async Task A_replica_that_lost_its_disk_restores_from_the_snapshot_and_replays_the_rest()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { SnapshotInterval = TimeSpan.FromHours(1) });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var folds = new Folds();
+        var a = await set.StartAsync("a");
+        await folds.PublishRoundsAsync(set, keys: 20, rounds: 3, TimeSpan.Zero, cts.Token);
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        // A drain hands every partition over with a snapshot at its checkpoint.
+        await a.Runtime!.DrainAsync(cts.Token);
+        await a.StopAsync();
+        // Events arrive while no replica runs: they are in the inbox, after the snapshots.
+        await folds.PublishRoundsAsync(set, keys: 20, rounds: 2, TimeSpan.Zero, cts.Token);
+        a.Wipe();
+
+        a = await set.StartAsync("a");
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        folds.Verify(await set.CommandsAsync(cts.Token));
+        for (var k = 0; k < 20; k++)
+        {
+            var key = "k" + k;
+            var record = await WaitForInstanceAsync(a, key, 5);
+            Assert.Equal(5, record.State.GetProperty("order").GetArrayLength());
+        }
+    }
+
+    [Fact]
+    public async Task A_crashed_replica_partitions_and_routers_move_after_its_lease_with_an_empty_volume_restoring()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { SnapshotInterval = TimeSpan.FromMilliseconds(200) });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var folds = new Folds();
+        var a = await set.StartAsync("a");
+        await folds.PublishRoundsAsync(set, keys: 16, rounds: 3, TimeSpan.Zero, cts.Token);
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        await SagaHarness.WaitUntilAsync(() => a.Runtime!.PartitionLeases.All(l => l.Record.Snapshots.Count > 0), s_wait, "snapshots of every partition");
+        // b starts with an empty volume while a still holds everything; a then dies without a word.
+        await set.StartAsync("b");
+        await a.CrashAsync();
+        var crashed = DateTime.UtcNow;
+        await folds.PublishRoundsAsync(set, keys: 16, rounds: 2, TimeSpan.Zero, cts.Token);
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        var moved = DateTime.UtcNow - crashed;
+        folds.Verify(await set.CommandsAsync(cts.Token));
+        Assert.Equal(set.Options.Partitions, set["b"].Runtime!.OwnedPartitions.Count);
+        Assert.Equal(2, set["b"].Runtime!.RoutedStreams.Count);
+        // Failover is the lease (2 s) plus restore and replay; far less than the wait allowed.
+        Assert.InRange(moved, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(15));
+    }
+
+    [Theory]
+    [InlineData("missing")]
+    [InlineData("truncated")]
+    [InlineData("older")]
+    public async Task An_unusable_newest_snapshot_falls_back_to_the_older_one_and_the_fold_stays_exact(string fault)
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 2, SnapshotInterval = TimeSpan.FromHours(1) });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var folds = new Folds();
+        var a = await set.StartAsync("a");
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 2, TimeSpan.Zero, cts.Token);
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        await a.Runtime!.DrainAsync(cts.Token); // first snapshots
+        await a.Runtime.ResumeAsync(cts.Token);
+        await SagaHarness.WaitUntilAsync(() => a.Runtime.OwnedPartitions.Count == 2, s_wait, "a holds both again");
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 2, TimeSpan.Zero, cts.Token);
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        await a.Runtime.DrainAsync(cts.Token); // second snapshots: two kept, the inbox purged below the first
+        var leases = await ReadLeasesAsync(set, cts.Token);
+        await a.StopAsync();
+        a.Wipe();
+
+        var objects = await Runner.Sagas.Snapshots.SnapshotStore.OpenAsync(set.Js, set.Options.SnapshotBucket, 1, cts.Token);
+        foreach (var lease in leases)
+        {
+            Assert.Equal(2, lease.Snapshots.Count);
+            var newest = lease.Snapshots[0].Name;
+            switch (fault)
+            {
+                case "missing":
+                    await objects.DeleteAsync(newest, cts.Token);
+                    break;
+                case "truncated":
+                    var bytes = (await objects.GetAsync(newest, cts.Token))!;
+                    await objects.PutAsync(newest, bytes[..(bytes.Length / 2)], cts.Token);
+                    break;
+                default:
+                    // A valid image, but of the older snapshot (another sequence and epoch than the record says).
+                    await objects.PutAsync(newest, (await objects.GetAsync(lease.Snapshots[1].Name, cts.Token))!, cts.Token);
+                    break;
+            }
+        }
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 1, TimeSpan.Zero, cts.Token);
+        await set.StartAsync("b");
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        folds.Verify(await set.CommandsAsync(cts.Token));
+        for (var k = 0; k < 6; k++)
+        {
+            var record = await WaitForInstanceAsync(set["b"], "k" + k, 5);
+            Assert.Equal(5, record.State.GetProperty("order").GetArrayLength());
+        }
+    }
+
+    [Fact]
+    public async Task Timers_set_before_a_partition_moves_fire_once_on_its_new_owner()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold());
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var folds = new Folds();
+        await set.StartAsync("a");
+        for (var k = 0; k < 16; k++)
+        {
+            await folds.PublishAsync(set, "t" + k, cts.Token, type: "arm", extra: 4000);
+        }
+        await folds.WaitForCommandsAsync(set, 16, s_wait, cts.Token);
+        await set.StartAsync("b");
+        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b"]), s_wait, "half of the partitions moved to b");
+        await folds.WaitForCommandsAsync(set, 32, s_wait, cts.Token);
+        await Task.Delay(1500, cts.Token); // a second firing would have come by now
+        var commands = await set.CommandsAsync(cts.Token);
+        folds.Verify(commands);
+        var rang = commands.Where(c => c.Payload.TryGetProperty("rang", out _)).ToList();
+        Assert.Equal(16, rang.Count);
+        Assert.Equal(16, rang.Select(c => c.CorrelationId).Distinct().Count());
+        Assert.True(set["b"].Listener.Notices.Any(n => n.EventType == "timer.fired"), "some timers fired on the new owner");
+    }
+
+    [Fact]
+    public async Task Two_replicas_starting_together_never_hold_a_partition_at_the_same_epoch()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 16 });
+        var held = new ConcurrentDictionary<(int Partition, long Epoch), ConcurrentDictionary<string, bool>>();
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                foreach (var replica in set.Replicas)
+                {
+                    foreach (var lease in replica.Runtime?.PartitionLeases ?? [])
+                    {
+                        held.GetOrAdd((lease.Partition!.Value.Value, lease.Epoch), _ => new())[replica.Name] = true;
+                    }
+                }
+                await Task.Delay(5, CancellationToken.None);
+            }
+        });
+        await Task.WhenAll(set.StartAsync("a"), set.StartAsync("b"), set.StartAsync("c"));
+        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b", "c"]), s_wait, "balanced after racing");
+        await sampling.CancelAsync();
+        await sampler;
+        Assert.All(held, h => Assert.Single(h.Value));
+        Assert.Equal(16, held.Keys.Select(k => k.Partition).Distinct().Count());
+    }
+
+    private static async Task<Core.Transitions.SagaInstanceRecord> WaitForInstanceAsync(Replica replica, string key, int version)
+    {
+        Core.Transitions.SagaInstanceRecord? record = null;
+        await SagaHarness.WaitUntilAsync(() => (record = Instance(replica, key))?.Version == version, s_wait, $"{key} at version {version} on {replica.Name}");
+        return record!;
+    }
+
+    private static Core.Transitions.SagaInstanceRecord? Instance(Replica replica, string key)
+    {
+        var instance = new Core.Ids.InstanceId(new Core.Ids.TenantId("acme"), new Core.Ids.SagaName("fold"), new Core.Ids.CorrelationKey(key));
+        var partition = Core.Ids.Partitioner.PartitionOf(instance, replica.Runtime!.Options.Partitions);
+        var raw = replica.Store!.Read(r => r.Get(Core.Keys.KeySpace.Saga, Core.Keys.StoreKeys.Instance(partition, instance)));
+        return raw is null ? null : System.Text.Json.JsonSerializer.Deserialize(raw, Core.CoreJsonContext.Default.SagaInstanceRecord);
+    }
+
+    private static async Task<List<Ownership.LeaseRecord>> ReadLeasesAsync(ReplicaSet set, CancellationToken cancellationToken)
+    {
+        var kv = await new NATS.Client.KeyValueStore.NatsKVContext(set.Js).GetStoreAsync(set.Options.OwnershipBucket, cancellationToken);
+        var leases = new List<Ownership.LeaseRecord>();
+        for (var p = 0; p < set.Options.Partitions; p++)
+        {
+            var entry = await kv.GetEntryAsync<byte[]>(Ownership.OwnershipBucket.PartitionKey(new Core.Ids.PartitionId(p)),
+                serializer: NATS.Client.Core.NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
+            leases.Add(Ownership.OwnershipBucket.Parse(entry.Value, Ownership.OwnershipJsonContext.Default.LeaseRecord)!);
+        }
+        return leases;
+    }
+}
