@@ -130,7 +130,7 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
         var token = _stop.Token;
         _loops.Add(Supervise("outbox relay", Relay.RunAsync, token));
         var sweeper = new DedupeSweeper(_store, _options, _loggers.CreateLogger<DedupeSweeper>(), _time,
-            () => [.. OwnedPartitions.Select(p => new PartitionId(p))]);
+            () => [.. _runs.Values.Where(r => r.Worker is not null && !r.Lease.IsLost).Select(r => (r.Lease.Partition!.Value, r.Worker!.LastInboxMs))]);
         _loops.Add(Supervise("dedupe sweeper", sweeper.RunAsync, token));
         _coordinator = new PartitionCoordinator(bucket, this, _options.Partitions, _options.PartitionLease, _options.WorkerId,
             _loggers.CreateLogger<PartitionCoordinator>(), _time, _options.TakePartitions);

@@ -47,8 +47,13 @@ public sealed partial class DeploymentFilesTests
             Assert.NotNull(Node(service, "deploy", "resources", "limits", "memory"));
             Assert.Equal("/var/lib/runner", Scalar(service, "volumes", "0", "target"));
         }
-        Assert.Equal("1", Scalar(services["saga"], "deploy", "replicas"));
-        Assert.Equal("saga", Scalar(services["saga"], "environment", "RUNNER_MODE"));
+        var saga = services["saga"];
+        Assert.Equal("3", Scalar(saga, "deploy", "replicas"));
+        Assert.Equal("1", Scalar(saga, "deploy", "placement", "max_replicas_per_node"));
+        Assert.Equal("saga", Scalar(saga, "environment", "RUNNER_MODE"));
+        // A volume and a worker id per task slot: a restarted task finds its own store and takes its own leases back at once.
+        Assert.Contains("{{.Task.Slot}}", Scalar(saga, "volumes", "0", "source"), StringComparison.Ordinal);
+        Assert.Contains("{{.Task.Slot}}", Scalar(saga, "environment", "RUNNER_WORKER_ID"), StringComparison.Ordinal);
         foreach (var name in new[] { "effects-general", "effects-batch" })
         {
             Assert.Equal("global", Scalar(services[name], "deploy", "mode"));

@@ -64,11 +64,11 @@ internal static class TestSagas
     public static string FoldScript(string mark = "v1") => $$"""
         'use strict';
         function on_event(state, event, ctx) {
-          state = state || { order: [] };
+          state = state || { order: [], marks: [] };
           if (event.type === 'timer.fired') {
             return { state: state, commands: [{ effect: 'ledger.add', id: ctx.id('rang'), payload: { rang: event.data.name, order: state.order, mark: '{{mark}}' } }] };
           }
-          const next = { order: state.order.concat([event.data.n]) };
+          const next = { order: state.order.concat([event.data.n]), marks: state.marks.concat(['{{mark}}']) };
           const out = { state: next, commands: [{ effect: 'ledger.add', id: ctx.id('add'), payload: { n: event.data.n, order: next.order, mark: '{{mark}}' } }] };
           if (event.type === 'arm') {
             out.schedules = [{ name: 'ring', after_ms: event.data.after_ms }];

@@ -76,13 +76,14 @@ public sealed class NatsClusterFixture : IAsyncLifetime
 
     /// <summary>
     /// Starts a killed node again on its ports and store, and waits until it is back in the
-    /// cluster with its streams caught up.
+    /// cluster with its streams caught up — or, with <paramref name="caughtUp"/> false, only until
+    /// it serves JetStream again (under load its many consumers can take long to be current).
     /// </summary>
-    public async Task StartAsync(int node, CancellationToken cancellationToken)
+    public async Task StartAsync(int node, CancellationToken cancellationToken, bool caughtUp = true)
     {
         var member = Node(node);
         member.Start(_binary);
-        await WaitReadyAsync([member], forming: false, s_readyTimeout, cancellationToken);
+        await WaitReadyAsync([member], forming: false, s_readyTimeout, cancellationToken, caughtUp);
     }
 
     /// <summary>Kills a node, leaves it down for <paramref name="downtime"/>, then starts it as <see cref="StartAsync"/> does.</summary>
@@ -132,7 +133,7 @@ public sealed class NatsClusterFixture : IAsyncLifetime
     /// Forming: every node has JetStream up and the meta leader counts all its followers current,
     /// so an R3 stream can be placed at once. Otherwise: these nodes pass the full health check.
     /// </summary>
-    private async Task WaitReadyAsync(IReadOnlyList<NatsClusterNode> nodes, bool forming, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task WaitReadyAsync(IReadOnlyList<NatsClusterNode> nodes, bool forming, TimeSpan timeout, CancellationToken cancellationToken, bool caughtUp = true)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
@@ -147,7 +148,7 @@ public sealed class NatsClusterFixture : IAsyncLifetime
                 var views = new List<NatsMetaView>();
                 foreach (var node in nodes)
                 {
-                    if (await node.ProbeAsync(_http, caughtUp: !forming, deadline.Token) is { } view)
+                    if (await node.ProbeAsync(_http, caughtUp: !forming && caughtUp, deadline.Token) is { } view)
                     {
                         views.Add(view);
                     }

@@ -50,7 +50,14 @@ internal sealed class ReplicaSet : IAsyncDisposable
     public Replica this[string name] => _replicas[name];
 
     /// <summary>Every stream of the server is deleted first, so each test starts from an empty server.</summary>
-    public static async Task<ReplicaSet> CreateAsync(string url, IReadOnlyDictionary<string, string> manifestFiles, Func<SagaRuntimeOptions, SagaRuntimeOptions>? configure = null)
+    public static Task<ReplicaSet> CreateAsync(string url, IReadOnlyDictionary<string, string> manifestFiles, Func<SagaRuntimeOptions, SagaRuntimeOptions>? configure = null) =>
+        CreateAsync(url, manifestFiles, configure, reset: true);
+
+    /// <summary>Replicas with other options on the same server and streams as <paramref name="existing"/> (nothing is deleted).</summary>
+    public static Task<ReplicaSet> CreateOnAsync(ReplicaSet existing, Func<SagaRuntimeOptions, SagaRuntimeOptions> configure) =>
+        CreateAsync(existing._url, System.IO.Directory.GetFiles(existing.ManifestDir).ToDictionary(f => Path.GetFileName(f), File.ReadAllText), o => configure(existing.Options), reset: false);
+
+    private static async Task<ReplicaSet> CreateAsync(string url, IReadOnlyDictionary<string, string> manifestFiles, Func<SagaRuntimeOptions, SagaRuntimeOptions>? configure, bool reset)
     {
         var dir = new TempDirectory("runner-replicas");
         var manifestDir = dir.File("manifests");
@@ -69,7 +76,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
         {
             names.Add(name);
         }
-        foreach (var name in names)
+        foreach (var name in reset ? names : [])
         {
             await set.Js.DeleteStreamAsync(name);
         }

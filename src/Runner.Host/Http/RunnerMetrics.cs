@@ -33,6 +33,11 @@ internal sealed class RunnerMetrics
     private readonly Gauge _ready;
     private readonly Gauge _draining;
     private readonly Gauge _manifest;
+    private readonly Gauge _owned;
+    private readonly Gauge _epoch;
+    private readonly Gauge _snapshotBytes;
+    private readonly Gauge _snapshotAge;
+    private readonly Gauge _snapshotLag;
 
     public RunnerMetrics(RunnerControl control, TimeProvider time, CollectorRegistry registry)
     {
@@ -52,6 +57,11 @@ internal sealed class RunnerMetrics
         _ready = factory.CreateGauge("runner_ready", "1 while the runner takes work (started, not draining, not stopping)");
         _draining = factory.CreateGauge("runner_draining", "1 while draining or drained");
         _manifest = factory.CreateGauge("runner_manifest_info", "The manifest version running (value 1)", "version");
+        _owned = factory.CreateGauge("runner_partitions_owned", "Partitions this replica holds a lease on");
+        _epoch = factory.CreateGauge("runner_partition_epoch", "Epoch of each partition this replica holds", "partition");
+        _snapshotBytes = factory.CreateGauge("runner_partition_snapshot_bytes", "Size of the newest stored snapshot of each partition this replica holds", "partition");
+        _snapshotAge = factory.CreateGauge("runner_partition_snapshot_age_seconds", "Age of the newest stored snapshot of each partition this replica holds", "partition");
+        _snapshotLag = factory.CreateGauge("runner_partition_snapshot_lag", "Inbox sequences between the newest snapshot and the committed checkpoint (what a new owner would replay at most)", "partition");
         registry.AddBeforeCollectCallback(UpdateAsync);
     }
 
@@ -104,14 +114,16 @@ internal sealed class RunnerMetrics
         }
         _outbox.Set(sagas.Relay.Depth());
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        Ownership(sagas, nowMs);
         var (depth, overdue, oldestDue) = store.Read(reader =>
         {
-            long total = reader.Count(KeySpace.Schedule), due = 0;
+            long total = 0, due = 0;
             long? oldest = null;
             foreach (var p in sagas.OwnedPartitions)
             {
                 var partition = new PartitionId(p);
                 var prefix = StoreKeys.SchedulePrefix(partition);
+                total += reader.Visit(KeySpace.Schedule, prefix, (_, _) => { });
                 due += reader.CountRange(KeySpace.Schedule, prefix, StoreKeys.ScheduleDueBound(partition, nowMs + 1));
                 if (reader.Scan(KeySpace.Schedule, prefix, 1) is [var head] && StoreKeys.ScheduleDue(head.Key) is { } headDue && headDue <= nowMs)
                 {
@@ -123,6 +135,31 @@ internal sealed class RunnerMetrics
         _schedules.Set(depth);
         _overdue.Set(overdue);
         _scheduleLag.Set(oldestDue is { } o ? (nowMs - o) / 1000.0 : 0);
+    }
+
+    /// <summary>Per held partition: its epoch and its newest snapshot's size, age and distance behind the checkpoint.</summary>
+    private void Ownership(Sagas.SagaRuntime sagas, long nowMs)
+    {
+        foreach (var gauge in new[] { _epoch, _snapshotBytes, _snapshotAge, _snapshotLag })
+        {
+            foreach (var labels in gauge.GetAllLabelValues().ToList())
+            {
+                gauge.RemoveLabelled(labels);
+            }
+        }
+        var leases = sagas.PartitionLeases;
+        _owned.Set(leases.Count);
+        foreach (var lease in leases)
+        {
+            var partition = lease.Partition!.Value.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            _epoch.WithLabels(partition).Set(lease.Epoch);
+            if (lease.Record.Snapshots is [var newest, ..])
+            {
+                _snapshotBytes.WithLabels(partition).Set(newest.Bytes);
+                _snapshotAge.WithLabels(partition).Set(Math.Max(0, nowMs - newest.AtMs) / 1000.0);
+                _snapshotLag.WithLabels(partition).Set(lease.Record.Checkpoint > newest.Sequence ? lease.Record.Checkpoint - newest.Sequence : 0);
+            }
+        }
     }
 
     private async Task ConsumersAsync(RunnerComponents components, CancellationToken cancellationToken)

@@ -61,6 +61,19 @@ internal sealed class ManifestVersions
         _stored[set.Hash] = true;
     }
 
+    /// <summary>Like <see cref="AddAsync"/>, but a store that does not answer only leaves the version unavailable to others for now.</summary>
+    public async Task TryAddAsync(ManifestSet set, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await AddAsync(set, cancellationToken);
+        }
+        catch (Exception ex) when (ex is NATS.Client.Core.NatsException or NatsObjException or TimeoutException)
+        {
+            // retried with the next batch
+        }
+    }
+
     /// <summary>The version with <paramref name="hash"/>; throws <see cref="ManifestVersionUnavailableException"/> when it is neither here nor stored, or does not load.</summary>
     public async Task<ManifestSet> GetAsync(string hash, CancellationToken cancellationToken)
     {

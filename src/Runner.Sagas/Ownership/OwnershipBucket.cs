@@ -71,6 +71,19 @@ internal sealed class OwnershipBucket
         return ownership;
     }
 
+    /// <summary>The bucket as it is, for reading (null when no saga replica ever created it).</summary>
+    public static async Task<OwnershipBucket?> OpenExistingAsync(INatsJSContext js, string bucket, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new OwnershipBucket(await new NatsKVContext(js).GetStoreAsync(bucket, cancellationToken));
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            return null;
+        }
+    }
+
     private async Task CheckDeploymentAsync(int partitions, TimeProvider time, CancellationToken cancellationToken)
     {
         var record = new DeploymentRecord { Partitions = partitions, CreatedAtMs = time.GetUtcNow().ToUnixTimeMilliseconds() };

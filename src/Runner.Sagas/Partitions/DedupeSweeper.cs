@@ -7,12 +7,14 @@ using Runner.Storage;
 namespace Runner.Sagas.Partitions;
 
 /// <summary>
-/// Deletes dedupe markers older than <see cref="SagaRuntimeOptions.DedupeRetention"/>, a page at a
-/// time, so the store does not grow with every event ever seen. Markers are only a second line of
-/// defence behind the partition checkpoint; retention bounds how late a re-sent event is still
-/// recognised as a copy.
+/// Deletes dedupe markers that can no longer stop anything, a page at a time, so the store does
+/// not grow with every event ever seen. A marker stands for <see cref="SagaRuntimeOptions.DedupeRetention"/>
+/// in the inbox's own time (see <c>PartitionWorker.Remembered</c>), so one is deleted only once the
+/// partition has applied a message stored a retention after it: every later message is later still.
+/// Sweeping early or late therefore changes no outcome, on this replica or on one that replays.
 /// </summary>
-internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options, ILogger logger, TimeProvider time, Func<IReadOnlyList<Core.Ids.PartitionId>>? owned = null)
+/// <param name="owned">Each partition this replica runs, with the inbox time of the last message it applied (0: none yet).</param>
+internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options, ILogger logger, TimeProvider time, Func<IReadOnlyList<(Core.Ids.PartitionId Partition, long InboxMs)>> owned)
 {
     private const int Page = 4096;
 
@@ -25,19 +27,15 @@ internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options,
         }
     }
 
-    /// <summary>One pass over the dedupe markers of the owned partitions (of all, without an owner list); returns how many were deleted.</summary>
+    /// <summary>One pass over the dedupe markers of the owned partitions; returns how many were deleted.</summary>
     public async Task<int> SweepOnceAsync(CancellationToken cancellationToken)
     {
         var deleted = 0;
-        if (owned is null)
+        foreach (var (partition, inboxMs) in owned())
         {
-            deleted = await SweepAsync([], cancellationToken);
-        }
-        else
-        {
-            foreach (var partition in owned())
+            if (inboxMs > 0)
             {
-                deleted += await SweepAsync(Snapshots.SnapshotCodec.Prefix(partition), cancellationToken);
+                deleted += await SweepAsync(Snapshots.SnapshotCodec.Prefix(partition), inboxMs - (long)options.DedupeRetention.TotalMilliseconds, cancellationToken);
             }
         }
         if (deleted > 0)
@@ -47,9 +45,8 @@ internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options,
         return deleted;
     }
 
-    private async Task<int> SweepAsync(byte[] prefix, CancellationToken cancellationToken)
+    private async Task<int> SweepAsync(byte[] prefix, long cutoff, CancellationToken cancellationToken)
     {
-        var cutoff = time.GetUtcNow().Add(-options.DedupeRetention).ToUnixTimeMilliseconds();
         byte[]? cursor = null;
         var deleted = 0;
         while (true)
@@ -60,7 +57,7 @@ internal sealed class DedupeSweeper(LmdbStore store, SagaRuntimeOptions options,
             foreach (var (key, value) in page)
             {
                 var record = JsonSerializer.Deserialize(value, CoreJsonContext.Default.DedupeRecord);
-                if (record is not null && record.CommittedAtMs > 0 && record.CommittedAtMs < cutoff)
+                if (record is not null && record.CommittedAtMs > 0 && record.CommittedAtMs <= cutoff)
                 {
                     batch.Delete(KeySpace.Dedupe, key);
                 }

@@ -28,7 +28,14 @@ internal sealed class PartitionVersions(OwnedLease lease, ManifestVersions store
         var recorded = lease.Record.Versions;
         if (recorded.Count == 0 || !string.Equals(recorded[^1].Manifest, now.Hash, StringComparison.Ordinal))
         {
-            var from = Math.Max(first, horizon + 1);
+            // With nothing recorded nothing ever ran (a version is recorded before anything runs
+            // with it), so the first message may start the record; otherwise the horizon bounds
+            // what a former owner may have run with the recorded version.
+            var from = recorded.Count == 0 ? first : Math.Max(first, horizon + 1);
+            if (from <= last && !store.IsAvailable(now.Hash))
+            {
+                await store.TryAddAsync(now, cancellationToken);
+            }
             if (from <= last && store.IsAvailable(now.Hash))
             {
                 if (await lease.UpdateAsync(r => Append(r, from, now.Hash), cancellationToken))

@@ -66,9 +66,10 @@ internal sealed partial class PartitionWorker
         // earlier event of this batch already holds its newest version.
         var pending = work.Instances.GetValueOrDefault(instance);
         var instanceKey = StoreKeys.Instance(_partition, instance);
-        var (seen, stored) = _store.Read(reader =>
-            (reader.Contains(KeySpace.Dedupe, dedupeKey), pending is null ? reader.Get(KeySpace.Saga, instanceKey) : null));
-        if (seen)
+        var (marker, stored) = _store.Read(reader =>
+            (reader.Get(KeySpace.Dedupe, dedupeKey), pending is null ? reader.Get(KeySpace.Saga, instanceKey) : null));
+        var inboxMs = InboxTimeMs(msg);
+        if (marker is not null && Remembered(marker, inboxMs))
         {
             return;
         }
@@ -77,7 +78,7 @@ internal sealed partial class PartitionWorker
         var current = pending ?? (stored is null ? null : JsonSerializer.Deserialize(stored, CoreJsonContext.Default.SagaInstanceRecord));
         if (current?.Done == true)
         {
-            PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredCompleted, evt.TimeMs);
+            PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredCompleted, evt.TimeMs, inboxMs);
             return;
         }
 
@@ -96,7 +97,7 @@ internal sealed partial class PartitionWorker
             if (live != data.DueMs || liveGeneration != data.Generation)
             {
                 SagasLog.StaleTimerIgnored(_logger, evt.Tenant, sagaName, key, data.Name, data.DueMs, live);
-                PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredStaleTimer, evt.TimeMs);
+                PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredStaleTimer, evt.TimeMs, inboxMs);
                 return;
             }
             timer = data;
@@ -129,7 +130,7 @@ internal sealed partial class PartitionWorker
                 $"the transition commands effect '{unknown.Effect}', which no loaded effect manifest declares ({manifests.Hash[..12]})", sagaName, evt.Tenant, key);
             return;
         }
-        Apply(work, instance, current, evt, sequence, result.Output, dedupeKey, manifests, timer?.Name, Tracing.TraceParent(span, inboundTrace));
+        Apply(work, instance, current, evt, sequence, inboxMs, result.Output, dedupeKey, manifests, timer?.Name, Tracing.TraceParent(span, inboundTrace));
     }
 
     private void Apply(
@@ -138,6 +139,7 @@ internal sealed partial class PartitionWorker
         SagaInstanceRecord? current,
         SagaEvent evt,
         ulong sequence,
+        long inboxMs,
         TransitionOutput output,
         byte[] dedupeKey,
         ManifestSet manifests,
@@ -245,16 +247,40 @@ internal sealed partial class PartitionWorker
             ManifestHash = manifests.Hash,
         };
         batch.Put(KeySpace.Saga, StoreKeys.Instance(_partition, instance), JsonSerializer.SerializeToUtf8Bytes(next, CoreJsonContext.Default.SagaInstanceRecord));
-        PutDedupe(work, dedupeKey, sequence, DedupeRecord.Applied, evt.TimeMs);
+        PutDedupe(work, dedupeKey, sequence, DedupeRecord.Applied, evt.TimeMs, inboxMs);
         work.Notices.Add(new TransitionNotice(_partition, instance, next.Version, evt.Id, evt.Type, output.StateJson, commandIds, output.Done));
         work.Instances[instance] = next;
         SagasLog.Transition(_logger, instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, next.Version, evt.Type, evt.Id, output.Commands.Count, output.Schedules.Count, output.Done);
     }
 
-    private void PutDedupe(BatchWork work, byte[] key, ulong sequence, string outcome, long atMs) =>
+    /// <summary>
+    /// The marker's time is the inbox message's own (the stream's timestamp, the same on every
+    /// replica that reads it), so whether a marker has expired for a later message is decided by
+    /// the log alone, and a replay elsewhere decides it the same way.
+    /// </summary>
+    private static void PutDedupe(BatchWork work, byte[] key, ulong sequence, string outcome, long atMs, long inboxMs) =>
         work.Batch.Put(KeySpace.Dedupe, key, JsonSerializer.SerializeToUtf8Bytes(
-            new DedupeRecord { InboxSequence = sequence, Outcome = outcome, AtMs = atMs, CommittedAtMs = _time.GetUtcNow().ToUnixTimeMilliseconds() },
+            new DedupeRecord { InboxSequence = sequence, Outcome = outcome, AtMs = atMs, CommittedAtMs = inboxMs },
             CoreJsonContext.Default.DedupeRecord));
+
+    /// <summary>The inbox stream's timestamp of <paramref name="msg"/> in Unix ms (0 when the message carries none).</summary>
+    internal static long InboxTimeMs(INatsJSMsg<byte[]> msg) => msg.Metadata?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
+
+    /// <summary>Whether a marker still stands for a message stored at <paramref name="inboxMs"/>: within the retention, in the log's own time.</summary>
+    private bool Remembered(byte[] marker, long inboxMs)
+    {
+        DedupeRecord? record;
+        try
+        {
+            record = JsonSerializer.Deserialize(marker, CoreJsonContext.Default.DedupeRecord);
+        }
+        catch (JsonException)
+        {
+            return true; // unreadable: keep treating the event as seen rather than apply it twice
+        }
+        return record is null || record.CommittedAtMs <= 0 || inboxMs <= 0
+            || inboxMs - record.CommittedAtMs < (long)_options.DedupeRetention.TotalMilliseconds;
+    }
 
     private void Quarantine(BatchWork work, INatsJSMsg<byte[]> msg, string reason, string detail, string? saga, string? tenant, string? key)
     {

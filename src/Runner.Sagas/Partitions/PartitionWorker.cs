@@ -40,6 +40,7 @@ internal sealed partial class PartitionWorker
     private readonly PartitionVersions? _versions;
     private long _checkpoint;
     private long _replayed;
+    private long _lastInboxMs;
     private bool _replayDone;
 
     public PartitionWorker(
@@ -75,6 +76,9 @@ internal sealed partial class PartitionWorker
         _consumer = lease is null ? options.PartitionConsumer(partition.Value) : options.PartitionConsumer(partition.Value, lease.Epoch);
         _checkpoint = (long)ReadCheckpoint();
     }
+
+    /// <summary>The inbox time (stream timestamp, Unix ms) of the last message committed; 0 before the first batch.</summary>
+    public long LastInboxMs => Interlocked.Read(ref _lastInboxMs);
 
     /// <summary>The highest inbox sequence committed.</summary>
     public ulong Checkpoint => (ulong)Interlocked.Read(ref _checkpoint);
@@ -212,6 +216,7 @@ internal sealed partial class PartitionWorker
                 return false;
             }
             Interlocked.Exchange(ref _checkpoint, (long)lastSequence);
+            Interlocked.Exchange(ref _lastInboxMs, Math.Max(Interlocked.Read(ref _lastInboxMs), InboxTimeMs(last)));
         }
 
         // Committed: the relay and the scheduler may start at once; the purge (a server round
