@@ -63,6 +63,21 @@ internal sealed record BenchOptions
     /// <summary>Diagnostic: router redelivery and relay re-publish against the duplicate window.</summary>
     public bool CheckDuplicates { get; init; }
 
+    /// <summary>Saga scale-out only (hand-over, crash failover, restore, snapshot cost), on a nats-server of its own; the other phases are not run.</summary>
+    public bool ScaleOut { get; init; }
+
+    /// <summary>Which of the scale-out phases (1–4) run.</summary>
+    public IReadOnlyList<int> ScaleOutPhases { get; init; } = [1, 2, 3, 4];
+
+    /// <summary>Rounds of (1): b joins and takes half the partitions, then drains and gives them back.</summary>
+    public int HandOverRounds { get; init; } = 3;
+
+    /// <summary>Lease lengths (seconds) (2) is run with, one run each.</summary>
+    public IReadOnlyList<int> FailoverLeases { get; init; } = [2, 10];
+
+    /// <summary>Instances in the partition (3) snapshots and restores.</summary>
+    public int RestoreInstances { get; init; } = 100_000;
+
     public const string Usage = """
         Runner.Bench — load command for the saga runner (real nats-server, real LMDB).
 
@@ -86,6 +101,10 @@ internal sealed record BenchOptions
           --micro           diagnostic: CPU/allocation per in-process step on one thread, no server
           --isolate         diagnostic: router alone, then workers + relay alone, on pre-filled streams
           --check-duplicates diagnostic: router redelivery / relay re-publish of already-stored messages
+          --scale-out       saga replicas only (the other phases are not run): (1) hand-over per partition,
+                            (2) crash failover, (3) restore onto an empty volume + replay, (4) throughput
+                            with snapshots on/off; --scale-out-phases 1,2,3,4; --handover-rounds N (default 3);
+                            --failover-leases 2,10 (seconds); --restore-instances N (default 100000)
 
         nats-server: RUNNER_TEST_NATS_URL if set, else the nats-server binary on a free 127.0.0.1 port.
         """;
@@ -103,6 +122,20 @@ internal sealed record BenchOptions
                     throw new FormatException($"{name} needs a value");
                 }
                 return args[++i];
+            }
+            int[] Ints(int min, int max)
+            {
+                var text = Next();
+                var values = new List<int>();
+                foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                {
+                    if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value < min || value > max)
+                    {
+                        throw new FormatException($"{name}: '{text}' is not a comma-separated list of integers in [{min}, {max}]");
+                    }
+                    values.Add(value);
+                }
+                return values.Count > 0 ? [.. values] : throw new FormatException($"{name} needs at least one value");
             }
             int Int(int min)
             {
@@ -138,6 +171,11 @@ internal sealed record BenchOptions
                     "--micro" => options with { Micro = true },
                     "--isolate" => options with { Isolate = true },
                     "--check-duplicates" => options with { CheckDuplicates = true },
+                    "--scale-out" => options with { ScaleOut = true },
+                    "--scale-out-phases" => options with { ScaleOutPhases = Ints(1, 4) },
+                    "--handover-rounds" => options with { HandOverRounds = Int(1) },
+                    "--failover-leases" => options with { FailoverLeases = Ints(1, 60) },
+                    "--restore-instances" => options with { RestoreInstances = Int(1) },
                     "--launch" => options with { Launch = true },
                     "--launches" => options with { Launches = Int(1) },
                     "--launch-gap-ms" => options with { LaunchGapMs = Int(0) },

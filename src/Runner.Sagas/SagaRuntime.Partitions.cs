@@ -58,8 +58,14 @@ internal sealed partial class SagaRuntime
     void IOwnershipHost.PartitionAcquired(OwnedLease lease)
     {
         var run = new PartitionRun(lease);
+        var previous = _runs.TryGetValue(lease.Partition!.Value.Value, out var old) ? old.Task : Task.CompletedTask;
         _runs[lease.Partition!.Value.Value] = run;
-        run.Task = Task.Run(() => RunPartitionAsync(run), CancellationToken.None);
+        // Taken back after this replica fenced it: the fenced run's loops finish first.
+        run.Task = Task.Run(async () =>
+        {
+            await previous;
+            await RunPartitionAsync(run);
+        }, CancellationToken.None);
     }
 
     private async Task RunPartitionAsync(PartitionRun run)
@@ -70,7 +76,12 @@ internal sealed partial class SagaRuntime
         var token = owned.Token;
         try
         {
-            var horizon = await PrepareWithRetriesAsync(run, token);
+            ulong? horizon;
+            using (var preparing = CancellationTokenSource.CreateLinkedTokenSource(token, run.Intake.Token))
+            {
+                // A hand-over during a restore (or one that keeps failing) ends it: the next owner restores.
+                horizon = await PrepareWithRetriesAsync(run, preparing.Token);
+            }
             if (horizon is null)
             {
                 return;
@@ -91,7 +102,18 @@ internal sealed partial class SagaRuntime
                 OwnershipLog.Replaying(_logger, partition.Value, lease.Epoch, worker.Checkpoint, horizon.Value);
             }
             var workerTask = Supervise($"partition {partition}", worker.RunAsync, token);
-            var schedulerTask = Supervise($"scheduler {partition}", scheduler.RunAsync, token);
+            var schedulerTask = Task.Run(async () =>
+            {
+                try
+                {
+                    await worker.CaughtUp.WaitAsync(intake.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return; // handed over or lost before the replay ended: the next owner fires them
+                }
+                await Supervise($"scheduler {partition}", scheduler.RunAsync, token);
+            }, CancellationToken.None);
             run.Intaking = Task.WhenAll(workerTask, schedulerTask);
             run.Prepared.TrySetResult();
             var snapshotTask = Supervise($"snapshots {partition}", snapshots.RunAsync, intake.Token);
@@ -101,6 +123,12 @@ internal sealed partial class SagaRuntime
         }
         finally
         {
+            // Ended while still held (not handed over, not lost, not stopping): fence it, so the
+            // coordinator takes it back with the next epoch instead of renewing a lease nobody serves.
+            if (!lease.IsLost && !_stop!.IsCancellationRequested)
+            {
+                lease.Fence("its partition run ended unexpectedly");
+            }
             run.Prepared.TrySetResult();
             _runs.TryRemove(new KeyValuePair<int, PartitionRun>(partition.Value, run));
             run.Intake.Dispose();
@@ -122,7 +150,9 @@ internal sealed partial class SagaRuntime
             {
                 return null;
             }
-            catch (Exception ex) when (ex is NatsException or NatsObjException or TimeoutException or UnrestorableException or Storage.StorageException)
+#pragma warning disable CA1031 // Whatever fails while preparing (a NATS request timing out, a restore cut short) is retried while the lease is held.
+            catch (Exception ex)
+#pragma warning restore CA1031
             {
                 OwnershipLog.SnapshotFailed(_logger, run.Lease.Partition!.Value.Value, $"preparing the partition failed, retrying in {backoff.TotalMilliseconds} ms: {ex.Message}");
                 try
@@ -230,9 +260,11 @@ internal sealed partial class SagaRuntime
     void IOwnershipHost.RouterAcquired(OwnedLease lease, string stream)
     {
         var run = new RouterRun(lease);
+        var previous = _routers.TryGetValue(stream, out var old) ? old.Task : Task.CompletedTask;
         _routers[stream] = run;
         run.Task = Task.Run(async () =>
         {
+            await previous; // one reader per router consumer, in this process too
             using var owned = CancellationTokenSource.CreateLinkedTokenSource(lease.Lost, _stop!.Token);
             try
             {

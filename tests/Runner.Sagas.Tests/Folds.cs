@@ -53,7 +53,7 @@ internal sealed class Folds
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        while (await set.MessagesAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken) < (ulong)expected)
+        while (await StoredAsync(set, cancellationToken) < (ulong)expected)
         {
             if (deadline.IsCancellationRequested)
             {
@@ -62,6 +62,19 @@ internal sealed class Folds
                     + $"inbox {await set.MessagesAsync(set.Options.JetStream.Streams.Inbox, cancellationToken)}; owners {owners}");
             }
             await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>Commands stored so far; 0 while the server does not answer (a cluster electing a leader).</summary>
+    private static async Task<ulong> StoredAsync(ReplicaSet set, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await set.MessagesAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken);
+        }
+        catch (NATS.Client.Core.NatsException)
+        {
+            return 0;
         }
     }
 

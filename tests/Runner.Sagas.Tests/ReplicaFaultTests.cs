@@ -74,17 +74,91 @@ public sealed class ReplicaFaultTests(NatsServerFixture nats) : IClassFixture<Na
         for (var k = 0; k < 4; k++)
         {
             var key = "k" + k;
-            await SagaHarness.WaitUntilAsync(() => Instance(b, key)?.Version == 4, s_wait, $"{key} at version 4 on b");
-            Assert.Equal(["v1", "v1", "v2", "v2"], Instance(b, key)!.State.GetProperty("marks").EnumerateArray().Select(m => m.GetString()));
+            await SagaHarness.WaitUntilAsync(() => b.Instance("acme", "fold", key)?.Version == 4, s_wait, $"{key} at version 4 on b");
+            Assert.Equal(["v1", "v1", "v2", "v2"], b.Instance("acme", "fold", key)!.State.GetProperty("marks").EnumerateArray().Select(m => m.GetString()));
         }
     }
 
-    private static Core.Transitions.SagaInstanceRecord? Instance(Replica replica, string key)
+
+    [Fact]
+    public async Task Commands_and_timers_a_fenced_owner_publishes_again_change_nothing()
     {
-        var instance = new Core.Ids.InstanceId(new Core.Ids.TenantId("acme"), new Core.Ids.SagaName("fold"), new Core.Ids.CorrelationKey(key));
-        var partition = Core.Ids.Partitioner.PartitionOf(instance, replica.Runtime!.Options.Partitions);
-        var raw = replica.Store!.Read(r => r.Get(Core.Keys.KeySpace.Saga, Core.Keys.StoreKeys.Instance(partition, instance)));
-        return raw is null ? null : System.Text.Json.JsonSerializer.Deserialize(raw, Core.CoreJsonContext.Default.SagaInstanceRecord);
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(),
+            o => o with { JetStream = o.JetStream with { DuplicateWindow = TimeSpan.FromSeconds(10) } });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var folds = new Folds();
+        var a = await set.StartAsync("a");
+        for (var k = 0; k < 6; k++)
+        {
+            await folds.PublishAsync(set, "z" + k, cts.Token, type: "arm", extra: 500);
+        }
+        await folds.WaitForCommandsAsync(set, 12, s_wait, cts.Token);
+        await a.CrashAsync();
+        var b = await set.StartAsync("b");
+        await SagaHarness.WaitUntilAsync(() => b.Runtime!.OwnedPartitions.Count == set.Options.Partitions, s_wait, "b to take every partition");
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 1, TimeSpan.Zero, cts.Token);
+        await folds.WaitForCommandsAsync(set, 18, s_wait, cts.Token);
+        for (var k = 0; k < 6; k++)
+        {
+            var key = "z" + k;
+            await SagaHarness.WaitUntilAsync(() => b.Instance("acme", "fold", key)?.Version == 2, s_wait, $"{key} armed and rung, on b");
+        }
+
+        // What a former owner still had in flight goes out again, byte for byte, under the ids the
+        // new owner used: inside the duplicate window JetStream drops every copy (here the round b
+        // just published; the claim protocol covers a command copied later, see effects.md).
+        var commands = (await Copies(set, set.Options.JetStream.Streams.WorkflowCommands, cts.Token))[^6..];
+        var timers = (await Copies(set, set.Options.JetStream.Streams.WorkflowEvents, cts.Token)).Where(m => m.Subject.Contains(".timer.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(6, timers.Count); // each timer fired once, whichever replica held its partition
+        foreach (var (subject, data, headers) in commands)
+        {
+            var ack = await set.Js.PublishAsync(subject, data, headers: headers, opts: new NATS.Client.JetStream.NatsJSPubOpts { MsgId = headers!["Nats-Msg-Id"] }, cancellationToken: cts.Token);
+            Assert.True(ack.Duplicate, $"{subject} {headers["Nats-Msg-Id"]} was stored again");
+        }
+        Assert.Equal(18, (await set.CommandsAsync(cts.Token)).Count);
+
+        // Past the window the timer events are stored and routed again: each instance's dedupe
+        // marker for the timer's event id drops it before the script runs.
+        var routedBefore = await InboxLastAsync(set, cts.Token);
+        // (the last timer stored is the probe: once its copy is stored, every earlier one's is too)
+        await SagaHarness.WaitUntilAsync(async () =>
+        {
+            var ack = await set.Js.PublishAsync(timers[^1].Subject, timers[^1].Data, headers: timers[^1].Headers,
+                opts: new NATS.Client.JetStream.NatsJSPubOpts { MsgId = timers[^1].Headers!["Nats-Msg-Id"] }, cancellationToken: cts.Token);
+            return !ack.Duplicate;
+        }, s_wait, "the duplicate window to pass for the timers");
+        timers = timers[..^1];
+        foreach (var (subject, data, headers) in timers)
+        {
+            var ack = await set.Js.PublishAsync(subject, data, headers: headers, opts: new NATS.Client.JetStream.NatsJSPubOpts { MsgId = headers!["Nats-Msg-Id"] }, cancellationToken: cts.Token);
+            Assert.False(ack.Duplicate);
+        }
+        await SagaHarness.WaitUntilAsync(async () => await InboxLastAsync(set, cts.Token) >= routedBefore + 6, s_wait, "the six copies routed to the inbox");
+        await Task.Delay(1000, cts.Token);
+        Assert.All(Enumerable.Range(0, 6), k => Assert.Equal(2, b.Instance("acme", "fold", "z" + k)!.Version));
+        var after = await set.CommandsAsync(cts.Token);
+        Assert.Equal(18, after.Count);
+        folds.Verify(after);
+        Assert.Equal(6, after.Count(c => c.Payload.TryGetProperty("rang", out _)));
+    }
+
+    private static async Task<ulong> InboxLastAsync(ReplicaSet set, CancellationToken cancellationToken) =>
+        (await set.Js.GetStreamAsync(set.Options.JetStream.Streams.Inbox, cancellationToken: cancellationToken)).Info.State.LastSeq;
+
+    private static async Task<List<(string Subject, byte[] Data, NATS.Client.Core.NatsHeaders? Headers)>> Copies(ReplicaSet set, string stream, CancellationToken cancellationToken)
+    {
+        var total = await set.MessagesAsync(stream, cancellationToken);
+        var copies = new List<(string, byte[], NATS.Client.Core.NatsHeaders?)>();
+        var consumer = await set.Js.CreateOrderedConsumerAsync(stream, cancellationToken: cancellationToken);
+        await foreach (var msg in consumer.ConsumeAsync<byte[]>(cancellationToken: cancellationToken))
+        {
+            copies.Add((msg.Subject, msg.Data ?? [], msg.Headers));
+            if ((ulong)copies.Count >= total)
+            {
+                break;
+            }
+        }
+        return copies;
     }
 
     [Fact]

@@ -213,17 +213,10 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
     private static async Task<Core.Transitions.SagaInstanceRecord> WaitForInstanceAsync(Replica replica, string key, int version)
     {
         Core.Transitions.SagaInstanceRecord? record = null;
-        await SagaHarness.WaitUntilAsync(() => (record = Instance(replica, key))?.Version == version, s_wait, $"{key} at version {version} on {replica.Name}");
+        await SagaHarness.WaitUntilAsync(() => (record = replica.Instance("acme", "fold", key))?.Version == version, s_wait, $"{key} at version {version} on {replica.Name}");
         return record!;
     }
 
-    private static Core.Transitions.SagaInstanceRecord? Instance(Replica replica, string key)
-    {
-        var instance = new Core.Ids.InstanceId(new Core.Ids.TenantId("acme"), new Core.Ids.SagaName("fold"), new Core.Ids.CorrelationKey(key));
-        var partition = Core.Ids.Partitioner.PartitionOf(instance, replica.Runtime!.Options.Partitions);
-        var raw = replica.Store!.Read(r => r.Get(Core.Keys.KeySpace.Saga, Core.Keys.StoreKeys.Instance(partition, instance)));
-        return raw is null ? null : System.Text.Json.JsonSerializer.Deserialize(raw, Core.CoreJsonContext.Default.SagaInstanceRecord);
-    }
 
     private static async Task<List<Ownership.LeaseRecord>> ReadLeasesAsync(ReplicaSet set, CancellationToken cancellationToken)
     {

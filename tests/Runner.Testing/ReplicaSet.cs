@@ -208,6 +208,15 @@ internal sealed class Replica(string name, string directory) : IAsyncDisposable
 
     public string StorePath => Path.Combine(Directory, "lmdb");
 
+    /// <summary>The instance as this replica's store holds it (null when absent).</summary>
+    public SagaInstanceRecord? Instance(string tenant, string saga, string key)
+    {
+        var instance = new Runner.Core.Ids.InstanceId(new Runner.Core.Ids.TenantId(tenant), new Runner.Core.Ids.SagaName(saga), new Runner.Core.Ids.CorrelationKey(key));
+        var partition = Runner.Core.Ids.Partitioner.PartitionOf(instance, Runtime!.Options.Partitions);
+        var raw = Store!.Read(r => r.Get(Runner.Core.Keys.KeySpace.Saga, Runner.Core.Keys.StoreKeys.Instance(partition, instance)));
+        return raw is null ? null : JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord);
+    }
+
     internal async Task StartAsync(string url, ManifestSet manifests, SagaRuntimeOptions options, ILoggerFactory loggers)
     {
         _connection = new NatsConnection(new NatsOpts { Url = url, Name = "replica-" + Name });

@@ -82,14 +82,22 @@ internal sealed class RunnerProcess : IDisposable
     }
 
     /// <summary>SIGTERM, as Docker and Swarm stop a container: the runner drains and exits.</summary>
-    public async Task TerminateAsync(CancellationToken cancellationToken)
+    public Task TerminateAsync(CancellationToken cancellationToken) => SignalAsync("TERM", cancellationToken);
+
+    /// <summary>SIGSTOP: the process freezes mid-flight, as in a long GC pause or a stalled VM, until <see cref="ContinueAsync"/>.</summary>
+    public Task PauseAsync(CancellationToken cancellationToken) => SignalAsync("STOP", cancellationToken);
+
+    /// <summary>SIGCONT: a paused process runs on from where it stood, unaware of the time it lost.</summary>
+    public Task ContinueAsync(CancellationToken cancellationToken) => SignalAsync("CONT", cancellationToken);
+
+    private async Task SignalAsync(string signal, CancellationToken cancellationToken)
     {
-        using var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false })
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false })
             ?? throw new InvalidOperationException("could not run kill");
         await kill.WaitForExitAsync(cancellationToken);
         if (kill.ExitCode != 0)
         {
-            throw new InvalidOperationException($"kill -TERM {_process.Id} exited {kill.ExitCode}");
+            throw new InvalidOperationException($"kill -{signal} {_process.Id} exited {kill.ExitCode}");
         }
     }
 

@@ -88,7 +88,7 @@ internal sealed class OwnedLease : IDisposable
                 {
                     revision = await _bucket.TryUpdateAsync(Key, next, _revision, cancellationToken);
                 }
-                catch (Exception ex) when (ex is NatsException or TimeoutException)
+                catch (Exception ex) when (ex is NatsException or TimeoutException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
                 {
                     OwnershipLog.LeaseWriteFailed(_logger, Key, _record.Epoch, ex.Message);
                     return false;
@@ -105,7 +105,7 @@ internal sealed class OwnedLease : IDisposable
                 {
                     current = await _bucket.GetLeaseAsync(Key, cancellationToken);
                 }
-                catch (Exception ex) when (ex is NatsException or TimeoutException)
+                catch (Exception ex) when (ex is NatsException or TimeoutException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
                 {
                     OwnershipLog.LeaseWriteFailed(_logger, Key, _record.Epoch, ex.Message);
                     return false;

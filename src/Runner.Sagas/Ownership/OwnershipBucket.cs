@@ -118,6 +118,17 @@ internal sealed class OwnershipBucket
         return Parse(entry.Value.Value, type) is { } record ? (record, entry.Value.Revision) : null;
     }
 
+    /// <summary>The key's current entry as the watch would deliver it, or null when it has none.</summary>
+    public async ValueTask<NatsKVEntry<byte[]>?> GetEntryAsync(string key, CancellationToken cancellationToken)
+    {
+        var entry = await _kv.TryGetEntryAsync(key, serializer: NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
+        if (entry.Success)
+        {
+            return entry.Value;
+        }
+        return entry.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException ? null : throw entry.Error;
+    }
+
     public ValueTask<(LeaseRecord Record, ulong Revision)?> GetLeaseAsync(string key, CancellationToken cancellationToken) =>
         GetAsync(key, OwnershipJsonContext.Default.LeaseRecord, cancellationToken);
 

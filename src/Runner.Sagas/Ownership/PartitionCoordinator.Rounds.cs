@@ -7,6 +7,7 @@ namespace Runner.Sagas.Ownership;
 internal sealed partial class PartitionCoordinator
 {
     private long _lastHeartbeat = long.MinValue;
+    private long _lastRefresh = long.MinValue;
 
     /// <summary>A lease that may be taken, and why.</summary>
     private sealed record Candidate(string Key, PartitionId? Partition, string? Stream, NatsKVEntry<byte[]>? Entry, LeaseRecord? Previous, int Rank, bool ReleasedRecently);
@@ -21,14 +22,25 @@ internal sealed partial class PartitionCoordinator
                 _owned.TryRemove(key, out _);
             }
         }
+        // Renewals first: a heartbeat that fails must not cost a lease.
+        var nextRenewal = await RenewAsync(cancellationToken);
         if (_time.GetElapsedTime(_lastHeartbeat) >= Tick || _lastHeartbeat == long.MinValue)
         {
             await HeartbeatAsync(cancellationToken);
         }
-        await RenewAsync(cancellationToken);
         if (_leaving)
         {
-            return Tick;
+            return nextRenewal < Tick ? nextRenewal : Tick;
+        }
+        if (_lastRefresh == long.MinValue || _time.GetElapsedTime(_lastRefresh) >= _lease)
+        {
+            // The watch is the fast path; this read is the safety net should it stall (a server
+            // lost mid-watch): a stale view could never take a partition, only miss one.
+            foreach (var entry in await _bucket.ReadAllAsync(cancellationToken))
+            {
+                Apply(entry);
+            }
+            _lastRefresh = _time.GetTimestamp();
         }
         var streams = _host.TriggerStreams;
         var (liveOthers, counts, partitionFree, routerFree, expiry) = Survey(streams);
@@ -44,7 +56,8 @@ internal sealed partial class PartitionCoordinator
         var routers = Held(partitions: false);
         Rebalance(routers, liveOthers.Select(w => counts.GetValueOrDefault(RouterCountKey(w))).ToList(), live, streams.Count, routerFree, partitions: false, cancellationToken);
         await AcquireAsync(routerFree, Balance.ToAcquire(streams.Count, routers, live), Balance.Hungry(streams.Count, routers, live), live, cancellationToken);
-        return expiry < Tick ? expiry : Tick;
+        var sleep = expiry < Tick ? expiry : Tick;
+        return nextRenewal < sleep ? nextRenewal : sleep;
     }
 
     /// <summary>Partition (or router) leases held and not on their way out.</summary>
@@ -133,9 +146,11 @@ internal sealed partial class PartitionCoordinator
             free.Add(new Candidate(key, partition, stream, entry, record, 2, unmoved < Tick));
             return;
         }
-        if (string.Equals(record.Owner, Worker, StringComparison.Ordinal) && !string.Equals(record.Incarnation, Incarnation, StringComparison.Ordinal))
+        if (string.Equals(record.Owner, Worker, StringComparison.Ordinal))
         {
-            free.Add(new Candidate(key, partition, stream, entry, record, 0, false)); // this worker's previous run
+            // This worker's previous run, or this run's own lease that it fenced (it could not
+            // renew in time, and its work has stopped): taken back at once with the next epoch.
+            free.Add(new Candidate(key, partition, stream, entry, record, 0, false));
             return;
         }
         var lease = TimeSpan.FromMilliseconds(record.LeaseMs);
@@ -156,7 +171,10 @@ internal sealed partial class PartitionCoordinator
     {
         foreach (var candidate in free.OrderBy(c => c.Rank).ThenBy(c => c.Key, StringComparer.Ordinal))
         {
-            if (wanted <= 0)
+            // A lease that ran out (or this worker's own, fenced or from its previous run) is
+            // nobody's: take it even above the share — its owner's heartbeat may not have gone
+            // stale yet, and balance gives the surplus back once it does.
+            if (wanted <= 0 && candidate.Rank > 1)
             {
                 return;
             }
@@ -200,7 +218,12 @@ internal sealed partial class PartitionCoordinator
             : await _bucket.TryCreateAsync(candidate.Key, record, cancellationToken);
         if (revision is null)
         {
-            return false; // another replica was quicker
+            // Another replica was quicker, or the view is behind: read the key as it is now.
+            if (await _bucket.GetEntryAsync(candidate.Key, cancellationToken) is { } current)
+            {
+                Apply(current);
+            }
+            return false;
         }
         var lease = new OwnedLease(_bucket, candidate.Key, candidate.Partition, record, revision.Value, sent, _time, _logger);
         _owned[candidate.Key] = lease;
@@ -232,11 +255,20 @@ internal sealed partial class PartitionCoordinator
         _lastHeartbeat = _time.GetTimestamp();
     }
 
-    private async Task RenewAsync(CancellationToken cancellationToken)
+    /// <summary>Renews every lease a third of a lease after its last write; returns how long until the next one is due.</summary>
+    private async Task<TimeSpan> RenewAsync(CancellationToken cancellationToken)
     {
-        var due = _owned.Values.Where(l => !l.IsLost && _time.GetElapsedTime(l.LastWritten) >= Tick).ToList();
+        var held = _owned.Values.Where(l => !l.IsLost).ToList();
+        var due = held.Where(l => _time.GetElapsedTime(l.LastWritten) >= Tick).ToList();
         await Task.WhenAll(due.Select(lease => lease.UpdateAsync(
             r => lease.Partition is { } p ? r with { Checkpoint = Math.Max(r.Checkpoint, _host.Checkpoint(p)) } : r, cancellationToken)));
+        var next = Tick;
+        foreach (var lease in held.Where(l => !l.IsLost))
+        {
+            var left = Tick - _time.GetElapsedTime(lease.LastWritten);
+            next = left < next ? left : next;
+        }
+        return next > TimeSpan.FromMilliseconds(10) ? next : TimeSpan.FromMilliseconds(10);
     }
 
     private void StartHandOver(OwnedLease lease, string reason, CancellationToken cancellationToken)

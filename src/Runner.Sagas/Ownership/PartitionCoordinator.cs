@@ -89,7 +89,21 @@ internal sealed partial class PartitionCoordinator
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var watch = Task.Run(() => WatchAsync(cancellationToken), CancellationToken.None);
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var watch = Task.Run(() => WatchAsync(watching.Token), CancellationToken.None);
+        try
+        {
+            await RoundsAsync(cancellationToken);
+        }
+        finally
+        {
+            await watching.CancelAsync();
+            await watch;
+        }
+    }
+
+    private async Task RoundsAsync(CancellationToken cancellationToken)
+    {
         OwnershipLog.Joined(_logger, Worker, _bucket.Bucket, _lease.TotalMilliseconds);
         try
         {
@@ -111,7 +125,13 @@ internal sealed partial class PartitionCoordinator
                     sleep = await RoundAsync(cancellationToken);
                     backoff = TimeSpan.FromMilliseconds(200);
                 }
-                catch (Exception ex) when (ex is NatsException or TimeoutException or NatsKVException)
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    throw;
+                }
+#pragma warning disable CA1031 // A round that fails for any reason (a request timing out included) is retried; leases still fence on time.
+                catch (Exception ex)
+#pragma warning restore CA1031
                 {
                     OwnershipLog.RoundFailed(_logger, backoff.TotalMilliseconds, ex.Message);
                     sleep = backoff;
@@ -135,7 +155,6 @@ internal sealed partial class PartitionCoordinator
         {
             // stopping
         }
-        await watch;
     }
 
     /// <summary>Wakes the loop for a round now (a partition was lost, streams changed).</summary>

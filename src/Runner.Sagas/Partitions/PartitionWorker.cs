@@ -39,6 +39,7 @@ internal sealed partial class PartitionWorker
     private readonly Ownership.OwnedLease? _lease;
     private readonly PartitionVersions? _versions;
     private long _checkpoint;
+    private readonly TaskCompletionSource _caughtUp = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _replayed;
     private long _lastInboxMs;
     private bool _replayDone;
@@ -75,7 +76,19 @@ internal sealed partial class PartitionWorker
         _checkpointKey = StoreKeys.Checkpoint(options.PartitionConsumer(partition.Value), partition);
         _consumer = lease is null ? options.PartitionConsumer(partition.Value) : options.PartitionConsumer(partition.Value, lease.Epoch);
         _checkpoint = (long)ReadCheckpoint();
+        if (versions is null || (ulong)_checkpoint >= versions.Horizon)
+        {
+            _replayDone = true;
+            _caughtUp.TrySetResult();
+        }
     }
+
+    /// <summary>
+    /// Completes once the partition has applied everything up to the horizon its lease was taken
+    /// at: its timers are fired only then, so a timer a former owner fired (and whose event is in
+    /// the replayed inbox) is not fired again from a restored schedule.
+    /// </summary>
+    public Task CaughtUp => _caughtUp.Task;
 
     /// <summary>The inbox time (stream timestamp, Unix ms) of the last message committed; 0 before the first batch.</summary>
     public long LastInboxMs => Interlocked.Read(ref _lastInboxMs);
@@ -133,6 +146,12 @@ internal sealed partial class PartitionWorker
             var backoff = TimeSpan.FromMilliseconds(100);
             while (!await ProcessBatchAsync(batch, cancellationToken))
             {
+                if (_intake.IsCancellationRequested)
+                {
+                    // Handing over (or draining): a batch that cannot commit is left unacked for
+                    // whoever reads the partition next, rather than hold the hand-over forever.
+                    return;
+                }
                 foreach (var msg in batch)
                 {
                     await msg.AckProgressAsync(cancellationToken: cancellationToken).QuietlyAsync();
@@ -258,6 +277,7 @@ internal sealed partial class PartitionWorker
         {
             _replayDone = true;
             Ownership.OwnershipTelemetry.ReplayLength.Record(_replayed);
+            _caughtUp.TrySetResult();
         }
     }
 

