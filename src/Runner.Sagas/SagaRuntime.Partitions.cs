@@ -125,7 +125,7 @@ internal sealed partial class SagaRuntime
         {
             // Ended while still held (not handed over, not lost, not stopping): fence it, so the
             // coordinator takes it back with the next epoch instead of renewing a lease nobody serves.
-            if (!lease.IsLost && !_stop!.IsCancellationRequested)
+            if (!lease.IsLost && !_stop!.IsCancellationRequested && !run.Intake.IsCancellationRequested)
             {
                 lease.Fence("its partition run ended unexpectedly");
             }
@@ -230,7 +230,14 @@ internal sealed partial class SagaRuntime
         {
             return lease.Record.Checkpoint;
         }
-        await run.Intake.CancelAsync();
+        try
+        {
+            await run.Intake.CancelAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the run ended meanwhile (lost or fenced): nothing left to stop
+        }
         await run.Prepared.Task.WaitAsync(cancellationToken);
         await run.Intaking.WaitAsync(cancellationToken);
         // The outbox goes out first, so the next owner has nothing to publish again; what cannot be
@@ -290,7 +297,14 @@ internal sealed partial class SagaRuntime
         {
             return;
         }
-        await run.Intake.CancelAsync();
+        try
+        {
+            await run.Intake.CancelAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            return; // the router ended meanwhile
+        }
         // The router returns once the batch in hand is routed and acked.
         await run.Routing.Task.WaitAsync(cancellationToken);
     }

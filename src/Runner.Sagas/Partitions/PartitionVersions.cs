@@ -38,10 +38,14 @@ internal sealed class PartitionVersions(OwnedLease lease, ManifestVersions store
             }
             if (from <= last && store.IsAvailable(now.Hash))
             {
-                if (await lease.UpdateAsync(r => Append(r, from, now.Hash), cancellationToken))
+                if (!await lease.UpdateAsync(r => Append(r, from, now.Hash), cancellationToken))
                 {
-                    OwnershipLog.VersionSwitched(logger, lease.Partition!.Value.Value, lease.Epoch, from, now.Hash[..12]);
+                    // The write may have been applied with its reply lost: running the batch with
+                    // the old version could contradict the record. The batch is retried; by then
+                    // the record is read back (and the idempotent append finds it done).
+                    throw new InvalidOperationException($"recording manifest version {now.Hash[..12]} from sequence {from} got no answer");
                 }
+                OwnershipLog.VersionSwitched(logger, lease.Partition!.Value.Value, lease.Epoch, from, now.Hash[..12]);
             }
             recorded = lease.Record.Versions;
         }

@@ -68,6 +68,8 @@ internal static class PartitionRestore
         }
         // No snapshot to load. The local store still serves if the inbox after it is all there;
         // with nothing ever purged, an empty store and the whole inbox rebuild the partition.
+        // (Read again: a restore that failed after its wipe has removed the local records.)
+        local = localCheckpoint();
         if (local + 1 >= record.PurgedBelow)
         {
             if (local == 0)

@@ -106,7 +106,12 @@ internal sealed class PartitionSnapshots(
         var referenced = await lease.UpdateAsync(r => Reference(r, reference), cancellationToken);
         if (!referenced)
         {
-            await DeleteQuietlyAsync(name, cancellationToken);
+            // Only a lease certainly lost proves the reference was not written (a write whose
+            // reply was lost may have been applied): otherwise the next owner's sweep decides.
+            if (lease.IsLost)
+            {
+                await DeleteQuietlyAsync(name, cancellationToken);
+            }
             OwnershipLog.SnapshotFailed(logger, _partition.Value, lease.FencedBecause ?? "the lease record was not updated");
             return false;
         }
@@ -135,12 +140,14 @@ internal sealed class PartitionSnapshots(
         }
         var kept = new List<SnapshotRef> { reference };
         kept.AddRange(record.Snapshots.Take(1));
-        var oldest = kept[^1].Sequence;
+        var purgedBelow = kept.Count > 1 ? Math.Max(record.PurgedBelow, kept[^1].Sequence + 1) : record.PurgedBelow;
         return record with
         {
             Snapshots = kept,
-            PurgedBelow = kept.Count > 1 ? Math.Max(record.PurgedBelow, oldest + 1) : record.PurgedBelow,
-            Versions = PartitionVersions.Trim(record.Versions, oldest),
+            PurgedBelow = purgedBelow,
+            // Only what the purge put beyond any replay: with nothing purged, a replay from the
+            // start (no usable snapshot) still needs every version.
+            Versions = purgedBelow > 1 ? PartitionVersions.Trim(record.Versions, purgedBelow - 1) : record.Versions,
         };
     }
 
