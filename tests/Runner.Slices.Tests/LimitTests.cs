@@ -70,7 +70,22 @@ public sealed class LimitTests : IDisposable
         Assert.True(exit.TimedOut);
         Assert.Contains("started", stdout);
         Assert.Equal(9, exit.Signal);
-        Assert.Empty(ProcessesWith(marker));
+        // The sandbox the launcher starts ahead for the next slice carries the same command line
+        // until it blocks on its trigger FIFO (then IsWaitingSandbox leaves it out): give it a moment
+        // to get there. A child that survived the kill would stay and fail this.
+        await WaitUntilGoneAsync(marker);
+    }
+
+    /// <summary>Polls until no process but a waiting sandbox carries <paramref name="marker"/>; fails naming them after 5 s.</summary>
+    private async Task WaitUntilGoneAsync(string marker)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        List<int> left;
+        while ((left = ProcessesWith(marker)).Count > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20, Token);
+        }
+        Assert.Empty(left);
     }
 
     [Fact]
@@ -87,7 +102,7 @@ public sealed class LimitTests : IDisposable
         }, cancel.Token);
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
-        Assert.Empty(ProcessesWith(marker));
+        await WaitUntilGoneAsync(marker);
         Assert.All(node.Launcher.Capabilities.CgroupBases, b => Assert.False(Directory.Exists(Path.Combine(b, request.Id))));
     }
 
