@@ -198,15 +198,9 @@ internal sealed partial class SagaRuntime
             }
         }
         var horizon = await LastInboxSequenceAsync(partition, cancellationToken);
-        var checkpointKey = StoreKeys.Checkpoint(_options.PartitionConsumer(partition.Value), partition);
-        await PartitionRestore.PrepareAsync(_store, _snapshots!, lease, () => ReadCheckpoint(checkpointKey), _loggers.CreateLogger(typeof(PartitionRestore)), _time, cancellationToken);
+        var checkpointKey = PartitionWorker.CheckpointKeyOf(_options, partition);
+        await PartitionRestore.PrepareAsync(_store, _snapshots!, lease, () => PartitionWorker.ReadCheckpoint(_store, checkpointKey), _loggers.CreateLogger(typeof(PartitionRestore)), _time, cancellationToken);
         return horizon;
-    }
-
-    private ulong ReadCheckpoint(byte[] key)
-    {
-        var raw = _store.Read(reader => reader.Get(KeySpace.Checkpoint, key));
-        return raw is null ? 0 : ulong.Parse(System.Text.Encoding.ASCII.GetString(raw), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private async Task<ulong> LastInboxSequenceAsync(PartitionId partition, CancellationToken cancellationToken)

@@ -30,8 +30,6 @@ internal sealed class ManifestVersions
         _streams = streams;
     }
 
-    public string? Bucket => _objects?.Bucket;
-
     /// <summary>True when another replica could load <paramref name="hash"/> too (stored, or no store is configured).</summary>
     public bool IsAvailable(string hash) => _objects is null ? _sets.ContainsKey(hash) : _stored.ContainsKey(hash);
 

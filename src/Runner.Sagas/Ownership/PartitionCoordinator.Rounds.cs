@@ -228,7 +228,6 @@ internal sealed partial class PartitionCoordinator
         var lease = new OwnedLease(_bucket, candidate.Key, candidate.Partition, record, revision.Value, sent, _time, _logger);
         _owned[candidate.Key] = lease;
         _releasedByMe.TryRemove(candidate.Key, out _);
-        Interlocked.Increment(ref _acquisitions);
         OwnershipTelemetry.OwnershipChanges.Add(1, new KeyValuePair<string, object?>(OwnershipTelemetry.KindTag, candidate.Partition is null ? "router" : "partition"));
         OwnershipLog.Acquired(_logger, candidate.Key, epoch, previous?.Owner ?? "-", previous?.State ?? "absent", previous?.Epoch ?? 0);
         if (candidate.Partition is not null)

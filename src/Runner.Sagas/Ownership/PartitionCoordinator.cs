@@ -82,11 +82,6 @@ internal sealed partial class PartitionCoordinator
     /// <summary>Leases held now.</summary>
     public IReadOnlyList<OwnedLease> Owned => [.. _owned.Values.Where(l => !l.IsLost)];
 
-    /// <summary>Ownership changes this replica made (acquisitions), for metrics.</summary>
-    public long Acquisitions => Interlocked.Read(ref _acquisitions);
-
-    private long _acquisitions;
-
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -40,7 +40,4 @@ internal sealed class RevisionClock(TimeProvider time)
             return _seen.TryGetValue(key, out var seen) && seen.Revision == revision ? time.GetElapsedTime(seen.Seen) : TimeSpan.Zero;
         }
     }
-
-    /// <summary>True once <paramref name="key"/> has stood at <paramref name="revision"/> for at least <paramref name="lease"/>.</summary>
-    public bool Stale(string key, ulong revision, TimeSpan lease) => Unmoved(key, revision) >= lease;
 }

@@ -72,8 +72,7 @@ internal sealed partial class PartitionWorker
         _scheduled = scheduled;
         _logger = logger;
         _time = time;
-        // The checkpoint key keeps the consumer's name without epoch: it belongs to the partition, not to one owner.
-        _checkpointKey = StoreKeys.Checkpoint(options.PartitionConsumer(partition.Value), partition);
+        _checkpointKey = CheckpointKeyOf(options, partition);
         _consumer = lease is null ? options.PartitionConsumer(partition.Value) : options.PartitionConsumer(partition.Value, lease.Epoch);
         _checkpoint = (long)ReadCheckpoint();
         if (versions is null || (ulong)_checkpoint >= versions.Horizon)
@@ -310,9 +309,16 @@ internal sealed partial class PartitionWorker
         return lastSequence;
     }
 
-    internal ulong ReadCheckpoint()
+    internal ulong ReadCheckpoint() => ReadCheckpoint(_store, _checkpointKey);
+
+    /// <summary>The partition's checkpoint key: the consumer's name without epoch, as it belongs to the partition, not to one owner.</summary>
+    internal static byte[] CheckpointKeyOf(SagaRuntimeOptions options, PartitionId partition) =>
+        StoreKeys.Checkpoint(options.PartitionConsumer(partition.Value), partition);
+
+    /// <summary>The highest inbox sequence committed for the partition whose checkpoint key is <paramref name="key"/> (0: none).</summary>
+    internal static ulong ReadCheckpoint(LmdbStore store, byte[] key)
     {
-        var raw = _store.Read(reader => reader.Get(Core.Keys.KeySpace.Checkpoint, _checkpointKey));
+        var raw = store.Read(reader => reader.Get(Core.Keys.KeySpace.Checkpoint, key));
         return raw is null ? 0 : ulong.Parse(Encoding.ASCII.GetString(raw), CultureInfo.InvariantCulture);
     }
 }
