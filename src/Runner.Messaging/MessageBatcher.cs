@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 
@@ -16,6 +17,14 @@ namespace Runner.Messaging;
 /// sequence is checked to be the next one: a gap means a delivery was lost in transit, and the
 /// batcher re-attaches from the checkpoint instead of letting a later message overtake it.
 /// </para>
+/// <para>
+/// A consumer can also go quiet without an error: a pull request lost in a server's leader change
+/// is not always answered, and the client's own heartbeat-timeout pulls can land on a consumer
+/// that no longer delivers. So while the reader waits on an empty buffer and nothing has arrived
+/// for <c>stallAfter</c>, the batcher asks the stream itself whether it holds anything past the
+/// last delivery; when it does, the consumer is stalled, and the batcher logs the consumer's view
+/// and re-attaches.
+/// </para>
 /// </summary>
 internal sealed class MessageBatcher : IAsyncDisposable
 {
@@ -30,7 +39,15 @@ internal sealed class MessageBatcher : IAsyncDisposable
     private readonly Channel<INatsJSMsg<byte[]>> _buffer;
     private readonly CancellationTokenSource _stop;
     private readonly Task _pump;
+    private readonly TimeSpan _stallAfter;
     private CancellationTokenSource? _attachment;
+    private INatsJSStream? _streamHandle;
+    private long _lastDelivered;
+    private long _lastArrivalTicks;
+    private long _waitingSinceTicks;
+
+    /// <summary>How long a consumer may deliver nothing, while the stream holds more for it and the reader waits, before it is re-attached.</summary>
+    public static readonly TimeSpan DefaultStallAfter = TimeSpan.FromSeconds(15);
 
     /// <param name="startSequence">Returns the first stream sequence to deliver on each attach (0 = from the start).</param>
     /// <param name="attached">
@@ -46,9 +63,11 @@ internal sealed class MessageBatcher : IAsyncDisposable
         ILogger logger,
         TimeProvider time,
         CancellationToken cancellationToken,
-        Func<CancellationToken, ValueTask>? attached = null)
+        Func<CancellationToken, ValueTask>? attached = null,
+        TimeSpan? stallAfter = null)
     {
         _attached = attached;
+        _stallAfter = stallAfter ?? DefaultStallAfter;
         _js = js;
         _stream = stream;
         _template = template;
@@ -70,10 +89,26 @@ internal sealed class MessageBatcher : IAsyncDisposable
 
     public long Attaches { get; private set; }
 
+    /// <summary>How many times the consumer was found stalled and re-attached.</summary>
+    public long Stalls => Interlocked.Read(ref _stalls);
+
+    private long _stalls;
+
     /// <summary>Waits for at least one message, then takes what is buffered, up to <paramref name="max"/>.</summary>
     public async ValueTask<List<INatsJSMsg<byte[]>>> ReadBatchAsync(int max, CancellationToken cancellationToken)
     {
-        var first = await _buffer.Reader.ReadAsync(cancellationToken);
+        if (!_buffer.Reader.TryRead(out var first))
+        {
+            Interlocked.Exchange(ref _waitingSinceTicks, _time.GetTimestamp());
+            try
+            {
+                first = await _buffer.Reader.ReadAsync(cancellationToken);
+            }
+            finally
+            {
+                Interlocked.Exchange(ref _waitingSinceTicks, 0);
+            }
+        }
         var batch = new List<INatsJSMsg<byte[]>>(Math.Min(max, 64)) { first };
         while (batch.Count < max && _buffer.Reader.TryRead(out var next))
         {
@@ -140,6 +175,8 @@ internal sealed class MessageBatcher : IAsyncDisposable
         };
         var consumer = await _js.CreateOrUpdateConsumerAsync(_stream, config, cancellationToken);
         Attaches++;
+        Interlocked.Exchange(ref _lastDelivered, (long)(start <= 1 ? 0 : start - 1));
+        Interlocked.Exchange(ref _lastArrivalTicks, _time.GetTimestamp());
         MessagingLog.ConsumerAttached(_logger, _stream, Consumer, start);
         if (_attached is not null)
         {
@@ -153,12 +190,14 @@ internal sealed class MessageBatcher : IAsyncDisposable
         var backoff = TimeSpan.FromMilliseconds(200);
         while (!cancellationToken.IsCancellationRequested)
         {
+            var attachment = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var watch = Task.CompletedTask;
             try
             {
-                using var attachment = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 Volatile.Write(ref _attachment, attachment);
                 var consumer = await AttachAsync(cancellationToken);
                 backoff = TimeSpan.FromMilliseconds(200);
+                watch = WatchAsync(attachment, attachment.Token);
                 var expected = 1UL;
                 var opts = new NatsJSConsumeOpts { MaxMsgs = _batch * 2, Expires = TimeSpan.FromSeconds(30), IdleHeartbeat = TimeSpan.FromSeconds(5) };
                 await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: opts, cancellationToken: attachment.Token))
@@ -177,6 +216,8 @@ internal sealed class MessageBatcher : IAsyncDisposable
                         break;
                     }
                     expected++;
+                    Interlocked.Exchange(ref _lastArrivalTicks, _time.GetTimestamp());
+                    Interlocked.Exchange(ref _lastDelivered, (long)(msg.Metadata?.Sequence.Stream ?? 0));
                     if (msg.Metadata?.NumDelivered > 1)
                     {
                         Tracing.Redeliveries.Add(1, new KeyValuePair<string, object?>("consumer", Consumer));
@@ -208,6 +249,94 @@ internal sealed class MessageBatcher : IAsyncDisposable
                 }
                 backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5_000));
             }
+            finally
+            {
+                // The watch ends with its attachment: cancel before disposing, or it would wait on a dead token.
+                await attachment.CancelAsync();
+                await watch;
+                attachment.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Watches one attachment until it ends: re-attaches when the reader has waited, and nothing
+    /// has arrived, for the stall time while the stream holds messages past the last delivery.
+    /// </summary>
+    private async Task WatchAsync(CancellationTokenSource attachment, CancellationToken token)
+    {
+        var period = _stallAfter / 3;
+        while (!token.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(period, _time, token);
+                var waiting = Interlocked.Read(ref _waitingSinceTicks);
+                if (waiting == 0
+                    || _time.GetElapsedTime(waiting) < _stallAfter
+                    || _time.GetElapsedTime(Interlocked.Read(ref _lastArrivalTicks)) < _stallAfter)
+                {
+                    continue;
+                }
+                var delivered = (ulong)Interlocked.Read(ref _lastDelivered);
+                var stored = await LastStoredAsync(token);
+                if (stored <= delivered || Interlocked.Read(ref _waitingSinceTicks) == 0)
+                {
+                    continue;
+                }
+                await LogStallAsync(delivered, stored, token);
+                Interlocked.Increment(ref _stalls);
+                Tracing.Stalls.Add(1, new KeyValuePair<string, object?>("consumer", Consumer));
+                await attachment.CancelAsync();
+                return;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // The watch must outlive any client or server error; it looks again next period.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                // The stream cannot answer either (no leader yet): a re-attach would fail the same
+                // way, so look again next period.
+                MessagingLog.StallCheckFailed(_logger, _stream, Consumer, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>The last stream sequence the consumer's filter matches (0 when none is stored).</summary>
+    private async ValueTask<ulong> LastStoredAsync(CancellationToken cancellationToken)
+    {
+        _streamHandle ??= await _js.GetStreamAsync(_stream, cancellationToken: cancellationToken);
+        if (_template.FilterSubject is { Length: > 0 } filter)
+        {
+            try
+            {
+                var last = await _streamHandle.GetAsync(new StreamMsgGetRequest { LastBySubj = filter }, cancellationToken);
+                return last.Message.Seq;
+            }
+            catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+            {
+                return 0;
+            }
+        }
+        await _streamHandle.RefreshAsync(cancellationToken);
+        var state = _streamHandle.Info.State;
+        return state.Messages == 0 ? 0 : state.LastSeq;
+    }
+
+    private async ValueTask LogStallAsync(ulong delivered, ulong stored, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var info = (await _js.GetConsumerAsync(_stream, Consumer, cancellationToken)).Info;
+            MessagingLog.ConsumerStalled(_logger, _stream, Consumer, _stallAfter.TotalSeconds, delivered, stored,
+                $"delivered {info.Delivered.StreamSeq}, ack floor {info.AckFloor.StreamSeq}, pending {info.NumPending}, ack pending {info.NumAckPending}, waiting pulls {info.NumWaiting}, leader {info.Cluster?.Leader ?? "-"}");
+        }
+        catch (Exception ex) when (ex is NatsException or TimeoutException)
+        {
+            MessagingLog.ConsumerStalled(_logger, _stream, Consumer, _stallAfter.TotalSeconds, delivered, stored, $"consumer info unavailable: {ex.Message}");
         }
     }
 

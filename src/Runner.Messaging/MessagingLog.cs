@@ -17,6 +17,12 @@ internal static partial class MessagingLog
     [LoggerMessage(2002, LogLevel.Warning, "consumer {Consumer} on stream {Stream} failed, retrying in {DelayMs} ms: {Reason}")]
     public static partial void ConsumerFailed(ILogger logger, string stream, string consumer, double delayMs, string reason);
 
+    [LoggerMessage(2004, LogLevel.Warning, "consumer {Consumer} on stream {Stream} delivered nothing for {Seconds} s while the stream holds up to sequence {Stored} past delivery {Delivered}; re-attaching (server's view: {ServerView})")]
+    public static partial void ConsumerStalled(ILogger logger, string stream, string consumer, double seconds, ulong delivered, ulong stored, string serverView);
+
+    [LoggerMessage(2005, LogLevel.Debug, "consumer {Consumer} on stream {Stream}: could not check for a stall: {Reason}")]
+    public static partial void StallCheckFailed(ILogger logger, string stream, string consumer, string reason);
+
     [LoggerMessage(2010, LogLevel.Error, "{Component} failed; restarting in {DelayMs} ms")]
     public static partial void LoopFailed(ILogger logger, Exception exception, string component, double delayMs);
 }

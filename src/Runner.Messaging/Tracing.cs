@@ -18,6 +18,10 @@ internal static class Tracing
     public static readonly Counter<long> Redeliveries = Meter.CreateCounter<long>(
         "runner.redeliveries", unit: "{message}", description: "Messages the server delivered again after a missing ack");
 
+    /// <summary>Counter: consumers found delivering nothing while their stream held more, and re-attached, by consumer.</summary>
+    public static readonly Counter<long> Stalls = Meter.CreateCounter<long>(
+        "runner.consumer.stalls", unit: "{stall}", description: "Consumers re-attached after delivering nothing while their stream held messages for them");
+
     /// <summary>
     /// Starts a span whose parent is <paramref name="traceParent"/> (a new trace when it is absent or
     /// malformed). Null when nobody listens, which costs nothing.

@@ -13,8 +13,8 @@ using Runner.Storage;
 namespace Runner.Sagas.Routing;
 
 /// <summary>
-/// The stateless router stage for one trigger stream: a durable consumer shared by every replica
-/// (competing consumers). For each event and each saga whose trigger matches — or, on
+/// The stateless router stage for one trigger stream: one durable consumer, read by the replica
+/// that holds the stream's router lease. For each event and each saga whose trigger matches — or, on
 /// WORKFLOW_EVENTS, the saga a timer or effect result belongs to (<see cref="ImplicitRoutes"/>) —
 /// it computes the correlation key and partition and republishes the normalized event to
 /// <c>runner.inbox.{partition}</c> with <c>Nats-Msg-Id = {stream}:{seq}:{saga}</c>, then acks.
@@ -73,9 +73,14 @@ internal sealed class Router
         };
 
         // Resume in order from the ack floor: what was acked beyond it is routed again, and the
-        // inbox Nats-Msg-Id plus the partition's dedupe markers drop those copies.
+        // inbox Nats-Msg-Id plus the partition's dedupe markers drop those copies. Each attach
+        // deletes and re-creates the consumer, so an attach whose create failed leaves none behind,
+        // and its ack floor reads as 0: never go back below what this router has already routed,
+        // or a server error mid-attach would route the whole trigger stream again.
+        var resumeAt = 0UL;
         await using var batcher = new MessageBatcher(_js, _stream, config,
-            async ct => await MessageBatcher.AckFloorAsync(_js, _stream, config.DurableName!, ct) + 1, settings.Batch, _logger, _time, cancellationToken,
+            async ct => resumeAt = Math.Max(resumeAt, await MessageBatcher.AckFloorAsync(_js, _stream, config.DurableName!, ct) + 1),
+            settings.Batch, _logger, _time, cancellationToken,
             _lease is null ? null : async ct =>
             {
                 if (!await _lease.VerifyAsync(ct))
@@ -101,6 +106,8 @@ internal sealed class Router
             }
             else
             {
+                // Everything up to here is in the inbox (or quarantined), whatever became of the acks.
+                resumeAt = Math.Max(resumeAt, (batch[^1].Metadata?.Sequence.Stream ?? 0) + 1);
                 SagasTelemetry.Routed.Add(batch.Count, new KeyValuePair<string, object?>(SagasTelemetry.StreamTag, _stream));
             }
         }
