@@ -88,6 +88,15 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     /// <summary>The leases behind <see cref="OwnedPartitions"/>, for /info and metrics.</summary>
     public IReadOnlyList<OwnedLease> PartitionLeases => [.. _runs.Values.Select(r => r.Lease).Where(l => !l.IsLost).OrderBy(l => l.Partition!.Value.Value)];
 
+    /// <summary>
+    /// One line per partition run this replica has: epoch, whether the lease is lost, the worker's
+    /// checkpoint and how its loops stand. For reading a stalled replica in a test's failure, not an API.
+    /// </summary>
+    internal IReadOnlyList<string> DescribeRuns() =>
+        [.. _runs.OrderBy(r => r.Key).Select(r => $"p{r.Key} e{r.Value.Lease.Epoch}{(r.Value.Lease.IsLost ? " lost" : "")} "
+            + $"checkpoint {(r.Value.Worker is { } w ? w.Checkpoint.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-")} "
+            + $"run {r.Value.Task.Status} intake {r.Value.Intaking.Status} prepared {r.Value.Prepared.Task.Status}")];
+
     IReadOnlyList<string> IOwnershipHost.TriggerStreams => _manifests.TriggerStreams;
 
     /// <summary>Held, and its store restored: its outbox may be published.</summary>

@@ -58,8 +58,11 @@ internal sealed class Folds
             if (deadline.IsCancellationRequested)
             {
                 var owners = string.Join(" ", set.Owners().OrderBy(o => o.Key).Select(o => $"{o.Key}:{string.Join("+", o.Value)}"));
+                var runs = string.Join("; ", set.Replicas.Where(r => r.Runtime is not null)
+                    .Select(r => $"{r.Name}: {string.Join(", ", r.Runtime!.DescribeRuns())} outbox {r.Runtime.Relay.Depth()}"));
                 Assert.Fail($"{await set.MessagesAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken)} of {expected} commands arrived; "
-                    + $"inbox {await set.MessagesAsync(set.Options.JetStream.Streams.Inbox, cancellationToken)}; owners {owners}");
+                    + $"inbox {await set.MessagesAsync(set.Options.JetStream.Streams.Inbox, cancellationToken)}; owners {owners}; "
+                    + $"inbox last by partition {await set.InboxLastAsync(cancellationToken)}; runs {runs}");
             }
             await Task.Delay(50, cancellationToken);
         }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 using Runner.Core;
 using Runner.Core.Transitions;
 using Runner.Sagas;
@@ -179,6 +180,26 @@ internal sealed class ReplicaSet : IAsyncDisposable
 
     public async Task<ulong> MessagesAsync(string stream, CancellationToken cancellationToken) =>
         (ulong)(await Js.GetStreamAsync(stream, cancellationToken: cancellationToken)).Info.State.Messages;
+
+    /// <summary>"p:seq" for each partition's last inbox message, for a failure's message.</summary>
+    public async Task<string> InboxLastAsync(CancellationToken cancellationToken)
+    {
+        var stream = await Js.GetStreamAsync(Options.JetStream.Streams.Inbox, cancellationToken: cancellationToken);
+        var parts = new List<string>();
+        for (var p = 0; p < Options.Partitions; p++)
+        {
+            try
+            {
+                var last = await stream.GetAsync(new StreamMsgGetRequest { LastBySubj = Core.Subjects.Subjects.Inbox(new Core.Ids.PartitionId(p)) }, cancellationToken);
+                parts.Add($"{p}:{last.Message.Seq}");
+            }
+            catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+            {
+                parts.Add($"{p}:-");
+            }
+        }
+        return string.Join(" ", parts);
+    }
 
     public async ValueTask DisposeAsync()
     {
