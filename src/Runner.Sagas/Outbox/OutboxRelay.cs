@@ -32,7 +32,12 @@ internal sealed class OutboxRelay
     private readonly HashSet<string> _inFlight = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _wake = new(0);
-    private volatile bool _rescan = true;
+    // Rescans asked for (at start: one) and the request count when the pass under way began: a
+    // request that comes in during a pass gets a whole pass of its own once this one ends, since
+    // the items it is about (a partition just taken) may sit before the cursor.
+    private long _rescansRequested = 1;
+    private long _rescansStarted;
+    private bool _scanning;
     private byte[]? _scanCursor;
 
     // Server rejections (not timeouts) per outbox key; at the limit the command is quarantined.
@@ -68,8 +73,7 @@ internal sealed class OutboxRelay
         {
             if (!_queue.Writer.TryWrite(entry with { Since = now }))
             {
-                _rescan = true;
-                _wake.Release();
+                Rescan();
                 return;
             }
         }
@@ -78,9 +82,13 @@ internal sealed class OutboxRelay
     /// <summary>Scans the outbox again (a partition was just taken: what its store holds goes out).</summary>
     public void Rescan()
     {
-        _rescan = true;
+        RequestRescan();
         _wake.Release();
     }
+
+    private void RequestRescan() => Interlocked.Increment(ref _rescansRequested);
+
+    private bool RescanDue => _scanning || Interlocked.Read(ref _rescansRequested) != _rescansStarted;
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -104,7 +112,7 @@ internal sealed class OutboxRelay
             var failed = await PublishAsync(batch, cancellationToken);
             if (failed > 0)
             {
-                _rescan = true;
+                RequestRescan();
                 SagasLog.RelayPublishFailed(_logger, failed, backoff.TotalMilliseconds, "no PubAck");
                 try
                 {
@@ -123,16 +131,22 @@ internal sealed class OutboxRelay
         }
     }
 
-    private async Task<List<OutboxEntry>> NextBatchAsync(CancellationToken cancellationToken)
+    internal async Task<List<OutboxEntry>> NextBatchAsync(CancellationToken cancellationToken)
     {
         var max = _options.RelayConcurrency;
-        if (_rescan)
+        if (RescanDue)
         {
             // One pass over the outbox in key order, a page at a time, continuing after the last
             // key seen: an item that keeps failing at the head cannot hide the ones behind it.
+            if (!_scanning)
+            {
+                _rescansStarted = Interlocked.Read(ref _rescansRequested);
+                _scanning = true;
+                _scanCursor = null;
+            }
             var (scanned, next) = Scan(max, _scanCursor);
             _scanCursor = next;
-            _rescan = next is not null;
+            _scanning = next is not null;
             return Claim(scanned);
         }
 
@@ -143,7 +157,7 @@ internal sealed class OutboxRelay
         }
         await Task.WhenAny(readTask, _wakeTask);
         cancellationToken.ThrowIfCancellationRequested();
-        if (_rescan)
+        if (RescanDue)
         {
             return [];
         }
@@ -309,7 +323,7 @@ internal sealed class OutboxRelay
             {
                 // Published but not deleted: they go out again later with the same Nats-Msg-Id.
                 SagasLog.RelayDeleteFailed(_logger, acked, ex.Message);
-                _rescan = true;
+                RequestRescan();
             }
         }
         return failed;
