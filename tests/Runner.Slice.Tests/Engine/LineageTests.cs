@@ -59,10 +59,12 @@ public sealed class LineageTests : IClassFixture<NatsServerFixture>
         var input = root.GetProperty("inputs")[0];
         Assert.Equal(dir.File("orders.jsonl"), input.GetProperty("name").GetString());
         Assert.Equal(10, input.GetProperty("inputFacets").GetProperty("inputStatistics").GetProperty("rowCount").GetInt64());
-        var assertions = input.GetProperty("inputFacets").GetProperty("dataQualityAssertions").GetProperty("assertions").EnumerateArray().ToList();
+        // The spec's top-level contract is the sink's: its assertions are on the output, none on the input.
+        Assert.False(input.GetProperty("inputFacets").TryGetProperty("dataQualityAssertions", out _));
+        var output = root.GetProperty("outputs")[0];
+        var assertions = output.GetProperty("outputFacets").GetProperty("dataQualityAssertions").GetProperty("assertions").EnumerateArray().ToList();
         Assert.Equal(["order_id", "amount", "status", "ts"], assertions.Select(a => a.GetProperty("column").GetString()));
         Assert.Equal([false, true, false, false], assertions.Select(a => a.GetProperty("success").GetBoolean()));
-        var output = root.GetProperty("outputs")[0];
         Assert.Equal(4, output.GetProperty("outputFacets").GetProperty("outputStatistics").GetProperty("rowCount").GetInt64());
         Assert.Equal(["order_id", "amount", "status", "ts"], output.GetProperty("facets").GetProperty("schema").GetProperty("fields").EnumerateArray().Select(f => f.GetProperty("name").GetString()));
     }

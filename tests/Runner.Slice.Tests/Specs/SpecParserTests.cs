@@ -33,7 +33,9 @@ public sealed class SpecParserTests
         Assert.Equal("parent-1", spec.Run.ParentRunId);
         Assert.Equal(new JobRef("acme", "pipeline-run"), spec.Run.ParentJob);
         Assert.Equal(new Endpoint("jsonl", "/data/in/orders.jsonl", null, null, 0), spec.Source);
-        Assert.Equal(new ContractRef("contracts/orders.v1.yaml", "dead_letter", 0.01), spec.Contract);
+        // The top-level contract is the sink's, in short.
+        Assert.Equal(new ContractRef("contracts/orders.v1.yaml", "dead_letter", 0.01) { Key = "contract", Line = 5, Column = 11 }, spec.Sink.Contract);
+        Assert.Null(spec.Source.Contract);
         Assert.Equal(["filter", "select", "map"], spec.Transforms.Select(t => t.Type));
         Assert.Equal("amount > 0", spec.Transforms[0].Where);
         Assert.Equal(["order_id", "customer_id", "amount", "ts"], spec.Transforms[1].Fields);
