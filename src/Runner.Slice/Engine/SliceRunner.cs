@@ -15,10 +15,11 @@ internal interface IEndpointFactory
 }
 
 /// <summary>
-/// Runs one slice: source → source contract, transforms and sink contract → sink, each stage on its own task, joined by
-/// bounded channels so a slow sink slows the source and memory stays flat. The sink stage commits
-/// every <c>checkpoint.every_batches</c> batches (outputs fsynced first, then the checkpoint), so a
-/// killed run resumes from its last checkpoint and writes exactly what an uninterrupted run writes.
+/// Runs one slice: source → source contract, transforms, sink contract → sink, each stage on its
+/// own task, joined by bounded channels so a slow sink slows the source and memory stays flat. The
+/// sink stage commits every <c>checkpoint.every_batches</c> batches (outputs fsynced first, then
+/// the checkpoint), so a killed run resumes from its last checkpoint and writes exactly what an
+/// uninterrupted run writes.
 /// Drain (SIGTERM) stops the source at a batch boundary; what is in flight is written, committed
 /// and checkpointed, and the run ends aborted.
 /// </summary>

@@ -70,6 +70,42 @@ public sealed class LineageTests : IClassFixture<NatsServerFixture>
     }
 
     [Fact]
+    public async Task Each_contracts_assertions_are_on_the_dataset_it_guards()
+    {
+        using var dir = new TempDirectory("slice-lineage");
+        SliceTestKit.CopyFixtures("contracts", dir);
+
+        var (_, _, lineage) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+
+        Assert.Equal(["START", "COMPLETE"], lineage.Events.Select(e => e.Type));
+        foreach (var (_, json) in lineage.Events)
+        {
+            await AssertValidAsync(json);
+        }
+        using var start = JsonDocument.Parse(lineage.Events[0].Json);
+        Assert.Equal(["order_id", "amount", "status"], Fields(start.RootElement.GetProperty("inputs")[0]));
+        Assert.Equal(["order_id", "amount_cents"], Fields(start.RootElement.GetProperty("outputs")[0]));
+        using var complete = JsonDocument.Parse(lineage.Events[1].Json);
+        var input = complete.RootElement.GetProperty("inputs")[0];
+        var output = complete.RootElement.GetProperty("outputs")[0];
+        Assert.Equal(["order_id", "amount", "status"], Fields(input));
+        Assert.Equal(["order_id", "amount_cents"], Fields(output));
+        // o-2's amount and bad-4's id broke the source's contract; o-5's cents broke the sink's.
+        var read = input.GetProperty("inputFacets").GetProperty("dataQualityAssertions").GetProperty("assertions").EnumerateArray().ToList();
+        Assert.Equal(["order_id", "amount", "status"], read.Select(a => a.GetProperty("column").GetString()));
+        Assert.Equal([false, false, true], read.Select(a => a.GetProperty("success").GetBoolean()));
+        Assert.Equal("type number, required, min 0", read[1].GetProperty("assertion").GetString());
+        var written = output.GetProperty("outputFacets").GetProperty("dataQualityAssertions").GetProperty("assertions").EnumerateArray().ToList();
+        Assert.Equal(["order_id", "amount_cents"], written.Select(a => a.GetProperty("column").GetString()));
+        Assert.Equal([true, false], written.Select(a => a.GetProperty("success").GetBoolean()));
+        Assert.Equal(6, input.GetProperty("inputFacets").GetProperty("inputStatistics").GetProperty("rowCount").GetInt64());
+        Assert.Equal(2, output.GetProperty("outputFacets").GetProperty("outputStatistics").GetProperty("rowCount").GetInt64());
+    }
+
+    private static List<string?> Fields(JsonElement dataset) =>
+        [.. dataset.GetProperty("facets").GetProperty("schema").GetProperty("fields").EnumerateArray().Select(f => f.GetProperty("name").GetString())];
+
+    [Fact]
     public async Task A_failed_run_emits_start_and_one_fail_with_the_error_message()
     {
         using var dir = new TempDirectory("slice-lineage");
