@@ -43,15 +43,9 @@ public sealed class LineageTests : IClassFixture<NatsServerFixture>
     public async Task A_successful_run_emits_start_and_complete_with_datasets_statistics_and_assertions()
     {
         using var dir = new TempDirectory("slice-lineage");
-        SliceTestKit.CopyFixtures("golden", dir);
 
-        var (_, _, lineage) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+        var lineage = await RunToCompletionAsync("golden", dir);
 
-        Assert.Equal(["START", "COMPLETE"], lineage.Events.Select(e => e.Type));
-        foreach (var (_, json) in lineage.Events)
-        {
-            await AssertValidAsync(json);
-        }
         using var complete = JsonDocument.Parse(lineage.Events[1].Json);
         var root = complete.RootElement;
         Assert.Equal(LineageEvents.RunUuid("golden-1"), root.GetProperty("run").GetProperty("runId").GetString());
@@ -73,15 +67,9 @@ public sealed class LineageTests : IClassFixture<NatsServerFixture>
     public async Task Each_contracts_assertions_are_on_the_dataset_it_guards()
     {
         using var dir = new TempDirectory("slice-lineage");
-        SliceTestKit.CopyFixtures("contracts", dir);
 
-        var (_, _, lineage) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+        var lineage = await RunToCompletionAsync("contracts", dir);
 
-        Assert.Equal(["START", "COMPLETE"], lineage.Events.Select(e => e.Type));
-        foreach (var (_, json) in lineage.Events)
-        {
-            await AssertValidAsync(json);
-        }
         using var start = JsonDocument.Parse(lineage.Events[0].Json);
         Assert.Equal(["order_id", "amount", "status"], Fields(start.RootElement.GetProperty("inputs")[0]));
         Assert.Equal(["order_id", "amount_cents"], Fields(start.RootElement.GetProperty("outputs")[0]));
@@ -100,6 +88,19 @@ public sealed class LineageTests : IClassFixture<NatsServerFixture>
         Assert.Equal([true, false], written.Select(a => a.GetProperty("success").GetBoolean()));
         Assert.Equal(6, input.GetProperty("inputFacets").GetProperty("inputStatistics").GetProperty("rowCount").GetInt64());
         Assert.Equal(2, output.GetProperty("outputFacets").GetProperty("outputStatistics").GetProperty("rowCount").GetInt64());
+    }
+
+    /// <summary>Runs a fixture's spec, which emits START then COMPLETE, each valid against the schema.</summary>
+    private static async Task<RecordingLineage> RunToCompletionAsync(string fixture, TempDirectory dir)
+    {
+        SliceTestKit.CopyFixtures(fixture, dir);
+        var (_, _, lineage) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+        Assert.Equal(["START", "COMPLETE"], lineage.Events.Select(e => e.Type));
+        foreach (var (_, json) in lineage.Events)
+        {
+            await AssertValidAsync(json);
+        }
+        return lineage;
     }
 
     private static List<string?> Fields(JsonElement dataset) =>
