@@ -19,7 +19,7 @@ internal static class RunCommand
     {
         var stdout = Console.OpenStandardOutput();
         var writer = new EventWriter(stdout);
-        var (spec, contract, problems) = ValidateCommand.Load(specFile);
+        var (spec, contracts, problems) = ValidateCommand.Load(specFile);
         if (problems.Count > 0 || spec is null)
         {
             foreach (var problem in problems)
@@ -43,7 +43,7 @@ internal static class RunCommand
         RunResult result;
         try
         {
-            result = await RunSpecAsync(spec, contract, events, lineageFile, writer, drain.Token, cancellationToken).ConfigureAwait(false);
+            result = await RunSpecAsync(spec, contracts, events, lineageFile, writer, drain.Token, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -55,7 +55,7 @@ internal static class RunCommand
         return result.ExitCode;
     }
 
-    private static async Task<RunResult> RunSpecAsync(Specs.SliceSpec spec, Contracts.Contract? contract, bool events, string? lineageFile,
+    private static async Task<RunResult> RunSpecAsync(Specs.SliceSpec spec, Contracts.RunContracts contracts, bool events, string? lineageFile,
         EventWriter writer, CancellationToken drain, CancellationToken cancellationToken)
     {
         await using var nats = await SliceNats.ConnectAsync(cancellationToken).ConfigureAwait(false);
@@ -71,7 +71,7 @@ internal static class RunCommand
                 RunningInterval = TimeSpan.FromMilliseconds(EnvironmentNumber("RUNNER_SLICE_RUNNING_EVERY_MS", 30_000)),
                 MaxLineBytes = (int)EnvironmentNumber("RUNNER_SLICE_MAX_LINE_BYTES", SourceLimits.DefaultMaxLineBytes),
             };
-            var runner = new SliceRunner(spec, contract, options, lineage, nats?.Endpoints() ?? new EndpointFactory());
+            var runner = new SliceRunner(spec, contracts, options, lineage, nats?.Endpoints() ?? new EndpointFactory());
             return await runner.RunAsync(drain, cancellationToken).ConfigureAwait(false);
         }
     }

@@ -3,12 +3,12 @@ using Runner.Slice.Specs;
 
 namespace Runner.Slice;
 
-/// <summary><c>runner-slice validate SPEC_FILE</c>: checks a spec and its contract, printing every problem with its line.</summary>
+/// <summary><c>runner-slice validate SPEC_FILE</c>: checks a spec and its contracts, printing every problem with its line.</summary>
 internal static class ValidateCommand
 {
     public static int Run(string specFile, TextWriter output, TextWriter errors)
     {
-        var (spec, contract, problems) = Load(specFile);
+        var (spec, contracts, problems) = Load(specFile);
         if (problems.Count > 0)
         {
             foreach (var problem in problems)
@@ -20,6 +20,7 @@ internal static class ValidateCommand
         }
         output.WriteLine($"ok: run {spec!.Run.Id} of {spec.Run.Job.Namespace}/{spec.Run.Job.Name}");
         output.WriteLine($"  source {Describe(spec.Source, spec)} → {spec.Transforms.Count} transform(s) → sink {Describe(spec.Sink, spec)}");
+        Describe(output, spec.Source.Contract, contracts.Source, "the source reads, before any transform", "refused before the transforms");
         foreach (var transform in spec.Transforms)
         {
             var detail = transform.Type switch
@@ -30,38 +31,50 @@ internal static class ValidateCommand
             };
             output.WriteLine($"  {transform.Type}: {detail}");
         }
-        if (contract is not null)
-        {
-            output.WriteLine($"  contract {contract.Name} v{contract.Version} ({contract.Fields.Count} fields, sha256 {contract.ContentHash[..12]}), on violation {spec.Contract!.OnViolation}, at most {spec.Contract.MaxViolationRatio:P2}");
-        }
+        Describe(output, spec.Sink.Contract, contracts.Sink, "the sink receives", "dead-lettered, on either side");
         return 0;
     }
 
-    /// <summary>The spec and its contract (resolved next to the spec), or every problem found.</summary>
-    public static (SliceSpec? Spec, Contract? Contract, List<SpecError> Problems) Load(string specFile)
+    /// <summary>The spec and its contracts (paths relative to the spec file), or every problem found.</summary>
+    public static (SliceSpec? Spec, RunContracts Contracts, List<SpecError> Problems) Load(string specFile)
     {
         if (!File.Exists(specFile))
         {
-            return (null, null, [new SpecError(specFile, 0, 0, "spec file not found")]);
+            return (null, RunContracts.None, [new SpecError(specFile, 0, 0, "spec file not found")]);
         }
         var parsed = SpecParser.Parse(File.ReadAllText(specFile), specFile);
         var problems = parsed.Errors.ToList();
-        Contract? contract = null;
-        if (parsed.Spec?.Contract is { } reference)
+        var contracts = new RunContracts(
+            LoadContract(specFile, parsed.Spec?.Source.Contract, problems),
+            LoadContract(specFile, parsed.Spec?.Sink.Contract, problems));
+        return (problems.Count == 0 ? parsed.Spec : null, contracts, problems);
+    }
+
+    private static Contract? LoadContract(string specFile, ContractRef? reference, List<SpecError> problems)
+    {
+        if (reference is null)
         {
-            var path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(specFile)) ?? ".", reference.Schema));
-            if (!File.Exists(path))
-            {
-                problems.Add(new SpecError(specFile, 0, 0, $"contract.schema '{reference.Schema}' not found at {path}"));
-            }
-            else
-            {
-                var loaded = ContractParser.Parse(File.ReadAllText(path), path);
-                problems.AddRange(loaded.Errors);
-                contract = loaded.Contract;
-            }
+            return null;
         }
-        return (problems.Count == 0 ? parsed.Spec : null, contract, problems);
+        var path = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(specFile)) ?? ".", reference.Schema));
+        if (!File.Exists(path))
+        {
+            problems.Add(new SpecError(specFile, reference.Line, reference.Column, $"{reference.Key}.schema '{reference.Schema}' not found at {path}"));
+            return null;
+        }
+        var loaded = ContractParser.Parse(File.ReadAllText(path), path);
+        problems.AddRange(loaded.Errors);
+        return loaded.Contract;
+    }
+
+    private static void Describe(TextWriter output, ContractRef? reference, Contract? contract, string checks, string counted)
+    {
+        if (reference is null || contract is null)
+        {
+            return;
+        }
+        var shorthand = reference.Key == "contract" ? " (the top-level contract is shorthand for sink.contract)" : "";
+        output.WriteLine($"  {reference.Key} {contract.Name} v{contract.Version} ({contract.Fields.Count} fields, sha256 {contract.ContentHash[..12]}) checks every record {checks}; on violation {reference.OnViolation}; at most {reference.MaxViolationRatio:P2} of the records read {counted}{shorthand}");
     }
 
     private static string Describe(Endpoint endpoint, SliceSpec spec) =>

@@ -20,8 +20,18 @@ internal sealed class RunTotals
 
     public Dictionary<string, long> DeadLetteredByCode { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Records that broke a rule of each contract field (the lineage data-quality assertions); lock it to read while the run goes on.</summary>
+    /// <summary>Dead letters by the stage that refused them (<c>source</c>, <c>input_contract</c>, <c>filter</c>, <c>map</c>, <c>contract</c>).</summary>
+    public Dictionary<string, long> DeadLetteredByStage { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Records that broke a rule of each field of the sink's contract (its lineage data-quality assertions); lock it to read while the run goes on.</summary>
     public Dictionary<string, long> ViolationsByField { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The same for the source's contract; lock it to read while the run goes on.</summary>
+    public Dictionary<string, long> InputViolationsByField { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Input records refused before any transform: unreadable, late, or breaking the source's contract.</summary>
+    public long RefusedBeforeTransforms =>
+        DeadLetteredByStage.GetValueOrDefault("source") + DeadLetteredByStage.GetValueOrDefault(ContractStage.Input);
 }
 
 /// <summary>
@@ -59,9 +69,18 @@ internal sealed record Checkpoint(string RunId, string State, long SourcePositio
         totals.BytesIn = t.GetProperty("bytes_in").GetInt64();
         totals.Batches = t.GetProperty("batches").GetInt64();
         Counts(t.GetProperty("dead_lettered_by_code"), totals.DeadLetteredByCode);
-        if (t.TryGetProperty("violations_by_field", out var fields))
+        // Checkpoints written before a count existed lack it: the run goes on from zero for it.
+        foreach (var (name, counts) in new[]
         {
-            Counts(fields, totals.ViolationsByField);
+            ("dead_lettered_by_stage", totals.DeadLetteredByStage),
+            ("violations_by_field", totals.ViolationsByField),
+            ("input_violations_by_field", totals.InputViolationsByField),
+        })
+        {
+            if (t.TryGetProperty(name, out var element))
+            {
+                Counts(element, counts);
+            }
         }
         return new Checkpoint(
             runId,
@@ -102,7 +121,9 @@ internal sealed record Checkpoint(string RunId, string State, long SourcePositio
             json.WriteNumber("bytes_in", Totals.BytesIn);
             json.WriteNumber("batches", Totals.Batches);
             WriteCounts(json, "dead_lettered_by_code", Totals.DeadLetteredByCode);
+            WriteCounts(json, "dead_lettered_by_stage", Totals.DeadLetteredByStage);
             WriteCounts(json, "violations_by_field", Totals.ViolationsByField);
+            WriteCounts(json, "input_violations_by_field", Totals.InputViolationsByField);
             json.WriteEndObject();
             if (Result is not null)
             {

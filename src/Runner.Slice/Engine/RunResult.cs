@@ -7,8 +7,9 @@ namespace Runner.Slice.Engine;
 
 /// <summary>
 /// What a run reports on stdout (and what the effect worker returns as the slice effect's result):
-/// the outcome and exit code, records in/out/dead-lettered/filtered, bytes, duration, the
-/// checkpoint, the outputs, and per-stage metrics.
+/// the outcome and exit code, records in/out/dead-lettered/filtered, dead letters by code and by
+/// stage (so each contract's side shows), bytes, duration, the checkpoint, the outputs, and
+/// per-stage metrics.
 /// </summary>
 internal sealed class RunResult
 {
@@ -129,12 +130,8 @@ internal sealed class RunResult
             json.WriteNumber("dead_lettered", totals.DeadLettered);
             json.WriteNumber("filtered", totals.Filtered);
             json.WriteEndObject();
-            json.WriteStartObject("dead_lettered_by_code");
-            foreach (var (code, count) in totals.DeadLetteredByCode.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            {
-                json.WriteNumber(code, count);
-            }
-            json.WriteEndObject();
+            Counts(json, "dead_lettered_by_code", totals.DeadLetteredByCode);
+            Counts(json, "dead_lettered_by_stage", totals.DeadLetteredByStage);
             json.WriteStartObject("bytes");
             json.WriteNumber("in", totals.BytesIn);
             json.WriteNumber("out", sink.Bytes);
@@ -193,6 +190,16 @@ internal sealed class RunResult
             json.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void Counts(Utf8JsonWriter json, string name, Dictionary<string, long> counts)
+    {
+        json.WriteStartObject(name);
+        foreach (var (key, count) in counts.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            json.WriteNumber(key, count);
+        }
+        json.WriteEndObject();
     }
 
     private static void Output(Utf8JsonWriter json, string name, ISink sink)

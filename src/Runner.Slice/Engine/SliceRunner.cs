@@ -15,26 +15,27 @@ internal interface IEndpointFactory
 }
 
 /// <summary>
-/// Runs one slice: source → transforms and contract → sink, each stage on its own task, joined by
-/// bounded channels so a slow sink slows the source and memory stays flat. The sink stage commits
-/// every <c>checkpoint.every_batches</c> batches (outputs fsynced first, then the checkpoint), so a
-/// killed run resumes from its last checkpoint and writes exactly what an uninterrupted run writes.
+/// Runs one slice: source → source contract, transforms, sink contract → sink, each stage on its
+/// own task, joined by bounded channels so a slow sink slows the source and memory stays flat. The
+/// sink stage commits every <c>checkpoint.every_batches</c> batches (outputs fsynced first, then
+/// the checkpoint), so a killed run resumes from its last checkpoint and writes exactly what an
+/// uninterrupted run writes.
 /// Drain (SIGTERM) stops the source at a batch boundary; what is in flight is written, committed
 /// and checkpointed, and the run ends aborted.
 /// </summary>
 internal sealed class SliceRunner
 {
     private readonly SliceSpec _spec;
-    private readonly Contract? _contract;
+    private readonly RunContracts _contracts;
     private readonly RunOptions _options;
     private readonly ILineageSink _lineage;
     private readonly IEndpointFactory _endpoints;
     private readonly string? _checkpointPath;
 
-    public SliceRunner(SliceSpec spec, Contract? contract, RunOptions options, ILineageSink lineage, IEndpointFactory endpoints)
+    public SliceRunner(SliceSpec spec, RunContracts contracts, RunOptions options, ILineageSink lineage, IEndpointFactory endpoints)
     {
         _spec = spec;
-        _contract = contract;
+        _contracts = contracts;
         _options = options;
         _lineage = lineage;
         _endpoints = endpoints;
@@ -60,7 +61,7 @@ internal sealed class SliceRunner
         }
 
         var fields = new FieldTable();
-        var transforms = new TransformStage(_spec, _contract, fields);
+        var transforms = new TransformStage(_spec, _contracts, fields);
         var totals = resume?.Totals ?? new RunTotals();
         var source = _endpoints.CreateSource(_spec.Source, _spec, resume);
         var sink = _endpoints.CreateSink(_spec.Sink, _spec, fields, deadLetter: false);
@@ -243,9 +244,10 @@ internal sealed class SliceRunner
                         await LogDeadLetterAsync(dead, batch).ConfigureAwait(false);
                     }
                     state.Totals.DeadLetteredByCode[dead.Code] = state.Totals.DeadLetteredByCode.GetValueOrDefault(dead.Code) + 1;
+                    state.Totals.DeadLetteredByStage[dead.Stage] = state.Totals.DeadLetteredByStage.GetValueOrDefault(dead.Stage) + 1;
                     if (dead.Violations is { } violations)
                     {
-                        var byField = state.Totals.ViolationsByField;
+                        var byField = dead.Stage == ContractStage.Input ? state.Totals.InputViolationsByField : state.Totals.ViolationsByField;
                         lock (byField)
                         {
                             foreach (var field in violations.Select(v => v.Field).Distinct(StringComparer.Ordinal))
@@ -304,21 +306,35 @@ internal sealed class SliceRunner
         }
     }
 
-    /// <summary>Fails a run whose dead-lettered share of the input is over the contract's maximum.</summary>
+    /// <summary>
+    /// Fails a run whose refused share of the input is over a contract's maximum. Both shares are
+    /// of every record read: the source's contract bounds those refused before any transform
+    /// (unreadable, late, or breaking it); the sink's bounds every dead letter, of either side.
+    /// </summary>
     private RunOutcome Judge(RunTotals totals, out string? error)
     {
         error = null;
-        if (_spec.Contract is not { } contract || totals.RecordsIn == 0)
+        if (totals.RecordsIn == 0)
         {
             return RunOutcome.Succeeded;
         }
-        var ratio = (double)totals.DeadLettered / totals.RecordsIn;
-        if (ratio <= contract.MaxViolationRatio)
+        if (_spec.Source.Contract is { } input && Exceeds(input, totals.RefusedBeforeTransforms, totals.RecordsIn, "were refused before the transforms", out error))
         {
-            return RunOutcome.Succeeded;
+            return RunOutcome.ContractThresholdExceeded;
         }
-        error = $"{totals.DeadLettered} of {totals.RecordsIn} records were dead-lettered ({ratio:P2}), more than max_violation_ratio {contract.MaxViolationRatio:P2}";
-        return RunOutcome.ContractThresholdExceeded;
+        if (_spec.Sink.Contract is { } output && Exceeds(output, totals.DeadLettered, totals.RecordsIn, "were dead-lettered", out error))
+        {
+            return RunOutcome.ContractThresholdExceeded;
+        }
+        return RunOutcome.Succeeded;
+    }
+
+    private static bool Exceeds(ContractRef contract, long refused, long read, string what, out string? error)
+    {
+        var ratio = (double)refused / read;
+        error = ratio <= contract.MaxViolationRatio ? null
+            : $"{refused} of {read} records {what} ({ratio:P2}), more than {contract.Key}.max_violation_ratio {contract.MaxViolationRatio:P2}";
+        return error is not null;
     }
 
     private async Task<RunResult> FinishAsync(RunState state, RunOutcome outcome, string? error, long started, CancellationToken cancellationToken)
@@ -421,15 +437,17 @@ internal sealed class SliceRunner
 
     private async Task SendAsync(string eventType, RunState state, string? error, CancellationToken cancellationToken)
     {
+        var final = eventType != "RUNNING";
         var snapshot = eventType == "START" ? null : new LineageSnapshot(
             state.Totals,
             state.Sink.Bytes,
             state.Sink.Records,
-            InputFields(state.Fields),
-            LineageEvents.ContractFields(_contract) is { Count: > 0 } declared ? declared : InputFields(state.Fields),
-            eventType == "RUNNING" ? null : Snapshot(state.Totals.ViolationsByField),
+            LineageEvents.ContractFields(_contracts.Source) is { Count: > 0 } read ? read : InputFields(state.Fields),
+            LineageEvents.ContractFields(_contracts.Sink) is { Count: > 0 } written ? written : InputFields(state.Fields),
+            final ? Snapshot(state.Totals.InputViolationsByField) : null,
+            final ? Snapshot(state.Totals.ViolationsByField) : null,
             error);
-        var runEvent = LineageEvents.Build(eventType, _options.Time.GetUtcNow(), _spec, _contract, state.Source.Dataset, state.Sink.Dataset, snapshot);
+        var runEvent = LineageEvents.Build(eventType, _options.Time.GetUtcNow(), _spec, _contracts, state.Source.Dataset, state.Sink.Dataset, snapshot);
         await _lineage.EmitAsync(eventType, runEvent, cancellationToken).ConfigureAwait(false);
     }
 

@@ -5,28 +5,25 @@ using Runner.Slice.Specs;
 
 namespace Runner.Slice.Engine;
 
-/// <summary>Raised when a record breaks the contract of a run whose contract says <c>on_violation: fail</c>.</summary>
-internal sealed class ContractFailedException(string message) : Exception(message);
-
 /// <summary>
-/// The spec's transforms, compiled once, then the contract: applied record by record to each batch
-/// in order. A filter that is false or null drops the record; an expression that fails (a type or
-/// arithmetic error) dead-letters it with the stage and field; <c>select</c> keeps the listed fields
-/// in that order; <c>map</c> sets fields one after another, so a later one sees an earlier one. The
-/// contract checks what leaves the transforms, every rule, and dead-letters a record with all its
-/// violations.
+/// The source's contract, the spec's transforms, compiled once, then the sink's contract: applied
+/// record by record to each batch in order. The source's contract sees each record as it was read,
+/// so a bad input is dead-lettered before a filter could drop it unnoticed. A filter that is false
+/// or null drops the record; an expression that fails (a type or arithmetic error) dead-letters it
+/// with the stage and field; <c>select</c> keeps the listed fields in that order; <c>map</c> sets
+/// fields one after another, so a later one sees an earlier one. The sink's contract checks what
+/// leaves the transforms.
 /// </summary>
 internal sealed class TransformStage
 {
     private readonly Step[] _steps;
-    private readonly ContractValidator? _contract;
-    private readonly bool _failOnViolation;
-    private readonly List<Violation> _violations = [];
+    private readonly ContractStage? _input;
+    private readonly ContractStage? _output;
     private FieldEntry[] _scratch = new FieldEntry[16];
 
     private sealed record Step(string Kind, StageMetrics Metrics, CompiledExpression? Where, int[]? Slots, (int Slot, string Field, CompiledExpression Expression)[]? Set);
 
-    public TransformStage(SliceSpec spec, Contract? contract, FieldTable fields)
+    public TransformStage(SliceSpec spec, RunContracts contracts, FieldTable fields)
     {
         int? Resolve(string name) => fields.Intern(name);
         var steps = new List<Step>();
@@ -43,25 +40,50 @@ internal sealed class TransformStage
             });
         }
         _steps = [.. steps];
-        if (contract is not null)
+        // A CSV cell takes its field's contract type: the source's contract describes what is
+        // read, so it wins over the sink's where both declare a field.
+        foreach (var rule in contracts.Source?.Fields ?? [])
         {
-            foreach (var rule in contract.Fields)
-            {
-                fields[fields.Intern(rule.Name)].Type = rule.Type;
-            }
-            _contract = ContractValidator.Compile(contract, Resolve);
-            _failOnViolation = spec.Contract!.OnViolation == ContractRef.Fail;
-            ContractMetrics = new StageMetrics("contract");
+            fields[fields.Intern(rule.Name)].Type = rule.Type;
+        }
+        foreach (var rule in contracts.Sink?.Fields ?? [])
+        {
+            fields[fields.Intern(rule.Name)].Type ??= rule.Type;
+        }
+        if (contracts.Source is { } source)
+        {
+            _input = new ContractStage(ContractStage.Input, source, spec.Source.Contract!, Resolve);
+        }
+        if (contracts.Sink is { } sink)
+        {
+            _output = new ContractStage(ContractStage.Output, sink, spec.Sink.Contract!, Resolve);
         }
     }
 
-    public StageMetrics? ContractMetrics { get; }
-
-    public IEnumerable<StageMetrics> Metrics => _steps.Select(s => s.Metrics).Concat(ContractMetrics is null ? [] : [ContractMetrics]);
+    /// <summary>Each stage's figures in the order records meet them.</summary>
+    public IEnumerable<StageMetrics> Metrics
+    {
+        get
+        {
+            if (_input is not null)
+            {
+                yield return _input.Metrics;
+            }
+            foreach (var step in _steps)
+            {
+                yield return step.Metrics;
+            }
+            if (_output is not null)
+            {
+                yield return _output.Metrics;
+            }
+        }
+    }
 
     /// <summary>Runs every step over the batch's live records; dropped and dead-lettered ones stop being live.</summary>
     public void Apply(RecordBatch batch, int inputDepth)
     {
+        _input?.Check(batch, inputDepth);
         foreach (var step in _steps)
         {
             var started = Stopwatch.GetTimestamp();
@@ -83,10 +105,7 @@ internal sealed class TransformStage
             step.Metrics.Out(kept);
             step.Metrics.Batch(inputDepth, started);
         }
-        if (_contract is not null)
-        {
-            Check(batch, inputDepth);
-        }
+        _output?.Check(batch, inputDepth);
     }
 
     private bool ApplyStep(Step step, SliceRecord record, RecordBatch batch)
@@ -123,45 +142,6 @@ internal sealed class TransformStage
                 }
                 return true;
         }
-    }
-
-    private void Check(RecordBatch batch, int inputDepth)
-    {
-        var metrics = ContractMetrics!;
-        var started = Stopwatch.GetTimestamp();
-        long records = 0, kept = 0;
-        for (var i = 0; i < batch.Count; i++)
-        {
-            var record = batch[i];
-            if (!record.Live)
-            {
-                continue;
-            }
-            records++;
-            _violations.Clear();
-            if (_contract!.Validate(record, _violations))
-            {
-                kept++;
-                continue;
-            }
-            var first = _violations[0];
-            if (_failOnViolation)
-            {
-                throw new ContractFailedException($"record at offset {record.Offset}{(record.Line > 0 ? $" (line {record.Line})" : "")} breaks contract {_contract.Contract.Name} v{_contract.Contract.Version}: {first.Message}");
-            }
-            record.Live = false;
-            metrics.Drop(first.Code);
-            batch.DeadLetters.Add(new DeadLetter("contract", first.Field, first.Code, first.Message, record.Offset, record.Line)
-            {
-                RawStart = record.RawStart,
-                RawLength = record.RawLength,
-                RawIsJson = record.RawIsJson,
-                Violations = [.. _violations],
-            });
-        }
-        metrics.In(records);
-        metrics.Out(kept);
-        metrics.Batch(inputDepth, started);
     }
 
     private static void Dead(SliceRecord record, RecordBatch batch, Step step, string? field, Value error)

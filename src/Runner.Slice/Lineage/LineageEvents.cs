@@ -15,13 +15,15 @@ internal sealed record LineageSnapshot(
     long RecordsOut,
     IReadOnlyList<(string Name, string Type)> InputFields,
     IReadOnlyList<(string Name, string Type)> OutputFields,
-    IReadOnlyDictionary<string, long>? ViolationsByField,
+    IReadOnlyDictionary<string, long>? InputViolationsByField,
+    IReadOnlyDictionary<string, long>? OutputViolationsByField,
     string? ErrorMessage);
 
 /// <summary>
 /// OpenLineage <c>RunEvent</c>s of a slice run (spec 2-1-0): START, RUNNING, COMPLETE, FAIL, ABORT,
 /// with the parent run facet, input and output datasets with their schema and statistics facets,
-/// the contract's rules as data-quality assertions, and the error message of a failed run.
+/// each contract's rules as data-quality assertions on the dataset it guards (the source's on the
+/// input, the sink's on the output), and the error message of a failed run.
 /// OpenLineage wants a UUID run id: a run id that is not one is mapped to a name-based UUID
 /// (the same run id always gives the same UUID).
 /// </summary>
@@ -31,7 +33,7 @@ internal static class LineageEvents
     public const string SchemaUrl = "https://openlineage.io/spec/2-1-0/OpenLineage.json#/$defs/RunEvent";
     private const string FacetBase = "https://openlineage.io/spec/facets/";
 
-    public static byte[] Build(string eventType, DateTimeOffset time, SliceSpec spec, Contract? contract,
+    public static byte[] Build(string eventType, DateTimeOffset time, SliceSpec spec, RunContracts contracts,
         (string Namespace, string Name) input, (string Namespace, string Name) output, LineageSnapshot? snapshot)
     {
         var buffer = new ArrayBufferWriter<byte>();
@@ -78,7 +80,7 @@ internal static class LineageEvents
             json.WriteString("namespace", input.Namespace);
             json.WriteString("name", input.Name);
             json.WriteStartObject("facets");
-            Schema(json, snapshot?.InputFields ?? []);
+            Schema(json, snapshot?.InputFields ?? ContractFields(contracts.Source));
             json.WriteEndObject();
             json.WriteStartObject("inputFacets");
             if (snapshot is not null)
@@ -87,9 +89,9 @@ internal static class LineageEvents
                 json.WriteNumber("rowCount", snapshot.Totals.RecordsIn);
                 json.WriteNumber("size", snapshot.Totals.BytesIn);
                 json.WriteEndObject();
-                if (contract is not null && snapshot.ViolationsByField is { } violations)
+                if (contracts.Source is { } source && snapshot.InputViolationsByField is { } violations)
                 {
-                    Assertions(json, contract, violations);
+                    Assertions(json, source, violations);
                 }
             }
             json.WriteEndObject();
@@ -101,7 +103,7 @@ internal static class LineageEvents
             json.WriteString("namespace", output.Namespace);
             json.WriteString("name", output.Name);
             json.WriteStartObject("facets");
-            Schema(json, snapshot?.OutputFields ?? ContractFields(contract));
+            Schema(json, snapshot?.OutputFields ?? ContractFields(contracts.Sink));
             json.WriteEndObject();
             json.WriteStartObject("outputFacets");
             if (snapshot is not null)
@@ -110,6 +112,12 @@ internal static class LineageEvents
                 json.WriteNumber("rowCount", snapshot.RecordsOut);
                 json.WriteNumber("size", snapshot.BytesOut);
                 json.WriteEndObject();
+                // The facet's own schema calls it an input facet; the sink's contract checks what
+                // the run writes, so its results belong with the output's other per-run facets.
+                if (contracts.Sink is { } sink && snapshot.OutputViolationsByField is { } violations)
+                {
+                    Assertions(json, sink, violations);
+                }
             }
             json.WriteEndObject();
             json.WriteEndObject();

@@ -18,6 +18,12 @@ internal sealed record Endpoint(string Type, string? Path, string? Stream, strin
     public const string Jsonl = "jsonl";
     public const string Csv = "csv";
     public const string JetStream = "jetstream";
+
+    /// <summary>
+    /// The contract checked here: on a source, every record it reads, before any transform; on a
+    /// sink, every record it receives. Only sources and sinks have one.
+    /// </summary>
+    public ContractRef? Contract { get; init; }
 }
 
 /// <summary>The contract to check records against, and what to do with those that break it.</summary>
@@ -25,6 +31,14 @@ internal sealed record ContractRef(string Schema, string OnViolation, double Max
 {
     public const string DeadLetter = "dead_letter";
     public const string Fail = "fail";
+
+    /// <summary>Where the spec declares it: <c>source.contract</c>, <c>sink.contract</c>, or <c>contract</c> (the sink's, in short); messages name it so.</summary>
+    public string Key { get; init; } = "contract";
+
+    /// <summary>The line of its declaration, for errors found when its schema is loaded.</summary>
+    public int Line { get; init; }
+
+    public int Column { get; init; }
 }
 
 /// <summary>One transform stage; which properties are set depends on <see cref="Type"/>.</summary>
@@ -56,11 +70,13 @@ internal sealed record EventTimeSpec(string Field, long AllowedLatenessMs);
 /// <summary>Where progress is recorded, and how often.</summary>
 internal sealed record CheckpointSpec(string Path, int EveryBatches);
 
-/// <summary>A validated <c>slice: v1</c> spec: what one slice runs.</summary>
+/// <summary>
+/// A validated <c>slice: v1</c> spec: what one slice runs. Contracts sit on the endpoints they
+/// guard (<see cref="Endpoint.Contract"/>); the top-level <c>contract</c> is parsed into the sink's.
+/// </summary>
 internal sealed record SliceSpec(
     RunIdentity Run,
     Endpoint Source,
-    ContractRef? Contract,
     IReadOnlyList<TransformSpec> Transforms,
     Endpoint Sink,
     Endpoint? DeadLetter,

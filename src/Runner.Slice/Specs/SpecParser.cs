@@ -15,6 +15,7 @@ internal static class SpecParser
     private static readonly HashSet<string> s_job = ["namespace", "name"];
     private static readonly HashSet<string> s_parent = ["run_id", "job"];
     private static readonly HashSet<string> s_endpoint = ["type", "path", "stream", "subject", "start_seq"];
+    private static readonly HashSet<string> s_guardedEndpoint = [.. s_endpoint, "contract"];
     private static readonly HashSet<string> s_contract = ["schema", "on_violation", "max_violation_ratio"];
     private static readonly HashSet<string> s_batch = ["max_records", "max_wait_ms"];
     private static readonly HashSet<string> s_checkpoint = ["path", "every_batches"];
@@ -41,15 +42,21 @@ internal static class SpecParser
         }
 
         var run = ParseRun(reader, root);
-        var source = ParseEndpoint(reader, root, "source", required: true, allowJetStream: true);
-        var contract = ParseContract(reader, root);
+        var hasDeadLetter = YamlReader.Child(root, "dead_letter") is not null;
+        var source = ParseEndpoint(reader, root, "source", required: true, hasDeadLetter);
         var transforms = ParseTransforms(reader, root);
-        var sink = ParseEndpoint(reader, root, "sink", required: true, allowJetStream: true);
-        var deadLetter = ParseEndpoint(reader, root, "dead_letter", required: false, allowJetStream: true);
-        if (contract is { OnViolation: ContractRef.DeadLetter } && deadLetter is null && YamlReader.Child(root, "contract") is { } contractNode)
+        var sink = ParseEndpoint(reader, root, "sink", required: true, hasDeadLetter);
+        var shorthand = ParseContract(reader, root, "contract", hasDeadLetter);
+        if (YamlReader.Child(root, "contract") is { } topNode && YamlReader.Child(root, "sink") is YamlMappingNode sinkNode
+            && YamlReader.Child(sinkNode, "contract") is { } sinkContractNode)
         {
-            reader.Error(contractNode, "contract.on_violation is dead_letter but the spec has no 'dead_letter' output");
+            reader.Error(topNode, $"'contract' and 'sink.contract' (line {sinkContractNode.Start.Line}) are both given: the top-level 'contract' is shorthand for 'sink.contract'; declare the sink's contract once");
         }
+        else if (shorthand is not null && sink is not null)
+        {
+            sink = sink with { Contract = shorthand };
+        }
+        var deadLetter = ParseEndpoint(reader, root, "dead_letter", required: false, hasDeadLetter);
         if (deadLetter is { Type: Endpoint.Csv } && YamlReader.Child(root, "dead_letter") is { } deadNode)
         {
             reader.Error(deadNode, "dead_letter.type must be jsonl or jetstream: dead-letter records carry nested errors and the original record");
@@ -62,7 +69,7 @@ internal static class SpecParser
         {
             return new Result(null, reader.Errors);
         }
-        return new Result(new SliceSpec(run, source, contract, transforms, sink, deadLetter, batch, checkpoint, file) { EventTime = eventTime }, reader.Errors);
+        return new Result(new SliceSpec(run, source, transforms, sink, deadLetter, batch, checkpoint, file) { EventTime = eventTime }, reader.Errors);
     }
 
     private static RunIdentity? ParseRun(YamlReader reader, YamlMappingNode root)
@@ -101,19 +108,27 @@ internal static class SpecParser
         return ns is null || name is null ? null : new JobRef(ns, name);
     }
 
-    private static Endpoint? ParseEndpoint(YamlReader reader, YamlMappingNode root, string key, bool required, bool allowJetStream)
+    /// <summary>A source, sink or dead-letter endpoint; sources and sinks may carry a contract.</summary>
+    private static Endpoint? ParseEndpoint(YamlReader reader, YamlMappingNode root, string key, bool required, bool hasDeadLetter)
     {
         if (reader.Mapping(root, key, "spec", required) is not { } map)
         {
             return null;
         }
-        reader.UnknownFields(map, s_endpoint, key);
+        var guarded = key is "source" or "sink";
+        reader.UnknownFields(map, guarded ? s_guardedEndpoint : s_endpoint, key);
+        var contract = guarded ? ParseContract(reader, map, key + ".contract", hasDeadLetter) : null;
+        return ParseLocation(reader, map, key) is { } endpoint ? endpoint with { Contract = contract } : null;
+    }
+
+    private static Endpoint? ParseLocation(YamlReader reader, YamlMappingNode map, string key)
+    {
         var type = reader.Text(map, "type", key, required: true);
         if (type is null)
         {
             return null;
         }
-        if (!s_endpointTypes.Contains(type) || (!allowJetStream && type == Endpoint.JetStream))
+        if (!s_endpointTypes.Contains(type))
         {
             reader.Error(YamlReader.Child(map, "type")!, $"{key}.type '{type}' is not one of {string.Join(", ", s_endpointTypes)}");
             return null;
@@ -144,21 +159,35 @@ internal static class SpecParser
         return file is null ? null : new Endpoint(type, file, null, null, 0);
     }
 
-    private static ContractRef? ParseContract(YamlReader reader, YamlMappingNode root)
+    /// <summary>
+    /// The <c>contract</c> child of <paramref name="parent"/>; <paramref name="key"/> is how the spec
+    /// names it (<c>contract</c>, <c>source.contract</c>, <c>sink.contract</c>) in messages.
+    /// </summary>
+    private static ContractRef? ParseContract(YamlReader reader, YamlMappingNode parent, string key, bool hasDeadLetter)
     {
-        if (reader.Mapping(root, "contract", "spec", required: false) is not { } map)
+        var what = key.Contains('.', StringComparison.Ordinal) ? key[..key.LastIndexOf('.')] : "spec";
+        if (reader.Mapping(parent, "contract", what, required: false) is not { } map)
         {
             return null;
         }
-        reader.UnknownFields(map, s_contract, "contract");
-        var schema = reader.Text(map, "schema", "contract", required: true);
-        var onViolation = reader.Text(map, "on_violation", "contract", required: false) ?? ContractRef.DeadLetter;
+        reader.UnknownFields(map, s_contract, key);
+        var schema = reader.Text(map, "schema", key, required: true);
+        var onViolation = reader.Text(map, "on_violation", key, required: false) ?? ContractRef.DeadLetter;
         if (onViolation is not (ContractRef.DeadLetter or ContractRef.Fail))
         {
-            reader.Error(YamlReader.Child(map, "on_violation")!, $"contract.on_violation '{onViolation}' is not one of {ContractRef.DeadLetter}, {ContractRef.Fail}");
+            reader.Error(YamlReader.Child(map, "on_violation")!, $"{key}.on_violation '{onViolation}' is not one of {ContractRef.DeadLetter}, {ContractRef.Fail}");
         }
-        var ratio = reader.Number(map, "max_violation_ratio", "contract", 0, 1) ?? 0;
-        return schema is null ? null : new ContractRef(schema, onViolation, ratio);
+        else if (onViolation == ContractRef.DeadLetter && !hasDeadLetter)
+        {
+            reader.Error(map, $"{key}.on_violation is dead_letter but the spec has no 'dead_letter' output");
+        }
+        var ratio = reader.Number(map, "max_violation_ratio", key, 0, 1) ?? 0;
+        return schema is null ? null : new ContractRef(schema, onViolation, ratio)
+        {
+            Key = key,
+            Line = (int)map.Start.Line,
+            Column = (int)map.Start.Column,
+        };
     }
 
     private static List<TransformSpec> ParseTransforms(YamlReader reader, YamlMappingNode root)

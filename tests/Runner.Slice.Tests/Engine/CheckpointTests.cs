@@ -201,8 +201,11 @@ public sealed class CheckpointTests
         using var dir = new TempDirectory("slice-ckpt");
         var totals = new RunTotals { RecordsIn = 10, RecordsOut = 7, DeadLettered = 2, Filtered = 1, BytesIn = 900, Batches = 3 };
         totals.DeadLetteredByCode["pattern_mismatch"] = 2;
+        totals.DeadLetteredByStage["input_contract"] = 1;
+        totals.DeadLetteredByStage["contract"] = 1;
         totals.ViolationsByField["order_id"] = 2;
         totals.ViolationsByField["status"] = 1;
+        totals.InputViolationsByField["amount"] = 1;
         new Checkpoint("run-1", Checkpoint.Running, 900, 10, new SinkPosition(500, 7, ["a", "b"]), new SinkPosition(300, 2, null), totals).Save(dir.File("c.ckpt"));
 
         var loaded = Checkpoint.Load(dir.File("c.ckpt"), "run-1")!;
@@ -211,6 +214,9 @@ public sealed class CheckpointTests
         Assert.Equal(["a", "b"], loaded.Sink.Columns!);
         Assert.Equal(2, loaded.Totals.DeadLetteredByCode["pattern_mismatch"]);
         Assert.Equal(new Dictionary<string, long> { ["order_id"] = 2, ["status"] = 1 }, loaded.Totals.ViolationsByField);
+        Assert.Equal(new Dictionary<string, long> { ["amount"] = 1 }, loaded.Totals.InputViolationsByField);
+        Assert.Equal(new Dictionary<string, long> { ["contract"] = 1, ["input_contract"] = 1 }, loaded.Totals.DeadLetteredByStage);
+        Assert.Equal(1, loaded.Totals.RefusedBeforeTransforms);
         Assert.Null(Checkpoint.Load(dir.File("c.ckpt"), "another-run"));
     }
 }

@@ -43,15 +43,9 @@ public sealed class LineageTests : IClassFixture<NatsServerFixture>
     public async Task A_successful_run_emits_start_and_complete_with_datasets_statistics_and_assertions()
     {
         using var dir = new TempDirectory("slice-lineage");
-        SliceTestKit.CopyFixtures("golden", dir);
 
-        var (_, _, lineage) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+        var lineage = await RunToCompletionAsync("golden", dir);
 
-        Assert.Equal(["START", "COMPLETE"], lineage.Events.Select(e => e.Type));
-        foreach (var (_, json) in lineage.Events)
-        {
-            await AssertValidAsync(json);
-        }
         using var complete = JsonDocument.Parse(lineage.Events[1].Json);
         var root = complete.RootElement;
         Assert.Equal(LineageEvents.RunUuid("golden-1"), root.GetProperty("run").GetProperty("runId").GetString());
@@ -59,13 +53,58 @@ public sealed class LineageTests : IClassFixture<NatsServerFixture>
         var input = root.GetProperty("inputs")[0];
         Assert.Equal(dir.File("orders.jsonl"), input.GetProperty("name").GetString());
         Assert.Equal(10, input.GetProperty("inputFacets").GetProperty("inputStatistics").GetProperty("rowCount").GetInt64());
-        var assertions = input.GetProperty("inputFacets").GetProperty("dataQualityAssertions").GetProperty("assertions").EnumerateArray().ToList();
+        // The spec's top-level contract is the sink's: its assertions are on the output, none on the input.
+        Assert.False(input.GetProperty("inputFacets").TryGetProperty("dataQualityAssertions", out _));
+        var output = root.GetProperty("outputs")[0];
+        var assertions = output.GetProperty("outputFacets").GetProperty("dataQualityAssertions").GetProperty("assertions").EnumerateArray().ToList();
         Assert.Equal(["order_id", "amount", "status", "ts"], assertions.Select(a => a.GetProperty("column").GetString()));
         Assert.Equal([false, true, false, false], assertions.Select(a => a.GetProperty("success").GetBoolean()));
-        var output = root.GetProperty("outputs")[0];
         Assert.Equal(4, output.GetProperty("outputFacets").GetProperty("outputStatistics").GetProperty("rowCount").GetInt64());
         Assert.Equal(["order_id", "amount", "status", "ts"], output.GetProperty("facets").GetProperty("schema").GetProperty("fields").EnumerateArray().Select(f => f.GetProperty("name").GetString()));
     }
+
+    [Fact]
+    public async Task Each_contracts_assertions_are_on_the_dataset_it_guards()
+    {
+        using var dir = new TempDirectory("slice-lineage");
+
+        var lineage = await RunToCompletionAsync("contracts", dir);
+
+        using var start = JsonDocument.Parse(lineage.Events[0].Json);
+        Assert.Equal(["order_id", "amount", "status"], Fields(start.RootElement.GetProperty("inputs")[0]));
+        Assert.Equal(["order_id", "amount_cents"], Fields(start.RootElement.GetProperty("outputs")[0]));
+        using var complete = JsonDocument.Parse(lineage.Events[1].Json);
+        var input = complete.RootElement.GetProperty("inputs")[0];
+        var output = complete.RootElement.GetProperty("outputs")[0];
+        Assert.Equal(["order_id", "amount", "status"], Fields(input));
+        Assert.Equal(["order_id", "amount_cents"], Fields(output));
+        // o-2's amount and bad-4's id broke the source's contract; o-5's cents broke the sink's.
+        var read = input.GetProperty("inputFacets").GetProperty("dataQualityAssertions").GetProperty("assertions").EnumerateArray().ToList();
+        Assert.Equal(["order_id", "amount", "status"], read.Select(a => a.GetProperty("column").GetString()));
+        Assert.Equal([false, false, true], read.Select(a => a.GetProperty("success").GetBoolean()));
+        Assert.Equal("type number, required, min 0", read[1].GetProperty("assertion").GetString());
+        var written = output.GetProperty("outputFacets").GetProperty("dataQualityAssertions").GetProperty("assertions").EnumerateArray().ToList();
+        Assert.Equal(["order_id", "amount_cents"], written.Select(a => a.GetProperty("column").GetString()));
+        Assert.Equal([true, false], written.Select(a => a.GetProperty("success").GetBoolean()));
+        Assert.Equal(6, input.GetProperty("inputFacets").GetProperty("inputStatistics").GetProperty("rowCount").GetInt64());
+        Assert.Equal(2, output.GetProperty("outputFacets").GetProperty("outputStatistics").GetProperty("rowCount").GetInt64());
+    }
+
+    /// <summary>Runs a fixture's spec, which emits START then COMPLETE, each valid against the schema.</summary>
+    private static async Task<RecordingLineage> RunToCompletionAsync(string fixture, TempDirectory dir)
+    {
+        SliceTestKit.CopyFixtures(fixture, dir);
+        var (_, _, lineage) = await SliceTestKit.RunAsync(dir.File("spec.yaml"));
+        Assert.Equal(["START", "COMPLETE"], lineage.Events.Select(e => e.Type));
+        foreach (var (_, json) in lineage.Events)
+        {
+            await AssertValidAsync(json);
+        }
+        return lineage;
+    }
+
+    private static List<string?> Fields(JsonElement dataset) =>
+        [.. dataset.GetProperty("facets").GetProperty("schema").GetProperty("fields").EnumerateArray().Select(f => f.GetProperty("name").GetString())];
 
     [Fact]
     public async Task A_failed_run_emits_start_and_one_fail_with_the_error_message()

@@ -61,10 +61,10 @@ internal static class SliceTestKit
     public static async Task<(RunResult Result, JsonElement Json, RecordingLineage Lineage)> RunAsync(
         string specFile, RunOptions? options = null, IEndpointFactory? endpoints = null, CancellationToken drain = default)
     {
-        var (spec, contract, problems) = ValidateCommand.Load(specFile);
+        var (spec, contracts, problems) = ValidateCommand.Load(specFile);
         Assert.Empty(problems);
         var lineage = new RecordingLineage();
-        var runner = new SliceRunner(spec!, contract, options ?? new RunOptions(), lineage, endpoints ?? new EndpointFactory());
+        var runner = new SliceRunner(spec!, contracts, options ?? new RunOptions(), lineage, endpoints ?? new EndpointFactory());
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var result = await runner.RunAsync(drain, timeout.Token);
         return (result, JsonDocument.Parse(result.Json).RootElement.Clone(), lineage);

@@ -33,7 +33,9 @@ public sealed class SpecParserTests
         Assert.Equal("parent-1", spec.Run.ParentRunId);
         Assert.Equal(new JobRef("acme", "pipeline-run"), spec.Run.ParentJob);
         Assert.Equal(new Endpoint("jsonl", "/data/in/orders.jsonl", null, null, 0), spec.Source);
-        Assert.Equal(new ContractRef("contracts/orders.v1.yaml", "dead_letter", 0.01), spec.Contract);
+        // The top-level contract is the sink's, in short.
+        Assert.Equal(new ContractRef("contracts/orders.v1.yaml", "dead_letter", 0.01) { Key = "contract", Line = 5, Column = 11 }, spec.Sink.Contract);
+        Assert.Null(spec.Source.Contract);
         Assert.Equal(["filter", "select", "map"], spec.Transforms.Select(t => t.Type));
         Assert.Equal("amount > 0", spec.Transforms[0].Where);
         Assert.Equal(["order_id", "customer_id", "amount", "ts"], spec.Transforms[1].Fields);
@@ -107,6 +109,74 @@ public sealed class SpecParserTests
         var result = SpecParser.Parse(spec, "spec.yaml");
 
         Assert.Contains(result.Errors, e => e.Message.Contains("no 'dead_letter' output", StringComparison.Ordinal));
+    }
+
+    private const string BothSides = """
+        slice: v1
+        run: { id: r, job: { namespace: n, name: j } }
+        source:
+          type: jsonl
+          path: in.jsonl
+          contract: { schema: in.yaml, on_violation: fail, max_violation_ratio: 0.02 }
+        sink:
+          type: jsonl
+          path: out.jsonl
+          contract: { schema: out.yaml, max_violation_ratio: 0.1 }
+        dead_letter: { type: jsonl, path: dlq.jsonl }
+        """;
+
+    [Fact]
+    public void Source_and_sink_contracts_sit_on_their_endpoints()
+    {
+        var result = SpecParser.Parse(BothSides, "spec.yaml");
+
+        Assert.True(result.Succeeded, string.Join("; ", result.Errors));
+        Assert.Equal(new ContractRef("in.yaml", "fail", 0.02) { Key = "source.contract", Line = 6, Column = 13 }, result.Spec!.Source.Contract);
+        Assert.Equal(new ContractRef("out.yaml", "dead_letter", 0.1) { Key = "sink.contract", Line = 10, Column = 13 }, result.Spec.Sink.Contract);
+        Assert.Null(result.Spec.DeadLetter!.Contract);
+    }
+
+    [Fact]
+    public void Contract_and_sink_contract_together_are_an_error_that_says_the_first_is_shorthand()
+    {
+        var result = SpecParser.Parse(BothSides + "\ncontract: { schema: out.yaml }\n", "spec.yaml");
+
+        Assert.False(result.Succeeded);
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(12, error.Line);
+        Assert.Equal("'contract' and 'sink.contract' (line 10) are both given: the top-level 'contract' is shorthand for 'sink.contract'; declare the sink's contract once", error.Message);
+    }
+
+    [Fact]
+    public void Contract_problems_name_the_side_they_are_on()
+    {
+        var spec = BothSides
+            .Replace("on_violation: fail", "on_violation: drop", StringComparison.Ordinal)
+            .Replace("dead_letter: { type: jsonl, path: dlq.jsonl }", "dead_letter: { type: jsonl, path: dlq.jsonl, contract: { schema: x.yaml } }", StringComparison.Ordinal)
+            .Replace("max_violation_ratio: 0.1", "max_violation_ratio: 1.5", StringComparison.Ordinal);
+
+        var result = SpecParser.Parse(spec, "spec.yaml");
+
+        var messages = result.Errors.Select(e => $"{e.Line}: {e.Message}").ToList();
+        Assert.Contains("6: source.contract.on_violation 'drop' is not one of dead_letter, fail", messages);
+        Assert.Contains("10: sink.contract.max_violation_ratio must be a number in [0, 1]", messages);
+        Assert.Contains("11: dead_letter: unknown field 'contract'", messages);
+        Assert.Equal(3, messages.Count);
+    }
+
+    [Fact]
+    public void A_source_contract_that_dead_letters_needs_a_dead_letter_output()
+    {
+        var spec = BothSides
+            .Replace("on_violation: fail", "on_violation: dead_letter", StringComparison.Ordinal)
+            .Replace("contract: { schema: out.yaml, max_violation_ratio: 0.1 }", "contract: { schema: out.yaml, on_violation: fail }", StringComparison.Ordinal)
+            .Replace("dead_letter: { type: jsonl, path: dlq.jsonl }", "", StringComparison.Ordinal);
+
+        var result = SpecParser.Parse(spec, "spec.yaml");
+
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(6, error.Line);
+        Assert.Equal("source.contract.on_violation is dead_letter but the spec has no 'dead_letter' output", error.Message);
     }
 
     [Theory]
