@@ -78,8 +78,9 @@ internal sealed class EffectRuntime : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        await StreamTopology.EnsureAsync(_js, _options.JetStream, _loggers.CreateLogger(typeof(StreamTopology)), cancellationToken);
-        Claims = await EffectClaims.OpenAsync(_js, _claimOptions, _time, cancellationToken);
+        var logger = _loggers.CreateLogger<EffectRuntime>();
+        await StartupRetry.RunAsync("streams", ct => StreamTopology.EnsureAsync(_js, _options.JetStream, _loggers.CreateLogger(typeof(StreamTopology)), ct), logger, _time, cancellationToken);
+        Claims = await StartupRetry.RunAsync("effect claims bucket", ct => EffectClaims.OpenAsync(_js, _claimOptions, _time, ct), logger, _time, cancellationToken);
         _stop = new CancellationTokenSource();
         _abort = new CancellationTokenSource();
         StartWorkers(_stop.Token);

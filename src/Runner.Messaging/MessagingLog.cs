@@ -23,6 +23,9 @@ internal static partial class MessagingLog
     [LoggerMessage(2005, LogLevel.Debug, "consumer {Consumer} on stream {Stream}: could not check for a stall: {Reason}")]
     public static partial void StallCheckFailed(ILogger logger, string stream, string consumer, string reason);
 
+    [LoggerMessage(2006, LogLevel.Warning, "waiting for JetStream to answer ({What}, try {Attempt}), again in {DelayMs} ms: {Reason}")]
+    public static partial void StartupWaiting(ILogger logger, string what, int attempt, double delayMs, string reason);
+
     [LoggerMessage(2010, LogLevel.Error, "{Component} failed; restarting in {DelayMs} ms")]
     public static partial void LoopFailed(ILogger logger, Exception exception, string component, double delayMs);
 }

@@ -128,12 +128,15 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var streams = _options.JetStream;
-        await StreamTopology.EnsureAsync(_js, streams, _loggers.CreateLogger(typeof(StreamTopology)), cancellationToken);
-        var bucket = await OwnershipBucket.OpenAsync(_js, _options.OwnershipBucket, streams.Replicas, _options.Partitions, _time, cancellationToken);
-        _snapshots = await SnapshotStore.OpenAsync(_js, _options.SnapshotBucket, streams.Replicas, cancellationToken);
-        var versionStore = await ObjectBuckets.OpenAsync(_js, _options.ManifestBucket, streams.Replicas, "Runner manifest versions, by content hash", cancellationToken);
+        await StartupRetry.RunAsync("streams", ct => StreamTopology.EnsureAsync(_js, streams, _loggers.CreateLogger(typeof(StreamTopology)), ct), _logger, _time, cancellationToken);
+        var bucket = await StartupRetry.RunAsync(_options.OwnershipBucket,
+            ct => OwnershipBucket.OpenAsync(_js, _options.OwnershipBucket, streams.Replicas, _options.Partitions, _time, ct), _logger, _time, cancellationToken);
+        _snapshots = await StartupRetry.RunAsync(_options.SnapshotBucket,
+            ct => SnapshotStore.OpenAsync(_js, _options.SnapshotBucket, streams.Replicas, ct), _logger, _time, cancellationToken);
+        var versionStore = await StartupRetry.RunAsync(_options.ManifestBucket,
+            ct => ObjectBuckets.OpenAsync(_js, _options.ManifestBucket, streams.Replicas, "Runner manifest versions, by content hash", ct), _logger, _time, cancellationToken);
         Versions = new ManifestVersions(versionStore, VersionDirectory, streams.Streams);
-        await Versions.AddAsync(_manifests, cancellationToken);
+        await StartupRetry.RunAsync("manifest versions", ct => Versions.AddAsync(_manifests, ct), _logger, _time, cancellationToken);
 
         _stop = new CancellationTokenSource();
         var token = _stop.Token;
