@@ -82,6 +82,19 @@ public sealed class BreakerLoopTests(NatsServerFixture nats) : IClassFixture<Nat
         return response;
     });
 
+    /// <summary>An upstream that answers 503 until <see cref="_down"/> is cleared, and sagas whose charges retry fast and open the breaker at two failures.</summary>
+    private async Task<(StubUpstream Upstream, SagaHarness Saga)> StartWithUpstreamDownAsync(int breakMs, CancellationToken cancellationToken)
+    {
+        var upstream = await StubUpstream.StartAsync(cancellationToken);
+        _down = true;
+        AnswerCharges(upstream);
+        var saga = await StartSagasAsync(nats, upstream, $$"""
+            retry: { max_attempts: 10, backoff: constant, base_ms: 5, max_ms: 5, jitter: false }
+            circuit_breaker: { minimum_throughput: 2, break_ms: {{breakMs}} }
+            """);
+        return (upstream, saga);
+    }
+
     private static async Task<List<string>> PublishOrdersAsync(SagaHarness saga, int count, CancellationToken cancellationToken)
     {
         var prefix = "o" + Guid.NewGuid().ToString("N")[..6] + "-";
@@ -149,13 +162,9 @@ public sealed class BreakerLoopTests(NatsServerFixture nats) : IClassFixture<Nat
     public async Task An_upstream_down_longer_than_the_break_holds_the_commands_then_performs_each_once_when_back()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
-        _down = true;
-        AnswerCharges(upstream);
-        await using var saga = await StartSagasAsync(nats, upstream, """
-            retry: { max_attempts: 10, backoff: constant, base_ms: 5, max_ms: 5, jitter: false }
-            circuit_breaker: { minimum_throughput: 2, break_ms: 500 }
-            """);
+        var (upstream, saga) = await StartWithUpstreamDownAsync(breakMs: 500, cts.Token);
+        await using var _ = upstream;
+        await using var __ = saga;
         await using var node = await EffectNode.StartAsync(nats, saga.Manifests.Effects, "worker-1");
 
         var orders = await PublishOrdersAsync(saga, 8, cts.Token);
@@ -179,14 +188,10 @@ public sealed class BreakerLoopTests(NatsServerFixture nats) : IClassFixture<Nat
     public async Task Held_commands_keep_their_claims_past_the_lease_and_a_drain_hands_them_to_another_worker_that_performs_each_once()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
-        _down = true;
-        AnswerCharges(upstream);
         // A break of a minute: no probe during the test, the commands stay held until the drain.
-        await using var saga = await StartSagasAsync(nats, upstream, """
-            retry: { max_attempts: 10, backoff: constant, base_ms: 5, max_ms: 5, jitter: false }
-            circuit_breaker: { minimum_throughput: 2, break_ms: 60000 }
-            """);
+        var (upstream, saga) = await StartWithUpstreamDownAsync(breakMs: 60_000, cts.Token);
+        await using var _ = upstream;
+        await using var __ = saga;
         var lease = TimeSpan.FromSeconds(1);
         await using var first = await EffectNode.StartAsync(nats, saga.Manifests.Effects, "worker-1", lease: lease, ackWait: lease);
         var orders = await PublishOrdersAsync(saga, 5, cts.Token);
