@@ -10,11 +10,13 @@ using Runner.Effects.Providers.Slices;
 namespace Runner.Effects.Resilience;
 
 /// <summary>
-/// Performs a command with the provider its effect names, through the effect's resilience pipeline,
-/// and says how it ended. It never throws for a failed effect — a status code, a dead upstream, an
-/// open circuit, a missing secret, a provider bug all become a failed <see cref="EffectExecution"/>.
-/// Only the caller's cancellation propagates, and it wins over any failure seen so far: an
-/// interrupted execution is never reported as failed (a success that completed is still returned).
+/// Performs a command with the provider its effect names, through the effect's resilience pipelines,
+/// and says how it ended. It never throws for a failed effect — a status code, a dead upstream, a
+/// missing secret, a provider bug, a <c>give_up_after_ms</c> that passed all become a failed
+/// <see cref="EffectExecution"/>. An open circuit is not a failure: the command waits for it (see
+/// <see cref="CircuitGate"/>). Only the caller's cancellation propagates, and it wins over any
+/// failure seen so far: an interrupted execution is never reported as failed (a success that
+/// completed is still returned).
 /// </summary>
 internal sealed partial class EffectExecutor : IEffectExecutor
 {
