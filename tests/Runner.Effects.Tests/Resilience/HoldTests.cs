@@ -134,9 +134,11 @@ public sealed class HoldTests : EffectsHarness
         var executor = FakeTimeExecutor();
         var command = Effects.Command();
         MarkFailing(command.CommandId);
+        // The clock moves while the first call may still be in flight: its timeout is beyond the move.
         var effect = Effects.Http(UrlOf("charges")) with
         {
             Retry = new RetryPolicy(3, RetryPolicy.Constant, 60_000, 60_000, false, RetryOn.All),
+            TimeoutMs = 60_000,
             GiveUpAfterMs = 10_000,
         };
 
@@ -165,7 +167,7 @@ public sealed class HoldTests : EffectsHarness
             return StubResponse.Hold(release.Task);
         });
         var executor = FakeTimeExecutor();
-        var effect = Effects.Http(UrlOf("charges")) with { GiveUpAfterMs = 1_000 };
+        var effect = Effects.Http(UrlOf("charges")) with { TimeoutMs = 60_000, GiveUpAfterMs = 1_000 };
 
         var execution = executor.ExecuteAsync(effect, Effects.Command(), TestToken).AsTask();
         await arrived.Task.WaitAsync(TestToken);
