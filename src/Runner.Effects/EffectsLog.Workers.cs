@@ -37,4 +37,7 @@ internal static partial class EffectsLog
 
     [LoggerMessage(4509, LogLevel.Warning, "effect {Effect} uses provider '{Provider}', which this worker does not have: its commands are left to workers that do")]
     public static partial void ProviderMissing(ILogger logger, string effect, string provider);
+
+    [LoggerMessage(4511, LogLevel.Warning, "command {CommandId} (tenant {Tenant}): handing the held command back, its claim could not be released ({Reason}); another worker takes it over when the lease runs out")]
+    public static partial void ReleaseFailed(ILogger logger, string commandId, string tenant, string reason);
 }

@@ -28,4 +28,10 @@ internal static partial class EffectsLog
 
     [LoggerMessage(4007, LogLevel.Error, "effect {Effect} command {CommandId} tenant={Tenant} correlation={CorrelationId}: cannot prepare a call with provider {Provider} (its upstream, or a resilience pipeline from the effect's policies)")]
     public static partial void PrepareFailed(ILogger logger, Exception exception, string effect, string commandId, string tenant, string correlationId, string provider);
+
+    [LoggerMessage(4008, LogLevel.Debug, "effect {Effect} command {CommandId} tenant={Tenant} correlation={CorrelationId}: the circuit to {Upstream} is open; holding the command (after {Attempts} attempts) until it lets a call through")]
+    public static partial void Held(ILogger logger, string effect, string commandId, string tenant, string correlationId, string upstream, int attempts);
+
+    [LoggerMessage(4009, LogLevel.Information, "effect {Effect} command {CommandId} tenant={Tenant} correlation={CorrelationId}: held by the open circuit to {Upstream} while the worker stops taking commands; handed back after {Attempts} attempts")]
+    public static partial void HandedBack(ILogger logger, string effect, string commandId, string tenant, string correlationId, string upstream, int attempts);
 }

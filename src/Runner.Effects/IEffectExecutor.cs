@@ -13,6 +13,15 @@ internal interface IEffectExecutor
     /// <summary>Commands of the effect one worker (of <paramref name="pool"/>) runs at once: its slots.</summary>
     int SlotsFor(EffectManifest effect, string? pool) => effect.Concurrency;
 
-    /// <summary>Never throws for a failed effect (the failure is the result); only the caller's cancellation propagates.</summary>
-    ValueTask<EffectExecution> ExecuteAsync(EffectManifest effect, CommandMessage command, CancellationToken cancellationToken);
+    /// <summary>
+    /// Never throws for a failed effect (the failure is the result); only the caller's cancellation
+    /// propagates. A command held by an open circuit when <see cref="ExecutionBounds.HandBack"/>
+    /// fires comes back as <see cref="EffectExecution.HandedBack"/>, not performed.
+    /// </summary>
+    ValueTask<EffectExecution> ExecuteAsync(EffectManifest effect, CommandMessage command, ExecutionBounds bounds, CancellationToken cancellationToken);
 }
+
+/// <summary>What ends an execution besides its attempts and the caller's cancellation.</summary>
+/// <param name="QueuedAt">When the command was stored in <c>WORKFLOW_COMMANDS</c>: the effect's <c>give_up_after_ms</c> counts from here, across redeliveries and workers.</param>
+/// <param name="HandBack">Fires when the worker stops taking commands (a drain): a command the open circuit holds is then handed back, so the drain does not wait for the upstream.</param>
+internal readonly record struct ExecutionBounds(DateTimeOffset QueuedAt, CancellationToken HandBack);

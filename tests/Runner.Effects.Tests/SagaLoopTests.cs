@@ -193,13 +193,13 @@ public sealed class SagaLoopTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
-    public async Task A_dead_upstream_opens_the_breaker_and_the_saga_compensates_with_circuit_open()
+    public async Task A_dead_upstream_holds_the_charge_until_give_up_after_ms_and_the_saga_compensates_with_circuit_open()
     {
         using var cts = new CancellationTokenSource(s_timeout);
         await using var upstream = await StubUpstream.StartAsync(cts.Token);
         var dead = new Uri($"http://127.0.0.1:{NatsServerFixture.FreePort()}/charges");
         var (saga, effects) = await StartAsync(upstream, Effects(upstream.Url, dead.ToString(),
-            "circuit_breaker: { failure_ratio: 0.5, minimum_throughput: 2, sampling_ms: 30000, break_ms: 60000 }"));
+            "circuit_breaker: { failure_ratio: 0.5, minimum_throughput: 2, sampling_ms: 30000, break_ms: 60000 }\ngive_up_after_ms: 1500"));
         await using var _ = saga;
         await using var __ = effects;
 
@@ -214,7 +214,8 @@ public sealed class SagaLoopTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""{"order_id":"o-3","reason":"circuit_open"}"""), JsonNode.Parse(cancel.Body)), cancel.Body);
         var failed = Assert.Single(await EffectStreams.ReadAsync(saga.Js, "WORKFLOW_EVENTS", cts.Token), r => r.Subject == "workflow.evt.acme.payment.charge.failed");
         Assert.Equal("circuit_open", failed.Body["data"]!["error"]!["code"]!.GetValue<string>());
-        // Attempts count calls that reached the provider: the open breaker stopped the rest.
+        Assert.Contains("give_up_after_ms (1500 ms) passed", failed.Body["data"]!["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        // Attempts count calls that reached the provider: the open breaker held the rest back, until the limit.
         Assert.InRange(failed.Body["data"]!["attempts"]!.GetValue<int>(), 2, 3);
     }
 

@@ -29,6 +29,12 @@ internal sealed record EffectManifest(string Name, string Provider, string? Pool
 
     public CircuitBreakerPolicy CircuitBreaker { get; init; } = CircuitBreakerPolicy.Default;
 
+    /// <summary>
+    /// <c>give_up_after_ms</c>: no attempt starts once this long has passed since the command was
+    /// stored, so a command held by an open circuit fails in the end. Null: no limit but the retry budget.
+    /// </summary>
+    public int? GiveUpAfterMs { get; init; }
+
     /// <summary>Commands of this effect one worker runs at once.</summary>
     public int Concurrency { get; init; } = DefaultConcurrency;
 }
@@ -79,8 +85,16 @@ internal sealed record RetryPolicy(int MaxAttempts, string Backoff, int BaseMs, 
     public static readonly RetryPolicy Default = new(3, Exponential, 200, 10_000, true, RetryOn.All);
 }
 
-/// <summary><c>circuit_breaker:</c> — opens when the failure ratio over the sampling window passes the threshold.</summary>
+/// <summary>
+/// <c>circuit_breaker:</c> — opens when the failure ratio over the sampling window passes the
+/// threshold; while open, commands are held back (not failed) and one probe goes through per break.
+/// </summary>
 internal sealed record CircuitBreakerPolicy(double FailureRatio, int MinimumThroughput, int SamplingMs, int BreakMs)
 {
-    public static readonly CircuitBreakerPolicy Default = new(0.5, 10, 30_000, 30_000);
+    /// <summary>
+    /// Opens only for an upstream failing under load (100 calls in 30 s, half of them failed), so a
+    /// burst of commands meeting a blip is left to their own retries; probes again after 5 s, so a
+    /// recovered upstream costs held commands seconds, not minutes (docs/effects.md says why).
+    /// </summary>
+    public static readonly CircuitBreakerPolicy Default = new(0.5, 100, 30_000, 5_000);
 }

@@ -5,7 +5,10 @@ namespace Runner.Core.Manifests;
 internal static partial class ManifestParser
 {
     private static readonly HashSet<string> s_effectFields =
-        ["kind", "name", "description", "provider", "pool", "http", "gateway", "publish", "slice", "retry", "timeout_ms", "circuit_breaker", "concurrency", "isolation", "defaults", "maximums"];
+        ["kind", "name", "description", "provider", "pool", "http", "gateway", "publish", "slice", "retry", "timeout_ms", "give_up_after_ms", "circuit_breaker", "concurrency", "isolation", "defaults", "maximums"];
+    // A week: commands stored longer ago are quarantined as stale anyway (the claim retention).
+    private const int MaxGiveUpAfterMs = 604_800_000;
+
     private static readonly HashSet<string> s_httpFields = ["url", "method", "headers"];
     private static readonly HashSet<string> s_gatewayFields = ["url", "command", "headers"];
     private static readonly HashSet<string> s_publishFields = ["subject", "type"];
@@ -94,6 +97,9 @@ internal static partial class ManifestParser
         var timeoutMs = ReadInt(root, "timeout_ms", defaultTimeout, 10, 3_600_000, "effect: ", file, errors);
         var concurrency = ReadInt(root, "concurrency", EffectManifest.DefaultConcurrency, 1, 1024, "effect: ", file, errors);
         var breaker = ParseCircuitBreaker(Child(root, "circuit_breaker"), file, errors);
+        var giveUpAfterMs = Child(root, "give_up_after_ms") is null
+            ? null
+            : ReadInt(root, "give_up_after_ms", 0, 1, MaxGiveUpAfterMs, "effect: ", file, errors);
 
         // Declared even when broken (as a saga with a bad trigger is), so that the sagas commanding
         // it are not also reported for an undeclared effect: the errors above fail the load anyway.
@@ -108,6 +114,7 @@ internal static partial class ManifestParser
                 Slice = slice,
                 TimeoutMs = timeoutMs ?? defaultTimeout,
                 CircuitBreaker = breaker,
+                GiveUpAfterMs = giveUpAfterMs,
                 Concurrency = concurrency ?? EffectManifest.DefaultConcurrency,
             });
         }

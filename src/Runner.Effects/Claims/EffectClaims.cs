@@ -80,7 +80,8 @@ internal sealed class EffectClaims
             {
                 return new ClaimDecision.Claimed(new Claim(this, key, created.Value, fresh, takeover: false));
             }
-            if (created.Error is not NatsKVCreateException)
+            // A wrong revision: the key held a released (deleted) claim and another worker created it first.
+            if (created.Error is not (NatsKVCreateException or NatsKVWrongLastRevisionException))
             {
                 throw created.Error;
             }
@@ -159,6 +160,20 @@ internal sealed class EffectClaims
             revision = entry.Revision;
         }
         return null;
+    }
+
+    /// <summary>
+    /// Deletes the entry if it is still at <paramref name="revision"/>: a released claim, which the
+    /// next worker creates afresh. False when the entry moved on (it is no longer this run's).
+    /// </summary>
+    internal async ValueTask<bool> DeleteAsync(string key, ulong revision, CancellationToken cancellationToken)
+    {
+        var deleted = await _kv.TryDeleteAsync(key, new NatsKVDeleteOpts { Revision = revision }, cancellationToken);
+        if (deleted.Success || deleted.Error is NatsKVWrongLastRevisionException)
+        {
+            return deleted.Success;
+        }
+        throw deleted.Error;
     }
 
     /// <summary>The stored claim of a command, or null when there is none (for tests and the CLI).</summary>
@@ -263,6 +278,23 @@ internal sealed class Claim : IDisposable
             }
             var renewed = _record with { LeaseUntilMs = _claims.NowMs() + (long)_claims.Lease.TotalMilliseconds };
             return await WriteAsync(renewed, cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Gives the claim up, so that any worker may claim the command at once: for a command that is
+    /// not being performed (nothing in flight). False when the claim is no longer ours.
+    /// </summary>
+    public async ValueTask<bool> ReleaseAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            return !Completed && await _claims.DeleteAsync(Key, _revision, cancellationToken);
         }
         finally
         {

@@ -36,12 +36,24 @@ internal sealed record AttemptOutcome(bool Succeeded, string? ResultJson, Effect
 }
 
 /// <summary>The final outcome of an effect after every attempt it was allowed.</summary>
-internal sealed record EffectExecution(bool Succeeded, string? ResultJson, EffectError? Error, int Attempts);
+internal sealed record EffectExecution(bool Succeeded, string? ResultJson, EffectError? Error, int Attempts)
+{
+    /// <summary>
+    /// Not an outcome: the command was waiting on an open circuit when its worker stopped taking
+    /// commands, and goes back to the stream for any worker. No attempt was in flight.
+    /// </summary>
+    public bool HandedBack { get; init; }
+
+    public static EffectExecution HandBack(int attempts) => new(false, null, null, attempts) { HandedBack = true };
+}
 
 /// <summary>Stable error codes of failed effect results.</summary>
 internal static class EffectErrorCodes
 {
     public const string CircuitOpen = "circuit_open";
+
+    /// <summary>The effect's <c>give_up_after_ms</c> had passed before the command's first attempt; nothing was sent.</summary>
+    public const string Expired = "expired";
     public const string Timeout = "timeout";
     public const string ConnectionFailed = "connection_failed";
     public const string SecretUnavailable = "secret_unavailable";

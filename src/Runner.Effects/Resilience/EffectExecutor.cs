@@ -1,7 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Polly;
-using Polly.CircuitBreaker;
 using Polly.Timeout;
 using Runner.Core.Manifests;
 using Runner.Core.Transitions;
@@ -11,25 +10,29 @@ using Runner.Effects.Providers.Slices;
 namespace Runner.Effects.Resilience;
 
 /// <summary>
-/// Performs a command with the provider its effect names, through the effect's resilience pipeline,
-/// and says how it ended. It never throws for a failed effect — a status code, a dead upstream, an
-/// open circuit, a missing secret, a provider bug all become a failed <see cref="EffectExecution"/>.
-/// Only the caller's cancellation propagates, and it wins over any failure seen so far: an
-/// interrupted execution is never reported as failed (a success that completed is still returned).
+/// Performs a command with the provider its effect names, through the effect's resilience pipelines,
+/// and says how it ended. It never throws for a failed effect — a status code, a dead upstream, a
+/// missing secret, a provider bug, a <c>give_up_after_ms</c> that passed all become a failed
+/// <see cref="EffectExecution"/>. An open circuit is not a failure: the command waits for it (see
+/// <see cref="CircuitGate"/>). Only the caller's cancellation propagates, and it wins over any
+/// failure seen so far: an interrupted execution is never reported as failed (a success that
+/// completed is still returned).
 /// </summary>
-internal sealed class EffectExecutor : IEffectExecutor
+internal sealed partial class EffectExecutor : IEffectExecutor
 {
     /// <summary>The <see cref="IHttpClientFactory"/> client the http and gateway providers use.</summary>
     public const string HttpClientName = HttpExchange.ClientName;
 
     private readonly Dictionary<string, IEffectProvider> _providers;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
 
     /// <param name="providers">One per kind; a new kind of effect plugs in here.</param>
     public EffectExecutor(IEnumerable<IEffectProvider> providers, TimeProvider time, ILogger logger)
     {
         _providers = providers.ToDictionary(p => p.Kind, StringComparer.Ordinal);
         _logger = logger;
+        _time = time;
         Pipelines = new EffectPipelines(time, logger);
     }
 
@@ -68,15 +71,18 @@ internal sealed class EffectExecutor : IEffectExecutor
         return new EffectExecutor(providers, time, loggers.CreateLogger<EffectExecutor>());
     }
 
-    public async ValueTask<EffectExecution> ExecuteAsync(EffectManifest effect, CommandMessage command, CancellationToken cancellationToken)
+    /// <summary>As the worker runs a command stored just now, never handed back: for tools and tests.</summary>
+    public ValueTask<EffectExecution> ExecuteAsync(EffectManifest effect, CommandMessage command, CancellationToken cancellationToken) =>
+        ExecuteAsync(effect, command, new ExecutionBounds(_time.GetUtcNow(), CancellationToken.None), cancellationToken);
+
+    public async ValueTask<EffectExecution> ExecuteAsync(EffectManifest effect, CommandMessage command, ExecutionBounds bounds, CancellationToken cancellationToken)
     {
         if (!_providers.TryGetValue(effect.Provider, out var provider))
         {
             return Failed(effect, command, 0, EffectErrorCodes.UnsupportedProvider, $"effect '{effect.Name}' uses provider '{effect.Provider}', which this worker does not have");
         }
-        var run = new Run(provider, effect, command, _logger);
         string upstream;
-        ResiliencePipeline<AttemptOutcome> pipeline;
+        EffectPipeline pipeline;
         try
         {
             upstream = provider.Upstream(new EffectCall(effect, command, 1));
@@ -88,11 +94,22 @@ internal sealed class EffectExecutor : IEffectExecutor
             EffectsLog.PrepareFailed(_logger, ex, effect.Name, command.CommandId, command.Tenant, command.CorrelationId, provider.Kind);
             return Failed(effect, command, 0, EffectErrorCodes.ProviderError, ex.Message);
         }
-        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        var giveUpAt = effect.GiveUpAfterMs is { } giveUpMs ? bounds.QueuedAt.AddMilliseconds(giveUpMs) : (DateTimeOffset?)null;
+        var left = giveUpAt - _time.GetUtcNow();
+        if (left <= TimeSpan.Zero)
+        {
+            return Failed(effect, command, 0, EffectErrorCodes.Expired,
+                $"the command was stored at {bounds.QueuedAt:O}, more than give_up_after_ms ({effect.GiveUpAfterMs} ms) ago: nothing was sent");
+        }
+        // give_up_after_ms ends holds and back-offs (the retry pipeline's token), never a call in flight (the run's own token).
+        using var limit = left is { } l ? new CancellationTokenSource(l, _time) : null;
+        using var retryToken = limit is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, limit.Token);
+        var run = new Run(provider, pipeline, effect, command, upstream, bounds.HandBack, cancellationToken, _logger);
+        var context = ResilienceContextPool.Shared.Get(retryToken?.Token ?? cancellationToken);
         context.Properties.Set(EffectPipelines.CommandKey, command);
         try
         {
-            var outcome = await pipeline.ExecuteAsync(static (context, run) => run.AttemptAsync(context.CancellationToken), context, run);
+            var outcome = await pipeline.Retry.ExecuteAsync(static (context, run) => run.AttemptAsync(context.CancellationToken), context, run);
             if (outcome.Succeeded)
             {
                 EffectsLog.Succeeded(_logger, effect.Name, command.CommandId, command.Tenant, command.CorrelationId, run.Attempts);
@@ -113,14 +130,18 @@ internal sealed class EffectExecutor : IEffectExecutor
             }
             throw new OperationCanceledException("the effect execution was cancelled", ex, cancellationToken);
         }
+        catch (Run.HandedBackException)
+        {
+            EffectsLog.HandedBack(_logger, effect.Name, command.CommandId, command.Tenant, command.CorrelationId, upstream, run.Attempts);
+            return EffectExecution.HandBack(run.Attempts);
+        }
+        catch (OperationCanceledException) when (limit?.IsCancellationRequested == true)
+        {
+            return GaveUp(effect, command, run, upstream);
+        }
         catch (TimeoutRejectedException)
         {
             return Failed(effect, command, run.Attempts, EffectErrorCodes.Timeout, $"{upstream} did not answer within {effect.TimeoutMs} ms");
-        }
-        catch (BrokenCircuitException ex)
-        {
-            var retryAfter = ex.RetryAfter is { } after ? $" for another {Math.Ceiling(after.TotalMilliseconds)} ms" : string.Empty;
-            return Failed(effect, command, run.Attempts, EffectErrorCodes.CircuitOpen, $"the circuit to {upstream} is open{retryAfter}");
         }
         catch (Exception ex)
         {
@@ -133,37 +154,28 @@ internal sealed class EffectExecutor : IEffectExecutor
         }
     }
 
-    private EffectExecution Failed(EffectManifest effect, CommandMessage command, int attempts, string code, string message)
+    /// <summary>
+    /// <c>give_up_after_ms</c> passed between attempts: held by the open circuit, the command fails
+    /// as <c>circuit_open</c>; in a back-off, with its last attempt's error; before any attempt, as
+    /// <c>expired</c>.
+    /// </summary>
+    private EffectExecution GaveUp(EffectManifest effect, CommandMessage command, Run run, string upstream)
     {
-        EffectsLog.Failed(_logger, effect.Name, command.CommandId, command.Tenant, command.CorrelationId, attempts, code, message);
-        return new EffectExecution(false, null, new EffectError(code, message), attempts);
+        var limit = $"give_up_after_ms ({effect.GiveUpAfterMs} ms) passed";
+        if (run.Holding)
+        {
+            return Failed(effect, command, run.Attempts, EffectErrorCodes.CircuitOpen, $"the circuit to {upstream} was still open when {limit}");
+        }
+        if (run.Last?.Error is { } last)
+        {
+            return Failed(effect, command, run.Attempts, last.Code, $"{last.Message} (not retried: {limit})", last.Status);
+        }
+        return Failed(effect, command, run.Attempts, EffectErrorCodes.Expired, $"{limit} before the first attempt: nothing was sent");
     }
 
-    /// <summary>One execution's attempts: numbers them and turns a provider's exception into a result.</summary>
-    private sealed class Run(IEffectProvider provider, EffectManifest effect, CommandMessage command, ILogger logger)
+    private EffectExecution Failed(EffectManifest effect, CommandMessage command, int attempts, string code, string message, int? status = null)
     {
-        private int _attempts;
-
-        /// <summary>How many times the provider was called (an open circuit calls it no more).</summary>
-        public int Attempts => Volatile.Read(ref _attempts);
-
-        public async ValueTask<AttemptOutcome> AttemptAsync(CancellationToken cancellationToken)
-        {
-            var attempt = Interlocked.Increment(ref _attempts);
-            try
-            {
-                return await provider.AttemptAsync(new EffectCall(effect, command, attempt), cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw; // the caller's cancellation, or the pipeline's timeout: both are the pipeline's to handle
-            }
-            catch (Exception ex)
-            {
-                // Permanent: retrying a bug hammers the upstream, and it says nothing about the upstream's health.
-                EffectsLog.ProviderThrew(logger, ex, effect.Name, command.CommandId, command.Tenant, command.CorrelationId, provider.Kind, attempt);
-                return AttemptOutcome.Permanent(EffectErrorCodes.ProviderError, ex.Message);
-            }
-        }
+        EffectsLog.Failed(_logger, effect.Name, command.CommandId, command.Tenant, command.CorrelationId, attempts, code, message);
+        return new EffectExecution(false, null, new EffectError(code, message, status), attempts);
     }
 }

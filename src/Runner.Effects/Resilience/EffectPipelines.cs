@@ -11,10 +11,36 @@ using Runner.Effects.Providers;
 namespace Runner.Effects.Resilience;
 
 /// <summary>
-/// One resilience pipeline per (effect, upstream): retry → circuit breaker → per-attempt timeout,
-/// from the effect's manifest policies. A pipeline lives as long as its policies: a manifest reload
-/// that changes them gets a fresh pipeline (and a fresh, closed breaker); one that does not keeps
-/// the breaker's state.
+/// The resilience of one (effect, upstream), from the effect's manifest policies: the retries of a
+/// command (<see cref="Retry"/>), and each call through the circuit breaker and the per-attempt
+/// timeout (<see cref="Call"/>), with the <see cref="Gate"/> where calls the open circuit refuses
+/// wait. The executor runs the hold between the two, so waiting spends no attempt.
+/// </summary>
+internal sealed class EffectPipeline(
+    ResiliencePipeline<AttemptOutcome> retry,
+    ResiliencePipeline<AttemptOutcome> call,
+    CircuitBreakerStateProvider breaker,
+    CircuitGate gate,
+    TimeSpan breakDuration)
+{
+    public ResiliencePipeline<AttemptOutcome> Retry { get; } = retry;
+
+    public ResiliencePipeline<AttemptOutcome> Call { get; } = call;
+
+    public CircuitBreakerStateProvider Breaker { get; } = breaker;
+
+    public CircuitGate Gate { get; } = gate;
+
+    public TimeSpan BreakDuration { get; } = breakDuration;
+}
+
+/// <summary>The state of one breaker, for metrics and <c>/info</c>.</summary>
+internal sealed record BreakerStatus(string Effect, string Upstream, CircuitState State, int Held, long Opened);
+
+/// <summary>
+/// One <see cref="EffectPipeline"/> per (effect, upstream). A pipeline lives as long as its
+/// policies: a manifest reload that changes them gets a fresh pipeline (and a fresh, closed
+/// breaker); one that does not keeps the breaker's state.
 /// </summary>
 internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
 {
@@ -24,7 +50,7 @@ internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
     private readonly ConcurrentDictionary<(string Effect, string Upstream), Entry> _entries = new();
     private readonly Lock _building = new();
 
-    public ResiliencePipeline<AttemptOutcome> For(EffectManifest effect, string upstream)
+    public EffectPipeline For(EffectManifest effect, string upstream)
     {
         var key = (effect.Name, upstream);
         // Manifests are immutable: the same instance means the same policies.
@@ -42,18 +68,26 @@ internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
             }
             else
             {
-                entry = Build(effect, upstream, policies);
+                entry = new Entry(effect, policies, Build(effect, upstream));
             }
             _entries[key] = entry;
             return entry.Pipeline;
         }
     }
 
-    /// <summary>The breaker state of every pipeline built so far (for metrics and <c>/info</c>).</summary>
-    public IEnumerable<(string Effect, string Upstream, CircuitState State)> BreakerStates() =>
-        _entries.Select(e => (e.Key.Effect, e.Key.Upstream, e.Value.Breaker.CircuitState));
+    /// <summary>Every breaker built so far, with the commands it holds now.</summary>
+    public IEnumerable<BreakerStatus> BreakerStates() =>
+        _entries.Select(e => new BreakerStatus(e.Key.Effect, e.Key.Upstream, e.Value.Pipeline.Breaker.CircuitState, e.Value.Pipeline.Gate.Held, e.Value.Pipeline.Gate.Opened));
 
-    private Entry Build(EffectManifest effect, string upstream, Policies policies)
+    private EffectPipeline Build(EffectManifest effect, string upstream)
+    {
+        var gate = new CircuitGate(time);
+        var breaker = new CircuitBreakerStateProvider();
+        return new EffectPipeline(BuildRetry(effect, upstream), BuildCall(effect, upstream, breaker, gate), breaker, gate,
+            TimeSpan.FromMilliseconds(effect.CircuitBreaker.BreakMs));
+    }
+
+    private ResiliencePipeline<AttemptOutcome> BuildRetry(EffectManifest effect, string upstream)
     {
         var retryOn = new HashSet<string>(effect.Retry.On, StringComparer.Ordinal);
         var builder = new ResiliencePipelineBuilder<AttemptOutcome>
@@ -82,11 +116,10 @@ internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
                 DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result?.RetryAfter is { } after
                     ? (TimeSpan?)TimeSpan.FromMilliseconds(Math.Min(after.TotalMilliseconds, retry.MaxMs))
                     : null),
-                // An open breaker is retried too: the retries then run out and the result is
-                // circuit_open, instead of failing before the back-off has given the upstream time.
+                // An open breaker never reaches here: the executor holds the call until the circuit
+                // lets it through, so waiting for the upstream spends none of these attempts.
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
                 {
-                    { Exception: BrokenCircuitException } => true,
                     { Exception: TimeoutRejectedException } => retryOn.Contains(RetryOn.Timeout),
                     { Result: { Succeeded: false, RetryClass: { } retryClass } } => retryOn.Contains(retryClass),
                     _ => false,
@@ -102,7 +135,17 @@ internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
                 },
             });
         }
-        var breaker = new CircuitBreakerStateProvider();
+        return builder.Build();
+    }
+
+    private ResiliencePipeline<AttemptOutcome> BuildCall(EffectManifest effect, string upstream, CircuitBreakerStateProvider breaker, CircuitGate gate)
+    {
+        var builder = new ResiliencePipelineBuilder<AttemptOutcome>
+        {
+            Name = "effect:" + effect.Name + ":call",
+            InstanceName = upstream,
+            TimeProvider = time,
+        };
         var breakerPolicy = effect.CircuitBreaker;
         builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions<AttemptOutcome>
         {
@@ -120,6 +163,7 @@ internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
             }),
             OnOpened = args =>
             {
+                gate.OnOpened();
                 var reason = args.Outcome.Exception?.Message ?? args.Outcome.Result?.Error?.Message ?? "failures";
                 EffectsLog.CircuitOpened(logger, effect.Name, upstream, args.BreakDuration.TotalMilliseconds, reason);
                 return default;
@@ -131,15 +175,16 @@ internal sealed class EffectPipelines(TimeProvider time, ILogger logger)
             },
             OnClosed = _ =>
             {
+                gate.OnClosed();
                 EffectsLog.CircuitClosed(logger, effect.Name, upstream);
                 return default;
             },
         });
         builder.AddTimeout(TimeSpan.FromMilliseconds(effect.TimeoutMs));
-        return new Entry(effect, policies, builder.Build(), breaker);
+        return builder.Build();
     }
 
-    private sealed record Entry(EffectManifest Source, Policies Policies, ResiliencePipeline<AttemptOutcome> Pipeline, CircuitBreakerStateProvider Breaker);
+    private sealed record Entry(EffectManifest Source, Policies Policies, EffectPipeline Pipeline);
 
     /// <summary>
     /// The policies a pipeline is built from, compared by value. <see cref="RetryPolicy"/> holds a set,

@@ -21,7 +21,7 @@ internal sealed partial class EffectWorker
 
     private static readonly JsonElement s_null = JsonDocument.Parse("null").RootElement.Clone();
 
-    private async Task HandleAsync(INatsJSMsg<byte[]> msg, CancellationToken cancellationToken)
+    private async Task HandleAsync(INatsJSMsg<byte[]> msg, CancellationToken intake, CancellationToken cancellationToken)
     {
         if (!TryRead(msg, out var command, out var reason, out var problem))
         {
@@ -65,7 +65,7 @@ internal sealed partial class EffectWorker
                         {
                             EffectsLog.ClaimTakenOver(_logger, command.CommandId, command.Tenant, claim.PreviousWorker ?? "?", claim.Attempt);
                         }
-                        await RunClaimedAsync(msg, command, claim, cancellationToken);
+                        await RunClaimedAsync(msg, command, claim, intake, cancellationToken);
                     }
                     break;
             }
@@ -80,9 +80,10 @@ internal sealed partial class EffectWorker
     /// Runs a claimed command: execute → mark the claim completed with the result → publish the
     /// result → ack. Completing before publishing means that, once the effect ran, every later
     /// delivery of the command re-publishes the stored result and nothing runs it again — even if
-    /// this worker dies or NATS is briefly away between the steps.
+    /// this worker dies or NATS is briefly away between the steps. A command an open circuit holds
+    /// while the <paramref name="intake"/> ends is handed back instead.
     /// </summary>
-    private async Task RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, CancellationToken cancellationToken)
+    private async Task RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, CancellationToken intake, CancellationToken cancellationToken)
     {
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var heartbeatStop = new CancellationTokenSource();
@@ -94,15 +95,24 @@ internal sealed partial class EffectWorker
             try
             {
                 var effect = _effects(command.Effect);
+                // give_up_after_ms counts from when the command was stored, the same on every redelivery and worker.
+                var bounds = new ExecutionBounds(msg.Metadata?.Timestamp ?? startedAt, intake);
                 execution = effect is null
                     ? new EffectExecution(false, null, new EffectError(EffectErrorCodes.UnknownEffect, $"effect '{command.Effect}' is not declared in the loaded manifests"), 0)
-                    : await _executor.ExecuteAsync(effect, command, lost.Token);
+                    : await _executor.ExecuteAsync(effect, command, bounds, lost.Token);
             }
             catch (OperationCanceledException) when (lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
                 // Our lease ran out and another worker took the command over: it owns the result now.
                 EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
                 Interlocked.Increment(ref _lost);
+                return;
+            }
+            if (execution.HandedBack)
+            {
+                await heartbeatStop.CancelAsync();
+                await heartbeat;
+                await HandBackAsync(msg, command, claim, cancellationToken);
                 return;
             }
             Interlocked.Increment(ref _executed);
@@ -175,6 +185,29 @@ internal sealed partial class EffectWorker
             await heartbeatStop.CancelAsync();
             await heartbeat;
         }
+    }
+
+    /// <summary>
+    /// Gives a held command back to the stream: its claim is deleted (at this run's revision, so
+    /// only a claim still ours and still running), then it is NAKed for any worker to take at once.
+    /// Nothing was in flight, so whoever takes it next calls the upstream as a retry would, with
+    /// the same <c>Idempotency-Key</c>. If the delete fails, the lease runs out and a takeover follows.
+    /// </summary>
+    private async Task HandBackAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!await claim.ReleaseAsync(cancellationToken))
+            {
+                EffectsLog.ReleaseFailed(_logger, command.CommandId, command.Tenant, "the claim is no longer this run's");
+            }
+        }
+        catch (Exception ex) when (ex is NatsException or TimeoutException)
+        {
+            EffectsLog.ReleaseFailed(_logger, command.CommandId, command.Tenant, ex.Message);
+        }
+        await LeaveAsync(msg, TimeSpan.Zero, cancellationToken);
+        Interlocked.Increment(ref _handedBack);
     }
 
     /// <summary>

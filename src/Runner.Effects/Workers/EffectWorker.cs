@@ -30,6 +30,7 @@ internal sealed partial class EffectWorker
     private readonly ConcurrentDictionary<string, byte> _running = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ulong, int> _failures = new();
     private long _executed;
+    private long _handedBack;
     private long _republished;
     private long _lost;
 
@@ -79,6 +80,9 @@ internal sealed partial class EffectWorker
     /// <summary>Commands this worker ran through a provider.</summary>
     public long Executed => Interlocked.Read(ref _executed);
 
+    /// <summary>Commands held by an open circuit that this worker handed back when it stopped taking commands.</summary>
+    public long HandedBack => Interlocked.Read(ref _handedBack);
+
     /// <summary>Runs abandoned because another worker took the claim over (this worker stalled past its lease).</summary>
     public long Lost => Interlocked.Read(ref _lost);
 
@@ -126,7 +130,7 @@ internal sealed partial class EffectWorker
                     await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = free, Expires = _options.FetchExpiry }, cancellationToken: stop))
                     {
                         used++;
-                        var task = HandleGuardedAsync(msg, slots);
+                        var task = HandleGuardedAsync(msg, slots, stop);
                         inFlight.TryAdd(task, 0);
                         _ = task.ContinueWith(t => inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                     }
@@ -148,13 +152,14 @@ internal sealed partial class EffectWorker
         }
     }
 
-    private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, SemaphoreSlim slots)
+    /// <param name="intake">Ends with the worker's intake (a drain): a command held by an open circuit is then handed back.</param>
+    private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, SemaphoreSlim slots, CancellationToken intake)
     {
         await Task.Yield();
         var sequence = msg.Metadata?.Sequence.Stream ?? 0;
         try
         {
-            await HandleAsync(msg, _abort);
+            await HandleAsync(msg, intake, _abort);
             _failures.TryRemove(sequence, out _);
         }
         catch (OperationCanceledException) when (_abort.IsCancellationRequested)

@@ -68,6 +68,7 @@ internal static class ServeCommand
         builder.Services.AddSingleton<HealthProbe>();
         builder.Services.AddSingleton<InfoReport>();
         builder.Services.AddSingleton<IInfoContributor, SliceInfoContributor>();
+        builder.Services.AddSingleton<IInfoContributor, BreakerInfoContributor>();
         builder.Services.AddHostedService<RunnerService>();
         AddTracing(builder.Services);
 

@@ -30,6 +30,7 @@ internal sealed class RunnerMetrics
     private readonly Gauge _mapSize;
     private readonly Gauge _mapUsed;
     private readonly Gauge _breakers;
+    private readonly Gauge _held;
     private readonly Gauge _ready;
     private readonly Gauge _draining;
     private readonly Gauge _manifest;
@@ -54,6 +55,7 @@ internal sealed class RunnerMetrics
         _mapSize = factory.CreateGauge("runner_lmdb_map_size_bytes", "LMDB map size");
         _mapUsed = factory.CreateGauge("runner_lmdb_map_used_bytes", "LMDB map bytes in use (up to the last page written)");
         _breakers = factory.CreateGauge("runner_breaker_state", "Circuit breaker state per effect and upstream: 0 closed, 1 half-open, 2 open, 3 isolated", "effect", "upstream");
+        _held = factory.CreateGauge("runner_effect_held", "Commands held back (claimed, not attempted) because the circuit to their upstream is open, per effect and upstream", "effect", "upstream");
         _ready = factory.CreateGauge("runner_ready", "1 while the runner takes work (started, not draining, not stopping)");
         _draining = factory.CreateGauge("runner_draining", "1 while draining or drained");
         _manifest = factory.CreateGauge("runner_manifest_info", "The manifest version running (value 1)", "version");
@@ -89,15 +91,16 @@ internal sealed class RunnerMetrics
         }
         if (components.Effects?.Executor is EffectExecutor executor)
         {
-            foreach (var (effect, upstream, breaker) in executor.Pipelines.BreakerStates())
+            foreach (var breaker in executor.Pipelines.BreakerStates())
             {
-                _breakers.WithLabels(effect, upstream).Set(breaker switch
+                _breakers.WithLabels(breaker.Effect, breaker.Upstream).Set(breaker.State switch
                 {
                     CircuitState.Closed => 0,
                     CircuitState.HalfOpen => 1,
                     CircuitState.Open => 2,
                     _ => 3,
                 });
+                _held.WithLabels(breaker.Effect, breaker.Upstream).Set(breaker.Held);
             }
         }
         await ConsumersAsync(components, cancellationToken);

@@ -6,7 +6,8 @@ namespace Runner.Host.Operations;
 /// <summary>
 /// What <c>GET /info</c> shows: build, mode, streams and consumers, owned partitions, the manifest
 /// version with the sagas and effects it holds, and the sections of every <see cref="IInfoContributor"/>
-/// (<c>slice_isolation</c>: null on a node without slice effects, else the slice capability probe's findings).
+/// (<c>slice_isolation</c>: null on a node without slice effects, else the slice capability probe's findings;
+/// <c>breakers</c>: each circuit breaker's state and the commands it holds).
 /// </summary>
 internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContributor> contributors)
 {

@@ -49,6 +49,7 @@ public sealed class EffectManifestParserTests
               jitter: false
               on: [5xx, timeout]
             timeout_ms: 2500
+            give_up_after_ms: 600000
             concurrency: 4
             circuit_breaker:
               failure_ratio: 0.25
@@ -66,6 +67,7 @@ public sealed class EffectManifestParserTests
         Assert.Equal((7, RetryPolicy.Linear, 50, 2000, false), (effect.Retry.MaxAttempts, effect.Retry.Backoff, effect.Retry.BaseMs, effect.Retry.MaxMs, effect.Retry.Jitter));
         Assert.Equal(["5xx", "timeout"], effect.Retry.On.Order(StringComparer.Ordinal));
         Assert.Equal(2500, effect.TimeoutMs);
+        Assert.Equal(600_000, effect.GiveUpAfterMs);
         Assert.Equal(4, effect.Concurrency);
         Assert.Equal(new CircuitBreakerPolicy(0.25, 20, 60_000, 15_000), effect.CircuitBreaker);
     }
@@ -81,7 +83,15 @@ public sealed class EffectManifestParserTests
         Assert.Equal(10_000, effect.TimeoutMs);
         Assert.Equal(64, effect.Concurrency);
         Assert.Equal(CircuitBreakerPolicy.Default, effect.CircuitBreaker);
+        Assert.Null(effect.GiveUpAfterMs);
         Assert.Null(effect.Pool);
+    }
+
+    [Fact]
+    public void The_default_breaker_opens_only_under_load_and_probes_again_after_five_seconds()
+    {
+        // What docs/effects.md promises a user who declares no circuit_breaker block.
+        Assert.Equal(new CircuitBreakerPolicy(0.5, 100, 30_000, 5_000), Valid(HttpEffectWith("# no breaker")).CircuitBreaker);
     }
 
     [Fact]
@@ -303,6 +313,11 @@ public sealed class EffectManifestParserTests
     [InlineData("timeout_ms: 3600001", "effect: timeout_ms must be an integer in [10, 3600000]")]
     [InlineData("concurrency: 0", "effect: concurrency must be an integer in [1, 1024]")]
     [InlineData("concurrency: 1025", "effect: concurrency must be an integer in [1, 1024]")]
+    [InlineData("give_up_after_ms: 0", "effect: give_up_after_ms must be an integer in [1, 604800000]")]
+    [InlineData("give_up_after_ms: -5000", "effect: give_up_after_ms must be an integer in [1, 604800000]")]
+    [InlineData("give_up_after_ms: 604800001", "effect: give_up_after_ms must be an integer in [1, 604800000]")]
+    [InlineData("give_up_after_ms: 10m", "effect: give_up_after_ms must be an integer in [1, 604800000]")]
+    [InlineData("give_up_after_ms: ~", "effect: give_up_after_ms must be an integer in [1, 604800000]")]
     [InlineData("circuit_breaker: { failure_ratio: 0 }", "circuit_breaker.failure_ratio must be a number greater than 0 and at most 1")]
     [InlineData("circuit_breaker: { failure_ratio: 1.01 }", "circuit_breaker.failure_ratio must be a number greater than 0 and at most 1")]
     [InlineData("circuit_breaker: { failure_ratio: half }", "circuit_breaker.failure_ratio must be a number greater than 0 and at most 1")]
@@ -329,6 +344,8 @@ public sealed class EffectManifestParserTests
     [InlineData("timeout_ms: 3600000")]
     [InlineData("concurrency: 1")]
     [InlineData("concurrency: 1024")]
+    [InlineData("give_up_after_ms: 1")]
+    [InlineData("give_up_after_ms: 604800000")]
     [InlineData("circuit_breaker: { failure_ratio: 1, minimum_throughput: 2, sampling_ms: 500, break_ms: 500 }")]
     [InlineData("circuit_breaker: { failure_ratio: 0.001, sampling_ms: 86400000, break_ms: 86400000 }")]
     public void Values_at_the_ends_of_their_ranges_are_accepted(string line)

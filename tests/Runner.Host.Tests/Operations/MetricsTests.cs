@@ -66,14 +66,14 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
     }
 
     /// <summary>The value of the one sample of <paramref name="name"/> whose labels include all of <paramref name="labels"/>.</summary>
-    private static double Value(string text, string name, params string[] labels)
+    internal static double Value(string text, string name, params string[] labels)
     {
         var samples = Samples(text, name, labels);
         Assert.True(samples.Count == 1, $"expected one sample of {name} with {string.Join(",", labels)}, found {samples.Count}:\n{text}");
         return double.Parse(samples[0][(samples[0].LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
     }
 
-    private static List<string> Samples(string text, string name, params string[] labels) => text.Split('\n')
+    internal static List<string> Samples(string text, string name, params string[] labels) => text.Split('\n')
         .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) || line.StartsWith(name + " ", StringComparison.Ordinal))
         .Where(line => labels.All(l => line.Contains(l, StringComparison.Ordinal)))
         .ToList();
