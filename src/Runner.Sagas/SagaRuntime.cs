@@ -85,6 +85,9 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     /// <summary>Partitions this replica runs now.</summary>
     public IReadOnlyList<int> OwnedPartitions => [.. _runs.Where(r => !r.Value.Lease.IsLost).Select(r => r.Key).Order()];
 
+    /// <summary>Partitions held whose replay horizon is fixed and whose worker runs (restored, prepared).</summary>
+    internal IReadOnlyList<int> PreparedPartitions => [.. _runs.Where(r => r.Value.Worker is not null && !r.Value.Lease.IsLost).Select(r => r.Key).Order()];
+
     /// <summary>The leases behind <see cref="OwnedPartitions"/>, for /info and metrics.</summary>
     public IReadOnlyList<OwnedLease> PartitionLeases => [.. _runs.Values.Select(r => r.Lease).Where(l => !l.IsLost).OrderBy(l => l.Partition!.Value.Value)];
 
