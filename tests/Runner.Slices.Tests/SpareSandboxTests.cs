@@ -223,21 +223,22 @@ public sealed class SpareSandboxTests : IDisposable
         var marker = LimitTests.Marker();
         var request = SliceNode.Shell($"echo {marker}");
         Assert.Equal(0, (await node.RunAsync(request, Token)).Exit.ExitCode);
-        var waiting = new List<int>();
-        await SagaHarness.WaitUntilAsync(() =>
-        {
-            waiting = CommandLinesWith(marker).Where(LimitTests.IsWaitingSandbox).ToList();
-            return Task.FromResult(waiting.Count > 0);
-        }, TimeSpan.FromSeconds(10), "a sandbox waits");
+        var waiting = await WaitingSandboxAsync(marker);
+        // Until its start is complete, the launcher leaves a sandbox to a later slice.
+        await node.Launcher.WhenSparesStartedAsync();
+        var hits = node.Launcher.SpareHits;
 
-        // As a sweep by another worker on the same cgroup base would: every process of it.
-        waiting.ForEach(p => Native.Kill(p, Native.SigKill));
-        await SagaHarness.WaitUntilAsync(() => Task.FromResult(waiting.All(Dead)), TimeSpan.FromSeconds(10), "the waiting sandbox is dead");
+        // As a sweep by another worker on the same cgroup base would: every process of it. Dead is
+        // enough: a zombie the worker has not reaped yet still looks alive to Process.HasExited.
+        var killed = Sweep(node);
+        Assert.Contains(waiting, killed);
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(killed.All(Dead)), TimeSpan.FromSeconds(10), "the waiting sandbox is dead");
         var (exit, stdout) = await node.RunAsync(request, Token);
 
         Assert.Equal(0, exit.ExitCode);
         Assert.Null(exit.SetupError);
         Assert.Equal([marker], stdout);
+        Assert.Equal(hits, node.Launcher.SpareHits);
     }
 
     [Fact]
