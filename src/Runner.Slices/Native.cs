@@ -4,8 +4,8 @@ namespace Runner.Slices;
 
 /// <summary>
 /// The libc calls .NET does not offer: chown (per-slice directories), kill (cgroup sweeps), gettid
-/// (the launcher thread joining a v1 cgroup), mkfifo, open, write and close (the trigger of a
-/// sandbox built ahead), stat (what a declared path is).
+/// (the launcher thread joining a v1 cgroup), mkfifo, open, write, read and close (the trigger of a
+/// sandbox built ahead), waitid (whether a sandbox built ahead still lives), stat (what a declared path is).
 /// </summary>
 internal static partial class Native
 {
@@ -26,6 +26,12 @@ internal static partial class Native
 
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
     private static unsafe partial nint WriteNative(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static unsafe partial nint ReadNative(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "waitid", SetLastError = true)]
+    private static unsafe partial int WaitidNative(int idType, int id, byte* info, int options);
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int CloseNative(int fd);
@@ -77,6 +83,49 @@ internal static partial class Native
         {
             throw new IOException($"write to fd {fd} failed: errno {Marshal.GetLastPInvokeError()}");
         }
+    }
+
+    /// <summary>Reads one byte from a non-blocking descriptor: false when there is none to read.</summary>
+    public static unsafe bool TryReadByte(int fd)
+    {
+        const int WouldBlock = 11; // EAGAIN
+        byte taken;
+        var read = ReadNative(fd, &taken, 1);
+        if (read >= 0)
+        {
+            return read == 1;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno != WouldBlock)
+        {
+            throw new IOException($"read from fd {fd} failed: errno {errno}");
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Whether the child <paramref name="pid"/> has ended, reaped or not: a zombie counts, and is left
+    /// waitable (<c>WNOWAIT</c>) for .NET to reap and take its exit status from. A pid that is no
+    /// child of this process (any more) counts too.
+    /// </summary>
+    public static unsafe bool ChildEnded(int pid)
+    {
+        const int ByPid = 1; // P_PID
+        const int NoHang = 0x1, Exited = 0x4, NoWait = 0x1000000;
+        const int NoChild = 10; // ECHILD
+        // siginfo_t is 128 bytes; si_pid, set only for a child that can be waited for, is at offset 16 on x86-64 and arm64 alike.
+        var info = stackalloc byte[128];
+        new Span<byte>(info, 128).Clear();
+        if (WaitidNative(ByPid, pid, info, Exited | NoHang | NoWait) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != NoChild)
+            {
+                throw new IOException($"waitid for pid {pid} failed: errno {errno}");
+            }
+            return true;
+        }
+        return *(int*)(info + 16) != 0;
     }
 
     public static void Close(int fd) => _ = CloseNative(fd);

@@ -76,8 +76,11 @@ internal sealed partial class SliceLauncher
                 {
                     _cgroups!.Tree.SetLimits(spare.Cgroup, request.Limits, spare.Limits);
                 }
-                // The launcher holds the FIFO too, so the write itself cannot tell a dead sandbox.
-                if (spare.Process.HasExited)
+                // The launcher holds the FIFO too, so the write itself cannot tell a dead sandbox. One
+                // that dies after this look, or whose inner process died first, ends with the byte unread
+                // and is replaced when the run finds it so; only its outer process dying alone in between,
+                // the inner one alive to take the byte, still ends the slice as killed.
+                if (HasEnded(spare.Process))
                 {
                     throw new IOException("the sandbox built ahead has exited");
                 }
@@ -263,13 +266,18 @@ internal sealed partial class SliceLauncher
             SlicesLog.SpareFailed(_logger, ex, ex.Message);
             return null;
         }
-        if (prepared.Process.HasExited)
-        {
-            Discard(prepared);
-            return null;
-        }
         return prepared;
     }
+
+    /// <summary>
+    /// Whether a sandbox's process has ended. <see cref="Process.HasExited"/> turns true only once
+    /// .NET's SIGCHLD handling has reaped the child, so a sandbox killed a moment ago, a zombie, still
+    /// looks alive to it; and its bubblewrap child, which waits on the FIFO without a parent-death
+    /// signal, outlives it and would run the slice unwatched. waitid sees the zombie and leaves it for
+    /// .NET to reap. Asked first, it cannot have seen another process given the pid after the reap:
+    /// HasExited is true by then.
+    /// </summary>
+    private static bool HasEnded(Process process) => Native.ChildEnded(process.Id) || process.HasExited;
 
     /// <summary>
     /// Starts the next sandbox for <paramref name="request"/>'s kind, unless one waits already; the

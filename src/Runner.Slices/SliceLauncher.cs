@@ -94,30 +94,47 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
             return new SliceExit { SetupError = "isolation unavailable on this node: " + string.Join("; ", Capabilities.Problems) };
         }
         var key = Key(request);
-        Prepared? prepared = null;
+        var spareKey = key;
+        var started = false;
+        var clock = Stopwatch.StartNew();
         try
         {
-            var clock = Stopwatch.StartNew();
-            (prepared, var setupError) = await StartSliceAsync(request, key, cancellationToken);
-            if (prepared is null)
+            // Twice at most: a sandbox built ahead that ended before it took the slice never ran it,
+            // and the slice gets one started on the spot, which always runs it.
+            while (true)
             {
-                return new SliceExit { SetupError = setupError };
+                var (prepared, setupError) = await StartSliceAsync(request, spareKey, cancellationToken);
+                if (prepared is null)
+                {
+                    return new SliceExit { SetupError = setupError };
+                }
+                started = true;
+                SliceExit? exit;
+                try
+                {
+                    exit = await RunInAsync(request, prepared, clock, onStdout, cancellationToken);
+                }
+                finally
+                {
+                    if (prepared.Cgroup is not null)
+                    {
+                        _cgroups!.Return(prepared.Cgroup);
+                    }
+                    Release(prepared);
+                }
+                if (exit is not null)
+                {
+                    return exit;
+                }
+                Interlocked.Decrement(ref _spareHits);
+                spareKey = null;
             }
-            return await RunInAsync(request, prepared.Process, prepared.Cgroup, clock, onStdout, cancellationToken);
         }
         finally
         {
-            if (prepared is not null)
+            if (started && key is not null)
             {
-                if (prepared.Cgroup is not null)
-                {
-                    _cgroups!.Return(prepared.Cgroup);
-                }
-                Release(prepared);
-                if (key is not null)
-                {
-                    MakeSpare(key, request);
-                }
+                MakeSpare(key, request);
             }
         }
     }
@@ -140,9 +157,14 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
         }
     }
 
-    private async Task<SliceExit> RunInAsync(SandboxRequest request, Process started, SliceCgroup? cgroup, Stopwatch clock, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the started process to its end and reports how it ended; null for a sandbox built ahead
+    /// that ended without taking its trigger (its program never ran).
+    /// </summary>
+    private async Task<SliceExit?> RunInAsync(SandboxRequest request, Prepared prepared, Stopwatch clock, Func<string, CancellationToken, ValueTask<bool>>? onStdout, CancellationToken cancellationToken)
     {
-        using var process = started;
+        using var process = prepared.Process;
+        var cgroup = prepared.Cgroup;
         SlicesLog.Started(_logger, request.Tags.RunId, request.Tags.Tenant, request.Tags.CorrelationId, process.Id, cgroup?.Name ?? "-", request.Isolated);
 
         var output = new Output(this, request.Tags);
@@ -171,8 +193,16 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
             await cgroup.KillAsync(CancellationToken.None);
         }
         var wallMs = clock.ElapsedMilliseconds;
+        // Taken back, the byte can release nothing any more (not even a part of the sandbox that
+        // outlived the rest); a slice that was cancelled or ran out of time is not started again.
+        var neverReleased = !timedOut && !cancellationToken.IsCancellationRequested && prepared.Trigger?.TakeBack() == true;
         await FinishPumpsAsync(stdout, stderr, pumps);
         cancellationToken.ThrowIfCancellationRequested();
+        if (neverReleased)
+        {
+            SlicesLog.SpareDied(_logger, request.Tags.RunId, request.Tags.Tenant, request.Tags.CorrelationId, process.Id);
+            return null;
+        }
 
         var usage = cgroup?.ReadUsage();
         var code = process.ExitCode;

@@ -34,4 +34,7 @@ internal static partial class SlicesLog
 
     [LoggerMessage(4610, LogLevel.Warning, "slice launcher: the /etc snapshot could not be removed: {Reason}")]
     public static partial void SnapshotRemoveFailed(ILogger logger, Exception exception, string reason);
+
+    [LoggerMessage(4611, LogLevel.Warning, "slice {RunId} (tenant {Tenant}, correlation {CorrelationId}): the sandbox built ahead for it (pid {Pid}) ended before it took the slice; the slice runs in a sandbox started on the spot")]
+    public static partial void SpareDied(ILogger logger, string runId, string tenant, string correlationId, int pid);
 }

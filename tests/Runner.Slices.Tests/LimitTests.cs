@@ -172,7 +172,7 @@ public sealed class LimitTests : IDisposable
         }
     }
 
-    private static int ParentOf(string directory)
+    internal static int ParentOf(string directory)
     {
         try
         {

@@ -223,33 +223,136 @@ public sealed class SpareSandboxTests : IDisposable
         var marker = LimitTests.Marker();
         var request = SliceNode.Shell($"echo {marker}");
         Assert.Equal(0, (await node.RunAsync(request, Token)).Exit.ExitCode);
-        var waiting = new List<int>();
-        await SagaHarness.WaitUntilAsync(() =>
-        {
-            waiting = CommandLinesWith(marker).Where(LimitTests.IsWaitingSandbox).ToList();
-            return Task.FromResult(waiting.Count > 0);
-        }, TimeSpan.FromSeconds(10), "a sandbox waits");
+        var waiting = await WaitingSandboxAsync(marker);
+        // Until its start is complete, the launcher leaves a sandbox to a later slice.
+        await node.Launcher.WhenSparesStartedAsync();
+        var hits = node.Launcher.SpareHits;
 
-        // As a sweep by another worker on the same cgroup base would: every process of it.
-        waiting.ForEach(p => Native.Kill(p, Native.SigKill));
-        await SagaHarness.WaitUntilAsync(() => Task.FromResult(waiting.All(Dead)), TimeSpan.FromSeconds(10), "the waiting sandbox is dead");
+        // As a sweep by another worker on the same cgroup base would: every process of it. Dead is
+        // enough: a zombie the worker has not reaped yet still looks alive to Process.HasExited.
+        var killed = Sweep(node);
+        Assert.Contains(waiting, killed);
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(killed.All(Dead)), TimeSpan.FromSeconds(10), "the waiting sandbox is dead");
         var (exit, stdout) = await node.RunAsync(request, Token);
 
         Assert.Equal(0, exit.ExitCode);
         Assert.Null(exit.SetupError);
         Assert.Equal([marker], stdout);
+        Assert.Equal(hits, node.Launcher.SpareHits);
     }
 
-    /// <summary>Gone, or a zombie its parent has not reaped yet.</summary>
-    private static bool Dead(int pid)
+    [Fact]
+    public async Task A_waiting_sandbox_whose_outer_process_died_never_runs_the_slice()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+        var marker = LimitTests.Marker();
+        var request = SliceNode.Shell($"echo {marker}");
+        Assert.Equal(0, (await node.RunAsync(request, Token)).Exit.ExitCode);
+        var waiting = await WaitingSandboxAsync(marker);
+        // Until its start is complete, the launcher leaves a sandbox to a later slice.
+        await node.Launcher.WhenSparesStartedAsync();
+        var hits = node.Launcher.SpareHits;
+
+        // Only the worker's own child, bubblewrap's outer process: the inner one, blocked on the FIFO,
+        // has no parent-death signal yet and keeps waiting. A byte written now would release it into
+        // the slice with nothing watching it, and the run would report the outer one's SIGKILL.
+        var outer = LimitTests.ParentOf($"/proc/{waiting}");
+        Native.Kill(outer, Native.SigKill);
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(Dead(outer)), TimeSpan.FromSeconds(10), "the outer process is dead");
+        Assert.False(Dead(waiting), "the inner process outlives the outer one");
+        var (exit, stdout) = await node.RunAsync(request, Token);
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.Equal([marker], stdout);
+        Assert.Equal(hits, node.Launcher.SpareHits);
+        // Discarded with its cgroup.
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(Dead(waiting)), TimeSpan.FromSeconds(10), "the inner process is killed");
+    }
+
+    [Fact]
+    public async Task A_sandbox_that_dies_after_the_slice_was_handed_to_it_but_before_it_took_it_is_replaced_on_the_spot()
+    {
+        await using var node = await SliceNode.StartAsync(Token);
+        var marker = LimitTests.Marker();
+        var request = SliceNode.Shell($"echo {marker}");
+        Assert.Equal(0, (await node.RunAsync(request, Token)).Exit.ExitCode);
+        var waiting = await WaitingSandboxAsync(marker);
+        // Until its start is complete, the launcher leaves a sandbox to a later slice.
+        await node.Launcher.WhenSparesStartedAsync();
+        var hits = node.Launcher.SpareHits;
+
+        // Stopped, it looks alive to the launcher, which hands it the slice, but it cannot take it;
+        // then a sweep kills it: the trigger byte is still in the FIFO when the sandbox has ended.
+        // Stopped means the stop took effect: a process woken for it but not yet run would find the
+        // byte first and take it.
+        Native.Kill(waiting, SigStop);
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(State(waiting) == 'T'), TimeSpan.FromSeconds(10), "the sandbox is stopped");
+        var run = node.RunAsync(request, Token);
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(node.Launcher.SpareHits == hits + 1 || run.IsCompleted), TimeSpan.FromSeconds(10), "the slice is handed to the sandbox");
+        Assert.False(run.IsCompleted, "the run waits for the sandbox it handed the slice to");
+        Assert.Contains(waiting, Sweep(node));
+        var (exit, stdout) = await run;
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.Null(exit.SetupError);
+        Assert.Equal([marker], stdout);
+        Assert.Equal(hits, node.Launcher.SpareHits);
+    }
+
+    private const int SigStop = 19;
+
+    /// <summary>Waits until the sandbox built ahead for <paramref name="marker"/> is blocked on its trigger FIFO; its bubblewrap process blocked there.</summary>
+    private static async Task<int> WaitingSandboxAsync(string marker)
+    {
+        var blocked = 0;
+        await SagaHarness.WaitUntilAsync(() =>
+        {
+            blocked = CommandLinesWith(marker).FirstOrDefault(BlockedOnTrigger);
+            return Task.FromResult(blocked != 0);
+        }, TimeSpan.FromSeconds(10), "a sandbox waits");
+        return blocked;
+    }
+
+    private static bool BlockedOnTrigger(int pid)
     {
         try
         {
-            return File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("State:", StringComparison.Ordinal)).Contains('Z', StringComparison.Ordinal);
+            return File.ReadAllText($"/proc/{pid}/comm").Trim() == "bwrap" && File.ReadAllText($"/proc/{pid}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal);
         }
         catch (IOException)
         {
-            return true;
+            return false;
+        }
+    }
+
+    /// <summary>What a sweep by another worker on the same cgroup base does: SIGKILL to every process in every cgroup under it.</summary>
+    private static HashSet<int> Sweep(SliceNode node)
+    {
+        var pids = node.Launcher.Capabilities.CgroupBases
+            .SelectMany(Directory.GetDirectories)
+            .SelectMany(d => CgroupFiles.ReadPids(Path.Combine(d, "cgroup.procs")))
+            .Where(p => p != Environment.ProcessId)
+            .ToHashSet();
+        foreach (var pid in pids)
+        {
+            Native.Kill(pid, Native.SigKill);
+        }
+        return pids;
+    }
+
+    /// <summary>Gone, or a zombie its parent has not reaped yet.</summary>
+    private static bool Dead(int pid) => State(pid) is 'Z' or null;
+
+    /// <summary>The state letter in <c>/proc/{pid}/status</c> (<c>S</c>, <c>T</c>, <c>Z</c>, …); null when the process is gone.</summary>
+    private static char? State(int pid)
+    {
+        try
+        {
+            return File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("State:", StringComparison.Ordinal))["State:".Length..].Trim()[0];
+        }
+        catch (IOException)
+        {
+            return null;
         }
     }
 

@@ -23,7 +23,9 @@ internal static class SandboxCommand
     /// Opens the trigger FIFO read-write as fd 3 and execs the sandbox, which blocks on it once
     /// everything is set up (<c>--block-fd 3</c>). Read-write: with the sandbox itself holding a
     /// writer the FIFO never reaches end of file, so a sandbox whose worker dies is never released
-    /// into its program (the parent-death signal ends it).
+    /// into its program. The parent-death signal ends bubblewrap's outer process only: the inner one
+    /// blocked here has none until it is released, so it outlives the outer one and waits until its
+    /// cgroup is killed — a byte written meanwhile would release it.
     /// </summary>
     public const string TriggerScript = "exec \"$@\" 3<>\"$0\"";
 
