@@ -82,9 +82,22 @@ public sealed class CrashTests(NatsServerFixture nats) : IClassFixture<NatsServe
                         ["specversion"] = "1.0", ["id"] = $"ev-{i}", ["source"] = "crash-test", ["type"] = "added",
                         ["data"] = new JsonObject { ["n"] = i },
                     };
-                    var ack = await js.PublishAsync($"aggregate.acme.fold.k{i % Keys}.added", Encoding.UTF8.GetBytes(evt.ToJsonString()),
-                        opts: new NatsJSPubOpts { MsgId = $"ev-{i}" }, cancellationToken: cts.Token);
-                    ack.EnsureSuccess();
+                    // As a producer does: a publish the busy server did not answer in time is sent
+                    // again with the same Nats-Msg-Id, which the stream stores once.
+                    while (true)
+                    {
+                        try
+                        {
+                            var ack = await js.PublishAsync($"aggregate.acme.fold.k{i % Keys}.added", Encoding.UTF8.GetBytes(evt.ToJsonString()),
+                                opts: new NatsJSPubOpts { MsgId = $"ev-{i}" }, cancellationToken: cts.Token);
+                            ack.EnsureSuccess();
+                            break;
+                        }
+                        catch (NatsJSPublishNoResponseException)
+                        {
+                            await Task.Delay(100, cts.Token);
+                        }
+                    }
                     if (i % 100 == 99)
                     {
                         await Task.Delay(250, cts.Token);
