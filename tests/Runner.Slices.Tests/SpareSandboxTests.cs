@@ -111,7 +111,11 @@ public sealed class SpareSandboxTests : IDisposable
             Assert.Equal([$"{marker}-two"], secondOut);
             Assert.Equal(hits, node.Launcher.SpareHits);
             // One sandbox waits for each program launched last (two kinds are kept).
-            await SagaHarness.WaitUntilAsync(() => Task.FromResult(CommandLinesWith($"{marker}-one").Count > 0 && CommandLinesWith($"{marker}-two").Count > 0),
+            // Until it blocks on its trigger FIFO, a sandbox being built carries the command line
+            // too: wait for both to block, then check that nothing else carries it.
+            await SagaHarness.WaitUntilAsync(() => Task.FromResult(CommandLinesWith($"{marker}-one").Any(LimitTests.IsWaitingSandbox)
+                    && CommandLinesWith($"{marker}-two").Any(LimitTests.IsWaitingSandbox)
+                    && CommandLinesWith(marker).All(LimitTests.IsWaitingSandbox)),
                 TimeSpan.FromSeconds(10), "a sandbox waits for each program");
             Assert.All(CommandLinesWith(marker), p => Assert.True(LimitTests.IsWaitingSandbox(p), $"{p} waits for its slice"));
             // A third program makes room: the sandbox of the least recent one is discarded.
