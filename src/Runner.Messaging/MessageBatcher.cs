@@ -265,7 +265,11 @@ internal sealed class MessageBatcher : IAsyncDisposable
     /// </summary>
     private async Task WatchAsync(CancellationTokenSource attachment, CancellationToken token)
     {
-        var period = _stallAfter / 3;
+        // An idle consumer passes every check: each one that finds the stream holding nothing more
+        // doubles the wait for the next (up to four stall times), so idle partitions do not ask the
+        // stream's leader every few seconds; anything arriving starts over at the short period.
+        var shortest = _stallAfter / 3;
+        var period = shortest;
         while (!token.IsCancellationRequested)
         {
             try
@@ -276,12 +280,14 @@ internal sealed class MessageBatcher : IAsyncDisposable
                     || _time.GetElapsedTime(waiting) < _stallAfter
                     || _time.GetElapsedTime(Interlocked.Read(ref _lastArrivalTicks)) < _stallAfter)
                 {
+                    period = shortest;
                     continue;
                 }
                 var delivered = (ulong)Interlocked.Read(ref _lastDelivered);
                 var stored = await LastStoredAsync(token);
                 if (stored <= delivered || Interlocked.Read(ref _waitingSinceTicks) == 0)
                 {
+                    period = TimeSpan.FromTicks(Math.Min(period.Ticks * 2, _stallAfter.Ticks * 4));
                     continue;
                 }
                 await LogStallAsync(delivered, stored, token);
@@ -311,15 +317,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
         _streamHandle ??= await _js.GetStreamAsync(_stream, cancellationToken: cancellationToken);
         if (_template.FilterSubject is { Length: > 0 } filter)
         {
-            try
-            {
-                var last = await _streamHandle.GetAsync(new StreamMsgGetRequest { LastBySubj = filter }, cancellationToken);
-                return last.Message.Seq;
-            }
-            catch (NatsJSApiException ex) when (ex.Error.Code == 404)
-            {
-                return 0;
-            }
+            return await StreamSequences.LastOnSubjectAsync(_streamHandle, filter, cancellationToken);
         }
         await _streamHandle.RefreshAsync(cancellationToken);
         var state = _streamHandle.Info.State;

@@ -89,6 +89,15 @@ internal sealed partial class SagaRuntime
             using var intake = CancellationTokenSource.CreateLinkedTokenSource(run.Intake.Token, token);
             var scheduled = new Scheduling.ScheduleSignal();
             var versions = new PartitionVersions(lease, Versions, () => _manifests, horizon.Value, _logger);
+            try
+            {
+                await versions.RecordAtTakeAsync(token);
+            }
+            catch (Exception ex) when (ex is NatsException or TimeoutException or InvalidOperationException)
+            {
+                // The worker records it before the first message past the horizon runs anyway.
+                OwnershipLog.VersionMissing(_logger, partition.Value, _manifests.Hash[..12], horizon.Value + 1, $"not recorded at take: {ex.Message}");
+            }
             var worker = new PartitionWorker(_js, _store, () => _manifests, _options, partition, Relay, _listener,
                 _loggers.CreateLogger<PartitionWorker>(), _time, scheduled, intake.Token, lease, versions);
             var scheduler = new TimerScheduler(_js, _store, _options, partition, scheduled, _loggers.CreateLogger<TimerScheduler>(), _time, intake.Token);
@@ -206,15 +215,7 @@ internal sealed partial class SagaRuntime
     private async Task<ulong> LastInboxSequenceAsync(PartitionId partition, CancellationToken cancellationToken)
     {
         var stream = await _js.GetStreamAsync(_options.JetStream.Streams.Inbox, cancellationToken: cancellationToken);
-        try
-        {
-            var last = await stream.GetAsync(new StreamMsgGetRequest { LastBySubj = Core.Subjects.Subjects.Inbox(partition) }, cancellationToken);
-            return last.Message.Seq;
-        }
-        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
-        {
-            return 0;
-        }
+        return await Messaging.StreamSequences.LastOnSubjectAsync(stream, Core.Subjects.Subjects.Inbox(partition), cancellationToken);
     }
 
     async Task<ulong> IOwnershipHost.HandOverPartitionAsync(OwnedLease lease, CancellationToken cancellationToken)

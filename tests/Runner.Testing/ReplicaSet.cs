@@ -188,15 +188,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
         var parts = new List<string>();
         for (var p = 0; p < Options.Partitions; p++)
         {
-            try
-            {
-                var last = await stream.GetAsync(new StreamMsgGetRequest { LastBySubj = Core.Subjects.Subjects.Inbox(new Core.Ids.PartitionId(p)) }, cancellationToken);
-                parts.Add($"{p}:{last.Message.Seq}");
-            }
-            catch (NatsJSApiException ex) when (ex.Error.Code == 404)
-            {
-                parts.Add($"{p}:-");
-            }
+            parts.Add($"{p}:{await Messaging.StreamSequences.LastOnSubjectAsync(stream, Core.Subjects.Subjects.Inbox(new Core.Ids.PartitionId(p)), cancellationToken)}");
         }
         return string.Join(" ", parts);
     }

@@ -32,20 +32,9 @@ internal sealed class PartitionVersions(OwnedLease lease, ManifestVersions store
             // with it), so the first message may start the record; otherwise the horizon bounds
             // what a former owner may have run with the recorded version.
             var from = recorded.Count == 0 ? first : Math.Max(first, horizon + 1);
-            if (from <= last && !store.IsAvailable(now.Hash))
+            if (from <= last)
             {
-                await store.TryAddAsync(now, cancellationToken);
-            }
-            if (from <= last && store.IsAvailable(now.Hash))
-            {
-                if (!await lease.UpdateAsync(r => Append(r, from, now.Hash), cancellationToken))
-                {
-                    // The write may have been applied with its reply lost: running the batch with
-                    // the old version could contradict the record. The batch is retried; by then
-                    // the record is read back (and the idempotent append finds it done).
-                    throw new InvalidOperationException($"recording manifest version {now.Hash[..12]} from sequence {from} got no answer");
-                }
-                OwnershipLog.VersionSwitched(logger, lease.Partition!.Value.Value, lease.Epoch, from, now.Hash[..12]);
+                await SwitchAsync(now, from, cancellationToken);
             }
             recorded = lease.Record.Versions;
         }
@@ -87,6 +76,43 @@ internal sealed class PartitionVersions(OwnedLease lease, ManifestVersions store
             }
             return set;
         };
+    }
+
+    /// <summary>
+    /// Records the current version from just past the horizon, when the lease is taken and a
+    /// former owner recorded another: the record says at once what this owner runs new messages
+    /// with, so a later take of the partition (whose horizon may lie past messages this owner never
+    /// got to, while it waited on a missing version) keeps them on it instead of the older one.
+    /// </summary>
+    public async Task RecordAtTakeAsync(CancellationToken cancellationToken)
+    {
+        var now = current();
+        var recorded = lease.Record.Versions;
+        if (recorded.Count > 0 && !string.Equals(recorded[^1].Manifest, now.Hash, StringComparison.Ordinal))
+        {
+            await SwitchAsync(now, horizon + 1, cancellationToken);
+        }
+    }
+
+    /// <summary>Stores <paramref name="now"/> if needed and records it from <paramref name="from"/>; without the stored version nothing is recorded.</summary>
+    private async Task SwitchAsync(ManifestSet now, ulong from, CancellationToken cancellationToken)
+    {
+        if (!store.IsAvailable(now.Hash))
+        {
+            await store.TryAddAsync(now, cancellationToken);
+        }
+        if (!store.IsAvailable(now.Hash))
+        {
+            return;
+        }
+        if (!await lease.UpdateAsync(r => Append(r, from, now.Hash), cancellationToken))
+        {
+            // The write may have been applied with its reply lost: running the batch with
+            // the old version could contradict the record. The batch is retried; by then
+            // the record is read back (and the idempotent append finds it done).
+            throw new InvalidOperationException($"recording manifest version {now.Hash[..12]} from sequence {from} got no answer");
+        }
+        OwnershipLog.VersionSwitched(logger, lease.Partition!.Value.Value, lease.Epoch, from, now.Hash[..12]);
     }
 
     /// <summary>Records <paramref name="hash"/> from <paramref name="from"/> on (idempotent: a record already ending with it is kept).</summary>
