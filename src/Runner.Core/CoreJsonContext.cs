@@ -9,6 +9,7 @@ namespace Runner.Core;
 [JsonSerializable(typeof(ScheduleRecord))]
 [JsonSerializable(typeof(DedupeRecord))]
 [JsonSerializable(typeof(QuarantineRecord))]
+[JsonSerializable(typeof(HistoryStep))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
 internal sealed partial class CoreJsonContext : JsonSerializerContext;

@@ -9,6 +9,10 @@ internal static class Program
           serve                      run the service (settings from RUNNER_* and RUNNER_CONFIG)
           validate DIR               validate the manifests and scripts under DIR
           quarantine list [--limit N] print quarantined messages (JSON lines) from RUNNER_DATA_DIR
+          instances list [--saga S] [--tenant T] [--key K] [--status running|done] [--older-than DUR] [--newer-than DUR] [--limit N] [--json]
+                                     list saga instances, each partition answered by its owner
+          instances show SAGA KEY [--tenant T] [--json]
+                                     one instance: state, timers, pending commands and its history
           partitions [--json]        print every partition's owner, epoch, lag and snapshot, and the live replicas
           demo                       run combined mode on RUNNER_MANIFESTS, publish the sample events and show sagas completing
           health [--ready]           ask the running service's /health (or /ready); exit 0 when it answers 200 (container health check)
@@ -27,6 +31,7 @@ internal static class Program
             ["serve", ..] => await ServeCommand.RunAsync(args[1..], stop.Token),
             ["validate", var dir] => ValidateCommand.Run(dir),
             ["quarantine", "list", .. var rest] => QuarantineCommand.List(rest),
+            ["instances", .. var rest] => await InstancesCommand.RunAsync(rest, stop.Token),
             ["partitions", .. var rest] => await PartitionsCommand.RunAsync(rest, stop.Token),
             ["demo", ..] => await DemoCommand.RunAsync(stop.Token),
             ["health", .. var rest] => await HealthCommand.RunAsync(rest, stop.Token),

@@ -144,9 +144,13 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
         _stop = new CancellationTokenSource();
         var token = _stop.Token;
         _loops.Add(Supervise("outbox relay", Relay.RunAsync, token));
-        var sweeper = new DedupeSweeper(_store, _options, _loggers.CreateLogger<DedupeSweeper>(), _time,
+        var sweeper = new RetentionSweeper(_store, _options, _loggers.CreateLogger<RetentionSweeper>(), _time,
             () => [.. _runs.Values.Where(r => r.Worker is not null && !r.Lease.IsLost).Select(r => (r.Lease.Partition!.Value, r.Worker!.LastInboxMs))]);
-        _loops.Add(Supervise("dedupe sweeper", sweeper.RunAsync, token));
+        _loops.Add(Supervise("retention sweeper", sweeper.RunAsync, token));
+        var queries = new Instances.InstanceQueryService(_js.Connection, _store, _options,
+            () => [.. _runs.Values.Where(r => r.Worker is not null && !r.Lease.IsLost).Select(r => (r.Lease.Partition!.Value, r.Lease.Epoch))],
+            _loggers.CreateLogger<Instances.InstanceQueryService>());
+        _loops.Add(Supervise("instance queries", queries.RunAsync, token));
         _coordinator = new PartitionCoordinator(bucket, this, _options.Partitions, _options.PartitionLease, _options.WorkerId,
             _loggers.CreateLogger<PartitionCoordinator>(), _time, _options.TakePartitions);
         _loops.Add(Supervise("ownership", _coordinator.RunAsync, token));

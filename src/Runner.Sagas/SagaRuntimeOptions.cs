@@ -48,7 +48,19 @@ internal sealed record SagaRuntimeOptions
     /// </summary>
     public TimeSpan DedupeRetention { get; init; } = TimeSpan.FromDays(7);
 
-    /// <summary>How often expired dedupe markers are swept.</summary>
+    /// <summary>Most history steps kept per instance (the newest); zero keeps none.</summary>
+    public int HistoryLimit { get; init; } = 100;
+
+    /// <summary>
+    /// How long a done instance and its history are kept, counted in the inbox's own time from the
+    /// message that finished it. After that an event for its key starts a new instance.
+    /// </summary>
+    public TimeSpan DoneRetention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>How long a quarantine record is kept (wall clock, from when it was written).</summary>
+    public TimeSpan QuarantineRetention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often expired dedupe markers, done instances and quarantine records are swept.</summary>
     public TimeSpan DedupeSweepInterval { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Timer events a partition's scheduler keeps in flight at once.</summary>

@@ -35,8 +35,8 @@ internal static partial class SagasLog
     [LoggerMessage(3011, LogLevel.Debug, "partition {Partition}: inbox purge failed, will retry later: {Reason}")]
     public static partial void InboxPurgeFailed(ILogger logger, int partition, string reason);
 
-    [LoggerMessage(3012, LogLevel.Information, "swept {Count} expired dedupe markers")]
-    public static partial void DedupeSwept(ILogger logger, int count);
+    [LoggerMessage(3012, LogLevel.Information, "retention swept {Markers} dedupe markers, {Instances} done instances with their history, {Quarantined} quarantine records")]
+    public static partial void RetentionSwept(ILogger logger, int markers, int instances, int quarantined);
 
     [LoggerMessage(3013, LogLevel.Information, "partition {Partition} scheduler started; {Backlog} timers overdue, spread over {WindowMs} ms")]
     public static partial void SchedulerStarted(ILogger logger, int partition, long backlog, double windowMs);

@@ -232,12 +232,24 @@ internal sealed class LmdbWriter : IDisposable
     {
         var injector = FaultInjector;
         var ops = batch.Ops;
+        var previousHeld = true;
         for (var i = 0; i < ops.Count; i++)
         {
             var op = ops[i];
             var db = _store.Database(op.Space);
             MDBResultCode code;
-            if (op.Prefix)
+            if (op.IfPrevious && !previousHeld)
+            {
+                continue;
+            }
+            previousHeld = true;
+            if (op.Expected is { } expected)
+            {
+                var (found, _, current) = txn.Get(db, op.Key);
+                previousHeld = found == MDBResultCode.Success && current.AsSpan().SequenceEqual(expected);
+                code = previousHeld ? txn.Delete(db, op.Key) : MDBResultCode.Success;
+            }
+            else if (op.Prefix)
             {
                 code = DeletePrefix(txn, db, op.Key);
             }

@@ -2,8 +2,13 @@ using Runner.Core.Keys;
 
 namespace Runner.Storage;
 
-/// <summary>One put (Value set) or delete (Value null) in a keyspace; with <see cref="Prefix"/>, a delete of every key starting with Key.</summary>
-internal readonly record struct WriteOp(KeySpace Space, byte[] Key, byte[]? Value, bool Prefix = false);
+/// <summary>
+/// One put (Value set) or delete (Value null) in a keyspace; with <see cref="Prefix"/>, a delete of
+/// every key starting with Key. With <see cref="Expected"/>, a delete that happens only while the
+/// key still holds exactly that value; with <see cref="IfPrevious"/>, an op that happens only when
+/// the op before it did (see <see cref="WriteBatch.DeleteIfUnchanged"/>).
+/// </summary>
+internal readonly record struct WriteOp(KeySpace Space, byte[] Key, byte[]? Value, bool Prefix = false, byte[]? Expected = null, bool IfPrevious = false);
 
 /// <summary>
 /// Writes that commit together or not at all — for a saga partition, the state, outbox items,
@@ -39,6 +44,19 @@ internal sealed class WriteBatch
     {
         _ops.Add(new WriteOp(space, key, null));
         Bytes += key.Length;
+    }
+
+    /// <summary>
+    /// Deletes <paramref name="key"/> only if it still holds <paramref name="expected"/> when the
+    /// batch commits, and then every key of <paramref name="alsoSpace"/> under <paramref name="alsoPrefix"/>:
+    /// a sweeper that decided on what it read can never remove what a writer put there since.
+    /// </summary>
+    public void DeleteIfUnchanged(KeySpace space, byte[] key, byte[] expected, KeySpace alsoSpace, byte[] alsoPrefix)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(alsoPrefix.Length);
+        _ops.Add(new WriteOp(space, key, null, Expected: expected));
+        _ops.Add(new WriteOp(alsoSpace, alsoPrefix, null, Prefix: true, IfPrevious: true));
+        Bytes += key.Length + alsoPrefix.Length;
     }
 
     /// <summary>Deletes every key of <paramref name="space"/> that starts with <paramref name="prefix"/> (a partition's range).</summary>

@@ -9,6 +9,7 @@ internal enum KeySpace
     Schedule,
     Dedupe,
     Quarantine,
+    History,
 }
 
 internal static class KeySpaces
@@ -23,6 +24,7 @@ internal static class KeySpaces
         KeySpace.Schedule => "schedule",
         KeySpace.Dedupe => "dedupe",
         KeySpace.Quarantine => "quarantine",
+        KeySpace.History => "history",
         _ => throw new ArgumentOutOfRangeException(nameof(space)),
     };
 }

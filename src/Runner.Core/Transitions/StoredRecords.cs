@@ -17,6 +17,62 @@ internal sealed record SagaInstanceRecord
     [JsonPropertyName("updated_at")] public long UpdatedAtMs { get; init; }
     [JsonPropertyName("last_event")] public string? LastEventId { get; init; }
     [JsonPropertyName("manifest")] public string? ManifestHash { get; init; }
+
+    /// <summary>
+    /// For a done instance, the inbox time (the stream's timestamp) of the message whose transition
+    /// finished it: retention counts from here, in the log's own time (0: kept for good).
+    /// </summary>
+    [JsonPropertyName("closed_at")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public long ClosedAtInboxMs { get; init; }
+}
+
+/// <summary>
+/// One step of an instance's history, as stored (written by <c>HistoryWriter</c> in the
+/// transition's own LMDB transaction): what came in, which script version ran, what it decided.
+/// </summary>
+internal sealed record HistoryStep
+{
+    [JsonPropertyName("version")] public long Version { get; init; }
+    [JsonPropertyName("event_id")] public required string EventId { get; init; }
+    [JsonPropertyName("type")] public required string Type { get; init; }
+    [JsonPropertyName("time")] public required string Time { get; init; }
+    [JsonPropertyName("stream")] public required string Stream { get; init; }
+    [JsonPropertyName("seq")] public ulong Sequence { get; init; }
+    [JsonPropertyName("inbox_seq")] public ulong InboxSequence { get; init; }
+    [JsonPropertyName("inbox_at")] public long InboxMs { get; init; }
+
+    /// <summary>The content hash of the manifest version whose script ran this step.</summary>
+    [JsonPropertyName("manifest")] public required string ManifestHash { get; init; }
+    [JsonPropertyName("handler")] public required string Handler { get; init; }
+    [JsonPropertyName("timer")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Timer { get; init; }
+    [JsonPropertyName("commands")] public List<HistoryCommand> Commands { get; init; } = [];
+    [JsonPropertyName("schedules")] public List<HistoryTimer> Schedules { get; init; } = [];
+    [JsonPropertyName("cancel")] public List<string> Cancel { get; init; } = [];
+    [JsonPropertyName("done")] public bool Done { get; init; }
+
+    /// <summary>SHA-256 (hex, first 16 characters) of the state after the step, as the script returned it.</summary>
+    [JsonPropertyName("state_hash")] public required string StateHash { get; init; }
+    [JsonPropertyName("state")] public JsonElement State { get; init; }
+
+    /// <summary>The <c>event</c> argument the script was given: a replay runs the same input.</summary>
+    [JsonPropertyName("event")] public JsonElement Event { get; init; }
+}
+
+/// <summary>A command a history step issued.</summary>
+internal sealed record HistoryCommand
+{
+    [JsonPropertyName("id")] public required string Id { get; init; }
+    [JsonPropertyName("effect")] public required string Effect { get; init; }
+    [JsonPropertyName("pool")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Pool { get; init; }
+    [JsonPropertyName("payload")] public JsonElement Payload { get; init; }
+}
+
+/// <summary>A timer a history step set.</summary>
+internal sealed record HistoryTimer
+{
+    [JsonPropertyName("name")] public required string Name { get; init; }
+    [JsonPropertyName("due_ms")] public long DueMs { get; init; }
+    [JsonPropertyName("deadline")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool Deadline { get; init; }
+    [JsonPropertyName("payload")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public JsonElement? Payload { get; init; }
 }
 
 /// <summary>

@@ -89,6 +89,7 @@ internal static class OperationsEndpoints
         admin.MapPost("/resume", async (CancellationToken ct) => await control.ResumeAsync(ct)
             ? Results.Json(control.Status())
             : Results.Json(new { error = "not draining", state = control.State }, statusCode: 409));
+        InstanceEndpoints.Map(admin, control, TimeProvider.System);
         admin.MapPost("/reload", async (CancellationToken ct) =>
         {
             var outcome = await control.ReloadAsync(ct);

@@ -26,6 +26,15 @@ internal sealed record RunnerSettings
     public TimeSpan PartitionLease { get; init; } = TimeSpan.FromSeconds(10);
     public TimeSpan DedupeRetention { get; init; } = TimeSpan.FromDays(7);
 
+    /// <summary>Most history steps kept per saga instance (0: no history).</summary>
+    public int HistoryLimit { get; init; } = 100;
+
+    /// <summary>How long a done instance and its history are kept (in the inbox's time, from the event that finished it).</summary>
+    public TimeSpan DoneRetention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>How long a quarantine record is kept.</summary>
+    public TimeSpan QuarantineRetention { get; init; } = TimeSpan.FromDays(7);
+
     /// <summary>Names this process in effect claims; unique per process (host name and pid by default).</summary>
     public string WorkerId { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
 
@@ -99,6 +108,9 @@ internal sealed record RunnerSettings
         PartitionLease = PartitionLease,
         WorkerId = WorkerId,
         DedupeRetention = DedupeRetention,
+        HistoryLimit = HistoryLimit,
+        DoneRetention = DoneRetention,
+        QuarantineRetention = QuarantineRetention,
     };
 
     public LmdbOptions StoreOptions() => new()

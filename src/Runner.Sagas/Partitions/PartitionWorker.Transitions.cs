@@ -8,6 +8,7 @@ using Runner.Core.Ids;
 using Runner.Core.Keys;
 using Runner.Core.Transitions;
 using Runner.Messaging;
+using Runner.Sagas.Instances;
 using Runner.Sagas.Manifests;
 using Runner.Sagas.Outbox;
 using Runner.Sagas.Quarantine;
@@ -76,6 +77,13 @@ internal sealed partial class PartitionWorker
         work.SeenEvents.Add(dedupeText);
 
         var current = pending ?? (stored is null ? null : JsonSerializer.Deserialize(stored, CoreJsonContext.Default.SagaInstanceRecord));
+        if (current?.Done == true && Expired(current, inboxMs))
+        {
+            // Past its retention a finished instance is gone (whether or not the sweeper has
+            // deleted it yet): the key starts a new instance, and the old history goes with it.
+            work.Batch.DeletePrefix(KeySpace.History, StoreKeys.HistoryPrefix(_partition, instance));
+            current = null;
+        }
         if (current?.Done == true)
         {
             PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredCompleted, evt.TimeMs, inboxMs);
@@ -105,9 +113,10 @@ internal sealed partial class PartitionWorker
 
         var compensate = timer is { } fired ? fired.Deadline : IsFailureResult(evt, origin);
         var handler = saga.Script.HasCompensate && compensate ? ScriptHandler.Compensate : ScriptHandler.OnEvent;
+        var eventJson = ScriptEventJson(evt, origin);
         var input = new ScriptInput(
             current is null ? null : current.State.GetRawText(),
-            ScriptEventJson(evt, origin),
+            eventJson,
             evt.Id,
             evt.TimeMs,
             evt.Tenant,
@@ -130,8 +139,17 @@ internal sealed partial class PartitionWorker
                 $"the transition commands effect '{unknown.Effect}', which no loaded effect manifest declares ({manifests.Hash[..12]})", sagaName, evt.Tenant, key);
             return;
         }
-        Apply(work, instance, current, evt, sequence, inboxMs, result.Output, dedupeKey, manifests, timer?.Name, Tracing.TraceParent(span, inboundTrace));
+        var step = new StepInput(origin, eventJson, handler == ScriptHandler.Compensate, timer?.Name);
+        Apply(work, instance, current, evt, sequence, inboxMs, result.Output, dedupeKey, manifests, step, Tracing.TraceParent(span, inboundTrace));
     }
+
+    /// <summary>What a history step records of the input besides the event: where it came from, the script input, the handler, the timer.</summary>
+    private readonly record struct StepInput(MessageOrigin Origin, string EventJson, bool Compensate, string? FiredTimer);
+
+    /// <summary>Whether a done instance's retention has passed by the time of a message stored at <paramref name="inboxMs"/> (the log's own time, as for dedupe markers).</summary>
+    private bool Expired(SagaInstanceRecord instance, long inboxMs) =>
+        instance.ClosedAtInboxMs > 0 && inboxMs > 0
+        && inboxMs - instance.ClosedAtInboxMs >= (long)_options.DoneRetention.TotalMilliseconds;
 
     private void Apply(
         BatchWork work,
@@ -143,9 +161,10 @@ internal sealed partial class PartitionWorker
         TransitionOutput output,
         byte[] dedupeKey,
         ManifestSet manifests,
-        string? firedTimer,
+        StepInput step,
         string? traceParent)
     {
+        var firedTimer = step.FiredTimer;
         var batch = work.Batch;
         var timers = current?.Timers is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.Timers, StringComparer.Ordinal);
         var generations = current?.TimerGenerations is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.TimerGenerations, StringComparer.Ordinal);
@@ -210,6 +229,7 @@ internal sealed partial class PartitionWorker
         }
 
         var commandIds = new List<string>(output.Commands.Count);
+        var messages = new List<CommandMessage>(output.Commands.Count);
         for (var i = 0; i < output.Commands.Count; i++)
         {
             var command = output.Commands[i];
@@ -232,6 +252,7 @@ internal sealed partial class PartitionWorker
             batch.Put(KeySpace.Outbox, outboxKey, value);
             work.Outbox.Add(new OutboxEntry(outboxKey, message));
             commandIds.Add(commandId);
+            messages.Add(message);
         }
 
         var next = new SagaInstanceRecord
@@ -245,8 +266,19 @@ internal sealed partial class PartitionWorker
             UpdatedAtMs = evt.TimeMs,
             LastEventId = evt.Id,
             ManifestHash = manifests.Hash,
+            ClosedAtInboxMs = output.Done ? inboxMs : 0,
         };
         batch.Put(KeySpace.Saga, StoreKeys.Instance(_partition, instance), JsonSerializer.SerializeToUtf8Bytes(next, CoreJsonContext.Default.SagaInstanceRecord));
+        var keep = _options.HistoryLimit;
+        if (keep > 0)
+        {
+            batch.Put(KeySpace.History, StoreKeys.History(_partition, instance, version),
+                HistoryWriter.Write(version, evt, step.Origin, sequence, inboxMs, manifests.Hash, step.Compensate, firedTimer, output, messages, step.EventJson));
+            if (version > keep)
+            {
+                batch.Delete(KeySpace.History, StoreKeys.History(_partition, instance, version - keep));
+            }
+        }
         PutDedupe(work, dedupeKey, sequence, DedupeRecord.Applied, evt.TimeMs, inboxMs);
         work.Notices.Add(new TransitionNotice(_partition, instance, next.Version, evt.Id, evt.Type, output.StateJson, commandIds, output.Done));
         work.Instances[instance] = next;

@@ -24,7 +24,7 @@ internal static class SnapshotCodec
     private static readonly byte[] s_magic = "RSNAP1"u8.ToArray();
 
     /// <summary>The keyspaces a snapshot holds: every one whose keys start with the partition.</summary>
-    public static readonly KeySpace[] Spaces = [KeySpace.Saga, KeySpace.Outbox, KeySpace.Schedule, KeySpace.Dedupe, KeySpace.Checkpoint];
+    public static readonly KeySpace[] Spaces = [KeySpace.Saga, KeySpace.Outbox, KeySpace.Schedule, KeySpace.Dedupe, KeySpace.History, KeySpace.Checkpoint];
 
     private const byte End = 0xFF;
 

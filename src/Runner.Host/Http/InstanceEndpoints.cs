@@ -1,0 +1,52 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Runner.Host.Instances;
+using Runner.Host.Operations;
+using Runner.Sagas.Instances;
+
+namespace Runner.Host.Http;
+
+/// <summary>
+/// <c>GET /admin/instances</c> and <c>GET /admin/instances/{saga}/{key}</c>: answered by asking the
+/// saga replicas over NATS, so whichever replica serves the request, the owner of each partition
+/// answers for it.
+/// </summary>
+internal static class InstanceEndpoints
+{
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(3);
+
+    public static void Map(RouteGroupBuilder admin, RunnerControl control, TimeProvider time)
+    {
+        admin.MapGet("/instances", async (HttpRequest request, CancellationToken ct) =>
+        {
+            var components = control.Components!;
+            var (filter, error) = InstanceRequests.Filter(request.Query.Select(q => KeyValuePair.Create(q.Key, q.Value.ToString())), time.GetUtcNow());
+            if (filter is null)
+            {
+                return Results.Json(new { error }, statusCode: 400);
+            }
+            try
+            {
+                var list = await InstanceQueryClient.ListAsync(components.Nats, components.Settings.SagaOptions(), filter, s_wait, ct);
+                return Results.Json(new { instances = list.Instances, truncated = list.Truncated, partitions_answered = list.Answered.Count, partitions_missing = list.Missing });
+            }
+            catch (InstanceQueryException ex)
+            {
+                return Results.Json(new { error = ex.Message }, statusCode: 400);
+            }
+        });
+        admin.MapGet("/instances/{saga}/{key}", async (string saga, string key, string? tenant, CancellationToken ct) =>
+        {
+            var components = control.Components!;
+            var options = components.Settings.SagaOptions();
+            var replies = await InstanceLookup.ShowAsync(components.Nats, options, saga, key, tenant, s_wait, ct);
+            return replies.Count switch
+            {
+                0 => Results.Json(new { error = $"no instance {saga}/{key}{(tenant is null ? "" : $" of tenant {tenant}")} (or no replica owning its partition answered)" }, statusCode: 404),
+                1 => Results.Json(replies[0], InstanceJsonContext.Default.InstanceShowReply),
+                _ => Results.Json(new { error = $"{replies.Count} tenants have an instance {saga}/{key}: add ?tenant=", tenants = replies.Select(r => r.Summary!.Tenant) }, statusCode: 409),
+            };
+        });
+    }
+}
