@@ -1,0 +1,94 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Host.Tests.Operations;
+
+/// <summary>
+/// Inspecting instances on two real runner processes: <c>GET /admin/instances…</c> on either one
+/// and <c>runner instances</c> from outside both, each partition answered by its owner.
+/// </summary>
+public sealed class InstancesTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    [Fact]
+    public async Task Either_replica_lists_and_shows_every_instance_with_its_history_and_the_cli_does_too()
+    {
+        await using var scope = await OpsScope.StartAsync(nats);
+        var ct = scope.Token;
+        await using var a = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct);
+        await using var b = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct);
+        await a.WaitUntilAsync(async () => (await a.GetAsync("info", ct)).Body?["owned_partitions"]?.AsArray().Count == 2
+            && (await b.GetAsync("info", ct)).Body?["owned_partitions"]?.AsArray().Count == 2, "4 partitions over two replicas", ct);
+        var keys = Enumerable.Range(1, 8).Select(i => $"o{i}").ToList();
+        foreach (var (key, n) in keys.Select((k, i) => (k, i)))
+        {
+            await RunnerNode.PublishCreatedAsync(scope.Js, key, n, ct);
+        }
+
+        JsonNode? list = null;
+        await a.WaitUntilAsync(async () =>
+        {
+            list = (await a.GetAsync("admin/instances?saga=op&status=done", ct, RunnerNode.Token)).Body;
+            return list?["instances"]?.AsArray().Count == 8;
+        }, "8 done instances listed", ct);
+        Assert.Equal(4, list!["partitions_answered"]!.GetValue<int>());
+        Assert.Empty(list["partitions_missing"]!.AsArray());
+        Assert.Equal(keys, list["instances"]!.AsArray().Select(i => i!["key"]!.GetValue<string>()));
+
+        var workers = new HashSet<string>();
+        foreach (var key in keys)
+        {
+            var (status, show, text) = await b.GetAsync($"admin/instances/op/{key}", ct, RunnerNode.Token);
+            Assert.True(status == HttpStatusCode.OK, text);
+            workers.Add(show!["worker"]!.GetValue<string>());
+            Assert.Equal("done", show["state"]!["status"]!.GetValue<string>());
+            var history = show["history"]!.AsArray();
+            Assert.Equal(2, history.Count);
+            Assert.Equal(["created", "work.do.succeeded"], history.Select(s => s!["type"]!.GetValue<string>()));
+            Assert.Equal("work.do", history[0]!["commands"]![0]!["effect"]!.GetValue<string>());
+            Assert.True(history[1]!["done"]!.GetValue<bool>());
+            Assert.Equal(show["summary"]!["partition"]!.GetValue<int>(), show["partition"]!.GetValue<int>());
+        }
+        // Both replicas answered for their own partitions, whichever one was asked.
+        Assert.Equal(new[] { a.Environment["RUNNER_WORKER_ID"], b.Environment["RUNNER_WORKER_ID"] }.Order(StringComparer.Ordinal), workers.Order(StringComparer.Ordinal));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await a.GetAsync("admin/instances", ct)).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await a.GetAsync("admin/instances/op/o1", ct)).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await a.GetAsync("admin/instances/op/nobody?tenant=acme", ct, RunnerNode.Token)).Status);
+        var bad = await a.GetAsync("admin/instances?status=sleeping", ct, RunnerNode.Token);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.Status);
+        Assert.Contains("status must be one of", bad.Text, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, (await a.GetAsync("admin/instances?older_than=soon", ct, RunnerNode.Token)).Status);
+        Assert.Empty((await a.GetAsync("admin/instances?status=running", ct, RunnerNode.Token)).Body!["instances"]!.AsArray());
+
+        // The CLI asks over NATS, from neither replica.
+        var cli = new Dictionary<string, string>(a.Environment) { ["RUNNER_DATA_DIR"] = a.Dir.File("cli-data") };
+        using (var command = RunnerProcess.Start(["instances", "list", "--saga", "op", "--status", "done", "--limit", "5"], cli))
+        {
+            Assert.Equal(0, await command.WaitForExitAsync(ct));
+            var lines = command.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.StartsWith("TENANT", lines[0], StringComparison.Ordinal);
+            Assert.Equal(keys.Take(5), lines.Skip(1).Take(5).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]));
+            Assert.Contains("5 instance(s) (more match", command.Output, StringComparison.Ordinal);
+        }
+        using (var command = RunnerProcess.Start(["instances", "show", "op", "o3", "--json"], cli))
+        {
+            Assert.Equal(0, await command.WaitForExitAsync(ct));
+            var json = JsonNode.Parse(command.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).First(l => l.StartsWith('{')))!;
+            Assert.True(json["found"]!.GetValue<bool>());
+            Assert.Equal("o3", json["summary"]!["key"]!.GetValue<string>());
+            Assert.Equal(2, json["history"]!.AsArray().Count);
+        }
+        using (var command = RunnerProcess.Start(["instances", "show", "op", "nobody"], cli))
+        {
+            Assert.Equal(1, await command.WaitForExitAsync(ct));
+            Assert.Contains("no instance op/nobody", command.Output, StringComparison.Ordinal);
+        }
+        using (var command = RunnerProcess.Start(["instances", "list", "--status", "sleeping"], cli))
+        {
+            Assert.Equal(2, await command.WaitForExitAsync(ct));
+            Assert.Contains("status must be one of", command.Output, StringComparison.Ordinal);
+        }
+    }
+}
