@@ -13,7 +13,7 @@ internal sealed record SnapshotImage(PartitionId Partition, ulong Sequence, long
 
 /// <summary>
 /// A partition snapshot: every record of the partition — instances, outbox, schedules, dedupe
-/// markers and its checkpoint — read in one LMDB read transaction (a consistent view) and written
+/// markers, instance history and its checkpoint — read in one LMDB read transaction (a consistent view) and written
 /// as one Brotli-compressed image:
 /// <c>RSNAP1 | brotli( header | entries | end | count )</c>, where the header holds the partition,
 /// the inbox sequence covered and the epoch, each entry is <c>space, key, value</c> with
