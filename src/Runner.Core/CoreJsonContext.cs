@@ -10,6 +10,7 @@ namespace Runner.Core;
 [JsonSerializable(typeof(DedupeRecord))]
 [JsonSerializable(typeof(QuarantineRecord))]
 [JsonSerializable(typeof(HistoryStep))]
+[JsonSerializable(typeof(HeldMessage))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
 internal sealed partial class CoreJsonContext : JsonSerializerContext;

@@ -9,10 +9,12 @@ internal static class Program
           serve                      run the service (settings from RUNNER_* and RUNNER_CONFIG)
           validate DIR               validate the manifests and scripts under DIR
           quarantine list [--limit N] print quarantined messages (JSON lines) from RUNNER_DATA_DIR
-          instances list [--saga S] [--tenant T] [--key K] [--status running|done] [--older-than DUR] [--newer-than DUR] [--limit N] [--json]
+          instances list [--saga S] [--tenant T] [--key K] [--status running|parked|done] [--older-than DUR] [--newer-than DUR] [--limit N] [--json]
                                      list saga instances, each partition answered by its owner
           instances show SAGA KEY [--tenant T] [--json]
                                      one instance: state, timers, pending commands and its history
+          instances resume|skip|cancel SAGA KEY [--tenant T]
+                                     run a parked instance's held events again / drop the failed one first / compensate it first
           partitions [--json]        print every partition's owner, epoch, lag and snapshot, and the live replicas
           demo                       run combined mode on RUNNER_MANIFESTS, publish the sample events and show sagas completing
           health [--ready]           ask the running service's /health (or /ready); exit 0 when it answers 200 (container health check)

@@ -148,7 +148,7 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
             () => [.. _runs.Values.Where(r => r.Worker is not null && !r.Lease.IsLost).Select(r => (r.Lease.Partition!.Value, r.Worker!.LastInboxMs))]);
         _loops.Add(Supervise("retention sweeper", sweeper.RunAsync, token));
         var queries = new Instances.InstanceQueryService(_js.Connection, _store, _options,
-            () => [.. _runs.Values.Where(r => r.Worker is not null && !r.Lease.IsLost).Select(r => (r.Lease.Partition!.Value, r.Lease.Epoch))],
+            () => [.. _runs.Values.Where(r => r.Worker is not null && !r.Lease.IsLost).Select(r => (r.Lease.Partition!.Value, r.Lease.Epoch, r.Worker!.Checkpoint))],
             _loggers.CreateLogger<Instances.InstanceQueryService>());
         _loops.Add(Supervise("instance queries", queries.RunAsync, token));
         _coordinator = new PartitionCoordinator(bucket, this, _options.Partitions, _options.PartitionLease, _options.WorkerId,

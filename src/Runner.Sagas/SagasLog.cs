@@ -55,4 +55,16 @@ internal static partial class SagasLog
 
     [LoggerMessage(3009, LogLevel.Error, "outbox relay could not delete {Count} published items ({Reason}); they will be re-published with the same Nats-Msg-Id")]
     public static partial void RelayDeleteFailed(ILogger logger, int count, string reason);
+
+    [LoggerMessage(3018, LogLevel.Warning, "parked {Tenant}/{Saga}/{Key} on event {EventId}: {Reason} ({Detail}); its events are held until an operator resumes, skips or cancels it")]
+    public static partial void Parked(ILogger logger, string tenant, string saga, string key, string eventId, string reason, string detail);
+
+    [LoggerMessage(3019, LogLevel.Debug, "held event {EventId} for parked {Tenant}/{Saga}/{Key} (parked on {ParkedOn})")]
+    public static partial void Held(ILogger logger, string tenant, string saga, string key, string eventId, string parkedOn);
+
+    [LoggerMessage(3020, LogLevel.Information, "{Action} of parked {Tenant}/{Saga}/{Key} (parked on {ParkedOn}): running {Held} held message(s)")]
+    public static partial void ControlApplied(ILogger logger, string action, string tenant, string saga, string key, string parkedOn, int held);
+
+    [LoggerMessage(3021, LogLevel.Warning, "{Action} of {Tenant}/{Saga}/{Key} ignored: {Reason}")]
+    public static partial void ControlIgnored(ILogger logger, string action, string tenant, string saga, string key, string reason);
 }

@@ -40,6 +40,9 @@ internal static class SagasTelemetry
     public static readonly Counter<long> Quarantined = Meter.CreateCounter<long>(
         "runner.quarantined", unit: "{message}", description: "Quarantine records written, by stage and reason");
 
+    public static readonly Counter<long> Parked = Meter.CreateCounter<long>(
+        "runner.saga.parked", unit: "{instance}", description: "Instances parked by a failed transition, by saga and reason");
+
     public static readonly Counter<long> Routed = Meter.CreateCounter<long>(
         "runner.router.routed", unit: "{message}", description: "Trigger messages settled by a router, by stream");
 

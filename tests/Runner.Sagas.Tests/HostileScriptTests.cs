@@ -48,7 +48,9 @@ public sealed class HostileScriptTests(NatsServerFixture nats) : IClassFixture<N
             Assert.True(code == record.Reason || alternative,
                 $"{kind}: expected {code}, got {record.Reason} ({record.Detail})");
             Assert.Equal("hostile", record.Saga);
-            Assert.Null(h.Instance("acme", "hostile", $"bad-{kind}"));
+            // The instance that failed is parked on that event, with no state applied.
+            var parked = h.Instance("acme", "hostile", $"bad-{kind}")!;
+            Assert.Equal((0L, $"bad-{kind}", record.Reason), (parked.Version, parked.Parked!.EventId, parked.Parked.Reason));
         }
         for (var j = 0; j < hostile.Count; j++)
         {

@@ -24,6 +24,9 @@ internal static class EventHeaders
     public const string OriginTime = "runner-origin-time";
     public const string Partition = "runner-partition";
 
+    /// <summary>On an operator's control message in a partition's inbox: <c>resume</c>, <c>skip</c> or <c>cancel</c> (of a parked instance).</summary>
+    public const string Control = "runner-control";
+
     // Printable ASCII except '%'.
     private static readonly System.Buffers.SearchValues<char> s_plain = System.Buffers.SearchValues.Create(
         "!\"#$&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~");

@@ -10,6 +10,7 @@ internal enum KeySpace
     Dedupe,
     Quarantine,
     History,
+    Held,
 }
 
 internal static class KeySpaces
@@ -25,6 +26,7 @@ internal static class KeySpaces
         KeySpace.Dedupe => "dedupe",
         KeySpace.Quarantine => "quarantine",
         KeySpace.History => "history",
+        KeySpace.Held => "held",
         _ => throw new ArgumentOutOfRangeException(nameof(space)),
     };
 }

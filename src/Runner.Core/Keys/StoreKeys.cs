@@ -28,6 +28,10 @@ internal static class StoreKeys
     public static byte[] HistoryPrefix(PartitionId partition, InstanceId instance) =>
         Join(Partition(partition), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, string.Empty);
 
+    /// <summary>An inbox message held for a parked instance, by its inbox sequence (held ones re-run in this order).</summary>
+    public static byte[] Held(PartitionId partition, InstanceId instance, ulong inboxSequence) =>
+        Join(Partition(partition), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, inboxSequence.ToString("D20", CultureInfo.InvariantCulture));
+
     public static byte[] Checkpoint(string consumer, PartitionId partition) =>
         Join(Partition(partition), consumer);
 

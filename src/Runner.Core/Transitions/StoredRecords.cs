@@ -23,6 +23,32 @@ internal sealed record SagaInstanceRecord
     /// finished it: retention counts from here, in the log's own time (0: kept for good).
     /// </summary>
     [JsonPropertyName("closed_at")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public long ClosedAtInboxMs { get; init; }
+
+    /// <summary>Set while the instance is parked: its events are held, in order, until an operator resumes, skips or cancels.</summary>
+    [JsonPropertyName("parked")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public ParkedRecord? Parked { get; init; }
+}
+
+/// <summary>Why an instance is parked: the event whose transition failed, and how.</summary>
+internal sealed record ParkedRecord
+{
+    [JsonPropertyName("event_id")] public required string EventId { get; init; }
+    [JsonPropertyName("type")] public required string Type { get; init; }
+    [JsonPropertyName("inbox_seq")] public ulong InboxSequence { get; init; }
+    [JsonPropertyName("reason")] public required string Reason { get; init; }
+    [JsonPropertyName("detail")] public required string Detail { get; init; }
+
+    /// <summary>The failed message's inbox time (Unix ms).</summary>
+    [JsonPropertyName("at")] public long AtMs { get; init; }
+}
+
+/// <summary>An inbox message held for a parked instance, kept whole so it can run later exactly as it came.</summary>
+internal sealed record HeldMessage
+{
+    [JsonPropertyName("seq")] public ulong InboxSequence { get; init; }
+    [JsonPropertyName("inbox_at")] public long InboxMs { get; init; }
+    [JsonPropertyName("subject")] public required string Subject { get; init; }
+    [JsonPropertyName("headers")] public required Dictionary<string, string> Headers { get; init; }
+    [JsonPropertyName("data")] public required byte[] Data { get; init; }
 }
 
 /// <summary>
@@ -124,6 +150,9 @@ internal sealed record DedupeRecord
 
     /// <summary>A timer event for a timer the instance no longer has at that due time (cancelled, replaced or fired).</summary>
     public const string IgnoredStaleTimer = "ignored_stale_timer";
+
+    /// <summary>The event a parked instance failed on, dropped by an operator's <c>skip</c>.</summary>
+    public const string Skipped = "skipped";
 
     [JsonPropertyName("seq")] public ulong InboxSequence { get; init; }
     [JsonPropertyName("outcome")] public required string Outcome { get; init; }

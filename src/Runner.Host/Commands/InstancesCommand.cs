@@ -15,8 +15,9 @@ namespace Runner.Host.Commands;
 internal static class InstancesCommand
 {
     private const string Usage = """
-        usage: runner instances list [--saga S] [--tenant T] [--key K] [--status running|done] [--older-than DUR] [--newer-than DUR] [--limit N] [--json]
+        usage: runner instances list [--saga S] [--tenant T] [--key K] [--status running|parked|done] [--older-than DUR] [--newer-than DUR] [--limit N] [--json]
                runner instances show SAGA KEY [--tenant T] [--json]
+               runner instances resume|skip|cancel SAGA KEY [--tenant T]
         """;
 
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(3);
@@ -25,7 +26,7 @@ internal static class InstancesCommand
     {
         var json = args.Contains("--json", StringComparer.Ordinal);
         var rest = args.Where(a => a != "--json").ToArray();
-        if (rest is not (["list", ..] or ["show", _, _, ..]) || !TryFlags(rest[(rest[0] == "list" ? 1 : 3)..], out var flags))
+        if (rest is not (["list", ..] or ["show" or "resume" or "skip" or "cancel", _, _, ..]) || !TryFlags(rest[(rest[0] == "list" ? 1 : 3)..], out var flags))
         {
             Console.Error.WriteLine(Usage);
             return 2;
@@ -58,6 +59,12 @@ internal static class InstancesCommand
                 return 2;
             }
             var tenant = flags.Select(f => f.Value).FirstOrDefault();
+            if (rest[0] != "show")
+            {
+                var result = await InstanceControl.SendAsync(nats, options, rest[0], rest[1], rest[2], tenant, s_wait, cancellationToken);
+                (result.Outcome == ControlOutcome.Applied ? Console.Out : Console.Error).WriteLine((result.Outcome == ControlOutcome.Applied ? "" : "runner: ") + result.Message);
+                return result.Outcome == ControlOutcome.Applied ? 0 : 1;
+            }
             var found = await InstanceLookup.ShowAsync(nats, options, rest[1], rest[2], tenant, s_wait, cancellationToken);
             if (found.Count == 0)
             {
@@ -130,6 +137,14 @@ internal static class InstancesCommand
         Console.WriteLine($"{s.Tenant}/{s.Saga}/{s.Key}: {s.Status}, version {s.Version}, partition {reply.Partition} (epoch {reply.Epoch}, {reply.Worker})");
         Console.WriteLine($"  created {Time(s.CreatedAtMs)}, updated {Time(s.UpdatedAtMs)}, manifest {s.ManifestHash?[..Math.Min(12, s.ManifestHash.Length)]}");
         Console.WriteLine($"  state   {reply.State?.GetRawText()}");
+        if (reply.Parked is { } parked)
+        {
+            Console.WriteLine($"  parked  on {parked.Type} ({parked.EventId}, inbox #{parked.InboxSequence}): {parked.Reason}: {parked.Detail}");
+            foreach (var held in reply.Held)
+            {
+                Console.WriteLine($"  held    inbox #{held.InboxSequence} {held.Type} ({held.EventId}) {held.Bytes} bytes");
+            }
+        }
         foreach (var (name, due) in reply.Timers ?? [])
         {
             Console.WriteLine($"  timer   {name} due {Time(due)}");

@@ -48,5 +48,22 @@ internal static class InstanceEndpoints
                 _ => Results.Json(new { error = $"{replies.Count} tenants have an instance {saga}/{key}: add ?tenant=", tenants = replies.Select(r => r.Summary!.Tenant) }, statusCode: 409),
             };
         });
+        admin.MapPost("/instances/{saga}/{key}/{action}", async (string saga, string key, string action, string? tenant, CancellationToken ct) =>
+        {
+            if (!Sagas.Partitions.PartitionWorker.ControlActions.Contains(action, StringComparer.Ordinal))
+            {
+                return Results.Json(new { error = $"unknown action '{action}': resume, skip or cancel" }, statusCode: 404);
+            }
+            var components = control.Components!;
+            var result = await InstanceControl.SendAsync(components.Nats, components.Settings.SagaOptions(), action, saga, key, tenant, s_wait, ct);
+            var status = result.Outcome switch
+            {
+                ControlOutcome.Applied => 200,
+                ControlOutcome.NotFound => 404,
+                ControlOutcome.NotApplied when result.Instance is null => 504,
+                _ => 409,
+            };
+            return Results.Json(new { outcome = result.Outcome.ToString().ToLowerInvariant(), message = result.Message, instance = result.Instance }, statusCode: status);
+        });
     }
 }

@@ -16,13 +16,13 @@ internal sealed record InstanceFilter
     [JsonPropertyName("tenant")] public string? Tenant { get; init; }
     [JsonPropertyName("key")] public string? Key { get; init; }
 
-    /// <summary><c>running</c> or <c>done</c>.</summary>
+    /// <summary><c>running</c>, <c>parked</c> or <c>done</c>.</summary>
     [JsonPropertyName("status")] public string? Status { get; init; }
     [JsonPropertyName("updated_before")] public long? UpdatedBeforeMs { get; init; }
     [JsonPropertyName("updated_after")] public long? UpdatedAfterMs { get; init; }
     [JsonPropertyName("limit")] public int Limit { get; init; } = 100;
 
-    public static readonly string[] Statuses = ["running", "done"];
+    public static readonly string[] Statuses = ["running", "parked", "done"];
 
     /// <summary>Null when the filter is usable, else what is wrong with it.</summary>
     public string? Validate() =>
@@ -38,7 +38,7 @@ internal sealed record InstanceFilter
         && (UpdatedBeforeMs is not { } before || record.UpdatedAtMs < before)
         && (UpdatedAfterMs is not { } after || record.UpdatedAtMs >= after);
 
-    public static string StatusOf(SagaInstanceRecord record) => record.Done ? "done" : "running";
+    public static string StatusOf(SagaInstanceRecord record) => record.Done ? "done" : record.Parked is not null ? "parked" : "running";
 }
 
 /// <summary>One line of <c>instances list</c>.</summary>
@@ -88,6 +88,16 @@ internal sealed record PendingCommand
     [JsonPropertyName("created_at")] public required string CreatedAt { get; init; }
 }
 
+/// <summary>A message held for a parked instance, as shown.</summary>
+internal sealed record HeldSummary
+{
+    [JsonPropertyName("inbox_seq")] public ulong InboxSequence { get; init; }
+    [JsonPropertyName("subject")] public required string Subject { get; init; }
+    [JsonPropertyName("event_id")] public string? EventId { get; init; }
+    [JsonPropertyName("type")] public string? Type { get; init; }
+    [JsonPropertyName("bytes")] public int Bytes { get; init; }
+}
+
 /// <summary>The owner's answer to a show request.</summary>
 internal sealed record InstanceShowReply
 {
@@ -101,6 +111,15 @@ internal sealed record InstanceShowReply
     /// <summary>Live timers: name → due time (Unix ms).</summary>
     [JsonPropertyName("timers")] public Dictionary<string, long>? Timers { get; init; }
     [JsonPropertyName("outbox")] public List<PendingCommand> Outbox { get; init; } = [];
+
+    /// <summary>Why the instance is parked; null while it runs.</summary>
+    [JsonPropertyName("parked")] public ParkedRecord? Parked { get; init; }
+
+    /// <summary>Messages held for the parked instance, oldest first: the failed one, then what came since.</summary>
+    [JsonPropertyName("held")] public List<HeldSummary> Held { get; init; } = [];
+
+    /// <summary>The partition's checkpoint when the owner answered: a control message at or below it has been applied.</summary>
+    [JsonPropertyName("checkpoint")] public ulong Checkpoint { get; init; }
 
     /// <summary>The kept steps, oldest first.</summary>
     [JsonPropertyName("history")] public List<HistoryStep> History { get; init; } = [];
@@ -159,9 +178,9 @@ internal static class InstanceQueries
     }
 
     /// <summary>The instance with its state, timers, kept history and pending commands; null when the store has no such instance.</summary>
-    public static (InstanceSummary Summary, SagaInstanceRecord Record, List<HistoryStep> History, List<PendingCommand> Outbox)? Show(LmdbStore store, PartitionId partition, InstanceId instance)
+    public static (InstanceSummary Summary, SagaInstanceRecord Record, List<HistoryStep> History, List<PendingCommand> Outbox, List<HeldSummary> Held)? Show(LmdbStore store, PartitionId partition, InstanceId instance)
     {
-        return store.Read<(InstanceSummary, SagaInstanceRecord, List<HistoryStep>, List<PendingCommand>)?>(reader =>
+        return store.Read<(InstanceSummary, SagaInstanceRecord, List<HistoryStep>, List<PendingCommand>, List<HeldSummary>)?>(reader =>
         {
             var raw = reader.Get(KeySpace.Saga, StoreKeys.Instance(partition, instance));
             if (raw is null || JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord) is not { } record)
@@ -187,8 +206,41 @@ internal static class InstanceQueries
                     outbox.Add(new PendingCommand { CommandId = command.CommandId, Effect = command.Effect, CausationId = command.CausationId, CreatedAt = command.CreatedAt });
                 }
             });
-            return (Summary(partition, instance, record), record, history, outbox);
+            var held = new List<HeldSummary>();
+            reader.Visit(KeySpace.Held, StoreKeys.HistoryPrefix(partition, instance), (_, value) =>
+            {
+                if (JsonSerializer.Deserialize(value, CoreJsonContext.Default.HeldMessage) is { } message)
+                {
+                    held.Add(new HeldSummary
+                    {
+                        InboxSequence = message.InboxSequence,
+                        Subject = message.Subject,
+                        EventId = EventIdOf(message),
+                        Type = message.Headers.GetValueOrDefault("ce-type"),
+                        Bytes = message.Data.Length,
+                    });
+                }
+            });
+            return (Summary(partition, instance, record), record, history, outbox, held);
         });
+    }
+
+    /// <summary>The event id of a held message, read from its body (structured CloudEvents) or its ce-id header; null when neither says.</summary>
+    private static string? EventIdOf(HeldMessage message)
+    {
+        if (message.Headers.TryGetValue("ce-id", out var id))
+        {
+            return id;
+        }
+        try
+        {
+            using var doc = JsonDocument.Parse(message.Data);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("id", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private static InstanceSummary Summary(PartitionId partition, InstanceId id, SagaInstanceRecord record) => new()

@@ -14,12 +14,12 @@ namespace Runner.Sagas.Instances;
 /// partition has answered), a show request only by the owner of the instance's partition.
 /// Answers are reads of the local store, never changes.
 /// </summary>
-/// <param name="owned">The partitions this replica runs now, with the epoch it holds each at.</param>
+/// <param name="owned">The partitions this replica runs now, with the epoch it holds each at and its checkpoint.</param>
 internal sealed class InstanceQueryService(
     INatsConnection nats,
     LmdbStore store,
     SagaRuntimeOptions options,
-    Func<IReadOnlyList<(PartitionId Partition, long Epoch)>> owned,
+    Func<IReadOnlyList<(PartitionId Partition, long Epoch, ulong Checkpoint)>> owned,
     ILogger logger)
 {
     public static string ListSubject(SagaRuntimeOptions options) => $"{options.ConsumerPrefix}.admin.instances.list";
@@ -103,8 +103,11 @@ internal sealed class InstanceQueryService(
                 Timers = f.Record.Timers,
                 Outbox = f.Outbox,
                 History = f.History,
+                Parked = f.Record.Parked,
+                Held = f.Held,
+                Checkpoint = held.Checkpoint,
             }
-            : new InstanceShowReply { Worker = options.WorkerId, Partition = partition.Value, Epoch = held.Epoch, Found = false },
+            : new InstanceShowReply { Worker = options.WorkerId, Partition = partition.Value, Epoch = held.Epoch, Found = false, Checkpoint = held.Checkpoint },
             InstanceJsonContext.Default.InstanceShowReply);
     }
 

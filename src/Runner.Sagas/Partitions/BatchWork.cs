@@ -6,6 +6,21 @@ using Runner.Storage;
 
 namespace Runner.Sagas.Partitions;
 
+/// <summary>
+/// An inbox message as the worker runs it: just read from the partition's consumer
+/// (<see cref="Msg"/> set), or held for a parked instance and run again on resume (no message).
+/// </summary>
+internal sealed record InboxItem(Dictionary<string, string> Headers, byte[] Data, ulong Sequence, long InboxMs, string Subject, INatsJSMsg<byte[]>? Msg)
+{
+    public static InboxItem From(INatsJSMsg<byte[]> msg, ulong sequence) =>
+        new(Messaging.NatsMessages.Headers(msg.Headers), msg.Data ?? [], sequence, PartitionWorker.InboxTimeMs(msg), msg.Subject, msg);
+
+    public static InboxItem From(HeldMessage held) =>
+        new(new Dictionary<string, string>(held.Headers, StringComparer.OrdinalIgnoreCase), held.Data, held.InboxSequence, held.InboxMs, held.Subject, null);
+
+    public HeldMessage ToHeld() => new() { InboxSequence = Sequence, InboxMs = InboxMs, Subject = Subject, Headers = Headers, Data = Data };
+}
+
 /// <summary>Everything one inbox batch produces before it commits.</summary>
 internal sealed class BatchWork(PartitionId partition)
 {
@@ -23,6 +38,12 @@ internal sealed class BatchWork(PartitionId partition)
     public List<INatsJSMsg<byte[]>> Terminated { get; } = [];
 
     public List<TransitionNotice> Notices { get; } = [];
+
+    /// <summary>
+    /// For each instance this batch parked, held for or resumed: every message it holds now, in
+    /// inbox order, whether committed before or added by this batch.
+    /// </summary>
+    public Dictionary<InstanceId, List<InboxItem>> Held { get; } = [];
 
     /// <summary>A transition of the batch set a timer: the scheduler is woken after the commit.</summary>
     public bool Scheduled { get; set; }

@@ -22,23 +22,40 @@ internal sealed partial class PartitionWorker
 
     private void Process(INatsJSMsg<byte[]> msg, ulong sequence, ManifestSet manifests, BatchWork work)
     {
-        var headers = NatsMessages.Headers(msg.Headers);
+        var item = InboxItem.From(msg, sequence);
+        if (item.Headers.TryGetValue(EventHeaders.Control, out var action))
+        {
+            Control(item, action, manifests, work);
+            return;
+        }
+        Process(item, manifests, work);
+    }
+
+    /// <summary>
+    /// Runs one inbox message through its saga. <paramref name="fromHold"/>: a message held for a
+    /// parked instance, run again on resume (its first run already counted it as seen in this
+    /// batch); <paramref name="compensate"/>: run <c>compensate</c> whatever the message (cancel).
+    /// </summary>
+    private void Process(InboxItem item, ManifestSet manifests, BatchWork work, bool fromHold = false, bool compensate = false)
+    {
+        var headers = item.Headers;
+        var sequence = item.Sequence;
         var sagaName = headers.TryGetValue(EventHeaders.Saga, out var rawSaga) ? EventHeaders.Decode(rawSaga) : null;
         var key = headers.TryGetValue(EventHeaders.Key, out var rawKey) ? EventHeaders.Decode(rawKey) : null;
         if (sagaName is null || key is null || !TryOrigin(headers, out var origin))
         {
-            Quarantine(work, msg, QuarantineRecords.InvalidRouting, "inbox message lacks runner routing headers", sagaName, null, key);
+            Quarantine(work, item, QuarantineRecords.InvalidRouting, "inbox message lacks runner routing headers", sagaName, null, key);
             return;
         }
         var saga = manifests.Saga(sagaName);
         if (saga is null)
         {
-            Quarantine(work, msg, QuarantineRecords.UnknownSaga, $"saga '{sagaName}' is not in the loaded manifests ({manifests.Hash[..12]})", sagaName, null, key);
+            Quarantine(work, item, QuarantineRecords.UnknownSaga, $"saga '{sagaName}' is not in the loaded manifests ({manifests.Hash[..12]})", sagaName, null, key);
             return;
         }
-        if (!CloudEventDecoder.TryDecode(msg.Data ?? [], headers, origin, _options.MaxEventBytes, out var evt, out var decodeError))
+        if (!CloudEventDecoder.TryDecode(item.Data, headers, origin, _options.MaxEventBytes, out var evt, out var decodeError))
         {
-            Quarantine(work, msg, decodeError!.Code, decodeError.Message, sagaName, null, key);
+            Quarantine(work, item, decodeError!.Code, decodeError.Message, sagaName, null, key);
             return;
         }
 
@@ -52,13 +69,13 @@ internal sealed partial class PartitionWorker
         span?.SetTag("runner.event_id", evt.Id);
         if (Partitioner.PartitionOf(instance, _options.Partitions) != _partition)
         {
-            Quarantine(work, msg, QuarantineRecords.InvalidRouting, "instance does not belong to this partition (partition count changed?)", sagaName, evt.Tenant, key);
+            Quarantine(work, item, QuarantineRecords.InvalidRouting, "instance does not belong to this partition (partition count changed?)", sagaName, evt.Tenant, key);
             return;
         }
 
         var dedupeKey = StoreKeys.Dedupe(_partition, instance, evt.Id);
         var dedupeText = Convert.ToBase64String(dedupeKey);
-        if (work.SeenEvents.Contains(dedupeText))
+        if (!fromHold && work.SeenEvents.Contains(dedupeText))
         {
             return;
         }
@@ -69,7 +86,7 @@ internal sealed partial class PartitionWorker
         var instanceKey = StoreKeys.Instance(_partition, instance);
         var (marker, stored) = _store.Read(reader =>
             (reader.Get(KeySpace.Dedupe, dedupeKey), pending is null ? reader.Get(KeySpace.Saga, instanceKey) : null));
-        var inboxMs = InboxTimeMs(msg);
+        var inboxMs = item.InboxMs;
         if (marker is not null && Remembered(marker, inboxMs))
         {
             return;
@@ -89,6 +106,13 @@ internal sealed partial class PartitionWorker
             PutDedupe(work, dedupeKey, sequence, DedupeRecord.IgnoredCompleted, evt.TimeMs, inboxMs);
             return;
         }
+        if (current?.Parked is not null)
+        {
+            // Parked: this event waits, in order, for the operator (resume, skip or cancel).
+            Hold(work, instance, item);
+            SagasLog.Held(_logger, evt.Tenant, sagaName, key, evt.Id, current.Parked.EventId);
+            return;
+        }
 
         // A timer fires into the script only while the instance still holds it at that due time;
         // a cancelled, replaced or already fired timer is recorded and dropped here, whatever raced.
@@ -97,7 +121,7 @@ internal sealed partial class PartitionWorker
         {
             if (!TimerEvents.TryReadData(evt.DataJson, out var data) || !string.Equals(data.Key, key, StringComparison.Ordinal))
             {
-                Quarantine(work, msg, QuarantineRecords.InvalidTimer, "timer event without a valid data.key (this instance's), data.name and data.due_ms", sagaName, evt.Tenant, key);
+                Quarantine(work, item, QuarantineRecords.InvalidTimer, "timer event without a valid data.key (this instance's), data.name and data.due_ms", sagaName, evt.Tenant, key);
                 return;
             }
             long? live = current?.Timers is { } timers && timers.TryGetValue(data.Name, out var liveDue) ? liveDue : null;
@@ -111,7 +135,7 @@ internal sealed partial class PartitionWorker
             timer = data;
         }
 
-        var compensate = timer is { } fired ? fired.Deadline : IsFailureResult(evt, origin);
+        compensate |= timer is { } fired ? fired.Deadline : IsFailureResult(evt, origin);
         var handler = saga.Script.HasCompensate && compensate ? ScriptHandler.Compensate : ScriptHandler.OnEvent;
         var eventJson = ScriptEventJson(evt, origin);
         var input = new ScriptInput(
@@ -129,14 +153,14 @@ internal sealed partial class PartitionWorker
         if (!result.Succeeded)
         {
             Tracing.Fail(span, result.Failure!.Code);
-            Quarantine(work, msg, result.Failure!.Code, result.Failure.Message, sagaName, evt.Tenant, key);
+            Park(work, instance, current, item, evt, manifests, result.Failure!.Code, result.Failure.Message);
             return;
         }
         // A command no effect manifest declares could never be executed: refuse the whole transition.
         if (result.Output!.Commands.FirstOrDefault(c => manifests.Effect(c.Effect) is null) is { } unknown)
         {
-            Quarantine(work, msg, QuarantineRecords.UnknownEffect,
-                $"the transition commands effect '{unknown.Effect}', which no loaded effect manifest declares ({manifests.Hash[..12]})", sagaName, evt.Tenant, key);
+            Park(work, instance, current, item, evt, manifests, QuarantineRecords.UnknownEffect,
+                $"the transition commands effect '{unknown.Effect}', which no loaded effect manifest declares ({manifests.Hash[..12]})");
             return;
         }
         var step = new StepInput(origin, eventJson, handler == ScriptHandler.Compensate, timer?.Name);
@@ -320,6 +344,18 @@ internal sealed partial class PartitionWorker
         var origin = NatsMessages.Origin(msg);
         SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, key);
         work.Terminated.Add(msg);
+    }
+
+    /// <summary>Quarantines a message just read (and terminates it), or one held for a parked instance that cannot run any more.</summary>
+    private void Quarantine(BatchWork work, InboxItem item, string reason, string detail, string? saga, string? tenant, string? key)
+    {
+        if (item.Msg is { } msg)
+        {
+            Quarantine(work, msg, reason, detail, saga, tenant, key);
+            return;
+        }
+        QuarantineRecords.AddHeld(work.Batch, item.ToHeld(), _options.JetStream.Streams.Inbox, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition);
+        SagasLog.Quarantined(_logger, _options.JetStream.Streams.Inbox, item.Sequence, item.Subject, Stage, reason, detail, tenant, saga, key);
     }
 
     /// <summary>A failed effect result: <c>workflow.evt.{tenant}.{effect}.failed</c>.</summary>

@@ -24,6 +24,7 @@ internal static class QuarantineRecords
     public const string UnknownEffect = "unknown_effect";
     public const string InvalidTimer = "invalid_timer";
     public const string TimerRejected = "timer_rejected";
+    public const string InvalidControl = "invalid_control";
 
     private static readonly UTF8Encoding s_strict = new(false, true);
 
@@ -67,6 +68,49 @@ internal static class QuarantineRecords
         };
         var keyBytes = StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), origin.Stream, origin.Sequence, saga);
         batch.Put(KeySpace.Quarantine, keyBytes, JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
+        Count(stage, reason);
+    }
+
+    /// <summary>A message held for a parked instance that failed again on resume: the same record, from the held copy.</summary>
+    public static void AddHeld(
+        WriteBatch batch,
+        HeldMessage held,
+        string inboxStream,
+        string stage,
+        string reason,
+        string detail,
+        int maxPayloadBytes,
+        TimeProvider time,
+        string? saga,
+        string? tenant,
+        string? key,
+        PartitionId partition)
+    {
+        var kept = held.Data.AsSpan(0, Math.Min(held.Data.Length, maxPayloadBytes));
+        var (text, encoding) = PayloadText(kept);
+        var now = time.GetUtcNow();
+        var record = new QuarantineRecord
+        {
+            Reason = reason,
+            Detail = detail,
+            Stage = stage,
+            Saga = saga,
+            Tenant = tenant,
+            Key = key,
+            Partition = partition.Value,
+            Stream = inboxStream,
+            Sequence = held.InboxSequence,
+            Subject = held.Subject,
+            Headers = held.Headers,
+            Payload = text,
+            PayloadEncoding = encoding,
+            PayloadBytes = held.Data.Length,
+            PayloadTruncated = kept.Length < held.Data.Length,
+            Deliveries = 0,
+            Time = CloudEventEncoder.FormatTime(now),
+        };
+        batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), inboxStream, held.InboxSequence, saga),
+            JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
         Count(stage, reason);
     }
 

@@ -13,7 +13,7 @@ internal sealed record SnapshotImage(PartitionId Partition, ulong Sequence, long
 
 /// <summary>
 /// A partition snapshot: every record of the partition — instances, outbox, schedules, dedupe
-/// markers, instance history and its checkpoint — read in one LMDB read transaction (a consistent view) and written
+/// markers, instance history, messages held for parked instances and its checkpoint — read in one LMDB read transaction (a consistent view) and written
 /// as one Brotli-compressed image:
 /// <c>RSNAP1 | brotli( header | entries | end | count )</c>, where the header holds the partition,
 /// the inbox sequence covered and the epoch, each entry is <c>space, key, value</c> with
@@ -24,7 +24,7 @@ internal static class SnapshotCodec
     private static readonly byte[] s_magic = "RSNAP1"u8.ToArray();
 
     /// <summary>The keyspaces a snapshot holds: every one whose keys start with the partition.</summary>
-    public static readonly KeySpace[] Spaces = [KeySpace.Saga, KeySpace.Outbox, KeySpace.Schedule, KeySpace.Dedupe, KeySpace.History, KeySpace.Checkpoint];
+    public static readonly KeySpace[] Spaces = [KeySpace.Saga, KeySpace.Outbox, KeySpace.Schedule, KeySpace.Dedupe, KeySpace.History, KeySpace.Held, KeySpace.Checkpoint];
 
     private const byte End = 0xFF;
 
