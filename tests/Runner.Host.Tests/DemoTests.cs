@@ -41,7 +41,7 @@ public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServer
         Assert.Contains("workflow.evt.acme.slice.launch.failed: slice_failed", output, StringComparison.Ordinal);
         Assert.Contains("announce pipeline.acme.orders-daily.run.completed", output, StringComparison.Ordinal);
         Assert.Contains("totals: 100,000 records in", output, StringComparison.Ordinal);
-        Assert.Contains("5 slice launches", output, StringComparison.Ordinal);
+        Assert.True(output.Contains("5 slice launches", StringComparison.Ordinal), output);
         var partitions = output.Split('\n').Where(l => l.TrimStart().StartsWith('p') && l.Contains(": succeeded after", StringComparison.Ordinal)).ToList();
         Assert.Equal(4, partitions.Count);
         Assert.Single(partitions, p => p.Contains("p3: succeeded after 2 attempt(s)", StringComparison.Ordinal));

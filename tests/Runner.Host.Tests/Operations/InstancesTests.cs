@@ -90,5 +90,76 @@ public sealed class InstancesTests(NatsServerFixture nats) : IClassFixture<NatsS
             Assert.Equal(2, await command.WaitForExitAsync(ct));
             Assert.Contains("status must be one of", command.Output, StringComparison.Ordinal);
         }
+    
+    private const string FragileManifest = """
+        kind: saga
+        name: fragile
+        script: fragile.js
+        triggers:
+          - { stream: AGGREGATE_EVENTS, subject: "aggregate.*.fragile.*.added", correlation: "subject[3]" }
+        """;
+
+    private const string FragileScript = """
+        'use strict';
+        function on_event(state, event, ctx) {
+          state = state || { order: [] };
+          if (event.data.n === 13) { throw new Error('unlucky'); }
+          return { state: { order: state.order.concat([event.data.n]) } };
+        }
+        """;
+
+    [Fact]
+    public async Task A_parked_instance_is_listed_shown_and_skipped_or_resumed_from_http_and_the_cli()
+    {
+        await using var scope = await OpsScope.StartAsync(nats);
+        var ct = scope.Token;
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct,
+            extraManifests: new Dictionary<string, string> { ["fragile.yaml"] = FragileManifest, ["fragile.js"] = FragileScript });
+        foreach (var n in new[] { 1, 13, 3 })
+        {
+            var evt = new JsonObject { ["specversion"] = "1.0", ["id"] = $"f-{n}", ["source"] = "ops-test", ["type"] = "added", ["data"] = new JsonObject { ["n"] = n } };
+            (await scope.Js.PublishAsync("aggregate.acme.fragile.f1.added", System.Text.Encoding.UTF8.GetBytes(evt.ToJsonString()), cancellationToken: ct)).EnsureSuccess();
+        }
+        JsonNode? shown = null;
+        await node.WaitUntilAsync(async () =>
+        {
+            shown = (await node.GetAsync("admin/instances/fragile/f1", ct, RunnerNode.Token)).Body;
+            return shown?["held"]?.AsArray().Count == 2;
+        }, "f1 parked with 13 and 3 held", ct);
+        Assert.Equal("parked", shown!["summary"]!["status"]!.GetValue<string>());
+        Assert.Equal("f-13", shown["parked"]!["event_id"]!.GetValue<string>());
+        Assert.Equal("script_error", shown["parked"]!["reason"]!.GetValue<string>());
+        Assert.Equal(["f-13", "f-3"], shown["held"]!.AsArray().Select(h => h!["event_id"]!.GetValue<string>()));
+        var parkedList = (await node.GetAsync("admin/instances?status=parked", ct, RunnerNode.Token)).Body!;
+        Assert.Equal("f1", Assert.Single(parkedList["instances"]!.AsArray())!["key"]!.GetValue<string>());
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await node.PostAsync("admin/instances/fragile/f1/resume", ct, token: null)).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await node.PostAsync("admin/instances/fragile/f1/explode", ct)).Status);
+        // Resume without a fix: parked again on the same event, the rest still held.
+        var again = await node.PostAsync("admin/instances/fragile/f1/resume", ct);
+        Assert.Equal(HttpStatusCode.Conflict, again.Status);
+        Assert.Contains("still parked", again.Body!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(2, again.Body["instance"]!["held"]!.AsArray().Count);
+
+        // Skip from the CLI: 13 is dropped, 3 applies.
+        var cli = new Dictionary<string, string>(node.Environment) { ["RUNNER_DATA_DIR"] = node.Dir.File("cli-data") };
+        using (var command = RunnerProcess.Start(["instances", "skip", "fragile", "f1"], cli))
+        {
+            Assert.Equal(0, await command.WaitForExitAsync(ct));
+            Assert.Contains("skip of acme/fragile/f1 applied", command.Output, StringComparison.Ordinal);
+            Assert.Contains("now running, version 2", command.Output, StringComparison.Ordinal);
+        }
+        var after = (await node.GetAsync("admin/instances/fragile/f1", ct, RunnerNode.Token)).Body!;
+        Assert.Equal([1, 3], after["state"]!["order"]!.AsArray().Select(n => n!.GetValue<int>()));
+        Assert.Empty(after["held"]!.AsArray());
+        var notParked = await node.PostAsync("admin/instances/fragile/f1/resume", ct);
+        Assert.Equal(HttpStatusCode.Conflict, notParked.Status);
+        Assert.Contains("not parked", notParked.Body!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        using (var command = RunnerProcess.Start(["instances", "resume", "fragile", "f1"], cli))
+        {
+            Assert.Equal(1, await command.WaitForExitAsync(ct));
+            Assert.Contains("not parked", command.Output, StringComparison.Ordinal);
+        }
     }
+}
 }
