@@ -9,6 +9,8 @@ internal static class Program
           serve                      run the service (settings from RUNNER_* and RUNNER_CONFIG)
           validate DIR               validate the manifests and scripts under DIR
           quarantine list [--limit N] print quarantined messages (JSON lines) from RUNNER_DATA_DIR
+          quarantine show|requeue|discard [--id ID | FILTER] [--dry-run]
+                                     every process's quarantine over NATS; requeue puts a message back where it failed
           instances list [--saga S] [--tenant T] [--key K] [--status running|parked|done] [--older-than DUR] [--newer-than DUR] [--limit N] [--json]
                                      list saga instances, each partition answered by its owner
           instances show SAGA KEY [--tenant T] [--json]
@@ -33,6 +35,7 @@ internal static class Program
             ["serve", ..] => await ServeCommand.RunAsync(args[1..], stop.Token),
             ["validate", var dir] => ValidateCommand.Run(dir),
             ["quarantine", "list", .. var rest] => QuarantineCommand.List(rest),
+            ["quarantine", "show" or "requeue" or "discard", .. var rest] => await QuarantineCommand.RemoteAsync(args[1], rest, stop.Token),
             ["instances", .. var rest] => await InstancesCommand.RunAsync(rest, stop.Token),
             ["partitions", .. var rest] => await PartitionsCommand.RunAsync(rest, stop.Token),
             ["demo", ..] => await DemoCommand.RunAsync(stop.Token),

@@ -182,4 +182,19 @@ internal sealed record QuarantineRecord
     [JsonPropertyName("payload_truncated")] public bool PayloadTruncated { get; init; }
     [JsonPropertyName("deliveries")] public ulong Deliveries { get; init; }
     [JsonPropertyName("time")] public required string Time { get; init; }
+
+    /// <summary>The message's instance was parked on it: it waits with the instance, and is resumed there, not requeued.</summary>
+    [JsonPropertyName("parked")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool Parked { get; init; }
+
+    /// <summary>Each time an operator put the message back, the copy it became.</summary>
+    [JsonPropertyName("requeued")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public List<RequeueRecord>? Requeued { get; init; }
+}
+
+/// <summary>A requeued copy of a quarantined message: its new message id and where it was stored.</summary>
+internal sealed record RequeueRecord
+{
+    [JsonPropertyName("msg_id")] public required string MsgId { get; init; }
+    [JsonPropertyName("stream")] public required string Stream { get; init; }
+    [JsonPropertyName("seq")] public ulong Sequence { get; init; }
+    [JsonPropertyName("at")] public required string At { get; init; }
 }

@@ -16,6 +16,10 @@ internal static class InstanceEndpoints
 {
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(3);
 
+    /// <summary>Every query value, repeated names kept (several <c>id</c>s).</summary>
+    private static IEnumerable<KeyValuePair<string, string>> Pairs(HttpRequest request) =>
+        request.Query.SelectMany(q => q.Value.Select(v => KeyValuePair.Create(q.Key, v ?? "")));
+
     public static void Map(RouteGroupBuilder admin, RunnerControl control, TimeProvider time)
     {
         admin.MapGet("/instances", async (HttpRequest request, CancellationToken ct) =>
@@ -47,6 +51,37 @@ internal static class InstanceEndpoints
                 1 => Results.Json(replies[0], InstanceJsonContext.Default.InstanceShowReply),
                 _ => Results.Json(new { error = $"{replies.Count} tenants have an instance {saga}/{key}: add ?tenant=", tenants = replies.Select(r => r.Summary!.Tenant) }, statusCode: 409),
             };
+        });
+        admin.MapGet("/quarantine", async (HttpRequest request, CancellationToken ct) =>
+        {
+            var components = control.Components!;
+            var (filter, _, error) = QuarantineRequests.Filter(Pairs(request), time.GetUtcNow());
+            if (filter is null)
+            {
+                return Results.Json(new { error }, statusCode: 400);
+            }
+            var (entries, truncated) = await Sagas.Quarantine.QuarantineClient.ListAsync(components.Nats, components.Settings.SagaOptions().ConsumerPrefix, filter, ct);
+            return Results.Json(new { entries, truncated });
+        });
+        admin.MapPost("/quarantine/{action}", async (string action, HttpRequest request, CancellationToken ct) =>
+        {
+            if (action is not (Sagas.Quarantine.QuarantineService.Requeue or Sagas.Quarantine.QuarantineService.Discard))
+            {
+                return Results.Json(new { error = $"unknown action '{action}': requeue or discard" }, statusCode: 404);
+            }
+            var components = control.Components!;
+            var dryRun = request.Query.TryGetValue("dry_run", out var flag) && bool.TryParse(flag.ToString(), out var d) && d;
+            var (filter, all, error) = QuarantineRequests.Filter(Pairs(request).Where(p => p.Key != "dry_run"), time.GetUtcNow());
+            if (filter is null)
+            {
+                return Results.Json(new { error }, statusCode: 400);
+            }
+            if (filter.SelectsEverything && !all)
+            {
+                return Results.Json(new { error = $"{action} needs id= or a filter; all=true to {action} every record" }, statusCode: 400);
+            }
+            var results = await Sagas.Quarantine.QuarantineClient.ActAsync(components.Nats, components.Settings.SagaOptions().ConsumerPrefix, action, filter, dryRun, ct);
+            return Results.Json(new { dry_run = dryRun, results });
         });
         admin.MapPost("/instances/{saga}/{key}/{action}", async (string saga, string key, string action, string? tenant, CancellationToken ct) =>
         {

@@ -8,6 +8,8 @@ using Runner.Effects.Providers.Slices;
 using Runner.Effects.Resilience;
 using Runner.Slices;
 using Runner.Host.Settings;
+using Runner.Messaging;
+using Runner.Sagas.Quarantine;
 using Runner.Sagas;
 using Runner.Sagas.Manifests;
 using Runner.Sagas.Partitions;
@@ -99,7 +101,9 @@ internal sealed class RunnerComponents : IAsyncDisposable
                     settings.EffectOptions(), settings.ClaimOptions(), loggers, time);
                 await effects.StartAsync(cancellationToken);
             }
-            return new RunnerComponents(settings, nats, store, manifests, sagas, effects, services) { Slices = slices };
+            var components = new RunnerComponents(settings, nats, store, manifests, sagas, effects, services) { Slices = slices };
+            components.StartQuarantineService(loggers, time);
+            return components;
         }
         catch
         {
@@ -193,8 +197,27 @@ internal sealed class RunnerComponents : IAsyncDisposable
         }
     }
 
+    private CancellationTokenSource? _quarantineStop;
+    private Task? _quarantineService;
+
+    /// <summary>Every mode has a store with quarantine records: each process answers for its own (see <see cref="QuarantineService"/>).</summary>
+    private void StartQuarantineService(ILoggerFactory loggers, TimeProvider time)
+    {
+        var logger = loggers.CreateLogger<QuarantineService>();
+        var service = new QuarantineService(Nats, Store, Settings.SagaOptions().ConsumerPrefix, Settings.WorkerId, logger, time);
+        _quarantineStop = new CancellationTokenSource();
+        _quarantineService = Supervisor.Run("quarantine service", service.RunAsync, logger, time, _quarantineStop.Token);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (_quarantineStop is not null)
+        {
+            await _quarantineStop.CancelAsync();
+            await _quarantineService!;
+            _quarantineStop.Dispose();
+            _quarantineStop = null;
+        }
         if (Effects is not null)
         {
             await Effects.StopAsync(EffectGrace);

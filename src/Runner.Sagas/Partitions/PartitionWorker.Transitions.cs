@@ -338,23 +338,23 @@ internal sealed partial class PartitionWorker
             || inboxMs - record.CommittedAtMs < (long)_options.DedupeRetention.TotalMilliseconds;
     }
 
-    private void Quarantine(BatchWork work, INatsJSMsg<byte[]> msg, string reason, string detail, string? saga, string? tenant, string? key)
+    private void Quarantine(BatchWork work, INatsJSMsg<byte[]> msg, string reason, string detail, string? saga, string? tenant, string? key, bool parked = false)
     {
-        QuarantineRecords.Add(work.Batch, msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition);
+        QuarantineRecords.Add(work.Batch, msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked);
         var origin = NatsMessages.Origin(msg);
         SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, key);
         work.Terminated.Add(msg);
     }
 
     /// <summary>Quarantines a message just read (and terminates it), or one held for a parked instance that cannot run any more.</summary>
-    private void Quarantine(BatchWork work, InboxItem item, string reason, string detail, string? saga, string? tenant, string? key)
+    private void Quarantine(BatchWork work, InboxItem item, string reason, string detail, string? saga, string? tenant, string? key, bool parked = false)
     {
         if (item.Msg is { } msg)
         {
-            Quarantine(work, msg, reason, detail, saga, tenant, key);
+            Quarantine(work, msg, reason, detail, saga, tenant, key, parked);
             return;
         }
-        QuarantineRecords.AddHeld(work.Batch, item.ToHeld(), _options.JetStream.Streams.Inbox, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition);
+        QuarantineRecords.AddHeld(work.Batch, item.ToHeld(), _options.JetStream.Streams.Inbox, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked);
         SagasLog.Quarantined(_logger, _options.JetStream.Streams.Inbox, item.Sequence, item.Subject, Stage, reason, detail, tenant, saga, key);
     }
 

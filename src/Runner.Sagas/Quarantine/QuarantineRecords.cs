@@ -39,7 +39,8 @@ internal static class QuarantineRecords
         string? saga = null,
         string? tenant = null,
         string? key = null,
-        PartitionId? partition = null)
+        PartitionId? partition = null,
+        bool parked = false)
     {
         var origin = NatsMessages.Origin(msg);
         var payload = msg.Data ?? [];
@@ -65,6 +66,7 @@ internal static class QuarantineRecords
             PayloadTruncated = kept.Length < payload.Length,
             Deliveries = msg.Metadata?.NumDelivered ?? 0,
             Time = CloudEventEncoder.FormatTime(now),
+            Parked = parked,
         };
         var keyBytes = StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), origin.Stream, origin.Sequence, saga);
         batch.Put(KeySpace.Quarantine, keyBytes, JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
@@ -84,7 +86,8 @@ internal static class QuarantineRecords
         string? saga,
         string? tenant,
         string? key,
-        PartitionId partition)
+        PartitionId partition,
+        bool parked = false)
     {
         var kept = held.Data.AsSpan(0, Math.Min(held.Data.Length, maxPayloadBytes));
         var (text, encoding) = PayloadText(kept);
@@ -108,6 +111,7 @@ internal static class QuarantineRecords
             PayloadTruncated = kept.Length < held.Data.Length,
             Deliveries = 0,
             Time = CloudEventEncoder.FormatTime(now),
+            Parked = parked,
         };
         batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), inboxStream, held.InboxSequence, saga),
             JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using NATS.Client.JetStream;
 using Runner.Testing;
 using Xunit;
 
@@ -90,7 +91,8 @@ public sealed class InstancesTests(NatsServerFixture nats) : IClassFixture<NatsS
             Assert.Equal(2, await command.WaitForExitAsync(ct));
             Assert.Contains("status must be one of", command.Output, StringComparison.Ordinal);
         }
-    
+    }
+
     private const string FragileManifest = """
         kind: saga
         name: fragile
@@ -141,6 +143,15 @@ public sealed class InstancesTests(NatsServerFixture nats) : IClassFixture<NatsS
         Assert.Contains("still parked", again.Body!["message"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(2, again.Body["instance"]!["held"]!.AsArray().Count);
 
+        // Its quarantine record is not requeued: the event waits with the parked instance.
+        var requeue = await node.PostAsync("admin/quarantine/requeue?saga=fragile", ct);
+        Assert.Equal(HttpStatusCode.OK, requeue.Status);
+        // Two records: the first failure and the resume that failed again.
+        var refused = requeue.Body!["results"]!.AsArray();
+        Assert.Equal(2, refused.Count);
+        Assert.All(refused, r => Assert.Equal("refused", r!["outcome"]!.GetValue<string>()));
+        Assert.All(refused, r => Assert.Contains("parked on this event", r!["detail"]!.GetValue<string>(), StringComparison.Ordinal));
+
         // Skip from the CLI: 13 is dropped, 3 applies.
         var cli = new Dictionary<string, string>(node.Environment) { ["RUNNER_DATA_DIR"] = node.Dir.File("cli-data") };
         using (var command = RunnerProcess.Start(["instances", "skip", "fragile", "f1"], cli))
@@ -161,5 +172,4 @@ public sealed class InstancesTests(NatsServerFixture nats) : IClassFixture<NatsS
             Assert.Contains("not parked", command.Output, StringComparison.Ordinal);
         }
     }
-}
 }
