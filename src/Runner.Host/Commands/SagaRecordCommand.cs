@@ -1,6 +1,4 @@
-using System.Text.Json;
 using NATS.Client.Core;
-using Runner.Core.Transitions;
 using Runner.Host.Instances;
 using Runner.Sagas.Instances;
 using Runner.Sagas.Testing;
@@ -68,41 +66,22 @@ internal static class SagaRecordCommand
             return 1;
         }
 
-        var (from, steps) = Recordable(instance.History);
-        if (from is not null)
+        var recording = GoldenFileWriter.Record(saga, recordTenant, key, instance.History);
+        if (recording.From is { } from)
         {
             Console.Error.WriteLine($"runner: note: the kept history starts at version {from.Version} (older steps are gone): "
                 + "its state is the file's initial_state, and the steps after it are recorded");
         }
-        var text = GoldenFileWriter.Jsonl(saga, recordTenant, key, from?.State, steps);
         if (output is null)
         {
-            Console.Out.Write(text);
+            Console.Out.Write(recording.Jsonl);
         }
         else
         {
-            await File.WriteAllTextAsync(output, text, cancellationToken);
+            await File.WriteAllTextAsync(output, recording.Jsonl, cancellationToken);
         }
-        Console.Error.WriteLine($"runner: recorded {steps.Count} step(s) of {recordTenant}/{saga}/{key}{(output is null ? "" : " to " + output)}");
+        Console.Error.WriteLine($"runner: recorded {recording.Steps} step(s) of {recordTenant}/{saga}/{key}{(output is null ? "" : " to " + output)}");
         return 0;
-    }
-
-    /// <summary>
-    /// The kept steps a replay can start from: all of them when they go back to version 1; else
-    /// (history is bounded) the first step of the newest unbroken run, whose state the rest start
-    /// from, and the steps after it.
-    /// </summary>
-    private static (HistoryStep? From, List<HistoryStep> Steps) Recordable(List<HistoryStep> history)
-    {
-        var start = 0;
-        for (var i = 1; i < history.Count; i++)
-        {
-            if (history[i].Version != history[i - 1].Version + 1)
-            {
-                start = i;
-            }
-        }
-        return history[start].Version == 1 ? (null, history[start..]) : (history[start], history[(start + 1)..]);
     }
 
     private static bool TryFlags(string[] args, out string? tenant, out string? output)

@@ -14,6 +14,29 @@ namespace Runner.Sagas.Testing;
 /// </summary>
 internal static class GoldenFileWriter
 {
+    /// <summary>A recorded history: the file's text, the step whose state it starts from (null: version 1, a new instance), and how many steps it holds.</summary>
+    public sealed record Recording(string Jsonl, HistoryStep? From, int Steps);
+
+    /// <summary>
+    /// Records the kept steps (oldest first) a replay can start from: all of them when they go
+    /// back to version 1; else (history is bounded) the first step of the newest unbroken run,
+    /// whose state becomes the file's <c>initial_state</c>, and the steps after it.
+    /// </summary>
+    public static Recording Record(string saga, string tenant, string key, IReadOnlyList<HistoryStep> history)
+    {
+        var start = 0;
+        for (var i = 1; i < history.Count; i++)
+        {
+            if (history[i].Version != history[i - 1].Version + 1)
+            {
+                start = i;
+            }
+        }
+        var from = history.Count == 0 || history[start].Version == 1 ? null : history[start];
+        var steps = history.Skip(from is null ? start : start + 1).ToList();
+        return new Recording(Jsonl(saga, tenant, key, from?.State, steps), from, steps.Count);
+    }
+
     public static string Jsonl(string saga, string tenant, string key, JsonElement? initialState, IEnumerable<HistoryStep> steps)
     {
         var text = new StringBuilder();

@@ -211,6 +211,47 @@ public sealed class GoldenRunnerTests : IDisposable
             OutcomeComparer.Compare(recorded, actual));
     }
 
+    [Fact]
+    public void Recorded_history_replays_clean_and_bounded_history_starts_from_the_oldest_kept_state()
+    {
+        // History as the worker keeps it: each step's exact event and everything it did.
+        var history = Run("source.yaml", GoldenSaga.PassingYaml).Select((r, i) => new HistoryStep
+        {
+            Version = i + 1, EventId = r.Step.Event.Id, Type = r.Step.Event.Type, Time = "-", Stream = r.Step.Event.Origin.Stream,
+            ManifestHash = _manifests.Hash, Handler = "on_event", StateHash = "-", State = Json(r.Actual.StateJson!),
+            Commands = r.Actual.Commands!.Select(c => new HistoryCommand { Id = c.Id!, Effect = c.Effect, Pool = c.Pool, Payload = Json(c.PayloadJson) }).ToList(),
+            Schedules = r.Actual.Schedules!.Select(t => new HistoryTimer { Name = t.Name, DueMs = t.DueMs, Deadline = t.Deadline ?? false, Payload = Json(t.PayloadJson!) }).ToList(),
+            Cancel = r.Actual.Cancel!.ToList(),
+            Done = r.Actual.Done ?? false,
+            Event = Json(r.Step.Event.Json),
+        }).ToList();
+
+        var full = GoldenFileWriter.Record("orders", "acme", "o-1", history);
+        Assert.Null(full.From);
+        Assert.Equal(3, full.Steps);
+        var replayed = Run("full.jsonl", full.Jsonl);
+        Assert.Equal(3, replayed.Count);
+        Assert.All(replayed, r => Assert.True(r.Passed, string.Join('\n', r.Differences)));
+        // Everything was recorded, so everything is checked: ids and pools too.
+        Assert.Equal("payments", replayed[0].Step.Expect.Commands![0].Pool);
+        Assert.True(replayed[0].Step.Expect.Commands![0].CheckPool);
+        Assert.Equal(history[0].Commands[0].Id, replayed[0].Step.Expect.Commands![0].Id);
+
+        var bounded = GoldenFileWriter.Record("orders", "acme", "o-1", history[1..]);
+        Assert.Equal(2, bounded.From?.Version);
+        Assert.Equal(1, bounded.Steps);
+        var read = Read("bounded.jsonl", bounded.Jsonl);
+        Assert.True(JsonDiff.Equal(history[1].State.GetRawText(), read.File!.InitialStateJson!));
+        var step = Assert.Single(GoldenRunner.Run(read.File, _manifests, _manifests.Saga("orders")!));
+        Assert.True(step.Passed, string.Join('\n', step.Differences));
+        Assert.Equal("payment.charge.succeeded", step.Step.Event.Type);
+
+        // A gap (the limit was lowered) starts the recording after it.
+        var gap = GoldenFileWriter.Record("orders", "acme", "o-1", [history[0], history[2]]);
+        Assert.Equal(3, gap.From?.Version);
+        Assert.Equal(0, gap.Steps);
+    }
+
     private List<GoldenStepResult> Run(string name, string text)
     {
         var read = Read(name, text);
