@@ -8,14 +8,11 @@ namespace Runner.Sagas.Testing;
 
 internal static partial class GoldenFileReader
 {
-    /// <summary>Short-form events without a time are this many seconds after it, one per step: deterministic, and in order.</summary>
+    /// <summary>A short-form event without a time is at this instant plus its step's number in seconds: deterministic, and in order.</summary>
     public static readonly DateTimeOffset Epoch = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     private static readonly HashSet<string> s_stepFields = ["event", "handler", "expect", "description"];
     private static readonly HashSet<string> s_shortEventFields = ["type", "data", "id", "time", "subject", "ce_subject", "stream", "source", "headers", "seq"];
-    private static readonly HashSet<string> s_expectFields = ["state", "commands", "schedules", "cancel", "done", "error"];
-    private static readonly HashSet<string> s_commandFields = ["effect", "payload", "id", "pool"];
-    private static readonly HashSet<string> s_scheduleFields = ["name", "due_ms", "after_ms", "deadline", "payload"];
 
     /// <summary>What short-form events are filled in from.</summary>
     private sealed record StepContext(string Saga, string Tenant, string Key, StreamNames Streams);
@@ -30,7 +27,7 @@ internal static partial class GoldenFileReader
         var before = errors.Count;
         Unknown(step, s_stepFields, "step", at, errors);
         ScriptHandler? handler = null;
-        if (String(step, "handler", "step", at, errors) is { } name)
+        if (OptionalText(step, "handler", "step", at, errors) is { } name)
         {
             handler = name switch
             {
@@ -87,10 +84,13 @@ internal static partial class GoldenFileReader
                 errors.Add($"{at}: event: unknown field '{property.Name}' (a short event has {string.Join(", ", s_shortEventFields)}; a full script event has a 'tenant')");
             }
         }
-        var type = String(element, "type", "event", at, errors);
+        var type = OptionalText(element, "type", "event", at, errors);
         if (type is null)
         {
-            errors.Add($"{at}: event.type is required");
+            if (!element.TryGetProperty("type", out _))
+            {
+                errors.Add($"{at}: event.type is required");
+            }
             return null;
         }
         var time = Epoch.AddSeconds(number);
@@ -135,11 +135,11 @@ internal static partial class GoldenFileReader
         // The router sets tenant-id on every inbox message: a live event always has it.
         headers[EventHeaders.TenantId] = context.Tenant;
 
-        var id = String(element, "id", "event", at, errors) ?? "e-" + number.ToString(CultureInfo.InvariantCulture);
-        var stream = String(element, "stream", "event", at, errors) ?? (type == TimerEvents.Type ? context.Streams.WorkflowEvents : context.Streams.AggregateEvents);
-        var subject = String(element, "subject", "event", at, errors) ?? DefaultSubject(context, stream, type);
-        var source = String(element, "source", "event", at, errors) ?? "test";
-        var ceSubject = String(element, "ce_subject", "event", at, errors);
+        var id = OptionalText(element, "id", "event", at, errors) ?? "e-" + number.ToString(CultureInfo.InvariantCulture);
+        var stream = OptionalText(element, "stream", "event", at, errors) ?? (type == TimerEvents.Type ? context.Streams.WorkflowEvents : context.Streams.AggregateEvents);
+        var subject = OptionalText(element, "subject", "event", at, errors) ?? DefaultSubject(context, stream, type);
+        var source = OptionalText(element, "source", "event", at, errors) ?? "test";
+        var ceSubject = OptionalText(element, "ce_subject", "event", at, errors);
         var data = element.TryGetProperty("data", out var dataElement) ? dataElement.GetRawText() : "null";
         if (errors.Count > before)
         {
@@ -159,149 +159,5 @@ internal static partial class GoldenFileReader
         return string.Equals(stream, context.Streams.PipelineEvents, StringComparison.Ordinal)
             ? $"pipeline.{context.Tenant}.{context.Saga}.{type}"
             : $"aggregate.{context.Tenant}.{context.Saga}.{context.Key}.{type}";
-    }
-
-    private static StepOutcome? ReadExpect(JsonElement expect, long eventTimeMs, string at, List<string> errors)
-    {
-        if (expect.ValueKind != JsonValueKind.Object)
-        {
-            errors.Add($"{at}: 'expect' must be an object with any of {string.Join(", ", s_expectFields)}");
-            return null;
-        }
-        var before = errors.Count;
-        Unknown(expect, s_expectFields, "expect", at, errors);
-        if (expect.TryGetProperty("error", out var error))
-        {
-            if (error.ValueKind != JsonValueKind.String || error.GetString() is not { Length: > 0 } code)
-            {
-                errors.Add($"{at}: expect.error must be a quarantine reason code, e.g. script_error");
-                return null;
-            }
-            if (expect.EnumerateObject().Count() > 1)
-            {
-                errors.Add($"{at}: expect.error stands alone: a refused event changes nothing else");
-                return null;
-            }
-            return StepOutcome.Failed(code, string.Empty);
-        }
-        bool? done = null;
-        if (expect.TryGetProperty("done", out var doneElement))
-        {
-            if (doneElement.ValueKind is JsonValueKind.True or JsonValueKind.False)
-            {
-                done = doneElement.GetBoolean();
-            }
-            else
-            {
-                errors.Add($"{at}: expect.done must be true or false");
-            }
-        }
-        List<string>? cancel = null;
-        if (expect.TryGetProperty("cancel", out var cancelElement))
-        {
-            cancel = [];
-            if (cancelElement.ValueKind != JsonValueKind.Array)
-            {
-                errors.Add($"{at}: expect.cancel must be a list of timer names");
-            }
-            else
-            {
-                foreach (var item in cancelElement.EnumerateArray())
-                {
-                    if (item.ValueKind == JsonValueKind.String)
-                    {
-                        cancel.Add(item.GetString()!);
-                    }
-                    else
-                    {
-                        errors.Add($"{at}: expect.cancel must be a list of timer names");
-                    }
-                }
-            }
-        }
-        var outcome = new StepOutcome
-        {
-            StateJson = expect.TryGetProperty("state", out var state) ? state.GetRawText() : null,
-            Commands = expect.TryGetProperty("commands", out var commands) ? ReadCommands(commands, at, errors) : null,
-            Schedules = expect.TryGetProperty("schedules", out var schedules) ? ReadSchedules(schedules, eventTimeMs, at, errors) : null,
-            Cancel = cancel,
-            Done = done,
-        };
-        return errors.Count == before ? outcome : null;
-    }
-
-    private static List<OutcomeCommand> ReadCommands(JsonElement commands, string at, List<string> errors)
-    {
-        var result = new List<OutcomeCommand>();
-        if (commands.ValueKind != JsonValueKind.Array)
-        {
-            errors.Add($"{at}: expect.commands must be a list");
-            return result;
-        }
-        var index = 0;
-        foreach (var command in commands.EnumerateArray())
-        {
-            var where = $"expect.commands[{index++}]";
-            if (command.ValueKind != JsonValueKind.Object)
-            {
-                errors.Add($"{at}: {where} must be an object {{effect, payload, id?, pool?}}");
-                continue;
-            }
-            Unknown(command, s_commandFields, where, at, errors);
-            var effect = String(command, "effect", where, at, errors);
-            if (effect is null)
-            {
-                errors.Add($"{at}: {where}.effect is required");
-                continue;
-            }
-            var payload = command.TryGetProperty("payload", out var p) ? p.GetRawText() : "null";
-            var checkPool = command.TryGetProperty("pool", out _);
-            result.Add(new OutcomeCommand(effect, payload, String(command, "id", where, at, errors), String(command, "pool", where, at, errors), checkPool));
-        }
-        return result;
-    }
-
-    private static List<OutcomeTimer> ReadSchedules(JsonElement schedules, long eventTimeMs, string at, List<string> errors)
-    {
-        var result = new List<OutcomeTimer>();
-        if (schedules.ValueKind != JsonValueKind.Array)
-        {
-            errors.Add($"{at}: expect.schedules must be a list");
-            return result;
-        }
-        var index = 0;
-        foreach (var schedule in schedules.EnumerateArray())
-        {
-            var where = $"expect.schedules[{index++}]";
-            if (schedule.ValueKind != JsonValueKind.Object)
-            {
-                errors.Add($"{at}: {where} must be an object {{name, due_ms | after_ms, deadline?, payload?}}");
-                continue;
-            }
-            Unknown(schedule, s_scheduleFields, where, at, errors);
-            var name = String(schedule, "name", where, at, errors);
-            long? due = schedule.TryGetProperty("due_ms", out var d) && d.TryGetInt64(out var dueMs) && dueMs >= 0 ? dueMs : null;
-            long? after = schedule.TryGetProperty("after_ms", out var a) && a.TryGetInt64(out var afterMs) && afterMs >= 0 ? afterMs : null;
-            if (name is null || (due is null) == (after is null))
-            {
-                errors.Add($"{at}: {where} needs a name and exactly one of due_ms (Unix ms) or after_ms (after the event's time), non-negative integers");
-                continue;
-            }
-            bool? deadline = null;
-            if (schedule.TryGetProperty("deadline", out var flag))
-            {
-                if (flag.ValueKind is JsonValueKind.True or JsonValueKind.False)
-                {
-                    deadline = flag.GetBoolean();
-                }
-                else
-                {
-                    errors.Add($"{at}: {where}.deadline must be true or false");
-                }
-            }
-            var payload = schedule.TryGetProperty("payload", out var p) ? p.GetRawText() : null;
-            result.Add(new OutcomeTimer(name, due ?? eventTimeMs + after!.Value, deadline, payload));
-        }
-        return result;
     }
 }

@@ -156,14 +156,14 @@ internal static partial class GoldenFileReader
             }
         }
         var headerErrorsThatAllowSteps = errors.Count;
-        var saga = String(raw.Header, "saga", "header", At("saga"), errors);
+        var saga = OptionalText(raw.Header, "saga", "header", At("saga"), errors);
         if (saga is null && !raw.Header.TryGetProperty("saga", out _))
         {
             errors.Add($"{At("saga")}: header: 'saga' (the saga's name) is required");
         }
-        var manifests = String(raw.Header, "manifests", "header", At("manifests"), errors);
-        var tenant = String(raw.Header, "tenant", "header", At("tenant"), errors) ?? GoldenFile.DefaultTenant;
-        var key = String(raw.Header, "key", "header", At("key"), errors) ?? GoldenFile.DefaultKey;
+        var manifests = OptionalText(raw.Header, "manifests", "header", At("manifests"), errors);
+        var tenant = OptionalText(raw.Header, "tenant", "header", At("tenant"), errors) ?? GoldenFile.DefaultTenant;
+        var key = OptionalText(raw.Header, "key", "header", At("key"), errors) ?? GoldenFile.DefaultKey;
         if (!StoreKeys.IsValidComponent(tenant) || tenant.Contains('.', StringComparison.Ordinal) || SubjectPattern.Validate(tenant, allowWildcards: false) is not null)
         {
             errors.Add($"{At("tenant")}: header: tenant must be one subject token of at most 256 characters");
@@ -203,7 +203,7 @@ internal static partial class GoldenFileReader
     }
 
     /// <summary>An optional non-empty string field; null when absent (or wrong, with an error).</summary>
-    private static string? String(JsonElement obj, string name, string what, string at, List<string> errors)
+    private static string? OptionalText(JsonElement obj, string name, string what, string at, List<string> errors)
     {
         if (!obj.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
         {
