@@ -17,6 +17,10 @@ internal static class Program
                                      one instance: state, timers, pending commands and its history
           instances resume|skip|cancel SAGA KEY [--tenant T]
                                      run a parked instance's held events again / drop the failed one first / compensate it first
+          saga test PATH [--manifests DIR]
+                                     run golden files (a file, or a directory of *.yaml, *.yml, *.jsonl) offline; exit 1 on a difference
+          saga record SAGA KEY [--tenant T] [--out FILE]
+                                     write a live instance's kept history as a golden file (JSONL)
           partitions [--json]        print every partition's owner, epoch, lag and snapshot, and the live replicas
           demo                       run combined mode on RUNNER_MANIFESTS, publish the sample events and show sagas completing
           health [--ready]           ask the running service's /health (or /ready); exit 0 when it answers 200 (container health check)
@@ -37,6 +41,8 @@ internal static class Program
             ["quarantine", "list", .. var rest] => QuarantineCommand.List(rest),
             ["quarantine", "show" or "requeue" or "discard", .. var rest] => await QuarantineCommand.RemoteAsync(args[1], rest, stop.Token),
             ["instances", .. var rest] => await InstancesCommand.RunAsync(rest, stop.Token),
+            ["saga", "test", .. var rest] => SagaTestCommand.Run(rest),
+            ["saga", "record", .. var rest] => await SagaRecordCommand.RunAsync(rest, stop.Token),
             ["partitions", .. var rest] => await PartitionsCommand.RunAsync(rest, stop.Token),
             ["demo", ..] => await DemoCommand.RunAsync(stop.Token),
             ["health", .. var rest] => await HealthCommand.RunAsync(rest, stop.Token),

@@ -117,7 +117,8 @@ internal sealed partial class PartitionWorker
         // A timer fires into the script only while the instance still holds it at that due time;
         // a cancelled, replaced or already fired timer is recorded and dropped here, whatever raced.
         TimerData? timer = null;
-        if (IsTimerEvent(origin, evt.Tenant, sagaName))
+        var workflowEvents = _options.JetStream.Streams.WorkflowEvents;
+        if (IsTimerEvent(workflowEvents, origin, evt.Tenant, sagaName))
         {
             if (!TimerEvents.TryReadData(evt.DataJson, out var data) || !string.Equals(data.Key, key, StringComparison.Ordinal))
             {
@@ -135,8 +136,8 @@ internal sealed partial class PartitionWorker
             timer = data;
         }
 
-        compensate |= timer is { } fired ? fired.Deadline : IsFailureResult(evt, origin);
-        var handler = saga.Script.HasCompensate && compensate ? ScriptHandler.Compensate : ScriptHandler.OnEvent;
+        // An operator's cancel runs compensate on the event whatever it is; otherwise the worker's rule decides.
+        var handler = compensate && saga.Script.HasCompensate ? ScriptHandler.Compensate : HandlerFor(saga.Script, timer, IsFailureResult(workflowEvents, evt.Type, origin));
         var eventJson = ScriptEventJson(evt, origin);
         var input = new ScriptInput(
             current is null ? null : current.State.GetRawText(),
@@ -157,14 +158,13 @@ internal sealed partial class PartitionWorker
             return;
         }
         // A command no effect manifest declares could never be executed: refuse the whole transition.
-        if (result.Output!.Commands.FirstOrDefault(c => manifests.Effect(c.Effect) is null) is { } unknown)
+        if (UndeclaredEffect(result.Output!, manifests) is { } unknown)
         {
-            Park(work, instance, current, item, evt, manifests, QuarantineRecords.UnknownEffect,
-                $"the transition commands effect '{unknown.Effect}', which no loaded effect manifest declares ({manifests.Hash[..12]})");
+            Park(work, instance, current, item, evt, manifests, QuarantineRecords.UnknownEffect, unknown);
             return;
         }
         var step = new StepInput(origin, eventJson, handler == ScriptHandler.Compensate, timer?.Name);
-        Apply(work, instance, current, evt, sequence, inboxMs, result.Output, dedupeKey, manifests, step, Tracing.TraceParent(span, inboundTrace));
+        Apply(work, instance, current, evt, sequence, inboxMs, result.Output!, dedupeKey, manifests, step, Tracing.TraceParent(span, inboundTrace));
     }
 
     /// <summary>What a history step records of the input besides the event: where it came from, the script input, the handler, the timer.</summary>
@@ -257,13 +257,13 @@ internal sealed partial class PartitionWorker
         for (var i = 0; i < output.Commands.Count; i++)
         {
             var command = output.Commands[i];
-            var commandId = command.Id ?? CommandIds.Derive(instance.Tenant, instance.Saga, instance.Key, evt.Id, "$command." + i.ToString(CultureInfo.InvariantCulture)).Value;
+            var commandId = CommandIdOf(instance, evt.Id, command, i);
             var message = new CommandMessage
             {
                 CommandId = commandId,
                 Tenant = instance.Tenant.Value,
                 Effect = command.Effect,
-                Pool = command.Pool ?? manifests.DefaultPool(command.Effect),
+                Pool = PoolOf(command, manifests),
                 Saga = instance.Saga.Value,
                 CorrelationId = instance.Key.Value,
                 CausationId = evt.Id,
@@ -358,17 +358,6 @@ internal sealed partial class PartitionWorker
         SagasLog.Quarantined(_logger, _options.JetStream.Streams.Inbox, item.Sequence, item.Subject, Stage, reason, detail, tenant, saga, key);
     }
 
-    /// <summary>A failed effect result: <c>workflow.evt.{tenant}.{effect}.failed</c>.</summary>
-    private bool IsFailureResult(SagaEvent evt, MessageOrigin origin) =>
-        string.Equals(origin.Stream, _options.JetStream.Streams.WorkflowEvents, StringComparison.Ordinal)
-        && origin.Subject.EndsWith(".failed", StringComparison.Ordinal)
-        && evt.Type.Length > 0;
-
-    /// <summary>This saga's own timer: <c>workflow.evt.{tenant}.timer.{saga}</c> on WORKFLOW_EVENTS.</summary>
-    private bool IsTimerEvent(MessageOrigin origin, string tenant, string saga) =>
-        string.Equals(origin.Stream, _options.JetStream.Streams.WorkflowEvents, StringComparison.Ordinal)
-        && string.Equals(origin.Subject, Core.Subjects.Subjects.Timer(tenant, saga), StringComparison.Ordinal);
-
     private static bool TryOrigin(Dictionary<string, string> headers, out MessageOrigin origin)
     {
         origin = default;
@@ -383,37 +372,5 @@ internal sealed partial class PartitionWorker
         }
         origin = new MessageOrigin(EventHeaders.Decode(stream), seq, EventHeaders.Decode(subject), DateTimeOffset.FromUnixTimeMilliseconds(timeMs));
         return true;
-    }
-
-    /// <summary>The <c>event</c> argument: <c>{ id, type, source, subject, time, tenant, data, headers, stream, seq }</c>.</summary>
-    internal static string ScriptEventJson(SagaEvent evt, MessageOrigin origin)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256 + evt.DataJson.Length);
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("id", evt.Id);
-            writer.WriteString("type", evt.Type);
-            writer.WriteString("source", evt.Source);
-            writer.WriteString("subject", origin.Subject);
-            if (evt.CeSubject is not null)
-            {
-                writer.WriteString("ce_subject", evt.CeSubject);
-            }
-            writer.WriteString("time", CloudEventEncoder.FormatTime(evt.Time));
-            writer.WriteString("tenant", evt.Tenant);
-            writer.WritePropertyName("data");
-            writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
-            writer.WriteStartObject("headers");
-            foreach (var (name, value) in evt.Headers.OrderBy(h => h.Key, StringComparer.Ordinal))
-            {
-                writer.WriteString(name.ToLowerInvariant(), value);
-            }
-            writer.WriteEndObject();
-            writer.WriteString("stream", origin.Stream);
-            writer.WriteNumber("seq", origin.Sequence);
-            writer.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 }
