@@ -52,7 +52,7 @@ public sealed class ReplyRoutingTests(NatsServerFixture nats) : IClassFixture<Na
     }
 
     [Fact]
-    public async Task Command_for_an_undeclared_effect_is_quarantined_as_unknown_effect_and_nothing_of_it_commits()
+    public async Task Command_for_an_undeclared_effect_parks_the_instance_as_unknown_effect_and_nothing_of_it_commits()
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Timed(), o => o with { Partitions = 1 });
         using var cts = new CancellationTokenSource(s_wait);
@@ -61,15 +61,19 @@ public sealed class ReplyRoutingTests(NatsServerFixture nats) : IClassFixture<Na
         await h.PublishAsync("aggregate.acme.timed.u1.command", SagaHarness.CloudEvent("cmd-u1", "command", new { effect = "nope.never" }), cancellationToken: cts.Token);
         await h.PublishAsync("aggregate.acme.timed.u1.noop", SagaHarness.CloudEvent("noop-u1", "noop", new { }), cancellationToken: cts.Token);
 
-        await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "timed", "u1")?.Version == 2, s_wait, "the event after the bad one");
+        // The instance parks on the bad event; the one after it is held behind it.
+        await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Held) == 2, s_wait, "the bad event and the one after it held");
+        var parked = h.Instance("acme", "timed", "u1")!;
+        Assert.Equal((1L, "cmd-u1", "unknown_effect"), (parked.Version, parked.Parked!.EventId, parked.Parked.Reason));
         var record = Assert.Single(h.Quarantine());
         Assert.Equal("unknown_effect", record.Reason);
         Assert.Equal("saga", record.Stage);
         Assert.Equal("timed", record.Saga);
         Assert.Equal("u1", record.Key);
         Assert.Contains("'nope.never'", record.Detail, StringComparison.Ordinal);
-        Assert.Equal(["set", "noop"], Timers.SeenOf(h.Instance("acme", "timed", "u1")));
-        Assert.Equal(2, h.Count(KeySpace.Dedupe));
+        Assert.True(record.Parked);
+        Assert.Equal(["set"], Timers.SeenOf(h.Instance("acme", "timed", "u1")));
+        Assert.Equal(1, h.Count(KeySpace.Dedupe));
         Assert.Equal(1, h.Count(KeySpace.Schedule));
         Assert.Equal(0, h.Count(KeySpace.Outbox));
         Assert.Empty(await h.CommandsAsync(cts.Token));
