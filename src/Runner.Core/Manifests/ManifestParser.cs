@@ -10,7 +10,7 @@ namespace Runner.Core.Manifests;
 /// </summary>
 internal static partial class ManifestParser
 {
-    private static readonly HashSet<string> s_sagaFields = ["kind", "name", "description", "script", "triggers", "limits"];
+    private static readonly HashSet<string> s_sagaFields = ["kind", "name", "description", "script", "triggers", "limits", "version", "migrate"];
     private static readonly HashSet<string> s_triggerFields = ["stream", "subject", "correlation"];
     private static readonly HashSet<string> s_limitFields = ["timeout_ms", "max_statements", "memory_mb", "recursion", "max_array_size", "regex_timeout_ms", "max_output_bytes"];
 
@@ -108,9 +108,23 @@ internal static partial class ManifestParser
         }
 
         var limits = ParseLimits(Child(root, "limits"), file, errors);
+        var version = Scalar(root, "version");
+        if (Child(root, "version") is { } versionNode && string.IsNullOrWhiteSpace(version))
+        {
+            errors.Add(Error(file, versionNode, "saga: 'version' must be a non-empty scalar"));
+        }
+        var migrate = false;
+        if (Child(root, "migrate") is { } migrateNode && !bool.TryParse(Scalar(root, "migrate"), out migrate))
+        {
+            errors.Add(Error(file, migrateNode, "saga: 'migrate' must be true or false"));
+        }
+        if (migrate && string.IsNullOrWhiteSpace(version))
+        {
+            errors.Add(Error(file, Child(root, "migrate")!, "saga: 'migrate: true' needs a 'version' naming the change"));
+        }
         if (name is not null && script is not null)
         {
-            result.Sagas.Add(new SagaManifest(name, script, triggers, limits, file, Line(root)));
+            result.Sagas.Add(new SagaManifest(name, script, triggers, limits, file, Line(root)) { Version = version, Migrate = migrate });
         }
     }
 

@@ -90,9 +90,19 @@ internal static class OperationsEndpoints
             ? Results.Json(control.Status())
             : Results.Json(new { error = "not draining", state = control.State }, statusCode: 409));
         InstanceEndpoints.Map(admin, control, TimeProvider.System);
-        admin.MapPost("/reload", async (CancellationToken ct) =>
+        admin.MapPost("/reload", async (bool? force, CancellationToken ct) =>
         {
-            var outcome = await control.ReloadAsync(ct);
+            var outcome = await control.ReloadAsync(ct, force == true);
+            if (!outcome.Applied && outcome.Check is { } check)
+            {
+                return Results.Json(new
+                {
+                    applied = false,
+                    version = outcome.Version,
+                    error = "replaying live instances through the changed scripts diverges from what they did: declare the change in the manifest (version and migrate: true), or force the reload with ?force=true",
+                    check,
+                }, statusCode: 422);
+            }
             return outcome.Applied
                 ? Results.Json(outcome)
                 : Results.Json(new

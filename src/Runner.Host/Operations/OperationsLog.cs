@@ -23,6 +23,9 @@ internal static partial class OperationsLog
     [LoggerMessage(9105, LogLevel.Warning, "manifest reload refused, the running version {Version} stays: {Count} error(s)")]
     public static partial void ReloadRefused(ILogger logger, string version, int count);
 
+    [LoggerMessage(9130, LogLevel.Warning, "manifest reload {Candidate} refused, the running version {Version} stays: replaying live instances diverges for {Sagas} (saga:instances) and the manifests declare no migration")]
+    public static partial void ReloadDiverged(ILogger logger, string version, string candidate, string sagas);
+
     [LoggerMessage(9106, LogLevel.Warning, "admin request {Path} refused: {Reason}")]
     public static partial void AdminRefused(ILogger logger, string path, string reason);
 

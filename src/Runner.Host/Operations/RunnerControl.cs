@@ -15,6 +15,11 @@ internal sealed class RunnerControl(RunnerSettings settings, ILoggerFactory logg
 {
     private readonly ILogger _logger = loggers.CreateLogger<RunnerControl>();
     private readonly SemaphoreSlim _reloading = new(1, 1);
+
+    /// <summary>Live instances per changed saga a reload replays, and how long its check may take.</summary>
+    internal int ReloadCheckSample { get; init; } = 50;
+
+    internal TimeSpan ReloadCheckBudget { get; init; } = TimeSpan.FromSeconds(10);
     private readonly Lock _gate = new();
     private RunnerComponents? _components;
     private Drain? _drain;
@@ -188,7 +193,12 @@ internal sealed class RunnerControl(RunnerSettings settings, ILoggerFactory logg
     /// Re-reads and validates every manifest and script. A valid set is swapped in whole (the next
     /// batch uses it); an invalid one changes nothing and its errors are returned.
     /// </summary>
-    public async Task<ReloadOutcome> ReloadAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Validates the manifests on disk, checks every saga whose script changed against a sample of
+    /// its live instances (unless <paramref name="force"/>), and swaps them in. A change whose
+    /// replay diverges is refused unless its manifest declares it (<c>migrate: true</c>).
+    /// </summary>
+    public async Task<ReloadOutcome> ReloadAsync(CancellationToken cancellationToken, bool force = false)
     {
         await _reloading.WaitAsync(cancellationToken);
         try
@@ -202,12 +212,23 @@ internal sealed class RunnerControl(RunnerSettings settings, ILoggerFactory logg
                 return new ReloadOutcome(false, before.Hash, before.Hash, loaded.Errors, null, [], []);
             }
             var after = loaded.Set!;
+            Instances.SagaCheckReport? check = null;
+            var changed = Instances.SagaCheck.ChangedScripts(before, after);
+            if (changed.Count > 0 && !force)
+            {
+                check = await Instances.SagaCheck.RunAsync(components.Nats, settings.SagaOptions(), after, changed, ReloadCheckSample, ReloadCheckBudget, cancellationToken);
+                if (check.Refusing.Any())
+                {
+                    OperationsLog.ReloadDiverged(_logger, before.Hash[..12], after.Hash[..12], string.Join(",", check.Refusing.Select(r => $"{r.Saga}:{r.Diverged.Count}")));
+                    return new ReloadOutcome(false, before.Hash, before.Hash, [], null, [], []) { Check = check };
+                }
+            }
             var changes = ManifestChanges.Between(before, after);
             var (routers, workers) = await components.SwapAsync(after, cancellationToken);
             OperationsLog.Reloaded(_logger, before.Hash[..12], after.Hash[..12],
                 string.Join(",", changes.SagasAdded), string.Join(",", changes.SagasRemoved), string.Join(",", changes.SagasChanged),
                 string.Join(",", changes.EffectsAdded), string.Join(",", changes.EffectsRemoved), string.Join(",", changes.EffectsChanged));
-            return new ReloadOutcome(true, before.Hash, after.Hash, [], changes, routers, workers);
+            return new ReloadOutcome(true, before.Hash, after.Hash, [], changes, routers, workers) { Check = check };
         }
         finally
         {
@@ -225,4 +246,8 @@ internal sealed record ReloadOutcome(
     IReadOnlyList<ManifestError> Errors,
     ManifestChanges? Changes,
     IReadOnlyList<string> RoutersStarted,
-    IReadOnlyList<string> EffectWorkersStarted);
+    IReadOnlyList<string> EffectWorkersStarted)
+{
+    /// <summary>The replay of live instances through the changed scripts; null when no script changed or the reload was forced.</summary>
+    public Instances.SagaCheckReport? Check { get; init; }
+}

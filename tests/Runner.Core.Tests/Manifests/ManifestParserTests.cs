@@ -51,6 +51,18 @@ public sealed class ManifestParserTests
     }
 
     [Fact]
+    public void A_saga_declares_a_version_and_a_migration_and_a_migration_needs_a_version()
+    {
+        var declared = ManifestParser.Parse(ValidSaga + "\nversion: \"2024-07\"\nmigrate: true\n", File);
+        Assert.Empty(declared.Errors);
+        Assert.Equal(("2024-07", true), (declared.Sagas[0].Version, declared.Sagas[0].Migrate));
+        Assert.Equal((null, false), (ManifestParser.Parse(ValidSaga, File).Sagas[0].Version, ManifestParser.Parse(ValidSaga, File).Sagas[0].Migrate));
+
+        Assert.Contains("'migrate: true' needs a 'version'", Single(ManifestParser.Parse(ValidSaga + "\nmigrate: true\n", File)).Message, StringComparison.Ordinal);
+        Assert.Contains("'migrate' must be true or false", Single(ManifestParser.Parse(ValidSaga + "\nversion: 2\nmigrate: perhaps\n", File)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Saga_without_limits_gets_the_defaults()
     {
         var result = ManifestParser.Parse("""

@@ -1,0 +1,79 @@
+using System.Net;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Host.Tests.Operations;
+
+/// <summary>A new script version checked against live instances: <c>runner saga check</c> and <c>/admin/reload</c>, on a real runner.</summary>
+public sealed class SagaCheckTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    [Fact]
+    public async Task A_refactor_passes_a_changed_command_is_refused_unless_declared_or_forced()
+    {
+        await using var scope = await OpsScope.StartAsync(nats);
+        var ct = scope.Token;
+        // The work calls are held: the three instances stay live (running) through the test.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var arrived = scope.HoldWork(release.Task);
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct);
+        foreach (var n in new[] { 1, 2, 3 })
+        {
+            await RunnerNode.PublishCreatedAsync(scope.Js, $"c{n}", n, ct);
+        }
+        await arrived.WaitAsync(ct);
+        await node.WaitUntilAsync(async () => (await node.GetAsync("admin/instances?saga=op&status=running", ct, RunnerNode.Token)).Body?["instances"]?.AsArray().Count == 3,
+            "three running instances", ct);
+
+        var refactor = node.Dir.File("refactor");
+        var changed = node.Dir.File("changed");
+        foreach (var (dir, script) in new[] { (refactor, "// the same behaviour, written differently\n" + RunnerNode.Script("v1").Replace("'use strict';", "'use strict';\nconst unused = 1;", StringComparison.Ordinal)), (changed, RunnerNode.Script("v2")) })
+        {
+            Directory.CreateDirectory(dir);
+            foreach (var file in Directory.GetFiles(node.ManifestDir))
+            {
+                File.Copy(file, Path.Combine(dir, Path.GetFileName(file)));
+            }
+            await File.WriteAllTextAsync(Path.Combine(dir, "op.js"), script, ct);
+        }
+
+        var cli = new Dictionary<string, string>(node.Environment) { ["RUNNER_DATA_DIR"] = node.Dir.File("cli-data") };
+        using (var command = RunnerProcess.Start(["saga", "check", refactor, "--saga", "op"], cli))
+        {
+            Assert.Equal(0, await command.WaitForExitAsync(ct));
+            Assert.Contains("ok   op: 3 of 3 live instance(s) replayed, 3 step(s), 0 diverged", command.Output, StringComparison.Ordinal);
+        }
+        using (var command = RunnerProcess.Start(["saga", "check", changed], cli))
+        {
+            Assert.Equal(1, await command.WaitForExitAsync(ct));
+            Assert.Contains("DIVERGES op: 3 of 3 live instance(s) replayed, 3 step(s), 3 diverged", command.Output, StringComparison.Ordinal);
+            Assert.Contains("commands[0].payload.version: expected \"v1\", got \"v2\"", command.Output, StringComparison.Ordinal);
+        }
+
+        // The same on reload: the changed script is refused with the diff, and the running version stays.
+        var running = (await node.GetAsync("info", ct)).Body!["manifest"]!["version"]!.GetValue<string>();
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "op.js"), RunnerNode.Script("v2"), ct);
+        var refused = await node.PostAsync("admin/reload", ct);
+        Assert.Equal((HttpStatusCode)422, refused.Status);
+        Assert.False(refused.Body!["applied"]!.GetValue<bool>());
+        var diverged = refused.Body["check"]!["sagas"]![0]!["diverged"]!.AsArray();
+        Assert.Equal(3, diverged.Count);
+        Assert.Contains(diverged[0]!["differences"]!.AsArray(), d => d!.GetValue<string>().Contains("commands[0].payload.version", StringComparison.Ordinal));
+        Assert.Equal(running, (await node.GetAsync("info", ct)).Body!["manifest"]!["version"]!.GetValue<string>());
+
+        // Declared as a migration, the same change is applied (the check still reports it).
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "op.yaml"), RunnerNode.SagaManifest + "\nversion: \"2\"\nmigrate: true\n", ct);
+        var declared = await node.PostAsync("admin/reload", ct);
+        Assert.Equal(HttpStatusCode.OK, declared.Status);
+        Assert.True(declared.Body!["check"]!["sagas"]![0]!["migrate"]!.GetValue<bool>());
+        Assert.Equal(3, declared.Body["check"]!["sagas"]![0]!["diverged"]!.AsArray().Count);
+        Assert.NotEqual(running, (await node.GetAsync("info", ct)).Body!["manifest"]!["version"]!.GetValue<string>());
+
+        // Forced: no check at all.
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "op.yaml"), RunnerNode.SagaManifest, ct);
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "op.js"), RunnerNode.Script("v3"), ct);
+        Assert.Equal((HttpStatusCode)422, (await node.PostAsync("admin/reload", ct)).Status);
+        var forced = await node.PostAsync("admin/reload?force=true", ct);
+        Assert.Equal(HttpStatusCode.OK, forced.Status);
+        release.SetResult();
+    }
+}
