@@ -67,4 +67,7 @@ internal static partial class SagasLog
 
     [LoggerMessage(3021, LogLevel.Warning, "{Action} of {Tenant}/{Saga}/{Key} ignored: {Reason}")]
     public static partial void ControlIgnored(ILogger logger, string action, string tenant, string saga, string key, string reason);
+
+    [LoggerMessage(3022, LogLevel.Warning, "reset {Tenant}/{Saga}/{Key} from version {From} to {To}: {Steps} step(s) replayed with the current script, now at version {Version}")]
+    public static partial void ResetApplied(ILogger logger, string tenant, string saga, string key, long from, long to, int steps, long version);
 }

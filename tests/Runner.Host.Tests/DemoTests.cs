@@ -41,10 +41,17 @@ public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServer
         Assert.Contains("workflow.evt.acme.slice.launch.failed: slice_failed", output, StringComparison.Ordinal);
         Assert.Contains("announce pipeline.acme.orders-daily.run.completed", output, StringComparison.Ordinal);
         Assert.Contains("totals: 100,000 records in", output, StringComparison.Ordinal);
-        Assert.True(output.Contains("5 slice launches", StringComparison.Ordinal), output);
         var partitions = output.Split('\n').Where(l => l.TrimStart().StartsWith('p') && l.Contains(": succeeded after", StringComparison.Ordinal)).ToList();
-        Assert.Equal(4, partitions.Count);
-        Assert.Single(partitions, p => p.Contains("p3: succeeded after 2 attempt(s)", StringComparison.Ordinal));
+        Assert.True(partitions.Count == 4, output);
+        // p0–p2 succeed at once. p3 fails until its input is in place: the demo moves it there when
+        // it reads the first failure, and the saga retries 2 s after that failure, so a demo process
+        // slower than that to react (a loaded machine) sees p3 fail once more before it succeeds.
+        Assert.True(partitions.Count(p => p.Contains(": succeeded after 1 attempt(s)", StringComparison.Ordinal)) == 3, output);
+        var p3 = System.Text.RegularExpressions.Regex.Match(output, @"p3: succeeded after ([0-9]+) attempt\(s\)");
+        Assert.True(p3.Success, output);
+        var p3Attempts = int.Parse(p3.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(p3Attempts, 2, 3);
+        Assert.True(output.Contains($"{3 + p3Attempts} slice launches", StringComparison.Ordinal), output);
         long written = 0;
         foreach (var line in partitions)
         {

@@ -27,6 +27,11 @@ internal static class EventHeaders
     /// <summary>On an operator's control message in a partition's inbox: <c>resume</c>, <c>skip</c> or <c>cancel</c> (of a parked instance).</summary>
     public const string Control = "runner-control";
 
+    /// <summary>On a <c>reset</c> control message: the version to go back to, and the version the instance must still be at.</summary>
+    public const string ResetTo = "runner-reset-to";
+
+    public const string ResetFrom = "runner-reset-from";
+
     // Printable ASCII except '%'.
     private static readonly System.Buffers.SearchValues<char> s_plain = System.Buffers.SearchValues.Create(
         "!\"#$&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~");

@@ -18,6 +18,7 @@ internal static class InstancesCommand
         usage: runner instances list [--saga S] [--tenant T] [--key K] [--status running|parked|done] [--older-than DUR] [--newer-than DUR] [--limit N] [--json]
                runner instances show SAGA KEY [--tenant T] [--json]
                runner instances resume|skip|cancel SAGA KEY [--tenant T]
+               runner instances reset SAGA KEY --to VERSION [--tenant T] [--confirm TOKEN] [--json]
         """;
 
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(3);
@@ -26,7 +27,7 @@ internal static class InstancesCommand
     {
         var json = args.Contains("--json", StringComparer.Ordinal);
         var rest = args.Where(a => a != "--json").ToArray();
-        if (rest is not (["list", ..] or ["show" or "resume" or "skip" or "cancel", _, _, ..]) || !TryFlags(rest[(rest[0] == "list" ? 1 : 3)..], out var flags))
+        if (rest is not (["list", ..] or ["show" or "resume" or "skip" or "cancel" or "reset", _, _, ..]) || !TryFlags(rest[(rest[0] == "list" ? 1 : 3)..], out var flags))
         {
             Console.Error.WriteLine(Usage);
             return 2;
@@ -52,6 +53,10 @@ internal static class InstancesCommand
                 var list = await InstanceQueryClient.ListAsync(nats, options, filter, s_wait, cancellationToken);
                 PrintList(list, json);
                 return list.Missing.Count == 0 ? 0 : 3;
+            }
+            if (rest[0] == "reset")
+            {
+                return await ResetAsync(nats, settings, rest[1], rest[2], flags, json, cancellationToken);
             }
             if (flags.Any(f => f.Key != "tenant"))
             {
@@ -87,6 +92,59 @@ internal static class InstancesCommand
             Console.Error.WriteLine($"runner: could not ask the replicas at {settings.NatsUrl}: {ex.Message}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// <c>instances reset</c>: without <c>--confirm</c> a dry run (what each replayed step would do
+    /// differently, and the token); with the token of that dry run, the reset itself.
+    /// </summary>
+    private static async Task<int> ResetAsync(NatsConnection nats, Settings.RunnerSettings settings, string saga, string key, List<KeyValuePair<string, string>> flags, bool json, CancellationToken cancellationToken)
+    {
+        string? Flag(string name) => flags.FirstOrDefault(f => f.Key == name).Value;
+        if (flags.Any(f => f.Key is not ("tenant" or "to" or "confirm"))
+            || !long.TryParse(Flag("to"), NumberStyles.None, CultureInfo.InvariantCulture, out var to))
+        {
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+        var loaded = Sagas.Manifests.ManifestLoader.Load(settings.Manifests, settings.JetStream.Streams);
+        if (!loaded.Succeeded)
+        {
+            Console.Error.WriteLine($"runner: the manifests at {settings.Manifests} (RUNNER_MANIFESTS, what the replicas run) do not load:\n  " + string.Join("\n  ", loaded.Errors));
+            return 2;
+        }
+        var token = Flag("confirm");
+        var result = token is null
+            ? await InstanceReset.PreviewAsync(nats, settings.SagaOptions(), loaded.Set!, saga, key, Flag("tenant"), to, s_wait, cancellationToken)
+            : await InstanceReset.ApplyAsync(nats, settings.SagaOptions(), loaded.Set!, saga, key, Flag("tenant"), to, token, s_wait, cancellationToken);
+        if (result.Preview is { } preview && (token is null || json))
+        {
+            if (json)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(preview, ResetJsonContext.Default.ResetPreview));
+            }
+            else
+            {
+                Console.WriteLine($"reset {preview.Tenant}/{saga}/{key} from version {preview.From} to {preview.To}: {preview.Steps.Count} step(s) replayed with the current script");
+                foreach (var step in preview.Steps)
+                {
+                    Console.WriteLine($"  v{step.Version} {step.Type} ({step.EventId}): {(step.Differences.Count == 0 ? "the same" : string.Join("; ", step.Differences))}");
+                }
+                Console.WriteLine($"  state now   {preview.StateNow}");
+                Console.WriteLine($"  state after {preview.StateAfter}");
+                Console.WriteLine($"to apply: runner instances reset {saga} {key} --to {preview.To} --tenant {preview.Tenant} --confirm {preview.Token}");
+            }
+        }
+        if (result.Error is not null)
+        {
+            Console.Error.WriteLine($"runner: {result.Error}");
+            return 1;
+        }
+        if (result.Applied)
+        {
+            Console.WriteLine($"reset of {result.Preview!.Tenant}/{saga}/{key} applied: now version {result.After!.Summary!.Version}, state {result.After.State?.GetRawText()}");
+        }
+        return 0;
     }
 
     /// <summary>Reads <c>--name value</c> pairs (dashes in names become underscores, as in the HTTP query).</summary>

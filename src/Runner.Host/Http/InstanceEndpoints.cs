@@ -83,6 +83,19 @@ internal static class InstanceEndpoints
             var results = await Sagas.Quarantine.QuarantineClient.ActAsync(components.Nats, components.Settings.SagaOptions().ConsumerPrefix, action, filter, dryRun, ct);
             return Results.Json(new { dry_run = dryRun, results });
         });
+        admin.MapPost("/instances/{saga}/{key}/reset", async (string saga, string key, long? to, string? tenant, string? confirm, CancellationToken ct) =>
+        {
+            if (to is null)
+            {
+                return Results.Json(new { error = "to= (the version to go back to) is required" }, statusCode: 400);
+            }
+            var components = control.Components!;
+            var result = confirm is null
+                ? await InstanceReset.PreviewAsync(components.Nats, components.Settings.SagaOptions(), components.Manifests, saga, key, tenant, to.Value, s_wait, ct)
+                : await InstanceReset.ApplyAsync(components.Nats, components.Settings.SagaOptions(), components.Manifests, saga, key, tenant, to.Value, confirm, s_wait, ct);
+            var status = result.Error is null ? 200 : 409;
+            return Results.Json(new { dry_run = confirm is null, applied = result.Applied, error = result.Error, preview = result.Preview, instance = result.After }, statusCode: status);
+        });
         admin.MapPost("/instances/{saga}/{key}/{action}", async (string saga, string key, string action, string? tenant, CancellationToken ct) =>
         {
             if (!Sagas.Partitions.PartitionWorker.ControlActions.Contains(action, StringComparer.Ordinal))

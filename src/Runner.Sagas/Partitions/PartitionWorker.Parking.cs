@@ -25,7 +25,12 @@ internal sealed partial class PartitionWorker
     public const string Skip = "skip";
     public const string Cancel = "cancel";
 
+    public const string ResetAction = "reset";
+
+    /// <summary>What an operator can do to a parked instance.</summary>
     public static readonly string[] ControlActions = [Resume, Skip, Cancel];
+
+    private static readonly string[] s_allControlActions = [Resume, Skip, Cancel, ResetAction];
 
     private static readonly JsonElement s_noState = JsonDocument.Parse("null").RootElement.Clone();
 
@@ -75,11 +80,11 @@ internal sealed partial class PartitionWorker
         string? Header(string name) => item.Headers.TryGetValue(name, out var value) ? EventHeaders.Decode(value) : null;
         var (tenant, sagaName, key) = (Header(EventHeaders.TenantId), Header(EventHeaders.Saga), Header(EventHeaders.Key));
         var action = rawAction.Trim().ToLowerInvariant();
-        if (tenant is null || sagaName is null || key is null || !ControlActions.Contains(action, StringComparer.Ordinal)
+        if (tenant is null || sagaName is null || key is null || !s_allControlActions.Contains(action, StringComparer.Ordinal)
             || !StoreKeys.IsValidComponent(tenant) || !StoreKeys.IsValidComponent(sagaName) || !StoreKeys.IsValidComponent(key))
         {
             Quarantine(work, item, QuarantineRecords.InvalidControl,
-                $"a control message needs {EventHeaders.Control} one of {string.Join('|', ControlActions)}, and {EventHeaders.TenantId}, {EventHeaders.Saga}, {EventHeaders.Key}", sagaName, tenant, key);
+                $"a control message needs {EventHeaders.Control} one of {string.Join('|', s_allControlActions)}, and {EventHeaders.TenantId}, {EventHeaders.Saga}, {EventHeaders.Key}", sagaName, tenant, key);
             return;
         }
         var instance = new InstanceId(new TenantId(tenant), new SagaName(sagaName), new CorrelationKey(key));
@@ -92,6 +97,11 @@ internal sealed partial class PartitionWorker
         if (current is null && _store.Read(reader => reader.Get(KeySpace.Saga, StoreKeys.Instance(_partition, instance))) is { } raw)
         {
             current = JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord);
+        }
+        if (action == ResetAction)
+        {
+            Reset(work, item, instance, current, manifests);
+            return;
         }
         if (current?.Parked is null)
         {

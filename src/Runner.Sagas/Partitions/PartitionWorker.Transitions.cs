@@ -186,7 +186,8 @@ internal sealed partial class PartitionWorker
         byte[] dedupeKey,
         ManifestSet manifests,
         StepInput step,
-        string? traceParent)
+        string? traceParent,
+        int outboxBase = 0)
     {
         var firedTimer = step.FiredTimer;
         var batch = work.Batch;
@@ -271,7 +272,7 @@ internal sealed partial class PartitionWorker
                 CreatedAt = CloudEventEncoder.FormatTime(evt.Time),
                 TraceParent = traceParent,
             };
-            var outboxKey = StoreKeys.Outbox(_partition, sequence, i);
+            var outboxKey = StoreKeys.Outbox(_partition, sequence, outboxBase + i);
             var value = JsonSerializer.SerializeToUtf8Bytes(message, CoreJsonContext.Default.CommandMessage);
             batch.Put(KeySpace.Outbox, outboxKey, value);
             work.Outbox.Add(new OutboxEntry(outboxKey, message));

@@ -1,0 +1,147 @@
+using System.Text.Json.Serialization;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using Runner.Core.Events;
+using Runner.Core.Ids;
+using Runner.Sagas;
+using Runner.Sagas.Instances;
+using Runner.Sagas.Manifests;
+using Runner.Sagas.Partitions;
+using Runner.Sagas.Testing;
+
+namespace Runner.Host.Instances;
+
+/// <summary>What a reset would do, step by step, and the token that applies exactly this reset.</summary>
+internal sealed record ResetPreview
+{
+    [JsonPropertyName("tenant")] public required string Tenant { get; init; }
+    [JsonPropertyName("saga")] public required string Saga { get; init; }
+    [JsonPropertyName("key")] public required string Key { get; init; }
+    [JsonPropertyName("from")] public long From { get; init; }
+    [JsonPropertyName("to")] public long To { get; init; }
+
+    /// <summary>Per replayed step, how the current script's outcome differs from what was recorded (empty: the same).</summary>
+    [JsonPropertyName("steps")] public List<ResetStepPreview> Steps { get; init; } = [];
+    [JsonPropertyName("state_now")] public string? StateNow { get; init; }
+    [JsonPropertyName("state_after")] public string? StateAfter { get; init; }
+    [JsonPropertyName("token")] public required string Token { get; init; }
+}
+
+internal sealed record ResetStepPreview(
+    [property: JsonPropertyName("version")] long Version,
+    [property: JsonPropertyName("event_id")] string EventId,
+    [property: JsonPropertyName("type")] string Type,
+    [property: JsonPropertyName("differences")] List<string> Differences);
+
+/// <summary>The preview, or why there is none; and after an apply, the instance as it then stands.</summary>
+internal sealed record ResetResult(ResetPreview? Preview, string? Error, bool Applied = false, InstanceShowReply? After = null);
+
+/// <summary>
+/// A controlled reset of one instance: the dry run replays the events after the target version
+/// through the current script offline and shows, step by step, what would differ from what the
+/// instance did, with a token naming exactly that reset; the apply recomputes the token, refuses
+/// one that no longer fits, and sends the reset as a control message in the instance's partition
+/// inbox (the owner applies it in order, and a replay reaches the same outcome).
+/// </summary>
+internal static class InstanceReset
+{
+    public static async Task<ResetResult> PreviewAsync(INatsConnection nats, SagaRuntimeOptions options, ManifestSet manifests, string saga, string key, string? tenant, long to, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var found = await InstanceLookup.ShowAsync(nats, options, saga, key, tenant, wait, cancellationToken);
+        if (found.Count != 1)
+        {
+            return new ResetResult(null, found.Count == 0 ? $"no instance {saga}/{key} (or its owner did not answer)" : $"{found.Count} tenants have an instance {saga}/{key}: name one");
+        }
+        var shown = found[0];
+        var summary = shown.Summary!;
+        if (shown.Parked is not null)
+        {
+            return new ResetResult(null, $"{summary.Tenant}/{saga}/{key} is parked: resume, skip or cancel it first");
+        }
+        if (manifests.Saga(saga) is not { } loaded)
+        {
+            return new ResetResult(null, $"saga '{saga}' is not in the manifests");
+        }
+        var (plan, error) = ResetPlan.Make(shown.History, summary.Version, to);
+        if (plan is null)
+        {
+            return new ResetResult(null, $"cannot reset {summary.Tenant}/{saga}/{key}: {error}");
+        }
+        var steps = new List<ResetStepPreview>();
+        var state = plan.StateJson;
+        foreach (var step in plan.Replay)
+        {
+            var evt = StepEvent.FromScriptEvent(step.Event, out var unreadable);
+            var outcome = evt is null ? StepOutcome.Failed("unreadable_event", unreadable!) : SagaStepper.Run(manifests, loaded, key, state, evt,
+                step.Handler == "compensate" && loaded.Script.HasCompensate ? Scripting.ScriptHandler.Compensate : null);
+            steps.Add(new ResetStepPreview(step.Version, step.EventId, step.Type, OutcomeComparer.Compare(StepOutcome.FromHistory(step), outcome)));
+            if (outcome.Error is not null)
+            {
+                return new ResetResult(null, $"v{step.Version} ({step.Type} {step.EventId}) fails with the current script: {outcome.Error}: {outcome.ErrorDetail}");
+            }
+            state = outcome.StateJson;
+        }
+        return new ResetResult(new ResetPreview
+        {
+            Tenant = summary.Tenant,
+            Saga = saga,
+            Key = key,
+            From = summary.Version,
+            To = to,
+            Steps = steps,
+            StateNow = shown.State?.GetRawText(),
+            StateAfter = state,
+            Token = ResetPlan.Token(summary.Tenant, saga, key, summary.Version, to, loaded.Script.Hash),
+        }, null);
+    }
+
+    public static async Task<ResetResult> ApplyAsync(INatsConnection nats, SagaRuntimeOptions options, ManifestSet manifests, string saga, string key, string? tenant, long to, string token, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var preview = await PreviewAsync(nats, options, manifests, saga, key, tenant, to, wait, cancellationToken);
+        if (preview.Preview is not { } seen)
+        {
+            return preview;
+        }
+        if (!string.Equals(seen.Token, token, StringComparison.Ordinal))
+        {
+            return new ResetResult(seen, "the token does not fit this reset any more (the instance moved on, the script changed, or the token is from another dry run): run the dry run again");
+        }
+        var partition = Partitioner.PartitionOf(new InstanceId(new TenantId(seen.Tenant), new SagaName(saga), new CorrelationKey(key)), options.Partitions);
+        var headers = new NatsHeaders
+        {
+            [EventHeaders.Control] = PartitionWorker.ResetAction,
+            [EventHeaders.TenantId] = EventHeaders.Encode(seen.Tenant),
+            [EventHeaders.Saga] = EventHeaders.Encode(saga),
+            [EventHeaders.Key] = EventHeaders.Encode(key),
+            [EventHeaders.ResetTo] = seen.To.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [EventHeaders.ResetFrom] = seen.From.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        var js = new NatsJSContext(nats);
+        var ack = await js.PublishAsync(Core.Subjects.Subjects.Inbox(partition), Array.Empty<byte>(), headers: headers,
+            opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode($"control:reset:{seen.Tenant}:{saga}:{key}:{seen.From}:{seen.To}") }, cancellationToken: cancellationToken);
+        ack.EnsureSuccess();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(15));
+        try
+        {
+            while (true)
+            {
+                var after = await InstanceQueryClient.ShowAsync(nats, options, new InstanceShowRequest { Tenant = seen.Tenant, Saga = saga, Key = key }, wait, timeout.Token);
+                if (after is not null && after.Checkpoint >= ack.Seq)
+                {
+                    var applied = after.Summary is { } now && now.Version > seen.From;
+                    return new ResetResult(seen, applied ? null : "the owner did not apply the reset (its log says why)", applied, after);
+                }
+                await Task.Delay(100, timeout.Token);
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new ResetResult(seen, $"the reset is in the inbox at #{ack.Seq}, but its owner had not applied it within 15 s");
+        }
+    }
+}
+
+[JsonSourceGenerationOptions(WriteIndented = false)]
+[JsonSerializable(typeof(ResetPreview))]
+internal sealed partial class ResetJsonContext : JsonSerializerContext;
