@@ -63,7 +63,11 @@ internal static class InstanceControl
         var js = new NatsJSContext(nats);
         var ack = await js.PublishAsync(Core.Subjects.Subjects.Inbox(new PartitionId(before.Partition)), Array.Empty<byte>(), headers: headers,
             opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode($"control:{action}:{summary.Tenant}:{saga}:{key}:{parked.InboxSequence}") }, cancellationToken: cancellationToken);
-        ack.EnsureSuccess();
+        if (!ack.Duplicate)
+        {
+            // A duplicate is this very action on this parking, sent before: its first copy's sequence stands.
+            ack.EnsureSuccess();
+        }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));

@@ -119,7 +119,11 @@ internal static class InstanceReset
         var js = new NatsJSContext(nats);
         var ack = await js.PublishAsync(Core.Subjects.Subjects.Inbox(partition), Array.Empty<byte>(), headers: headers,
             opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode($"control:reset:{seen.Tenant}:{saga}:{key}:{seen.From}:{seen.To}") }, cancellationToken: cancellationToken);
-        ack.EnsureSuccess();
+        if (!ack.Duplicate)
+        {
+            // A duplicate is this very reset sent before (same instance, versions and script): its first copy's sequence stands.
+            ack.EnsureSuccess();
+        }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
         try
@@ -129,7 +133,8 @@ internal static class InstanceReset
                 var after = await InstanceQueryClient.ShowAsync(nats, options, new InstanceShowRequest { Tenant = seen.Tenant, Saga = saga, Key = key }, wait, timeout.Token);
                 if (after is not null && after.Checkpoint >= ack.Seq)
                 {
-                    var applied = after.Summary is { } now && now.Version > seen.From;
+                    // The replayed steps name the control message's inbox sequence.
+                    var applied = after.History.Any(step => step.InboxSequence == ack.Seq);
                     return new ResetResult(seen, applied ? null : "the owner did not apply the reset (its log says why)", applied, after);
                 }
                 await Task.Delay(100, timeout.Token);

@@ -1,4 +1,5 @@
 using System.Net;
+using NATS.Client.JetStream;
 using Runner.Testing;
 using Xunit;
 
@@ -76,4 +77,76 @@ public sealed class SagaCheckTests(NatsServerFixture nats) : IClassFixture<NatsS
         Assert.Equal(HttpStatusCode.OK, forced.Status);
         release.SetResult();
     }
+
+    private const string TallyManifest = """
+        kind: saga
+        name: tally
+        script: tally.js
+        triggers:
+          - { stream: AGGREGATE_EVENTS, subject: "aggregate.*.tally.*.added", correlation: "subject[3]" }
+        """;
+
+    private static string TallyScript(int factor) => $$"""
+        'use strict';
+        function on_event(state, event, ctx) {
+          state = state || { order: [] };
+          return { state: { order: state.order.concat([event.data.n * {{factor}}]) } };
+        }
+        """;
+
+    [Fact]
+    public async Task A_reset_shows_its_dry_run_needs_the_token_of_it_and_then_replays_with_the_current_script()
+    {
+        await using var scope = await OpsScope.StartAsync(nats);
+        var ct = scope.Token;
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct,
+            extraManifests: new Dictionary<string, string> { ["tally.yaml"] = TallyManifest, ["tally.js"] = TallyScript(2) });
+        foreach (var n in new[] { 1, 2, 3 })
+        {
+            var evt = new System.Text.Json.Nodes.JsonObject { ["specversion"] = "1.0", ["id"] = $"t-{n}", ["source"] = "ops-test", ["type"] = "added", ["data"] = new System.Text.Json.Nodes.JsonObject { ["n"] = n } };
+            (await scope.Js.PublishAsync("aggregate.acme.tally.t1.added", System.Text.Encoding.UTF8.GetBytes(evt.ToJsonString()), cancellationToken: ct)).EnsureSuccess();
+        }
+        await node.WaitUntilAsync(async () => (await node.GetAsync("admin/instances/tally/t1", ct, RunnerNode.Token)).Body?["summary"]?["version"]?.GetValue<long>() == 3,
+            "t1 at version 3", ct);
+        // The fix: its replay diverges from the live instance, so the reload is forced.
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "tally.js"), TallyScript(1), ct);
+        Assert.Equal((HttpStatusCode)422, (await node.PostAsync("admin/reload", ct)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await node.PostAsync("admin/reload?force=true", ct)).Status);
+
+        var cli = new Dictionary<string, string>(node.Environment) { ["RUNNER_DATA_DIR"] = node.Dir.File("cli-data") };
+        string token;
+        using (var command = RunnerProcess.Start(["instances", "reset", "tally", "t1", "--to", "1"], cli))
+        {
+            Assert.Equal(0, await command.WaitForExitAsync(ct));
+            Assert.Contains("reset acme/tally/t1 from version 3 to 1: 2 step(s) replayed with the current script", command.Output, StringComparison.Ordinal);
+            Assert.Contains("v2 added (t-2): state.order[1]: expected 4, got 2", command.Output, StringComparison.Ordinal);
+            Assert.Contains("state after {\"order\":[2,2,3]}", command.Output, StringComparison.Ordinal);
+            token = System.Text.RegularExpressions.Regex.Match(command.Output, "--confirm ([0-9a-f]{12})").Groups[1].Value;
+            Assert.Equal(12, token.Length);
+        }
+        // The dry run changed nothing; a wrong token is refused.
+        Assert.Equal([2, 4, 6], Order((await node.GetAsync("admin/instances/tally/t1", ct, RunnerNode.Token)).Body!));
+        using (var command = RunnerProcess.Start(["instances", "reset", "tally", "t1", "--to", "1", "--confirm", "000000000000"], cli))
+        {
+            Assert.Equal(1, await command.WaitForExitAsync(ct));
+            Assert.Contains("the token does not fit", command.Output, StringComparison.Ordinal);
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, (await node.PostAsync($"admin/instances/tally/t1/reset?to=1&confirm={token}", ct, token: null)).Status);
+        var applied = await node.PostAsync($"admin/instances/tally/t1/reset?to=1&confirm={token}", ct);
+        Assert.Equal(HttpStatusCode.OK, applied.Status);
+        Assert.True(applied.Body!["applied"]!.GetValue<bool>());
+        var now = (await node.GetAsync("admin/instances/tally/t1", ct, RunnerNode.Token)).Body!;
+        Assert.Equal([2, 2, 3], Order(now));
+        Assert.Equal(3, now["history"]!.AsArray().Count);
+        // The same token again is the same message: the reset it named is done once.
+        var again = await node.PostAsync($"admin/instances/tally/t1/reset?to=1&confirm={token}", ct);
+        Assert.Equal(HttpStatusCode.OK, again.Status);
+        Assert.Equal(now["history"]!.ToJsonString(), (await node.GetAsync("admin/instances/tally/t1", ct, RunnerNode.Token)).Body!["history"]!.ToJsonString());
+        // A reset to a version the instance does not have is refused before anything is sent.
+        var impossible = await node.PostAsync("admin/instances/tally/t1/reset?to=9", ct);
+        Assert.Equal(HttpStatusCode.Conflict, impossible.Status);
+        Assert.Contains("must be in [0, 2]", impossible.Body!["error"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    private static List<int> Order(System.Text.Json.Nodes.JsonNode shown) => [.. shown["state"]!["order"]!.AsArray().Select(n => n!.GetValue<int>())];
 }
