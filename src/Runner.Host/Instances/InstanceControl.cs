@@ -52,7 +52,9 @@ internal static class InstanceControl
             return new ControlResult(ControlOutcome.NotParked, before, $"{summary.Tenant}/{saga}/{key} is {summary.Status}, not parked: nothing to {action}");
         }
 
-        // The same action on the same parking has the same message id: a retried request is one message.
+        // No Nats-Msg-Id: a control message is idempotent by what it does (a second resume finds
+        // the instance running, or parked again on the same event), and a resume sent again after a
+        // fix must not be taken for a copy of the one that failed before it.
         var headers = new NatsHeaders
         {
             [EventHeaders.Control] = action,
@@ -61,13 +63,8 @@ internal static class InstanceControl
             [EventHeaders.Key] = EventHeaders.Encode(key),
         };
         var js = new NatsJSContext(nats);
-        var ack = await js.PublishAsync(Core.Subjects.Subjects.Inbox(new PartitionId(before.Partition)), Array.Empty<byte>(), headers: headers,
-            opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode($"control:{action}:{summary.Tenant}:{saga}:{key}:{parked.InboxSequence}") }, cancellationToken: cancellationToken);
-        if (!ack.Duplicate)
-        {
-            // A duplicate is this very action on this parking, sent before: its first copy's sequence stands.
-            ack.EnsureSuccess();
-        }
+        var ack = await js.PublishAsync(Core.Subjects.Subjects.Inbox(new PartitionId(before.Partition)), Array.Empty<byte>(), headers: headers, cancellationToken: cancellationToken);
+        ack.EnsureSuccess();
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));

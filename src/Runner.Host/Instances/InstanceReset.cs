@@ -118,10 +118,10 @@ internal static class InstanceReset
         };
         var js = new NatsJSContext(nats);
         var ack = await js.PublishAsync(Core.Subjects.Subjects.Inbox(partition), Array.Empty<byte>(), headers: headers,
-            opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode($"control:reset:{seen.Tenant}:{saga}:{key}:{seen.From}:{seen.To}") }, cancellationToken: cancellationToken);
+            opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode($"control:reset:{seen.Tenant}:{saga}:{key}:{seen.Token}") }, cancellationToken: cancellationToken);
         if (!ack.Duplicate)
         {
-            // A duplicate is this very reset sent before (same instance, versions and script): its first copy's sequence stands.
+            // A duplicate is this very reset (its token names the instance, versions and script) sent before: its first copy's sequence stands.
             ack.EnsureSuccess();
         }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

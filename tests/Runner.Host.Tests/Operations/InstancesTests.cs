@@ -163,6 +163,21 @@ public sealed class InstancesTests(NatsServerFixture nats) : IClassFixture<NatsS
         var after = (await node.GetAsync("admin/instances/fragile/f1", ct, RunnerNode.Token)).Body!;
         Assert.Equal([1, 3], after["state"]!["order"]!.AsArray().Select(n => n!.GetValue<int>()));
         Assert.Empty(after["held"]!.AsArray());
+
+        // f2 parks the same way; a resume before the fix fails again, the one after it (moments later) applies.
+        foreach (var n in new[] { 13, 5 })
+        {
+            var evt = new JsonObject { ["specversion"] = "1.0", ["id"] = $"g-{n}", ["source"] = "ops-test", ["type"] = "added", ["data"] = new JsonObject { ["n"] = n } };
+            (await scope.Js.PublishAsync("aggregate.acme.fragile.f2.added", System.Text.Encoding.UTF8.GetBytes(evt.ToJsonString()), cancellationToken: ct)).EnsureSuccess();
+        }
+        await node.WaitUntilAsync(async () => (await node.GetAsync("admin/instances/fragile/f2", ct, RunnerNode.Token)).Body?["held"]?.AsArray().Count == 2, "f2 parked", ct);
+        Assert.Equal(HttpStatusCode.Conflict, (await node.PostAsync("admin/instances/fragile/f2/resume", ct)).Status);
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "fragile.js"), FragileScript.Replace("event.data.n === 13", "false", StringComparison.Ordinal), ct);
+        var reload = await node.PostAsync("admin/reload", ct);
+        Assert.True(reload.Status == HttpStatusCode.OK, reload.Text);
+        var resumed = await node.PostAsync("admin/instances/fragile/f2/resume", ct);
+        Assert.True(resumed.Status == HttpStatusCode.OK, resumed.Text);
+        Assert.Equal([13, 5], resumed.Body!["instance"]!["state"]!["order"]!.AsArray().Select(n => n!.GetValue<int>()));
         var notParked = await node.PostAsync("admin/instances/fragile/f1/resume", ct);
         Assert.Equal(HttpStatusCode.Conflict, notParked.Status);
         Assert.Contains("not parked", notParked.Body!["message"]!.GetValue<string>(), StringComparison.Ordinal);
