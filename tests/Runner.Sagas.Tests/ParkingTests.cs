@@ -88,7 +88,7 @@ public sealed class ParkingTests(NatsServerFixture nats) : IClassFixture<NatsSer
         Assert.Equal(4, h.Count(KeySpace.Held));
 
         // The fix goes live; resume runs 13, 4, 5, 6 in order with it.
-        await SwapAsync(h, fixedVersion: true, cts.Token);
+        await h.SwapAsync(Files(fixedVersion: true), "fixed", cts.Token);
         await ControlAsync(h, "resume", "p", cts.Token);
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "ledger", "p")?.Version == 6, s_wait, "p resumed to version 6");
         var resumed = h.Instance("acme", "ledger", "p")!;
@@ -206,19 +206,6 @@ public sealed class ParkingTests(NatsServerFixture nats) : IClassFixture<NatsSer
     {
         var headers = new NatsHeaders { [EventHeaders.Control] = action, [EventHeaders.TenantId] = "acme", [EventHeaders.Saga] = "ledger", [EventHeaders.Key] = key };
         await h.PublishRawAsync(Core.Subjects.Subjects.Inbox(PartitionOf(h, key)), [], headers, cancellationToken: cancellationToken);
-    }
-
-    private static async Task SwapAsync(SagaHarness h, bool fixedVersion, CancellationToken cancellationToken)
-    {
-        var dir = h.Dir.File("manifests-" + (fixedVersion ? "fixed" : "v1"));
-        Directory.CreateDirectory(dir);
-        foreach (var (name, text) in Files(fixedVersion))
-        {
-            await File.WriteAllTextAsync(Path.Combine(dir, name), text, cancellationToken);
-        }
-        var loaded = ManifestLoader.Load(dir, h.Options.JetStream.Streams);
-        Assert.True(loaded.Succeeded, string.Join("; ", loaded.Errors));
-        await h.Runtime!.SwapAsync(loaded.Set!, cancellationToken);
     }
 
     private static async Task<List<CommandMessage>> WaitCommandsAsync(SagaHarness h, int count, CancellationToken cancellationToken)

@@ -67,7 +67,7 @@ public sealed class ResetTests(NatsServerFixture nats) : IClassFixture<NatsServe
 
         // The fix goes live; reset to 1 replays t-2 and t-3 with it from the state after t-1.
         var before = History(h, "t");
-        await SwapAsync(h, factor: 1, cts.Token);
+        await h.SwapAsync(Files(factor: 1), "fixed", cts.Token);
         await ResetAsync(h, "t", to: 1, from: 3, cts.Token);
         await SagaHarness.WaitUntilAsync(() => History(h, "t") is { Count: 3 } now && now[1].InboxSequence != before[1].InboxSequence, s_wait, "the reset: two replayed steps");
         var reset = h.Instance("acme", "tally", "t")!;
@@ -143,19 +143,6 @@ public sealed class ResetTests(NatsServerFixture nats) : IClassFixture<NatsServe
             [EventHeaders.ResetFrom] = from.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         await h.PublishRawAsync(Core.Subjects.Subjects.Inbox(Partitioner.PartitionOf(id, h.Options.Partitions)), [], headers, cancellationToken: cancellationToken);
-    }
-
-    private static async Task SwapAsync(SagaHarness h, int factor, CancellationToken cancellationToken)
-    {
-        var dir = h.Dir.File("manifests-" + factor);
-        Directory.CreateDirectory(dir);
-        foreach (var (name, text) in Files(factor))
-        {
-            await File.WriteAllTextAsync(Path.Combine(dir, name), text, cancellationToken);
-        }
-        var loaded = ManifestLoader.Load(dir, h.Options.JetStream.Streams);
-        Assert.True(loaded.Succeeded, string.Join("; ", loaded.Errors));
-        await h.Runtime!.SwapAsync(loaded.Set!, cancellationToken);
     }
 
     private static async Task<List<CommandMessage>> WaitCommandsAsync(SagaHarness h, int count, CancellationToken cancellationToken)

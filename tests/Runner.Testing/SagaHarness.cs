@@ -81,6 +81,23 @@ internal sealed class SagaHarness : IAsyncDisposable
         return harness;
     }
 
+    /// <summary>Writes <paramref name="manifestFiles"/> into a directory of their own and swaps them in, as a reload does.</summary>
+    public async Task SwapAsync(IReadOnlyDictionary<string, string> manifestFiles, string name, CancellationToken cancellationToken)
+    {
+        var dir = Dir.File("manifests-" + name);
+        Directory.CreateDirectory(dir);
+        foreach (var (file, text) in manifestFiles)
+        {
+            await File.WriteAllTextAsync(Path.Combine(dir, file), text, cancellationToken);
+        }
+        var loaded = ManifestLoader.Load(dir, Options.JetStream.Streams);
+        if (!loaded.Succeeded)
+        {
+            throw new InvalidOperationException("manifests invalid: " + string.Join("; ", loaded.Errors));
+        }
+        await (Runtime ?? throw new InvalidOperationException("runtime not started")).SwapAsync(loaded.Set!, cancellationToken);
+    }
+
     public async Task ResetStreamsAsync()
     {
         var names = new List<string>();

@@ -19,6 +19,8 @@ internal sealed class InstanceQueryException(string message) : Exception(message
 /// </summary>
 internal static class InstanceQueryClient
 {
+    private static readonly TimeSpan s_newerEpochGrace = TimeSpan.FromMilliseconds(250);
+
     public static async Task<InstanceList> ListAsync(INatsConnection nats, SagaRuntimeOptions options, InstanceFilter filter, TimeSpan wait, CancellationToken cancellationToken)
     {
         if (filter.Validate() is { } invalid)
@@ -89,10 +91,11 @@ internal static class InstanceQueryClient
         timeout.CancelAfter(wait);
         try
         {
-            // Normally one replica answers; during a move the old owner may still answer too, so
-            // wait a moment for the newer epoch once one answer is in.
+            // Normally one replica answers; during a move the old owner may answer too, so once the
+            // first answer is in, wait a moment longer for one at a newer epoch. (An idle timeout
+            // would also run before the first answer, and give up on a busy owner.)
             await foreach (var msg in nats.RequestManyAsync<byte[], byte[]>(InstanceQueryService.ShowSubject(options), body,
-                replyOpts: new NatsSubOpts { Timeout = wait, IdleTimeout = TimeSpan.FromMilliseconds(250), ThrowIfNoResponders = false }, cancellationToken: timeout.Token))
+                replyOpts: new NatsSubOpts { Timeout = wait, ThrowIfNoResponders = false }, cancellationToken: timeout.Token))
             {
                 if (msg.HasNoResponders)
                 {
@@ -103,6 +106,10 @@ internal static class InstanceQueryClient
                 if (data.Length > 0 && JsonSerializer.Deserialize(data, InstanceJsonContext.Default.InstanceShowReply) is { } reply
                     && (best is null || reply.Epoch > best.Epoch))
                 {
+                    if (best is null)
+                    {
+                        timeout.CancelAfter(s_newerEpochGrace);
+                    }
                     best = reply;
                 }
             }

@@ -43,34 +43,8 @@ internal static class QuarantineRecords
         bool parked = false)
     {
         var origin = NatsMessages.Origin(msg);
-        var payload = msg.Data ?? [];
-        var kept = payload.AsSpan(0, Math.Min(payload.Length, maxPayloadBytes));
-        var (text, encoding) = PayloadText(kept);
-        var now = time.GetUtcNow();
-        var record = new QuarantineRecord
-        {
-            Reason = reason,
-            Detail = detail,
-            Stage = stage,
-            Saga = saga,
-            Tenant = tenant,
-            Key = key,
-            Partition = partition?.Value,
-            Stream = origin.Stream,
-            Sequence = origin.Sequence,
-            Subject = origin.Subject,
-            Headers = NatsMessages.Headers(msg.Headers),
-            Payload = text,
-            PayloadEncoding = encoding,
-            PayloadBytes = payload.Length,
-            PayloadTruncated = kept.Length < payload.Length,
-            Deliveries = msg.Metadata?.NumDelivered ?? 0,
-            Time = CloudEventEncoder.FormatTime(now),
-            Parked = parked,
-        };
-        var keyBytes = StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), origin.Stream, origin.Sequence, saga);
-        batch.Put(KeySpace.Quarantine, keyBytes, JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
-        Count(stage, reason);
+        var message = new HeldMessage { InboxSequence = origin.Sequence, Subject = origin.Subject, Headers = NatsMessages.Headers(msg.Headers), Data = msg.Data ?? [] };
+        Put(batch, message, origin.Stream, msg.Metadata?.NumDelivered ?? 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
     }
 
     /// <summary>A message held for a parked instance that failed again on resume: the same record, from the held copy.</summary>
@@ -89,7 +63,28 @@ internal static class QuarantineRecords
         PartitionId partition,
         bool parked = false)
     {
-        var kept = held.Data.AsSpan(0, Math.Min(held.Data.Length, maxPayloadBytes));
+        Put(batch, held, inboxStream, 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
+    }
+
+    /// <summary>Writes the record of <paramref name="message"/> (a message as read, or its held copy), stored as <paramref name="stream"/>#its sequence.</summary>
+    private static void Put(
+        WriteBatch batch,
+        HeldMessage message,
+        string stream,
+        ulong deliveries,
+        string stage,
+        string reason,
+        string detail,
+        int maxPayloadBytes,
+        TimeProvider time,
+        string? saga,
+        string? tenant,
+        string? key,
+        PartitionId? partition,
+        bool parked)
+    {
+        var payload = message.Data;
+        var kept = payload.AsSpan(0, Math.Min(payload.Length, maxPayloadBytes));
         var (text, encoding) = PayloadText(kept);
         var now = time.GetUtcNow();
         var record = new QuarantineRecord
@@ -100,21 +95,21 @@ internal static class QuarantineRecords
             Saga = saga,
             Tenant = tenant,
             Key = key,
-            Partition = partition.Value,
-            Stream = inboxStream,
-            Sequence = held.InboxSequence,
-            Subject = held.Subject,
-            Headers = held.Headers,
+            Partition = partition?.Value,
+            Stream = stream,
+            Sequence = message.InboxSequence,
+            Subject = message.Subject,
+            Headers = message.Headers,
             Payload = text,
             PayloadEncoding = encoding,
-            PayloadBytes = held.Data.Length,
-            PayloadTruncated = kept.Length < held.Data.Length,
-            Deliveries = 0,
+            PayloadBytes = payload.Length,
+            PayloadTruncated = kept.Length < payload.Length,
+            Deliveries = deliveries,
             Time = CloudEventEncoder.FormatTime(now),
             Parked = parked,
         };
-        batch.Put(KeySpace.Quarantine, StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), inboxStream, held.InboxSequence, saga),
-            JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
+        var keyBytes = StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), stream, message.InboxSequence, saga);
+        batch.Put(KeySpace.Quarantine, keyBytes, JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
         Count(stage, reason);
     }
 

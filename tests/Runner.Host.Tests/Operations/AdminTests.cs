@@ -123,8 +123,10 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal("v1", RunnerNode.Json(stub.Requests[0].Body).GetProperty("version").GetString());
         var before = (await node.GetAsync("info", ct)).Body!["manifest"]!["version"]!.GetValue<string>();
 
-        // v2: a changed script, and a new effect it commands, which gets its worker on reload.
+        // v2: a changed script, and a new effect it commands, which gets its worker on reload. It
+        // changes what live instances do (k1's replay diverges), so the manifest declares it.
         await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "op.js"), RunnerNode.Script("v2", effect: "work.extra"), ct);
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "op.yaml"), RunnerNode.SagaManifest + "\nversion: v2\nmigrate: true\n", ct);
         await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "extra.yaml"), $$"""
             kind: effect
             name: work.extra
@@ -141,6 +143,8 @@ public sealed class AdminTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(["work.extra"], reload.Body!["changes"]!["effects_added"]!.AsArray().Select(n => n!.GetValue<string>()));
         Assert.Equal(["work.extra"], reload.Body!["effect_workers_started"]!.AsArray().Select(n => n!.GetValue<string>()));
         Assert.Equal(after, (await node.GetAsync("info", ct)).Body!["manifest"]!["version"]!.GetValue<string>());
+        var check = reload.Body!["check"]!["sagas"]![0]!;
+        Assert.Equal(("op", true, 1), (check["saga"]!.GetValue<string>(), check["migrate"]!.GetValue<bool>(), check["diverged"]!.AsArray().Count));
 
         // The in-flight instance continues on the new script: its result runs v2's on_event.
         release.TrySetResult();
