@@ -17,7 +17,7 @@ internal static class OperationsEndpoints
     /// <summary>How old a health result <c>/ready</c> may answer from; <c>/health</c> always probes.</summary>
     private static readonly TimeSpan s_readyProbeMaxAge = TimeSpan.FromSeconds(1);
 
-    public static void Map(WebApplication app, RunnerControl control, HealthProbe health, AdminToken token, InfoReport info)
+    public static void Map(WebApplication app, RunnerControl control, HealthProbe health, AdminToken token, InfoReport info, ThroughputCounters throughput)
     {
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(OperationsEndpoints));
 
@@ -90,6 +90,7 @@ internal static class OperationsEndpoints
             ? Results.Json(control.Status())
             : Results.Json(new { error = "not draining", state = control.State }, statusCode: 409));
         InstanceEndpoints.Map(admin, control, TimeProvider.System);
+        StatusEndpoints.Map(admin, control, throughput, TimeProvider.System);
         admin.MapPost("/reload", async (bool? force, CancellationToken ct) =>
         {
             var outcome = await control.ReloadAsync(ct, force == true);
