@@ -10,7 +10,8 @@ namespace Runner.Host.Http;
 
 /// <summary>
 /// The HTTP surface: <c>/health</c>, <c>/ready</c>, <c>/metrics</c> and <c>/info</c> for anyone
-/// who can reach the port, <c>/admin/*</c> only with the bearer token.
+/// who can reach the port, <c>/admin/*</c> only with the bearer token — except the admin page's
+/// own files (<c>/admin/ui/</c>), whose data calls carry the token.
 /// </summary>
 internal static class OperationsEndpoints
 {
@@ -91,6 +92,7 @@ internal static class OperationsEndpoints
             : Results.Json(new { error = "not draining", state = control.State }, statusCode: 409));
         InstanceEndpoints.Map(admin, control, TimeProvider.System);
         StatusEndpoints.Map(admin, control, throughput, TimeProvider.System);
+        AdminUiEndpoints.Map(app);
         admin.MapPost("/reload", async (bool? force, CancellationToken ct) =>
         {
             var outcome = await control.ReloadAsync(ct, force == true);
