@@ -4,6 +4,8 @@
 # clang and zlib (the NativeAOT publish of runner-slice), docker-compose (the tests validate
 # docker/compose.yml with it when the docker client has no compose plugin). The docker client
 # itself (docker stack config) and the .NET 10 SDK (dotnet) must already be on PATH.
+# runner_browser_prereqs adds what the admin page test needs: Debian's chromium, and playwright-core
+# (from the npm registry, through the lock file) to drive it.
 set -euo pipefail
 
 runner_need_root() {
@@ -32,6 +34,31 @@ runner_prereqs() {
   fi
   export PATH="$PATH:/usr/sbin"
   export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+}
+
+# The admin page test drives Debian's Chromium (/usr/bin/chromium) with playwright-core on Node.js
+# 20 or later. The browser comes from apt: playwright's own browser download is skipped (and could
+# not be fetched here anyway).
+runner_browser_prereqs() {
+  local missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    runner_need_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    runner_need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  if [ "$major" -lt 20 ]; then
+    echo "error: the admin page test needs Node.js 20 or later (playwright-core); node is $(node --version)" >&2
+    exit 1
+  fi
+  local dir=tests/Runner.Host.Tests/Browser
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2)
+  fi
 }
 
 # Publishes runner-slice with NativeAOT into artifacts/runner-slice (a single file the slice

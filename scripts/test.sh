@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
 runner_prereqs
+runner_browser_prereqs
 
 dotnet build Runner.slnx -c Release -nologo -v quiet -p:TreatWarningsAsErrors=true
 # Slice tests run the NativeAOT runner-slice inside sandboxes: publish it once for every suite.

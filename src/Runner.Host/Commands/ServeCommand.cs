@@ -69,6 +69,7 @@ internal static class ServeCommand
         builder.Services.AddSingleton<InfoReport>();
         builder.Services.AddSingleton<IInfoContributor, SliceInfoContributor>();
         builder.Services.AddSingleton<IInfoContributor, BreakerInfoContributor>();
+        builder.Services.AddSingleton<ThroughputCounters>();
         builder.Services.AddHostedService<RunnerService>();
         AddTracing(builder.Services);
 
@@ -79,7 +80,9 @@ internal static class ServeCommand
         Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = i => !i.Meter.Name.StartsWith(MeterBridge.Prefix, StringComparison.Ordinal));
         app.Lifetime.ApplicationStopped.Register(new MeterBridge(Metrics.DefaultRegistry).Dispose);
         _ = new RunnerMetrics(control, TimeProvider.System, Metrics.DefaultRegistry);
-        OperationsEndpoints.Map(app, control, app.Services.GetRequiredService<HealthProbe>(), token, app.Services.GetRequiredService<InfoReport>());
+        // Resolved here, before the service starts, so that its totals count from the first transition.
+        var throughput = app.Services.GetRequiredService<ThroughputCounters>();
+        OperationsEndpoints.Map(app, control, app.Services.GetRequiredService<HealthProbe>(), token, app.Services.GetRequiredService<InfoReport>(), throughput);
         OperationsLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ServeCommand)),
             string.Join(", ", settings.HttpUrls), token.Enabled ? "enabled" : "disabled (no RUNNER_ADMIN_TOKEN_FILE)");
         return app;

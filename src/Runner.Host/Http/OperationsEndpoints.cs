@@ -10,14 +10,15 @@ namespace Runner.Host.Http;
 
 /// <summary>
 /// The HTTP surface: <c>/health</c>, <c>/ready</c>, <c>/metrics</c> and <c>/info</c> for anyone
-/// who can reach the port, <c>/admin/*</c> only with the bearer token.
+/// who can reach the port, <c>/admin/*</c> only with the bearer token — except the admin page's
+/// own files (<c>/admin/ui/</c>), whose data calls carry the token.
 /// </summary>
 internal static class OperationsEndpoints
 {
     /// <summary>How old a health result <c>/ready</c> may answer from; <c>/health</c> always probes.</summary>
     private static readonly TimeSpan s_readyProbeMaxAge = TimeSpan.FromSeconds(1);
 
-    public static void Map(WebApplication app, RunnerControl control, HealthProbe health, AdminToken token, InfoReport info)
+    public static void Map(WebApplication app, RunnerControl control, HealthProbe health, AdminToken token, InfoReport info, ThroughputCounters throughput)
     {
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(OperationsEndpoints));
 
@@ -90,6 +91,8 @@ internal static class OperationsEndpoints
             ? Results.Json(control.Status())
             : Results.Json(new { error = "not draining", state = control.State }, statusCode: 409));
         InstanceEndpoints.Map(admin, control, TimeProvider.System);
+        StatusEndpoints.Map(admin, control, throughput, TimeProvider.System);
+        AdminUiEndpoints.Map(app);
         admin.MapPost("/reload", async (bool? force, CancellationToken ct) =>
         {
             var outcome = await control.ReloadAsync(ct, force == true);
