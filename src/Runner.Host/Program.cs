@@ -19,6 +19,8 @@ internal static class Program
                                      run a parked instance's held events again / drop the failed one first / compensate it first
           saga test PATH [--manifests DIR]
                                      run golden files (a file, or a directory of *.yaml, *.yml, *.jsonl) offline; exit 1 on a difference
+          saga reset SAGA --since TIME [--confirm TOKEN]
+                                     every live instance back to its last step before TIME, the rest replayed (dry run, then the token)
           saga check DIR [--saga S] [--sample N] [--timeout DUR] [--json]
                                      replay live instances' history through the scripts in DIR; exit 1 where they diverge
           saga record SAGA KEY [--tenant T] [--out FILE]
@@ -44,6 +46,7 @@ internal static class Program
             ["quarantine", "show" or "requeue" or "discard", .. var rest] => await QuarantineCommand.RemoteAsync(args[1], rest, stop.Token),
             ["instances", .. var rest] => await InstancesCommand.RunAsync(rest, stop.Token),
             ["saga", "test", .. var rest] => SagaTestCommand.Run(rest),
+            ["saga", "reset", .. var rest] => await SagaResetCommand.RunAsync(rest, stop.Token),
             ["saga", "check", .. var rest] => await SagaCheckCommand.RunAsync(rest, stop.Token),
             ["saga", "record", .. var rest] => await SagaRecordCommand.RunAsync(rest, stop.Token),
             ["partitions", .. var rest] => await PartitionsCommand.RunAsync(rest, stop.Token),

@@ -147,6 +147,71 @@ internal static class InstanceReset
     }
 }
 
+/// <summary>A reset of every live instance of a saga back to before a time: each instance's preview, and one token for them all.</summary>
+internal sealed record SagaResetPreview
+{
+    [JsonPropertyName("saga")] public required string Saga { get; init; }
+    [JsonPropertyName("since")] public required string Since { get; init; }
+    [JsonPropertyName("instances")] public List<ResetPreview> Instances { get; init; } = [];
+
+    /// <summary>Instances that cannot be reset (parked, history not kept from version 1, a step that fails), with the reason.</summary>
+    [JsonPropertyName("refused")] public List<string> Refused { get; init; } = [];
+    [JsonPropertyName("token")] public required string Token { get; init; }
+}
+
+/// <summary>Resets every live instance of a saga to its last step processed before a time (see <see cref="InstanceReset"/>).</summary>
+internal static class SagaReset
+{
+    public static async Task<SagaResetPreview> PreviewAsync(INatsConnection nats, SagaRuntimeOptions options, ManifestSet manifests, string saga, DateTimeOffset since, int limit, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var sinceMs = since.ToUnixTimeMilliseconds();
+        var instances = new List<ResetPreview>();
+        var refused = new List<string>();
+        foreach (var status in new[] { "running", "done" })
+        {
+            var list = await InstanceQueryClient.ListAsync(nats, options, new InstanceFilter { Saga = saga, Status = status, Limit = limit }, wait, cancellationToken);
+            foreach (var live in list.Instances)
+            {
+                var shown = await InstanceQueryClient.ShowAsync(nats, options, new InstanceShowRequest { Tenant = live.Tenant, Saga = saga, Key = live.Key }, wait, cancellationToken);
+                if (shown is not { Found: true } || shown.History.Count == 0 || shown.History[^1].InboxMs < sinceMs)
+                {
+                    continue; // nothing of it ran since then
+                }
+                var to = shown.History.Where(step => step.InboxMs < sinceMs).Select(step => step.Version).DefaultIfEmpty(0).Max();
+                var result = await InstanceReset.PreviewAsync(nats, options, manifests, saga, live.Key, live.Tenant, to, wait, cancellationToken);
+                if (result.Preview is { } preview)
+                {
+                    instances.Add(preview);
+                }
+                else
+                {
+                    refused.Add($"{live.Tenant}/{saga}/{live.Key}: {result.Error}");
+                }
+            }
+        }
+        instances.Sort((a, b) => string.CompareOrdinal($"{a.Tenant}\u001f{a.Key}", $"{b.Tenant}\u001f{b.Key}"));
+        var token = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join(",", instances.Select(i => i.Token)))))[..12];
+        return new SagaResetPreview { Saga = saga, Since = since.ToString("O", System.Globalization.CultureInfo.InvariantCulture), Instances = instances, Refused = refused, Token = token };
+    }
+
+    /// <summary>Applies the reset previewed with <paramref name="token"/>; null and the reason when the token no longer fits what a new preview finds.</summary>
+    public static async Task<(List<ResetResult>? Results, string? Error)> ApplyAsync(INatsConnection nats, SagaRuntimeOptions options, ManifestSet manifests, string saga, DateTimeOffset since, int limit, string token, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var preview = await PreviewAsync(nats, options, manifests, saga, since, limit, wait, cancellationToken);
+        if (!string.Equals(preview.Token, token, StringComparison.Ordinal))
+        {
+            return (null, "the token does not fit this reset any more (an instance moved on, the script changed, or the token is from another dry run): run the dry run again");
+        }
+        var results = new List<ResetResult>();
+        foreach (var instance in preview.Instances)
+        {
+            results.Add(await InstanceReset.ApplyAsync(nats, options, manifests, saga, instance.Key, instance.Tenant, instance.To, instance.Token, wait, cancellationToken));
+        }
+        return (results, null);
+    }
+}
+
 [JsonSourceGenerationOptions(WriteIndented = false)]
 [JsonSerializable(typeof(ResetPreview))]
+[JsonSerializable(typeof(SagaResetPreview))]
 internal sealed partial class ResetJsonContext : JsonSerializerContext;

@@ -148,5 +148,66 @@ public sealed class SagaCheckTests(NatsServerFixture nats) : IClassFixture<NatsS
         Assert.Contains("must be in [0, 2]", impossible.Body!["error"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_saga_reset_takes_every_instance_that_ran_since_a_time_back_before_it()
+    {
+        await using var scope = await OpsScope.StartAsync(nats);
+        var ct = scope.Token;
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct,
+            extraManifests: new Dictionary<string, string> { ["tally.yaml"] = TallyManifest, ["tally.js"] = TallyScript(1) });
+        async Task PublishAsync(string key, int n)
+        {
+            var evt = new System.Text.Json.Nodes.JsonObject { ["specversion"] = "1.0", ["id"] = $"{key}-{n}", ["source"] = "ops-test", ["type"] = "added", ["data"] = new System.Text.Json.Nodes.JsonObject { ["n"] = n } };
+            (await scope.Js.PublishAsync($"aggregate.acme.tally.{key}.added", System.Text.Encoding.UTF8.GetBytes(evt.ToJsonString()), cancellationToken: ct)).EnsureSuccess();
+        }
+        async Task<long?> VersionAsync(string key) => (await node.GetAsync($"admin/instances/tally/{key}", ct, RunnerNode.Token)).Body?["summary"]?["version"]?.GetValue<long>();
+        foreach (var key in new[] { "a", "b", "c" })
+        {
+            await PublishAsync(key, 1);
+        }
+        await node.WaitUntilAsync(async () => await VersionAsync("a") == 1 && await VersionAsync("b") == 1 && await VersionAsync("c") == 1, "a, b and c at version 1", ct);
+
+        // The bad deploy: from now on tally doubles. a and b get events, c does not.
+        await Task.Delay(50, ct);
+        var since = DateTimeOffset.UtcNow;
+        await Task.Delay(50, ct);
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "tally.js"), TallyScript(2), ct);
+        Assert.Equal(HttpStatusCode.OK, (await node.PostAsync("admin/reload?force=true", ct)).Status);
+        await PublishAsync("a", 2);
+        await PublishAsync("b", 3);
+        await node.WaitUntilAsync(async () => await VersionAsync("a") == 2 && await VersionAsync("b") == 2, "a and b at version 2", ct);
+        await File.WriteAllTextAsync(Path.Combine(node.ManifestDir, "tally.js"), TallyScript(1), ct);
+        Assert.Equal(HttpStatusCode.OK, (await node.PostAsync("admin/reload?force=true", ct)).Status);
+
+        var cli = new Dictionary<string, string>(node.Environment) { ["RUNNER_DATA_DIR"] = node.Dir.File("cli-data") };
+        var sinceText = since.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        string token;
+        using (var command = RunnerProcess.Start(["saga", "reset", "tally", "--since", sinceText], cli))
+        {
+            Assert.Equal(0, await command.WaitForExitAsync(ct));
+            Assert.Contains("2 instance(s)", command.Output, StringComparison.Ordinal);
+            Assert.Contains("acme/tally/a: v2 -> v1, 1 step(s) replayed, 1 differ; state after {\"order\":[1,2]}", command.Output, StringComparison.Ordinal);
+            Assert.Contains("acme/tally/b: v2 -> v1, 1 step(s) replayed, 1 differ; state after {\"order\":[1,3]}", command.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("tally/c", command.Output, StringComparison.Ordinal);
+            token = System.Text.RegularExpressions.Regex.Match(command.Output, "--confirm ([0-9a-f]{12})").Groups[1].Value;
+        }
+        Assert.Equal([1, 4], Order((await node.GetAsync("admin/instances/tally/a", ct, RunnerNode.Token)).Body!));
+        using (var command = RunnerProcess.Start(["saga", "reset", "tally", "--since", sinceText, "--confirm", token], cli))
+        {
+            Assert.Equal(0, await command.WaitForExitAsync(ct));
+            Assert.Contains("2 of 2 instance(s) reset", command.Output, StringComparison.Ordinal);
+        }
+        Assert.Equal([1, 2], Order((await node.GetAsync("admin/instances/tally/a", ct, RunnerNode.Token)).Body!));
+        Assert.Equal([1, 3], Order((await node.GetAsync("admin/instances/tally/b", ct, RunnerNode.Token)).Body!));
+        Assert.Equal([1], Order((await node.GetAsync("admin/instances/tally/c", ct, RunnerNode.Token)).Body!));
+        // The replayed steps ran since then too: a dry run now replays them to the same outcome.
+        using (var command = RunnerProcess.Start(["saga", "reset", "tally", "--since", sinceText], cli))
+        {
+            Assert.Equal(0, await command.WaitForExitAsync(ct));
+            Assert.Contains("acme/tally/a: v2 -> v1, 1 step(s) replayed, 0 differ", command.Output, StringComparison.Ordinal);
+            Assert.Contains("acme/tally/b: v2 -> v1, 1 step(s) replayed, 0 differ", command.Output, StringComparison.Ordinal);
+        }
+    }
+
     private static List<int> Order(System.Text.Json.Nodes.JsonNode shown) => [.. shown["state"]!["order"]!.AsArray().Select(n => n!.GetValue<int>())];
 }
