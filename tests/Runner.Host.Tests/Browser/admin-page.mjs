@@ -149,10 +149,12 @@ try {
     await page.fill('#instance-search input[name="saga"]', expect.saga);
     await page.selectOption('#instance-search select[name="status"]', 'done');
     await page.click('#instance-search button[type="submit"]');
-    await page.waitForFunction(keys => {
-      const shown = [...document.querySelectorAll('#instances-list tbody tr')].map(r => r.dataset.key);
-      return keys.every(k => shown.includes(k));
-    }, expect.keys);
+    // The tab's own first list (everything) may still be on screen: wait for the search's answer.
+    await page.waitForFunction(({ keys, saga }) => {
+      const rows = [...document.querySelectorAll('#instances-list tbody tr')];
+      const shown = rows.map(r => r.dataset.key);
+      return keys.every(k => shown.includes(k)) && rows.every(r => r.dataset.saga === saga);
+    }, { keys: expect.keys, saga: expect.saga });
     const sagas = await column('#instances-list', 'saga');
     check(sagas.every(s => s === expect.saga), `only ${expect.saga} instances: ${sagas.join(', ')}`);
     const statuses = await column('#instances-list', 'status');

@@ -18,6 +18,17 @@ function guard(action) {
   return (...args) => Promise.resolve().then(() => action(...args)).catch(error => failed(error));
 }
 
+// A section can be asked to load again before its last answer is in (a tab opens with a list,
+// then the form is sent): only the newest request may render, whichever answer comes last.
+const requests = new Map();
+
+/** Starts a request of `section`; the returned check says whether it is still the newest. */
+function newest(section) {
+  const ticket = (requests.get(section) ?? 0) + 1;
+  requests.set(section, ticket);
+  return () => requests.get(section) === ticket;
+}
+
 function path(...parts) {
   return parts.map(encodeURIComponent).join('/');
 }
@@ -36,7 +47,11 @@ function confirmIn(box, question, label, action) {
 // --- Partitions -------------------------------------------------------------------------------
 
 export async function loadPartitions() {
+  const current = newest('loadPartitions');
   const data = await get('partitions');
+  if (!current()) {
+    return;
+  }
   const held = data.partitions.filter(p => p.state === 'held');
   const lag = held.reduce((sum, p) => sum + (p.lag ?? 0), 0);
   show($('partitions-summary'),
@@ -63,9 +78,13 @@ export async function loadPartitions() {
 // --- Instances --------------------------------------------------------------------------------
 
 export async function searchInstances() {
+  const current = newest('searchInstances');
   const form = new FormData($('instance-search'));
   const filter = Object.fromEntries(['saga', 'tenant', 'key', 'status', 'limit'].map(name => [name, (form.get(name) ?? '').toString().trim()]));
   const { status, body } = await call(`instances${query(filter)}`);
+  if (!current()) {
+    return;
+  }
   if (status !== 200) {
     show($('instances-list'), note('fail', `${status}: ${body.error ?? 'search failed'}`));
     return;
@@ -93,9 +112,13 @@ export async function searchInstances() {
 
 /** The instance's state, timers, outbox, parking and history (each step with its state diff) in #instance-detail. */
 export async function showInstance(saga, key, tenant) {
+  const current = newest('showInstance');
   const detail = $('instance-detail');
   show(detail, note('info', `Loading ${saga}/${key}…`));
   const { status, body } = await call(`instances/${path(saga, key)}${query({ tenant })}`);
+  if (!current()) {
+    return;
+  }
   if (status !== 200) {
     show(detail, note('fail', `${status}: ${body.error ?? 'not found'}`));
     return;
@@ -177,7 +200,11 @@ const ActionText = {
 };
 
 export async function loadParked() {
+  const current = newest('loadParked');
   const { status, body } = await call(`instances${query({ status: 'parked', limit: 500 })}`);
+  if (!current()) {
+    return;
+  }
   if (status !== 200) {
     show($('parked-list'), note('fail', `${status}: ${body.error ?? 'list failed'}`));
     return;
@@ -221,9 +248,13 @@ function openInstance(instance) {
 // --- Quarantine -------------------------------------------------------------------------------
 
 export async function loadQuarantine() {
+  const current = newest('loadQuarantine');
   const form = new FormData($('quarantine-filter'));
   const filter = Object.fromEntries(['reason', 'stage', 'saga'].map(name => [name, (form.get(name) ?? '').toString().trim()]));
   const { status, body } = await call(`quarantine${query({ ...filter, limit: 500 })}`);
+  if (!current()) {
+    return;
+  }
   if (status !== 200) {
     show($('quarantine-list'), note('fail', `${status}: ${body.error ?? 'list failed'}`));
     return;
@@ -274,9 +305,13 @@ async function dryRun(entry, action) {
 // --- Effects ----------------------------------------------------------------------------------
 
 export async function loadEffects() {
+  const current = newest('loadEffects');
   // The token check first: /info is open, but this page shows nothing without the token.
   await get('drain');
   const info = await get('../info');
+  if (!current()) {
+    return;
+  }
   const declared = info.manifest?.effects ?? [];
   const breakers = info.breakers;
   show($('effects-summary'), breakers === null
