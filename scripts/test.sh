@@ -18,6 +18,11 @@ dotnet test Runner.slnx -c Release --no-build -nologo --logger "console;verbosit
 status=${PIPESTATUS[0]}
 set -e
 
+# The failed tests by name, last, where a CI log's tail shows them.
+if grep -qE '^  Failed ' "$log"; then
+  echo "failed tests:"
+  grep -E '^  Failed ' "$log" | sed 's/^  Failed /  /'
+fi
 # One summary line over all test projects, in the plain "N passed, N failed" form.
 awk '
   /^Total tests: [0-9]+/ { projects++ }

@@ -126,6 +126,40 @@ internal sealed class SagaReplica : IDisposable
         }
     }
 
+    /// <summary>
+    /// The partition consumers this replica's <c>/metrics</c> reports lag for (<c>runner_consumer_pending</c> on the inbox),
+    /// or null while it does not answer.
+    /// </summary>
+    public async Task<IReadOnlySet<string>?> LagSeriesAsync(CancellationToken cancellationToken)
+    {
+        if (!Running)
+        {
+            return null;
+        }
+        try
+        {
+            using var response = await _http.GetAsync(new Uri("metrics", UriKind.Relative), cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                return null;
+            }
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            return text.Split('\n')
+                .Where(line => line.StartsWith("runner_consumer_pending{", StringComparison.Ordinal))
+                .Select(line => System.Text.RegularExpressions.Regex.Match(line, "consumer=\"(runner-inbox-[^\"]+)\"").Groups[1].Value)
+                .Where(consumer => consumer.Length > 0)
+                .ToHashSet(StringComparer.Ordinal);
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
     public string Tail(int chars = 5000)
     {
         var output = Output;

@@ -22,14 +22,29 @@ public sealed class ScaleOutTests(NatsServerFixture nats, ITestOutputHelper outp
         await using var replicas = await SagaReplicas.CreateAsync(nats, FoldLedger.Manifests, cts.Token);
         SagaReplica[] three = [replicas.Start("a"), replicas.Start("b"), replicas.Start("c")];
 
-        var infos = await WaitPartitionedAsync(replicas, three, cts.Token);
+        // What each replica says it holds is what the bucket says: held by it, at the epoch it reports. The two are read one
+        // after the other, and while the three settle a partition can move between the reads (a replica that saw a neighbour
+        // below its share a moment late hands one more over), so wait for a moment when both reads agree and then check them.
+        IReadOnlyList<ReplicaInfo>? infos = null;
+        IReadOnlyList<LeaseView>? leases = null;
+        bool Agree() => infos is not null && leases is not null && three.Select((r, i) => infos[i].Owned.All(partition =>
+            leases.SingleOrDefault(l => l.Partition == partition) is { } lease
+            && (lease.State, lease.Owner, lease.Epoch) == ("held", r.WorkerId, infos[i].Epochs[partition]))).All(x => x);
+        await replicas.WaitUntilAsync("the three hold the partitions disjointly, balanced within one, as the bucket says", s_settle, async token =>
+        {
+            infos = await SagaReplicas.InfosAsync(three, token);
+            if (infos is null || !SagaReplicas.Partitioned(infos))
+            {
+                return false;
+            }
+            leases = await replicas.LeasesAsync(token);
+            return Agree();
+        }, cts.Token);
 
-        // What each replica says it holds is what the bucket says: held by it, at the epoch it reports.
-        var leases = await replicas.LeasesAsync(cts.Token);
-        Assert.Equal(SagaReplicas.Partitions, leases.Count);
+        Assert.Equal(SagaReplicas.Partitions, leases!.Count);
         for (var i = 0; i < three.Length; i++)
         {
-            foreach (var partition in infos[i].Owned)
+            foreach (var partition in infos![i].Owned)
             {
                 var lease = leases.Single(l => l.Partition == partition);
                 Assert.Equal(("held", three[i].WorkerId, infos[i].Epochs[partition]), (lease.State, lease.Owner, lease.Epoch));
@@ -102,9 +117,18 @@ public sealed class ScaleOutTests(NatsServerFixture nats, ITestOutputHelper outp
         var a = replicas.Start("a");
         await replicas.WaitUntilAsync("a holds all 16 partitions", s_settle,
             async token => await a.InfoAsync(token) is { Owned.Count: SagaReplicas.Partitions }, cts.Token);
+        // Lag is reported for the consumers a replica reads now: all 16 while a holds them all ...
+        IReadOnlySet<string>? lagSeries = null;
+        await replicas.WaitUntilAsync("a reports the lag of all 16 partition consumers", s_settle,
+            async token => (lagSeries = await a.LagSeriesAsync(token)) is { Count: SagaReplicas.Partitions }, cts.Token);
         var b = replicas.Start("b");
-        await WaitPartitionedAsync(replicas, [a, b], cts.Token);
+        var split = await WaitPartitionedAsync(replicas, [a, b], cts.Token);
         Log(clock, "a and b hold 8 partitions each");
+        // ... and after handing 8 to b, none for those: a consumer it no longer reads keeps no old figure.
+        lagSeries = await a.LagSeriesAsync(cts.Token);
+        Assert.NotNull(lagSeries);
+        var reads = split[0].Owned.Select(p => $"runner-inbox-{p}-e{split[0].Epochs[p]}").ToHashSet(StringComparer.Ordinal);
+        Assert.Subset(reads, lagSeries.ToHashSet(StringComparer.Ordinal));
 
         // a freezes with work in hand, and stays frozen for two and a half leases while events flow.
         await ledger.PublishAsync(120, Keys, burst: 120, pause: TimeSpan.Zero, cts.Token);

@@ -1,4 +1,5 @@
 using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 using Polly.CircuitBreaker;
 using Prometheus;
 using Runner.Core.Ids;
@@ -165,24 +166,45 @@ internal sealed class RunnerMetrics
         }
     }
 
+    /// <summary>
+    /// Lag of every consumer read now. A consumer this scrape could not ask (being re-created, NATS away, past the timeout) or
+    /// no longer reads (a partition that moved, a new epoch) has no series rather than an old figure: a stale lag would look current.
+    /// </summary>
     private async Task ConsumersAsync(RunnerComponents components, CancellationToken cancellationToken)
     {
         var js = new NatsJSContext(components.Nats);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(s_consumerTimeout);
-        await Task.WhenAll(components.Consumers().Select(async c =>
+        var answers = await Task.WhenAll(components.Consumers().Select(async c =>
         {
             try
             {
-                var info = (await js.GetConsumerAsync(c.Stream, c.Consumer, timeout.Token)).Info;
-                _pending.WithLabels(c.Stream, c.Consumer).Set(info.NumPending);
-                _ackPending.WithLabels(c.Stream, c.Consumer).Set(info.NumAckPending);
-                _redelivered.WithLabels(c.Stream, c.Consumer).Set(info.NumRedelivered);
+                return (c.Stream, c.Consumer, Info: (await js.GetConsumerAsync(c.Stream, c.Consumer, timeout.Token)).Info);
             }
             catch (Exception ex) when (ex is NATS.Client.Core.NatsException or OperationCanceledException or TimeoutException)
             {
-                // Being re-created, or NATS is away: this scrape goes without it (health says why).
+                return (c.Stream, c.Consumer, Info: (ConsumerInfo?)null); // health says why
             }
         }));
+        var answered = answers.Where(a => a.Info is not null).Select(a => (a.Stream, a.Consumer)).ToHashSet();
+        foreach (var gauge in new[] { _pending, _ackPending, _redelivered })
+        {
+            foreach (var labels in gauge.GetAllLabelValues().ToList())
+            {
+                if (labels is not [var stream, var consumer] || !answered.Contains((stream, consumer)))
+                {
+                    gauge.RemoveLabelled(labels);
+                }
+            }
+        }
+        foreach (var (stream, consumer, info) in answers)
+        {
+            if (info is not null)
+            {
+                _pending.WithLabels(stream, consumer).Set(info.NumPending);
+                _ackPending.WithLabels(stream, consumer).Set(info.NumAckPending);
+                _redelivered.WithLabels(stream, consumer).Set(info.NumRedelivered);
+            }
+        }
     }
 }

@@ -30,13 +30,22 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
         // One event that is not JSON: quarantined by the router.
         (await js.PublishAsync("aggregate.acme.op.bad.created", Encoding.UTF8.GetBytes("{not json"), cancellationToken: ct)).EnsureSuccess();
 
-        // Each event makes two transitions: created, then its result.
+        // Each event makes two transitions: created, then its result. The effect worker acks a command after publishing its
+        // result, so its lag can trail the saga's last transition by a moment: wait for a scrape whose consumers all answered
+        // and have caught up (a consumer a scrape could not ask has no series, never an old figure).
+        (string Name, string Consumer)[] lags =
+        [
+            .. Enumerable.Range(0, 4).Select(p => ("runner_consumer_pending", $"consumer=\"runner-inbox-{p}-e1\"")),
+            ("runner_consumer_pending", "consumer=\"runner-router-AGGREGATE_EVENTS\""),
+            ("runner_consumer_ack_pending", "consumer=\"runner-effect-work=do\""),
+        ];
         string text = string.Empty;
         await node.WaitUntilAsync(async () =>
         {
             text = (await node.GetAsync("metrics", ct)).Text;
-            return Samples(text, "runner_saga_transitions_total", "saga=\"op\"") is [var line] && line.EndsWith($" {2 * Events}", StringComparison.Ordinal);
-        }, $"{2 * Events} transitions in /metrics", ct);
+            return Samples(text, "runner_saga_transitions_total", "saga=\"op\"") is [var line] && line.EndsWith($" {2 * Events}", StringComparison.Ordinal)
+                && lags.All(l => Samples(text, l.Name, l.Consumer) is [var lag] && lag.EndsWith(" 0", StringComparison.Ordinal));
+        }, $"{2 * Events} transitions and every consumer caught up in /metrics", ct);
 
         Assert.Equal(2 * Events, Value(text, "runner_saga_transitions_total", "saga=\"op\""));
         Assert.Equal(2 * Events, Value(text, "runner_saga_script_duration_seconds_count", "saga=\"op\""));
