@@ -4,16 +4,23 @@ using Jint;
 namespace Runner.Scripting;
 
 /// <summary>
-/// Statement, wall-time and allocation budget for one script call. Unlike Jint's built-in
-/// constraints it can be disarmed, so the one-time engine setup (freezing every intrinsic) is not
-/// charged to the first event. It throws <see cref="SandboxLimitException"/>, which scripts cannot catch.
+/// Statement, time and allocation budget for one script call. Unlike Jint's built-in constraints it
+/// can be disarmed, so the one-time engine setup (freezing every intrinsic) is not charged to the
+/// first event. It throws <see cref="SandboxLimitException"/>, which scripts cannot catch.
+/// Time is the CPU the script's thread used (<see cref="ThreadCpuClock"/>), not wall time: a node
+/// busy with other work, or a garbage collection that suspends the thread, would otherwise make a
+/// good script late and park its instance. A wall-clock backstop of <see cref="WallBackstopFactor"/>
+/// times the limit (at least <see cref="MinWallBackstop"/>) stays, for a thread that waits without using CPU.
 /// </summary>
 internal sealed class SandboxBudget : Constraint
 {
     private const int SampleEvery = 32;
+    public const int WallBackstopFactor = 20;
+    public static readonly TimeSpan MinWallBackstop = TimeSpan.FromSeconds(5);
 
     private long _maxStatements;
     private long _deadline;
+    private long _cpuDeadline;
     private long _memoryBase;
     private long _maxBytes;
     private long _statements;
@@ -22,7 +29,17 @@ internal sealed class SandboxBudget : Constraint
     public void Arm(long maxStatements, TimeSpan timeout, long maxBytes)
     {
         _maxStatements = maxStatements;
-        _deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        if (ThreadCpuClock.Available)
+        {
+            _cpuDeadline = ThreadCpuClock.Nanoseconds() + (long)(timeout.TotalMilliseconds * 1_000_000);
+            var backstop = timeout * WallBackstopFactor;
+            _deadline = Stopwatch.GetTimestamp() + (long)((backstop > MinWallBackstop ? backstop : MinWallBackstop).TotalSeconds * Stopwatch.Frequency);
+        }
+        else
+        {
+            _cpuDeadline = long.MaxValue;
+            _deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        }
         _maxBytes = maxBytes;
         _memoryBase = GC.GetAllocatedBytesForCurrentThread();
         _statements = 0;
@@ -38,7 +55,7 @@ internal sealed class SandboxBudget : Constraint
     /// </summary>
     public void CheckAfterCall()
     {
-        if (Stopwatch.GetTimestamp() > _deadline)
+        if ((_cpuDeadline != long.MaxValue && ThreadCpuClock.Nanoseconds() > _cpuDeadline) || Stopwatch.GetTimestamp() > _deadline)
         {
             throw new SandboxLimitException(ScriptFailure.Timeout, "script ran past its time limit");
         }

@@ -52,7 +52,7 @@ internal sealed partial class EffectWorker
             {
                 case ClaimDecision.AlreadyCompleted completed:
                     await RepublishAsync(command, completed.Record, cancellationToken);
-                    await msg.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
+                    await msg.AckAsync(AckFor(intake), cancellationToken).QuietlyAsync();
                     break;
                 case ClaimDecision.HeldElsewhere held:
                     EffectsLog.ClaimHeld(_logger, command.CommandId, command.Tenant, held.Worker, held.Remaining.TotalMilliseconds);
@@ -176,7 +176,7 @@ internal sealed partial class EffectWorker
                 return;
             }
             // A lost ack is harmless: the redelivery finds the claim completed and re-publishes.
-            await msg.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
+            await msg.AckAsync(AckFor(intake), cancellationToken).QuietlyAsync();
             EffectsLog.CommandDone(_logger, command.CommandId, command.Tenant, command.Effect, execution.Succeeded ? ResultEvents.Succeeded : ResultEvents.Failed,
                 execution.Error?.Code ?? "-", execution.Attempts, claim.Attempt, (finishedAt - startedAt).TotalMilliseconds);
         }
@@ -186,6 +186,13 @@ internal sealed partial class EffectWorker
             await heartbeat;
         }
     }
+
+    /// <summary>
+    /// Acks are sent without waiting while the worker takes work; once it stops taking any (drain, shutdown) each ack waits
+    /// for the server's confirmation, so a stopped worker has nothing left in hand on the consumer and a successor gets no
+    /// redelivery of what was done (harmless, but a wasted claim lookup and result re-publish each).
+    /// </summary>
+    private static AckOpts AckFor(CancellationToken intake) => new() { DoubleAck = intake.IsCancellationRequested };
 
     /// <summary>
     /// Gives a held command back to the stream: its claim is deleted (at this run's revision, so
