@@ -22,7 +22,8 @@ internal sealed class ReplicaSet : IAsyncDisposable
 {
     private readonly string _url;
     private readonly ILoggerFactory _loggers;
-    private readonly Dictionary<string, Replica> _replicas = new(StringComparer.Ordinal);
+    // Concurrent: a test may sample the replicas from another thread while it starts them; Values is then a snapshot.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Replica> _replicas = new(StringComparer.Ordinal);
 
     private ReplicaSet(string url, TempDirectory dir, string manifestDir, SagaRuntimeOptions options, NatsConnection connection, ILoggerFactory loggers)
     {
@@ -46,7 +47,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
 
     public INatsJSContext Js { get; }
 
-    public IReadOnlyCollection<Replica> Replicas => _replicas.Values;
+    public IReadOnlyCollection<Replica> Replicas => [.. _replicas.Values];
 
     public Replica this[string name] => _replicas[name];
 
@@ -87,11 +88,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
     /// <summary>Starts (or starts again, on the same store unless wiped) the replica named <paramref name="name"/>.</summary>
     public async Task<Replica> StartAsync(string name, string? manifestDir = null)
     {
-        if (!_replicas.TryGetValue(name, out var replica))
-        {
-            replica = new Replica(name, Dir.File("replica-" + name));
-            _replicas[name] = replica;
-        }
+        var replica = _replicas.GetOrAdd(name, n => new Replica(n, Dir.File("replica-" + n)));
         var loaded = ManifestLoader.Load(manifestDir ?? ManifestDir, Options.JetStream.Streams);
         if (!loaded.Succeeded)
         {

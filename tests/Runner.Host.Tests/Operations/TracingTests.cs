@@ -46,13 +46,19 @@ public sealed class TracingTests(NatsServerFixture nats) : IClassFixture<NatsSer
         var producerSpan = ActivitySpanId.CreateRandom();
         await RunnerNode.PublishCreatedAsync(js, "t1", 1, ct, traceParent: $"00-{traceId}-{producerSpan}-01");
         await done.Task.WaitAsync(ct);
-        tracing.ForceFlush();
 
-        Activity[] all;
-        lock (spans)
+        // A span is exported when it ends. The effect's span ends after its ack, which comes after the result it
+        // published, so the saga can finish the instance before it: wait for the six hops' spans, then look at them.
+        Activity[] all = [];
+        await SagaHarness.WaitUntilAsync(() =>
         {
-            all = [.. spans];
-        }
+            tracing.ForceFlush();
+            lock (spans)
+            {
+                all = [.. spans];
+            }
+            return all.Count(a => a.TraceId == traceId) >= 6;
+        }, TimeSpan.FromSeconds(10), "the six spans of the trace to end");
         var trace = all.Where(a => a.TraceId == traceId).ToList();
         string Describe() => string.Join("\n", all.Select(a => $"{a.DisplayName} {a.TraceId} {a.SpanId} <- {a.ParentSpanId}"));
         Activity One(string name, ActivitySpanId parent) =>
