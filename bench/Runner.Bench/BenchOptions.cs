@@ -1,4 +1,5 @@
 using System.Globalization;
+using Runner.Bench.Cold;
 
 namespace Runner.Bench;
 
@@ -78,6 +79,18 @@ internal sealed record BenchOptions
     /// <summary>Instances in the partition (3) snapshots and restores.</summary>
     public int RestoreInstances { get; init; } = 100_000;
 
+    /// <summary>Fresh runner processes only: first 20,000 events against the process's own steady state; the other phases are not run.</summary>
+    public bool Cold { get; init; }
+
+    /// <summary>Events each fresh process drains in <see cref="Cold"/>.</summary>
+    public int ColdEvents { get; init; } = 200_000;
+
+    /// <summary>A published runner to start in <see cref="Cold"/>; null publishes <c>src/Runner.Host</c> first.</summary>
+    public string? RunnerDir { get; init; }
+
+    /// <summary>Variants of <see cref="Cold"/>: a name and the environment it adds to the runner process.</summary>
+    public IReadOnlyList<ColdVariant> ColdVariants { get; init; } = [ColdVariant.Shipped, ColdVariant.Parse("tc0:DOTNET_TieredCompilation=0") with { Explicit = false }];
+
     public const string Usage = """
         Runner.Bench — load command for the saga runner (real nats-server, real LMDB).
 
@@ -105,6 +118,11 @@ internal sealed record BenchOptions
                             (2) crash failover, (3) restore onto an empty volume + replay, (4) throughput
                             with snapshots on/off; --scale-out-phases 1,2,3,4; --handover-rounds N (default 3);
                             --failover-leases 2,10 (seconds); --restore-instances N (default 100000)
+          --cold            fresh `runner serve` processes only (the other phases are not run): the first 20,000
+                            events against the same process's steady state, on a backlog and pipelined;
+                            --cold-events N (default 200000); --runner DIR (a published runner; default:
+                            publish src/Runner.Host first); --cold-variant NAME[:VAR=VALUE,...] (repeatable;
+                            default: shipped and tc0:DOTNET_TieredCompilation=0)
 
         nats-server: RUNNER_TEST_NATS_URL if set, else the nats-server binary on a free 127.0.0.1 port.
         """;
@@ -176,6 +194,10 @@ internal sealed record BenchOptions
                     "--handover-rounds" => options with { HandOverRounds = Int(1) },
                     "--failover-leases" => options with { FailoverLeases = Ints(1, 60) },
                     "--restore-instances" => options with { RestoreInstances = Int(1) },
+                    "--cold" => options with { Cold = true },
+                    "--cold-events" => options with { ColdEvents = Int(25_000) },
+                    "--runner" => options with { RunnerDir = Next() },
+                    "--cold-variant" => options with { ColdVariants = [.. options.ColdVariants.Where(v => v.Explicit), ColdVariant.Parse(Next())] },
                     "--launch" => options with { Launch = true },
                     "--launches" => options with { Launches = Int(1) },
                     "--launch-gap-ms" => options with { LaunchGapMs = Int(0) },

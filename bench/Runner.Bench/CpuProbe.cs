@@ -79,7 +79,7 @@ internal sealed class CpuSnapshot
         return null;
     }
 
-    private static double ProcessSeconds(string statPath)
+    public static double ProcessSeconds(string statPath)
     {
         try
         {

@@ -39,6 +39,10 @@ internal static class Program
                 await Launch.LaunchBench.RunAsync(options.Launches, options.LaunchGapMs, options.SliceBin, Console.Out, linked.Token);
                 return 0;
             }
+            if (options.Cold)
+            {
+                return await Cold.ColdBench.RunAsync(options, Console.Out, linked.Token);
+            }
             if (options.ScaleOut)
             {
                 return await ScaleOut.ScaleOutBench.RunAsync(options, Console.Out, linked.Token);

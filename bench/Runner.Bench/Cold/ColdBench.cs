@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging.Abstractions;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using Runner.Messaging;
+using Runner.Testing;
+
+namespace Runner.Bench.Cold;
+
+/// <summary>
+/// <c>--cold</c>: what a user meets after every deploy and failover. Each run starts a new nats-server and a fresh
+/// <c>runner serve</c> process (saga mode, defaults, durable LMDB, an empty data directory) and times the tally saga's
+/// commands as they come out: the first 20,000 events against the same process's steady state, on a backlog (published
+/// before the process starts) and pipelined (published while it runs). Nothing is warmed up.
+/// </summary>
+internal static class ColdBench
+{
+    public const int FirstEvents = 20_000;
+
+    /// <summary>The steady state is the rate over this last share of the events.</summary>
+    private const double SteadyShare = 0.4;
+
+    public static async Task<int> RunAsync(BenchOptions options, TextWriter output, CancellationToken cancellationToken)
+    {
+        var events = options.ColdEvents / ColdWorkload.GroupEvents * ColdWorkload.GroupEvents;
+        var root = Path.Combine(Path.GetTempPath(), "runner-cold-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(root);
+        try
+        {
+            var runners = new Dictionary<string, string>(StringComparer.Ordinal);
+            async Task<string> RunnerFor(ColdVariant variant)
+            {
+                var key = string.Join(" ", variant.PublishArgs);
+                if (key.Length == 0 && options.RunnerDir is { } given)
+                {
+                    return given;
+                }
+                if (!runners.TryGetValue(key, out var dir))
+                {
+                    dir = await PublishAsync(Path.Combine(root, "runner-" + runners.Count), variant.PublishArgs, output, cancellationToken);
+                    runners[key] = dir;
+                }
+                return dir;
+            }
+            var manifests = Path.Combine(root, "manifests");
+            ColdWorkload.Write(manifests);
+            output.WriteLine(Text.Inv($"Runner.Bench --cold  events={events} (accounts of {ColdWorkload.DepositsPerAccount} deposits, groups of {ColdWorkload.GroupKeys}), {Environment.ProcessorCount} cores, runner from {(options.RunnerDir is null ? "a fresh publish of src/Runner.Host (-c Release)" : options.RunnerDir)}, .NET {Environment.Version}"));
+            output.WriteLine(Text.Inv($"  machine load average at start: {File.ReadAllText("/proc/loadavg").Trim()} (other work on this machine skews every figure)"));
+            output.WriteLine(Text.Inv($"  each run: a new nats-server, a fresh `runner serve` (RUNNER_MODE=saga, defaults, durable LMDB, empty data directory); first = events {ColdWorkload.GroupEvents:N0}–{ColdWorkload.GroupEvents + FirstEvents:N0}, steady = the last {SteadyShare:P0}"));
+            var results = new List<ColdResult>();
+            var failed = false;
+            foreach (var variant in options.ColdVariants)
+            {
+                var runner = await RunnerFor(variant);
+                foreach (var pipelined in new[] { false, true })
+                {
+                    output.WriteLine();
+                    output.WriteLine(Text.Inv($"({variant.Name}, {(pipelined ? "pipelined" : "backlog")}) {variant.Describe()}"));
+                    var result = await MeasureAsync(runner, manifests, root, variant, pipelined, events, options.Window, output, cancellationToken);
+                    if (result is null)
+                    {
+                        failed = true;
+                        continue;
+                    }
+                    result.Print(output);
+                    results.Add(result);
+                }
+            }
+            output.WriteLine();
+            output.WriteLine("summary (cold = first 20,000 events / steady state of the same process; target ≥ 0.8)");
+            foreach (var r in results)
+            {
+                output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  steady {r.SteadyRate,8:N0} ev/s  cold/warm {r.FirstRate / r.SteadyRate:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×)"));
+            }
+            return failed ? 1 : 0;
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+                // a file still held by a process that is going away
+            }
+        }
+    }
+
+    private static async Task<ColdResult?> MeasureAsync(string runner, string manifests, string root, ColdVariant variant, bool pipelined, int events, int window, TextWriter output, CancellationToken cancellationToken)
+    {
+        var nats = new NatsServerFixture();
+        await nats.InitializeAsync().WaitAsync(cancellationToken);
+        try
+        {
+            if (!nats.CanRestart)
+            {
+                throw new InvalidOperationException("--cold starts a nats-server of its own for every run: unset RUNNER_TEST_NATS_URL");
+            }
+            var natsPid = CpuSnapshot.FindNatsServer(new Uri(nats.Url).Port);
+            await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, Name = "bench-cold" });
+            await connection.ConnectAsync();
+            var js = new NatsJSContext(connection);
+            await StreamTopology.EnsureAsync(js, new JetStreamSettings(), NullLogger.Instance, cancellationToken);
+
+            var observer = new CommandObserver(events / ColdWorkload.DepositsPerAccount, natsPid);
+            await using var subscription = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken);
+            var observing = observer.RunAsync(subscription, cancellationToken);
+
+            if (!pipelined)
+            {
+                var clock = Stopwatch.StartNew();
+                var errors = await Publisher.PipelinedAsync(js, events, window, ColdWorkload.Event, null, cancellationToken);
+                output.WriteLine(Text.Inv($"  backlog of {events:N0} events published in {clock.Elapsed.TotalSeconds:F1} s ({errors} errors) before the runner starts"));
+            }
+
+            var data = Path.Combine(root, $"data-{variant.Name}-{(pipelined ? "p" : "b")}");
+            using var process = RunnerChild.Start(runner, new Dictionary<string, string>(variant.Environment, StringComparer.Ordinal)
+            {
+                ["RUNNER_NATS_URL"] = nats.Url,
+                ["RUNNER_MODE"] = "saga",
+                ["RUNNER_MANIFESTS"] = manifests,
+                ["RUNNER_DATA_DIR"] = data,
+                ["RUNNER_WORKER_ID"] = "cold-" + variant.Name,
+            });
+            observer.Watch(process.Pid, process.Started);
+            if (pipelined)
+            {
+                var ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+                output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; publishing {events:N0} events while it runs"));
+                var errors = await Publisher.PipelinedAsync(js, events, window, ColdWorkload.Event, null, cancellationToken);
+                if (errors > 0)
+                {
+                    output.WriteLine(Text.Inv($"  {errors} publishes failed"));
+                }
+            }
+            var limit = TimeSpan.FromSeconds(60 + (events / 2_000));
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bounded.CancelAfter(limit);
+            var outcome = await Task.WhenAny(observer.Done, process.ExitedTask, Task.Delay(Timeout.Infinite, bounded.Token).ContinueWith(_ => { }, TaskScheduler.Default));
+            if (outcome != observer.Done)
+            {
+                output.WriteLine(Text.Inv($"  FAILED: {observer.Arrived:N0} of {events / ColdWorkload.DepositsPerAccount:N0} commands after {process.Elapsed.TotalSeconds:F0} s{(process.HasExited ? $"; the runner exited with {process.ExitCode}" : string.Empty)}"));
+                output.WriteLine(process.Tail());
+                return null;
+            }
+            var result = observer.Result(variant.Name, pipelined, events);
+            process.Kill();
+            await subscription.UnsubscribeAsync();
+            await observing;
+            return result;
+        }
+        finally
+        {
+            await nats.DisposeAsync();
+        }
+    }
+
+    /// <summary><c>dotnet publish src/Runner.Host -c Release</c> into <paramref name="target"/>, as the image does.</summary>
+    private static async Task<string> PublishAsync(string target, IReadOnlyList<string> properties, TextWriter output, CancellationToken cancellationToken)
+    {
+        var repository = RepositoryRoot() ?? throw new InvalidOperationException("run from the repository (Runner.slnx not found above the working directory), or pass --runner DIR");
+        var clock = Stopwatch.StartNew();
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = repository, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "publish", "src/Runner.Host/Runner.Host.csproj", "-c", "Release", "-o", target, "-nologo", "-v", "quiet" }.Concat(properties))
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using var publish = Process.Start(start) ?? throw new InvalidOperationException("could not start dotnet publish");
+        var stdout = publish.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = publish.StandardError.ReadToEndAsync(cancellationToken);
+        await publish.WaitForExitAsync(cancellationToken);
+        if (publish.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"dotnet publish failed ({publish.ExitCode}):\n{await stdout}{await stderr}");
+        }
+        output.WriteLine(Text.Inv($"published src/Runner.Host {string.Join(" ", properties)} in {clock.Elapsed.TotalSeconds:F0} s"));
+        return target;
+    }
+
+    private static string? RepositoryRoot()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "Runner.slnx")))
+                {
+                    return dir.FullName;
+                }
+            }
+        }
+        return null;
+    }
+}
+
+/// <summary>What one fresh process did: rates and CPU per event over the first window and the steady state.</summary>
+internal sealed record ColdResult(
+    string Variant, bool Pipelined, double StartMs, double FirstRate, double SteadyRate,
+    double FirstRunnerUs, double FirstNatsUs, double SteadyRunnerUs, double SteadyNatsUs, double OtherCpuShare,
+    IReadOnlyList<double> RatePer20k)
+{
+    public void Print(TextWriter output)
+    {
+        output.WriteLine(Text.Inv($"  start → first command {StartMs:N0} ms (process start, connect, streams, leases, first script compile, first {ColdWorkload.GroupEvents:N0} events)"));
+        output.WriteLine(Text.Inv($"  first 20,000 events: {FirstRate:N0} events/s; cpu/event runner {FirstRunnerUs:F0} µs, nats-server {FirstNatsUs:F0} µs"));
+        output.WriteLine(Text.Inv($"  steady state:        {SteadyRate:N0} events/s; cpu/event runner {SteadyRunnerUs:F0} µs, nats-server {SteadyNatsUs:F0} µs"));
+        output.WriteLine(Text.Inv($"  cold/warm {FirstRate / SteadyRate:F2}; other processes used {OtherCpuShare:P0} of the machine over the run"));
+        output.WriteLine("  events/s per 20,000 events: " + string.Join(" ", RatePer20k.Select(r => r.ToString("N0", CultureInfo.InvariantCulture))));
+    }
+}
