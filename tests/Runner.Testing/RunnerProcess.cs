@@ -8,6 +8,7 @@ internal sealed class RunnerProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private readonly StringBuilder _standardOutput = new();
 
     private RunnerProcess(Process process)
     {
@@ -23,6 +24,21 @@ internal sealed class RunnerProcess : IDisposable
             lock (_output)
             {
                 return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Standard output alone, in order. <see cref="Output"/> interleaves it with standard error as the two pipes happen
+    /// to be read, so a line on one cannot be placed against a line on the other.
+    /// </summary>
+    public string StandardOutput
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _standardOutput.ToString();
             }
         }
     }
@@ -56,14 +72,14 @@ internal sealed class RunnerProcess : IDisposable
         }
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start runner");
         var runner = new RunnerProcess(process);
-        process.OutputDataReceived += (_, e) => runner.Append(e.Data);
-        process.ErrorDataReceived += (_, e) => runner.Append(e.Data);
+        process.OutputDataReceived += (_, e) => runner.Append(e.Data, standardOutput: true);
+        process.ErrorDataReceived += (_, e) => runner.Append(e.Data, standardOutput: false);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return runner;
     }
 
-    private void Append(string? line)
+    private void Append(string? line, bool standardOutput)
     {
         if (line is null)
         {
@@ -72,6 +88,10 @@ internal sealed class RunnerProcess : IDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+            if (standardOutput)
+            {
+                _standardOutput.AppendLine(line);
+            }
         }
     }
 

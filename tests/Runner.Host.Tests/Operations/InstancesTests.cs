@@ -68,7 +68,8 @@ public sealed class InstancesTests(NatsServerFixture nats) : IClassFixture<NatsS
         using (var command = RunnerProcess.Start(["instances", "list", "--saga", "op", "--status", "done", "--limit", "5"], cli))
         {
             Assert.Equal(0, await command.WaitForExitAsync(ct));
-            var lines = command.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            // The table is standard output; the count line goes to standard error, so the table pipes clean.
+            var lines = command.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.StartsWith("TENANT", lines[0], StringComparison.Ordinal);
             Assert.Equal(keys.Take(5), lines.Skip(1).Take(5).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]));
             Assert.Contains("5 instance(s) (more match", command.Output, StringComparison.Ordinal);

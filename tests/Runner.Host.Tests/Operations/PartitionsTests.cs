@@ -28,7 +28,7 @@ public sealed class PartitionsTests(NatsServerFixture nats) : IClassFixture<Nats
 
         using var command = RunnerProcess.Start(["partitions"], node.Environment);
         Assert.Equal(0, await command.WaitForExitAsync(scope.Token));
-        var lines = command.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var lines = command.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.StartsWith("PARTITION", lines[0], StringComparison.Ordinal);
         for (var p = 0; p < 4; p++)
         {
