@@ -117,7 +117,7 @@ internal sealed class CpuSnapshot
         return result;
     }
 
-    private static (double Busy, double IoWait, double Total) Machine()
+    public static (double Busy, double IoWait, double Total) Machine()
     {
         var line = File.ReadLines("/proc/stat").First();
         var values = line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8)

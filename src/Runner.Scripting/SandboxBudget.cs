@@ -19,7 +19,8 @@ internal sealed class SandboxBudget : Constraint
     public static readonly TimeSpan MinWallBackstop = TimeSpan.FromSeconds(5);
 
     private long _maxStatements;
-    private long _deadline;
+    private long _earliestLate;
+    private long _backstop;
     private long _cpuDeadline;
     private long _memoryBase;
     private long _maxBytes;
@@ -29,17 +30,15 @@ internal sealed class SandboxBudget : Constraint
     public void Arm(long maxStatements, TimeSpan timeout, long maxBytes)
     {
         _maxStatements = maxStatements;
-        if (ThreadCpuClock.Available)
-        {
-            _cpuDeadline = ThreadCpuClock.Nanoseconds() + (long)(timeout.TotalMilliseconds * 1_000_000);
-            var backstop = timeout * WallBackstopFactor;
-            _deadline = Stopwatch.GetTimestamp() + (long)((backstop > MinWallBackstop ? backstop : MinWallBackstop).TotalSeconds * Stopwatch.Frequency);
-        }
-        else
-        {
-            _cpuDeadline = long.MaxValue;
-            _deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        }
+        var now = Stopwatch.GetTimestamp();
+        // A thread uses CPU no faster than the wall clock runs: until the limit has passed in wall time it cannot have
+        // used it, so the (system-call) CPU clock is read only after that, and almost no transition reads it again.
+        _earliestLate = now + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var backstop = timeout * WallBackstopFactor;
+        _backstop = ThreadCpuClock.Available
+            ? now + (long)((backstop > MinWallBackstop ? backstop : MinWallBackstop).TotalSeconds * Stopwatch.Frequency)
+            : _earliestLate;
+        _cpuDeadline = ThreadCpuClock.Available ? ThreadCpuClock.Nanoseconds() + (long)(timeout.TotalMilliseconds * 1_000_000) : 0;
         _maxBytes = maxBytes;
         _memoryBase = GC.GetAllocatedBytesForCurrentThread();
         _statements = 0;
@@ -55,7 +54,8 @@ internal sealed class SandboxBudget : Constraint
     /// </summary>
     public void CheckAfterCall()
     {
-        if ((_cpuDeadline != long.MaxValue && ThreadCpuClock.Nanoseconds() > _cpuDeadline) || Stopwatch.GetTimestamp() > _deadline)
+        var now = Stopwatch.GetTimestamp();
+        if (now > _earliestLate && (now > _backstop || ThreadCpuClock.Nanoseconds() > _cpuDeadline))
         {
             throw new SandboxLimitException(ScriptFailure.Timeout, "script ran past its time limit");
         }

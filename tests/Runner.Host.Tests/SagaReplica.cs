@@ -95,26 +95,45 @@ internal sealed class SagaReplica : IDisposable
     /// <summary>The replica's <c>/info</c>, or null while it does not answer (starting, stopped, killed).</summary>
     public async Task<ReplicaInfo?> InfoAsync(CancellationToken cancellationToken)
     {
+        if (await GetTextAsync("info", cancellationToken) is not { } text)
+        {
+            return null;
+        }
+        var body = JsonNode.Parse(text)!;
+        var owned = body["owned_partitions"]!.AsArray().Select(p => p!.GetValue<int>()).ToList();
+        var epochs = new Dictionary<int, long>();
+        foreach (var lease in body["ownership"]?["partitions"]?.AsArray() ?? [])
+        {
+            var epoch = lease!["epoch"] ?? lease["lease"]?["epoch"];
+            epochs[lease["partition"]!.GetValue<int>()] = epoch!.GetValue<long>();
+        }
+        return new ReplicaInfo(owned, epochs);
+    }
+
+    /// <summary>
+    /// The partition consumers this replica's <c>/metrics</c> reports lag for (<c>runner_consumer_pending</c> on the inbox),
+    /// or null while it does not answer.
+    /// </summary>
+    public async Task<IReadOnlySet<string>?> LagSeriesAsync(CancellationToken cancellationToken) =>
+        await GetTextAsync("metrics", cancellationToken) is not { } text
+            ? null
+            : text.Split('\n')
+                .Where(line => line.StartsWith("runner_consumer_pending{", StringComparison.Ordinal))
+                .Select(line => System.Text.RegularExpressions.Regex.Match(line, "consumer=\"(runner-inbox-[^\"]+)\"").Groups[1].Value)
+                .Where(consumer => consumer.Length > 0)
+                .ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>The body of a GET on the replica's HTTP port, or null while it does not answer (starting, stopped, paused).</summary>
+    private async Task<string?> GetTextAsync(string path, CancellationToken cancellationToken)
+    {
         if (!Running)
         {
             return null;
         }
         try
         {
-            using var response = await _http.GetAsync(new Uri("info", UriKind.Relative), cancellationToken);
-            if (!response.IsSuccessStatusCode)
-            {
-                return null;
-            }
-            var body = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken))!;
-            var owned = body["owned_partitions"]!.AsArray().Select(p => p!.GetValue<int>()).ToList();
-            var epochs = new Dictionary<int, long>();
-            foreach (var lease in body["ownership"]?["partitions"]?.AsArray() ?? [])
-            {
-                var epoch = lease!["epoch"] ?? lease["lease"]?["epoch"];
-                epochs[lease["partition"]!.GetValue<int>()] = epoch!.GetValue<long>();
-            }
-            return new ReplicaInfo(owned, epochs);
+            using var response = await _http.GetAsync(new Uri(path, UriKind.Relative), cancellationToken);
+            return response.IsSuccessStatusCode ? await response.Content.ReadAsStringAsync(cancellationToken) : null;
         }
         catch (HttpRequestException)
         {
@@ -123,40 +142,6 @@ internal sealed class SagaReplica : IDisposable
         catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return null; // no answer within the client's timeout: paused or overloaded
-        }
-    }
-
-    /// <summary>
-    /// The partition consumers this replica's <c>/metrics</c> reports lag for (<c>runner_consumer_pending</c> on the inbox),
-    /// or null while it does not answer.
-    /// </summary>
-    public async Task<IReadOnlySet<string>?> LagSeriesAsync(CancellationToken cancellationToken)
-    {
-        if (!Running)
-        {
-            return null;
-        }
-        try
-        {
-            using var response = await _http.GetAsync(new Uri("metrics", UriKind.Relative), cancellationToken);
-            if (!response.IsSuccessStatusCode)
-            {
-                return null;
-            }
-            var text = await response.Content.ReadAsStringAsync(cancellationToken);
-            return text.Split('\n')
-                .Where(line => line.StartsWith("runner_consumer_pending{", StringComparison.Ordinal))
-                .Select(line => System.Text.RegularExpressions.Regex.Match(line, "consumer=\"(runner-inbox-[^\"]+)\"").Groups[1].Value)
-                .Where(consumer => consumer.Length > 0)
-                .ToHashSet(StringComparer.Ordinal);
-        }
-        catch (HttpRequestException)
-        {
-            return null;
-        }
-        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return null;
         }
     }
 

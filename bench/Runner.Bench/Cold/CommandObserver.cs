@@ -62,16 +62,9 @@ internal sealed class CommandObserver(int expected, int? natsPid)
 
     private Sample Take()
     {
-        var (busy, total) = Machine();
+        var (busy, _, total) = CpuSnapshot.Machine();
         return new Sample(Stopwatch.GetTimestamp(), CpuSnapshot.ProcessSeconds($"/proc/{_pid}/stat"),
             natsPid is { } nats ? CpuSnapshot.ProcessSeconds($"/proc/{nats}/stat") : 0, CpuSnapshot.ProcessSeconds("/proc/self/stat"), busy, total);
-    }
-
-    private static (double Busy, double Total) Machine()
-    {
-        var values = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8)
-            .Select(v => long.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        return ((values.Sum() - values[3] - values[4]) / 100.0, values.Sum() / 100.0);
     }
 
     public ColdResult Result(string variant, bool pipelined, int events)
