@@ -89,7 +89,7 @@ internal sealed record BenchOptions
     public string? RunnerDir { get; init; }
 
     /// <summary>Variants of <see cref="Cold"/>: a name and the environment it adds to the runner process.</summary>
-    public IReadOnlyList<ColdVariant> ColdVariants { get; init; } = [ColdVariant.Shipped, ColdVariant.Parse("tc0:DOTNET_TieredCompilation=0") with { Explicit = false }];
+    public IReadOnlyList<ColdVariant> ColdVariants { get; init; } = [ColdVariant.Shipped, ColdVariant.Parse("quickjit:DOTNET_TC_QuickJit=1") with { Explicit = false }];
 
     public const string Usage = """
         Runner.Bench — load command for the saga runner (real nats-server, real LMDB).
@@ -121,8 +121,9 @@ internal sealed record BenchOptions
           --cold            fresh `runner serve` processes only (the other phases are not run): the first 20,000
                             events against the same process's steady state, on a backlog and pipelined;
                             --cold-events N (default 200000); --runner DIR (a published runner; default:
-                            publish src/Runner.Host first); --cold-variant NAME[:VAR=VALUE,...] (repeatable;
-                            default: shipped and tc0:DOTNET_TieredCompilation=0)
+                            publish src/Runner.Host first); --cold-variant NAME[:ITEM,...] (repeatable; an
+                            item is VAR=VALUE, -p:Property=Value or @DIR, a runner published from elsewhere;
+                            default: shipped and quickjit:DOTNET_TC_QuickJit=1, the JIT's own default)
 
         nats-server: RUNNER_TEST_NATS_URL if set, else the nats-server binary on a free 127.0.0.1 port.
         """;
@@ -197,7 +198,7 @@ internal sealed record BenchOptions
                     "--cold" => options with { Cold = true },
                     "--cold-events" => options with { ColdEvents = Int(25_000) },
                     "--runner" => options with { RunnerDir = Next() },
-                    "--cold-variant" => options with { ColdVariants = [.. options.ColdVariants.Where(v => v.Explicit), ColdVariant.Parse(Next())] },
+                    "--cold-variant" => options with { ColdVariants = [.. options.ColdVariants.Where(v => v.Explicit || ReferenceEquals(v, ColdVariant.Shipped)), ColdVariant.Parse(Next())] },
                     "--launch" => options with { Launch = true },
                     "--launches" => options with { Launches = Int(1) },
                     "--launch-gap-ms" => options with { LaunchGapMs = Int(0) },

@@ -10,14 +10,11 @@ internal static class SandboxSetup
         })
         """;
 
-    /// <summary>Returns a factory for ctx objects, closing over the host functions (never global).</summary>
-    public const string ContextFactory = """
-        (function (_, id, random) {
+    /// <summary>Freezes the host functions <c>ctx.id</c> and <c>ctx.random</c> (the sandbox builds each frozen ctx around them).</summary>
+    public const string FreezeHostFunctions = """
+        (function (id, random) {
           Object.freeze(id);
           Object.freeze(random);
-          return function (now, saga, key, tenant) {
-            return Object.freeze({ now: now, saga: saga, key: key, tenant: tenant, id: id, random: random });
-          };
         })
         """;
 

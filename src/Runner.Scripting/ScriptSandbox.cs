@@ -4,6 +4,7 @@ using Jint;
 using Jint.Native;
 using Jint.Native.Json;
 using Jint.Runtime;
+using Jint.Runtime.Descriptors;
 using Jint.Runtime.Interop;
 using Runner.Core.Ids;
 using Runner.Core.Transitions;
@@ -27,7 +28,8 @@ internal sealed partial class ScriptSandbox
     private readonly JsonSerializer _serializer;
     private readonly JsValue _onEvent;
     private readonly JsValue _compensate;
-    private readonly JsValue _makeContext;
+    private readonly JsValue _id;
+    private readonly JsValue _randomFunction;
     private ScriptInput? _current;
 
     public ScriptSandbox(SagaScript script)
@@ -55,7 +57,9 @@ internal sealed partial class ScriptSandbox
         var random = new ClrFunction(_engine, "random", (_, _) => new JsNumber(_random.NextDouble()));
         var id = new ClrFunction(_engine, "id", (_, args) => new JsString(DeriveId(args.Length > 0 ? args[0] : JsValue.Undefined)));
         _engine.Invoke(_engine.Evaluate(SandboxSetup.InstallRandom), JsValue.Undefined, [random]);
-        _makeContext = _engine.Invoke(_engine.Evaluate(SandboxSetup.ContextFactory), JsValue.Undefined, [JsValue.Undefined, id, random]);
+        _engine.Invoke(_engine.Evaluate(SandboxSetup.FreezeHostFunctions), JsValue.Undefined, [id, random]);
+        _id = id;
+        _randomFunction = random;
         _engine.Execute(SandboxSetup.FreezeIntrinsics);
 
         // Module-level code of the script runs under the same budget as an event.
@@ -95,8 +99,7 @@ internal sealed partial class ScriptSandbox
         {
             var state = input.StateJson is null ? JsValue.Null : _parser.Parse(input.StateJson);
             var evt = _parser.Parse(input.EventJson);
-            var ctx = _engine.Invoke(_makeContext, JsValue.Undefined,
-                [new JsNumber(input.NowMs), new JsString(input.Saga), new JsString(input.Key), new JsString(input.Tenant)]);
+            var ctx = Context(input);
             var returned = _engine.Invoke(handler, JsValue.Undefined, [state, evt, ctx]);
             if (returned.IsUndefined() || returned.IsNull())
             {
@@ -152,6 +155,24 @@ internal sealed partial class ScriptSandbox
             return ScriptResult.Fail(ScriptFailure.OutputContract, error!);
         }
         return ScriptResult.Ok(output!);
+    }
+
+    /// <summary>
+    /// The frozen <c>ctx</c> argument <c>{ now, saga, key, tenant, id, random }</c>, built here rather than by a
+    /// script call per transition (<c>Object.freeze</c> of a literal cost a whole engine invocation): every
+    /// property enumerable, not writable, not configurable, and the object not extensible.
+    /// </summary>
+    private JsObject Context(ScriptInput input)
+    {
+        var ctx = new JsObject(_engine);
+        ctx.FastSetProperty("now", new PropertyDescriptor(new JsNumber(input.NowMs), PropertyFlag.OnlyEnumerable));
+        ctx.FastSetProperty("saga", new PropertyDescriptor(new JsString(input.Saga), PropertyFlag.OnlyEnumerable));
+        ctx.FastSetProperty("key", new PropertyDescriptor(new JsString(input.Key), PropertyFlag.OnlyEnumerable));
+        ctx.FastSetProperty("tenant", new PropertyDescriptor(new JsString(input.Tenant), PropertyFlag.OnlyEnumerable));
+        ctx.FastSetProperty("id", new PropertyDescriptor(_id, PropertyFlag.OnlyEnumerable));
+        ctx.FastSetProperty("random", new PropertyDescriptor(_randomFunction, PropertyFlag.OnlyEnumerable));
+        ctx.PreventExtensions();
+        return ctx;
     }
 
     private string DeriveId(JsValue name)

@@ -31,6 +31,10 @@ internal static class ColdBench
             var runners = new Dictionary<string, string>(StringComparer.Ordinal);
             async Task<string> RunnerFor(ColdVariant variant)
             {
+                if (variant.RunnerDir is { } published)
+                {
+                    return published;
+                }
                 var key = string.Join(" ", variant.PublishArgs);
                 if (key.Length == 0 && options.RunnerDir is { } given)
                 {

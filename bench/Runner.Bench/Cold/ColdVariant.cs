@@ -2,12 +2,16 @@ namespace Runner.Bench.Cold;
 
 /// <summary>A way to start the runner process in <c>--cold</c>: a name and the environment it adds.</summary>
 /// <param name="PublishArgs">MSBuild properties (<c>-p:Name=Value</c>) this variant's runner is published with; none: the shared publish.</param>
-internal sealed record ColdVariant(string Name, IReadOnlyDictionary<string, string> Environment, IReadOnlyList<string> PublishArgs, bool Explicit)
+/// <param name="RunnerDir">A runner published elsewhere (another commit, to compare in one run); null: published here.</param>
+internal sealed record ColdVariant(string Name, IReadOnlyDictionary<string, string> Environment, IReadOnlyList<string> PublishArgs, bool Explicit, string? RunnerDir = null)
 {
     /// <summary>The runner as published, with nothing added.</summary>
     public static ColdVariant Shipped { get; } = new("shipped", new Dictionary<string, string>(), [], Explicit: false);
 
-    /// <summary><c>NAME</c> or <c>NAME:ITEM,ITEM</c>, each item <c>VAR=VALUE</c> (environment) or <c>-p:Property=Value</c> (publish).</summary>
+    /// <summary>
+    /// <c>NAME</c> or <c>NAME:ITEM,ITEM</c>, each item <c>VAR=VALUE</c> (environment), <c>-p:Property=Value</c> (publish)
+    /// or <c>@DIR</c> (a runner already published in DIR, e.g. from another commit).
+    /// </summary>
     public static ColdVariant Parse(string text)
     {
         var colon = text.IndexOf(':', StringComparison.Ordinal);
@@ -18,11 +22,17 @@ internal sealed record ColdVariant(string Name, IReadOnlyDictionary<string, stri
         }
         var environment = new Dictionary<string, string>(StringComparer.Ordinal);
         var publish = new List<string>();
+        string? runnerDir = null;
         foreach (var pair in colon < 0 ? [] : text[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (pair.StartsWith("-p:", StringComparison.Ordinal))
             {
                 publish.Add(pair);
+                continue;
+            }
+            if (pair.StartsWith('@'))
+            {
+                runnerDir = pair[1..];
                 continue;
             }
             var equals = pair.IndexOf('=', StringComparison.Ordinal);
@@ -32,10 +42,10 @@ internal sealed record ColdVariant(string Name, IReadOnlyDictionary<string, stri
             }
             environment[pair[..equals]] = pair[(equals + 1)..];
         }
-        return new ColdVariant(name, environment, publish, Explicit: true);
+        return new ColdVariant(name, environment, publish, Explicit: true, runnerDir);
     }
 
-    public string Describe() => Environment.Count + PublishArgs.Count == 0
+    public string Describe() => Environment.Count + PublishArgs.Count == 0 && RunnerDir is null
         ? Name + " (as published)"
-        : $"{Name} ({string.Join(" ", Environment.Select(e => $"{e.Key}={e.Value}").Concat(PublishArgs.Select(p => "published " + p)))})";
+        : $"{Name} ({string.Join(" ", Environment.Select(e => $"{e.Key}={e.Value}").Concat(PublishArgs.Select(p => "published " + p)).Concat(RunnerDir is null ? [] : ["runner from " + RunnerDir]))})";
 }

@@ -239,7 +239,7 @@ internal sealed class OutboxRelay
 
     private async Task<int> PublishClaimedAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
     {
-        var futures = new List<(OutboxEntry Entry, string Subject, byte[] Body, NatsJSPublishConcurrentFuture? Future)>(batch.Count);
+        var futures = new List<(OutboxEntry Entry, string Subject, byte[] Body, PendingPubAck? Future)>(batch.Count);
         foreach (var entry in batch)
         {
             var subject = Core.Subjects.Subjects.Command(entry.Command.Tenant, entry.Command.Effect, entry.Command.Pool);
@@ -249,12 +249,12 @@ internal sealed class OutboxRelay
             span?.SetTag("runner.tenant", entry.Command.Tenant);
             try
             {
-                var future = await _js.PublishConcurrentAsync(
+                var future = await PubAckPipeline.For(_js.Connection).PublishAsync(
                     subject,
                     body,
-                    opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(entry.Command.CommandId) },
-                    headers: NatsMessages.EndToEnd(entry.Command.Tenant, entry.Command.CorrelationId, entry.Command.CausationId, Tracing.TraceParent(span, entry.Command.TraceParent)),
-                    cancellationToken: cancellationToken);
+                    EventHeaders.Encode(entry.Command.CommandId),
+                    NatsMessages.EndToEnd(entry.Command.Tenant, entry.Command.CorrelationId, entry.Command.CausationId, Tracing.TraceParent(span, entry.Command.TraceParent)),
+                    cancellationToken);
                 futures.Add((entry, subject, body, future));
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
@@ -278,7 +278,10 @@ internal sealed class OutboxRelay
                 var ack = await future.Value.GetResponseAsync(cancellationToken);
                 ack.EnsureStored();
                 done.Delete(KeySpace.Outbox, entry.Key);
-                _rejections.Remove(Convert.ToBase64String(entry.Key));
+                if (_rejections.Count > 0)
+                {
+                    _rejections.Remove(Convert.ToBase64String(entry.Key));
+                }
                 acked++;
                 SagasTelemetry.DispatchLatency.Record(_time.GetElapsedTime(entry.Since).TotalMilliseconds);
             }
@@ -304,10 +307,6 @@ internal sealed class OutboxRelay
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
                 failed++;
-            }
-            finally
-            {
-                await future.Value.DisposeAsync();
             }
         }
 

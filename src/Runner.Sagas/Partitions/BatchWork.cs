@@ -21,6 +21,9 @@ internal sealed record InboxItem(Dictionary<string, string> Headers, byte[] Data
     public HeldMessage ToHeld() => new() { InboxSequence = Sequence, InboxMs = InboxMs, Subject = Subject, Headers = Headers, Data = Data };
 }
 
+/// <summary>One event of one instance, as its dedupe marker names it.</summary>
+internal readonly record struct SeenEvent(InstanceId Instance, string EventId);
+
 /// <summary>Everything one inbox batch produces before it commits.</summary>
 internal sealed class BatchWork(PartitionId partition)
 {
@@ -31,7 +34,8 @@ internal sealed class BatchWork(PartitionId partition)
     /// <summary>Instances as this batch left them, so later events in the batch see earlier transitions.</summary>
     public Dictionary<InstanceId, SagaInstanceRecord> Instances { get; } = [];
 
-    public HashSet<string> SeenEvents { get; } = new(StringComparer.Ordinal);
+    /// <summary>Events this batch has applied or dropped, by instance and event id (what the dedupe marker's key says).</summary>
+    public HashSet<SeenEvent> SeenEvents { get; } = [];
 
     public List<OutboxEntry> Outbox { get; } = [];
 

@@ -78,9 +78,19 @@ internal sealed partial class PartitionWorker
             writer.WritePropertyName("data");
             writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
             writer.WriteStartObject("headers");
-            foreach (var (name, value) in evt.Headers.OrderBy(h => h.Key, StringComparer.Ordinal))
+            if (evt.Headers.Count > 0)
             {
-                writer.WriteString(name.ToLowerInvariant(), value);
+                var names = new string[evt.Headers.Count];
+                var n = 0;
+                foreach (var key in evt.Headers.Keys)
+                {
+                    names[n++] = key;
+                }
+                Array.Sort(names, StringComparer.Ordinal);
+                foreach (var name in names)
+                {
+                    writer.WriteString(name.ToLowerInvariant(), evt.Headers[name]);
+                }
             }
             writer.WriteEndObject();
             writer.WriteString("stream", origin.Stream);

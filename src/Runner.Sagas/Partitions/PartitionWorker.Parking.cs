@@ -147,7 +147,7 @@ internal sealed partial class PartitionWorker
             && CloudEventDecoder.TryDecode(item.Data, item.Headers, origin, _options.MaxEventBytes, out var evt, out _))
         {
             var dedupeKey = StoreKeys.Dedupe(_partition, instance, evt!.Id);
-            work.SeenEvents.Add(Convert.ToBase64String(dedupeKey));
+            work.SeenEvents.Add(new SeenEvent(instance, evt.Id));
             PutDedupe(work, dedupeKey, item.Sequence, DedupeRecord.Skipped, evt.TimeMs, item.InboxMs);
         }
     }

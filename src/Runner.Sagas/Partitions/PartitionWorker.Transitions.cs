@@ -20,6 +20,9 @@ internal sealed partial class PartitionWorker
 {
     private const string Stage = "saga";
 
+    /// <summary>Stands for "no timers" without a table of its own: only read (a remove from it finds nothing, it is never added to).</summary>
+    private static readonly Dictionary<string, long> s_noTimers = new(StringComparer.Ordinal);
+
     private void Process(INatsJSMsg<byte[]> msg, ulong sequence, ManifestSet manifests, BatchWork work)
     {
         var item = InboxItem.From(msg, sequence);
@@ -74,8 +77,8 @@ internal sealed partial class PartitionWorker
         }
 
         var dedupeKey = StoreKeys.Dedupe(_partition, instance, evt.Id);
-        var dedupeText = Convert.ToBase64String(dedupeKey);
-        if (!fromHold && work.SeenEvents.Contains(dedupeText))
+        var seen = new SeenEvent(instance, evt.Id);
+        if (!fromHold && work.SeenEvents.Contains(seen))
         {
             return;
         }
@@ -91,7 +94,7 @@ internal sealed partial class PartitionWorker
         {
             return;
         }
-        work.SeenEvents.Add(dedupeText);
+        work.SeenEvents.Add(seen);
 
         var current = pending ?? (stored is null ? null : JsonSerializer.Deserialize(stored, CoreJsonContext.Default.SagaInstanceRecord));
         if (current?.Done == true && Expired(current, inboxMs))
@@ -191,8 +194,10 @@ internal sealed partial class PartitionWorker
     {
         var firedTimer = step.FiredTimer;
         var batch = work.Batch;
-        var timers = current?.Timers is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.Timers, StringComparer.Ordinal);
-        var generations = current?.TimerGenerations is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.TimerGenerations, StringComparer.Ordinal);
+        // Most transitions neither hold nor touch a timer: then no copies of the (empty) timer tables.
+        var noTimers = current?.Timers is null && current?.TimerGenerations is null && output.Schedules.Count == 0;
+        var timers = noTimers ? s_noTimers : current?.Timers is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.Timers, StringComparer.Ordinal);
+        var generations = noTimers ? s_noTimers : current?.TimerGenerations is null ? new Dictionary<string, long>(StringComparer.Ordinal) : new Dictionary<string, long>(current.TimerGenerations, StringComparer.Ordinal);
         var version = (current?.Version ?? 0) + 1;
         byte[] ScheduleKey(long due, string name) => StoreKeys.Schedule(_partition, due, instance, name, generations.GetValueOrDefault(name));
 
@@ -233,7 +238,7 @@ internal sealed partial class PartitionWorker
                 Name = schedule.Name,
                 DueMs = schedule.DueMs,
                 Generation = version,
-                Payload = schedule.PayloadJson is null ? null : JsonDocument.Parse(schedule.PayloadJson).RootElement.Clone(),
+                Payload = schedule.PayloadJson is null ? null : JsonElement.Parse(schedule.PayloadJson),
                 Deadline = schedule.Deadline,
                 CausationId = evt.Id,
                 TraceParent = traceParent,
@@ -268,7 +273,7 @@ internal sealed partial class PartitionWorker
                 Saga = instance.Saga.Value,
                 CorrelationId = instance.Key.Value,
                 CausationId = evt.Id,
-                Payload = JsonDocument.Parse(command.PayloadJson).RootElement.Clone(),
+                Payload = JsonElement.Parse(command.PayloadJson),
                 CreatedAt = CloudEventEncoder.FormatTime(evt.Time),
                 TraceParent = traceParent,
             };
@@ -282,7 +287,7 @@ internal sealed partial class PartitionWorker
 
         var next = new SagaInstanceRecord
         {
-            State = JsonDocument.Parse(output.StateJson).RootElement.Clone(),
+            State = JsonElement.Parse(output.StateJson),
             Done = output.Done,
             Version = version,
             Timers = timers.Count == 0 ? null : timers,

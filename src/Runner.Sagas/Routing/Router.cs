@@ -24,6 +24,7 @@ internal sealed class Router
     private const string Stage = "router";
 
     private readonly INatsJSContext _js;
+    private readonly PubAckPipeline _publisher;
     private readonly LmdbStore _store;
     private readonly Func<ManifestSet> _manifests;
     private readonly SagaRuntimeOptions _options;
@@ -46,6 +47,7 @@ internal sealed class Router
         _intake = intake;
         _lease = lease;
         _js = js;
+        _publisher = PubAckPipeline.For(js.Connection);
         _store = store;
         _manifests = manifests;
         _options = options;
@@ -116,7 +118,7 @@ internal sealed class Router
     private sealed class Routed(INatsJSMsg<byte[]> msg)
     {
         public INatsJSMsg<byte[]> Msg { get; } = msg;
-        public List<NatsJSPublishConcurrentFuture> Futures { get; } = [];
+        public List<PendingPubAck> Futures { get; } = [];
         public int Quarantines { get; set; }
 
         /// <summary>Its quarantine records; written only if the message is settled in this batch, not NAKed.</summary>
@@ -169,10 +171,6 @@ internal sealed class Router
                 catch (Exception ex) when (ex is NatsException or TimeoutException)
                 {
                     item.PublishError ??= ex.Message;
-                }
-                finally
-                {
-                    await future.DisposeAsync();
                 }
             }
         }
@@ -317,12 +315,7 @@ internal sealed class Router
             outHeaders[EventHeaders.OriginSubject] = EventHeaders.Encode(origin.Subject);
             outHeaders[EventHeaders.OriginTime] = origin.Timestamp.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
             var msgId = $"{origin.Stream}:{origin.Sequence}:{saga.Name}";
-            var future = await _js.PublishConcurrentAsync(
-                Core.Subjects.Subjects.Inbox(partition),
-                body,
-                opts: new NatsJSPubOpts { MsgId = msgId },
-                headers: outHeaders,
-                cancellationToken: cancellationToken);
+            var future = await _publisher.PublishAsync(Core.Subjects.Subjects.Inbox(partition), body, msgId, outHeaders, cancellationToken);
             item.Futures.Add(future);
         }
     }

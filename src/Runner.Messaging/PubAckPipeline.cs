@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Runner.Messaging;
+
+/// <summary>
+/// JetStream publishes with many PubAcks outstanding, in order, over one reply subscription per
+/// connection: each message goes out with the reply subject <c>{inbox}.{n}</c> and its PubAck is
+/// matched by <c>n</c>. The client's <c>PublishConcurrentAsync</c> does the same but subscribes
+/// (and unsubscribes) a reply subject per message, which cost the router and the relay more CPU
+/// than the rest of the hop. Sending is awaited before the next message is sent, so messages reach
+/// the server in the order they were published, as before.
+/// </summary>
+internal sealed class PubAckPipeline
+{
+    private static readonly ConditionalWeakTable<INatsConnection, PubAckPipeline> s_pipelines = [];
+
+    private readonly INatsConnection _connection;
+    private readonly string _prefix;
+    private readonly ConcurrentDictionary<long, TaskCompletionSource<PubAckResponse>> _waiting = new();
+    private readonly SemaphoreSlim _starting = new(1, 1);
+    private volatile bool _started;
+    private long _next;
+
+    private PubAckPipeline(INatsConnection connection)
+    {
+        _connection = connection;
+        // Under the configured inbox prefix (what permissions allow replies to), but not under the connection's own
+        // muxed inbox (NewInbox), whose messages the client routes to its request-reply handler alone.
+        _prefix = connection.Opts.InboxPrefix + ".pub" + Guid.NewGuid().ToString("N");
+    }
+
+    /// <summary>The pipeline of <paramref name="connection"/> (one per connection, shared by every publisher on it).</summary>
+    public static PubAckPipeline For(INatsConnection connection) => s_pipelines.GetValue(connection, c => new PubAckPipeline(c));
+
+    /// <summary>How long a PubAck is waited for: the connection's request timeout.</summary>
+    public TimeSpan Timeout => _connection.Opts.RequestTimeout;
+
+    /// <summary>PubAcks still outstanding (for tests: none is left behind once every publish is settled).</summary>
+    internal int Outstanding => _waiting.Count;
+
+    /// <summary>
+    /// Sends one message (returns once it is written to the connection) and returns its PubAck to
+    /// come. <paramref name="msgId"/> becomes <c>Nats-Msg-Id</c>.
+    /// </summary>
+    public async ValueTask<PendingPubAck> PublishAsync(string subject, byte[] body, string? msgId, NatsHeaders? headers, CancellationToken cancellationToken)
+    {
+        if (!_started)
+        {
+            await StartAsync(cancellationToken);
+        }
+        if (msgId is not null)
+        {
+            headers ??= [];
+            headers["Nats-Msg-Id"] = msgId;
+        }
+        var id = Interlocked.Increment(ref _next);
+        var reply = new TaskCompletionSource<PubAckResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiting[id] = reply;
+        try
+        {
+            await _connection.PublishAsync(subject, body, headers, _prefix + "." + id.ToString(CultureInfo.InvariantCulture), cancellationToken: cancellationToken);
+        }
+        catch
+        {
+            _waiting.TryRemove(id, out _);
+            throw;
+        }
+        return new PendingPubAck(this, id, reply.Task);
+    }
+
+    internal void Forget(long id) => _waiting.TryRemove(id, out _);
+
+    private async ValueTask StartAsync(CancellationToken cancellationToken)
+    {
+        await _starting.WaitAsync(cancellationToken);
+        try
+        {
+            if (_started)
+            {
+                return;
+            }
+            // Not the caller's token: the client ends a subscription when the token it was made with is
+            // cancelled, and this one serves every publisher on the connection, however long each runs.
+            var subscription = await _connection.SubscribeCoreAsync(_prefix + ".*", serializer: NatsJSJsonSerializer<PubAckResponse>.Default, cancellationToken: CancellationToken.None)
+                .AsTask().WaitAsync(cancellationToken);
+            _ = Task.Run(() => ReadAsync(subscription), CancellationToken.None);
+            _started = true;
+        }
+        finally
+        {
+            _starting.Release();
+        }
+    }
+
+    /// <summary>Lives as long as the subscription: as long as the connection, normally.</summary>
+    private async Task ReadAsync(INatsSub<PubAckResponse> subscription)
+    {
+        try
+        {
+            await foreach (var msg in subscription.Msgs.ReadAllAsync())
+            {
+                Settle(msg);
+            }
+        }
+#pragma warning disable CA1031 // Whatever ended the subscription, the pipeline must not stay half alive: below, it is reset.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+        finally
+        {
+            // Ended (the connection is going away, or the subscription failed): the next publish subscribes
+            // again, and whoever still waits is told now rather than at its timeout.
+            _started = false;
+            foreach (var (id, reply) in _waiting)
+            {
+                if (_waiting.TryRemove(id, out _))
+                {
+                    reply.TrySetException(new NatsNoReplyException());
+                }
+            }
+            await subscription.DisposeAsync();
+        }
+    }
+
+    private void Settle(NatsMsg<PubAckResponse> msg)
+    {
+        var dot = msg.Subject.LastIndexOf('.');
+        if (dot < 0 || !long.TryParse(msg.Subject.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+            || !_waiting.TryRemove(id, out var reply))
+        {
+            return; // a PubAck that came after its publisher gave up on it
+        }
+        if (msg.HasNoResponders)
+        {
+            reply.TrySetException(new NatsNoRespondersException());
+        }
+        else if (msg.Error is { } error)
+        {
+            reply.TrySetException(error);
+        }
+        else if (msg.Data is null)
+        {
+            reply.TrySetException(new NatsJSPublishNoResponseException());
+        }
+        else
+        {
+            reply.TrySetResult(msg.Data);
+        }
+    }
+}
+
+/// <summary>A message sent whose PubAck has not been read yet.</summary>
+internal readonly struct PendingPubAck
+{
+    private readonly PubAckPipeline _pipeline;
+    private readonly long _id;
+    private readonly Task<PubAckResponse> _reply;
+
+    internal PendingPubAck(PubAckPipeline pipeline, long id, Task<PubAckResponse> reply)
+    {
+        _pipeline = pipeline;
+        _id = id;
+        _reply = reply;
+    }
+
+    /// <summary>
+    /// The PubAck; a <see cref="TimeoutException"/> after the connection's request timeout (the
+    /// server may still have stored the message: publish it again with the same <c>Nats-Msg-Id</c>).
+    /// </summary>
+    public async Task<PubAckResponse> GetResponseAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _reply.WaitAsync(_pipeline.Timeout, cancellationToken);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        {
+            _pipeline.Forget(_id);
+            throw;
+        }
+    }
+}

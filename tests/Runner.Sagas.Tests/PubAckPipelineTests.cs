@@ -1,0 +1,161 @@
+using System.Text;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Runner.Messaging;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Sagas.Tests;
+
+/// <summary>
+/// The shared PubAck pipeline the router and the outbox relay publish through, on a real server:
+/// many PubAcks outstanding at once over one reply subscription, messages stored in the order they
+/// were sent, duplicates and refusals reported as the server answered them.
+/// </summary>
+public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    [Fact]
+    public async Task Many_outstanding_publishes_are_stored_in_the_order_sent_and_each_gets_its_own_ack()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
+        var js = new NatsJSContext(connection);
+        var (stream, subject) = await CreateStreamAsync(js);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var pipeline = PubAckPipeline.For(connection);
+        Assert.Same(pipeline, PubAckPipeline.For(connection));
+
+        const int Count = 2_000;
+        var pending = new List<PendingPubAck>(Count);
+        for (var i = 0; i < Count; i++)
+        {
+            pending.Add(await pipeline.PublishAsync($"{subject}.{i % 7}", Encoding.UTF8.GetBytes($"m{i}"), $"id-{i}", null, cts.Token));
+        }
+        var sequences = new List<ulong>(Count);
+        foreach (var ack in pending)
+        {
+            var response = await ack.GetResponseAsync(cts.Token);
+            Assert.Null(response.Error);
+            Assert.Equal(stream, response.Stream);
+            Assert.False(response.Duplicate);
+            sequences.Add(response.Seq);
+        }
+        Assert.Equal(Enumerable.Range(1, Count).Select(i => (ulong)i), sequences);
+        Assert.Equal(0, pipeline.Outstanding);
+
+        // Stored in the order sent: message i at sequence i + 1.
+        var stored = await js.GetStreamAsync(stream, cancellationToken: cts.Token);
+        for (var i = 0; i < Count; i += 397)
+        {
+            var msg = await stored.GetAsync(new StreamMsgGetRequest { Seq = (ulong)i + 1 }, cts.Token);
+            Assert.Equal($"m{i}", Encoding.UTF8.GetString(msg.Message.Data.Span));
+        }
+    }
+
+    [Fact]
+    public async Task A_repeated_msg_id_is_acked_as_a_duplicate_of_the_stored_message()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
+        var js = new NatsJSContext(connection);
+        var (_, subject) = await CreateStreamAsync(js);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var pipeline = PubAckPipeline.For(connection);
+
+        var first = await (await pipeline.PublishAsync(subject + ".a", [1], "same", null, cts.Token)).GetResponseAsync(cts.Token);
+        var again = await (await pipeline.PublishAsync(subject + ".a", [1], "same", null, cts.Token)).GetResponseAsync(cts.Token);
+
+        Assert.False(first.Duplicate);
+        Assert.True(again.Duplicate);
+        Assert.Equal(first.Seq, again.Seq);
+    }
+
+    [Fact]
+    public async Task A_refusal_and_a_subject_no_stream_takes_fail_that_publish_alone()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(5) });
+        var js = new NatsJSContext(connection);
+        var (_, subject) = await CreateStreamAsync(js, maxMsgSize: 64);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var pipeline = PubAckPipeline.For(connection);
+
+        var ok = await pipeline.PublishAsync(subject + ".a", [1], null, null, cts.Token);
+        var tooLarge = await pipeline.PublishAsync(subject + ".a", new byte[1_000], null, null, cts.Token);
+        var nowhere = await pipeline.PublishAsync("no.stream." + Guid.NewGuid().ToString("N"), [1], null, null, cts.Token);
+        var okAfter = await pipeline.PublishAsync(subject + ".a", [2], null, null, cts.Token);
+
+        Assert.Null((await ok.GetResponseAsync(cts.Token)).Error);
+        var refused = await tooLarge.GetResponseAsync(cts.Token);
+        Assert.Equal(PubAcks.MessageTooLarge, refused.Error?.ErrCode);
+        Assert.Throws<NatsJSApiException>(refused.EnsureStored);
+        await Assert.ThrowsAsync<NatsNoRespondersException>(() => nowhere.GetResponseAsync(cts.Token));
+        Assert.Null((await okAfter.GetResponseAsync(cts.Token)).Error);
+        Assert.Equal(0, pipeline.Outstanding);
+    }
+
+    [Fact]
+    public async Task The_first_publisher_stopping_does_not_end_the_pipeline_for_the_others()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
+        var js = new NatsJSContext(connection);
+        var (_, subject) = await CreateStreamAsync(js);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var pipeline = PubAckPipeline.For(connection);
+
+        // The first publish starts the shared reply subscription, under a token that is then cancelled
+        // (a router whose lease moved, a runtime that stopped).
+        using (var first = CancellationTokenSource.CreateLinkedTokenSource(cts.Token))
+        {
+            var ack = await (await pipeline.PublishAsync(subject + ".a", [1], null, null, first.Token)).GetResponseAsync(first.Token);
+            Assert.Equal(1UL, ack.Seq);
+            await first.CancelAsync();
+        }
+
+        var later = await (await pipeline.PublishAsync(subject + ".a", [2], null, null, cts.Token)).GetResponseAsync(cts.Token);
+        Assert.Equal(2UL, later.Seq);
+    }
+
+    [Fact]
+    public async Task After_a_server_restart_publishes_are_acked_again()
+    {
+        await using var server = new NatsServerFixture();
+        await server.InitializeAsync();
+        try
+        {
+            await using var connection = new NatsConnection(new NatsOpts { Url = server.Url, RequestTimeout = TimeSpan.FromSeconds(2) });
+            var js = new NatsJSContext(connection);
+            var (_, subject) = await CreateStreamAsync(js);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var pipeline = PubAckPipeline.For(connection);
+            Assert.Equal(1UL, (await (await pipeline.PublishAsync(subject + ".a", [1], "r-1", null, cts.Token)).GetResponseAsync(cts.Token)).Seq);
+
+            await server.RestartAsync(TimeSpan.FromMilliseconds(500), cts.Token);
+
+            // Retried as the router and the relay do (same msg id) until the server answers again.
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    var ack = await (await pipeline.PublishAsync(subject + ".a", [2], "r-2", null, cts.Token)).GetResponseAsync(cts.Token);
+                    Assert.Equal(2UL, ack.Seq);
+                    break;
+                }
+                catch (Exception ex) when ((ex is NatsException or TimeoutException) && attempt < 40)
+                {
+                    await Task.Delay(250, cts.Token);
+                }
+            }
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
+    private static async Task<(string Stream, string Subject)> CreateStreamAsync(NatsJSContext js, int maxMsgSize = -1)
+    {
+        var name = "PIPE_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var subject = "pipe." + name.ToLowerInvariant();
+        await js.CreateStreamAsync(new StreamConfig(name, [subject + ".>"]) { MaxMsgSize = maxMsgSize, DuplicateWindow = TimeSpan.FromMinutes(2) });
+        return (name, subject);
+    }
+}

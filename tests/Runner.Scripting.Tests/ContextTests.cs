@@ -1,0 +1,39 @@
+using static Runner.Scripting.Tests.Scripts;
+
+namespace Runner.Scripting.Tests;
+
+/// <summary>The <c>ctx</c> argument: its fields, their order, and that a script can change none of it.</summary>
+public sealed class ContextTests
+{
+    private const string Source = """
+        'use strict';
+        function on_event(state, event, ctx) {
+          const d = Object.getOwnPropertyDescriptor(ctx, 'now');
+          let added = 'no error';
+          try { ctx.extra = 1; } catch (e) { added = e.constructor.name; }
+          let deleted = 'no error';
+          try { delete ctx.key; } catch (e) { deleted = e.constructor.name; }
+          return {
+            state: {
+              keys: Object.keys(ctx),
+              now: ctx.now, saga: ctx.saga, key: ctx.key, tenant: ctx.tenant,
+              frozen: Object.isFrozen(ctx),
+              now_descriptor: [d.writable, d.enumerable, d.configurable],
+              added: added, deleted: deleted,
+              id_is_function: typeof ctx.id === 'function' && Object.isFrozen(ctx.id),
+              random_in_range: ctx.random() >= 0 && ctx.random() < 1,
+            },
+          };
+        }
+        """;
+
+    [Fact]
+    public void Ctx_carries_the_input_in_order_and_is_frozen()
+    {
+        var output = Succeeds(Compile(Source), Input(key: "k-7"));
+
+        Assert.Equal(
+            """{"keys":["now","saga","key","tenant","id","random"],"now":1700000000123,"saga":"orders","key":"k-7","tenant":"acme","frozen":true,"now_descriptor":[false,true,false],"added":"TypeError","deleted":"TypeError","id_is_function":true,"random_in_range":true}""",
+            output.StateJson);
+    }
+}
