@@ -29,6 +29,7 @@ internal sealed partial class EffectWorker
     private readonly CancellationToken _abort;
     private readonly ConcurrentDictionary<string, byte> _running = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ulong, int> _failures = new();
+    private readonly LeaseKeeper _leases;
     private long _executed;
     private long _handedBack;
     private long _republished;
@@ -61,6 +62,7 @@ internal sealed partial class EffectWorker
         _abort = abort;
         Consumer = ConsumerName(options.ConsumerPrefix, effect, pool);
         FilterSubject = Core.Subjects.Subjects.Command("*", effect, pool);
+        _leases = new LeaseKeeper(claims, options.JetStream.AckWait, time, logger, id => Hooks?.StallHeartbeat?.Invoke(id) == true);
     }
 
     public string Effect { get; }
@@ -114,6 +116,8 @@ internal sealed partial class EffectWorker
 
         using var slots = new SemaphoreSlim(concurrency, concurrency);
         var inFlight = new ConcurrentDictionary<Task, byte>();
+        using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(_abort);
+        var keeper = _leases.RunAsync(keeperStop.Token);
         try
         {
             while (!stop.IsCancellationRequested)
@@ -149,6 +153,8 @@ internal sealed partial class EffectWorker
             // Stopping: no new commands; the running ones finish, or stop at the abort (drain
             // deadline), unacked, and are taken over when their leases run out.
             await Task.WhenAll(inFlight.Keys);
+            await keeperStop.CancelAsync();
+            await keeper;
         }
     }
 
