@@ -57,6 +57,7 @@ internal sealed partial class EffectWorker
                 case ClaimDecision.HeldElsewhere held:
                     EffectsLog.ClaimHeld(_logger, command.CommandId, command.Tenant, held.Worker, held.Remaining.TotalMilliseconds);
                     await LeaveAsync(msg, held.Remaining + TimeSpan.FromMilliseconds(100), cancellationToken);
+                    Interlocked.Increment(ref _leftHeld);
                     break;
                 case ClaimDecision.Claimed claimed:
                     using (var claim = claimed.Claim)

@@ -33,6 +33,7 @@ internal sealed partial class EffectWorker
     private long _executed;
     private long _handedBack;
     private long _republished;
+    private long _leftHeld;
     private long _lost;
 
     /// <param name="abort">Cancels commands that are running; stopping <see cref="RunAsync"/> only stops pulling new ones.</param>
@@ -87,6 +88,9 @@ internal sealed partial class EffectWorker
 
     /// <summary>Runs abandoned because another worker took the claim over (this worker stalled past its lease).</summary>
     public long Lost => Interlocked.Read(ref _lost);
+
+    /// <summary>Deliveries left alone because another worker held a live claim on the command.</summary>
+    public long LeftHeld => Interlocked.Read(ref _leftHeld);
 
     /// <summary>Commands found already completed whose stored result was published again.</summary>
     public long Republished => Interlocked.Read(ref _republished);
