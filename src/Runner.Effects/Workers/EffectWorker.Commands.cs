@@ -57,6 +57,7 @@ internal sealed partial class EffectWorker
                 case ClaimDecision.HeldElsewhere held:
                     EffectsLog.ClaimHeld(_logger, command.CommandId, command.Tenant, held.Worker, held.Remaining.TotalMilliseconds);
                     await LeaveAsync(msg, held.Remaining + TimeSpan.FromMilliseconds(100), cancellationToken);
+                    Interlocked.Increment(ref _leftHeld);
                     break;
                 case ClaimDecision.Claimed claimed:
                     using (var claim = claimed.Claim)
@@ -86,8 +87,7 @@ internal sealed partial class EffectWorker
     private async Task RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, CancellationToken intake, CancellationToken cancellationToken)
     {
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var heartbeatStop = new CancellationTokenSource();
-        var heartbeat = HeartbeatAsync(msg, command.CommandId, claim, lost, heartbeatStop.Token);
+        var kept = _leases.Track(msg, command.CommandId, claim, lost);
         try
         {
             var startedAt = _time.GetUtcNow();
@@ -110,8 +110,7 @@ internal sealed partial class EffectWorker
             }
             if (execution.HandedBack)
             {
-                await heartbeatStop.CancelAsync();
-                await heartbeat;
+                await _leases.StopAsync(kept);
                 await HandBackAsync(msg, command, claim, cancellationToken);
                 return;
             }
@@ -182,8 +181,7 @@ internal sealed partial class EffectWorker
         }
         finally
         {
-            await heartbeatStop.CancelAsync();
-            await heartbeat;
+            await _leases.StopAsync(kept);
         }
     }
 
@@ -248,69 +246,6 @@ internal sealed partial class EffectWorker
                     return false;
                 }
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5_000));
-            }
-        }
-    }
-
-    /// <summary>
-    /// Until the command is acked: keeps JetStream from redelivering it, and the lease from running
-    /// out. A renewal refused means another worker took over: the run stops. A worker that cannot
-    /// renew at all (NATS unreachable) stops itself just before its last confirmed lease ends, so
-    /// it never runs on past the point where another worker may take over.
-    /// </summary>
-    private async Task HeartbeatAsync(INatsJSMsg<byte[]> msg, string commandId, Claim claim, CancellationTokenSource lost, CancellationToken stop)
-    {
-        var beat = Math.Min(_claims.Lease.TotalMilliseconds, _options.JetStream.AckWait.TotalMilliseconds) / 3;
-        var interval = TimeSpan.FromMilliseconds(Math.Max(50, beat));
-        var margin = (long)Math.Max(50, _claims.Lease.TotalMilliseconds / 6);
-        while (!stop.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(interval, _time, stop);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            if (Hooks?.StallHeartbeat?.Invoke(commandId) == true)
-            {
-                continue;
-            }
-            try
-            {
-                await msg.AckProgressAsync(cancellationToken: stop);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                EffectsLog.HeartbeatFailed(_logger, claim.Key, ex.Message);
-            }
-            if (claim.Completed)
-            {
-                continue;
-            }
-            try
-            {
-                if (!await claim.RenewAsync(stop))
-                {
-                    await lost.CancelAsync();
-                    return;
-                }
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                return;
-            }
-#pragma warning disable CA1031 // Any renewal failure is judged by the lease alone.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                EffectsLog.HeartbeatFailed(_logger, claim.Key, ex.Message);
-                if (!claim.Completed && _claims.NowMs() >= claim.LeaseUntilMs - margin)
-                {
-                    await lost.CancelAsync();
-                    return;
-                }
             }
         }
     }

@@ -29,9 +29,11 @@ internal sealed partial class EffectWorker
     private readonly CancellationToken _abort;
     private readonly ConcurrentDictionary<string, byte> _running = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ulong, int> _failures = new();
+    private readonly LeaseKeeper _leases;
     private long _executed;
     private long _handedBack;
     private long _republished;
+    private long _leftHeld;
     private long _lost;
 
     /// <param name="abort">Cancels commands that are running; stopping <see cref="RunAsync"/> only stops pulling new ones.</param>
@@ -61,6 +63,7 @@ internal sealed partial class EffectWorker
         _abort = abort;
         Consumer = ConsumerName(options.ConsumerPrefix, effect, pool);
         FilterSubject = Core.Subjects.Subjects.Command("*", effect, pool);
+        _leases = new LeaseKeeper(claims, options.JetStream.AckWait, time, logger, id => Hooks?.StallHeartbeat?.Invoke(id) == true);
     }
 
     public string Effect { get; }
@@ -85,6 +88,9 @@ internal sealed partial class EffectWorker
 
     /// <summary>Runs abandoned because another worker took the claim over (this worker stalled past its lease).</summary>
     public long Lost => Interlocked.Read(ref _lost);
+
+    /// <summary>Deliveries left alone because another worker held a live claim on the command.</summary>
+    public long LeftHeld => Interlocked.Read(ref _leftHeld);
 
     /// <summary>Commands found already completed whose stored result was published again.</summary>
     public long Republished => Interlocked.Read(ref _republished);
@@ -114,6 +120,8 @@ internal sealed partial class EffectWorker
 
         using var slots = new SemaphoreSlim(concurrency, concurrency);
         var inFlight = new ConcurrentDictionary<Task, byte>();
+        using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(_abort);
+        var keeper = _leases.RunAsync(keeperStop.Token);
         try
         {
             while (!stop.IsCancellationRequested)
@@ -149,6 +157,8 @@ internal sealed partial class EffectWorker
             // Stopping: no new commands; the running ones finish, or stop at the abort (drain
             // deadline), unacked, and are taken over when their leases run out.
             await Task.WhenAll(inFlight.Keys);
+            await keeperStop.CancelAsync();
+            await keeper;
         }
     }
 

@@ -1,0 +1,200 @@
+using Microsoft.Extensions.Logging;
+using NATS.Client.JetStream;
+using Runner.Effects.Claims;
+
+namespace Runner.Effects.Workers;
+
+/// <summary>
+/// Keeps every command a worker runs alive with one timer instead of one per command: until a
+/// command is acked, every third of the lease (or of the ack wait, if shorter) it tells JetStream
+/// the command is in progress and renews the claim's lease by compare-and-set. The renewals that
+/// fall due on a tick go out together. A renewal the server refuses means another worker took the
+/// claim over: the run is cancelled. A worker that cannot renew at all (NATS unreachable) cancels
+/// the run itself just before its last confirmed lease ends, so it never runs on past the moment
+/// another worker may take over.
+/// </summary>
+internal sealed class LeaseKeeper
+{
+    private readonly EffectClaims _claims;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Func<string, bool>? _stall;
+    private readonly long _intervalMs;
+    private readonly long _marginMs;
+    private readonly Lock _gate = new();
+    private readonly HashSet<Kept> _kept = [];
+
+    public LeaseKeeper(EffectClaims claims, TimeSpan ackWait, TimeProvider time, ILogger logger, Func<string, bool>? stall)
+    {
+        _claims = claims;
+        _time = time;
+        _logger = logger;
+        _stall = stall;
+        _intervalMs = (long)Math.Max(50, Math.Min(claims.Lease.TotalMilliseconds, ackWait.TotalMilliseconds) / 3);
+        _marginMs = (long)Math.Max(50, claims.Lease.TotalMilliseconds / 6);
+    }
+
+    /// <summary>A tick a quarter of the interval: each command's beat comes at most a quarter late, well inside its lease and ack wait.</summary>
+    private TimeSpan Tick => TimeSpan.FromMilliseconds(Math.Max(10, _intervalMs / 4));
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _kept.Count;
+            }
+        }
+    }
+
+    /// <summary>Starts keeping a claimed command alive; <paramref name="lost"/> is cancelled when its claim is lost.</summary>
+    public Kept Track(INatsJSMsg<byte[]> msg, string commandId, Claim claim, CancellationTokenSource lost)
+    {
+        var kept = new Kept(msg, commandId, claim, lost, NowMs() + _intervalMs);
+        lock (_gate)
+        {
+            _kept.Add(kept);
+        }
+        return kept;
+    }
+
+    /// <summary>Stops keeping a command alive and waits for a beat of it still in flight, so nothing touches the claim afterwards.</summary>
+    public async ValueTask StopAsync(Kept kept)
+    {
+        Task? beat;
+        lock (_gate)
+        {
+            _kept.Remove(kept);
+            beat = kept.Beat;
+        }
+        if (beat is not null)
+        {
+            await beat;
+        }
+    }
+
+    /// <summary>Runs until <paramref name="stop"/>, which the worker cancels only once no command of it runs any more.</summary>
+    public async Task RunAsync(CancellationToken stop)
+    {
+        var due = new List<Kept>();
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Tick, _time, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            var now = NowMs();
+            lock (_gate)
+            {
+                foreach (var kept in _kept)
+                {
+                    if (kept.Beat is null && kept.NextBeatMs <= now)
+                    {
+                        due.Add(kept);
+                    }
+                }
+                foreach (var kept in due)
+                {
+                    kept.Beat = BeatAsync(kept, stop);
+                }
+            }
+            due.Clear();
+        }
+    }
+
+    private async Task BeatAsync(Kept kept, CancellationToken stop)
+    {
+        // Leave the tick's lock first: the beats of one tick run side by side.
+        await Task.Yield();
+        var keep = true;
+        try
+        {
+            keep = await RenewAsync(kept, stop);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                kept.Beat = null;
+                kept.NextBeatMs = NowMs() + _intervalMs;
+                if (!keep)
+                {
+                    _kept.Remove(kept);
+                }
+            }
+        }
+    }
+
+    /// <returns>False when the command is no longer to be kept alive (its claim is lost).</returns>
+    private async Task<bool> RenewAsync(Kept kept, CancellationToken stop)
+    {
+        if (_stall?.Invoke(kept.CommandId) == true)
+        {
+            return true;
+        }
+        try
+        {
+            await kept.Msg.AckProgressAsync(cancellationToken: stop);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            EffectsLog.HeartbeatFailed(_logger, kept.Claim.Key, ex.Message);
+        }
+        catch (OperationCanceledException)
+        {
+            return true;
+        }
+        if (kept.Claim.Completed)
+        {
+            return true;
+        }
+        try
+        {
+            if (!await kept.Claim.RenewAsync(stop))
+            {
+                await kept.Lost.CancelAsync();
+                return false;
+            }
+            return true;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return true;
+        }
+#pragma warning disable CA1031 // Any renewal failure is judged by the lease alone.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            EffectsLog.HeartbeatFailed(_logger, kept.Claim.Key, ex.Message);
+            if (!kept.Claim.Completed && _claims.NowMs() >= kept.Claim.LeaseUntilMs - _marginMs)
+            {
+                await kept.Lost.CancelAsync();
+                return false;
+            }
+            return true;
+        }
+    }
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>One command kept alive; its mutable fields are guarded by the keeper's lock.</summary>
+    internal sealed class Kept(INatsJSMsg<byte[]> msg, string commandId, Claim claim, CancellationTokenSource lost, long nextBeatMs)
+    {
+        public INatsJSMsg<byte[]> Msg { get; } = msg;
+
+        public string CommandId { get; } = commandId;
+
+        public Claim Claim { get; } = claim;
+
+        public CancellationTokenSource Lost { get; } = lost;
+
+        public long NextBeatMs { get; set; } = nextBeatMs;
+
+        public Task? Beat { get; set; }
+    }
+}

@@ -1,0 +1,115 @@
+using NATS.Client.JetStream;
+using Runner.Effects.Claims;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Effects.Tests;
+
+/// <summary>
+/// Many commands in flight on one worker at once: one lease keeper renews all their claims, and a
+/// pulled batch that meets claims of every kind runs only the commands nobody ran or holds.
+/// </summary>
+public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task Many_commands_running_past_several_leases_keep_their_claims_and_run_once()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        const int Commands = 24;
+        var effects = new[] { Effects.Charge(upstream.Url, concurrency: Commands) with { TimeoutMs = 60_000 } };
+        var lease = TimeSpan.FromSeconds(1);
+        await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: lease);
+        var ids = Enumerable.Range(0, Commands).Select(i => $"long-{i}").ToList();
+        foreach (var id in ids)
+        {
+            await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", id, new { id }), cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(() => ids.All(id => upstream.CallsFor(id) == 1), s_timeout, "every command to be in flight");
+
+        // A rival that would take over any claim whose lease ran out, and any message whose ack wait did.
+        await using var b = await EffectNode.StartAsync(nats, effects, "worker-b", lease: lease, ackWait: lease);
+        var claims = a.Runtime.Claims!;
+        await SagaHarness.WaitUntilAsync(async () =>
+        {
+            foreach (var id in ids)
+            {
+                var record = await claims.GetAsync("acme", id, cts.Token);
+                if (record is null || record.LeaseUntilMs < record.ClaimedAtMs + 3 * (long)lease.TotalMilliseconds)
+                {
+                    return false;
+                }
+            }
+            return true;
+        }, s_timeout, "every lease to be renewed past three lease lengths");
+        release.SetResult();
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= Commands, s_timeout, "a result per command");
+
+        Assert.All(ids, id => Assert.Equal(1, upstream.CallsFor(id)));
+        Assert.Equal(Commands, a.Executed);
+        Assert.Equal(0, b.Executed);
+        Assert.Equal(0, a.Lost);
+        foreach (var id in ids)
+        {
+            var record = await claims.GetAsync("acme", id, cts.Token);
+            Assert.Equal(ClaimRecord.Completed, record!.State);
+            Assert.Equal("worker-a", record.Worker);
+            Assert.Equal(1, record.Attempt);
+        }
+        Assert.Equal(Commands, await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token));
+    }
+
+    [Fact]
+    public async Task A_batch_meeting_completed_and_held_claims_runs_only_the_new_commands()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var other = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "worker-other", Lease = TimeSpan.FromMinutes(5) }, TimeProvider.System, cts.Token);
+        var done = Enumerable.Range(0, 6).Select(i => $"done-{i}").ToList();
+        var held = Enumerable.Range(0, 6).Select(i => $"held-{i}").ToList();
+        var fresh = Enumerable.Range(0, 12).Select(i => $"new-{i}").ToList();
+        foreach (var id in done)
+        {
+            var claimed = Assert.IsType<ClaimDecision.Claimed>(await other.ClaimAsync("acme", id, cts.Token));
+            Assert.True(await claimed.Claim.CompleteAsync("workflow.evt.acme.payment.charge.succeeded", "{\"id\":\"result:" + id + "\",\"data\":{\"by\":\"worker-other\"}}", cts.Token));
+        }
+        foreach (var id in held)
+        {
+            Assert.IsType<ClaimDecision.Claimed>(await other.ClaimAsync("acme", id, cts.Token));
+        }
+        // Published before the worker starts, interleaved, so that its first pulls carry all three kinds together.
+        var ids = done.Zip(held, fresh.Take(6)).SelectMany(t => new[] { t.First, t.Second, t.Third }).Concat(fresh.Skip(6)).ToList();
+        foreach (var id in ids)
+        {
+            await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", id, new { id }), cancellationToken: cts.Token);
+        }
+
+        await using var a = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 32)], "worker-a");
+        var worker = a.Runtime.Workers.Single();
+        await SagaHarness.WaitUntilAsync(() => a.Executed == fresh.Count && a.Republished == done.Count && worker.LeftHeld >= held.Count, s_timeout,
+            "the new commands to run, the completed ones to be answered and the held ones to be left");
+
+        Assert.All(fresh, id => Assert.Equal(1, upstream.CallsFor(id)));
+        Assert.All(done.Concat(held), id => Assert.Equal(0, upstream.CallsFor(id)));
+        var results = await EffectStreams.ReadAsync(js, "WORKFLOW_EVENTS", cts.Token);
+        Assert.Equal(fresh.Concat(done).Select(id => "result:" + id).Order(), results.Select(r => r.Body["id"]!.GetValue<string>()).Order());
+        Assert.All(results.Where(r => r.Body["id"]!.GetValue<string>().StartsWith("result:done-", StringComparison.Ordinal)),
+            r => Assert.Equal("worker-other", r.Body["data"]!["by"]!.GetValue<string>()));
+        foreach (var id in held)
+        {
+            var record = await other.GetAsync("acme", id, cts.Token);
+            Assert.Equal(ClaimRecord.Running, record!.State);
+            Assert.Equal("worker-other", record.Worker);
+        }
+    }
+}
