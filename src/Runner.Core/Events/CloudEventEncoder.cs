@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 
@@ -9,15 +8,13 @@ internal static class CloudEventEncoder
 {
     public static byte[] ToStructuredJson(SagaEvent evt)
     {
-        var buffer = new ArrayBufferWriter<byte>(256 + evt.DataJson.Length);
-        using (var writer = new Utf8JsonWriter(buffer))
+        return Json.ThreadJsonWriter.ToUtf8(evt, static (writer, evt) =>
         {
             WriteAttributes(writer, evt.Id, evt.Source, evt.Type, evt.Time, evt.Tenant, evt.DataContentType, evt.CeSubject);
             writer.WritePropertyName("data");
             writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
             writer.WriteEndObject();
-        }
-        return buffer.WrittenSpan.ToArray();
+        });
     }
 
     /// <summary>

@@ -18,19 +18,6 @@ internal static class ResultEvents
     public const string Failed = "failed";
     public const string Source = "runner/effects";
 
-    /// <summary>
-    /// A result is written into a buffer kept per thread (building it never awaits): a fresh
-    /// writer would take 4 KiB (the JSON writer's smallest request) for every command.
-    /// </summary>
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? t_buffer;
-
-    [ThreadStatic]
-    private static Utf8JsonWriter? t_writer;
-
-    /// <summary>A buffer grown past this by a large result is not kept.</summary>
-    private const int KeptBufferBytes = 64 * 1024;
-
     public static string Id(string commandId) => "result:" + commandId;
 
     public static string Subject(string tenant, string effect, bool succeeded) =>
@@ -38,13 +25,11 @@ internal static class ResultEvents
 
     public static (string Subject, string Json) Build(CommandMessage command, EffectExecution execution, DateTimeOffset startedAt, DateTimeOffset finishedAt)
     {
-        var outcome = execution.Succeeded ? Succeeded : Failed;
-        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(4096);
-        buffer.ResetWrittenCount();
-        var writer = t_writer ??= new Utf8JsonWriter(buffer);
-        writer.Reset(buffer);
-        try
+        // Written with the thread's JSON writer (building it never awaits): a fresh one takes 4 KiB per command.
+        var json = Core.Json.ThreadJsonWriter.ToText((command, execution, startedAt, finishedAt), static (writer, input) =>
         {
+            var (command, execution, startedAt, finishedAt) = input;
+            var outcome = execution.Succeeded ? Succeeded : Failed;
             CloudEventEncoder.WriteAttributes(writer, Id(command.CommandId), Source, command.Effect + "." + outcome, finishedAt, command.Tenant, "application/json");
             writer.WriteStartObject("data");
             writer.WriteString("command_id", command.CommandId);
@@ -79,16 +64,7 @@ internal static class ResultEvents
             writer.WriteString("finished_at", CloudEventEncoder.FormatTime(finishedAt));
             writer.WriteEndObject();
             writer.WriteEndObject();
-            writer.Flush();
-            return (Subject(command.Tenant, command.Effect, execution.Succeeded), Encoding.UTF8.GetString(buffer.WrittenSpan));
-        }
-        finally
-        {
-            if (buffer.Capacity > KeptBufferBytes)
-            {
-                t_buffer = null;
-                t_writer = null;
-            }
-        }
+        });
+        return (Subject(command.Tenant, command.Effect, execution.Succeeded), json);
     }
 }

@@ -35,73 +35,75 @@ internal static class HistoryWriter
         string? timer,
         TransitionOutput output,
         IReadOnlyList<CommandMessage> commands,
-        string eventJson)
+        string eventJson) =>
+        Core.Json.ThreadJsonWriter.ToUtf8(new Step(version, evt, origin, inboxSequence, inboxMs, manifestHash, compensate, timer, output, commands, eventJson), WriteStep);
+
+    private readonly record struct Step(
+        long Version, SagaEvent Event, MessageOrigin Origin, ulong InboxSequence, long InboxMs, string ManifestHash,
+        bool Compensate, string? Timer, TransitionOutput Output, IReadOnlyList<CommandMessage> Commands, string EventJson);
+
+    private static void WriteStep(Utf8JsonWriter writer, Step s)
     {
-        var buffer = new ArrayBufferWriter<byte>(512 + eventJson.Length + output.StateJson.Length);
-        using (var writer = new Utf8JsonWriter(buffer))
+        writer.WriteStartObject();
+        writer.WriteNumber("version", s.Version);
+        writer.WriteString("event_id", s.Event.Id);
+        writer.WriteString("type", s.Event.Type);
+        writer.WriteString("time", CloudEventEncoder.FormatTime(s.Event.Time));
+        writer.WriteString("stream", s.Origin.Stream);
+        writer.WriteNumber("seq", s.Origin.Sequence);
+        writer.WriteNumber("inbox_seq", s.InboxSequence);
+        writer.WriteNumber("inbox_at", s.InboxMs);
+        writer.WriteString("manifest", s.ManifestHash);
+        writer.WriteString("handler", s.Compensate ? "compensate" : "on_event");
+        if (s.Timer is not null)
+        {
+            writer.WriteString("timer", s.Timer);
+        }
+        writer.WriteStartArray("commands");
+        foreach (var command in s.Commands)
         {
             writer.WriteStartObject();
-            writer.WriteNumber("version", version);
-            writer.WriteString("event_id", evt.Id);
-            writer.WriteString("type", evt.Type);
-            writer.WriteString("time", CloudEventEncoder.FormatTime(evt.Time));
-            writer.WriteString("stream", origin.Stream);
-            writer.WriteNumber("seq", origin.Sequence);
-            writer.WriteNumber("inbox_seq", inboxSequence);
-            writer.WriteNumber("inbox_at", inboxMs);
-            writer.WriteString("manifest", manifestHash);
-            writer.WriteString("handler", compensate ? "compensate" : "on_event");
-            if (timer is not null)
+            writer.WriteString("id", command.CommandId);
+            writer.WriteString("effect", command.Effect);
+            if (command.Pool is not null)
             {
-                writer.WriteString("timer", timer);
+                writer.WriteString("pool", command.Pool);
             }
-            writer.WriteStartArray("commands");
-            foreach (var command in commands)
-            {
-                writer.WriteStartObject();
-                writer.WriteString("id", command.CommandId);
-                writer.WriteString("effect", command.Effect);
-                if (command.Pool is not null)
-                {
-                    writer.WriteString("pool", command.Pool);
-                }
-                writer.WritePropertyName("payload");
-                command.Payload.WriteTo(writer);
-                writer.WriteEndObject();
-            }
-            writer.WriteEndArray();
-            writer.WriteStartArray("schedules");
-            foreach (var schedule in output.Schedules)
-            {
-                writer.WriteStartObject();
-                writer.WriteString("name", schedule.Name);
-                writer.WriteNumber("due_ms", schedule.DueMs);
-                if (schedule.Deadline)
-                {
-                    writer.WriteBoolean("deadline", true);
-                }
-                if (schedule.PayloadJson is not null)
-                {
-                    writer.WritePropertyName("payload");
-                    writer.WriteRawValue(schedule.PayloadJson, skipInputValidation: true);
-                }
-                writer.WriteEndObject();
-            }
-            writer.WriteEndArray();
-            writer.WriteStartArray("cancel");
-            foreach (var name in output.Cancel)
-            {
-                writer.WriteStringValue(name);
-            }
-            writer.WriteEndArray();
-            writer.WriteBoolean("done", output.Done);
-            writer.WriteString("state_hash", StateHash(output.StateJson));
-            writer.WritePropertyName("state");
-            writer.WriteRawValue(output.StateJson, skipInputValidation: true);
-            writer.WritePropertyName("event");
-            writer.WriteRawValue(eventJson, skipInputValidation: true);
+            writer.WritePropertyName("payload");
+            command.Payload.WriteTo(writer);
             writer.WriteEndObject();
         }
-        return buffer.WrittenSpan.ToArray();
+        writer.WriteEndArray();
+        writer.WriteStartArray("schedules");
+        foreach (var schedule in s.Output.Schedules)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("name", schedule.Name);
+            writer.WriteNumber("due_ms", schedule.DueMs);
+            if (schedule.Deadline)
+            {
+                writer.WriteBoolean("deadline", true);
+            }
+            if (schedule.PayloadJson is not null)
+            {
+                writer.WritePropertyName("payload");
+                writer.WriteRawValue(schedule.PayloadJson, skipInputValidation: true);
+            }
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteStartArray("cancel");
+        foreach (var name in s.Output.Cancel)
+        {
+            writer.WriteStringValue(name);
+        }
+        writer.WriteEndArray();
+        writer.WriteBoolean("done", s.Output.Done);
+        writer.WriteString("state_hash", StateHash(s.Output.StateJson));
+        writer.WritePropertyName("state");
+        writer.WriteRawValue(s.Output.StateJson, skipInputValidation: true);
+        writer.WritePropertyName("event");
+        writer.WriteRawValue(s.EventJson, skipInputValidation: true);
+        writer.WriteEndObject();
     }
 }

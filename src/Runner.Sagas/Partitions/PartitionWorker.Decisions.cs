@@ -59,11 +59,10 @@ internal sealed partial class PartitionWorker
     internal static string? PoolOf(CommandRequest command, ManifestSet manifests) => command.Pool ?? manifests.DefaultPool(command.Effect);
 
     /// <summary>The <c>event</c> argument: <c>{ id, type, source, subject, time, tenant, data, headers, stream, seq }</c>.</summary>
-    internal static string ScriptEventJson(SagaEvent evt, MessageOrigin origin)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256 + evt.DataJson.Length);
-        using (var writer = new Utf8JsonWriter(buffer))
+    internal static string ScriptEventJson(SagaEvent evt, MessageOrigin origin) =>
+        Core.Json.ThreadJsonWriter.ToText((evt, origin), static (writer, input) =>
         {
+            var (evt, origin) = input;
             writer.WriteStartObject();
             writer.WriteString("id", evt.Id);
             writer.WriteString("type", evt.Type);
@@ -96,7 +95,5 @@ internal sealed partial class PartitionWorker
             writer.WriteString("stream", origin.Stream);
             writer.WriteNumber("seq", origin.Sequence);
             writer.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+        });
 }

@@ -1,0 +1,66 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+
+namespace Runner.Core.Json;
+
+/// <summary>
+/// A JSON writer and buffer kept per thread, for the documents built once per message on the hot paths
+/// (the router's normalized event, the script's event argument, a history step, an effect's result).
+/// A fresh <see cref="Utf8JsonWriter"/> asks its buffer for 4 KiB at the first write, whatever the document's
+/// size; here the buffer is reused and only the result is allocated. Writing never awaits, so a thread
+/// cannot be inside two writes at once; a nested write (a writer callback that writes another document)
+/// is refused rather than allowed to clobber the outer one.
+/// </summary>
+internal static class ThreadJsonWriter
+{
+    /// <summary>A buffer grown past this by one large document is dropped after it, not kept.</summary>
+    private const int KeptBufferBytes = 64 * 1024;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
+    [ThreadStatic]
+    private static bool t_busy;
+
+    /// <summary>Writes one document with <paramref name="write"/> and returns its UTF-8 bytes.</summary>
+    public static byte[] ToUtf8<TState>(TState state, Action<Utf8JsonWriter, TState> write) =>
+        Write(state, write, static span => span.ToArray());
+
+    /// <summary>Writes one document with <paramref name="write"/> and returns it as a string.</summary>
+    public static string ToText<TState>(TState state, Action<Utf8JsonWriter, TState> write) =>
+        Write(state, write, static span => Encoding.UTF8.GetString(span));
+
+    private delegate T FromSpan<out T>(ReadOnlySpan<byte> written);
+
+    private static TResult Write<TState, TResult>(TState state, Action<Utf8JsonWriter, TState> write, FromSpan<TResult> result)
+    {
+        if (t_busy)
+        {
+            throw new InvalidOperationException("a JSON document is already being written on this thread");
+        }
+        t_busy = true;
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(buffer);
+        writer.Reset(buffer);
+        try
+        {
+            write(writer, state);
+            writer.Flush();
+            return result(buffer.WrittenSpan);
+        }
+        finally
+        {
+            if (buffer.Capacity > KeptBufferBytes)
+            {
+                t_buffer = null;
+                t_writer = null;
+            }
+            t_busy = false;
+        }
+    }
+}
