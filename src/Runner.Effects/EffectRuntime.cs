@@ -119,6 +119,19 @@ internal sealed class EffectRuntime : IAsyncDisposable
         return started.Distinct(StringComparer.Ordinal).ToList();
     }
 
+    /// <summary>The first step of a drain, taken at once: no worker pulls another command.</summary>
+    public void StopIntake()
+    {
+        try
+        {
+            _stop?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // stopped already
+        }
+    }
+
     /// <summary>
     /// Stops pulling commands and returns once every running command has finished (result
     /// published, command acked). Cancelling <paramref name="cancellationToken"/> abandons the

@@ -160,6 +160,41 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
         Supervisor.Run(name, loop, _logger, _time, cancellationToken);
 
     /// <summary>
+    /// The first step of a drain, taken at once (before the drain is reported as begun): no partition
+    /// or router of this replica takes another message, and it takes no new lease. <see cref="DrainAsync"/>
+    /// then finishes the batches in hand and hands everything over.
+    /// </summary>
+    public void StopIntake()
+    {
+        if (_coordinator is null)
+        {
+            return;
+        }
+        _draining = true;
+        _coordinator.BeginLeaving();
+        foreach (var run in _runs.Values)
+        {
+            CancelQuietly(run.Intake);
+        }
+        foreach (var run in _routers.Values)
+        {
+            CancelQuietly(run.Intake);
+        }
+
+        static void CancelQuietly(CancellationTokenSource intake)
+        {
+            try
+            {
+                intake.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // that run has ended
+            }
+        }
+    }
+
+    /// <summary>
     /// Hands over every partition and router this replica holds (each: stop taking work, finish the
     /// batch, publish its outbox, store a snapshot, release) and returns when none is left in its
     /// hands. Cancelling <paramref name="cancellationToken"/> abandons the wait, not the drain.

@@ -91,6 +91,10 @@ internal sealed class RunnerControl(RunnerSettings settings, ILoggerFactory logg
             {
                 var cancel = new CancellationTokenSource();
                 OperationsLog.DrainStarted(_logger, cause);
+                // Nothing is taken once the drain is reported as begun: intake stops here, not in the task below,
+                // which a busy thread pool may start only after the caller has been answered.
+                components.Sagas?.StopIntake();
+                components.Effects?.StopIntake();
                 var started = time.GetTimestamp();
                 var task = Task.Run(async () =>
                 {
