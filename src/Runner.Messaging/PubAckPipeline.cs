@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using NATS.Client.Core;
@@ -21,7 +22,7 @@ internal sealed class PubAckPipeline
 
     private readonly INatsConnection _connection;
     private readonly string _prefix;
-    private readonly ConcurrentDictionary<long, TaskCompletionSource<PubAckResponse>> _waiting = new();
+    private readonly ConcurrentDictionary<long, Waiting> _waiting = new();
     private readonly SemaphoreSlim _starting = new(1, 1);
     private volatile bool _started;
     private long _next;
@@ -59,8 +60,12 @@ internal sealed class PubAckPipeline
             headers["Nats-Msg-Id"] = msgId;
         }
         var id = Interlocked.Increment(ref _next);
+        if (id % SweepEvery == 0)
+        {
+            Sweep();
+        }
         var reply = new TaskCompletionSource<PubAckResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _waiting[id] = reply;
+        _waiting[id] = new Waiting(reply, Stopwatch.GetTimestamp());
         try
         {
             await _connection.PublishAsync(subject, body, headers, _prefix + "." + id.ToString(CultureInfo.InvariantCulture), cancellationToken: cancellationToken);
@@ -75,6 +80,27 @@ internal sealed class PubAckPipeline
 
     internal void Forget(long id) => _waiting.TryRemove(id, out _);
 
+    private const int SweepEvery = 1024;
+
+    private readonly record struct Waiting(TaskCompletionSource<PubAckResponse> Reply, long SentAt);
+
+    /// <summary>
+    /// Drops what nobody can be waiting for any more: a publisher that stopped (its lease lost, the runtime
+    /// stopping) leaves its PubAcks unread, and one lost in a reconnect never comes.
+    /// </summary>
+    private void Sweep()
+    {
+        var now = Stopwatch.GetTimestamp();
+        var limit = (long)(2 * Timeout.TotalSeconds * Stopwatch.Frequency);
+        foreach (var (id, waiting) in _waiting)
+        {
+            if (now - waiting.SentAt > limit && _waiting.TryRemove(id, out _))
+            {
+                waiting.Reply.TrySetException(new TimeoutException("no PubAck within twice the request timeout"));
+            }
+        }
+    }
+
     private async ValueTask StartAsync(CancellationToken cancellationToken)
     {
         await _starting.WaitAsync(cancellationToken);
@@ -86,10 +112,10 @@ internal sealed class PubAckPipeline
             }
             // Not the caller's token: the client ends a subscription when the token it was made with is
             // cancelled, and this one serves every publisher on the connection, however long each runs.
-            var subscription = await _connection.SubscribeCoreAsync(_prefix + ".*", serializer: NatsJSJsonSerializer<PubAckResponse>.Default, cancellationToken: CancellationToken.None)
-                .AsTask().WaitAsync(cancellationToken);
+            // Nor is the wait for it cancelled: a subscription made after its caller gave up would be left unread.
+            var subscription = await _connection.SubscribeCoreAsync(_prefix + ".*", serializer: NatsJSJsonSerializer<PubAckResponse>.Default, cancellationToken: CancellationToken.None);
+            _started = true; // before the reader starts: a subscription that ends at once sets it back
             _ = Task.Run(() => ReadAsync(subscription), CancellationToken.None);
-            _started = true;
         }
         finally
         {
@@ -117,11 +143,11 @@ internal sealed class PubAckPipeline
             // Ended (the connection is going away, or the subscription failed): the next publish subscribes
             // again, and whoever still waits is told now rather than at its timeout.
             _started = false;
-            foreach (var (id, reply) in _waiting)
+            foreach (var (id, waiting) in _waiting)
             {
                 if (_waiting.TryRemove(id, out _))
                 {
-                    reply.TrySetException(new NatsNoReplyException());
+                    waiting.Reply.TrySetException(new NatsNoReplyException());
                 }
             }
             await subscription.DisposeAsync();
@@ -132,10 +158,11 @@ internal sealed class PubAckPipeline
     {
         var dot = msg.Subject.LastIndexOf('.');
         if (dot < 0 || !long.TryParse(msg.Subject.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var id)
-            || !_waiting.TryRemove(id, out var reply))
+            || !_waiting.TryRemove(id, out var waiting))
         {
             return; // a PubAck that came after its publisher gave up on it
         }
+        var reply = waiting.Reply;
         if (msg.HasNoResponders)
         {
             reply.TrySetException(new NatsNoRespondersException());

@@ -60,10 +60,6 @@ internal sealed partial class SagaRuntime
         var run = new PartitionRun(lease);
         var previous = _runs.TryGetValue(lease.Partition!.Value.Value, out var old) ? old.Task : Task.CompletedTask;
         _runs[lease.Partition!.Value.Value] = run;
-        if (_draining)
-        {
-            run.Intake.Cancel(); // taken in a round that raced the drain: it takes no work, and the drain hands it over
-        }
         // Taken back after this replica fenced it: the fenced run's loops finish first.
         run.Task = Task.Run(async () =>
         {
@@ -268,10 +264,6 @@ internal sealed partial class SagaRuntime
         var run = new RouterRun(lease);
         var previous = _routers.TryGetValue(stream, out var old) ? old.Task : Task.CompletedTask;
         _routers[stream] = run;
-        if (_draining)
-        {
-            run.Intake.Cancel();
-        }
         run.Task = Task.Run(async () =>
         {
             await previous; // one reader per router consumer, in this process too

@@ -231,6 +231,12 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
             {
                 return;
             }
+            // A resume that came before the drain's hand-over started (StopIntake has stopped the runs, which
+            // now wait to be handed over): finish handing them over first, then take a share again.
+            if (_runs.Values.Any(r => r.Intake.IsCancellationRequested) || _routers.Values.Any(r => r.Intake.IsCancellationRequested))
+            {
+                await _coordinator.LeaveAsync(_stop!.Token).WaitAsync(cancellationToken);
+            }
             _draining = false;
             _coordinator.Rejoin();
         }

@@ -98,6 +98,9 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         var worker = a.Runtime.Workers.Single();
         await SagaHarness.WaitUntilAsync(() => a.Executed == fresh.Count && a.Republished == done.Count && worker.LeftHeld >= held.Count, s_timeout,
             "the new commands to run, the completed ones to be answered and the held ones to be left");
+        // A command counts as executed before its result is published: wait for the results themselves.
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= fresh.Count + done.Count, s_timeout,
+            "a result for every new and every completed command");
 
         Assert.All(fresh, id => Assert.Equal(1, upstream.CallsFor(id)));
         Assert.All(done.Concat(held), id => Assert.Equal(0, upstream.CallsFor(id)));

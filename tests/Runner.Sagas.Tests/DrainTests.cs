@@ -33,4 +33,23 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         await SagaHarness.WaitUntilAsync(() => Timers.FiredOf(h.Instance("acme", "timed", "t1")).Any(f => f.Name == "soon"), s_wait, "the fired timer to reach the saga");
         await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Schedule) == 0, s_wait, "the cancelled timer to be gone");
     }
+
+    [Fact]
+    public async Task A_resume_before_the_drain_hands_anything_over_leaves_no_partition_held_idle()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Timed(), o => o with { Partitions = 2 });
+        using var cts = new CancellationTokenSource(s_wait);
+        var ct = cts.Token;
+        await SagaHarness.WaitUntilAsync(() => h.Runtime!.OwnedPartitions.Count == 2, s_wait, "both partitions to be run");
+
+        // The drain's first, synchronous step (what /admin/drain does before it answers), then a resume
+        // before the drain's hand-over has started: the stopped runs must not stay held with nobody reading.
+        h.Runtime!.StopIntake();
+        await h.Runtime.ResumeAsync(ct);
+
+        await Timers.SetAsync(h, "t9", "set-after-resume", [new { name = "soon", after_ms = 0 }], cancellationToken: ct);
+        await SagaHarness.WaitUntilAsync(() => Timers.FiredOf(h.Instance("acme", "timed", "t9")).Any(f => f.Name == "soon"), s_wait,
+            "an event and its timer after the resume");
+        Assert.Equal([0, 1], h.Runtime.OwnedPartitions.Order());
+    }
 }

@@ -85,25 +85,39 @@ internal sealed class RunnerControl(RunnerSettings settings, ILoggerFactory logg
     /// <summary>Starts a drain unless one runs or has finished; returns the status either way.</summary>
     public DrainStatus BeginDrain(string cause)
     {
+        RunnerComponents? stopping = null;
+        var intakeStopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_gate)
         {
             if (_components is { } components && _drain is null)
             {
+                stopping = components;
                 var cancel = new CancellationTokenSource();
                 OperationsLog.DrainStarted(_logger, cause);
-                // Nothing is taken once the drain is reported as begun: intake stops here, not in the task below,
-                // which a busy thread pool may start only after the caller has been answered.
-                components.Sagas?.StopIntake();
-                components.Effects?.StopIntake();
                 var started = time.GetTimestamp();
                 var task = Task.Run(async () =>
                 {
+                    await intakeStopped.Task;
                     await Task.WhenAll(
                         components.Sagas?.DrainAsync(cancel.Token) ?? Task.CompletedTask,
                         components.Effects?.DrainAsync(cancel.Token) ?? Task.CompletedTask);
                     OperationsLog.Drained(_logger, time.GetElapsedTime(started).TotalMilliseconds);
                 }, CancellationToken.None);
                 _drain = new Drain(task, cancel, time.GetUtcNow(), cause);
+            }
+        }
+        if (stopping is not null)
+        {
+            // Nothing is taken once the drain is reported as begun: intake stops here (outside the lock: cancelling
+            // runs callbacks), not in the task, which a busy thread pool may start after the caller has its answer.
+            try
+            {
+                stopping.Sagas?.StopIntake();
+                stopping.Effects?.StopIntake();
+            }
+            finally
+            {
+                intakeStopped.TrySetResult();
             }
         }
         return Status();

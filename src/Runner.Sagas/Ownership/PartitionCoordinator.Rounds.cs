@@ -331,13 +331,13 @@ internal sealed partial class PartitionCoordinator
         }
     }
 
+    /// <summary>Takes no new lease from now on (the first, synchronous step of <see cref="LeaveAsync"/>).</summary>
+    public void BeginLeaving() => _leaving = true;
+
     /// <summary>
     /// Drain: stop taking leases, mark this replica leaving (others balance without it), hand over
     /// every partition and router, and remove the heartbeat.
     /// </summary>
-    /// <summary>Takes no new lease from now on (the first, synchronous step of <see cref="LeaveAsync"/>).</summary>
-    public void BeginLeaving() => _leaving = true;
-
     public async Task LeaveAsync(CancellationToken cancellationToken)
     {
         _leaving = true;
