@@ -176,4 +176,35 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.Equal(2, upstream.CallsFor("stalled"));
         Assert.Equal(1L, await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token));
     }
+
+    [Fact]
+    public async Task A_worker_whose_renewals_hang_gives_the_run_up_before_its_lease_ends()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task, 201, """{"reference":"late"}"""));
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var effects = new[] { Effects.Charge(upstream.Url, concurrency: 8) with { TimeoutMs = 60_000 } };
+        // Every renewal of A's claim hangs for 20 leases (a KV request that does not come back), while A itself runs on.
+        var lease = TimeSpan.FromSeconds(1);
+        await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: TimeSpan.FromSeconds(30),
+            hooks: new EffectWorkerHooks { DelayRenewal = _ => lease * 20 });
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "hung", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("hung") == 1, s_timeout, "worker A's call");
+        var claimed = await a.Runtime.Claims!.GetAsync("acme", "hung", cts.Token);
+
+        // A stops the run itself once no renewal has got through and its lease is nearly out, long before the
+        // renewal returns: past that moment another worker may take the claim over and run the command.
+        await SagaHarness.WaitUntilAsync(() => a.Lost == 1, lease * 10, "worker A to give the run up");
+        Assert.True(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() < claimed!.LeaseUntilMs + (long)(lease * 5).TotalMilliseconds,
+            "given up well before the hung renewal could have returned");
+        release.SetResult();
+        var record = await a.Runtime.Claims!.GetAsync("acme", "hung", cts.Token);
+        Assert.Equal(ClaimRecord.Running, record!.State);
+        Assert.Equal("worker-a", record.Worker);
+        Assert.Equal(0L, await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token));
+    }
 }

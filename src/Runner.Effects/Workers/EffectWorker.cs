@@ -63,7 +63,7 @@ internal sealed partial class EffectWorker
         _abort = abort;
         Consumer = ConsumerName(options.ConsumerPrefix, effect, pool);
         FilterSubject = Core.Subjects.Subjects.Command("*", effect, pool);
-        _leases = new LeaseKeeper(claims, options.JetStream.AckWait, time, logger, id => Hooks?.StallHeartbeat?.Invoke(id) == true);
+        _leases = new LeaseKeeper(claims, options.JetStream.AckWait, time, logger, () => Hooks);
     }
 
     public string Effect { get; }
@@ -247,6 +247,9 @@ internal sealed class EffectWorkerHooks
 
     /// <summary>Returns true to freeze the heartbeat of a command, as a paused process would (its ack wait and lease run out).</summary>
     public Func<string, bool>? StallHeartbeat { get; init; }
+
+    /// <summary>How long to hold a command's lease renewal before sending it, as a request that hangs would (null: none).</summary>
+    public Func<string, TimeSpan?>? DelayRenewal { get; init; }
 
     /// <summary>Returns true to NAK a finished command instead of acking it (it is redelivered).</summary>
     public Func<string, bool>? NakInsteadOfAck { get; init; }

@@ -9,27 +9,28 @@ namespace Runner.Effects.Workers;
 /// command is acked, every third of the lease (or of the ack wait, if shorter) it tells JetStream
 /// the command is in progress and renews the claim's lease by compare-and-set. The renewals that
 /// fall due on a tick go out together. A renewal the server refuses means another worker took the
-/// claim over: the run is cancelled. A worker that cannot renew at all (NATS unreachable) cancels
-/// the run itself just before its last confirmed lease ends, so it never runs on past the moment
-/// another worker may take over.
+/// claim over: the run is cancelled. A worker whose renewals do not get through (NATS unreachable,
+/// a request that hangs) cancels the run itself just before its last confirmed lease ends, so it
+/// never runs on past the moment another worker may take over: every tick checks that deadline for
+/// every command, whatever its renewal is doing.
 /// </summary>
 internal sealed class LeaseKeeper
 {
     private readonly EffectClaims _claims;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly Func<string, bool>? _stall;
+    private readonly Func<EffectWorkerHooks?> _hooks;
     private readonly long _intervalMs;
     private readonly long _marginMs;
     private readonly Lock _gate = new();
     private readonly HashSet<Kept> _kept = [];
 
-    public LeaseKeeper(EffectClaims claims, TimeSpan ackWait, TimeProvider time, ILogger logger, Func<string, bool>? stall)
+    public LeaseKeeper(EffectClaims claims, TimeSpan ackWait, TimeProvider time, ILogger logger, Func<EffectWorkerHooks?> hooks)
     {
         _claims = claims;
         _time = time;
         _logger = logger;
-        _stall = stall;
+        _hooks = hooks;
         _intervalMs = (long)Math.Max(50, Math.Min(claims.Lease.TotalMilliseconds, ackWait.TotalMilliseconds) / 3);
         _marginMs = (long)Math.Max(50, claims.Lease.TotalMilliseconds / 6);
     }
@@ -59,18 +60,24 @@ internal sealed class LeaseKeeper
         return kept;
     }
 
-    /// <summary>Stops keeping a command alive and waits for a beat of it still in flight, so nothing touches the claim afterwards.</summary>
+    /// <summary>Stops keeping a command alive and waits for a beat (or a give-up) of it still in flight, so nothing touches the claim or its token afterwards.</summary>
     public async ValueTask StopAsync(Kept kept)
     {
         Task? beat;
+        Task? expiry;
         lock (_gate)
         {
             _kept.Remove(kept);
             beat = kept.Beat;
+            expiry = kept.Expiry;
         }
         if (beat is not null)
         {
             await beat;
+        }
+        if (expiry is not null)
+        {
+            await expiry;
         }
     }
 
@@ -89,11 +96,21 @@ internal sealed class LeaseKeeper
                 return;
             }
             var now = NowMs();
+            var claimsNow = _claims.NowMs();
             lock (_gate)
             {
                 foreach (var kept in _kept)
                 {
-                    if (kept.Beat is null && kept.NextBeatMs <= now)
+                    if (kept.Expiry is not null || Stalled(kept))
+                    {
+                        continue;
+                    }
+                    if (!kept.Claim.Completed && claimsNow >= kept.Claim.LeaseUntilMs - _marginMs)
+                    {
+                        // No renewal confirmed in time, however long the one in flight still takes.
+                        kept.Expiry = GiveUpAsync(kept);
+                    }
+                    else if (kept.Beat is null && kept.NextBeatMs <= now)
                     {
                         due.Add(kept);
                     }
@@ -105,6 +122,15 @@ internal sealed class LeaseKeeper
             }
             due.Clear();
         }
+    }
+
+    /// <summary>A paused process (the test hook; the worker's hooks are set after it is built) does nothing at all: no renewal, no giving up.</summary>
+    private bool Stalled(Kept kept) => _hooks()?.StallHeartbeat?.Invoke(kept.CommandId) == true;
+
+    private static async Task GiveUpAsync(Kept kept)
+    {
+        await Task.Yield(); // out of the tick's lock: cancelling runs the run's callbacks
+        await kept.Lost.CancelAsync();
     }
 
     private async Task BeatAsync(Kept kept, CancellationToken stop)
@@ -133,7 +159,7 @@ internal sealed class LeaseKeeper
     /// <returns>False when the command is no longer to be kept alive (its claim is lost).</returns>
     private async Task<bool> RenewAsync(Kept kept, CancellationToken stop)
     {
-        if (_stall?.Invoke(kept.CommandId) == true)
+        if (Stalled(kept))
         {
             return true;
         }
@@ -155,6 +181,10 @@ internal sealed class LeaseKeeper
         }
         try
         {
+            if (_hooks()?.DelayRenewal?.Invoke(kept.CommandId) is { } delay)
+            {
+                await Task.Delay(delay, _time, stop);
+            }
             if (!await kept.Claim.RenewAsync(stop))
             {
                 await kept.Lost.CancelAsync();
@@ -170,12 +200,8 @@ internal sealed class LeaseKeeper
         catch (Exception ex)
 #pragma warning restore CA1031
         {
+            // Tried again next beat; the tick gives the run up if no renewal gets through before the lease is nearly out.
             EffectsLog.HeartbeatFailed(_logger, kept.Claim.Key, ex.Message);
-            if (!kept.Claim.Completed && _claims.NowMs() >= kept.Claim.LeaseUntilMs - _marginMs)
-            {
-                await kept.Lost.CancelAsync();
-                return false;
-            }
             return true;
         }
     }
@@ -196,5 +222,8 @@ internal sealed class LeaseKeeper
         public long NextBeatMs { get; set; } = nextBeatMs;
 
         public Task? Beat { get; set; }
+
+        /// <summary>The run given up because its lease was about to end with no renewal confirmed.</summary>
+        public Task? Expiry { get; set; }
     }
 }

@@ -20,7 +20,7 @@ internal sealed partial class TimerScheduler
         public string Subject { get; } = subject;
         public byte[] Body { get; } = body;
         public long SentMs { get; set; }
-        public NatsJSPublishConcurrentFuture? Future { get; set; }
+        public PendingPubAck? Future { get; set; }
     }
 
     /// <summary>
@@ -48,12 +48,12 @@ internal sealed partial class TimerScheduler
             try
             {
                 firing.SentMs = NowMs();
-                firing.Future = await _js.PublishConcurrentAsync(
+                firing.Future = await PubAckPipeline.For(_js.Connection).PublishAsync(
                     firing.Subject,
                     firing.Body,
-                    opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(TimerEvents.Id(record)) },
-                    headers: NatsMessages.EndToEnd(record.Tenant, record.Key, record.CausationId, Tracing.TraceParent(span, record.TraceParent)),
-                    cancellationToken: cancellationToken);
+                    EventHeaders.Encode(TimerEvents.Id(record)),
+                    NatsMessages.EndToEnd(record.Tenant, record.Key, record.CausationId, Tracing.TraceParent(span, record.TraceParent)),
+                    cancellationToken);
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
@@ -70,13 +70,15 @@ internal sealed partial class TimerScheduler
                 failed++;
                 continue;
             }
-            var id = Convert.ToBase64String(firing.Key);
             try
             {
                 var ack = await future.GetResponseAsync(cancellationToken);
                 ack.EnsureStored();
                 done.Delete(KeySpace.Schedule, firing.Key);
-                _rejections.Remove(id);
+                if (_rejections.Count > 0)
+                {
+                    _rejections.Remove(Convert.ToBase64String(firing.Key));
+                }
                 fired++;
                 SagasTelemetry.SchedulerLagMs.Record(Math.Max(0, firing.SentMs - firing.Record.DueMs), _partitionTag);
             }
@@ -84,6 +86,7 @@ internal sealed partial class TimerScheduler
             {
                 // The server answered and refused (larger than the stream allows): the same bytes
                 // will not be stored later either. After the limit, keep it in quarantine.
+                var id = Convert.ToBase64String(firing.Key);
                 var attempts = _rejections.GetValueOrDefault(id) + 1;
                 _rejections[id] = attempts;
                 if (attempts >= _options.JetStream.MaxDeliver)
@@ -101,10 +104,6 @@ internal sealed partial class TimerScheduler
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
                 failed++;
-            }
-            finally
-            {
-                await future.DisposeAsync();
             }
         }
 
