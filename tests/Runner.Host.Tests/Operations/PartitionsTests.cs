@@ -17,8 +17,9 @@ public sealed class PartitionsTests(NatsServerFixture nats) : IClassFixture<Nats
         await node.WaitUntilAsync(async () =>
         {
             info = (await node.GetAsync("info", scope.Token)).Body;
-            return info?["ownership"]?["partitions"]?.AsArray().Count == 4;
-        }, "4 partitions held", scope.Token);
+            // Partitions and routers are taken in the same rounds but not at the same moment: wait for both.
+            return info?["ownership"]?["partitions"]?.AsArray().Count == 4 && info["ownership"]?["routers"]?.AsArray().Count >= 2;
+        }, "4 partitions and the routers held", scope.Token);
         foreach (var partition in info!["ownership"]!["partitions"]!.AsArray())
         {
             Assert.Equal(1, partition!["lease"]!["epoch"]!.GetValue<long>());
