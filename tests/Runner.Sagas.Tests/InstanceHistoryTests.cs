@@ -175,7 +175,7 @@ public sealed class InstanceHistoryTests(NatsServerFixture nats) : IClassFixture
         var folds = new Folds();
         await set.StartAsync("a");
         await set.StartAsync("b");
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b"]), s_wait, "8 partitions over a and b");
+        await set.WaitBalancedAsync(["a", "b"], s_wait, "8 partitions over a and b");
         await folds.PublishRoundsAsync(set, keys: 12, rounds: 2, TimeSpan.Zero, cts.Token);
         await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
 

@@ -15,7 +15,7 @@ public sealed class ReplicaClusterTests(NatsClusterFixture cluster) : IClassFixt
         var folds = new Folds();
         await set.StartAsync("a");
         await set.StartAsync("b");
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b"]), TimeSpan.FromSeconds(30), "a and b balanced");
+        await set.WaitBalancedAsync(["a", "b"], TimeSpan.FromSeconds(30), "a and b balanced");
         var producer = folds.PublishRoundsAsync(set, keys: 24, rounds: 10, TimeSpan.FromMilliseconds(300), cts.Token);
         await Task.Delay(1200, cts.Token);
         // The inbox's leader is the hardest one to lose.
@@ -28,6 +28,6 @@ public sealed class ReplicaClusterTests(NatsClusterFixture cluster) : IClassFixt
         await cluster.StartAsync(victim, cts.Token, caughtUp: false);
         await folds.WaitForCommandsAsync(set, folds.Count, TimeSpan.FromSeconds(60), cts.Token);
         folds.Verify(await set.CommandsAsync(cts.Token));
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b"]), TimeSpan.FromSeconds(30), "a and b balanced at the end");
+        await set.WaitBalancedAsync(["a", "b"], TimeSpan.FromSeconds(30), "a and b balanced at the end");
     }
 }

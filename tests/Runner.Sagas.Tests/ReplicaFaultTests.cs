@@ -25,7 +25,7 @@ public sealed class ReplicaFaultTests(NatsServerFixture nats) : IClassFixture<Na
         await SagaHarness.WaitUntilAsync(() => set["b"].Runtime!.OwnedPartitions.Count > 0, s_wait, "the hand-over to begin");
         await nats.RestartAsync(TimeSpan.FromSeconds(1), cts.Token);
         await folds.PublishRoundsAsync(set, keys: 24, rounds: 2, TimeSpan.Zero, cts.Token);
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b"]), s_wait, "a and b balanced after the restart");
+        await set.WaitBalancedAsync(["a", "b"], s_wait, "a and b balanced after the restart");
         await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
         folds.Verify(await set.CommandsAsync(cts.Token));
     }

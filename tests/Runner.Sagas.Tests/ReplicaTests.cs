@@ -17,16 +17,16 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
     {
         await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 16 });
         await set.StartAsync("a");
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a"]), s_wait, "a to hold all 16");
+        await set.WaitBalancedAsync(["a"], s_wait, "a to hold all 16");
         await set.StartAsync("b");
         await set.StartAsync("c");
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b", "c"]), s_wait, "16 over a, b, c (6, 5, 5)");
+        await set.WaitBalancedAsync(["a", "b", "c"], s_wait, "16 over a, b, c (6, 5, 5)");
 
         await set["c"].Runtime!.DrainAsync(CancellationToken.None);
         await set["c"].StopAsync();
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b"]), s_wait, "16 over a and b after c left");
+        await set.WaitBalancedAsync(["a", "b"], s_wait, "16 over a and b after c left");
         await set.StartAsync("d");
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b", "d"]), s_wait, "16 over a, b, d");
+        await set.WaitBalancedAsync(["a", "b", "d"], s_wait, "16 over a, b, d");
         var epochs = set.Replicas.Where(r => r.Runtime is not null).SelectMany(r => r.Runtime!.PartitionLeases).Select(l => l.Epoch).ToList();
         Assert.Contains(epochs, e => e >= 2);
     }
@@ -42,14 +42,14 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         await Task.Delay(500, cts.Token);
         await set.StartAsync("b");
         await set.StartAsync("c");
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b", "c"]), s_wait, "three replicas balanced under load");
+        await set.WaitBalancedAsync(["a", "b", "c"], s_wait, "three replicas balanced under load");
         foreach (var name in new[] { "b", "c" })
         {
             await set[name].Runtime!.DrainAsync(cts.Token);
             await set[name].StopAsync();
         }
         await producer;
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a"]), s_wait, "a to hold all again");
+        await set.WaitBalancedAsync(["a"], s_wait, "a to hold all again");
         await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
         folds.Verify(await set.CommandsAsync(cts.Token));
     }
@@ -171,7 +171,7 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         }
         await folds.WaitForCommandsAsync(set, 16, s_wait, cts.Token);
         await set.StartAsync("b");
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b"]), s_wait, "half of the partitions moved to b");
+        await set.WaitBalancedAsync(["a", "b"], s_wait, "half of the partitions moved to b");
         await folds.WaitForCommandsAsync(set, 32, s_wait, cts.Token);
         await Task.Delay(1500, cts.Token); // a second firing would have come by now
         var commands = await set.CommandsAsync(cts.Token);
@@ -203,7 +203,7 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
             }
         });
         await Task.WhenAll(set.StartAsync("a"), set.StartAsync("b"), set.StartAsync("c"));
-        await SagaHarness.WaitUntilAsync(() => set.Balanced(["a", "b", "c"]), s_wait, "balanced after racing");
+        await set.WaitBalancedAsync(["a", "b", "c"], s_wait, "balanced after racing");
         await sampling.CancelAsync();
         await sampler;
         Assert.All(held, h => Assert.Single(h.Value));

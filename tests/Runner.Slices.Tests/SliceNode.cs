@@ -63,7 +63,7 @@ internal sealed class SliceNode : IAsyncDisposable
         await Launcher.DisposeAsync();
         foreach (var directory in Launcher.Capabilities.CgroupBases)
         {
-            CgroupFiles.RemoveTree(directory);
+            await CgroupFiles.RemoveTreeAsync(directory, TimeProvider.System, CancellationToken.None);
         }
         Dir.Dispose();
     }

@@ -53,7 +53,7 @@ public sealed class StartupTests : IDisposable
             await launcher.DisposeAsync();
             foreach (var directory in launcher.Capabilities.CgroupBases)
             {
-                CgroupFiles.RemoveTree(directory);
+                await CgroupFiles.RemoveTreeAsync(directory, TimeProvider.System, CancellationToken.None);
             }
         }
     }

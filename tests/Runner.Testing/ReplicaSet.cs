@@ -116,6 +116,21 @@ internal sealed class ReplicaSet : IAsyncDisposable
         return owners;
     }
 
+    /// <summary>Waits for <see cref="Balanced"/>; on timeout says who holds what and how each replica sees the bucket.</summary>
+    public async Task WaitBalancedAsync(IReadOnlyCollection<string> running, TimeSpan timeout, string what)
+    {
+        try
+        {
+            await SagaHarness.WaitUntilAsync(() => Balanced(running), timeout, what);
+        }
+        catch (TimeoutException ex)
+        {
+            var owners = string.Join(" ", Owners().OrderBy(o => o.Key).Select(o => $"{o.Key}:{string.Join("+", o.Value)}"));
+            var views = _replicas.Values.Where(r => r.Runtime?.Coordinator is not null).Select(r => r.Runtime!.Coordinator!.Describe());
+            throw new TimeoutException($"{ex.Message}{Environment.NewLine}owners: {owners}{Environment.NewLine}{string.Join(Environment.NewLine, views)}", ex);
+        }
+    }
+
     /// <summary>True when every partition is held by exactly one running replica and counts differ by at most one.</summary>
     public bool Balanced(IReadOnlyCollection<string> running)
     {

@@ -82,6 +82,27 @@ internal sealed partial class PartitionCoordinator
     /// <summary>Leases held now.</summary>
     public IReadOnlyList<OwnedLease> Owned => [.. _owned.Values.Where(l => !l.IsLost)];
 
+    /// <summary>What this replica holds and how it sees the others, in a line each: for a stuck balance.</summary>
+    public string Describe()
+    {
+        var lines = new List<string>
+        {
+            $"{Worker}: leaving={_leaving} held=[{string.Join(",", _owned.Values.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => l.Key + (l.IsLost ? "(lost)" : "") + (_handingOver.ContainsKey(l.Key) ? "(handing over)" : "")))}]",
+        };
+        lock (_gate)
+        {
+            foreach (var (key, (entry, lease, member)) in _view.OrderBy(e => e.Key, StringComparer.Ordinal))
+            {
+                var unmoved = _clock.Unmoved(key, entry.Revision).TotalMilliseconds;
+                var what = member is not null ? $"member {member.Worker} leaving={member.Leaving}"
+                    : lease is not null ? $"{lease.State} owner={lease.Owner ?? "-"} epoch={lease.Epoch}"
+                    : "unreadable";
+                lines.Add($"  {key} rev={entry.Revision} unmoved={unmoved:0}ms {what}");
+            }
+        }
+        return string.Join(Environment.NewLine, lines);
+    }
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

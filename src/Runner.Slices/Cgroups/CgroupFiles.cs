@@ -64,7 +64,8 @@ internal static class CgroupFiles
 
     /// <summary>
     /// Removes a cgroup directory and its child cgroups, deepest first. A cgroup directory is
-    /// removed with rmdir even though it lists control files (they are not real files).
+    /// removed with rmdir even though it lists control files (they are not real files). For a
+    /// cgroup nothing has joined; one that held processes goes through <see cref="RemoveTreeAsync"/>.
     /// </summary>
     public static void RemoveTree(string directory)
     {
@@ -86,6 +87,39 @@ internal static class CgroupFiles
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    /// <summary>
+    /// <see cref="RemoveTree"/> for a cgroup that held processes. A killed process leaves
+    /// <c>cgroup.procs</c> as soon as it dies, but the kernel counts it in the cgroup until its
+    /// parent has reaped it, and rmdir fails with EBUSY until then: the removal is retried, with a
+    /// bound, while the kernel answers busy.
+    /// </summary>
+    public static async Task RemoveTreeAsync(string directory, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(5);
+        var deadline = time.GetTimestamp() + (long)(BusyBound.TotalSeconds * time.TimestampFrequency);
+        while (true)
+        {
+            try
+            {
+                RemoveTree(directory);
+                return;
+            }
+            catch (IOException ex) when (ex.HResult == Ebusy && time.GetTimestamp() < deadline)
+            {
+                await Task.Delay(delay, time, cancellationToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxBusyDelay.Ticks));
+            }
+        }
+    }
+
+    /// <summary>How long a removal waits for the kernel to release a cgroup's reaped processes.</summary>
+    internal static readonly TimeSpan BusyBound = TimeSpan.FromSeconds(10);
+
+    private static readonly TimeSpan MaxBusyDelay = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>errno EBUSY, which .NET carries as the <see cref="IOException.HResult"/> of an unmapped error.</summary>
+    private const int Ebusy = 16;
 
     private static bool IsCgroupFs(string directory) =>
         directory.StartsWith("/sys/fs/cgroup", StringComparison.Ordinal);

@@ -71,7 +71,7 @@ internal abstract class SliceCgroup(string name, TimeProvider time)
         await KillAsync(cancellationToken);
         foreach (var directory in Directories.Reverse())
         {
-            CgroupFiles.RemoveTree(directory);
+            await CgroupFiles.RemoveTreeAsync(directory, time, cancellationToken);
         }
     }
 }

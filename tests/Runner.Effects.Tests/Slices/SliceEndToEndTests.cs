@@ -120,7 +120,7 @@ public sealed class SliceEndToEndTests(NatsServerFixture nats) : IClassFixture<N
                 await launcher.DisposeAsync();
                 foreach (var directory in launcher.Capabilities.CgroupBases)
                 {
-                    Runner.Slices.Cgroups.CgroupFiles.RemoveTree(directory);
+                    await Runner.Slices.Cgroups.CgroupFiles.RemoveTreeAsync(directory, TimeProvider.System, CancellationToken.None);
                 }
             }
         }

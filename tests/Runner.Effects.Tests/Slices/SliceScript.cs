@@ -121,7 +121,7 @@ internal sealed class SliceScript : IAsyncDisposable
         }
         foreach (var directory in Directory.GetDirectories("/sys/fs/cgroup").Select(d => Path.Combine(d, CgroupBase)).Where(Directory.Exists))
         {
-            Runner.Slices.Cgroups.CgroupFiles.RemoveTree(directory);
+            await Runner.Slices.Cgroups.CgroupFiles.RemoveTreeAsync(directory, TimeProvider.System, CancellationToken.None);
         }
         Dir.Dispose();
     }

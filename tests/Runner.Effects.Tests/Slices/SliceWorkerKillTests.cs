@@ -116,7 +116,7 @@ public sealed class SliceWorkerKillTests(NatsServerFixture nats) : IClassFixture
         {
             foreach (var directory in cgroupBases.Where(Directory.Exists))
             {
-                Runner.Slices.Cgroups.CgroupFiles.RemoveTree(directory);
+                await Runner.Slices.Cgroups.CgroupFiles.RemoveTreeAsync(directory, TimeProvider.System, CancellationToken.None);
             }
         }
     }
