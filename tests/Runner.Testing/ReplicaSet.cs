@@ -126,7 +126,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
         catch (TimeoutException ex)
         {
             var owners = string.Join(" ", Owners().OrderBy(o => o.Key).Select(o => $"{o.Key}:{string.Join("+", o.Value)}"));
-            var views = _replicas.Values.Where(r => r.Runtime?.Coordinator is not null).Select(r => r.Runtime!.Coordinator!.Describe());
+            var views = _replicas.Values.Where(r => r.Runtime?.Coordinator is not null).Select(r => r.Runtime!.Coordinator!.Describe() + Environment.NewLine + string.Join(Environment.NewLine, r.Runtime.DescribeRuns().Select(l => "  run " + l)));
             throw new TimeoutException($"{ex.Message}{Environment.NewLine}owners: {owners}{Environment.NewLine}{string.Join(Environment.NewLine, views)}", ex);
         }
     }
