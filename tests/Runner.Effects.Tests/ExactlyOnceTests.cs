@@ -188,7 +188,7 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
         var effects = new[] { Effects.Charge(upstream.Url, concurrency: 8) with { TimeoutMs = 60_000 } };
-        // Every renewal of A's claim hangs for 20 leases (a KV request that does not come back), while A itself runs on.
+        // Every renewal of A's claim is confirmed only 20 leases after it was written (a reply that does not come back), while A itself runs on.
         var lease = TimeSpan.FromSeconds(1);
         await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: TimeSpan.FromSeconds(30),
             hooks: new EffectWorkerHooks { DelayRenewal = _ => lease * 20 });
@@ -206,5 +206,36 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.Equal(ClaimRecord.Running, record!.State);
         Assert.Equal("worker-a", record.Worker);
         Assert.Equal(0L, await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token));
+    }
+
+    [Fact]
+    public async Task A_worker_whose_renewals_are_slow_keeps_its_run_past_several_leases()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task, 201, """{"reference":"slow"}"""));
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var effects = new[] { Effects.Charge(upstream.Url, concurrency: 8) with { TimeoutMs = 60_000 } };
+        // Every renewal takes 0.3 of a lease to come back. Renewals made an interval after the lease began stay
+        // inside it; renewals made an interval after the previous one came back drift towards its end, until the
+        // worker gives the run up.
+        var lease = TimeSpan.FromSeconds(4);
+        await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: TimeSpan.FromSeconds(30),
+            hooks: new EffectWorkerHooks { DelayRenewal = _ => lease * 0.3 });
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "slow", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("slow") == 1, s_timeout, "worker A's call");
+
+        await SagaHarness.WaitUntilAsync(async () => await a.Runtime.Claims!.GetAsync("acme", "slow", cts.Token) is { } claim
+            && claim.LeaseUntilMs >= claim.ClaimedAtMs + 2 * (long)lease.TotalMilliseconds, s_timeout, "the lease renewed past two lease lengths");
+        release.SetResult();
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) == 1, s_timeout, "the result");
+
+        Assert.Equal(0, a.Lost);
+        Assert.Equal(1, upstream.CallsFor("slow"));
+        var record = await a.Runtime.Claims!.GetAsync("acme", "slow", cts.Token);
+        Assert.Equal((ClaimRecord.Completed, "worker-a", 1), (record!.State, record.Worker, record.Attempt));
     }
 }

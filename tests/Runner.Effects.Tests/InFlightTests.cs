@@ -25,7 +25,9 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await EffectStreams.ResetAsync(js, cts.Token);
         const int Commands = 24;
         var effects = new[] { Effects.Charge(upstream.Url, concurrency: Commands) with { TimeoutMs = 60_000 } };
-        var lease = TimeSpan.FromSeconds(1);
+        // A worker gives a run up when no renewal has been confirmed by a sixth of a lease before its end,
+        // so a lease must outlast the longest stall a loaded machine gives the test process (half a lease).
+        var lease = TimeSpan.FromSeconds(3);
         await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: lease);
         var ids = Enumerable.Range(0, Commands).Select(i => $"long-{i}").ToList();
         foreach (var id in ids)

@@ -198,6 +198,8 @@ internal sealed class EffectClaims
 
     internal long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
+    internal TimeProvider Time => _time;
+
     internal ClaimRecord Running(int attempt, long now) => new()
     {
         State = ClaimRecord.Running,
@@ -267,7 +269,8 @@ internal sealed class Claim : IDisposable
     /// Extends the lease. False when the claim is no longer ours (our lease ran out and another
     /// worker took over). A completed claim needs no lease and is left as it is.
     /// </summary>
-    public async ValueTask<bool> RenewAsync(CancellationToken cancellationToken)
+    /// <param name="replyDelay">For tests: the server's reply takes this much longer to come back.</param>
+    public async ValueTask<bool> RenewAsync(CancellationToken cancellationToken, TimeSpan? replyDelay = null)
     {
         await _gate.WaitAsync(cancellationToken);
         try
@@ -277,7 +280,7 @@ internal sealed class Claim : IDisposable
                 return true;
             }
             var renewed = _record with { LeaseUntilMs = _claims.NowMs() + (long)_claims.Lease.TotalMilliseconds };
-            return await WriteAsync(renewed, cancellationToken);
+            return await WriteAsync(renewed, cancellationToken, replyDelay);
         }
         finally
         {
@@ -327,9 +330,13 @@ internal sealed class Claim : IDisposable
         }
     }
 
-    private async ValueTask<bool> WriteAsync(ClaimRecord next, CancellationToken cancellationToken)
+    private async ValueTask<bool> WriteAsync(ClaimRecord next, CancellationToken cancellationToken, TimeSpan? replyDelay = null)
     {
         var revision = await _claims.UpdateAsync(Key, next, _revision, cancellationToken);
+        if (replyDelay is { } delay)
+        {
+            await Task.Delay(delay, _claims.Time, cancellationToken);
+        }
         if (revision is null)
         {
             return false;

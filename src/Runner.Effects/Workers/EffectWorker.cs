@@ -248,7 +248,7 @@ internal sealed class EffectWorkerHooks
     /// <summary>Returns true to freeze the heartbeat of a command, as a paused process would (its ack wait and lease run out).</summary>
     public Func<string, bool>? StallHeartbeat { get; init; }
 
-    /// <summary>How long to hold a command's lease renewal before sending it, as a request that hangs would (null: none).</summary>
+    /// <summary>How much later a command's lease renewal is confirmed than the server wrote it, as a slow or hung reply would (null: none).</summary>
     public Func<string, TimeSpan?>? DelayRenewal { get; init; }
 
     /// <summary>Returns true to NAK a finished command instead of acking it (it is redelivered).</summary>

@@ -6,8 +6,9 @@ namespace Runner.Effects.Workers;
 
 /// <summary>
 /// Keeps every command a worker runs alive with one timer instead of one per command: until a
-/// command is acked, every third of the lease (or of the ack wait, if shorter) it tells JetStream
-/// the command is in progress and renews the claim's lease by compare-and-set. The renewals that
+/// command is acked, a third of the lease (or of the ack wait, if shorter) after its lease was last
+/// renewed, it tells JetStream the command is in progress and renews the claim's lease by
+/// compare-and-set. The renewals that
 /// fall due on a tick go out together. A renewal the server refuses means another worker took the
 /// claim over: the run is cancelled. A worker whose renewals do not get through (NATS unreachable,
 /// a request that hangs) cancels the run itself just before its last confirmed lease ends, so it
@@ -22,6 +23,7 @@ internal sealed class LeaseKeeper
     private readonly Func<EffectWorkerHooks?> _hooks;
     private readonly long _intervalMs;
     private readonly long _marginMs;
+    private readonly long _leaseMs;
     private readonly Lock _gate = new();
     private readonly HashSet<Kept> _kept = [];
 
@@ -33,10 +35,13 @@ internal sealed class LeaseKeeper
         _hooks = hooks;
         _intervalMs = (long)Math.Max(50, Math.Min(claims.Lease.TotalMilliseconds, ackWait.TotalMilliseconds) / 3);
         _marginMs = (long)Math.Max(50, claims.Lease.TotalMilliseconds / 6);
+        _leaseMs = (long)claims.Lease.TotalMilliseconds;
     }
 
     /// <summary>A tick a quarter of the interval: each command's beat comes at most a quarter late, well inside its lease and ack wait.</summary>
-    private TimeSpan Tick => TimeSpan.FromMilliseconds(Math.Max(10, _intervalMs / 4));
+    private TimeSpan Tick => TimeSpan.FromMilliseconds(TickMs);
+
+    private long TickMs => Math.Max(10, _intervalMs / 4);
 
     public int Count
     {
@@ -52,7 +57,7 @@ internal sealed class LeaseKeeper
     /// <summary>Starts keeping a claimed command alive; <paramref name="lost"/> is cancelled when its claim is lost.</summary>
     public Kept Track(INatsJSMsg<byte[]> msg, string commandId, Claim claim, CancellationTokenSource lost)
     {
-        var kept = new Kept(msg, commandId, claim, lost, NowMs() + _intervalMs);
+        var kept = new Kept(msg, commandId, claim, lost, NextBeatMs(claim, NowMs()));
         lock (_gate)
         {
             _kept.Add(kept);
@@ -147,7 +152,7 @@ internal sealed class LeaseKeeper
             lock (_gate)
             {
                 kept.Beat = null;
-                kept.NextBeatMs = NowMs() + _intervalMs;
+                kept.NextBeatMs = NextBeatMs(kept.Claim, NowMs());
                 if (!keep)
                 {
                     _kept.Remove(kept);
@@ -181,11 +186,7 @@ internal sealed class LeaseKeeper
         }
         try
         {
-            if (_hooks()?.DelayRenewal?.Invoke(kept.CommandId) is { } delay)
-            {
-                await Task.Delay(delay, _time, stop);
-            }
-            if (!await kept.Claim.RenewAsync(stop))
+            if (!await kept.Claim.RenewAsync(stop, _hooks()?.DelayRenewal?.Invoke(kept.CommandId)))
             {
                 await kept.Lost.CancelAsync();
                 return false;
@@ -207,6 +208,15 @@ internal sealed class LeaseKeeper
     }
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>
+    /// The next beat, an interval after the confirmed lease began (the moment its renewal was made),
+    /// not after the renewal came back: a slow round trip does not push every later renewal further
+    /// towards the end of its lease. A completed claim has no lease left to keep: its beat only
+    /// keeps the message in progress, an interval from now.
+    /// </summary>
+    private long NextBeatMs(Claim claim, long now) =>
+        claim.Completed ? now + _intervalMs : Math.Max(claim.LeaseUntilMs - _leaseMs + _intervalMs, now + TickMs);
 
     /// <summary>One command kept alive; its mutable fields are guarded by the keeper's lock.</summary>
     internal sealed class Kept(INatsJSMsg<byte[]> msg, string commandId, Claim claim, CancellationTokenSource lost, long nextBeatMs)
