@@ -7,6 +7,17 @@ namespace Runner.Host.Tests;
 public sealed class SettingsTests
 {
     [Fact]
+    public void The_runner_ships_the_runtime_settings_its_cold_start_figures_were_measured_with()
+    {
+        using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.ChangeExtension(RunnerProcess.Dll, ".runtimeconfig.json")));
+        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.True(properties.GetProperty("System.GC.Server").GetBoolean());
+        Assert.False(properties.GetProperty("System.GC.Concurrent").GetBoolean());
+        Assert.False(properties.GetProperty("System.Runtime.TieredCompilation.QuickJit").GetBoolean());
+        Assert.Equal(0, properties.GetProperty("System.Runtime.TieredCompilation.CallCountingDelayMs").GetInt32());
+    }
+
+    [Fact]
     public void Defaults_apply_when_nothing_is_set()
     {
         var (settings, errors) = SettingsLoader.Load(new Dictionary<string, string?>());
