@@ -152,7 +152,10 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
             _loggers.CreateLogger<Instances.InstanceQueryService>());
         _loops.Add(Supervise("instance queries", queries.RunAsync, token));
         _coordinator = new PartitionCoordinator(bucket, this, _options.Partitions, _options.PartitionLease, _options.WorkerId,
-            _loggers.CreateLogger<PartitionCoordinator>(), _time, _options.TakePartitions);
+            _loggers.CreateLogger<PartitionCoordinator>(), _time, _options.TakePartitions)
+        {
+            BeforeAcquire = _options.BeforeLeaseAcquire,
+        };
         _loops.Add(Supervise("ownership", _coordinator.RunAsync, token));
     }
 

@@ -39,6 +39,9 @@ internal sealed record SagaRuntimeOptions
     /// <summary>False: this replica takes no partitions, only routers (the bench measures the router alone).</summary>
     public bool TakePartitions { get; init; } = true;
 
+    /// <summary>Test hook: awaited before each attempt to take a lease (its key), inside the coordinator's round.</summary>
+    public Func<string, CancellationToken, Task>? BeforeLeaseAcquire { get; init; }
+
     /// <summary>Where manifest versions fetched from JetStream are unpacked; null: next to the store.</summary>
     public string? VersionDirectory { get; init; }
 

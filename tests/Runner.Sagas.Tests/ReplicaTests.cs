@@ -55,6 +55,45 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
     }
 
     [Fact]
+    public async Task A_drain_that_meets_a_round_taking_a_lease_hands_that_lease_over_too()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold());
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await set.StartAsync("a");
+        await set.WaitBalancedAsync(["a"], s_wait, "a to hold all");
+        // b's round stops just before it takes its first partition, until the test lets it go on.
+        var entered = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var hooked = await ReplicaSet.CreateOnAsync(set, o => o with
+        {
+            BeforeLeaseAcquire = async (key, ct) =>
+            {
+                if (key.StartsWith(Ownership.OwnershipBucket.PartitionPrefix, StringComparison.Ordinal))
+                {
+                    entered.TrySetResult(key);
+                    await go.Task.WaitAsync(ct);
+                }
+            },
+        });
+        var b = await hooked.StartAsync("b");
+        var key = await entered.Task.WaitAsync(s_wait, cts.Token);
+
+        b.Runtime!.StopIntake();
+        var drain = b.Runtime.DrainAsync(cts.Token);
+        // The drain waits for the round in flight: what that round takes is handed over with the rest.
+        await Task.WhenAny(drain, Task.Delay(TimeSpan.FromSeconds(1), cts.Token));
+        Assert.False(drain.IsCompleted, "the drain ended while a round of its replica was still taking a lease");
+        go.SetResult();
+        await drain;
+
+        Assert.Empty(b.Runtime.OwnedPartitions);
+        var bucket = await Ownership.OwnershipBucket.OpenExistingAsync(set.Js, set.Options.OwnershipBucket, cts.Token);
+        var lease = await bucket!.GetLeaseAsync(key, cts.Token);
+        Assert.NotEqual(("held", "b"), (lease!.Value.Record.State, lease.Value.Record.Owner));
+        await set.WaitBalancedAsync(["a"], s_wait, "a to hold all again");
+    }
+
+    [Fact]
     public async Task A_replica_that_lost_its_disk_restores_from_the_snapshot_and_replays_the_rest()
     {
         await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { SnapshotInterval = TimeSpan.FromHours(1) });

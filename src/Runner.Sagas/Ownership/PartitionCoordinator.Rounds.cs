@@ -171,6 +171,11 @@ internal sealed partial class PartitionCoordinator
     {
         foreach (var candidate in free.OrderBy(c => c.Rank).ThenBy(c => c.Key, StringComparer.Ordinal))
         {
+            // A drain began during this round: take nothing more (it waits for this round to end).
+            if (_leaving)
+            {
+                return;
+            }
             // A lease that ran out (or this worker's own, fenced or from its previous run) is
             // nobody's: take it even above the share — its owner's heartbeat may not have gone
             // stale yet, and balance gives the surplus back once it does.
@@ -196,6 +201,10 @@ internal sealed partial class PartitionCoordinator
 
     private async Task<bool> TryAcquireAsync(Candidate candidate, CancellationToken cancellationToken)
     {
+        if (BeforeAcquire is { } hook)
+        {
+            await hook(candidate.Key, cancellationToken);
+        }
         var previous = candidate.Previous;
         // An unreadable record's epoch is unknown, but an epoch never exceeds its key's revision.
         var epoch = (previous?.Epoch ?? (long)(candidate.Entry?.Revision ?? 0)) + 1;
@@ -341,6 +350,10 @@ internal sealed partial class PartitionCoordinator
     public async Task LeaveAsync(CancellationToken cancellationToken)
     {
         _leaving = true;
+        // A round that began before may still be taking leases: let it finish, so that what it takes is
+        // handed over below. Every later round sees _leaving and takes nothing.
+        await _round.WaitAsync(cancellationToken);
+        _round.Release();
         try
         {
             await HeartbeatAsync(cancellationToken);

@@ -53,6 +53,8 @@ internal sealed partial class PartitionCoordinator
     private readonly ConcurrentDictionary<string, long> _releasedByMe = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _wake = new(0, 1);
+    // Held for each round: a drain waits for the round in flight, so it also hands over what that round took.
+    private readonly SemaphoreSlim _round = new(1, 1);
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly bool _takePartitions;
     private volatile bool _leaving;
@@ -76,6 +78,9 @@ internal sealed partial class PartitionCoordinator
     public string Incarnation { get; } = Guid.NewGuid().ToString("N");
 
     public string Bucket => _bucket.Bucket;
+
+    /// <summary>Test hook: awaited before each attempt to take a lease.</summary>
+    internal Func<string, CancellationToken, Task>? BeforeAcquire { get; init; }
 
     private TimeSpan Tick => _lease / 3;
 
@@ -138,7 +143,15 @@ internal sealed partial class PartitionCoordinator
                 TimeSpan sleep;
                 try
                 {
-                    sleep = await RoundAsync(cancellationToken);
+                    await _round.WaitAsync(cancellationToken);
+                    try
+                    {
+                        sleep = await RoundAsync(cancellationToken);
+                    }
+                    finally
+                    {
+                        _round.Release();
+                    }
                     backoff = TimeSpan.FromMilliseconds(200);
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
