@@ -85,6 +85,9 @@ internal sealed record BenchOptions
     /// <summary>Events each fresh process drains in <see cref="Cold"/>.</summary>
     public int ColdEvents { get; init; } = 200_000;
 
+    /// <summary>How many times <see cref="Cold"/> runs every variant, the variants taking turns; the summary gives the median and range.</summary>
+    public int ColdRounds { get; init; } = 1;
+
     /// <summary>A published runner to start in <see cref="Cold"/>; null publishes <c>src/Runner.Host</c> first.</summary>
     public string? RunnerDir { get; init; }
 
@@ -120,7 +123,8 @@ internal sealed record BenchOptions
                             --failover-leases 2,10 (seconds); --restore-instances N (default 100000)
           --cold            fresh `runner serve` processes only (the other phases are not run): the first 20,000
                             events against the same process's steady state, on a backlog and pipelined;
-                            --cold-events N (default 200000); --runner DIR (a published runner; default:
+                            --cold-events N (default 200000); --cold-rounds N (default 1: every variant N
+                            times, taking turns; the summary gives median and range); --runner DIR (a published runner; default:
                             publish src/Runner.Host first); --cold-variant NAME[:ITEM,...] (repeatable; an
                             item is VAR=VALUE, -p:Property=Value or @DIR, a runner published from elsewhere;
                             default: shipped and quickjit:DOTNET_TC_QuickJit=1, the JIT's own default)
@@ -197,6 +201,7 @@ internal sealed record BenchOptions
                     "--restore-instances" => options with { RestoreInstances = Int(1) },
                     "--cold" => options with { Cold = true },
                     "--cold-events" => options with { ColdEvents = Int(25_000) },
+                    "--cold-rounds" => options with { ColdRounds = Int(1) },
                     "--runner" => options with { RunnerDir = Next() },
                     "--cold-variant" => options with { ColdVariants = [.. options.ColdVariants.Where(v => v.Explicit || ReferenceEquals(v, ColdVariant.Shipped)), ColdVariant.Parse(Next())] },
                     "--launch" => options with { Launch = true },

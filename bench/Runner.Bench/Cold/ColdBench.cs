@@ -54,21 +54,26 @@ internal static class ColdBench
             output.WriteLine(Text.Inv($"  each run: a new nats-server, a fresh `runner serve` (RUNNER_MODE=saga, defaults, durable LMDB, empty data directory); first = events {ColdWorkload.GroupEvents:N0}–{ColdWorkload.GroupEvents + FirstEvents:N0}, steady = the last {SteadyShare:P0}"));
             var results = new List<ColdResult>();
             var failed = false;
-            foreach (var variant in options.ColdVariants)
+            // Variants take turns round by round, so that a machine getting busier or quieter skews them alike.
+            for (var round = 1; round <= options.ColdRounds; round++)
             {
-                var runner = await RunnerFor(variant);
-                foreach (var pipelined in new[] { false, true })
+                foreach (var variant in options.ColdVariants)
                 {
-                    output.WriteLine();
-                    output.WriteLine(Text.Inv($"({variant.Name}, {(pipelined ? "pipelined" : "backlog")}) {variant.Describe()}"));
-                    var result = await MeasureAsync(runner, manifests, root, variant, pipelined, events, options.Window, output, cancellationToken);
-                    if (result is null)
+                    var runner = await RunnerFor(variant);
+                    foreach (var pipelined in new[] { false, true })
                     {
-                        failed = true;
-                        continue;
+                        output.WriteLine();
+                        var of = options.ColdRounds > 1 ? Text.Inv($", round {round} of {options.ColdRounds}") : "";
+                        output.WriteLine(Text.Inv($"({variant.Name}, {(pipelined ? "pipelined" : "backlog")}{of}) {variant.Describe()}"));
+                        var result = await MeasureAsync(runner, manifests, root, variant, pipelined, events, options.Window, output, cancellationToken);
+                        if (result is null)
+                        {
+                            failed = true;
+                            continue;
+                        }
+                        result.Print(output);
+                        results.Add(result);
                     }
-                    result.Print(output);
-                    results.Add(result);
                 }
             }
             output.WriteLine();
@@ -76,6 +81,16 @@ internal static class ColdBench
             foreach (var r in results)
             {
                 output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×)"));
+            }
+            if (options.ColdRounds > 1)
+            {
+                output.WriteLine();
+                output.WriteLine(Text.Inv($"median [lowest–highest] over the rounds (n = runs that finished)"));
+                foreach (var group in results.GroupBy(r => (r.Variant, r.Pipelined)))
+                {
+                    var runs = group.ToList();
+                    output.WriteLine(Text.Inv($"  {group.Key.Variant,-12} {(group.Key.Pipelined ? "pipelined" : "backlog"),-9}  n={runs.Count}  first {Spread(runs, r => r.FirstRate, "N0")} ev/s  warm {Spread(runs, r => r.WarmRate, "N0")} ev/s  cold/warm {Spread(runs, r => r.ColdWarm, "F2")}  start→first command {Spread(runs, r => r.StartMs, "N0")} ms  steady cpu/event runner ÷ nats-server {Spread(runs, r => r.SteadyRunnerUs / r.SteadyNatsUs, "F2")}"));
+                }
             }
             return failed ? 1 : 0;
         }
@@ -92,10 +107,20 @@ internal static class ColdBench
         }
     }
 
+    /// <summary><c>median [lowest–highest]</c> of a figure over several runs.</summary>
+    private static string Spread(List<ColdResult> runs, Func<ColdResult, double> figure, string format)
+    {
+        var values = runs.Select(figure).Order().ToList();
+        var median = values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
+        string F(double v) => v.ToString(format, CultureInfo.InvariantCulture);
+        return $"{F(median)} [{F(values[0])}–{F(values[^1])}]";
+    }
+
     private static async Task<ColdResult?> MeasureAsync(string runner, string manifests, string root, ColdVariant variant, bool pipelined, int events, int window, TextWriter output, CancellationToken cancellationToken)
     {
         var nats = new NatsServerFixture();
         await nats.InitializeAsync().WaitAsync(cancellationToken);
+        string? data = null;
         try
         {
             if (!nats.CanRestart)
@@ -119,7 +144,8 @@ internal static class ColdBench
                 output.WriteLine(Text.Inv($"  backlog of {events:N0} events published in {clock.Elapsed.TotalSeconds:F1} s ({errors} errors) before the runner starts"));
             }
 
-            var data = Path.Combine(root, $"data-{variant.Name}-{(pipelined ? "p" : "b")}");
+            // A fresh data directory for every run (the server and its streams are new too).
+            data = Path.Combine(root, $"data-{variant.Name}-{(pipelined ? "p" : "b")}-{Guid.NewGuid():N}");
             using var process = RunnerChild.Start(runner, new Dictionary<string, string>(variant.Environment, StringComparer.Ordinal)
             {
                 ["RUNNER_NATS_URL"] = nats.Url,
@@ -178,6 +204,17 @@ internal static class ColdBench
         finally
         {
             await nats.DisposeAsync();
+            try
+            {
+                if (data is not null && Directory.Exists(data))
+                {
+                    Directory.Delete(data, recursive: true);
+                }
+            }
+            catch (IOException)
+            {
+                // the runner is still going away; the run's root is removed at the end
+            }
         }
     }
 
