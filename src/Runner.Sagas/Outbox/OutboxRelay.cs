@@ -24,6 +24,7 @@ internal sealed class OutboxRelay
     private const int ScanPage = 4096;
 
     private readonly INatsJSContext _js;
+    private readonly PubAckPipeline _publisher;
     private readonly LmdbStore _store;
     private readonly SagaRuntimeOptions _options;
     private readonly ILogger _logger;
@@ -56,6 +57,7 @@ internal sealed class OutboxRelay
     {
         _owns = owns ?? (_ => true);
         _js = js;
+        _publisher = PubAckPipeline.For(js.Connection);
         _store = store;
         _options = options;
         _logger = logger;
@@ -249,7 +251,7 @@ internal sealed class OutboxRelay
             span?.SetTag("runner.tenant", entry.Command.Tenant);
             try
             {
-                var future = await PubAckPipeline.For(_js.Connection).PublishAsync(
+                var future = await _publisher.PublishAsync(
                     subject,
                     body,
                     EventHeaders.Encode(entry.Command.CommandId),

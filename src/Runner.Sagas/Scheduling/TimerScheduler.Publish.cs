@@ -48,7 +48,7 @@ internal sealed partial class TimerScheduler
             try
             {
                 firing.SentMs = NowMs();
-                firing.Future = await PubAckPipeline.For(_js.Connection).PublishAsync(
+                firing.Future = await _publisher.PublishAsync(
                     firing.Subject,
                     firing.Body,
                     EventHeaders.Encode(TimerEvents.Id(record)),

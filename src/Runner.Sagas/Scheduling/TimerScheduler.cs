@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using NATS.Client.JetStream;
 using Runner.Core.Ids;
 using Runner.Core.Keys;
+using Runner.Messaging;
 using Runner.Storage;
 
 namespace Runner.Sagas.Scheduling;
@@ -17,6 +18,7 @@ namespace Runner.Sagas.Scheduling;
 internal sealed partial class TimerScheduler
 {
     private readonly INatsJSContext _js;
+    private readonly PubAckPipeline _publisher;
     private readonly LmdbStore _store;
     private readonly SagaRuntimeOptions _options;
     private readonly PartitionId _partition;
@@ -43,6 +45,7 @@ internal sealed partial class TimerScheduler
     {
         _intake = intake;
         _js = js;
+        _publisher = PubAckPipeline.For(js.Connection);
         _store = store;
         _options = options;
         _partition = partition;
