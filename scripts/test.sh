@@ -18,8 +18,15 @@ dotnet test Runner.slnx -c Release --no-build -nologo --logger "console;verbosit
 status=${PIPESTATUS[0]}
 set -e
 
-# The failed tests by name, last, where a CI log's tail shows them.
+# The failed tests last, where a CI log's tail shows them: each one's error message (its first
+# 150 lines, without the stack trace), then their names.
 if grep -qE '^  Failed ' "$log"; then
+  echo "why they failed:"
+  awk '
+    /^  Failed / { on = 1; n = 0; print; next }
+    on && (/^  Stack Trace:/ || /^  (Passed|Skipped) / || /^Test Run /) { on = 0 }
+    on && n++ < 150 { print }
+  ' "$log"
   echo "failed tests:"
   grep -E '^  Failed ' "$log" | sed 's/^  Failed /  /'
 fi

@@ -73,10 +73,12 @@ public sealed class SliceWorkerKillTests(NatsServerFixture nats) : IClassFixture
         };
         var cgroupBases = Directory.GetDirectories("/sys/fs/cgroup").Select(d => Path.Combine(d, cgroupBase)).ToList();
         Exception? failure = null;
+        RunnerProcess? first = null;
+        RunnerProcess? second = null;
         try
         {
             List<string> oldCgroups;
-            using (var first = RunnerProcess.Start(["serve"], Environment("process-a")))
+            using (first = RunnerProcess.Start(["serve"], Environment("process-a")))
             {
                 foreach (var id in new[] { "kill-1", "kill-2" })
                 {
@@ -94,7 +96,7 @@ public sealed class SliceWorkerKillTests(NatsServerFixture nats) : IClassFixture
             await SagaHarness.WaitUntilAsync(() => Task.FromResult(Sleepers(marker).Count == 0), TimeSpan.FromSeconds(10), "the slices die with their worker");
 
             await File.WriteAllTextAsync(Path.Combine(output, "release"), "go", cts.Token);
-            using var second = RunnerProcess.Start(["serve"], Environment("process-b"));
+            using var running = second = RunnerProcess.Start(["serve"], Environment("process-b"));
             await WaitAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 2,
                 TimeSpan.FromSeconds(90), "both commands taken over and completed", second);
 
@@ -115,8 +117,10 @@ public sealed class SliceWorkerKillTests(NatsServerFixture nats) : IClassFixture
         }
         catch (Exception ex)
         {
+            // What the runners logged (leases, launches, sweeps) is what tells a failure's cause.
             failure = ex;
-            throw;
+            throw new Xunit.Sdk.XunitException(
+                $"{ex.Message}\n--- first runner:\n{first?.Output}\n--- second runner:\n{second?.Output}", ex);
         }
         finally
         {
