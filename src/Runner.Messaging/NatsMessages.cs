@@ -7,13 +7,14 @@ namespace Runner.Messaging;
 /// <summary>Conversions between NATS messages and the core's plain types.</summary>
 internal static class NatsMessages
 {
+    /// <summary>A message's headers, first value of each, looked up case-insensitively; sized for them up front.</summary>
     public static Dictionary<string, string> Headers(NatsHeaders? headers)
     {
-        var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         if (headers is null)
         {
-            return result;
+            return new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         }
+        var result = new Dictionary<string, string>(headers.Count, StringComparer.OrdinalIgnoreCase);
         foreach (var (key, values) in headers)
         {
             if (values.Count > 0)

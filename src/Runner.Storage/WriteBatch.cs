@@ -16,7 +16,10 @@ internal readonly record struct WriteOp(KeySpace Space, byte[] Key, byte[]? Valu
 /// </summary>
 internal sealed class WriteBatch
 {
-    private readonly List<WriteOp> _ops = [];
+    private readonly List<WriteOp> _ops;
+
+    /// <summary>A batch with room for <paramref name="capacity"/> ops before its list grows.</summary>
+    public WriteBatch(int capacity = 0) => _ops = new List<WriteOp>(capacity);
 
     public IReadOnlyList<WriteOp> Ops => _ops;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using Runner.Core.Keys;
 using Runner.Core.Subjects;
 
@@ -30,14 +31,9 @@ internal static partial class CloudEventDecoder
             return false;
         }
 
-        string text;
-        try
+        if (!Utf8.IsValid(payload))
         {
-            text = s_strictUtf8.GetString(payload);
-        }
-        catch (DecoderFallbackException ex)
-        {
-            error = new DecodeError(DecodeError.InvalidUtf8, $"payload is not valid UTF-8 at byte {ex.Index}");
+            error = new DecodeError(DecodeError.InvalidUtf8, $"payload is not valid UTF-8 at byte {InvalidUtf8At(payload)}");
             return false;
         }
 
@@ -47,12 +43,12 @@ internal static partial class CloudEventDecoder
             if (TryGetHeader(headers, "ce-specversion", out _))
             {
                 attributes.ReadBinary(headers);
-                if (!attributes.ReadBinaryData(text, out error))
+                if (!attributes.ReadBinaryData(s_strictUtf8.GetString(payload), out error))
                 {
                     return false;
                 }
             }
-            else if (!attributes.ReadStructured(text, out error))
+            else if (!attributes.ReadStructured(payload, out error))
             {
                 return false;
             }
@@ -64,6 +60,20 @@ internal static partial class CloudEventDecoder
             // System.Text.Json refuses to turn an escaped lone surrogate ("\ud800") into a string.
             error = new DecodeError(DecodeError.InvalidAttribute, $"event contains a string that is not valid Unicode: {ex.Message}");
             return false;
+        }
+    }
+
+    /// <summary>Where the first byte that is not UTF-8 is (only asked once the payload is known to hold one).</summary>
+    private static int InvalidUtf8At(ReadOnlySpan<byte> payload)
+    {
+        try
+        {
+            s_strictUtf8.GetCharCount(payload);
+            return -1;
+        }
+        catch (DecoderFallbackException ex)
+        {
+            return ex.Index;
         }
     }
 
@@ -143,50 +153,45 @@ internal static partial class CloudEventDecoder
             }
         }
 
-        public bool ReadStructured(string body, out DecodeError? error)
+        /// <summary>
+        /// Reads a structured-mode event straight from its UTF-8 bytes: the attributes as strings, the
+        /// data as its raw JSON text. The whole payload is read to its end even after an attribute is
+        /// found wrong, so that a payload that is not JSON at all is reported as such.
+        /// </summary>
+        public bool ReadStructured(ReadOnlySpan<byte> body, out DecodeError? error)
         {
             error = null;
-            JsonDocument doc;
+            var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 64 });
             try
             {
-                doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartObject)
+                {
+                    reader.Skip();
+                    error = new DecodeError(DecodeError.NotCloudEvent, "payload is JSON but not an object");
+                }
+                else
+                {
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var wrong = ReadAttribute(ref reader, body);
+                        error ??= wrong;
+                    }
+                }
+                if (reader.Read())
+                {
+                    // Unreachable: a second value after the first throws; kept so that it could not be ignored.
+                    throw new JsonException("more than one JSON value");
+                }
             }
             catch (JsonException ex)
             {
                 error = new DecodeError(DecodeError.NotJson, $"payload is not JSON: {ex.Message}");
                 return false;
             }
-            using (doc)
+            if (error is not null)
             {
-                if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                {
-                    error = new DecodeError(DecodeError.NotCloudEvent, "payload is JSON but not an object");
-                    return false;
-                }
-                foreach (var property in doc.RootElement.EnumerateObject())
-                {
-                    switch (property.Name)
-                    {
-                        case "data":
-                            DataJson = property.Value.GetRawText();
-                            break;
-                        case "data_base64":
-                            DataJson = property.Value.GetRawText();
-                            DataContentType ??= "application/octet-stream;base64";
-                            break;
-                        default:
-                            if (property.Value.ValueKind == JsonValueKind.String)
-                            {
-                                Assign(property.Name, property.Value.GetString()!);
-                            }
-                            else if (IsKnown(property.Name) && property.Value.ValueKind != JsonValueKind.Null)
-                            {
-                                error = new DecodeError(DecodeError.InvalidAttribute, $"attribute '{property.Name}' must be a string");
-                                return false;
-                            }
-                            break;
-                    }
-                }
+                return false;
             }
             if (SpecVersion is null)
             {
@@ -195,6 +200,50 @@ internal static partial class CloudEventDecoder
             }
             return true;
         }
+
+        /// <summary>Reads one property of the event object (the reader on its name), leaving the reader on the value's last token.</summary>
+        private DecodeError? ReadAttribute(ref Utf8JsonReader reader, ReadOnlySpan<byte> body)
+        {
+            var isData = reader.ValueTextEquals("data"u8);
+            var isBase64 = !isData && reader.ValueTextEquals("data_base64"u8);
+            var name = isData || isBase64 ? null : KnownName(ref reader);
+            reader.Read();
+            if (isData || isBase64)
+            {
+                var start = (int)reader.TokenStartIndex;
+                reader.Skip();
+                DataJson = Encoding.UTF8.GetString(body[start..(int)reader.BytesConsumed]);
+                if (isBase64)
+                {
+                    DataContentType ??= "application/octet-stream;base64";
+                }
+                return null;
+            }
+            if (reader.TokenType == JsonTokenType.String)
+            {
+                if (name is not null)
+                {
+                    Assign(name, reader.GetString()!);
+                }
+                return null;
+            }
+            reader.Skip();
+            return name is not null && reader.TokenType != JsonTokenType.Null
+                ? new DecodeError(DecodeError.InvalidAttribute, $"attribute '{name}' must be a string")
+                : null;
+        }
+
+        /// <summary>The attribute the reader's property names, as its constant; null for any other property.</summary>
+        private static string? KnownName(ref Utf8JsonReader reader) =>
+            reader.ValueTextEquals("specversion"u8) ? "specversion"
+            : reader.ValueTextEquals("id"u8) ? "id"
+            : reader.ValueTextEquals("type"u8) ? "type"
+            : reader.ValueTextEquals("source"u8) ? "source"
+            : reader.ValueTextEquals("subject"u8) ? "subject"
+            : reader.ValueTextEquals("time"u8) ? "time"
+            : reader.ValueTextEquals("tenant"u8) ? "tenant"
+            : reader.ValueTextEquals("datacontenttype"u8) ? "datacontenttype"
+            : null;
 
         public bool TryBuild(IReadOnlyDictionary<string, string> headers, MessageOrigin origin, out SagaEvent? decoded, out DecodeError? error)
         {
@@ -247,21 +296,10 @@ internal static partial class CloudEventDecoder
                 return false;
             }
 
-            var visible = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            foreach (var (name, value) in headers)
-            {
-                if (!EventHeaders.IsInternal(name))
-                {
-                    visible[name] = value;
-                }
-            }
-
             error = null;
-            decoded = new SagaEvent(id, Type!, Source!, Subject, time.ToUniversalTime(), tenant, DataContentType, DataJson, visible, origin);
+            decoded = new SagaEvent(id, Type!, Source!, Subject, time.ToUniversalTime(), tenant, DataContentType, DataJson, VisibleHeaders.Of(headers), origin);
             return true;
         }
-
-        private static bool IsKnown(string name) => name is "specversion" or "id" or "type" or "source" or "subject" or "time" or "tenant" or "datacontenttype";
 
         private void Assign(string name, string value)
         {

@@ -6,15 +6,37 @@ namespace Runner.Core.Subjects;
 /// </summary>
 internal static class SubjectTenant
 {
+    /// <summary>The tenant token, or null when the subject names none. Walks the tokens in place: it runs for every event.</summary>
     public static string? FromSubject(string subject)
     {
-        var tokens = subject.Split('.');
-        var index = tokens[0] switch
+        var span = subject.AsSpan();
+        var dot = span.IndexOf('.');
+        if (dot < 0)
         {
-            "aggregate" or "pipeline" or "lineage" => 1,
-            "workflow" => 2,
+            return null;
+        }
+        var skip = span[..dot] switch
+        {
+            "aggregate" or "pipeline" or "lineage" => 0,
+            "workflow" => 1,
             _ => -1,
         };
-        return index > 0 && tokens.Length > index && tokens[index].Length > 0 ? tokens[index] : null;
+        if (skip < 0)
+        {
+            return null;
+        }
+        var start = dot + 1;
+        for (var i = 0; i < skip; i++)
+        {
+            var next = span[start..].IndexOf('.');
+            if (next < 0)
+            {
+                return null;
+            }
+            start += next + 1;
+        }
+        var length = span[start..].IndexOf('.');
+        var token = length < 0 ? span[start..] : span.Slice(start, length);
+        return token.IsEmpty ? null : token.ToString();
     }
 }

@@ -24,24 +24,30 @@ internal sealed record InboxItem(Dictionary<string, string> Headers, byte[] Data
 /// <summary>One event of one instance, as its dedupe marker names it.</summary>
 internal readonly record struct SeenEvent(InstanceId Instance, string EventId);
 
-/// <summary>Everything one inbox batch produces before it commits.</summary>
-internal sealed class BatchWork(PartitionId partition)
+/// <summary>
+/// Everything one inbox batch produces before it commits. Sized for <c>messages</c> transitions up
+/// front: growing a batch's tables by doubling allocated about twice what they end up holding.
+/// </summary>
+internal sealed class BatchWork(PartitionId partition, int messages = 0)
 {
+    /// <summary>Ops one transition usually writes: state, history (and the step it drops), dedupe marker, one command.</summary>
+    private const int OpsPerTransition = 5;
+
     public PartitionId Partition { get; } = partition;
 
-    public WriteBatch Batch { get; } = new();
+    public WriteBatch Batch { get; } = new(messages * OpsPerTransition + 1);
 
     /// <summary>Instances as this batch left them, so later events in the batch see earlier transitions.</summary>
-    public Dictionary<InstanceId, SagaInstanceRecord> Instances { get; } = [];
+    public Dictionary<InstanceId, SagaInstanceRecord> Instances { get; } = new(messages);
 
     /// <summary>Events this batch has applied or dropped, by instance and event id (what the dedupe marker's key says).</summary>
-    public HashSet<SeenEvent> SeenEvents { get; } = [];
+    public HashSet<SeenEvent> SeenEvents { get; } = new(messages);
 
-    public List<OutboxEntry> Outbox { get; } = [];
+    public List<OutboxEntry> Outbox { get; } = new(messages);
 
     public List<INatsJSMsg<byte[]>> Terminated { get; } = [];
 
-    public List<TransitionNotice> Notices { get; } = [];
+    public List<TransitionNotice> Notices { get; } = new(messages);
 
     /// <summary>
     /// For each instance this batch parked, held for or resumed: every message it holds now, in

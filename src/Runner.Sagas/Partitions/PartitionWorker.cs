@@ -192,7 +192,7 @@ internal sealed partial class PartitionWorker
     /// <summary>Returns false when the batch could not be committed (nothing was acked).</summary>
     internal async Task<bool> ProcessBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
     {
-        var work = new BatchWork(_partition);
+        var work = new BatchWork(_partition, batch.Count);
         var last = batch[^1];
         var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
         var lastInBatch = last.Metadata?.Sequence.Stream ?? 0;

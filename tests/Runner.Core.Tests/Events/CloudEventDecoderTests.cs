@@ -176,6 +176,64 @@ public sealed class CloudEventDecoderTests
         Assert.Equal("corr-1", evt.Headers["correlation-id"]);
     }
 
+    [Fact]
+    public void Headers_are_seen_case_insensitively_and_counted_and_listed_without_the_internal_ones()
+    {
+        foreach (var comparer in new[] { StringComparer.OrdinalIgnoreCase, StringComparer.Ordinal })
+        {
+            var headers = new Dictionary<string, string>(comparer)
+            {
+                ["Nats-Msg-Id"] = "m1",
+                ["runner-saga"] = "orders",
+                ["Correlation-Id"] = "corr-1",
+                ["traceparent"] = "00-t",
+            };
+
+            var evt = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s"}""", headers: headers);
+
+            Assert.Equal(2, evt.Headers.Count);
+            Assert.Equal(["Correlation-Id", "traceparent"], evt.Headers.Keys.Order(StringComparer.Ordinal));
+            Assert.Equal(["00-t", "corr-1"], evt.Headers.Select(h => h.Value).Order(StringComparer.Ordinal));
+            Assert.Equal("corr-1", evt.Headers["correlation-ID"]);
+            Assert.False(evt.Headers.TryGetValue("NATS-MSG-ID", out _));
+            Assert.Throws<KeyNotFoundException>(() => evt.Headers["runner-saga"]);
+        }
+    }
+
+    [Fact]
+    public void Data_keeps_its_exact_text_and_data_base64_marks_its_content_type()
+    {
+        var evt = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s","data": { "n" : 1.50, "s": "caf\u00e9 \"q\"" } }""");
+        var binary = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s","data_base64":"aGk="}""");
+        var text = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s","data":"plain"}""");
+
+        Assert.Equal("""{ "n" : 1.50, "s": "caf\u00e9 \"q\"" }""", evt.DataJson);
+        Assert.Equal("\"aGk=\"", binary.DataJson);
+        Assert.Equal("application/octet-stream;base64", binary.DataContentType);
+        Assert.Equal("\"plain\"", text.DataJson);
+    }
+
+    [Fact]
+    public void Escaped_attribute_names_are_read_as_their_text()
+    {
+        var evt = Decode("""{"spec\u0076ersion":"1.0","i\u0064":"e-9","type":"t","source":"s"}""");
+
+        Assert.Equal("e-9", evt.Id);
+    }
+
+    [Theory]
+    [InlineData("""{"specversion":"1.0","id":7,"type":"t","source":"s","data":[1,""")]
+    [InlineData("""{"specversion":"1.0","id":"e","type":"t","source":"s"} {}""")]
+    [InlineData("""{"specversion":"1.0","id":"e","type":"t","source":"s"} x""")]
+    [InlineData("""[1,2""")]
+    [InlineData("")]
+    public void A_payload_that_is_not_one_whole_json_value_is_not_json_whatever_else_is_wrong(string payload)
+    {
+        var error = Reject(payload);
+
+        Assert.Equal(DecodeError.NotJson, error.Code);
+    }
+
     [Theory]
     [InlineData("aggregate.acme.order.42.created", "acme")]
     [InlineData("pipeline.globex.etl.completed", "globex")]
