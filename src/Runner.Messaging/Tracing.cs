@@ -23,10 +23,11 @@ internal static class Tracing
         "runner.consumer.stalls", unit: "{stall}", description: "Consumers re-attached after delivering nothing while their stream held messages for them");
 
     /// <summary>
-    /// Starts a span whose parent is <paramref name="traceParent"/> (a new trace when it is absent or
-    /// malformed). Null when nobody listens, which costs nothing.
+    /// Starts a span named <c>{verb} {name}</c> whose parent is <paramref name="traceParent"/> (a new
+    /// trace when it is absent or malformed). Null when nobody listens, which costs nothing: not
+    /// even the span's name is made then.
     /// </summary>
-    public static Activity? Start(ActivitySource source, string name, ActivityKind kind, string? traceParent)
+    public static Activity? Start(ActivitySource source, string verb, string name, ActivityKind kind, string? traceParent)
     {
         if (!source.HasListeners())
         {
@@ -40,7 +41,7 @@ internal static class Tracing
             Activity.Current = null;
             parent = default;
         }
-        return source.StartActivity(name, kind, parent);
+        return source.StartActivity(verb + " " + name, kind, parent);
     }
 
     /// <summary>What to send on: the span's id when there is a span, the inbound traceparent otherwise.</summary>

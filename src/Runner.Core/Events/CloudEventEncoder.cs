@@ -32,7 +32,7 @@ internal static class CloudEventEncoder
         {
             writer.WriteString("subject", ceSubject);
         }
-        writer.WriteString("time", FormatTime(time));
+        WriteTime(writer, "time", time);
         writer.WriteString("tenant", tenant);
         if (dataContentType is not null)
         {
@@ -40,6 +40,20 @@ internal static class CloudEventEncoder
         }
     }
 
+    private const string TimeFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+
     public static string FormatTime(DateTimeOffset time) =>
-        time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+        time.UtcDateTime.ToString(TimeFormat, CultureInfo.InvariantCulture);
+
+    /// <summary>Writes <paramref name="time"/> as <see cref="FormatTime"/> does, straight into the writer (no string per call).</summary>
+    public static void WriteTime(Utf8JsonWriter writer, string name, DateTimeOffset time)
+    {
+        Span<byte> text = stackalloc byte[32];
+        if (!time.UtcDateTime.TryFormat(text, out var length, TimeFormat, CultureInfo.InvariantCulture))
+        {
+            writer.WriteString(name, FormatTime(time));
+            return;
+        }
+        writer.WriteString(name, text[..length]);
+    }
 }

@@ -31,7 +31,7 @@ internal sealed partial class EffectWorker
             return;
         }
 
-        using var span = Tracing.Start(EffectsTelemetry.Source, "effect " + Effect, System.Diagnostics.ActivityKind.Consumer, command!.TraceParent);
+        using var span = Tracing.Start(EffectsTelemetry.Source, "effect", Effect, System.Diagnostics.ActivityKind.Consumer, command!.TraceParent);
         using var scope = LogScope.For(_logger, command.Tenant, command.Saga, command.CorrelationId, command.CommandId);
         span?.SetTag("runner.tenant", command.Tenant);
         span?.SetTag("runner.saga", command.Saga);

@@ -60,8 +60,8 @@ internal static class ResultEvents
                 writer.WriteEndObject();
             }
             writer.WriteNumber("attempts", execution.Attempts);
-            writer.WriteString("started_at", CloudEventEncoder.FormatTime(startedAt));
-            writer.WriteString("finished_at", CloudEventEncoder.FormatTime(finishedAt));
+            CloudEventEncoder.WriteTime(writer, "started_at", startedAt);
+            CloudEventEncoder.WriteTime(writer, "finished_at", finishedAt);
             writer.WriteEndObject();
             writer.WriteEndObject();
         });

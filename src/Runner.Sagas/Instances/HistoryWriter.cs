@@ -18,10 +18,19 @@ internal static class HistoryWriter
     /// <summary>First 16 hex characters of the SHA-256 of the state JSON as the script returned it.</summary>
     public static string StateHash(string stateJson)
     {
-        var bytes = Encoding.UTF8.GetBytes(stateJson);
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(bytes, hash);
-        return Convert.ToHexStringLower(hash[..8]);
+        // The UTF-8 bytes go through a rented buffer: the state is hashed on every transition.
+        var rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(stateJson.Length));
+        try
+        {
+            var length = Encoding.UTF8.GetBytes(stateJson, rented);
+            Span<byte> hash = stackalloc byte[32];
+            SHA256.HashData(rented.AsSpan(0, length), hash);
+            return Convert.ToHexStringLower(hash[..8]);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 
     public static byte[] Write(
@@ -48,7 +57,7 @@ internal static class HistoryWriter
         writer.WriteNumber("version", s.Version);
         writer.WriteString("event_id", s.Event.Id);
         writer.WriteString("type", s.Event.Type);
-        writer.WriteString("time", CloudEventEncoder.FormatTime(s.Event.Time));
+        CloudEventEncoder.WriteTime(writer, "time", s.Event.Time);
         writer.WriteString("stream", s.Origin.Stream);
         writer.WriteNumber("seq", s.Origin.Sequence);
         writer.WriteNumber("inbox_seq", s.InboxSequence);

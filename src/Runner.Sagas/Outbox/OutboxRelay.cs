@@ -246,7 +246,7 @@ internal sealed class OutboxRelay
         {
             var subject = Core.Subjects.Subjects.Command(entry.Command.Tenant, entry.Command.Effect, entry.Command.Pool);
             var body = CommandBody(entry.Command);
-            using var span = Tracing.Start(SagasTelemetry.Source, "relay " + entry.Command.Effect, System.Diagnostics.ActivityKind.Producer, entry.Command.TraceParent);
+            using var span = Tracing.Start(SagasTelemetry.Source, "relay", entry.Command.Effect, System.Diagnostics.ActivityKind.Producer, entry.Command.TraceParent);
             span?.SetTag("runner.command_id", entry.Command.CommandId);
             span?.SetTag("runner.tenant", entry.Command.Tenant);
             try

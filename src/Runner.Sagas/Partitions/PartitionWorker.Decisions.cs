@@ -72,7 +72,7 @@ internal sealed partial class PartitionWorker
             {
                 writer.WriteString("ce_subject", evt.CeSubject);
             }
-            writer.WriteString("time", CloudEventEncoder.FormatTime(evt.Time));
+            CloudEventEncoder.WriteTime(writer, "time", evt.Time);
             writer.WriteString("tenant", evt.Tenant);
             writer.WritePropertyName("data");
             writer.WriteRawValue(evt.DataJson, skipInputValidation: true);

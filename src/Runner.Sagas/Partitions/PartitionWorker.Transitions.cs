@@ -64,7 +64,7 @@ internal sealed partial class PartitionWorker
 
         var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(sagaName), new CorrelationKey(key));
         evt.Headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
-        using var span = Tracing.Start(SagasTelemetry.Source, "saga " + sagaName, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
+        using var span = Tracing.Start(SagasTelemetry.Source, "saga", sagaName, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
         using var scope = LogScope.For(_logger, evt.Tenant, sagaName, key);
         span?.SetTag("runner.tenant", evt.Tenant);
         span?.SetTag("runner.saga", sagaName);

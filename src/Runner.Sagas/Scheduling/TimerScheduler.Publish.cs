@@ -44,7 +44,7 @@ internal sealed partial class TimerScheduler
             }
             var firing = new Firing(key, record, Core.Subjects.Subjects.Timer(record.Tenant, record.Saga), TimerEvents.Body(record));
             firings.Add(firing);
-            using var span = Tracing.Start(SagasTelemetry.Source, "timer " + record.Saga, System.Diagnostics.ActivityKind.Producer, record.TraceParent);
+            using var span = Tracing.Start(SagasTelemetry.Source, "timer", record.Saga, System.Diagnostics.ActivityKind.Producer, record.TraceParent);
             try
             {
                 firing.SentMs = NowMs();
