@@ -15,11 +15,26 @@ internal sealed class DeterministicClock() : DefaultTimeSystem(TimeZoneInfo.Utc,
 internal sealed class SeededRandom
 {
     private ulong _state;
+    private string? _unseededFor;
 
-    public void Seed(ulong seed) => _state = seed;
+    public void Seed(ulong seed)
+    {
+        _state = seed;
+        _unseededFor = null;
+    }
+
+    /// <summary>
+    /// Seeds from the event id (<see cref="Core.Ids.CommandIds.SeedFrom"/>) at the first draw, not
+    /// now: most transitions draw nothing, and the seed is a hash. The sequence is the same.
+    /// </summary>
+    public void SeedLazily(string eventId) => _unseededFor = eventId;
 
     public double NextDouble()
     {
+        if (_unseededFor is { } eventId)
+        {
+            Seed(Core.Ids.CommandIds.SeedFrom(eventId));
+        }
         var z = _state += 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;

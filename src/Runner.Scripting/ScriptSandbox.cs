@@ -92,7 +92,7 @@ internal sealed partial class ScriptSandbox
         var limits = _script.Limits;
         _current = input;
         _clock.NowMs = input.NowMs;
-        _random.Seed(CommandIds.SeedFrom(input.EventId));
+        _random.SeedLazily(input.EventId);
         string? json;
         _budget.Arm(limits.MaxStatements, TimeSpan.FromMilliseconds(limits.TimeoutMs), limits.MemoryMb * 1024L * 1024L);
         try

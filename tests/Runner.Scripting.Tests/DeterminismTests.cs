@@ -149,6 +149,25 @@ public sealed class DeterminismTests
     }
 
     [Fact]
+    public void Random_values_come_from_the_events_own_seed_even_after_a_transition_that_drew_none()
+    {
+        var script = Compile("""
+            'use strict';
+            function on_event(state, event, ctx) {
+              return { state: event.data.kind === 'draw' ? { r: [Math.random(), ctx.random()] } : { r: [] } };
+            }
+            """);
+        var expected = new SeededRandom();
+        expected.Seed(Runner.Core.Ids.CommandIds.SeedFrom("evt-drawn"));
+
+        // The same pooled sandbox runs both: the first transition draws nothing, so its seed is never made.
+        Succeeds(script, Input(eventId: "evt-quiet"));
+        var state = State(Succeeds(script, Input(kind: "draw", eventId: "evt-drawn")));
+
+        Assert.Equal([expected.NextDouble(), expected.NextDouble()], state.GetProperty("r").EnumerateArray().Select(v => v.GetDouble()));
+    }
+
+    [Fact]
     public void Random_values_are_a_sequence_in_zero_to_one()
     {
         var script = Compile(Source);

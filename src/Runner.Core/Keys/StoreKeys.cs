@@ -80,7 +80,15 @@ internal static class StoreKeys
             sequence.ToString("D20", CultureInfo.InvariantCulture),
             saga ?? None);
 
-    public static string Partition(PartitionId partition) => partition.Value.ToString("D5", CultureInfo.InvariantCulture);
+    public static string Partition(PartitionId partition) =>
+        (uint)partition.Value < (uint)s_partitions.Length
+            ? s_partitions[partition.Value] ??= Format(partition.Value)
+            : Format(partition.Value);
+
+    /// <summary>The partition component, made once per partition: every key of every transition starts with it.</summary>
+    private static readonly string?[] s_partitions = new string?[4096];
+
+    private static string Format(int partition) => partition.ToString("D5", CultureInfo.InvariantCulture);
 
     /// <summary>True when a key component can be stored without breaking key composition.</summary>
     public static bool IsValidComponent(string value) =>
@@ -91,5 +99,24 @@ internal static class StoreKeys
 
     private static string Millis(long ms) => ms.ToString("D15", CultureInfo.InvariantCulture);
 
-    private static byte[] Join(params string[] parts) => Encoding.UTF8.GetBytes(string.Join(Separator, parts));
+    /// <summary>The UTF-8 of the parts joined by <see cref="Separator"/>, written straight into the key (no joined string on the way).</summary>
+    internal static byte[] Join(params ReadOnlySpan<string> parts)
+    {
+        var length = parts.Length - 1;
+        foreach (var part in parts)
+        {
+            length += Encoding.UTF8.GetByteCount(part);
+        }
+        var key = new byte[length];
+        var at = 0;
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (i > 0)
+            {
+                key[at++] = (byte)Separator;
+            }
+            at += Encoding.UTF8.GetBytes(parts[i], key.AsSpan(at));
+        }
+        return key;
+    }
 }

@@ -20,6 +20,34 @@ public sealed class CommandIdsTests
         Assert.Equal(PinnedId, Derive().Value);
     }
 
+    [Theory]
+    [InlineData("acme", "orders", "order-42", "evt-1", "launch-0")]
+    [InlineData("ünïcödé", "saga-€", "キー", "evt-𝄞", "名前")]
+    [InlineData("t", "s", "k", "", "$command.0")]
+    public void Id_is_the_sha256_of_the_utf8_of_the_parts_joined_by_the_unit_separator(string tenant, string saga, string key, string eventId, string name)
+    {
+        foreach (var (id, n) in new[] { (eventId, name), (eventId + new string('x', 2_000), name), (eventId, new string('ü', 700)) })
+        {
+            var text = System.Text.Encoding.UTF8.GetBytes(string.Join('\u001f', tenant, saga, key, id, n));
+            var expected = saga + "-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(text).AsSpan(0, 12));
+
+            Assert.Equal(expected, Derive(tenant, saga, key, id, n).Value);
+        }
+    }
+
+    [Theory]
+    [InlineData("evt-1")]
+    [InlineData("évènement-𝄞")]
+    public void The_random_seed_is_the_first_eight_bytes_of_the_sha256_of_the_event_id(string eventId)
+    {
+        foreach (var id in new[] { eventId, eventId + new string('y', 3_000) })
+        {
+            var expected = BitConverter.ToUInt64(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(id)).AsSpan(0, 8));
+
+            Assert.Equal(expected, CommandIds.SeedFrom(id));
+        }
+    }
+
     [Fact]
     public void Id_is_the_saga_name_and_24_hex_digits()
     {

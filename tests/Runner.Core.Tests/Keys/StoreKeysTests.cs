@@ -19,6 +19,22 @@ public sealed class StoreKeysTests
         return list;
     }
 
+    [Theory]
+    [InlineData("acme", "orders", "order-42", "evt-1")]
+    [InlineData("ünïcödé", "saga-€", "キー", "evt-𝄞")]
+    [InlineData("t", "s", "k", "")]
+    public void A_key_is_the_utf8_of_its_parts_joined_by_the_separator(string tenant, string saga, string key, string eventId)
+    {
+        var instance = Instance(key, saga, tenant);
+        string Joined(params string[] parts) => string.Join(StoreKeys.Separator, parts);
+
+        Assert.Equal(Encoding.UTF8.GetBytes(Joined("00003", tenant, saga, key, eventId)), StoreKeys.Dedupe(s_p3, instance, eventId));
+        Assert.Equal(Encoding.UTF8.GetBytes(Joined("00003", tenant, saga, key)), StoreKeys.Instance(s_p3, instance));
+        Assert.Equal(Encoding.UTF8.GetBytes(Joined("04100", tenant, saga, key, "00000000000000000007")), StoreKeys.History(new PartitionId(4100), instance, 7));
+        Assert.Equal(Encoding.UTF8.GetBytes(Joined("00003", tenant, saga, key, string.Empty)), StoreKeys.HistoryPrefix(s_p3, instance));
+        Assert.Equal(Encoding.UTF8.GetBytes("00000"), StoreKeys.Join("00000"));
+    }
+
     [Fact]
     public void Schedule_keys_sort_by_due_time()
     {
