@@ -58,7 +58,8 @@ internal static class TransitionOutputParser
             }
             foreach (var property in root.EnumerateObject())
             {
-                if (property.Name is not ("state" or "commands" or "schedules" or "cancel" or "done"))
+                if (!(property.NameEquals("state"u8) || property.NameEquals("commands"u8) || property.NameEquals("schedules"u8)
+                    || property.NameEquals("cancel"u8) || property.NameEquals("done"u8)))
                 {
                     error = $"result has unknown field '{property.Name}'";
                     return false;
@@ -99,7 +100,7 @@ internal static class TransitionOutputParser
         var index = 0;
         foreach (var item in array.Value.EnumerateArray())
         {
-            var where = $"commands[{index++}]";
+            var where = new Where("commands", index++);
             if (item.ValueKind != JsonValueKind.Object)
             {
                 error = $"{where} must be an object";
@@ -108,15 +109,26 @@ internal static class TransitionOutputParser
             string? effect = null, id = null, pool = null, payload = "null";
             foreach (var property in item.EnumerateObject())
             {
-                switch (property.Name)
+                if (property.NameEquals("effect"u8))
                 {
-                    case "effect": effect = StringOrNull(property.Value); break;
-                    case "id": id = StringOrNull(property.Value); break;
-                    case "pool": pool = StringOrNull(property.Value); break;
-                    case "payload": payload = property.Value.GetRawText(); break;
-                    default:
-                        error = $"{where} has unknown field '{property.Name}'";
-                        return false;
+                    effect = StringOrNull(property.Value);
+                }
+                else if (property.NameEquals("id"u8))
+                {
+                    id = StringOrNull(property.Value);
+                }
+                else if (property.NameEquals("pool"u8))
+                {
+                    pool = StringOrNull(property.Value);
+                }
+                else if (property.NameEquals("payload"u8))
+                {
+                    payload = property.Value.GetRawText();
+                }
+                else
+                {
+                    error = $"{where} has unknown field '{property.Name}'";
+                    return false;
                 }
             }
             if (string.IsNullOrEmpty(effect) || SubjectPattern.Validate(effect, allowWildcards: false) is not null)
@@ -150,7 +162,7 @@ internal static class TransitionOutputParser
         var index = 0;
         foreach (var item in array.Value.EnumerateArray())
         {
-            var where = $"schedules[{index++}]";
+            var where = new Where("schedules", index++);
             if (item.ValueKind != JsonValueKind.Object)
             {
                 error = $"{where} must be an object";
@@ -161,23 +173,35 @@ internal static class TransitionOutputParser
             var deadline = false;
             foreach (var property in item.EnumerateObject())
             {
-                switch (property.Name)
+                if (property.NameEquals("name"u8))
                 {
-                    case "name": name = StringOrNull(property.Value); break;
-                    case "at": at = Int64OrNull(property.Value); break;
-                    case "after_ms": after = Int64OrNull(property.Value); break;
-                    case "payload": payload = property.Value.GetRawText(); break;
-                    case "deadline":
-                        if (property.Value.ValueKind is not (JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null))
-                        {
-                            error = $"{where}.deadline must be a boolean";
-                            return false;
-                        }
-                        deadline = property.Value.ValueKind == JsonValueKind.True;
-                        break;
-                    default:
-                        error = $"{where} has unknown field '{property.Name}'";
+                    name = StringOrNull(property.Value);
+                }
+                else if (property.NameEquals("at"u8))
+                {
+                    at = Int64OrNull(property.Value);
+                }
+                else if (property.NameEquals("after_ms"u8))
+                {
+                    after = Int64OrNull(property.Value);
+                }
+                else if (property.NameEquals("payload"u8))
+                {
+                    payload = property.Value.GetRawText();
+                }
+                else if (property.NameEquals("deadline"u8))
+                {
+                    if (property.Value.ValueKind is not (JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null))
+                    {
+                        error = $"{where}.deadline must be a boolean";
                         return false;
+                    }
+                    deadline = property.Value.ValueKind == JsonValueKind.True;
+                }
+                else
+                {
+                    error = $"{where} has unknown field '{property.Name}'";
+                    return false;
                 }
             }
             if (name is null || !StoreKeys.IsValidComponent(name))
@@ -254,4 +278,10 @@ internal static class TransitionOutputParser
         element.ValueKind == JsonValueKind.Number && element.TryGetDouble(out var d) && double.IsFinite(d) && d == Math.Floor(d) && Math.Abs(d) < 9e15
             ? (long)d
             : null;
+
+    /// <summary>Names an element in an error message; made into text only when there is an error to report.</summary>
+    private readonly record struct Where(string Array, int Index)
+    {
+        public override string ToString() => $"{Array}[{Index}]";
+    }
 }
