@@ -201,6 +201,18 @@ public sealed class CloudEventDecoderTests
     }
 
     [Fact]
+    public void A_case_insensitive_header_table_is_shown_through_a_view_not_copied()
+    {
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["correlation-id"] = "corr-1" };
+
+        var evt = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s"}""", headers: headers);
+        headers["x-later"] = "seen";
+
+        Assert.Equal("seen", evt.Headers["X-Later"]);
+        Assert.Equal(2, evt.Headers.Count);
+    }
+
+    [Fact]
     public void Data_keeps_its_exact_text_and_data_base64_marks_its_content_type()
     {
         var evt = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s","data": { "n" : 1.50, "s": "caf\u00e9 \"q\"" } }""");

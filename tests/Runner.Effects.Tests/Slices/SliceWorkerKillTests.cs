@@ -63,8 +63,11 @@ public sealed class SliceWorkerKillTests(NatsServerFixture nats) : IClassFixture
             ["RUNNER_MANIFESTS"] = manifests,
             ["RUNNER_DATA_DIR"] = dir.File("data-" + worker),
             ["RUNNER_WORKER_ID"] = worker,
-            ["RUNNER_EFFECT_LEASE"] = "2s",
-            ["RUNNER_ACK_WAIT"] = "2s",
+            // Short enough for a quick take-over, long enough that a worker starting cold on a busy
+            // machine renews in time: a lease lost mid-run launches the slice once more, and the
+            // launch count below says each command ran once per worker.
+            ["RUNNER_EFFECT_LEASE"] = "5s",
+            ["RUNNER_ACK_WAIT"] = "5s",
             ["RUNNER_SLICE_BIN"] = binary,
             ["RUNNER_SLICE_CGROUP"] = cgroupBase,
             ["RUNNER_SLICE_RUN_DIR"] = dir.File("run"),
