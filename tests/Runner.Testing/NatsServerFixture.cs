@@ -184,12 +184,8 @@ public sealed class NatsServerFixture : IAsyncLifetime
         }
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A loopback port for a server started in another process: see <see cref="TestPorts"/>.</summary>
+    public static int FreePort() => TestPorts.Reserve();
 
     internal static string? FindBinary()
     {

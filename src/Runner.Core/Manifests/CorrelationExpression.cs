@@ -59,10 +59,21 @@ internal abstract class CorrelationExpression
     {
         public required int Index { get; init; }
 
+        /// <summary>The token at <see cref="Index"/> (empty between two dots), null past the last; found in place, as it runs for every event.</summary>
         public override string? Evaluate(SagaEvent evt)
         {
-            var tokens = evt.Origin.Subject.Split('.');
-            return Index < tokens.Length ? tokens[Index] : null;
+            var rest = evt.Origin.Subject.AsSpan();
+            for (var i = 0; i < Index; i++)
+            {
+                var dot = rest.IndexOf('.');
+                if (dot < 0)
+                {
+                    return null;
+                }
+                rest = rest[(dot + 1)..];
+            }
+            var end = rest.IndexOf('.');
+            return (end < 0 ? rest : rest[..end]).ToString();
         }
     }
 

@@ -41,6 +41,21 @@ public sealed class CorrelationExpressionTests
         Assert.Null(Parse("subject[5]").Evaluate(Event()));
     }
 
+    [Theory]
+    [InlineData("a..b", 1, "")]
+    [InlineData("a..b", 2, "b")]
+    [InlineData("a.b.", 2, "")]
+    [InlineData("a.b.", 3, null)]
+    [InlineData("single", 0, "single")]
+    [InlineData("single", 1, null)]
+    public void Subject_token_counts_empty_tokens_as_split_does(string subject, int index, string? expected)
+    {
+        var tokens = subject.Split('.');
+        Assert.Equal(index < tokens.Length ? tokens[index] : null, expected);
+
+        Assert.Equal(expected, Parse($"subject[{index}]").Evaluate(Event(subject: subject)));
+    }
+
     [Fact]
     public void Data_path_walks_objects_and_array_indexes()
     {
