@@ -1,8 +1,7 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Runner.Core.Manifests;
 using Runner.Core.Transitions;
+using Runner.Testing;
 
 namespace Runner.Effects.Tests;
 
@@ -65,13 +64,6 @@ internal static class Effects
         };
     }
 
-    /// <summary>A loopback URL where nothing listens: connections are refused at once.</summary>
-    public static string DeadUrl()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return $"http://127.0.0.1:{port}/";
-    }
+    /// <summary>A loopback URL where nothing listens, nor will (a port reserved for this test process): connections are refused at once.</summary>
+    public static string DeadUrl() => $"http://127.0.0.1:{TestPorts.Reserve()}/";
 }
