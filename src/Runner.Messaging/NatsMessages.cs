@@ -7,22 +7,79 @@ namespace Runner.Messaging;
 /// <summary>Conversions between NATS messages and the core's plain types.</summary>
 internal static class NatsMessages
 {
-    /// <summary>A message's headers, first value of each, looked up case-insensitively; sized for them up front.</summary>
-    public static Dictionary<string, string> Headers(NatsHeaders? headers)
+    /// <summary>
+    /// A message's headers as names and their first values, looked up case-insensitively: a view
+    /// over the client's own table (a received message's headers are never changed), not a copy.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Headers(NatsHeaders? headers) =>
+        headers is null || headers.Count == 0 ? s_none : new MessageHeaders(headers);
+
+    /// <summary>A copy of a message's headers, for a record that outlives the message (a quarantine or hold record).</summary>
+    public static Dictionary<string, string> CopyHeaders(NatsHeaders? headers)
     {
-        if (headers is null)
+        var copy = new Dictionary<string, string>(headers?.Count ?? 0, StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, value) in Headers(headers))
         {
-            return new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            copy[name] = value;
         }
-        var result = new Dictionary<string, string>(headers.Count, StringComparer.OrdinalIgnoreCase);
-        foreach (var (key, values) in headers)
+        return copy;
+    }
+
+    private static readonly Dictionary<string, string> s_none = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>NATS headers (case-insensitive names, each with one or more values) seen as name → first value.</summary>
+    private sealed class MessageHeaders(NatsHeaders headers) : IIgnoreCaseHeaders
+    {
+        private int _count = -1;
+
+        public int Count
         {
-            if (values.Count > 0)
+            get
             {
-                result[key] = values[0]!;
+                if (_count < 0)
+                {
+                    var count = 0;
+                    foreach (var (_, values) in headers)
+                    {
+                        count += values.Count > 0 ? 1 : 0;
+                    }
+                    _count = count;
+                }
+                return _count;
             }
         }
-        return result;
+
+        public string this[string key] => TryGetValue(key, out var value) ? value : throw new KeyNotFoundException($"no header '{key}'");
+
+        public IEnumerable<string> Keys => this.Select(pair => pair.Key);
+
+        public IEnumerable<string> Values => this.Select(pair => pair.Value);
+
+        public bool ContainsKey(string key) => TryGetValue(key, out _);
+
+        public bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out string value)
+        {
+            if (headers.TryGetValue(key, out var values) && values.Count > 0)
+            {
+                value = values[0]!;
+                return true;
+            }
+            value = null;
+            return false;
+        }
+
+        public IEnumerator<KeyValuePair<string, string>> GetEnumerator()
+        {
+            foreach (var (name, values) in headers)
+            {
+                if (values.Count > 0)
+                {
+                    yield return new KeyValuePair<string, string>(name, values[0]!);
+                }
+            }
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
     /// <summary>

@@ -86,6 +86,12 @@ internal static partial class CloudEventDecoder
         {
             return true;
         }
+        if (headers is VisibleHeaders || VisibleHeaders.IgnoresCase(headers))
+        {
+            // The table found none in any case: no need to look again.
+            value = string.Empty;
+            return false;
+        }
         foreach (var (k, v) in headers)
         {
             if (string.Equals(k, name, StringComparison.OrdinalIgnoreCase))

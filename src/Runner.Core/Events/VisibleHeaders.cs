@@ -10,17 +10,22 @@ namespace Runner.Core.Events;
 /// </summary>
 internal sealed class VisibleHeaders : IReadOnlyDictionary<string, string>
 {
-    private readonly Dictionary<string, string> _all;
+    private readonly IReadOnlyDictionary<string, string> _all;
     private int _count = -1;
 
-    private VisibleHeaders(Dictionary<string, string> all) => _all = all;
+    private VisibleHeaders(IReadOnlyDictionary<string, string> all) => _all = all;
+
+    /// <summary>Whether <paramref name="headers"/> looks names up case-insensitively by itself.</summary>
+    public static bool IgnoresCase(IReadOnlyDictionary<string, string> headers) =>
+        headers is IIgnoreCaseHeaders
+        || (headers is Dictionary<string, string> table && ReferenceEquals(table.Comparer, StringComparer.OrdinalIgnoreCase));
 
     /// <summary>A view over a case-insensitive table; any other is copied (what it holds is looked up case-insensitively all the same).</summary>
     public static IReadOnlyDictionary<string, string> Of(IReadOnlyDictionary<string, string> headers)
     {
-        if (headers is Dictionary<string, string> table && ReferenceEquals(table.Comparer, StringComparer.OrdinalIgnoreCase))
+        if (IgnoresCase(headers))
         {
-            return new VisibleHeaders(table);
+            return new VisibleHeaders(headers);
         }
         var copy = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, value) in headers)
@@ -37,7 +42,7 @@ internal sealed class VisibleHeaders : IReadOnlyDictionary<string, string>
             if (_count < 0)
             {
                 var count = 0;
-                foreach (var name in _all.Keys)
+                foreach (var (name, _) in _all)
                 {
                     count += EventHeaders.IsInternal(name) ? 0 : 1;
                 }
@@ -53,7 +58,7 @@ internal sealed class VisibleHeaders : IReadOnlyDictionary<string, string>
     {
         get
         {
-            foreach (var name in _all.Keys)
+            foreach (var (name, _) in _all)
             {
                 if (!EventHeaders.IsInternal(name))
                 {
@@ -102,3 +107,6 @@ internal sealed class VisibleHeaders : IReadOnlyDictionary<string, string>
 
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }
+
+/// <summary>A message's header table that looks names up case-insensitively (as NATS headers do).</summary>
+internal interface IIgnoreCaseHeaders : IReadOnlyDictionary<string, string>;

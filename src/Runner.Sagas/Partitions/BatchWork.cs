@@ -10,7 +10,7 @@ namespace Runner.Sagas.Partitions;
 /// An inbox message as the worker runs it: just read from the partition's consumer
 /// (<see cref="Msg"/> set), or held for a parked instance and run again on resume (no message).
 /// </summary>
-internal sealed record InboxItem(Dictionary<string, string> Headers, byte[] Data, ulong Sequence, long InboxMs, string Subject, INatsJSMsg<byte[]>? Msg)
+internal sealed record InboxItem(IReadOnlyDictionary<string, string> Headers, byte[] Data, ulong Sequence, long InboxMs, string Subject, INatsJSMsg<byte[]>? Msg)
 {
     public static InboxItem From(INatsJSMsg<byte[]> msg, ulong sequence) =>
         new(Messaging.NatsMessages.Headers(msg.Headers), msg.Data ?? [], sequence, PartitionWorker.InboxTimeMs(msg), msg.Subject, msg);
@@ -18,7 +18,14 @@ internal sealed record InboxItem(Dictionary<string, string> Headers, byte[] Data
     public static InboxItem From(HeldMessage held) =>
         new(new Dictionary<string, string>(held.Headers, StringComparer.OrdinalIgnoreCase), held.Data, held.InboxSequence, held.InboxMs, held.Subject, null);
 
-    public HeldMessage ToHeld() => new() { InboxSequence = Sequence, InboxMs = InboxMs, Subject = Subject, Headers = Headers, Data = Data };
+    public HeldMessage ToHeld() => new()
+    {
+        InboxSequence = Sequence,
+        InboxMs = InboxMs,
+        Subject = Subject,
+        Headers = new Dictionary<string, string>(Headers, StringComparer.OrdinalIgnoreCase),
+        Data = Data,
+    };
 }
 
 /// <summary>One event of one instance, as its dedupe marker names it.</summary>

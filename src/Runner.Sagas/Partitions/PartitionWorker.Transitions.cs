@@ -364,7 +364,7 @@ internal sealed partial class PartitionWorker
         SagasLog.Quarantined(_logger, _options.JetStream.Streams.Inbox, item.Sequence, item.Subject, Stage, reason, detail, tenant, saga, key);
     }
 
-    private static bool TryOrigin(Dictionary<string, string> headers, out MessageOrigin origin)
+    private static bool TryOrigin(IReadOnlyDictionary<string, string> headers, out MessageOrigin origin)
     {
         origin = default;
         if (!headers.TryGetValue(EventHeaders.OriginStream, out var stream)

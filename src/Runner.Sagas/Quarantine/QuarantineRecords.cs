@@ -43,7 +43,7 @@ internal static class QuarantineRecords
         bool parked = false)
     {
         var origin = NatsMessages.Origin(msg);
-        var message = new HeldMessage { InboxSequence = origin.Sequence, Subject = origin.Subject, Headers = NatsMessages.Headers(msg.Headers), Data = msg.Data ?? [] };
+        var message = new HeldMessage { InboxSequence = origin.Sequence, Subject = origin.Subject, Headers = NatsMessages.CopyHeaders(msg.Headers), Data = msg.Data ?? [] };
         Put(batch, message, origin.Stream, msg.Metadata?.NumDelivered ?? 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
     }
 
