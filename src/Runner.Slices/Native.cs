@@ -75,10 +75,10 @@ internal static partial class Native
         return fd >= 0 ? fd : throw new IOException($"open {fifo} failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
-    /// <summary>Writes one byte to a descriptor.</summary>
+    /// <summary>Writes one byte, a newline (a whole line for the shell that reads it), to a descriptor.</summary>
     public static unsafe void WriteByte(int fd)
     {
-        byte go = 1;
+        byte go = (byte)'\n';
         if (WriteNative(fd, &go, 1) != 1)
         {
             throw new IOException($"write to fd {fd} failed: errno {Marshal.GetLastPInvokeError()}");

@@ -144,27 +144,47 @@ public sealed class LimitTests : IDisposable
     }
 
     /// <summary>
-    /// A sandbox started ahead, waiting: the bubblewrap blocked on its trigger FIFO (<c>read(3, …)</c>),
-    /// or the bubblewrap that is its parent.
+    /// A sandbox started ahead, waiting: the release shell inside it blocked on its trigger FIFO
+    /// (<see cref="IsBlockedOnTrigger"/>), or a bubblewrap process whose children all are waiting
+    /// (the sandbox's init, and the outer process above it).
     /// </summary>
     internal static bool IsWaitingSandbox(int pid)
     {
         try
         {
+            if (IsBlockedOnTrigger(pid))
+            {
+                return true;
+            }
             if (File.ReadAllText($"/proc/{pid}/comm").Trim() != "bwrap")
             {
                 return false;
-            }
-            if (File.ReadAllText($"/proc/{pid}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal))
-            {
-                return true;
             }
             var children = Directory.GetDirectories("/proc")
                 .Where(d => int.TryParse(Path.GetFileName(d), out _))
                 .Where(d => ParentOf(d) == pid)
                 .Select(d => int.Parse(Path.GetFileName(d), System.Globalization.CultureInfo.InvariantCulture))
                 .ToList();
-            return children.Count > 0 && children.All(c => File.ReadAllText($"/proc/{c}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal));
+            return children.Count > 0 && children.All(IsWaitingSandbox);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// The shell a sandbox built ahead runs inside, blocked on its trigger FIFO: its <c>read</c>
+    /// builtin reads standard input, which the shell points at the FIFO (fd 3) for that read.
+    /// </summary>
+    internal static bool IsBlockedOnTrigger(int pid)
+    {
+        try
+        {
+            var argv = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+            return argv.Length > 3 && argv[3] == "runner-slice-release"
+                && File.ReadAllText($"/proc/{pid}/syscall").StartsWith("0 0x0 ", StringComparison.Ordinal)
+                && new FileInfo($"/proc/{pid}/fd/0").LinkTarget is { } input && input.EndsWith(".go", StringComparison.Ordinal);
         }
         catch (IOException)
         {

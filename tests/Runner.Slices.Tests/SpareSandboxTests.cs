@@ -130,7 +130,7 @@ public sealed class SpareSandboxTests : IDisposable
     }
 
     [Fact]
-    public async Task A_sandbox_built_ahead_runs_nothing_until_triggered_and_its_fifo_cannot_end()
+    public async Task A_sandbox_built_ahead_runs_nothing_until_triggered_and_reads_its_trigger_read_only()
     {
         await using var node = await SliceNode.StartAsync(Token);
         var marker = LimitTests.Marker();
@@ -143,14 +143,14 @@ public sealed class SpareSandboxTests : IDisposable
             return Task.FromResult(waiting.Count > 0);
         }, TimeSpan.FromSeconds(10), "a sandbox is built for the next slice");
 
-        // Only bubblewrap runs; the one blocked before exec holds its FIFO read-write, so the FIFO
-        // reaches no end of file when the worker (the writer) is gone: only the parent-death
-        // signal ends it, never a release into its program.
-        Assert.All(waiting, p => Assert.Equal("bwrap", File.ReadAllText($"/proc/{p}/comm").Trim()));
-        var blocked = Assert.Single(waiting, p => File.ReadAllText($"/proc/{p}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal));
-        Assert.EndsWith(".go", new FileInfo($"/proc/{blocked}/fd/3").LinkTarget, StringComparison.Ordinal);
-        var flags = File.ReadLines($"/proc/{blocked}/fdinfo/3").Single(l => l.StartsWith("flags:", StringComparison.Ordinal));
-        Assert.Equal(2, Convert.ToInt32(flags["flags:".Length..].Trim(), 8) & 3); // O_RDWR
+        // Only bubblewrap and the shell inside it run, the shell blocked on its trigger FIFO, held
+        // read-only: once the worker's side closes (the worker gone, even by SIGKILL) the read meets
+        // end of file and the sandbox exits without running its program.
+        Assert.All(waiting, p => Assert.True(File.ReadAllText($"/proc/{p}/comm").Trim() == "bwrap" || LimitTests.IsBlockedOnTrigger(p), $"{p} is bubblewrap or the shell waiting in it"));
+        var blocked = Assert.Single(waiting, LimitTests.IsBlockedOnTrigger);
+        Assert.EndsWith(".go", new FileInfo($"/proc/{blocked}/fd/0").LinkTarget, StringComparison.Ordinal);
+        var flags = File.ReadLines($"/proc/{blocked}/fdinfo/0").Single(l => l.StartsWith("flags:", StringComparison.Ordinal));
+        Assert.Equal(0, Convert.ToInt32(flags["flags:".Length..].Trim(), 8) & 3); // O_RDONLY
 
         // The next slice of that kind releases it.
         await node.Launcher.WhenSparesStartedAsync();
@@ -201,7 +201,7 @@ public sealed class SpareSandboxTests : IDisposable
         SandboxRequest Run(int n) => request with { Files = new Dictionary<string, byte[]> { ["n"] = System.Text.Encoding.UTF8.GetBytes(n.ToString(System.Globalization.CultureInfo.InvariantCulture)) } };
         Assert.Equal(0, (await node.RunAsync(Run(1), Token)).Exit.ExitCode);
         // Built: blocked before exec, with the output directory bound.
-        await SagaHarness.WaitUntilAsync(() => Task.FromResult(CommandLinesWith(output).Any(p => File.ReadAllText($"/proc/{p}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal))),
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(CommandLinesWith(output).Any(LimitTests.IsBlockedOnTrigger)),
             TimeSpan.FromSeconds(10), "the next sandbox is built");
         var hits = node.Launcher.SpareHits;
 
@@ -246,7 +246,7 @@ public sealed class SpareSandboxTests : IDisposable
     }
 
     [Fact]
-    public async Task A_waiting_sandbox_whose_outer_process_died_never_runs_the_slice()
+    public async Task A_waiting_sandbox_dies_with_its_outer_process_and_the_slice_runs_in_one_started_on_the_spot()
     {
         await using var node = await SliceNode.StartAsync(Token);
         var marker = LimitTests.Marker();
@@ -257,20 +257,22 @@ public sealed class SpareSandboxTests : IDisposable
         await node.Launcher.WhenSparesStartedAsync();
         var hits = node.Launcher.SpareHits;
 
-        // Only the worker's own child, bubblewrap's outer process: the inner one, blocked on the FIFO,
-        // has no parent-death signal yet and keeps waiting. A byte written now would release it into
-        // the slice with nothing watching it, and the run would report the outer one's SIGKILL.
-        var outer = LimitTests.ParentOf($"/proc/{waiting}");
+        // Only the worker's own child, bubblewrap's outer process: the parent-death signal, set
+        // before the shell inside began to wait, ends the rest of the sandbox with it. Nothing is
+        // left that a byte could release into the slice with nothing watching it.
+        var outer = waiting;
+        while (LimitTests.ParentOf($"/proc/{outer}") is var parent && parent != Environment.ProcessId && parent > 1)
+        {
+            outer = parent;
+        }
+        Assert.NotEqual(waiting, outer);
         Native.Kill(outer, Native.SigKill);
-        await SagaHarness.WaitUntilAsync(() => Task.FromResult(Dead(outer)), TimeSpan.FromSeconds(10), "the outer process is dead");
-        Assert.False(Dead(waiting), "the inner process outlives the outer one");
+        await SagaHarness.WaitUntilAsync(() => Task.FromResult(Dead(outer) && Dead(waiting)), TimeSpan.FromSeconds(10), "the sandbox dies with its outer process");
         var (exit, stdout) = await node.RunAsync(request, Token);
 
         Assert.Equal(0, exit.ExitCode);
         Assert.Equal([marker], stdout);
         Assert.Equal(hits, node.Launcher.SpareHits);
-        // Discarded with its cgroup.
-        await SagaHarness.WaitUntilAsync(() => Task.FromResult(Dead(waiting)), TimeSpan.FromSeconds(10), "the inner process is killed");
     }
 
     [Fact]
@@ -305,7 +307,7 @@ public sealed class SpareSandboxTests : IDisposable
 
     private const int SigStop = 19;
 
-    /// <summary>Waits until the sandbox built ahead for <paramref name="marker"/> is blocked on its trigger FIFO; its bubblewrap process blocked there.</summary>
+    /// <summary>Waits until the sandbox built ahead for <paramref name="marker"/> is blocked on its trigger FIFO; the shell inside it blocked there.</summary>
     private static async Task<int> WaitingSandboxAsync(string marker)
     {
         var blocked = 0;
@@ -317,17 +319,7 @@ public sealed class SpareSandboxTests : IDisposable
         return blocked;
     }
 
-    private static bool BlockedOnTrigger(int pid)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{pid}/comm").Trim() == "bwrap" && File.ReadAllText($"/proc/{pid}/syscall").StartsWith("0 0x3 ", StringComparison.Ordinal);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
+    private static bool BlockedOnTrigger(int pid) => LimitTests.IsBlockedOnTrigger(pid);
 
     /// <summary>What a sweep by another worker on the same cgroup base does: SIGKILL to every process in every cgroup under it.</summary>
     private static HashSet<int> Sweep(SliceNode node)

@@ -20,14 +20,20 @@ internal static class SandboxCommand
     private const string Path = "/usr/local/bin:/usr/bin:/bin";
 
     /// <summary>
-    /// Opens the trigger FIFO read-write as fd 3 and execs the sandbox, which blocks on it once
-    /// everything is set up (<c>--block-fd 3</c>). Read-write: with the sandbox itself holding a
-    /// writer the FIFO never reaches end of file, so a sandbox whose worker dies is never released
-    /// into its program. The parent-death signal ends bubblewrap's outer process only: the inner one
-    /// blocked here has none until it is released, so it outlives the outer one and waits until its
-    /// cgroup is killed — a byte written meanwhile would release it.
+    /// Opens the trigger FIFO, read-only, as fd 3 and execs the sandbox (the launcher holds the FIFO
+    /// open, so the open does not wait). Inside, once everything is set up, <see cref="ReleaseScript"/>
+    /// waits on it.
     /// </summary>
-    public const string TriggerScript = "exec \"$@\" 3<>\"$0\"";
+    public const string TriggerScript = "exec \"$@\" 3<\"$0\"";
+
+    /// <summary>
+    /// What a sandbox built ahead runs inside: it waits for the line the launcher writes to release
+    /// it, closes the FIFO and execs the program. Once the launcher's side is closed — the worker
+    /// ended, even by SIGKILL — the read meets end of file and the sandbox exits without running
+    /// anything. bubblewrap's parent-death signal is already set when it waits here, so the sandbox
+    /// also ends with bubblewrap's outer process.
+    /// </summary>
+    public const string ReleaseScript = "read -r go <&3 || exit 0; exec 3<&-; exec \"$@\"";
 
     /// <summary>
     /// The whole command line. With <paramref name="procsFiles"/>, a shell joins them before it
@@ -51,11 +57,11 @@ internal static class SandboxCommand
             }
             argv.AddRange(Fixed(options, system, request.Network));
             argv.AddRange(PerSlice(request, hostDirectory));
+            argv.Add("--");
             if (trigger is not null)
             {
-                argv.AddRange(["--block-fd", "3"]);
+                argv.AddRange([options.Shell, "-c", ReleaseScript, "runner-slice-release"]);
             }
-            argv.Add("--");
             argv.AddRange(request.Argv);
         }
         else

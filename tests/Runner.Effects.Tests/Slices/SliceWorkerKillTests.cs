@@ -10,14 +10,14 @@ public sealed class SliceWorkerKillTests(NatsServerFixture nats) : IClassFixture
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(120);
 
-    /// <summary>Sleeps with a child until <c>{out}/release</c> exists; then reports its run and exits.</summary>
+    /// <summary>Sleeps with a child until <c>{out}/release</c> exists (a <c>warm-*</c> run at once); then reports its run and exits.</summary>
     private const string Script = """
         #!/bin/sh
         spec="$2"
         run=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$spec")
         out=$(sed -n 's/.*"out":"\([^"]*\)".*/\1/p' "$spec")
         echo "$run" >> "$out/launches"
-        if [ -e "$out/release" ]; then
+        if [ -e "$out/release" ] || [ "${run#warm-}" != "$run" ]; then
           echo "{\"kind\":\"result\",\"result\":{\"run\":\"$run\"}}"
           exit 0
         fi
@@ -90,24 +90,32 @@ public sealed class SliceWorkerKillTests(NatsServerFixture nats) : IClassFixture
                 // Both slices run: each a sleeping script and its sleeping child, in a cgroup of its own.
                 await WaitAsync(() => Task.FromResult(Sleepers(marker).Count >= 4 && Occupied(cgroupBases).Select(Path.GetFileName).Distinct().Count() >= 2),
                     TimeSpan.FromSeconds(60), "both slices and their children run", first);
+                // A slice that ends at once leaves a sandbox built ahead for the next one, waiting in a cgroup of its own.
+                await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "slice.launch", "warm-1", Payload("warm-1", output)), cancellationToken: cts.Token);
+                await WaitAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 1
+                        && Occupied(cgroupBases).Select(Path.GetFileName).Distinct().Count() >= 3,
+                    TimeSpan.FromSeconds(60), "a slice ended and a sandbox waits for the next", first);
                 oldCgroups = Occupied(cgroupBases);
 
                 await first.KillAloneAsync(cts.Token);
             }
 
-            // bubblewrap's parent-death signal: nothing of the slices outlives their worker.
-            await SagaHarness.WaitUntilAsync(() => Task.FromResult(Sleepers(marker).Count == 0), TimeSpan.FromSeconds(10), "the slices die with their worker");
+            // bubblewrap's parent-death signal: nothing of the slices outlives their worker, and the
+            // sandbox built ahead finds its trigger closed and exits without running anything.
+            await SagaHarness.WaitUntilAsync(() => Task.FromResult(Sleepers(marker).Count == 0 && Occupied(cgroupBases).Count == 0),
+                TimeSpan.FromSeconds(10), "the slices and the waiting sandbox die with their worker");
 
             await File.WriteAllTextAsync(Path.Combine(output, "release"), "go", cts.Token);
             using var running = second = RunnerProcess.Start(["serve"], Environment("process-b"));
-            await WaitAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 2,
+            await WaitAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 3,
                 TimeSpan.FromSeconds(90), "both commands taken over and completed", second);
 
             var results = await EffectStreams.ReadAsync(js, "WORKFLOW_EVENTS", cts.Token);
-            Assert.Equal(2, results.Count);
+            Assert.Equal(3, results.Count);
             Assert.All(results, r => Assert.Equal("workflow.evt.acme.slice.launch.succeeded", r.Subject));
-            Assert.Equal(["kill-1", "kill-2"], results.Select(r => r.Body["data"]!["result"]!["output"]!["run"]!.GetValue<string>()).Order());
-            Assert.Equal(4, File.ReadAllLines(Path.Combine(output, "launches")).Length);
+            Assert.Equal(["kill-1", "kill-2", "warm-1"], results.Select(r => r.Body["data"]!["result"]!["output"]!["run"]!.GetValue<string>()).Order());
+            // Each kill-* once per worker, warm-1 once: the waiting sandbox never ran anything.
+            Assert.Equal(["kill-1", "kill-1", "kill-2", "kill-2", "warm-1"], File.ReadAllLines(Path.Combine(output, "launches")).Order());
             Assert.Empty(Sleepers(marker));
             // The start-up sweep removed the old worker's cgroups before the new one took commands.
             Assert.All(oldCgroups, c => Assert.False(Directory.Exists(c), c + " outlived its worker"));
