@@ -25,39 +25,12 @@ internal static class NatsMessages
         return copy;
     }
 
-    private static readonly Dictionary<string, string> s_none = new(StringComparer.OrdinalIgnoreCase);
+    private static readonly MessageHeaders s_none = new(new NatsHeaders());
 
     /// <summary>NATS headers (case-insensitive names, each with one or more values) seen as name → first value.</summary>
-    private sealed class MessageHeaders(NatsHeaders headers) : IIgnoreCaseHeaders
+    private sealed class MessageHeaders(NatsHeaders headers) : HeaderView
     {
-        private int _count = -1;
-
-        public int Count
-        {
-            get
-            {
-                if (_count < 0)
-                {
-                    var count = 0;
-                    foreach (var (_, values) in headers)
-                    {
-                        count += values.Count > 0 ? 1 : 0;
-                    }
-                    _count = count;
-                }
-                return _count;
-            }
-        }
-
-        public string this[string key] => TryGetValue(key, out var value) ? value : throw new KeyNotFoundException($"no header '{key}'");
-
-        public IEnumerable<string> Keys => this.Select(pair => pair.Key);
-
-        public IEnumerable<string> Values => this.Select(pair => pair.Value);
-
-        public bool ContainsKey(string key) => TryGetValue(key, out _);
-
-        public bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out string value)
+        public override bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out string value)
         {
             if (headers.TryGetValue(key, out var values) && values.Count > 0)
             {
@@ -68,7 +41,7 @@ internal static class NatsMessages
             return false;
         }
 
-        public IEnumerator<KeyValuePair<string, string>> GetEnumerator()
+        public override IEnumerator<KeyValuePair<string, string>> GetEnumerator()
         {
             foreach (var (name, values) in headers)
             {
@@ -78,8 +51,6 @@ internal static class NatsMessages
                 }
             }
         }
-
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
     /// <summary>

@@ -86,7 +86,7 @@ internal static partial class CloudEventDecoder
         {
             return true;
         }
-        if (headers is VisibleHeaders || VisibleHeaders.IgnoresCase(headers))
+        if (HeaderView.IgnoresCase(headers))
         {
             // The table found none in any case: no need to look again.
             value = string.Empty;

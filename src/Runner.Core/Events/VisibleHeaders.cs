@@ -8,20 +8,14 @@ namespace Runner.Core.Events;
 /// A view over the message's header table rather than a copy of it: that table is not changed
 /// after the event is decoded.
 /// </summary>
-internal sealed class VisibleHeaders : IReadOnlyDictionary<string, string>
+internal sealed class VisibleHeaders : HeaderView
 {
     private readonly IReadOnlyDictionary<string, string> _all;
-    private int _count = -1;
 
     private VisibleHeaders(IReadOnlyDictionary<string, string> all) => _all = all;
 
-    /// <summary>Whether <paramref name="headers"/> looks names up case-insensitively by itself.</summary>
-    public static bool IgnoresCase(IReadOnlyDictionary<string, string> headers) =>
-        headers is IIgnoreCaseHeaders
-        || (headers is Dictionary<string, string> table && ReferenceEquals(table.Comparer, StringComparer.OrdinalIgnoreCase));
-
     /// <summary>A view over a case-insensitive table; any other is copied (what it holds is looked up case-insensitively all the same).</summary>
-    public static IReadOnlyDictionary<string, string> Of(IReadOnlyDictionary<string, string> headers)
+    public static VisibleHeaders Of(IReadOnlyDictionary<string, string> headers)
     {
         if (IgnoresCase(headers))
         {
@@ -35,56 +29,7 @@ internal sealed class VisibleHeaders : IReadOnlyDictionary<string, string>
         return new VisibleHeaders(copy);
     }
 
-    public int Count
-    {
-        get
-        {
-            if (_count < 0)
-            {
-                var count = 0;
-                foreach (var (name, _) in _all)
-                {
-                    count += EventHeaders.IsInternal(name) ? 0 : 1;
-                }
-                _count = count;
-            }
-            return _count;
-        }
-    }
-
-    public string this[string key] => TryGetValue(key, out var value) ? value : throw new KeyNotFoundException($"no header '{key}'");
-
-    public IEnumerable<string> Keys
-    {
-        get
-        {
-            foreach (var (name, _) in _all)
-            {
-                if (!EventHeaders.IsInternal(name))
-                {
-                    yield return name;
-                }
-            }
-        }
-    }
-
-    public IEnumerable<string> Values
-    {
-        get
-        {
-            foreach (var (name, value) in _all)
-            {
-                if (!EventHeaders.IsInternal(name))
-                {
-                    yield return value;
-                }
-            }
-        }
-    }
-
-    public bool ContainsKey(string key) => TryGetValue(key, out _);
-
-    public bool TryGetValue(string key, [MaybeNullWhen(false)] out string value)
+    public override bool TryGetValue(string key, [MaybeNullWhen(false)] out string value)
     {
         if (EventHeaders.IsInternal(key))
         {
@@ -94,7 +39,7 @@ internal sealed class VisibleHeaders : IReadOnlyDictionary<string, string>
         return _all.TryGetValue(key, out value);
     }
 
-    public IEnumerator<KeyValuePair<string, string>> GetEnumerator()
+    public override IEnumerator<KeyValuePair<string, string>> GetEnumerator()
     {
         foreach (var pair in _all)
         {
@@ -104,9 +49,4 @@ internal sealed class VisibleHeaders : IReadOnlyDictionary<string, string>
             }
         }
     }
-
-    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }
-
-/// <summary>A message's header table that looks names up case-insensitively (as NATS headers do).</summary>
-internal interface IIgnoreCaseHeaders : IReadOnlyDictionary<string, string>;
