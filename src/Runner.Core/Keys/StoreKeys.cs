@@ -99,24 +99,5 @@ internal static class StoreKeys
 
     private static string Millis(long ms) => ms.ToString("D15", CultureInfo.InvariantCulture);
 
-    /// <summary>The UTF-8 of the parts joined by <see cref="Separator"/>, written straight into the key (no joined string on the way).</summary>
-    internal static byte[] Join(params ReadOnlySpan<string> parts)
-    {
-        var length = parts.Length - 1;
-        foreach (var part in parts)
-        {
-            length += Encoding.UTF8.GetByteCount(part);
-        }
-        var key = new byte[length];
-        var at = 0;
-        for (var i = 0; i < parts.Length; i++)
-        {
-            if (i > 0)
-            {
-                key[at++] = (byte)Separator;
-            }
-            at += Encoding.UTF8.GetBytes(parts[i], key.AsSpan(at));
-        }
-        return key;
-    }
+    internal static byte[] Join(params ReadOnlySpan<string> parts) => JoinedUtf8.ToArray(parts);
 }

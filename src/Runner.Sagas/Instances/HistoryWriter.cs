@@ -1,6 +1,3 @@
-using System.Buffers;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Runner.Core.Events;
 using Runner.Core.Transitions;
@@ -18,19 +15,9 @@ internal static class HistoryWriter
     /// <summary>First 16 hex characters of the SHA-256 of the state JSON as the script returned it.</summary>
     public static string StateHash(string stateJson)
     {
-        // The UTF-8 bytes go through a rented buffer: the state is hashed on every transition.
-        var rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(stateJson.Length));
-        try
-        {
-            var length = Encoding.UTF8.GetBytes(stateJson, rented);
-            Span<byte> hash = stackalloc byte[32];
-            SHA256.HashData(rented.AsSpan(0, length), hash);
-            return Convert.ToHexStringLower(hash[..8]);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(rented);
-        }
+        Span<byte> hash = stackalloc byte[32];
+        Core.Keys.JoinedUtf8.Sha256([stateJson], hash);
+        return Convert.ToHexStringLower(hash[..8]);
     }
 
     public static byte[] Write(
