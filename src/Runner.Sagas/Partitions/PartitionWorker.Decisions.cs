@@ -77,23 +77,46 @@ internal sealed partial class PartitionWorker
             writer.WritePropertyName("data");
             writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
             writer.WriteStartObject("headers");
-            if (evt.Headers.Count > 0)
-            {
-                var names = new string[evt.Headers.Count];
-                var n = 0;
-                foreach (var key in evt.Headers.Keys)
-                {
-                    names[n++] = key;
-                }
-                Array.Sort(names, StringComparer.Ordinal);
-                foreach (var name in names)
-                {
-                    writer.WriteString(name.ToLowerInvariant(), evt.Headers[name]);
-                }
-            }
+            WriteSortedHeaders(writer, evt.Headers);
             writer.WriteEndObject();
             writer.WriteString("stream", origin.Stream);
             writer.WriteNumber("seq", origin.Sequence);
             writer.WriteEndObject();
         });
+
+    private static readonly Comparer<KeyValuePair<string, string>> s_byName =
+        Comparer<KeyValuePair<string, string>>.Create(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+
+    /// <summary>
+    /// The headers in the ordinal order of their names, written lower-cased: read in one pass into a
+    /// rented array (a header table is walked once, not counted, listed and looked up again).
+    /// </summary>
+    private static void WriteSortedHeaders(Utf8JsonWriter writer, IReadOnlyDictionary<string, string> headers)
+    {
+        var pairs = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(16);
+        var n = 0;
+        try
+        {
+            foreach (var pair in headers)
+            {
+                if (n == pairs.Length)
+                {
+                    var larger = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(n * 2);
+                    pairs.AsSpan(0, n).CopyTo(larger);
+                    ArrayPool<KeyValuePair<string, string>>.Shared.Return(pairs, clearArray: true);
+                    pairs = larger;
+                }
+                pairs[n++] = pair;
+            }
+            Array.Sort(pairs, 0, n, s_byName);
+            for (var i = 0; i < n; i++)
+            {
+                writer.WriteString(pairs[i].Key.ToLowerInvariant(), pairs[i].Value);
+            }
+        }
+        finally
+        {
+            ArrayPool<KeyValuePair<string, string>>.Shared.Return(pairs, clearArray: true);
+        }
+    }
 }
