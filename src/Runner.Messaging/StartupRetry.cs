@@ -37,10 +37,16 @@ internal static class StartupRetry
             return true;
         }, logger, time, cancellationToken);
 
-    /// <summary>The server did not answer, or said it cannot right now (no leader, no quorum).</summary>
+    /// <summary>
+    /// The server did not answer, or said it cannot right now (no leader, no quorum). A JetStream
+    /// publish nobody answered (the client's own retries used up on "no responders") is the same as
+    /// a request nobody answered: at start-up, a stream just created, or being recreated by another
+    /// replica starting beside this one, may not take its subjects yet.
+    /// </summary>
     public static bool IsTransient(Exception ex) => ex switch
     {
-        NatsJSApiNoResponseException or NatsNoReplyException or NatsNoRespondersException or NatsTimeoutException or NatsJSTimeoutException or TimeoutException => true,
+        NatsJSApiNoResponseException or NatsNoReplyException or NatsNoRespondersException or NatsTimeoutException or NatsJSTimeoutException or TimeoutException
+            or NatsJSPublishNoResponseException => true,
         NatsJSApiException api => api.Error.Code == 503,
         _ => false,
     };
