@@ -104,6 +104,30 @@ public sealed class ClaimTests(NatsServerFixture nats) : IClassFixture<NatsServe
     }
 
     [Fact]
+    public async Task A_released_claim_is_created_afresh_by_the_next_worker_each_time_it_is_released()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        var (a, b, connection) = await OpenAsync("CLAIMS_RELEASED", TimeSpan.FromSeconds(30));
+        await using var _ = connection;
+
+        for (var round = 0; round < 3; round++)
+        {
+            var (holder, next) = round % 2 == 0 ? (a, b) : (b, a);
+            var held = Assert.IsType<ClaimDecision.Claimed>(await holder.ClaimAsync("acme", "cmd-released", cts.Token)).Claim;
+            Assert.True(await held.ReleaseAsync(cts.Token));
+
+            // The key now ends in a delete marker: a create must go in at the marker's revision, as a first claim.
+            var taken = Assert.IsType<ClaimDecision.Claimed>(await next.ClaimAsync("acme", "cmd-released", cts.Token)).Claim;
+            Assert.Equal(1, taken.Attempt);
+            Assert.False(taken.Takeover);
+            var stored = await holder.GetAsync("acme", "cmd-released", cts.Token);
+            Assert.Equal(next.Worker, stored?.Worker);
+            Assert.Equal(next.Worker, Assert.IsType<ClaimDecision.HeldElsewhere>(await holder.ClaimAsync("acme", "cmd-released", cts.Token)).Worker);
+            Assert.True(await taken.ReleaseAsync(cts.Token));
+        }
+    }
+
+    [Fact]
     public async Task Same_command_id_in_two_tenants_is_two_claims()
     {
         using var cts = new CancellationTokenSource(s_timeout);

@@ -1,7 +1,10 @@
+using System.Globalization;
 using System.Text.Json;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 using NATS.Client.KeyValueStore;
+using Runner.Messaging;
 
 namespace Runner.Effects.Claims;
 
@@ -27,12 +30,18 @@ internal abstract record ClaimDecision
 /// </summary>
 internal sealed class EffectClaims
 {
+    private const string ExpectedLastSubjectSequence = "Nats-Expected-Last-Subject-Sequence";
+
     private readonly INatsKVStore _kv;
+    private readonly PubAckPipeline _writes;
+    private readonly string _subjectPrefix;
     private readonly TimeProvider _time;
 
-    private EffectClaims(INatsKVStore kv, string worker, TimeSpan lease, TimeProvider time)
+    private EffectClaims(INatsKVStore kv, PubAckPipeline writes, string worker, TimeSpan lease, TimeProvider time)
     {
         _kv = kv;
+        _writes = writes;
+        _subjectPrefix = "$KV." + kv.Bucket + ".";
         Worker = worker;
         Lease = lease;
         _time = time;
@@ -64,43 +73,60 @@ internal sealed class EffectClaims
                 },
                 cancellationToken);
         }
-        return new EffectClaims(store, options.Worker, options.Lease, time);
+        return new EffectClaims(store, PubAckPipeline.For(js.Connection), options.Worker, options.Lease, time);
     }
 
     public async ValueTask<ClaimDecision> ClaimAsync(string tenant, string commandId, CancellationToken cancellationToken)
     {
         var key = ClaimKeys.For(tenant, commandId);
-        // Two rounds at most: an entry can vanish between a failed create and the read (retention).
-        for (var round = 0; round < 2; round++)
+        var now = NowMs();
+        var fresh = Running(1, now);
+        // Revision 0: only if the key holds nothing. A released (deleted) claim is created again at its delete marker's revision.
+        ulong expected = 0;
+        // Three rounds at most: a released claim to create at its marker, and an entry can vanish between a failed create and the read (retention).
+        for (var round = 0; round < 3; round++)
         {
-            var now = NowMs();
-            var fresh = Running(1, now);
-            var created = await _kv.TryCreateAsync(key, Serialize(fresh), NatsRawSerializer<byte[]>.Default, cancellationToken);
-            if (created.Success)
+            bool unanswered;
+            try
             {
-                return new ClaimDecision.Claimed(new Claim(this, key, created.Value, fresh, takeover: false));
+                if (await TryPutAsync(key, fresh, expected, cancellationToken) is { } created)
+                {
+                    return new ClaimDecision.Claimed(new Claim(this, key, created, fresh, takeover: false));
+                }
+                unanswered = false;
             }
-            // A wrong revision: the key held a released (deleted) claim and another worker created it first.
-            if (created.Error is not (NatsKVCreateException or NatsKVWrongLastRevisionException))
+            catch (TimeoutException)
             {
-                throw created.Error;
+                // The server may have stored the create although its PubAck never came: the read below tells.
+                unanswered = true;
             }
 
-            var entry = await ReadAsync(key, cancellationToken);
-            if (entry is null)
+            var read = await ReadOrMarkerAsync(key, cancellationToken);
+            if (read.Deleted is { } marker)
             {
+                expected = marker;
                 continue;
             }
-            var (record, revision) = entry.Value;
+            if (read.Entry is not { } entry)
+            {
+                if (unanswered)
+                {
+                    throw new TimeoutException($"claim {key}: no PubAck for its create, and the entry is not there");
+                }
+                expected = 0;
+                continue;
+            }
+            var (record, revision) = entry;
             if (record.Run == fresh.Run)
             {
-                // Our create was applied but its reply was lost (the client retried it).
+                // Our create was applied but its PubAck was lost.
                 return new ClaimDecision.Claimed(new Claim(this, key, revision, record, takeover: false));
             }
             if (record.State == ClaimRecord.Completed)
             {
                 return new ClaimDecision.AlreadyCompleted(record);
             }
+            now = NowMs();
             if (record.LeaseUntilMs > now)
             {
                 return new ClaimDecision.HeldElsewhere(record.Worker, TimeSpan.FromMilliseconds(record.LeaseUntilMs - now));
@@ -109,19 +135,9 @@ internal sealed class EffectClaims
             // The lease ran out: its worker died or stalled mid-effect. Take it over with
             // compare-and-set, so of several workers seeing the same expired lease only one wins.
             var takeover = Running(record.Attempt + 1, now);
-            var updated = await _kv.TryUpdateAsync(key, Serialize(takeover), revision, NatsRawSerializer<byte[]>.Default, cancellationToken);
-            if (updated.Success)
+            if (await UpdateAsync(key, takeover, revision, cancellationToken) is { } updated)
             {
-                return new ClaimDecision.Claimed(new Claim(this, key, updated.Value, takeover, takeover: true) { PreviousWorker = record.Worker });
-            }
-            if (updated.Error is not NatsKVWrongLastRevisionException)
-            {
-                throw updated.Error;
-            }
-            var after = await ReadAsync(key, cancellationToken);
-            if (after is { } mine && mine.Record.Run == takeover.Run)
-            {
-                return new ClaimDecision.Claimed(new Claim(this, key, mine.Revision, mine.Record, takeover: true) { PreviousWorker = record.Worker });
+                return new ClaimDecision.Claimed(new Claim(this, key, updated, takeover, takeover: true) { PreviousWorker = record.Worker });
             }
             return new ClaimDecision.HeldElsewhere("(another worker took it over)", Lease);
         }
@@ -137,14 +153,9 @@ internal sealed class EffectClaims
     {
         for (var round = 0; round < 3; round++)
         {
-            var updated = await _kv.TryUpdateAsync(key, Serialize(record), revision, NatsRawSerializer<byte[]>.Default, cancellationToken);
-            if (updated.Success)
+            if (await TryPutAsync(key, record, revision, cancellationToken) is { } updated)
             {
-                return updated.Value;
-            }
-            if (updated.Error is not NatsKVWrongLastRevisionException)
-            {
-                throw updated.Error;
+                return updated;
             }
             var current = await ReadAsync(key, cancellationToken);
             if (current is not { } entry || entry.Record.Run != record.Run)
@@ -161,6 +172,35 @@ internal sealed class EffectClaims
         }
         return null;
     }
+
+    /// <summary>
+    /// Puts <paramref name="record"/> if the key's last revision is <paramref name="expected"/> (0: the key holds nothing):
+    /// the new revision, or null when it is not. Written as the client's KV store writes it (the
+    /// <c>$KV.{bucket}.{key}</c> subject, the expected revision as a header), but through the
+    /// connection's PubAck pipeline, which every claim of the process shares, instead of a
+    /// request-reply each. A missing PubAck is a <see cref="TimeoutException"/>: the write may
+    /// have been stored, which only a read can tell.
+    /// </summary>
+    private async ValueTask<ulong?> TryPutAsync(string key, ClaimRecord record, ulong expected, CancellationToken cancellationToken)
+    {
+        var headers = new NatsHeaders { [ExpectedLastSubjectSequence] = expected.ToString(CultureInfo.InvariantCulture) };
+        var pending = await _writes.PublishAsync(_subjectPrefix + key, Serialize(record), msgId: null, headers, cancellationToken);
+        var ack = await pending.GetResponseAsync(cancellationToken);
+        if (ack.Error is { } error)
+        {
+            if (IsWrongLastSequence(error))
+            {
+                return null;
+            }
+            throw new NatsJSApiException(error);
+        }
+        return ack.Seq;
+    }
+
+    /// <summary>What the client's KV store reads as a wrong revision (10071; 10164 on newer servers).</summary>
+    private static bool IsWrongLastSequence(ApiError error) =>
+        error is { Code: 400, ErrCode: 10071 or 10164, Description: { } description }
+        && description.StartsWith("wrong last sequence", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// Deletes the entry if it is still at <paramref name="revision"/>: a released claim, which the
@@ -180,20 +220,25 @@ internal sealed class EffectClaims
     public async ValueTask<ClaimRecord?> GetAsync(string tenant, string commandId, CancellationToken cancellationToken) =>
         (await ReadAsync(ClaimKeys.For(tenant, commandId), cancellationToken))?.Record;
 
-    private async ValueTask<(ClaimRecord Record, ulong Revision)?> ReadAsync(string key, CancellationToken cancellationToken)
+    private async ValueTask<(ClaimRecord Record, ulong Revision)?> ReadAsync(string key, CancellationToken cancellationToken) =>
+        (await ReadOrMarkerAsync(key, cancellationToken)).Entry;
+
+    /// <summary>The entry, or the revision of its delete marker (a released claim), or neither.</summary>
+    private async ValueTask<((ClaimRecord Record, ulong Revision)? Entry, ulong? Deleted)> ReadOrMarkerAsync(string key, CancellationToken cancellationToken)
     {
         var entry = await _kv.TryGetEntryAsync(key, serializer: NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
         if (!entry.Success)
         {
-            if (entry.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException)
+            return entry.Error switch
             {
-                return null;
-            }
-            throw entry.Error;
+                NatsKVKeyDeletedException deleted => (null, deleted.Revision),
+                NatsKVKeyNotFoundException => (null, null),
+                _ => throw entry.Error,
+            };
         }
         var record = Deserialize(entry.Value.Value)
             ?? throw new InvalidDataException($"claim {key} holds a value that is not a claim record");
-        return (record, entry.Value.Revision);
+        return ((record, entry.Value.Revision), null);
     }
 
     internal long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();

@@ -265,8 +265,8 @@ internal sealed partial class EffectWorker
     {
         var id = ResultEvents.Id(command.CommandId);
         var headers = NatsMessages.EndToEnd(command.Tenant, command.CorrelationId, command.CommandId, command.TraceParent);
-        var ack = await _js.PublishAsync(subject, Encoding.UTF8.GetBytes(json), headers: headers,
-            opts: new NatsJSPubOpts { MsgId = EventHeaders.Encode(id) }, cancellationToken: cancellationToken);
+        var pending = await _publisher.PublishAsync(subject, Encoding.UTF8.GetBytes(json), EventHeaders.Encode(id), headers, cancellationToken);
+        var ack = await pending.GetResponseAsync(cancellationToken);
         ack.EnsureStored();
     }
 

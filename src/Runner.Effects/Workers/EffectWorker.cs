@@ -5,6 +5,7 @@ using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 using Runner.Core.Manifests;
 using Runner.Effects.Claims;
+using Runner.Messaging;
 
 namespace Runner.Effects.Workers;
 
@@ -19,6 +20,7 @@ internal sealed partial class EffectWorker
     private const int MaxTrackedFailures = 10_000;
 
     private readonly INatsJSContext _js;
+    private readonly PubAckPipeline _publisher;
     private readonly EffectClaims _claims;
     private readonly IEffectExecutor _executor;
     private readonly Func<string, EffectManifest?> _effects;
@@ -51,6 +53,7 @@ internal sealed partial class EffectWorker
         CancellationToken abort)
     {
         _js = js;
+        _publisher = PubAckPipeline.For(js.Connection);
         _claims = claims;
         _executor = executor;
         _effects = effects;
