@@ -35,11 +35,14 @@ internal sealed class SubjectPattern
         {
             return "subject is empty";
         }
-        var tokens = text.Split('.');
-        for (var i = 0; i < tokens.Length; i++)
+        // Token by token over the text itself: tenants and effect names are checked per event and per command.
+        var rest = text.AsSpan();
+        while (true)
         {
-            var token = tokens[i];
-            if (token.Length == 0)
+            var dot = rest.IndexOf('.');
+            var token = dot < 0 ? rest : rest[..dot];
+            var last = dot < 0;
+            if (token.IsEmpty)
             {
                 return $"subject '{text}' has an empty token";
             }
@@ -50,30 +53,34 @@ internal sealed class SubjectPattern
                     return $"subject '{text}' contains whitespace or control characters";
                 }
             }
-            if (token == ">")
+            if (token is ">")
             {
                 if (!allowWildcards)
                 {
                     return $"subject '{text}' may not contain wildcards";
                 }
-                if (i != tokens.Length - 1)
+                if (!last)
                 {
                     return $"subject '{text}': '>' must be the last token";
                 }
             }
-            else if (token == "*")
+            else if (token is "*")
             {
                 if (!allowWildcards)
                 {
                     return $"subject '{text}' may not contain wildcards";
                 }
             }
-            else if (token.Contains('*', StringComparison.Ordinal) || token.Contains('>', StringComparison.Ordinal))
+            else if (token.ContainsAny('*', '>'))
             {
                 return $"subject '{text}': wildcards must be whole tokens";
             }
+            if (last)
+            {
+                return null;
+            }
+            rest = rest[(dot + 1)..];
         }
-        return null;
     }
 
     public bool Matches(string subject)
