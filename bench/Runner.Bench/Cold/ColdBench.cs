@@ -80,7 +80,7 @@ internal static class ColdBench
             output.WriteLine("summary (cold/warm = first 20,000 events / the same process warm: its steady state on a backlog, its warm pass pipelined; target ≥ 0.8)");
             foreach (var r in results)
             {
-                output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×)"));
+                output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×), GC paused {(r.SteadyGc is { } gc ? gc.PauseShare.ToString("P1", CultureInfo.InvariantCulture) : "?")} of wall, peak RSS {r.PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));
             }
             if (options.ColdRounds > 1)
             {
@@ -89,7 +89,7 @@ internal static class ColdBench
                 foreach (var group in results.GroupBy(r => (r.Variant, r.Pipelined)))
                 {
                     var runs = group.ToList();
-                    output.WriteLine(Text.Inv($"  {group.Key.Variant,-12} {(group.Key.Pipelined ? "pipelined" : "backlog"),-9}  n={runs.Count}  first {Spread(runs, r => r.FirstRate, "N0")} ev/s  warm {Spread(runs, r => r.WarmRate, "N0")} ev/s  cold/warm {Spread(runs, r => r.ColdWarm, "F2")}  start→first command {Spread(runs, r => r.StartMs, "N0")} ms  steady cpu/event runner ÷ nats-server {Spread(runs, r => r.SteadyRunnerUs / r.SteadyNatsUs, "F2")}"));
+                    output.WriteLine(Text.Inv($"  {group.Key.Variant,-12} {(group.Key.Pipelined ? "pipelined" : "backlog"),-9}  n={runs.Count}  first {Spread(runs, r => r.FirstRate, "N0")} ev/s  warm {Spread(runs, r => r.WarmRate, "N0")} ev/s  cold/warm {Spread(runs, r => r.ColdWarm, "F2")}  start→first command {Spread(runs, r => r.StartMs, "N0")} ms  steady cpu/event runner ÷ nats-server {Spread(runs, r => r.SteadyRunnerUs / r.SteadyNatsUs, "F2")}  steady GC pause {Spread(runs, r => 100 * (r.SteadyGc?.PauseShare ?? double.NaN), "F1")} % of wall  peak RSS {Spread(runs, r => r.PeakRssMiB ?? double.NaN, "N0")} MiB"));
                 }
             }
             return failed ? 1 : 0;
@@ -154,16 +154,14 @@ internal static class ColdBench
                 ["RUNNER_DATA_DIR"] = data,
                 ["RUNNER_WORKER_ID"] = "cold-" + variant.Name,
             });
-            observer.Watch(process.Pid, process.Started);
+            observer.Watch(process.Pid, process.Started, process.GcAsync);
             if (pipelined)
             {
                 var ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
                 output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; publishing {events:N0} events while it runs"));
+                var clock = Stopwatch.StartNew();
                 var errors = await Publisher.PipelinedAsync(js, events, window, ColdWorkload.Event, null, cancellationToken);
-                if (errors > 0)
-                {
-                    output.WriteLine(Text.Inv($"  {errors} publishes failed"));
-                }
+                output.WriteLine(Text.Inv($"  all {events:N0} published {clock.Elapsed.TotalSeconds:F1} s later{(errors > 0 ? $", {errors} publishes failed" : string.Empty)}"));
             }
             var limit = TimeSpan.FromSeconds(60 + (events / 2_000));
             using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -175,20 +173,25 @@ internal static class ColdBench
                 output.WriteLine(process.Tail());
                 return null;
             }
-            var result = observer.Result(variant.Name, pipelined, events);
+            var (firstGc, steadyGc) = await observer.GcAsync();
+            var result = observer.Result(variant.Name, pipelined, events) with { FirstGc = firstGc, SteadyGc = steadyGc };
             await subscription.UnsubscribeAsync();
             await observing;
             if (pipelined)
             {
                 // The same publishing again, now into the warm process (new accounts): what its first 20,000
-                // events do once nothing is cold. The publisher competes for the same cores in both passes,
-                // so the ratio of the two is what a start costs, not what publishing does.
-                var warmEvents = ColdWorkload.GroupEvents + FirstEvents;
+                // events do once nothing is cold. The publisher competes for the same cores in both passes, for
+                // as long (the same number of events), so the ratio of the two is what a start costs, not what
+                // publishing does. (A shorter warm pass would be over, publisher and all, while the cold pass's
+                // publisher still ran: most of its window without the competition the cold window had.)
+                var warmEvents = events;
                 var warm = new CommandObserver(warmEvents / ColdWorkload.DepositsPerAccount, natsPid);
                 await using var warmSubscription = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken);
                 var warmObserving = warm.RunAsync(warmSubscription, cancellationToken);
                 warm.Watch(process.Pid, Stopwatch.GetTimestamp());
+                var warmClock = Stopwatch.StartNew();
                 await Publisher.PipelinedAsync(js, warmEvents, window, n => ColdWorkload.Event(events + n), null, cancellationToken);
+                output.WriteLine(Text.Inv($"  warm pass: {warmEvents:N0} events (new accounts) published the same way, all {warmClock.Elapsed.TotalSeconds:F1} s after the first"));
                 if (await Task.WhenAny(warm.Done, Task.Delay(limit, cancellationToken)) != warm.Done)
                 {
                     output.WriteLine(Text.Inv($"  FAILED: the warm pass got {warm.Arrived:N0} of {warmEvents / ColdWorkload.DepositsPerAccount:N0} commands"));
@@ -198,6 +201,7 @@ internal static class ColdBench
                 await warmSubscription.UnsubscribeAsync();
                 await warmObserving;
             }
+            result = result with { PeakRssMiB = PeakRssMiB(process.Pid) };
             process.Kill();
             return result;
         }
@@ -216,6 +220,26 @@ internal static class ColdBench
                 // the runner is still going away; the run's root is removed at the end
             }
         }
+    }
+
+    /// <summary>The process's peak resident memory (<c>VmHWM</c>), in MiB; null when it cannot be read.</summary>
+    private static double? PeakRssMiB(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                {
+                    var kib = line["VmHWM:".Length..].Trim().Split(' ')[0];
+                    return double.Parse(kib, CultureInfo.InvariantCulture) / 1024;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return null;
     }
 
     /// <summary><c>dotnet publish src/Runner.Host -c Release</c> into <paramref name="target"/>, as the image does.</summary>
@@ -265,6 +289,14 @@ internal sealed record ColdResult(
     /// <summary>Pipelined: the first 20,000 events of a second pass published the same way into the same, now warm, process.</summary>
     public double? WarmFirstRate { get; init; }
 
+    /// <summary>The runner's GC pauses over the first 20,000 events and the steady state, from its <c>/metrics</c>.</summary>
+    public GcWindow? FirstGc { get; init; }
+
+    public GcWindow? SteadyGc { get; init; }
+
+    /// <summary>The runner's peak resident memory over the whole run (both passes when pipelined).</summary>
+    public double? PeakRssMiB { get; init; }
+
     /// <summary>What the first 20,000 events are compared with: the warm pass (pipelined), or the steady state (backlog).</summary>
     public double WarmRate => WarmFirstRate ?? SteadyRate;
 
@@ -275,9 +307,10 @@ internal sealed record ColdResult(
         output.WriteLine(Text.Inv($"  start → first command {StartMs:N0} ms (process start, connect, streams, leases, first script compile, first {ColdWorkload.GroupEvents:N0} events)"));
         output.WriteLine(Text.Inv($"  first 20,000 events: {FirstRate:N0} events/s; cpu/event runner {FirstRunnerUs:F0} µs, nats-server {FirstNatsUs:F0} µs"));
         output.WriteLine(Text.Inv($"  steady state:        {SteadyRate:N0} events/s; cpu/event runner {SteadyRunnerUs:F0} µs, nats-server {SteadyNatsUs:F0} µs"));
+        output.WriteLine(Text.Inv($"  runner GC, first 20,000: {FirstGc?.ToString() ?? "no reading"}; steady state: {SteadyGc?.ToString() ?? "no reading"}; peak resident memory {PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));
         if (WarmFirstRate is { } warm)
         {
-            output.WriteLine(Text.Inv($"  warm pass, first 20,000 events published the same way into this process: {warm:N0} events/s"));
+            output.WriteLine(Text.Inv($"  warm pass, first 20,000 events (as many published the same way into this process): {warm:N0} events/s"));
         }
         output.WriteLine(Text.Inv($"  cold/warm {ColdWarm:F2} (first 20,000 / {(WarmFirstRate is null ? "steady state" : "warm pass")}); other processes used {OtherCpuShare:P0} of the machine over the run"));
         output.WriteLine("  events/s per 20,000 events: " + string.Join(" ", RatePer20k.Select(r => r.ToString("N0", CultureInfo.InvariantCulture))));

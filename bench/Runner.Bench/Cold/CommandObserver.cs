@@ -18,6 +18,8 @@ internal sealed class CommandObserver(int expected, int? natsPid)
     private int _pid;
     private long _started;
     private int _arrived;
+    private Func<CancellationToken, Task<GcReading?>>? _gc;
+    private readonly Dictionary<int, Task<GcReading?>> _gcAt = [];
 
     private readonly record struct Sample(long Timestamp, double Runner, double Nats, double Self, double MachineBusy, double MachineTotal);
 
@@ -25,9 +27,10 @@ internal sealed class CommandObserver(int expected, int? natsPid)
 
     public int Arrived => Volatile.Read(ref _arrived);
 
-    /// <summary>The runner process to sample from now on, and when it was started.</summary>
-    public void Watch(int pid, long started)
+    /// <summary>The runner process to sample from now on, and when it was started; <paramref name="gc"/> reads its GC totals at the edges of both windows.</summary>
+    public void Watch(int pid, long started, Func<CancellationToken, Task<GcReading?>>? gc = null)
     {
+        _gc = gc;
         _pid = pid;
         _started = started;
         _samples = new Sample[_groups];
@@ -47,7 +50,13 @@ internal sealed class CommandObserver(int expected, int? natsPid)
                 var arrived = Interlocked.Increment(ref _arrived);
                 if (arrived % ColdWorkload.GroupKeys == 0 && arrived / ColdWorkload.GroupKeys <= _samples.Length)
                 {
-                    _samples[(arrived / ColdWorkload.GroupKeys) - 1] = Take();
+                    var index = (arrived / ColdWorkload.GroupKeys) - 1;
+                    _samples[index] = Take();
+                    if (_gc is { } gc && (index == 0 || index == FirstGroups || index == SteadyFrom || index == _groups - 1))
+                    {
+                        // Not awaited: the count goes on while the runner answers.
+                        _gcAt[index] = gc(cancellationToken);
+                    }
                 }
                 if (arrived == expected)
                 {
@@ -67,11 +76,22 @@ internal sealed class CommandObserver(int expected, int? natsPid)
             natsPid is { } nats ? CpuSnapshot.ProcessSeconds($"/proc/{nats}/stat") : 0, CpuSnapshot.ProcessSeconds("/proc/self/stat"), busy, total);
     }
 
+    private const int FirstGroups = ColdBench.FirstEvents / ColdWorkload.GroupEvents;
+
+    private int SteadyFrom => (int)(_groups * 0.6);
+
+    /// <summary>GC pauses of the runner over the first window and the steady state (null where a reading is missing).</summary>
+    public async Task<(GcWindow? First, GcWindow? Steady)> GcAsync()
+    {
+        async Task<GcWindow?> Window(int from, int to) =>
+            _gcAt.TryGetValue(from, out var a) && _gcAt.TryGetValue(to, out var b) && await a is { } start && await b is { } end ? end.Since(start) : null;
+        return (await Window(0, FirstGroups), await Window(SteadyFrom, _groups - 1));
+    }
+
     public ColdResult Result(string variant, bool pipelined, int events)
     {
         var s = _samples;
-        const int FirstGroups = ColdBench.FirstEvents / ColdWorkload.GroupEvents;
-        var steadyFrom = (int)(_groups * 0.6);
+        var steadyFrom = SteadyFrom;
         double Seconds(Sample from, Sample to) => Stopwatch.GetElapsedTime(from.Timestamp, to.Timestamp).TotalSeconds;
         double Rate(int from, int to) => (to - from) * (double)ColdWorkload.GroupEvents / Seconds(s[from], s[to]);
         double Us(Func<Sample, double> cpu, int from, int to) => (cpu(s[to]) - cpu(s[from])) * 1e6 / ((to - from) * (double)ColdWorkload.GroupEvents);

@@ -113,6 +113,40 @@ internal sealed class RunnerChild : IDisposable
         throw new TimeoutException($"the runner was not ready within {within.TotalSeconds:F0} s:\n{Tail()}");
     }
 
+    /// <summary>
+    /// The runner's own garbage-collection totals from <c>/metrics</c> (the runtime's meters, as an operator's
+    /// Prometheus scrapes them); null when it does not answer in time. One request, at the edges of a window only.
+    /// </summary>
+    public async Task<GcReading?> GcAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var text = await _http.GetStringAsync(new Uri("metrics", UriKind.Relative), cancellationToken);
+            var at = Stopwatch.GetTimestamp();
+            double? pause = null;
+            var collections = new long[3];
+            foreach (var line in text.Split('\n'))
+            {
+                if (line.StartsWith("system_runtime_dotnet_gc_pause_time ", StringComparison.Ordinal))
+                {
+                    pause = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+                }
+                for (var generation = 0; generation < 3; generation++)
+                {
+                    if (line.StartsWith($"system_runtime_dotnet_gc_collections{{gc_heap_generation=\"gen{generation}\"}} ", StringComparison.Ordinal))
+                    {
+                        collections[generation] = (long)double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+                    }
+                }
+            }
+            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2]) : null;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
     public void Kill()
     {
         if (!_process.HasExited)
@@ -127,4 +161,19 @@ internal sealed class RunnerChild : IDisposable
         _http.Dispose();
         _process.Dispose();
     }
+}
+
+/// <summary>A process's GC totals at one moment: pause time (seconds) and collections per generation (gen0 counts every collection).</summary>
+internal readonly record struct GcReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2)
+{
+    /// <summary>"paused 3.1 % of wall (gen0/1/2 12/3/1)" between <paramref name="from"/> and this reading.</summary>
+    public GcWindow Since(GcReading from) => new(
+        (PauseSeconds - from.PauseSeconds) / Stopwatch.GetElapsedTime(from.Timestamp, Timestamp).TotalSeconds,
+        Gen0 - from.Gen0, Gen1 - from.Gen1, Gen2 - from.Gen2);
+}
+
+/// <summary>GC pauses over a window as a share of its wall time, and the collections in it.</summary>
+internal readonly record struct GcWindow(double PauseShare, long Gen0, long Gen1, long Gen2)
+{
+    public override string ToString() => Text.Inv($"GC paused {PauseShare:P1} of wall (collections gen0/1/2 {Gen0}/{Gen1}/{Gen2})");
 }
