@@ -18,10 +18,27 @@ namespace Runner.Testing;
 public sealed class NatsServerFixture : IAsyncLifetime
 {
     private readonly string _storeDir = Path.Combine(Path.GetTempPath(), "runner-test-nats-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly string? _config;
     private Process? _process;
     private IContainer? _container;
     private int _port;
     private int _monitorPort;
+
+    public NatsServerFixture()
+    {
+    }
+
+    private NatsServerFixture(string config)
+    {
+        _config = config;
+    }
+
+    /// <summary>
+    /// A server of the test's own started with <paramref name="config"/>, a configuration file's text
+    /// (users and their permissions, say): always the <c>nats-server</c> binary, never
+    /// <c>RUNNER_TEST_NATS_URL</c> or a container. (A class fixture has one public constructor.)
+    /// </summary>
+    public static NatsServerFixture WithConfig(string config) => new(config);
 
     public string Url { get; private set; } = string.Empty;
 
@@ -32,12 +49,12 @@ public sealed class NatsServerFixture : IAsyncLifetime
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var external = Environment.GetEnvironmentVariable("RUNNER_TEST_NATS_URL");
-        if (!string.IsNullOrEmpty(external))
+        if (_config is null && !string.IsNullOrEmpty(external))
         {
             Url = external;
             return;
         }
-        if (DockerAvailable())
+        if (_config is null && DockerAvailable())
         {
             _port = FreePort();
             _container = new ContainerBuilder("nats:2.10")
@@ -52,6 +69,10 @@ public sealed class NatsServerFixture : IAsyncLifetime
         var binary = FindBinary() ?? throw new InvalidOperationException(
             "nats-server not found on PATH: install it (apt-get install -y nats-server), or set RUNNER_TEST_NATS_URL to a server with JetStream");
         Directory.CreateDirectory(_storeDir);
+        if (_config is not null)
+        {
+            await File.WriteAllTextAsync(Path.Combine(_storeDir, "nats.conf"), _config, timeout.Token);
+        }
         // FreePort only finds a port free at that moment: with many test classes starting servers
         // at once, another may take it first. The server then exits at once; try fresh ports.
         for (var attempt = 1; ; attempt++)
@@ -82,6 +103,11 @@ public sealed class NatsServerFixture : IAsyncLifetime
         foreach (var arg in new[] { "-a", "127.0.0.1", "-p", _port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", _monitorPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "-js", "-sd", _storeDir })
         {
             start.ArgumentList.Add(arg);
+        }
+        if (_config is not null)
+        {
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add(Path.Combine(_storeDir, "nats.conf"));
         }
         _process = Process.Start(start) ?? throw new InvalidOperationException("could not start nats-server");
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();

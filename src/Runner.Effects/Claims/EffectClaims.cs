@@ -73,8 +73,12 @@ internal sealed class EffectClaims
                 },
                 cancellationToken);
         }
-        return new EffectClaims(store, PubAckPipeline.For(js.Connection), options.Worker, options.Lease, time);
+        return Create(store, js.Connection, options, time);
     }
+
+    /// <summary>Claims in <paramref name="store"/>, written over <paramref name="connection"/> (the store's own, but for tests of lost PubAcks).</summary>
+    internal static EffectClaims Create(INatsKVStore store, INatsConnection connection, EffectClaimOptions options, TimeProvider time) =>
+        new(store, PubAckPipeline.For(connection), options.Worker, options.Lease, time);
 
     public async ValueTask<ClaimDecision> ClaimAsync(string tenant, string commandId, CancellationToken cancellationToken)
     {
@@ -95,9 +99,10 @@ internal sealed class EffectClaims
                 }
                 unanswered = false;
             }
-            catch (TimeoutException)
+            catch (Exception ex) when (ex is TimeoutException or NatsNoReplyException)
             {
-                // The server may have stored the create although its PubAck never came: the read below tells.
+                // The server may have stored the create although its PubAck never came (or the reply
+                // subscription ended before it did): the read below tells.
                 unanswered = true;
             }
 
