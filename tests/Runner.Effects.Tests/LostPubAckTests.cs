@@ -40,21 +40,32 @@ public sealed class LostPubAckTests : IAsyncLifetime
         return connection;
     }
 
-    private async Task<(EffectClaims Writer, EffectClaims Reader)> ClaimsAsync(NatsConnection full, NatsConnection writer, CancellationToken cancellationToken)
+    /// <summary>Claims written by <paramref name="user"/> and read through a connection that sees everything.</summary>
+    private async Task<Setup> ClaimsAsync(string user, CancellationToken cancellationToken)
     {
+        var full = await ConnectAsync("full");
+        var writing = await ConnectAsync(user);
         var reader = await EffectClaims.OpenAsync(new NatsJSContext(full), new EffectClaimOptions { Bucket = Bucket, Worker = "reader" }, TimeProvider.System, cancellationToken);
         var store = await new NatsKVContext(new NatsJSContext(full)).GetStoreAsync(Bucket, cancellationToken);
-        var claims = EffectClaims.Create(store, writer, new EffectClaimOptions { Bucket = Bucket, Worker = "writer" }, TimeProvider.System);
-        return (claims, reader);
+        var writer = EffectClaims.Create(store, writing, new EffectClaimOptions { Bucket = Bucket, Worker = "writer" }, TimeProvider.System);
+        return new Setup(writer, reader, full, writing);
+    }
+
+    private sealed record Setup(EffectClaims Writer, EffectClaims Reader, NatsConnection Full, NatsConnection Writing) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Writing.DisposeAsync();
+            await Full.DisposeAsync();
+        }
     }
 
     [Fact]
     public async Task A_create_stored_without_a_PubAck_is_read_back_and_the_claim_is_won()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await using var full = await ConnectAsync("full");
-        await using var deaf = await ConnectAsync("deaf");
-        var (writer, reader) = await ClaimsAsync(full, deaf, cts.Token);
+        await using var setup = await ClaimsAsync("deaf", cts.Token);
+        var (writer, reader) = (setup.Writer, setup.Reader);
 
         var decision = await writer.ClaimAsync("acme", "lost-ack-1", cts.Token);
 
@@ -71,9 +82,8 @@ public sealed class LostPubAckTests : IAsyncLifetime
     public async Task A_create_never_stored_and_never_answered_fails_and_claims_nothing()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await using var full = await ConnectAsync("full");
-        await using var blocked = await ConnectAsync("blocked");
-        var (writer, reader) = await ClaimsAsync(full, blocked, cts.Token);
+        await using var setup = await ClaimsAsync("blocked", cts.Token);
+        var (writer, reader) = (setup.Writer, setup.Reader);
 
         var error = await Assert.ThrowsAsync<TimeoutException>(async () => await writer.ClaimAsync("acme", "lost-ack-2", cts.Token));
         Assert.Contains("no PubAck", error.Message, StringComparison.Ordinal);

@@ -78,54 +78,13 @@ internal static partial class CloudEventDecoder
     }
 
     /// <summary>
-    /// An RFC 3339 timestamp. The shape Runner itself writes (<c>yyyy-MM-ddTHH:mm:ss.fffZ</c>, what every
+    /// An RFC 3339 timestamp. The shape Runner itself writes (<see cref="CanonicalTime"/>, what every
     /// event on the inbox carries) is read digit by digit; anything else, or a value out of range in
     /// that shape, goes through the pattern and the framework's parser, which decide as before.
     /// </summary>
-    internal static bool TryParseTime(string text, out DateTimeOffset time)
-    {
-        if (TryParseCanonicalTime(text, out time))
-        {
-            return true;
-        }
-        return Rfc3339().IsMatch(text) && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out time);
-    }
-
-    private static bool TryParseCanonicalTime(string text, out DateTimeOffset time)
-    {
-        time = default;
-        if (text.Length != 24 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':' || text[19] != '.' || text[23] != 'Z')
-        {
-            return false;
-        }
-        if (!Digits(text, 0, 4, out var year) || !Digits(text, 5, 2, out var month) || !Digits(text, 8, 2, out var day)
-            || !Digits(text, 11, 2, out var hour) || !Digits(text, 14, 2, out var minute) || !Digits(text, 17, 2, out var second)
-            || !Digits(text, 20, 3, out var millisecond))
-        {
-            return false;
-        }
-        if (year < 1 || month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 59)
-        {
-            return false;
-        }
-        time = new DateTimeOffset(year, month, day, hour, minute, second, millisecond, TimeSpan.Zero);
-        return true;
-
-        static bool Digits(string text, int start, int count, out int value)
-        {
-            value = 0;
-            for (var i = start; i < start + count; i++)
-            {
-                var digit = text[i] - '0';
-                if ((uint)digit > 9)
-                {
-                    return false;
-                }
-                value = (value * 10) + digit;
-            }
-            return true;
-        }
-    }
+    internal static bool TryParseTime(string text, out DateTimeOffset time) =>
+        CanonicalTime.TryParse(text, out time)
+        || (Rfc3339().IsMatch(text) && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out time));
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")]
     private static partial System.Text.RegularExpressions.Regex Rfc3339();

@@ -40,55 +40,19 @@ internal static class CloudEventEncoder
         }
     }
 
-    /// <summary>Length of <c>yyyy-MM-ddTHH:mm:ss.fffZ</c>, the one shape every time is written in.</summary>
-    private const int TimeLength = 24;
-
-    /// <summary>The time in UTC as <c>yyyy-MM-ddTHH:mm:ss.fffZ</c> (milliseconds, always three digits).</summary>
+    /// <summary>The time in UTC as <c>yyyy-MM-ddTHH:mm:ss.fffZ</c> (<see cref="CanonicalTime"/>).</summary>
     public static string FormatTime(DateTimeOffset time)
     {
-        Span<byte> text = stackalloc byte[TimeLength];
-        WriteTimeDigits(time, text);
+        Span<byte> text = stackalloc byte[CanonicalTime.Length];
+        CanonicalTime.Write(time, text);
         return Encoding.ASCII.GetString(text);
     }
 
     /// <summary>Writes <paramref name="time"/> as <see cref="FormatTime"/> does, straight into the writer (no string per call).</summary>
     public static void WriteTime(Utf8JsonWriter writer, string name, DateTimeOffset time)
     {
-        Span<byte> text = stackalloc byte[TimeLength];
-        WriteTimeDigits(time, text);
+        Span<byte> text = stackalloc byte[CanonicalTime.Length];
+        CanonicalTime.Write(time, text);
         writer.WriteString(name, text);
-    }
-
-    /// <summary>
-    /// Digit by digit: a custom format string is parsed again on every call, which cost as much as
-    /// the rest of a command's timestamps (times are written for every event, command and result).
-    /// </summary>
-    private static void WriteTimeDigits(DateTimeOffset time, Span<byte> text)
-    {
-        var utc = time.UtcDateTime;
-        var (year, month, day) = utc;
-        Digits(text[..4], year);
-        text[4] = (byte)'-';
-        Digits(text.Slice(5, 2), month);
-        text[7] = (byte)'-';
-        Digits(text.Slice(8, 2), day);
-        text[10] = (byte)'T';
-        Digits(text.Slice(11, 2), utc.Hour);
-        text[13] = (byte)':';
-        Digits(text.Slice(14, 2), utc.Minute);
-        text[16] = (byte)':';
-        Digits(text.Slice(17, 2), utc.Second);
-        text[19] = (byte)'.';
-        Digits(text.Slice(20, 3), utc.Millisecond);
-        text[23] = (byte)'Z';
-    }
-
-    private static void Digits(Span<byte> into, int value)
-    {
-        for (var i = into.Length - 1; i >= 0; i--)
-        {
-            into[i] = (byte)('0' + (value % 10));
-            value /= 10;
-        }
     }
 }

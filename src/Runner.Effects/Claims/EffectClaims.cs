@@ -1,8 +1,6 @@
-using System.Globalization;
 using System.Text.Json;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
-using NATS.Client.JetStream.Models;
 using NATS.Client.KeyValueStore;
 using Runner.Messaging;
 
@@ -30,18 +28,14 @@ internal abstract record ClaimDecision
 /// </summary>
 internal sealed class EffectClaims
 {
-    private const string ExpectedLastSubjectSequence = "Nats-Expected-Last-Subject-Sequence";
-
     private readonly INatsKVStore _kv;
-    private readonly PubAckPipeline _writes;
-    private readonly string _subjectPrefix;
+    private readonly KVPuts _puts;
     private readonly TimeProvider _time;
 
-    private EffectClaims(INatsKVStore kv, PubAckPipeline writes, string worker, TimeSpan lease, TimeProvider time)
+    private EffectClaims(INatsKVStore kv, KVPuts puts, string worker, TimeSpan lease, TimeProvider time)
     {
         _kv = kv;
-        _writes = writes;
-        _subjectPrefix = "$KV." + kv.Bucket + ".";
+        _puts = puts;
         Worker = worker;
         Lease = lease;
         _time = time;
@@ -78,7 +72,7 @@ internal sealed class EffectClaims
 
     /// <summary>Claims in <paramref name="store"/>, written over <paramref name="connection"/> (the store's own, but for tests of lost PubAcks).</summary>
     internal static EffectClaims Create(INatsKVStore store, INatsConnection connection, EffectClaimOptions options, TimeProvider time) =>
-        new(store, PubAckPipeline.For(connection), options.Worker, options.Lease, time);
+        new(store, new KVPuts(PubAckPipeline.For(connection), store.Bucket), options.Worker, options.Lease, time);
 
     public async ValueTask<ClaimDecision> ClaimAsync(string tenant, string commandId, CancellationToken cancellationToken)
     {
@@ -178,34 +172,9 @@ internal sealed class EffectClaims
         return null;
     }
 
-    /// <summary>
-    /// Puts <paramref name="record"/> if the key's last revision is <paramref name="expected"/> (0: the key holds nothing):
-    /// the new revision, or null when it is not. Written as the client's KV store writes it (the
-    /// <c>$KV.{bucket}.{key}</c> subject, the expected revision as a header), but through the
-    /// connection's PubAck pipeline, which every claim of the process shares, instead of a
-    /// request-reply each. A missing PubAck is a <see cref="TimeoutException"/>: the write may
-    /// have been stored, which only a read can tell.
-    /// </summary>
-    private async ValueTask<ulong?> TryPutAsync(string key, ClaimRecord record, ulong expected, CancellationToken cancellationToken)
-    {
-        var headers = new NatsHeaders { [ExpectedLastSubjectSequence] = expected.ToString(CultureInfo.InvariantCulture) };
-        var pending = await _writes.PublishAsync(_subjectPrefix + key, Serialize(record), msgId: null, headers, cancellationToken);
-        var ack = await pending.GetResponseAsync(cancellationToken);
-        if (ack.Error is { } error)
-        {
-            if (IsWrongLastSequence(error))
-            {
-                return null;
-            }
-            throw new NatsJSApiException(error);
-        }
-        return ack.Seq;
-    }
-
-    /// <summary>What the client's KV store reads as a wrong revision (10071; 10164 on newer servers).</summary>
-    private static bool IsWrongLastSequence(ApiError error) =>
-        error is { Code: 400, ErrCode: 10071 or 10164, Description: { } description }
-        && description.StartsWith("wrong last sequence", StringComparison.OrdinalIgnoreCase);
+    /// <summary>The claim writes go through the process's PubAck pipeline (see <see cref="KVPuts"/>): creates, renewals and completions of all its commands in flight at once.</summary>
+    private ValueTask<ulong?> TryPutAsync(string key, ClaimRecord record, ulong expected, CancellationToken cancellationToken) =>
+        _puts.TryPutAsync(key, Serialize(record), expected, cancellationToken);
 
     /// <summary>
     /// Deletes the entry if it is still at <paramref name="revision"/>: a released claim, which the
