@@ -29,6 +29,9 @@ internal static partial class EffectsLog
     [LoggerMessage(4507, LogLevel.Warning, "command on {Subject} (effect {Effect}) could not be handled (failure {Failures}) and comes back later: {Reason}")]
     public static partial void CommandFailed(ILogger logger, Exception exception, string effect, string subject, int failures, string reason);
 
+    [LoggerMessage(4512, LogLevel.Warning, "command on {Subject} (effect {Effect}) waits {DelayMs} ms for NATS, which did not answer: {Reason}")]
+    public static partial void CommandWaits(ILogger logger, string effect, string subject, double delayMs, string reason);
+
     [LoggerMessage(4508, LogLevel.Warning, "claim {Key}: heartbeat failed: {Reason}")]
     public static partial void HeartbeatFailed(ILogger logger, string key, string reason);
 

@@ -1,3 +1,4 @@
+using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 
@@ -28,4 +29,20 @@ internal static class PubAcks
     /// publish that met one is retried, never given up on.
     /// </summary>
     public static bool IsPermanent(NatsJSApiException exception) => exception.Error.ErrCode == MessageTooLarge;
+
+    /// <summary>
+    /// True when a publish failed because of the message itself: larger than the server's maximum
+    /// payload, or refused by the stream for good (<see cref="IsPermanent"/>). Anything else (no
+    /// answer, no responders, no leader, a lost connection) is the infrastructure's, and passes.
+    /// </summary>
+    public static bool IsRefusal(Exception exception) =>
+        exception is NatsPayloadTooLargeException || (exception is NatsJSApiException api && IsPermanent(api));
+
+    /// <summary>
+    /// True when a NATS call failed for a reason that is not the message's and passes: no answer,
+    /// no responders, no leader, a lost connection, a store refusing for now. Retry it for as long
+    /// as it lasts; count it toward nothing.
+    /// </summary>
+    public static bool IsTransient(Exception exception) =>
+        (exception is NatsException or TimeoutException) && !IsRefusal(exception);
 }

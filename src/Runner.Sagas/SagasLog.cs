@@ -11,8 +11,11 @@ internal static partial class SagasLog
     [LoggerMessage(3001, LogLevel.Warning, "quarantined {Stream}#{Sequence} on {Subject} at {Stage}: {Reason} ({Detail}) tenant={Tenant} saga={Saga} key={Key}")]
     public static partial void Quarantined(ILogger logger, string stream, ulong sequence, string subject, string stage, string reason, string detail, string? tenant, string? saga, string? key);
 
-    [LoggerMessage(3002, LogLevel.Warning, "router publish for {Stream}#{Sequence} failed (delivery {Delivery}), will retry: {Reason}")]
-    public static partial void RoutePublishFailed(ILogger logger, string stream, ulong sequence, ulong delivery, string reason);
+    [LoggerMessage(3040, LogLevel.Warning, "router of {Stream}: the trigger stream was created again since sequence {Sequence} was routed; routing it from its start")]
+    public static partial void RouterCheckpointIgnored(ILogger logger, string stream, ulong sequence);
+
+    [LoggerMessage(3002, LogLevel.Warning, "router publish for {Stream}#{Sequence} failed; it and the {Later} after it in its batch will be routed again: {Reason}")]
+    public static partial void RoutePublishFailed(ILogger logger, string stream, ulong sequence, int later, string reason);
 
     [LoggerMessage(3003, LogLevel.Information, "partition {Partition} worker started with consumer {Consumer} at checkpoint {Checkpoint}")]
     public static partial void PartitionStarted(ILogger logger, int partition, string consumer, ulong checkpoint);

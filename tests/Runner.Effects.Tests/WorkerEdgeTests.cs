@@ -98,6 +98,45 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
         }, s_timeout, "the poison command to be terminated");
     }
 
+    /// <summary>
+    /// NATS not answering is not the command's fault: a claim bucket gone for longer than
+    /// max-deliver failures (its stream without a leader, a server restarting) is waited out, and
+    /// every command runs once when it is back, none quarantined.
+    /// </summary>
+    [Fact]
+    public async Task A_claim_bucket_that_does_not_answer_for_longer_than_max_deliver_failures_is_waited_out_and_quarantines_nothing()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var (connection, js) = await ConnectAsync(cts.Token);
+        await using var _ = connection;
+        const int maxDeliver = 2;
+        await using var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url)], "worker-1", maxDeliver: maxDeliver);
+        const string bucket = "KV_RUNNER_EFFECTS";
+        var config = (await js.GetStreamAsync(bucket, cancellationToken: cts.Token)).Info.Config;
+        await js.DeleteStreamAsync(bucket, cts.Token);
+
+        const int commands = 3;
+        for (var i = 0; i < commands; i++)
+        {
+            await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", $"outage-{i}", new { i }), cancellationToken: cts.Token);
+        }
+        var consumer = EffectWorker.ConsumerName("runner", "payment.charge", null);
+        await SagaHarness.WaitUntilAsync(async () =>
+            (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info.Delivered.ConsumerSeq >= (ulong)(commands * (maxDeliver + 2)),
+            TimeSpan.FromSeconds(30), $"each command delivered more than {maxDeliver + 1} times");
+        Assert.Empty(QuarantineRecords.List(node.Store, 10));
+        Assert.Empty(upstream.Requests);
+
+        await js.CreateStreamAsync(config, cts.Token);
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) == commands, s_timeout, "a result per command");
+        Assert.Empty(QuarantineRecords.List(node.Store, 10));
+        for (var i = 0; i < commands; i++)
+        {
+            Assert.Equal(1, upstream.CallsFor($"outage-{i}"));
+        }
+    }
+
     [Fact]
     public async Task A_stopping_worker_lets_a_running_command_finish_publish_and_ack()
     {

@@ -233,8 +233,7 @@ internal sealed partial class EffectWorker
             {
                 return false;
             }
-            catch (Exception ex) when (ex is (NatsException or TimeoutException) and not NatsPayloadTooLargeException
-                && !(ex is NatsJSApiException api && PubAcks.IsPermanent(api)))
+            catch (Exception ex) when (PubAcks.IsTransient(ex))
             {
                 EffectsLog.StepRetried(_logger, Effect, delay.TotalMilliseconds, ex.Message);
                 try

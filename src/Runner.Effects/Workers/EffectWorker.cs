@@ -194,10 +194,18 @@ internal sealed partial class EffectWorker
     /// <summary>
     /// A command that failed for a reason other than its effect (the effect's failures are
     /// results): retried a few times, then quarantined and terminated, so a poison command cannot
-    /// loop for ever (invariant 8).
+    /// loop for ever (invariant 8). NATS or the claim bucket not answering is not the command's
+    /// fault: it comes back after a pause for as long as the outage lasts, and counts nothing.
     /// </summary>
     private async Task FailedAsync(INatsJSMsg<byte[]> msg, ulong sequence, Exception ex)
     {
+        if (PubAcks.IsTransient(ex))
+        {
+            var pause = TimeSpan.FromMilliseconds(Math.Min(5_000, 250 * (double)(msg.Metadata?.NumDelivered ?? 1)));
+            EffectsLog.CommandWaits(_logger, Effect, msg.Subject, pause.TotalMilliseconds, ex.Message);
+            await LeaveAsync(msg, pause, _abort);
+            return;
+        }
         if (_failures.Count > MaxTrackedFailures)
         {
             _failures.Clear();

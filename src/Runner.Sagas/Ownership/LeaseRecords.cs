@@ -24,8 +24,18 @@ internal sealed record LeaseRecord
     /// <summary>The owner's lease length: others judge it by this, not by their own setting.</summary>
     [JsonPropertyName("lease_ms")] public long LeaseMs { get; init; }
 
-    /// <summary>The owner's committed inbox checkpoint as of its last write (a partition's progress; final on release).</summary>
+    /// <summary>
+    /// The owner's progress as of its last write (final on release): a partition's committed inbox
+    /// checkpoint; a router's last trigger sequence routed (everything at or below it is in the
+    /// inbox or quarantined), valid for the trigger stream created at <see cref="StreamCreatedMs"/>.
+    /// </summary>
     [JsonPropertyName("checkpoint")] public ulong Checkpoint { get; init; }
+
+    /// <summary>
+    /// A router's trigger stream's creation time (Unix ms) its checkpoint belongs to: a stream
+    /// deleted and created again starts its sequences over, and an old checkpoint must not skip them.
+    /// </summary>
+    [JsonPropertyName("stream_created")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public long StreamCreatedMs { get; init; }
 
     /// <summary>Stored snapshots, newest first (at most two: the older one is the fallback).</summary>
     [JsonPropertyName("snapshots")] public IReadOnlyList<SnapshotRef> Snapshots { get; init; } = [];

@@ -216,6 +216,7 @@ internal sealed partial class PartitionCoordinator
             Epoch = epoch,
             LeaseMs = (long)_lease.TotalMilliseconds,
             Checkpoint = previous?.Checkpoint ?? 0,
+            StreamCreatedMs = previous?.StreamCreatedMs ?? 0,
             Snapshots = previous?.Snapshots ?? [],
             Versions = previous?.Versions ?? [],
             PurgedBelow = previous?.PurgedBelow ?? 0,
@@ -268,8 +269,7 @@ internal sealed partial class PartitionCoordinator
     {
         var held = _owned.Values.Where(l => !l.IsLost).ToList();
         var due = held.Where(l => _time.GetElapsedTime(l.LastWritten) >= Tick).ToList();
-        await Task.WhenAll(due.Select(lease => lease.UpdateAsync(
-            r => lease.Partition is { } p ? r with { Checkpoint = Math.Max(r.Checkpoint, _host.Checkpoint(p)) } : r, cancellationToken)));
+        await Task.WhenAll(due.Select(lease => lease.UpdateAsync(r => WithProgress(lease, r), cancellationToken)));
         var next = Tick;
         foreach (var lease in held.Where(l => !l.IsLost))
         {
@@ -277,6 +277,27 @@ internal sealed partial class PartitionCoordinator
             next = left < next ? left : next;
         }
         return next > TimeSpan.FromMilliseconds(10) ? next : TimeSpan.FromMilliseconds(10);
+    }
+
+    /// <summary>
+    /// The record with this owner's progress written in: a partition's checkpoint only rises; a
+    /// router's rises too, unless its trigger stream was created again since (sequences start over).
+    /// </summary>
+    private LeaseRecord WithProgress(OwnedLease lease, LeaseRecord record)
+    {
+        if (lease.Partition is { } partition)
+        {
+            return record with { Checkpoint = Math.Max(record.Checkpoint, _host.Checkpoint(partition)) };
+        }
+        if (_host.RouterProgress(lease) is not { } progress)
+        {
+            return record;
+        }
+        return record with
+        {
+            Checkpoint = progress.StreamCreatedMs == record.StreamCreatedMs ? Math.Max(record.Checkpoint, progress.Routed) : progress.Routed,
+            StreamCreatedMs = progress.StreamCreatedMs,
+        };
     }
 
     private void StartHandOver(OwnedLease lease, string reason, CancellationToken cancellationToken)
@@ -304,12 +325,16 @@ internal sealed partial class PartitionCoordinator
             {
                 await _host.HandOverRouterAsync(lease, cancellationToken);
             }
-            var released = await lease.UpdateAsync(r => r with
+            var released = await lease.UpdateAsync(r =>
             {
-                State = LeaseRecord.Released,
-                Owner = null,
-                Incarnation = null,
-                Checkpoint = Math.Max(r.Checkpoint, checkpoint),
+                var progressed = WithProgress(lease, r);
+                return progressed with
+                {
+                    State = LeaseRecord.Released,
+                    Owner = null,
+                    Incarnation = null,
+                    Checkpoint = Math.Max(progressed.Checkpoint, checkpoint),
+                };
             }, cancellationToken);
             if (!released)
             {
@@ -400,12 +425,11 @@ internal sealed partial class PartitionCoordinator
         {
             try
             {
-                await lease.UpdateAsync(r => r with
+                await lease.UpdateAsync(r => WithProgress(lease, r) with
                 {
                     State = LeaseRecord.Released,
                     Owner = null,
                     Incarnation = null,
-                    Checkpoint = lease.Partition is { } p ? Math.Max(r.Checkpoint, _host.Checkpoint(p)) : r.Checkpoint,
                 }, cancellationToken);
             }
 #pragma warning disable CA1031 // Best effort on the way out: whatever fails, the lease simply runs out.

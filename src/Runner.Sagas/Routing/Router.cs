@@ -33,11 +33,18 @@ internal sealed class Router
     private readonly TimeProvider _time;
     private readonly CancellationToken _intake;
 
-    // Failed routing attempts by stream sequence. Re-attaching re-creates the consumer, which
-    // resets the server's delivery count, so the count that decides quarantine lives here.
+    // Refused inbox publishes by stream sequence. Re-attaching re-creates the consumer, which
+    // resets the server's delivery count (and that counts unanswered publishes too), so the count
+    // that decides quarantine lives here.
     private readonly Dictionary<ulong, ulong> _attempts = [];
 
     private readonly Ownership.OwnedLease? _lease;
+
+    // Where the next attach starts: past everything routed (in the inbox or quarantined). Known
+    // to the lease too, so a router that takes the stream over resumes there even when the
+    // consumer is gone; valid only for the trigger stream created at _streamCreatedMs.
+    private long _resumeAt;
+    private long _streamCreatedMs;
 
     /// <param name="intake">Cancelled to drain: the router stops reading, finishes the batch in hand and returns.</param>
     /// <param name="lease">The stream's router lease: checked after each attach, so a former holder never reads beside the new one.</param>
@@ -58,6 +65,16 @@ internal sealed class Router
 
     public string Stream => _stream;
 
+    /// <summary>The last trigger sequence routed, for the lease (null until the stream was read).</summary>
+    public Ownership.RouterProgress? Progress
+    {
+        get
+        {
+            var created = Interlocked.Read(ref _streamCreatedMs);
+            return created == 0 ? null : new((ulong)Math.Max(Interlocked.Read(ref _resumeAt) - 1, 0), created);
+        }
+    }
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         if (_intake.IsCancellationRequested)
@@ -77,11 +94,10 @@ internal sealed class Router
         // Resume in order from the ack floor: what was acked beyond it is routed again, and the
         // inbox Nats-Msg-Id plus the partition's dedupe markers drop those copies. Each attach
         // deletes and re-creates the consumer, so an attach whose create failed leaves none behind,
-        // and its ack floor reads as 0: never go back below what this router has already routed,
-        // or a server error mid-attach would route the whole trigger stream again.
-        var resumeAt = 0UL;
-        await using var batcher = new MessageBatcher(_js, _stream, config,
-            async ct => resumeAt = Math.Max(resumeAt, await MessageBatcher.AckFloorAsync(_js, _stream, config.DurableName!, ct) + 1),
+        // and its ack floor reads as 0: never go back below what this router, or the lease's
+        // former holder, has already routed, or a server error mid-attach would route the whole
+        // trigger stream again (and events older than the dedupe retention would apply twice).
+        await using var batcher = new MessageBatcher(_js, _stream, config, ResumeAtAsync,
             settings.Batch, _logger, _time, cancellationToken,
             _lease is null ? null : async ct =>
             {
@@ -91,6 +107,7 @@ internal sealed class Router
                 }
             });
         SagasLog.RouterStarted(_logger, _stream, config.DurableName!);
+        var backoff = MinBackoff;
         while (!reading.IsCancellationRequested)
         {
             List<INatsJSMsg<byte[]>> batch;
@@ -102,18 +119,75 @@ internal sealed class Router
             {
                 break;
             }
-            if (!await RouteBatchAsync(batch, cancellationToken))
+            if (await RouteBatchAsync(batch, cancellationToken))
             {
-                batcher.Restart();
+                // Everything up to here is in the inbox (or quarantined), whatever became of the acks.
+                Advance((long)(batch[^1].Metadata?.Sequence.Stream ?? 0) + 1);
+                SagasTelemetry.Routed.Add(batch.Count, new KeyValuePair<string, object?>(SagasTelemetry.StreamTag, _stream));
+                backoff = MinBackoff;
+                continue;
+            }
+            // Route the failed message again, and what came after it, once the inbox had time to
+            // come back (a leader election, a restart): retrying at once would only fail again.
+            batcher.Restart();
+            try
+            {
+                await Task.Delay(backoff, _time, reading.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, MaxBackoff.TotalMilliseconds));
+        }
+    }
+
+    /// <summary>
+    /// The first trigger sequence of an attach: past what was routed and past the consumer's ack
+    /// floor. The stream's creation time says whether what was routed is of this stream: one
+    /// deleted and created again starts over, and is routed from its start.
+    /// </summary>
+    private async ValueTask<ulong> ResumeAtAsync(CancellationToken cancellationToken)
+    {
+        var created = (await _js.GetStreamAsync(_stream, cancellationToken: cancellationToken)).Info.Created.ToUnixTimeMilliseconds();
+        var known = Interlocked.Read(ref _streamCreatedMs);
+        if (known == 0 && _lease?.Record is { Checkpoint: > 0 } record)
+        {
+            if (record.StreamCreatedMs == created)
+            {
+                Advance((long)record.Checkpoint + 1);
             }
             else
             {
-                // Everything up to here is in the inbox (or quarantined), whatever became of the acks.
-                resumeAt = Math.Max(resumeAt, (batch[^1].Metadata?.Sequence.Stream ?? 0) + 1);
-                SagasTelemetry.Routed.Add(batch.Count, new KeyValuePair<string, object?>(SagasTelemetry.StreamTag, _stream));
+                SagasLog.RouterCheckpointIgnored(_logger, _stream, record.Checkpoint);
             }
         }
+        else if (known != 0 && known != created)
+        {
+            SagasLog.RouterCheckpointIgnored(_logger, _stream, (ulong)Math.Max(Interlocked.Read(ref _resumeAt) - 1, 0));
+            Interlocked.Exchange(ref _resumeAt, 0);
+        }
+        Interlocked.Exchange(ref _streamCreatedMs, created);
+        Advance((long)await MessageBatcher.AckFloorAsync(_js, _stream, _options.RouterConsumer(_stream), cancellationToken) + 1);
+        return (ulong)Interlocked.Read(ref _resumeAt);
     }
+
+    private void Advance(long next)
+    {
+        var current = Interlocked.Read(ref _resumeAt);
+        while (next > current)
+        {
+            var seen = Interlocked.CompareExchange(ref _resumeAt, next, current);
+            if (seen == current)
+            {
+                return;
+            }
+            current = seen;
+        }
+    }
+
+    private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
 
     private sealed class Routed(INatsJSMsg<byte[]> msg)
     {
@@ -126,7 +200,22 @@ internal sealed class Router
 
         /// <summary>Nobody could take it: terminate. (Routed to some sagas and quarantined for others: ack.)</summary>
         public bool Terminate => Quarantines > 0 && Futures.Count == 0;
-        public string? PublishError { get; set; }
+        public string? PublishError { get; private set; }
+
+        /// <summary>
+        /// Some publish failed for a reason that is not the message's (no answer, no stream leader,
+        /// the connection lost): it is retried for as long as that lasts, never counted toward
+        /// quarantine. Only a refusal the same bytes will always meet is counted.
+        /// </summary>
+        public bool Transient { get; private set; }
+
+        public void Failed(Exception ex)
+        {
+            PublishError ??= ex.Message;
+            Transient |= !PubAcks.IsRefusal(ex);
+        }
+
+        public void Settled() => PublishError = null;
     }
 
     /// <summary>Returns false when a message could not be routed: it and everything after it were NAKed.</summary>
@@ -144,7 +233,7 @@ internal sealed class Router
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
-                item.PublishError = ex.Message;
+                item.Failed(ex);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -170,25 +259,28 @@ internal sealed class Router
                 }
                 catch (Exception ex) when (ex is NatsException or TimeoutException)
                 {
-                    item.PublishError ??= ex.Message;
+                    item.Failed(ex);
                 }
             }
         }
 
+        // Only refusals count: a message the inbox will never take is quarantined after
+        // RUNNER_MAX_DELIVER of them. An inbox that does not answer (no leader, NATS restarting)
+        // is waited out, however long: its messages are not at fault, and must not leave the flow.
         var maxDeliver = (ulong)_options.JetStream.MaxDeliver;
-        foreach (var item in routed.Where(r => r.PublishError is not null))
+        foreach (var item in routed.Where(r => r.PublishError is not null && !r.Transient))
         {
             var sequence = item.Msg.Metadata?.Sequence.Stream ?? 0;
-            var attempts = Math.Max(item.Msg.Metadata?.NumDelivered ?? 1, _attempts.GetValueOrDefault(sequence) + 1);
+            var attempts = _attempts.GetValueOrDefault(sequence) + 1;
             _attempts[sequence] = attempts;
             if (attempts < maxDeliver)
             {
                 continue;
             }
             _attempts.Remove(sequence);
-            Quarantine(item, QuarantineRecords.MaxDeliverExceeded, $"inbox publish failed on attempt {attempts}: {item.PublishError}");
+            Quarantine(item, QuarantineRecords.MaxDeliverExceeded, $"the inbox refused the publish {attempts} times: {item.PublishError}");
             item.Futures.Clear();
-            item.PublishError = null;
+            item.Settled();
         }
 
         // Keep order: once one message fails, it and every later one go back (NAK) and the
@@ -216,7 +308,7 @@ internal sealed class Router
                 {
                     await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
                 }
-                SagasLog.RoutePublishFailed(_logger, _stream, 0, 0, $"quarantine write failed: {ex.Message}");
+                SagasLog.RoutePublishFailed(_logger, _stream, batch[0].Metadata?.Sequence.Stream ?? 0, batch.Count - 1, $"quarantine write failed: {ex.Message}");
                 return false;
             }
         }
@@ -225,10 +317,9 @@ internal sealed class Router
         {
             if (failedAt >= 0 && index >= failedAt)
             {
-                var metadata = item.Msg.Metadata;
-                if (item.PublishError is not null)
+                if (index == failedAt)
                 {
-                    SagasLog.RoutePublishFailed(_logger, _stream, metadata?.Sequence.Stream ?? 0, metadata?.NumDelivered ?? 0, item.PublishError);
+                    SagasLog.RoutePublishFailed(_logger, _stream, item.Msg.Metadata?.Sequence.Stream ?? 0, routed.Count - failedAt - 1, item.PublishError!);
                 }
                 await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }
