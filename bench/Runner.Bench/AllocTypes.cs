@@ -3,10 +3,14 @@ using System.Diagnostics.Tracing;
 
 namespace Runner.Bench;
 
-/// <summary>Samples allocations (the runtime's AllocationTick, one event per ~100 KB allocated) by type.</summary>
+/// <summary>
+/// Samples allocations (the runtime's AllocationTick, one event per ~100 KB allocated) by type, and
+/// counts the collections that ran meanwhile by generation and reason (why a GC is a gen1).
+/// </summary>
 internal sealed class AllocTypes : EventListener
 {
     public readonly ConcurrentDictionary<string, long> Bytes = new();
+    public readonly ConcurrentDictionary<string, long> Collections = new();
     public volatile bool On;
 
     protected override void OnEventSourceCreated(EventSource source)
@@ -19,6 +23,13 @@ internal sealed class AllocTypes : EventListener
 
     protected override void OnEventWritten(EventWrittenEventArgs e)
     {
+        if (On && e.EventName is { } started && started.StartsWith("GCStart", StringComparison.Ordinal) && e.Payload is not null)
+        {
+            var depth = e.PayloadNames!.IndexOf("Depth") is var d and >= 0 ? e.Payload[d] : "?";
+            var reason = e.PayloadNames.IndexOf("Reason") is var r and >= 0 ? e.Payload[r] : "?";
+            Collections.AddOrUpdate($"gen{depth} reason {reason}", 1, (_, v) => v + 1);
+            return;
+        }
         if (!On || e.EventName is null || !e.EventName.StartsWith("GCAllocationTick", StringComparison.Ordinal) || e.Payload is null)
         {
             return;
@@ -35,5 +46,7 @@ internal sealed class AllocTypes : EventListener
         {
             output.WriteLine($"    {100.0 * bytes / total,5:F1} %  {name}");
         }
+        // Reasons as the runtime numbers them: 0 small allocation, 4 large allocation, 5 out of space (small heap), 8 internal.
+        output.WriteLine($"    collections: {string.Join(", ", Collections.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}"))}");
     }
 }

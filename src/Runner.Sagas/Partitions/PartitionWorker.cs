@@ -120,7 +120,7 @@ internal sealed partial class PartitionWorker
             AckPolicy = ConsumerConfigAckPolicy.All,
             AckWait = settings.AckWait,
             MaxDeliver = -1,
-            MaxAckPending = settings.MaxAckPending,
+            MaxAckPending = settings.StageAckPending,
         };
         SagasLog.PartitionStarted(_logger, _partition.Value, _consumer, (ulong)Interlocked.Read(ref _checkpoint));
         // The LMDB checkpoint, not the server's ack floor, says where this partition resumes.

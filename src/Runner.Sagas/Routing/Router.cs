@@ -88,7 +88,7 @@ internal sealed class Router
             AckPolicy = ConsumerConfigAckPolicy.Explicit,
             AckWait = settings.AckWait,
             MaxDeliver = -1,
-            MaxAckPending = settings.MaxAckPending,
+            MaxAckPending = settings.StageAckPending,
         };
 
         // Resume in order from the ack floor: what was acked beyond it is routed again, and the
