@@ -238,6 +238,8 @@ internal sealed class MessageBatcher : IAsyncDisposable
             catch (Exception ex)
 #pragma warning restore CA1031
             {
+                // The next attach delivers from the caller's start sequence again, what is buffered too.
+                DropBuffered();
                 MessagingLog.ConsumerFailed(_logger, _stream, Consumer, backoff.TotalMilliseconds, ex.Message);
                 try
                 {

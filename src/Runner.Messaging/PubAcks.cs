@@ -40,9 +40,16 @@ internal static class PubAcks
 
     /// <summary>
     /// True when a NATS call failed for a reason that is not the message's and passes: no answer,
-    /// no responders, no leader, a lost connection, a store refusing for now. Retry it for as long
-    /// as it lasts; count it toward nothing.
+    /// no responders, no leader, a lost connection, a server refusing for now (storage full, no
+    /// quorum). Retry it for as long as it lasts; count it toward nothing. What the client refuses
+    /// before sending (a header it cannot write, a payload too large) is the message's, and is not.
     /// </summary>
-    public static bool IsTransient(Exception exception) =>
-        (exception is NatsException or TimeoutException) && !IsRefusal(exception);
+    public static bool IsTransient(Exception exception) => exception switch
+    {
+        TimeoutException or NatsTimeoutException or NatsJSTimeoutException => true,
+        NatsNoRespondersException or NatsNoReplyException or NatsJSApiNoResponseException or NatsJSPublishNoResponseException => true,
+        NatsConnectionFailedException or NatsJSConnectionException or NatsServerException => true,
+        NatsJSApiException api => !IsPermanent(api),
+        _ => false,
+    };
 }

@@ -68,6 +68,54 @@ public sealed class RouterRetryTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.Equal(1, h.Instance("acme", "counter", "k1")!.Version);
     }
 
+    /// <summary>
+    /// A producer's raw client can store a header name the NATS client reads but will not write
+    /// (a DEL byte in it). Copying it into the inbox publish would fail before sending, on every
+    /// attempt: the router leaves that header out and routes the event.
+    /// </summary>
+    [Fact]
+    public async Task A_trigger_with_a_header_name_the_client_cannot_write_is_routed_without_that_header()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(),
+            o => o with { JetStream = o.JetStream with { MaxDeliver = MaxDeliver } });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var payload = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(SagaHarness.CloudEvent("e-odd-header", "added", new { n = 1 }));
+        await RawPublishAsync(new Uri(nats.Url), "aggregate.acme.counter.k0.added", "NATS/1.0\r\nx-odd\u007fname: v\r\nx-fine: kept\r\n\r\n", payload, cts.Token);
+        await h.PublishAsync("aggregate.acme.counter.k1.added", SagaHarness.CloudEvent("e-after", "added", new { n = 2 }), cancellationToken: cts.Token);
+
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 2, TimeSpan.FromSeconds(30), "both events applied");
+        Assert.Empty(h.Quarantine());
+        Assert.Equal(1, h.Instance("acme", "counter", "k0")!.Version);
+        var inbox = await h.MessagesAsync(h.Options.JetStream.Streams.Inbox, cts.Token);
+        var routed = Assert.Single(inbox, m => m.Headers is { } headers && headers.TryGetValue("x-fine", out var fine) && fine.ToString() == "kept");
+        Assert.DoesNotContain(routed.Headers!.Keys, k => k.StartsWith("x-odd", StringComparison.Ordinal));
+    }
+
+    /// <summary>Publishes with the NATS protocol by hand (HPUB), as a client that does not check header names would.</summary>
+    private static async Task RawPublishAsync(Uri server, string subject, string headers, byte[] payload, CancellationToken cancellationToken)
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(server.Host, server.Port, cancellationToken);
+        var stream = tcp.GetStream();
+        using var reader = new StreamReader(stream, System.Text.Encoding.ASCII, false, 4096, leaveOpen: true);
+        var info = await reader.ReadLineAsync(cancellationToken);
+        Assert.StartsWith("INFO ", info, StringComparison.Ordinal);
+        var head = System.Text.Encoding.Latin1.GetBytes(headers);
+        var command = System.Text.Encoding.ASCII.GetBytes(
+            "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"protocol\":1}\r\n"
+            + $"HPUB {subject} {head.Length} {head.Length + payload.Length}\r\n");
+        await stream.WriteAsync(command, cancellationToken);
+        await stream.WriteAsync(head, cancellationToken);
+        await stream.WriteAsync(payload, cancellationToken);
+        await stream.WriteAsync("\r\nPING\r\n"u8.ToArray(), cancellationToken);
+        string? line;
+        while ((line = await reader.ReadLineAsync(cancellationToken)) is not null && line != "PONG")
+        {
+            Assert.False(line.StartsWith("-ERR", StringComparison.Ordinal), $"the server refused the publish: {line}");
+        }
+        Assert.Equal("PONG", line);
+    }
+
     private static int RouterFailures(ReviewLogs logs) =>
         logs.Lines.Count(l => l.Contains("router publish for AGGREGATE_EVENTS#", StringComparison.Ordinal));
 }

@@ -70,4 +70,25 @@ internal static class EventHeaders
     public static bool IsInternal(string name) =>
         name.StartsWith("runner-", StringComparison.OrdinalIgnoreCase)
         || name.StartsWith("Nats-", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Whether a header name can be published again: printable ASCII without a colon (what the
+    /// client writes). A producer's raw client can store others, which the client reads but will
+    /// not write: such a header is not carried on, or the message could never be routed.
+    /// </summary>
+    public static bool IsWritableName(string name)
+    {
+        if (name.Length == 0)
+        {
+            return false;
+        }
+        foreach (var c in name)
+        {
+            if (c <= ' ' || c == ':' || c >= '\u007f')
+            {
+                return false;
+            }
+        }
+        return true;
+    }
 }

@@ -42,9 +42,11 @@ internal sealed class Router
 
     // Where the next attach starts: past everything routed (in the inbox or quarantined). Known
     // to the lease too, so a router that takes the stream over resumes there even when the
-    // consumer is gone; valid only for the trigger stream created at _streamCreatedMs.
+    // consumer is gone; valid only for the trigger stream created at _streamCreated. The pump's
+    // attach and the routing loop both move them: always together, under the lock.
+    private readonly Lock _progress = new();
     private long _resumeAt;
-    private long _streamCreatedMs;
+    private DateTimeOffset _streamCreated;
 
     /// <param name="intake">Cancelled to drain: the router stops reading, finishes the batch in hand and returns.</param>
     /// <param name="lease">The stream's router lease: checked after each attach, so a former holder never reads beside the new one.</param>
@@ -70,8 +72,10 @@ internal sealed class Router
     {
         get
         {
-            var created = Interlocked.Read(ref _streamCreatedMs);
-            return created == 0 ? null : new((ulong)Math.Max(Interlocked.Read(ref _resumeAt) - 1, 0), created);
+            lock (_progress)
+            {
+                return _streamCreated == default ? null : new((ulong)Math.Max(_resumeAt - 1, 0), _streamCreated.ToUnixTimeMilliseconds());
+            }
         }
     }
 
@@ -122,7 +126,7 @@ internal sealed class Router
             if (await RouteBatchAsync(batch, cancellationToken))
             {
                 // Everything up to here is in the inbox (or quarantined), whatever became of the acks.
-                Advance((long)(batch[^1].Metadata?.Sequence.Stream ?? 0) + 1);
+                Advance(batch[^1]);
                 SagasTelemetry.Routed.Add(batch.Count, new KeyValuePair<string, object?>(SagasTelemetry.StreamTag, _stream));
                 backoff = MinBackoff;
                 continue;
@@ -149,40 +153,52 @@ internal sealed class Router
     /// </summary>
     private async ValueTask<ulong> ResumeAtAsync(CancellationToken cancellationToken)
     {
-        var created = (await _js.GetStreamAsync(_stream, cancellationToken: cancellationToken)).Info.Created.ToUnixTimeMilliseconds();
-        var known = Interlocked.Read(ref _streamCreatedMs);
-        if (known == 0 && _lease?.Record is { Checkpoint: > 0 } record)
+        var created = (await _js.GetStreamAsync(_stream, cancellationToken: cancellationToken)).Info.Created;
+        var floor = await MessageBatcher.AckFloorAsync(_js, _stream, _options.RouterConsumer(_stream), cancellationToken) + 1;
+        lock (_progress)
         {
-            if (record.StreamCreatedMs == created)
+            if (_streamCreated == default)
             {
-                Advance((long)record.Checkpoint + 1);
+                if (_lease?.Record is { Checkpoint: > 0 } record)
+                {
+                    if (record.StreamCreatedMs == created.ToUnixTimeMilliseconds())
+                    {
+                        _resumeAt = Math.Max(_resumeAt, (long)record.Checkpoint + 1);
+                    }
+                    else
+                    {
+                        SagasLog.RouterCheckpointIgnored(_logger, _stream, record.Checkpoint);
+                    }
+                }
             }
-            else
+            else if (_streamCreated != created)
             {
-                SagasLog.RouterCheckpointIgnored(_logger, _stream, record.Checkpoint);
+                SagasLog.RouterCheckpointIgnored(_logger, _stream, (ulong)Math.Max(_resumeAt - 1, 0));
+                _resumeAt = 0;
             }
+            _streamCreated = created;
+            _resumeAt = Math.Max(_resumeAt, (long)floor);
+            return (ulong)_resumeAt;
         }
-        else if (known != 0 && known != created)
-        {
-            SagasLog.RouterCheckpointIgnored(_logger, _stream, (ulong)Math.Max(Interlocked.Read(ref _resumeAt) - 1, 0));
-            Interlocked.Exchange(ref _resumeAt, 0);
-        }
-        Interlocked.Exchange(ref _streamCreatedMs, created);
-        Advance((long)await MessageBatcher.AckFloorAsync(_js, _stream, _options.RouterConsumer(_stream), cancellationToken) + 1);
-        return (ulong)Interlocked.Read(ref _resumeAt);
     }
 
-    private void Advance(long next)
+    /// <summary>
+    /// Moves the resume point past a routed batch's last message, unless that message is of a
+    /// stream since deleted and created again (stored before it was created): its sequence says
+    /// nothing of the new stream's.
+    /// </summary>
+    private void Advance(INatsJSMsg<byte[]> last)
     {
-        var current = Interlocked.Read(ref _resumeAt);
-        while (next > current)
+        if (last.Metadata is not { } metadata)
         {
-            var seen = Interlocked.CompareExchange(ref _resumeAt, next, current);
-            if (seen == current)
+            return;
+        }
+        lock (_progress)
+        {
+            if (metadata.Timestamp >= _streamCreated)
             {
-                return;
+                _resumeAt = Math.Max(_resumeAt, (long)metadata.Sequence.Stream + 1);
             }
-            current = seen;
         }
     }
 
@@ -387,7 +403,8 @@ internal sealed class Router
             var outHeaders = new NatsHeaders();
             foreach (var (name, value) in headers)
             {
-                if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase))
+                if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
+                    && EventHeaders.IsWritableName(name))
                 {
                     outHeaders[name] = value;
                 }
