@@ -55,9 +55,6 @@ internal sealed partial class SagaRuntime
     ulong IOwnershipHost.Checkpoint(PartitionId partition) =>
         _runs.TryGetValue(partition.Value, out var run) && run.Worker is { } worker ? worker.Checkpoint : 0;
 
-    RouterProgress? IOwnershipHost.RouterProgress(OwnedLease lease) =>
-        _routerOf.TryGetValue(lease, out var router) ? router.Progress : null;
-
     void IOwnershipHost.PartitionAcquired(OwnedLease lease)
     {
         var run = new PartitionRun(lease);
@@ -274,8 +271,6 @@ internal sealed partial class SagaRuntime
             try
             {
                 var router = new Router(_js, _store, () => _manifests, _options, stream, _loggers.CreateLogger<Router>(), _time, run.Intake.Token, lease);
-                // Outlives the run: the lease's release, after the router stopped, writes where it got to.
-                _routerOf.AddOrUpdate(lease, router);
                 await Supervise($"router {stream}", router.RunAsync, owned.Token);
                 run.Routing.TrySetResult();
                 await HoldUntilGoneAsync(owned.Token);

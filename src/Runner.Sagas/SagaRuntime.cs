@@ -36,7 +36,6 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     private readonly List<Task> _loops = [];
     private readonly ConcurrentDictionary<int, PartitionRun> _runs = new();
     private readonly ConcurrentDictionary<string, RouterRun> _routers = new(StringComparer.Ordinal);
-    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<OwnedLease, Routing.Router> _routerOf = [];
     private readonly SemaphoreSlim _control = new(1, 1);
     private CancellationTokenSource? _stop;
     private PartitionCoordinator? _coordinator;

@@ -233,7 +233,8 @@ internal sealed partial class EffectWorker
             {
                 return false;
             }
-            catch (Exception ex) when (PubAcks.IsTransient(ex))
+            // Broader than PubAcks.IsTransient on purpose: giving up here loses a result that exists.
+            catch (Exception ex) when (ex is NatsException or TimeoutException && !PubAcks.IsRefusal(ex))
             {
                 EffectsLog.StepRetried(_logger, Effect, delay.TotalMilliseconds, ex.Message);
                 try

@@ -22,6 +22,7 @@ internal sealed class OwnedLease : IDisposable
     private LeaseRecord _record;
     private ulong _revision;
     private string? _fencedBecause;
+    private RouterProgress? _routed;
 
     public OwnedLease(OwnershipBucket bucket, string key, PartitionId? partition, LeaseRecord record, ulong revision, long sentAt, TimeProvider time, ILogger logger)
     {
@@ -61,6 +62,14 @@ internal sealed class OwnedLease : IDisposable
     public bool IsLost => _lost.IsCancellationRequested;
 
     public string? FencedBecause => Volatile.Read(ref _fencedBecause);
+
+    /// <summary>
+    /// A router lease's progress as its router last reported it (null: none yet): written into each
+    /// renewal and the release, so whoever holds the lease next resumes after it.
+    /// </summary>
+    public RouterProgress? Routed => Volatile.Read(ref _routed);
+
+    public void ReportRouted(RouterProgress progress) => Volatile.Write(ref _routed, progress);
 
     /// <summary>Monotonic timestamp until which the lease is certainly ours.</summary>
     public long ValidUntil { get; private set; }
@@ -199,3 +208,6 @@ internal sealed class OwnedLease : IDisposable
         _gate.Dispose();
     }
 }
+
+/// <summary>The last trigger sequence a router routed, in the trigger stream created at <paramref name="StreamCreatedMs"/> (Unix ms).</summary>
+internal sealed record RouterProgress(ulong Routed, long StreamCreatedMs);

@@ -289,7 +289,7 @@ internal sealed partial class PartitionCoordinator
         {
             return record with { Checkpoint = Math.Max(record.Checkpoint, _host.Checkpoint(partition)) };
         }
-        if (_host.RouterProgress(lease) is not { } progress)
+        if (lease.Routed is not { } progress)
         {
             return record;
         }

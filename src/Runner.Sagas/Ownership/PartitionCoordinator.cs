@@ -29,13 +29,7 @@ internal interface IOwnershipHost
 
     /// <summary>The partition's committed checkpoint, written into each renewal.</summary>
     ulong Checkpoint(PartitionId partition);
-
-    /// <summary>The router's progress under <paramref name="lease"/>, written into each renewal (null: nothing known yet).</summary>
-    RouterProgress? RouterProgress(OwnedLease lease);
 }
-
-/// <summary>The last trigger sequence a router routed, in the trigger stream created at <paramref name="StreamCreatedMs"/>.</summary>
-internal readonly record struct RouterProgress(ulong Routed, long StreamCreatedMs);
 
 /// <summary>
 /// Membership, leases and balance for one replica. It heartbeats its member key, watches the

@@ -40,7 +40,7 @@ internal sealed class Router
 
     private readonly Ownership.OwnedLease? _lease;
 
-    // Where the next attach starts: past everything routed (in the inbox or quarantined). Known
+    // Where the next attach starts: past everything routed (in the inbox or quarantined). Reported
     // to the lease too, so a router that takes the stream over resumes there even when the
     // consumer is gone; valid only for the trigger stream created at _streamCreated. The pump's
     // attach and the routing loop both move them: always together, under the lock.
@@ -66,18 +66,6 @@ internal sealed class Router
     }
 
     public string Stream => _stream;
-
-    /// <summary>The last trigger sequence routed, for the lease (null until the stream was read).</summary>
-    public Ownership.RouterProgress? Progress
-    {
-        get
-        {
-            lock (_progress)
-            {
-                return _streamCreated == default ? null : new((ulong)Math.Max(_resumeAt - 1, 0), _streamCreated.ToUnixTimeMilliseconds());
-            }
-        }
-    }
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -178,6 +166,7 @@ internal sealed class Router
             }
             _streamCreated = created;
             _resumeAt = Math.Max(_resumeAt, (long)floor);
+            Report();
             return (ulong)_resumeAt;
         }
     }
@@ -198,9 +187,14 @@ internal sealed class Router
             if (metadata.Timestamp >= _streamCreated)
             {
                 _resumeAt = Math.Max(_resumeAt, (long)metadata.Sequence.Stream + 1);
+                Report();
             }
         }
     }
+
+    /// <summary>Tells the lease how far this stream is routed (under the lock, so reports keep their order).</summary>
+    private void Report() =>
+        _lease?.ReportRouted(new Ownership.RouterProgress((ulong)Math.Max(_resumeAt - 1, 0), _streamCreated.ToUnixTimeMilliseconds()));
 
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
@@ -220,15 +214,16 @@ internal sealed class Router
 
         /// <summary>
         /// Some publish failed for a reason that is not the message's (no answer, no stream leader,
-        /// the connection lost): it is retried for as long as that lasts, never counted toward
-        /// quarantine. Only a refusal the same bytes will always meet is counted.
+        /// the connection lost: <see cref="PubAcks.IsTransient"/>): it is retried for as long as that
+        /// lasts, never counted toward quarantine. Anything else (a refusal, what the client would
+        /// not send) is counted.
         /// </summary>
         public bool Transient { get; private set; }
 
         public void Failed(Exception ex)
         {
             PublishError ??= ex.Message;
-            Transient |= !PubAcks.IsRefusal(ex);
+            Transient |= PubAcks.IsTransient(ex);
         }
 
         public void Settled() => PublishError = null;
@@ -280,9 +275,10 @@ internal sealed class Router
             }
         }
 
-        // Only refusals count: a message the inbox will never take is quarantined after
-        // RUNNER_MAX_DELIVER of them. An inbox that does not answer (no leader, NATS restarting)
-        // is waited out, however long: its messages are not at fault, and must not leave the flow.
+        // Only failures that are the message's count: one the inbox will never take is quarantined
+        // after RUNNER_MAX_DELIVER of them. An inbox that does not answer (no leader, NATS
+        // restarting) is waited out, however long: its messages are not at fault, and must not
+        // leave the flow.
         var maxDeliver = (ulong)_options.JetStream.MaxDeliver;
         foreach (var item in routed.Where(r => r.PublishError is not null && !r.Transient))
         {
