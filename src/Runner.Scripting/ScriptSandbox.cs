@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Acornima.Ast;
 using Jint;
@@ -25,6 +26,9 @@ internal sealed partial class ScriptSandbox
     private readonly DeterministicClock _clock = new();
     private readonly SeededRandom _random = new();
     private readonly JsonParser _parser;
+    private readonly JsonToJs _json;
+    private readonly Func<string, JsValue> _parse;
+    private readonly JsValue[] _eventFields = new JsValue[EventArgument.Fields];
     private readonly JsonSerializer _serializer;
     private readonly JsValue _onEvent;
     private readonly JsValue _compensate;
@@ -36,8 +40,10 @@ internal sealed partial class ScriptSandbox
     {
         _script = script;
         var limits = script.Limits;
+        var parseDepth = 0;
         _engine = new Engine(options =>
         {
+            parseDepth = options.Json.MaxParseDepth;
             options.Strict = true;
             options.Interop.Enabled = false;
             options.DisableStringCompilation();
@@ -52,6 +58,8 @@ internal sealed partial class ScriptSandbox
             options.Constraint(_budget);
         });
         _parser = new JsonParser(_engine);
+        _json = new JsonToJs(_engine, parseDepth, (uint)limits.MaxArraySize);
+        _parse = _parser.Parse;
         _serializer = new JsonSerializer(_engine);
 
         var random = new ClrFunction(_engine, "random", (_, _) => new JsNumber(_random.NextDouble()));
@@ -97,8 +105,10 @@ internal sealed partial class ScriptSandbox
         _budget.Arm(limits.MaxStatements, TimeSpan.FromMilliseconds(limits.TimeoutMs), limits.MemoryMb * 1024L * 1024L);
         try
         {
-            var state = input.StateJson is null ? JsValue.Null : _parser.Parse(input.StateJson);
-            var evt = _parser.Parse(input.EventJson);
+            var state = StateArgument(input);
+            var evt = input.Event is { } sagaEvent
+                ? EventArgument.Build(_engine, _json, _parse, sagaEvent, input.Origin, _eventFields)
+                : Parse(input.EventJson ?? throw new ArgumentException("a script input needs an event", nameof(input)));
             var ctx = Context(input);
             var returned = _engine.Invoke(handler, JsValue.Undefined, [state, evt, ctx]);
             if (returned.IsUndefined() || returned.IsNull())
@@ -156,6 +166,18 @@ internal sealed partial class ScriptSandbox
         }
         return ScriptResult.Ok(output!);
     }
+
+    /// <summary>The <c>state</c> argument: the stored document's UTF-8 bytes when given, else the text; <c>null</c> for a new instance.</summary>
+    private JsValue StateArgument(ScriptInput input)
+    {
+        if (input.State is { ValueKind: not System.Text.Json.JsonValueKind.Undefined } state)
+        {
+            return _json.TryConvert(JsonMarshal.GetRawUtf8Value(state), out var value) ? value : _parser.Parse(state.GetRawText());
+        }
+        return input.StateJson is null ? JsValue.Null : Parse(input.StateJson);
+    }
+
+    private JsValue Parse(string json) => _json.TryConvert(json, out var value) ? value : _parser.Parse(json);
 
     /// <summary>
     /// The frozen <c>ctx</c> argument <c>{ now, saga, key, tenant, id, random }</c>, built here rather than by a

@@ -31,12 +31,12 @@ internal static class HistoryWriter
         string? timer,
         TransitionOutput output,
         IReadOnlyList<CommandMessage> commands,
-        string eventJson) =>
+        string? eventJson) =>
         Core.Json.ThreadJsonWriter.ToUtf8(new Step(version, evt, origin, inboxSequence, inboxMs, manifestHash, compensate, timer, output, commands, eventJson), WriteStep);
 
     private readonly record struct Step(
         long Version, SagaEvent Event, MessageOrigin Origin, ulong InboxSequence, long InboxMs, string ManifestHash,
-        bool Compensate, string? Timer, TransitionOutput Output, IReadOnlyList<CommandMessage> Commands, string EventJson);
+        bool Compensate, string? Timer, TransitionOutput Output, IReadOnlyList<CommandMessage> Commands, string? EventJson);
 
     private static void WriteStep(Utf8JsonWriter writer, Step s)
     {
@@ -99,7 +99,15 @@ internal static class HistoryWriter
         writer.WritePropertyName("state");
         writer.WriteRawValue(s.Output.StateJson, skipInputValidation: true);
         writer.WritePropertyName("event");
-        writer.WriteRawValue(s.EventJson, skipInputValidation: true);
+        if (s.EventJson is null)
+        {
+            // The script's event argument, written from the event as the script got it.
+            Scripting.EventArgument.Write(writer, s.Event, s.Origin);
+        }
+        else
+        {
+            writer.WriteRawValue(s.EventJson, skipInputValidation: true);
+        }
         writer.WriteEndObject();
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using Runner.Core.Events;
@@ -58,65 +57,7 @@ internal sealed partial class PartitionWorker
     /// <summary>The command's pool: the script's own, or the effect manifest's.</summary>
     internal static string? PoolOf(CommandRequest command, ManifestSet manifests) => command.Pool ?? manifests.DefaultPool(command.Effect);
 
-    /// <summary>The <c>event</c> argument: <c>{ id, type, source, subject, time, tenant, data, headers, stream, seq }</c>.</summary>
-    internal static string ScriptEventJson(SagaEvent evt, MessageOrigin origin) =>
-        Core.Json.ThreadJsonWriter.ToText((evt, origin), static (writer, input) =>
-        {
-            var (evt, origin) = input;
-            writer.WriteStartObject();
-            writer.WriteString("id", evt.Id);
-            writer.WriteString("type", evt.Type);
-            writer.WriteString("source", evt.Source);
-            writer.WriteString("subject", origin.Subject);
-            if (evt.CeSubject is not null)
-            {
-                writer.WriteString("ce_subject", evt.CeSubject);
-            }
-            CloudEventEncoder.WriteTime(writer, "time", evt.Time);
-            writer.WriteString("tenant", evt.Tenant);
-            writer.WritePropertyName("data");
-            writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
-            writer.WriteStartObject("headers");
-            WriteSortedHeaders(writer, evt.Headers);
-            writer.WriteEndObject();
-            writer.WriteString("stream", origin.Stream);
-            writer.WriteNumber("seq", origin.Sequence);
-            writer.WriteEndObject();
-        });
+    /// <summary>The <c>event</c> argument as JSON text (<see cref="EventArgument"/>).</summary>
+    internal static string ScriptEventJson(SagaEvent evt, MessageOrigin origin) => EventArgument.Json(evt, origin);
 
-    private static readonly Comparer<KeyValuePair<string, string>> s_byName =
-        Comparer<KeyValuePair<string, string>>.Create(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
-
-    /// <summary>
-    /// The headers in the ordinal order of their names, written lower-cased: read in one pass into a
-    /// rented array (a header table is walked once, not counted, listed and looked up again).
-    /// </summary>
-    private static void WriteSortedHeaders(Utf8JsonWriter writer, IReadOnlyDictionary<string, string> headers)
-    {
-        var pairs = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(16);
-        var n = 0;
-        try
-        {
-            foreach (var pair in headers)
-            {
-                if (n == pairs.Length)
-                {
-                    var larger = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(n * 2);
-                    pairs.AsSpan(0, n).CopyTo(larger);
-                    ArrayPool<KeyValuePair<string, string>>.Shared.Return(pairs, clearArray: true);
-                    pairs = larger;
-                }
-                pairs[n++] = pair;
-            }
-            Array.Sort(pairs, 0, n, s_byName);
-            for (var i = 0; i < n; i++)
-            {
-                writer.WriteString(pairs[i].Key.ToLowerInvariant(), pairs[i].Value);
-            }
-        }
-        finally
-        {
-            ArrayPool<KeyValuePair<string, string>>.Shared.Return(pairs, clearArray: true);
-        }
-    }
 }

@@ -141,16 +141,14 @@ internal sealed partial class PartitionWorker
 
         // An operator's cancel runs compensate on the event whatever it is; otherwise the worker's rule decides.
         var handler = compensate && saga.Script.HasCompensate ? ScriptHandler.Compensate : HandlerFor(saga.Script, timer, IsFailureResult(workflowEvents, evt.Type, origin));
-        var eventJson = ScriptEventJson(evt, origin);
-        var input = new ScriptInput(
-            current is null ? null : current.State.GetRawText(),
-            eventJson,
-            evt.Id,
-            evt.TimeMs,
-            evt.Tenant,
-            sagaName,
-            key,
-            handler);
+        // The state and the event go to the script as they are held (the stored document's bytes, the
+        // decoded event's fields), not as JSON texts made for it.
+        var input = new ScriptInput(null, null, evt.Id, evt.TimeMs, evt.Tenant, sagaName, key, handler)
+        {
+            State = current?.State,
+            Event = evt,
+            Origin = origin,
+        };
         var scriptStarted = _time.GetTimestamp();
         var result = saga.Script.Run(input);
         SagasTelemetry.ScriptDuration.Record(_time.GetElapsedTime(scriptStarted).TotalMilliseconds, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, sagaName));
@@ -166,12 +164,15 @@ internal sealed partial class PartitionWorker
             Park(work, instance, current, item, evt, manifests, QuarantineRecords.UnknownEffect, unknown);
             return;
         }
-        var step = new StepInput(origin, eventJson, handler == ScriptHandler.Compensate, timer?.Name);
+        var step = new StepInput(origin, null, handler == ScriptHandler.Compensate, timer?.Name);
         Apply(work, instance, current, evt, sequence, inboxMs, result.Output!, dedupeKey, manifests, step, Tracing.TraceParent(span, inboundTrace));
     }
 
-    /// <summary>What a history step records of the input besides the event: where it came from, the script input, the handler, the timer.</summary>
-    private readonly record struct StepInput(MessageOrigin Origin, string EventJson, bool Compensate, string? FiredTimer);
+    /// <summary>
+    /// What a history step records of the input besides the event: where it came from, the script input
+    /// (null: written from the event and its origin), the handler, the timer.
+    /// </summary>
+    private readonly record struct StepInput(MessageOrigin Origin, string? EventJson, bool Compensate, string? FiredTimer);
 
     /// <summary>Whether a done instance's retention has passed by the time of a message stored at <paramref name="inboxMs"/> (the log's own time, as for dedupe markers).</summary>
     private bool Expired(SagaInstanceRecord instance, long inboxMs) =>

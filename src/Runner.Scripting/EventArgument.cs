@@ -1,0 +1,140 @@
+using System.Buffers;
+using System.Text.Json;
+using Jint;
+using Jint.Native;
+using Runner.Core.Events;
+
+namespace Runner.Scripting;
+
+/// <summary>
+/// The script's <c>event</c> argument: <c>{ id, type, source, subject, ce_subject?, time, tenant, data,
+/// headers, stream, seq }</c>, <c>headers</c> by name in ordinal order and lower-cased. Written as JSON
+/// (<see cref="Write"/>: the history's record of the input, the saga test tools) and built as a
+/// script value (<see cref="Build"/>), the two in one place so they cannot drift: a test holds
+/// <c>JSON.stringify</c> of the built value to the written text.
+/// </summary>
+internal static class EventArgument
+{
+    private static readonly JsObjectLayout s_layout = new(["id", "type", "source", "subject", "time", "tenant", "data", "headers", "stream", "seq"]);
+    private static readonly JsObjectLayout s_layoutWithCeSubject = new(["id", "type", "source", "subject", "ce_subject", "time", "tenant", "data", "headers", "stream", "seq"]);
+
+    private static readonly Comparer<KeyValuePair<string, string>> s_byName =
+        Comparer<KeyValuePair<string, string>>.Create(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+
+    /// <summary>The argument as JSON.</summary>
+    public static void Write(Utf8JsonWriter writer, SagaEvent evt, MessageOrigin origin)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("id", evt.Id);
+        writer.WriteString("type", evt.Type);
+        writer.WriteString("source", evt.Source);
+        writer.WriteString("subject", origin.Subject);
+        if (evt.CeSubject is not null)
+        {
+            writer.WriteString("ce_subject", evt.CeSubject);
+        }
+        CloudEventEncoder.WriteTime(writer, "time", evt.Time);
+        writer.WriteString("tenant", evt.Tenant);
+        writer.WritePropertyName("data");
+        writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
+        writer.WriteStartObject("headers");
+        var pairs = SortedHeaders(evt.Headers, out var n);
+        try
+        {
+            for (var i = 0; i < n; i++)
+            {
+                writer.WriteString(pairs[i].Key.ToLowerInvariant(), pairs[i].Value);
+            }
+        }
+        finally
+        {
+            ArrayPool<KeyValuePair<string, string>>.Shared.Return(pairs, clearArray: true);
+        }
+        writer.WriteEndObject();
+        writer.WriteString("stream", origin.Stream);
+        writer.WriteNumber("seq", origin.Sequence);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>The argument as JSON text.</summary>
+    public static string Json(SagaEvent evt, MessageOrigin origin) =>
+        Core.Json.ThreadJsonWriter.ToText((evt, origin), static (writer, input) => Write(writer, input.evt, input.origin));
+
+    /// <summary>Length of the scratch array <see cref="Build"/> needs.</summary>
+    public const int Fields = 11;
+
+    /// <summary>
+    /// The argument as a script value, equal to <c>JSON.parse</c> of <see cref="Json"/>; <paramref name="parse"/>
+    /// is asked for <c>data</c> only when <paramref name="json"/> declines it.
+    /// </summary>
+    public static JsValue Build(Engine engine, JsonToJs json, Func<string, JsValue> parse, SagaEvent evt, MessageOrigin origin, JsValue[] scratch)
+    {
+        var data = json.TryConvert(evt.DataJson, out var converted) ? converted : parse(evt.DataJson);
+        var headers = Headers(engine, json, evt.Headers);
+        var withCeSubject = evt.CeSubject is not null;
+        var values = scratch.AsSpan(0, withCeSubject ? 11 : 10);
+        var i = 0;
+        values[i++] = new JsString(evt.Id);
+        values[i++] = json.String(evt.Type);
+        values[i++] = json.String(evt.Source);
+        values[i++] = json.String(origin.Subject);
+        if (withCeSubject)
+        {
+            values[i++] = json.String(evt.CeSubject!);
+        }
+        values[i++] = new JsString(CloudEventEncoder.FormatTime(evt.Time));
+        values[i++] = json.String(evt.Tenant);
+        values[i++] = data;
+        values[i++] = headers;
+        values[i++] = json.String(origin.Stream);
+        // As JSON.parse reads the number: an integer other than 0 through the integer path.
+        values[i] = origin.Sequence == 0 ? new JsNumber(0d) : JsNumber.Create((long)origin.Sequence);
+        try
+        {
+            return JsObject.Create(engine, withCeSubject ? s_layoutWithCeSubject : s_layout, values);
+        }
+        finally
+        {
+            values.Clear();
+        }
+    }
+
+    private static JsObject Headers(Engine engine, JsonToJs json, IReadOnlyDictionary<string, string> headers)
+    {
+        var pairs = SortedHeaders(headers, out var n);
+        var entries = ArrayPool<KeyValuePair<string, JsValue>>.Shared.Rent(Math.Max(n, 1));
+        try
+        {
+            for (var i = 0; i < n; i++)
+            {
+                entries[i] = new KeyValuePair<string, JsValue>(json.Name(pairs[i].Key.ToLowerInvariant()), json.String(pairs[i].Value));
+            }
+            return JsObject.CreateFromEntries(engine, entries.AsSpan(0, n));
+        }
+        finally
+        {
+            ArrayPool<KeyValuePair<string, string>>.Shared.Return(pairs, clearArray: true);
+            ArrayPool<KeyValuePair<string, JsValue>>.Shared.Return(entries, clearArray: true);
+        }
+    }
+
+    /// <summary>The headers in the ordinal order of their names, read in one pass into a rented array (the caller returns it).</summary>
+    private static KeyValuePair<string, string>[] SortedHeaders(IReadOnlyDictionary<string, string> headers, out int n)
+    {
+        var pairs = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(16);
+        n = 0;
+        foreach (var pair in headers)
+        {
+            if (n == pairs.Length)
+            {
+                var larger = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(n * 2);
+                pairs.AsSpan(0, n).CopyTo(larger);
+                ArrayPool<KeyValuePair<string, string>>.Shared.Return(pairs, clearArray: true);
+                pairs = larger;
+            }
+            pairs[n++] = pair;
+        }
+        Array.Sort(pairs, 0, n, s_byName);
+        return pairs;
+    }
+}
