@@ -15,8 +15,10 @@ namespace Runner.Scripting;
 /// </summary>
 internal static class EventArgument
 {
-    private static readonly JsObjectLayout s_layout = new(["id", "type", "source", "subject", "time", "tenant", "data", "headers", "stream", "seq"]);
-    private static readonly JsObjectLayout s_layoutWithCeSubject = new(["id", "type", "source", "subject", "ce_subject", "time", "tenant", "data", "headers", "stream", "seq"]);
+    // headers is built only when the script reads it (most never do): a lazy slot is an ordinary data
+    // property in every observable respect, its value made on the first read that observes it.
+    private static readonly JsObjectLayout s_layout = Layout(withCeSubject: false);
+    private static readonly JsObjectLayout s_layoutWithCeSubject = Layout(withCeSubject: true);
 
     private static readonly Comparer<KeyValuePair<string, string>> s_byName =
         Comparer<KeyValuePair<string, string>>.Create(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
@@ -70,7 +72,6 @@ internal static class EventArgument
     public static JsValue Build(Engine engine, JsonToJs json, Func<string, JsValue> parse, SagaEvent evt, MessageOrigin origin, JsValue[] scratch)
     {
         var data = json.TryConvert(evt.DataJson, out var converted) ? converted : parse(evt.DataJson);
-        var headers = Headers(engine, json, evt.Headers);
         var withCeSubject = evt.CeSubject is not null;
         var values = scratch.AsSpan(0, withCeSubject ? 11 : 10);
         var i = 0;
@@ -85,13 +86,13 @@ internal static class EventArgument
         values[i++] = new JsString(CloudEventEncoder.FormatTime(evt.Time));
         values[i++] = json.String(evt.Tenant);
         values[i++] = data;
-        values[i++] = headers;
+        values[i++] = null!; // headers: lazy, from evt
         values[i++] = json.String(origin.Stream);
         // As JSON.parse reads the number: an integer other than 0 through the integer path.
         values[i] = origin.Sequence == 0 ? new JsNumber(0d) : JsNumber.Create((long)origin.Sequence);
         try
         {
-            return JsObject.Create(engine, withCeSubject ? s_layoutWithCeSubject : s_layout, values);
+            return JsObject.Create(engine, withCeSubject ? s_layoutWithCeSubject : s_layout, values, evt);
         }
         finally
         {
@@ -99,7 +100,19 @@ internal static class EventArgument
         }
     }
 
-    private static JsObject Headers(Engine engine, JsonToJs json, IReadOnlyDictionary<string, string> headers)
+    private static JsObjectLayout Layout(bool withCeSubject)
+    {
+        var builder = JsObjectLayout.CreateBuilder().Add("id").Add("type").Add("source").Add("subject");
+        if (withCeSubject)
+        {
+            builder.Add("ce_subject");
+        }
+        return builder.Add("time").Add("tenant").Add("data")
+            .AddLazy("headers", static (instance, state) => Headers(instance.Engine, ((SagaEvent)state!).Headers))
+            .Add("stream").Add("seq").Build();
+    }
+
+    private static JsObject Headers(Engine engine, IReadOnlyDictionary<string, string> headers)
     {
         var pairs = SortedHeaders(headers, out var n);
         var entries = ArrayPool<KeyValuePair<string, JsValue>>.Shared.Rent(Math.Max(n, 1));
@@ -107,7 +120,7 @@ internal static class EventArgument
         {
             for (var i = 0; i < n; i++)
             {
-                entries[i] = new KeyValuePair<string, JsValue>(json.Name(pairs[i].Key.ToLowerInvariant()), json.String(pairs[i].Value));
+                entries[i] = new KeyValuePair<string, JsValue>(pairs[i].Key.ToLowerInvariant(), new JsString(pairs[i].Value));
             }
             return JsObject.CreateFromEntries(engine, entries.AsSpan(0, n));
         }

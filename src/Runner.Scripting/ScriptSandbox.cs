@@ -188,9 +188,9 @@ internal sealed partial class ScriptSandbox
     {
         var ctx = new JsObject(_engine);
         ctx.FastSetProperty("now", new PropertyDescriptor(new JsNumber(input.NowMs), PropertyFlag.OnlyEnumerable));
-        ctx.FastSetProperty("saga", new PropertyDescriptor(new JsString(input.Saga), PropertyFlag.OnlyEnumerable));
+        ctx.FastSetProperty("saga", new PropertyDescriptor(_json.String(input.Saga), PropertyFlag.OnlyEnumerable));
         ctx.FastSetProperty("key", new PropertyDescriptor(new JsString(input.Key), PropertyFlag.OnlyEnumerable));
-        ctx.FastSetProperty("tenant", new PropertyDescriptor(new JsString(input.Tenant), PropertyFlag.OnlyEnumerable));
+        ctx.FastSetProperty("tenant", new PropertyDescriptor(_json.String(input.Tenant), PropertyFlag.OnlyEnumerable));
         ctx.FastSetProperty("id", new PropertyDescriptor(_id, PropertyFlag.OnlyEnumerable));
         ctx.FastSetProperty("random", new PropertyDescriptor(_randomFunction, PropertyFlag.OnlyEnumerable));
         ctx.PreventExtensions();

@@ -144,6 +144,30 @@ public sealed class JsonToJsTests
         Assert.Contains("\"flags\":{\"1\":false,\"2\":true}", fromFields.StateJson, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Headers_are_an_ordinary_property_made_when_first_read()
+    {
+        const string Source = """
+            'use strict';
+            function on_event(state, event, ctx) {
+              const present = 'headers' in event && Object.keys(event).indexOf('headers') === 7;
+              const d = Object.getOwnPropertyDescriptor(event, 'headers');
+              return { state: { present: present, flags: [d.writable, d.enumerable, d.configurable], headers: event.headers, same: event.headers === d.value } };
+            }
+            """;
+        var evt = Event(ceSubject: null);
+        var origin = new MessageOrigin("RUNNER_INBOX", 1, "aggregate.acme.orders.o-1.placed", DateTimeOffset.UnixEpoch);
+
+        var output = Succeeds(Compile(Source), new ScriptInput(null, null, evt.Id, 1_000, "acme", "orders", "o-1") { Event = evt, Origin = origin });
+
+        // By the original names in ordinal order ("X-…" before "a-…"), lower-cased; of two names equal
+        // once lower-cased, the later one's value at the earlier one's place, as JSON.parse of the text.
+
+        Assert.Equal(
+            """{"present":true,"flags":[true,true,true],"headers":{"x-trace":"t-1","a-first":"1","content-type":"application/json"},"same":true}""",
+            output.StateJson);
+    }
+
     [Theory]
     [InlineData(null, 7UL)]
     [InlineData("ce-subject", 0UL)]
