@@ -48,7 +48,7 @@ public sealed class OutputContractTests
 
         Assert.Equal("""{"step":2}""", output.StateJson);
         var command = Assert.Single(output.Commands);
-        Assert.Equal(new CommandRequest("slice.launch", Core.Ids.CommandIds.Derive(new(Tenant), new(Saga), new("order-42"), "evt-1", "launch").Value, """{"rows":3}""", "gpu"), command);
+        Assert.Equal(("slice.launch", Core.Ids.CommandIds.Derive(new(Tenant), new(Saga), new("order-42"), "evt-1", "launch").Value, """{"rows":3}""", "gpu"), (command.Effect, command.Id, command.PayloadJson, command.Pool));
         Assert.Equal([new ScheduleRequest("deadline", Now + 600_000, null), new ScheduleRequest("poll", Now + 5_000, """{"n":1}""")], output.Schedules);
         Assert.Equal(["old"], output.Cancel);
         Assert.True(output.Done);

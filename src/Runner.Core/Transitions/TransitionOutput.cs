@@ -1,7 +1,13 @@
+using System.Text.Json;
+
 namespace Runner.Core.Transitions;
 
-/// <summary>A command a transition asks for; becomes one outbox item.</summary>
-internal sealed record CommandRequest(string Effect, string? Id, string PayloadJson, string? Pool);
+/// <summary>A command a transition asks for; becomes one outbox item. <see cref="Payload"/> is its own document.</summary>
+internal sealed record CommandRequest(string Effect, string? Id, JsonElement Payload, string? Pool)
+{
+    /// <summary>The payload as JSON text (made on each call).</summary>
+    public string PayloadJson => Payload.GetRawText();
+}
 
 /// <summary>
 /// A timer a transition sets; fires as an event at <see cref="DueMs"/>. A deadline timer is handed
@@ -9,10 +15,18 @@ internal sealed record CommandRequest(string Effect, string? Id, string PayloadJ
 /// </summary>
 internal sealed record ScheduleRequest(string Name, long DueMs, string? PayloadJson, bool Deadline = false);
 
-/// <summary>The validated result of <c>on_event</c> or <c>compensate</c>.</summary>
+/// <summary>
+/// The validated result of <c>on_event</c> or <c>compensate</c>. <see cref="State"/> (and each command's
+/// payload) is a document of its own, copied out of the parsed result as UTF-8: it is stored as it is,
+/// with no text made of it on the way.
+/// </summary>
 internal sealed record TransitionOutput(
-    string StateJson,
+    JsonElement State,
     IReadOnlyList<CommandRequest> Commands,
     IReadOnlyList<ScheduleRequest> Schedules,
     IReadOnlyList<string> Cancel,
-    bool Done);
+    bool Done)
+{
+    /// <summary>The state as JSON text (made on each call: observers and the test tools read it, the pipeline does not).</summary>
+    public string StateJson => State.GetRawText();
+}

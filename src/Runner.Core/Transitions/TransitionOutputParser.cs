@@ -20,6 +20,8 @@ internal static class TransitionOutputParser
     /// </summary>
     public const long MaxDueMs = 253_402_300_799_999;
 
+    private static readonly JsonElement s_null = JsonElement.Parse("null");
+
     public static bool TryParse(string json, long nowMs, out TransitionOutput? output, out string? error)
     {
         output = null;
@@ -66,7 +68,8 @@ internal static class TransitionOutputParser
                 }
             }
 
-            var state = root.TryGetProperty("state", out var stateElement) ? stateElement.GetRawText() : "null";
+            // Copied out of the pooled document: the state's own UTF-8 and nothing else.
+            var state = root.TryGetProperty("state", out var stateElement) ? stateElement.Clone() : s_null;
             var done = false;
             if (root.TryGetProperty("done", out var doneElement))
             {
@@ -106,7 +109,8 @@ internal static class TransitionOutputParser
                 error = $"{where} must be an object";
                 return false;
             }
-            string? effect = null, id = null, pool = null, payload = "null";
+            string? effect = null, id = null, pool = null;
+            var payload = s_null;
             foreach (var property in item.EnumerateObject())
             {
                 if (property.NameEquals("effect"u8))
@@ -123,7 +127,7 @@ internal static class TransitionOutputParser
                 }
                 else if (property.NameEquals("payload"u8))
                 {
-                    payload = property.Value.GetRawText();
+                    payload = property.Value.Clone();
                 }
                 else
                 {

@@ -20,6 +20,14 @@ internal static class HistoryWriter
         return Convert.ToHexStringLower(hash[..8]);
     }
 
+    /// <summary>As <see cref="StateHash(string)"/>, from the state's UTF-8 text (the same bytes, so the same hash).</summary>
+    public static string StateHash(ReadOnlySpan<byte> stateUtf8)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(stateUtf8, hash);
+        return Convert.ToHexStringLower(hash[..8]);
+    }
+
     public static byte[] Write(
         long version,
         SagaEvent evt,
@@ -95,9 +103,10 @@ internal static class HistoryWriter
         }
         writer.WriteEndArray();
         writer.WriteBoolean("done", s.Output.Done);
-        writer.WriteString("state_hash", StateHash(s.Output.StateJson));
+        var state = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(s.Output.State);
+        writer.WriteString("state_hash", StateHash(state));
         writer.WritePropertyName("state");
-        writer.WriteRawValue(s.Output.StateJson, skipInputValidation: true);
+        writer.WriteRawValue(state, skipInputValidation: true);
         writer.WritePropertyName("event");
         if (s.EventJson is null)
         {

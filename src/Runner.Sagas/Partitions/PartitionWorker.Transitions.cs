@@ -274,7 +274,7 @@ internal sealed partial class PartitionWorker
                 Saga = instance.Saga.Value,
                 CorrelationId = instance.Key.Value,
                 CausationId = evt.Id,
-                Payload = JsonElement.Parse(command.PayloadJson),
+                Payload = command.Payload,
                 CreatedAt = CloudEventEncoder.FormatTime(evt.Time),
                 TraceParent = traceParent,
             };
@@ -288,7 +288,7 @@ internal sealed partial class PartitionWorker
 
         var next = new SagaInstanceRecord
         {
-            State = JsonElement.Parse(output.StateJson),
+            State = output.State,
             Done = output.Done,
             Version = version,
             Timers = timers.Count == 0 ? null : timers,
@@ -311,7 +311,7 @@ internal sealed partial class PartitionWorker
             }
         }
         PutDedupe(work, dedupeKey, sequence, DedupeRecord.Applied, evt.TimeMs, inboxMs);
-        work.Notices.Add(new TransitionNotice(_partition, instance, next.Version, evt.Id, evt.Type, output.StateJson, commandIds, output.Done));
+        work.Notices.Add(new TransitionNotice(_partition, instance, next.Version, evt.Id, evt.Type, output.State, commandIds, output.Done));
         work.Instances[instance] = next;
         SagasLog.Transition(_logger, instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, next.Version, evt.Type, evt.Id, output.Commands.Count, output.Schedules.Count, output.Done);
     }

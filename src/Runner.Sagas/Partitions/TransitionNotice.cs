@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Runner.Core.Ids;
 
 namespace Runner.Sagas.Partitions;
@@ -9,9 +10,13 @@ internal sealed record TransitionNotice(
     long Version,
     string EventId,
     string EventType,
-    string StateJson,
+    JsonElement State,
     IReadOnlyList<string> CommandIds,
-    bool Done);
+    bool Done)
+{
+    /// <summary>The state as JSON text, made on each call.</summary>
+    public string StateJson => State.GetRawText();
+}
 
 /// <summary>Called after a partition batch is durably committed and acknowledged.</summary>
 internal interface ITransitionListener

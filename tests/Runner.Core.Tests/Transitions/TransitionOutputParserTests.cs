@@ -43,8 +43,8 @@ public sealed class TransitionOutputParserTests
 
         Assert.Equal("""{"status":"running","n":[1,2]}""", output.StateJson);
         Assert.Equal(
-            [new CommandRequest("slice.launch", "orders-abc", """{"x":1}""", "gpu"), new CommandRequest("http.call", null, "null", null)],
-            output.Commands);
+            [("slice.launch", "orders-abc", """{"x":1}""", "gpu"), ("http.call", null, "null", null)],
+            output.Commands.Select(c => (c.Effect, c.Id, c.PayloadJson, c.Pool)));
         Assert.Equal(
             [new ScheduleRequest("deadline", 1_700_000_600_000, null), new ScheduleRequest("retry", Now + 500, """{"attempt":2}""")],
             output.Schedules);
