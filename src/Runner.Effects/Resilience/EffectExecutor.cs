@@ -41,11 +41,15 @@ internal sealed partial class EffectExecutor : IEffectExecutor
     /// <summary>
     /// Registers the client the providers use. Redirects are not followed: a side effect sent to
     /// one URL must not be replayed to another (a POST answered 302 would turn into a GET), so a
-    /// 3xx is a permanent <c>http_3xx</c> failure the operator sees.
+    /// 3xx is a permanent <c>http_3xx</c> failure the operator sees. The factory's own request logging
+    /// is left out: its services have no log provider (the effect worker logs each command's outcome
+    /// itself, with its identity), so the scope and timers it set up on every request went nowhere.
     /// </summary>
     public static IServiceCollection AddHttpClient(IServiceCollection services)
     {
-        services.AddHttpClient(HttpClientName).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
+        services.AddHttpClient(HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false })
+            .RemoveAllLoggers();
         return services;
     }
 
