@@ -44,12 +44,12 @@ public sealed class ClaimTests(NatsServerFixture nats) : IClassFixture<NatsServe
         await using var _ = connection;
 
         var claim = Assert.IsType<ClaimDecision.Claimed>(await a.ClaimAsync("acme", "cmd-2", cts.Token)).Claim;
-        Assert.True(await claim.CompleteAsync("workflow.evt.acme.x.succeeded", "{\"id\":\"result:cmd-2\"}", cts.Token));
+        Assert.True(await claim.CompleteAsync("workflow.evt.acme.x.succeeded", "{\"id\":\"result:cmd-2\"}"u8.ToArray(), cts.Token));
 
         var again = await b.ClaimAsync("acme", "cmd-2", cts.Token);
         var completed = Assert.IsType<ClaimDecision.AlreadyCompleted>(again);
         Assert.Equal("workflow.evt.acme.x.succeeded", completed.Record.ResultSubject);
-        Assert.Equal("{\"id\":\"result:cmd-2\"}", completed.Record.ResultEvent);
+        Assert.Equal("{\"id\":\"result:cmd-2\"}", System.Text.Encoding.UTF8.GetString(completed.Record.ResultEvent!));
         Assert.Equal("worker-a", completed.Record.Worker);
     }
 
@@ -73,8 +73,8 @@ public sealed class ClaimTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(2, taken.Attempt);
         Assert.Equal("worker-a", taken.PreviousWorker);
         Assert.False(await old.RenewAsync(cts.Token));
-        Assert.False(await old.CompleteAsync("s", "{}", cts.Token));
-        Assert.True(await taken.CompleteAsync("s", "{}", cts.Token));
+        Assert.False(await old.CompleteAsync("s", "{}"u8.ToArray(), cts.Token));
+        Assert.True(await taken.CompleteAsync("s", "{}"u8.ToArray(), cts.Token));
         var record = await b.GetAsync("acme", "cmd-3", cts.Token);
         Assert.Equal(ClaimRecord.Completed, record!.State);
         Assert.Equal("worker-b", record.Worker);
@@ -136,6 +136,22 @@ public sealed class ClaimTests(NatsServerFixture nats) : IClassFixture<NatsServe
 
         Assert.IsType<ClaimDecision.Claimed>(await a.ClaimAsync("acme", "shared-id", cts.Token));
         Assert.IsType<ClaimDecision.Claimed>(await b.ClaimAsync("globex", "shared-id", cts.Token));
+    }
+
+    [Theory]
+    [InlineData("acme", "acme")]
+    [InlineData("Ab-_09", "Ab-_09")]
+    [InlineData("a.b", "a=2Eb")]
+    [InlineData("x=y/z", "x=3Dy=2Fz")]
+    [InlineData("ü", "=C3=BC")]
+    [InlineData("", "")]
+    public void A_part_is_escaped_byte_by_byte_and_a_plain_one_is_left_as_it_is(string part, string escaped)
+    {
+        Assert.Equal(escaped, ClaimKeys.Escape(part));
+        if (part == escaped)
+        {
+            Assert.Same(part, ClaimKeys.Escape(part));
+        }
     }
 
     [Theory]

@@ -172,7 +172,7 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         var record = await b.Runtime.Claims!.GetAsync("acme", "stalled", cts.Token);
         Assert.Equal("worker-b", record!.Worker);
         Assert.Equal(2, record.Attempt);
-        Assert.Contains("from-b", record.ResultEvent, StringComparison.Ordinal);
+        Assert.Contains("from-b", System.Text.Encoding.UTF8.GetString(record.ResultEvent!), StringComparison.Ordinal);
         Assert.Equal(2, upstream.CallsFor("stalled"));
         Assert.Equal(1L, await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token));
     }

@@ -83,7 +83,7 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         foreach (var id in done)
         {
             var claimed = Assert.IsType<ClaimDecision.Claimed>(await other.ClaimAsync("acme", id, cts.Token));
-            Assert.True(await claimed.Claim.CompleteAsync("workflow.evt.acme.payment.charge.succeeded", "{\"id\":\"result:" + id + "\",\"data\":{\"by\":\"worker-other\"}}", cts.Token));
+            Assert.True(await claimed.Claim.CompleteAsync("workflow.evt.acme.payment.charge.succeeded", System.Text.Encoding.UTF8.GetBytes("{\"id\":\"result:" + id + "\",\"data\":{\"by\":\"worker-other\"}}"), cts.Token));
         }
         foreach (var id in held)
         {

@@ -16,6 +16,9 @@ internal static class ClaimKeys
     /// <summary>Longer keys are hashed: a key travels in a subject, and the server drops a connection over a huge one.</summary>
     public const int MaxLength = 256;
 
+    private static readonly System.Buffers.SearchValues<char> s_plain =
+        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+
     public static string For(string tenant, string commandId)
     {
         var key = Escape(tenant) + "." + Escape(commandId);
@@ -29,6 +32,11 @@ internal static class ClaimKeys
 
     internal static string Escape(string value)
     {
+        // Most tenants and command ids need no escaping: then the value is its own escape.
+        if (!value.AsSpan().ContainsAnyExcept(s_plain))
+        {
+            return value;
+        }
         var builder = new StringBuilder(value.Length + 8);
         foreach (var b in Encoding.UTF8.GetBytes(value))
         {

@@ -34,24 +34,25 @@ internal sealed record ClaimRecord
     [JsonPropertyName("result_subject")] public string? ResultSubject { get; init; }
 
     /// <summary>
-    /// The result CloudEvent exactly as published, re-published byte for byte. Stored as a JSON
-    /// value, not a string, so it is neither escaped again nor grown on the way into the bucket.
+    /// The result CloudEvent exactly as published (UTF-8 JSON), re-published byte for byte. Stored as
+    /// a JSON value, not a string, so it is neither escaped again nor grown on the way into the bucket.
     /// </summary>
     [JsonPropertyName("result_event")]
     [JsonConverter(typeof(RawJsonConverter))]
-    public string? ResultEvent { get; init; }
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1819:Properties should not return arrays", Justification = "The event's bytes as published; never changed after it is built.")]
+    public byte[]? ResultEvent { get; init; }
 }
 
-/// <summary>Writes a string that holds JSON as that JSON, and reads it back as the exact text.</summary>
-internal sealed class RawJsonConverter : JsonConverter<string>
+/// <summary>Writes UTF-8 bytes that hold JSON as that JSON, and reads it back as the exact bytes.</summary>
+internal sealed class RawJsonConverter : JsonConverter<byte[]>
 {
-    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options)
+    public override byte[]? Read(ref Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options)
     {
         using var document = System.Text.Json.JsonDocument.ParseValue(ref reader);
-        return document.RootElement.GetRawText();
+        return System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(document.RootElement).ToArray();
     }
 
-    public override void Write(System.Text.Json.Utf8JsonWriter writer, string value, System.Text.Json.JsonSerializerOptions options) =>
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, byte[] value, System.Text.Json.JsonSerializerOptions options) =>
         writer.WriteRawValue(value, skipInputValidation: true);
 }
 

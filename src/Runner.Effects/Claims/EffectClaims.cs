@@ -325,7 +325,7 @@ internal sealed class Claim : IDisposable
     }
 
     /// <summary>Marks the command completed with its result event. False when the claim is no longer ours.</summary>
-    public async ValueTask<bool> CompleteAsync(string subject, string resultEvent, CancellationToken cancellationToken)
+    public async ValueTask<bool> CompleteAsync(string subject, byte[] resultEvent, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
         try

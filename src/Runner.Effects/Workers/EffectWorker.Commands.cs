@@ -124,7 +124,7 @@ internal sealed partial class EffectWorker
                 Tracing.Fail(System.Diagnostics.Activity.Current, execution.Error?.Code ?? ResultEvents.Failed);
             }
             var (subject, json) = ResultEvents.Build(command, execution, startedAt, finishedAt);
-            var size = Encoding.UTF8.GetByteCount(json);
+            var size = json.Length;
             if (size > _options.MaxResultBytes)
             {
                 execution = new EffectExecution(false, null, new EffectError(ResultTooLarge,
@@ -261,11 +261,11 @@ internal sealed partial class EffectWorker
         EffectsLog.ResultRepublished(_logger, command.CommandId, command.Tenant, record.Worker);
     }
 
-    private async Task PublishResultAsync(CommandMessage command, string subject, string json, CancellationToken cancellationToken)
+    private async Task PublishResultAsync(CommandMessage command, string subject, byte[] json, CancellationToken cancellationToken)
     {
         var id = ResultEvents.Id(command.CommandId);
         var headers = NatsMessages.EndToEnd(command.Tenant, command.CorrelationId, command.CommandId, command.TraceParent);
-        var pending = await _publisher.PublishAsync(subject, Encoding.UTF8.GetBytes(json), EventHeaders.Encode(id), headers, cancellationToken);
+        var pending = await _publisher.PublishAsync(subject, json, EventHeaders.Encode(id), headers, cancellationToken);
         var ack = await pending.GetResponseAsync(cancellationToken);
         ack.EnsureStored();
     }

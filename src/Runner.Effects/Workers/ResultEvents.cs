@@ -23,10 +23,11 @@ internal static class ResultEvents
     public static string Subject(string tenant, string effect, bool succeeded) =>
         $"workflow.evt.{tenant}.{effect}.{(succeeded ? Succeeded : Failed)}";
 
-    public static (string Subject, string Json) Build(CommandMessage command, EffectExecution execution, DateTimeOffset startedAt, DateTimeOffset finishedAt)
+    /// <summary>The result event's subject and its UTF-8 JSON (what is published and what the claim stores, the same bytes).</summary>
+    public static (string Subject, byte[] Event) Build(CommandMessage command, EffectExecution execution, DateTimeOffset startedAt, DateTimeOffset finishedAt)
     {
         // Written with the thread's JSON writer (building it never awaits): a fresh one takes 4 KiB per command.
-        var json = Core.Json.ThreadJsonWriter.ToText((command, execution, startedAt, finishedAt), static (writer, input) =>
+        var json = Core.Json.ThreadJsonWriter.ToUtf8((command, execution, startedAt, finishedAt), static (writer, input) =>
         {
             var (command, execution, startedAt, finishedAt) = input;
             var outcome = execution.Succeeded ? Succeeded : Failed;
