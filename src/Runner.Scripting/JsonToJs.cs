@@ -74,6 +74,10 @@ internal sealed class JsonToJs
             // GetString on an escaped lone surrogate: JSON.parse keeps it, .NET strings from UTF-8 cannot.
             return false;
         }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
         finally
         {
             _members.RemoveRange(members, _members.Count - members);
@@ -107,9 +111,6 @@ internal sealed class JsonToJs
 
     /// <summary>A string value, shared with earlier calls when short (strings are compared by value in JavaScript).</summary>
     public JsString String(string text) => text.Length <= MaxCachedLength ? Cached(_values, text) : new JsString(text);
-
-    /// <summary>A property name, shared with earlier calls when short.</summary>
-    public string Name(string name) => name.Length <= MaxCachedLength ? Cached(_names, name).ToString() : name;
 
     private bool TryRead(ref Utf8JsonReader reader, out JsValue value)
     {
@@ -207,7 +208,8 @@ internal sealed class JsonToJs
         {
             return entry.Value;
         }
-        var text = Encoding.UTF8.GetString(utf8);
+        // Strict: bytes that are not UTF-8 throw (and the text goes to Jint's parser) rather than become U+FFFD.
+        var text = s_strictUtf8.GetString(utf8);
         var value = new JsString(text);
         entry = new Entry(hash, utf8.ToArray(), value);
         return value;
@@ -216,7 +218,11 @@ internal sealed class JsonToJs
     private static JsString Cached(Entry[] table, string text)
     {
         Span<byte> utf8 = stackalloc byte[MaxCachedLength * 3];
-        var length = Encoding.UTF8.GetBytes(text, utf8);
+        if (System.Text.Unicode.Utf8.FromUtf16(text, utf8, out _, out var length, replaceInvalidSequences: false) != OperationStatus.Done)
+        {
+            // A lone surrogate has no UTF-8 of its own to be found by: not shared.
+            return new JsString(text);
+        }
         var hash = Hash(utf8[..length]);
         ref var entry = ref table[hash & (Slots - 1)];
         if (entry.Value is not null && entry.Hash == hash && utf8[..length].SequenceEqual(entry.Utf8))

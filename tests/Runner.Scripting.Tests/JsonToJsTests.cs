@@ -109,6 +109,20 @@ public sealed class JsonToJsTests
     }
 
     [Fact]
+    public void Bytes_that_are_not_UTF8_are_declined_and_a_lone_surrogate_value_is_not_shared()
+    {
+        var json = new JsonToJs(new Engine(), 64, 100_000);
+
+        Assert.False(json.TryConvert([(byte)'"', 0xC3, 0x28, (byte)'"'], out _));
+        Assert.False(json.TryConvert([(byte)'{', (byte)'"', 0xFF, (byte)'"', (byte)':', (byte)'1', (byte)'}'], out _));
+        var replacement = json.String("a\ufffd");
+        var lone = json.String("a\ud800");
+        Assert.Equal("a\ud800", lone.ToString());
+        Assert.Equal("a\ufffd", replacement.ToString());
+        Assert.Same(replacement, json.String("a\ufffd"));
+    }
+
+    [Fact]
     public void Nesting_near_the_engines_limit_and_long_arrays_are_left_to_Jint()
     {
         var json = new JsonToJs(new Engine(), 64, 3);
