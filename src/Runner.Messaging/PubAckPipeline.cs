@@ -14,7 +14,9 @@ namespace Runner.Messaging;
 /// matched by <c>n</c>. The client's <c>PublishConcurrentAsync</c> does the same but subscribes
 /// (and unsubscribes) a reply subject per message, which cost the router and the relay more CPU
 /// than the rest of the hop. Sending is awaited before the next message is sent, so messages reach
-/// the server in the order they were published, as before.
+/// the server in the order they were published, as before. A PubAck that does not come within the
+/// connection's request timeout fails its publish with a <see cref="TimeoutException"/>: one timer per
+/// pipeline looks for them a few times per timeout, so no publish needs a timer of its own.
 /// </summary>
 internal sealed class PubAckPipeline
 {
@@ -33,6 +35,7 @@ internal sealed class PubAckPipeline
         // Under the configured inbox prefix (what permissions allow replies to), but not under the connection's own
         // muxed inbox (NewInbox), whose messages the client routes to its request-reply handler alone.
         _prefix = connection.Opts.InboxPrefix + ".pub" + Guid.NewGuid().ToString("N");
+        Sweeper.Start(this);
     }
 
     /// <summary>The pipeline of <paramref name="connection"/> (one per connection, shared by every publisher on it).</summary>
@@ -60,10 +63,6 @@ internal sealed class PubAckPipeline
             headers["Nats-Msg-Id"] = msgId;
         }
         var id = Interlocked.Increment(ref _next);
-        if (id % SweepEvery == 0)
-        {
-            Sweep();
-        }
         var reply = new TaskCompletionSource<PubAckResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
         _waiting[id] = new Waiting(reply, Stopwatch.GetTimestamp());
         try
@@ -80,23 +79,57 @@ internal sealed class PubAckPipeline
 
     internal void Forget(long id) => _waiting.TryRemove(id, out _);
 
-    private const int SweepEvery = 1024;
-
     private readonly record struct Waiting(TaskCompletionSource<PubAckResponse> Reply, long SentAt);
 
     /// <summary>
-    /// Drops what nobody can be waiting for any more: a publisher that stopped (its lease lost, the runtime
-    /// stopping) leaves its PubAcks unread, and one lost in a reconnect never comes.
+    /// Fails every publish whose PubAck is overdue (one lost in a reconnect never comes), and drops it:
+    /// nobody is left waiting past the timeout, and a publisher that stopped leaves nothing behind.
     /// </summary>
-    private void Sweep()
+    internal void Sweep()
     {
+        if (_waiting.IsEmpty)
+        {
+            return;
+        }
         var now = Stopwatch.GetTimestamp();
-        var limit = (long)(2 * Timeout.TotalSeconds * Stopwatch.Frequency);
+        var limit = (long)(Timeout.TotalSeconds * Stopwatch.Frequency);
         foreach (var (id, waiting) in _waiting)
         {
             if (now - waiting.SentAt > limit && _waiting.TryRemove(id, out _))
             {
-                waiting.Reply.TrySetException(new TimeoutException("no PubAck within twice the request timeout"));
+                waiting.Reply.TrySetException(new TimeoutException($"no PubAck within the request timeout ({Timeout.TotalSeconds:F0} s)"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The pipeline's timer: every quarter of the timeout (so a PubAck fails between one and one and a
+    /// quarter timeouts after its publish), for as long as the pipeline lives. It holds the pipeline
+    /// weakly, so a connection that is gone takes its pipeline and this timer with it.
+    /// </summary>
+    private sealed class Sweeper
+    {
+        private readonly WeakReference<PubAckPipeline> _pipeline;
+        private readonly Timer _timer;
+
+        private Sweeper(PubAckPipeline pipeline)
+        {
+            _pipeline = new WeakReference<PubAckPipeline>(pipeline);
+            var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(50).Ticks, pipeline.Timeout.Ticks / 4));
+            _timer = new Timer(static state => ((Sweeper)state!).Tick(), this, period, period);
+        }
+
+        public static void Start(PubAckPipeline pipeline) => _ = new Sweeper(pipeline);
+
+        private void Tick()
+        {
+            if (_pipeline.TryGetTarget(out var pipeline))
+            {
+                pipeline.Sweep();
+            }
+            else
+            {
+                _timer.Dispose();
             }
         }
     }
@@ -197,14 +230,15 @@ internal readonly struct PendingPubAck
     }
 
     /// <summary>
-    /// The PubAck; a <see cref="TimeoutException"/> after the connection's request timeout (the
-    /// server may still have stored the message: publish it again with the same <c>Nats-Msg-Id</c>).
+    /// The PubAck; a <see cref="TimeoutException"/> once the connection's request timeout has passed
+    /// since the publish (the server may still have stored the message: publish it again with the same
+    /// <c>Nats-Msg-Id</c>).
     /// </summary>
     public async Task<PubAckResponse> GetResponseAsync(CancellationToken cancellationToken)
     {
         try
         {
-            return await _reply.WaitAsync(_pipeline.Timeout, cancellationToken);
+            return await _reply.WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {

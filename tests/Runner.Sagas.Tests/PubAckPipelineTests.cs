@@ -93,6 +93,46 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_PubAck_that_never_comes_fails_its_publish_with_a_timeout_and_leaves_nothing_behind()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(1) });
+        var js = new NatsJSContext(connection);
+        var (_, subject) = await CreateStreamAsync(js);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var pipeline = PubAckPipeline.For(connection);
+        // A plain subscriber, not a stream: the message is taken (so no "no responders") and never answered.
+        var silent = "silent." + Guid.NewGuid().ToString("N");
+        await using var listener = await connection.SubscribeCoreAsync<byte[]>(silent, cancellationToken: cts.Token);
+
+        var lost = await pipeline.PublishAsync(silent, [1], null, null, cts.Token);
+        var stored = await pipeline.PublishAsync(subject + ".a", [2], null, null, cts.Token);
+
+        Assert.Equal(1UL, (await stored.GetResponseAsync(cts.Token)).Seq);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        await Assert.ThrowsAsync<TimeoutException>(() => lost.GetResponseAsync(cts.Token));
+        Assert.True(System.Diagnostics.Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), "the timeout came from the pipeline, not the test's own limit");
+        Assert.Equal(0, pipeline.Outstanding);
+    }
+
+    [Fact]
+    public async Task A_cancelled_wait_forgets_its_PubAck()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(30) });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var pipeline = PubAckPipeline.For(connection);
+        var silent = "silent." + Guid.NewGuid().ToString("N");
+        await using var listener = await connection.SubscribeCoreAsync<byte[]>(silent, cancellationToken: cts.Token);
+        var lost = await pipeline.PublishAsync(silent, [1], null, null, cts.Token);
+        using var gaveUp = new CancellationTokenSource();
+
+        var waiting = lost.GetResponseAsync(gaveUp.Token);
+        await gaveUp.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
+        Assert.Equal(0, pipeline.Outstanding);
+    }
+
+    [Fact]
     public async Task The_first_publisher_stopping_does_not_end_the_pipeline_for_the_others()
     {
         await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
