@@ -64,7 +64,8 @@ internal sealed class PubAckPipeline
         }
         var id = Interlocked.Increment(ref _next);
         var reply = new TaskCompletionSource<PubAckResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _waiting[id] = new Waiting(reply, Stopwatch.GetTimestamp());
+        var unsent = new Waiting(reply, NotSent);
+        _waiting[id] = unsent;
         try
         {
             await _connection.PublishAsync(subject, body, headers, _prefix + "." + id.ToString(CultureInfo.InvariantCulture), cancellationToken: cancellationToken);
@@ -74,10 +75,32 @@ internal sealed class PubAckPipeline
             _waiting.TryRemove(id, out _);
             throw;
         }
+        // The timeout counts from here, as a request's does: a send held up (a reconnect, a full buffer)
+        // is the sender's wait, not the PubAck's. Unless the PubAck is already in.
+        _waiting.TryUpdate(id, new Waiting(reply, Stopwatch.GetTimestamp()), unsent);
         return new PendingPubAck(this, id, reply.Task);
     }
 
     internal void Forget(long id) => _waiting.TryRemove(id, out _);
+
+    /// <summary>Stops the execution context flowing into what is started until disposed (if it flows now).</summary>
+    private static Unflow Unflowed() => ExecutionContext.IsFlowSuppressed() ? default : new Unflow(ExecutionContext.SuppressFlow());
+
+    private readonly struct Unflow(AsyncFlowControl control) : IDisposable
+    {
+        private readonly bool _active = true;
+
+        public void Dispose()
+        {
+            if (_active)
+            {
+                control.Undo();
+            }
+        }
+    }
+
+    /// <summary><see cref="Waiting.SentAt"/> of a message still being sent: not timed yet.</summary>
+    private const long NotSent = long.MinValue;
 
     private readonly record struct Waiting(TaskCompletionSource<PubAckResponse> Reply, long SentAt);
 
@@ -95,7 +118,7 @@ internal sealed class PubAckPipeline
         var limit = (long)(Timeout.TotalSeconds * Stopwatch.Frequency);
         foreach (var (id, waiting) in _waiting)
         {
-            if (now - waiting.SentAt > limit && _waiting.TryRemove(id, out _))
+            if (waiting.SentAt != NotSent && now - waiting.SentAt > limit && _waiting.TryRemove(id, out _))
             {
                 waiting.Reply.TrySetException(new TimeoutException($"no PubAck within the request timeout ({Timeout.TotalSeconds:F0} s)"));
             }
@@ -116,7 +139,12 @@ internal sealed class PubAckPipeline
         {
             _pipeline = new WeakReference<PubAckPipeline>(pipeline);
             var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(50).Ticks, pipeline.Timeout.Ticks / 4));
-            _timer = new Timer(static state => ((Sweeper)state!).Tick(), this, period, period);
+            // Not under the execution context of whichever publish made the pipeline (its span and
+            // other async locals would live as long as the connection).
+            using (Unflowed())
+            {
+                _timer = new Timer(static state => ((Sweeper)state!).Tick(), this, period, period);
+            }
         }
 
         public static void Start(PubAckPipeline pipeline) => _ = new Sweeper(pipeline);
@@ -148,7 +176,11 @@ internal sealed class PubAckPipeline
             // Nor is the wait for it cancelled: a subscription made after its caller gave up would be left unread.
             var subscription = await _connection.SubscribeCoreAsync(_prefix + ".*", serializer: NatsJSJsonSerializer<PubAckResponse>.Default, cancellationToken: CancellationToken.None);
             _started = true; // before the reader starts: a subscription that ends at once sets it back
-            _ = Task.Run(() => ReadAsync(subscription), CancellationToken.None);
+            // The reader serves every publisher for the connection's life: not under the first one's context.
+            using (Unflowed())
+            {
+                _ = Task.Run(() => ReadAsync(subscription), CancellationToken.None);
+            }
         }
         finally
         {

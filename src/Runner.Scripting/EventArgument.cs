@@ -66,12 +66,17 @@ internal static class EventArgument
     public const int Fields = 11;
 
     /// <summary>
-    /// The argument as a script value, equal to <c>JSON.parse</c> of <see cref="Json"/>; <paramref name="parse"/>
-    /// is asked for <c>data</c> only when <paramref name="json"/> declines it.
+    /// The argument as a script value, equal to <c>JSON.parse</c> of <see cref="Json"/>. When
+    /// <paramref name="json"/> declines <c>data</c>, the whole argument is <paramref name="parse"/> of
+    /// <see cref="Json"/>, as it always was: <c>data</c> nested near the parse depth, for one, is then
+    /// accepted or refused exactly as inside the event text.
     /// </summary>
     public static JsValue Build(Engine engine, JsonToJs json, Func<string, JsValue> parse, SagaEvent evt, MessageOrigin origin, JsValue[] scratch)
     {
-        var data = json.TryConvert(evt.DataJson, out var converted) ? converted : parse(evt.DataJson);
+        if (!json.TryConvert(evt.DataJson, out var data, nested: 1))
+        {
+            return parse(Json(evt, origin));
+        }
         var withCeSubject = evt.CeSubject is not null;
         var values = scratch.AsSpan(0, withCeSubject ? 11 : 10);
         var i = 0;
@@ -88,8 +93,13 @@ internal static class EventArgument
         values[i++] = data;
         values[i++] = null!; // headers: lazy, from evt
         values[i++] = json.String(origin.Stream);
-        // As JSON.parse reads the number: an integer other than 0 through the integer path.
-        values[i] = origin.Sequence == 0 ? new JsNumber(0d) : JsNumber.Create((long)origin.Sequence);
+        // As JSON.parse reads the number: an integer other than 0 through the integer path, one past a long as a double.
+        values[i] = origin.Sequence switch
+        {
+            0 => new JsNumber(0d),
+            > long.MaxValue => new JsNumber(double.Parse(origin.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture)),
+            _ => JsNumber.Create((long)origin.Sequence),
+        };
         try
         {
             return JsObject.Create(engine, withCeSubject ? s_layoutWithCeSubject : s_layout, values, evt);

@@ -49,11 +49,19 @@ internal sealed class JsonToJs
         _maxArray = maxArray;
     }
 
-    /// <summary>Converts one JSON value; false when the caller should parse the text with Jint instead.</summary>
-    public bool TryConvert(ReadOnlySpan<byte> utf8, out JsValue value)
+    /// <summary>
+    /// Converts one JSON value; false when the caller should parse the text with Jint instead.
+    /// <paramref name="nested"/>: how many levels the value sits below the text Jint would parse (the
+    /// event's <c>data</c> sits one below the event), which count against the depth as they would there.
+    /// </summary>
+    public bool TryConvert(ReadOnlySpan<byte> utf8, out JsValue value, int nested = 0)
     {
         value = JsValue.Undefined;
-        var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = _maxDepth });
+        if (_maxDepth - nested < 1)
+        {
+            return false;
+        }
+        var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = _maxDepth - nested });
         var members = _members.Count;
         var items = _items.Count;
         try
@@ -85,8 +93,8 @@ internal sealed class JsonToJs
         }
     }
 
-    /// <summary>Converts UTF-16 JSON text (transcoded into a rented buffer); false as for <see cref="TryConvert(ReadOnlySpan{byte}, out JsValue)"/>.</summary>
-    public bool TryConvert(string json, out JsValue value)
+    /// <summary>Converts UTF-16 JSON text (transcoded into a rented buffer); false as for <see cref="TryConvert(ReadOnlySpan{byte}, out JsValue, int)"/>.</summary>
+    public bool TryConvert(string json, out JsValue value, int nested = 0)
     {
         var rented = ArrayPool<byte>.Shared.Rent(s_strictUtf8.GetMaxByteCount(json.Length));
         try
@@ -101,7 +109,7 @@ internal sealed class JsonToJs
                 value = JsValue.Undefined;
                 return false;
             }
-            return TryConvert(rented.AsSpan(0, length), out value);
+            return TryConvert(rented.AsSpan(0, length), out value, nested);
         }
         finally
         {

@@ -115,6 +115,26 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_send_held_up_longer_than_the_timeout_still_gets_its_PubAck()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(1) });
+        var js = new NatsJSContext(connection);
+        var (_, subject) = await CreateStreamAsync(js);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        // The connection as the pipeline sees it, whose sends of one subject take 1.6 s (a reconnect, a full buffer).
+        var slow = System.Reflection.DispatchProxy.Create<INatsConnection, SlowSends>();
+        ((SlowSends)(object)slow).Set(connection, subject + ".slow", TimeSpan.FromMilliseconds(1_600));
+        var pipeline = PubAckPipeline.For(slow);
+
+        var held = await pipeline.PublishAsync(subject + ".slow", [1], "held-1", null, cts.Token);
+        var ack = await held.GetResponseAsync(cts.Token);
+
+        Assert.Null(ack.Error);
+        Assert.Equal(1UL, ack.Seq);
+        Assert.Equal(0, pipeline.Outstanding);
+    }
+
+    [Fact]
     public async Task A_cancelled_wait_forgets_its_PubAck()
     {
         await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(30) });
@@ -197,5 +217,31 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         var subject = "pipe." + name.ToLowerInvariant();
         await js.CreateStreamAsync(new StreamConfig(name, [subject + ".>"]) { MaxMsgSize = maxMsgSize, DuplicateWindow = TimeSpan.FromMinutes(2) });
         return (name, subject);
+    }
+}
+
+/// <summary>A connection whose publishes to one subject are held up before they go out; everything else passes through.</summary>
+public class SlowSends : System.Reflection.DispatchProxy
+{
+    private INatsConnection? _inner;
+    private string _subject = string.Empty;
+    private TimeSpan _delay;
+
+    internal void Set(INatsConnection inner, string subject, TimeSpan delay) => (_inner, _subject, _delay) = (inner, subject, delay);
+
+    protected override object? Invoke(System.Reflection.MethodInfo? targetMethod, object?[]? args)
+    {
+        ArgumentNullException.ThrowIfNull(targetMethod);
+        if (targetMethod.Name == nameof(INatsConnection.PublishAsync) && args is [string subject, ..] && subject == _subject)
+        {
+            return HeldAsync(() => (ValueTask)targetMethod.Invoke(_inner, args)!);
+        }
+        return targetMethod.Invoke(_inner, args);
+    }
+
+    private async ValueTask HeldAsync(Func<ValueTask> send)
+    {
+        await Task.Delay(_delay);
+        await send();
     }
 }

@@ -183,8 +183,33 @@ public sealed class JsonToJsTests
     }
 
     [Theory]
+    [InlineData(62)]
+    [InlineData(63)]
+    [InlineData(64)]
+    [InlineData(65)]
+    public void Data_nested_near_the_parse_depth_is_taken_or_refused_as_inside_the_event_text(int depth)
+    {
+        // data sits one level below the event: JSON.parse of the event text allows it one level less.
+        const string Source = "'use strict'; function on_event(state, event, ctx) { let d = 0; for (let x = event.data; Array.isArray(x); x = x[0]) d++; return { state: { depth: d } }; }";
+        var script = Compile(Source);
+        var data = new string('[', depth) + new string(']', depth);
+        var evt = Event(ceSubject: null) with { DataJson = data };
+        var origin = new MessageOrigin("RUNNER_INBOX", 1, "aggregate.acme.orders.o-1.placed", DateTimeOffset.UnixEpoch);
+
+        var fromText = script.Run(new ScriptInput(null, EventArgument.Json(evt, origin), evt.Id, 1_000, "acme", "orders", "o-1"));
+        var fromFields = script.Run(new ScriptInput(null, null, evt.Id, 1_000, "acme", "orders", "o-1") { Event = evt, Origin = origin });
+
+        Assert.Equal(fromText.Succeeded, fromFields.Succeeded);
+        Assert.Equal(fromText.Output?.StateJson, fromFields.Output?.StateJson);
+        Assert.Equal(fromText.Failure?.Code, fromFields.Failure?.Code);
+        Assert.Equal(depth <= 63, fromFields.Succeeded);
+    }
+
+    [Theory]
     [InlineData(null, 7UL)]
     [InlineData("ce-subject", 0UL)]
+    [InlineData(null, 9_223_372_036_854_775_808UL)]
+    [InlineData(null, ulong.MaxValue)]
     public void The_built_event_is_the_written_event(string? ceSubject, ulong sequence)
     {
         var engine = new Engine();
