@@ -41,7 +41,7 @@ internal static class Micro
         // 1. The script alone (Jint sandbox from the pool: parse state + event, call on_event, serialize, parse output).
         var origin = new MessageOrigin("AGGREGATE_EVENTS", 1, Wire.Subject(1), DateTimeOffset.UnixEpoch);
         CloudEventDecoder.TryDecode(Wire.Event(1, 1, 123), new Dictionary<string, string>(), origin, 1 << 20, out var evt, out _);
-        var eventJson = PartitionWorker.ScriptEventJson(evt!, origin);
+        var eventJson = Scripting.EventArgument.Json(evt!, origin);
         // On a script thread, as the partition worker runs it (elsewhere each call would start a thread of its own).
         await ScriptThreads.RunAsync(() =>
         {

@@ -83,19 +83,16 @@ internal sealed class PubAckPipeline
 
     internal void Forget(long id) => _waiting.TryRemove(id, out _);
 
-    /// <summary>Stops the execution context flowing into what is started until disposed (if it flows now).</summary>
-    private static Unflow Unflowed() => ExecutionContext.IsFlowSuppressed() ? default : new Unflow(ExecutionContext.SuppressFlow());
-
-    private readonly struct Unflow(AsyncFlowControl control) : IDisposable
+    /// <summary>Starts something without the caller's execution context (its span and other async locals).</summary>
+    private static T Unflowed<T>(Func<T> start)
     {
-        private readonly bool _active = true;
-
-        public void Dispose()
+        if (ExecutionContext.IsFlowSuppressed())
         {
-            if (_active)
-            {
-                control.Undo();
-            }
+            return start();
+        }
+        using (ExecutionContext.SuppressFlow())
+        {
+            return start();
         }
     }
 
@@ -108,7 +105,7 @@ internal sealed class PubAckPipeline
     /// Fails every publish whose PubAck is overdue (one lost in a reconnect never comes), and drops it:
     /// nobody is left waiting past the timeout, and a publisher that stopped leaves nothing behind.
     /// </summary>
-    internal void Sweep()
+    private void Sweep()
     {
         if (_waiting.IsEmpty)
         {
@@ -141,10 +138,7 @@ internal sealed class PubAckPipeline
             var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(50).Ticks, pipeline.Timeout.Ticks / 4));
             // Not under the execution context of whichever publish made the pipeline (its span and
             // other async locals would live as long as the connection).
-            using (Unflowed())
-            {
-                _timer = new Timer(static state => ((Sweeper)state!).Tick(), this, period, period);
-            }
+            _timer = Unflowed(() => new Timer(static state => ((Sweeper)state!).Tick(), this, period, period));
         }
 
         public static void Start(PubAckPipeline pipeline) => _ = new Sweeper(pipeline);
@@ -177,10 +171,7 @@ internal sealed class PubAckPipeline
             var subscription = await _connection.SubscribeCoreAsync(_prefix + ".*", serializer: NatsJSJsonSerializer<PubAckResponse>.Default, cancellationToken: CancellationToken.None);
             _started = true; // before the reader starts: a subscription that ends at once sets it back
             // The reader serves every publisher for the connection's life: not under the first one's context.
-            using (Unflowed())
-            {
-                _ = Task.Run(() => ReadAsync(subscription), CancellationToken.None);
-            }
+            _ = Unflowed(() => Task.Run(() => ReadAsync(subscription), CancellationToken.None));
         }
         finally
         {

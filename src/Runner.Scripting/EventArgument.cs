@@ -63,7 +63,7 @@ internal static class EventArgument
         Core.Json.ThreadJsonWriter.ToText((evt, origin), static (writer, input) => Write(writer, input.evt, input.origin));
 
     /// <summary>Length of the scratch array <see cref="Build"/> needs.</summary>
-    public const int Fields = 11;
+    public static int Fields => s_layoutWithCeSubject.Count;
 
     /// <summary>
     /// The argument as a script value, equal to <c>JSON.parse</c> of <see cref="Json"/>. When
@@ -78,7 +78,8 @@ internal static class EventArgument
             return parse(Json(evt, origin));
         }
         var withCeSubject = evt.CeSubject is not null;
-        var values = scratch.AsSpan(0, withCeSubject ? 11 : 10);
+        var layout = withCeSubject ? s_layoutWithCeSubject : s_layout;
+        var values = scratch.AsSpan(0, layout.Count);
         var i = 0;
         values[i++] = new JsString(evt.Id);
         values[i++] = json.String(evt.Type);
@@ -93,16 +94,13 @@ internal static class EventArgument
         values[i++] = data;
         values[i++] = null!; // headers: lazy, from evt
         values[i++] = json.String(origin.Stream);
-        // As JSON.parse reads the number: an integer other than 0 through the integer path, one past a long as a double.
-        values[i] = origin.Sequence switch
-        {
-            0 => new JsNumber(0d),
-            > long.MaxValue => new JsNumber(double.Parse(origin.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture)),
-            _ => JsNumber.Create((long)origin.Sequence),
-        };
+        // The number JSON.parse reads from the digits Write writes.
+        Span<byte> digits = stackalloc byte[20];
+        System.Buffers.Text.Utf8Formatter.TryFormat(origin.Sequence, digits, out var written);
+        values[i] = JsonToJs.Number(digits[..written]);
         try
         {
-            return JsObject.Create(engine, withCeSubject ? s_layoutWithCeSubject : s_layout, values, evt);
+            return JsObject.Create(engine, layout, values, evt);
         }
         finally
         {

@@ -198,8 +198,11 @@ internal sealed class JsonToJs
         return true;
     }
 
-    /// <summary>As Jint's parser: an integer other than 0 through the integer path, anything else (so <c>-0</c> too) as a double.</summary>
-    private static JsNumber Number(ReadOnlySpan<byte> text)
+    /// <summary>
+    /// A JSON number's text as Jint's parser reads it: an integer other than 0 through the integer path,
+    /// anything else (so <c>-0</c>, and an integer past a long, too) as a double.
+    /// </summary>
+    internal static JsNumber Number(ReadOnlySpan<byte> text)
     {
         if (Utf8Parser.TryParse(text, out long integer, out var consumed) && consumed == text.Length && integer != 0)
         {
@@ -208,7 +211,19 @@ internal sealed class JsonToJs
         return new JsNumber(double.Parse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture));
     }
 
-    private static JsString Cached(Entry[] table, ReadOnlySpan<byte> utf8)
+    private static JsString Cached(Entry[] table, ReadOnlySpan<byte> utf8) => Cached(table, utf8, text: null);
+
+    private static JsString Cached(Entry[] table, string text)
+    {
+        Span<byte> utf8 = stackalloc byte[MaxCachedLength * 3];
+        // A lone surrogate has no UTF-8 of its own to be found by: not shared.
+        return System.Text.Unicode.Utf8.FromUtf16(text, utf8, out _, out var length, replaceInvalidSequences: false) == OperationStatus.Done
+            ? Cached(table, utf8[..length], text)
+            : new JsString(text);
+    }
+
+    /// <summary>The table's string for <paramref name="utf8"/>; made from <paramref name="text"/> (its UTF-16) or, when null, decoded strictly.</summary>
+    private static JsString Cached(Entry[] table, ReadOnlySpan<byte> utf8, string? text)
     {
         var hash = Hash(utf8);
         ref var entry = ref table[hash & (Slots - 1)];
@@ -217,28 +232,8 @@ internal sealed class JsonToJs
             return entry.Value;
         }
         // Strict: bytes that are not UTF-8 throw (and the text goes to Jint's parser) rather than become U+FFFD.
-        var text = s_strictUtf8.GetString(utf8);
-        var value = new JsString(text);
+        var value = new JsString(text ?? s_strictUtf8.GetString(utf8));
         entry = new Entry(hash, utf8.ToArray(), value);
-        return value;
-    }
-
-    private static JsString Cached(Entry[] table, string text)
-    {
-        Span<byte> utf8 = stackalloc byte[MaxCachedLength * 3];
-        if (System.Text.Unicode.Utf8.FromUtf16(text, utf8, out _, out var length, replaceInvalidSequences: false) != OperationStatus.Done)
-        {
-            // A lone surrogate has no UTF-8 of its own to be found by: not shared.
-            return new JsString(text);
-        }
-        var hash = Hash(utf8[..length]);
-        ref var entry = ref table[hash & (Slots - 1)];
-        if (entry.Value is not null && entry.Hash == hash && utf8[..length].SequenceEqual(entry.Utf8))
-        {
-            return entry.Value;
-        }
-        var value = new JsString(text);
-        entry = new Entry(hash, utf8[..length].ToArray(), value);
         return value;
     }
 

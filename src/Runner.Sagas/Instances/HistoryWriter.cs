@@ -13,12 +13,7 @@ namespace Runner.Sagas.Instances;
 internal static class HistoryWriter
 {
     /// <summary>First 16 hex characters of the SHA-256 of the state JSON as the script returned it.</summary>
-    public static string StateHash(string stateJson)
-    {
-        Span<byte> hash = stackalloc byte[32];
-        Core.Keys.JoinedUtf8.Sha256([stateJson], hash);
-        return Convert.ToHexStringLower(hash[..8]);
-    }
+    public static string StateHash(string stateJson) => StateHash(System.Text.Encoding.UTF8.GetBytes(stateJson));
 
     /// <summary>As <see cref="StateHash(string)"/>, from the state's UTF-8 text (the same bytes, so the same hash).</summary>
     public static string StateHash(ReadOnlySpan<byte> stateUtf8)

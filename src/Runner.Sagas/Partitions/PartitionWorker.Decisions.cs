@@ -57,7 +57,5 @@ internal sealed partial class PartitionWorker
     /// <summary>The command's pool: the script's own, or the effect manifest's.</summary>
     internal static string? PoolOf(CommandRequest command, ManifestSet manifests) => command.Pool ?? manifests.DefaultPool(command.Effect);
 
-    /// <summary>The <c>event</c> argument as JSON text (<see cref="EventArgument"/>).</summary>
-    internal static string ScriptEventJson(SagaEvent evt, MessageOrigin origin) => EventArgument.Json(evt, origin);
 
 }

@@ -142,8 +142,10 @@ internal sealed partial class PartitionWorker
         }
         var handler = step.Handler == "compensate" && script.HasCompensate ? ScriptHandler.Compensate
             : HandlerFor(script, timer, IsFailureResult(manifests.WorkflowEvents, stepEvent.Type, stepEvent.Origin));
-        var result = script.Run(new ScriptInput(state.State.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined ? null : state.State.GetRawText(),
-            stepEvent.Json, stepEvent.Id, stepEvent.TimeMs, stepEvent.Tenant, instance.Saga.Value, instance.Key.Value, handler));
+        var result = script.Run(new ScriptInput(null, stepEvent.Json, stepEvent.Id, stepEvent.TimeMs, stepEvent.Tenant, instance.Saga.Value, instance.Key.Value, handler)
+        {
+            State = state.State,
+        });
         if (!result.Succeeded)
         {
             return $"{result.Failure!.Code}: {result.Failure.Message}";

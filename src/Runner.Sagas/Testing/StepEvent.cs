@@ -15,7 +15,7 @@ internal sealed record StepEvent(string Json, string Id, string Type, string Ten
 {
     /// <summary>A decoded event, turned into the script's argument by the worker's own code.</summary>
     public static StepEvent From(SagaEvent evt) =>
-        new(PartitionWorker.ScriptEventJson(evt, evt.Origin), evt.Id, evt.Type, evt.Tenant, evt.TimeMs, evt.Origin, evt.DataJson);
+        new(Scripting.EventArgument.Json(evt, evt.Origin), evt.Id, evt.Type, evt.Tenant, evt.TimeMs, evt.Origin, evt.DataJson);
 
     /// <summary>
     /// A script event object as history stores it (<c>{ id, type, source, subject, time, tenant,
