@@ -1,5 +1,6 @@
 using NATS.Client.JetStream;
 using Runner.Effects.Claims;
+using Runner.Effects.Workers;
 using Runner.Testing;
 using Xunit;
 
@@ -116,5 +117,53 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
             Assert.Equal(ClaimRecord.Running, record!.State);
             Assert.Equal("worker-other", record.Worker);
         }
+    }
+
+    [Fact]
+    public async Task A_command_whose_effect_ran_gives_its_slot_to_the_next_while_it_finishes_and_a_full_finish_stops_the_pulls()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        // One slot: the first command is held after its completion is recorded, before its result is published.
+        var finish = new TaskCompletionSource();
+        var hooks = new EffectWorkerHooks
+        {
+            AfterCompleted = async (id, ct) =>
+            {
+                if (id == "first")
+                {
+                    await finish.Task.WaitAsync(ct);
+                }
+            },
+        };
+        await using var a = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 1)], "worker-a", hooks: hooks);
+        string[] ids = ["first", "second", "third"];
+        foreach (var id in ids)
+        {
+            await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", id, new { id }), cancellationToken: cts.Token);
+        }
+
+        // The first one's slot went to the second while the first is still finishing.
+        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("first") == 1 && upstream.CallsFor("second") == 1, s_timeout,
+            "the second command to run while the first one finishes");
+        var consumer = EffectWorker.ConsumerName("runner", "payment.charge", null);
+        // The second now waits for the one finishing place with its slot in hand, so the third stays in the stream.
+        await SagaHarness.WaitUntilAsync(() => a.Executed == 2, s_timeout, "the second command's effect to have run");
+        await Task.Delay(TimeSpan.FromMilliseconds(500), cts.Token);
+        var info = (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info;
+        Assert.Equal(0, upstream.CallsFor("third"));
+        Assert.Equal(1, (int)info.NumPending);
+        Assert.Equal(2, (int)info.NumAckPending);
+        Assert.Equal(0, await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token));
+
+        finish.SetResult();
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= ids.Length, s_timeout, "a result per command");
+        await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info.NumAckPending == 0, s_timeout, "every command acked");
+        Assert.All(ids, id => Assert.Equal(1, upstream.CallsFor(id)));
+        var results = await EffectStreams.ReadAsync(js, "WORKFLOW_EVENTS", cts.Token);
+        Assert.Equal(ids.Select(id => "result:" + id).Order(), results.Select(r => r.Body["id"]!.GetValue<string>()).Order());
     }
 }

@@ -21,7 +21,7 @@ internal sealed partial class EffectWorker
 
     private static readonly JsonElement s_null = JsonDocument.Parse("null").RootElement.Clone();
 
-    private async Task HandleAsync(INatsJSMsg<byte[]> msg, CancellationToken intake, CancellationToken cancellationToken)
+    private async Task HandleAsync(INatsJSMsg<byte[]> msg, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
         if (!TryRead(msg, out var command, out var reason, out var problem))
         {
@@ -66,7 +66,7 @@ internal sealed partial class EffectWorker
                         {
                             EffectsLog.ClaimTakenOver(_logger, command.CommandId, command.Tenant, claim.PreviousWorker ?? "?", claim.Attempt);
                         }
-                        await RunClaimedAsync(msg, command, claim, intake, cancellationToken);
+                        await RunClaimedAsync(msg, command, claim, hold, intake, cancellationToken);
                     }
                     break;
             }
@@ -84,7 +84,7 @@ internal sealed partial class EffectWorker
     /// this worker dies or NATS is briefly away between the steps. A command an open circuit holds
     /// while the <paramref name="intake"/> ends is handed back instead.
     /// </summary>
-    private async Task RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, CancellationToken intake, CancellationToken cancellationToken)
+    private async Task RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var kept = _leases.Track(msg, command.CommandId, claim, lost);
@@ -115,6 +115,17 @@ internal sealed partial class EffectWorker
                 return;
             }
             Interlocked.Increment(ref _executed);
+            try
+            {
+                // The effect ran: its slot takes the next command while this one is completed, published and acked.
+                await hold.FinishAsync(lost.Token);
+            }
+            catch (OperationCanceledException) when (lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
+                Interlocked.Increment(ref _lost);
+                return;
+            }
 
             var finishedAt = _time.GetUtcNow();
             EffectsTelemetry.Duration.Record((finishedAt - startedAt).TotalMilliseconds,

@@ -13,7 +13,10 @@ namespace Runner.Effects.Workers;
 /// Consumes one effect's commands (optionally of one pool) from <c>WORKFLOW_COMMANDS</c> on a
 /// durable consumer that every worker of the deployment shares, so workers compete for them. It
 /// pulls only as many commands as it has free slots (the effect's <c>concurrency</c>), so a busy
-/// worker leaves work to idle ones.
+/// worker leaves work to idle ones. A slot is held while a command is claimed and run; once its
+/// effect has run, the command moves to one of as many finishing slots (completion, result, ack)
+/// and its slot takes the next command, so the upstream sees the effect's full concurrency while
+/// the bookkeeping round trips of earlier commands go on beside it.
 /// </summary>
 internal sealed partial class EffectWorker
 {
@@ -122,6 +125,7 @@ internal sealed partial class EffectWorker
         EffectsLog.WorkerStarted(_logger, Effect, Pool ?? "-", Consumer, FilterSubject, concurrency, _claims.Worker);
 
         using var slots = new SemaphoreSlim(concurrency, concurrency);
+        using var finishing = new SemaphoreSlim(concurrency, concurrency);
         var inFlight = new ConcurrentDictionary<Task, byte>();
         using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(_abort);
         var keeper = _leases.RunAsync(keeperStop.Token);
@@ -141,7 +145,7 @@ internal sealed partial class EffectWorker
                     await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = free, Expires = _options.FetchExpiry }, cancellationToken: stop))
                     {
                         used++;
-                        var task = HandleGuardedAsync(msg, slots, stop);
+                        var task = HandleGuardedAsync(msg, new Hold(slots, finishing), stop);
                         inFlight.TryAdd(task, 0);
                         _ = task.ContinueWith(t => inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                     }
@@ -166,13 +170,13 @@ internal sealed partial class EffectWorker
     }
 
     /// <param name="intake">Ends with the worker's intake (a drain): a command held by an open circuit is then handed back.</param>
-    private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, SemaphoreSlim slots, CancellationToken intake)
+    private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, Hold hold, CancellationToken intake)
     {
         await Task.Yield();
         var sequence = msg.Metadata?.Sequence.Stream ?? 0;
         try
         {
-            await HandleAsync(msg, intake, _abort);
+            await HandleAsync(msg, hold, intake, _abort);
             _failures.TryRemove(sequence, out _);
         }
         catch (OperationCanceledException) when (_abort.IsCancellationRequested)
@@ -187,7 +191,37 @@ internal sealed partial class EffectWorker
         }
         finally
         {
-            slots.Release();
+            hold.Release();
+        }
+    }
+
+    /// <summary>
+    /// A command's place in the worker: a slot from its fetch until its effect has run, then a
+    /// finishing slot until it is done. The finishing slot is taken before the slot is given up,
+    /// so when finishing is backed up the worker stops pulling instead of piling up results.
+    /// </summary>
+    private sealed class Hold(SemaphoreSlim slots, SemaphoreSlim finishing)
+    {
+        private SemaphoreSlim? _held = slots;
+        private bool _finishing;
+
+        /// <summary>Moves the command from its slot to a finishing slot, waiting for one to be free.</summary>
+        public async ValueTask FinishAsync(CancellationToken cancellationToken)
+        {
+            if (_finishing)
+            {
+                return;
+            }
+            await finishing.WaitAsync(cancellationToken);
+            _finishing = true;
+            _held?.Release();
+            _held = finishing;
+        }
+
+        public void Release()
+        {
+            _held?.Release();
+            _held = null;
         }
     }
 
