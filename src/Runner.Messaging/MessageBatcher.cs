@@ -206,7 +206,8 @@ internal sealed class MessageBatcher : IAsyncDisposable
                     {
                         break;
                     }
-                    var delivered = msg.Metadata?.Sequence.Consumer ?? expected;
+                    var delivery = Delivery.Of(msg);
+                    var delivered = delivery?.ConsumerSequence ?? expected;
                     if (delivered != expected)
                     {
                         // Re-attach from the caller's start sequence, which delivers what was
@@ -217,8 +218,8 @@ internal sealed class MessageBatcher : IAsyncDisposable
                     }
                     expected++;
                     Interlocked.Exchange(ref _lastArrivalTicks, _time.GetTimestamp());
-                    Interlocked.Exchange(ref _lastDelivered, (long)(msg.Metadata?.Sequence.Stream ?? 0));
-                    if (msg.Metadata?.NumDelivered > 1)
+                    Interlocked.Exchange(ref _lastDelivered, (long)(delivery?.StreamSequence ?? 0));
+                    if (delivery?.NumDelivered > 1)
                     {
                         Tracing.Redeliveries.Add(1, new KeyValuePair<string, object?>("consumer", Consumer));
                     }

@@ -74,7 +74,7 @@ internal static class NatsMessages
 
     public static MessageOrigin Origin<T>(INatsJSMsg<T> msg)
     {
-        var metadata = msg.Metadata ?? throw new InvalidOperationException("message has no JetStream metadata");
-        return new MessageOrigin(metadata.Stream, metadata.Sequence.Stream, msg.Subject, metadata.Timestamp);
+        var delivery = Delivery.Of(msg) ?? throw new InvalidOperationException("message has no JetStream metadata");
+        return new MessageOrigin(Delivery.Stream(msg)!, delivery.StreamSequence, msg.Subject, delivery.Timestamp);
     }
 }

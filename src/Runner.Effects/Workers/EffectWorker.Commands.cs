@@ -96,7 +96,7 @@ internal sealed partial class EffectWorker
             {
                 var effect = _effects(command.Effect);
                 // give_up_after_ms counts from when the command was stored, the same on every redelivery and worker.
-                var bounds = new ExecutionBounds(msg.Metadata?.Timestamp ?? startedAt, intake);
+                var bounds = new ExecutionBounds(Delivery.Of(msg)?.Timestamp ?? startedAt, intake);
                 execution = effect is null
                     ? new EffectExecution(false, null, new EffectError(EffectErrorCodes.UnknownEffect, $"effect '{command.Effect}' is not declared in the loaded manifests"), 0)
                     : await _executor.ExecuteAsync(effect, command, bounds, lost.Token);
@@ -324,10 +324,10 @@ internal sealed partial class EffectWorker
             problem = $"command tenant '{parsed.Tenant}' does not match the subject's tenant '{subjectTenant}'";
             return false;
         }
-        if (msg.Metadata is { } metadata && _time.GetUtcNow() - metadata.Timestamp > _options.CommandMaxAge)
+        if (Delivery.Of(msg) is { } delivery && _time.GetUtcNow() - delivery.Timestamp > _options.CommandMaxAge)
         {
             reason = StaleCommand;
-            problem = $"command was stored {metadata.Timestamp:O}, longer ago than {_options.CommandMaxAge}: its claim may have expired, "
+            problem = $"command was stored {delivery.Timestamp:O}, longer ago than {_options.CommandMaxAge}: its claim may have expired, "
                 + "so whether it already ran cannot be known; it is kept here instead of being run";
             return false;
         }

@@ -173,7 +173,7 @@ internal sealed partial class EffectWorker
     private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, Hold hold, CancellationToken intake)
     {
         await Task.Yield();
-        var sequence = msg.Metadata?.Sequence.Stream ?? 0;
+        var sequence = Delivery.Of(msg)?.StreamSequence ?? 0;
         try
         {
             await HandleAsync(msg, hold, intake, _abort);
@@ -235,7 +235,7 @@ internal sealed partial class EffectWorker
     {
         if (PubAcks.IsTransient(ex))
         {
-            var pause = TimeSpan.FromMilliseconds(Math.Min(5_000, 250 * (double)(msg.Metadata?.NumDelivered ?? 1)));
+            var pause = TimeSpan.FromMilliseconds(Math.Min(5_000, 250 * (double)(Delivery.Of(msg)?.NumDelivered ?? 1)));
             EffectsLog.CommandWaits(_logger, Effect, msg.Subject, pause.TotalMilliseconds, ex.Message);
             await LeaveAsync(msg, pause, _abort);
             return;

@@ -327,7 +327,7 @@ internal sealed partial class PartitionWorker
             CoreJsonContext.Default.DedupeRecord));
 
     /// <summary>The inbox stream's timestamp of <paramref name="msg"/> in Unix ms (0 when the message carries none).</summary>
-    internal static long InboxTimeMs(INatsJSMsg<byte[]> msg) => msg.Metadata?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
+    internal static long InboxTimeMs(INatsJSMsg<byte[]> msg) => Delivery.Of(msg)?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
 
     /// <summary>Whether a marker still stands for a message stored at <paramref name="inboxMs"/>: within the retention, in the log's own time.</summary>
     private bool Remembered(byte[] marker, long inboxMs)

@@ -195,7 +195,7 @@ internal sealed partial class PartitionWorker
         var work = new BatchWork(_partition, batch.Count);
         var last = batch[^1];
         var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
-        var lastInBatch = last.Metadata?.Sequence.Stream ?? 0;
+        var lastInBatch = Delivery.Of(last)?.StreamSequence ?? 0;
         Func<ulong, ManifestSet> manifests;
         if (_versions is null || lastInBatch <= checkpoint)
         {
@@ -204,7 +204,7 @@ internal sealed partial class PartitionWorker
         }
         else
         {
-            var first = batch.Select(m => m.Metadata?.Sequence.Stream ?? 0).First(s => s > checkpoint);
+            var first = batch.Select(m => Delivery.Of(m)?.StreamSequence ?? 0).First(s => s > checkpoint);
             try
             {
                 manifests = await _versions.PrepareAsync(first, lastInBatch, cancellationToken);
@@ -286,7 +286,7 @@ internal sealed partial class PartitionWorker
         var lastSequence = checkpoint;
         foreach (var msg in batch)
         {
-            var sequence = msg.Metadata?.Sequence.Stream ?? 0;
+            var sequence = Delivery.Of(msg)?.StreamSequence ?? 0;
             if (sequence <= checkpoint)
             {
                 continue;

@@ -44,7 +44,7 @@ internal static class QuarantineRecords
     {
         var origin = NatsMessages.Origin(msg);
         var message = new HeldMessage { InboxSequence = origin.Sequence, Subject = origin.Subject, Headers = NatsMessages.CopyHeaders(msg.Headers), Data = msg.Data ?? [] };
-        Put(batch, message, origin.Stream, msg.Metadata?.NumDelivered ?? 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
+        Put(batch, message, origin.Stream, Delivery.Of(msg)?.NumDelivered ?? 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
     }
 
     /// <summary>A message held for a parked instance that failed again on resume: the same record, from the held copy.</summary>

@@ -178,15 +178,15 @@ internal sealed class Router
     /// </summary>
     private void Advance(INatsJSMsg<byte[]> last)
     {
-        if (last.Metadata is not { } metadata)
+        if (Delivery.Of(last) is not { } delivery)
         {
             return;
         }
         lock (_progress)
         {
-            if (metadata.Timestamp >= _streamCreated)
+            if (delivery.Timestamp >= _streamCreated)
             {
-                _resumeAt = Math.Max(_resumeAt, (long)metadata.Sequence.Stream + 1);
+                _resumeAt = Math.Max(_resumeAt, (long)delivery.StreamSequence + 1);
                 Report();
             }
         }
@@ -282,7 +282,7 @@ internal sealed class Router
         var maxDeliver = (ulong)_options.JetStream.MaxDeliver;
         foreach (var item in routed.Where(r => r.PublishError is not null && !r.Transient))
         {
-            var sequence = item.Msg.Metadata?.Sequence.Stream ?? 0;
+            var sequence = Delivery.Of(item.Msg)?.StreamSequence ?? 0;
             var attempts = _attempts.GetValueOrDefault(sequence) + 1;
             _attempts[sequence] = attempts;
             if (attempts < maxDeliver)
@@ -320,7 +320,7 @@ internal sealed class Router
                 {
                     await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
                 }
-                SagasLog.RoutePublishFailed(_logger, _stream, batch[0].Metadata?.Sequence.Stream ?? 0, batch.Count - 1, $"quarantine write failed: {ex.Message}");
+                SagasLog.RoutePublishFailed(_logger, _stream, Delivery.Of(batch[0])?.StreamSequence ?? 0, batch.Count - 1, $"quarantine write failed: {ex.Message}");
                 return false;
             }
         }
@@ -331,7 +331,7 @@ internal sealed class Router
             {
                 if (index == failedAt)
                 {
-                    SagasLog.RoutePublishFailed(_logger, _stream, item.Msg.Metadata?.Sequence.Stream ?? 0, routed.Count - failedAt - 1, item.PublishError!);
+                    SagasLog.RoutePublishFailed(_logger, _stream, Delivery.Of(item.Msg)?.StreamSequence ?? 0, routed.Count - failedAt - 1, item.PublishError!);
                 }
                 await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }
@@ -345,7 +345,7 @@ internal sealed class Router
             }
             if (failedAt < 0 || index < failedAt)
             {
-                _attempts.Remove(item.Msg.Metadata?.Sequence.Stream ?? 0);
+                _attempts.Remove(Delivery.Of(item.Msg)?.StreamSequence ?? 0);
             }
         }
         return failedAt < 0;

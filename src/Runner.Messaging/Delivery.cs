@@ -1,0 +1,86 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using NATS.Client.JetStream;
+
+namespace Runner.Messaging;
+
+/// <summary>
+/// What JetStream says of one delivery, read from the message's reply subject without allocating:
+/// <c>$JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending</c>, or with a domain and account
+/// hash after <c>ACK</c> and a token at the end (ADR-15). The client's <c>Metadata</c> splits the
+/// subject into a string per token, and an array, on its first read of each message; every
+/// consumer of Runner reads these fields of every message. The values are the client's: the time
+/// in whole milliseconds, UTC.
+/// </summary>
+internal readonly record struct Delivery(ulong StreamSequence, ulong ConsumerSequence, ulong NumDelivered, DateTimeOffset Timestamp)
+{
+    private const int V1Tokens = 9;
+    private const int V2Tokens = 11;
+    private const int MaxStreamNames = 256;
+
+    private static readonly ConcurrentDictionary<string, string> s_streams = new(StringComparer.Ordinal);
+
+    /// <summary>The delivery of a JetStream message; null for a message without a JetStream reply subject.</summary>
+    public static Delivery? Of<T>(INatsJSMsg<T> msg) => Parse(msg.ReplyTo);
+
+    public static Delivery? Parse(string? reply)
+    {
+        if (!TryTokens(reply, out var tokens, out var at))
+        {
+            return null;
+        }
+        var subject = reply.AsSpan();
+        if (!ulong.TryParse(subject[tokens[at + 2]], NumberStyles.None, CultureInfo.InvariantCulture, out var delivered)
+            || !ulong.TryParse(subject[tokens[at + 3]], NumberStyles.None, CultureInfo.InvariantCulture, out var streamSequence)
+            || !ulong.TryParse(subject[tokens[at + 4]], NumberStyles.None, CultureInfo.InvariantCulture, out var consumerSequence)
+            || !long.TryParse(subject[tokens[at + 5]], NumberStyles.None, CultureInfo.InvariantCulture, out var nanoseconds))
+        {
+            return null;
+        }
+        return new Delivery(streamSequence, consumerSequence, delivered, DateTimeOffset.FromUnixTimeMilliseconds(nanoseconds / 1_000_000));
+    }
+
+    /// <summary>The stream the message was delivered from; a name seen before is the same string, not a new one.</summary>
+    public static string? Stream<T>(INatsJSMsg<T> msg) => Stream(msg.ReplyTo);
+
+    public static string? Stream(string? reply)
+    {
+        if (!TryTokens(reply, out var tokens, out var at))
+        {
+            return null;
+        }
+        var name = reply.AsSpan()[tokens[at]];
+        var names = s_streams.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (names.TryGetValue(name, out var known))
+        {
+            return known;
+        }
+        var made = name.ToString();
+        return s_streams.Count < MaxStreamNames ? s_streams.GetOrAdd(made, made) : made;
+    }
+
+    /// <summary>The token ranges of a JetStream reply subject, and where its stream name is (after the domain and hash of the longer form).</summary>
+    private static bool TryTokens([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? reply, out TokenRanges tokens, out int streamAt)
+    {
+        tokens = default;
+        streamAt = 0;
+        if (reply is null || !reply.StartsWith("$JS.ACK.", StringComparison.Ordinal))
+        {
+            return false;
+        }
+        var count = reply.AsSpan().Split(tokens, '.');
+        if (count is < V1Tokens or (> V1Tokens and < V2Tokens))
+        {
+            return false;
+        }
+        streamAt = count == V1Tokens ? 2 : 4;
+        return true;
+    }
+
+    /// <summary>Room for the tokens up to the pending count of the longer form, and the rest in one.</summary>
+    [System.Runtime.CompilerServices.InlineArray(13)]
+    private struct TokenRanges
+    {
+        private Range _first;
+    }
+}
