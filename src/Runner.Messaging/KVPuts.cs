@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Globalization;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -24,6 +25,7 @@ internal sealed class KVPuts(PubAckPipeline pipeline, string bucket)
     /// <see cref="TimeoutException"/> (or <see cref="NatsNoReplyException"/> when the reply subscription
     /// ended first): the put may have been stored, which only a read can tell.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ulong?> TryPutAsync(string key, byte[] value, ulong expected, CancellationToken cancellationToken)
     {
         var headers = new NatsHeaders { [ExpectedLastSubjectSequence] = expected.ToString(CultureInfo.InvariantCulture) };

@@ -51,6 +51,7 @@ internal sealed class PubAckPipeline
     /// Sends one message (returns once it is written to the connection) and returns its PubAck to
     /// come. <paramref name="msgId"/> becomes <c>Nats-Msg-Id</c>.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PendingPubAck> PublishAsync(string subject, byte[] body, string? msgId, NatsHeaders? headers, CancellationToken cancellationToken)
     {
         if (!_started)
@@ -257,11 +258,13 @@ internal readonly struct PendingPubAck
     /// since the publish (the server may still have stored the message: publish it again with the same
     /// <c>Nats-Msg-Id</c>).
     /// </summary>
-    public async Task<PubAckResponse> GetResponseAsync(CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<PubAckResponse> GetResponseAsync(CancellationToken cancellationToken)
     {
         try
         {
-            return await _reply.WaitAsync(cancellationToken);
+            // A reply already in, or a token that cannot end the wait, needs no cancellable wait on top.
+            return _reply.IsCompleted || !cancellationToken.CanBeCanceled ? await _reply : await _reply.WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {

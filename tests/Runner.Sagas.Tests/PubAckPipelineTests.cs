@@ -87,7 +87,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         var refused = await tooLarge.GetResponseAsync(cts.Token);
         Assert.Equal(PubAcks.MessageTooLarge, refused.Error?.ErrCode);
         Assert.Throws<NatsJSApiException>(refused.EnsureStored);
-        await Assert.ThrowsAsync<NatsNoRespondersException>(() => nowhere.GetResponseAsync(cts.Token));
+        await Assert.ThrowsAsync<NatsNoRespondersException>(() => nowhere.GetResponseAsync(cts.Token).AsTask());
         Assert.Null((await okAfter.GetResponseAsync(cts.Token)).Error);
         Assert.Equal(0, pipeline.Outstanding);
     }
@@ -109,7 +109,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
 
         Assert.Equal(1UL, (await stored.GetResponseAsync(cts.Token)).Seq);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        await Assert.ThrowsAsync<TimeoutException>(() => lost.GetResponseAsync(cts.Token));
+        await Assert.ThrowsAsync<TimeoutException>(() => lost.GetResponseAsync(cts.Token).AsTask());
         Assert.True(System.Diagnostics.Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(20), "the timeout came from the pipeline, not the test's own limit");
         Assert.Equal(0, pipeline.Outstanding);
     }
@@ -145,7 +145,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         var lost = await pipeline.PublishAsync(silent, [1], null, null, cts.Token);
         using var gaveUp = new CancellationTokenSource();
 
-        var waiting = lost.GetResponseAsync(gaveUp.Token);
+        var waiting = lost.GetResponseAsync(gaveUp.Token).AsTask();
         await gaveUp.CancelAsync();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);

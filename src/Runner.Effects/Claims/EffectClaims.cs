@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -74,6 +75,7 @@ internal sealed class EffectClaims
     internal static EffectClaims Create(INatsKVStore store, INatsConnection connection, EffectClaimOptions options, TimeProvider time) =>
         new(store, new KVPuts(PubAckPipeline.For(connection), store.Bucket), options.Worker, options.Lease, time);
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ClaimDecision> ClaimAsync(string tenant, string commandId, CancellationToken cancellationToken)
     {
         var key = ClaimKeys.For(tenant, commandId);
@@ -148,6 +150,7 @@ internal sealed class EffectClaims
     /// entry is no longer this run's. A write the server applied but whose reply was lost is
     /// recognised by the run id and adopted.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     internal async ValueTask<ulong?> UpdateAsync(string key, ClaimRecord record, ulong revision, CancellationToken cancellationToken)
     {
         for (var round = 0; round < 3; round++)
@@ -289,6 +292,7 @@ internal sealed class Claim : IDisposable
     /// worker took over). A completed claim needs no lease and is left as it is.
     /// </summary>
     /// <param name="replyDelay">For tests: the server's reply takes this much longer to come back.</param>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> RenewAsync(CancellationToken cancellationToken, TimeSpan? replyDelay = null)
     {
         await _gate.WaitAsync(cancellationToken);
@@ -325,6 +329,7 @@ internal sealed class Claim : IDisposable
     }
 
     /// <summary>Marks the command completed with its result event. False when the claim is no longer ours.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> CompleteAsync(string subject, byte[] resultEvent, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
@@ -349,6 +354,7 @@ internal sealed class Claim : IDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> WriteAsync(ClaimRecord next, CancellationToken cancellationToken, TimeSpan? replyDelay = null)
     {
         var revision = await _claims.UpdateAsync(Key, next, _revision, cancellationToken);

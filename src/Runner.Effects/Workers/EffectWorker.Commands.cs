@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using NATS.Client.Core;
@@ -21,7 +22,8 @@ internal sealed partial class EffectWorker
 
     private static readonly JsonElement s_null = JsonDocument.Parse("null").RootElement.Clone();
 
-    private async Task HandleAsync(INatsJSMsg<byte[]> msg, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask HandleAsync(INatsJSMsg<byte[]> msg, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
         if (!TryRead(msg, out var command, out var reason, out var problem))
         {
@@ -84,7 +86,8 @@ internal sealed partial class EffectWorker
     /// this worker dies or NATS is briefly away between the steps. A command an open circuit holds
     /// while the <paramref name="intake"/> ends is handed back instead.
     /// </summary>
-    private async Task RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var kept = _leases.Track(msg, command.CommandId, claim, lost);
@@ -231,7 +234,8 @@ internal sealed partial class EffectWorker
     /// token ends it: after the effect ran, giving up would mean running it again later. A refusal
     /// that will always repeat (too large) is not retried here.
     /// </summary>
-    private async Task<bool> RetryAsync(Func<ValueTask<bool>> step, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> RetryAsync(Func<ValueTask<bool>> step, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(100);
         while (true)
@@ -261,7 +265,7 @@ internal sealed partial class EffectWorker
         }
     }
 
-    private async Task RepublishAsync(CommandMessage command, ClaimRecord record, CancellationToken cancellationToken)
+    private async ValueTask RepublishAsync(CommandMessage command, ClaimRecord record, CancellationToken cancellationToken)
     {
         if (record.ResultSubject is null || record.ResultEvent is null)
         {
@@ -272,7 +276,8 @@ internal sealed partial class EffectWorker
         EffectsLog.ResultRepublished(_logger, command.CommandId, command.Tenant, record.Worker);
     }
 
-    private async Task PublishResultAsync(CommandMessage command, string subject, byte[] json, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask PublishResultAsync(CommandMessage command, string subject, byte[] json, CancellationToken cancellationToken)
     {
         var id = ResultEvents.Id(command.CommandId);
         var headers = NatsMessages.EndToEnd(command.Tenant, command.CorrelationId, command.CommandId, command.TraceParent);
