@@ -119,7 +119,7 @@ internal sealed partial class EffectWorker
             AckPolicy = ConsumerConfigAckPolicy.Explicit,
             AckWait = _options.JetStream.AckWait,
             MaxDeliver = -1,
-            MaxAckPending = Math.Max(_options.JetStream.MaxAckPending, concurrency),
+            MaxAckPending = Math.Max(_options.JetStream.MaxAckPending, 2 * concurrency),
             DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         }, stop);
         EffectsLog.WorkerStarted(_logger, Effect, Pool ?? "-", Consumer, FilterSubject, concurrency, _claims.Worker);
