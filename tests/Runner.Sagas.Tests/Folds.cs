@@ -60,11 +60,50 @@ internal sealed class Folds
                 var owners = string.Join(" ", set.Owners().OrderBy(o => o.Key).Select(o => $"{o.Key}:{string.Join("+", o.Value)}"));
                 var runs = string.Join("; ", set.Replicas.Where(r => r.Runtime is not null)
                     .Select(r => $"{r.Name}: {string.Join(", ", r.Runtime!.DescribeRuns())} outbox {r.Runtime.Relay.Depth()}"));
+                var published = string.Join(" ", set.Replicas.Where(r => r.Runtime is not null).Select(r => $"{r.Name}:{r.Runtime!.Relay.Published}"));
                 Assert.Fail($"{await set.MessagesAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken)} of {expected} commands arrived; "
                     + $"inbox {await set.MessagesAsync(set.Options.JetStream.Streams.Inbox, cancellationToken)}; owners {owners}; "
-                    + $"inbox last by partition {await set.InboxLastAsync(cancellationToken)}; runs {runs}");
+                    + $"inbox last by partition {await set.InboxLastAsync(cancellationToken)}; runs {runs}; published by relay {published}; "
+                    + $"missing {await MissingAsync(set, cancellationToken)}; commands stream {await ReplicasAsync(set, cancellationToken)}");
             }
             await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>For a failure's message: the events without a command, as "n:key".</summary>
+    private async Task<string> MissingAsync(ReplicaSet set, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var seen = (await set.CommandsAsync(cancellationToken))
+                .Where(c => c.Payload.TryGetProperty("n", out _))
+                .Select(c => c.Payload.GetProperty("n").GetInt32())
+                .ToHashSet();
+            List<string> missing;
+            lock (_events)
+            {
+                missing = [.. _events.SelectMany(e => e.Value.Where(n => !seen.Contains(n)).Select(n => $"{n}:{e.Key}")).Take(40)];
+            }
+            return missing.Count == 0 ? "none" : string.Join(" ", missing);
+        }
+        catch (NATS.Client.Core.NatsException ex)
+        {
+            return $"(commands unreadable: {ex.Message})";
+        }
+    }
+
+    /// <summary>For a failure's message: the commands stream's leader and each replica's state.</summary>
+    private static async Task<string> ReplicasAsync(ReplicaSet set, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var info = (await set.Js.GetStreamAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken: cancellationToken)).Info;
+            var peers = info.Cluster?.Replicas?.Select(r => $"{r.Name} current={r.Current} lag={r.Lag}") ?? [];
+            return $"leader {info.Cluster?.Leader} last seq {info.State.LastSeq}; {string.Join(", ", peers)}";
+        }
+        catch (NATS.Client.Core.NatsException ex)
+        {
+            return $"(no stream info: {ex.Message})";
         }
     }
 
