@@ -123,6 +123,10 @@ internal static class Micro
                 }
             }
             var wall = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            if (store.Writer.Commits == commits0)
+            {
+                throw new InvalidOperationException("the worker committed nothing: its messages were not taken as new deliveries");
+            }
             var cpu = ProcessCpu() - cpu0;
             var alloc = GC.GetTotalAllocatedBytes(precise: true) - alloc0;
             var events = batches * batchSize;
@@ -177,7 +181,8 @@ internal static class Micro
         public int Size => data.Length;
         public NatsHeaders? Headers => headers;
         public byte[]? Data => data;
-        public string? ReplyTo => null;
+        // As the server sets it ($JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending): the worker reads the delivery from it.
+        public string? ReplyTo { get; } = string.Create(CultureInfo.InvariantCulture, $"$JS.ACK.RUNNER_INBOX.micro.1.{sequence}.{sequence}.0.0");
         public NatsJSMsgMetadata? Metadata { get; } = new NatsJSMsgMetadata(new NatsJSSequencePair(sequence, sequence), 1, 0, DateTimeOffset.UnixEpoch, "RUNNER_INBOX", "micro", string.Empty);
         public NatsException? Error => null;
         public INatsConnection? Connection => null;

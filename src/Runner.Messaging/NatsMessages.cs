@@ -59,7 +59,8 @@ internal static class NatsMessages
     /// </summary>
     public static NatsHeaders EndToEnd(string tenant, string correlationId, string causationId, string? traceParent)
     {
-        var headers = new NatsHeaders
+        // Room for the three, a traceparent and the message id a publish adds, so the table is made once.
+        var headers = new NatsHeaders(5)
         {
             [EventHeaders.TenantId] = EventHeaders.Encode(tenant),
             [EventHeaders.CorrelationId] = EventHeaders.Encode(correlationId),

@@ -396,7 +396,8 @@ internal sealed class Router
             }
             var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(saga.Name), new CorrelationKey(key));
             var partition = Partitioner.PartitionOf(instance, _options.Partitions);
-            var outHeaders = new NatsHeaders();
+            // Sized once: the event's own headers, Runner's nine, and the message id the publish adds.
+            var outHeaders = new NatsHeaders((msg.Headers?.Count ?? 0) + 10);
             foreach (var (name, value) in headers)
             {
                 if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
