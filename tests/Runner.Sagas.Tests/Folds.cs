@@ -61,10 +61,11 @@ internal sealed class Folds
                 var runs = string.Join("; ", set.Replicas.Where(r => r.Runtime is not null)
                     .Select(r => $"{r.Name}: {string.Join(", ", r.Runtime!.DescribeRuns())} outbox {r.Runtime.Relay.Depth()}"));
                 var published = string.Join(" ", set.Replicas.Where(r => r.Runtime is not null).Select(r => $"{r.Name}:{r.Runtime!.Relay.Published}"));
+                var quarantined = string.Join(" ", set.Replicas.Where(r => r.Store is not null).Select(r => $"{r.Name}:{Quarantined(r.Store!)}"));
                 Assert.Fail($"{await set.MessagesAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken)} of {expected} commands arrived; "
                     + $"inbox {await set.MessagesAsync(set.Options.JetStream.Streams.Inbox, cancellationToken)}; owners {owners}; "
                     + $"inbox last by partition {await set.InboxLastAsync(cancellationToken)}; runs {runs}; published by relay {published}; "
-                    + $"missing {await MissingAsync(set, cancellationToken)}; commands stream {await ReplicasAsync(set, cancellationToken)}");
+                    + $"missing {await MissingAsync(set, cancellationToken)}; commands stream {await ReplicasAsync(set, cancellationToken)}; quarantined {quarantined}");
             }
             await Task.Delay(50, cancellationToken);
         }
@@ -90,6 +91,24 @@ internal sealed class Folds
         {
             return $"(commands unreadable: {ex.Message})";
         }
+    }
+
+    /// <summary>For a failure's message: how many quarantine and held records a replica's store has, and the first reasons.</summary>
+    private static string Quarantined(Runner.Storage.LmdbStore store)
+    {
+        var reasons = new List<string>();
+        var count = 0;
+        store.Read(reader => reader.Visit(Runner.Core.Keys.KeySpace.Quarantine, [], (_, value) =>
+        {
+            count++;
+            if (reasons.Count < 5)
+            {
+                using var record = System.Text.Json.JsonDocument.Parse(value.ToArray());
+                reasons.Add(record.RootElement.TryGetProperty("reason", out var reason) ? reason.ToString() : "?");
+            }
+        }));
+        var held = store.Read(reader => reader.Visit(Runner.Core.Keys.KeySpace.Held, [], (_, _) => { }));
+        return $"{count} ({string.Join(",", reasons)}), held {held}";
     }
 
     /// <summary>For a failure's message: the commands stream's leader and each replica's state.</summary>
