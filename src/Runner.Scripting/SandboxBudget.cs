@@ -9,7 +9,10 @@ namespace Runner.Scripting;
 /// first event. It throws <see cref="SandboxLimitException"/>, which scripts cannot catch.
 /// Time is the CPU the script's thread used (<see cref="ThreadCpuClock"/>), not wall time: a node
 /// busy with other work, or a garbage collection that suspends the thread, would otherwise make a
-/// good script late and park its instance. A wall-clock backstop of <see cref="WallBackstopFactor"/>
+/// good script late and park its instance. Collections that ran while the script did are not counted either: with
+/// workstation GC (the runtime's default outside the runner's own settings, and what an operator gets with
+/// <c>DOTNET_gcServer=0</c>) a collection runs on the thread that triggered it, so its CPU would be charged to the
+/// script whose allocation happened to trigger it. A wall-clock backstop of <see cref="WallBackstopFactor"/>
 /// times the limit (at least <see cref="MinWallBackstop"/>) stays, for a thread that waits without using CPU.
 /// </summary>
 internal sealed class SandboxBudget : Constraint
@@ -22,6 +25,7 @@ internal sealed class SandboxBudget : Constraint
     private long _earliestLate;
     private long _backstop;
     private long _cpuDeadline;
+    private TimeSpan _pausedBase;
     private long _memoryBase;
     private long _maxBytes;
     private long _statements;
@@ -39,6 +43,7 @@ internal sealed class SandboxBudget : Constraint
             ? now + (long)((backstop > MinWallBackstop ? backstop : MinWallBackstop).TotalSeconds * Stopwatch.Frequency)
             : _earliestLate;
         _cpuDeadline = ThreadCpuClock.Available ? ThreadCpuClock.Nanoseconds() + (long)(timeout.TotalMilliseconds * 1_000_000) : 0;
+        _pausedBase = GC.GetTotalPauseDuration();
         _maxBytes = maxBytes;
         _memoryBase = GC.GetAllocatedBytesForCurrentThread();
         _statements = 0;
@@ -55,7 +60,7 @@ internal sealed class SandboxBudget : Constraint
     public void CheckAfterCall()
     {
         var now = Stopwatch.GetTimestamp();
-        if (now > _earliestLate && (now > _backstop || ThreadCpuClock.Nanoseconds() > _cpuDeadline))
+        if (now > _earliestLate && (now > _backstop || CpuUsedOutsideCollections() > _cpuDeadline))
         {
             throw new SandboxLimitException(ScriptFailure.Timeout, "script ran past its time limit");
         }
@@ -65,6 +70,14 @@ internal sealed class SandboxBudget : Constraint
             throw new SandboxLimitException(ScriptFailure.MemoryLimit, $"script allocated {used} bytes, the limit is {_maxBytes}");
         }
     }
+
+    /// <summary>
+    /// The thread's CPU clock less the time the process spent paused for collections since the budget was armed. A
+    /// collection that ran on another thread suspended this one (it used no CPU meanwhile), so subtracting its pause
+    /// too only makes the budget more lenient by that pause, never stricter; the wall-clock backstop still bounds it.
+    /// </summary>
+    private long CpuUsedOutsideCollections() =>
+        ThreadCpuClock.Nanoseconds() - ((GC.GetTotalPauseDuration() - _pausedBase).Ticks * 100);
 
     public override void Check()
     {

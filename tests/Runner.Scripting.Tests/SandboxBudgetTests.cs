@@ -45,4 +45,41 @@ public sealed class SandboxBudgetTests
         var ex = Assert.Throws<SandboxLimitException>(budget.CheckAfterCall);
         Assert.Equal(ScriptFailure.Timeout, ex.Code);
     }
+
+    [Fact]
+    public void Collections_the_script_thread_runs_are_not_charged_to_the_script()
+    {
+        Assert.True(ThreadCpuClock.Available, "this test needs the Linux thread CPU clock");
+        Assert.False(System.Runtime.GCSettings.IsServerGC, "this test needs workstation GC, where a collection runs on the thread that asks for it");
+        // A heap of many small objects, so that each full compacting collection takes the calling thread real CPU.
+        var heap = new object[400_000];
+        for (var i = 0; i < heap.Length; i++)
+        {
+            heap[i] = new byte[64];
+        }
+        var budget = new SandboxBudget();
+        budget.Arm(maxStatements: long.MaxValue, TimeSpan.FromMilliseconds(20), maxBytes: long.MaxValue);
+        var cpu = ThreadCpuClock.Nanoseconds();
+        var collections = 0;
+        // Collect on this thread until it has used four times the limit, almost all of it collecting.
+        while (ThreadCpuClock.Nanoseconds() - cpu < 80_000_000 && collections < 10_000)
+        {
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+            collections++;
+            budget.CheckAfterCall();
+        }
+        Assert.True(ThreadCpuClock.Nanoseconds() - cpu >= 80_000_000, $"{collections} collections used only {(ThreadCpuClock.Nanoseconds() - cpu) / 1e6:F1} ms of this thread's CPU");
+        GC.KeepAlive(heap);
+
+        // The same budget, now spent computing: stopped.
+        var spinning = Stopwatch.StartNew();
+        var ex = Assert.Throws<SandboxLimitException>(() =>
+        {
+            while (spinning.Elapsed < TimeSpan.FromSeconds(4))
+            {
+                budget.CheckAfterCall();
+            }
+        });
+        Assert.Equal(ScriptFailure.Timeout, ex.Code);
+    }
 }
