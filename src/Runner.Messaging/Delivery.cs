@@ -21,10 +21,27 @@ internal readonly record struct Delivery(ulong StreamSequence, ulong ConsumerSeq
     private static readonly ConcurrentDictionary<string, string> s_streams = new(StringComparer.Ordinal);
 
     /// <summary>The delivery of a JetStream message; null for a message without a JetStream reply subject.</summary>
-    public static Delivery? Of<T>(INatsJSMsg<T> msg) => Parse(msg.ReplyTo);
+    public static Delivery? Of<T>(INatsJSMsg<T> msg) => Read(msg.ReplyTo, withStream: false, out _);
 
-    public static Delivery? Parse(string? reply)
+    /// <summary>As <see cref="Of{T}(INatsJSMsg{T})"/>, and the stream it came from, from the same reading of the subject.</summary>
+    public static Delivery? Of<T>(INatsJSMsg<T> msg, out string? stream) => Read(msg.ReplyTo, withStream: true, out stream);
+
+    /// <summary>
+    /// The delivery of a message read from a consumer, which always has one: a reply subject Runner cannot read is
+    /// a change of the server's protocol, and the message must not pass as one already handled (sequence 0).
+    /// </summary>
+    public static Delivery Required<T>(INatsJSMsg<T> msg) => Of(msg) ?? throw Unreadable(msg);
+
+    public static InvalidOperationException Unreadable<T>(INatsJSMsg<T> msg) =>
+        new($"message on {msg.Subject} has no JetStream reply subject that can be read: '{msg.ReplyTo}'");
+
+    public static Delivery? Parse(string? reply) => Read(reply, withStream: false, out _);
+
+    public static Delivery? Parse(string? reply, out string? stream) => Read(reply, withStream: true, out stream);
+
+    private static Delivery? Read(string? reply, bool withStream, out string? stream)
     {
+        stream = null;
         if (!TryTokens(reply, out var tokens, out var at))
         {
             return null;
@@ -37,21 +54,17 @@ internal readonly record struct Delivery(ulong StreamSequence, ulong ConsumerSeq
         {
             return null;
         }
+        if (withStream)
+        {
+            stream = StreamName(subject[tokens[at]]);
+        }
         return new Delivery(streamSequence, consumerSequence, delivered, DateTimeOffset.FromUnixTimeMilliseconds(nanoseconds / 1_000_000));
     }
 
-    /// <summary>The stream the message was delivered from; a name seen before is the same string, not a new one.</summary>
-    public static string? Stream<T>(INatsJSMsg<T> msg) => Stream(msg.ReplyTo);
-
-    public static string? Stream(string? reply)
+    /// <summary>A stream name seen before is the same string, not a new one.</summary>
+    private static string StreamName(ReadOnlySpan<char> name)
     {
-        if (!TryTokens(reply, out var tokens, out var at))
-        {
-            return null;
-        }
-        var name = reply.AsSpan()[tokens[at]];
-        var names = s_streams.GetAlternateLookup<ReadOnlySpan<char>>();
-        if (names.TryGetValue(name, out var known))
+        if (s_streams.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(name, out var known))
         {
             return known;
         }

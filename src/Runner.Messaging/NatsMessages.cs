@@ -75,7 +75,7 @@ internal static class NatsMessages
 
     public static MessageOrigin Origin<T>(INatsJSMsg<T> msg)
     {
-        var delivery = Delivery.Of(msg) ?? throw new InvalidOperationException("message has no JetStream metadata");
-        return new MessageOrigin(Delivery.Stream(msg)!, delivery.StreamSequence, msg.Subject, delivery.Timestamp);
+        var delivery = Delivery.Of(msg, out var stream) ?? throw Delivery.Unreadable(msg);
+        return new MessageOrigin(stream!, delivery.StreamSequence, msg.Subject, delivery.Timestamp);
     }
 }

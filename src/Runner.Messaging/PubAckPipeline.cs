@@ -263,8 +263,8 @@ internal readonly struct PendingPubAck
     {
         try
         {
-            // A reply already in, or a token that cannot end the wait, needs no cancellable wait on top.
-            return _reply.IsCompleted || !cancellationToken.CanBeCanceled ? await _reply : await _reply.WaitAsync(cancellationToken);
+            // WaitAsync returns the reply itself when it is already in or the token cannot end the wait.
+            return await _reply.WaitAsync(cancellationToken);
         }
         catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {

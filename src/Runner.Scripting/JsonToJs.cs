@@ -211,8 +211,6 @@ internal sealed class JsonToJs
         return new JsNumber(double.Parse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture));
     }
 
-    private static JsString Cached(Entry[] table, ReadOnlySpan<byte> utf8) => Cached(table, utf8, text: null);
-
     private static JsString Cached(Entry[] table, string text)
     {
         Span<byte> utf8 = stackalloc byte[MaxCachedLength * 3];
@@ -223,7 +221,7 @@ internal sealed class JsonToJs
     }
 
     /// <summary>The table's string for <paramref name="utf8"/>; made from <paramref name="text"/> (its UTF-16) or, when null, decoded strictly.</summary>
-    private static JsString Cached(Entry[] table, ReadOnlySpan<byte> utf8, string? text)
+    private static JsString Cached(Entry[] table, ReadOnlySpan<byte> utf8, string? text = null)
     {
         var hash = Hash(utf8);
         ref var entry = ref table[hash & (Slots - 1)];

@@ -40,8 +40,11 @@ public sealed class DeliveryTests(NatsServerFixture nats) : IClassFixture<NatsSe
             Assert.Equal(client.NumDelivered, delivery.NumDelivered);
             Assert.Equal(client.Timestamp, delivery.Timestamp);
             Assert.Equal(TimeSpan.Zero, delivery.Timestamp.Offset);
-            Assert.Equal(client.Stream, Delivery.Stream(msg));
-            Assert.Same(Delivery.Stream(msg), Delivery.Stream(msg));
+            Assert.Equal(delivery, Delivery.Of(msg, out var streamName));
+            Assert.Equal(client.Stream, streamName);
+            Delivery.Of(msg, out var again);
+            Assert.Same(streamName, again);
+            Assert.Equal(delivery, Delivery.Required(msg));
             if (delivery.NumDelivered == 1)
             {
                 await msg.NakAsync(cancellationToken: cts.Token);
@@ -67,7 +70,8 @@ public sealed class DeliveryTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.Equal(consumerSequence, delivery.ConsumerSequence);
         Assert.Equal(delivered, delivery.NumDelivered);
         Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(milliseconds), delivery.Timestamp);
-        Assert.Equal(stream, Delivery.Stream(reply));
+        Assert.Equal(delivery, Delivery.Parse(reply, out var name));
+        Assert.Equal(stream, name);
     }
 
     [Theory]
@@ -80,19 +84,10 @@ public sealed class DeliveryTests(NatsServerFixture nats) : IClassFixture<NatsSe
     [InlineData("$JS.ACK.ORDERS.reader.three.1042.77.1733380000123456789.12")]
     [InlineData("$JS.ACK.ORDERS.reader.3. 1042.77.1733380000123456789.12")]
     [InlineData("$JS.NAK.ORDERS.reader.3.1042.77.1733380000123456789.12")]
-    public void A_subject_that_is_not_a_JetStream_reply_has_no_delivery(string? reply)
+    public void A_subject_that_is_not_a_JetStream_reply_has_no_delivery_and_names_no_stream(string? reply)
     {
         Assert.Null(Delivery.Parse(reply));
-    }
-
-    [Theory]
-    [InlineData(null)]
-    [InlineData("_INBOX.abc.def")]
-    [InlineData("$JS.ACK.ORDERS.reader.3.1042.77.1733380000123456789")]
-    [InlineData("$JS.ACK.ORDERS.reader.3.1042.77.1733380000123456789.12.x")]
-    [InlineData("$JS.NAK.ORDERS.reader.3.1042.77.1733380000123456789.12")]
-    public void A_subject_that_is_not_a_JetStream_reply_names_no_stream(string? reply)
-    {
-        Assert.Null(Delivery.Stream(reply));
+        Assert.Null(Delivery.Parse(reply, out var stream));
+        Assert.Null(stream);
     }
 }

@@ -20,8 +20,6 @@ internal static class TransitionOutputParser
     /// </summary>
     public const long MaxDueMs = 253_402_300_799_999;
 
-    private static readonly JsonElement s_null = JsonElement.Parse("null");
-
     public static bool TryParse(string json, long nowMs, out TransitionOutput? output, out string? error)
     {
         output = null;
@@ -69,7 +67,7 @@ internal static class TransitionOutputParser
             }
 
             // Copied out of the pooled document: the state's own UTF-8 and nothing else.
-            var state = root.TryGetProperty("state", out var stateElement) ? stateElement.Clone() : s_null;
+            var state = root.TryGetProperty("state", out var stateElement) ? stateElement.Clone() : Json.JsonNull.Element;
             var done = false;
             if (root.TryGetProperty("done", out var doneElement))
             {
@@ -110,7 +108,7 @@ internal static class TransitionOutputParser
                 return false;
             }
             string? effect = null, id = null, pool = null;
-            var payload = s_null;
+            var payload = Json.JsonNull.Element;
             foreach (var property in item.EnumerateObject())
             {
                 if (property.NameEquals("effect"u8))

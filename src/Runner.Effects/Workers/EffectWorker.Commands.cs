@@ -20,12 +20,10 @@ internal sealed partial class EffectWorker
     public const string ProcessingError = "processing_error";
     public const string ResultTooLarge = "result_too_large";
 
-    private static readonly JsonElement s_null = JsonDocument.Parse("null").RootElement.Clone();
-
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask HandleAsync(INatsJSMsg<byte[]> msg, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
+    private async ValueTask HandleAsync(INatsJSMsg<byte[]> msg, Delivery? delivery, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
-        if (!TryRead(msg, out var command, out var reason, out var problem))
+        if (!TryRead(msg, delivery, out var command, out var reason, out var problem))
         {
             await _quarantine.AddAsync(msg, reason!, problem!, SubjectTenant.FromSubject(msg.Subject), cancellationToken);
             await msg.AckTerminateAsync(cancellationToken: cancellationToken);
@@ -68,7 +66,7 @@ internal sealed partial class EffectWorker
                         {
                             EffectsLog.ClaimTakenOver(_logger, command.CommandId, command.Tenant, claim.PreviousWorker ?? "?", claim.Attempt);
                         }
-                        await RunClaimedAsync(msg, command, claim, hold, intake, cancellationToken);
+                        await RunClaimedAsync(msg, delivery, command, claim, hold, intake, cancellationToken);
                     }
                     break;
             }
@@ -87,7 +85,7 @@ internal sealed partial class EffectWorker
     /// while the <paramref name="intake"/> ends is handed back instead.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask RunClaimedAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
+    private async ValueTask RunClaimedAsync(INatsJSMsg<byte[]> msg, Delivery? delivery, CommandMessage command, Claim claim, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var kept = _leases.Track(msg, command.CommandId, claim, lost);
@@ -99,7 +97,7 @@ internal sealed partial class EffectWorker
             {
                 var effect = _effects(command.Effect);
                 // give_up_after_ms counts from when the command was stored, the same on every redelivery and worker.
-                var bounds = new ExecutionBounds(Delivery.Of(msg)?.Timestamp ?? startedAt, intake);
+                var bounds = new ExecutionBounds(delivery?.Timestamp ?? startedAt, intake);
                 execution = effect is null
                     ? new EffectExecution(false, null, new EffectError(EffectErrorCodes.UnknownEffect, $"effect '{command.Effect}' is not declared in the loaded manifests"), 0)
                     : await _executor.ExecuteAsync(effect, command, bounds, lost.Token);
@@ -287,7 +285,7 @@ internal sealed partial class EffectWorker
     }
 
     /// <summary>Reads the command body and checks it against the subject it arrived on and its age.</summary>
-    private bool TryRead(INatsJSMsg<byte[]> msg, out CommandMessage? command, out string? reason, out string? problem)
+    private bool TryRead(INatsJSMsg<byte[]> msg, Delivery? delivery, out CommandMessage? command, out string? reason, out string? problem)
     {
         command = null;
         reason = InvalidCommand;
@@ -329,10 +327,10 @@ internal sealed partial class EffectWorker
             problem = $"command tenant '{parsed.Tenant}' does not match the subject's tenant '{subjectTenant}'";
             return false;
         }
-        if (Delivery.Of(msg) is { } delivery && _time.GetUtcNow() - delivery.Timestamp > _options.CommandMaxAge)
+        if (delivery is { } stored && _time.GetUtcNow() - stored.Timestamp > _options.CommandMaxAge)
         {
             reason = StaleCommand;
-            problem = $"command was stored {delivery.Timestamp:O}, longer ago than {_options.CommandMaxAge}: its claim may have expired, "
+            problem = $"command was stored {stored.Timestamp:O}, longer ago than {_options.CommandMaxAge}: its claim may have expired, "
                 + "so whether it already ran cannot be known; it is kept here instead of being run";
             return false;
         }
@@ -341,7 +339,7 @@ internal sealed partial class EffectWorker
         {
             traceParent = values.ToString();
         }
-        var payload = parsed.Payload.ValueKind == JsonValueKind.Undefined ? s_null : parsed.Payload;
+        var payload = parsed.Payload.ValueKind == JsonValueKind.Undefined ? Core.Json.JsonNull.Element : parsed.Payload;
         command = parsed with { Pool = Pool, TraceParent = traceParent ?? parsed.TraceParent, Payload = payload };
         reason = null;
         problem = null;

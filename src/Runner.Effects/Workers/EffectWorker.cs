@@ -173,11 +173,12 @@ internal sealed partial class EffectWorker
     private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, Hold hold, CancellationToken intake)
     {
         await Task.Yield();
-        var sequence = Delivery.Of(msg)?.StreamSequence ?? 0;
+        // Read once: the command's stream sequence, delivery count and stored time.
+        var delivery = Delivery.Of(msg);
         try
         {
-            await HandleAsync(msg, hold, intake, _abort);
-            _failures.TryRemove(sequence, out _);
+            await HandleAsync(msg, delivery, hold, intake, _abort);
+            _failures.TryRemove(delivery?.StreamSequence ?? 0, out _);
         }
         catch (OperationCanceledException) when (_abort.IsCancellationRequested)
         {
@@ -187,7 +188,7 @@ internal sealed partial class EffectWorker
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            await FailedAsync(msg, sequence, ex);
+            await FailedAsync(msg, delivery, ex);
         }
         finally
         {
@@ -200,22 +201,29 @@ internal sealed partial class EffectWorker
     /// finishing slot until it is done. The finishing slot is taken before the slot is given up,
     /// so when finishing is backed up the worker stops pulling instead of piling up results.
     /// </summary>
-    private sealed class Hold(SemaphoreSlim slots, SemaphoreSlim finishing)
+    private sealed class Hold
     {
-        private SemaphoreSlim? _held = slots;
-        private bool _finishing;
+        private readonly SemaphoreSlim _slots;
+        private readonly SemaphoreSlim _finishing;
+        private SemaphoreSlim? _held;
+
+        public Hold(SemaphoreSlim slots, SemaphoreSlim finishing)
+        {
+            _slots = slots;
+            _finishing = finishing;
+            _held = slots;
+        }
 
         /// <summary>Moves the command from its slot to a finishing slot, waiting for one to be free.</summary>
         public async ValueTask FinishAsync(CancellationToken cancellationToken)
         {
-            if (_finishing)
+            if (_held != _slots)
             {
                 return;
             }
-            await finishing.WaitAsync(cancellationToken);
-            _finishing = true;
-            _held?.Release();
-            _held = finishing;
+            await _finishing.WaitAsync(cancellationToken);
+            _slots.Release();
+            _held = _finishing;
         }
 
         public void Release()
@@ -231,11 +239,12 @@ internal sealed partial class EffectWorker
     /// loop for ever (invariant 8). NATS or the claim bucket not answering is not the command's
     /// fault: it comes back after a pause for as long as the outage lasts, and counts nothing.
     /// </summary>
-    private async Task FailedAsync(INatsJSMsg<byte[]> msg, ulong sequence, Exception ex)
+    private async Task FailedAsync(INatsJSMsg<byte[]> msg, Delivery? delivery, Exception ex)
     {
+        var sequence = delivery?.StreamSequence ?? 0;
         if (PubAcks.IsTransient(ex))
         {
-            var pause = TimeSpan.FromMilliseconds(Math.Min(5_000, 250 * (double)(Delivery.Of(msg)?.NumDelivered ?? 1)));
+            var pause = TimeSpan.FromMilliseconds(Math.Min(5_000, 250 * (double)(delivery?.NumDelivered ?? 1)));
             EffectsLog.CommandWaits(_logger, Effect, msg.Subject, pause.TotalMilliseconds, ex.Message);
             await LeaveAsync(msg, pause, _abort);
             return;

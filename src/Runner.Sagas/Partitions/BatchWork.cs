@@ -12,8 +12,9 @@ namespace Runner.Sagas.Partitions;
 /// </summary>
 internal sealed record InboxItem(IReadOnlyDictionary<string, string> Headers, byte[] Data, ulong Sequence, long InboxMs, string Subject, INatsJSMsg<byte[]>? Msg)
 {
-    public static InboxItem From(INatsJSMsg<byte[]> msg, ulong sequence) =>
-        new(Messaging.NatsMessages.Headers(msg.Headers), msg.Data ?? [], sequence, PartitionWorker.InboxTimeMs(msg), msg.Subject, msg);
+    /// <summary>A message just read, with its delivery (its inbox sequence, and the inbox's time of it in Unix ms).</summary>
+    public static InboxItem From(INatsJSMsg<byte[]> msg, Messaging.Delivery delivery) =>
+        new(Messaging.NatsMessages.Headers(msg.Headers), msg.Data ?? [], delivery.StreamSequence, delivery.Timestamp.ToUnixTimeMilliseconds(), msg.Subject, msg);
 
     public static InboxItem From(HeldMessage held) =>
         new(new Dictionary<string, string>(held.Headers, StringComparer.OrdinalIgnoreCase), held.Data, held.InboxSequence, held.InboxMs, held.Subject, null);

@@ -56,6 +56,4 @@ internal sealed partial class PartitionWorker
 
     /// <summary>The command's pool: the script's own, or the effect manifest's.</summary>
     internal static string? PoolOf(CommandRequest command, ManifestSet manifests) => command.Pool ?? manifests.DefaultPool(command.Effect);
-
-
 }

@@ -32,13 +32,11 @@ internal sealed partial class PartitionWorker
 
     private static readonly string[] s_allControlActions = [Resume, Skip, Cancel, ResetAction];
 
-    private static readonly JsonElement s_noState = JsonDocument.Parse("null").RootElement.Clone();
-
     private void Park(BatchWork work, InstanceId instance, SagaInstanceRecord? current, InboxItem item, SagaEvent evt, ManifestSet manifests, string reason, string detail)
     {
         var parked = (current ?? new SagaInstanceRecord
         {
-            State = s_noState,
+            State = Core.Json.JsonNull.Element,
             Version = 0,
             CreatedAtMs = evt.TimeMs,
             UpdatedAtMs = evt.TimeMs,

@@ -92,7 +92,7 @@ internal sealed partial class PartitionWorker
         var start = current with
         {
             Version = to,
-            State = plan.StateJson is null ? s_noState : JsonDocument.Parse(plan.StateJson).RootElement.Clone(),
+            State = plan.StateJson is null ? Core.Json.JsonNull.Element : JsonDocument.Parse(plan.StateJson).RootElement.Clone(),
             Done = false,
             ClosedAtInboxMs = 0,
             Timers = timers.Count == 0 ? null : timers,

@@ -23,9 +23,9 @@ internal sealed partial class PartitionWorker
     /// <summary>Stands for "no timers" without a table of its own: only read (a remove from it finds nothing, it is never added to).</summary>
     private static readonly Dictionary<string, long> s_noTimers = new(StringComparer.Ordinal);
 
-    private void Process(INatsJSMsg<byte[]> msg, ulong sequence, ManifestSet manifests, BatchWork work)
+    private void Process(INatsJSMsg<byte[]> msg, Delivery delivery, ManifestSet manifests, BatchWork work)
     {
-        var item = InboxItem.From(msg, sequence);
+        var item = InboxItem.From(msg, delivery);
         if (item.Headers.TryGetValue(EventHeaders.Control, out var action))
         {
             Control(item, action, manifests, work);
@@ -325,9 +325,6 @@ internal sealed partial class PartitionWorker
         work.Batch.Put(KeySpace.Dedupe, key, JsonSerializer.SerializeToUtf8Bytes(
             new DedupeRecord { InboxSequence = sequence, Outcome = outcome, AtMs = atMs, CommittedAtMs = inboxMs },
             CoreJsonContext.Default.DedupeRecord));
-
-    /// <summary>The inbox stream's timestamp of <paramref name="msg"/> in Unix ms (0 when the message carries none).</summary>
-    internal static long InboxTimeMs(INatsJSMsg<byte[]> msg) => Delivery.Of(msg)?.Timestamp.ToUnixTimeMilliseconds() ?? 0;
 
     /// <summary>Whether a marker still stands for a message stored at <paramref name="inboxMs"/>: within the retention, in the log's own time.</summary>
     private bool Remembered(byte[] marker, long inboxMs)

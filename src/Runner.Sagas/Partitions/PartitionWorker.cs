@@ -195,7 +195,8 @@ internal sealed partial class PartitionWorker
         var work = new BatchWork(_partition, batch.Count);
         var last = batch[^1];
         var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
-        var lastInBatch = Delivery.Of(last)?.StreamSequence ?? 0;
+        var lastDelivery = Delivery.Required(last);
+        var lastInBatch = lastDelivery.StreamSequence;
         Func<ulong, ManifestSet> manifests;
         if (_versions is null || lastInBatch <= checkpoint)
         {
@@ -204,7 +205,7 @@ internal sealed partial class PartitionWorker
         }
         else
         {
-            var first = batch.Select(m => Delivery.Of(m)?.StreamSequence ?? 0).First(s => s > checkpoint);
+            var first = batch.Select(m => Delivery.Required(m).StreamSequence).First(s => s > checkpoint);
             try
             {
                 manifests = await _versions.PrepareAsync(first, lastInBatch, cancellationToken);
@@ -234,7 +235,7 @@ internal sealed partial class PartitionWorker
                 return false;
             }
             Interlocked.Exchange(ref _checkpoint, (long)lastSequence);
-            Interlocked.Exchange(ref _lastInboxMs, Math.Max(Interlocked.Read(ref _lastInboxMs), InboxTimeMs(last)));
+            Interlocked.Exchange(ref _lastInboxMs, Math.Max(Interlocked.Read(ref _lastInboxMs), lastDelivery.Timestamp.ToUnixTimeMilliseconds()));
         }
 
         // Committed: the relay and the scheduler may start at once; the purge (a server round
@@ -286,7 +287,8 @@ internal sealed partial class PartitionWorker
         var lastSequence = checkpoint;
         foreach (var msg in batch)
         {
-            var sequence = Delivery.Of(msg)?.StreamSequence ?? 0;
+            var delivery = Delivery.Required(msg);
+            var sequence = delivery.StreamSequence;
             if (sequence <= checkpoint)
             {
                 continue;
@@ -294,7 +296,7 @@ internal sealed partial class PartitionWorker
             var mark = work.Save();
             try
             {
-                Process(msg, sequence, manifests(sequence), work);
+                Process(msg, delivery, manifests(sequence), work);
             }
 #pragma warning disable CA1031 // An unforeseen failure on one message quarantines it; it must not stall the partition.
             catch (Exception ex) when (ex is not OperationCanceledException)

@@ -202,6 +202,9 @@ internal sealed class Router
     private sealed class Routed(INatsJSMsg<byte[]> msg)
     {
         public INatsJSMsg<byte[]> Msg { get; } = msg;
+
+        /// <summary>Its sequence in the routed stream, which counts its failed attempts.</summary>
+        public ulong Sequence { get; } = Delivery.Of(msg)?.StreamSequence ?? 0;
         public List<PendingPubAck> Futures { get; } = [];
         public int Quarantines { get; set; }
 
@@ -282,14 +285,13 @@ internal sealed class Router
         var maxDeliver = (ulong)_options.JetStream.MaxDeliver;
         foreach (var item in routed.Where(r => r.PublishError is not null && !r.Transient))
         {
-            var sequence = Delivery.Of(item.Msg)?.StreamSequence ?? 0;
-            var attempts = _attempts.GetValueOrDefault(sequence) + 1;
-            _attempts[sequence] = attempts;
+            var attempts = _attempts.GetValueOrDefault(item.Sequence) + 1;
+            _attempts[item.Sequence] = attempts;
             if (attempts < maxDeliver)
             {
                 continue;
             }
-            _attempts.Remove(sequence);
+            _attempts.Remove(item.Sequence);
             Quarantine(item, QuarantineRecords.MaxDeliverExceeded, $"the inbox refused the publish {attempts} times: {item.PublishError}");
             item.Futures.Clear();
             item.Settled();
@@ -320,7 +322,7 @@ internal sealed class Router
                 {
                     await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
                 }
-                SagasLog.RoutePublishFailed(_logger, _stream, Delivery.Of(batch[0])?.StreamSequence ?? 0, batch.Count - 1, $"quarantine write failed: {ex.Message}");
+                SagasLog.RoutePublishFailed(_logger, _stream, routed[0].Sequence, batch.Count - 1, $"quarantine write failed: {ex.Message}");
                 return false;
             }
         }
@@ -331,7 +333,7 @@ internal sealed class Router
             {
                 if (index == failedAt)
                 {
-                    SagasLog.RoutePublishFailed(_logger, _stream, Delivery.Of(item.Msg)?.StreamSequence ?? 0, routed.Count - failedAt - 1, item.PublishError!);
+                    SagasLog.RoutePublishFailed(_logger, _stream, item.Sequence, routed.Count - failedAt - 1, item.PublishError!);
                 }
                 await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }
@@ -345,7 +347,7 @@ internal sealed class Router
             }
             if (failedAt < 0 || index < failedAt)
             {
-                _attempts.Remove(Delivery.Of(item.Msg)?.StreamSequence ?? 0);
+                _attempts.Remove(item.Sequence);
             }
         }
         return failedAt < 0;
