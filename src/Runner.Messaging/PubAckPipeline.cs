@@ -1,7 +1,9 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using System.Text.Json;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
@@ -27,6 +29,9 @@ internal sealed class PubAckPipeline
     private readonly ConcurrentDictionary<long, Waiting> _waiting = new();
     private readonly SemaphoreSlim _starting = new(1, 1);
     private volatile bool _started;
+    // The client holds subscriptions weakly (one nobody references is unsubscribed when collected): this one is
+    // referenced here, by the pipeline that lives as long as its connection.
+    private Replies? _replies;
     private long _next;
 
     private PubAckPipeline(INatsConnection connection)
@@ -169,10 +174,9 @@ internal sealed class PubAckPipeline
             // Not the caller's token: the client ends a subscription when the token it was made with is
             // cancelled, and this one serves every publisher on the connection, however long each runs.
             // Nor is the wait for it cancelled: a subscription made after its caller gave up would be left unread.
-            var subscription = await _connection.SubscribeCoreAsync(_prefix + ".*", serializer: NatsJSJsonSerializer<PubAckResponse>.Default, cancellationToken: CancellationToken.None);
-            _started = true; // before the reader starts: a subscription that ends at once sets it back
-            // The reader serves every publisher for the connection's life: not under the first one's context.
-            _ = Unflowed(() => Task.Run(() => ReadAsync(subscription), CancellationToken.None));
+            _replies = new Replies(this, _connection, _prefix + ".*");
+            _started = true; // before it can end: a subscription that ends at once sets it back
+            await _connection.AddSubAsync(_replies, CancellationToken.None);
         }
         finally
         {
@@ -180,62 +184,89 @@ internal sealed class PubAckPipeline
         }
     }
 
-    /// <summary>Lives as long as the subscription: as long as the connection, normally.</summary>
-    private async Task ReadAsync(INatsSub<PubAckResponse> subscription)
+    /// <summary>
+    /// Ended (the connection is going away, or the subscription failed): the next publish subscribes
+    /// again, and whoever still waits is told now rather than at its timeout.
+    /// </summary>
+    private void Ended()
     {
-        try
+        _started = false;
+        foreach (var (id, waiting) in _waiting)
         {
-            await foreach (var msg in subscription.Msgs.ReadAllAsync())
+            if (_waiting.TryRemove(id, out _))
             {
-                Settle(msg);
+                waiting.Reply.TrySetException(new NatsNoReplyException());
             }
-        }
-#pragma warning disable CA1031 // Whatever ended the subscription, the pipeline must not stay half alive: below, it is reset.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-        finally
-        {
-            // Ended (the connection is going away, or the subscription failed): the next publish subscribes
-            // again, and whoever still waits is told now rather than at its timeout.
-            _started = false;
-            foreach (var (id, waiting) in _waiting)
-            {
-                if (_waiting.TryRemove(id, out _))
-                {
-                    waiting.Reply.TrySetException(new NatsNoReplyException());
-                }
-            }
-            await subscription.DisposeAsync();
         }
     }
 
-    private void Settle(NatsMsg<PubAckResponse> msg)
+    /// <summary>
+    /// Settles the publish a PubAck answers, on the connection's read loop: no message object, no
+    /// channel and no reader task between the socket and the publisher (its continuation runs on the
+    /// thread pool, as the reply was made with <see cref="TaskCreationOptions.RunContinuationsAsynchronously"/>).
+    /// </summary>
+    private void Settle(string subject, ReadOnlySequence<byte>? headers, in ReadOnlySequence<byte> payload)
     {
-        var dot = msg.Subject.LastIndexOf('.');
-        if (dot < 0 || !long.TryParse(msg.Subject.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+        var dot = subject.LastIndexOf('.');
+        if (dot < 0 || !long.TryParse(subject.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var id)
             || !_waiting.TryRemove(id, out var waiting))
         {
             return; // a PubAck that came after its publisher gave up on it
         }
         var reply = waiting.Reply;
-        if (msg.HasNoResponders)
+        if (payload.IsEmpty)
         {
-            reply.TrySetException(new NatsNoRespondersException());
+            // A status without a body: 503 when the subject has no stream, anything else is no PubAck.
+            reply.TrySetException(IsNoResponders(headers) ? new NatsNoRespondersException() : new NatsJSPublishNoResponseException());
+            return;
         }
-        else if (msg.Error is { } error)
+        PubAckResponse? ack;
+        try
         {
-            reply.TrySetException(error);
+            ack = NatsJSJsonSerializer<PubAckResponse>.Default.Deserialize(payload);
         }
-        else if (msg.Data is null)
+        catch (Exception ex) when (ex is JsonException or NatsDeserializeException)
+        {
+            reply.TrySetException(ex);
+            return;
+        }
+        if (ack is null)
         {
             reply.TrySetException(new NatsJSPublishNoResponseException());
         }
         else
         {
-            reply.TrySetResult(msg.Data);
+            reply.TrySetResult(ack);
         }
+    }
+
+    /// <summary>The status line of a header block is <c>NATS/1.0 503</c>.</summary>
+    private static bool IsNoResponders(ReadOnlySequence<byte>? headers)
+    {
+        if (headers is not { Length: >= 12 } block)
+        {
+            return false;
+        }
+        Span<byte> status = stackalloc byte[4];
+        block.Slice(8, 4).CopyTo(status);
+        return status.SequenceEqual(" 503"u8);
+    }
+
+    /// <summary>
+    /// The reply subscription: hands each PubAck's bytes to <see cref="Settle"/> as the client reads
+    /// them, and tells the pipeline when it ends.
+    /// </summary>
+    private sealed class Replies(PubAckPipeline pipeline, INatsConnection connection, string subject)
+        : NatsSubBase(connection, connection.SubscriptionManager, subject, queueGroup: null, opts: null)
+    {
+        protected override ValueTask ReceiveInternalAsync(string subject, string? replyTo, ReadOnlySequence<byte>? headersBuffer, ReadOnlySequence<byte> payloadBuffer)
+        {
+            pipeline.Settle(subject, headersBuffer, payloadBuffer);
+            return ValueTask.CompletedTask;
+        }
+
+        // The captured parameter is assigned before the base constructor runs, so this may run from it.
+        protected override void TryComplete() => pipeline.Ended();
     }
 }
 

@@ -53,6 +53,28 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
     }
 
     [Fact]
+    public async Task The_reply_subscription_outlives_garbage_collections()
+    {
+        // The client holds subscriptions weakly and unsubscribes one that is collected: the pipeline's
+        // must stay as long as its connection, whoever else still references it.
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(5) });
+        var js = new NatsJSContext(connection);
+        var (_, subject) = await CreateStreamAsync(js);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var first = await (await PubAckPipeline.For(connection).PublishAsync(subject + ".a", [1], "gc-1", null, cts.Token)).GetResponseAsync(cts.Token);
+        Assert.Equal(1UL, first.Seq);
+
+        for (var i = 0; i < 3; i++)
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true);
+            GC.WaitForPendingFinalizers();
+        }
+
+        var second = await (await PubAckPipeline.For(connection).PublishAsync(subject + ".a", [2], "gc-2", null, cts.Token)).GetResponseAsync(cts.Token);
+        Assert.Equal(2UL, second.Seq);
+    }
+
+    [Fact]
     public async Task A_repeated_msg_id_is_acked_as_a_duplicate_of_the_stored_message()
     {
         await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
