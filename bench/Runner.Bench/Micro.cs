@@ -61,7 +61,7 @@ internal static class Micro
         Measure(output, "router: headers + match + CloudEvent decode + re-encode + key", iterations, i =>
         {
             var headers = NatsMessages.Headers(routerHeaders);
-            foreach (var (s, trigger) in manifests.Match("AGGREGATE_EVENTS", Wire.Subject(i % 1000)))
+            foreach (var (s, trigger) in manifests.Match("AGGREGATE_EVENTS", Wire.Subject(i % 1000)) ?? [])
             {
                 var o = new MessageOrigin("AGGREGATE_EVENTS", (ulong)i + 1, Wire.Subject(i % 1000), DateTimeOffset.UnixEpoch);
                 CloudEventDecoder.TryDecode(Wire.Event(1, i, 123), headers, o, 1 << 20, out var e, out _);

@@ -72,14 +72,20 @@ internal sealed class LmdbStore : IDisposable
     internal LightningDatabase Database(KeySpace space) => _databases[(int)space];
 
     /// <summary>Runs <paramref name="read"/> against a consistent snapshot. Never await inside.</summary>
-    public T Read<T>(ReadFunc<T> read)
+    public T Read<T>(ReadFunc<T> read) => Read(read, static (reader, read) => read(reader));
+
+    /// <summary>
+    /// Runs <paramref name="read"/> with <paramref name="state"/> against a consistent snapshot, so a
+    /// hot path's read needs no closure (a static lambda). Never await inside.
+    /// </summary>
+    public T Read<TState, T>(TState state, ReadFunc<TState, T> read)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
         _resizeGate.EnterReadLock();
         try
         {
             using var txn = _env.BeginTransaction(TransactionBeginFlags.ReadOnly);
-            return read(new LmdbReader(txn, this));
+            return read(new LmdbReader(txn, this), state);
         }
         finally
         {
@@ -88,6 +94,8 @@ internal sealed class LmdbStore : IDisposable
     }
 
     internal delegate T ReadFunc<out T>(LmdbReader reader);
+
+    internal delegate T ReadFunc<in TState, out T>(LmdbReader reader, TState state);
 
     /// <summary>Doubles the map. Called by the writer with no write transaction open.</summary>
     internal bool TryGrowMap()

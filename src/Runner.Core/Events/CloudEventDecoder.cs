@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
+using Runner.Core.Json;
 using Runner.Core.Keys;
 using Runner.Core.Subjects;
 
@@ -238,7 +239,8 @@ internal static partial class CloudEventDecoder
             {
                 if (name is not null)
                 {
-                    Assign(name, reader.GetString()!);
+                    // The values that repeat across events are shared; an id or a time is its own.
+                    Assign(name, name is "id" or "time" or "subject" ? reader.GetString()! : Utf8Strings.Get(ref reader));
                 }
                 return null;
             }

@@ -63,19 +63,24 @@ internal sealed class ManifestSet
     /// <summary>The pool an effect's manifest declares, used when a command names none.</summary>
     public string? DefaultPool(string effect) => _effectPools.GetValueOrDefault(effect);
 
-    /// <summary>For each saga, the first of its triggers that matches the stream and subject.</summary>
-    public IEnumerable<(LoadedSaga Saga, SagaTrigger Trigger)> Match(string stream, string subject)
+    /// <summary>For each saga, the first of its triggers that matches the stream and subject; null when none does.</summary>
+    public List<(LoadedSaga Saga, SagaTrigger Trigger)>? Match(string stream, string subject)
     {
-        foreach (var saga in Sagas)
+        List<(LoadedSaga Saga, SagaTrigger Trigger)>? matches = null;
+        for (var s = 0; s < Sagas.Count; s++)
         {
-            foreach (var trigger in saga.Manifest.Triggers)
+            var saga = Sagas[s];
+            var triggers = saga.Manifest.Triggers;
+            for (var t = 0; t < triggers.Count; t++)
             {
+                var trigger = triggers[t];
                 if (string.Equals(trigger.Stream, stream, StringComparison.Ordinal) && trigger.Subject.Matches(subject))
                 {
-                    yield return (saga, trigger);
+                    (matches ??= new List<(LoadedSaga, SagaTrigger)>(1)).Add((saga, trigger));
                     break;
                 }
             }
         }
+        return matches;
     }
 }

@@ -86,9 +86,8 @@ internal sealed partial class PartitionWorker
         // One read transaction for both lookups: the dedupe marker, and the instance unless an
         // earlier event of this batch already holds its newest version.
         var pending = work.Instances.GetValueOrDefault(instance);
-        var instanceKey = StoreKeys.Instance(_partition, instance);
-        var (marker, stored) = _store.Read(reader =>
-            (reader.Get(KeySpace.Dedupe, dedupeKey), pending is null ? reader.Get(KeySpace.Saga, instanceKey) : null));
+        var (marker, stored) = _store.Read((dedupeKey, instanceKey: pending is null ? StoreKeys.Instance(_partition, instance) : null), static (reader, keys) =>
+            (reader.Get(KeySpace.Dedupe, keys.dedupeKey), keys.instanceKey is null ? null : reader.Get(KeySpace.Saga, keys.instanceKey)));
         var inboxMs = item.InboxMs;
         if (marker is not null && Remembered(marker, inboxMs))
         {

@@ -29,6 +29,8 @@ internal sealed class Router
     private readonly Func<ManifestSet> _manifests;
     private readonly SagaRuntimeOptions _options;
     private readonly string _stream;
+    /// <summary>Each partition's inbox subject, made once.</summary>
+    private readonly string[] _inboxes;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationToken _intake;
@@ -60,6 +62,11 @@ internal sealed class Router
         _store = store;
         _manifests = manifests;
         _options = options;
+        _inboxes = new string[options.Partitions];
+        for (var p = 0; p < _inboxes.Length; p++)
+        {
+            _inboxes[p] = Core.Subjects.Subjects.Inbox(new PartitionId(p));
+        }
         _stream = stream;
         _logger = logger;
         _time = time;
@@ -205,11 +212,16 @@ internal sealed class Router
 
         /// <summary>Its sequence in the routed stream, which counts its failed attempts.</summary>
         public ulong Sequence { get; } = Delivery.Of(msg)?.StreamSequence ?? 0;
-        public List<PendingPubAck> Futures { get; } = [];
+        /// <summary>Its inbox publishes: usually one (one saga takes it).</summary>
+        public List<PendingPubAck> Futures { get; } = new(1);
         public int Quarantines { get; set; }
 
-        /// <summary>Its quarantine records; written only if the message is settled in this batch, not NAKed.</summary>
-        public WriteBatch Records { get; } = new();
+        /// <summary>Its quarantine records; written only if the message is settled in this batch, not NAKed. Made by the first.</summary>
+        public WriteBatch Records => _records ??= new();
+
+        public IReadOnlyList<WriteOp> RecordOps => _records?.Ops ?? [];
+
+        private WriteBatch? _records;
 
         /// <summary>Nobody could take it: terminate. (Routed to some sagas and quarantined for others: ack.)</summary>
         public bool Terminate => Quarantines > 0 && Futures.Count == 0;
@@ -304,7 +316,7 @@ internal sealed class Router
         var quarantine = new WriteBatch();
         foreach (var item in failedAt < 0 ? routed : routed.Take(failedAt))
         {
-            foreach (var op in item.Records.Ops)
+            foreach (var op in item.RecordOps)
             {
                 quarantine.Put(op.Space, op.Key, op.Value!);
             }
@@ -327,8 +339,9 @@ internal sealed class Router
             }
         }
 
-        foreach (var (item, index) in routed.Select((r, i) => (r, i)))
+        for (var index = 0; index < routed.Count; index++)
         {
+            var item = routed[index];
             if (failedAt >= 0 && index >= failedAt)
             {
                 if (index == failedAt)
@@ -358,9 +371,9 @@ internal sealed class Router
         var msg = item.Msg;
         var origin = NatsMessages.Origin(msg);
         var headers = NatsMessages.Headers(msg.Headers);
-        var matches = manifests.Match(_stream, msg.Subject).ToList();
+        var matches = manifests.Match(_stream, msg.Subject);
         var mayRouteImplicitly = ImplicitRoutes.MayApply(manifests, _stream, msg.Subject);
-        if (matches.Count == 0 && !mayRouteImplicitly)
+        if (matches is null && !mayRouteImplicitly)
         {
             return;
         }
@@ -373,11 +386,21 @@ internal sealed class Router
         // Once per saga. A saga's own reply (its timer, or the result of a command it sent) goes by
         // the correlation it carries even when a declared trigger also matches: a broad trigger
         // such as workflow.evt.*.> with another key expression would send it to the wrong instance.
-        var routes = matches.Select(m => (m.Saga, Key: m.Trigger.Correlation.Evaluate(evt!), Correlation: m.Trigger.Correlation.Text)).ToList();
-        if (mayRouteImplicitly && ImplicitRoutes.Find(manifests, msg.Subject, evt!) is { } reply)
+        var routes = new List<(LoadedSaga Saga, string? Key, string Correlation)>((matches?.Count ?? 0) + 1);
+        var reply = mayRouteImplicitly ? ImplicitRoutes.Find(manifests, msg.Subject, evt!) : null;
+        if (matches is not null)
         {
-            routes.RemoveAll(r => string.Equals(r.Saga.Name, reply.Saga.Name, StringComparison.Ordinal));
-            routes.Add(reply);
+            foreach (var (saga, trigger) in matches)
+            {
+                if (reply is null || !string.Equals(saga.Name, reply.Value.Saga.Name, StringComparison.Ordinal))
+                {
+                    routes.Add((saga, trigger.Correlation.Evaluate(evt!), trigger.Correlation.Text));
+                }
+            }
+        }
+        if (reply is { } implicitRoute)
+        {
+            routes.Add(implicitRoute);
         }
 
         var body = CloudEventEncoder.ToStructuredJson(evt!);
@@ -400,12 +423,15 @@ internal sealed class Router
             var partition = Partitioner.PartitionOf(instance, _options.Partitions);
             // Sized once: the event's own headers, Runner's nine, and the message id the publish adds.
             var outHeaders = new NatsHeaders((msg.Headers?.Count ?? 0) + 10);
-            foreach (var (name, value) in headers)
+            if (msg.Headers is { } inHeaders)
             {
-                if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
-                    && EventHeaders.IsWritableName(name))
+                foreach (var (name, values) in inHeaders)
                 {
-                    outHeaders[name] = value;
+                    if (values.Count > 0 && !EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
+                        && EventHeaders.IsWritableName(name))
+                    {
+                        outHeaders[name] = values[0];
+                    }
                 }
             }
             // NATS header values are ASCII on the wire: Runner's own carry percent-encoded UTF-8.
@@ -422,7 +448,7 @@ internal sealed class Router
             outHeaders[EventHeaders.OriginSubject] = EventHeaders.Encode(origin.Subject);
             outHeaders[EventHeaders.OriginTime] = origin.Timestamp.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
             var msgId = $"{origin.Stream}:{origin.Sequence}:{saga.Name}";
-            var future = await _publisher.PublishAsync(Core.Subjects.Subjects.Inbox(partition), body, msgId, outHeaders, cancellationToken);
+            var future = await _publisher.PublishAsync(_inboxes[partition.Value], body, msgId, outHeaders, cancellationToken);
             item.Futures.Add(future);
         }
     }
