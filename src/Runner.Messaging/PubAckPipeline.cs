@@ -174,9 +174,16 @@ internal sealed class PubAckPipeline
             // Not the caller's token: the client ends a subscription when the token it was made with is
             // cancelled, and this one serves every publisher on the connection, however long each runs.
             // Nor is the wait for it cancelled: a subscription made after its caller gave up would be left unread.
-            _replies = new Replies(this, _connection, _prefix + ".*");
-            _started = true; // before it can end: a subscription that ends at once sets it back
-            await _connection.AddSubAsync(_replies, CancellationToken.None);
+            var replies = new Replies(this, _connection, _prefix + ".*");
+            _replies = replies;
+            await _connection.AddSubAsync(replies, CancellationToken.None);
+            // Only now (the subscription written to the server before any publish that skips this
+            // start), and not if it already ended: then it has been, or will be, set back by the end.
+            _started = true;
+            if (replies.Over)
+            {
+                _started = false;
+            }
         }
         finally
         {
@@ -265,8 +272,17 @@ internal sealed class PubAckPipeline
             return ValueTask.CompletedTask;
         }
 
+        /// <summary>Ended: set before the pipeline is told, so a start that sees it not set is told after.</summary>
+        public bool Over => _over;
+
+        private volatile bool _over;
+
         // The captured parameter is assigned before the base constructor runs, so this may run from it.
-        protected override void TryComplete() => pipeline.Ended();
+        protected override void TryComplete()
+        {
+            _over = true;
+            pipeline.Ended();
+        }
     }
 }
 

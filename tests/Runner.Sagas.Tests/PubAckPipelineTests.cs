@@ -53,6 +53,35 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
     }
 
     [Fact]
+    public async Task Publishes_racing_the_first_one_on_a_connection_each_get_their_PubAck()
+    {
+        // The reply subscription is made by the first publish; those that start while it is being
+        // made must not go out before it, or their PubAcks would go to no one.
+        for (var round = 0; round < 5; round++)
+        {
+            await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(3) });
+            await connection.ConnectAsync();
+            var js = new NatsJSContext(connection);
+            var (_, subject) = await CreateStreamAsync(js);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var pipeline = PubAckPipeline.For(connection);
+            using var go = new ManualResetEventSlim();
+            var publishes = Enumerable.Range(0, 64).Select(i => Task.Run(async () =>
+            {
+                go.Wait(cts.Token);
+                var pending = await pipeline.PublishAsync($"{subject}.{i}", [(byte)i], $"race-{round}-{i}", null, cts.Token);
+                return await pending.GetResponseAsync(cts.Token);
+            })).ToList();
+            go.Set();
+
+            var acks = await Task.WhenAll(publishes);
+
+            Assert.All(acks, ack => Assert.Null(ack.Error));
+            Assert.Equal(Enumerable.Range(1, 64).Select(i => (ulong)i), acks.Select(a => a.Seq).Order());
+        }
+    }
+
+    [Fact]
     public async Task The_reply_subscription_outlives_garbage_collections()
     {
         // The client holds subscriptions weakly and unsubscribes one that is collected: the pipeline's

@@ -3,29 +3,34 @@ using System.Text.Json.Serialization;
 
 namespace Runner.Core.Transitions;
 
-/// <summary>A saga instance as stored: its state, whether it is done, and its live timers.</summary>
+/// <summary>
+/// A saga instance as stored: its state, whether it is done, and its live timers. Read for nearly
+/// every event, so its properties have setters, not <c>init</c>: the generated reader then fills a
+/// new record through them, where init-only properties go through an argument array with a box per
+/// number. Nothing changes a record once made (a transition makes the next one).
+/// </summary>
 internal sealed record SagaInstanceRecord
 {
-    [JsonPropertyName("state")] public JsonElement State { get; init; }
-    [JsonPropertyName("done")] public bool Done { get; init; }
-    [JsonPropertyName("version")] public long Version { get; init; }
-    [JsonPropertyName("timers")] public Dictionary<string, long>? Timers { get; init; }
+    [JsonPropertyName("state")] public JsonElement State { get; set; }
+    [JsonPropertyName("done")] public bool Done { get; set; }
+    [JsonPropertyName("version")] public long Version { get; set; }
+    [JsonPropertyName("timers")] public Dictionary<string, long>? Timers { get; set; }
 
     /// <summary>For each live timer, the instance version of the transition that set it (its generation).</summary>
-    [JsonPropertyName("timer_gens")] public Dictionary<string, long>? TimerGenerations { get; init; }
-    [JsonPropertyName("created_at")] public long CreatedAtMs { get; init; }
-    [JsonPropertyName("updated_at")] public long UpdatedAtMs { get; init; }
-    [JsonPropertyName("last_event")] public string? LastEventId { get; init; }
-    [JsonPropertyName("manifest")] public string? ManifestHash { get; init; }
+    [JsonPropertyName("timer_gens")] public Dictionary<string, long>? TimerGenerations { get; set; }
+    [JsonPropertyName("created_at")] public long CreatedAtMs { get; set; }
+    [JsonPropertyName("updated_at")] public long UpdatedAtMs { get; set; }
+    [JsonPropertyName("last_event")] public string? LastEventId { get; set; }
+    [JsonPropertyName("manifest")] public string? ManifestHash { get; set; }
 
     /// <summary>
     /// For a done instance, the inbox time (the stream's timestamp) of the message whose transition
     /// finished it: retention counts from here, in the log's own time (0: kept for good).
     /// </summary>
-    [JsonPropertyName("closed_at")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public long ClosedAtInboxMs { get; init; }
+    [JsonPropertyName("closed_at")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public long ClosedAtInboxMs { get; set; }
 
     /// <summary>Set while the instance is parked: its events are held, in order, until an operator resumes, skips or cancels.</summary>
-    [JsonPropertyName("parked")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public ParkedRecord? Parked { get; init; }
+    [JsonPropertyName("parked")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public ParkedRecord? Parked { get; set; }
 }
 
 /// <summary>Why an instance is parked: the event whose transition failed, and how.</summary>
@@ -103,20 +108,21 @@ internal sealed record HistoryTimer
 
 /// <summary>
 /// A command waiting to be published; the body on <c>WORKFLOW_COMMANDS</c> is exactly the
-/// wire fields of this record (see docs/contracts.md).
+/// wire fields of this record (see docs/contracts.md). Read for every command an effect worker
+/// takes: setters, not <c>init</c>, for the reason given on <see cref="SagaInstanceRecord"/>.
 /// </summary>
 internal sealed record CommandMessage
 {
-    [JsonPropertyName("command_id")] public required string CommandId { get; init; }
-    [JsonPropertyName("tenant")] public required string Tenant { get; init; }
-    [JsonPropertyName("effect")] public required string Effect { get; init; }
-    [JsonPropertyName("pool")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Pool { get; init; }
-    [JsonPropertyName("saga")] public required string Saga { get; init; }
-    [JsonPropertyName("correlation_id")] public required string CorrelationId { get; init; }
-    [JsonPropertyName("causation_id")] public required string CausationId { get; init; }
-    [JsonPropertyName("payload")] public JsonElement Payload { get; init; }
-    [JsonPropertyName("created_at")] public required string CreatedAt { get; init; }
-    [JsonPropertyName("traceparent")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? TraceParent { get; init; }
+    [JsonPropertyName("command_id")] public required string CommandId { get; set; }
+    [JsonPropertyName("tenant")] public required string Tenant { get; set; }
+    [JsonPropertyName("effect")] public required string Effect { get; set; }
+    [JsonPropertyName("pool")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Pool { get; set; }
+    [JsonPropertyName("saga")] public required string Saga { get; set; }
+    [JsonPropertyName("correlation_id")] public required string CorrelationId { get; set; }
+    [JsonPropertyName("causation_id")] public required string CausationId { get; set; }
+    [JsonPropertyName("payload")] public JsonElement Payload { get; set; }
+    [JsonPropertyName("created_at")] public required string CreatedAt { get; set; }
+    [JsonPropertyName("traceparent")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? TraceParent { get; set; }
 }
 
 /// <summary>A timer waiting to fire; the scheduler builds the timer event from it.</summary>

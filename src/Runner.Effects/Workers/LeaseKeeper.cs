@@ -38,9 +38,7 @@ internal sealed class LeaseKeeper
         _leaseMs = (long)claims.Lease.TotalMilliseconds;
     }
 
-    /// <summary>A tick a quarter of the interval: each command's beat comes at most a quarter late, well inside its lease and ack wait.</summary>
-    private TimeSpan Tick => TimeSpan.FromMilliseconds(TickMs);
-
+    /// <summary>A quarter of the interval: how often every command's lease is checked against its deadline, at the least.</summary>
     private long TickMs => Math.Max(10, _intervalMs / 4);
 
     public int Count
@@ -94,7 +92,7 @@ internal sealed class LeaseKeeper
         {
             try
             {
-                await Task.Delay(Tick, _time, stop);
+                await Task.Delay(UntilNextBeat(), _time, stop);
             }
             catch (OperationCanceledException)
             {
@@ -127,6 +125,27 @@ internal sealed class LeaseKeeper
             }
             due.Clear();
         }
+    }
+
+    /// <summary>
+    /// A tick, or less when a beat falls due before it: beats go out when due, not up to a tick late
+    /// (the slack a slow renewal has inside its lease is not spent waiting for the timer).
+    /// </summary>
+    private TimeSpan UntilNextBeat()
+    {
+        var next = long.MaxValue;
+        lock (_gate)
+        {
+            foreach (var kept in _kept)
+            {
+                if (kept.Beat is null && kept.Expiry is null && !Stalled(kept))
+                {
+                    next = Math.Min(next, kept.NextBeatMs);
+                }
+            }
+        }
+        var wait = next == long.MaxValue ? TickMs : Math.Clamp(next - NowMs(), 1, TickMs);
+        return TimeSpan.FromMilliseconds(wait);
     }
 
     /// <summary>A paused process (the test hook; the worker's hooks are set after it is built) does nothing at all: no renewal, no giving up.</summary>

@@ -30,7 +30,7 @@ internal sealed class OutboxRelay
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly Channel<OutboxEntry> _queue;
-    private readonly HashSet<string> _inFlight = new(StringComparer.Ordinal);
+    private readonly HashSet<byte[]> _inFlight = new(KeyBytesComparer.Instance);
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _wake = new(0);
     // Rescans asked for (at start: one) and the request count when the pass under way began: a
@@ -42,7 +42,7 @@ internal sealed class OutboxRelay
     private byte[]? _scanCursor;
 
     // Server rejections (not timeouts) per outbox key; at the limit the command is quarantined.
-    private readonly Dictionary<string, int> _rejections = new(StringComparer.Ordinal);
+    private readonly Dictionary<byte[], int> _rejections = new(KeyBytesComparer.Instance);
     private Task? _wakeTask;
     private long _published;
 
@@ -211,7 +211,15 @@ internal sealed class OutboxRelay
     {
         lock (_gate)
         {
-            return entries.Where(e => _inFlight.Add(Convert.ToBase64String(e.Key))).ToList();
+            var claimed = new List<OutboxEntry>(entries.Count);
+            foreach (var entry in entries)
+            {
+                if (_inFlight.Add(entry.Key))
+                {
+                    claimed.Add(entry);
+                }
+            }
+            return claimed;
         }
     }
 
@@ -221,7 +229,7 @@ internal sealed class OutboxRelay
         {
             foreach (var entry in entries)
             {
-                _inFlight.Remove(Convert.ToBase64String(entry.Key));
+                _inFlight.Remove(entry.Key);
             }
         }
     }
@@ -282,7 +290,7 @@ internal sealed class OutboxRelay
                 done.Delete(KeySpace.Outbox, entry.Key);
                 if (_rejections.Count > 0)
                 {
-                    _rejections.Remove(Convert.ToBase64String(entry.Key));
+                    _rejections.Remove(entry.Key);
                 }
                 acked++;
                 SagasTelemetry.DispatchLatency.Record(_time.GetElapsedTime(entry.Since).TotalMilliseconds);
@@ -291,7 +299,7 @@ internal sealed class OutboxRelay
             {
                 // The server answered and refused (message too large for the stream): retrying the
                 // same bytes will not help for ever. After the limit, keep it in quarantine.
-                var id = Convert.ToBase64String(entry.Key);
+                var id = entry.Key;
                 var attempts = _rejections.GetValueOrDefault(id) + 1;
                 _rejections[id] = attempts;
                 if (attempts >= _options.JetStream.MaxDeliver)
