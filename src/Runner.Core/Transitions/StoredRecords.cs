@@ -108,21 +108,20 @@ internal sealed record HistoryTimer
 
 /// <summary>
 /// A command waiting to be published; the body on <c>WORKFLOW_COMMANDS</c> is exactly the
-/// wire fields of this record (see docs/contracts.md). Read for every command an effect worker
-/// takes: setters, not <c>init</c>, for the reason given on <see cref="SagaInstanceRecord"/>.
+/// wire fields of this record (see docs/contracts.md).
 /// </summary>
 internal sealed record CommandMessage
 {
-    [JsonPropertyName("command_id")] public required string CommandId { get; set; }
-    [JsonPropertyName("tenant")] public required string Tenant { get; set; }
-    [JsonPropertyName("effect")] public required string Effect { get; set; }
-    [JsonPropertyName("pool")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Pool { get; set; }
-    [JsonPropertyName("saga")] public required string Saga { get; set; }
-    [JsonPropertyName("correlation_id")] public required string CorrelationId { get; set; }
-    [JsonPropertyName("causation_id")] public required string CausationId { get; set; }
-    [JsonPropertyName("payload")] public JsonElement Payload { get; set; }
-    [JsonPropertyName("created_at")] public required string CreatedAt { get; set; }
-    [JsonPropertyName("traceparent")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? TraceParent { get; set; }
+    [JsonPropertyName("command_id")] public required string CommandId { get; init; }
+    [JsonPropertyName("tenant")] public required string Tenant { get; init; }
+    [JsonPropertyName("effect")] public required string Effect { get; init; }
+    [JsonPropertyName("pool")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Pool { get; init; }
+    [JsonPropertyName("saga")] public required string Saga { get; init; }
+    [JsonPropertyName("correlation_id")] public required string CorrelationId { get; init; }
+    [JsonPropertyName("causation_id")] public required string CausationId { get; init; }
+    [JsonPropertyName("payload")] public JsonElement Payload { get; init; }
+    [JsonPropertyName("created_at")] public required string CreatedAt { get; init; }
+    [JsonPropertyName("traceparent")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? TraceParent { get; init; }
 }
 
 /// <summary>A timer waiting to fire; the scheduler builds the timer event from it.</summary>
