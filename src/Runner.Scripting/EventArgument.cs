@@ -38,7 +38,7 @@ internal static class EventArgument
         CloudEventEncoder.WriteTime(writer, "time", evt.Time);
         writer.WriteString("tenant", evt.Tenant);
         writer.WritePropertyName("data");
-        writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
+        writer.WriteRawValue(evt.Data.Span, skipInputValidation: true);
         writer.WriteStartObject("headers");
         var pairs = SortedHeaders(evt.Headers, out var n);
         try
@@ -73,7 +73,7 @@ internal static class EventArgument
     /// </summary>
     public static JsValue Build(Engine engine, JsonToJs json, Func<string, JsValue> parse, SagaEvent evt, MessageOrigin origin, JsValue[] scratch)
     {
-        if (!json.TryConvert(evt.DataJson, out var data, nested: 1))
+        if (!json.TryConvert(evt.Data.Span, out var data, nested: 1))
         {
             return parse(Json(evt, origin));
         }

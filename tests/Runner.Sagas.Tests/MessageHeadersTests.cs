@@ -50,7 +50,7 @@ public sealed class MessageHeadersTests
         nats["traceparent"] = "00-abc";
         var origin = new MessageOrigin("AGGREGATE_EVENTS", 1, "aggregate.acme.order.1.created", DateTimeOffset.UnixEpoch);
 
-        Assert.True(CloudEventDecoder.TryDecode("""{"specversion":"1.0","id":"e","type":"t","source":"s"}"""u8, NatsMessages.Headers(nats), origin, 1 << 20, out var evt, out var error), error?.Message);
+        Assert.True(CloudEventDecoder.TryDecode("""{"specversion":"1.0","id":"e","type":"t","source":"s"}"""u8.ToArray(), NatsMessages.Headers(nats), origin, 1 << 20, out var evt, out var error), error?.Message);
 
         Assert.Equal(["correlation-id", "traceparent"], evt!.Headers.Keys.Order(StringComparer.Ordinal));
         Assert.True(CloudEventDecoder.TryGetHeader(evt.Headers, "TRACEPARENT", out var trace));

@@ -27,7 +27,7 @@ public sealed class ScriptEventTests
             headers[name] = "v" + i.ToString(CultureInfo.InvariantCulture);
         }
         var origin = new MessageOrigin("AGGREGATE_EVENTS", 7, "aggregate.acme.order.1.created", DateTimeOffset.UnixEpoch);
-        Assert.True(CloudEventDecoder.TryDecode("""{"specversion":"1.0","id":"e","type":"t","source":"s","data":{"n":1}}"""u8, headers, origin, 1 << 20, out var evt, out var error), error?.Message);
+        Assert.True(CloudEventDecoder.TryDecode("""{"specversion":"1.0","id":"e","type":"t","source":"s","data":{"n":1}}"""u8.ToArray(), headers, origin, 1 << 20, out var evt, out var error), error?.Message);
 
         var json = JsonDocument.Parse(Scripting.EventArgument.Json(evt!, origin)).RootElement;
 

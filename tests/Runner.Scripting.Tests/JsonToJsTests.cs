@@ -193,7 +193,7 @@ public sealed class JsonToJsTests
         const string Source = "'use strict'; function on_event(state, event, ctx) { let d = 0; for (let x = event.data; Array.isArray(x); x = x[0]) d++; return { state: { depth: d } }; }";
         var script = Compile(Source);
         var data = new string('[', depth) + new string(']', depth);
-        var evt = Event(ceSubject: null) with { DataJson = data };
+        var evt = Event(ceSubject: null) with { Data = System.Text.Encoding.UTF8.GetBytes(data) };
         var origin = new MessageOrigin("RUNNER_INBOX", 1, "aggregate.acme.orders.o-1.placed", DateTimeOffset.UnixEpoch);
 
         var fromText = script.Run(new ScriptInput(null, EventArgument.Json(evt, origin), evt.Id, 1_000, "acme", "orders", "o-1"));
@@ -236,7 +236,7 @@ public sealed class JsonToJsTests
         DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_123),
         "acme",
         "application/json",
-        """{"order":"o-1","lines":[{"sku":"a","qty":2,"price":-0.0}],"note":null,"10":"ten","2":"two"}""",
+        """{"order":"o-1","lines":[{"sku":"a","qty":2,"price":-0.0}],"note":null,"10":"ten","2":"two"}"""u8.ToArray(),
         new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["X-Trace"] = "t-1",

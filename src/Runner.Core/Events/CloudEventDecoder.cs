@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Unicode;
 using Runner.Core.Json;
@@ -17,8 +18,11 @@ internal static partial class CloudEventDecoder
 {
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
+    /// <summary>An event without data: JSON <c>null</c>.</summary>
+    private static readonly byte[] s_nullData = "null"u8.ToArray();
+
     public static bool TryDecode(
-        ReadOnlySpan<byte> payload,
+        ReadOnlyMemory<byte> payload,
         IReadOnlyDictionary<string, string> headers,
         MessageOrigin origin,
         int maxPayloadBytes,
@@ -32,9 +36,9 @@ internal static partial class CloudEventDecoder
             return false;
         }
 
-        if (!Utf8.IsValid(payload))
+        if (!Utf8.IsValid(payload.Span))
         {
-            error = new DecodeError(DecodeError.InvalidUtf8, $"payload is not valid UTF-8 at byte {InvalidUtf8At(payload)}");
+            error = new DecodeError(DecodeError.InvalidUtf8, $"payload is not valid UTF-8 at byte {InvalidUtf8At(payload.Span)}");
             return false;
         }
 
@@ -44,7 +48,7 @@ internal static partial class CloudEventDecoder
             if (TryGetHeader(headers, "ce-specversion", out _))
             {
                 attributes.ReadBinary(headers);
-                if (!attributes.ReadBinaryData(s_strictUtf8.GetString(payload), out error))
+                if (!attributes.ReadBinaryData(s_strictUtf8.GetString(payload.Span), out error))
                 {
                     return false;
                 }
@@ -124,7 +128,8 @@ internal static partial class CloudEventDecoder
         public string? Time { get; set; }
         public string? Tenant { get; set; }
         public string? DataContentType { get; set; }
-        public string DataJson { get; set; } = "null";
+        /// <summary>The event's data as UTF-8 JSON: for a structured event, a slice of the payload (no copy).</summary>
+        public ReadOnlyMemory<byte> Data { get; set; } = s_nullData;
 
         public void ReadBinary(IReadOnlyDictionary<string, string> headers)
         {
@@ -147,19 +152,19 @@ internal static partial class CloudEventDecoder
             error = null;
             if (body.Length == 0)
             {
-                DataJson = "null";
+                Data = s_nullData;
                 return true;
             }
             var isJson = DataContentType is null || DataContentType.Contains("json", StringComparison.OrdinalIgnoreCase);
             if (!isJson)
             {
-                DataJson = JsonSerializer.Serialize(body, CoreJsonContext.Default.String);
+                Data = JsonSerializer.SerializeToUtf8Bytes(body, CoreJsonContext.Default.String);
                 return true;
             }
             try
             {
                 using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
-                DataJson = doc.RootElement.GetRawText();
+                Data = JsonMarshal.GetRawUtf8Value(doc.RootElement).ToArray();
                 return true;
             }
             catch (JsonException ex)
@@ -174,10 +179,10 @@ internal static partial class CloudEventDecoder
         /// data as its raw JSON text. The whole payload is read to its end even after an attribute is
         /// found wrong, so that a payload that is not JSON at all is reported as such.
         /// </summary>
-        public bool ReadStructured(ReadOnlySpan<byte> body, out DecodeError? error)
+        public bool ReadStructured(ReadOnlyMemory<byte> body, out DecodeError? error)
         {
             error = null;
-            var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 64 });
+            var reader = new Utf8JsonReader(body.Span, new JsonReaderOptions { MaxDepth = 64 });
             try
             {
                 reader.Read();
@@ -218,7 +223,7 @@ internal static partial class CloudEventDecoder
         }
 
         /// <summary>Reads one property of the event object (the reader on its name), leaving the reader on the value's last token.</summary>
-        private DecodeError? ReadAttribute(ref Utf8JsonReader reader, ReadOnlySpan<byte> body)
+        private DecodeError? ReadAttribute(ref Utf8JsonReader reader, ReadOnlyMemory<byte> body)
         {
             var isData = reader.ValueTextEquals("data"u8);
             var isBase64 = !isData && reader.ValueTextEquals("data_base64"u8);
@@ -228,7 +233,7 @@ internal static partial class CloudEventDecoder
             {
                 var start = (int)reader.TokenStartIndex;
                 reader.Skip();
-                DataJson = Encoding.UTF8.GetString(body[start..(int)reader.BytesConsumed]);
+                Data = body[start..(int)reader.BytesConsumed];
                 if (isBase64)
                 {
                     DataContentType ??= "application/octet-stream;base64";
@@ -314,7 +319,7 @@ internal static partial class CloudEventDecoder
             }
 
             error = null;
-            decoded = new SagaEvent(id, Type!, Source!, Subject, time.ToUniversalTime(), tenant, DataContentType, DataJson, VisibleHeaders.Of(headers), origin);
+            decoded = new SagaEvent(id, Type!, Source!, Subject, time.ToUniversalTime(), tenant, DataContentType, Data, VisibleHeaders.Of(headers), origin);
             return true;
         }
 

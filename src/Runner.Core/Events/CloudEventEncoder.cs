@@ -12,7 +12,7 @@ internal static class CloudEventEncoder
         {
             WriteAttributes(writer, evt.Id, evt.Source, evt.Type, evt.Time, evt.Tenant, evt.DataContentType, evt.CeSubject);
             writer.WritePropertyName("data");
-            writer.WriteRawValue(evt.DataJson, skipInputValidation: true);
+            writer.WriteRawValue(evt.Data.Span, skipInputValidation: true);
             writer.WriteEndObject();
         });
     }

@@ -71,7 +71,11 @@ internal static class TimerEvents
     }
 
     /// <summary>Reads <c>data</c> of a timer event; false when it lacks a valid key, name or due time.</summary>
-    public static bool TryReadData(string dataJson, out TimerData data)
+    public static bool TryReadData(string dataJson, out TimerData data) =>
+        TryReadData(System.Text.Encoding.UTF8.GetBytes(dataJson), out data);
+
+    /// <summary>Reads a timer event's data from its UTF-8 JSON.</summary>
+    public static bool TryReadData(ReadOnlyMemory<byte> dataJson, out TimerData data)
     {
         data = default;
         try

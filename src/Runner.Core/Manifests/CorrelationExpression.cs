@@ -104,7 +104,7 @@ internal abstract class CorrelationExpression
             }
             try
             {
-                using var doc = JsonDocument.Parse(evt.DataJson);
+                using var doc = JsonDocument.Parse(evt.Data);
                 return Path.Select(doc.RootElement, skip: 1);
             }
             catch (JsonException)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Runner.Core;
 using Runner.Core.Events;
@@ -156,7 +157,7 @@ internal sealed partial class PartitionWorker
         }
         var source = step.Event.TryGetProperty("source", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()! : "";
         var evt = new SagaEvent(stepEvent.Id, stepEvent.Type, source, null, DateTimeOffset.FromUnixTimeMilliseconds(stepEvent.TimeMs), stepEvent.Tenant, null,
-            stepEvent.DataJson, new Dictionary<string, string>(), stepEvent.Origin);
+            Encoding.UTF8.GetBytes(stepEvent.DataJson), new Dictionary<string, string>(), stepEvent.Origin);
         var dedupeKey = StoreKeys.Dedupe(_partition, instance, evt.Id);
         Apply(work, instance, state, evt, item.Sequence, item.InboxMs, result.Output!, dedupeKey, manifests,
             new StepInput(stepEvent.Origin, stepEvent.Json, handler == ScriptHandler.Compensate, timer?.Name), traceParent: null, outboxBase: index * 1000);

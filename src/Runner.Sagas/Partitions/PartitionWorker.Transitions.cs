@@ -122,7 +122,7 @@ internal sealed partial class PartitionWorker
         var workflowEvents = _options.JetStream.Streams.WorkflowEvents;
         if (IsTimerEvent(workflowEvents, origin, evt.Tenant, sagaName))
         {
-            if (!TimerEvents.TryReadData(evt.DataJson, out var data) || !string.Equals(data.Key, key, StringComparison.Ordinal))
+            if (!TimerEvents.TryReadData(evt.Data, out var data) || !string.Equals(data.Key, key, StringComparison.Ordinal))
             {
                 Quarantine(work, item, QuarantineRecords.InvalidTimer, "timer event without a valid data.key (this instance's), data.name and data.due_ms", sagaName, evt.Tenant, key);
                 return;

@@ -54,7 +54,7 @@ internal static class ImplicitRoutes
     {
         try
         {
-            using var doc = JsonDocument.Parse(evt.DataJson);
+            using var doc = JsonDocument.Parse(evt.Data);
             return doc.RootElement.ValueKind == JsonValueKind.Object
                 && doc.RootElement.TryGetProperty(name, out var value)
                 && value.ValueKind == JsonValueKind.String

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Runner.Core.Events;
 using Runner.Messaging;
@@ -140,7 +141,7 @@ internal static partial class GoldenFileReader
         var subject = OptionalText(element, "subject", "event", at, errors) ?? DefaultSubject(context, stream, type);
         var source = OptionalText(element, "source", "event", at, errors) ?? "test";
         var ceSubject = OptionalText(element, "ce_subject", "event", at, errors);
-        var data = element.TryGetProperty("data", out var dataElement) ? dataElement.GetRawText() : "null";
+        var data = element.TryGetProperty("data", out var dataElement) ? JsonMarshal.GetRawUtf8Value(dataElement).ToArray() : "null"u8.ToArray();
         if (errors.Count > before)
         {
             return null;

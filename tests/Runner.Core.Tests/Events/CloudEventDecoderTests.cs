@@ -54,6 +54,18 @@ public sealed class CloudEventDecoderTests
     }
 
     [Fact]
+    public void A_structured_events_data_is_the_payloads_own_bytes_not_a_copy()
+    {
+        var payload = Encoding.UTF8.GetBytes("""{"specversion":"1.0","id":"e-1","type":"t","source":"s","data":{"order":"o-1","total":12.5}}""");
+
+        Assert.True(CloudEventDecoder.TryDecode(payload, s_noHeaders, Origin(), Limit, out var evt, out var error), error?.ToString());
+
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(evt!.Data, out var segment));
+        Assert.Same(payload, segment.Array);
+        Assert.Equal("""{"order":"o-1","total":12.5}""", evt.DataJson);
+    }
+
+    [Fact]
     public void Time_with_an_offset_is_normalized_to_utc()
     {
         var evt = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s","time":"2024-01-02T05:04:05+02:00"}""");

@@ -14,7 +14,7 @@ public sealed class CorrelationExpressionTests
             Time: DateTimeOffset.UnixEpoch,
             Tenant: "acme",
             DataContentType: "application/json",
-            DataJson: dataJson,
+            Data: System.Text.Encoding.UTF8.GetBytes(dataJson),
             Headers: headers ?? [],
             Origin: new MessageOrigin("AGGREGATE_EVENTS", 1, subject, DateTimeOffset.UnixEpoch));
 
