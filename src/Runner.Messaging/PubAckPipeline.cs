@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using System.Threading.Tasks.Sources;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
@@ -27,6 +28,8 @@ internal sealed class PubAckPipeline
     private readonly INatsConnection _connection;
     private readonly string _prefix;
     private readonly ConcurrentDictionary<long, Waiting> _waiting = new();
+    private readonly ConcurrentQueue<PubAckWait> _pool = new();
+    private int _pooled;
     private readonly SemaphoreSlim _starting = new(1, 1);
     private volatile bool _started;
     // The client holds subscriptions weakly (one nobody references is unsubscribed when collected): this one is
@@ -69,7 +72,8 @@ internal sealed class PubAckPipeline
             headers["Nats-Msg-Id"] = msgId;
         }
         var id = Interlocked.Increment(ref _next);
-        var reply = new TaskCompletionSource<PubAckResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reply = Rent(id);
+        var version = reply.Version;
         var unsent = new Waiting(reply, NotSent);
         _waiting[id] = unsent;
         try
@@ -84,10 +88,50 @@ internal sealed class PubAckPipeline
         // The timeout counts from here, as a request's does: a send held up (a reconnect, a full buffer)
         // is the sender's wait, not the PubAck's. Unless the PubAck is already in.
         _waiting.TryUpdate(id, new Waiting(reply, Stopwatch.GetTimestamp()), unsent);
-        return new PendingPubAck(this, id, reply.Task);
+        return new PendingPubAck(this, reply, version);
     }
 
-    internal void Forget(long id) => _waiting.TryRemove(id, out _);
+    /// <summary>The waiter gave up (its token): the wait ends with that cancellation, unless its PubAck (or a timeout) got there first.</summary>
+    internal void Cancel(PubAckWait wait, CancellationToken token)
+    {
+        if (_waiting.TryRemove(wait.Id, out var waiting))
+        {
+            waiting.Reply.SetException(new OperationCanceledException(token));
+        }
+    }
+
+    private PubAckWait Rent(long id)
+    {
+        if (!_pool.TryDequeue(out var wait))
+        {
+            wait = new PubAckWait();
+        }
+        else
+        {
+            Interlocked.Decrement(ref _pooled);
+        }
+        wait.Pipeline = this;
+        wait.Id = id;
+        return wait;
+    }
+
+    /// <summary>
+    /// Takes back a wait whose result its one reader has read (after which nothing else can reach it:
+    /// whoever completes a wait first removes it from the table, and the reader's cancellation is unregistered).
+    /// </summary>
+    internal void Return(PubAckWait wait)
+    {
+        if (Interlocked.Increment(ref _pooled) > MaxPooled)
+        {
+            Interlocked.Decrement(ref _pooled);
+            return;
+        }
+        wait.Reset();
+        _pool.Enqueue(wait);
+    }
+
+    /// <summary>Waits kept for reuse at most: more than are ever outstanding at once in a busy process.</summary>
+    private const int MaxPooled = 4096;
 
     /// <summary>Starts something without the caller's execution context (its span and other async locals).</summary>
     private static T Unflowed<T>(Func<T> start)
@@ -105,7 +149,7 @@ internal sealed class PubAckPipeline
     /// <summary><see cref="Waiting.SentAt"/> of a message still being sent: not timed yet.</summary>
     private const long NotSent = long.MinValue;
 
-    private readonly record struct Waiting(TaskCompletionSource<PubAckResponse> Reply, long SentAt);
+    private readonly record struct Waiting(PubAckWait Reply, long SentAt);
 
     /// <summary>
     /// Fails every publish whose PubAck is overdue (one lost in a reconnect never comes), and drops it:
@@ -121,9 +165,9 @@ internal sealed class PubAckPipeline
         var limit = (long)(Timeout.TotalSeconds * Stopwatch.Frequency);
         foreach (var (id, waiting) in _waiting)
         {
-            if (waiting.SentAt != NotSent && now - waiting.SentAt > limit && _waiting.TryRemove(id, out _))
+            if (waiting.SentAt != NotSent && now - waiting.SentAt > limit && _waiting.TryRemove(id, out var overdue))
             {
-                waiting.Reply.TrySetException(new TimeoutException($"no PubAck within the request timeout ({Timeout.TotalSeconds:F0} s)"));
+                overdue.Reply.SetException(new TimeoutException($"no PubAck within the request timeout ({Timeout.TotalSeconds:F0} s)"));
             }
         }
     }
@@ -200,9 +244,9 @@ internal sealed class PubAckPipeline
         _started = false;
         foreach (var (id, waiting) in _waiting)
         {
-            if (_waiting.TryRemove(id, out _))
+            if (_waiting.TryRemove(id, out var ended))
             {
-                waiting.Reply.TrySetException(new NatsNoReplyException());
+                ended.Reply.SetException(new NatsNoReplyException());
             }
         }
     }
@@ -210,7 +254,7 @@ internal sealed class PubAckPipeline
     /// <summary>
     /// Settles the publish a PubAck answers, on the connection's read loop: no message object, no
     /// channel and no reader task between the socket and the publisher (its continuation runs on the
-    /// thread pool, as the reply was made with <see cref="TaskCreationOptions.RunContinuationsAsynchronously"/>).
+    /// thread pool: a <see cref="PubAckWait"/> runs continuations asynchronously).
     /// </summary>
     private void Settle(string subject, ReadOnlySequence<byte>? headers, in ReadOnlySequence<byte> payload)
     {
@@ -224,7 +268,7 @@ internal sealed class PubAckPipeline
         if (payload.IsEmpty)
         {
             // A status without a body: 503 when the subject has no stream, anything else is no PubAck.
-            reply.TrySetException(IsNoResponders(headers) ? new NatsNoRespondersException() : new NatsJSPublishNoResponseException());
+            reply.SetException(IsNoResponders(headers) ? new NatsNoRespondersException() : new NatsJSPublishNoResponseException());
             return;
         }
         PubAckResponse? ack;
@@ -234,16 +278,16 @@ internal sealed class PubAckPipeline
         }
         catch (Exception ex) when (ex is JsonException or NatsDeserializeException)
         {
-            reply.TrySetException(ex);
+            reply.SetException(ex);
             return;
         }
         if (ack is null)
         {
-            reply.TrySetException(new NatsJSPublishNoResponseException());
+            reply.SetException(new NatsJSPublishNoResponseException());
         }
         else
         {
-            reply.TrySetResult(ack);
+            reply.SetResult(ack);
         }
     }
 
@@ -286,18 +330,18 @@ internal sealed class PubAckPipeline
     }
 }
 
-/// <summary>A message sent whose PubAck has not been read yet.</summary>
+/// <summary>A message sent whose PubAck has not been read yet. Read it once.</summary>
 internal readonly struct PendingPubAck
 {
     private readonly PubAckPipeline _pipeline;
-    private readonly long _id;
-    private readonly Task<PubAckResponse> _reply;
+    private readonly PubAckWait _wait;
+    private readonly short _version;
 
-    internal PendingPubAck(PubAckPipeline pipeline, long id, Task<PubAckResponse> reply)
+    internal PendingPubAck(PubAckPipeline pipeline, PubAckWait wait, short version)
     {
         _pipeline = pipeline;
-        _id = id;
-        _reply = reply;
+        _wait = wait;
+        _version = version;
     }
 
     /// <summary>
@@ -308,15 +352,52 @@ internal readonly struct PendingPubAck
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PubAckResponse> GetResponseAsync(CancellationToken cancellationToken)
     {
+        var wait = _wait;
+        var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static (state, token) => ((PubAckWait)state!).Pipeline!.Cancel((PubAckWait)state!, token), wait)
+            : default;
         try
         {
-            // WaitAsync returns the reply itself when it is already in or the token cannot end the wait.
-            return await _reply.WaitAsync(cancellationToken);
+            return await new ValueTask<PubAckResponse>(wait, _version);
         }
-        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        finally
         {
-            _pipeline.Forget(_id);
-            throw;
+            // Unregistering waits for a cancellation callback already running: after it, nothing touches the wait.
+            registration.Dispose();
+            _pipeline.Return(wait);
         }
     }
+}
+
+/// <summary>
+/// One awaited PubAck, reused: completed once (by its PubAck, the timeout sweep, the end of the reply
+/// subscription or its reader's cancellation, whichever removes it from the pipeline's table first),
+/// read once, then given back to the pipeline.
+/// </summary>
+internal sealed class PubAckWait : IValueTaskSource<PubAckResponse>
+{
+    private ManualResetValueTaskSourceCore<PubAckResponse> _core = new() { RunContinuationsAsynchronously = true };
+
+    /// <summary>The pipeline it belongs to (set once it is handed out).</summary>
+    public PubAckPipeline? Pipeline { get; set; }
+
+    /// <summary>The publish it waits for now.</summary>
+    public long Id { get; set; }
+
+    public short Version => _core.Version;
+
+    /// <summary>Only by whoever removed it from the pipeline's table: so exactly once per use.</summary>
+    public void SetResult(PubAckResponse ack) => _core.SetResult(ack);
+
+    /// <inheritdoc cref="SetResult"/>
+    public void SetException(Exception exception) => _core.SetException(exception);
+
+    public PubAckResponse GetResult(short token) => _core.GetResult(token);
+
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+
+    public void Reset() => _core.Reset();
 }

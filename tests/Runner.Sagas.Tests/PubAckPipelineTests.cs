@@ -82,6 +82,51 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_wait_reused_after_a_cancelled_one_gets_only_its_own_PubAck()
+    {
+        // Waits are reused once read. One given up on (its PubAck still to come) must never pass that
+        // PubAck to the publish that reuses it: every ack below names its own message.
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
+        var js = new NatsJSContext(connection);
+        var (stream, subject) = await CreateStreamAsync(js);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var pipeline = PubAckPipeline.For(connection);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        var loops = Enumerable.Range(0, 4).Select(loop => Task.Run(async () =>
+        {
+            var acked = new List<(ulong Seq, string Body)>();
+            for (var i = 0; i < 300; i++)
+            {
+                var body = $"{loop}-{i}";
+                var pending = await pipeline.PublishAsync($"{subject}.{loop}", Encoding.UTF8.GetBytes(body), $"reuse-{body}", null, cts.Token);
+                if (i % 3 == 0)
+                {
+                    await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending.GetResponseAsync(cancelled.Token).AsTask());
+                    continue;
+                }
+                var ack = await pending.GetResponseAsync(cts.Token);
+                Assert.Null(ack.Error);
+                Assert.False(ack.Duplicate);
+                acked.Add((ack.Seq, body));
+            }
+            return acked;
+        })).ToList();
+        var all = (await Task.WhenAll(loops)).SelectMany(x => x).ToList();
+
+        Assert.Equal(4 * 200, all.Count);
+        Assert.Equal(all.Count, all.Select(a => a.Seq).Distinct().Count());
+        var stored = await js.GetStreamAsync(stream, cancellationToken: cts.Token);
+        foreach (var (seq, body) in all)
+        {
+            var msg = await stored.GetAsync(new StreamMsgGetRequest { Seq = seq }, cts.Token);
+            Assert.Equal(body, Encoding.UTF8.GetString(msg.Message.Data.Span));
+        }
+        Assert.Equal(0, pipeline.Outstanding);
+    }
+
+    [Fact]
     public async Task The_reply_subscription_outlives_garbage_collections()
     {
         // The client holds subscriptions weakly and unsubscribes one that is collected: the pipeline's
