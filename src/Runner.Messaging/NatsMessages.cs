@@ -73,9 +73,9 @@ internal static class NatsMessages
         return headers;
     }
 
-    public static MessageOrigin Origin<T>(INatsJSMsg<T> msg)
-    {
-        var delivery = Delivery.Of(msg, out var stream) ?? throw Delivery.Unreadable(msg);
-        return new MessageOrigin(stream!, delivery.StreamSequence, msg.Subject, delivery.Timestamp);
-    }
+    public static MessageOrigin Origin<T>(INatsJSMsg<T> msg) => Origin(msg, Delivery.Of(msg, out var stream), stream);
+
+    /// <summary>The origin of a message whose delivery (and stream) were already read from it.</summary>
+    public static MessageOrigin Origin<T>(INatsJSMsg<T> msg, Delivery? delivery, string? stream) =>
+        delivery is { } read ? new MessageOrigin(stream!, read.StreamSequence, msg.Subject, read.Timestamp) : throw Delivery.Unreadable(msg);
 }

@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
-using System.Text.Json;
 using System.Threading.Tasks.Sources;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -31,10 +30,13 @@ internal sealed class PubAckPipeline
     private readonly ConcurrentQueue<PubAckWait> _pool = new();
     private int _pooled;
     private readonly SemaphoreSlim _starting = new(1, 1);
-    private volatile bool _started;
-    // The client holds subscriptions weakly (one nobody references is unsubscribed when collected): this one is
-    // referenced here, by the pipeline that lives as long as its connection.
+    // The reply subscription, set once it is written to the server. The client holds subscriptions weakly (one
+    // nobody references is unsubscribed when collected): this one is referenced here, by the pipeline that lives
+    // as long as its connection.
     private Replies? _replies;
+
+    /// <summary>Publishes may go out: the reply subscription is written and has not ended (derived, so an end can never be overwritten).</summary>
+    private bool Started => Volatile.Read(ref _replies) is { Over: false };
     private long _next;
 
     private PubAckPipeline(INatsConnection connection)
@@ -62,7 +64,7 @@ internal sealed class PubAckPipeline
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PendingPubAck> PublishAsync(string subject, byte[] body, string? msgId, NatsHeaders? headers, CancellationToken cancellationToken)
     {
-        if (!_started)
+        if (!Started)
         {
             await StartAsync(cancellationToken);
         }
@@ -88,7 +90,7 @@ internal sealed class PubAckPipeline
         // The timeout counts from here, as a request's does: a send held up (a reconnect, a full buffer)
         // is the sender's wait, not the PubAck's. Unless the PubAck is already in.
         _waiting.TryUpdate(id, new Waiting(reply, Stopwatch.GetTimestamp()), unsent);
-        return new PendingPubAck(this, reply, version);
+        return new PendingPubAck(reply, version);
     }
 
     /// <summary>The waiter gave up (its token): the wait ends with that cancellation, unless its PubAck (or a timeout) got there first.</summary>
@@ -104,13 +106,12 @@ internal sealed class PubAckPipeline
     {
         if (!_pool.TryDequeue(out var wait))
         {
-            wait = new PubAckWait();
+            wait = new PubAckWait(this);
         }
         else
         {
             Interlocked.Decrement(ref _pooled);
         }
-        wait.Pipeline = this;
         wait.Id = id;
         return wait;
     }
@@ -211,7 +212,7 @@ internal sealed class PubAckPipeline
         await _starting.WaitAsync(cancellationToken);
         try
         {
-            if (_started)
+            if (Started)
             {
                 return;
             }
@@ -219,15 +220,9 @@ internal sealed class PubAckPipeline
             // cancelled, and this one serves every publisher on the connection, however long each runs.
             // Nor is the wait for it cancelled: a subscription made after its caller gave up would be left unread.
             var replies = new Replies(this, _connection, _prefix + ".*");
-            _replies = replies;
             await _connection.AddSubAsync(replies, CancellationToken.None);
-            // Only now (the subscription written to the server before any publish that skips this
-            // start), and not if it already ended: then it has been, or will be, set back by the end.
-            _started = true;
-            if (replies.Over)
-            {
-                _started = false;
-            }
+            // Only now: the subscription is written to the server before any publish that skips this start.
+            Volatile.Write(ref _replies, replies);
         }
         finally
         {
@@ -241,7 +236,6 @@ internal sealed class PubAckPipeline
     /// </summary>
     private void Ended()
     {
-        _started = false;
         foreach (var (id, waiting) in _waiting)
         {
             if (_waiting.TryRemove(id, out var ended))
@@ -276,7 +270,9 @@ internal sealed class PubAckPipeline
         {
             ack = NatsJSJsonSerializer<PubAckResponse>.Default.Deserialize(payload);
         }
-        catch (Exception ex) when (ex is JsonException or NatsDeserializeException)
+#pragma warning disable CA1031 // Removed from the table above: whatever the bytes did to the reader, its publisher is told.
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
             reply.SetException(ex);
             return;
@@ -316,7 +312,7 @@ internal sealed class PubAckPipeline
             return ValueTask.CompletedTask;
         }
 
-        /// <summary>Ended: set before the pipeline is told, so a start that sees it not set is told after.</summary>
+        /// <summary>Ended (the connection is going away, or the subscription failed): the next publish subscribes again.</summary>
         public bool Over => _over;
 
         private volatile bool _over;
@@ -333,13 +329,11 @@ internal sealed class PubAckPipeline
 /// <summary>A message sent whose PubAck has not been read yet. Read it once.</summary>
 internal readonly struct PendingPubAck
 {
-    private readonly PubAckPipeline _pipeline;
     private readonly PubAckWait _wait;
     private readonly short _version;
 
-    internal PendingPubAck(PubAckPipeline pipeline, PubAckWait wait, short version)
+    internal PendingPubAck(PubAckWait wait, short version)
     {
-        _pipeline = pipeline;
         _wait = wait;
         _version = version;
     }
@@ -353,8 +347,13 @@ internal readonly struct PendingPubAck
     public async ValueTask<PubAckResponse> GetResponseAsync(CancellationToken cancellationToken)
     {
         var wait = _wait;
+        if (wait.Version != _version)
+        {
+            // Read before (and the wait reused since): touching it would reach another publish's PubAck.
+            throw new InvalidOperationException("a PubAck is read once");
+        }
         var registration = cancellationToken.CanBeCanceled
-            ? cancellationToken.UnsafeRegister(static (state, token) => ((PubAckWait)state!).Pipeline!.Cancel((PubAckWait)state!, token), wait)
+            ? cancellationToken.UnsafeRegister(static (state, token) => ((PubAckWait)state!).Pipeline.Cancel((PubAckWait)state!, token), wait)
             : default;
         try
         {
@@ -364,7 +363,7 @@ internal readonly struct PendingPubAck
         {
             // Unregistering waits for a cancellation callback already running: after it, nothing touches the wait.
             registration.Dispose();
-            _pipeline.Return(wait);
+            wait.Pipeline.Return(wait);
         }
     }
 }
@@ -374,12 +373,12 @@ internal readonly struct PendingPubAck
 /// subscription or its reader's cancellation, whichever removes it from the pipeline's table first),
 /// read once, then given back to the pipeline.
 /// </summary>
-internal sealed class PubAckWait : IValueTaskSource<PubAckResponse>
+internal sealed class PubAckWait(PubAckPipeline pipeline) : IValueTaskSource<PubAckResponse>
 {
     private ManualResetValueTaskSourceCore<PubAckResponse> _core = new() { RunContinuationsAsynchronously = true };
 
-    /// <summary>The pipeline it belongs to (set once it is handed out).</summary>
-    public PubAckPipeline? Pipeline { get; set; }
+    /// <summary>The pipeline whose table and pool it belongs to.</summary>
+    public PubAckPipeline Pipeline { get; } = pipeline;
 
     /// <summary>The publish it waits for now.</summary>
     public long Id { get; set; }

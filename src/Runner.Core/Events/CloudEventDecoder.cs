@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Unicode;
 using Runner.Core.Json;
@@ -48,7 +47,7 @@ internal static partial class CloudEventDecoder
             if (TryGetHeader(headers, "ce-specversion", out _))
             {
                 attributes.ReadBinary(headers);
-                if (!attributes.ReadBinaryData(s_strictUtf8.GetString(payload.Span), out error))
+                if (!attributes.ReadBinaryData(payload, out error))
                 {
                     return false;
                 }
@@ -147,7 +146,11 @@ internal static partial class CloudEventDecoder
             }
         }
 
-        public bool ReadBinaryData(string body, out DecodeError? error)
+        /// <summary>
+        /// The body of a binary-mode event as its data: JSON (no content type, or one naming JSON) as
+        /// the body's own bytes, validated and trimmed, with no copy; anything else as a JSON string.
+        /// </summary>
+        public bool ReadBinaryData(ReadOnlyMemory<byte> body, out DecodeError? error)
         {
             error = null;
             if (body.Length == 0)
@@ -158,13 +161,24 @@ internal static partial class CloudEventDecoder
             var isJson = DataContentType is null || DataContentType.Contains("json", StringComparison.OrdinalIgnoreCase);
             if (!isJson)
             {
-                Data = JsonSerializer.SerializeToUtf8Bytes(body, CoreJsonContext.Default.String);
+                Data = JsonSerializer.SerializeToUtf8Bytes(s_strictUtf8.GetString(body.Span), CoreJsonContext.Default.String);
                 return true;
             }
             try
             {
-                using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
-                Data = JsonMarshal.GetRawUtf8Value(doc.RootElement).ToArray();
+                var reader = new Utf8JsonReader(body.Span, new JsonReaderOptions { MaxDepth = 64 });
+                if (!reader.Read())
+                {
+                    throw new JsonException("no JSON value");
+                }
+                var start = (int)reader.TokenStartIndex;
+                reader.Skip();
+                var end = (int)reader.BytesConsumed;
+                if (reader.Read())
+                {
+                    throw new JsonException("more than one JSON value");
+                }
+                Data = body[start..end];
                 return true;
             }
             catch (JsonException ex)

@@ -88,11 +88,12 @@ internal sealed class LeaseKeeper
     public async Task RunAsync(CancellationToken stop)
     {
         var due = new List<Kept>();
+        var wait = TickMs;
         while (!stop.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(UntilNextBeat(), _time, stop);
+                await Task.Delay(TimeSpan.FromMilliseconds(wait), _time, stop);
             }
             catch (OperationCanceledException)
             {
@@ -100,6 +101,7 @@ internal sealed class LeaseKeeper
             }
             var now = NowMs();
             var claimsNow = _claims.NowMs();
+            var next = long.MaxValue;
             lock (_gate)
             {
                 foreach (var kept in _kept)
@@ -117,6 +119,10 @@ internal sealed class LeaseKeeper
                     {
                         due.Add(kept);
                     }
+                    else if (kept.Beat is null)
+                    {
+                        next = Math.Min(next, kept.NextBeatMs);
+                    }
                 }
                 foreach (var kept in due)
                 {
@@ -124,32 +130,20 @@ internal sealed class LeaseKeeper
                 }
             }
             due.Clear();
+            wait = UntilNextBeat(next, now);
         }
     }
 
     /// <summary>
-    /// A tick, or less when a beat falls due before it: beats go out when due (at most an eighth of a
-    /// tick late), not up to a tick late (the slack a slow renewal has inside its lease is not spent
-    /// waiting for the timer).
+    /// A tick, or less when the earliest beat not yet due (<paramref name="next"/>) falls due before it:
+    /// beats go out when due (at most an eighth of a tick late), not up to a tick late (the slack a
+    /// slow renewal has inside its lease is not spent waiting for the timer). A beat made or a command
+    /// tracked after this wake is due a tick or more later, which the next wake sees.
     /// </summary>
-    private TimeSpan UntilNextBeat()
-    {
-        var next = long.MaxValue;
-        lock (_gate)
-        {
-            foreach (var kept in _kept)
-            {
-                if (kept.Beat is null && kept.Expiry is null && !Stalled(kept))
-                {
-                    next = Math.Min(next, kept.NextBeatMs);
-                }
-            }
-        }
+    private long UntilNextBeat(long next, long now) =>
         // Not sooner than an eighth of a tick: beats falling due close together go out on one wake,
         // so thousands of running commands cost a few wakes per tick, not one each.
-        var wait = next == long.MaxValue ? TickMs : Math.Clamp(next - NowMs(), Math.Max(1, TickMs / 8), TickMs);
-        return TimeSpan.FromMilliseconds(wait);
-    }
+        next == long.MaxValue ? TickMs : Math.Clamp(next - now, Math.Max(1, TickMs / 8), TickMs);
 
     /// <summary>A paused process (the test hook; the worker's hooks are set after it is built) does nothing at all: no renewal, no giving up.</summary>
     private bool Stalled(Kept kept) => _hooks()?.StallHeartbeat?.Invoke(kept.CommandId) == true;

@@ -206,12 +206,25 @@ internal sealed class Router
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
 
-    private sealed class Routed(INatsJSMsg<byte[]> msg)
+    private sealed class Routed
     {
-        public INatsJSMsg<byte[]> Msg { get; } = msg;
+        private readonly Delivery? _delivery;
+        private readonly string? _stream;
+
+        /// <summary>A message of the batch, its delivery read once for all that follows.</summary>
+        public Routed(INatsJSMsg<byte[]> msg)
+        {
+            Msg = msg;
+            _delivery = Delivery.Of(msg, out _stream);
+        }
+
+        public INatsJSMsg<byte[]> Msg { get; }
 
         /// <summary>Its sequence in the routed stream, which counts its failed attempts.</summary>
-        public ulong Sequence { get; } = Delivery.Of(msg)?.StreamSequence ?? 0;
+        public ulong Sequence => _delivery?.StreamSequence ?? 0;
+
+        /// <summary>Where it was read from; throws for a message without a readable JetStream delivery.</summary>
+        public MessageOrigin Origin => NatsMessages.Origin(Msg, _delivery, _stream);
         /// <summary>Its inbox publishes: usually one (one saga takes it).</summary>
         public List<PendingPubAck> Futures { get; } = new(1);
         public int Quarantines { get; set; }
@@ -369,7 +382,7 @@ internal sealed class Router
     private async ValueTask RouteOneAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
     {
         var msg = item.Msg;
-        var origin = NatsMessages.Origin(msg);
+        var origin = item.Origin;
         var headers = NatsMessages.Headers(msg.Headers);
         var matches = manifests.Match(_stream, msg.Subject);
         var mayRouteImplicitly = ImplicitRoutes.MayApply(manifests, _stream, msg.Subject);
@@ -455,7 +468,7 @@ internal sealed class Router
 
     private void Quarantine(Routed item, string reason, string detail, string? saga = null, string? tenant = null)
     {
-        var origin = NatsMessages.Origin(item.Msg);
+        var origin = item.Origin;
         QuarantineRecords.Add(item.Records, item.Msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant);
         SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, null);
         item.Quarantines++;

@@ -77,7 +77,7 @@ internal sealed partial class TimerScheduler
                 done.Delete(KeySpace.Schedule, firing.Key);
                 if (_rejections.Count > 0)
                 {
-                    _rejections.Remove(Convert.ToBase64String(firing.Key));
+                    _rejections.Remove(firing.Key);
                 }
                 fired++;
                 SagasTelemetry.SchedulerLagMs.Record(Math.Max(0, firing.SentMs - firing.Record.DueMs), _partitionTag);
@@ -86,7 +86,7 @@ internal sealed partial class TimerScheduler
             {
                 // The server answered and refused (larger than the stream allows): the same bytes
                 // will not be stored later either. After the limit, keep it in quarantine.
-                var id = Convert.ToBase64String(firing.Key);
+                var id = firing.Key;
                 var attempts = _rejections.GetValueOrDefault(id) + 1;
                 _rejections[id] = attempts;
                 if (attempts >= _options.JetStream.MaxDeliver)

@@ -30,7 +30,7 @@ internal sealed partial class TimerScheduler
     private readonly CancellationToken _intake;
 
     // Server rejections (not timeouts) per schedule key; at the limit the timer is quarantined.
-    private readonly Dictionary<string, int> _rejections = new(StringComparer.Ordinal);
+    private readonly Dictionary<byte[], int> _rejections = new(KeyBytesComparer.Instance);
     private long _fired;
 
     public TimerScheduler(

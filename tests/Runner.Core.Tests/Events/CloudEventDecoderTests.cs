@@ -92,6 +92,25 @@ public sealed class CloudEventDecoderTests
     }
 
     [Fact]
+    public void Binary_mode_JSON_data_is_the_bodys_own_bytes_trimmed_and_other_data_a_JSON_string()
+    {
+        var headers = new Dictionary<string, string> { ["ce-specversion"] = "1.0", ["ce-id"] = "b", ["ce-type"] = "t", ["ce-source"] = "s" };
+        var body = Encoding.UTF8.GetBytes(" \n{\"rows\": [1, 2]}\t ");
+
+        Assert.True(CloudEventDecoder.TryDecode(body, headers, Origin(), Limit, out var json, out var error), error?.ToString());
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(json!.Data, out var segment));
+        Assert.Same(body, segment.Array);
+        Assert.Equal("{\"rows\": [1, 2]}", json.DataJson);
+
+        var text = new Dictionary<string, string>(headers) { ["content-type"] = "text/plain" };
+        Assert.True(CloudEventDecoder.TryDecode(Encoding.UTF8.GetBytes("plain \"words\""), text, Origin(), Limit, out var plain, out error), error?.ToString());
+        Assert.Equal("\"plain \\u0022words\\u0022\"", plain!.DataJson);
+
+        Assert.Equal(DecodeError.NotJson, Reject(Encoding.UTF8.GetBytes("{\"rows\": 1} {\"rows\": 2}"), headers: headers).Code);
+        Assert.Equal(DecodeError.NotJson, Reject(Encoding.UTF8.GetBytes("   "), headers: headers).Code);
+    }
+
+    [Fact]
     public void Binary_mode_reads_attributes_from_ce_headers_and_data_from_the_body()
     {
         var headers = new Dictionary<string, string>
