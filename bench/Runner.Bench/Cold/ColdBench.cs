@@ -80,7 +80,7 @@ internal static class ColdBench
             output.WriteLine("summary (cold/warm = first 20,000 events / the same process warm: its steady state on a backlog, its warm pass pipelined; target ≥ 0.8)");
             foreach (var r in results)
             {
-                output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×), GC paused {(r.SteadyGc is { } gc ? gc.PauseShare.ToString("P1", CultureInfo.InvariantCulture) : "?")} of wall, peak RSS {r.PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));
+                output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×), GC paused {(r.SteadyGc is { } gc ? gc.PauseShare.ToString("P1", CultureInfo.InvariantCulture) : "?")} of wall, allocated {(r.SteadyGc?.AllocatedKiBPerEvent is { } kib ? kib.ToString("F1", CultureInfo.InvariantCulture) : "?")} KiB/event, peak RSS {r.PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));
             }
             if (options.ColdRounds > 1)
             {
@@ -89,7 +89,7 @@ internal static class ColdBench
                 foreach (var group in results.GroupBy(r => (r.Variant, r.Pipelined)))
                 {
                     var runs = group.ToList();
-                    output.WriteLine(Text.Inv($"  {group.Key.Variant,-12} {(group.Key.Pipelined ? "pipelined" : "backlog"),-9}  n={runs.Count}  first {Spread(runs, r => r.FirstRate, "N0")} ev/s  warm {Spread(runs, r => r.WarmRate, "N0")} ev/s  cold/warm {Spread(runs, r => r.ColdWarm, "F2")}  start→first command {Spread(runs, r => r.StartMs, "N0")} ms  steady cpu/event runner ÷ nats-server {Spread(runs, r => r.SteadyRunnerUs / r.SteadyNatsUs, "F2")}  steady GC pause {Spread(runs, r => 100 * (r.SteadyGc?.PauseShare ?? double.NaN), "F1")} % of wall  peak RSS {Spread(runs, r => r.PeakRssMiB ?? double.NaN, "N0")} MiB"));
+                    output.WriteLine(Text.Inv($"  {group.Key.Variant,-12} {(group.Key.Pipelined ? "pipelined" : "backlog"),-9}  n={runs.Count}  first {Spread(runs, r => r.FirstRate, "N0")} ev/s  warm {Spread(runs, r => r.WarmRate, "N0")} ev/s  cold/warm {Spread(runs, r => r.ColdWarm, "F2")}  start→first command {Spread(runs, r => r.StartMs, "N0")} ms  steady cpu/event runner ÷ nats-server {Spread(runs, r => r.SteadyRunnerUs / r.SteadyNatsUs, "F2")}  steady GC pause {Spread(runs, r => 100 * (r.SteadyGc?.PauseShare ?? double.NaN), "F1")} % of wall  steady allocated {Spread(runs, r => r.SteadyGc?.AllocatedKiBPerEvent ?? double.NaN, "F1")} KiB/event  peak RSS {Spread(runs, r => r.PeakRssMiB ?? double.NaN, "N0")} MiB"));
                 }
             }
             return failed ? 1 : 0;
@@ -202,7 +202,7 @@ internal static class ColdBench
                 await warmObserving;
             }
             result = result with { PeakRssMiB = PeakRssMiB(process.Pid) };
-            process.Kill();
+            await process.StopAsync(TimeSpan.FromSeconds(20));
             return result;
         }
         finally

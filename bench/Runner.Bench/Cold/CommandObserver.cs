@@ -84,7 +84,7 @@ internal sealed class CommandObserver(int expected, int? natsPid)
     public async Task<(GcWindow? First, GcWindow? Steady)> GcAsync()
     {
         async Task<GcWindow?> Window(int from, int to) =>
-            _gcAt.TryGetValue(from, out var a) && _gcAt.TryGetValue(to, out var b) && await a is { } start && await b is { } end ? end.Since(start) : null;
+            _gcAt.TryGetValue(from, out var a) && _gcAt.TryGetValue(to, out var b) && await a is { } start && await b is { } end ? end.Since(start, (to - from) * ColdWorkload.GroupEvents) : null;
         return (await Window(0, FirstGroups), await Window(SteadyFrom, _groups - 1));
     }
 

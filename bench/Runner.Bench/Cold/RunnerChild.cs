@@ -124,12 +124,17 @@ internal sealed class RunnerChild : IDisposable
             var text = await _http.GetStringAsync(new Uri("metrics", UriKind.Relative), cancellationToken);
             var at = Stopwatch.GetTimestamp();
             double? pause = null;
+            double? allocated = null;
             var collections = new long[3];
             foreach (var line in text.Split('\n'))
             {
                 if (line.StartsWith("system_runtime_dotnet_gc_pause_time ", StringComparison.Ordinal))
                 {
                     pause = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+                }
+                if (line.StartsWith("system_runtime_dotnet_gc_heap_total_allocated", StringComparison.Ordinal) && !line.StartsWith('#'))
+                {
+                    allocated = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
                 }
                 for (var generation = 0; generation < 3; generation++)
                 {
@@ -139,12 +144,30 @@ internal sealed class RunnerChild : IDisposable
                     }
                 }
             }
-            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2]) : null;
+            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2], allocated) : null;
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// Asks the runner to stop (SIGTERM, as an orchestrator does) and waits a while for it to exit, so what it
+    /// writes on the way out (an EventPipe trace of a variant) is complete; kills it when it does not.
+    /// </summary>
+    public async Task StopAsync(TimeSpan within)
+    {
+        if (!_process.HasExited)
+        {
+            using var signal = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }, UseShellExecute = false });
+            if (signal is not null)
+            {
+                await signal.WaitForExitAsync();
+                await Task.WhenAny(ExitedTask, Task.Delay(within));
+            }
+        }
+        Kill();
     }
 
     public void Kill()
@@ -163,17 +186,22 @@ internal sealed class RunnerChild : IDisposable
     }
 }
 
-/// <summary>A process's GC totals at one moment: pause time (seconds) and collections per generation (gen0 counts every collection).</summary>
-internal readonly record struct GcReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2)
+/// <summary>
+/// A process's GC totals at one moment: pause time (seconds), collections per generation (gen0 counts every
+/// collection) and bytes allocated since it started (null when the runtime does not report them).
+/// </summary>
+internal readonly record struct GcReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2, double? AllocatedBytes)
 {
-    /// <summary>"paused 3.1 % of wall (gen0/1/2 12/3/1)" between <paramref name="from"/> and this reading.</summary>
-    public GcWindow Since(GcReading from) => new(
+    /// <summary>"paused 3.1 % of wall (gen0/1/2 12/3/1)" between <paramref name="from"/> and this reading, over <paramref name="events"/> events.</summary>
+    public GcWindow Since(GcReading from, int events) => new(
         (PauseSeconds - from.PauseSeconds) / Stopwatch.GetElapsedTime(from.Timestamp, Timestamp).TotalSeconds,
-        Gen0 - from.Gen0, Gen1 - from.Gen1, Gen2 - from.Gen2);
+        Gen0 - from.Gen0, Gen1 - from.Gen1, Gen2 - from.Gen2,
+        AllocatedBytes - from.AllocatedBytes is { } bytes ? bytes / 1024 / events : null);
 }
 
-/// <summary>GC pauses over a window as a share of its wall time, and the collections in it.</summary>
-internal readonly record struct GcWindow(double PauseShare, long Gen0, long Gen1, long Gen2)
+/// <summary>GC pauses over a window as a share of its wall time, the collections in it, and what the process allocated per event in it.</summary>
+internal readonly record struct GcWindow(double PauseShare, long Gen0, long Gen1, long Gen2, double? AllocatedKiBPerEvent)
 {
-    public override string ToString() => Text.Inv($"GC paused {PauseShare:P1} of wall (collections gen0/1/2 {Gen0}/{Gen1}/{Gen2})");
+    public override string ToString() =>
+        Text.Inv($"allocated {(AllocatedKiBPerEvent is { } kib ? kib.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) : "?")} KiB/event, GC paused {PauseShare:P1} of wall (collections gen0/1/2 {Gen0}/{Gen1}/{Gen2})");
 }

@@ -76,8 +76,9 @@ internal static class ServeCommand
         var app = builder.Build();
         var control = app.Services.GetRequiredService<RunnerControl>();
         // Runner's meters go through the bridge (proper names and types); every other meter, the
-        // .NET runtime's among them, through prometheus-net's own adapter.
-        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = i => !i.Meter.Name.StartsWith(MeterBridge.Prefix, StringComparison.Ordinal));
+        // .NET runtime's among them, through prometheus-net's own adapter, except the NATS
+        // client's measurements of each message (see ExportsFromAdapter).
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = ExportsFromAdapter);
         app.Lifetime.ApplicationStopped.Register(new MeterBridge(Metrics.DefaultRegistry).Dispose);
         _ = new RunnerMetrics(control, TimeProvider.System, Metrics.DefaultRegistry);
         // Resolved here, before the service starts, so that its totals count from the first transition.
@@ -113,6 +114,29 @@ internal static class ServeCommand
             });
         }
     }
+
+    /// <summary>
+    /// What prometheus-net's meter adapter exports: every meter but Runner's own (the bridge has them)
+    /// and the NATS client's instruments of each message sent or received (counts, bytes, a duration
+    /// per operation). Those were measured on every publish, ack and delivery, several per event,
+    /// the adapter making label strings for each, for series Runner's own counters already give per
+    /// stage. The client's reconnects, dropped messages and subscriptions stay.
+    /// </summary>
+    internal static bool ExportsFromAdapter(System.Diagnostics.Metrics.Instrument instrument) =>
+        !instrument.Meter.Name.StartsWith(MeterBridge.Prefix, StringComparison.Ordinal)
+        && !(instrument.Meter.Name == NatsClientMeter && s_natsPerMessage.Contains(instrument.Name));
+
+    /// <summary>The NATS client's meter.</summary>
+    internal const string NatsClientMeter = "NATS.Net";
+
+    private static readonly HashSet<string> s_natsPerMessage = new(StringComparer.Ordinal)
+    {
+        "messaging.client.published.messages",
+        "messaging.client.consumed.messages",
+        "messaging.client.operation.duration",
+        "nats.client.sent.bytes",
+        "nats.client.received.bytes",
+    };
 
     /// <summary>
     /// Spans of every stage, always recorded (so log lines carry trace ids); exported over OTLP

@@ -72,6 +72,12 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
         // .NET runtime and process metrics.
         Assert.Contains("\ndotnet_collection_count_total", text, StringComparison.Ordinal);
         Assert.Contains("\nprocess_cpu_seconds_total", text, StringComparison.Ordinal);
+        // The NATS client's connection-level instruments, not those it measures on every message sent or received.
+        Assert.Contains("nats_client_active_subscriptions", text, StringComparison.Ordinal);
+        foreach (var perMessage in (string[])["messaging_client_operation_duration", "messaging_client_published_messages", "messaging_client_consumed_messages", "nats_client_sent_bytes", "nats_client_received_bytes"])
+        {
+            Assert.DoesNotContain(perMessage, text, StringComparison.Ordinal);
+        }
     }
 
     /// <summary>The value of the one sample of <paramref name="name"/> whose labels include all of <paramref name="labels"/>.</summary>
