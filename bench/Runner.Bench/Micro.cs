@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -80,9 +81,9 @@ internal static class Micro
             var worker = new PartitionWorker(new NatsJSContext(connection), store, () => manifests, runtimeOptions, new PartitionId(0), null, null, NullLogger.Instance, TimeProvider.System);
             var batchSize = options.Batch;
             var sequence = 0UL;
-            List<INatsJSMsg<byte[]>> NextBatch()
+            List<JetStreamMessage> NextBatch()
             {
-                var batch = new List<INatsJSMsg<byte[]>>(batchSize);
+                var batch = new List<JetStreamMessage>(batchSize);
                 for (var j = 0; j < batchSize; j++)
                 {
                     sequence++;
@@ -99,7 +100,7 @@ internal static class Micro
                         [EventHeaders.OriginSubject] = Wire.Subject(n % options.Keys),
                         [EventHeaders.OriginTime] = "1700000000000",
                     };
-                    batch.Add(new FakeMsg(Core.Subjects.Subjects.Inbox(new PartitionId(0)), headers, Wire.Event(7, n, 123), sequence));
+                    batch.Add(Delivered(Core.Subjects.Subjects.Inbox(new PartitionId(0)), headers, Wire.Event(7, n, 123), sequence));
                 }
                 return batch;
             }
@@ -174,31 +175,24 @@ internal static class Micro
         output.WriteLine(Text.Inv($"  {name}: {1e6 * seconds / iterations,7:F1} µs/op, {alloc / (double)iterations / 1024,6:F1} KiB/op"));
     }
 
-    /// <summary>An inbox message as the partition worker receives it; acks go nowhere.</summary>
-    private sealed class FakeMsg(string subject, NatsHeaders headers, byte[] data, ulong sequence) : INatsJSMsg<byte[]>
+    /// <summary>An inbox message as the partition worker receives it: its headers as the bytes they come in; acks go nowhere.</summary>
+    private static JetStreamMessage Delivered(string subject, NatsHeaders headers, byte[] data, ulong sequence)
     {
-        public string Subject => subject;
-        public int Size => data.Length;
-        public NatsHeaders? Headers => headers;
-        public byte[]? Data => data;
-        // As the server sets it ($JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending): the worker reads the delivery from it.
-        public string? ReplyTo { get; } = string.Create(CultureInfo.InvariantCulture, $"$JS.ACK.RUNNER_INBOX.micro.1.{sequence}.{sequence}.0.0");
-        public NatsJSMsgMetadata? Metadata { get; } = new NatsJSMsgMetadata(new NatsJSSequencePair(sequence, sequence), 1, 0, DateTimeOffset.UnixEpoch, "RUNNER_INBOX", "micro", string.Empty);
-        public NatsException? Error => null;
-        public INatsConnection? Connection => null;
-
-        public void EnsureSuccess()
+        var block = new StringBuilder("NATS/1.0\r\n");
+        foreach (var (name, values) in headers)
         {
+            block.Append(name).Append(": ").Append(values[0]).Append("\r\n");
         }
+        block.Append("\r\n");
+        // As the server sets it ($JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending): the worker reads the delivery from it.
+        var reply = string.Create(CultureInfo.InvariantCulture, $"$JS.ACK.RUNNER_INBOX.micro.1.{sequence}.{sequence}.0.0");
+        return new JetStreamMessage(NoAcks.Instance, subject, reply, Encoding.ASCII.GetBytes(block.ToString()), data, Encoding.ASCII);
+    }
 
-        public ValueTask AckAsync(AckOpts? opts = default, CancellationToken cancellationToken = default) => default;
+    private sealed class NoAcks : IAckSender
+    {
+        public static readonly NoAcks Instance = new();
 
-        public ValueTask NakAsync(AckOpts? opts = default, CancellationToken cancellationToken = default) => default;
-
-        public ValueTask AckProgressAsync(AckOpts? opts = default, CancellationToken cancellationToken = default) => default;
-
-        public ValueTask AckTerminateAsync(AckOpts? opts = default, CancellationToken cancellationToken = default) => default;
-
-        public ValueTask ReplyAsync(NatsHeaders? headers = default, string? replyTo = default, NatsPubOpts? opts = default, CancellationToken cancellationToken = default) => default;
+        public ValueTask SendAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) => default;
     }
 }

@@ -32,8 +32,19 @@ internal readonly record struct Delivery(ulong StreamSequence, ulong ConsumerSeq
     /// </summary>
     public static Delivery Required<T>(INatsJSMsg<T> msg) => Of(msg) ?? throw Unreadable(msg);
 
-    public static InvalidOperationException Unreadable<T>(INatsJSMsg<T> msg) =>
-        new($"message on {msg.Subject} has no JetStream reply subject that can be read: '{msg.ReplyTo}'");
+    public static InvalidOperationException Unreadable<T>(INatsJSMsg<T> msg) => Unreadable(msg.Subject, msg.ReplyTo);
+
+    /// <summary>The delivery of a message a <see cref="PullConsumer"/> delivered; null when its reply subject is not JetStream's.</summary>
+    public static Delivery? Of(JetStreamMessage msg) => Read(msg.ReplyTo, withStream: false, out _);
+
+    /// <summary>As <see cref="Of(JetStreamMessage)"/>, and the stream it came from.</summary>
+    public static Delivery? Of(JetStreamMessage msg, out string? stream) => Read(msg.ReplyTo, withStream: true, out stream);
+
+    /// <summary>As <see cref="Required{T}(INatsJSMsg{T})"/>, for a message a <see cref="PullConsumer"/> delivered.</summary>
+    public static Delivery Required(JetStreamMessage msg) => Of(msg) ?? throw Unreadable(msg.Subject, msg.ReplyTo);
+
+    public static InvalidOperationException Unreadable(string subject, string? reply) =>
+        new($"message on {subject} has no JetStream reply subject that can be read: '{reply}'");
 
     public static Delivery? Parse(string? reply) => Read(reply, withStream: false, out _);
 

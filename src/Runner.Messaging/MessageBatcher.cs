@@ -36,7 +36,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
     private readonly int _batch;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly Channel<INatsJSMsg<byte[]>> _buffer;
+    private readonly Channel<JetStreamMessage> _buffer;
     private readonly CancellationTokenSource _stop;
     private readonly Task _pump;
     private readonly TimeSpan _stallAfter;
@@ -45,6 +45,12 @@ internal sealed class MessageBatcher : IAsyncDisposable
     private long _lastDelivered;
     private long _lastArrivalTicks;
     private long _waitingSinceTicks;
+
+    /// <summary>How long one pull waits for messages at the server.</summary>
+    private static readonly TimeSpan PullExpires = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the server says a pull is still waiting.</summary>
+    private static readonly TimeSpan PullHeartbeat = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a consumer may deliver nothing, while the stream holds more for it and the reader waits, before it is re-attached.</summary>
     public static readonly TimeSpan DefaultStallAfter = TimeSpan.FromSeconds(15);
@@ -75,7 +81,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
         _batch = batch;
         _logger = logger;
         _time = time;
-        _buffer = Channel.CreateBounded<INatsJSMsg<byte[]>>(new BoundedChannelOptions(batch * 2)
+        _buffer = Channel.CreateBounded<JetStreamMessage>(new BoundedChannelOptions(batch * 2)
         {
             FullMode = BoundedChannelFullMode.Wait,
             SingleReader = true,
@@ -95,7 +101,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
     private long _stalls;
 
     /// <summary>Waits for at least one message, then takes what is buffered, up to <paramref name="max"/>.</summary>
-    public async ValueTask<List<INatsJSMsg<byte[]>>> ReadBatchAsync(int max, CancellationToken cancellationToken)
+    public async ValueTask<List<JetStreamMessage>> ReadBatchAsync(int max, CancellationToken cancellationToken)
     {
         if (!_buffer.Reader.TryRead(out var first))
         {
@@ -109,7 +115,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
                 Interlocked.Exchange(ref _waitingSinceTicks, 0);
             }
         }
-        var batch = new List<INatsJSMsg<byte[]>>(Math.Min(max, 64)) { first };
+        var batch = new List<JetStreamMessage>(Math.Min(max, 64)) { first };
         while (batch.Count < max && _buffer.Reader.TryRead(out var next))
         {
             batch.Add(next);
@@ -157,7 +163,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
         }
     }
 
-    private async Task<INatsJSConsumer> AttachAsync(CancellationToken cancellationToken)
+    private async Task AttachAsync(CancellationToken cancellationToken)
     {
         var start = await _startSequence(cancellationToken);
         try
@@ -173,7 +179,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
             DeliverPolicy = start <= 1 ? ConsumerConfigDeliverPolicy.All : ConsumerConfigDeliverPolicy.ByStartSequence,
             OptStartSeq = start <= 1 ? 0 : start,
         };
-        var consumer = await _js.CreateOrUpdateConsumerAsync(_stream, config, cancellationToken);
+        await _js.CreateOrUpdateConsumerAsync(_stream, config, cancellationToken);
         Attaches++;
         Interlocked.Exchange(ref _lastDelivered, (long)(start <= 1 ? 0 : start - 1));
         Interlocked.Exchange(ref _lastArrivalTicks, _time.GetTimestamp());
@@ -182,7 +188,6 @@ internal sealed class MessageBatcher : IAsyncDisposable
         {
             await _attached(cancellationToken);
         }
-        return consumer;
     }
 
     private async Task PumpAsync(CancellationToken cancellationToken)
@@ -195,12 +200,13 @@ internal sealed class MessageBatcher : IAsyncDisposable
             try
             {
                 Volatile.Write(ref _attachment, attachment);
-                var consumer = await AttachAsync(cancellationToken);
+                await AttachAsync(cancellationToken);
                 backoff = TimeSpan.FromMilliseconds(200);
                 watch = WatchAsync(attachment, attachment.Token);
                 var expected = 1UL;
-                var opts = new NatsJSConsumeOpts { MaxMsgs = _batch * 2, Expires = TimeSpan.FromSeconds(30), IdleHeartbeat = TimeSpan.FromSeconds(5) };
-                await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: opts, cancellationToken: attachment.Token))
+                await using var pull = await PullConsumer.StartAsync(_js.Connection, _js.Opts.Prefix, _stream, Consumer,
+                    _batch * 2, PullExpires, PullHeartbeat, _time, attachment.Token);
+                await foreach (var msg in pull.ReadAllAsync(attachment.Token))
                 {
                     if (attachment.IsCancellationRequested)
                     {

@@ -15,10 +15,13 @@ internal static class NatsMessages
         headers is null || headers.Count == 0 ? s_none : new MessageHeaders(headers);
 
     /// <summary>A copy of a message's headers, for a record that outlives the message (a quarantine or hold record).</summary>
-    public static Dictionary<string, string> CopyHeaders(NatsHeaders? headers)
+    public static Dictionary<string, string> CopyHeaders(NatsHeaders? headers) => CopyHeaders(Headers(headers));
+
+    /// <summary>A copy of headers read as names and first values, for a record that outlives the message.</summary>
+    public static Dictionary<string, string> CopyHeaders(IReadOnlyDictionary<string, string> headers)
     {
-        var copy = new Dictionary<string, string>(headers?.Count ?? 0, StringComparer.OrdinalIgnoreCase);
-        foreach (var (name, value) in Headers(headers))
+        var copy = new Dictionary<string, string>(headers.Count, StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, value) in headers)
         {
             copy[name] = value;
         }
@@ -72,6 +75,12 @@ internal static class NatsMessages
         }
         return headers;
     }
+
+    public static MessageOrigin Origin(JetStreamMessage msg) => Origin(msg, Delivery.Of(msg, out var stream), stream);
+
+    /// <summary>The origin of a message whose delivery (and stream) were already read from it.</summary>
+    public static MessageOrigin Origin(JetStreamMessage msg, Delivery? delivery, string? stream) =>
+        delivery is { } read ? new MessageOrigin(stream!, read.StreamSequence, msg.Subject, read.Timestamp) : throw Delivery.Unreadable(msg.Subject, msg.ReplyTo);
 
     public static MessageOrigin Origin<T>(INatsJSMsg<T> msg) => Origin(msg, Delivery.Of(msg, out var stream), stream);
 

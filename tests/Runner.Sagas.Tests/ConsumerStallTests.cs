@@ -29,7 +29,7 @@ public sealed class ConsumerStallTests(NatsServerFixture nats) : IClassFixture<N
             NullLogger.Instance, TimeProvider.System, cts.Token, stallAfter: StallAfter);
 
         var first = await batcher.ReadBatchAsync(10, cts.Token);
-        Assert.Equal([1UL], first.Select(m => m.Metadata!.Value.Sequence.Stream));
+        Assert.Equal([1UL], first.Select(m => Delivery.Of(m)!.Value.StreamSequence));
 
         // Not acked: the server withholds 2 and 3 for the ack wait, far beyond this read's limit.
         using var read = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
@@ -37,7 +37,7 @@ public sealed class ConsumerStallTests(NatsServerFixture nats) : IClassFixture<N
         var again = await batcher.ReadBatchAsync(10, read.Token);
 
         // Re-attached from the start sequence the caller gives: message 1 comes again, in order.
-        Assert.Equal(1UL, again[0].Metadata!.Value.Sequence.Stream);
+        Assert.Equal(1UL, Delivery.Of(again[0])!.Value.StreamSequence);
         Assert.Equal(1, batcher.Stalls);
         Assert.Equal(2, batcher.Attaches);
     }
@@ -54,7 +54,7 @@ public sealed class ConsumerStallTests(NatsServerFixture nats) : IClassFixture<N
 
         var first = await batcher.ReadBatchAsync(10, cts.Token);
         Assert.Single(first);
-        await first[0].AckAsync(cancellationToken: cts.Token);
+        await first[0].AckAsync(cts.Token);
 
         // Waiting on an idle stream, for four stall times: quiet is not a stall.
         using var read = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
@@ -66,7 +66,7 @@ public sealed class ConsumerStallTests(NatsServerFixture nats) : IClassFixture<N
         // Something new arrives (after the other subject's message at 2): delivered by the same attachment.
         await js.PublishAsync(subject, new byte[] { 2 }, cancellationToken: cts.Token);
         var next = await batcher.ReadBatchAsync(10, cts.Token);
-        Assert.Equal(3UL, next[0].Metadata!.Value.Sequence.Stream);
+        Assert.Equal(3UL, Delivery.Of(next[0])!.Value.StreamSequence);
         Assert.Equal(1, batcher.Attaches);
     }
 
@@ -85,10 +85,10 @@ public sealed class ConsumerStallTests(NatsServerFixture nats) : IClassFixture<N
         // and the server holds the rest: the batcher must not mistake that for a stall.
         var first = await batcher.ReadBatchAsync(5, cts.Token);
         await Task.Delay(StallAfter * 3, cts.Token);
-        var seen = first.Select(m => m.Metadata!.Value.Sequence.Stream).ToList();
+        var seen = first.Select(m => Delivery.Of(m)!.Value.StreamSequence).ToList();
         while (seen.Count < 40)
         {
-            seen.AddRange((await batcher.ReadBatchAsync(5, cts.Token)).Select(m => m.Metadata!.Value.Sequence.Stream));
+            seen.AddRange((await batcher.ReadBatchAsync(5, cts.Token)).Select(m => Delivery.Of(m)!.Value.StreamSequence));
         }
         Assert.Equal(Enumerable.Range(1, 40).Select(i => (ulong)i), seen);
         Assert.Equal(0, batcher.Stalls);

@@ -51,6 +51,57 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
     }
 
     [Fact]
+    public async Task An_event_whose_header_block_cannot_be_read_is_quarantined_and_the_flow_goes_on()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
+        using var cts = new CancellationTokenSource(s_wait);
+        var subject = "aggregate.acme.counter.h1.added";
+        // A header line without a colon: the server stores it as it came; no NATS client reads it.
+        await RawPublishAsync(nats.Url, subject, "NATS/1.0\r\nthis line has no colon\r\n\r\n"u8.ToArray(),
+            Encoding.UTF8.GetBytes(SagaHarness.CloudEvent("bad-headers", "added", new { n = 1 }).ToJsonString()), cts.Token);
+        await h.PublishAsync(subject, SagaHarness.CloudEvent("good-after", "added", new { n = 2 }), cancellationToken: cts.Token);
+
+        await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "counter", "h1") is not null && h.Quarantine().Count == 1, s_wait, "the good event applied and the bad one quarantined");
+        var record = h.Quarantine().Single();
+        Assert.Equal("router_error", record.Reason);
+        Assert.Equal(subject, record.Subject);
+        Assert.Contains("header line without a name", record.Detail, StringComparison.Ordinal);
+        Assert.Contains("headers unreadable", record.Detail, StringComparison.Ordinal);
+        var payload = record.PayloadEncoding == "base64" ? Encoding.UTF8.GetString(Convert.FromBase64String(record.Payload!)) : record.Payload!;
+        Assert.Contains("bad-headers", payload, StringComparison.Ordinal);
+        await SagaHarness.WaitUntilAsync(async () =>
+        {
+            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
+            return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
+        }, s_wait, "router consumer drained");
+    }
+
+    /// <summary>Publishes with a header block as given, bytes for bytes (HPUB on a socket of its own), and waits for the server to have read it.</summary>
+    private static async Task RawPublishAsync(string url, string subject, byte[] headers, byte[] payload, CancellationToken cancellationToken)
+    {
+        var uri = new Uri(url);
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(uri.Host, uri.Port, cancellationToken);
+        await using var stream = client.GetStream();
+        using var reader = new StreamReader(stream, Encoding.ASCII);
+        var info = await reader.ReadLineAsync(cancellationToken);
+        Assert.StartsWith("INFO ", info, StringComparison.Ordinal);
+        var frame = new MemoryStream();
+        frame.Write(Encoding.ASCII.GetBytes("CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n"));
+        frame.Write(Encoding.ASCII.GetBytes($"HPUB {subject} {headers.Length} {headers.Length + payload.Length}\r\n"));
+        frame.Write(headers);
+        frame.Write(payload);
+        frame.Write("\r\nPING\r\n"u8);
+        await stream.WriteAsync(frame.ToArray(), cancellationToken);
+        string? line;
+        while ((line = await reader.ReadLineAsync(cancellationToken)) is not null && line != "PONG")
+        {
+            Assert.DoesNotContain("-ERR", line, StringComparison.Ordinal);
+        }
+        Assert.Equal("PONG", line);
+    }
+
+    [Fact]
     public async Task Event_without_a_correlation_value_is_quarantined_for_that_saga()
     {
         var files = TestSagas.Counter();

@@ -39,7 +39,7 @@ public sealed class MessageHeadersTests
 
         Assert.Equal(3, copy.Count);
         Assert.Equal("first", copy["Correlation-Id"]);
-        Assert.Empty(NatsMessages.CopyHeaders(null));
+        Assert.Empty(NatsMessages.CopyHeaders((NatsHeaders?)null));
         Assert.Empty(NatsMessages.Headers(null));
     }
 
@@ -56,5 +56,71 @@ public sealed class MessageHeadersTests
         Assert.True(CloudEventDecoder.TryGetHeader(evt.Headers, "TRACEPARENT", out var trace));
         Assert.Equal("00-abc", trace);
         Assert.False(CloudEventDecoder.TryGetHeader(evt.Headers, "runner-saga", out _));
+    }
+}
+
+/// <summary>A delivered message's header block as <see cref="MessageHeaderList"/> reads it: what the NATS client's own parser gives, read as names and first values.</summary>
+public sealed class MessageHeaderListTests
+{
+    private static readonly System.Text.Encoding Ascii = System.Text.Encoding.ASCII;
+
+    private static byte[] Block(string lines) => System.Text.Encoding.UTF8.GetBytes("NATS/1.0\r\n" + lines + "\r\n");
+
+    [Fact]
+    public void Reads_what_the_client_reads_as_names_and_first_values()
+    {
+        var raw = Block("Runner-Saga: orders\r\ncorrelation-id:first\r\nCorrelation-ID:  second \r\nempty: \r\nNats-Msg-Id:\t m-1\t\r\n");
+
+        var headers = MessageHeaderList.Parse(raw, Ascii);
+
+        var client = new NatsHeaders();
+        Assert.True(new NatsHeaderParser(Ascii).ParseHeaders(new System.Buffers.SequenceReader<byte>(new System.Buffers.ReadOnlySequence<byte>(raw)), client));
+        Assert.Equal(NatsMessages.Headers(client).OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase), headers.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase));
+        Assert.Equal("orders", headers["RUNNER-SAGA"]);
+        Assert.Equal("first", headers["correlation-ID"]);
+        Assert.Equal(string.Empty, headers["empty"]);
+        Assert.Equal("m-1", headers["nats-msg-id"]);
+        Assert.Equal(4, headers.Count);
+        Assert.Equal(["Runner-Saga", "correlation-id", "empty", "Nats-Msg-Id"], headers.Pairs.ToArray().Select(p => p.Key));
+        Assert.False(headers.TryGetValue("missing", out _));
+    }
+
+    [Fact]
+    public void Names_and_repeating_values_are_shared_strings_other_values_are_not()
+    {
+        var first = MessageHeaderList.Parse(Block("tenant-id: acme\r\nrunner-key: k-1\r\n"), Ascii);
+        var second = MessageHeaderList.Parse(Block("tenant-id: acme\r\nrunner-key: k-1\r\n"), Ascii);
+
+        Assert.Same(first.Pairs[0].Key, second.Pairs[0].Key);
+        Assert.Same(first["tenant-id"], second["tenant-id"]);
+        Assert.NotSame(first["runner-key"], second["runner-key"]);
+        Assert.Equal(first["runner-key"], second["runner-key"]);
+    }
+
+    [Fact]
+    public void A_value_that_is_not_ascii_is_decoded_as_the_connection_decodes_it()
+    {
+        var raw = Block("note: caf\u00e9\r\n");
+
+        Assert.Equal("caf\u00e9", MessageHeaderList.Parse(raw, System.Text.Encoding.UTF8)["note"]);
+        Assert.Equal(Ascii.GetString(System.Text.Encoding.UTF8.GetBytes("caf\u00e9")), MessageHeaderList.Parse(raw, Ascii)["note"]);
+    }
+
+    [Theory]
+    [InlineData("HTTP/1.1\r\nname: v\r\n\r\n")]
+    [InlineData("NATS/1.0\r\nname v\r\n\r\n")]
+    [InlineData("NATS/1.0\r\n: v\r\n\r\n")]
+    [InlineData("NATS/1.0\r\nname: v")]
+    public void A_block_the_client_would_refuse_is_refused(string block)
+    {
+        var error = Assert.Throws<FormatException>(() => MessageHeaderList.Parse(System.Text.Encoding.ASCII.GetBytes(block), Ascii));
+        Assert.NotEmpty(error.Message);
+    }
+
+    [Fact]
+    public void No_block_or_a_bare_version_line_is_no_headers()
+    {
+        Assert.Empty(MessageHeaderList.Parse((byte[]?)null, Ascii));
+        Assert.Empty(MessageHeaderList.Parse(Block(string.Empty), Ascii));
     }
 }

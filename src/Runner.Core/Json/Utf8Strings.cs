@@ -30,9 +30,7 @@ internal static class Utf8Strings
             return reader.GetString()!;
         }
         var utf8 = reader.ValueSpan;
-        var hash = new HashCode();
-        hash.AddBytes(utf8);
-        var slot = hash.ToHashCode() & (Slots - 1);
+        var slot = Slot(utf8);
         var entry = Volatile.Read(ref s_table[slot]);
         if (entry is not null && utf8.SequenceEqual(entry.Utf8))
         {
@@ -41,6 +39,31 @@ internal static class Utf8Strings
         var value = reader.GetString()!;
         Volatile.Write(ref s_table[slot], new Entry(utf8.ToArray(), value));
         return value;
+    }
+
+    /// <summary>The string of valid UTF-8 <paramref name="utf8"/> (a header name, say), from the table when it holds it.</summary>
+    public static string Get(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.Length > MaxBytes)
+        {
+            return System.Text.Encoding.UTF8.GetString(utf8);
+        }
+        var slot = Slot(utf8);
+        var entry = Volatile.Read(ref s_table[slot]);
+        if (entry is not null && utf8.SequenceEqual(entry.Utf8))
+        {
+            return entry.Value;
+        }
+        var value = System.Text.Encoding.UTF8.GetString(utf8);
+        Volatile.Write(ref s_table[slot], new Entry(utf8.ToArray(), value));
+        return value;
+    }
+
+    private static int Slot(ReadOnlySpan<byte> utf8)
+    {
+        var hash = new HashCode();
+        hash.AddBytes(utf8);
+        return hash.ToHashCode() & (Slots - 1);
     }
 
     private sealed class Entry(byte[] utf8, string value)

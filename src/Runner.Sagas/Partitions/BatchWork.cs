@@ -10,11 +10,11 @@ namespace Runner.Sagas.Partitions;
 /// An inbox message as the worker runs it: just read from the partition's consumer
 /// (<see cref="Msg"/> set), or held for a parked instance and run again on resume (no message).
 /// </summary>
-internal sealed record InboxItem(IReadOnlyDictionary<string, string> Headers, byte[] Data, ulong Sequence, long InboxMs, string Subject, INatsJSMsg<byte[]>? Msg)
+internal sealed record InboxItem(IReadOnlyDictionary<string, string> Headers, byte[] Data, ulong Sequence, long InboxMs, string Subject, Messaging.JetStreamMessage? Msg)
 {
     /// <summary>A message just read, with its delivery (its inbox sequence, and the inbox's time of it in Unix ms).</summary>
-    public static InboxItem From(INatsJSMsg<byte[]> msg, Messaging.Delivery delivery) =>
-        new(Messaging.NatsMessages.Headers(msg.Headers), msg.Data ?? [], delivery.StreamSequence, delivery.Timestamp.ToUnixTimeMilliseconds(), msg.Subject, msg);
+    public static InboxItem From(Messaging.JetStreamMessage msg, Messaging.Delivery delivery) =>
+        new(msg.Headers, msg.Data, delivery.StreamSequence, delivery.Timestamp.ToUnixTimeMilliseconds(), msg.Subject, msg);
 
     public static InboxItem From(HeldMessage held) =>
         new(new Dictionary<string, string>(held.Headers, StringComparer.OrdinalIgnoreCase), held.Data, held.InboxSequence, held.InboxMs, held.Subject, null);
@@ -53,7 +53,7 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0)
 
     public List<OutboxEntry> Outbox { get; } = new(messages);
 
-    public List<INatsJSMsg<byte[]>> Terminated { get; } = [];
+    public List<Messaging.JetStreamMessage> Terminated { get; } = [];
 
     public List<TransitionNotice> Notices { get; } = new(messages);
 

@@ -23,7 +23,7 @@ internal sealed partial class PartitionWorker
     /// <summary>Stands for "no timers" without a table of its own: only read (a remove from it finds nothing, it is never added to).</summary>
     private static readonly Dictionary<string, long> s_noTimers = new(StringComparer.Ordinal);
 
-    private void Process(INatsJSMsg<byte[]> msg, Delivery delivery, ManifestSet manifests, BatchWork work)
+    private void Process(JetStreamMessage msg, Delivery delivery, ManifestSet manifests, BatchWork work)
     {
         var item = InboxItem.From(msg, delivery);
         if (item.Headers.TryGetValue(EventHeaders.Control, out var action))
@@ -341,7 +341,7 @@ internal sealed partial class PartitionWorker
             || inboxMs - record.CommittedAtMs < (long)_options.DedupeRetention.TotalMilliseconds;
     }
 
-    private void Quarantine(BatchWork work, INatsJSMsg<byte[]> msg, string reason, string detail, string? saga, string? tenant, string? key, bool parked = false)
+    private void Quarantine(BatchWork work, JetStreamMessage msg, string reason, string detail, string? saga, string? tenant, string? key, bool parked = false)
     {
         QuarantineRecords.Add(work.Batch, msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked);
         var origin = NatsMessages.Origin(msg);

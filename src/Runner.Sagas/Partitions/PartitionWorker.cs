@@ -129,7 +129,7 @@ internal sealed partial class PartitionWorker
             _lease is null ? null : VerifyOwnerAsync);
         while (!reading.IsCancellationRequested)
         {
-            List<INatsJSMsg<byte[]>> batch;
+            List<JetStreamMessage> batch;
             try
             {
                 batch = await batcher.ReadBatchAsync(settings.Batch, reading.Token);
@@ -190,7 +190,7 @@ internal sealed partial class PartitionWorker
     }
 
     /// <summary>Returns false when the batch could not be committed (nothing was acked).</summary>
-    internal async Task<bool> ProcessBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
+    internal async Task<bool> ProcessBatchAsync(List<JetStreamMessage> batch, CancellationToken cancellationToken)
     {
         var work = new BatchWork(_partition, batch.Count);
         var last = batch[^1];
@@ -282,7 +282,7 @@ internal sealed partial class PartitionWorker
     }
 
     /// <summary>Runs every new message of the batch through its script, on a script thread.</summary>
-    private ulong ProcessAll(List<INatsJSMsg<byte[]>> batch, ulong checkpoint, Func<ulong, ManifestSet> manifests, BatchWork work)
+    private ulong ProcessAll(List<JetStreamMessage> batch, ulong checkpoint, Func<ulong, ManifestSet> manifests, BatchWork work)
     {
         var lastSequence = checkpoint;
         foreach (var msg in batch)

@@ -47,6 +47,39 @@ internal static class QuarantineRecords
         Put(batch, message, origin.Stream, Delivery.Of(msg)?.NumDelivered ?? 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
     }
 
+    /// <summary>
+    /// The record of a message a <see cref="PullConsumer"/> delivered. A header block the message's own reader
+    /// could not read (the reason it is quarantined, maybe) is recorded as no headers, and said in the detail.
+    /// </summary>
+    public static void Add(
+        WriteBatch batch,
+        JetStreamMessage msg,
+        string stage,
+        string reason,
+        string detail,
+        int maxPayloadBytes,
+        TimeProvider time,
+        string? saga = null,
+        string? tenant = null,
+        string? key = null,
+        PartitionId? partition = null,
+        bool parked = false)
+    {
+        var origin = NatsMessages.Origin(msg);
+        Dictionary<string, string> headers;
+        try
+        {
+            headers = NatsMessages.CopyHeaders(msg.Headers);
+        }
+        catch (FormatException ex)
+        {
+            headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            detail = $"{detail} (headers unreadable: {ex.Message})";
+        }
+        var message = new HeldMessage { InboxSequence = origin.Sequence, Subject = origin.Subject, Headers = headers, Data = msg.Data };
+        Put(batch, message, origin.Stream, Delivery.Of(msg)?.NumDelivered ?? 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
+    }
+
     /// <summary>A message held for a parked instance that failed again on resume: the same record, from the held copy.</summary>
     public static void AddHeld(
         WriteBatch batch,

@@ -109,7 +109,7 @@ internal sealed class Router
         var backoff = MinBackoff;
         while (!reading.IsCancellationRequested)
         {
-            List<INatsJSMsg<byte[]>> batch;
+            List<JetStreamMessage> batch;
             try
             {
                 batch = await batcher.ReadBatchAsync(settings.Batch, reading.Token);
@@ -183,7 +183,7 @@ internal sealed class Router
     /// stream since deleted and created again (stored before it was created): its sequence says
     /// nothing of the new stream's.
     /// </summary>
-    private void Advance(INatsJSMsg<byte[]> last)
+    private void Advance(JetStreamMessage last)
     {
         if (Delivery.Of(last) is not { } delivery)
         {
@@ -212,13 +212,13 @@ internal sealed class Router
         private readonly string? _stream;
 
         /// <summary>A message of the batch, its delivery read once for all that follows.</summary>
-        public Routed(INatsJSMsg<byte[]> msg)
+        public Routed(JetStreamMessage msg)
         {
             Msg = msg;
             _delivery = Delivery.Of(msg, out _stream);
         }
 
-        public INatsJSMsg<byte[]> Msg { get; }
+        public JetStreamMessage Msg { get; }
 
         /// <summary>Its sequence in the routed stream, which counts its failed attempts.</summary>
         public ulong Sequence => _delivery?.StreamSequence ?? 0;
@@ -258,7 +258,7 @@ internal sealed class Router
     }
 
     /// <summary>Returns false when a message could not be routed: it and everything after it were NAKed.</summary>
-    internal async Task<bool> RouteBatchAsync(List<INatsJSMsg<byte[]>> batch, CancellationToken cancellationToken)
+    internal async Task<bool> RouteBatchAsync(List<JetStreamMessage> batch, CancellationToken cancellationToken)
     {
         var manifests = _manifests();
         var routed = new List<Routed>(batch.Count);
@@ -383,14 +383,14 @@ internal sealed class Router
     {
         var msg = item.Msg;
         var origin = item.Origin;
-        var headers = NatsMessages.Headers(msg.Headers);
+        var headers = msg.Headers;
         var matches = manifests.Match(_stream, msg.Subject);
         var mayRouteImplicitly = ImplicitRoutes.MayApply(manifests, _stream, msg.Subject);
         if (matches is null && !mayRouteImplicitly)
         {
             return;
         }
-        if (!CloudEventDecoder.TryDecode(msg.Data ?? [], headers, origin, _options.MaxEventBytes, out var evt, out var error))
+        if (!CloudEventDecoder.TryDecode(msg.Data, headers, origin, _options.MaxEventBytes, out var evt, out var error))
         {
             Quarantine(item, error!.Code, error.Message);
             return;
@@ -435,16 +435,13 @@ internal sealed class Router
             var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(saga.Name), new CorrelationKey(key));
             var partition = Partitioner.PartitionOf(instance, _options.Partitions);
             // Sized once: the event's own headers, Runner's nine, and the message id the publish adds.
-            var outHeaders = new NatsHeaders((msg.Headers?.Count ?? 0) + 10);
-            if (msg.Headers is { } inHeaders)
+            var outHeaders = new NatsHeaders(headers.Pairs.Length + 10);
+            foreach (var (name, value) in headers.Pairs)
             {
-                foreach (var (name, values) in inHeaders)
+                if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
+                    && EventHeaders.IsWritableName(name))
                 {
-                    if (values.Count > 0 && !EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
-                        && EventHeaders.IsWritableName(name))
-                    {
-                        outHeaders[name] = values[0];
-                    }
+                    outHeaders[name] = value;
                 }
             }
             // NATS header values are ASCII on the wire: Runner's own carry percent-encoded UTF-8.

@@ -72,12 +72,30 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
         // .NET runtime and process metrics.
         Assert.Contains("\ndotnet_collection_count_total", text, StringComparison.Ordinal);
         Assert.Contains("\nprocess_cpu_seconds_total", text, StringComparison.Ordinal);
-        // The NATS client's connection-level instruments, not those it measures on every message sent or received.
-        Assert.Contains("nats_client_active_subscriptions", text, StringComparison.Ordinal);
+        // Not the NATS client's measurements of every message sent or received.
         foreach (var perMessage in (string[])["messaging_client_operation_duration", "messaging_client_published_messages", "messaging_client_consumed_messages", "nats_client_sent_bytes", "nats_client_received_bytes"])
         {
             Assert.DoesNotContain(perMessage, text, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void The_adapter_exports_other_meters_but_not_runners_own_nor_the_nats_clients_per_message_instruments()
+    {
+        using var nats = new System.Diagnostics.Metrics.Meter(Commands.ServeCommand.NatsClientMeter);
+        using var runtime = new System.Diagnostics.Metrics.Meter("System.Runtime.Probe");
+        using var runner = new System.Diagnostics.Metrics.Meter("Runner.Probe");
+
+        Assert.True(Commands.ServeCommand.ExportsFromAdapter(nats.CreateCounter<long>("nats.client.reconnects")));
+        Assert.True(Commands.ServeCommand.ExportsFromAdapter(nats.CreateCounter<long>("nats.client.messages.dropped")));
+        Assert.True(Commands.ServeCommand.ExportsFromAdapter(nats.CreateUpDownCounter<long>("nats.client.active_subscriptions")));
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(nats.CreateHistogram<double>("messaging.client.operation.duration")));
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(nats.CreateCounter<long>("messaging.client.published.messages")));
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(nats.CreateCounter<long>("messaging.client.consumed.messages")));
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(nats.CreateCounter<long>("nats.client.sent.bytes")));
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(nats.CreateCounter<long>("nats.client.received.bytes")));
+        Assert.True(Commands.ServeCommand.ExportsFromAdapter(runtime.CreateCounter<long>("messaging.client.published.messages")));
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(runner.CreateCounter<long>("runner.saga.transitions")));
     }
 
     /// <summary>The value of the one sample of <paramref name="name"/> whose labels include all of <paramref name="labels"/>.</summary>
