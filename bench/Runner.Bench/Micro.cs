@@ -58,10 +58,9 @@ internal static class Micro
         });
 
         // 2. Router work per event, without the publish: headers, match, decode, re-encode, key, partition.
-        var routerHeaders = new NatsHeaders();
         Measure(output, "router: headers + match + CloudEvent decode + re-encode + key", iterations, i =>
         {
-            var headers = NatsMessages.Headers(routerHeaders);
+            var headers = MessageHeaderList.Empty;
             foreach (var (s, trigger) in manifests.Match("AGGREGATE_EVENTS", Wire.Subject(i % 1000)) ?? [])
             {
                 var o = new MessageOrigin("AGGREGATE_EVENTS", (ulong)i + 1, Wire.Subject(i % 1000), DateTimeOffset.UnixEpoch);
@@ -194,5 +193,7 @@ internal static class Micro
         public static readonly NoAcks Instance = new();
 
         public ValueTask SendAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) => default;
+
+        public ValueTask ConfirmAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) => default;
     }
 }

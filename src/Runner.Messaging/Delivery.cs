@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using NATS.Client.JetStream;
 
 namespace Runner.Messaging;
 
@@ -20,27 +19,16 @@ internal readonly record struct Delivery(ulong StreamSequence, ulong ConsumerSeq
 
     private static readonly ConcurrentDictionary<string, string> s_streams = new(StringComparer.Ordinal);
 
-    /// <summary>The delivery of a JetStream message; null for a message without a JetStream reply subject.</summary>
-    public static Delivery? Of<T>(INatsJSMsg<T> msg) => Read(msg.ReplyTo, withStream: false, out _);
-
-    /// <summary>As <see cref="Of{T}(INatsJSMsg{T})"/>, and the stream it came from, from the same reading of the subject.</summary>
-    public static Delivery? Of<T>(INatsJSMsg<T> msg, out string? stream) => Read(msg.ReplyTo, withStream: true, out stream);
-
-    /// <summary>
-    /// The delivery of a message read from a consumer, which always has one: a reply subject Runner cannot read is
-    /// a change of the server's protocol, and the message must not pass as one already handled (sequence 0).
-    /// </summary>
-    public static Delivery Required<T>(INatsJSMsg<T> msg) => Of(msg) ?? throw Unreadable(msg);
-
-    public static InvalidOperationException Unreadable<T>(INatsJSMsg<T> msg) => Unreadable(msg.Subject, msg.ReplyTo);
-
     /// <summary>The delivery of a message a <see cref="PullConsumer"/> delivered; null when its reply subject is not JetStream's.</summary>
     public static Delivery? Of(JetStreamMessage msg) => Read(msg.ReplyTo, withStream: false, out _);
 
     /// <summary>As <see cref="Of(JetStreamMessage)"/>, and the stream it came from.</summary>
     public static Delivery? Of(JetStreamMessage msg, out string? stream) => Read(msg.ReplyTo, withStream: true, out stream);
 
-    /// <summary>As <see cref="Required{T}(INatsJSMsg{T})"/>, for a message a <see cref="PullConsumer"/> delivered.</summary>
+    /// <summary>
+    /// The delivery of a message read from a consumer, which always has one: a reply subject Runner cannot read is
+    /// a change of the server's protocol, and the message must not pass as one already handled (sequence 0).
+    /// </summary>
     public static Delivery Required(JetStreamMessage msg) => Of(msg) ?? throw Unreadable(msg.Subject, msg.ReplyTo);
 
     public static InvalidOperationException Unreadable(string subject, string? reply) =>

@@ -10,6 +10,9 @@ namespace Runner.Messaging;
 internal interface IAckSender
 {
     ValueTask SendAsync(string replyTo, byte[] payload, CancellationToken cancellationToken);
+
+    /// <summary>Sends, and waits for the server to confirm it has the acknowledgement.</summary>
+    ValueTask ConfirmAsync(string replyTo, byte[] payload, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -52,7 +55,17 @@ internal sealed class JetStreamMessage
 
     public ValueTask AckAsync(CancellationToken cancellationToken = default) => _acks.SendAsync(ReplyTo, s_ack, cancellationToken);
 
+    /// <summary>An ack; with <paramref name="confirm"/>, one the server confirms it has (a double ack) before this returns.</summary>
+    public ValueTask AckAsync(bool confirm, CancellationToken cancellationToken = default) =>
+        confirm ? _acks.ConfirmAsync(ReplyTo, s_ack, cancellationToken) : _acks.SendAsync(ReplyTo, s_ack, cancellationToken);
+
     public ValueTask NakAsync(CancellationToken cancellationToken = default) => _acks.SendAsync(ReplyTo, s_nak, cancellationToken);
+
+    /// <summary>A NAK: delivered again once <paramref name="delay"/> has passed (at once when it is zero).</summary>
+    public ValueTask NakAsync(TimeSpan delay, CancellationToken cancellationToken = default) =>
+        delay <= TimeSpan.Zero
+            ? _acks.SendAsync(ReplyTo, s_nak, cancellationToken)
+            : _acks.SendAsync(ReplyTo, Encoding.ASCII.GetBytes(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"-NAK {{\"delay\":{delay.Ticks * 100}}}")), cancellationToken);
 
     public ValueTask AckTerminateAsync(CancellationToken cancellationToken = default) => _acks.SendAsync(ReplyTo, s_term, cancellationToken);
 

@@ -54,14 +54,20 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     /// </summary>
     private readonly List<int> _pullsOut = new(4);
 
-    /// <summary>Messages delivered that the reader has not taken.</summary>
-    private int _unread;
+    /// <summary>
+    /// Messages delivered and not given back: until the reader takes them, or, for a reader that gives them back
+    /// itself (<see cref="Release"/>), until it does.
+    /// </summary>
+    private int _held;
+
+    private readonly bool _releaseOnRead;
 
     private long _lastHeard;
 
-    private PullConsumer(INatsConnection connection, string subject, string next, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time)
+    private PullConsumer(INatsConnection connection, string subject, string next, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time, bool releaseOnRead)
         : base(connection, connection.SubscriptionManager, subject, queueGroup: null, opts: null)
     {
+        _releaseOnRead = releaseOnRead;
         _connection = connection;
         _next = next;
         _max = max;
@@ -77,13 +83,19 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     private long _pulls;
 
     /// <summary>Subscribes, and sends the first pull.</summary>
+    /// <param name="max">Messages asked for at most beyond those given back.</param>
+    /// <param name="releaseOnRead">
+    /// True: a message is given back when the reader takes it (room for what is buffered). False: when the reader
+    /// calls <see cref="Release"/>, once per message (room for what is running: a worker's free slots).
+    /// </param>
     public static async Task<PullConsumer> StartAsync(
-        INatsConnection connection, string apiPrefix, string stream, string consumer, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time, CancellationToken cancellationToken)
+        INatsConnection connection, string apiPrefix, string stream, string consumer, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time,
+        CancellationToken cancellationToken, bool releaseOnRead = true)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         // Not NewInbox(): the client routes what comes to its own inbox prefix to its request-reply handler alone.
         var subject = connection.Opts.InboxPrefix + ".pull" + Guid.NewGuid().ToString("N");
-        var pull = new PullConsumer(connection, subject, $"{apiPrefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}", max, expires, heartbeat, time);
+        var pull = new PullConsumer(connection, subject, $"{apiPrefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}", max, expires, heartbeat, time, releaseOnRead);
         try
         {
             await connection.AddSubAsync(pull, cancellationToken);
@@ -109,7 +121,10 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
         {
             while (reader.TryRead(out var message))
             {
-                Taken();
+                if (_releaseOnRead)
+                {
+                    Release();
+                }
                 yield return message;
             }
         }
@@ -117,6 +132,9 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
 
     ValueTask IAckSender.SendAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) =>
         _connection.PublishAsync(replyTo, payload, cancellationToken: cancellationToken);
+
+    async ValueTask IAckSender.ConfirmAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) =>
+        await _connection.RequestAsync<byte[], byte[]>(replyTo, payload, cancellationToken: cancellationToken);
 
     protected override ValueTask ReceiveInternalAsync(string subject, string? replyTo, ReadOnlySequence<byte>? headersBuffer, ReadOnlySequence<byte> payloadBuffer)
     {
@@ -135,7 +153,7 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
             {
                 _pullsOut.RemoveAt(0);
             }
-            _unread++;
+            _held++;
         }
         _messages.Writer.TryWrite(message);
         return ValueTask.CompletedTask;
@@ -222,13 +240,13 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
         Wake();
     }
 
-    /// <summary>The reader took one message: its room is free again.</summary>
-    private void Taken()
+    /// <summary>Gives back one message's room (the reader took it, or, without release on read, is done with it).</summary>
+    public void Release()
     {
         bool pull;
         lock (_gate)
         {
-            _unread = Math.Max(_unread - 1, 0);
+            _held = Math.Max(_held - 1, 0);
             pull = Room() > 0;
         }
         if (pull)
@@ -243,7 +261,7 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     /// </summary>
     private int Room()
     {
-        var free = _max - _requested - _unread;
+        var free = _max - _requested - _held;
         return free >= (_max + 1) / 2 ? free : 0;
     }
 
@@ -322,6 +340,17 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     {
         ForgetPulls();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Messages delivered that the reader did not take, once the subscription has ended (to hand them back).</summary>
+    public List<JetStreamMessage> Unread()
+    {
+        var left = new List<JetStreamMessage>();
+        while (_messages.Reader.TryRead(out var message))
+        {
+            left.Add(message);
+        }
+        return left;
     }
 
     private void End(Exception error)

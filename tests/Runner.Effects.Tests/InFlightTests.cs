@@ -70,6 +70,40 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
+    public async Task A_worker_is_delivered_no_more_commands_than_it_has_free_slots()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var effects = new[] { Effects.Charge(upstream.Url, concurrency: 3) with { TimeoutMs = 60_000 } };
+        await using var node = await EffectNode.StartAsync(nats, effects, "worker-slots");
+        var ids = Enumerable.Range(0, 10).Select(i => $"slot-{i}").ToList();
+        foreach (var id in ids)
+        {
+            await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", id, new { id }), cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(() => upstream.Requests.Count == 3, s_timeout, "three calls in flight");
+        var consumer = EffectWorker.ConsumerName("runner", "payment.charge", null);
+
+        // Every slot busy: the server has handed out the three running commands and no more.
+        await Task.Delay(500, cts.Token);
+        var info = (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info;
+        Assert.Equal(3UL, info.Delivered.ConsumerSeq);
+        Assert.Equal(3, info.NumAckPending);
+        Assert.Equal(7UL, info.NumPending);
+        Assert.Equal(3, upstream.Requests.Count);
+
+        release.SetResult();
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= ids.Count, s_timeout, "a result per command");
+        Assert.All(ids, id => Assert.Equal(1, upstream.CallsFor(id)));
+        Assert.Equal(ids.Count, node.Executed);
+    }
+
+    [Fact]
     public async Task A_batch_meeting_completed_and_held_claims_runs_only_the_new_commands()
     {
         using var cts = new CancellationTokenSource(s_timeout);

@@ -34,17 +34,16 @@ public sealed class DeliveryTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = 10, Expires = TimeSpan.FromSeconds(2) }, cancellationToken: cts.Token))
         {
             var client = msg.Metadata!.Value;
-            var delivery = Delivery.Of(msg)!.Value;
+            var delivery = Delivery.Parse(msg.ReplyTo)!.Value;
             Assert.Equal(client.Sequence.Stream, delivery.StreamSequence);
             Assert.Equal(client.Sequence.Consumer, delivery.ConsumerSequence);
             Assert.Equal(client.NumDelivered, delivery.NumDelivered);
             Assert.Equal(client.Timestamp, delivery.Timestamp);
             Assert.Equal(TimeSpan.Zero, delivery.Timestamp.Offset);
-            Assert.Equal(delivery, Delivery.Of(msg, out var streamName));
+            Assert.Equal(delivery, Delivery.Parse(msg.ReplyTo, out var streamName));
             Assert.Equal(client.Stream, streamName);
-            Delivery.Of(msg, out var again);
+            Delivery.Parse(msg.ReplyTo, out var again);
             Assert.Same(streamName, again);
-            Assert.Equal(delivery, Delivery.Required(msg));
             if (delivery.NumDelivered == 1)
             {
                 await msg.NakAsync(cancellationToken: cts.Token);

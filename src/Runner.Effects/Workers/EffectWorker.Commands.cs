@@ -21,7 +21,7 @@ internal sealed partial class EffectWorker
     public const string ResultTooLarge = "result_too_large";
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask HandleAsync(INatsJSMsg<byte[]> msg, Delivery? delivery, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
+    private async ValueTask HandleAsync(JetStreamMessage msg, Delivery? delivery, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
         if (!TryRead(msg, delivery, out var command, out var reason, out var problem))
         {
@@ -85,7 +85,7 @@ internal sealed partial class EffectWorker
     /// while the <paramref name="intake"/> ends is handed back instead.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask RunClaimedAsync(INatsJSMsg<byte[]> msg, Delivery? delivery, CommandMessage command, Claim claim, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
+    private async ValueTask RunClaimedAsync(JetStreamMessage msg, Delivery? delivery, CommandMessage command, Claim claim, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var kept = _leases.Track(msg, command.CommandId, claim, lost);
@@ -202,7 +202,7 @@ internal sealed partial class EffectWorker
     /// for the server's confirmation, so a stopped worker has nothing left in hand on the consumer and a successor gets no
     /// redelivery of what was done (harmless, but a wasted claim lookup and result re-publish each).
     /// </summary>
-    private static AckOpts AckFor(CancellationToken intake) => new() { DoubleAck = intake.IsCancellationRequested };
+    private static bool AckFor(CancellationToken intake) => intake.IsCancellationRequested;
 
     /// <summary>
     /// Gives a held command back to the stream: its claim is deleted (at this run's revision, so
@@ -210,7 +210,7 @@ internal sealed partial class EffectWorker
     /// Nothing was in flight, so whoever takes it next calls the upstream as a retry would, with
     /// the same <c>Idempotency-Key</c>. If the delete fails, the lease runs out and a takeover follows.
     /// </summary>
-    private async Task HandBackAsync(INatsJSMsg<byte[]> msg, CommandMessage command, Claim claim, CancellationToken cancellationToken)
+    private async Task HandBackAsync(JetStreamMessage msg, CommandMessage command, Claim claim, CancellationToken cancellationToken)
     {
         try
         {
@@ -285,7 +285,7 @@ internal sealed partial class EffectWorker
     }
 
     /// <summary>Reads the command body and checks it against the subject it arrived on and its age.</summary>
-    private bool TryRead(INatsJSMsg<byte[]> msg, Delivery? delivery, out CommandMessage? command, out string? reason, out string? problem)
+    private bool TryRead(JetStreamMessage msg, Delivery? delivery, out CommandMessage? command, out string? reason, out string? problem)
     {
         command = null;
         reason = InvalidCommand;
@@ -335,9 +335,9 @@ internal sealed partial class EffectWorker
             return false;
         }
         string? traceParent = null;
-        if (msg.Headers is { } headers && headers.TryGetValue(EventHeaders.TraceParent, out var values))
+        if (msg.Headers.TryGetValue(EventHeaders.TraceParent, out var trace))
         {
-            traceParent = values.ToString();
+            traceParent = trace;
         }
         var payload = parsed.Payload.ValueKind == JsonValueKind.Undefined ? Core.Json.JsonNull.Element : parsed.Payload;
         command = parsed with { Pool = Pool, TraceParent = traceParent ?? parsed.TraceParent, Payload = payload };

@@ -113,7 +113,7 @@ internal sealed partial class EffectWorker
     {
         var effect = _effects(Effect);
         var concurrency = Math.Max(1, effect is null ? 1 : _executor.SlotsFor(effect, Pool));
-        var consumer = await _js.CreateOrUpdateConsumerAsync(_options.JetStream.Streams.WorkflowCommands, new ConsumerConfig(Consumer)
+        await _js.CreateOrUpdateConsumerAsync(_options.JetStream.Streams.WorkflowCommands, new ConsumerConfig(Consumer)
         {
             FilterSubject = FilterSubject,
             AckPolicy = ConsumerConfigAckPolicy.Explicit,
@@ -129,40 +129,48 @@ internal sealed partial class EffectWorker
         var inFlight = new ConcurrentDictionary<Task, byte>();
         using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(_abort);
         var keeper = _leases.RunAsync(keeperStop.Token);
+        // One pull subscription for the worker's life, asking for as many commands as it has free slots: a slot's
+        // room is given back when the slot is (the command's effect ran, or it is done).
+        var pull = await PullConsumer.StartAsync(_js.Connection, _js.Opts.Prefix, _options.JetStream.Streams.WorkflowCommands, Consumer,
+            concurrency, _options.PullExpiry, _options.PullHeartbeat, _time, stop, releaseOnRead: false);
         try
         {
+            await using var commands = pull.ReadAllAsync(stop).GetAsyncEnumerator(stop);
             while (!stop.IsCancellationRequested)
             {
                 await slots.WaitAsync(stop);
-                var free = 1;
-                while (slots.Wait(0))
-                {
-                    free++;
-                }
-                var used = 0;
+                var next = false;
                 try
                 {
-                    await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = free, Expires = _options.FetchExpiry }, cancellationToken: stop))
-                    {
-                        used++;
-                        var task = HandleGuardedAsync(msg, new Hold(slots, finishing), stop);
-                        inFlight.TryAdd(task, 0);
-                        _ = task.ContinueWith(t => inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                    }
+                    next = await commands.MoveNextAsync();
                 }
                 finally
                 {
-                    if (free > used)
+                    if (!next)
                     {
-                        slots.Release(free - used);
+                        slots.Release();
                     }
                 }
+                if (!next)
+                {
+                    // The subscription ended without an error (the connection is closing): the worker stops with it.
+                    break;
+                }
+                var task = HandleGuardedAsync(commands.Current, new Hold(slots, finishing, pull), stop);
+                inFlight.TryAdd(task, 0);
+                _ = task.ContinueWith(t => inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
         }
         finally
         {
             // Stopping: no new commands; the running ones finish, or stop at the abort (drain
-            // deadline), unacked, and are taken over when their leases run out.
+            // deadline), unacked, and are taken over when their leases run out. Commands delivered
+            // but not started go back at once, for another worker.
+            await pull.DisposeAsync();
+            foreach (var left in pull.Unread())
+            {
+                await LeaveAsync(left, TimeSpan.Zero, _abort);
+            }
             await Task.WhenAll(inFlight.Keys);
             await keeperStop.CancelAsync();
             await keeper;
@@ -170,7 +178,7 @@ internal sealed partial class EffectWorker
     }
 
     /// <param name="intake">Ends with the worker's intake (a drain): a command held by an open circuit is then handed back.</param>
-    private async Task HandleGuardedAsync(INatsJSMsg<byte[]> msg, Hold hold, CancellationToken intake)
+    private async Task HandleGuardedAsync(JetStreamMessage msg, Hold hold, CancellationToken intake)
     {
         await Task.Yield();
         // Read once: the command's stream sequence, delivery count and stored time.
@@ -205,12 +213,14 @@ internal sealed partial class EffectWorker
     {
         private readonly SemaphoreSlim _slots;
         private readonly SemaphoreSlim _finishing;
+        private readonly PullConsumer _pull;
         private SemaphoreSlim? _held;
 
-        public Hold(SemaphoreSlim slots, SemaphoreSlim finishing)
+        public Hold(SemaphoreSlim slots, SemaphoreSlim finishing, PullConsumer pull)
         {
             _slots = slots;
             _finishing = finishing;
+            _pull = pull;
             _held = slots;
         }
 
@@ -222,14 +232,28 @@ internal sealed partial class EffectWorker
                 return;
             }
             await _finishing.WaitAsync(cancellationToken);
-            _slots.Release();
+            FreeSlot();
             _held = _finishing;
         }
 
         public void Release()
         {
-            _held?.Release();
+            if (_held == _slots)
+            {
+                FreeSlot();
+            }
+            else
+            {
+                _held?.Release();
+            }
             _held = null;
+        }
+
+        /// <summary>The slot is free: the pull may ask for one more command.</summary>
+        private void FreeSlot()
+        {
+            _slots.Release();
+            _pull.Release();
         }
     }
 
@@ -239,7 +263,7 @@ internal sealed partial class EffectWorker
     /// loop for ever (invariant 8). NATS or the claim bucket not answering is not the command's
     /// fault: it comes back after a pause for as long as the outage lasts, and counts nothing.
     /// </summary>
-    private async Task FailedAsync(INatsJSMsg<byte[]> msg, Delivery? delivery, Exception ex)
+    private async Task FailedAsync(JetStreamMessage msg, Delivery? delivery, Exception ex)
     {
         var sequence = delivery?.StreamSequence ?? 0;
         if (PubAcks.IsTransient(ex))
@@ -277,11 +301,11 @@ internal sealed partial class EffectWorker
     }
 
     /// <summary>Not acked: the command is delivered again after the delay (to this or another worker).</summary>
-    private static async ValueTask LeaveAsync(INatsJSMsg<byte[]> msg, TimeSpan delay, CancellationToken cancellationToken)
+    private static async ValueTask LeaveAsync(JetStreamMessage msg, TimeSpan delay, CancellationToken cancellationToken)
     {
         try
         {
-            await msg.NakAsync(delay: delay, cancellationToken: cancellationToken);
+            await msg.NakAsync(delay, cancellationToken);
         }
         catch (Exception ex) when (ex is NatsException or OperationCanceledException)
         {

@@ -28,6 +28,9 @@ internal sealed record EffectWorkerOptions
     /// <summary>On stop: how long running commands may finish before they are cancelled (left unacked, taken over later).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long a fetch waits for commands before asking again (the client requires more than 1 s).</summary>
-    public TimeSpan FetchExpiry { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>How long one pull for commands waits at the server before it is asked again.</summary>
+    public TimeSpan PullExpiry { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the server says a pull is still waiting (pulls unheard of for two are asked again); under half of <see cref="PullExpiry"/>.</summary>
+    public TimeSpan PullHeartbeat { get; init; } = TimeSpan.FromSeconds(5);
 }

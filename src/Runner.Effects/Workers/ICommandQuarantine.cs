@@ -1,4 +1,4 @@
-using NATS.Client.JetStream;
+using Runner.Messaging;
 
 namespace Runner.Effects.Workers;
 
@@ -9,5 +9,5 @@ namespace Runner.Effects.Workers;
 /// </summary>
 internal interface ICommandQuarantine
 {
-    ValueTask AddAsync(INatsJSMsg<byte[]> msg, string reason, string detail, string? tenant, CancellationToken cancellationToken);
+    ValueTask AddAsync(JetStreamMessage msg, string reason, string detail, string? tenant, CancellationToken cancellationToken);
 }

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using NATS.Client.JetStream;
+using Runner.Messaging;
 using Runner.Effects.Claims;
 
 namespace Runner.Effects.Workers;
@@ -53,7 +53,7 @@ internal sealed class LeaseKeeper
     }
 
     /// <summary>Starts keeping a claimed command alive; <paramref name="lost"/> is cancelled when its claim is lost.</summary>
-    public Kept Track(INatsJSMsg<byte[]> msg, string commandId, Claim claim, CancellationTokenSource lost)
+    public Kept Track(JetStreamMessage msg, string commandId, Claim claim, CancellationTokenSource lost)
     {
         var kept = new Kept(msg, commandId, claim, lost, NextBeatMs(claim, NowMs()));
         lock (_gate)
@@ -235,9 +235,9 @@ internal sealed class LeaseKeeper
         claim.Completed ? now + _intervalMs : Math.Max(claim.LeaseUntilMs - _leaseMs + _intervalMs, now + TickMs);
 
     /// <summary>One command kept alive; its mutable fields are guarded by the keeper's lock.</summary>
-    internal sealed class Kept(INatsJSMsg<byte[]> msg, string commandId, Claim claim, CancellationTokenSource lost, long nextBeatMs)
+    internal sealed class Kept(JetStreamMessage msg, string commandId, Claim claim, CancellationTokenSource lost, long nextBeatMs)
     {
-        public INatsJSMsg<byte[]> Msg { get; } = msg;
+        public JetStreamMessage Msg { get; } = msg;
 
         public string CommandId { get; } = commandId;
 

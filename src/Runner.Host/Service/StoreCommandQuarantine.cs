@@ -8,7 +8,7 @@ namespace Runner.Host.Service;
 /// <summary>Effect workers' quarantine: the same records, in the same store, as the saga side's (stage <c>effect</c>).</summary>
 internal sealed class StoreCommandQuarantine(LmdbStore store, int maxPayloadBytes, TimeProvider time) : ICommandQuarantine
 {
-    public async ValueTask AddAsync(INatsJSMsg<byte[]> msg, string reason, string detail, string? tenant, CancellationToken cancellationToken)
+    public async ValueTask AddAsync(Messaging.JetStreamMessage msg, string reason, string detail, string? tenant, CancellationToken cancellationToken)
     {
         var batch = new WriteBatch();
         QuarantineRecords.Add(batch, msg, "effect", reason, detail, maxPayloadBytes, time, tenant: tenant);

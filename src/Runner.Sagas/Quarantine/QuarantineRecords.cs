@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using NATS.Client.JetStream;
 using Runner.Core;
 using Runner.Core.Events;
 using Runner.Core.Ids;
@@ -27,25 +26,6 @@ internal static class QuarantineRecords
     public const string InvalidControl = "invalid_control";
 
     private static readonly UTF8Encoding s_strict = new(false, true);
-
-    public static void Add(
-        WriteBatch batch,
-        INatsJSMsg<byte[]> msg,
-        string stage,
-        string reason,
-        string detail,
-        int maxPayloadBytes,
-        TimeProvider time,
-        string? saga = null,
-        string? tenant = null,
-        string? key = null,
-        PartitionId? partition = null,
-        bool parked = false)
-    {
-        var origin = NatsMessages.Origin(msg);
-        var message = new HeldMessage { InboxSequence = origin.Sequence, Subject = origin.Subject, Headers = NatsMessages.CopyHeaders(msg.Headers), Data = msg.Data ?? [] };
-        Put(batch, message, origin.Stream, Delivery.Of(msg)?.NumDelivered ?? 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
-    }
 
     /// <summary>
     /// The record of a message a <see cref="PullConsumer"/> delivered. A header block the message's own reader
