@@ -263,7 +263,7 @@ internal sealed class LmdbWriter : IDisposable
             }
             else
             {
-                code = txn.Put(db, op.Key, op.Value, PutOptions.None);
+                code = txn.Put(db, op.Key, op.Value.Value.Span, PutOptions.None);
             }
             if (code != MDBResultCode.Success)
             {

@@ -8,7 +8,7 @@ namespace Runner.Storage;
 /// key still holds exactly that value; with <see cref="IfPrevious"/>, an op that happens only when
 /// the op before it did (see <see cref="WriteBatch.DeleteIfUnchanged"/>).
 /// </summary>
-internal readonly record struct WriteOp(KeySpace Space, byte[] Key, byte[]? Value, bool Prefix = false, byte[]? Expected = null, bool IfPrevious = false);
+internal readonly record struct WriteOp(KeySpace Space, byte[] Key, ReadOnlyMemory<byte>? Value, bool Prefix = false, byte[]? Expected = null, bool IfPrevious = false);
 
 /// <summary>
 /// Writes that commit together or not at all — for a saga partition, the state, outbox items,
@@ -27,7 +27,8 @@ internal sealed class WriteBatch
 
     public long Bytes { get; private set; }
 
-    public void Put(KeySpace space, byte[] key, byte[] value)
+    /// <summary>A put; the value's bytes must stay as they are until the batch has committed (an array, or a <see cref="ValueArena"/>'s).</summary>
+    public void Put(KeySpace space, byte[] key, ReadOnlyMemory<byte> value)
     {
         _ops.Add(new WriteOp(space, key, value));
         Bytes += key.Length + value.Length;

@@ -58,7 +58,7 @@ internal static class Batches
             foreach (var op in batch.Ops.Where(o => o.Value is not null))
             {
                 var stored = r.Get(op.Space, op.Key);
-                if (stored is null || !stored.AsSpan().SequenceEqual(op.Value))
+                if (stored is null || !stored.AsSpan().SequenceEqual(op.Value!.Value.Span))
                 {
                     wrong.Add($"{op.Space}:{Describe(op.Key)}");
                 }
@@ -77,7 +77,7 @@ internal static class Batches
             foreach (var op in batch.Ops.Where(o => o.Value is not null))
             {
                 var stored = r.Get(op.Space, op.Key);
-                if (stored is not null && stored.AsSpan().SequenceEqual(op.Value))
+                if (stored is not null && stored.AsSpan().SequenceEqual(op.Value!.Value.Span))
                 {
                     hits.Add($"{op.Space}:{Describe(op.Key)}");
                 }

@@ -34,6 +34,32 @@ internal static class ThreadJsonWriter
     public static string ToText<TState>(TState state, Action<Utf8JsonWriter, TState> write) =>
         Write(state, write, static span => Encoding.UTF8.GetString(span));
 
+    /// <summary>
+    /// Writes one document with <paramref name="write"/> into <paramref name="output"/> (a batch's pooled room, say)
+    /// through this thread's writer: no buffer or array of its own.
+    /// </summary>
+    public static void WriteTo<TState>(IBufferWriter<byte> output, TState state, Action<Utf8JsonWriter, TState> write)
+    {
+        if (t_busy)
+        {
+            throw new InvalidOperationException("a JSON document is already being written on this thread");
+        }
+        t_busy = true;
+        var writer = t_writer ??= new Utf8JsonWriter(output);
+        writer.Reset(output);
+        try
+        {
+            write(writer, state);
+            writer.Flush();
+        }
+        finally
+        {
+            // Not left pointing at the caller's output.
+            writer.Reset(t_buffer ??= new ArrayBufferWriter<byte>(1024));
+            t_busy = false;
+        }
+    }
+
     private delegate T FromSpan<out T>(ReadOnlySpan<byte> written);
 
     private static TResult Write<TState, TResult>(TState state, Action<Utf8JsonWriter, TState> write, FromSpan<TResult> result)

@@ -23,7 +23,10 @@ internal static class HistoryWriter
         return Convert.ToHexStringLower(hash[..8]);
     }
 
-    public static byte[] Write(
+    /// <summary>Puts the step into <paramref name="work"/>'s batch, written into its pooled room.</summary>
+    public static void Put(
+        Partitions.BatchWork work,
+        byte[] key,
         long version,
         SagaEvent evt,
         MessageOrigin origin,
@@ -35,7 +38,7 @@ internal static class HistoryWriter
         TransitionOutput output,
         IReadOnlyList<CommandMessage> commands,
         string? eventJson) =>
-        Core.Json.ThreadJsonWriter.ToUtf8(new Step(version, evt, origin, inboxSequence, inboxMs, manifestHash, compensate, timer, output, commands, eventJson), WriteStep);
+        work.PutJson(Core.Keys.KeySpace.History, key, new Step(version, evt, origin, inboxSequence, inboxMs, manifestHash, compensate, timer, output, commands, eventJson), WriteStep);
 
     private readonly record struct Step(
         long Version, SagaEvent Event, MessageOrigin Origin, ulong InboxSequence, long InboxMs, string ManifestHash,

@@ -36,7 +36,7 @@ internal readonly record struct SeenEvent(InstanceId Instance, string EventId);
 /// Everything one inbox batch produces before it commits. Sized for <c>messages</c> transitions up
 /// front: growing a batch's tables by doubling allocated about twice what they end up holding.
 /// </summary>
-internal sealed class BatchWork(PartitionId partition, int messages = 0)
+internal sealed class BatchWork(PartitionId partition, int messages = 0) : IDisposable
 {
     /// <summary>Ops one transition usually writes: state, history (and the step it drops), dedupe marker, one command.</summary>
     private const int OpsPerTransition = 5;
@@ -44,6 +44,26 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0)
     public PartitionId Partition { get; } = partition;
 
     public WriteBatch Batch { get; } = new(messages * OpsPerTransition + 1);
+
+    /// <summary>Room for the batch's values (records, history steps, markers), given back once it has committed.</summary>
+    private readonly ValueArena _values = new();
+
+    /// <summary>Puts <paramref name="value"/> as JSON, written into the batch's pooled room rather than an array of its own.</summary>
+    public void PutJson<T>(Core.Keys.KeySpace space, byte[] key, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+    {
+        Core.Json.ThreadJsonWriter.WriteTo(_values, (value, type), static (writer, s) => System.Text.Json.JsonSerializer.Serialize(writer, s.value, s.type));
+        Batch.Put(space, key, _values.Take());
+    }
+
+    /// <summary>Puts the document <paramref name="write"/> writes, into the batch's pooled room.</summary>
+    public void PutJson<TState>(Core.Keys.KeySpace space, byte[] key, TState state, Action<System.Text.Json.Utf8JsonWriter, TState> write)
+    {
+        Core.Json.ThreadJsonWriter.WriteTo(_values, state, write);
+        Batch.Put(space, key, _values.Take());
+    }
+
+    /// <summary>Gives the values' room back: only once the batch's commit has completed (or it never went to the writer).</summary>
+    public void Dispose() => _values.Dispose();
 
     /// <summary>Instances as this batch left them, so later events in the batch see earlier transitions.</summary>
     public Dictionary<InstanceId, SagaInstanceRecord> Instances { get; } = new(messages);

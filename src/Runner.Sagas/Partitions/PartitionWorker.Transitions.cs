@@ -278,8 +278,7 @@ internal sealed partial class PartitionWorker
                 TraceParent = traceParent,
             };
             var outboxKey = StoreKeys.Outbox(_partition, sequence, outboxBase + i);
-            var value = JsonSerializer.SerializeToUtf8Bytes(message, CoreJsonContext.Default.CommandMessage);
-            batch.Put(KeySpace.Outbox, outboxKey, value);
+            work.PutJson(KeySpace.Outbox, outboxKey, message, CoreJsonContext.Default.CommandMessage);
             work.Outbox.Add(new OutboxEntry(outboxKey, message));
             commandIds.Add(commandId);
             messages.Add(message);
@@ -298,12 +297,12 @@ internal sealed partial class PartitionWorker
             ManifestHash = manifests.Hash,
             ClosedAtInboxMs = output.Done ? inboxMs : 0,
         };
-        batch.Put(KeySpace.Saga, StoreKeys.Instance(_partition, instance), JsonSerializer.SerializeToUtf8Bytes(next, CoreJsonContext.Default.SagaInstanceRecord));
+        work.PutJson(KeySpace.Saga, StoreKeys.Instance(_partition, instance), next, CoreJsonContext.Default.SagaInstanceRecord);
         var keep = _options.HistoryLimit;
         if (keep > 0)
         {
-            batch.Put(KeySpace.History, StoreKeys.History(_partition, instance, version),
-                HistoryWriter.Write(version, evt, step.Origin, sequence, inboxMs, manifests.Hash, step.Compensate, firedTimer, output, messages, step.EventJson));
+            HistoryWriter.Put(work, StoreKeys.History(_partition, instance, version),
+                version, evt, step.Origin, sequence, inboxMs, manifests.Hash, step.Compensate, firedTimer, output, messages, step.EventJson);
             if (version > keep)
             {
                 batch.Delete(KeySpace.History, StoreKeys.History(_partition, instance, version - keep));
@@ -321,9 +320,9 @@ internal sealed partial class PartitionWorker
     /// the log alone, and a replay elsewhere decides it the same way.
     /// </summary>
     private static void PutDedupe(BatchWork work, byte[] key, ulong sequence, string outcome, long atMs, long inboxMs) =>
-        work.Batch.Put(KeySpace.Dedupe, key, JsonSerializer.SerializeToUtf8Bytes(
+        work.PutJson(KeySpace.Dedupe, key,
             new DedupeRecord { InboxSequence = sequence, Outcome = outcome, AtMs = atMs, CommittedAtMs = inboxMs },
-            CoreJsonContext.Default.DedupeRecord));
+            CoreJsonContext.Default.DedupeRecord);
 
     /// <summary>Whether a marker still stands for a message stored at <paramref name="inboxMs"/>: within the retention, in the log's own time.</summary>
     private bool Remembered(byte[] marker, long inboxMs)

@@ -192,7 +192,8 @@ internal sealed partial class PartitionWorker
     /// <summary>Returns false when the batch could not be committed (nothing was acked).</summary>
     internal async Task<bool> ProcessBatchAsync(List<JetStreamMessage> batch, CancellationToken cancellationToken)
     {
-        var work = new BatchWork(_partition, batch.Count);
+        // Its values' pooled room goes back when this returns: after the commit's task has completed, never while the writer may read it.
+        using var work = new BatchWork(_partition, batch.Count);
         var last = batch[^1];
         var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
         var lastDelivery = Delivery.Required(last);

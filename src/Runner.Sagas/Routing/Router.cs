@@ -331,7 +331,7 @@ internal sealed class Router
         {
             foreach (var op in item.RecordOps)
             {
-                quarantine.Put(op.Space, op.Key, op.Value!);
+                quarantine.Put(op.Space, op.Key, op.Value!.Value);
             }
         }
         if (quarantine.Count > 0)

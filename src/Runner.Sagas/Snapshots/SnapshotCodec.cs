@@ -104,7 +104,7 @@ internal static class SnapshotCodec
                 checkpoint = op;
                 continue;
             }
-            batch.Put(op.Space, op.Key, op.Value!);
+            batch.Put(op.Space, op.Key, op.Value!.Value);
             if (batch.Count >= 16_384)
             {
                 await store.Writer.CommitAsync(batch, cancellationToken);
@@ -117,7 +117,7 @@ internal static class SnapshotCodec
         }
         if (checkpoint is { } last)
         {
-            batch.Put(last.Space, last.Key, last.Value!);
+            batch.Put(last.Space, last.Key, last.Value!.Value);
         }
         await store.Writer.CommitAsync(batch, cancellationToken);
         return records;

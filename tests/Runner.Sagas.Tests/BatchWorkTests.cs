@@ -1,0 +1,43 @@
+using System.Text.Json;
+using Runner.Core;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Core.Transitions;
+using Runner.Sagas.Partitions;
+using Xunit;
+
+namespace Runner.Sagas.Tests;
+
+/// <summary>A batch's records written into its pooled room: the same bytes the serializer gives as an array of their own.</summary>
+public sealed class BatchWorkTests
+{
+    [Fact]
+    public void Records_put_from_the_pooled_room_are_the_serializers_bytes()
+    {
+        using var work = new BatchWork(new PartitionId(3), 4);
+        using var state = JsonDocument.Parse("""{"total":12.5,"name":"caf\u00e9 <b> \"q\"","list":[1,2,3]}""");
+        var records = new List<(object Value, byte[] Expected)>();
+        for (var i = 0; i < 300; i++)
+        {
+            var instance = new SagaInstanceRecord
+            {
+                State = state.RootElement.Clone(),
+                Version = i,
+                LastEventId = $"e-{i}-\u00fc\u2028",
+                ManifestHash = new string('h', i % 64),
+                Timers = i % 2 == 0 ? null : new Dictionary<string, long> { ["t"] = i },
+            };
+            var marker = new DedupeRecord { InboxSequence = (ulong)i, Outcome = DedupeRecord.Applied, AtMs = i, CommittedAtMs = i * 2 };
+            work.PutJson(KeySpace.Saga, [(byte)i], instance, CoreJsonContext.Default.SagaInstanceRecord);
+            work.PutJson(KeySpace.Dedupe, [(byte)i], marker, CoreJsonContext.Default.DedupeRecord);
+            records.Add((instance, JsonSerializer.SerializeToUtf8Bytes(instance, CoreJsonContext.Default.SagaInstanceRecord)));
+            records.Add((marker, JsonSerializer.SerializeToUtf8Bytes(marker, CoreJsonContext.Default.DedupeRecord)));
+        }
+
+        Assert.Equal(records.Count, work.Batch.Count);
+        for (var i = 0; i < records.Count; i++)
+        {
+            Assert.Equal(records[i].Expected, work.Batch.Ops[i].Value!.Value.ToArray());
+        }
+    }
+}
