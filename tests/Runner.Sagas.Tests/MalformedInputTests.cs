@@ -1,6 +1,8 @@
 using System.Text;
 using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 using Runner.Core.Events;
+using Runner.Messaging;
 using Runner.Testing;
 using Xunit;
 
@@ -74,6 +76,46 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
             var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
             return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
         }, s_wait, "router consumer drained");
+    }
+
+    [Fact]
+    public async Task Each_routed_event_carries_its_own_headers_and_no_earlier_events()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(), o => o with { Partitions = 2 });
+        using var cts = new CancellationTokenSource(s_wait);
+        var keys = new[] { "r1", "r2", "r3", "r4" };
+        for (var i = 0; i < keys.Length; i++)
+        {
+            // Only every other event has a header of its own: the next one must not get it.
+            var headers = i % 2 == 0 ? new NATS.Client.Core.NatsHeaders { ["x-note"] = $"note-{i}" } : null;
+            await h.PublishAsync($"aggregate.acme.counter.{keys[i]}.added", SagaHarness.CloudEvent($"own-{i}", "added", new { n = i }), headers, cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(() => keys.All(k => h.Instance("acme", "counter", k) is not null), s_wait, "every event applied");
+
+        var inbox = await h.Js.GetStreamAsync(h.Options.JetStream.Streams.Inbox, cancellationToken: cts.Token);
+        var seen = 0;
+        for (var seq = 1UL; seq <= inbox.Info.State.LastSeq; seq++)
+        {
+            var stored = await inbox.GetAsync(new StreamMsgGetRequest { Seq = seq }, cts.Token);
+            var raw = stored.Message.Hdrs is { } hdrs ? Encoding.UTF8.GetString(Convert.FromBase64String(hdrs)) : string.Empty;
+            var headers = MessageHeaderList.Parse(Encoding.UTF8.GetBytes(raw), Encoding.ASCII);
+            var key = headers[EventHeaders.Key];
+            var i = Array.IndexOf(keys, key);
+            Assert.True(i >= 0, $"unexpected key {key}");
+            Assert.Equal("counter", headers[EventHeaders.Saga]);
+            Assert.Equal($"aggregate.acme.counter.{key}.added", headers[EventHeaders.OriginSubject]);
+            Assert.Equal($"AGGREGATE_EVENTS:{headers[EventHeaders.OriginSequence]}:counter", headers[EventHeaders.MsgId]);
+            if (i % 2 == 0)
+            {
+                Assert.Equal($"note-{i}", headers["x-note"]);
+            }
+            else
+            {
+                Assert.False(headers.ContainsKey("x-note"), $"event {i} got a header of an earlier event");
+            }
+            seen++;
+        }
+        Assert.Equal(keys.Length, seen);
     }
 
     /// <summary>Publishes with a header block as given, bytes for bytes (HPUB on a socket of its own), and waits for the server to have read it.</summary>

@@ -31,6 +31,15 @@ internal sealed class Router
     private readonly string _stream;
     /// <summary>Each partition's inbox subject, made once.</summary>
     private readonly string[] _inboxes;
+
+    /// <summary>Each partition's number as its header value, made once.</summary>
+    private readonly string[] _partitionNames;
+
+    /// <summary>
+    /// The headers of the router's inbox publishes, cleared and filled again for each: the client writes a
+    /// publish's headers out before its publish returns, and the router publishes one message at a time.
+    /// </summary>
+    private readonly NatsHeaders _outHeaders = new(16);
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationToken _intake;
@@ -63,8 +72,10 @@ internal sealed class Router
         _manifests = manifests;
         _options = options;
         _inboxes = new string[options.Partitions];
+        _partitionNames = new string[options.Partitions];
         for (var p = 0; p < _inboxes.Length; p++)
         {
+            _partitionNames[p] = p.ToString(System.Globalization.CultureInfo.InvariantCulture);
             _inboxes[p] = Core.Subjects.Subjects.Inbox(new PartitionId(p));
         }
         _stream = stream;
@@ -434,8 +445,8 @@ internal sealed class Router
             }
             var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(saga.Name), new CorrelationKey(key));
             var partition = Partitioner.PartitionOf(instance, _options.Partitions);
-            // Sized once: the event's own headers, Runner's nine, and the message id the publish adds.
-            var outHeaders = new NatsHeaders(headers.Pairs.Length + 10);
+            var outHeaders = _outHeaders;
+            outHeaders.Clear();
             foreach (var (name, value) in headers.Pairs)
             {
                 if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
@@ -452,7 +463,7 @@ internal sealed class Router
             outHeaders[EventHeaders.TenantId] = evt.Tenant;
             outHeaders[EventHeaders.Saga] = EventHeaders.Encode(saga.Name);
             outHeaders[EventHeaders.Key] = EventHeaders.Encode(key);
-            outHeaders[EventHeaders.Partition] = partition.ToString();
+            outHeaders[EventHeaders.Partition] = _partitionNames[partition.Value];
             outHeaders[EventHeaders.OriginStream] = EventHeaders.Encode(origin.Stream);
             outHeaders[EventHeaders.OriginSequence] = origin.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
             outHeaders[EventHeaders.OriginSubject] = EventHeaders.Encode(origin.Subject);
