@@ -35,6 +35,9 @@ internal static partial class EffectsLog
     [LoggerMessage(4508, LogLevel.Warning, "claim {Key}: heartbeat failed: {Reason}")]
     public static partial void HeartbeatFailed(ILogger logger, string key, string reason);
 
+    [LoggerMessage(4513, LogLevel.Warning, "effect {Effect}: its pull subscription could not be stopped cleanly ({Reason}); commands delivered and not started come back after their ack wait")]
+    public static partial void PullStopFailed(ILogger logger, string effect, string reason);
+
     [LoggerMessage(4510, LogLevel.Warning, "effect {Effect}: a step after the effect ran failed, retrying in {DelayMs} ms: {Reason}")]
     public static partial void StepRetried(ILogger logger, string effect, double delayMs, string reason);
 

@@ -9,50 +9,56 @@ namespace Runner.Messaging;
 
 /// <summary>
 /// Pulls from one durable JetStream consumer through a subscription of its own, in place of the
-/// client's <c>ConsumeAsync</c>: each delivery is copied off the connection's read loop as its
-/// subject, reply subject, header bytes and body (<see cref="JetStreamMessage"/>), where the client
-/// parsed every header into a table of strings, and wrapped each message in three more objects, for
-/// every message of every consumer.
+/// client's <c>ConsumeAsync</c> and <c>FetchAsync</c>: each delivery is copied off the connection's
+/// read loop as its subject, reply subject, header bytes and body (<see cref="JetStreamMessage"/>),
+/// where the client parsed every header into a table of strings, and wrapped each message in three
+/// more objects, for every message of every consumer.
 /// <para>
-/// It asks for at most <c>max</c> messages beyond what its reader has taken: pulls go out as the
-/// reader takes messages and at least half of that room is free, each asking for all of it. A pull
-/// lasts <c>expires</c>; the server serves and expires pulls oldest first, and says when one ended
-/// (a status on the subscription), so what a pull did not deliver is known and asked for again. It
-/// also sends a heartbeat every <c>heartbeat</c> while a pull waits; when nothing at all has come
-/// for two of them while pulls are out, they are taken as lost (a server restart, a leader change)
-/// and asked again, as they are when the connection opens again. A status the consumer cannot go on
-/// after (deleted, no responders, a refused request) ends the messages with an error: its reader
-/// attaches again.
+/// It asks for at most <c>max</c> messages beyond those given back (taken by the reader, or released
+/// by it), with one pull out at a time: the server hands a client's waiting pulls their messages in
+/// turn, not oldest first, so with several out no delivery could be counted against the right one.
+/// A pull ends when it has delivered all it asked for, or when the server says so on the pull's own
+/// reply subject (expired, a new leader, limits); the next goes out once enough room is free (half of
+/// <c>max</c>, or one message for a reader that releases its own). While a pull waits the server
+/// sends a heartbeat every <c>heartbeat</c>; when nothing has come for two of them the pull is taken
+/// as lost and asked again, as it is when the connection opens again. A pull refused for want of a
+/// responder (a consumer without a leader for a moment) is asked again after a pause, up to
+/// <see cref="MaxNoResponders"/> times in a row; that, a deleted consumer or a refused request end
+/// the messages with the server's reason, and the reader attaches again.
 /// </para>
 /// </summary>
 internal sealed class PullConsumer : NatsSubBase, IAckSender
 {
+    /// <summary>Pulls answered "no responders" in a row before the consumer is taken as gone.</summary>
+    public const int MaxNoResponders = 10;
+
     private readonly INatsConnection _connection;
     private readonly string _next;
+    private readonly string _replyBase;
     private readonly int _max;
+    private readonly int _threshold;
     private readonly TimeSpan _expires;
     private readonly TimeSpan _heartbeat;
     private readonly TimeProvider _time;
     private readonly Encoding _headerEncoding;
+    private readonly bool _releaseOnRead;
     private readonly Channel<JetStreamMessage> _messages = Channel.CreateUnbounded<JetStreamMessage>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     private readonly CancellationTokenSource _stop = new();
-#if NET9_0_OR_GREATER
     private readonly Lock _gate = new();
-#else
-    private readonly object _gate = new();
-#endif
     private Task _pulling = Task.CompletedTask;
     private ITimer? _timer;
+    private int _disposed;
 
-    /// <summary>Messages asked of the server that it has neither delivered nor said it will not.</summary>
-    private int _requested;
+    /// <summary>The pull out (0: none), what it may still deliver, and the connection it went out on.</summary>
+    private long _pullId;
 
-    /// <summary>
-    /// What each pull still waits for, oldest first: the server serves, and expires, pulls in the order they came
-    /// (they all wait as long), so a delivery counts against the oldest, and the end of a pull ends the oldest.
-    /// </summary>
-    private readonly List<int> _pullsOut = new(4);
+    private int _pullLeft;
+    private long _pullEpoch;
+    private long _nextPullId;
+
+    /// <summary>Counts disconnections: a pull sent before the last one went with it.</summary>
+    private long _epoch;
 
     /// <summary>
     /// Messages delivered and not given back: until the reader takes them, or, for a reader that gives them back
@@ -60,33 +66,34 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     /// </summary>
     private int _held;
 
-    private readonly bool _releaseOnRead;
-
+    private int _noResponders;
     private long _lastHeard;
+    private long _pulls;
 
     private PullConsumer(INatsConnection connection, string subject, string next, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time, bool releaseOnRead)
-        : base(connection, connection.SubscriptionManager, subject, queueGroup: null, opts: null)
+        : base(connection, connection.SubscriptionManager, subject + ".*", queueGroup: null, opts: null)
     {
-        _releaseOnRead = releaseOnRead;
         _connection = connection;
+        _replyBase = subject + ".";
         _next = next;
         _max = max;
+        _threshold = releaseOnRead ? (max + 1) / 2 : 1;
         _expires = expires;
         _heartbeat = heartbeat;
         _time = time;
+        _releaseOnRead = releaseOnRead;
         _headerEncoding = connection.Opts.HeaderEncoding;
     }
 
     /// <summary>How many pulls were sent (for tests and diagnostics).</summary>
     public long Pulls => Interlocked.Read(ref _pulls);
 
-    private long _pulls;
-
     /// <summary>Subscribes, and sends the first pull.</summary>
     /// <param name="max">Messages asked for at most beyond those given back.</param>
     /// <param name="releaseOnRead">
-    /// True: a message is given back when the reader takes it (room for what is buffered). False: when the reader
-    /// calls <see cref="Release"/>, once per message (room for what is running: a worker's free slots).
+    /// True: a message is given back when the reader takes it (room for what is buffered; a pull once half the room
+    /// is free). False: when the reader calls <see cref="Release"/>, once per message (room for what is running, a
+    /// worker's free slots; a pull as soon as one is free).
     /// </param>
     public static async Task<PullConsumer> StartAsync(
         INatsConnection connection, string apiPrefix, string stream, string consumer, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time,
@@ -106,6 +113,7 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
             throw;
         }
         pull._lastHeard = time.GetTimestamp();
+        connection.ConnectionDisconnected += pull.OnConnectionDisconnected;
         connection.ConnectionOpened += pull.OnConnectionOpened;
         pull._pulling = Task.Run(() => pull.PullAsync(pull._stop.Token), CancellationToken.None);
         pull._timer = time.CreateTimer(static state => ((PullConsumer)state!).CheckHeard(), pull, heartbeat, heartbeat);
@@ -139,28 +147,45 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     protected override ValueTask ReceiveInternalAsync(string subject, string? replyTo, ReadOnlySequence<byte>? headersBuffer, ReadOnlySequence<byte> payloadBuffer)
     {
         Interlocked.Exchange(ref _lastHeard, _time.GetTimestamp());
-        if (string.IsNullOrEmpty(replyTo) && string.Equals(subject, Subject, StringComparison.Ordinal))
+        if (string.IsNullOrEmpty(replyTo) && subject.StartsWith(_replyBase, StringComparison.Ordinal))
         {
-            Status(headersBuffer);
+            try
+            {
+                Status(subject, headersBuffer);
+            }
+#pragma warning disable CA1031 // A status it cannot read ends this consumer's messages, not the connection's read loop.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                End(new NatsException($"JetStream sent a status the pull consumer cannot read: {ex.Message}"));
+            }
             return ValueTask.CompletedTask;
         }
         var message = new JetStreamMessage(this, subject, replyTo ?? string.Empty, headersBuffer is { Length: > 0 } headers ? headers.ToArray() : null,
             payloadBuffer.IsEmpty ? [] : payloadBuffer.ToArray(), _headerEncoding);
+        bool ended;
         lock (_gate)
         {
-            _requested = Math.Max(_requested - 1, 0);
-            if (_pullsOut.Count > 0 && --_pullsOut[0] == 0)
-            {
-                _pullsOut.RemoveAt(0);
-            }
             _held++;
+            _noResponders = 0;
+            // Counted against the pull out; one delivered for a pull given up on (lost, then found) counts the same,
+            // which can only end the current pull early, never keep it open.
+            ended = _pullId != 0 && --_pullLeft <= 0;
+            if (ended)
+            {
+                _pullId = 0;
+            }
         }
         _messages.Writer.TryWrite(message);
+        if (ended)
+        {
+            Wake();
+        }
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>A status from the server on the pull subscription itself (no reply subject): a heartbeat, the end of a pull, or an error.</summary>
-    private void Status(ReadOnlySequence<byte>? headersBuffer)
+    /// <summary>A status from the server on one pull's reply subject: a heartbeat, the end of the pull, or an error.</summary>
+    private void Status(string subject, ReadOnlySequence<byte>? headersBuffer)
     {
         if (headersBuffer is not { Length: > 0 } buffer)
         {
@@ -169,24 +194,31 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
         }
         var block = buffer.IsSingleSegment ? buffer.FirstSpan : buffer.ToArray();
         var (code, description) = StatusLine(block);
+        _ = long.TryParse(subject.AsSpan(_replyBase.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var id);
         switch (code)
         {
             case 100:
                 return; // idle heartbeat
             case 404 or 408:
-                // No messages (a pull that could not wait), or a pull that expired: what it did not deliver is free
-                // again. (Servers before 2.10 do not say how much that was: it is what the oldest pull still waited for.)
-                PullEnded();
+                // No messages (a pull that could not wait), or a pull that expired: ask again.
+                Ended(id);
                 return;
-            case 409 when description.Equals("Leadership Change", StringComparison.OrdinalIgnoreCase):
-                // The new leader does not have the pulls the old one held.
-                ForgetPulls();
+            case 409 when description.Equals("Consumer Deleted", StringComparison.OrdinalIgnoreCase)
+                || description.StartsWith("Consumer is push based", StringComparison.OrdinalIgnoreCase):
+                End(new NatsException($"JetStream ended the pull consumer: {code} {description}"));
                 return;
-            case 409 when !description.Equals("Consumer Deleted", StringComparison.OrdinalIgnoreCase)
-                && !description.StartsWith("Consumer is push based", StringComparison.OrdinalIgnoreCase)
-                && PendingMessages(block) > 0:
-                // A pull ended early by the server's limits (batch completed, max bytes...): ask again.
-                PullEnded();
+            case 409:
+                // A new leader without the pull, or a pull the server's limits ended or refused: ask again.
+                Ended(id);
+                return;
+            case 503:
+                // No responder for the pull: the consumer has no leader for a moment, or is gone.
+                if (Interlocked.Increment(ref _noResponders) >= MaxNoResponders)
+                {
+                    End(new NatsException($"JetStream answered {MaxNoResponders} pulls in a row with no responders: the consumer is gone"));
+                    return;
+                }
+                Ended(id);
                 return;
             default:
                 End(new NatsException($"JetStream ended the pull consumer: {code} {description}"));
@@ -208,35 +240,17 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
         return (code, Encoding.ASCII.GetString(description));
     }
 
-    private static int PendingMessages(ReadOnlySpan<byte> block)
-    {
-        var headers = MessageHeaderList.Parse(block, Encoding.ASCII);
-        return headers.TryGetValue("Nats-Pending-Messages", out var text) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var pending) ? pending : 0;
-    }
-
-    /// <summary>The oldest pull is over: what it still waited for will not come.</summary>
-    private void PullEnded()
+    /// <summary>The server ended pull <paramref name="id"/>: when it is the one out, the next may go. (One given up on ends nothing.)</summary>
+    private void Ended(long id)
     {
         lock (_gate)
         {
-            if (_pullsOut.Count > 0)
+            if (id == 0 || id != _pullId)
             {
-                _requested = Math.Max(_requested - _pullsOut[0], 0);
-                _pullsOut.RemoveAt(0);
+                return;
             }
+            _pullId = 0;
         }
-        Wake();
-    }
-
-    /// <summary>The server no longer holds the pulls sent (restarted, reconnected, a new leader): ask again for all the room.</summary>
-    private void ForgetPulls()
-    {
-        lock (_gate)
-        {
-            _requested = 0;
-            _pullsOut.Clear();
-        }
-        Interlocked.Exchange(ref _lastHeard, _time.GetTimestamp());
         Wake();
     }
 
@@ -255,90 +269,135 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
         }
     }
 
-    /// <summary>
-    /// How much a pull should ask for now: all the free room once at least half of it is free, else 0 (a reader
-    /// taking one message at a time from a full buffer would otherwise send a pull for each).
-    /// </summary>
+    /// <summary>How much the next pull asks for: nothing while one is out, else all the free room once it reaches the threshold.</summary>
     private int Room()
     {
-        var free = _max - _requested - _held;
-        return free >= (_max + 1) / 2 ? free : 0;
+        if (_pullId != 0)
+        {
+            return 0;
+        }
+        var free = _max - _held;
+        return free >= _threshold ? free : 0;
     }
 
     private void Wake() => _wake.Writer.TryWrite(true);
 
     private async Task PullAsync(CancellationToken cancellationToken)
     {
+        var pause = TimeSpan.Zero;
         try
         {
             while (await _wake.Reader.WaitToReadAsync(cancellationToken))
             {
                 _wake.Reader.TryRead(out _);
+                if (_connection.ConnectionState != NatsConnectionState.Open)
+                {
+                    continue; // the connection opening again wakes this
+                }
+                if (Volatile.Read(ref _noResponders) > 0)
+                {
+                    // Answered "no responders" just now: give the consumer's leader a moment.
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(250 * Volatile.Read(ref _noResponders), 2_000)), _time, cancellationToken);
+                }
+                long id;
                 int batch;
                 lock (_gate)
                 {
                     batch = Room();
-                    if (batch > 0)
+                    if (batch == 0)
                     {
-                        _requested += batch;
-                        _pullsOut.Add(batch);
+                        continue;
                     }
-                }
-                if (batch == 0)
-                {
-                    continue;
+                    id = ++_nextPullId;
+                    _pullId = id;
+                    _pullLeft = batch;
+                    _pullEpoch = Interlocked.Read(ref _epoch);
                 }
                 // Counted before it goes, so that a pull the server has is always counted.
                 Interlocked.Increment(ref _pulls);
                 try
                 {
-                    await _connection.PublishAsync(_next, Request(batch), replyTo: Subject, cancellationToken: cancellationToken);
+                    await _connection.PublishAsync(_next, Request(batch), replyTo: _replyBase + id.ToString(CultureInfo.InvariantCulture), cancellationToken: cancellationToken);
+                    pause = TimeSpan.Zero;
                 }
                 catch (Exception ex) when (ex is NatsException or TimeoutException)
                 {
-                    // Not sent: the room is free again; the heartbeat check or the next reconnect asks again.
+                    // Not sent: free again, and asked again after a pause (nothing else would ask while nothing is out).
                     Interlocked.Decrement(ref _pulls);
                     lock (_gate)
                     {
-                        var at = _pullsOut.LastIndexOf(batch);
-                        if (at >= 0)
+                        if (_pullId == id)
                         {
-                            _requested = Math.Max(_requested - _pullsOut[at], 0);
-                            _pullsOut.RemoveAt(at);
+                            _pullId = 0;
                         }
                     }
+                    pause = TimeSpan.FromMilliseconds(Math.Clamp(pause.TotalMilliseconds * 2, 100, 2_000));
+                    await Task.Delay(pause, _time, cancellationToken);
+                    Wake();
                 }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
         }
+#pragma warning disable CA1031 // Pulling cannot go on: the reader is told, rather than left waiting on a subscription that looks alive.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            End(ex);
+        }
     }
 
     private byte[] Request(int batch) => Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture,
         $"{{\"batch\":{batch},\"expires\":{(long)_expires.TotalMilliseconds * 1_000_000},\"idle_heartbeat\":{(long)_heartbeat.TotalMilliseconds * 1_000_000}}}"));
 
-    /// <summary>Pulls are out and nothing, not even a heartbeat, came for two heartbeats: take them as lost, and ask again.</summary>
+    /// <summary>
+    /// Every heartbeat: a pull out from which nothing, not even a heartbeat, came for two is taken as lost and asked
+    /// again; with none out, one is asked for if there is room (in case a wake was missed).
+    /// </summary>
     private void CheckHeard()
     {
-        if (_time.GetElapsedTime(Interlocked.Read(ref _lastHeard)) < _heartbeat * 2)
+        if (_connection.ConnectionState != NatsConnectionState.Open)
         {
             return;
         }
         lock (_gate)
         {
-            if (_requested == 0)
+            if (_pullId != 0)
+            {
+                if (_time.GetElapsedTime(Interlocked.Read(ref _lastHeard)) < _heartbeat * 2)
+                {
+                    return;
+                }
+                _pullId = 0;
+                Interlocked.Exchange(ref _lastHeard, _time.GetTimestamp());
+            }
+            else if (Room() == 0)
             {
                 return;
             }
         }
-        ForgetPulls();
+        Wake();
     }
 
-    /// <summary>Pulls sent on the connection that closed went with it.</summary>
+    private ValueTask OnConnectionDisconnected(object? sender, NatsEventArgs args)
+    {
+        Interlocked.Increment(ref _epoch);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>A pull sent before the connection closed went with it; one sent since stands.</summary>
     private ValueTask OnConnectionOpened(object? sender, NatsEventArgs args)
     {
-        ForgetPulls();
+        lock (_gate)
+        {
+            if (_pullId != 0 && _pullEpoch < Interlocked.Read(ref _epoch))
+            {
+                _pullId = 0;
+            }
+        }
+        Interlocked.Exchange(ref _lastHeard, _time.GetTimestamp());
+        Wake();
         return ValueTask.CompletedTask;
     }
 
@@ -365,9 +424,15 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
         _wake.Writer.TryComplete();
     }
 
+    /// <summary>Stops pulling and unsubscribes; a second call does nothing.</summary>
     public override async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         _connection.ConnectionOpened -= OnConnectionOpened;
+        _connection.ConnectionDisconnected -= OnConnectionDisconnected;
         if (_timer is not null)
         {
             await _timer.DisposeAsync();

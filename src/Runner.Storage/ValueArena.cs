@@ -27,6 +27,9 @@ internal sealed class ValueArena : IBufferWriter<byte>, IDisposable
         return value;
     }
 
+    /// <summary>Drops what was written since the last take (a value whose writing failed part way), so the next value starts clean.</summary>
+    public void Discard() => _used = _start;
+
     public void Advance(int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);

@@ -35,6 +35,33 @@ public sealed class BatchWorkTests
         }
 
         Assert.Equal(records.Count, work.Batch.Count);
+        AssertValues(work, records);
+    }
+
+    [Fact]
+    public void A_write_that_fails_part_way_leaves_nothing_in_the_next_value()
+    {
+        using var work = new BatchWork(new PartitionId(1), 1);
+        // Larger than the room left, so the writer hands part of it over before it fails.
+        Assert.Throws<InvalidOperationException>(() => work.PutJson(KeySpace.History, [1], 0, static (writer, _) =>
+        {
+            writer.WriteStartArray();
+            for (var i = 0; i < 5_000; i++)
+            {
+                writer.WriteStringValue("partial value that must not reach the store");
+            }
+            throw new InvalidOperationException("the script's output broke mid-document");
+        }));
+        var marker = new DedupeRecord { InboxSequence = 9, Outcome = DedupeRecord.Applied, AtMs = 1, CommittedAtMs = 2 };
+
+        work.PutJson(KeySpace.Dedupe, [2], marker, CoreJsonContext.Default.DedupeRecord);
+
+        Assert.Equal(1, work.Batch.Count);
+        Assert.Equal(JsonSerializer.SerializeToUtf8Bytes(marker, CoreJsonContext.Default.DedupeRecord), work.Batch.Ops[0].Value!.Value.ToArray());
+    }
+
+    private static void AssertValues(BatchWork work, List<(object Value, byte[] Expected)> records)
+    {
         for (var i = 0; i < records.Count; i++)
         {
             Assert.Equal(records[i].Expected, work.Batch.Ops[i].Value!.Value.ToArray());

@@ -152,11 +152,33 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         await nats.RestartAsync(TimeSpan.FromMilliseconds(500), cts.Token);
         await SagaHarness.WaitUntilAsync(() => connection.ConnectionState == NatsConnectionState.Open && pull.Pulls >= 2, heartbeat, "a pull once the connection opened again");
         await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync(stream, "survivor", cts.Token)).Info.NumWaiting >= 1, TimeSpan.FromSeconds(10), "the pull to wait at the restarted server");
+        // One pull out, not one from before the restart and another after it.
+        await Task.Delay(300, cts.Token);
+        Assert.Equal(1, (await js.GetConsumerAsync(stream, "survivor", cts.Token)).Info.NumWaiting);
         (await js.PublishAsync(subject, new byte[] { 9 }, cancellationToken: cts.Token)).EnsureSuccess();
 
         await using var reader = pull.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);
         Assert.True(await reader.MoveNextAsync());
         Assert.Equal([9], reader.Current.Data);
+    }
+
+    [Fact]
+    public async Task A_pull_nobody_answers_is_taken_as_lost_after_two_silent_heartbeats_and_asked_again()
+    {
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var (stream, subject) = await CreateStreamAsync(js, cts.Token);
+
+        // No such consumer yet: the server drops its pulls without a word, not even a heartbeat.
+        await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "late", 10, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(300), TimeProvider.System, cts.Token);
+        await SagaHarness.WaitUntilAsync(() => pull.Pulls >= 3, TimeSpan.FromSeconds(10), "pulls asked again after silence");
+        await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig("late") { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
+        (await js.PublishAsync(subject, new byte[] { 5 }, cancellationToken: cts.Token)).EnsureSuccess();
+
+        await using var reader = pull.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await reader.MoveNextAsync());
+        Assert.Equal([5], reader.Current.Data);
     }
 
     private static async Task<ulong> DeliveredAsync(NatsJSContext js, string stream, string consumer, CancellationToken cancellationToken) =>

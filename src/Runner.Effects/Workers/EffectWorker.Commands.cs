@@ -335,9 +335,17 @@ internal sealed partial class EffectWorker
             return false;
         }
         string? traceParent = null;
-        if (msg.Headers.TryGetValue(EventHeaders.TraceParent, out var trace))
+        try
         {
-            traceParent = trace;
+            if (msg.Headers.TryGetValue(EventHeaders.TraceParent, out var trace))
+            {
+                traceParent = trace;
+            }
+        }
+        catch (FormatException ex)
+        {
+            problem = $"command headers cannot be read: {ex.Message}";
+            return false;
         }
         var payload = parsed.Payload.ValueKind == JsonValueKind.Undefined ? Core.Json.JsonNull.Element : parsed.Payload;
         command = parsed with { Pool = Pool, TraceParent = traceParent ?? parsed.TraceParent, Payload = payload };

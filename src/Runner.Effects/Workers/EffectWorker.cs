@@ -124,15 +124,15 @@ internal sealed partial class EffectWorker
         }, stop);
         EffectsLog.WorkerStarted(_logger, Effect, Pool ?? "-", Consumer, FilterSubject, concurrency, _claims.Worker);
 
+        // One pull subscription for the worker's life, asking for as many commands as it has free slots: a slot's
+        // room is given back when the slot is (the command's effect ran, or it is done).
+        var pull = await PullConsumer.StartAsync(_js.Connection, _js.Opts.Prefix, _options.JetStream.Streams.WorkflowCommands, Consumer,
+            concurrency, _options.PullExpiry, _options.PullHeartbeat, _time, stop, releaseOnRead: false);
         using var slots = new SemaphoreSlim(concurrency, concurrency);
         using var finishing = new SemaphoreSlim(concurrency, concurrency);
         var inFlight = new ConcurrentDictionary<Task, byte>();
         using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(_abort);
         var keeper = _leases.RunAsync(keeperStop.Token);
-        // One pull subscription for the worker's life, asking for as many commands as it has free slots: a slot's
-        // room is given back when the slot is (the command's effect ran, or it is done).
-        var pull = await PullConsumer.StartAsync(_js.Connection, _js.Opts.Prefix, _options.JetStream.Streams.WorkflowCommands, Consumer,
-            concurrency, _options.PullExpiry, _options.PullHeartbeat, _time, stop, releaseOnRead: false);
         try
         {
             await using var commands = pull.ReadAllAsync(stop).GetAsyncEnumerator(stop);
@@ -166,10 +166,19 @@ internal sealed partial class EffectWorker
             // Stopping: no new commands; the running ones finish, or stop at the abort (drain
             // deadline), unacked, and are taken over when their leases run out. Commands delivered
             // but not started go back at once, for another worker.
-            await pull.DisposeAsync();
-            foreach (var left in pull.Unread())
+            try
             {
-                await LeaveAsync(left, TimeSpan.Zero, _abort);
+                await pull.DisposeAsync();
+                foreach (var left in pull.Unread())
+                {
+                    await LeaveAsync(left, TimeSpan.Zero, _abort);
+                }
+            }
+#pragma warning disable CA1031 // Unsubscribing failed (the connection is going): the running commands must still finish before their slots go.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                EffectsLog.PullStopFailed(_logger, Effect, ex.Message);
             }
             await Task.WhenAll(inFlight.Keys);
             await keeperStop.CancelAsync();

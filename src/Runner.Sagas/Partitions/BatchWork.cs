@@ -49,16 +49,24 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0) : IDisp
     private readonly ValueArena _values = new();
 
     /// <summary>Puts <paramref name="value"/> as JSON, written into the batch's pooled room rather than an array of its own.</summary>
-    public void PutJson<T>(Core.Keys.KeySpace space, byte[] key, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
-    {
-        Core.Json.ThreadJsonWriter.WriteTo(_values, (value, type), static (writer, s) => System.Text.Json.JsonSerializer.Serialize(writer, s.value, s.type));
-        Batch.Put(space, key, _values.Take());
-    }
+    public void PutJson<T>(Core.Keys.KeySpace space, byte[] key, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
+        PutJson(space, key, (value, type), static (writer, s) => System.Text.Json.JsonSerializer.Serialize(writer, s.value, s.type));
 
-    /// <summary>Puts the document <paramref name="write"/> writes, into the batch's pooled room.</summary>
+    /// <summary>
+    /// Puts the document <paramref name="write"/> writes, into the batch's pooled room. A write that fails part way
+    /// leaves nothing behind (the writer may already have handed the room some of it), so the next value starts clean.
+    /// </summary>
     public void PutJson<TState>(Core.Keys.KeySpace space, byte[] key, TState state, Action<System.Text.Json.Utf8JsonWriter, TState> write)
     {
-        Core.Json.ThreadJsonWriter.WriteTo(_values, state, write);
+        try
+        {
+            Core.Json.ThreadJsonWriter.WriteTo(_values, state, write);
+        }
+        catch
+        {
+            _values.Discard();
+            throw;
+        }
         Batch.Put(space, key, _values.Take());
     }
 
