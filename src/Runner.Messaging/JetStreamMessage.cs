@@ -135,7 +135,10 @@ internal sealed class MessageHeaderList : HeaderView
             return Empty;
         }
         var end = block.IndexOf("\r\n"u8);
-        if (end < 0 || !block[..end].StartsWith(s_version))
+        // The version is the line's first token, as the client reads it ("NATS/1.0", or "NATS/1.0 408 Request Timeout").
+        var first = block[..Math.Max(end, 0)];
+        var space = first.IndexOf((byte)' ');
+        if (end < 0 || !(space < 0 ? first : first[..space]).SequenceEqual(s_version))
         {
             throw new FormatException("header block does not start with NATS/1.0");
         }
@@ -181,9 +184,6 @@ internal sealed class MessageHeaderList : HeaderView
     }
 
     public static MessageHeaderList Parse(byte[]? block, Encoding encoding) => block is null ? Empty : Parse(block.AsSpan(), encoding);
-
-    public static MessageHeaderList Parse(in ReadOnlySequence<byte> block, Encoding encoding) =>
-        block.IsSingleSegment ? Parse(block.FirstSpan, encoding) : Parse(block.ToArray(), encoding);
 
     private static bool Find(KeyValuePair<string, string>[] pairs, int count, string name)
     {

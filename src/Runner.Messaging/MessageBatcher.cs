@@ -46,12 +46,6 @@ internal sealed class MessageBatcher : IAsyncDisposable
     private long _lastArrivalTicks;
     private long _waitingSinceTicks;
 
-    /// <summary>How long one pull waits for messages at the server.</summary>
-    private static readonly TimeSpan PullExpires = TimeSpan.FromSeconds(30);
-
-    /// <summary>How often the server says a pull is still waiting.</summary>
-    private static readonly TimeSpan PullHeartbeat = TimeSpan.FromSeconds(5);
-
     /// <summary>How long a consumer may deliver nothing, while the stream holds more for it and the reader waits, before it is re-attached.</summary>
     public static readonly TimeSpan DefaultStallAfter = TimeSpan.FromSeconds(15);
 
@@ -205,7 +199,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
                 watch = WatchAsync(attachment, attachment.Token);
                 var expected = 1UL;
                 await using var pull = await PullConsumer.StartAsync(_js.Connection, _js.Opts.Prefix, _stream, Consumer,
-                    _batch * 2, PullExpires, PullHeartbeat, _time, attachment.Token);
+                    _batch * 2, PullConsumer.DefaultExpires, PullConsumer.DefaultHeartbeat, _time, attachment.Token);
                 await foreach (var msg in pull.ReadAllAsync(attachment.Token))
                 {
                     if (attachment.IsCancellationRequested)

@@ -29,6 +29,12 @@ namespace Runner.Messaging;
 /// </summary>
 internal sealed class PullConsumer : NatsSubBase, IAckSender
 {
+    /// <summary>How long a pull waits at the server, unless the reader says otherwise.</summary>
+    public static readonly TimeSpan DefaultExpires = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the server says a pull still waits, unless the reader says otherwise (under half of the expiry).</summary>
+    public static readonly TimeSpan DefaultHeartbeat = TimeSpan.FromSeconds(5);
+
     /// <summary>Pulls answered "no responders" in a row before the consumer is taken as gone.</summary>
     public const int MaxNoResponders = 10;
 

@@ -55,6 +55,7 @@ public sealed class MessageHeaderListTests
 
     [Theory]
     [InlineData("HTTP/1.1\r\nname: v\r\n\r\n")]
+    [InlineData("NATS/1.01\r\nname: v\r\n\r\n")]
     [InlineData("NATS/1.0\r\nname v\r\n\r\n")]
     [InlineData("NATS/1.0\r\n: v\r\n\r\n")]
     [InlineData("NATS/1.0\r\nname: v")]

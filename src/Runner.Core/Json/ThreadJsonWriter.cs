@@ -40,10 +40,7 @@ internal static class ThreadJsonWriter
     /// </summary>
     public static void WriteTo<TState>(IBufferWriter<byte> output, TState state, Action<Utf8JsonWriter, TState> write)
     {
-        if (t_busy)
-        {
-            throw new InvalidOperationException("a JSON document is already being written on this thread");
-        }
+        ThrowIfBusy();
         t_busy = true;
         var writer = t_writer ??= new Utf8JsonWriter(output);
         writer.Reset(output);
@@ -62,21 +59,16 @@ internal static class ThreadJsonWriter
 
     private delegate T FromSpan<out T>(ReadOnlySpan<byte> written);
 
+    /// <summary>One document into this thread's buffer, then what <paramref name="result"/> makes of it.</summary>
     private static TResult Write<TState, TResult>(TState state, Action<Utf8JsonWriter, TState> write, FromSpan<TResult> result)
     {
-        if (t_busy)
-        {
-            throw new InvalidOperationException("a JSON document is already being written on this thread");
-        }
-        t_busy = true;
+        // Refused before the buffer is touched: an outer document on this thread may be in it.
+        ThrowIfBusy();
         var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
         buffer.ResetWrittenCount();
-        var writer = t_writer ??= new Utf8JsonWriter(buffer);
-        writer.Reset(buffer);
+        WriteTo(buffer, state, write);
         try
         {
-            write(writer, state);
-            writer.Flush();
             return result(buffer.WrittenSpan);
         }
         finally
@@ -86,7 +78,15 @@ internal static class ThreadJsonWriter
                 t_buffer = null;
                 t_writer = null;
             }
-            t_busy = false;
+        }
+    }
+
+    /// <summary>A nested write (a writer callback that writes another document) is refused rather than allowed to clobber the outer one.</summary>
+    private static void ThrowIfBusy()
+    {
+        if (t_busy)
+        {
+            throw new InvalidOperationException("a JSON document is already being written on this thread");
         }
     }
 }

@@ -29,41 +29,29 @@ internal static class Utf8Strings
         {
             return reader.GetString()!;
         }
-        var utf8 = reader.ValueSpan;
-        var slot = Slot(utf8);
-        var entry = Volatile.Read(ref s_table[slot]);
-        if (entry is not null && utf8.SequenceEqual(entry.Utf8))
-        {
-            return entry.Value;
-        }
-        var value = reader.GetString()!;
-        Volatile.Write(ref s_table[slot], new Entry(utf8.ToArray(), value));
-        return value;
+        return Lookup(reader.ValueSpan, out var slot) ?? Remember(slot, reader.ValueSpan, reader.GetString()!);
     }
 
     /// <summary>The string of valid UTF-8 <paramref name="utf8"/> (a header name, say), from the table when it holds it.</summary>
-    public static string Get(ReadOnlySpan<byte> utf8)
-    {
-        if (utf8.Length > MaxBytes)
-        {
-            return System.Text.Encoding.UTF8.GetString(utf8);
-        }
-        var slot = Slot(utf8);
-        var entry = Volatile.Read(ref s_table[slot]);
-        if (entry is not null && utf8.SequenceEqual(entry.Utf8))
-        {
-            return entry.Value;
-        }
-        var value = System.Text.Encoding.UTF8.GetString(utf8);
-        Volatile.Write(ref s_table[slot], new Entry(utf8.ToArray(), value));
-        return value;
-    }
+    public static string Get(ReadOnlySpan<byte> utf8) =>
+        utf8.Length > MaxBytes
+            ? System.Text.Encoding.UTF8.GetString(utf8)
+            : Lookup(utf8, out var slot) ?? Remember(slot, utf8, System.Text.Encoding.UTF8.GetString(utf8));
 
-    private static int Slot(ReadOnlySpan<byte> utf8)
+    /// <summary>The string the table holds for <paramref name="utf8"/>, or null; <paramref name="slot"/> is where it goes.</summary>
+    private static string? Lookup(ReadOnlySpan<byte> utf8, out int slot)
     {
         var hash = new HashCode();
         hash.AddBytes(utf8);
-        return hash.ToHashCode() & (Slots - 1);
+        slot = hash.ToHashCode() & (Slots - 1);
+        var entry = Volatile.Read(ref s_table[slot]);
+        return entry is not null && utf8.SequenceEqual(entry.Utf8) ? entry.Value : null;
+    }
+
+    private static string Remember(int slot, ReadOnlySpan<byte> utf8, string value)
+    {
+        Volatile.Write(ref s_table[slot], new Entry(utf8.ToArray(), value));
+        return value;
     }
 
     private sealed class Entry(byte[] utf8, string value)

@@ -29,8 +29,8 @@ internal sealed record EffectWorkerOptions
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How long one pull for commands waits at the server before it is asked again.</summary>
-    public TimeSpan PullExpiry { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan PullExpiry { get; init; } = PullConsumer.DefaultExpires;
 
     /// <summary>How often the server says a pull is still waiting (pulls unheard of for two are asked again); under half of <see cref="PullExpiry"/>.</summary>
-    public TimeSpan PullHeartbeat { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan PullHeartbeat { get; init; } = PullConsumer.DefaultHeartbeat;
 }

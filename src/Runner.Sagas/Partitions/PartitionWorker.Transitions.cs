@@ -342,8 +342,7 @@ internal sealed partial class PartitionWorker
 
     private void Quarantine(BatchWork work, JetStreamMessage msg, string reason, string detail, string? saga, string? tenant, string? key, bool parked = false)
     {
-        QuarantineRecords.Add(work.Batch, msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked);
-        var origin = NatsMessages.Origin(msg);
+        var origin = QuarantineRecords.Add(work.Batch, msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked);
         SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, key);
         work.Terminated.Add(msg);
     }

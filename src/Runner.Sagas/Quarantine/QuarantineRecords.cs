@@ -28,10 +28,11 @@ internal static class QuarantineRecords
     private static readonly UTF8Encoding s_strict = new(false, true);
 
     /// <summary>
-    /// The record of a message a <see cref="PullConsumer"/> delivered. A header block the message's own reader
-    /// could not read (the reason it is quarantined, maybe) is recorded as no headers, and said in the detail.
+    /// The record of a message a <see cref="PullConsumer"/> delivered; returns where it was read from. A header block
+    /// the message's own reader could not read (the reason it is quarantined, maybe) is recorded as no headers, and
+    /// said in the detail.
     /// </summary>
-    public static void Add(
+    public static MessageOrigin Add(
         WriteBatch batch,
         JetStreamMessage msg,
         string stage,
@@ -45,7 +46,8 @@ internal static class QuarantineRecords
         PartitionId? partition = null,
         bool parked = false)
     {
-        var origin = NatsMessages.Origin(msg);
+        var delivery = Delivery.Of(msg, out var stream);
+        var origin = NatsMessages.Origin(msg, delivery, stream);
         Dictionary<string, string> headers;
         try
         {
@@ -57,7 +59,8 @@ internal static class QuarantineRecords
             detail = $"{detail} (headers unreadable: {ex.Message})";
         }
         var message = new HeldMessage { InboxSequence = origin.Sequence, Subject = origin.Subject, Headers = headers, Data = msg.Data };
-        Put(batch, message, origin.Stream, Delivery.Of(msg)?.NumDelivered ?? 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
+        Put(batch, message, origin.Stream, delivery!.Value.NumDelivered, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
+        return origin;
     }
 
     /// <summary>A message held for a parked instance that failed again on resume: the same record, from the held copy.</summary>

@@ -476,8 +476,7 @@ internal sealed class Router
 
     private void Quarantine(Routed item, string reason, string detail, string? saga = null, string? tenant = null)
     {
-        var origin = item.Origin;
-        QuarantineRecords.Add(item.Records, item.Msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant);
+        var origin = QuarantineRecords.Add(item.Records, item.Msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant);
         SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, null);
         item.Quarantines++;
     }
