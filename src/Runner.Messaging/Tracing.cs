@@ -23,11 +23,11 @@ internal static class Tracing
         "runner.consumer.stalls", unit: "{stall}", description: "Consumers re-attached after delivering nothing while their stream held messages for them");
 
     /// <summary>
-    /// Starts a span named <c>{verb} {name}</c> whose parent is <paramref name="traceParent"/> (a new
+    /// Starts a span named <c>{verb} {name}</c> (<see cref="SpanNames"/>) whose parent is <paramref name="traceParent"/> (a new
     /// trace when it is absent or malformed). Null when nobody listens, which costs nothing: not
     /// even the span's name is made then.
     /// </summary>
-    public static Activity? Start(ActivitySource source, string verb, string name, ActivityKind kind, string? traceParent)
+    public static Activity? Start(ActivitySource source, SpanNames verb, string name, ActivityKind kind, string? traceParent)
     {
         if (!source.HasListeners())
         {
@@ -41,7 +41,7 @@ internal static class Tracing
             Activity.Current = null;
             parent = default;
         }
-        return source.StartActivity(verb + " " + name, kind, parent);
+        return source.StartActivity(verb.Of(name), kind, parent);
     }
 
     /// <summary>What to send on: the span's id when there is a span, the inbound traceparent otherwise.</summary>
@@ -49,4 +49,28 @@ internal static class Tracing
         activity is { IdFormat: ActivityIdFormat.W3C } ? activity.Id : inbound;
 
     public static void Fail(Activity? activity, string reason) => activity?.SetStatus(ActivityStatusCode.Error, reason);
+}
+
+/// <summary>
+/// The names <c>{verb} {name}</c> of one kind of span, each made once: the names are saga, effect and
+/// stream names, a small set, and a span per message made its name per message. Past
+/// <see cref="MaxNames"/> names are made each time rather than kept.
+/// </summary>
+internal sealed class SpanNames(string verb)
+{
+    public const int MaxNames = 1_024;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _names = new(StringComparer.Ordinal);
+
+    public string Verb => verb;
+
+    public string Of(string name)
+    {
+        if (_names.TryGetValue(name, out var known))
+        {
+            return known;
+        }
+        var made = verb + " " + name;
+        return _names.Count < MaxNames ? _names.GetOrAdd(name, made) : made;
+    }
 }

@@ -20,8 +20,8 @@ internal static class EventArgument
     private static readonly JsObjectLayout s_layout = Layout(withCeSubject: false);
     private static readonly JsObjectLayout s_layoutWithCeSubject = Layout(withCeSubject: true);
 
-    private static readonly Comparer<KeyValuePair<string, string>> s_byName =
-        Comparer<KeyValuePair<string, string>>.Create(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+    // A comparison, not a comparer: sorting with a comparer makes a delegate of it on every call.
+    private static readonly Comparison<KeyValuePair<string, string>> s_byName = static (a, b) => string.CompareOrdinal(a.Key, b.Key);
 
     /// <summary>The argument as JSON.</summary>
     public static void Write(Utf8JsonWriter writer, SagaEvent evt, MessageOrigin origin)
@@ -84,7 +84,8 @@ internal static class EventArgument
         values[i++] = new JsString(evt.Id);
         values[i++] = json.String(evt.Type);
         values[i++] = json.String(evt.Source);
-        values[i++] = json.String(origin.Subject);
+        // Not from the table: a subject names its instance, so it seldom repeats and would only push out the names that do.
+        values[i++] = new JsString(origin.Subject);
         if (withCeSubject)
         {
             values[i++] = json.String(evt.CeSubject!);
@@ -155,7 +156,7 @@ internal static class EventArgument
             }
             pairs[n++] = pair;
         }
-        Array.Sort(pairs, 0, n, s_byName);
+        pairs.AsSpan(0, n).Sort(s_byName);
         return pairs;
     }
 }

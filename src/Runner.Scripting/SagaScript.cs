@@ -182,5 +182,7 @@ internal sealed class SagaScript
     };
 
     /// <summary>Runs one transition in a pooled sandbox.</summary>
-    public ScriptResult Run(ScriptInput input) => ScriptThreads.Run(() => Pool.Run(input));
+    public ScriptResult Run(ScriptInput input) =>
+        // On a script thread (the pipeline) directly, without a closure per transition.
+        ScriptThreads.IsCurrent ? Pool.Run(input) : ScriptThreads.Run(() => Pool.Run(input));
 }

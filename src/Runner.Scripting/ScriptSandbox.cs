@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using Acornima.Ast;
@@ -32,9 +33,16 @@ internal sealed partial class ScriptSandbox
     private readonly JsonSerializer _serializer;
     private readonly JsValue _onEvent;
     private readonly JsValue _compensate;
-    private readonly JsValue _id;
-    private readonly JsValue _randomFunction;
+    private readonly JsObject _ctx;
+    private readonly PropertyDescriptor _ctxNow;
+    private readonly PropertyDescriptor _ctxSaga;
+    private readonly PropertyDescriptor _ctxKey;
+    private readonly PropertyDescriptor _ctxTenant;
+    private ArrayBufferWriter<byte> _output = new(OutputRoom);
     private ScriptInput? _current;
+
+    /// <summary>The room the result's UTF-8 is written into, kept between runs; a larger one made for an outsized result is let go.</summary>
+    private const int OutputRoom = 4096;
 
     public ScriptSandbox(SagaScript script)
     {
@@ -66,8 +74,18 @@ internal sealed partial class ScriptSandbox
         var id = new ClrFunction(_engine, "id", (_, args) => new JsString(DeriveId(args.Length > 0 ? args[0] : JsValue.Undefined)));
         _engine.Invoke(_engine.Evaluate(SandboxSetup.InstallRandom), JsValue.Undefined, [random]);
         _engine.Invoke(_engine.Evaluate(SandboxSetup.FreezeHostFunctions), JsValue.Undefined, [id, random]);
-        _id = id;
-        _randomFunction = random;
+        _ctxNow = new PropertyDescriptor(JsValue.Undefined, PropertyFlag.OnlyEnumerable);
+        _ctxSaga = new PropertyDescriptor(JsValue.Undefined, PropertyFlag.OnlyEnumerable);
+        _ctxKey = new PropertyDescriptor(JsValue.Undefined, PropertyFlag.OnlyEnumerable);
+        _ctxTenant = new PropertyDescriptor(JsValue.Undefined, PropertyFlag.OnlyEnumerable);
+        _ctx = new JsObject(_engine);
+        _ctx.FastSetProperty("now", _ctxNow);
+        _ctx.FastSetProperty("saga", _ctxSaga);
+        _ctx.FastSetProperty("key", _ctxKey);
+        _ctx.FastSetProperty("tenant", _ctxTenant);
+        _ctx.FastSetProperty("id", new PropertyDescriptor(id, PropertyFlag.OnlyEnumerable));
+        _ctx.FastSetProperty("random", new PropertyDescriptor(random, PropertyFlag.OnlyEnumerable));
+        _ctx.PreventExtensions();
         _engine.Execute(SandboxSetup.FreezeIntrinsics);
 
         // Module-level code of the script runs under the same budget as an event.
@@ -101,7 +119,9 @@ internal sealed partial class ScriptSandbox
         _current = input;
         _clock.NowMs = input.NowMs;
         _random.SeedLazily(input.EventId);
-        string? json;
+        var output = _output;
+        output.ResetWrittenCount();
+        bool serialized;
         _budget.Arm(limits.MaxStatements, TimeSpan.FromMilliseconds(limits.TimeoutMs), limits.MemoryMb * 1024L * 1024L);
         try
         {
@@ -110,14 +130,13 @@ internal sealed partial class ScriptSandbox
                 ? EventArgument.Build(_engine, _json, _parse, sagaEvent, input.Origin, _eventFields)
                 : Parse(input.EventJson ?? throw new ArgumentException("a script input needs an event", nameof(input)));
             var ctx = Context(input);
-            var returned = _engine.Invoke(handler, JsValue.Undefined, [state, evt, ctx]);
+            var returned = _engine.Call(handler, JsValue.Undefined, [state, evt, ctx]);
             if (returned.IsUndefined() || returned.IsNull())
             {
                 reusable = true;
                 return ScriptResult.Fail(ScriptFailure.OutputContract, "on_event returned nothing; it must return { state, commands, schedules, cancel, done }");
             }
-            var serialized = _serializer.Serialize(returned);
-            json = serialized.IsString() ? serialized.AsString() : null;
+            serialized = _serializer.Serialize(returned, output);
             _budget.CheckAfterCall();
         }
         catch (SandboxLimitException ex)
@@ -148,23 +167,28 @@ internal sealed partial class ScriptSandbox
         {
             _budget.Disarm();
             _current = null;
+            ClearContext();
+            if (output.Capacity > OutputRoom * 16)
+            {
+                _output = new ArrayBufferWriter<byte>(OutputRoom);
+            }
         }
 
         reusable = true;
-        if (json is null)
+        if (!serialized)
         {
             return ScriptResult.Fail(ScriptFailure.OutputContract, "result is not JSON-serializable");
         }
-        var bytes = json.Length > limits.MaxOutputBytes / 3 ? System.Text.Encoding.UTF8.GetByteCount(json) : json.Length;
+        var bytes = output.WrittenCount;
         if (bytes > limits.MaxOutputBytes)
         {
             return ScriptResult.Fail(ScriptFailure.OutputTooLarge, $"result is {bytes} bytes of JSON, the limit is {limits.MaxOutputBytes}");
         }
-        if (!TransitionOutputParser.TryParse(json, input.NowMs, out var output, out var error))
+        if (!TransitionOutputParser.TryParse(output.WrittenSpan, input.NowMs, out var parsed, out var error))
         {
             return ScriptResult.Fail(ScriptFailure.OutputContract, error!);
         }
-        return ScriptResult.Ok(output!);
+        return ScriptResult.Ok(parsed!);
     }
 
     /// <summary>The <c>state</c> argument: the stored document's UTF-8 bytes when given, else the text; <c>null</c> for a new instance.</summary>
@@ -180,21 +204,25 @@ internal sealed partial class ScriptSandbox
     private JsValue Parse(string json) => _json.TryConvert(json, out var value) ? value : _parser.Parse(json);
 
     /// <summary>
-    /// The frozen <c>ctx</c> argument <c>{ now, saga, key, tenant, id, random }</c>, built here rather than by a
-    /// script call per transition (<c>Object.freeze</c> of a literal cost a whole engine invocation): every
-    /// property enumerable, not writable, not configurable, and the object not extensible.
+    /// The frozen <c>ctx</c> argument <c>{ now, saga, key, tenant, id, random }</c>: every property enumerable,
+    /// not writable, not configurable, and the object not extensible. One object per engine, its values set
+    /// by the host for each transition: a script can keep nothing between transitions (top-level code is
+    /// consts of literals and functions, all deep-frozen), so it cannot tell this object from a new one.
     /// </summary>
     private JsObject Context(ScriptInput input)
     {
-        var ctx = new JsObject(_engine);
-        ctx.FastSetProperty("now", new PropertyDescriptor(new JsNumber(input.NowMs), PropertyFlag.OnlyEnumerable));
-        ctx.FastSetProperty("saga", new PropertyDescriptor(_json.String(input.Saga), PropertyFlag.OnlyEnumerable));
-        ctx.FastSetProperty("key", new PropertyDescriptor(new JsString(input.Key), PropertyFlag.OnlyEnumerable));
-        ctx.FastSetProperty("tenant", new PropertyDescriptor(_json.String(input.Tenant), PropertyFlag.OnlyEnumerable));
-        ctx.FastSetProperty("id", new PropertyDescriptor(_id, PropertyFlag.OnlyEnumerable));
-        ctx.FastSetProperty("random", new PropertyDescriptor(_randomFunction, PropertyFlag.OnlyEnumerable));
-        ctx.PreventExtensions();
-        return ctx;
+        _ctxNow.Value = new JsNumber(input.NowMs);
+        _ctxSaga.Value = _json.String(input.Saga);
+        _ctxKey.Value = new JsString(input.Key);
+        _ctxTenant.Value = _json.String(input.Tenant);
+        return _ctx;
+    }
+
+    /// <summary>Lets go of the last transition's values (the key string, above all) once it has run.</summary>
+    private void ClearContext()
+    {
+        _ctxNow.Value = JsValue.Undefined;
+        _ctxKey.Value = JsValue.Undefined;
     }
 
     private string DeriveId(JsValue name)

@@ -21,6 +21,14 @@ internal readonly ref struct LmdbReader
         return code == MDBResultCode.Success ? value.CopyToNewArray() : null;
     }
 
+    /// <summary>The value under <paramref name="key"/> as the map holds it: valid only inside this read, so read it there, not keep it.</summary>
+    public bool TryGet(KeySpace space, ReadOnlySpan<byte> key, out ReadOnlySpan<byte> value)
+    {
+        var (code, _, found) = _txn.Get(_store.Database(space), key);
+        value = code == MDBResultCode.Success ? found.AsSpan() : default;
+        return code == MDBResultCode.Success;
+    }
+
     public bool Contains(KeySpace space, ReadOnlySpan<byte> key) => _txn.ContainsKey(_store.Database(space), key);
 
     /// <summary>Entries whose key starts with <paramref name="prefix"/>, in key order, at most <paramref name="limit"/>.</summary>

@@ -36,4 +36,24 @@ public sealed class ContextTests
             """{"keys":["now","saga","key","tenant","id","random"],"now":1700000000123,"saga":"orders","key":"k-7","tenant":"acme","frozen":true,"now_descriptor":[false,true,false],"added":"TypeError","deleted":"TypeError","id_is_function":true,"random_in_range":true}""",
             output.StateJson);
     }
+
+    [Fact]
+    public void Each_run_sees_its_own_input_in_ctx_whatever_ran_before_on_the_same_engine()
+    {
+        var script = Compile("""
+            'use strict';
+            function on_event(state, event, ctx) {
+              if (event.data.kind === 'boom') { throw new Error('boom ' + ctx.key); }
+              return { state: { now: ctx.now, key: ctx.key, saga: ctx.saga, tenant: ctx.tenant, frozen: Object.isFrozen(ctx) } };
+            }
+            """);
+
+        var first = Succeeds(script, Input(key: "k-1", nowMs: 1_000));
+        AssertCode(ScriptFailure.ScriptError, Fails(script, Input(kind: "boom", key: "k-2", nowMs: 2_000)));
+        var third = Succeeds(script, Input(key: "k-3", nowMs: 3_000));
+
+        Assert.Equal(1, script.Pool.Created);
+        Assert.Equal("""{"now":1000,"key":"k-1","saga":"orders","tenant":"acme","frozen":true}""", first.StateJson);
+        Assert.Equal("""{"now":3000,"key":"k-3","saga":"orders","tenant":"acme","frozen":true}""", third.StateJson);
+    }
 }

@@ -32,6 +32,28 @@ public sealed class ReaderTests : IDisposable
     }
 
     [Fact]
+    public async Task TryGet_reads_a_value_in_place_and_tells_a_missing_key_apart_from_an_empty_value()
+    {
+        var batch = new WriteBatch();
+        batch.Put(KeySpace.Saga, Batches.Utf8("full"), Batches.Utf8("""{"n":1}"""));
+        batch.Put(KeySpace.Saga, Batches.Utf8("empty"), Array.Empty<byte>());
+        await _store.Writer.CommitAsync(batch, _cts.Token).WaitAsync(_cts.Token);
+
+        var read = _store.Read(static r =>
+        (
+            full: r.TryGet(KeySpace.Saga, Batches.Utf8("full"), out var full) ? System.Text.Encoding.UTF8.GetString(full) : null,
+            empty: r.TryGet(KeySpace.Saga, Batches.Utf8("empty"), out var empty) ? empty.Length : -1,
+            missing: r.TryGet(KeySpace.Saga, Batches.Utf8("missing"), out var missing) || missing.Length != 0,
+            otherSpace: r.TryGet(KeySpace.Outbox, Batches.Utf8("full"), out _)
+        ));
+
+        Assert.Equal("""{"n":1}""", read.full);
+        Assert.Equal(0, read.empty);
+        Assert.False(read.missing);
+        Assert.False(read.otherSpace);
+    }
+
+    [Fact]
     public async Task Delete_then_put_in_one_batch_applies_in_order()
     {
         var key = Batches.Utf8("k");

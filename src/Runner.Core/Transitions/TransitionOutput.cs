@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Runner.Core.Transitions;
 
-/// <summary>A command a transition asks for; becomes one outbox item. <see cref="Payload"/> is its own document.</summary>
+/// <summary>A command a transition asks for; becomes one outbox item. <see cref="Payload"/> is an element of the transition's result document.</summary>
 internal sealed record CommandRequest(string Effect, string? Id, JsonElement Payload, string? Pool)
 {
     /// <summary>The payload as JSON text (made on each call).</summary>
@@ -16,9 +16,9 @@ internal sealed record CommandRequest(string Effect, string? Id, JsonElement Pay
 internal sealed record ScheduleRequest(string Name, long DueMs, string? PayloadJson, bool Deadline = false);
 
 /// <summary>
-/// The validated result of <c>on_event</c> or <c>compensate</c>. <see cref="State"/> (and each command's
-/// payload) is a document of its own, copied out of the parsed result as UTF-8: it is stored as it is,
-/// with no text made of it on the way.
+/// The validated result of <c>on_event</c> or <c>compensate</c>. <see cref="State"/> and each command's
+/// payload are elements of one document holding the result's UTF-8 (its own copy, not pooled): they are
+/// stored as they are, with no text made of them on the way.
 /// </summary>
 internal sealed record TransitionOutput(
     JsonElement State,

@@ -20,30 +20,54 @@ internal static class TransitionOutputParser
     /// </summary>
     public const long MaxDueMs = 253_402_300_799_999;
 
+    private static readonly System.Text.UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Checks a result given as text (the test tools' form); see the UTF-8 overload.</summary>
     public static bool TryParse(string json, long nowMs, out TransitionOutput? output, out string? error)
     {
-        output = null;
-        JsonDocument doc;
+        byte[] utf8;
         try
         {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+            utf8 = s_strictUtf8.GetBytes(json);
+        }
+        catch (ArgumentException ex)
+        {
+            output = null;
+            error = $"result contains a string that is not valid Unicode (a split surrogate pair?): {ex.Message}";
+            return false;
+        }
+        return TryParse(utf8, nowMs, out output, out error);
+    }
+
+    /// <summary>
+    /// Checks a result given as UTF-8 JSON. The result is read into one document of its own (a copy of
+    /// <paramref name="utf8"/>, which the caller may then reuse); the state and each command's payload
+    /// are elements of it, not copies of their own.
+    /// </summary>
+    public static bool TryParse(ReadOnlySpan<byte> utf8, long nowMs, out TransitionOutput? output, out string? error)
+    {
+        output = null;
+        JsonElement root;
+        try
+        {
+            var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { MaxDepth = 64 });
+            root = JsonElement.ParseValue(ref reader);
+            // Past the value the reader finds only the end, or throws for anything but spaces.
+            _ = reader.Read();
         }
         catch (JsonException ex)
         {
             error = $"result is not JSON-serializable: {ex.Message}";
             return false;
         }
-        using (doc)
+        try
         {
-            try
-            {
-                return TryRead(doc.RootElement, nowMs, out output, out error);
-            }
-            catch (InvalidOperationException ex)
-            {
-                error = $"result contains a string that is not valid Unicode (a split surrogate pair?): {ex.Message}";
-                return false;
-            }
+            return TryRead(root, nowMs, out output, out error);
+        }
+        catch (InvalidOperationException ex)
+        {
+            error = $"result contains a string that is not valid Unicode (a split surrogate pair?): {ex.Message}";
+            return false;
         }
     }
 
@@ -66,8 +90,7 @@ internal static class TransitionOutputParser
                 }
             }
 
-            // Copied out of the pooled document: the state's own UTF-8 and nothing else.
-            var state = root.TryGetProperty("state", out var stateElement) ? stateElement.Clone() : Json.JsonNull.Element;
+            var state = root.TryGetProperty("state", out var stateElement) ? stateElement : Json.JsonNull.Element;
             var done = false;
             if (root.TryGetProperty("done", out var doneElement))
             {
@@ -125,7 +148,7 @@ internal static class TransitionOutputParser
                 }
                 else if (property.NameEquals("payload"u8))
                 {
-                    payload = property.Value.Clone();
+                    payload = property.Value;
                 }
                 else
                 {

@@ -15,6 +15,8 @@ namespace Runner.Effects.Workers;
 
 internal sealed partial class EffectWorker
 {
+    private static readonly SpanNames s_effectSpans = new("effect");
+
     public const string InvalidCommand = "invalid_command";
     public const string StaleCommand = "stale_command";
     public const string ProcessingError = "processing_error";
@@ -31,7 +33,7 @@ internal sealed partial class EffectWorker
             return;
         }
 
-        using var span = Tracing.Start(EffectsTelemetry.Source, "effect", Effect, System.Diagnostics.ActivityKind.Consumer, command!.TraceParent);
+        using var span = Tracing.Start(EffectsTelemetry.Source, s_effectSpans, Effect, System.Diagnostics.ActivityKind.Consumer, command!.TraceParent);
         using var scope = LogScope.For(_logger, command.Tenant, command.Saga, command.CorrelationId, command.CommandId);
         span?.SetTag("runner.tenant", command.Tenant);
         span?.SetTag("runner.saga", command.Saga);

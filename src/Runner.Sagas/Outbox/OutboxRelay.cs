@@ -21,6 +21,8 @@ namespace Runner.Sagas.Outbox;
 /// </summary>
 internal sealed class OutboxRelay
 {
+    private static readonly SpanNames s_relaySpans = new("relay");
+
     private const int ScanPage = 4096;
 
     private readonly INatsJSContext _js;
@@ -254,7 +256,7 @@ internal sealed class OutboxRelay
         {
             var subject = Core.Subjects.Subjects.Command(entry.Command.Tenant, entry.Command.Effect, entry.Command.Pool);
             var body = CommandBody(entry.Command);
-            using var span = Tracing.Start(SagasTelemetry.Source, "relay", entry.Command.Effect, System.Diagnostics.ActivityKind.Producer, entry.Command.TraceParent);
+            using var span = Tracing.Start(SagasTelemetry.Source, s_relaySpans, entry.Command.Effect, System.Diagnostics.ActivityKind.Producer, entry.Command.TraceParent);
             span?.SetTag("runner.command_id", entry.Command.CommandId);
             span?.SetTag("runner.tenant", entry.Command.Tenant);
             try

@@ -18,6 +18,8 @@ namespace Runner.Sagas.Partitions;
 
 internal sealed partial class PartitionWorker
 {
+    private static readonly SpanNames s_sagaSpans = new("saga");
+
     private const string Stage = "saga";
 
     /// <summary>Stands for "no timers" without a table of its own: only read (a remove from it finds nothing, it is never added to).</summary>
@@ -64,7 +66,7 @@ internal sealed partial class PartitionWorker
 
         var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(sagaName), new CorrelationKey(key));
         evt.Headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
-        using var span = Tracing.Start(SagasTelemetry.Source, "saga", sagaName, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
+        using var span = Tracing.Start(SagasTelemetry.Source, s_sagaSpans, sagaName, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
         using var scope = LogScope.For(_logger, evt.Tenant, sagaName, key);
         span?.SetTag("runner.tenant", evt.Tenant);
         span?.SetTag("runner.saga", sagaName);
@@ -86,8 +88,12 @@ internal sealed partial class PartitionWorker
         // One read transaction for both lookups: the dedupe marker, and the instance unless an
         // earlier event of this batch already holds its newest version.
         var pending = work.Instances.GetValueOrDefault(instance);
+        // The instance is read straight from the map, not from a copy of its bytes.
         var (marker, stored) = _store.Read((dedupeKey, instanceKey: pending is null ? StoreKeys.Instance(_partition, instance) : null), static (reader, keys) =>
-            (reader.Get(KeySpace.Dedupe, keys.dedupeKey), keys.instanceKey is null ? null : reader.Get(KeySpace.Saga, keys.instanceKey)));
+            (reader.Get(KeySpace.Dedupe, keys.dedupeKey),
+             keys.instanceKey is not null && reader.TryGet(KeySpace.Saga, keys.instanceKey, out var record)
+                ? JsonSerializer.Deserialize(record, CoreJsonContext.Default.SagaInstanceRecord)
+                : null));
         var inboxMs = item.InboxMs;
         if (marker is not null && Remembered(marker, inboxMs))
         {
@@ -95,7 +101,7 @@ internal sealed partial class PartitionWorker
         }
         work.SeenEvents.Add(seen);
 
-        var current = pending ?? (stored is null ? null : JsonSerializer.Deserialize(stored, CoreJsonContext.Default.SagaInstanceRecord));
+        var current = pending ?? stored;
         if (current?.Done == true && Expired(current, inboxMs))
         {
             // Past its retention a finished instance is gone (whether or not the sweeper has
@@ -164,7 +170,10 @@ internal sealed partial class PartitionWorker
             return;
         }
         var step = new StepInput(origin, null, handler == ScriptHandler.Compensate, timer?.Name);
-        Apply(work, instance, current, evt, sequence, inboxMs, result.Output!, dedupeKey, manifests, step, Tracing.TraceParent(span, inboundTrace));
+        // The traceparent goes only on what the transition sends on (commands, timers): most send nothing, and the span's id is a new text each time.
+        var output = result.Output!;
+        var traceParent = output.Commands.Count + output.Schedules.Count > 0 ? Tracing.TraceParent(span, inboundTrace) : null;
+        Apply(work, instance, current, evt, sequence, inboxMs, output, dedupeKey, manifests, step, traceParent);
     }
 
     /// <summary>

@@ -21,6 +21,8 @@ namespace Runner.Sagas.Routing;
 /// </summary>
 internal sealed class Router
 {
+    private static readonly SpanNames s_routeSpans = new("route");
+
     private const string Stage = "router";
 
     private readonly INatsJSContext _js;
@@ -429,7 +431,7 @@ internal sealed class Router
 
         var body = CloudEventEncoder.ToStructuredJson(evt!);
         headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
-        using var span = Tracing.Start(SagasTelemetry.Source, "route", _stream, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
+        using var span = Tracing.Start(SagasTelemetry.Source, s_routeSpans, _stream, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
         span?.SetTag("runner.tenant", evt!.Tenant);
         using var scope = LogScope.For(_logger, evt!.Tenant, null, null);
         span?.SetTag("messaging.destination.name", msg.Subject);

@@ -13,6 +13,8 @@ namespace Runner.Sagas.Scheduling;
 
 internal sealed partial class TimerScheduler
 {
+    private static readonly SpanNames s_timerSpans = new("timer");
+
     private sealed class Firing(byte[] key, ScheduleRecord record, string subject, byte[] body)
     {
         public byte[] Key { get; } = key;
@@ -44,7 +46,7 @@ internal sealed partial class TimerScheduler
             }
             var firing = new Firing(key, record, Core.Subjects.Subjects.Timer(record.Tenant, record.Saga), TimerEvents.Body(record));
             firings.Add(firing);
-            using var span = Tracing.Start(SagasTelemetry.Source, "timer", record.Saga, System.Diagnostics.ActivityKind.Producer, record.TraceParent);
+            using var span = Tracing.Start(SagasTelemetry.Source, s_timerSpans, record.Saga, System.Diagnostics.ActivityKind.Producer, record.TraceParent);
             try
             {
                 firing.SentMs = NowMs();

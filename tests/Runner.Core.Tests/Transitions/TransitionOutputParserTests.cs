@@ -80,6 +80,30 @@ public sealed class TransitionOutputParserTests
         Assert.Contains("not JSON-serializable", Reject("{state:"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Output_with_a_second_value_after_the_first_is_a_violation()
+    {
+        Assert.Contains("after a single JSON value", Reject("""{"state":{"n":1}} {"state":{"n":2}}"""), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Output_text_with_a_lone_surrogate_is_a_violation_not_an_exception()
+    {
+        Assert.Contains("not valid Unicode", Reject("{\"state\":{\"t\":\"\ud83d\"}}"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void State_and_payloads_are_read_from_the_results_own_copy_of_the_bytes()
+    {
+        var utf8 = Encoding.UTF8.GetBytes("""{"state":{"n":7,"t":"été"},"commands":[{"effect":"pay","payload":{"amount":3}}]}""");
+        Assert.True(TransitionOutputParser.TryParse(utf8.AsSpan(), Now, out var output, out var error), error);
+
+        // The caller's buffer is reused for the next result: what was read must not change with it.
+        utf8.AsSpan().Fill((byte)' ');
+        Assert.Equal("""{"n":7,"t":"été"}""", output!.StateJson);
+        Assert.Equal("""{"amount":3}""", Assert.Single(output.Commands).PayloadJson);
+    }
+
     [Theory]
     [InlineData("[]")]
     [InlineData("42")]
