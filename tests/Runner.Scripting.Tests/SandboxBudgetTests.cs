@@ -82,4 +82,37 @@ public sealed class SandboxBudgetTests
         });
         Assert.Equal(ScriptFailure.Timeout, ex.Code);
     }
+
+    [Fact]
+    public void A_budget_armed_from_an_earlier_reading_of_the_clock_is_never_stricter_than_its_limit()
+    {
+        Assert.True(ThreadCpuClock.Available, "this test needs the Linux thread CPU clock");
+        var limit = TimeSpan.FromMilliseconds(20);
+
+        // An earlier budget on this thread reads the clock; this thread then computes for a while, less than
+        // the time a reading is used again, before the next budget is armed from that reading.
+        new SandboxBudget().Arm(maxStatements: long.MaxValue, limit, maxBytes: long.MaxValue);
+        var computing = Stopwatch.StartNew();
+        while (computing.Elapsed < SandboxBudget.MaxClockReuse / 2)
+        {
+        }
+        var budget = new SandboxBudget();
+        // Read before arming: the CPU counted from here is at least what the budget has to count.
+        var armed = ThreadCpuClock.Nanoseconds();
+        budget.Arm(maxStatements: long.MaxValue, limit, maxBytes: long.MaxValue);
+
+        // Past the limit in wall time first, so that only the CPU counted decides when the budget stops it.
+        Thread.Sleep(limit * 2);
+        var spinning = Stopwatch.StartNew();
+        var ex = Assert.Throws<SandboxLimitException>(() =>
+        {
+            while (spinning.Elapsed < TimeSpan.FromSeconds(4))
+            {
+                budget.CheckAfterCall();
+            }
+        });
+        var used = TimeSpan.FromTicks((ThreadCpuClock.Nanoseconds() - armed) / 100);
+        Assert.Equal(ScriptFailure.Timeout, ex.Code);
+        Assert.True(used >= limit, $"stopped after {used.TotalMilliseconds:F3} ms of CPU, before its {limit.TotalMilliseconds} ms");
+    }
 }

@@ -18,9 +18,19 @@ internal static class HistoryWriter
     /// <summary>As <see cref="StateHash(string)"/>, from the state's UTF-8 text (the same bytes, so the same hash).</summary>
     public static string StateHash(ReadOnlySpan<byte> stateUtf8)
     {
+        Span<char> hex = stackalloc char[StateHashLength];
+        return new string(StateHash(stateUtf8, hex));
+    }
+
+    private const int StateHashLength = 16;
+
+    /// <summary>As <see cref="StateHash(ReadOnlySpan{byte})"/>, into <paramref name="hex"/> (16 characters) rather than a new text.</summary>
+    private static ReadOnlySpan<char> StateHash(ReadOnlySpan<byte> stateUtf8, Span<char> hex)
+    {
         Span<byte> hash = stackalloc byte[32];
         System.Security.Cryptography.SHA256.HashData(stateUtf8, hash);
-        return Convert.ToHexStringLower(hash[..8]);
+        Convert.TryToHexStringLower(hash[..(StateHashLength / 2)], hex, out var written);
+        return hex[..written];
     }
 
     /// <summary>Puts the step into <paramref name="work"/>'s batch, written into its pooled room.</summary>
@@ -102,7 +112,8 @@ internal static class HistoryWriter
         writer.WriteEndArray();
         writer.WriteBoolean("done", s.Output.Done);
         var state = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(s.Output.State);
-        writer.WriteString("state_hash", StateHash(state));
+        Span<char> hash = stackalloc char[StateHashLength];
+        writer.WriteString("state_hash", StateHash(state, hash));
         writer.WritePropertyName("state");
         writer.WriteRawValue(state, skipInputValidation: true);
         writer.WritePropertyName("event");
