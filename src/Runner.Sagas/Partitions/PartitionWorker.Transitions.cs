@@ -267,9 +267,11 @@ internal sealed partial class PartitionWorker
             generations.Clear();
         }
 
-        var commandIds = new List<string>(output.Commands.Count);
-        var messages = new List<CommandMessage>(output.Commands.Count);
-        for (var i = 0; i < output.Commands.Count; i++)
+        // Most transitions send no command: then no lists for none.
+        var commandCount = output.Commands.Count;
+        var commandIds = commandCount == 0 ? [] : new string[commandCount];
+        var messages = commandCount == 0 ? [] : new CommandMessage[commandCount];
+        for (var i = 0; i < commandCount; i++)
         {
             var command = output.Commands[i];
             var commandId = CommandIdOf(instance, evt.Id, command, i);
@@ -289,8 +291,8 @@ internal sealed partial class PartitionWorker
             var outboxKey = StoreKeys.Outbox(_partition, sequence, outboxBase + i);
             work.PutJson(KeySpace.Outbox, outboxKey, message, CoreJsonContext.Default.CommandMessage);
             work.Outbox.Add(new OutboxEntry(outboxKey, message));
-            commandIds.Add(commandId);
-            messages.Add(message);
+            commandIds[i] = commandId;
+            messages[i] = message;
         }
 
         var next = new SagaInstanceRecord
