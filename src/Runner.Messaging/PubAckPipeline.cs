@@ -58,11 +58,11 @@ internal sealed class PubAckPipeline
     internal int Outstanding => _waiting.Count;
 
     /// <summary>
-    /// Sends one message (returns once it is written to the connection) and returns its PubAck to
-    /// come. <paramref name="msgId"/> becomes <c>Nats-Msg-Id</c>.
+    /// Sends one message (returns once it is written to the connection, so <paramref name="body"/> may be
+    /// reused then) and returns its PubAck to come. <paramref name="msgId"/> becomes <c>Nats-Msg-Id</c>.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<PendingPubAck> PublishAsync(string subject, byte[] body, string? msgId, NatsHeaders? headers, CancellationToken cancellationToken)
+    public async ValueTask<PendingPubAck> PublishAsync(string subject, ReadOnlyMemory<byte> body, string? msgId, NatsHeaders? headers, CancellationToken cancellationToken)
     {
         if (!Started)
         {

@@ -79,7 +79,7 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
     }
 
     [Fact]
-    public async Task Each_routed_event_carries_its_own_headers_and_no_earlier_events()
+    public async Task Each_routed_event_carries_its_own_headers_and_body_and_no_earlier_events()
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(), o => o with { Partitions = 2 });
         using var cts = new CancellationTokenSource(s_wait);
@@ -88,7 +88,9 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
         {
             // Only every other event has a header of its own: the next one must not get it.
             var headers = i % 2 == 0 ? new NATS.Client.Core.NatsHeaders { ["x-note"] = $"note-{i}" } : null;
-            await h.PublishAsync($"aggregate.acme.counter.{keys[i]}.added", SagaHarness.CloudEvent($"own-{i}", "added", new { n = i }), headers, cancellationToken: cts.Token);
+            // A long body, then a short one: the router writes each into the room the one before used.
+            var pad = i % 2 == 0 ? new string('x', 300) : string.Empty;
+            await h.PublishAsync($"aggregate.acme.counter.{keys[i]}.added", SagaHarness.CloudEvent($"own-{i}", "added", new { n = i, pad }), headers, cancellationToken: cts.Token);
         }
         await SagaHarness.WaitUntilAsync(() => keys.All(k => h.Instance("acme", "counter", k) is not null), s_wait, "every event applied");
 
@@ -105,6 +107,13 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
             Assert.Equal("counter", headers[EventHeaders.Saga]);
             Assert.Equal($"aggregate.acme.counter.{key}.added", headers[EventHeaders.OriginSubject]);
             Assert.Equal($"AGGREGATE_EVENTS:{headers[EventHeaders.OriginSequence]}:counter", headers[EventHeaders.MsgId]);
+            // Exactly its own event, nothing of a longer one before it after its end (the parse refuses trailing bytes).
+            using (var body = System.Text.Json.JsonDocument.Parse(stored.Message.Data))
+            {
+                Assert.Equal($"own-{i}", body.RootElement.GetProperty("id").GetString());
+                Assert.Equal(i, body.RootElement.GetProperty("data").GetProperty("n").GetInt32());
+                Assert.Equal(i % 2 == 0 ? 300 : 0, body.RootElement.GetProperty("data").GetProperty("pad").GetString()!.Length);
+            }
             if (i % 2 == 0)
             {
                 Assert.Equal($"note-{i}", headers["x-note"]);

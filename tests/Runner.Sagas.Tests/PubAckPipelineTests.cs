@@ -69,7 +69,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
             var publishes = Enumerable.Range(0, 64).Select(i => Task.Run(async () =>
             {
                 go.Wait(cts.Token);
-                var pending = await pipeline.PublishAsync($"{subject}.{i}", [(byte)i], $"race-{round}-{i}", null, cts.Token);
+                var pending = await pipeline.PublishAsync($"{subject}.{i}", new byte[] { (byte)i }, $"race-{round}-{i}", null, cts.Token);
                 return await pending.GetResponseAsync(cts.Token);
             })).ToList();
             go.Set();
@@ -149,7 +149,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         var js = new NatsJSContext(connection);
         var (_, subject) = await CreateStreamAsync(js);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var first = await (await PubAckPipeline.For(connection).PublishAsync(subject + ".a", [1], "gc-1", null, cts.Token)).GetResponseAsync(cts.Token);
+        var first = await (await PubAckPipeline.For(connection).PublishAsync(subject + ".a", new byte[] { 1 }, "gc-1", null, cts.Token)).GetResponseAsync(cts.Token);
         Assert.Equal(1UL, first.Seq);
 
         for (var i = 0; i < 3; i++)
@@ -158,7 +158,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
             GC.WaitForPendingFinalizers();
         }
 
-        var second = await (await PubAckPipeline.For(connection).PublishAsync(subject + ".a", [2], "gc-2", null, cts.Token)).GetResponseAsync(cts.Token);
+        var second = await (await PubAckPipeline.For(connection).PublishAsync(subject + ".a", new byte[] { 2 }, "gc-2", null, cts.Token)).GetResponseAsync(cts.Token);
         Assert.Equal(2UL, second.Seq);
     }
 
@@ -171,8 +171,8 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var pipeline = PubAckPipeline.For(connection);
 
-        var first = await (await pipeline.PublishAsync(subject + ".a", [1], "same", null, cts.Token)).GetResponseAsync(cts.Token);
-        var again = await (await pipeline.PublishAsync(subject + ".a", [1], "same", null, cts.Token)).GetResponseAsync(cts.Token);
+        var first = await (await pipeline.PublishAsync(subject + ".a", new byte[] { 1 }, "same", null, cts.Token)).GetResponseAsync(cts.Token);
+        var again = await (await pipeline.PublishAsync(subject + ".a", new byte[] { 1 }, "same", null, cts.Token)).GetResponseAsync(cts.Token);
 
         Assert.False(first.Duplicate);
         Assert.True(again.Duplicate);
@@ -188,10 +188,10 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var pipeline = PubAckPipeline.For(connection);
 
-        var ok = await pipeline.PublishAsync(subject + ".a", [1], null, null, cts.Token);
+        var ok = await pipeline.PublishAsync(subject + ".a", new byte[] { 1 }, null, null, cts.Token);
         var tooLarge = await pipeline.PublishAsync(subject + ".a", new byte[1_000], null, null, cts.Token);
-        var nowhere = await pipeline.PublishAsync("no.stream." + Guid.NewGuid().ToString("N"), [1], null, null, cts.Token);
-        var okAfter = await pipeline.PublishAsync(subject + ".a", [2], null, null, cts.Token);
+        var nowhere = await pipeline.PublishAsync("no.stream." + Guid.NewGuid().ToString("N"), new byte[] { 1 }, null, null, cts.Token);
+        var okAfter = await pipeline.PublishAsync(subject + ".a", new byte[] { 2 }, null, null, cts.Token);
 
         Assert.Null((await ok.GetResponseAsync(cts.Token)).Error);
         var refused = await tooLarge.GetResponseAsync(cts.Token);
@@ -214,8 +214,8 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         var silent = "silent." + Guid.NewGuid().ToString("N");
         await using var listener = await connection.SubscribeCoreAsync<byte[]>(silent, cancellationToken: cts.Token);
 
-        var lost = await pipeline.PublishAsync(silent, [1], null, null, cts.Token);
-        var stored = await pipeline.PublishAsync(subject + ".a", [2], null, null, cts.Token);
+        var lost = await pipeline.PublishAsync(silent, new byte[] { 1 }, null, null, cts.Token);
+        var stored = await pipeline.PublishAsync(subject + ".a", new byte[] { 2 }, null, null, cts.Token);
 
         Assert.Equal(1UL, (await stored.GetResponseAsync(cts.Token)).Seq);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -236,7 +236,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         ((SlowSends)(object)slow).Set(connection, subject + ".slow", TimeSpan.FromMilliseconds(1_600));
         var pipeline = PubAckPipeline.For(slow);
 
-        var held = await pipeline.PublishAsync(subject + ".slow", [1], "held-1", null, cts.Token);
+        var held = await pipeline.PublishAsync(subject + ".slow", new byte[] { 1 }, "held-1", null, cts.Token);
         var ack = await held.GetResponseAsync(cts.Token);
 
         Assert.Null(ack.Error);
@@ -252,7 +252,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         var pipeline = PubAckPipeline.For(connection);
         var silent = "silent." + Guid.NewGuid().ToString("N");
         await using var listener = await connection.SubscribeCoreAsync<byte[]>(silent, cancellationToken: cts.Token);
-        var lost = await pipeline.PublishAsync(silent, [1], null, null, cts.Token);
+        var lost = await pipeline.PublishAsync(silent, new byte[] { 1 }, null, null, cts.Token);
         using var gaveUp = new CancellationTokenSource();
 
         var waiting = lost.GetResponseAsync(gaveUp.Token).AsTask();
@@ -275,12 +275,12 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         // (a router whose lease moved, a runtime that stopped).
         using (var first = CancellationTokenSource.CreateLinkedTokenSource(cts.Token))
         {
-            var ack = await (await pipeline.PublishAsync(subject + ".a", [1], null, null, first.Token)).GetResponseAsync(first.Token);
+            var ack = await (await pipeline.PublishAsync(subject + ".a", new byte[] { 1 }, null, null, first.Token)).GetResponseAsync(first.Token);
             Assert.Equal(1UL, ack.Seq);
             await first.CancelAsync();
         }
 
-        var later = await (await pipeline.PublishAsync(subject + ".a", [2], null, null, cts.Token)).GetResponseAsync(cts.Token);
+        var later = await (await pipeline.PublishAsync(subject + ".a", new byte[] { 2 }, null, null, cts.Token)).GetResponseAsync(cts.Token);
         Assert.Equal(2UL, later.Seq);
     }
 
@@ -296,7 +296,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
             var (_, subject) = await CreateStreamAsync(js);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             var pipeline = PubAckPipeline.For(connection);
-            Assert.Equal(1UL, (await (await pipeline.PublishAsync(subject + ".a", [1], "r-1", null, cts.Token)).GetResponseAsync(cts.Token)).Seq);
+            Assert.Equal(1UL, (await (await pipeline.PublishAsync(subject + ".a", new byte[] { 1 }, "r-1", null, cts.Token)).GetResponseAsync(cts.Token)).Seq);
 
             await server.RestartAsync(TimeSpan.FromMilliseconds(500), cts.Token);
 
@@ -305,7 +305,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
             {
                 try
                 {
-                    var ack = await (await pipeline.PublishAsync(subject + ".a", [2], "r-2", null, cts.Token)).GetResponseAsync(cts.Token);
+                    var ack = await (await pipeline.PublishAsync(subject + ".a", new byte[] { 2 }, "r-2", null, cts.Token)).GetResponseAsync(cts.Token);
                     Assert.Equal(2UL, ack.Seq);
                     break;
                 }

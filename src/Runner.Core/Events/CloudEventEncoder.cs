@@ -6,16 +6,19 @@ namespace Runner.Core.Events;
 /// <summary>Writes an event as structured-mode CloudEvents JSON (what the router puts on the inbox).</summary>
 internal static class CloudEventEncoder
 {
-    public static byte[] ToStructuredJson(SagaEvent evt)
+    private static readonly Action<Utf8JsonWriter, SagaEvent> s_structured = static (writer, evt) =>
     {
-        return Json.ThreadJsonWriter.ToUtf8(evt, static (writer, evt) =>
-        {
-            WriteAttributes(writer, evt.Id, evt.Source, evt.Type, evt.Time, evt.Tenant, evt.DataContentType, evt.CeSubject);
-            writer.WritePropertyName("data");
-            writer.WriteRawValue(evt.Data.Span, skipInputValidation: true);
-            writer.WriteEndObject();
-        });
-    }
+        WriteAttributes(writer, evt.Id, evt.Source, evt.Type, evt.Time, evt.Tenant, evt.DataContentType, evt.CeSubject);
+        writer.WritePropertyName("data");
+        writer.WriteRawValue(evt.Data.Span, skipInputValidation: true);
+        writer.WriteEndObject();
+    };
+
+    public static byte[] ToStructuredJson(SagaEvent evt) => Json.ThreadJsonWriter.ToUtf8(evt, s_structured);
+
+    /// <summary>As <see cref="ToStructuredJson"/>, into <paramref name="output"/>.</summary>
+    public static void WriteStructuredJson(System.Buffers.IBufferWriter<byte> output, SagaEvent evt) =>
+        Json.ThreadJsonWriter.WriteTo(output, evt, s_structured);
 
     /// <summary>
     /// Opens a structured-mode event and writes its context attributes; the caller writes

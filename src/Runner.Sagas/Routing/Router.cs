@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -42,6 +43,11 @@ internal sealed class Router
     /// publish's headers out before its publish returns, and the router publishes one message at a time.
     /// </summary>
     private readonly NatsHeaders _outHeaders = new(16);
+
+    /// <summary>The body of the router's inbox publishes, written again for each event (as the headers; one larger than <see cref="BodyRoom"/> is let go).</summary>
+    private ArrayBufferWriter<byte> _body = new(BodyRoom);
+
+    private const int BodyRoom = 4096;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationToken _intake;
@@ -429,7 +435,10 @@ internal sealed class Router
             routes.Add(implicitRoute);
         }
 
-        var body = CloudEventEncoder.ToStructuredJson(evt!);
+        var bodyWriter = _body;
+        bodyWriter.ResetWrittenCount();
+        CloudEventEncoder.WriteStructuredJson(bodyWriter, evt!);
+        var body = bodyWriter.WrittenMemory;
         headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
         using var span = Tracing.Start(SagasTelemetry.Source, s_routeSpans, _stream, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
         span?.SetTag("runner.tenant", evt!.Tenant);
@@ -473,6 +482,10 @@ internal sealed class Router
             var msgId = $"{origin.Stream}:{origin.Sequence}:{saga.Name}";
             var future = await _publisher.PublishAsync(_inboxes[partition.Value], body, msgId, outHeaders, cancellationToken);
             item.Futures.Add(future);
+        }
+        if (bodyWriter.Capacity > BodyRoom * 16)
+        {
+            _body = new ArrayBufferWriter<byte>(BodyRoom);
         }
     }
 
