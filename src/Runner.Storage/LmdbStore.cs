@@ -55,15 +55,27 @@ internal sealed class LmdbStore : IDisposable
     public LmdbWriter Writer { get; }
 
     /// <summary>The map size LMDB really uses (at least the data file's size after a reopen).</summary>
-    public long MapSize => _env.Info.MapSize;
+    public long MapSize => OutsideGrowth(static env => env.Info.MapSize);
 
     /// <summary>Bytes of the map in use: up to the last page written.</summary>
-    public long UsedBytes
+    public long UsedBytes => OutsideGrowth(static env => (env.Info.LastPageNumber + 1) * (long)env.EnvironmentStats.PageSize);
+
+    /// <summary>
+    /// Reads the environment's figures while the map cannot be grown: LMDB reads them from its meta pages,
+    /// which live in the map, and growing it unmaps and maps it again (metrics are read at any time; read
+    /// then, a figure would be read from memory being unmapped, and the process would die of it).
+    /// </summary>
+    private T OutsideGrowth<T>(Func<LightningEnvironment, T> read)
     {
-        get
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
+        _resizeGate.EnterReadLock();
+        try
         {
-            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
-            return (_env.Info.LastPageNumber + 1) * (long)_env.EnvironmentStats.PageSize;
+            return read(_env);
+        }
+        finally
+        {
+            _resizeGate.ExitReadLock();
         }
     }
 

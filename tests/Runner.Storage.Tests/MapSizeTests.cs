@@ -54,6 +54,51 @@ public sealed class MapSizeTests : IDisposable
         Assert.Equal(2, store.Writer.Commits);
     }
 
+    /// <summary>
+    /// The map's size and use are read from LMDB's meta pages, which live in the map: read while the writer
+    /// remaps it to grow, they would read memory being unmapped (metrics are scraped at any time).
+    /// </summary>
+    [Fact]
+    public async Task Map_size_and_use_read_while_the_map_grows_stay_within_the_map()
+    {
+        using var store = _dir.Open(_dir.Options(initialMapSize: 1 * MiB, maxMapSize: 64 * MiB));
+        const int batchCount = 24;
+        var writing = true;
+        var reads = 0L;
+
+        var scraper = Task.Factory.StartNew(
+            () =>
+            {
+                while (Volatile.Read(ref writing))
+                {
+                    var size = store.MapSize;
+                    var used = store.UsedBytes;
+                    Assert.InRange(size, 1 * MiB, 64 * MiB);
+                    Assert.InRange(used, 1, 64 * MiB);
+                    Interlocked.Increment(ref reads);
+                }
+            },
+            _cts.Token,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default);
+
+        try
+        {
+            for (var i = 0; i < batchCount; i++)
+            {
+                await store.Writer.CommitAsync(Batches.Bulk($"scrape-{i:D2}", 32, 8 * 1024), _cts.Token).WaitAsync(_cts.Token);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref writing, false);
+        }
+        await scraper.WaitAsync(_cts.Token);
+
+        Assert.True(store.MapSize > 4 * MiB, $"map size {store.MapSize} did not grow");
+        Assert.True(Interlocked.Read(ref reads) > 0);
+    }
+
     [Fact]
     public async Task Readers_running_while_the_map_grows_see_each_batch_whole_or_not_at_all()
     {
