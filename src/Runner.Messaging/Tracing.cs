@@ -62,8 +62,6 @@ internal sealed class SpanNames(string verb)
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _names = new(StringComparer.Ordinal);
 
-    public string Verb => verb;
-
     public string Of(string name)
     {
         if (_names.TryGetValue(name, out var known))

@@ -74,8 +74,10 @@ internal sealed class SandboxBudget : Constraint
         var since = now - t_cpuReadAt;
         if (t_cpuReadAt == 0 || since < 0 || since > reuse)
         {
-            t_cpuRead = ThreadCpuClock.Nanoseconds();
+            // The wall time first: the reading is then at least the CPU used by that instant, so the wall
+            // time counted from it is never less than the thread can have used since.
             t_cpuReadAt = Stopwatch.GetTimestamp();
+            t_cpuRead = ThreadCpuClock.Nanoseconds();
             return t_cpuRead;
         }
         return t_cpuRead + (long)(since * (1_000_000_000.0 / Stopwatch.Frequency));

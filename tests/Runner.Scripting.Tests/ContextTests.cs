@@ -52,6 +52,14 @@ public sealed class ContextTests
         AssertCode(ScriptFailure.ScriptError, Fails(script, Input(kind: "boom", key: "k-2", nowMs: 2_000)));
         var third = Succeeds(script, Input(key: "k-3", nowMs: 3_000));
 
+        // Many more on the same engine: each sees its own values, however often the same code read them before.
+        for (var i = 4; i < 1_000; i++)
+        {
+            var key = "k-" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var later = Succeeds(script, Input(key: key, nowMs: i * 1_000L));
+            Assert.Equal($$"""{"now":{{i * 1_000L}},"key":"{{key}}","saga":"orders","tenant":"acme","frozen":true}""", later.StateJson);
+        }
+
         Assert.Equal(1, script.Pool.Created);
         Assert.Equal("""{"now":1000,"key":"k-1","saga":"orders","tenant":"acme","frozen":true}""", first.StateJson);
         Assert.Equal("""{"now":3000,"key":"k-3","saga":"orders","tenant":"acme","frozen":true}""", third.StateJson);
