@@ -44,6 +44,9 @@ internal sealed partial class ScriptSandbox
     /// <summary>The room the result's UTF-8 is written into, kept between runs; a larger one made for an outsized result is let go.</summary>
     private const int OutputRoom = 4096;
 
+    // Strict: a result's text that is not valid Unicode is refused, not replaced.
+    private static readonly System.Text.UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     public ScriptSandbox(SagaScript script)
     {
         _script = script;
@@ -119,9 +122,7 @@ internal sealed partial class ScriptSandbox
         _current = input;
         _clock.NowMs = input.NowMs;
         _random.SeedLazily(input.EventId);
-        var output = _output;
-        output.ResetWrittenCount();
-        bool serialized;
+        string? json;
         _budget.Arm(limits.MaxStatements, TimeSpan.FromMilliseconds(limits.TimeoutMs), limits.MemoryMb * 1024L * 1024L);
         try
         {
@@ -136,7 +137,10 @@ internal sealed partial class ScriptSandbox
                 reusable = true;
                 return ScriptResult.Fail(ScriptFailure.OutputContract, "on_event returned nothing; it must return { state, commands, schedules, cancel, done }");
             }
-            serialized = _serializer.Serialize(returned, output);
+            // To a string, not straight to UTF-8: the string's length cap (Jint's JsString.MaxLength) stops a
+            // hostile result early, where the UTF-8 overload builds a document up to four times that first.
+            var serialized = _serializer.Serialize(returned);
+            json = serialized.IsString() ? serialized.AsString() : null;
             _budget.CheckAfterCall();
         }
         catch (SandboxLimitException ex)
@@ -168,28 +172,54 @@ internal sealed partial class ScriptSandbox
             _budget.Disarm();
             _current = null;
             ClearContext();
+        }
+
+        reusable = true;
+        if (json is null)
+        {
+            return ScriptResult.Fail(ScriptFailure.OutputContract, "result is not JSON-serializable");
+        }
+        // A text of at most a third of the limit in characters is within it in UTF-8 bytes.
+        var bytes = json.Length > limits.MaxOutputBytes / 3 ? System.Text.Encoding.UTF8.GetByteCount(json) : json.Length;
+        if (bytes > limits.MaxOutputBytes)
+        {
+            return ScriptResult.Fail(ScriptFailure.OutputTooLarge, $"result is {bytes} bytes of JSON, the limit is {limits.MaxOutputBytes}");
+        }
+        return Read(json, input.NowMs);
+    }
+
+    /// <summary>
+    /// The result's UTF-8, written into the room the sandbox keeps and read once from there (the state and the
+    /// payloads are elements of the one document read). Strict: text that is not valid Unicode is refused, not
+    /// replaced.
+    /// </summary>
+    private ScriptResult Read(string json, long nowMs)
+    {
+        var output = _output;
+        output.ResetWrittenCount();
+        try
+        {
+            output.Advance(s_strictUtf8.GetBytes(json, output.GetSpan(System.Text.Encoding.UTF8.GetMaxByteCount(json.Length))));
+        }
+        catch (ArgumentException ex)
+        {
+            return ScriptResult.Fail(ScriptFailure.OutputContract, $"result contains a string that is not valid Unicode (a split surrogate pair?): {ex.Message}");
+        }
+        try
+        {
+            return TransitionOutputParser.TryParse(output.WrittenSpan, nowMs, out var parsed, out var error)
+                ? ScriptResult.Ok(parsed!)
+                : ScriptResult.Fail(ScriptFailure.OutputContract, error!);
+        }
+        finally
+        {
             if (output.Capacity > OutputRoom * 16)
             {
                 _output = new ArrayBufferWriter<byte>(OutputRoom);
             }
         }
-
-        reusable = true;
-        if (!serialized)
-        {
-            return ScriptResult.Fail(ScriptFailure.OutputContract, "result is not JSON-serializable");
-        }
-        var bytes = output.WrittenCount;
-        if (bytes > limits.MaxOutputBytes)
-        {
-            return ScriptResult.Fail(ScriptFailure.OutputTooLarge, $"result is {bytes} bytes of JSON, the limit is {limits.MaxOutputBytes}");
-        }
-        if (!TransitionOutputParser.TryParse(output.WrittenSpan, input.NowMs, out var parsed, out var error))
-        {
-            return ScriptResult.Fail(ScriptFailure.OutputContract, error!);
-        }
-        return ScriptResult.Ok(parsed!);
     }
+
 
     /// <summary>The <c>state</c> argument: the stored document's UTF-8 bytes when given, else the text; <c>null</c> for a new instance.</summary>
     private JsValue StateArgument(ScriptInput input)

@@ -24,6 +24,7 @@ public sealed class OutputContractTests
             case 'huge': return { state: { s: 'x'.repeat(300 * 1024) } };
             case 'huge-multibyte': return { state: { s: '\u20ac'.repeat(100 * 1024) } };
             case 'undefined-fields': return { state: { a: undefined, b: 1 }, commands: undefined };
+            case 'raw-lone-surrogate': return { state: { t: JSON.rawJSON('"\ud800"') } };
             case 'full': return {
               state: { step: 2 },
               commands: [{ effect: 'slice.launch', id: ctx.id('launch'), payload: { rows: 3 }, pool: 'gpu' }],
@@ -124,5 +125,17 @@ public sealed class OutputContractTests
 
         Assert.True(result.Succeeded is false, $"a result of {result.Output?.StateJson.Length} characters and {System.Text.Encoding.UTF8.GetByteCount(result.Output?.StateJson ?? "")} UTF-8 bytes passed a {ScriptLimits.Default.MaxOutputBytes}-byte limit");
         AssertCode(ScriptFailure.OutputTooLarge, result.Failure);
+    }
+
+    [Fact]
+    public void Raw_json_text_that_is_not_valid_unicode_is_a_violation_not_replaced()
+    {
+        var script = Script();
+
+        var failure = Fails(script, Input(kind: "raw-lone-surrogate"));
+
+        AssertCode(ScriptFailure.OutputContract, failure);
+        Assert.Contains("not valid Unicode", failure.Message, StringComparison.Ordinal);
+        NextEventSucceeds(script);
     }
 }
