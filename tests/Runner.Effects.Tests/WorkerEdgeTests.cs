@@ -123,7 +123,7 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
         }
         var consumer = EffectWorker.ConsumerName("runner", "payment.charge", null);
         await SagaHarness.WaitUntilAsync(async () =>
-            (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info.Delivered.ConsumerSeq >= (ulong)(commands * (maxDeliver + 2)),
+            await DeliveredAsync(js, consumer, cts.Token) >= (ulong)(commands * (maxDeliver + 2)),
             TimeSpan.FromSeconds(30), $"each command delivered more than {maxDeliver + 1} times");
         Assert.Empty(QuarantineRecords.List(node.Store, 10));
         Assert.Empty(upstream.Requests);
@@ -187,5 +187,21 @@ public sealed class WorkerEdgeTests(NatsServerFixture nats) : IClassFixture<Nats
     {
         public async Task<ClaimRecord?> GetAsync(string tenant, string commandId, CancellationToken cancellationToken) =>
             await (await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "reader" }, TimeProvider.System, cancellationToken)).GetAsync(tenant, commandId, cancellationToken);
+    }
+
+    /// <summary>
+    /// How many deliveries the worker's consumer has made; none while it does not exist yet: a node's
+    /// workers start in the background and create their consumers after the node has started.
+    /// </summary>
+    private static async Task<ulong> DeliveredAsync(NATS.Client.JetStream.INatsJSContext js, string consumer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cancellationToken)).Info.Delivered.ConsumerSeq;
+        }
+        catch (NATS.Client.JetStream.NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            return 0;
+        }
     }
 }
