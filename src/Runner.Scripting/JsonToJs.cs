@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using Runner.Core.Json;
 using Jint;
 using Jint.Native;
 
@@ -37,8 +38,6 @@ internal sealed class JsonToJs
     private readonly List<KeyValuePair<string, JsValue>> _members = new(32);
     private readonly List<JsValue> _items = new(32);
 
-    // Strict: a lone surrogate in UTF-16 text is refused (and the text goes to Jint's parser), not replaced.
-    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     public JsonToJs(Engine engine, int maxDepth, uint maxArray)
     {
@@ -96,13 +95,13 @@ internal sealed class JsonToJs
     /// <summary>Converts UTF-16 JSON text (transcoded into a rented buffer); false as for <see cref="TryConvert(ReadOnlySpan{byte}, out JsValue, int)"/>.</summary>
     public bool TryConvert(string json, out JsValue value, int nested = 0)
     {
-        var rented = ArrayPool<byte>.Shared.Rent(s_strictUtf8.GetMaxByteCount(json.Length));
+        var rented = ArrayPool<byte>.Shared.Rent(StrictUtf8.Encoding.GetMaxByteCount(json.Length));
         try
         {
             int length;
             try
             {
-                length = s_strictUtf8.GetBytes(json, rented);
+                length = StrictUtf8.Encoding.GetBytes(json, rented);
             }
             catch (EncoderFallbackException)
             {
@@ -230,7 +229,7 @@ internal sealed class JsonToJs
             return entry.Value;
         }
         // Strict: bytes that are not UTF-8 throw (and the text goes to Jint's parser) rather than become U+FFFD.
-        var value = new JsString(text ?? s_strictUtf8.GetString(utf8));
+        var value = new JsString(text ?? StrictUtf8.Encoding.GetString(utf8));
         entry = new Entry(hash, utf8.ToArray(), value);
         return value;
     }

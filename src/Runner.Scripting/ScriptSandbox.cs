@@ -44,9 +44,6 @@ internal sealed partial class ScriptSandbox
     /// <summary>The room the result's UTF-8 is written into, kept between runs; a larger one made for an outsized result is let go.</summary>
     private const int OutputRoom = 4096;
 
-    // Strict: a result's text that is not valid Unicode is refused, not replaced.
-    private static readonly System.Text.UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
     public ScriptSandbox(SagaScript script)
     {
         _script = script;
@@ -196,18 +193,9 @@ internal sealed partial class ScriptSandbox
     private ScriptResult Read(string json, long nowMs)
     {
         var output = _output;
-        output.ResetWrittenCount();
         try
         {
-            output.Advance(s_strictUtf8.GetBytes(json, output.GetSpan(System.Text.Encoding.UTF8.GetMaxByteCount(json.Length))));
-        }
-        catch (ArgumentException ex)
-        {
-            return ScriptResult.Fail(ScriptFailure.OutputContract, $"result contains a string that is not valid Unicode (a split surrogate pair?): {ex.Message}");
-        }
-        try
-        {
-            return TransitionOutputParser.TryParse(output.WrittenSpan, nowMs, out var parsed, out var error)
+            return TransitionOutputParser.TryParse(json, nowMs, output, out var parsed, out var error)
                 ? ScriptResult.Ok(parsed!)
                 : ScriptResult.Fail(ScriptFailure.OutputContract, error!);
         }
@@ -219,7 +207,6 @@ internal sealed partial class ScriptSandbox
             }
         }
     }
-
 
     /// <summary>The <c>state</c> argument: the stored document's UTF-8 bytes when given, else the text; <c>null</c> for a new instance.</summary>
     private JsValue StateArgument(ScriptInput input)

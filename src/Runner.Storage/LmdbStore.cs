@@ -55,23 +55,24 @@ internal sealed class LmdbStore : IDisposable
     public LmdbWriter Writer { get; }
 
     /// <summary>The map size LMDB really uses (at least the data file's size after a reopen).</summary>
-    public long MapSize => OutsideGrowth(static env => env.Info.MapSize);
+    public long MapSize => OutsideGrowth(0, static (env, _) => env.Info.MapSize);
 
     /// <summary>Bytes of the map in use: up to the last page written.</summary>
-    public long UsedBytes => OutsideGrowth(static env => (env.Info.LastPageNumber + 1) * (long)env.EnvironmentStats.PageSize);
+    public long UsedBytes => OutsideGrowth(0, static (env, _) => (env.Info.LastPageNumber + 1) * (long)env.EnvironmentStats.PageSize);
 
     /// <summary>
-    /// Reads the environment's figures while the map cannot be grown: LMDB reads them from its meta pages,
-    /// which live in the map, and growing it unmaps and maps it again (metrics are read at any time; read
-    /// then, a figure would be read from memory being unmapped, and the process would die of it).
+    /// Runs <paramref name="read"/> while the map cannot be grown: every read of the map (a transaction, and
+    /// the environment's figures, which LMDB reads from its meta pages in the map) goes through here, because
+    /// growing the map unmaps and maps it again, and a read then would touch memory being unmapped (the
+    /// process dies of it). Not from inside another read: the gate is not reentrant.
     /// </summary>
-    private T OutsideGrowth<T>(Func<LightningEnvironment, T> read)
+    private T OutsideGrowth<TState, T>(TState state, Func<LightningEnvironment, TState, T> read)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
         _resizeGate.EnterReadLock();
         try
         {
-            return read(_env);
+            return read(_env, state);
         }
         finally
         {
@@ -90,20 +91,12 @@ internal sealed class LmdbStore : IDisposable
     /// Runs <paramref name="read"/> with <paramref name="state"/> against a consistent snapshot, so a
     /// hot path's read needs no closure (a static lambda). Never await inside.
     /// </summary>
-    public T Read<TState, T>(TState state, ReadFunc<TState, T> read)
-    {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
-        _resizeGate.EnterReadLock();
-        try
+    public T Read<TState, T>(TState state, ReadFunc<TState, T> read) =>
+        OutsideGrowth((store: this, state, read), static (env, s) =>
         {
-            using var txn = _env.BeginTransaction(TransactionBeginFlags.ReadOnly);
-            return read(new LmdbReader(txn, this), state);
-        }
-        finally
-        {
-            _resizeGate.ExitReadLock();
-        }
-    }
+            using var txn = env.BeginTransaction(TransactionBeginFlags.ReadOnly);
+            return s.read(new LmdbReader(txn, s.store), s.state);
+        });
 
     internal delegate T ReadFunc<out T>(LmdbReader reader);
 

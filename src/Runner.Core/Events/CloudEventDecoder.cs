@@ -15,7 +15,6 @@ namespace Runner.Core.Events;
 /// </summary>
 internal static partial class CloudEventDecoder
 {
-    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>An event without data: JSON <c>null</c>.</summary>
     private static readonly byte[] s_nullData = "null"u8.ToArray();
@@ -72,7 +71,7 @@ internal static partial class CloudEventDecoder
     {
         try
         {
-            s_strictUtf8.GetCharCount(payload);
+            Json.StrictUtf8.Encoding.GetCharCount(payload);
             return -1;
         }
         catch (DecoderFallbackException ex)
@@ -161,7 +160,7 @@ internal static partial class CloudEventDecoder
             var isJson = DataContentType is null || DataContentType.Contains("json", StringComparison.OrdinalIgnoreCase);
             if (!isJson)
             {
-                Data = JsonSerializer.SerializeToUtf8Bytes(s_strictUtf8.GetString(body.Span), CoreJsonContext.Default.String);
+                Data = JsonSerializer.SerializeToUtf8Bytes(Json.StrictUtf8.Encoding.GetString(body.Span), CoreJsonContext.Default.String);
                 return true;
             }
             try

@@ -20,15 +20,20 @@ internal static class TransitionOutputParser
     /// </summary>
     public const long MaxDueMs = 253_402_300_799_999;
 
-    private static readonly System.Text.UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
     /// <summary>Checks a result given as text (the test tools' form); see the UTF-8 overload.</summary>
-    public static bool TryParse(string json, long nowMs, out TransitionOutput? output, out string? error)
+    public static bool TryParse(string json, long nowMs, out TransitionOutput? output, out string? error) =>
+        TryParse(json, nowMs, new System.Buffers.ArrayBufferWriter<byte>(), out output, out error);
+
+    /// <summary>
+    /// Checks a result given as text, its UTF-8 written into <paramref name="room"/> (what was there before is
+    /// dropped; the result keeps nothing of it). Strict: text that is not valid Unicode is a violation, not replaced.
+    /// </summary>
+    public static bool TryParse(string json, long nowMs, System.Buffers.ArrayBufferWriter<byte> room, out TransitionOutput? output, out string? error)
     {
-        byte[] utf8;
+        room.ResetWrittenCount();
         try
         {
-            utf8 = s_strictUtf8.GetBytes(json);
+            room.Advance(Json.StrictUtf8.Encoding.GetBytes(json, room.GetSpan(Json.StrictUtf8.Encoding.GetMaxByteCount(json.Length))));
         }
         catch (ArgumentException ex)
         {
@@ -36,7 +41,7 @@ internal static class TransitionOutputParser
             error = $"result contains a string that is not valid Unicode (a split surrogate pair?): {ex.Message}";
             return false;
         }
-        return TryParse(utf8, nowMs, out output, out error);
+        return TryParse(room.WrittenSpan, nowMs, out output, out error);
     }
 
     /// <summary>

@@ -88,14 +88,15 @@ internal sealed partial class PartitionWorker
         // One read transaction for both lookups: the dedupe marker, and the instance unless an
         // earlier event of this batch already holds its newest version.
         var pending = work.Instances.GetValueOrDefault(instance);
-        // The instance is read straight from the map, not from a copy of its bytes.
-        var (marker, stored) = _store.Read((dedupeKey, instanceKey: pending is null ? StoreKeys.Instance(_partition, instance) : null), static (reader, keys) =>
-            (reader.Get(KeySpace.Dedupe, keys.dedupeKey),
-             keys.instanceKey is not null && reader.TryGet(KeySpace.Saga, keys.instanceKey, out var record)
-                ? JsonSerializer.Deserialize(record, CoreJsonContext.Default.SagaInstanceRecord)
-                : null));
+        // Both are read straight from the map, not from copies of their bytes; the instance only for an event not yet seen.
         var inboxMs = item.InboxMs;
-        if (marker is not null && Remembered(marker, inboxMs))
+        var (remembered, stored) = _store.Read((worker: this, dedupeKey, instanceKey: pending is null ? StoreKeys.Instance(_partition, instance) : null, inboxMs), static (reader, read) =>
+            reader.TryGet(KeySpace.Dedupe, read.dedupeKey, out var marker) && read.worker.Remembered(marker, read.inboxMs)
+                ? (true, null)
+                : (false, read.instanceKey is not null && reader.TryGet(KeySpace.Saga, read.instanceKey, out var record)
+                    ? JsonSerializer.Deserialize(record, CoreJsonContext.Default.SagaInstanceRecord)
+                    : null));
+        if (remembered)
         {
             return;
         }
@@ -336,7 +337,7 @@ internal sealed partial class PartitionWorker
             CoreJsonContext.Default.DedupeRecord);
 
     /// <summary>Whether a marker still stands for a message stored at <paramref name="inboxMs"/>: within the retention, in the log's own time.</summary>
-    private bool Remembered(byte[] marker, long inboxMs)
+    private bool Remembered(ReadOnlySpan<byte> marker, long inboxMs)
     {
         DedupeRecord? record;
         try
