@@ -219,12 +219,15 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
         var effects = new[] { Effects.Charge(upstream.Url, concurrency: 8) with { TimeoutMs = 60_000 } };
-        // Every renewal takes 0.3 of a lease to come back. Renewals made an interval after the lease began stay
-        // inside it; renewals made an interval after the previous one came back drift towards its end, until the
-        // worker gives the run up.
-        var lease = TimeSpan.FromSeconds(4);
+        // Every renewal takes 0.28 of a lease (L) to come back. The worker renews every L/3 and gives the run up
+        // when no renewal is confirmed L/6 before its lease ends. Renewals made an interval after the lease began
+        // (and at least a tick, L/12, after the previous reply) start every 0.36 L and are confirmed 0.64 L into
+        // the lease before: 0.19 L (1.5 s) inside the give-up point, room for a test process starved for a moment.
+        // Renewals made an interval after the previous one came back would be confirmed 2 × 0.28 + 0.33 = 0.89 L
+        // into it, past the give-up point at 0.83 L: the worker would give the run up.
+        var lease = TimeSpan.FromSeconds(8);
         await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: TimeSpan.FromSeconds(30),
-            hooks: new EffectWorkerHooks { DelayRenewal = _ => lease * 0.3 });
+            hooks: new EffectWorkerHooks { DelayRenewal = _ => lease * 0.28 });
         await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "slow", new { }), cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("slow") == 1, s_timeout, "worker A's call");
 
