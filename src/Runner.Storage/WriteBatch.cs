@@ -1,3 +1,4 @@
+using System.Buffers;
 using Runner.Core.Keys;
 
 namespace Runner.Storage;
@@ -16,37 +17,64 @@ internal readonly record struct WriteOp(KeySpace Space, byte[] Key, ReadOnlyMemo
 /// </summary>
 internal sealed class WriteBatch
 {
-    private readonly List<WriteOp> _ops;
+    private WriteOp[] _ops;
+    private int _count;
 
-    /// <summary>A batch with room for <paramref name="capacity"/> ops before its list grows.</summary>
-    public WriteBatch(int capacity = 0) => _ops = new List<WriteOp>(capacity);
+    /// <summary>
+    /// A batch with room for <paramref name="capacity"/> ops before it grows. Its room is rented from the
+    /// shared pool; <see cref="ReturnRoom"/> gives it back once the batch has committed (a batch that is
+    /// never given back is simply collected).
+    /// </summary>
+    public WriteBatch(int capacity = 0) => _ops = capacity > 0 ? ArrayPool<WriteOp>.Shared.Rent(capacity) : [];
 
-    public IReadOnlyList<WriteOp> Ops => _ops;
+    public ArraySegment<WriteOp> Ops => new(_ops, 0, _count);
 
-    public int Count => _ops.Count;
+    public int Count => _count;
 
     public long Bytes { get; private set; }
 
     /// <summary>A put; the value's bytes must stay as they are until the batch has committed (an array, or a <see cref="ValueArena"/>'s).</summary>
     public void Put(KeySpace space, byte[] key, ReadOnlyMemory<byte> value)
     {
-        _ops.Add(new WriteOp(space, key, value));
+        Add(new WriteOp(space, key, value));
         Bytes += key.Length + value.Length;
     }
 
     /// <summary>Drops every op added after the first <paramref name="count"/> (undo of a failed step).</summary>
     public void TruncateTo(int count)
     {
-        for (var i = count; i < _ops.Count; i++)
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _count);
+        for (var i = count; i < _count; i++)
         {
             Bytes -= _ops[i].Key.Length + (_ops[i].Value?.Length ?? 0);
         }
-        _ops.RemoveRange(count, _ops.Count - count);
+        Array.Clear(_ops, count, _count - count);
+        _count = count;
+    }
+
+    /// <summary>
+    /// Empties the batch and gives its room back to the pool: only once nothing reads its ops any more
+    /// (its commit has completed, or it never went to the writer).
+    /// </summary>
+    public void ReturnRoom()
+    {
+        var ops = _ops;
+        var count = _count;
+        _ops = [];
+        _count = 0;
+        Bytes = 0;
+        if (ops.Length > 0)
+        {
+            // Cleared: the pool must not keep the batch's keys and values alive.
+            Array.Clear(ops, 0, count);
+            ArrayPool<WriteOp>.Shared.Return(ops);
+        }
     }
 
     public void Delete(KeySpace space, byte[] key)
     {
-        _ops.Add(new WriteOp(space, key, null));
+        Add(new WriteOp(space, key, null));
         Bytes += key.Length;
     }
 
@@ -58,8 +86,8 @@ internal sealed class WriteBatch
     public void DeleteIfUnchanged(KeySpace space, byte[] key, byte[] expected, KeySpace alsoSpace, byte[] alsoPrefix)
     {
         ArgumentOutOfRangeException.ThrowIfZero(alsoPrefix.Length);
-        _ops.Add(new WriteOp(space, key, null, Expected: expected));
-        _ops.Add(new WriteOp(alsoSpace, alsoPrefix, null, Prefix: true, IfPrevious: true));
+        Add(new WriteOp(space, key, null, Expected: expected));
+        Add(new WriteOp(alsoSpace, alsoPrefix, null, Prefix: true, IfPrevious: true));
         Bytes += key.Length + alsoPrefix.Length;
     }
 
@@ -67,7 +95,28 @@ internal sealed class WriteBatch
     public void DeletePrefix(KeySpace space, byte[] prefix)
     {
         ArgumentOutOfRangeException.ThrowIfZero(prefix.Length);
-        _ops.Add(new WriteOp(space, prefix, null, Prefix: true));
+        Add(new WriteOp(space, prefix, null, Prefix: true));
         Bytes += prefix.Length;
+    }
+
+    private void Add(in WriteOp op)
+    {
+        if (_count == _ops.Length)
+        {
+            Grow();
+        }
+        _ops[_count++] = op;
+    }
+
+    private void Grow()
+    {
+        var grown = ArrayPool<WriteOp>.Shared.Rent(Math.Max(8, _ops.Length * 2));
+        Array.Copy(_ops, grown, _count);
+        if (_ops.Length > 0)
+        {
+            Array.Clear(_ops, 0, _count);
+            ArrayPool<WriteOp>.Shared.Return(_ops);
+        }
+        _ops = grown;
     }
 }

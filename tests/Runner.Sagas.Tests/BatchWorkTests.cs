@@ -12,6 +12,29 @@ namespace Runner.Sagas.Tests;
 public sealed class BatchWorkTests
 {
     [Fact]
+    public void A_workers_tables_come_to_its_next_batch_empty_and_serve_one_batch_at_a_time()
+    {
+        var tables = new BatchWork.Tables();
+        var instance = new InstanceId(new TenantId("acme"), new SagaName("order"), new CorrelationKey("o-1"));
+        using (var first = new BatchWork(new PartitionId(1), 2, tables))
+        {
+            first.Instances[instance] = new SagaInstanceRecord { Version = 1 };
+            first.SeenEvents.Add(new SeenEvent(instance, "e-1"));
+            first.Batch.Put(KeySpace.Saga, [1], new byte[] { 1 });
+
+            var error = Assert.Throws<InvalidOperationException>(() => new BatchWork(new PartitionId(1), 2, tables));
+            Assert.Contains("already in use", error.Message, StringComparison.Ordinal);
+            Assert.Same(tables.Instances, first.Instances);
+        }
+
+        using var next = new BatchWork(new PartitionId(1), 2, tables);
+        Assert.Same(tables.Instances, next.Instances);
+        Assert.Empty(next.Instances);
+        Assert.Empty(next.SeenEvents);
+        Assert.Equal(0, next.Batch.Count);
+    }
+
+    [Fact]
     public void Records_put_from_the_pooled_room_are_the_serializers_bytes()
     {
         using var work = new BatchWork(new PartitionId(3), 4);

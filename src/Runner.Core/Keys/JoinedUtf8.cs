@@ -22,6 +22,24 @@ internal static class JoinedUtf8
         return bytes;
     }
 
+    /// <summary>
+    /// The UTF-8 of the parts and then <paramref name="number"/> as 20 digits (<c>D20</c>, so numbers sort
+    /// as their keys do) joined by <see cref="StoreKeys.Separator"/>, without making the number's text.
+    /// </summary>
+    public static byte[] ToArray(ReadOnlySpan<string> parts, ulong number)
+    {
+        const int Digits = 20;
+        var length = Length(parts) + 1 + Digits;
+        var bytes = new byte[length];
+        var at = Write(parts, bytes);
+        bytes[at++] = (byte)StoreKeys.Separator;
+        if (!System.Buffers.Text.Utf8Formatter.TryFormat(number, bytes.AsSpan(at), out var written, new System.Buffers.StandardFormat('D', Digits)) || written != Digits)
+        {
+            throw new InvalidOperationException($"{number} does not fit {Digits} digits");
+        }
+        return bytes;
+    }
+
     /// <summary>The SHA-256 of the UTF-8 of the parts joined by <see cref="StoreKeys.Separator"/> (of one part: of its UTF-8).</summary>
     public static void Sha256(ReadOnlySpan<string> parts, Span<byte> hash)
     {

@@ -22,7 +22,9 @@ internal static class StoreKeys
 
     /// <summary>One step of an instance's history: its version after the transition, so the steps sort in order.</summary>
     public static byte[] History(PartitionId partition, InstanceId instance, long version) =>
-        Join(Partition(partition), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, version.ToString("D20", CultureInfo.InvariantCulture));
+        version >= 0
+            ? JoinedUtf8.ToArray([Partition(partition), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value], (ulong)version)
+            : Join(Partition(partition), instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, version.ToString("D20", CultureInfo.InvariantCulture));
 
     /// <summary>Prefix of every history step of one instance (ends with the separator, so key "a" never matches "ab").</summary>
     public static byte[] HistoryPrefix(PartitionId partition, InstanceId instance) =>

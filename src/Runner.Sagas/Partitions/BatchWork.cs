@@ -34,10 +34,37 @@ internal readonly record struct SeenEvent(InstanceId Instance, string EventId);
 
 /// <summary>
 /// Everything one inbox batch produces before it commits. Sized for <c>messages</c> transitions up
-/// front: growing a batch's tables by doubling allocated about twice what they end up holding.
+/// front: growing a batch's tables by doubling allocated about twice what they end up holding. A
+/// worker that runs one batch at a time passes its <see cref="Tables"/>, emptied when the batch is
+/// disposed, so the tables are not made again for every batch.
 /// </summary>
-internal sealed class BatchWork(PartitionId partition, int messages = 0) : IDisposable
+internal sealed class BatchWork(PartitionId partition, int messages = 0, BatchWork.Tables? tables = null) : IDisposable
 {
+    /// <summary>The lookup tables of a batch, kept by a worker from one batch to the next (one batch at a time).</summary>
+    internal sealed class Tables
+    {
+        private int _taken;
+
+        public Dictionary<InstanceId, SagaInstanceRecord> Instances { get; } = [];
+
+        public HashSet<SeenEvent> SeenEvents { get; } = [];
+
+        public Tables Take() => Interlocked.Exchange(ref _taken, 1) == 0
+            ? this
+            : throw new InvalidOperationException("a worker's batch tables are already in use by another batch");
+
+        public void Return()
+        {
+            Instances.Clear();
+            SeenEvents.Clear();
+            Volatile.Write(ref _taken, 0);
+        }
+    }
+
+    private readonly Tables? _tables = tables?.Take();
+    private readonly Dictionary<InstanceId, SagaInstanceRecord>? _instances = tables is null ? new(messages) : null;
+    private readonly HashSet<SeenEvent>? _seen = tables is null ? new(messages) : null;
+
     /// <summary>Ops one transition usually writes: state, history (and the step it drops), dedupe marker, one command.</summary>
     private const int OpsPerTransition = 5;
 
@@ -70,14 +97,19 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0) : IDisp
         Batch.Put(space, key, _values.Take());
     }
 
-    /// <summary>Gives the values' room back: only once the batch's commit has completed (or it never went to the writer).</summary>
-    public void Dispose() => _values.Dispose();
+    /// <summary>Gives the ops' and values' room back: only once the batch's commit has completed (or it never went to the writer).</summary>
+    public void Dispose()
+    {
+        Batch.ReturnRoom();
+        _values.Dispose();
+        _tables?.Return();
+    }
 
     /// <summary>Instances as this batch left them, so later events in the batch see earlier transitions.</summary>
-    public Dictionary<InstanceId, SagaInstanceRecord> Instances { get; } = new(messages);
+    public Dictionary<InstanceId, SagaInstanceRecord> Instances => _tables?.Instances ?? _instances!;
 
     /// <summary>Events this batch has applied or dropped, by instance and event id (what the dedupe marker's key says).</summary>
-    public HashSet<SeenEvent> SeenEvents { get; } = new(messages);
+    public HashSet<SeenEvent> SeenEvents => _tables?.SeenEvents ?? _seen!;
 
     public List<OutboxEntry> Outbox { get; } = new(messages);
 

@@ -34,6 +34,9 @@ internal sealed partial class PartitionWorker
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly byte[] _checkpointKey;
+
+    /// <summary>The batch tables, emptied after each batch: the worker runs one batch at a time.</summary>
+    private readonly BatchWork.Tables _tables = new();
     private readonly string _consumer;
     private readonly CancellationToken _intake;
     private readonly Ownership.OwnedLease? _lease;
@@ -193,7 +196,7 @@ internal sealed partial class PartitionWorker
     internal async Task<bool> ProcessBatchAsync(List<JetStreamMessage> batch, CancellationToken cancellationToken)
     {
         // Its values' pooled room goes back when this returns: after the commit's task has completed, never while the writer may read it.
-        using var work = new BatchWork(_partition, batch.Count);
+        using var work = new BatchWork(_partition, batch.Count, _tables);
         var last = batch[^1];
         var checkpoint = (ulong)Interlocked.Read(ref _checkpoint);
         var lastDelivery = Delivery.Required(last);

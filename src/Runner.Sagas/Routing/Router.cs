@@ -251,7 +251,7 @@ internal sealed class Router
         /// <summary>Its quarantine records; written only if the message is settled in this batch, not NAKed. Made by the first.</summary>
         public WriteBatch Records => _records ??= new();
 
-        public IReadOnlyList<WriteOp> RecordOps => _records?.Ops ?? [];
+        public ArraySegment<WriteOp> RecordOps => _records?.Ops ?? ArraySegment<WriteOp>.Empty;
 
         private WriteBatch? _records;
 

@@ -31,6 +31,11 @@ public sealed class StoreKeysTests
         Assert.Equal(Encoding.UTF8.GetBytes(Joined("00003", tenant, saga, key, eventId)), StoreKeys.Dedupe(s_p3, instance, eventId));
         Assert.Equal(Encoding.UTF8.GetBytes(Joined("00003", tenant, saga, key)), StoreKeys.Instance(s_p3, instance));
         Assert.Equal(Encoding.UTF8.GetBytes(Joined("04100", tenant, saga, key, "00000000000000000007")), StoreKeys.History(new PartitionId(4100), instance, 7));
+        foreach (var version in new[] { 0L, 1L, 1_234_567_890_123L, long.MaxValue })
+        {
+            Assert.Equal(Encoding.UTF8.GetBytes(Joined("00003", tenant, saga, key, version.ToString("D20", System.Globalization.CultureInfo.InvariantCulture))),
+                StoreKeys.History(s_p3, instance, version));
+        }
         Assert.Equal(Encoding.UTF8.GetBytes(Joined("00003", tenant, saga, key, string.Empty)), StoreKeys.HistoryPrefix(s_p3, instance));
         Assert.Equal(Encoding.UTF8.GetBytes("00000"), StoreKeys.Join("00000"));
     }
