@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
 using System.Text;
 using Runner.Core.Events;
 using Runner.Core.Json;
@@ -76,11 +77,13 @@ internal sealed class JetStreamMessage
 /// A message's NATS headers as names and their first values (a name given twice keeps its first value,
 /// as the client's table reads it), looked up case-insensitively. Names, and the values of the headers
 /// that repeat from message to message (tenant, saga, partition, origin stream, content type), are
-/// shared strings; only the other values are made per message.
+/// shared strings. Read from a message's block, the other values are made when first asked for: the
+/// ones nobody reads (a message id, Runner's internal headers behind an event's visible ones) are
+/// never made, and numbers can be read from their bytes (<see cref="TryGetNumber"/>).
 /// </summary>
-internal sealed class MessageHeaderList : HeaderView
+internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
 {
-    public static readonly MessageHeaderList Empty = new([], 0);
+    public static readonly MessageHeaderList Empty = new(null, [], 0, Encoding.ASCII);
 
     private static readonly byte[] s_version = "NATS/1.0"u8.ToArray();
 
@@ -89,46 +92,139 @@ internal sealed class MessageHeaderList : HeaderView
         EventHeaders.TenantId, EventHeaders.Saga, EventHeaders.Partition, EventHeaders.OriginStream, EventHeaders.ContentType,
     };
 
-    private readonly KeyValuePair<string, string>[] _pairs;
+    /// <summary>The block the values are read from when first asked for; null when every value was made at parse.</summary>
+    private readonly byte[]? _block;
+    private readonly Entry[] _entries;
     private readonly int _count;
+    private readonly Encoding _encoding;
+    private KeyValuePair<string, string>[]? _pairs;
 
-    private MessageHeaderList(KeyValuePair<string, string>[] pairs, int count)
+    private MessageHeaderList(byte[]? block, Entry[] entries, int count, Encoding encoding)
     {
-        _pairs = pairs;
+        _block = block;
+        _entries = entries;
         _count = count;
+        _encoding = encoding;
     }
 
-    /// <summary>The headers in the order they came, one per name.</summary>
-    public ReadOnlySpan<KeyValuePair<string, string>> Pairs => _pairs.AsSpan(0, _count);
+    /// <summary>One header: its name, where its value lies in the block, and its value once made.</summary>
+    private struct Entry
+    {
+        public string Name;
+        public int Start;
+        public int Length;
+        public string? Value;
+    }
+
+    /// <summary>How many headers (one per name).</summary>
+    public int Length => _count;
+
+    /// <summary>The name of the <paramref name="index"/>th header, in the order they came.</summary>
+    public string NameAt(int index) => _entries[index].Name;
+
+    /// <summary>The value of the <paramref name="index"/>th header, made now if not yet (the same string afterwards).</summary>
+    public string ValueAt(int index)
+    {
+        ref var entry = ref _entries[index];
+        return entry.Value ??= Text(_block.AsSpan(entry.Start, entry.Length), _encoding, share: s_repeating.Contains(entry.Name));
+    }
+
+    /// <summary>Whether the value of the <paramref name="index"/>th header has been made (for tests).</summary>
+    internal bool IsMade(int index) => _entries[index].Value is not null;
+
+    /// <summary>The headers in the order they came, one per name (every value made).</summary>
+    public ReadOnlySpan<KeyValuePair<string, string>> Pairs
+    {
+        get
+        {
+            if (_pairs is null)
+            {
+                var pairs = new KeyValuePair<string, string>[_count];
+                for (var i = 0; i < _count; i++)
+                {
+                    pairs[i] = new KeyValuePair<string, string>(_entries[i].Name, ValueAt(i));
+                }
+                _pairs = pairs;
+            }
+            return _pairs;
+        }
+    }
 
     public override bool TryGetValue(string key, [MaybeNullWhen(false)] out string value)
     {
-        foreach (var (name, found) in Pairs)
+        var index = IndexOf(key);
+        value = index < 0 ? null : ValueAt(index);
+        return index >= 0;
+    }
+
+    /// <summary>
+    /// Reads the header <paramref name="key"/> as an integer in <paramref name="style"/>, as
+    /// <see cref="long.TryParse(string, NumberStyles, IFormatProvider, out long)"/> reads its text, from
+    /// its bytes when its text has not been made.
+    /// </summary>
+    public bool TryGetNumber(string key, NumberStyles style, out long value)
+    {
+        var index = IndexOf(key);
+        if (index < 0)
         {
-            if (string.Equals(name, key, StringComparison.OrdinalIgnoreCase))
-            {
-                value = found;
-                return true;
-            }
+            value = 0;
+            return false;
         }
-        value = null;
-        return false;
+        ref var entry = ref _entries[index];
+        return entry.Value is null && _block is not null && System.Text.Ascii.IsValid(_block.AsSpan(entry.Start, entry.Length))
+            ? long.TryParse(_block.AsSpan(entry.Start, entry.Length), style, CultureInfo.InvariantCulture, out value)
+            : long.TryParse(ValueAt(index), style, CultureInfo.InvariantCulture, out value);
+    }
+
+    /// <inheritdoc cref="TryGetNumber(string, NumberStyles, out long)"/>
+    public bool TryGetNumber(string key, NumberStyles style, out ulong value)
+    {
+        var index = IndexOf(key);
+        if (index < 0)
+        {
+            value = 0;
+            return false;
+        }
+        ref var entry = ref _entries[index];
+        return entry.Value is null && _block is not null && System.Text.Ascii.IsValid(_block.AsSpan(entry.Start, entry.Length))
+            ? ulong.TryParse(_block.AsSpan(entry.Start, entry.Length), style, CultureInfo.InvariantCulture, out value)
+            : ulong.TryParse(ValueAt(index), style, CultureInfo.InvariantCulture, out value);
     }
 
     public override IEnumerator<KeyValuePair<string, string>> GetEnumerator()
     {
         for (var i = 0; i < _count; i++)
         {
-            yield return _pairs[i];
+            yield return new KeyValuePair<string, string>(_entries[i].Name, ValueAt(i));
         }
+    }
+
+    private int IndexOf(string key)
+    {
+        for (var i = 0; i < _count; i++)
+        {
+            if (string.Equals(_entries[i].Name, key, StringComparison.OrdinalIgnoreCase))
+            {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /// <summary>
     /// Reads a header block as the NATS client does (<c>NATS/1.0</c> then <c>Name: value</c> lines, the
     /// value's surrounding spaces and tabs left out, each decoded with <paramref name="encoding"/>); throws a
-    /// <see cref="FormatException"/> for a block the client would refuse.
+    /// <see cref="FormatException"/> for a block the client would refuse. Every value is made now.
     /// </summary>
-    public static MessageHeaderList Parse(ReadOnlySpan<byte> block, Encoding encoding)
+    public static MessageHeaderList Parse(ReadOnlySpan<byte> block, Encoding encoding) => Parse(block, null, encoding);
+
+    /// <summary>
+    /// <see cref="Parse(ReadOnlySpan{byte}, Encoding)"/> of a message's block, which it keeps: values are
+    /// made when first asked for (the block must not change afterwards).
+    /// </summary>
+    public static MessageHeaderList Parse(byte[]? block, Encoding encoding) => block is null ? Empty : Parse(block, block, encoding);
+
+    private static MessageHeaderList Parse(ReadOnlySpan<byte> block, byte[]? kept, Encoding encoding)
     {
         if (block.IsEmpty)
         {
@@ -142,7 +238,8 @@ internal sealed class MessageHeaderList : HeaderView
         {
             throw new FormatException("header block does not start with NATS/1.0");
         }
-        var rest = block[(end + 2)..];
+        var at = end + 2;
+        var rest = block[at..];
         if (!rest.IsEmpty && !rest.EndsWith("\r\n"u8))
         {
             throw new FormatException("header line without its line end");
@@ -152,7 +249,7 @@ internal sealed class MessageHeaderList : HeaderView
         {
             return Empty;
         }
-        var pairs = new KeyValuePair<string, string>[lines];
+        var entries = new Entry[lines];
         var count = 0;
         while (!rest.IsEmpty)
         {
@@ -162,7 +259,9 @@ internal sealed class MessageHeaderList : HeaderView
                 throw new FormatException("header line without its line end");
             }
             var line = rest[..end];
+            var lineAt = at;
             rest = rest[(end + 2)..];
+            at += end + 2;
             if (line.IsEmpty)
             {
                 continue;
@@ -172,24 +271,31 @@ internal sealed class MessageHeaderList : HeaderView
             {
                 throw new FormatException($"header line without a name: '{encoding.GetString(line)}'");
             }
-            var value = line[(colon + 1)..].Trim(" \t"u8);
+            var raw = line[(colon + 1)..];
+            var value = raw.TrimStart(" \t"u8);
+            var valueAt = lineAt + colon + 1 + (raw.Length - value.Length);
+            value = value.TrimEnd(" \t"u8);
             var name = Text(line[..colon], encoding, share: true);
-            if (Find(pairs, count, name))
+            if (Find(entries, count, name))
             {
                 continue;
             }
-            pairs[count++] = new KeyValuePair<string, string>(name, Text(value, encoding, share: s_repeating.Contains(name)));
+            entries[count++] = new Entry
+            {
+                Name = name,
+                Start = valueAt,
+                Length = value.Length,
+                Value = kept is null ? Text(value, encoding, share: s_repeating.Contains(name)) : null,
+            };
         }
-        return count == 0 ? Empty : new MessageHeaderList(pairs, count);
+        return count == 0 ? Empty : new MessageHeaderList(kept, entries, count, encoding);
     }
 
-    public static MessageHeaderList Parse(byte[]? block, Encoding encoding) => block is null ? Empty : Parse(block.AsSpan(), encoding);
-
-    private static bool Find(KeyValuePair<string, string>[] pairs, int count, string name)
+    private static bool Find(Entry[] entries, int count, string name)
     {
         for (var i = 0; i < count; i++)
         {
-            if (string.Equals(pairs[i].Key, name, StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(entries[i].Name, name, StringComparison.OrdinalIgnoreCase))
             {
                 return true;
             }

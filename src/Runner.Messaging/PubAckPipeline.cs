@@ -80,7 +80,7 @@ internal sealed class PubAckPipeline
         _waiting[id] = unsent;
         try
         {
-            await _connection.PublishAsync(subject, body, headers, _prefix + "." + id.ToString(CultureInfo.InvariantCulture), cancellationToken: cancellationToken);
+            await _connection.PublishAsync(subject, body, headers, string.Create(CultureInfo.InvariantCulture, $"{_prefix}.{id}"), cancellationToken: cancellationToken);
         }
         catch
         {

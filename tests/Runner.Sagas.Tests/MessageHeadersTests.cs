@@ -90,6 +90,56 @@ public sealed class MessageHeaderListTests
     }
 
     [Fact]
+    public void Read_from_a_messages_block_values_are_made_when_asked_for_and_are_what_the_eager_read_gives()
+    {
+        var raw = Block("Runner-Saga: orders\r\nNats-Msg-Id:\t AGGREGATE_EVENTS:7:orders \r\ncorrelation-id:  c-1\r\nRunner-Origin-Seq: 42\r\nnote: caf\u00e9\r\nCorrelation-ID: second\r\n");
+        var eager = MessageHeaderList.Parse(raw.AsSpan(), System.Text.Encoding.UTF8);
+
+        var lazy = MessageHeaderList.Parse(raw, System.Text.Encoding.UTF8);
+
+        Assert.Equal(eager.Length, lazy.Length);
+        Assert.All(Enumerable.Range(0, lazy.Length), i => Assert.False(lazy.IsMade(i)));
+        Assert.Equal("c-1", lazy["CORRELATION-ID"]);
+        Assert.True(lazy.IsMade(2));
+        Assert.Same(lazy["correlation-id"], lazy.ValueAt(2));
+        Assert.False(lazy.IsMade(1));
+        Assert.Equal(eager.Pairs.ToArray(), lazy.Pairs.ToArray());
+        Assert.Equal("caf\u00e9", lazy["note"]);
+        Assert.Equal("AGGREGATE_EVENTS:7:orders", lazy["nats-msg-id"]);
+    }
+
+    [Theory]
+    [InlineData("42", true, 42L, true, 42L)]
+    [InlineData("-7", true, -7L, false, 0L)]
+    [InlineData("1700000000123", true, 1_700_000_000_123L, true, 1_700_000_000_123L)]
+    [InlineData("4x", false, 0L, false, 0L)]
+    [InlineData("18446744073709551615", false, 0L, true, ulong.MaxValue)]
+    [InlineData("\u0664\u0662", false, 0L, false, 0L)]
+    public void Numbers_are_read_from_their_bytes_as_from_their_text(string text, bool isLong, long asLong, bool isUlong, ulong asUlong)
+    {
+        var raw = System.Text.Encoding.UTF8.GetBytes($"NATS/1.0\r\nn: {text}\r\n\r\n");
+        foreach (var headers in new[] { MessageHeaderList.Parse(raw, System.Text.Encoding.UTF8), MessageHeaderList.Parse(raw.AsSpan(), System.Text.Encoding.UTF8) })
+        {
+            Assert.Equal((isLong, asLong), (headers.TryGetNumber("N", System.Globalization.NumberStyles.Integer, out long l), l));
+            Assert.Equal((isUlong, asUlong), (headers.TryGetNumber("n", System.Globalization.NumberStyles.None, out ulong u), u));
+            Assert.Equal(long.TryParse(headers["n"], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out _), isLong);
+            Assert.False(headers.TryGetNumber("missing", System.Globalization.NumberStyles.Integer, out long _));
+        }
+    }
+
+    [Fact]
+    public void An_events_visible_headers_make_no_value_of_an_internal_header()
+    {
+        var headers = MessageHeaderList.Parse(Block("Runner-Saga: orders\r\ncorrelation-id: c-1\r\nNats-Msg-Id: m-1\r\nRunner-Key: k-1\r\n"), Ascii);
+        var origin = new MessageOrigin("AGGREGATE_EVENTS", 1, "aggregate.acme.order.1.created", DateTimeOffset.UnixEpoch);
+        Assert.True(CloudEventDecoder.TryDecode("""{"specversion":"1.0","id":"e","type":"t","source":"s"}"""u8.ToArray(), headers, origin, 1 << 20, out var evt, out var error), error?.Message);
+
+        Assert.Equal([new KeyValuePair<string, string>("correlation-id", "c-1")], evt!.Headers.ToArray());
+
+        Assert.Equal([false, true, false, false], Enumerable.Range(0, headers.Length).Select(headers.IsMade));
+    }
+
+    [Fact]
     public void No_block_or_a_bare_version_line_is_no_headers()
     {
         Assert.Empty(MessageHeaderList.Parse((byte[]?)null, Ascii));

@@ -66,3 +66,16 @@ internal abstract class HeaderView : IReadOnlyDictionary<string, string>
 
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }
+
+/// <summary>
+/// Headers that can be read by position, a name without its value: a view that shows only some names
+/// (<see cref="VisibleHeaders"/>) makes no value it does not show.
+/// </summary>
+internal interface IIndexedHeaders
+{
+    int Length { get; }
+
+    string NameAt(int index);
+
+    string ValueAt(int index);
+}

@@ -41,6 +41,17 @@ internal sealed class VisibleHeaders : HeaderView
 
     public override IEnumerator<KeyValuePair<string, string>> GetEnumerator()
     {
+        if (_all is IIndexedHeaders indexed)
+        {
+            for (var i = 0; i < indexed.Length; i++)
+            {
+                if (!EventHeaders.IsInternal(indexed.NameAt(i)))
+                {
+                    yield return new KeyValuePair<string, string>(indexed.NameAt(i), indexed.ValueAt(i));
+                }
+            }
+            yield break;
+        }
         foreach (var pair in _all)
         {
             if (!EventHeaders.IsInternal(pair.Key))

@@ -67,6 +67,17 @@ internal sealed class ManifestSet
     public List<(LoadedSaga Saga, SagaTrigger Trigger)>? Match(string stream, string subject)
     {
         List<(LoadedSaga Saga, SagaTrigger Trigger)>? matches = null;
+        Match(stream, subject, ref matches);
+        return matches;
+    }
+
+    /// <summary>
+    /// <see cref="Match(string, string)"/> into <paramref name="matches"/>: emptied first, made only when
+    /// something matches, kept by a caller that matches one message at a time.
+    /// </summary>
+    public void Match(string stream, string subject, ref List<(LoadedSaga Saga, SagaTrigger Trigger)>? matches)
+    {
+        matches?.Clear();
         for (var s = 0; s < Sagas.Count; s++)
         {
             var saga = Sagas[s];
@@ -81,6 +92,5 @@ internal sealed class ManifestSet
                 }
             }
         }
-        return matches;
     }
 }

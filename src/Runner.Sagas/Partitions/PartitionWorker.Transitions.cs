@@ -375,11 +375,25 @@ internal sealed partial class PartitionWorker
     {
         origin = default;
         if (!headers.TryGetValue(EventHeaders.OriginStream, out var stream)
-            || !headers.TryGetValue(EventHeaders.OriginSubject, out var subject)
-            || !headers.TryGetValue(EventHeaders.OriginSequence, out var seqText)
-            || !ulong.TryParse(seqText, NumberStyles.None, CultureInfo.InvariantCulture, out var seq)
+            || !headers.TryGetValue(EventHeaders.OriginSubject, out var subject))
+        {
+            return false;
+        }
+        ulong seq;
+        long timeMs;
+        if (headers is MessageHeaderList list)
+        {
+            // A delivered message's numbers are read from their bytes: no text is made for them.
+            if (!list.TryGetNumber(EventHeaders.OriginSequence, NumberStyles.None, out seq)
+                || !list.TryGetNumber(EventHeaders.OriginTime, NumberStyles.Integer, out timeMs))
+            {
+                return false;
+            }
+        }
+        else if (!headers.TryGetValue(EventHeaders.OriginSequence, out var seqText)
+            || !ulong.TryParse(seqText, NumberStyles.None, CultureInfo.InvariantCulture, out seq)
             || !headers.TryGetValue(EventHeaders.OriginTime, out var timeText)
-            || !long.TryParse(timeText, NumberStyles.Integer, CultureInfo.InvariantCulture, out var timeMs))
+            || !long.TryParse(timeText, NumberStyles.Integer, CultureInfo.InvariantCulture, out timeMs))
         {
             return false;
         }

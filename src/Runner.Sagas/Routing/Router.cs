@@ -44,6 +44,10 @@ internal sealed class Router
     /// </summary>
     private readonly NatsHeaders _outHeaders = new(16);
 
+    /// <summary>The sagas one message matches, and its routes: kept, as the router routes one message at a time.</summary>
+    private List<(LoadedSaga Saga, Core.Manifests.SagaTrigger Trigger)>? _matches;
+    private readonly List<(LoadedSaga Saga, string? Key, string Correlation)> _routes = new(2);
+
     /// <summary>The body of the router's inbox publishes, written again for each event (as the headers; one larger than <see cref="BodyRoom"/> is let go).</summary>
     private ArrayBufferWriter<byte> _body = new(BodyRoom);
 
@@ -403,7 +407,8 @@ internal sealed class Router
         var msg = item.Msg;
         var origin = item.Origin;
         var headers = msg.Headers;
-        var matches = manifests.Match(_stream, msg.Subject);
+        manifests.Match(_stream, msg.Subject, ref _matches);
+        var matches = _matches is { Count: > 0 } ? _matches : null;
         var mayRouteImplicitly = ImplicitRoutes.MayApply(manifests, _stream, msg.Subject);
         if (matches is null && !mayRouteImplicitly)
         {
@@ -418,7 +423,8 @@ internal sealed class Router
         // Once per saga. A saga's own reply (its timer, or the result of a command it sent) goes by
         // the correlation it carries even when a declared trigger also matches: a broad trigger
         // such as workflow.evt.*.> with another key expression would send it to the wrong instance.
-        var routes = new List<(LoadedSaga Saga, string? Key, string Correlation)>((matches?.Count ?? 0) + 1);
+        var routes = _routes;
+        routes.Clear();
         var reply = mayRouteImplicitly ? ImplicitRoutes.Find(manifests, msg.Subject, evt!) : null;
         if (matches is not null)
         {
@@ -458,12 +464,13 @@ internal sealed class Router
             var partition = Partitioner.PartitionOf(instance, _options.Partitions);
             var outHeaders = _outHeaders;
             outHeaders.Clear();
-            foreach (var (name, value) in headers.Pairs)
+            for (var h = 0; h < headers.Length; h++)
             {
+                var name = headers.NameAt(h);
                 if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
                     && EventHeaders.IsWritableName(name))
                 {
-                    outHeaders[name] = value;
+                    outHeaders[name] = headers.ValueAt(h);
                 }
             }
             // NATS header values are ASCII on the wire: Runner's own carry percent-encoded UTF-8.
