@@ -120,12 +120,12 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
     public int Length => _count;
 
     /// <summary>The name of the <paramref name="index"/>th header, in the order they came.</summary>
-    public string NameAt(int index) => _entries[index].Name;
+    public string NameAt(int index) => _entries[Checked(index)].Name;
 
     /// <summary>The value of the <paramref name="index"/>th header, made now if not yet (the same string afterwards).</summary>
     public string ValueAt(int index)
     {
-        ref var entry = ref _entries[index];
+        ref var entry = ref _entries[Checked(index)];
         return entry.Value ??= Text(_block.AsSpan(entry.Start, entry.Length), _encoding, share: s_repeating.Contains(entry.Name));
     }
 
@@ -197,6 +197,14 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
         {
             yield return new KeyValuePair<string, string>(_entries[i].Name, ValueAt(i));
         }
+    }
+
+    /// <summary>The entries array has room for every line: past <see cref="Length"/> is no header.</summary>
+    private int Checked(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _count);
+        return index;
     }
 
     private int IndexOf(string key)

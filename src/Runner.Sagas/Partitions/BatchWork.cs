@@ -61,9 +61,6 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0, BatchWo
         }
     }
 
-    private readonly Tables? _tables = tables?.Take();
-    private readonly Dictionary<InstanceId, SagaInstanceRecord>? _instances = tables is null ? new(messages) : null;
-    private readonly HashSet<SeenEvent>? _seen = tables is null ? new(messages) : null;
 
     /// <summary>Ops one transition usually writes: state, history (and the step it drops), dedupe marker, one command.</summary>
     private const int OpsPerTransition = 5;
@@ -142,4 +139,10 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0, BatchWo
         Notices.RemoveRange(mark.Notices, Notices.Count - mark.Notices);
         Terminated.RemoveRange(mark.Terminated, Terminated.Count - mark.Terminated);
     }
+
+    private readonly Dictionary<InstanceId, SagaInstanceRecord>? _instances = tables is null ? new(messages) : null;
+    private readonly HashSet<SeenEvent>? _seen = tables is null ? new(messages) : null;
+
+    /// <summary>Claimed last of the fields (initializers run in order): nothing after it can fail and leave the tables claimed.</summary>
+    private readonly Tables? _tables = tables?.Take();
 }
