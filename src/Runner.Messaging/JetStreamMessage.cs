@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 using Runner.Core.Events;
 using Runner.Core.Json;
@@ -159,36 +160,21 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
 
     /// <summary>
     /// Reads the header <paramref name="key"/> as an integer in <paramref name="style"/>, as
-    /// <see cref="long.TryParse(string, NumberStyles, IFormatProvider, out long)"/> reads its text, from
-    /// its bytes when its text has not been made.
+    /// <c>T.TryParse(text, style, InvariantCulture, out value)</c> reads its text, from its bytes when
+    /// its text has not been made.
     /// </summary>
-    public bool TryGetNumber(string key, NumberStyles style, out long value)
+    public bool TryGetNumber<T>(string key, NumberStyles style, out T value) where T : struct, IBinaryInteger<T>
     {
         var index = IndexOf(key);
         if (index < 0)
         {
-            value = 0;
+            value = T.Zero;
             return false;
         }
         ref var entry = ref _entries[index];
         return entry.Value is null && _block is not null && System.Text.Ascii.IsValid(_block.AsSpan(entry.Start, entry.Length))
-            ? long.TryParse(_block.AsSpan(entry.Start, entry.Length), style, CultureInfo.InvariantCulture, out value)
-            : long.TryParse(ValueAt(index), style, CultureInfo.InvariantCulture, out value);
-    }
-
-    /// <inheritdoc cref="TryGetNumber(string, NumberStyles, out long)"/>
-    public bool TryGetNumber(string key, NumberStyles style, out ulong value)
-    {
-        var index = IndexOf(key);
-        if (index < 0)
-        {
-            value = 0;
-            return false;
-        }
-        ref var entry = ref _entries[index];
-        return entry.Value is null && _block is not null && System.Text.Ascii.IsValid(_block.AsSpan(entry.Start, entry.Length))
-            ? ulong.TryParse(_block.AsSpan(entry.Start, entry.Length), style, CultureInfo.InvariantCulture, out value)
-            : ulong.TryParse(ValueAt(index), style, CultureInfo.InvariantCulture, out value);
+            ? T.TryParse(_block.AsSpan(entry.Start, entry.Length), style, CultureInfo.InvariantCulture, out value)
+            : T.TryParse(ValueAt(index), style, CultureInfo.InvariantCulture, out value);
     }
 
     public override IEnumerator<KeyValuePair<string, string>> GetEnumerator()
