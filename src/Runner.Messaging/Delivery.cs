@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 
 namespace Runner.Messaging;
@@ -17,7 +16,7 @@ internal readonly record struct Delivery(ulong StreamSequence, ulong ConsumerSeq
     private const int V2Tokens = 11;
     private const int MaxStreamNames = 256;
 
-    private static readonly ConcurrentDictionary<string, string> s_streams = new(StringComparer.Ordinal);
+    private static readonly Runner.Core.Json.SharedStrings s_streams = new(MaxStreamNames);
 
     /// <summary>The delivery of a message a <see cref="PullConsumer"/> delivered; null when its reply subject is not JetStream's.</summary>
     public static Delivery? Of(JetStreamMessage msg) => Read(msg.ReplyTo, withStream: false, out _);
@@ -61,15 +60,7 @@ internal readonly record struct Delivery(ulong StreamSequence, ulong ConsumerSeq
     }
 
     /// <summary>A stream name seen before is the same string, not a new one.</summary>
-    private static string StreamName(ReadOnlySpan<char> name)
-    {
-        if (s_streams.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(name, out var known))
-        {
-            return known;
-        }
-        var made = name.ToString();
-        return s_streams.Count < MaxStreamNames ? s_streams.GetOrAdd(made, made) : made;
-    }
+    private static string StreamName(ReadOnlySpan<char> name) => s_streams.Get(name);
 
     /// <summary>The token ranges of a JetStream reply subject, and where its stream name is (after the domain and hash of the longer form).</summary>
     private static bool TryTokens([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? reply, out TokenRanges tokens, out int streamAt)

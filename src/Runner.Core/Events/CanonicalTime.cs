@@ -30,7 +30,23 @@ internal static class CanonicalTime
     }
 
     /// <summary>Reads a time in exactly this shape; false for any other text or a value out of range (e.g. a 30 February).</summary>
-    public static bool TryParse(string text, out DateTimeOffset time)
+    public static bool TryParse(string text, out DateTimeOffset time) => TryParse(text.AsSpan(), out time);
+
+    /// <summary>Reads UTF-8 <paramref name="utf8"/> as <see cref="TryParse(string, out DateTimeOffset)"/> reads text (the shape is ASCII).</summary>
+    public static bool TryParse(ReadOnlySpan<byte> utf8, out DateTimeOffset time)
+    {
+        time = default;
+        if (utf8.Length != Length || !System.Text.Ascii.IsValid(utf8))
+        {
+            return false;
+        }
+        Span<char> text = stackalloc char[Length];
+        System.Text.Encoding.ASCII.GetChars(utf8, text);
+        return TryParse(text, out time);
+    }
+
+    /// <inheritdoc cref="TryParse(string, out DateTimeOffset)"/>
+    public static bool TryParse(ReadOnlySpan<char> text, out DateTimeOffset time)
     {
         time = default;
         if (text.Length != Length || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':' || text[19] != '.' || text[23] != 'Z')
@@ -60,7 +76,7 @@ internal static class CanonicalTime
         }
     }
 
-    private static bool ReadDigits(string text, int start, int count, out int value)
+    private static bool ReadDigits(ReadOnlySpan<char> text, int start, int count, out int value)
     {
         value = 0;
         for (var i = start; i < start + count; i++)

@@ -40,9 +40,10 @@ internal static partial class CloudEventDecoder
             return false;
         }
 
+        // One set of attributes per thread, emptied after each event (decoding never runs two events on one thread at once).
+        var attributes = t_attributes ??= new CloudEventAttributes();
         try
         {
-            var attributes = new CloudEventAttributes();
             if (TryGetHeader(headers, "ce-specversion", out _))
             {
                 attributes.ReadBinary(headers);
@@ -64,7 +65,14 @@ internal static partial class CloudEventDecoder
             error = new DecodeError(DecodeError.InvalidAttribute, $"event contains a string that is not valid Unicode: {ex.Message}");
             return false;
         }
+        finally
+        {
+            attributes.Clear();
+        }
     }
+
+    [ThreadStatic]
+    private static CloudEventAttributes? t_attributes;
 
     /// <summary>Where the first byte that is not UTF-8 is (only asked once the payload is known to hold one).</summary>
     private static int InvalidUtf8At(ReadOnlySpan<byte> payload)
@@ -124,10 +132,21 @@ internal static partial class CloudEventDecoder
         public string? Source { get; set; }
         public string? Subject { get; set; }
         public string? Time { get; set; }
+
+        /// <summary>The time, when it came in Runner's own shape and was read from its bytes (then <see cref="Time"/> is null).</summary>
+        public DateTimeOffset? ParsedTime { get; set; }
         public string? Tenant { get; set; }
         public string? DataContentType { get; set; }
         /// <summary>The event's data as UTF-8 JSON: for a structured event, a slice of the payload (no copy).</summary>
         public ReadOnlyMemory<byte> Data { get; set; } = s_nullData;
+
+        /// <summary>Back to no attributes at all, holding nothing of the event just read.</summary>
+        public void Clear()
+        {
+            SpecVersion = Id = Type = Source = Subject = Time = Tenant = DataContentType = null;
+            ParsedTime = null;
+            Data = s_nullData;
+        }
 
         public void ReadBinary(IReadOnlyDictionary<string, string> headers)
         {
@@ -255,7 +274,13 @@ internal static partial class CloudEventDecoder
             }
             if (reader.TokenType == JsonTokenType.String)
             {
-                if (name is not null)
+                if (name is "time" && !reader.ValueIsEscaped && !reader.HasValueSequence && CanonicalTime.TryParse(reader.ValueSpan, out var parsed))
+                {
+                    // The shape Runner writes (every event on the inbox) is read from its bytes: no text of it is made.
+                    Time = null;
+                    ParsedTime = parsed;
+                }
+                else if (name is not null)
                 {
                     // The values that repeat across events are shared; an id or a time is its own.
                     Assign(name, name is "id" or "time" or "subject" ? reader.GetString()! : Utf8Strings.Get(ref reader));
@@ -305,8 +330,8 @@ internal static partial class CloudEventDecoder
                 return false;
             }
 
-            var time = origin.Timestamp;
-            if (!string.IsNullOrEmpty(Time) && !TryParseTime(Time, out time))
+            var time = ParsedTime ?? origin.Timestamp;
+            if (ParsedTime is null && !string.IsNullOrEmpty(Time) && !TryParseTime(Time, out time))
             {
                 error = new DecodeError(DecodeError.InvalidAttribute, $"attribute 'time' is not an RFC 3339 timestamp: '{Time}'");
                 return false;
@@ -345,7 +370,7 @@ internal static partial class CloudEventDecoder
                 case "type": Type = value; break;
                 case "source": Source = value; break;
                 case "subject": Subject = value; break;
-                case "time": Time = value; break;
+                case "time": Time = value; ParsedTime = null; break;
                 case "tenant": Tenant = value; break;
                 case "datacontenttype": DataContentType = value; break;
                 default: break;

@@ -6,6 +6,9 @@ namespace Runner.Core.Subjects;
 /// </summary>
 internal static class SubjectTenant
 {
+    /// <summary>Tenants repeat from event to event: each is one string (up to this many).</summary>
+    private static readonly Json.SharedStrings s_tenants = new(4096);
+
     /// <summary>The tenant token, or null when the subject names none. Walks the tokens in place: it runs for every event.</summary>
     public static string? FromSubject(string subject)
     {
@@ -37,6 +40,6 @@ internal static class SubjectTenant
         }
         var length = span[start..].IndexOf('.');
         var token = length < 0 ? span[start..] : span.Slice(start, length);
-        return token.IsEmpty ? null : token.ToString();
+        return token.IsEmpty ? null : s_tenants.Get(token);
     }
 }

@@ -489,11 +489,57 @@ public sealed class CloudEventDecoderTests
     [InlineData("01/02/2024")]
     [InlineData("2024-01-02 10:00:00")]
     [InlineData("2024-01-02T10:00:00")]
+    [InlineData("2024-02-30T10:00:00.000Z")]
+    [InlineData("2024-01-02T10:00:00.00xZ")]
     public void Bad_time_is_rejected(string time)
     {
         var error = Reject($$"""{"specversion":"1.0","id":"e","type":"t","source":"s","time":"{{time}}"}""");
 
         Assert.Equal(DecodeError.InvalidAttribute, error.Code);
         Assert.Contains("time", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("\"2024-01-02T03:04:05.123Z\"", "2024-01-02T03:04:05.123Z")]
+    [InlineData("\"\\u0032024-01-02T03:04:05.123Z\"", "2024-01-02T03:04:05.123Z")]
+    [InlineData("\"2024-01-02T03:04:05.1Z\"", "2024-01-02T03:04:05.100Z")]
+    [InlineData("\"2024-01-02t03:04:05.123z\"", "2024-01-02T03:04:05.123Z")]
+    public void A_time_reads_the_same_in_runners_own_shape_escaped_or_in_another(string json, string expected)
+    {
+        var evt = Decode($$"""{"specversion":"1.0","id":"e","type":"t","source":"s","time":{{json}}}""");
+
+        Assert.Equal(DateTimeOffset.Parse(expected, System.Globalization.CultureInfo.InvariantCulture), evt.Time);
+    }
+
+    [Fact]
+    public void Of_two_times_the_last_one_counts_whichever_shape_each_is_in()
+    {
+        var canonicalLast = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s","time":"2020-01-01T00:00:00Z","time":"2024-01-02T03:04:05.123Z"}""");
+        Assert.Equal(new DateTimeOffset(2024, 1, 2, 3, 4, 5, 123, TimeSpan.Zero), canonicalLast.Time);
+
+        var otherLast = Decode("""{"specversion":"1.0","id":"e","type":"t","source":"s","time":"2024-01-02T03:04:05.123Z","time":"2020-01-01T00:00:00Z"}""");
+        Assert.Equal(new DateTimeOffset(2020, 1, 1, 0, 0, 0, TimeSpan.Zero), otherLast.Time);
+
+        var error = Reject("""{"specversion":"1.0","id":"e","type":"t","source":"s","time":"2024-01-02T03:04:05.123Z","time":"yesterday"}""");
+        Assert.Equal(DecodeError.InvalidAttribute, error.Code);
+        Assert.Contains("yesterday", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Nothing_of_one_event_carries_over_to_the_next_read_on_the_same_thread()
+    {
+        Decode("""{"specversion":"1.0","id":"e1","type":"t","source":"s","subject":"x","tenant":"acme","time":"2024-01-02T03:04:05.123Z","datacontenttype":"text/plain","data":"d"}""");
+        Reject("""{"specversion":"1.0","id":"e2","type":"t","source":"s","time":"\ud800"}""");
+
+        var next = Decode("""{"specversion":"1.0","type":"t2","source":"s2"}""", Origin(subject: "aggregate.initech.order.9.created"));
+
+        Assert.Equal(("AGGREGATE_EVENTS:17", "t2", "s2"), (next.Id, next.Type, next.Source));
+        Assert.Null(next.CeSubject);
+        Assert.Null(next.DataContentType);
+        Assert.Equal("initech", next.Tenant);
+        Assert.Equal(s_storedAt, next.Time);
+        Assert.Equal("null", Encoding.UTF8.GetString(next.Data.Span));
+        var untenanted = Reject("""{"specversion":"1.0","type":"t","source":"s"}""", Origin(subject: "custom.thing"));
+        Assert.Equal(DecodeError.NoTenant, untenanted.Code);
     }
 }
