@@ -162,7 +162,10 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "stalled", new { }), cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("stalled") == 1, s_timeout, "worker A's call");
 
-        await using var b = await EffectNode.StartAsync(nats, effects, "worker-b", lease: TimeSpan.FromSeconds(1), ackWait: TimeSpan.FromSeconds(1));
+        // B's own lease is the default: a stall of B's test process (it would give a 1 s lease up after half a
+        // second) must not make B give its run up and a third run call the upstream again. A's 1 s lease alone
+        // decides when B may take over.
+        await using var b = await EffectNode.StartAsync(nats, effects, "worker-b", ackWait: TimeSpan.FromSeconds(1));
         await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) == 1, s_timeout, "worker B's result");
         release.SetResult();
         await SagaHarness.WaitUntilAsync(() => a.Lost == 1, s_timeout, "worker A to find its claim taken over");

@@ -28,7 +28,7 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         var effects = new[] { Effects.Charge(upstream.Url, concurrency: Commands) with { TimeoutMs = 60_000 } };
         // A worker gives a run up when no renewal has been confirmed by a sixth of a lease before its end,
         // so a lease must outlast the longest stall a loaded machine gives the test process (half a lease).
-        var lease = TimeSpan.FromSeconds(3);
+        var lease = TimeSpan.FromSeconds(5);
         await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: lease);
         var ids = Enumerable.Range(0, Commands).Select(i => $"long-{i}").ToList();
         foreach (var id in ids)
@@ -45,13 +45,13 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
             foreach (var id in ids)
             {
                 var record = await claims.GetAsync("acme", id, cts.Token);
-                if (record is null || record.LeaseUntilMs < record.ClaimedAtMs + 3 * (long)lease.TotalMilliseconds)
+                if (record is null || record.LeaseUntilMs < record.ClaimedAtMs + 2 * (long)lease.TotalMilliseconds)
                 {
                     return false;
                 }
             }
             return true;
-        }, s_timeout, "every lease to be renewed past three lease lengths");
+        }, s_timeout, "every lease to be renewed past two lease lengths");
         release.SetResult();
         await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= Commands, s_timeout, "a result per command");
 

@@ -63,7 +63,9 @@ public sealed class TakeoverTests(NatsServerFixture nats) : IClassFixture<NatsSe
         }
 
         var charge = Effects.Charge(upstream.Url);
-        await using var b = await EffectNode.StartAsync(nats, [charge], "worker-b", lease: TimeSpan.FromSeconds(2), ackWait: TimeSpan.FromSeconds(2));
+        // B's own lease is the default: process A's 2 s lease decides when B may take over, and a stall of this
+        // test process must not make B give its run up (a third call).
+        await using var b = await EffectNode.StartAsync(nats, [charge], "worker-b", ackWait: TimeSpan.FromSeconds(2));
         await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 1, s_timeout, "the takeover's result");
 
         var calls = upstream.Requests.Where(r => r.PathAndQuery.StartsWith("/charges", StringComparison.Ordinal)).ToList();

@@ -157,7 +157,9 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task Expired_dedupe_markers_are_swept_and_fresh_ones_kept()
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(),
-            o => o with { DedupeRetention = TimeSpan.FromSeconds(2), DedupeSweepInterval = TimeSpan.FromMilliseconds(100) });
+            // 5 s: the copy of the fresh event below must reach the inbox within a retention of it to be dropped, with
+            // room for a test process starved for a moment on the way.
+            o => o with { DedupeRetention = TimeSpan.FromSeconds(5), DedupeSweepInterval = TimeSpan.FromMilliseconds(100) });
         using var cts = new CancellationTokenSource(s_wait);
         for (var i = 0; i < 10; i++)
         {
@@ -168,7 +170,7 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
 
         // Retention runs in the inbox's own time: markers expire once a message stored a retention
         // later has been applied to their partition (s0, s3, s6, s9 share one).
-        await Task.Delay(TimeSpan.FromSeconds(2.2), cts.Token);
+        await Task.Delay(TimeSpan.FromSeconds(5.2), cts.Token);
         await h.PublishAsync("aggregate.acme.counter.s0.added", SagaHarness.CloudEvent("s-new", "added", new { n = 99 }), cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 11, s_wait, "a new event");
         var s0Partition = Core.Ids.Partitioner.PartitionOf(new Core.Ids.InstanceId(new Core.Ids.TenantId("acme"), new Core.Ids.SagaName("counter"), new Core.Ids.CorrelationKey("s0")), h.Options.Partitions);

@@ -205,7 +205,8 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
     [Fact]
     public async Task A_PubAck_that_never_comes_fails_its_publish_with_a_timeout_and_leaves_nothing_behind()
     {
-        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(1) });
+        // 3 s: the stored message's PubAck must be read within the timeout, even by a test process starved for a moment.
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(3) });
         var js = new NatsJSContext(connection);
         var (_, subject) = await CreateStreamAsync(js);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -227,13 +228,14 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
     [Fact]
     public async Task A_send_held_up_longer_than_the_timeout_still_gets_its_PubAck()
     {
-        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(1) });
+        // A 3 s timeout (room for a starved test process once the send is done), a send held longer than it.
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, RequestTimeout = TimeSpan.FromSeconds(3) });
         var js = new NatsJSContext(connection);
         var (_, subject) = await CreateStreamAsync(js);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        // The connection as the pipeline sees it, whose sends of one subject take 1.6 s (a reconnect, a full buffer).
+        // The connection as the pipeline sees it, whose sends of one subject take 4 s (a reconnect, a full buffer).
         var slow = System.Reflection.DispatchProxy.Create<INatsConnection, SlowSends>();
-        ((SlowSends)(object)slow).Set(connection, subject + ".slow", TimeSpan.FromMilliseconds(1_600));
+        ((SlowSends)(object)slow).Set(connection, subject + ".slow", TimeSpan.FromMilliseconds(4_000));
         var pipeline = PubAckPipeline.For(slow);
 
         var held = await pipeline.PublishAsync(subject + ".slow", new byte[] { 1 }, "held-1", null, cts.Token);

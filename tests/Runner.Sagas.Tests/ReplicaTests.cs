@@ -206,7 +206,9 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         await set.StartAsync("a");
         for (var k = 0; k < 16; k++)
         {
-            await folds.PublishAsync(set, "t" + k, cts.Token, type: "arm", extra: 4000);
+            // Due in 10 s: b must start and half of the partitions move to it before they come due, with room
+            // for a test process starved for a moment.
+            await folds.PublishAsync(set, "t" + k, cts.Token, type: "arm", extra: 10_000);
         }
         await folds.WaitForCommandsAsync(set, 16, s_wait, cts.Token);
         await set.StartAsync("b");

@@ -65,7 +65,9 @@ public sealed class SchedulerRestartTests(NatsServerFixture nats) : IClassFixtur
     /// </summary>
     private async Task<int> RunDowntimeAsync(int instances, int timersPerInstance)
     {
-        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Timed(), o => o with { Partitions = 4 });
+        // A 5 s catch-up window: the spread checked below (at least 1 s) keeps 4 s of room for a test process
+        // starved while the new runtime starts, which fires the slots it missed together.
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Timed(), o => o with { Partitions = 4, SchedulerCatchUpWindow = TimeSpan.FromSeconds(5) });
         using var cts = new CancellationTokenSource(s_wait);
         for (var i = 0; i < instances; i++)
         {
@@ -102,7 +104,7 @@ public sealed class SchedulerRestartTests(NatsServerFixture nats) : IClassFixtur
             .Select(kv => JsonSerializer.Deserialize(kv.Value, CoreJsonContext.Default.DedupeRecord)!.Outcome).Distinct().ToList();
         Assert.Equal([DedupeRecord.Applied], outcomes);
 
-        // The catch-up spreads a backlog over its window (2 s) instead of firing it as one storm:
+        // The catch-up spreads a backlog over its window (5 s here) instead of firing it as one storm:
         // the stream's own timestamps show the spread. Without pacing, 200 go out within ~0.1 s.
         if (ids.Count >= 100)
         {
