@@ -192,8 +192,9 @@ public sealed class BreakerLoopTests(NatsServerFixture nats) : IClassFixture<Nat
         var (upstream, saga) = await StartWithUpstreamDownAsync(breakMs: 60_000, cts.Token);
         await using var _ = upstream;
         await using var __ = saga;
-        // Long enough that a stall of the loaded test process (up to half a lease) costs no claim.
-        var lease = TimeSpan.FromSeconds(3);
+        // Long enough that a stall of the loaded test process (up to half a lease) costs no claim, and (up to two
+        // thirds of the ack wait) no redelivery.
+        var lease = TimeSpan.FromSeconds(5);
         await using var first = await EffectNode.StartAsync(nats, saga.Manifests.Effects, "worker-1", lease: lease, ackWait: lease);
         var orders = await PublishOrdersAsync(saga, 5, cts.Token);
         await SagaHarness.WaitUntilAsync(() => Breaker(first) is { Held: 5 }, s_timeout, "all five commands held");

@@ -52,8 +52,9 @@ public sealed class SliceWorkerTests(NatsServerFixture nats) : IClassFixture<Nat
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
         var effects = new[] { script.Effect() };
-        await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: TimeSpan.FromSeconds(3), ackWait: TimeSpan.FromSeconds(2), slices: script.Provider(cts.Token));
-        await using var b = await EffectNode.StartAsync(nats, effects, "worker-b", lease: TimeSpan.FromSeconds(3), ackWait: TimeSpan.FromSeconds(2), slices: script.Provider(cts.Token));
+        // 5 s leases: a stall of the loaded test process while the slow slice runs must not make its worker give the run up.
+        await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: TimeSpan.FromSeconds(5), ackWait: TimeSpan.FromSeconds(2), slices: script.Provider(cts.Token));
+        await using var b = await EffectNode.StartAsync(nats, effects, "worker-b", lease: TimeSpan.FromSeconds(5), ackWait: TimeSpan.FromSeconds(2), slices: script.Provider(cts.Token));
 
         // The same command stored twice (as a redelivery after a lost ack would bring it back):
         // while one worker runs the slow slice, the other finds the claim held.
