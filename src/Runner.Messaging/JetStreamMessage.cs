@@ -78,13 +78,13 @@ internal sealed class JetStreamMessage
 /// A message's NATS headers as names and their first values (a name given twice keeps its first value,
 /// as the client's table reads it), looked up case-insensitively. Names, and the values of the headers
 /// that repeat from message to message (tenant, saga, partition, origin stream, content type), are
-/// shared strings. Read from a message's block, the other values are made when first asked for: the
-/// ones nobody reads (a message id, Runner's internal headers behind an event's visible ones) are
-/// never made, and numbers can be read from their bytes (<see cref="TryGetNumber"/>).
+/// shared strings. The other values are read from the message's block when first asked for: the ones
+/// nobody reads (a message id, Runner's internal headers behind an event's visible ones) are never
+/// made, and numbers can be read from their bytes (<see cref="TryGetNumber"/>).
 /// </summary>
 internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
 {
-    public static readonly MessageHeaderList Empty = new(null, [], 0, Encoding.ASCII);
+    public static readonly MessageHeaderList Empty = new([], [], 0, Encoding.ASCII);
 
     private static readonly byte[] s_version = "NATS/1.0"u8.ToArray();
 
@@ -93,14 +93,13 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
         EventHeaders.TenantId, EventHeaders.Saga, EventHeaders.Partition, EventHeaders.OriginStream, EventHeaders.ContentType,
     };
 
-    /// <summary>The block the values are read from when first asked for; null when every value was made at parse.</summary>
-    private readonly byte[]? _block;
+    /// <summary>The block the values are read from when first asked for.</summary>
+    private readonly byte[] _block;
     private readonly Entry[] _entries;
     private readonly int _count;
     private readonly Encoding _encoding;
-    private KeyValuePair<string, string>[]? _pairs;
 
-    private MessageHeaderList(byte[]? block, Entry[] entries, int count, Encoding encoding)
+    private MessageHeaderList(byte[] block, Entry[] entries, int count, Encoding encoding)
     {
         _block = block;
         _entries = entries;
@@ -133,27 +132,9 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
     /// <summary>Whether the value of the <paramref name="index"/>th header has been made (for tests).</summary>
     internal bool IsMade(int index) => _entries[index].Value is not null;
 
-    /// <summary>The headers in the order they came, one per name (every value made).</summary>
-    public ReadOnlySpan<KeyValuePair<string, string>> Pairs
-    {
-        get
-        {
-            if (_pairs is null)
-            {
-                var pairs = new KeyValuePair<string, string>[_count];
-                for (var i = 0; i < _count; i++)
-                {
-                    pairs[i] = new KeyValuePair<string, string>(_entries[i].Name, ValueAt(i));
-                }
-                _pairs = pairs;
-            }
-            return _pairs;
-        }
-    }
-
     public override bool TryGetValue(string key, [MaybeNullWhen(false)] out string value)
     {
-        var index = IndexOf(key);
+        var index = IndexOf(_entries, _count, key);
         value = index < 0 ? null : ValueAt(index);
         return index >= 0;
     }
@@ -165,14 +146,14 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
     /// </summary>
     public bool TryGetNumber<T>(string key, NumberStyles style, out T value) where T : struct, IBinaryInteger<T>
     {
-        var index = IndexOf(key);
+        var index = IndexOf(_entries, _count, key);
         if (index < 0)
         {
             value = T.Zero;
             return false;
         }
         ref var entry = ref _entries[index];
-        return entry.Value is null && _block is not null && System.Text.Ascii.IsValid(_block.AsSpan(entry.Start, entry.Length))
+        return entry.Value is null && System.Text.Ascii.IsValid(_block.AsSpan(entry.Start, entry.Length))
             ? T.TryParse(_block.AsSpan(entry.Start, entry.Length), style, CultureInfo.InvariantCulture, out value)
             : T.TryParse(ValueAt(index), style, CultureInfo.InvariantCulture, out value);
     }
@@ -193,11 +174,12 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
         return index;
     }
 
-    private int IndexOf(string key)
+    /// <summary>Where the header <paramref name="name"/> is among the first <paramref name="count"/> entries; -1 when it is not.</summary>
+    private static int IndexOf(Entry[] entries, int count, string name)
     {
-        for (var i = 0; i < _count; i++)
+        for (var i = 0; i < count; i++)
         {
-            if (string.Equals(_entries[i].Name, key, StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(entries[i].Name, name, StringComparison.OrdinalIgnoreCase))
             {
                 return i;
             }
@@ -208,32 +190,26 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
     /// <summary>
     /// Reads a header block as the NATS client does (<c>NATS/1.0</c> then <c>Name: value</c> lines, the
     /// value's surrounding spaces and tabs left out, each decoded with <paramref name="encoding"/>); throws a
-    /// <see cref="FormatException"/> for a block the client would refuse. Every value is made now.
+    /// <see cref="FormatException"/> for a block the client would refuse. The list keeps the block and makes
+    /// each value when first asked for (the block must not change afterwards).
     /// </summary>
-    public static MessageHeaderList Parse(ReadOnlySpan<byte> block, Encoding encoding) => Parse(block, null, encoding);
-
-    /// <summary>
-    /// <see cref="Parse(ReadOnlySpan{byte}, Encoding)"/> of a message's block, which it keeps: values are
-    /// made when first asked for (the block must not change afterwards).
-    /// </summary>
-    public static MessageHeaderList Parse(byte[]? block, Encoding encoding) => block is null ? Empty : Parse(block, block, encoding);
-
-    private static MessageHeaderList Parse(ReadOnlySpan<byte> block, byte[]? kept, Encoding encoding)
+    public static MessageHeaderList Parse(byte[]? block, Encoding encoding)
     {
-        if (block.IsEmpty)
+        if (block is null || block.Length == 0)
         {
             return Empty;
         }
-        var end = block.IndexOf("\r\n"u8);
+        ReadOnlySpan<byte> bytes = block;
+        var end = bytes.IndexOf("\r\n"u8);
         // The version is the line's first token, as the client reads it ("NATS/1.0", or "NATS/1.0 408 Request Timeout").
-        var first = block[..Math.Max(end, 0)];
+        var first = bytes[..Math.Max(end, 0)];
         var space = first.IndexOf((byte)' ');
         if (end < 0 || !(space < 0 ? first : first[..space]).SequenceEqual(s_version))
         {
             throw new FormatException("header block does not start with NATS/1.0");
         }
         var at = end + 2;
-        var rest = block[at..];
+        var rest = bytes[at..];
         if (!rest.IsEmpty && !rest.EndsWith("\r\n"u8))
         {
             throw new FormatException("header line without its line end");
@@ -270,31 +246,13 @@ internal sealed class MessageHeaderList : HeaderView, IIndexedHeaders
             var valueAt = lineAt + colon + 1 + (raw.Length - value.Length);
             value = value.TrimEnd(" \t"u8);
             var name = Text(line[..colon], encoding, share: true);
-            if (Find(entries, count, name))
+            if (IndexOf(entries, count, name) >= 0)
             {
                 continue;
             }
-            entries[count++] = new Entry
-            {
-                Name = name,
-                Start = valueAt,
-                Length = value.Length,
-                Value = kept is null ? Text(value, encoding, share: s_repeating.Contains(name)) : null,
-            };
+            entries[count++] = new Entry { Name = name, Start = valueAt, Length = value.Length };
         }
-        return count == 0 ? Empty : new MessageHeaderList(kept, entries, count, encoding);
-    }
-
-    private static bool Find(Entry[] entries, int count, string name)
-    {
-        for (var i = 0; i < count; i++)
-        {
-            if (string.Equals(entries[i].Name, name, StringComparison.OrdinalIgnoreCase))
-            {
-                return true;
-            }
-        }
-        return false;
+        return count == 0 ? Empty : new MessageHeaderList(block, entries, count, encoding);
     }
 
     /// <summary>ASCII text (what every header name and nearly every value is) shared where asked; anything else decoded as the connection decodes it.</summary>

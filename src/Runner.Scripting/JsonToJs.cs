@@ -38,7 +38,6 @@ internal sealed class JsonToJs
     private readonly List<KeyValuePair<string, JsValue>> _members = new(32);
     private readonly List<JsValue> _items = new(32);
 
-
     public JsonToJs(Engine engine, int maxDepth, uint maxArray)
     {
         _engine = engine;

@@ -28,7 +28,7 @@ public sealed class MessageHeaderListTests
         Assert.Equal(string.Empty, headers["empty"]);
         Assert.Equal("m-1", headers["nats-msg-id"]);
         Assert.Equal(4, headers.Count);
-        Assert.Equal(["Runner-Saga", "correlation-id", "empty", "Nats-Msg-Id"], headers.Pairs.ToArray().Select(p => p.Key));
+        Assert.Equal(["Runner-Saga", "correlation-id", "empty", "Nats-Msg-Id"], headers.Select(p => p.Key));
         Assert.False(headers.TryGetValue("missing", out _));
     }
 
@@ -38,7 +38,7 @@ public sealed class MessageHeaderListTests
         var first = MessageHeaderList.Parse(Block("tenant-id: acme\r\nrunner-key: k-1\r\n"), Ascii);
         var second = MessageHeaderList.Parse(Block("tenant-id: acme\r\nrunner-key: k-1\r\n"), Ascii);
 
-        Assert.Same(first.Pairs[0].Key, second.Pairs[0].Key);
+        Assert.Same(first.NameAt(0), second.NameAt(0));
         Assert.Same(first["tenant-id"], second["tenant-id"]);
         Assert.NotSame(first["runner-key"], second["runner-key"]);
         Assert.Equal(first["runner-key"], second["runner-key"]);
@@ -90,20 +90,22 @@ public sealed class MessageHeaderListTests
     }
 
     [Fact]
-    public void Read_from_a_messages_block_values_are_made_when_asked_for_and_are_what_the_eager_read_gives()
+    public void Values_are_made_when_asked_for_and_are_what_the_client_reads()
     {
         var raw = Block("Runner-Saga: orders\r\nNats-Msg-Id:\t AGGREGATE_EVENTS:7:orders \r\ncorrelation-id:  c-1\r\nRunner-Origin-Seq: 42\r\nnote: caf\u00e9\r\nCorrelation-ID: second\r\n");
-        var eager = MessageHeaderList.Parse(raw.AsSpan(), System.Text.Encoding.UTF8);
+        var client = new NatsHeaders();
+        Assert.True(new NatsHeaderParser(System.Text.Encoding.UTF8).ParseHeaders(new System.Buffers.SequenceReader<byte>(new System.Buffers.ReadOnlySequence<byte>(raw)), client));
 
         var lazy = MessageHeaderList.Parse(raw, System.Text.Encoding.UTF8);
 
-        Assert.Equal(eager.Length, lazy.Length);
+        Assert.Equal(client.Count, lazy.Length);
         Assert.All(Enumerable.Range(0, lazy.Length), i => Assert.False(lazy.IsMade(i)));
         Assert.Equal("c-1", lazy["CORRELATION-ID"]);
         Assert.True(lazy.IsMade(2));
         Assert.Same(lazy["correlation-id"], lazy.ValueAt(2));
         Assert.False(lazy.IsMade(1));
-        Assert.Equal(eager.Pairs.ToArray(), lazy.Pairs.ToArray());
+        Assert.Equal(client.Select(p => new KeyValuePair<string, string>(p.Key, p.Value[0]!)).OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase),
+            lazy.OrderBy(p => p.Key, StringComparer.OrdinalIgnoreCase));
         Assert.Equal("caf\u00e9", lazy["note"]);
         Assert.Equal("AGGREGATE_EVENTS:7:orders", lazy["nats-msg-id"]);
     }
@@ -118,7 +120,10 @@ public sealed class MessageHeaderListTests
     public void Numbers_are_read_from_their_bytes_as_from_their_text(string text, bool isLong, long asLong, bool isUlong, ulong asUlong)
     {
         var raw = System.Text.Encoding.UTF8.GetBytes($"NATS/1.0\r\nn: {text}\r\n\r\n");
-        foreach (var headers in new[] { MessageHeaderList.Parse(raw, System.Text.Encoding.UTF8), MessageHeaderList.Parse(raw.AsSpan(), System.Text.Encoding.UTF8) })
+        // One list whose value is still only bytes, one whose text has been made: a number reads the same from either.
+        var made = MessageHeaderList.Parse(raw, System.Text.Encoding.UTF8);
+        Assert.Equal(text, made.ValueAt(0));
+        foreach (var headers in new[] { MessageHeaderList.Parse(raw, System.Text.Encoding.UTF8), made })
         {
             Assert.Equal((isLong, asLong), (headers.TryGetNumber("N", System.Globalization.NumberStyles.Integer, out long l), l));
             Assert.Equal((isUlong, asUlong), (headers.TryGetNumber("n", System.Globalization.NumberStyles.None, out ulong u), u));

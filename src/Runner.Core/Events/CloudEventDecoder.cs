@@ -15,7 +15,6 @@ namespace Runner.Core.Events;
 /// </summary>
 internal static partial class CloudEventDecoder
 {
-
     /// <summary>An event without data: JSON <c>null</c>.</summary>
     private static readonly byte[] s_nullData = "null"u8.ToArray();
 

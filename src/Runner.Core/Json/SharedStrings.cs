@@ -11,6 +11,9 @@ internal sealed class SharedStrings(int capacity)
 {
     private readonly ConcurrentDictionary<string, string> _kept = new(StringComparer.Ordinal);
 
+    /// <summary>How many are kept: counted here, as the table's own count takes every one of its locks.</summary>
+    private int _size;
+
     /// <summary>The string of <paramref name="text"/>: the one kept when there is one.</summary>
     public string Get(ReadOnlySpan<char> text)
     {
@@ -19,6 +22,15 @@ internal sealed class SharedStrings(int capacity)
             return known;
         }
         var made = text.ToString();
-        return _kept.Count < capacity ? _kept.GetOrAdd(made, made) : made;
+        if (Volatile.Read(ref _size) >= capacity)
+        {
+            return made;
+        }
+        if (_kept.TryAdd(made, made))
+        {
+            Interlocked.Increment(ref _size);
+            return made;
+        }
+        return _kept.GetValueOrDefault(made, made);
     }
 }

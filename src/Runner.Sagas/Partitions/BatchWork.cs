@@ -36,18 +36,18 @@ internal readonly record struct SeenEvent(InstanceId Instance, string EventId);
 /// Everything one inbox batch produces before it commits. Sized for <c>messages</c> transitions up
 /// front: growing a batch's tables by doubling allocated about twice what they end up holding. A
 /// worker that runs one batch at a time passes its <see cref="Tables"/>, emptied when the batch is
-/// disposed, so the tables are not made again for every batch.
+/// disposed, so the tables are not made again for every batch; without them the batch makes its own.
 /// </summary>
 internal sealed class BatchWork(PartitionId partition, int messages = 0, BatchWork.Tables? tables = null) : IDisposable
 {
     /// <summary>The lookup tables of a batch, kept by a worker from one batch to the next (one batch at a time).</summary>
-    internal sealed class Tables
+    internal sealed class Tables(int capacity = 0)
     {
         private int _taken;
 
-        public Dictionary<InstanceId, SagaInstanceRecord> Instances { get; } = [];
+        public Dictionary<InstanceId, SagaInstanceRecord> Instances { get; } = new(capacity);
 
-        public HashSet<SeenEvent> SeenEvents { get; } = [];
+        public HashSet<SeenEvent> SeenEvents { get; } = new(capacity);
 
         public Tables Take() => Interlocked.Exchange(ref _taken, 1) == 0
             ? this
@@ -60,7 +60,6 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0, BatchWo
             Volatile.Write(ref _taken, 0);
         }
     }
-
 
     /// <summary>Ops one transition usually writes: state, history (and the step it drops), dedupe marker, one command.</summary>
     private const int OpsPerTransition = 5;
@@ -99,14 +98,14 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0, BatchWo
     {
         Batch.ReturnRoom();
         _values.Dispose();
-        _tables?.Return();
+        _tables.Return();
     }
 
     /// <summary>Instances as this batch left them, so later events in the batch see earlier transitions.</summary>
-    public Dictionary<InstanceId, SagaInstanceRecord> Instances => _tables?.Instances ?? _instances!;
+    public Dictionary<InstanceId, SagaInstanceRecord> Instances => _tables.Instances;
 
     /// <summary>Events this batch has applied or dropped, by instance and event id (what the dedupe marker's key says).</summary>
-    public HashSet<SeenEvent> SeenEvents => _tables?.SeenEvents ?? _seen!;
+    public HashSet<SeenEvent> SeenEvents => _tables.SeenEvents;
 
     public List<OutboxEntry> Outbox { get; } = new(messages);
 
@@ -140,9 +139,6 @@ internal sealed class BatchWork(PartitionId partition, int messages = 0, BatchWo
         Terminated.RemoveRange(mark.Terminated, Terminated.Count - mark.Terminated);
     }
 
-    private readonly Dictionary<InstanceId, SagaInstanceRecord>? _instances = tables is null ? new(messages) : null;
-    private readonly HashSet<SeenEvent>? _seen = tables is null ? new(messages) : null;
-
     /// <summary>Claimed last of the fields (initializers run in order): nothing after it can fail and leave the tables claimed.</summary>
-    private readonly Tables? _tables = tables?.Take();
+    private readonly Tables _tables = (tables ?? new Tables(messages)).Take();
 }

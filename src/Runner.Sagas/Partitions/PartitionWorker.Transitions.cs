@@ -375,29 +375,24 @@ internal sealed partial class PartitionWorker
     {
         origin = default;
         if (!headers.TryGetValue(EventHeaders.OriginStream, out var stream)
-            || !headers.TryGetValue(EventHeaders.OriginSubject, out var subject))
-        {
-            return false;
-        }
-        ulong seq;
-        long timeMs;
-        if (headers is MessageHeaderList list)
-        {
-            // A delivered message's numbers are read from their bytes: no text is made for them.
-            if (!list.TryGetNumber(EventHeaders.OriginSequence, NumberStyles.None, out seq)
-                || !list.TryGetNumber(EventHeaders.OriginTime, NumberStyles.Integer, out timeMs))
-            {
-                return false;
-            }
-        }
-        else if (!headers.TryGetValue(EventHeaders.OriginSequence, out var seqText)
-            || !ulong.TryParse(seqText, NumberStyles.None, CultureInfo.InvariantCulture, out seq)
-            || !headers.TryGetValue(EventHeaders.OriginTime, out var timeText)
-            || !long.TryParse(timeText, NumberStyles.Integer, CultureInfo.InvariantCulture, out timeMs))
+            || !headers.TryGetValue(EventHeaders.OriginSubject, out var subject)
+            || !Number(headers, EventHeaders.OriginSequence, NumberStyles.None, out ulong seq)
+            || !Number(headers, EventHeaders.OriginTime, NumberStyles.Integer, out long timeMs))
         {
             return false;
         }
         origin = new MessageOrigin(EventHeaders.Decode(stream), seq, EventHeaders.Decode(subject), DateTimeOffset.FromUnixTimeMilliseconds(timeMs));
         return true;
+    }
+
+    /// <summary>A header as an integer: a delivered message's from its bytes (no text is made), a held one's from its text.</summary>
+    private static bool Number<T>(IReadOnlyDictionary<string, string> headers, string name, NumberStyles style, out T value) where T : struct, System.Numerics.IBinaryInteger<T>
+    {
+        if (headers is MessageHeaderList list)
+        {
+            return list.TryGetNumber(name, style, out value);
+        }
+        value = T.Zero;
+        return headers.TryGetValue(name, out var text) && T.TryParse(text, style, CultureInfo.InvariantCulture, out value);
     }
 }
