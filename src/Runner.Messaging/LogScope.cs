@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace Runner.Messaging;
@@ -6,28 +7,38 @@ namespace Runner.Messaging;
 /// <summary>
 /// The identity of the message being handled, as a log scope: every line logged while it is open
 /// carries the tenant, saga and correlation id (and command id) as fields (invariant 7). The JSON
-/// console writes them with each line, next to the span's trace id.
+/// console writes them with each line, next to the span's trace id. Where no span is recorded (no
+/// trace exporter is configured), the scope itself carries the message's trace id, under the same
+/// name, read from its traceparent when a line is written.
 /// </summary>
 internal sealed class LogScope : IReadOnlyList<KeyValuePair<string, object?>>
 {
+    /// <summary>The name the logger's own activity scope gives a span's trace id.</summary>
+    public const string TraceIdName = "TraceId";
+
     private readonly string? _tenant;
     private readonly string? _saga;
     private readonly string? _correlationId;
     private readonly string? _commandId;
+    private readonly string? _traceParent;
 
-    private LogScope(string? tenant, string? saga, string? correlationId, string? commandId)
+    private LogScope(string? tenant, string? saga, string? correlationId, string? commandId, string? traceParent)
     {
         _tenant = tenant;
         _saga = saga;
         _correlationId = correlationId;
         _commandId = commandId;
+        _traceParent = traceParent;
     }
 
-    /// <summary>Opens the scope: four fields in one small object (an array of pairs was twice its size, made per message).</summary>
-    public static IDisposable? For(ILogger logger, string? tenant, string? saga, string? correlationId, string? commandId = null) =>
-        logger.BeginScope(new LogScope(tenant, saga, correlationId, commandId));
+    /// <summary>Opens the scope: its fields in one small object (an array of pairs was twice its size, made per message).</summary>
+    public static IDisposable? For(ILogger logger, string? tenant, string? saga, string? correlationId, string? commandId = null, string? traceParent = null) =>
+        logger.BeginScope(new LogScope(tenant, saga, correlationId, commandId, traceParent));
 
-    public int Count => 4;
+    /// <summary>The four identity fields, and the trace id when no span (whose trace id the logger writes) is current.</summary>
+    public int Count => TraceIdShown ? 5 : 4;
+
+    private bool TraceIdShown => Activity.Current is null && Tracing.IsTraceParentShape(_traceParent);
 
     public KeyValuePair<string, object?> this[int index] => index switch
     {
@@ -35,12 +46,14 @@ internal sealed class LogScope : IReadOnlyList<KeyValuePair<string, object?>>
         1 => new("saga", _saga),
         2 => new("correlation_id", _correlationId),
         3 => new("command_id", _commandId),
+        4 when TraceIdShown => new(TraceIdName, Tracing.TraceIdOf(_traceParent)),
         _ => throw new ArgumentOutOfRangeException(nameof(index)),
     };
 
     public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
     {
-        for (var i = 0; i < Count; i++)
+        var count = Count;
+        for (var i = 0; i < count; i++)
         {
             yield return this[i];
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 
 namespace Runner.Messaging;
@@ -47,6 +48,37 @@ internal static class Tracing
     /// <summary>What to send on: the span's id when there is a span, the inbound traceparent otherwise.</summary>
     public static string? TraceParent(Activity? activity, string? inbound) =>
         activity is { IdFormat: ActivityIdFormat.W3C } ? activity.Id : inbound;
+
+    /// <summary>
+    /// What a message entering Runner sends on: as <see cref="TraceParent"/>, and where there is
+    /// no span and the inbound traceparent is missing or unreadable, a new trace's (sampled, so a
+    /// later hop that records spans records its own). Every hop after the router then has a trace
+    /// id for its log lines, whether or not spans are recorded.
+    /// </summary>
+    public static string StartingTraceParent(Activity? activity, string? inbound) =>
+        TraceParent(activity, inbound) is { } traceParent && ActivityContext.TryParse(traceParent, null, out _) ? traceParent : NewTraceParent();
+
+    /// <summary>A W3C traceparent of a new trace: <c>00-{trace id}-{span id}-01</c>.</summary>
+    public static string NewTraceParent() => string.Create(TraceParentLength, 0, static (text, _) =>
+    {
+        Span<byte> id = stackalloc byte[16 + 8];
+        ActivityTraceId.CreateRandom().CopyTo(id[..16]);
+        ActivitySpanId.CreateRandom().CopyTo(id[16..]);
+        "00-".CopyTo(text);
+        Convert.TryToHexStringLower(id[..16], text[3..35], out _);
+        text[35] = '-';
+        Convert.TryToHexStringLower(id[16..], text[36..52], out _);
+        "-01".CopyTo(text[52..]);
+    });
+
+    /// <summary>Whether the text has the shape of a version-00 W3C traceparent, <c>00-{32 hex}-{16 hex}-{2 hex}</c> (dashes and length only).</summary>
+    public static bool IsTraceParentShape([NotNullWhen(true)] string? traceParent) =>
+        traceParent is { Length: TraceParentLength } && traceParent[2] == '-' && traceParent[35] == '-' && traceParent[52] == '-';
+
+    /// <summary>The trace id of a traceparent of <see cref="IsTraceParentShape">that shape</see>, or null.</summary>
+    public static string? TraceIdOf(string? traceParent) => IsTraceParentShape(traceParent) ? traceParent.Substring(3, 32) : null;
+
+    private const int TraceParentLength = 55;
 
     public static void Fail(Activity? activity, string reason) => activity?.SetStatus(ActivityStatusCode.Error, reason);
 }

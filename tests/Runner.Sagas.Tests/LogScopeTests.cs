@@ -27,6 +27,56 @@ public sealed class LogScopeTests
         Assert.Equal("tenant:acme saga:orders correlation_id:o-1", seen!.ToString());
     }
 
+    [Fact]
+    public void Without_a_span_the_scope_carries_the_trace_id_of_the_message_and_with_one_leaves_it_to_the_span()
+    {
+        const string TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        var provider = new LoggerExternalScopeProvider();
+        var logger = new ScopeLogger(provider);
+        IReadOnlyList<KeyValuePair<string, object?>> Pairs(string? traceParent)
+        {
+            object? seen = null;
+            using (LogScope.For(logger, "acme", "orders", "o-1", "c-1", traceParent))
+            {
+                provider.ForEachScope((scope, _) => seen = scope, (object?)null);
+            }
+            return Assert.IsAssignableFrom<IReadOnlyList<KeyValuePair<string, object?>>>(seen);
+        }
+
+        System.Diagnostics.Activity.Current = null;
+        var pairs = Pairs(TraceParent);
+        Assert.Equal(5, pairs.Count);
+        Assert.Equal(new KeyValuePair<string, object?>("TraceId", "0af7651916cd43dd8448eb211c80319c"), pairs[4]);
+        Assert.Equal(pairs.ToList(), [.. pairs]);
+        Assert.EndsWith(" TraceId:0af7651916cd43dd8448eb211c80319c", pairs.ToString());
+
+        // Not a traceparent: no trace id rather than a wrong one.
+        Assert.Equal(4, Pairs("00-0af7651916cd43dd8448eb211c80319c").Count);
+        Assert.Equal(4, Pairs(null).Count);
+
+        // A span is current: the logger writes its trace id (and span id) itself, so the scope does not repeat it.
+        using var span = new System.Diagnostics.Activity("test").Start();
+        Assert.Equal(4, Pairs(TraceParent).Count);
+    }
+
+    [Fact]
+    public void A_started_trace_is_a_sampled_W3C_traceparent_and_a_readable_inbound_one_is_kept()
+    {
+        System.Diagnostics.Activity.Current = null;
+        var made = Tracing.NewTraceParent();
+        Assert.True(System.Diagnostics.ActivityContext.TryParse(made, null, out var context), made);
+        Assert.Equal(System.Diagnostics.ActivityTraceFlags.Recorded, context.TraceFlags);
+        Assert.Equal(context.TraceId.ToHexString(), Tracing.TraceIdOf(made));
+        Assert.NotEqual(made, Tracing.NewTraceParent());
+
+        const string Inbound = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        Assert.Equal(Inbound, Tracing.StartingTraceParent(null, Inbound));
+        Assert.NotEqual("00-bad", Tracing.StartingTraceParent(null, "00-bad"));
+        Assert.True(System.Diagnostics.ActivityContext.TryParse(Tracing.StartingTraceParent(null, null), null, out _));
+        using var span = new System.Diagnostics.Activity("test").SetIdFormat(System.Diagnostics.ActivityIdFormat.W3C).Start();
+        Assert.Equal(span.Id, Tracing.StartingTraceParent(span, Inbound));
+    }
+
     private sealed class ScopeLogger(IExternalScopeProvider scopes) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => scopes.Push(state);

@@ -43,6 +43,32 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.Equal(headers["traceparent"].ToString(), commandHeaders["traceparent"].ToString());
     }
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData("not-a-traceparent")]
+    [InlineData("00-00000000000000000000000000000000-b7ad6b7169203331-01")]
+    public async Task An_event_without_a_readable_traceparent_starts_a_trace_that_its_command_carries(string? inbound)
+    {
+        // No span is recorded here (nothing listens): the router still starts a trace, so every later hop has a trace id.
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
+        using var cts = new CancellationTokenSource(s_wait);
+        foreach (var key in new[] { "t1", "t2" })
+        {
+            var headers = inbound is null ? null : new NatsHeaders { ["traceparent"] = inbound };
+            await h.PublishAsync($"aggregate.acme.counter.{key}.added", SagaHarness.CloudEvent($"e-{key}", "added", new { n = 1 }), headers, cancellationToken: cts.Token);
+        }
+
+        List<(string Subject, CommandMessage Command, NatsHeaders? Headers)> commands = [];
+        await SagaHarness.WaitUntilAsync(async () => (commands = await h.CommandsAsync(cts.Token)).Count == 2, s_wait, "both commands");
+        var traces = commands.Select(c => c.Headers!["traceparent"].ToString()).ToList();
+        Assert.All(traces, t =>
+        {
+            Assert.True(System.Diagnostics.ActivityContext.TryParse(t, null, out var context), $"'{t}' is not a W3C traceparent");
+            Assert.Equal(System.Diagnostics.ActivityTraceFlags.Recorded, context.TraceFlags);
+        });
+        Assert.NotEqual(traces[0][3..35], traces[1][3..35]);
+    }
+
     [Fact]
     public async Task Command_without_a_pool_takes_the_pool_its_effect_manifest_declares()
     {

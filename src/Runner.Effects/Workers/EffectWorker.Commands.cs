@@ -34,13 +34,16 @@ internal sealed partial class EffectWorker
         }
 
         using var span = Tracing.Start(EffectsTelemetry.Source, s_effectSpans, Effect, System.Diagnostics.ActivityKind.Consumer, command!.TraceParent);
-        using var scope = LogScope.For(_logger, command.Tenant, command.Saga, command.CorrelationId, command.CommandId);
         span?.SetTag("runner.tenant", command.Tenant);
         span?.SetTag("runner.saga", command.Saga);
         span?.SetTag("runner.correlation_id", command.CorrelationId);
         span?.SetTag("runner.command_id", command.CommandId);
         // Upstream calls and the result event carry this span, so the trace goes on from here.
-        command = command with { TraceParent = Tracing.TraceParent(span, command.TraceParent) };
+        if (span is not null)
+        {
+            command = command with { TraceParent = Tracing.TraceParent(span, command.TraceParent) };
+        }
+        using var scope = LogScope.For(_logger, command.Tenant, command.Saga, command.CorrelationId, command.CommandId, command.TraceParent);
         var key = ClaimKeys.For(command.Tenant, command.CommandId);
         if (!_running.TryAdd(key, 0))
         {

@@ -139,13 +139,20 @@ internal static class ServeCommand
     };
 
     /// <summary>
-    /// Spans of every stage, always recorded (so log lines carry trace ids); exported over OTLP
-    /// when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set (the exporter reads the other <c>OTEL_*</c> variables).
+    /// Spans of every stage, recorded and exported over OTLP when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>
+    /// (or <c>OTEL_EXPORTER_OTLP_TRACES_ENDPOINT</c>) is set; the exporter reads the other
+    /// <c>OTEL_*</c> variables. Unset, no span is recorded, for none would go anywhere: each
+    /// message's log lines still carry its trace id (<see cref="Runner.Messaging.LogScope"/>) and
+    /// every hop still sends the traceparent on.
     /// </summary>
     private static void AddTracing(IServiceCollection services)
     {
         var otlp = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"))
             || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+        if (!otlp)
+        {
+            return;
+        }
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(
                 serviceName: Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") is { Length: > 0 } name ? name : "runner",
@@ -153,10 +160,7 @@ internal static class ServeCommand
             .WithTracing(tracing =>
             {
                 tracing.AddSource(SagasTelemetry.ActivitySourceName, EffectsTelemetry.ActivitySourceName);
-                if (otlp)
-                {
-                    tracing.AddOtlpExporter();
-                }
+                tracing.AddOtlpExporter();
             });
     }
 }

@@ -67,7 +67,7 @@ internal sealed partial class PartitionWorker
         var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(sagaName), new CorrelationKey(key));
         evt.Headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
         using var span = Tracing.Start(SagasTelemetry.Source, s_sagaSpans, sagaName, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
-        using var scope = LogScope.For(_logger, evt.Tenant, sagaName, key);
+        using var scope = LogScope.For(_logger, evt.Tenant, sagaName, key, traceParent: inboundTrace);
         span?.SetTag("runner.tenant", evt.Tenant);
         span?.SetTag("runner.saga", sagaName);
         span?.SetTag("runner.correlation_id", key);

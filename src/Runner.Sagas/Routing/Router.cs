@@ -448,9 +448,10 @@ internal sealed class Router
         headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
         using var span = Tracing.Start(SagasTelemetry.Source, s_routeSpans, _stream, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
         span?.SetTag("runner.tenant", evt!.Tenant);
-        using var scope = LogScope.For(_logger, evt!.Tenant, null, null);
         span?.SetTag("messaging.destination.name", msg.Subject);
-        var traceParent = Tracing.TraceParent(span, inboundTrace);
+        // An event that comes without a trace starts one here, whether or not spans are recorded.
+        var traceParent = Tracing.StartingTraceParent(span, inboundTrace);
+        using var scope = LogScope.For(_logger, evt!.Tenant, null, null, traceParent: traceParent);
         foreach (var (saga, key, correlation) in routes)
         {
             if (key is null || !StoreKeys.IsValidComponent(key))
@@ -474,10 +475,7 @@ internal sealed class Router
                 }
             }
             // NATS header values are ASCII on the wire: Runner's own carry percent-encoded UTF-8.
-            if (traceParent is not null)
-            {
-                outHeaders[EventHeaders.TraceParent] = traceParent;
-            }
+            outHeaders[EventHeaders.TraceParent] = traceParent;
             outHeaders[EventHeaders.TenantId] = evt.Tenant;
             outHeaders[EventHeaders.Saga] = EventHeaders.Encode(saga.Name);
             outHeaders[EventHeaders.Key] = EventHeaders.Encode(key);

@@ -52,7 +52,13 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         var done = node.Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
             .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).Single(l => l["EventId"]!.GetValue<int>() == 4501);
         var scopes = done["Scopes"]!.AsArray();
-        Assert.Matches("^[0-9a-f]{32}$", scopes.Select(s => s!["TraceId"]?.GetValue<string>()).Single(t => t is not null));
+        // k1 came without a traceparent: the router started its trace, and the command and the effect's log lines carry it.
+        var command = Assert.Single(await RunnerNode.ReadAllAsync(js, "WORKFLOW_COMMANDS", ct));
+        var commandTrace = command.Headers!["traceparent"].ToString();
+        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-01$", commandTrace);
+        Assert.Equal(commandTrace[3..35], scopes.Select(s => s!["TraceId"]?.GetValue<string>()).Single(t => t is not null));
+        // No OTLP endpoint is set, so no span is recorded: there is no span id to log.
+        Assert.All(scopes, s => Assert.Null(s!["SpanId"]));
         var identity = scopes.Single(s => s!["tenant"] is not null)!;
         Assert.Equal("acme", identity["tenant"]!.GetValue<string>());
         Assert.Equal("op", identity["saga"]!.GetValue<string>());

@@ -81,6 +81,44 @@ public sealed class TracingTests(NatsServerFixture nats) : IClassFixture<NatsSer
         Assert.Equal($"00-{traceId}-{effect.SpanId}-01", call.Headers["traceparent"]);
     }
 
+    [Fact]
+    public async Task Serve_records_spans_and_exports_them_when_an_OTLP_endpoint_is_set()
+    {
+        await using var scope = await OpsScope.StartAsync(nats);
+        var (ct, js) = (scope.Token, scope.Js);
+        // A collector that takes OTLP over HTTP: it records what it is sent.
+        await using var collector = await StubUpstream.StartAsync(ct);
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct, configure: env =>
+        {
+            env["RUNNER_LOG_FORMAT"] = "json";
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.Url.ToString().TrimEnd('/');
+            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
+            env["OTEL_BSP_SCHEDULE_DELAY"] = "100";
+        });
+
+        var traceId = ActivityTraceId.CreateRandom();
+        var producer = $"00-{traceId}-{ActivitySpanId.CreateRandom()}-01";
+        await RunnerNode.PublishCreatedAsync(js, "s1", 1, ct, traceParent: producer);
+
+        // Each stage's span reaches the collector (span names are plain UTF-8 in the protobuf body).
+        string[] names = ["route AGGREGATE_EVENTS", "saga op", "relay work.do", "effect work.do"];
+        await node.WaitUntilAsync(() => Task.FromResult(names.All(name =>
+            collector.Requests.Any(r => r.PathAndQuery == "/v1/traces" && r.Body.Contains(name, StringComparison.Ordinal)))), "the stages' spans exported", ct);
+
+        // The command carries the relay's span, in the producer's trace.
+        var command = Assert.Single(await RunnerNode.ReadAllAsync(js, "WORKFLOW_COMMANDS", ct));
+        var commandTrace = command.Headers!["traceparent"].ToString();
+        Assert.StartsWith($"00-{traceId}-", commandTrace, StringComparison.Ordinal);
+        Assert.NotEqual(producer, commandTrace);
+
+        // The effect's log line has the span's trace id and span id, once.
+        System.Text.Json.Nodes.JsonArray? scopes = null;
+        await node.WaitUntilAsync(() => Task.FromResult((scopes = node.Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
+            .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).SingleOrDefault(l => l["EventId"]!.GetValue<int>() == 4501)?["Scopes"]?.AsArray()) is not null), "the command's done line", ct);
+        Assert.Equal(traceId.ToHexString(), scopes!.Select(s => s!["TraceId"]?.GetValue<string>()).Single(t => t is not null));
+        Assert.Matches("^[0-9a-f]{16}$", scopes!.Select(s => s!["SpanId"]?.GetValue<string>()).Single(t => t is not null));
+    }
+
     private sealed class DoneListener(TaskCompletionSource done) : Runner.Sagas.Partitions.ITransitionListener
     {
         public void OnCommitted(IReadOnlyList<Runner.Sagas.Partitions.TransitionNotice> notices)
