@@ -21,24 +21,35 @@ internal sealed class LogScope : IReadOnlyList<KeyValuePair<string, object?>>
     private readonly string? _correlationId;
     private readonly string? _commandId;
     private readonly string? _traceParent;
+    private readonly IReadOnlyDictionary<string, string>? _headers;
 
-    private LogScope(string? tenant, string? saga, string? correlationId, string? commandId, string? traceParent)
+    private LogScope(string? tenant, string? saga, string? correlationId, string? commandId, string? traceParent, IReadOnlyDictionary<string, string>? headers)
     {
         _tenant = tenant;
         _saga = saga;
         _correlationId = correlationId;
         _commandId = commandId;
         _traceParent = traceParent;
+        _headers = headers;
     }
 
     /// <summary>Opens the scope: its fields in one small object (an array of pairs was twice its size, made per message).</summary>
     public static IDisposable? For(ILogger logger, string? tenant, string? saga, string? correlationId, string? commandId = null, string? traceParent = null) =>
-        logger.BeginScope(new LogScope(tenant, saga, correlationId, commandId, traceParent));
+        logger.BeginScope(new LogScope(tenant, saga, correlationId, commandId, traceParent, null));
+
+    /// <summary>
+    /// Opens the scope of a message whose <c>traceparent</c> is read from <paramref name="headers"/>
+    /// only when a line is written (most messages log nothing); the headers must outlive the scope.
+    /// </summary>
+    public static IDisposable? For(ILogger logger, string? tenant, string? saga, string? correlationId, IReadOnlyDictionary<string, string> headers) =>
+        logger.BeginScope(new LogScope(tenant, saga, correlationId, null, null, headers));
 
     /// <summary>The four identity fields, and the trace id when no span (whose trace id the logger writes) is current.</summary>
     public int Count => TraceIdShown ? 5 : 4;
 
-    private bool TraceIdShown => Activity.Current is null && Tracing.IsTraceParentShape(_traceParent);
+    private string? TraceParent => _traceParent ?? _headers?.GetValueOrDefault(Core.Events.EventHeaders.TraceParent);
+
+    private bool TraceIdShown => Activity.Current is null && Tracing.IsTraceParentShape(TraceParent);
 
     public KeyValuePair<string, object?> this[int index] => index switch
     {
@@ -46,7 +57,7 @@ internal sealed class LogScope : IReadOnlyList<KeyValuePair<string, object?>>
         1 => new("saga", _saga),
         2 => new("correlation_id", _correlationId),
         3 => new("command_id", _commandId),
-        4 when TraceIdShown => new(TraceIdName, Tracing.TraceIdOf(_traceParent)),
+        4 when TraceIdShown => new(TraceIdName, Tracing.TraceIdOf(TraceParent)),
         _ => throw new ArgumentOutOfRangeException(nameof(index)),
     };
 

@@ -50,6 +50,19 @@ public sealed class LogScopeTests
         Assert.Equal(pairs.ToList(), [.. pairs]);
         Assert.EndsWith(" TraceId:0af7651916cd43dd8448eb211c80319c", pairs.ToString());
 
+        // A message's scope reads the traceparent from its headers, when a line is written.
+        var headers = new Dictionary<string, string>(StringComparer.Ordinal) { ["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
+        object? fromHeaders = null;
+        using (LogScope.For(logger, "acme", "orders", "o-1", headers))
+        {
+            headers["traceparent"] = TraceParent;
+            provider.ForEachScope((scope, _) => fromHeaders = scope, (object?)null);
+        }
+        var headerPairs = Assert.IsAssignableFrom<IReadOnlyList<KeyValuePair<string, object?>>>(fromHeaders);
+        Assert.Equal(
+            [new("tenant", "acme"), new("saga", "orders"), new("correlation_id", "o-1"), new("command_id", null), new KeyValuePair<string, object?>("TraceId", "0af7651916cd43dd8448eb211c80319c")],
+            headerPairs.ToList());
+
         // Not a traceparent: no trace id rather than a wrong one.
         Assert.Equal(4, Pairs("00-0af7651916cd43dd8448eb211c80319c").Count);
         Assert.Equal(4, Pairs(null).Count);

@@ -65,9 +65,9 @@ internal sealed partial class PartitionWorker
         }
 
         var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(sagaName), new CorrelationKey(key));
-        evt.Headers.TryGetValue(EventHeaders.TraceParent, out var inboundTrace);
-        using var span = Tracing.Start(SagasTelemetry.Source, s_sagaSpans, sagaName, System.Diagnostics.ActivityKind.Consumer, inboundTrace);
-        using var scope = LogScope.For(_logger, evt.Tenant, sagaName, key, traceParent: inboundTrace);
+        // The traceparent is read where it is used: for a span, what the transition sends on, a line logged.
+        using var span = Tracing.Start(SagasTelemetry.Source, s_sagaSpans, sagaName, System.Diagnostics.ActivityKind.Consumer, evt.Headers);
+        using var scope = LogScope.For(_logger, evt.Tenant, sagaName, key, evt.Headers);
         span?.SetTag("runner.tenant", evt.Tenant);
         span?.SetTag("runner.saga", sagaName);
         span?.SetTag("runner.correlation_id", key);
@@ -173,7 +173,7 @@ internal sealed partial class PartitionWorker
         var step = new StepInput(origin, null, handler == ScriptHandler.Compensate, timer?.Name);
         // The traceparent goes only on what the transition sends on (commands, timers): most send nothing, and the span's id is a new text each time.
         var output = result.Output!;
-        var traceParent = output.Commands.Count + output.Schedules.Count > 0 ? Tracing.TraceParent(span, inboundTrace) : null;
+        var traceParent = output.Commands.Count + output.Schedules.Count > 0 ? Tracing.TraceParent(span, evt.Headers.GetValueOrDefault(EventHeaders.TraceParent)) : null;
         Apply(work, instance, current, evt, sequence, inboxMs, output, dedupeKey, manifests, step, traceParent);
     }
 
