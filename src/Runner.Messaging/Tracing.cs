@@ -78,9 +78,13 @@ internal static class Tracing
         "-01".CopyTo(text[52..]);
     });
 
-    /// <summary>Whether the text has the shape of a version-00 W3C traceparent, <c>00-{32 hex}-{16 hex}-{2 hex}</c> (dashes and length only).</summary>
+    /// <summary>
+    /// Whether the text has the shape of a W3C traceparent, <c>{version}-{32 hex}-{16 hex}-{2 hex}</c>
+    /// and, from a later version, more fields after a dash (dashes and length only).
+    /// </summary>
     public static bool IsTraceParentShape([NotNullWhen(true)] string? traceParent) =>
-        traceParent is { Length: TraceParentLength } && traceParent[2] == '-' && traceParent[35] == '-' && traceParent[52] == '-';
+        traceParent is { Length: >= TraceParentLength } && traceParent[2] == '-' && traceParent[35] == '-' && traceParent[52] == '-'
+        && (traceParent.Length == TraceParentLength || traceParent[TraceParentLength] == '-');
 
     /// <summary>The trace id of a traceparent of <see cref="IsTraceParentShape">that shape</see>, or null.</summary>
     public static string? TraceIdOf(string? traceParent) => IsTraceParentShape(traceParent) ? traceParent.Substring(3, 32) : null;

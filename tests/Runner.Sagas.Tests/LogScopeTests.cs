@@ -63,8 +63,12 @@ public sealed class LogScopeTests
             [new("tenant", "acme"), new("saga", "orders"), new("correlation_id", "o-1"), new("command_id", null), new KeyValuePair<string, object?>("TraceId", "0af7651916cd43dd8448eb211c80319c")],
             headerPairs.ToList());
 
+        // A later version's traceparent, with a field more: its trace id is where version 00 has it.
+        Assert.Equal("0af7651916cd43dd8448eb211c80319c", Pairs("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-comes-later")[4].Value);
+
         // Not a traceparent: no trace id rather than a wrong one.
         Assert.Equal(4, Pairs("00-0af7651916cd43dd8448eb211c80319c").Count);
+        Assert.Equal(4, Pairs("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x").Count);
         Assert.Equal(4, Pairs(null).Count);
 
         // A span is current: the logger writes its trace id (and span id) itself, so the scope does not repeat it.
