@@ -65,12 +65,18 @@ internal static class Tracing
     public static string StartingTraceParent(Activity? activity, string? inbound) =>
         TraceParent(activity, inbound) is { } traceParent && ActivityContext.TryParse(traceParent, null, out _) ? traceParent : NewTraceParent();
 
-    /// <summary>A W3C traceparent of a new trace: <c>00-{trace id}-{span id}-01</c>.</summary>
+    /// <summary>
+    /// A W3C traceparent of a new trace: <c>00-{trace id}-{span id}-01</c>, random as
+    /// <see cref="ActivityTraceId.CreateRandom"/>'s, written straight into the one string (an
+    /// <see cref="ActivityTraceId"/> or <see cref="ActivitySpanId"/> makes its own text as well).
+    /// </summary>
     public static string NewTraceParent() => string.Create(TraceParentLength, 0, static (text, _) =>
     {
         Span<byte> id = stackalloc byte[16 + 8];
-        ActivityTraceId.CreateRandom().CopyTo(id[..16]);
-        ActivitySpanId.CreateRandom().CopyTo(id[16..]);
+        Random.Shared.NextBytes(id);
+        // An id of all zeros is invalid: the last byte makes it nonzero.
+        id[15] |= (byte)(id[..16].ContainsAnyExcept((byte)0) ? 0 : 1);
+        id[23] |= (byte)(id[16..].ContainsAnyExcept((byte)0) ? 0 : 1);
         "00-".CopyTo(text);
         Convert.TryToHexStringLower(id[..16], text[3..35], out _);
         text[35] = '-';
