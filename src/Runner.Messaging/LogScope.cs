@@ -49,7 +49,7 @@ internal sealed class LogScope : IReadOnlyList<KeyValuePair<string, object?>>
 
     private string? TraceParent => _traceParent ?? _headers?.GetValueOrDefault(Core.Events.EventHeaders.TraceParent);
 
-    private bool TraceIdShown => Activity.Current is null && Tracing.IsTraceParentShape(TraceParent);
+    private bool TraceIdShown => Activity.Current is null && Tracing.IsTraceParent(TraceParent);
 
     public KeyValuePair<string, object?> this[int index] => index switch
     {

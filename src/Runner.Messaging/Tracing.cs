@@ -32,6 +32,12 @@ internal static class Tracing
     {
         if (!source.HasListeners())
         {
+            // No span, and none of whatever started this loop either (an admin request that
+            // resumed or reloaded it): log lines then carry the message's own trace id.
+            if (Activity.Current is not null)
+            {
+                Activity.Current = null;
+            }
             return null;
         }
         if (!ActivityContext.TryParse(traceParent, null, out var parent))
@@ -62,8 +68,12 @@ internal static class Tracing
     /// later hop that records spans records its own). Every hop after the router then has a trace
     /// id for its log lines, whether or not spans are recorded.
     /// </summary>
-    public static string StartingTraceParent(Activity? activity, string? inbound) =>
-        TraceParent(activity, inbound) is { } traceParent && ActivityContext.TryParse(traceParent, null, out _) ? traceParent : NewTraceParent();
+    /// <param name="started">Whether the inbound traceparent was missing or unreadable (its <c>tracestate</c>, if any, then belongs to no trace sent on).</param>
+    public static string StartingTraceParent(Activity? activity, string? inbound, out bool started)
+    {
+        started = !IsTraceParent(inbound);
+        return activity is { IdFormat: ActivityIdFormat.W3C, Id: { } id } ? id : started ? NewTraceParent() : inbound!;
+    }
 
     /// <summary>
     /// A W3C traceparent of a new trace: <c>00-{trace id}-{span id}-01</c>, random as
@@ -85,15 +95,31 @@ internal static class Tracing
     });
 
     /// <summary>
-    /// Whether the text has the shape of a W3C traceparent, <c>{version}-{32 hex}-{16 hex}-{2 hex}</c>
-    /// and, from a later version, more fields after a dash (dashes and length only).
+    /// Whether the text is a W3C traceparent: <c>{version}-{trace id}-{parent id}-{flags}</c> in
+    /// lower-case hex, ids not all zeros, version not <c>ff</c>; version <c>00</c> exactly so long,
+    /// a later version perhaps with more fields after a dash.
     /// </summary>
-    public static bool IsTraceParentShape([NotNullWhen(true)] string? traceParent) =>
-        traceParent is { Length: >= TraceParentLength } && traceParent[2] == '-' && traceParent[35] == '-' && traceParent[52] == '-'
-        && (traceParent.Length == TraceParentLength || traceParent[TraceParentLength] == '-');
+    public static bool IsTraceParent([NotNullWhen(true)] string? traceParent)
+    {
+        if (traceParent is not { Length: >= TraceParentLength } || traceParent[2] != '-' || traceParent[35] != '-' || traceParent[52] != '-')
+        {
+            return false;
+        }
+        var text = traceParent.AsSpan();
+        var version = text[..2];
+        var traceId = text[3..35];
+        var parentId = text[36..52];
+        return !version.ContainsAnyExcept(s_lowerHex) && !text[53..55].ContainsAnyExcept(s_lowerHex)
+            && !traceId.ContainsAnyExcept(s_lowerHex) && !parentId.ContainsAnyExcept(s_lowerHex)
+            && traceId.ContainsAnyExcept('0') && parentId.ContainsAnyExcept('0')
+            && !version.SequenceEqual("ff")
+            && (text.Length == TraceParentLength || (!version.SequenceEqual("00") && text[TraceParentLength] == '-'));
+    }
 
-    /// <summary>The trace id of a traceparent of <see cref="IsTraceParentShape">that shape</see>, or null.</summary>
-    public static string? TraceIdOf(string? traceParent) => IsTraceParentShape(traceParent) ? traceParent.Substring(3, 32) : null;
+    /// <summary>The trace id of a <see cref="IsTraceParent">W3C traceparent</see>, or null.</summary>
+    public static string? TraceIdOf(string? traceParent) => IsTraceParent(traceParent) ? traceParent.Substring(3, 32) : null;
+
+    private static readonly System.Buffers.SearchValues<char> s_lowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
 
     private const int TraceParentLength = 55;
 

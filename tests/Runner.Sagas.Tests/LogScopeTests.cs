@@ -87,11 +87,32 @@ public sealed class LogScopeTests
         Assert.NotEqual(made, Tracing.NewTraceParent());
 
         const string Inbound = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        Assert.Equal(Inbound, Tracing.StartingTraceParent(null, Inbound));
-        Assert.NotEqual("00-bad", Tracing.StartingTraceParent(null, "00-bad"));
-        Assert.True(System.Diagnostics.ActivityContext.TryParse(Tracing.StartingTraceParent(null, null), null, out _));
+        Assert.Equal(Inbound, Tracing.StartingTraceParent(null, Inbound, out var started));
+        Assert.False(started);
+        const string Later = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-later";
+        Assert.Equal(Later, Tracing.StartingTraceParent(null, Later, out started));
+        Assert.False(started);
+        foreach (var unreadable in new[] { null, "00-bad", Inbound.ToUpperInvariant(), "ff" + Inbound[2..], Inbound + "-more",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01" })
+        {
+            var replaced = Tracing.StartingTraceParent(null, unreadable, out started);
+            Assert.True(started, unreadable);
+            Assert.True(System.Diagnostics.ActivityContext.TryParse(replaced, null, out _), replaced);
+            Assert.Null(Tracing.TraceIdOf(unreadable));
+        }
         using var span = new System.Diagnostics.Activity("test").SetIdFormat(System.Diagnostics.ActivityIdFormat.W3C).Start();
-        Assert.Equal(span.Id, Tracing.StartingTraceParent(span, Inbound));
+        Assert.Equal(span.Id, Tracing.StartingTraceParent(span, Inbound, out started));
+        Assert.False(started);
+    }
+
+    [Fact]
+    public void With_nobody_listening_no_span_is_made_and_none_that_started_the_loop_stays_current()
+    {
+        // A loop an admin request restarted runs in that request's context: its span must not stand in for the message's trace.
+        using var source = new System.Diagnostics.ActivitySource("runner-test-unheard");
+        using var request = new System.Diagnostics.Activity("admin request").Start();
+        Assert.Null(Tracing.Start(source, new SpanNames("saga"), "orders", System.Diagnostics.ActivityKind.Consumer, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        Assert.Null(System.Diagnostics.Activity.Current);
     }
 
     private sealed class ScopeLogger(IExternalScopeProvider scopes) : ILogger

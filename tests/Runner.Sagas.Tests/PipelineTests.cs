@@ -17,7 +17,7 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
         using var cts = new CancellationTokenSource(s_wait);
-        var headers = new NatsHeaders { ["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ["correlation-id"] = "req-9" };
+        var headers = new NatsHeaders { ["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ["tracestate"] = "vendor=x", ["correlation-id"] = "req-9" };
         await h.PublishAsync("aggregate.acme.counter.k1.added", SagaHarness.CloudEvent("e-1", "added", new { n = 1 }), headers, cancellationToken: cts.Token);
 
         await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Outbox) == 0 && h.Listener.Count == 1, s_wait, "transition and relay");
@@ -41,12 +41,17 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.Equal("k1", commandHeaders["correlation-id"].ToString());
         Assert.Equal("e-1", commandHeaders["causation-id"].ToString());
         Assert.Equal(headers["traceparent"].ToString(), commandHeaders["traceparent"].ToString());
+        // The trace goes on: the inbox message keeps the trigger's traceparent and tracestate.
+        var inbox = Assert.Single(await h.MessagesAsync(h.Options.JetStream.Streams.Inbox, cts.Token));
+        Assert.Equal(headers["traceparent"].ToString(), inbox.Headers!["traceparent"].ToString());
+        Assert.Equal("vendor=x", inbox.Headers["tracestate"].ToString());
     }
 
     [Theory]
     [InlineData(null)]
     [InlineData("not-a-traceparent")]
     [InlineData("00-00000000000000000000000000000000-b7ad6b7169203331-01")]
+    [InlineData("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01")]
     public async Task An_event_without_a_readable_traceparent_starts_a_trace_that_its_command_carries(string? inbound)
     {
         // No span is recorded here (nothing listens): the router still starts a trace, so every later hop has a trace id.
@@ -54,7 +59,11 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
         using var cts = new CancellationTokenSource(s_wait);
         foreach (var key in new[] { "t1", "t2" })
         {
-            var headers = inbound is null ? null : new NatsHeaders { ["traceparent"] = inbound };
+            var headers = new NatsHeaders { ["tracestate"] = "vendor=x" };
+            if (inbound is not null)
+            {
+                headers["traceparent"] = inbound;
+            }
             await h.PublishAsync($"aggregate.acme.counter.{key}.added", SagaHarness.CloudEvent($"e-{key}", "added", new { n = 1 }), headers, cancellationToken: cts.Token);
         }
 
@@ -67,6 +76,10 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
             Assert.Equal(System.Diagnostics.ActivityTraceFlags.Recorded, context.TraceFlags);
         });
         Assert.NotEqual(traces[0][3..35], traces[1][3..35]);
+        // The inbox messages carry the traces started for them, and not the triggers' tracestate, which belongs to none of them.
+        var inbox = await h.MessagesAsync(h.Options.JetStream.Streams.Inbox, cts.Token);
+        Assert.Equal(traces.Order(), inbox.Select(m => m.Headers!["traceparent"].ToString()).Order());
+        Assert.All(inbox, m => Assert.False(m.Headers!.ContainsKey("tracestate")));
     }
 
     [Fact]

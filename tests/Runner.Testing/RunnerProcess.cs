@@ -60,7 +60,8 @@ internal sealed class RunnerProcess : IDisposable
         {
             start.ArgumentList.Add(arg);
         }
-        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("RUNNER_", StringComparison.Ordinal)).ToList())
+        // Only what the test sets: no settings, and no trace exporter, from the shell that runs the tests.
+        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("RUNNER_", StringComparison.Ordinal) || k.StartsWith("OTEL_", StringComparison.Ordinal)).ToList())
         {
             start.Environment.Remove(key);
         }

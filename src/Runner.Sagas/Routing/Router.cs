@@ -450,7 +450,7 @@ internal sealed class Router
         span?.SetTag("runner.tenant", evt!.Tenant);
         span?.SetTag("messaging.destination.name", msg.Subject);
         // An event that comes without a trace starts one here, whether or not spans are recorded.
-        var traceParent = Tracing.StartingTraceParent(span, inboundTrace);
+        var traceParent = Tracing.StartingTraceParent(span, inboundTrace, out var newTrace);
         using var scope = LogScope.For(_logger, evt!.Tenant, null, null, traceParent: traceParent);
         foreach (var (saga, key, correlation) in routes)
         {
@@ -468,8 +468,9 @@ internal sealed class Router
             for (var h = 0; h < headers.Length; h++)
             {
                 var name = headers.NameAt(h);
+                // A trace started here leaves the trigger's tracestate behind: it belongs to no trace sent on.
                 if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
-                    && EventHeaders.IsWritableName(name))
+                    && EventHeaders.IsWritableName(name) && !(newTrace && string.Equals(name, EventHeaders.TraceState, StringComparison.OrdinalIgnoreCase)))
                 {
                     outHeaders[name] = headers.ValueAt(h);
                 }

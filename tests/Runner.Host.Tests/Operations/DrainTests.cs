@@ -71,6 +71,14 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         // The event held back during the drain is processed now, and so is the result that came back.
         await node.WaitUntilAsync(async () => await RunnerNode.MessagesAsync(js, "WORKFLOW_EVENTS", ct, Succeeded) == 2, "k2's result", ct);
         Assert.Equal(2, await RunnerNode.MessagesAsync(js, "WORKFLOW_COMMANDS", ct));
+        // The loops the resume request started log k2's own trace, not the request's.
+        var k2Trace = (await RunnerNode.ReadAllAsync(js, "WORKFLOW_COMMANDS", ct)).Single(c => c.Body["correlation_id"]!.GetValue<string>() == "k2").Headers!["traceparent"].ToString();
+        System.Text.Json.Nodes.JsonArray? k2Scopes = null;
+        await node.WaitUntilAsync(() => Task.FromResult((k2Scopes = node.Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
+            .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!)
+            .SingleOrDefault(l => l["EventId"]!.GetValue<int>() == 4501 && l["Scopes"]!.AsArray().Any(s => s?["correlation_id"]?.GetValue<string>() == "k2"))?["Scopes"]?.AsArray()) is not null),
+            "k2's done line", ct);
+        Assert.Equal(k2Trace[3..35], k2Scopes!.Select(s => s!["TraceId"]?.GetValue<string>()).Single(t => t is not null));
         Assert.Equal(2, scope.Stub.Requests.Count);
         Assert.Equal(HttpStatusCode.Conflict, (await node.PostAsync("admin/resume", ct)).Status);
     }
