@@ -56,7 +56,7 @@ internal static class Tracing
     /// message's <c>traceparent</c> header, read only when a span is made.
     /// </summary>
     public static Activity? Start(ActivitySource source, SpanNames verb, string name, ActivityKind kind, IReadOnlyDictionary<string, string> headers) =>
-        source.HasListeners() ? Start(source, verb, name, kind, headers.GetValueOrDefault(Core.Events.EventHeaders.TraceParent)) : null;
+        Start(source, verb, name, kind, source.HasListeners() ? headers.GetValueOrDefault(Core.Events.EventHeaders.TraceParent) : null);
 
     /// <summary>What to send on: the span's id when there is a span, the inbound traceparent otherwise.</summary>
     public static string? TraceParent(Activity? activity, string? inbound) =>

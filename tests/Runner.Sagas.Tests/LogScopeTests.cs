@@ -110,9 +110,19 @@ public sealed class LogScopeTests
     {
         // A loop an admin request restarted runs in that request's context: its span must not stand in for the message's trace.
         using var source = new System.Diagnostics.ActivitySource("runner-test-unheard");
-        using var request = new System.Diagnostics.Activity("admin request").Start();
-        Assert.Null(Tracing.Start(source, new SpanNames("saga"), "orders", System.Diagnostics.ActivityKind.Consumer, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        Assert.Null(System.Diagnostics.Activity.Current);
+        const string TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        using (new System.Diagnostics.Activity("admin request").Start())
+        {
+            Assert.Null(Tracing.Start(source, new SpanNames("saga"), "orders", System.Diagnostics.ActivityKind.Consumer, TraceParent));
+            Assert.Null(System.Diagnostics.Activity.Current);
+        }
+        // The same from a message's headers (the partition worker's way).
+        using (new System.Diagnostics.Activity("admin request").Start())
+        {
+            var headers = new Dictionary<string, string>(StringComparer.Ordinal) { ["traceparent"] = TraceParent };
+            Assert.Null(Tracing.Start(source, new SpanNames("saga"), "orders", System.Diagnostics.ActivityKind.Consumer, headers));
+            Assert.Null(System.Diagnostics.Activity.Current);
+        }
     }
 
     private sealed class ScopeLogger(IExternalScopeProvider scopes) : ILogger

@@ -36,13 +36,8 @@ internal static class CanonicalTime
     public static bool TryParse(ReadOnlySpan<byte> utf8, out DateTimeOffset time)
     {
         time = default;
-        if (utf8.Length != Length || !System.Text.Ascii.IsValid(utf8))
-        {
-            return false;
-        }
         Span<char> text = stackalloc char[Length];
-        System.Text.Encoding.ASCII.GetChars(utf8, text);
-        return TryParse(text, out time);
+        return utf8.Length == Length && System.Text.Ascii.ToUtf16(utf8, text, out _) == System.Buffers.OperationStatus.Done && TryParse(text, out time);
     }
 
     /// <inheritdoc cref="TryParse(string, out DateTimeOffset)"/>

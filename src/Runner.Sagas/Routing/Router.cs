@@ -468,9 +468,7 @@ internal sealed class Router
             for (var h = 0; h < headers.Length; h++)
             {
                 var name = headers.NameAt(h);
-                // A trace started here leaves the trigger's tracestate behind: it belongs to no trace sent on.
-                if (!EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
-                    && EventHeaders.IsWritableName(name) && !(newTrace && string.Equals(name, EventHeaders.TraceState, StringComparison.OrdinalIgnoreCase)))
+                if (PassesOn(name, newTrace))
                 {
                     outHeaders[name] = headers.ValueAt(h);
                 }
@@ -494,6 +492,14 @@ internal sealed class Router
             _body = new ArrayBufferWriter<byte>(BodyRoom);
         }
     }
+
+    /// <summary>
+    /// Whether a trigger's header goes on to the inbox: not Runner's own, not a CloudEvents attribute, a
+    /// name NATS can carry; and not its tracestate when the trace was started here (it belongs to no trace sent on).
+    /// </summary>
+    private static bool PassesOn(string name, bool newTrace) =>
+        !EventHeaders.IsInternal(name) && !name.StartsWith(EventHeaders.CloudEventPrefix, StringComparison.OrdinalIgnoreCase)
+        && EventHeaders.IsWritableName(name) && !(newTrace && string.Equals(name, EventHeaders.TraceState, StringComparison.OrdinalIgnoreCase));
 
     private void Quarantine(Routed item, string reason, string detail, string? saga = null, string? tenant = null)
     {

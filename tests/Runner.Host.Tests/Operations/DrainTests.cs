@@ -49,14 +49,13 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await node.GetAsync("ready", ct)).Status);
 
         // Log lines written while a message is handled carry its trace id, tenant, saga and correlation id (JSON logs).
-        var done = node.Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
-            .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).Single(l => l["EventId"]!.GetValue<int>() == 4501);
-        var scopes = done["Scopes"]!.AsArray();
+        var scopes = node.ScopesOf(4501);
+        Assert.NotNull(scopes);
         // k1 came without a traceparent: the router started its trace, and the command and the effect's log lines carry it.
         var command = Assert.Single(await RunnerNode.ReadAllAsync(js, "WORKFLOW_COMMANDS", ct));
         var commandTrace = command.Headers!["traceparent"].ToString();
         Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-01$", commandTrace);
-        Assert.Equal(commandTrace[3..35], scopes.Select(s => s!["TraceId"]?.GetValue<string>()).Single(t => t is not null));
+        Assert.Equal(commandTrace[3..35], RunnerNode.ScopeValue(scopes, "TraceId"));
         // No OTLP endpoint is set, so no span is recorded: there is no span id to log.
         Assert.All(scopes, s => Assert.Null(s!["SpanId"]));
         var identity = scopes.Single(s => s!["tenant"] is not null)!;
@@ -74,11 +73,8 @@ public sealed class DrainTests(NatsServerFixture nats) : IClassFixture<NatsServe
         // The loops the resume request started log k2's own trace, not the request's.
         var k2Trace = (await RunnerNode.ReadAllAsync(js, "WORKFLOW_COMMANDS", ct)).Single(c => c.Body["correlation_id"]!.GetValue<string>() == "k2").Headers!["traceparent"].ToString();
         System.Text.Json.Nodes.JsonArray? k2Scopes = null;
-        await node.WaitUntilAsync(() => Task.FromResult((k2Scopes = node.Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
-            .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!)
-            .SingleOrDefault(l => l["EventId"]!.GetValue<int>() == 4501 && l["Scopes"]!.AsArray().Any(s => s?["correlation_id"]?.GetValue<string>() == "k2"))?["Scopes"]?.AsArray()) is not null),
-            "k2's done line", ct);
-        Assert.Equal(k2Trace[3..35], k2Scopes!.Select(s => s!["TraceId"]?.GetValue<string>()).Single(t => t is not null));
+        await node.WaitUntilAsync(() => Task.FromResult((k2Scopes = node.ScopesOf(4501, "k2")) is not null), "k2's done line", ct);
+        Assert.Equal(k2Trace[3..35], RunnerNode.ScopeValue(k2Scopes!, "TraceId"));
         Assert.Equal(2, scope.Stub.Requests.Count);
         Assert.Equal(HttpStatusCode.Conflict, (await node.PostAsync("admin/resume", ct)).Status);
     }

@@ -117,6 +117,18 @@ internal sealed class RunnerNode : IAsyncDisposable
         await WaitUntilAsync(async () => (await GetAsync("ready", cancellationToken)).Status == HttpStatusCode.OK, "ready", cancellationToken);
     }
 
+    /// <summary>
+    /// The scopes of the one JSON log line (<c>RUNNER_LOG_FORMAT=json</c>) with <paramref name="eventId"/> about
+    /// <paramref name="correlationId"/> (any, when null); null while there is none, and fails when there are several.
+    /// </summary>
+    public JsonArray? ScopesOf(int eventId, string? correlationId = null) =>
+        Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{')).Select(l => JsonNode.Parse(l)!)
+            .SingleOrDefault(l => l["EventId"]!.GetValue<int>() == eventId
+                && (correlationId is null || l["Scopes"]!.AsArray().Any(s => s?["correlation_id"]?.GetValue<string>() == correlationId)))?["Scopes"]?.AsArray();
+
+    /// <summary>The one value of <paramref name="name"/> among a line's <paramref name="scopes"/> (fails when none or several scopes have it).</summary>
+    public static string ScopeValue(JsonArray scopes, string name) => scopes.Select(s => s?[name]?.GetValue<string>()).Single(v => v is not null)!;
+
     /// <summary>Polls <paramref name="condition"/> until true; on the deadline, fails naming it with the runner's output.</summary>
     public async Task WaitUntilAsync(Func<Task<bool>> condition, string what, CancellationToken cancellationToken)
     {

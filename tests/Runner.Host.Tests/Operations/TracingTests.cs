@@ -113,10 +113,9 @@ public sealed class TracingTests(NatsServerFixture nats) : IClassFixture<NatsSer
 
         // The effect's log line has the span's trace id and span id, once.
         System.Text.Json.Nodes.JsonArray? scopes = null;
-        await node.WaitUntilAsync(() => Task.FromResult((scopes = node.Process.Output.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith('{'))
-            .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).SingleOrDefault(l => l["EventId"]!.GetValue<int>() == 4501)?["Scopes"]?.AsArray()) is not null), "the command's done line", ct);
-        Assert.Equal(traceId.ToHexString(), scopes!.Select(s => s!["TraceId"]?.GetValue<string>()).Single(t => t is not null));
-        Assert.Matches("^[0-9a-f]{16}$", scopes!.Select(s => s!["SpanId"]?.GetValue<string>()).Single(t => t is not null));
+        await node.WaitUntilAsync(() => Task.FromResult((scopes = node.ScopesOf(4501)) is not null), "the command's done line", ct);
+        Assert.Equal(traceId.ToHexString(), RunnerNode.ScopeValue(scopes!, "TraceId"));
+        Assert.Matches("^[0-9a-f]{16}$", RunnerNode.ScopeValue(scopes!, "SpanId"));
     }
 
     private sealed class DoneListener(TaskCompletionSource done) : Runner.Sagas.Partitions.ITransitionListener
