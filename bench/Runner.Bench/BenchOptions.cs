@@ -35,6 +35,9 @@ internal sealed record BenchOptions
     /// <summary>The effects' <c>concurrency</c> (commands one worker runs at once); null keeps the manifest default.</summary>
     public int? EffectConcurrency { get; init; }
 
+    /// <summary>The effect workers' claim-ahead factor (<c>RUNNER_EFFECT_CLAIM_AHEAD</c>); null keeps the default.</summary>
+    public double? EffectClaimAhead { get; init; }
+
     public bool Baseline { get; init; } = true;
     public bool Throughput { get; init; } = true;
     public bool Latency { get; init; } = true;
@@ -110,7 +113,8 @@ internal sealed record BenchOptions
           --warmup N        warm-up events through the runtime, not measured (default 10000)
           --round-trips N   saga instances in the effect round-trip phase (d) (default 5000)
           --commands M      commands per run of the claim phase (e) (default 10000)
-          --effect-concurrency C  commands one effect worker runs at once (default: the manifest default, 16)
+          --effect-concurrency C  commands one effect worker runs at once (default: the manifest default, 64)
+          --effect-claim-ahead F  claim ahead at most F x concurrency, as RUNNER_EFFECT_CLAIM_AHEAD (default 1; 0 = off)
           --timeout SEC     overall time limit (default 600)
           --skip-baseline | --skip-throughput | --skip-latency | --skip-effects
           --jit-log         diagnostic: list the methods the JIT compiles during (b)
@@ -160,6 +164,15 @@ internal sealed record BenchOptions
                 }
                 return values.Count > 0 ? [.. values] : throw new FormatException($"{name} needs at least one value");
             }
+            double Fraction(double min, double max)
+            {
+                var text = Next();
+                if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || value < min || value > max)
+                {
+                    throw new FormatException($"{name}: '{text}' is not a number in [{min}, {max}]");
+                }
+                return value;
+            }
             int Int(int min)
             {
                 var text = Next();
@@ -186,6 +199,7 @@ internal sealed record BenchOptions
                     "--round-trips" => options with { RoundTrips = Int(1) },
                     "--commands" => options with { Commands = Int(1) },
                     "--effect-concurrency" => options with { EffectConcurrency = Int(1) },
+                    "--effect-claim-ahead" => options with { EffectClaimAhead = Fraction(0, 4) },
                     "--skip-baseline" => options with { Baseline = false },
                     "--skip-throughput" => options with { Throughput = false },
                     "--skip-latency" => options with { Latency = false },

@@ -26,6 +26,9 @@ internal sealed class CpuSnapshot
     public TimeSpan JitTime { get; private init; }
     public long JitMethods { get; private init; }
 
+    /// <summary>Bytes this process handed to write system calls (<c>wchar</c> in /proc/self/io): LMDB's page writes.</summary>
+    public long WrittenBytes { get; private init; }
+
     public static CpuSnapshot Take(int? natsPid)
     {
         var (busy, iowait, total) = Machine();
@@ -45,6 +48,7 @@ internal sealed class CpuSnapshot
             GcPause = GC.GetTotalPauseDuration(),
             JitTime = System.Runtime.JitInfo.GetCompilationTime(),
             JitMethods = System.Runtime.JitInfo.GetCompiledMethodCount(),
+            WrittenBytes = Written("/proc/self/io"),
         };
     }
 
@@ -90,6 +94,30 @@ internal sealed class CpuSnapshot
         {
             return 0;
         }
+    }
+
+    /// <summary>The <c>wchar</c> line of a /proc io file, 0 when it cannot be read.</summary>
+    public static long Written(string ioPath)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines(ioPath))
+            {
+                if (line.StartsWith("wchar:", StringComparison.Ordinal))
+                {
+                    return long.Parse(line.AsSpan(6).Trim(), CultureInfo.InvariantCulture);
+                }
+            }
+        }
+        catch (IOException)
+        {
+            // process went away
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // not ours
+        }
+        return 0;
     }
 
     private static (long User, long System) UserSystem(string stat)
@@ -145,6 +173,7 @@ internal sealed class CpuDelta(CpuSnapshot from, CpuSnapshot to)
     public TimeSpan GcPause { get; } = to.GcPause - from.GcPause;
     public TimeSpan JitTime { get; } = to.JitTime - from.JitTime;
     public long JitMethods { get; } = to.JitMethods - from.JitMethods;
+    public long Written { get; } = to.WrittenBytes - from.WrittenBytes;
 
     public IEnumerable<(string Thread, double Seconds)> Threads =>
         to.Threads.Select(t => (t.Key, t.Value - from.Threads.GetValueOrDefault(t.Key)))
@@ -158,7 +187,7 @@ internal sealed class CpuDelta(CpuSnapshot from, CpuSnapshot to)
         output.WriteLine(Text.Inv($"{indent}cpu over {WallSeconds:F2} s wall ({cores} cores = {cores * WallSeconds:F2} cpu-s): bench+runner process {Self:F2} s ({100 * Self / WallSeconds:F0}% of one core), nats-server {Nats:F2} s ({100 * Nats / WallSeconds:F0}%), other processes {other:F2} s, machine idle {Math.Max(0, 100 * (1 - ((MachineBusy + MachineIoWait) / Math.Max(MachineTotal, 1e-9)))):F0}%, iowait {MachineIoWait:F2} s"));
         if (events > 0)
         {
-            output.WriteLine(Text.Inv($"{indent}per {unit}: {1e6 * Self / events:F0} µs cpu in this process, {1e6 * Nats / events:F0} µs in nats-server; allocated {Allocated / (double)events / 1024:F1} KiB/{unit}"));
+            output.WriteLine(Text.Inv($"{indent}per {unit}: {1e6 * Self / events:F0} µs cpu in this process, {1e6 * Nats / events:F0} µs in nats-server; allocated {Allocated / (double)events / 1024:F1} KiB/{unit}; written {Written / (double)events / 1024:F1} KiB/{unit}"));
         }
         output.WriteLine(Text.Inv($"{indent}GC: gen0/1/2 {Gen0}/{Gen1}/{Gen2} collections, paused {GcPause.TotalMilliseconds:F0} ms ({100 * GcPause.TotalSeconds / WallSeconds:F1}% of wall); JIT: {JitMethods} methods compiled in {JitTime.TotalMilliseconds:F0} ms"));
         var top = Threads.Take(8).Select(t => Text.Inv($"{t.Thread}={t.Seconds:F2}s"));

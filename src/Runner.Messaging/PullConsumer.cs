@@ -41,7 +41,7 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     private readonly INatsConnection _connection;
     private readonly string _next;
     private readonly string _replyBase;
-    private readonly int _max;
+    private int _max;
     private readonly int _threshold;
     private readonly TimeSpan _expires;
     private readonly TimeSpan _heartbeat;
@@ -258,6 +258,25 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
             _pullId = 0;
         }
         Wake();
+    }
+
+    /// <summary>
+    /// Changes how many messages may be out at most beyond those given back. A larger room is asked
+    /// for at once; a smaller one takes effect as messages are given back (nothing delivered is recalled).
+    /// </summary>
+    public void Resize(int max)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        bool pull;
+        lock (_gate)
+        {
+            _max = max;
+            pull = Room() > 0;
+        }
+        if (pull)
+        {
+            Wake();
+        }
     }
 
     /// <summary>Gives back one message's room (the reader took it, or, without release on read, is done with it).</summary>

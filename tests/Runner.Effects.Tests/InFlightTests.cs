@@ -89,7 +89,8 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await SagaHarness.WaitUntilAsync(() => upstream.Requests.Count == 3, s_timeout, "three calls in flight");
         var consumer = EffectWorker.ConsumerName("runner", "payment.charge", null);
 
-        // Every slot busy: the server has handed out the three running commands and no more.
+        // Every slot busy, and no effect has run yet, so nothing is claimed ahead: the server has handed out the
+        // three running commands and no more.
         await Task.Delay(500, cts.Token);
         var info = (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info;
         Assert.Equal(3UL, info.Delivered.ConsumerSeq);
@@ -162,9 +163,11 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
         // One slot: the first command is held after its completion is recorded, before its result is published.
+        // Nothing claimed ahead, so what the worker holds is its slot and its finishing place alone.
         var finish = new TaskCompletionSource();
         var hooks = new EffectWorkerHooks
         {
+            FixedClaimAhead = 0,
             AfterCompleted = async (id, ct) =>
             {
                 if (id == "first")
@@ -199,5 +202,92 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.All(ids, id => Assert.Equal(1, upstream.CallsFor(id)));
         var results = await EffectStreams.ReadAsync(js, "WORKFLOW_EVENTS", cts.Token);
         Assert.Equal(ids.Select(id => "result:" + id).Order(), results.Select(r => r.Body["id"]!.GetValue<string>()).Order());
+    }
+
+    [Fact]
+    public async Task Commands_claimed_ahead_wait_for_a_slot_with_their_leases_kept_and_a_drain_hands_them_back()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        // Longer than a stall of the loaded test process costs (up to half of it), short enough to see renewals.
+        var lease = TimeSpan.FromSeconds(3);
+        var effects = new[] { Effects.Charge(upstream.Url, concurrency: 2) with { TimeoutMs = 60_000 } };
+        await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: lease, drain: TimeSpan.FromSeconds(60),
+            hooks: new EffectWorkerHooks { FixedClaimAhead = 2 });
+        var ids = Enumerable.Range(0, 10).Select(i => $"ahead-{i}").ToList();
+        foreach (var id in ids)
+        {
+            await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", id, new { id }), cancellationToken: cts.Token);
+        }
+        var claims = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "reader" }, TimeProvider.System, cts.Token);
+        await SagaHarness.WaitUntilAsync(() => upstream.Requests.Count == 2, s_timeout, "both slots calling the upstream");
+        var running = ids.Where(id => upstream.CallsFor(id) == 1).ToList();
+        var ahead = new List<string>();
+        await SagaHarness.WaitUntilAsync(async () =>
+        {
+            ahead.Clear();
+            foreach (var id in ids.Except(running))
+            {
+                if (await claims.GetAsync("acme", id, cts.Token) is { State: ClaimRecord.Running, Worker: "worker-a" })
+                {
+                    ahead.Add(id);
+                }
+            }
+            return ahead.Count == 2;
+        }, s_timeout, "two more commands claimed while both slots are busy");
+
+        // Past the first lease: the commands waiting for a slot had their claims renewed and their messages kept in
+        // progress, as the running ones; still two calls at the upstream, and four commands out of the stream.
+        await SagaHarness.WaitUntilAsync(async () =>
+        {
+            foreach (var id in ahead)
+            {
+                if (await claims.GetAsync("acme", id, cts.Token) is not { } claim || claim.LeaseUntilMs <= claim.ClaimedAtMs + (2 * (long)lease.TotalMilliseconds))
+                {
+                    return false;
+                }
+            }
+            return true;
+        }, s_timeout, "the claims made ahead renewed after their first lease ran out");
+        var consumer = EffectWorker.ConsumerName("runner", "payment.charge", null);
+        var info = (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info;
+        Assert.Equal(4, info.NumAckPending);
+        Assert.Equal(6UL, info.NumPending);
+        Assert.Equal(0, info.NumRedelivered);
+        Assert.Equal(2, upstream.Requests.Count);
+        foreach (var id in ahead)
+        {
+            var claim = (await claims.GetAsync("acme", id, cts.Token))!;
+            Assert.Equal((ClaimRecord.Running, "worker-a", 1), (claim.State, claim.Worker, claim.Attempt));
+        }
+
+        // A drain: the two claimed ahead never ran, so they go back at once (claims deleted); the two running finish.
+        var worker = a.Runtime.Workers.Single();
+        var drained = a.Runtime.DrainAsync(cts.Token);
+        await SagaHarness.WaitUntilAsync(() => worker.HandedBack == 2, s_timeout, "the commands claimed ahead handed back");
+        foreach (var id in ahead)
+        {
+            Assert.Null(await claims.GetAsync("acme", id, cts.Token));
+            Assert.Equal(0, upstream.CallsFor(id));
+        }
+        release.SetResult();
+        await drained;
+        Assert.Equal(2, a.Executed);
+        Assert.Equal(2, await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token));
+
+        // Another worker takes the rest, those handed back among them: every command runs once.
+        await using var b = await EffectNode.StartAsync(nats, effects, "worker-b");
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= ids.Count, s_timeout, "a result per command");
+        Assert.All(ids, id => Assert.Equal(1, upstream.CallsFor(id)));
+        Assert.Equal(ids.Count - 2, b.Executed);
+        foreach (var id in ahead)
+        {
+            Assert.Equal("worker-b", (await claims.GetAsync("acme", id, cts.Token))!.Worker);
+        }
     }
 }

@@ -101,6 +101,7 @@ public sealed class SettingsTests
             ["RUNNER_EFFECTS_BUCKET"] = "CLAIMS_PROD",
             ["RUNNER_EFFECT_LEASE"] = "45s",
             ["RUNNER_EFFECT_CLAIM_RETENTION"] = "72h",
+            ["RUNNER_EFFECT_CLAIM_AHEAD"] = "0.5",
             ["RUNNER_STREAM_REPLICAS"] = "3",
         });
 
@@ -113,6 +114,8 @@ public sealed class SettingsTests
         Assert.Equal(TimeSpan.FromHours(72), claims.Retention);
         Assert.Equal(3, claims.Replicas);
         Assert.Equal(["gpu", "eu-west"], settings.EffectOptions().Pools);
+        Assert.Equal(0.5, settings.EffectOptions().ClaimAhead);
+        Assert.Equal(1, SettingsLoader.Load(new Dictionary<string, string?>()).Settings.EffectOptions().ClaimAhead);
     }
 
     [Fact]
@@ -124,10 +127,11 @@ public sealed class SettingsTests
             ["RUNNER_EFFECTS_BUCKET"] = "has.dots",
             ["RUNNER_EFFECT_LEASE"] = "100ms",
             ["RUNNER_EFFECT_CLAIM_RETENTION"] = "10s",
+            ["RUNNER_EFFECT_CLAIM_AHEAD"] = "5",
             ["RUNNER_WORKER_ID"] = new string('w', 129),
         });
 
-        foreach (var name in new[] { "RUNNER_POOLS", "RUNNER_EFFECTS_BUCKET", "RUNNER_EFFECT_LEASE", "RUNNER_EFFECT_CLAIM_RETENTION", "RUNNER_WORKER_ID" })
+        foreach (var name in new[] { "RUNNER_POOLS", "RUNNER_EFFECTS_BUCKET", "RUNNER_EFFECT_LEASE", "RUNNER_EFFECT_CLAIM_RETENTION", "RUNNER_EFFECT_CLAIM_AHEAD", "RUNNER_WORKER_ID" })
         {
             Assert.Contains(errors, e => e.Contains(name, StringComparison.Ordinal));
         }

@@ -104,7 +104,7 @@ internal sealed partial class EffectsBench
     }
 
     private Task<WorkerNode> StartNodeAsync(string worker, EffectManifest effect, IEffectExecutor executor, CancellationToken cancellationToken) =>
-        WorkerNode.StartAsync(_url, worker, [effect], executor, Quarantine, _jetStream, ConsumerPrefix, _loggers, cancellationToken);
+        WorkerNode.StartAsync(_url, worker, [effect], executor, Quarantine, _jetStream, ConsumerPrefix, _options.EffectClaimAhead, _loggers, cancellationToken);
 
     /// <summary>(i): the same commands through a durable pull consumer that only acks (as the baseline's consume).</summary>
     private async Task<(int Done, double Seconds)> PlainRunAsync(char prefix, int count, int offset, bool print, CancellationToken cancellationToken)

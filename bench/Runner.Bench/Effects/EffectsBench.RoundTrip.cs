@@ -86,7 +86,7 @@ internal sealed partial class EffectsBench
         await using var services = EffectExecutor.AddHttpClient(new ServiceCollection()).BuildServiceProvider();
         var executor = EffectExecutor.Create(services.GetRequiredService<IHttpClientFactory>(), _dir.File("secrets"), _loggers, TimeProvider.System);
         await sagas.StartAsync(cancellationToken);
-        await using var worker = await WorkerNode.StartAsync(_url, "bench-w1", set.Effects, executor, Quarantine, _jetStream, ConsumerPrefix, _loggers, cancellationToken);
+        await using var worker = await WorkerNode.StartAsync(_url, "bench-w1", set.Effects, executor, Quarantine, _jetStream, ConsumerPrefix, _options.EffectClaimAhead, _loggers, cancellationToken);
         Upstream.Arrived = key => _timelines.Mark(key, RoundTripListener.Called);
         _output.WriteLine(Text.Inv($"  runtime: saga 'trip' ({_options.Partitions} partitions, durable={_options.Durable}) + one effect worker, effect 'trip.call' (http POST, concurrency {concurrency}, manifest-default retry/breaker)"));
 

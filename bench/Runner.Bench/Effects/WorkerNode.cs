@@ -32,6 +32,7 @@ internal sealed class WorkerNode : IAsyncDisposable
         ICommandQuarantine quarantine,
         JetStreamSettings jetStream,
         string consumerPrefix,
+        double? claimAhead,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
@@ -40,7 +41,7 @@ internal sealed class WorkerNode : IAsyncDisposable
         {
             await connection.ConnectAsync();
             var runtime = new EffectRuntime(new NatsJSContext(connection), effects, executor, quarantine,
-                new EffectWorkerOptions { JetStream = jetStream, ConsumerPrefix = consumerPrefix },
+                new EffectWorkerOptions { JetStream = jetStream, ConsumerPrefix = consumerPrefix, ClaimAhead = claimAhead ?? new EffectWorkerOptions().ClaimAhead },
                 new EffectClaimOptions { Worker = worker }, loggers, TimeProvider.System);
             await runtime.StartAsync(cancellationToken);
             return new WorkerNode(connection, runtime);

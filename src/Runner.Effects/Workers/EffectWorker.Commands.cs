@@ -52,7 +52,9 @@ internal sealed partial class EffectWorker
         }
         try
         {
+            var claiming = _time.GetTimestamp();
             var decision = await _claims.ClaimAsync(command.Tenant, command.CommandId, cancellationToken);
+            hold.Ahead.Claimed(_time.GetElapsedTime(claiming));
             switch (decision)
             {
                 case ClaimDecision.AlreadyCompleted completed:
@@ -96,7 +98,23 @@ internal sealed partial class EffectWorker
         var kept = _leases.Track(msg, command.CommandId, claim, lost);
         try
         {
+            // A command claimed ahead waits here for a slot, its lease kept.
+            if (!await hold.RunAsync(intake))
+            {
+                // The worker stopped taking work before a slot came free: nothing ran, so any worker may take it at once.
+                await _leases.StopAsync(kept);
+                await HandBackAsync(msg, command, claim, cancellationToken);
+                return;
+            }
+            if (lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                // The lease ran out while it waited, and another worker may have it now.
+                EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
+                Interlocked.Increment(ref _lost);
+                return;
+            }
             var startedAt = _time.GetUtcNow();
+            var running = _time.GetTimestamp();
             EffectExecution execution;
             try
             {
@@ -120,6 +138,7 @@ internal sealed partial class EffectWorker
                 await HandBackAsync(msg, command, claim, cancellationToken);
                 return;
             }
+            hold.Ahead.Ran(_time.GetElapsedTime(running));
             Interlocked.Increment(ref _executed);
             try
             {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -12,11 +13,12 @@ namespace Runner.Effects.Workers;
 /// <summary>
 /// Consumes one effect's commands (optionally of one pool) from <c>WORKFLOW_COMMANDS</c> on a
 /// durable consumer that every worker of the deployment shares, so workers compete for them. It
-/// pulls only as many commands as it has free slots (the effect's <c>concurrency</c>), so a busy
-/// worker leaves work to idle ones. A slot is held while a command is claimed and run; once its
-/// effect has run, the command moves to one of as many finishing slots (completion, result, ack)
-/// and its slot takes the next command, so the upstream sees the effect's full concurrency while
-/// the bookkeeping round trips of earlier commands go on beside it.
+/// pulls only as many commands as it has free slots (the effect's <c>concurrency</c>) and, for
+/// effects that run briefly, a few more that it claims ahead (<see cref="ClaimAhead"/>), so a busy
+/// worker leaves work to idle ones and a slot coming free finds its next command claimed. A slot is
+/// held while a command's effect runs; once it has run, the command moves to one of as many
+/// finishing slots (completion, result, ack) and its slot takes the next command, so the upstream
+/// sees the effect's full concurrency while the round trips of other commands go on beside it.
 /// </summary>
 internal sealed partial class EffectWorker
 {
@@ -124,39 +126,28 @@ internal sealed partial class EffectWorker
         }, stop);
         EffectsLog.WorkerStarted(_logger, Effect, Pool ?? "-", Consumer, FilterSubject, concurrency, _claims.Worker);
 
-        // One pull subscription for the worker's life, asking for as many commands as it has free slots: a slot's
-        // room is given back when the slot is (the command's effect ran, or it is done).
+        // One pull subscription for the worker's life, asking for as many commands as it may hold before their
+        // effect has run: its slots and those claimed ahead. A command's room is given back once its effect has run.
         var pull = await PullConsumer.StartAsync(_js.Connection, _js.Opts.Prefix, _options.JetStream.Streams.WorkflowCommands, Consumer,
             concurrency, _options.PullExpiry, _options.PullHeartbeat, _time, stop, releaseOnRead: false);
         using var slots = new SemaphoreSlim(concurrency, concurrency);
         using var finishing = new SemaphoreSlim(concurrency, concurrency);
+        // What a command claimed ahead waits for a slot under: the end of the intake or of running commands.
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop, _abort);
+        var lanes = new Lanes(slots, finishing, pull, new ClaimAhead(concurrency, Hooks?.FixedClaimAhead is null ? _options.ClaimAhead : 0, pull.Resize), stopping.Token);
+        if (Hooks?.FixedClaimAhead is { } fixedAhead)
+        {
+            pull.Resize(concurrency + fixedAhead);
+        }
         var inFlight = new ConcurrentDictionary<Task, byte>();
         using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(_abort);
         var keeper = _leases.RunAsync(keeperStop.Token);
         try
         {
-            await using var commands = pull.ReadAllAsync(stop).GetAsyncEnumerator(stop);
-            while (!stop.IsCancellationRequested)
+            // The pull delivers no more than there is room for, so each command delivered is taken at once.
+            await foreach (var command in pull.ReadAllAsync(stop))
             {
-                await slots.WaitAsync(stop);
-                var next = false;
-                try
-                {
-                    next = await commands.MoveNextAsync();
-                }
-                finally
-                {
-                    if (!next)
-                    {
-                        slots.Release();
-                    }
-                }
-                if (!next)
-                {
-                    // The subscription ended without an error (the connection is closing): the worker stops with it.
-                    break;
-                }
-                var task = HandleGuardedAsync(commands.Current, new Hold(slots, finishing, pull), stop);
+                var task = HandleGuardedAsync(command, new Hold(lanes), stop);
                 inFlight.TryAdd(task, 0);
                 _ = task.ContinueWith(t => inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
@@ -213,56 +204,76 @@ internal sealed partial class EffectWorker
         }
     }
 
+    /// <summary>What the commands of one <see cref="RunAsync"/> share: slots, finishing places, the pull's room and the claim-ahead estimate.</summary>
+    private sealed record Lanes(SemaphoreSlim Slots, SemaphoreSlim Finishing, PullConsumer Pull, ClaimAhead Ahead, CancellationToken Stopping);
+
     /// <summary>
-    /// A command's place in the worker: a slot from its fetch until its effect has run, then a
-    /// finishing slot until it is done. The finishing slot is taken before the slot is given up,
-    /// so when finishing is backed up the worker stops pulling instead of piling up results.
+    /// A command's place in the worker: room in the pull from its delivery until its effect has run
+    /// (or it ends without running), a slot while its effect runs, then a finishing place until it is
+    /// done. The finishing place is taken before the slot and the room are given up, so when
+    /// finishing is backed up the worker stops pulling instead of piling up results.
     /// </summary>
-    private sealed class Hold
+    private sealed class Hold(Lanes lanes)
     {
-        private readonly SemaphoreSlim _slots;
-        private readonly SemaphoreSlim _finishing;
-        private readonly PullConsumer _pull;
+        private bool _room = true;
         private SemaphoreSlim? _held;
 
-        public Hold(SemaphoreSlim slots, SemaphoreSlim finishing, PullConsumer pull)
+        public ClaimAhead Ahead => lanes.Ahead;
+
+        /// <summary>
+        /// Takes a slot to run the effect in, waiting for one. False when the worker stops taking work
+        /// (<paramref name="intake"/>) first: the command is claimed but has not run, and goes back.
+        /// </summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public async ValueTask<bool> RunAsync(CancellationToken intake)
         {
-            _slots = slots;
-            _finishing = finishing;
-            _pull = pull;
-            _held = slots;
+            if (!lanes.Slots.Wait(0))
+            {
+                if (intake.IsCancellationRequested)
+                {
+                    return false;
+                }
+                try
+                {
+                    await lanes.Slots.WaitAsync(lanes.Stopping);
+                }
+                catch (OperationCanceledException) when (intake.IsCancellationRequested)
+                {
+                    return false;
+                }
+            }
+            _held = lanes.Slots;
+            return true;
         }
 
-        /// <summary>Moves the command from its slot to a finishing slot, waiting for one to be free.</summary>
+        /// <summary>Moves the command from its slot to a finishing place, waiting for one to be free.</summary>
         public async ValueTask FinishAsync(CancellationToken cancellationToken)
         {
-            if (_held != _slots)
+            if (_held != lanes.Slots)
             {
                 return;
             }
-            await _finishing.WaitAsync(cancellationToken);
-            FreeSlot();
-            _held = _finishing;
+            await lanes.Finishing.WaitAsync(cancellationToken);
+            lanes.Slots.Release();
+            _held = lanes.Finishing;
+            GiveRoom();
         }
 
         public void Release()
         {
-            if (_held == _slots)
-            {
-                FreeSlot();
-            }
-            else
-            {
-                _held?.Release();
-            }
+            _held?.Release();
             _held = null;
+            GiveRoom();
         }
 
-        /// <summary>The slot is free: the pull may ask for one more command.</summary>
-        private void FreeSlot()
+        /// <summary>The pull may ask for one more command.</summary>
+        private void GiveRoom()
         {
-            _slots.Release();
-            _pull.Release();
+            if (_room)
+            {
+                _room = false;
+                lanes.Pull.Release();
+            }
         }
     }
 
@@ -337,6 +348,9 @@ internal sealed class EffectWorkerHooks
 
     /// <summary>How much later a command's lease renewal is confirmed than the server wrote it, as a slow or hung reply would (null: none).</summary>
     public Func<string, TimeSpan?>? DelayRenewal { get; init; }
+
+    /// <summary>Claims this many commands ahead of free slots from the start, however long claims and runs take (null: as estimated).</summary>
+    public int? FixedClaimAhead { get; init; }
 
     /// <summary>Returns true to NAK a finished command instead of acking it (it is redelivered).</summary>
     public Func<string, bool>? NakInsteadOfAck { get; init; }

@@ -25,6 +25,12 @@ internal sealed record EffectWorkerOptions
     /// </summary>
     public TimeSpan CommandMaxAge { get; init; } = TimeSpan.FromDays(7) - TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// At most this many times an effect's <c>concurrency</c> is claimed ahead of free slots, for
+    /// effects that run briefly against a claim's round trip (<see cref="Workers.ClaimAhead"/>); 0 turns it off.
+    /// </summary>
+    public double ClaimAhead { get; init; } = 1;
+
     /// <summary>On stop: how long running commands may finish before they are cancelled (left unacked, taken over later).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

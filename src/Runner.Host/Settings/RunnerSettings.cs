@@ -44,6 +44,9 @@ internal sealed record RunnerSettings
     public TimeSpan EffectLease { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan EffectClaimRetention { get; init; } = TimeSpan.FromDays(7);
 
+    /// <summary>At most this many times an effect's concurrency is claimed ahead of free slots (<see cref="EffectWorkerOptions.ClaimAhead"/>).</summary>
+    public double EffectClaimAhead { get; init; } = 1;
+
     /// <summary>The slice program; <c>runner-slice</c> next to the runner by default.</summary>
     public string SliceBin { get; init; } = Effects.Providers.Slices.SliceProviderOptions.DefaultBinary;
 
@@ -86,6 +89,7 @@ internal sealed record RunnerSettings
         // A result larger than the saga side accepts would be quarantined there, unseen by its saga.
         MaxResultBytes = MaxEventBytes,
         DrainTimeout = ShutdownTimeout,
+        ClaimAhead = EffectClaimAhead,
         CommandMaxAge = EffectClaimRetention > TimeSpan.FromHours(2) ? EffectClaimRetention - TimeSpan.FromHours(1) : EffectClaimRetention / 2,
     };
 

@@ -47,6 +47,8 @@ internal static class SettingsLoader
             ? new(s with { EffectsBucket = v }) : Result.Error("must be a valid KV bucket name (letters, digits, '-', '_')")),
         ("RUNNER_EFFECT_LEASE", "effect_lease", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMilliseconds(500) ? new(s with { EffectLease = d }) : Result.Error("must be a duration of at least 500ms (e.g. 30s)")),
         ("RUNNER_EFFECT_CLAIM_RETENTION", "effect_claim_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { EffectClaimRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
+        ("RUNNER_EFFECT_CLAIM_AHEAD", "effect_claim_ahead", (s, v) => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) && f is >= 0 and <= 4
+            ? new(s with { EffectClaimAhead = f }) : Result.Error("must be a number in [0, 4] (times an effect's concurrency; 0 claims nothing ahead)")),
         ("RUNNER_SLICE_BIN", "slice_bin", (s, v) => v.Length > 0 ? new(s with { SliceBin = v }) : Result.Error("must not be empty")),
         ("RUNNER_SLICE_CPU", "slice_cpu", (s, v) => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var c) && c is >= 0.01 and <= 4096
             ? new(s with { SliceCpu = c }) : Result.Error("must be a number of cores in [0.01, 4096]")),
