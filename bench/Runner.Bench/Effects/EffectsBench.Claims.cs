@@ -169,8 +169,14 @@ internal sealed partial class EffectsBench
         await PurgeAsync(_jetStream.Streams.WorkflowCommands, cancellationToken);
         var timeline = _timelines.Begin(prefix, count, 2, offset);
         await PublishAsync(timeline, count, i => Command(timeline, i), cancellationToken);
+        // BENCH_ALLOC_TYPES=1: what the measured runs allocate, by type (sampled).
+        using var types = print && Environment.GetEnvironmentVariable("BENCH_ALLOC_TYPES") == "1" ? new AllocTypes() : null;
         var cpu = CpuSnapshot.Take(_natsPid);
         var t0 = _timelines.NowUs();
+        if (types is not null)
+        {
+            types.On = true;
+        }
         var nodes = await Task.WhenAll(Enumerable.Range(1, workers).Select(w => StartNodeAsync("bench-w" + Inv(w), effect, executor, cancellationToken)));
         bool complete;
         try
@@ -185,6 +191,10 @@ internal sealed partial class EffectsBench
             }
         }
         var cpuDelta = new CpuDelta(cpu, CpuSnapshot.Take(_natsPid));
+        if (types is not null)
+        {
+            types.On = false;
+        }
         var end = complete ? timeline.LastFinishedUs : _timelines.NowUs();
         var seconds = (end - t0) / 1e6;
         var run = new ClaimRun(workers, timeline.FinishedCount, seconds, timeline.FinishedCount / seconds,
@@ -194,6 +204,7 @@ internal sealed partial class EffectsBench
             var label = workers == 1 ? "(ii)  one effect worker " : "(iii) two effect workers";
             _output.WriteLine(Text.Inv($"  {label}: {run.Done}/{count} in {seconds:F3} s → {run.Rate,9:F0} commands/s  (executed per worker: {string.Join(" + ", run.PerWorker)}; re-published {run.Republished}; duplicates {timeline.Duplicates}){(complete ? string.Empty : "  (INCOMPLETE: timed out)")}"));
             cpuDelta.Print(_output, "        ", count, "command");
+            types?.Print(_output);
         }
         return run;
     }

@@ -99,7 +99,7 @@ internal sealed partial class EffectWorker
         try
         {
             // A command claimed ahead waits here for a slot, its lease kept.
-            if (!await hold.RunAsync(intake))
+            if (!await hold.RunAsync())
             {
                 // The worker stopped taking work before a slot came free: nothing ran, so any worker may take it at once.
                 await _leases.StopAsync(kept);
@@ -140,13 +140,14 @@ internal sealed partial class EffectWorker
             }
             hold.Ahead.Ran(_time.GetElapsedTime(running));
             Interlocked.Increment(ref _executed);
-            try
+            // The effect ran: its slot takes the next command while this one is completed, published and acked.
+            if (!await hold.FinishAsync())
             {
-                // The effect ran: its slot takes the next command while this one is completed, published and acked.
-                await hold.FinishAsync(lost.Token);
+                throw new OperationCanceledException(cancellationToken); // aborted: not acked, it comes back
             }
-            catch (OperationCanceledException) when (lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            if (lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
+                // The lease ran out while it waited for a finishing place: the completion would be refused anyway.
                 EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
                 Interlocked.Increment(ref _lost);
                 return;

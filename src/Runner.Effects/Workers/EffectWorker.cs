@@ -130,11 +130,12 @@ internal sealed partial class EffectWorker
         // effect has run: its slots and those claimed ahead. A command's room is given back once its effect has run.
         var pull = await PullConsumer.StartAsync(_js.Connection, _js.Opts.Prefix, _options.JetStream.Streams.WorkflowCommands, Consumer,
             concurrency, _options.PullExpiry, _options.PullHeartbeat, _time, stop, releaseOnRead: false);
-        using var slots = new SemaphoreSlim(concurrency, concurrency);
-        using var finishing = new SemaphoreSlim(concurrency, concurrency);
-        // What a command claimed ahead waits for a slot under: the end of the intake or of running commands.
+        // A command claimed ahead stops waiting for a slot when the intake ends (it goes back); one that ran waits
+        // for a finishing place until the running commands are aborted.
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop, _abort);
-        var lanes = new Lanes(slots, finishing, pull, new ClaimAhead(concurrency, Hooks?.FixedClaimAhead is null ? _options.ClaimAhead : 0, pull.Resize), stopping.Token);
+        using var slots = new SlotGate(concurrency, stopping.Token);
+        using var finishing = new SlotGate(concurrency, _abort);
+        var lanes = new Lanes(slots, finishing, pull, new ClaimAhead(concurrency, Hooks?.FixedClaimAhead is null ? _options.ClaimAhead : 0, pull.Resize));
         if (Hooks?.FixedClaimAhead is { } fixedAhead)
         {
             pull.Resize(concurrency + fixedAhead);
@@ -205,7 +206,7 @@ internal sealed partial class EffectWorker
     }
 
     /// <summary>What the commands of one <see cref="RunAsync"/> share: slots, finishing places, the pull's room and the claim-ahead estimate.</summary>
-    private sealed record Lanes(SemaphoreSlim Slots, SemaphoreSlim Finishing, PullConsumer Pull, ClaimAhead Ahead, CancellationToken Stopping);
+    private sealed record Lanes(SlotGate Slots, SlotGate Finishing, PullConsumer Pull, ClaimAhead Ahead);
 
     /// <summary>
     /// A command's place in the worker: room in the pull from its delivery until its effect has run
@@ -216,53 +217,55 @@ internal sealed partial class EffectWorker
     private sealed class Hold(Lanes lanes)
     {
         private bool _room = true;
-        private SemaphoreSlim? _held;
+        private bool _slot;
+        private bool _finishing;
 
         public ClaimAhead Ahead => lanes.Ahead;
 
         /// <summary>
         /// Takes a slot to run the effect in, waiting for one. False when the worker stops taking work
-        /// (<paramref name="intake"/>) first: the command is claimed but has not run, and goes back.
+        /// first: the command is claimed but has not run, and goes back.
         /// </summary>
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-        public async ValueTask<bool> RunAsync(CancellationToken intake)
+        public async ValueTask<bool> RunAsync()
         {
-            if (!lanes.Slots.Wait(0))
-            {
-                if (intake.IsCancellationRequested)
-                {
-                    return false;
-                }
-                try
-                {
-                    await lanes.Slots.WaitAsync(lanes.Stopping);
-                }
-                catch (OperationCanceledException) when (intake.IsCancellationRequested)
-                {
-                    return false;
-                }
-            }
-            _held = lanes.Slots;
-            return true;
+            _slot = await lanes.Slots.TakeAsync();
+            return _slot;
         }
 
-        /// <summary>Moves the command from its slot to a finishing place, waiting for one to be free.</summary>
-        public async ValueTask FinishAsync(CancellationToken cancellationToken)
+        /// <summary>
+        /// Moves the command from its slot to a finishing place, waiting for one to be free. False when
+        /// the running commands are aborted first.
+        /// </summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public async ValueTask<bool> FinishAsync()
         {
-            if (_held != lanes.Slots)
+            if (!await lanes.Finishing.TakeAsync())
             {
-                return;
+                return false;
             }
-            await lanes.Finishing.WaitAsync(cancellationToken);
-            lanes.Slots.Release();
-            _held = lanes.Finishing;
+            _finishing = true;
+            if (_slot)
+            {
+                _slot = false;
+                lanes.Slots.Give();
+            }
             GiveRoom();
+            return true;
         }
 
         public void Release()
         {
-            _held?.Release();
-            _held = null;
+            if (_slot)
+            {
+                _slot = false;
+                lanes.Slots.Give();
+            }
+            if (_finishing)
+            {
+                _finishing = false;
+                lanes.Finishing.Give();
+            }
             GiveRoom();
         }
 

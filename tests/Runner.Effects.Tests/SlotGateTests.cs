@@ -1,0 +1,117 @@
+using Runner.Effects.Workers;
+using Xunit;
+
+namespace Runner.Effects.Tests;
+
+public sealed class SlotGateTests
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Free_slots_are_taken_at_once_and_the_next_asker_waits_until_one_is_given_back()
+    {
+        using var gate = new SlotGate(2, CancellationToken.None);
+        Assert.True(await gate.TakeAsync());
+        Assert.True(await gate.TakeAsync());
+        Assert.Equal(0, gate.Free);
+
+        var third = gate.TakeAsync();
+        Assert.False(third.IsCompleted);
+        gate.Give();
+        Assert.True(await third.AsTask().WaitAsync(s_timeout));
+        Assert.Equal(0, gate.Free);
+
+        gate.Give();
+        gate.Give();
+        Assert.Equal(2, gate.Free);
+    }
+
+    [Fact]
+    public async Task Waiters_get_slots_in_the_order_they_asked()
+    {
+        using var gate = new SlotGate(1, CancellationToken.None);
+        Assert.True(await gate.TakeAsync());
+        var order = new List<int>();
+        var waits = Enumerable.Range(0, 5).Select(i => Wait(i)).ToList();
+        async Task Wait(int i)
+        {
+            Assert.True(await gate.TakeAsync());
+            lock (order)
+            {
+                order.Add(i);
+            }
+            gate.Give();
+        }
+
+        gate.Give();
+        await Task.WhenAll(waits).WaitAsync(s_timeout);
+        Assert.Equal([0, 1, 2, 3, 4], order);
+        Assert.Equal(1, gate.Free);
+    }
+
+    [Fact]
+    public async Task Closing_wakes_every_waiter_with_false_and_still_gives_a_free_slot_after()
+    {
+        using var closing = new CancellationTokenSource();
+        using var gate = new SlotGate(1, closing.Token);
+        Assert.True(await gate.TakeAsync());
+        var first = gate.TakeAsync().AsTask();
+        var second = gate.TakeAsync().AsTask();
+
+        await closing.CancelAsync();
+        Assert.False(await first.WaitAsync(s_timeout));
+        Assert.False(await second.WaitAsync(s_timeout));
+        // No slot free: refused at once. A slot given back: taken (a command in hand may still run).
+        Assert.False(await gate.TakeAsync());
+        gate.Give();
+        Assert.True(await gate.TakeAsync());
+    }
+
+    [Fact]
+    public async Task A_gate_made_with_a_token_already_cancelled_is_closed()
+    {
+        using var gate = new SlotGate(1, new CancellationToken(canceled: true));
+        Assert.True(await gate.TakeAsync());
+        Assert.False(await gate.TakeAsync());
+    }
+
+    [Fact]
+    public async Task Many_concurrent_holders_never_exceed_the_slots_and_every_asker_gets_one()
+    {
+        const int Slots = 3;
+        const int Workers = 8;
+        const int Rounds = 2_000;
+        using var gate = new SlotGate(Slots, CancellationToken.None);
+        var holding = 0;
+        var most = 0;
+        var taken = 0;
+        await Task.WhenAll(Enumerable.Range(0, Workers).Select(_ => Task.Run(async () =>
+        {
+            for (var i = 0; i < Rounds; i++)
+            {
+                Assert.True(await gate.TakeAsync());
+                var now = Interlocked.Increment(ref holding);
+                InterlockedMax(ref most, now);
+                Interlocked.Increment(ref taken);
+                if (i % 7 == 0)
+                {
+                    await Task.Yield();
+                }
+                Interlocked.Decrement(ref holding);
+                gate.Give();
+            }
+        }))).WaitAsync(s_timeout);
+
+        Assert.Equal(Workers * Rounds, taken);
+        Assert.InRange(most, 1, Slots);
+        Assert.Equal(Slots, gate.Free);
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+        {
+        }
+    }
+}
