@@ -38,6 +38,15 @@ internal sealed record BenchOptions
     /// <summary>The effect workers' claim-ahead factor (<c>RUNNER_EFFECT_CLAIM_AHEAD</c>); null keeps the default.</summary>
     public double? EffectClaimAhead { get; init; }
 
+    /// <summary>Claim-ahead factors (e)(ii) alternates between, after the usual phases, for <see cref="AbRounds"/> rounds.</summary>
+    public double[] ClaimAheadAb { get; init; } = [];
+
+    /// <summary>How long the loopback upstream of (d) waits before each answer, ms (an upstream's own latency).</summary>
+    public int UpstreamDelayMs { get; init; }
+
+    /// <summary>Rounds of an alternating comparison (<c>--claim-ahead-ab</c>).</summary>
+    public int AbRounds { get; init; } = 4;
+
     public bool Baseline { get; init; } = true;
     public bool Throughput { get; init; } = true;
     public bool Latency { get; init; } = true;
@@ -115,6 +124,9 @@ internal sealed record BenchOptions
           --commands M      commands per run of the claim phase (e) (default 10000)
           --effect-concurrency C  commands one effect worker runs at once (default: the manifest default, 64)
           --effect-claim-ahead F  claim ahead at most F x concurrency, as RUNNER_EFFECT_CLAIM_AHEAD (default 1; 0 = off)
+          --claim-ahead-ab F,G  after (e): plain consume+ack and (e)(ii) alternating between these claim-ahead factors, in one process
+          --ab-rounds R     rounds of --claim-ahead-ab (default 4)
+          --upstream-delay-ms D  the loopback upstream of (d) answers after D ms (default 0)
           --timeout SEC     overall time limit (default 600)
           --skip-baseline | --skip-throughput | --skip-latency | --skip-effects
           --jit-log         diagnostic: list the methods the JIT compiles during (b)
@@ -164,6 +176,14 @@ internal sealed record BenchOptions
                 }
                 return values.Count > 0 ? [.. values] : throw new FormatException($"{name} needs at least one value");
             }
+            double[] Fractions(double min, double max)
+            {
+                var text = Next();
+                var values = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .Select(part => double.TryParse(part, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v : double.NaN).ToArray();
+                return values.Length >= 2 && !values.Any(double.IsNaN) ? values
+                    : throw new FormatException($"{name}: '{text}' is not a comma-separated list of at least two numbers in [{min}, {max}]");
+            }
             double Fraction(double min, double max)
             {
                 var text = Next();
@@ -200,6 +220,9 @@ internal sealed record BenchOptions
                     "--commands" => options with { Commands = Int(1) },
                     "--effect-concurrency" => options with { EffectConcurrency = Int(1) },
                     "--effect-claim-ahead" => options with { EffectClaimAhead = Fraction(0, 4) },
+                    "--claim-ahead-ab" => options with { ClaimAheadAb = Fractions(0, 4) },
+                    "--ab-rounds" => options with { AbRounds = Int(1) },
+                    "--upstream-delay-ms" => options with { UpstreamDelayMs = Int(0) },
                     "--skip-baseline" => options with { Baseline = false },
                     "--skip-throughput" => options with { Throughput = false },
                     "--skip-latency" => options with { Latency = false },

@@ -72,6 +72,10 @@ internal sealed partial class EffectsBench
             var plainRate = plainDone / plainSeconds;
             var one = await ClaimRunAsync('c', m, 0, 1, effect, executor, print: true, cancellationToken);
             var two = await ClaimRunAsync('d', m, 0, 2, effect, executor, print: true, cancellationToken);
+            if (_options.ClaimAheadAb.Length > 1)
+            {
+                await ClaimAheadAbAsync(m, effect, executor, cancellationToken);
+            }
 
             // Idle latency: one command at a time through each path.
             await PurgeAsync(_jetStream.Streams.WorkflowCommands, cancellationToken);
@@ -104,7 +108,49 @@ internal sealed partial class EffectsBench
     }
 
     private Task<WorkerNode> StartNodeAsync(string worker, EffectManifest effect, IEffectExecutor executor, CancellationToken cancellationToken) =>
-        WorkerNode.StartAsync(_url, worker, [effect], executor, Quarantine, _jetStream, ConsumerPrefix, _options.EffectClaimAhead, _loggers, cancellationToken);
+        WorkerNode.StartAsync(_url, worker, [effect], executor, Quarantine, _jetStream, ConsumerPrefix, _claimAhead ?? _options.EffectClaimAhead, _loggers, cancellationToken);
+
+    /// <summary>The claim-ahead factor of the workers started now (an A/B round's), or null for the option's.</summary>
+    private double? _claimAhead;
+
+    /// <summary>
+    /// (e)(ii) with each claim-ahead factor in turn, each beside a plain consume+ack run just before it, for
+    /// several rounds in this one process and server: drift of a shared machine falls on every variant alike.
+    /// </summary>
+    private async Task ClaimAheadAbAsync(int m, EffectManifest effect, IEffectExecutor executor, CancellationToken cancellationToken)
+    {
+        var variants = _options.ClaimAheadAb;
+        var rates = variants.Select(_ => new List<(double Plain, double Claim)>()).ToArray();
+        _output.WriteLine(Text.Inv($"  claim-ahead A/B: {string.Join(" / ", variants)}, {_options.AbRounds} rounds of {m} commands; each (ii) after its own plain consume+ack"));
+        try
+        {
+            for (var round = 0; round < _options.AbRounds; round++)
+            {
+                for (var v = 0; v < variants.Length; v++)
+                {
+                    // Alternate which variant goes first, so neither always follows the other.
+                    var at = round % 2 == 0 ? v : variants.Length - 1 - v;
+                    _claimAhead = variants[at];
+                    // Command ids of their own: a claim left by an earlier run would be answered from its stored result.
+                    var offset = ((round * variants.Length) + v + 1) * m;
+                    var (plainDone, plainSeconds) = await PlainRunAsync('p', m, offset, print: false, cancellationToken);
+                    _output.Write(Text.Inv($"  round {round + 1}, claim ahead {variants[at]}: "));
+                    var run = await ClaimRunAsync('c', m, offset, 1, effect, executor, print: true, cancellationToken);
+                    rates[at].Add((plainDone / plainSeconds, run.Rate));
+                }
+            }
+        }
+        finally
+        {
+            _claimAhead = null;
+        }
+        for (var v = 0; v < variants.Length; v++)
+        {
+            var claim = rates[v].Select(r => r.Claim).Order().ToList();
+            var ratio = rates[v].Select(r => r.Claim / r.Plain).Order().ToList();
+            _output.WriteLine(Text.Inv($"  claim ahead {variants[v]}: (ii) median {claim[claim.Count / 2]:F0} commands/s [{claim[0]:F0}–{claim[^1]:F0}], ratio to the plain run beside it median {ratio[ratio.Count / 2]:F3} [{ratio[0]:F3}–{ratio[^1]:F3}]"));
+        }
+    }
 
     /// <summary>(i): the same commands through a durable pull consumer that only acks (as the baseline's consume).</summary>
     private async Task<(int Done, double Seconds)> PlainRunAsync(char prefix, int count, int offset, bool print, CancellationToken cancellationToken)

@@ -149,7 +149,46 @@ internal sealed partial class EffectsBench
         _output.WriteLine($"  under full load: start-event publish → done commit  {underLoad.Summary()}");
         PrintHops(track, "    ");
         cpuDelta.Print(_output, "  ", n, "round trip");
+        if (_options.ClaimAheadAb.Length > 1)
+        {
+            await worker.Runtime.DrainAsync(cancellationToken);
+            await RoundTripAbAsync(n, set, executor, cancellationToken);
+        }
         return new RoundTripResult(rate, track.FinishedCount, n, track.Failed, underLoad, idle, selfRate, requests / seconds);
+    }
+
+    /// <summary>
+    /// Bursts of (d) with a fresh effect worker of each claim-ahead factor in turn, for several rounds in this
+    /// one process and server (the saga runtime stays up): drift of a shared machine falls on every variant alike.
+    /// </summary>
+    private async Task RoundTripAbAsync(int n, ManifestSet set, EffectExecutor executor, CancellationToken cancellationToken)
+    {
+        var variants = _options.ClaimAheadAb;
+        var rates = variants.Select(_ => new List<double>()).ToArray();
+        _output.WriteLine(Text.Inv($"  claim-ahead A/B: {string.Join(" / ", variants)}, {_options.AbRounds} rounds of {n} round trips"));
+        var run = 0;
+        for (var round = 0; round < _options.AbRounds; round++)
+        {
+            for (var v = 0; v < variants.Length; v++)
+            {
+                var at = round % 2 == 0 ? v : variants.Length - 1 - v;
+                await using var node = await WorkerNode.StartAsync(_url, "bench-ab", set.Effects, executor, Quarantine, _jetStream, ConsumerPrefix, variants[at], _loggers, cancellationToken);
+                var track = _timelines.Begin('a', n, RoundTripListener.Stages, ++run * n);
+                var cpu = CpuSnapshot.Take(_natsPid);
+                await PublishAsync(track, n, i => StartEvent(track, i), cancellationToken);
+                var complete = await WaitFinishedAsync(track, TimeSpan.FromSeconds(Math.Max(60, n / 50)), cancellationToken);
+                var cpuDelta = new CpuDelta(cpu, CpuSnapshot.Take(_natsPid));
+                var seconds = ((complete ? track.LastFinishedUs : _timelines.NowUs()) - track.FirstPublishedUs) / 1e6;
+                var rate = track.FinishedCount / seconds;
+                rates[at].Add(rate);
+                _output.WriteLine(Text.Inv($"  round {round + 1}, claim ahead {variants[at]}: {track.FinishedCount}/{n} in {seconds:F3} s → {rate,7:F0} round trips/s; {1e6 * cpuDelta.Self / n:F0} / {1e6 * cpuDelta.Nats / n:F0} µs cpu per round trip (this process / nats-server){(complete ? string.Empty : "  (INCOMPLETE)")}"));
+            }
+        }
+        for (var v = 0; v < variants.Length; v++)
+        {
+            var sorted = rates[v].Order().ToList();
+            _output.WriteLine(Text.Inv($"  claim ahead {variants[v]}: (d) median {sorted[sorted.Count / 2]:F0} round trips/s [{sorted[0]:F0}–{sorted[^1]:F0}]"));
+        }
     }
 
     private void PrintHops(Timeline t, string indent)

@@ -92,6 +92,7 @@ internal sealed partial class EffectsBench : IAsyncDisposable
         _store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb"), Durable = _options.Durable }, _loggers.CreateLogger<LmdbStore>());
         Quarantine = new StoreCommandQuarantine(_store, QuarantinePayloadBytes, TimeProvider.System);
         _upstream = await LoopbackUpstream.StartAsync(cancellationToken);
+        _upstream.Delay = TimeSpan.FromMilliseconds(_options.UpstreamDelayMs);
     }
 
     /// <summary>Publishes <paramref name="count"/> messages pipelined, marking each one's publish on <paramref name="timeline"/>.</summary>

@@ -24,6 +24,9 @@ internal sealed class LoopbackUpstream : IAsyncDisposable
 
     public long Requests => Interlocked.Read(ref _requests);
 
+    /// <summary>How long each answer waits before it is written (an upstream's own latency); zero by default.</summary>
+    public TimeSpan Delay { get; set; }
+
     /// <summary>Called with each request's <c>correlation-id</c> header (the saga instance's key).</summary>
     public Action<string>? Arrived { get; set; }
 
@@ -40,18 +43,22 @@ internal sealed class LoopbackUpstream : IAsyncDisposable
         return upstream;
     }
 
-    private Task HandleAsync(HttpContext context)
+    private async Task HandleAsync(HttpContext context)
     {
         Interlocked.Increment(ref _requests);
         if (Arrived is { } arrived && context.Request.Headers.TryGetValue("correlation-id", out var key))
         {
             arrived(key.ToString());
         }
+        if (Delay > TimeSpan.Zero)
+        {
+            await Task.Delay(Delay, context.RequestAborted);
+        }
         var response = context.Response;
         response.StatusCode = 200;
         response.ContentType = "application/json";
         response.ContentLength = s_body.Length;
-        return response.Body.WriteAsync(s_body, context.RequestAborted).AsTask();
+        await response.Body.WriteAsync(s_body, context.RequestAborted);
     }
 
     /// <summary>
