@@ -57,6 +57,13 @@ internal static class Micro
             return true;
         });
 
+        // PubAck parse, as the pipeline reads one per publish: the client's serializer, then Runner's reader.
+        var pubAck = new System.Buffers.ReadOnlySequence<byte>("{\"stream\":\"RUNNER_INBOX\",\"seq\":1234567}"u8.ToArray());
+        Measure(output, "PubAck: the client's serializer", iterations, _ =>
+            NatsJSJsonSerializer<NATS.Client.JetStream.Models.PubAckResponse>.Default.Deserialize(pubAck));
+        var pubAckReader = new PubAckReader();
+        Measure(output, "PubAck: PubAckReader", iterations, _ => pubAckReader.Read(pubAck));
+
         // 2. Router work per event, without the publish: headers, match, decode, re-encode, key, partition.
         Measure(output, "router: headers + match + CloudEvent decode + re-encode + key", iterations, i =>
         {

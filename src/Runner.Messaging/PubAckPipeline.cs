@@ -28,6 +28,7 @@ internal sealed class PubAckPipeline
     private readonly string _prefix;
     private readonly ConcurrentDictionary<long, Waiting> _waiting = new();
     private readonly ConcurrentQueue<PubAckWait> _pool = new();
+    private readonly PubAckReader _reader = new();
     private int _pooled;
     private readonly SemaphoreSlim _starting = new(1, 1);
     // The reply subscription, set once it is written to the server. The client holds subscriptions weakly (one
@@ -268,7 +269,7 @@ internal sealed class PubAckPipeline
         PubAckResponse? ack;
         try
         {
-            ack = NatsJSJsonSerializer<PubAckResponse>.Default.Deserialize(payload);
+            ack = _reader.Read(payload);
         }
 #pragma warning disable CA1031 // Removed from the table above: whatever the bytes did to the reader, its publisher is told.
         catch (Exception ex)
