@@ -261,12 +261,17 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     }
 
     /// <summary>
-    /// Changes how many messages may be out at most beyond those given back. A larger room is asked
-    /// for at once; a smaller one takes effect as messages are given back (nothing delivered is recalled).
+    /// Changes how many messages may be out at most beyond those given back, for a reader that gives
+    /// them back itself (<see cref="Release"/>). A larger room is asked for as soon as no pull is out;
+    /// a smaller one takes effect as messages are given back (nothing delivered is recalled).
     /// </summary>
     public void Resize(int max)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        if (_releaseOnRead)
+        {
+            throw new InvalidOperationException("only a pull whose reader gives messages back itself can be resized");
+        }
         bool pull;
         lock (_gate)
         {

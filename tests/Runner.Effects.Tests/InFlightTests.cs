@@ -214,8 +214,8 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cts.Token);
-        // Longer than a stall of the loaded test process costs (up to half of it), short enough to see renewals.
-        var lease = TimeSpan.FromSeconds(3);
+        // As in the test above: a lease must outlast the longest stall a loaded machine gives the test process (half a lease).
+        var lease = TimeSpan.FromSeconds(5);
         var effects = new[] { Effects.Charge(upstream.Url, concurrency: 2) with { TimeoutMs = 60_000 } };
         await using var a = await EffectNode.StartAsync(nats, effects, "worker-a", lease: lease, ackWait: lease, drain: TimeSpan.FromSeconds(60),
             hooks: new EffectWorkerHooks { FixedClaimAhead = 2 });
@@ -289,5 +289,45 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         {
             Assert.Equal("worker-b", (await claims.GetAsync("acme", id, cts.Token))!.Worker);
         }
+    }
+
+    [Fact]
+    public async Task A_command_claimed_ahead_whose_lease_ran_out_while_it_waited_is_not_run_but_goes_back_at_once()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (request, _) => request.IdempotencyKey == "first" ? StubResponse.Hold(release.Task) : new StubResponse(201, """{"ok":true}"""));
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var lease = TimeSpan.FromSeconds(5);
+        // The second command's heartbeat is frozen, as in a paused process, until its lease has run out.
+        var frozen = true;
+        var hooks = new EffectWorkerHooks { FixedClaimAhead = 1, StallHeartbeat = id => id == "second" && Volatile.Read(ref frozen) };
+        // An ack wait far longer than the test waits: the second command comes back by its NAK or not at all.
+        await using var a = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 1) with { TimeoutMs = 60_000 }], "worker-a",
+            lease: lease, ackWait: TimeSpan.FromMinutes(5), hooks: hooks);
+        var claims = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "reader" }, TimeProvider.System, cts.Token);
+        // The first holds the one slot before the second arrives, so the second is the one claimed ahead.
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "first", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("first") == 1, s_timeout, "the first command calling the upstream");
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "second", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(async () => await claims.GetAsync("acme", "second", cts.Token) is { State: ClaimRecord.Running, Worker: "worker-a" },
+            s_timeout, "the second command claimed ahead");
+        await SagaHarness.WaitUntilAsync(async () => (await claims.GetAsync("acme", "second", cts.Token))!.LeaseUntilMs < DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            s_timeout, "the second command's lease to run out");
+        // Its heartbeat back, as a process resuming: the slot comes free at once, before the keeper's next tick may
+        // have seen the lapse. The second command finds its lease over, runs nothing, and is NAKed; its redelivery
+        // takes the lapsed claim over.
+        Volatile.Write(ref frozen, false);
+        var worker = a.Runtime.Workers.Single();
+        release.SetResult();
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 2, TimeSpan.FromSeconds(30), "a result for both commands");
+        Assert.Equal(1, worker.Lost);
+        Assert.Equal(1, upstream.CallsFor("first"));
+        Assert.Equal(1, upstream.CallsFor("second"));
+        var second = (await claims.GetAsync("acme", "second", cts.Token))!;
+        Assert.Equal((ClaimRecord.Completed, "worker-a", 2), (second.State, second.Worker, second.Attempt));
     }
 }

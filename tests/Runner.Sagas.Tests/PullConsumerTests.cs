@@ -95,6 +95,67 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
     }
 
     [Fact]
+    public async Task A_resized_pull_asks_for_more_room_at_once_and_for_less_as_messages_are_given_back()
+    {
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var (stream, subject) = await CreateStreamAsync(js, cts.Token);
+        for (var i = 1; i <= 20; i++)
+        {
+            (await js.PublishAsync(subject, new byte[] { (byte)i }, cancellationToken: cts.Token)).EnsureSuccess();
+        }
+        await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig("resized") { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
+
+        await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "resized", 2, TimeSpan.FromSeconds(30), Heartbeat, TimeProvider.System,
+            cts.Token, releaseOnRead: false);
+        await using var reader = pull.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await reader.MoveNextAsync());
+        Assert.True(await reader.MoveNextAsync());
+        await Task.Delay(300, cts.Token);
+        Assert.Equal(2UL, await DeliveredAsync(js, stream, "resized", cts.Token));
+
+        // Grown by three while both are held: three more come without any given back.
+        pull.Resize(5);
+        await WaitDeliveredAsync(js, stream, "resized", 5, cts.Token);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(await reader.MoveNextAsync());
+        }
+        await Task.Delay(300, cts.Token);
+        Assert.Equal(5UL, await DeliveredAsync(js, stream, "resized", cts.Token));
+
+        // Shrunk to one while five are held: giving back four leaves one held, so still nothing more comes.
+        pull.Resize(1);
+        for (var i = 0; i < 4; i++)
+        {
+            pull.Release();
+        }
+        await Task.Delay(300, cts.Token);
+        Assert.Equal(5UL, await DeliveredAsync(js, stream, "resized", cts.Token));
+        // The fifth given back: room for one.
+        pull.Release();
+        await WaitDeliveredAsync(js, stream, "resized", 6, cts.Token);
+        Assert.True(await reader.MoveNextAsync());
+        await Task.Delay(300, cts.Token);
+        Assert.Equal(6UL, await DeliveredAsync(js, stream, "resized", cts.Token));
+    }
+
+    [Fact]
+    public async Task A_pull_that_gives_room_back_on_read_cannot_be_resized()
+    {
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var (stream, _) = await CreateStreamAsync(js, cts.Token);
+        await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig("fixed") { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
+        await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "fixed", 4, TimeSpan.FromSeconds(30), Heartbeat, TimeProvider.System, cts.Token);
+
+        Assert.Throws<InvalidOperationException>(() => pull.Resize(8));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pull.Resize(0));
+    }
+
+    [Fact]
     public async Task A_pull_that_expires_is_asked_again()
     {
         await using var connection = await nats.ConnectAsync();

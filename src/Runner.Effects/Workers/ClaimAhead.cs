@@ -29,9 +29,12 @@ internal sealed class ClaimAhead
         ArgumentOutOfRangeException.ThrowIfLessThan(concurrency, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(factor);
         _concurrency = concurrency;
-        _max = (int)Math.Min(concurrency * factor, 4.0 * concurrency);
+        _max = Most(concurrency, factor);
         _resized = resized;
     }
+
+    /// <summary>The most commands claimed ahead: <paramref name="factor"/> × <paramref name="concurrency"/>, rounded down, at most 4 × it.</summary>
+    public static int Most(int concurrency, double factor) => (int)Math.Min(concurrency * factor, 4.0 * concurrency);
 
     /// <summary>Commands claimed ahead of free slots now.</summary>
     public int Ahead { get; private set; }

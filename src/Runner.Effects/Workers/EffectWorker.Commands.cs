@@ -17,6 +17,9 @@ internal sealed partial class EffectWorker
 {
     private static readonly SpanNames s_effectSpans = new("effect");
 
+    /// <summary>How long handing back a command claimed ahead may take (its claim's delete and its NAK).</summary>
+    private static readonly TimeSpan s_handBackTime = TimeSpan.FromSeconds(5);
+
     public const string InvalidCommand = "invalid_command";
     public const string StaleCommand = "stale_command";
     public const string ProcessingError = "processing_error";
@@ -102,15 +105,20 @@ internal sealed partial class EffectWorker
             if (!await hold.RunAsync())
             {
                 // The worker stopped taking work before a slot came free: nothing ran, so any worker may take it at once.
+                // Given its own few seconds, so that a drain cut short by its deadline still hands it back.
                 await _leases.StopAsync(kept);
-                await HandBackAsync(msg, command, claim, cancellationToken);
+                using var handBack = new CancellationTokenSource(s_handBackTime, _time);
+                await HandBackAsync(msg, command, claim, handBack.Token);
                 return;
             }
-            if (lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            if ((lost.IsCancellationRequested || _leases.Lapsing(claim)) && !cancellationToken.IsCancellationRequested)
             {
-                // The lease ran out while it waited, and another worker may have it now.
+                // The lease ran out while it waited (or is about to, the margin the keeper gives a run up at): nothing
+                // ran, and another worker may hold the claim now. The command goes back at once, for whoever holds it
+                // (or, once it lapses, anyone) to run.
                 EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
                 Interlocked.Increment(ref _lost);
+                await LeaveAsync(msg, TimeSpan.Zero, cancellationToken);
                 return;
             }
             var startedAt = _time.GetUtcNow();

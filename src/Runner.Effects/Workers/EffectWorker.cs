@@ -121,7 +121,8 @@ internal sealed partial class EffectWorker
             AckPolicy = ConsumerConfigAckPolicy.Explicit,
             AckWait = _options.JetStream.AckWait,
             MaxDeliver = -1,
-            MaxAckPending = Math.Max(_options.JetStream.MaxAckPending, 2 * concurrency),
+            // What one worker may hold unacked: its slots, the commands it claims ahead at most, and as many finishing.
+            MaxAckPending = Math.Max(_options.JetStream.MaxAckPending, (2 * concurrency) + ClaimAhead.Most(concurrency, _options.ClaimAhead)),
             DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         }, stop);
         EffectsLog.WorkerStarted(_logger, Effect, Pool ?? "-", Consumer, FilterSubject, concurrency, _claims.Worker);

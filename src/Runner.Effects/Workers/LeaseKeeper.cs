@@ -52,6 +52,13 @@ internal sealed class LeaseKeeper
         }
     }
 
+    /// <summary>
+    /// True when <paramref name="claim"/>'s lease is as good as over: no renewal confirmed by the margin
+    /// before its end, when the keeper gives a run up. A command that waited for a slot asks this before it
+    /// runs, rather than trusting that a tick has already come.
+    /// </summary>
+    public bool Lapsing(Claim claim) => !claim.Completed && _claims.NowMs() >= claim.LeaseUntilMs - _marginMs;
+
     /// <summary>Starts keeping a claimed command alive; <paramref name="lost"/> is cancelled when its claim is lost.</summary>
     public Kept Track(JetStreamMessage msg, string commandId, Claim claim, CancellationTokenSource lost)
     {
