@@ -18,12 +18,8 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task Many_commands_running_past_several_leases_keep_their_claims_and_run_once()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
-        var release = new TaskCompletionSource();
-        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await EffectStreams.ResetAsync(js, cts.Token);
+        await using var held = await HeldAsync(cts.Token);
+        var (upstream, release, js) = (held.Upstream, held.Release, held.Js);
         const int Commands = 24;
         var effects = new[] { Effects.Charge(upstream.Url, concurrency: Commands) with { TimeoutMs = 60_000 } };
         // A worker gives a run up when no renewal has been confirmed by a sixth of a lease before its end,
@@ -73,12 +69,8 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task A_worker_is_delivered_no_more_commands_than_it_has_free_slots()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
-        var release = new TaskCompletionSource();
-        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await EffectStreams.ResetAsync(js, cts.Token);
+        await using var held = await HeldAsync(cts.Token);
+        var (upstream, release, js) = (held.Upstream, held.Release, held.Js);
         var effects = new[] { Effects.Charge(upstream.Url, concurrency: 3) with { TimeoutMs = 60_000 } };
         await using var node = await EffectNode.StartAsync(nats, effects, "worker-slots");
         var ids = Enumerable.Range(0, 10).Select(i => $"slot-{i}").ToList();
@@ -208,12 +200,8 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task Commands_claimed_ahead_wait_for_a_slot_with_their_leases_kept_and_a_drain_hands_them_back()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
-        var release = new TaskCompletionSource();
-        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await EffectStreams.ResetAsync(js, cts.Token);
+        await using var held = await HeldAsync(cts.Token);
+        var (upstream, release, js) = (held.Upstream, held.Release, held.Js);
         // As in the test above: a lease must outlast the longest stall a loaded machine gives the test process (half a lease).
         var lease = TimeSpan.FromSeconds(5);
         var effects = new[] { Effects.Charge(upstream.Url, concurrency: 2) with { TimeoutMs = 60_000 } };
@@ -329,5 +317,26 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.Equal(1, upstream.CallsFor("second"));
         var second = (await claims.GetAsync("acme", "second", cts.Token))!;
         Assert.Equal((ClaimRecord.Completed, "worker-a", 2), (second.State, second.Worker, second.Attempt));
+    }
+
+    /// <summary>A stub upstream that holds every call until <see cref="Held.Release"/> is completed, a connection, and fresh effect streams.</summary>
+    private async Task<Held> HeldAsync(CancellationToken cancellationToken)
+    {
+        var upstream = await StubUpstream.StartAsync(cancellationToken);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
+        var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cancellationToken);
+        return new Held(upstream, release, connection, js);
+    }
+
+    private sealed record Held(StubUpstream Upstream, TaskCompletionSource Release, NATS.Client.Core.NatsConnection Connection, NatsJSContext Js) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Connection.DisposeAsync();
+            await Upstream.DisposeAsync();
+        }
     }
 }

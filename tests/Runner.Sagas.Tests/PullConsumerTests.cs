@@ -66,12 +66,7 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var (stream, subject) = await CreateStreamAsync(js, cts.Token);
-        for (var i = 1; i <= 20; i++)
-        {
-            (await js.PublishAsync(subject, new byte[] { (byte)i }, cancellationToken: cts.Token)).EnsureSuccess();
-        }
-        await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig("room") { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
+        var stream = await FilledAsync(js, "room", 20, cts.Token);
 
         await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "room", 6, TimeSpan.FromSeconds(30), Heartbeat, TimeProvider.System, cts.Token);
         await WaitDeliveredAsync(js, stream, "room", 6, cts.Token);
@@ -100,12 +95,7 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var (stream, subject) = await CreateStreamAsync(js, cts.Token);
-        for (var i = 1; i <= 20; i++)
-        {
-            (await js.PublishAsync(subject, new byte[] { (byte)i }, cancellationToken: cts.Token)).EnsureSuccess();
-        }
-        await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig("resized") { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
+        var stream = await FilledAsync(js, "resized", 20, cts.Token);
 
         await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "resized", 2, TimeSpan.FromSeconds(30), Heartbeat, TimeProvider.System,
             cts.Token, releaseOnRead: false);
@@ -247,6 +237,18 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
 
     private static Task WaitDeliveredAsync(NatsJSContext js, string stream, string consumer, ulong count, CancellationToken cancellationToken) =>
         SagaHarness.WaitUntilAsync(async () => await DeliveredAsync(js, stream, consumer, cancellationToken) >= count, TimeSpan.FromSeconds(10), $"{count} delivered");
+
+    /// <summary>A new stream holding <paramref name="count"/> one-byte messages (1, 2, …) and an explicit-ack consumer on it.</summary>
+    private static async Task<string> FilledAsync(NatsJSContext js, string consumer, int count, CancellationToken cancellationToken)
+    {
+        var (stream, subject) = await CreateStreamAsync(js, cancellationToken);
+        for (var i = 1; i <= count; i++)
+        {
+            (await js.PublishAsync(subject, new byte[] { (byte)i }, cancellationToken: cancellationToken)).EnsureSuccess();
+        }
+        await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig(consumer) { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cancellationToken);
+        return stream;
+    }
 
     private static async Task<(string Stream, string Subject)> CreateStreamAsync(NatsJSContext js, CancellationToken cancellationToken)
     {
