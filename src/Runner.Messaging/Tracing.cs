@@ -137,6 +137,12 @@ internal sealed class SpanNames(string verb)
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _names = new(StringComparer.Ordinal);
 
+    /// <summary>How many are kept, or being added: counted here, as the table's own count takes every one of its locks.</summary>
+    private int _size;
+
+    /// <summary>Names kept so far (at most <see cref="MaxNames"/>).</summary>
+    public int Kept => Volatile.Read(ref _size);
+
     public string Of(string name)
     {
         if (_names.TryGetValue(name, out var known))
@@ -144,6 +150,17 @@ internal sealed class SpanNames(string verb)
             return known;
         }
         var made = verb + " " + name;
-        return _names.Count < MaxNames ? _names.GetOrAdd(name, made) : made;
+        // A place reserved before the add, and given back if the add does not happen: never more than the cap kept.
+        if (Interlocked.Increment(ref _size) > MaxNames)
+        {
+            Interlocked.Decrement(ref _size);
+            return made;
+        }
+        if (_names.TryAdd(name, made))
+        {
+            return made;
+        }
+        Interlocked.Decrement(ref _size);
+        return _names.GetValueOrDefault(name, made);
     }
 }
