@@ -75,21 +75,18 @@ internal sealed class PubAckReader
                     }
                     duplicate = reader.GetBoolean();
                 }
-                else if (reader.ValueTextEquals("domain"u8) || reader.ValueTextEquals("val"u8))
+                else if (reader.ValueTextEquals("domain"u8))
                 {
-                    var isDomain = reader.ValueTextEquals("domain"u8);
-                    if (!reader.Read() || reader.TokenType is not (JsonTokenType.String or JsonTokenType.Null))
+                    if (!TryReadText(ref reader, out domain))
                     {
                         return false;
                     }
-                    var text = reader.GetString();
-                    if (isDomain)
+                }
+                else if (reader.ValueTextEquals("val"u8))
+                {
+                    if (!TryReadText(ref reader, out value))
                     {
-                        domain = text;
-                    }
-                    else
-                    {
-                        value = text;
+                        return false;
                     }
                 }
                 else if (reader.ValueTextEquals("error"u8))
@@ -107,6 +104,18 @@ internal sealed class PubAckReader
         {
             return false; // the serializer reads it again and throws its own error
         }
+    }
+
+    /// <summary>The string or null the property holds; false for anything else.</summary>
+    private static bool TryReadText(ref Utf8JsonReader reader, out string? text)
+    {
+        text = null;
+        if (!reader.Read() || reader.TokenType is not (JsonTokenType.String or JsonTokenType.Null))
+        {
+            return false;
+        }
+        text = reader.GetString();
+        return true;
     }
 
     /// <summary>The stream's name, the one made before when it is the same.</summary>

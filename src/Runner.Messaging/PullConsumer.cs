@@ -272,25 +272,20 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
         {
             throw new InvalidOperationException("only a pull whose reader gives messages back itself can be resized");
         }
-        bool pull;
-        lock (_gate)
-        {
-            _max = max;
-            pull = Room() > 0;
-        }
-        if (pull)
-        {
-            Wake();
-        }
+        Change(max, 0);
     }
 
     /// <summary>Gives back one message's room (the reader took it, or, without release on read, is done with it).</summary>
-    public void Release()
+    public void Release() => Change(null, 1);
+
+    /// <summary>Sets the room's size and gives messages back under the lock, then wakes the puller if there is room to ask for.</summary>
+    private void Change(int? max, int givenBack)
     {
         bool pull;
         lock (_gate)
         {
-            _held = Math.Max(_held - 1, 0);
+            _max = max ?? _max;
+            _held = Math.Max(_held - givenBack, 0);
             pull = Room() > 0;
         }
         if (pull)

@@ -86,6 +86,27 @@ public sealed class ClaimAheadTests
     }
 
     [Fact]
+    public void A_fixed_count_is_claimed_ahead_from_the_start_and_does_not_follow_the_averages()
+    {
+        var budgets = new List<int>();
+        var ahead = new ClaimAhead(4, 1, budgets.Add, fixedAhead: 3);
+        Assert.Equal((3, 7), (ahead.Ahead, ahead.Budget));
+        Assert.Equal([7], budgets);
+
+        ahead.Claimed(s_claim);
+        ahead.Ran(TimeSpan.FromSeconds(10));
+        ahead.Ran(TimeSpan.Zero);
+        Assert.Equal(3, ahead.Ahead);
+        Assert.Equal([7], budgets);
+
+        var none = new ClaimAhead(4, 1, budgets.Add, fixedAhead: 0);
+        none.Claimed(s_claim);
+        none.Ran(TimeSpan.Zero);
+        Assert.Equal((0, 4), (none.Ahead, none.Budget));
+        Assert.Equal([7], budgets);
+    }
+
+    [Fact]
     public void A_concurrency_below_one_or_a_negative_factor_is_refused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new ClaimAhead(0, 1, _ => { }));

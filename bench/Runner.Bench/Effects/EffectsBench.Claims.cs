@@ -110,6 +110,16 @@ internal sealed partial class EffectsBench
     private Task<WorkerNode> StartNodeAsync(string worker, EffectManifest effect, IEffectExecutor executor, CancellationToken cancellationToken) =>
         WorkerNode.StartAsync(_url, worker, [effect], executor, Quarantine, _jetStream, ConsumerPrefix, _claimAhead ?? _options.EffectClaimAhead, _loggers, cancellationToken);
 
+    /// <summary>Which variant goes <paramref name="v"/>-th in <paramref name="round"/>: in order, then in reverse, so none always follows another.</summary>
+    private static int AbTurn(int round, int v, int count) => round % 2 == 0 ? v : count - 1 - v;
+
+    /// <summary>"median [lowest–highest]" of <paramref name="values"/>.</summary>
+    private static string MedianRange(IEnumerable<double> values, string format)
+    {
+        var sorted = values.Order().ToList();
+        return Text.Inv($"{sorted[sorted.Count / 2].ToString(format, System.Globalization.CultureInfo.InvariantCulture)} [{sorted[0].ToString(format, System.Globalization.CultureInfo.InvariantCulture)}–{sorted[^1].ToString(format, System.Globalization.CultureInfo.InvariantCulture)}]");
+    }
+
     /// <summary>The claim-ahead factor of the workers started now (an A/B round's), or null for the option's.</summary>
     private double? _claimAhead;
 
@@ -129,7 +139,7 @@ internal sealed partial class EffectsBench
                 for (var v = 0; v < variants.Length; v++)
                 {
                     // Alternate which variant goes first, so neither always follows the other.
-                    var at = round % 2 == 0 ? v : variants.Length - 1 - v;
+                    var at = AbTurn(round, v, variants.Length);
                     _claimAhead = variants[at];
                     // Command ids of their own: a claim left by an earlier run would be answered from its stored result.
                     var offset = ((round * variants.Length) + v + 1) * m;
@@ -146,9 +156,7 @@ internal sealed partial class EffectsBench
         }
         for (var v = 0; v < variants.Length; v++)
         {
-            var claim = rates[v].Select(r => r.Claim).Order().ToList();
-            var ratio = rates[v].Select(r => r.Claim / r.Plain).Order().ToList();
-            _output.WriteLine(Text.Inv($"  claim ahead {variants[v]}: (ii) median {claim[claim.Count / 2]:F0} commands/s [{claim[0]:F0}–{claim[^1]:F0}], ratio to the plain run beside it median {ratio[ratio.Count / 2]:F3} [{ratio[0]:F3}–{ratio[^1]:F3}]"));
+            _output.WriteLine(Text.Inv($"  claim ahead {variants[v]}: (ii) median {MedianRange(rates[v].Select(r => r.Claim), "F0")} commands/s, ratio to the plain run beside it median {MedianRange(rates[v].Select(r => r.Claim / r.Plain), "F3")}"));
         }
     }
 

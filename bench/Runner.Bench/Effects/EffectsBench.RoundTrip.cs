@@ -171,7 +171,7 @@ internal sealed partial class EffectsBench
         {
             for (var v = 0; v < variants.Length; v++)
             {
-                var at = round % 2 == 0 ? v : variants.Length - 1 - v;
+                var at = AbTurn(round, v, variants.Length);
                 await using var node = await WorkerNode.StartAsync(_url, "bench-ab", set.Effects, executor, Quarantine, _jetStream, ConsumerPrefix, variants[at], _loggers, cancellationToken);
                 var track = _timelines.Begin('a', n, RoundTripListener.Stages, ++run * n);
                 var cpu = CpuSnapshot.Take(_natsPid);
@@ -186,8 +186,7 @@ internal sealed partial class EffectsBench
         }
         for (var v = 0; v < variants.Length; v++)
         {
-            var sorted = rates[v].Order().ToList();
-            _output.WriteLine(Text.Inv($"  claim ahead {variants[v]}: (d) median {sorted[sorted.Count / 2]:F0} round trips/s [{sorted[0]:F0}–{sorted[^1]:F0}]"));
+            _output.WriteLine(Text.Inv($"  claim ahead {variants[v]}: (d) median {MedianRange(rates[v], "F0")} round trips/s"));
         }
     }
 

@@ -24,13 +24,19 @@ internal sealed class ClaimAhead
     /// <param name="concurrency">The effect's slots.</param>
     /// <param name="factor">At most this many times <paramref name="concurrency"/> are claimed ahead; 0 turns claiming ahead off.</param>
     /// <param name="resized">Told each new <see cref="Budget"/>, in the order they are decided (under this object's lock).</param>
-    public ClaimAhead(int concurrency, double factor, Action<int> resized)
+    /// <param name="fixedAhead">Claims this many ahead from the start, whatever claims and runs take (tests); null: as estimated.</param>
+    public ClaimAhead(int concurrency, double factor, Action<int> resized, int? fixedAhead = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(concurrency, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(factor);
         _concurrency = concurrency;
-        _max = Most(concurrency, factor);
+        _max = fixedAhead is null ? Most(concurrency, factor) : 0;
         _resized = resized;
+        if (fixedAhead is > 0)
+        {
+            Ahead = fixedAhead.Value;
+            _resized(Budget);
+        }
     }
 
     /// <summary>The most commands claimed ahead: <paramref name="factor"/> × <paramref name="concurrency"/>, rounded down, at most 4 × it.</summary>

@@ -136,11 +136,7 @@ internal sealed partial class EffectWorker
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop, _abort);
         using var slots = new SlotGate(concurrency, stopping.Token);
         using var finishing = new SlotGate(concurrency, _abort);
-        var lanes = new Lanes(slots, finishing, pull, new ClaimAhead(concurrency, Hooks?.FixedClaimAhead is null ? _options.ClaimAhead : 0, pull.Resize));
-        if (Hooks?.FixedClaimAhead is { } fixedAhead)
-        {
-            pull.Resize(concurrency + fixedAhead);
-        }
+        var lanes = new Lanes(slots, finishing, pull, new ClaimAhead(concurrency, _options.ClaimAhead, pull.Resize, Hooks?.FixedClaimAhead));
         var inFlight = new ConcurrentDictionary<Task, byte>();
         using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(_abort);
         var keeper = _leases.RunAsync(keeperStop.Token);

@@ -57,7 +57,9 @@ internal sealed class LeaseKeeper
     /// before its end, when the keeper gives a run up. A command that waited for a slot asks this before it
     /// runs, rather than trusting that a tick has already come.
     /// </summary>
-    public bool Lapsing(Claim claim) => !claim.Completed && _claims.NowMs() >= claim.LeaseUntilMs - _marginMs;
+    public bool Lapsing(Claim claim) => Lapsing(claim, _claims.NowMs());
+
+    private bool Lapsing(Claim claim, long claimsNow) => !claim.Completed && claimsNow >= claim.LeaseUntilMs - _marginMs;
 
     /// <summary>Starts keeping a claimed command alive; <paramref name="lost"/> is cancelled when its claim is lost.</summary>
     public Kept Track(JetStreamMessage msg, string commandId, Claim claim, CancellationTokenSource lost)
@@ -117,7 +119,7 @@ internal sealed class LeaseKeeper
                     {
                         continue;
                     }
-                    if (!kept.Claim.Completed && claimsNow >= kept.Claim.LeaseUntilMs - _marginMs)
+                    if (Lapsing(kept.Claim, claimsNow))
                     {
                         // No renewal confirmed in time, however long the one in flight still takes.
                         kept.Expiry = GiveUpAsync(kept);
