@@ -67,7 +67,45 @@ public sealed class OutboxRescanTests : IDisposable
         Assert.Equal(12, seen.Count(e => e.Key.AsSpan().StartsWith(StoreKeys.OutboxPrefix(new PartitionId(5)))));
     }
 
-    private static void Put(WriteBatch batch, PartitionId partition, ulong sequence)
+    /// <summary>
+    /// The fast path full (a relay behind its partition workers): the items it cannot take are
+    /// committed, so the relay must rescan for them. Before, a full queue dropped them and said it
+    /// had taken them, and they sat in the store until the process restarted.
+    /// </summary>
+    [Fact]
+    public async Task Items_handed_over_while_the_fast_path_is_full_are_found_by_a_rescan()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await using var connection = new NatsConnection(new NatsOpts { Url = "nats://127.0.0.1:1" });
+        var relay = new OutboxRelay(new NatsJSContext(connection), _store, new SagaRuntimeOptions { RelayConcurrency = 4 },
+            NullLogger.Instance, TimeProvider.System, queueCapacity: 3);
+
+        // The pass every relay starts with, over an empty outbox.
+        Assert.Empty(await relay.NextBatchAsync(cts.Token));
+
+        var batch = new WriteBatch();
+        var entries = new List<OutboxEntry>();
+        for (var i = 0; i < 10; i++)
+        {
+            var command = Put(batch, new PartitionId(1), (ulong)i + 1);
+            entries.Add(new OutboxEntry(StoreKeys.Outbox(new PartitionId(1), (ulong)i + 1, 0), command));
+        }
+        await _store.Writer.CommitAsync(batch, cts.Token);
+        relay.Enqueue(entries);
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        while (seen.Count < entries.Count)
+        {
+            // Without the rescan this waits for the queue until the token runs out.
+            foreach (var entry in await relay.NextBatchAsync(cts.Token))
+            {
+                seen.Add(entry.Command.CommandId);
+            }
+        }
+        Assert.Equal(entries.Select(e => e.Command.CommandId).Order(StringComparer.Ordinal), seen.Order(StringComparer.Ordinal));
+    }
+
+    private static CommandMessage Put(WriteBatch batch, PartitionId partition, ulong sequence)
     {
         var command = new CommandMessage
         {
@@ -81,6 +119,7 @@ public sealed class OutboxRescanTests : IDisposable
             Payload = JsonDocument.Parse("{}").RootElement,
         };
         batch.Put(KeySpace.Outbox, StoreKeys.Outbox(partition, sequence, 0), JsonSerializer.SerializeToUtf8Bytes(command, CoreJsonContext.Default.CommandMessage));
+        return command;
     }
 
     public void Dispose()

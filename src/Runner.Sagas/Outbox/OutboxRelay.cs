@@ -55,7 +55,8 @@ internal sealed class OutboxRelay
     /// partition owned elsewhere stay in this store untouched until it comes back (or is replaced
     /// by a restore); the owner publishes the same commands, under the same ids.
     /// </param>
-    public OutboxRelay(INatsJSContext js, LmdbStore store, SagaRuntimeOptions options, ILogger logger, TimeProvider time, Func<PartitionId, bool>? owns = null)
+    /// <param name="queueCapacity">Items the fast path holds before it falls back to a rescan.</param>
+    public OutboxRelay(INatsJSContext js, LmdbStore store, SagaRuntimeOptions options, ILogger logger, TimeProvider time, Func<PartitionId, bool>? owns = null, int queueCapacity = 65_536)
     {
         _owns = owns ?? (_ => true);
         _js = js;
@@ -64,7 +65,10 @@ internal sealed class OutboxRelay
         _options = options;
         _logger = logger;
         _time = time;
-        _queue = Channel.CreateBounded<OutboxEntry>(new BoundedChannelOptions(65_536) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+        // Wait, not DropWrite: with DropWrite a full channel's TryWrite drops the item and still returns true, so
+        // Enqueue would never learn of the overflow and the dropped items would sit in the store until a restart.
+        // Nothing waits on it: Enqueue only tries, and rescans when the try fails.
+        _queue = Channel.CreateBounded<OutboxEntry>(new BoundedChannelOptions(queueCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
     }
 
     public long Published => Interlocked.Read(ref _published);
