@@ -32,6 +32,9 @@ internal sealed record BenchOptions
     /// <summary>Commands per run of the claim phase (e): plain consume+ack, one effect worker, two workers.</summary>
     public int Commands { get; init; } = 10_000;
 
+    /// <summary>History steps kept per instance (<c>RUNNER_HISTORY_LIMIT</c>); null keeps the default.</summary>
+    public int? HistoryLimit { get; init; }
+
     /// <summary>The effects' <c>concurrency</c> (commands one worker runs at once); null keeps the manifest default.</summary>
     public int? EffectConcurrency { get; init; }
 
@@ -119,6 +122,7 @@ internal sealed record BenchOptions
           --window W        pipelined publishes in flight (default 4096)
           --batch B         router/partition consumer batch (default 256)
           --durable BOOL    LMDB fsync per commit (default true)
+          --history-limit N history steps kept per instance, as RUNNER_HISTORY_LIMIT (default 100; 0 = none)
           --warmup N        warm-up events through the runtime, not measured (default 10000)
           --round-trips N   saga instances in the effect round-trip phase (d) (default 5000)
           --commands M      commands per run of the claim phase (e) (default 10000)
@@ -213,6 +217,7 @@ internal sealed record BenchOptions
                     "--seconds" => options with { Seconds = Int(1) },
                     "--window" => options with { Window = Int(1) },
                     "--batch" => options with { Batch = Int(1) },
+                    "--history-limit" => options with { HistoryLimit = Int(0) },
                     "--durable" => options with { Durable = bool.Parse(Next()) },
                     "--warmup" => options with { Warmup = Int(0) },
                     "--timeout" => options with { TimeoutSeconds = Int(10) },

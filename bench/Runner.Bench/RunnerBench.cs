@@ -37,6 +37,10 @@ internal sealed partial class RunnerBench : IAsyncDisposable
             JetStream = new JetStreamSettings { Batch = options.Batch },
             ConsumerPrefix = "bench",
         };
+        if (options.HistoryLimit is { } historyLimit)
+        {
+            RuntimeOptions = RuntimeOptions with { HistoryLimit = historyLimit };
+        }
     }
 
     public Tracker Tracker { get; }
