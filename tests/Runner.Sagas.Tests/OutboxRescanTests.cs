@@ -92,6 +92,7 @@ public sealed class OutboxRescanTests : IDisposable
         }
         await _store.Writer.CommitAsync(batch, cts.Token);
         relay.Enqueue(entries);
+        Assert.Equal(3, relay.Queued);
 
         var seen = new HashSet<string>(StringComparer.Ordinal);
         while (seen.Count < entries.Count)
@@ -103,6 +104,10 @@ public sealed class OutboxRescanTests : IDisposable
             }
         }
         Assert.Equal(entries.Select(e => e.Command.CommandId).Order(StringComparer.Ordinal), seen.Order(StringComparer.Ordinal));
+
+        // The pass found the queued items in the store and let the queue go: kept, each would be published again
+        // after the pass had published and deleted it.
+        Assert.Equal(0, relay.Queued);
     }
 
     private static CommandMessage Put(WriteBatch batch, PartitionId partition, ulong sequence)
