@@ -319,6 +319,60 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.Equal((ClaimRecord.Completed, "worker-a", 2), (second.State, second.Worker, second.Attempt));
     }
 
+    [Fact]
+    public async Task A_command_whose_lease_ran_out_while_it_waited_for_a_finishing_place_is_still_completed_when_nobody_took_it_over()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await EffectStreams.ResetAsync(js, cts.Token);
+        var lease = TimeSpan.FromSeconds(5);
+        // One slot and one finishing place. The first command holds the finishing place after its completion is
+        // recorded; the second's heartbeat is frozen, as in a paused process, until its lease has run out.
+        var finish = new TaskCompletionSource();
+        var frozen = true;
+        var hooks = new EffectWorkerHooks
+        {
+            FixedClaimAhead = 0,
+            StallHeartbeat = id => id == "second" && Volatile.Read(ref frozen),
+            AfterCompleted = async (id, ct) =>
+            {
+                if (id == "first")
+                {
+                    await finish.Task.WaitAsync(ct);
+                }
+            },
+        };
+        // An ack wait far longer than the test waits: the second command is finished by this run or not at all.
+        await using var a = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 1)], "worker-a",
+            lease: lease, ackWait: TimeSpan.FromMinutes(5), hooks: hooks);
+        var claims = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "reader" }, TimeProvider.System, cts.Token);
+        var worker = a.Runtime.Workers.Single();
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "first", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(async () => await claims.GetAsync("acme", "first", cts.Token) is { State: ClaimRecord.Completed },
+            s_timeout, "the first command completed and holding the finishing place");
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "second", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => a.Executed == 2, s_timeout, "the second command's effect to have run");
+        await SagaHarness.WaitUntilAsync(async () => (await claims.GetAsync("acme", "second", cts.Token))!.LeaseUntilMs < DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            s_timeout, "the second command's lease to run out while it waits for the finishing place");
+
+        // Its heartbeat back: the keeper sees the lease over and gives the command up before the finishing place
+        // comes free. Nobody took the claim over, so the completion is still made.
+        Volatile.Write(ref frozen, false);
+        await SagaHarness.WaitUntilAsync(() => worker.LeasesLapsed == 1, s_timeout, "the keeper to see the second command's lease run out");
+        finish.SetResult();
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 2, TimeSpan.FromSeconds(30), "a result for both commands");
+
+        Assert.Equal(0, worker.Lost);
+        Assert.Equal(1, upstream.CallsFor("first"));
+        Assert.Equal(1, upstream.CallsFor("second"));
+        var second = (await claims.GetAsync("acme", "second", cts.Token))!;
+        Assert.Equal((ClaimRecord.Completed, "worker-a", 1), (second.State, second.Worker, second.Attempt));
+        var consumer = EffectWorker.ConsumerName("runner", "payment.charge", null);
+        await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info.NumAckPending == 0, s_timeout, "both commands acked");
+    }
+
     /// <summary>A stub upstream that holds every call until <see cref="Held.Release"/> is completed, a connection, and fresh effect streams.</summary>
     private async Task<Held> HeldAsync(CancellationToken cancellationToken)
     {

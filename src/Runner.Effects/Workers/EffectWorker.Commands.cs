@@ -153,14 +153,6 @@ internal sealed partial class EffectWorker
             {
                 throw new OperationCanceledException(cancellationToken); // aborted: not acked, it comes back
             }
-            if (lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                // The lease ran out while it waited for a finishing place: the completion would be refused anyway.
-                EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
-                Interlocked.Increment(ref _lost);
-                return;
-            }
-
             var finishedAt = _time.GetUtcNow();
             EffectsTelemetry.Duration.Record((finishedAt - startedAt).TotalMilliseconds,
                 new(EffectsTelemetry.EffectTag, command.Effect), new(EffectsTelemetry.OutcomeTag, execution.Succeeded ? ResultEvents.Succeeded : ResultEvents.Failed));
@@ -177,10 +169,15 @@ internal sealed partial class EffectWorker
                 (subject, json) = ResultEvents.Build(command, execution, startedAt, finishedAt);
             }
 
+            // From here on the lease no longer matters: it kept two workers from running the effect at once, and the
+            // effect has run. Whatever became of the lease since (it may have run out while this command waited for a
+            // finishing place), the completion is tried. It is a compare-and-set on the claim's revision: refused if
+            // another worker took the claim over, so that worker's run stands; made if nobody did, which spares the
+            // second run a takeover would be.
             bool completed;
             try
             {
-                completed = await RetryAsync(() => claim.CompleteAsync(subject, json, lost.Token), lost.Token);
+                completed = await RetryAsync(() => claim.CompleteAsync(subject, json, cancellationToken), cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -193,6 +190,7 @@ internal sealed partial class EffectWorker
             }
             if (!completed)
             {
+                cancellationToken.ThrowIfCancellationRequested(); // aborted before the completion was made: not acked, it comes back
                 EffectsLog.ClaimLost(_logger, command.CommandId, command.Tenant);
                 Interlocked.Increment(ref _lost);
                 return;

@@ -97,6 +97,9 @@ internal sealed partial class EffectWorker
     /// <summary>Runs abandoned because another worker took the claim over (this worker stalled past its lease).</summary>
     public long Lost => Interlocked.Read(ref _lost);
 
+    /// <summary>Leases the keeper saw run out with no renewal confirmed (each ends its command's run, or the wait for one).</summary>
+    internal long LeasesLapsed => _leases.Lapsed;
+
     /// <summary>Deliveries left alone because another worker held a live claim on the command.</summary>
     public long LeftHeld => Interlocked.Read(ref _leftHeld);
 

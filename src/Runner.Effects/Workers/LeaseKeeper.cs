@@ -157,11 +157,17 @@ internal sealed class LeaseKeeper
     /// <summary>A paused process (the test hook; the worker's hooks are set after it is built) does nothing at all: no renewal, no giving up.</summary>
     private bool Stalled(Kept kept) => _hooks()?.StallHeartbeat?.Invoke(kept.CommandId) == true;
 
-    private static async Task GiveUpAsync(Kept kept)
+    private async Task GiveUpAsync(Kept kept)
     {
         await Task.Yield(); // out of the tick's lock: cancelling runs the run's callbacks
         await kept.Lost.CancelAsync();
+        Interlocked.Increment(ref _lapsed);
     }
+
+    private long _lapsed;
+
+    /// <summary>Leases this keeper saw run out with no renewal confirmed, and gave their commands up for.</summary>
+    public long Lapsed => Interlocked.Read(ref _lapsed);
 
     private async Task BeatAsync(Kept kept, CancellationToken stop)
     {
