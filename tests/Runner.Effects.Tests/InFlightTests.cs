@@ -100,10 +100,8 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task A_batch_meeting_completed_and_held_claims_runs_only_the_new_commands()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await EffectStreams.ResetAsync(js, cts.Token);
+        await using var setup = await FreshAsync(cts.Token);
+        var (upstream, js) = (setup.Upstream, setup.Js);
         var other = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "worker-other", Lease = TimeSpan.FromMinutes(5) }, TimeProvider.System, cts.Token);
         var done = Enumerable.Range(0, 6).Select(i => $"done-{i}").ToList();
         var held = Enumerable.Range(0, 6).Select(i => $"held-{i}").ToList();
@@ -150,10 +148,8 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task A_command_whose_effect_ran_gives_its_slot_to_the_next_while_it_finishes_and_a_full_finish_stops_the_pulls()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await EffectStreams.ResetAsync(js, cts.Token);
+        await using var setup = await FreshAsync(cts.Token);
+        var (upstream, js) = (setup.Upstream, setup.Js);
         // One slot: the first command is held after its completion is recorded, before its result is published.
         // Nothing claimed ahead, so what the worker holds is its slot and its finishing place alone.
         var finish = new TaskCompletionSource();
@@ -283,12 +279,10 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task A_command_claimed_ahead_whose_lease_ran_out_while_it_waited_is_not_run_but_goes_back_at_once()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
+        await using var setup = await FreshAsync(cts.Token);
+        var (upstream, js) = (setup.Upstream, setup.Js);
         var release = new TaskCompletionSource();
         upstream.Respond("/charges", (request, _) => request.IdempotencyKey == "first" ? StubResponse.Hold(release.Task) : new StubResponse(201, """{"ok":true}"""));
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await EffectStreams.ResetAsync(js, cts.Token);
         var lease = TimeSpan.FromSeconds(5);
         // The second command's heartbeat is frozen, as in a paused process, until its lease has run out.
         var frozen = true;
@@ -323,10 +317,8 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task A_command_whose_lease_ran_out_while_it_waited_for_a_finishing_place_is_still_completed_when_nobody_took_it_over()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var upstream = await StubUpstream.StartAsync(cts.Token);
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await EffectStreams.ResetAsync(js, cts.Token);
+        await using var setup = await FreshAsync(cts.Token);
+        var (upstream, js) = (setup.Upstream, setup.Js);
         var lease = TimeSpan.FromSeconds(5);
         // One slot and one finishing place. The first command holds the finishing place after its completion is
         // recorded; the second's heartbeat is frozen, as in a paused process, until its lease has run out.
@@ -373,24 +365,40 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info.NumAckPending == 0, s_timeout, "both commands acked");
     }
 
-    /// <summary>A stub upstream that holds every call until <see cref="Held.Release"/> is completed, a connection, and fresh effect streams.</summary>
-    private async Task<Held> HeldAsync(CancellationToken cancellationToken)
+    /// <summary>A stub upstream, a connection, and fresh effect streams.</summary>
+    private async Task<Fresh> FreshAsync(CancellationToken cancellationToken)
     {
         var upstream = await StubUpstream.StartAsync(cancellationToken);
-        var release = new TaskCompletionSource();
-        upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
         var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         await EffectStreams.ResetAsync(js, cancellationToken);
-        return new Held(upstream, release, connection, js);
+        return new Fresh(upstream, connection, js);
     }
 
-    private sealed record Held(StubUpstream Upstream, TaskCompletionSource Release, NATS.Client.Core.NatsConnection Connection, NatsJSContext Js) : IAsyncDisposable
+    /// <summary>As <see cref="FreshAsync"/>, with an upstream that holds every call until <see cref="Held.Release"/> is completed.</summary>
+    private async Task<Held> HeldAsync(CancellationToken cancellationToken)
+    {
+        var fresh = await FreshAsync(cancellationToken);
+        var release = new TaskCompletionSource();
+        fresh.Upstream.Respond("/charges", (_, _) => StubResponse.Hold(release.Task));
+        return new Held(fresh, release);
+    }
+
+    private sealed record Fresh(StubUpstream Upstream, NATS.Client.Core.NatsConnection Connection, NatsJSContext Js) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {
             await Connection.DisposeAsync();
             await Upstream.DisposeAsync();
         }
+    }
+
+    private sealed record Held(Fresh Fresh, TaskCompletionSource Release) : IAsyncDisposable
+    {
+        public StubUpstream Upstream => Fresh.Upstream;
+
+        public NatsJSContext Js => Fresh.Js;
+
+        public ValueTask DisposeAsync() => Fresh.DisposeAsync();
     }
 }
