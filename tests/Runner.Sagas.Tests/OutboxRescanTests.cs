@@ -110,7 +110,7 @@ public sealed class OutboxRescanTests : IDisposable
         Assert.Equal(0, relay.Queued);
     }
 
-    private static CommandMessage Put(WriteBatch batch, PartitionId partition, ulong sequence)
+    internal static CommandMessage Put(WriteBatch batch, PartitionId partition, ulong sequence)
     {
         var command = new CommandMessage
         {

@@ -105,40 +105,54 @@ internal sealed class OutboxRelay
     {
         SagasLog.RelayStarted(_logger, (int)Depth());
         var backoff = TimeSpan.FromMilliseconds(100);
-        while (!cancellationToken.IsCancellationRequested)
+        // The previous batch's deletes, committing while the next batch is published: a durable commit waits its
+        // turn behind the partition workers' batches, and a relay that waited for it idled that long per batch.
+        var deleting = Task.CompletedTask;
+        try
         {
-            List<OutboxEntry> batch;
-            try
+            while (!cancellationToken.IsCancellationRequested)
             {
-                batch = await NextBatchAsync(cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            if (batch.Count == 0)
-            {
-                continue;
-            }
-            var failed = await PublishAsync(batch, cancellationToken);
-            if (failed > 0)
-            {
-                RequestRescan();
-                SagasLog.RelayPublishFailed(_logger, failed, backoff.TotalMilliseconds, "no PubAck");
+                List<OutboxEntry> batch;
                 try
                 {
-                    await Task.Delay(backoff, _time, cancellationToken);
+                    batch = await NextBatchAsync(cancellationToken);
                 }
                 catch (OperationCanceledException)
                 {
                     return;
                 }
-                backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5_000));
+                if (batch.Count == 0)
+                {
+                    continue;
+                }
+                var (failed, deletes) = await PublishAsync(batch, cancellationToken);
+                // One delete commit outstanding at most: the one before ends before this one takes its place.
+                await deleting;
+                deleting = deletes;
+                if (failed > 0)
+                {
+                    RequestRescan();
+                    SagasLog.RelayPublishFailed(_logger, failed, backoff.TotalMilliseconds, "no PubAck");
+                    try
+                    {
+                        await Task.Delay(backoff, _time, cancellationToken);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                    backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5_000));
+                }
+                else
+                {
+                    backoff = TimeSpan.FromMilliseconds(100);
+                }
             }
-            else
-            {
-                backoff = TimeSpan.FromMilliseconds(100);
-            }
+        }
+        finally
+        {
+            // Its items stay claimed until it ends, so the relay stops with nothing of its own in flight.
+            await deleting;
         }
     }
 
@@ -249,12 +263,48 @@ internal sealed class OutboxRelay
         }
     }
 
-    /// <summary>Publishes a batch; returns how many did not get a PubAck.</summary>
-    private async Task<int> PublishAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
+    /// <summary>
+    /// Publishes a batch and waits for its PubAcks; returns how many did not get one, and the commit of the
+    /// deletes of those that did. The batch's items stay claimed until that commit ends, so neither a rescan
+    /// nor the fast path hands out an item whose delete is still on its way.
+    /// </summary>
+    private async Task<(int Failed, Task Deletes)> PublishAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
+    {
+        (int Failed, WriteBatch Done, int Acked) published;
+        try
+        {
+            published = await PublishClaimedAsync(batch, cancellationToken);
+        }
+        catch
+        {
+            Release(batch);
+            throw;
+        }
+        return (published.Failed, DeleteAsync(batch, published.Done, published.Acked, cancellationToken));
+    }
+
+    /// <summary>Commits the deletes of a batch's published items, then lets the batch's items go.</summary>
+    private async Task DeleteAsync(List<OutboxEntry> batch, WriteBatch done, int acked, CancellationToken cancellationToken)
     {
         try
         {
-            return await PublishClaimedAsync(batch, cancellationToken);
+            if (done.Count == 0)
+            {
+                return;
+            }
+            await _store.Writer.CommitAsync(done, cancellationToken);
+            Interlocked.Add(ref _published, acked);
+            SagasTelemetry.Dispatched.Add(acked);
+        }
+        catch (StorageException ex)
+        {
+            // Published but not deleted: they go out again later with the same Nats-Msg-Id.
+            SagasLog.RelayDeleteFailed(_logger, acked, ex.Message);
+            RequestRescan();
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: what was not deleted goes out again after the restart, with the same Nats-Msg-Id.
         }
         finally
         {
@@ -262,7 +312,7 @@ internal sealed class OutboxRelay
         }
     }
 
-    private async Task<int> PublishClaimedAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
+    private async Task<(int Failed, WriteBatch Done, int Acked)> PublishClaimedAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
     {
         var futures = new List<(OutboxEntry Entry, string Subject, byte[] Body, PendingPubAck? Future)>(batch.Count);
         foreach (var entry in batch)
@@ -335,22 +385,7 @@ internal sealed class OutboxRelay
             }
         }
 
-        if (done.Count > 0)
-        {
-            try
-            {
-                await _store.Writer.CommitAsync(done, cancellationToken);
-                Interlocked.Add(ref _published, acked);
-                SagasTelemetry.Dispatched.Add(acked);
-            }
-            catch (StorageException ex)
-            {
-                // Published but not deleted: they go out again later with the same Nats-Msg-Id.
-                SagasLog.RelayDeleteFailed(_logger, acked, ex.Message);
-                RequestRescan();
-            }
-        }
-        return failed;
+        return (failed, done, acked);
     }
 
     /// <summary>The command body: the record without the relay's own fields (pool is in the subject, traceparent in a header).</summary>
