@@ -32,6 +32,9 @@ internal sealed record BenchOptions
     /// <summary>Commands per run of the claim phase (e): plain consume+ack, one effect worker, two workers.</summary>
     public int Commands { get; init; } = 10_000;
 
+    /// <summary>Seconds between a partition's snapshots in the in-process phases (<c>RUNNER_SNAPSHOT_INTERVAL</c>); null keeps the default.</summary>
+    public int? SnapshotIntervalSeconds { get; init; }
+
     /// <summary>History steps kept per instance (<c>RUNNER_HISTORY_LIMIT</c>); null keeps the default.</summary>
     public int? HistoryLimit { get; init; }
 
@@ -123,6 +126,7 @@ internal sealed record BenchOptions
           --batch B         router/partition consumer batch (default 256)
           --durable BOOL    LMDB fsync per commit (default true)
           --history-limit N history steps kept per instance, as RUNNER_HISTORY_LIMIT (default 100; 0 = none)
+          --snapshot-interval S  seconds between a partition's snapshots, as RUNNER_SNAPSHOT_INTERVAL (default 30)
           --warmup N        warm-up events through the runtime, not measured (default 10000)
           --round-trips N   saga instances in the effect round-trip phase (d) (default 5000)
           --commands M      commands per run of the claim phase (e) (default 10000)
@@ -218,6 +222,7 @@ internal sealed record BenchOptions
                     "--window" => options with { Window = Int(1) },
                     "--batch" => options with { Batch = Int(1) },
                     "--history-limit" => options with { HistoryLimit = Int(0) },
+                    "--snapshot-interval" => options with { SnapshotIntervalSeconds = Int(1) },
                     "--durable" => options with { Durable = bool.Parse(Next()) },
                     "--warmup" => options with { Warmup = Int(0) },
                     "--timeout" => options with { TimeoutSeconds = Int(10) },

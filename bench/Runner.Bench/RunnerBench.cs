@@ -41,6 +41,10 @@ internal sealed partial class RunnerBench : IAsyncDisposable
         {
             RuntimeOptions = RuntimeOptions with { HistoryLimit = historyLimit };
         }
+        if (options.SnapshotIntervalSeconds is { } snapshotSeconds)
+        {
+            RuntimeOptions = RuntimeOptions with { SnapshotInterval = TimeSpan.FromSeconds(snapshotSeconds) };
+        }
     }
 
     public Tracker Tracker { get; }
