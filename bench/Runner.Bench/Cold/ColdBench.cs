@@ -157,7 +157,17 @@ internal static class ColdBench
             observer.Watch(process.Pid, process.Started, process.GcAsync);
             if (pipelined)
             {
-                var ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+                TimeSpan ready;
+                try
+                {
+                    ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+                }
+                catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
+                {
+                    // A runner that exits (a bad setting in a variant) or never answers fails its run, as on a backlog.
+                    output.WriteLine(Text.Inv($"  FAILED: {ex.Message}"));
+                    return null;
+                }
                 output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; publishing {events:N0} events while it runs"));
                 var clock = Stopwatch.StartNew();
                 var errors = await Publisher.PipelinedAsync(js, events, window, ColdWorkload.Event, null, cancellationToken);
