@@ -110,7 +110,7 @@ public sealed class OutboxRescanTests : IDisposable
         Assert.Equal(0, relay.Queued);
     }
 
-    internal static CommandMessage Put(WriteBatch batch, PartitionId partition, ulong sequence)
+    internal static CommandMessage Put(WriteBatch batch, PartitionId partition, ulong sequence, string payload = "{}")
     {
         var command = new CommandMessage
         {
@@ -121,7 +121,7 @@ public sealed class OutboxRescanTests : IDisposable
             CorrelationId = "k",
             CausationId = $"e-{sequence}",
             CreatedAt = "2026-01-01T00:00:00Z",
-            Payload = JsonDocument.Parse("{}").RootElement,
+            Payload = JsonDocument.Parse(payload).RootElement,
         };
         batch.Put(KeySpace.Outbox, StoreKeys.Outbox(partition, sequence, 0), JsonSerializer.SerializeToUtf8Bytes(command, CoreJsonContext.Default.CommandMessage));
         return command;

@@ -170,15 +170,22 @@ internal sealed class OutboxRelay
                 _scanCursor = null;
                 // What the fast path holds was committed before it was handed over, so this pass finds it in the
                 // store. Left queued, each would be published a second time once the pass had published and
-                // deleted it: a relay that overflows under load would repeat up to a whole queue per pass.
+                // deleted it: a relay that overflows under load would repeat up to a whole queue per pass. (An
+                // item handed over during the pass, ahead of its cursor, can still go out twice, under the same
+                // Nats-Msg-Id.)
                 while (_queue.Reader.TryRead(out _))
                 {
                 }
             }
-            var (scanned, next) = Scan(max, _scanCursor);
-            _scanCursor = next;
-            _scanning = next is not null;
-            return Claim(scanned);
+            // Read and claimed under the gate that releases items: an item whose delete commits while the page is
+            // read is either gone from the page or still claimed, never read and then released and claimed again.
+            lock (_gate)
+            {
+                var (scanned, next) = Scan(max, _scanCursor);
+                _scanCursor = next;
+                _scanning = next is not null;
+                return ClaimHeld(scanned);
+            }
         }
 
         var readTask = _queue.Reader.WaitToReadAsync(cancellationToken).AsTask();
@@ -240,16 +247,22 @@ internal sealed class OutboxRelay
     {
         lock (_gate)
         {
-            var claimed = new List<OutboxEntry>(entries.Count);
-            foreach (var entry in entries)
-            {
-                if (_inFlight.Add(entry.Key))
-                {
-                    claimed.Add(entry);
-                }
-            }
-            return claimed;
+            return ClaimHeld(entries);
         }
+    }
+
+    /// <summary>The entries not claimed yet, claimed now; the caller holds the gate.</summary>
+    private List<OutboxEntry> ClaimHeld(List<OutboxEntry> entries)
+    {
+        var claimed = new List<OutboxEntry>(entries.Count);
+        foreach (var entry in entries)
+        {
+            if (_inFlight.Add(entry.Key))
+            {
+                claimed.Add(entry);
+            }
+        }
+        return claimed;
     }
 
     private void Release(IEnumerable<OutboxEntry> entries)
@@ -270,7 +283,7 @@ internal sealed class OutboxRelay
     /// </summary>
     private async Task<(int Failed, Task Deletes)> PublishAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
     {
-        (int Failed, WriteBatch Done, int Acked) published;
+        BatchSent published;
         try
         {
             published = await PublishClaimedAsync(batch, cancellationToken);
@@ -280,39 +293,49 @@ internal sealed class OutboxRelay
             Release(batch);
             throw;
         }
-        return (published.Failed, DeleteAsync(batch, published.Done, published.Acked, cancellationToken));
+        // What did not go out is let go at once, for the rescan that its failure asks for to find.
+        Release(published.Kept);
+        return (published.Failed, DeleteAsync(published.Deleting, published.Done, published.Acked));
     }
 
-    /// <summary>Commits the deletes of a batch's published items, then lets the batch's items go.</summary>
-    private async Task DeleteAsync(List<OutboxEntry> batch, WriteBatch done, int acked, CancellationToken cancellationToken)
+    /// <summary>What publishing a batch left: the deletes to commit and their items, and the items kept in the outbox.</summary>
+    private readonly record struct BatchSent(int Failed, WriteBatch Done, int Acked, List<OutboxEntry> Deleting, List<OutboxEntry> Kept);
+
+    /// <summary>
+    /// Commits the deletes of a batch's published items, then lets those items go. Not cancelled: the items are
+    /// published, and deleting them now spares publishing them again after a restart.
+    /// </summary>
+    private async Task DeleteAsync(List<OutboxEntry> deleting, WriteBatch done, int acked)
     {
+        var failed = false;
         try
         {
             if (done.Count == 0)
             {
                 return;
             }
-            await _store.Writer.CommitAsync(done, cancellationToken);
+            await _store.Writer.CommitAsync(done, CancellationToken.None);
             Interlocked.Add(ref _published, acked);
             SagasTelemetry.Dispatched.Add(acked);
         }
         catch (StorageException ex)
         {
-            // Published but not deleted: they go out again later with the same Nats-Msg-Id.
+            // Published but not deleted: they go out again with the same Nats-Msg-Id, after the rescan below.
             SagasLog.RelayDeleteFailed(_logger, acked, ex.Message);
-            RequestRescan();
-        }
-        catch (OperationCanceledException)
-        {
-            // Stopping: what was not deleted goes out again after the restart, with the same Nats-Msg-Id.
+            failed = true;
         }
         finally
         {
-            Release(batch);
+            Release(deleting);
+        }
+        if (failed)
+        {
+            // After the release, so that the pass finds them; and a wake, for a relay idle on its queue.
+            Rescan();
         }
     }
 
-    private async Task<(int Failed, WriteBatch Done, int Acked)> PublishClaimedAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
+    private async Task<BatchSent> PublishClaimedAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
     {
         var futures = new List<(OutboxEntry Entry, string Subject, byte[] Body, PendingPubAck? Future)>(batch.Count);
         foreach (var entry in batch)
@@ -341,11 +364,14 @@ internal sealed class OutboxRelay
         var done = new WriteBatch();
         var acked = 0;
         var failed = 0;
+        var deleting = new List<OutboxEntry>(batch.Count);
+        var kept = new List<OutboxEntry>();
         foreach (var (entry, subject, body, future) in futures)
         {
             if (future is null)
             {
                 failed++;
+                kept.Add(entry);
                 continue;
             }
             try
@@ -353,6 +379,7 @@ internal sealed class OutboxRelay
                 var ack = await future.Value.GetResponseAsync(cancellationToken);
                 ack.EnsureStored();
                 done.Delete(KeySpace.Outbox, entry.Key);
+                deleting.Add(entry);
                 if (_rejections.Count > 0)
                 {
                     _rejections.Remove(entry.Key);
@@ -372,20 +399,23 @@ internal sealed class OutboxRelay
                     _rejections.Remove(id);
                     QuarantineRecords.AddCommand(done, _options.JetStream.Streams.WorkflowCommands, subject, entry.Command, body, ex.Message, attempts, _options.QuarantinePayloadBytes, _time);
                     done.Delete(KeySpace.Outbox, entry.Key);
+                    deleting.Add(entry);
                     SagasLog.CommandQuarantined(_logger, entry.Command.CommandId, attempts, ex.Message);
                 }
                 else
                 {
                     failed++;
+                    kept.Add(entry);
                 }
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
                 failed++;
+                kept.Add(entry);
             }
         }
 
-        return (failed, done, acked);
+        return new BatchSent(failed, done, acked, deleting, kept);
     }
 
     /// <summary>The command body: the record without the relay's own fields (pool is in the subject, traceparent in a header).</summary>

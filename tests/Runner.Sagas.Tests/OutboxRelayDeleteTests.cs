@@ -1,0 +1,179 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using Runner.Core.Ids;
+using Runner.Core.Keys;
+using Runner.Messaging;
+using Runner.Sagas.Outbox;
+using Runner.Storage;
+using Runner.Testing;
+using Xunit;
+
+namespace Runner.Sagas.Tests;
+
+/// <summary>
+/// The relay publishes the next batch while the previous batch's deletes commit, on a real
+/// nats-server and a real LMDB file: one delete commit outstanding at most, no item handed out
+/// again while its delete is on its way, and nothing left behind when a publish or a delete fails
+/// meanwhile.
+/// </summary>
+public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
+{
+    private readonly TempDirectory _dir = new();
+
+    [Fact]
+    public async Task With_a_batch_s_deletes_held_the_relay_publishes_one_more_batch_and_nothing_twice()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
+        var options = new SagaRuntimeOptions { RelayConcurrency = 4 };
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await StreamTopology.EnsureAsync(js, options.JetStream, NullLogger.Instance, cts.Token);
+
+        var batch = new WriteBatch();
+        for (var i = 0; i < 10; i++)
+        {
+            OutboxRescanTests.Put(batch, new PartitionId(3), (ulong)i + 1);
+        }
+        await store.Writer.CommitAsync(batch, cts.Token);
+
+        // Every publish the relay makes, duplicates included (the stream would drop those by their Nats-Msg-Id).
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var sub = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cts.Token);
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var msg in sub.Msgs.ReadAllAsync(cts.Token))
+            {
+                seen.Enqueue(msg.Headers?["Nats-Msg-Id"].ToString() ?? "?");
+            }
+        }, cts.Token);
+        await connection.PingAsync(cts.Token);
+
+        // The first commit that deletes outbox items is held on the writer thread until released.
+        using var release = new ManualResetEventSlim();
+        var held = 0;
+        store.Writer.FaultInjector = (writes, _) =>
+        {
+            if (writes.Ops.Any(op => op.Space == KeySpace.Outbox && op.Value is null) && Interlocked.Exchange(ref held, 1) == 0)
+            {
+                release.Wait(cts.Token);
+            }
+        };
+
+        var relay = new OutboxRelay(js, store, options, NullLogger.Instance, TimeProvider.System);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var running = relay.RunAsync(stop.Token);
+
+        // The first batch is published and its deletes held; the second is published meanwhile, and then the
+        // relay waits for the first's deletes before it goes on.
+        await SagaHarness.WaitUntilAsync(() => seen.Count >= 8, TimeSpan.FromSeconds(30), "two batches published");
+        relay.Rescan();
+        await Task.Delay(TimeSpan.FromMilliseconds(500), cts.Token);
+        Assert.Equal(8, seen.Count);
+        Assert.Equal(0, relay.Published);
+        Assert.Equal(10, relay.Depth());
+
+        release.Set();
+        await SagaHarness.WaitUntilAsync(() => relay.Published == 10 && relay.Depth() == 0, TimeSpan.FromSeconds(30), "every item published and deleted");
+        await stop.CancelAsync();
+        await running;
+
+        Assert.Equal(10, seen.Count);
+        Assert.Equal(10, seen.Distinct(StringComparer.Ordinal).Count());
+        await sub.UnsubscribeAsync();
+        await reading;
+    }
+
+    [Fact]
+    public async Task A_publish_refused_while_its_batch_s_deletes_commit_is_retried_and_quarantined_at_the_limit()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
+        var options = new SagaRuntimeOptions { RelayConcurrency = 4 };
+        options = options with { JetStream = options.JetStream with { MaxDeliver = 2 } };
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await StreamTopology.EnsureAsync(js, options.JetStream, NullLogger.Instance, cts.Token);
+        var commands = options.JetStream.Streams.WorkflowCommands;
+        var config = (await js.GetStreamAsync(commands, cancellationToken: cts.Token)).Info.Config;
+        await js.UpdateStreamAsync(config with { MaxMsgSize = 2048 }, cts.Token);
+        try
+        {
+            // Three that the stream takes and one it refuses for good (too large), in one batch.
+            var batch = new WriteBatch();
+            for (var i = 0; i < 3; i++)
+            {
+                OutboxRescanTests.Put(batch, new PartitionId(4), (ulong)i + 1);
+            }
+            OutboxRescanTests.Put(batch, new PartitionId(4), 4, $$"""{"pad":"{{new string('x', 4096)}}"}""");
+            await store.Writer.CommitAsync(batch, cts.Token);
+
+            // The batch's deletes take a second to commit: the refused item's retry comes meanwhile.
+            var held = 0;
+            store.Writer.FaultInjector = (writes, _) =>
+            {
+                if (writes.Ops.Any(op => op.Space == KeySpace.Outbox && op.Value is null) && Interlocked.Exchange(ref held, 1) == 0)
+                {
+                    Thread.Sleep(TimeSpan.FromSeconds(1));
+                }
+            };
+            var relay = new OutboxRelay(js, store, options, NullLogger.Instance, TimeProvider.System);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+            var running = relay.RunAsync(stop.Token);
+
+            // Refused twice (MaxDeliver), then quarantined and deleted: nothing is left in the outbox.
+            await SagaHarness.WaitUntilAsync(() => relay.Depth() == 0, TimeSpan.FromSeconds(30), "the outbox emptied");
+            await stop.CancelAsync();
+            await running;
+            Assert.Equal(1, held);
+            Assert.Equal(3, relay.Published);
+            var quarantined = Assert.Single(Runner.Sagas.Quarantine.QuarantineRecords.List(store, 10));
+            Assert.Equal("c-4-4", quarantined.Headers![Runner.Core.Events.EventHeaders.MsgId]);
+            Assert.Equal(2UL, quarantined.Deliveries);
+        }
+        finally
+        {
+            await js.UpdateStreamAsync(config, CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task A_delete_commit_that_fails_after_the_relay_went_idle_wakes_it_to_publish_the_items_again()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
+        var options = new SagaRuntimeOptions { RelayConcurrency = 4 };
+        await using var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await StreamTopology.EnsureAsync(js, options.JetStream, NullLogger.Instance, cts.Token);
+        var batch = new WriteBatch();
+        for (var i = 0; i < 4; i++)
+        {
+            OutboxRescanTests.Put(batch, new PartitionId(5), (ulong)i + 1);
+        }
+        await store.Writer.CommitAsync(batch, cts.Token);
+
+        // The first delete commit fails, late enough that the relay has gone idle on its empty queue by then.
+        var failures = 0;
+        store.Writer.FaultInjector = (writes, _) =>
+        {
+            if (writes.Ops.Any(op => op.Space == KeySpace.Outbox && op.Value is null) && Interlocked.Exchange(ref failures, 1) == 0)
+            {
+                Thread.Sleep(TimeSpan.FromMilliseconds(300));
+                throw new IOException("disk gone for a moment");
+            }
+        };
+        var relay = new OutboxRelay(js, store, options, NullLogger.Instance, TimeProvider.System);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var running = relay.RunAsync(stop.Token);
+
+        await SagaHarness.WaitUntilAsync(() => relay.Depth() == 0, TimeSpan.FromSeconds(20), "the items published again and deleted");
+        await stop.CancelAsync();
+        await running;
+        Assert.Equal(1, failures);
+        Assert.Equal(4, relay.Published);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
