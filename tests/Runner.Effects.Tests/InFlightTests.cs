@@ -314,7 +314,7 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
-    public async Task A_command_whose_lease_ran_out_while_it_waited_for_a_finishing_place_is_still_completed_when_nobody_took_it_over()
+    public async Task A_command_whose_lease_ran_out_while_it_waited_for_a_finishing_place_has_it_renewed_and_is_completed_when_nobody_took_it_over()
     {
         using var cts = new CancellationTokenSource(s_timeout);
         await using var setup = await FreshAsync(cts.Token);
@@ -349,10 +349,12 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         await SagaHarness.WaitUntilAsync(async () => (await claims.GetAsync("acme", "second", cts.Token))!.LeaseUntilMs < DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
             s_timeout, "the second command's lease to run out while it waits for the finishing place");
 
-        // Its heartbeat back: the keeper sees the lease over and gives the command up before the finishing place
-        // comes free. Nobody took the claim over, so the completion is still made.
+        // Its heartbeat back: its effect has run, so the keeper does not give it up for the lease that ran out, but
+        // renews the lease (nobody took the claim over) and keeps the message in progress until it is completed.
         Volatile.Write(ref frozen, false);
-        await SagaHarness.WaitUntilAsync(() => worker.LeasesLapsed == 1, s_timeout, "the keeper to see the second command's lease run out");
+        await SagaHarness.WaitUntilAsync(async () => (await claims.GetAsync("acme", "second", cts.Token))!.LeaseUntilMs > DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            s_timeout, "the second command's lease renewed");
+        Assert.Equal(0, worker.LeasesLapsed);
         finish.SetResult();
         await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 2, TimeSpan.FromSeconds(30), "a result for both commands");
 

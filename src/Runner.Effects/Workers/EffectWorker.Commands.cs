@@ -146,6 +146,7 @@ internal sealed partial class EffectWorker
                 await HandBackAsync(msg, command, claim, cancellationToken);
                 return;
             }
+            _leases.EffectRan(kept);
             hold.Ahead.Ran(_time.GetElapsedTime(running));
             Interlocked.Increment(ref _executed);
             // The effect ran: its slot takes the next command while this one is completed, published and acked.
@@ -169,11 +170,11 @@ internal sealed partial class EffectWorker
                 (subject, json) = ResultEvents.Build(command, execution, startedAt, finishedAt);
             }
 
-            // From here on the lease no longer matters: it kept two workers from running the effect at once, and the
-            // effect has run. Whatever became of the lease since (it may have run out while this command waited for a
-            // finishing place), the completion is tried. It is a compare-and-set on the claim's revision: refused if
-            // another worker took the claim over, so that worker's run stands; made if nobody did, which spares the
-            // second run a takeover would be.
+            // From here on the lease no longer guards anything: it kept two workers from running the effect at once,
+            // and the effect has run. Whatever became of the lease since (it may have run out while this command
+            // waited for a finishing place; the keeper renews it again once it can), the completion is tried. It is a
+            // compare-and-set on the claim's revision: refused if another worker took the claim over, so that
+            // worker's run stands; made if nobody did, which spares the second run a takeover would be.
             bool completed;
             try
             {

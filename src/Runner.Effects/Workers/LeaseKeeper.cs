@@ -72,6 +72,21 @@ internal sealed class LeaseKeeper
         return kept;
     }
 
+    /// <summary>
+    /// The command's effect has run. From now on a lease that runs out does not give the command up: the lease
+    /// kept two workers from running the effect at once, and now the command is to be completed (a compare-and-set
+    /// that a takeover refuses). So it is kept in progress on the stream, and its lease renewed as soon as a
+    /// renewal gets through, for as long as it waits to be completed: its message is not redelivered meanwhile,
+    /// and a worker that reads the claim finds it held rather than run out.
+    /// </summary>
+    public void EffectRan(Kept kept)
+    {
+        lock (_gate)
+        {
+            kept.Ran = true;
+        }
+    }
+
     /// <summary>Stops keeping a command alive and waits for a beat (or a give-up) of it still in flight, so nothing touches the claim or its token afterwards.</summary>
     public async ValueTask StopAsync(Kept kept)
     {
@@ -115,11 +130,11 @@ internal sealed class LeaseKeeper
             {
                 foreach (var kept in _kept)
                 {
-                    if (kept.Expiry is not null || Stalled(kept))
+                    if ((kept.Expiry is not null && !kept.Ran) || Stalled(kept))
                     {
                         continue;
                     }
-                    if (Lapsing(kept.Claim, claimsNow))
+                    if (!kept.Ran && Lapsing(kept.Claim, claimsNow))
                     {
                         // No renewal confirmed in time, however long the one in flight still takes.
                         kept.Expiry = GiveUpAsync(kept);
@@ -266,5 +281,8 @@ internal sealed class LeaseKeeper
 
         /// <summary>The run given up because its lease was about to end with no renewal confirmed.</summary>
         public Task? Expiry { get; set; }
+
+        /// <summary>Its effect has run: a lease running out no longer gives it up (see <see cref="LeaseKeeper.EffectRan"/>).</summary>
+        public bool Ran { get; set; }
     }
 }
