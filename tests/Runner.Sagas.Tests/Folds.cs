@@ -65,7 +65,8 @@ internal sealed class Folds
                 Assert.Fail($"{await set.MessagesAsync(set.Options.JetStream.Streams.WorkflowCommands, cancellationToken)} of {expected} commands arrived; "
                     + $"inbox {await set.MessagesAsync(set.Options.JetStream.Streams.Inbox, cancellationToken)}; owners {owners}; "
                     + $"inbox last by partition {await set.InboxLastAsync(cancellationToken)}; runs {runs}; published by relay {published}; "
-                    + $"missing {await MissingAsync(set, cancellationToken)}; commands stream {await ReplicasAsync(set, cancellationToken)}; quarantined {quarantined}");
+                    + $"missing {await MissingAsync(set, cancellationToken)}; commands stream {await ReplicasAsync(set, cancellationToken)}; quarantined {quarantined}; "
+                    + $"stores {Stores(set)}");
             }
             await Task.Delay(50, cancellationToken);
         }
@@ -91,6 +92,30 @@ internal sealed class Folds
         {
             return $"(commands unreadable: {ex.Message})";
         }
+    }
+
+    /// <summary>
+    /// For a failure's message, what each replica's store holds whether or not it owns the partition: outbox items
+    /// per partition, and each key's instance version and fold. A command that was never created shows as a fold
+    /// without its event; one created and never published, as an outbox item left in some store.
+    /// </summary>
+    private string Stores(ReplicaSet set)
+    {
+        List<string> keys;
+        lock (_events)
+        {
+            keys = [.. _events.Keys.Order(StringComparer.Ordinal)];
+        }
+        return string.Join(" | ", set.Replicas.Where(r => r.Store is not null && r.Runtime is not null).Select(r =>
+        {
+            var outbox = string.Join(" ", Enumerable.Range(0, set.Options.Partitions).Select(p => new Runner.Core.Ids.PartitionId(p))
+                .Select(p => (p, n: r.Store!.Read(reader => reader.Visit(Runner.Core.Keys.KeySpace.Outbox, Runner.Core.Keys.StoreKeys.OutboxPrefix(p), (_, _) => { }))))
+                .Where(x => x.n > 0).Select(x => $"p{x.p.Value}:{x.n}"));
+            var instances = string.Join(" ", keys.Select(k => r.Instance("acme", "fold", k) is { } i
+                ? $"{k}:v{i.Version}{(i.State.ValueKind == System.Text.Json.JsonValueKind.Object && i.State.TryGetProperty("order", out var order) ? order.GetRawText() : string.Empty)}"
+                : $"{k}:-"));
+            return $"{r.Name}: outbox {(outbox.Length == 0 ? "empty" : outbox)}; instances {instances}";
+        }));
     }
 
     /// <summary>For a failure's message: how many quarantine and held records a replica's store has, and the first reasons.</summary>
