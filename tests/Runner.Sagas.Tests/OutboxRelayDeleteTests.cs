@@ -25,18 +25,9 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
     public async Task With_a_batch_s_deletes_held_the_relay_publishes_one_more_batch_and_nothing_twice()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
         var options = new SagaRuntimeOptions { RelayConcurrency = 4 };
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await StreamTopology.EnsureAsync(js, options.JetStream, NullLogger.Instance, cts.Token);
-
-        var batch = new WriteBatch();
-        for (var i = 0; i < 10; i++)
-        {
-            OutboxRescanTests.Put(batch, new PartitionId(3), (ulong)i + 1);
-        }
-        await store.Writer.CommitAsync(batch, cts.Token);
+        await using var setup = await SetUpAsync(options, new PartitionId(3), 10, cts.Token);
+        var (store, connection, js) = (setup.Store, setup.Connection, setup.Js);
 
         // Every publish the relay makes, duplicates included (the stream would drop those by their Nats-Msg-Id).
         var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
@@ -52,14 +43,7 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
 
         // The first commit that deletes outbox items is held on the writer thread until released.
         using var release = new ManualResetEventSlim();
-        var held = 0;
-        store.Writer.FaultInjector = (writes, _) =>
-        {
-            if (writes.Ops.Any(op => op.Space == KeySpace.Outbox && op.Value is null) && Interlocked.Exchange(ref held, 1) == 0)
-            {
-                release.Wait(cts.Token);
-            }
-        };
+        OnFirstDelete(store, () => release.Wait(cts.Token));
 
         var relay = new OutboxRelay(js, store, options, NullLogger.Instance, TimeProvider.System);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
@@ -89,35 +73,27 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
     public async Task A_publish_refused_while_its_batch_s_deletes_commit_is_retried_and_quarantined_at_the_limit()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
         var options = new SagaRuntimeOptions { RelayConcurrency = 4 };
         options = options with { JetStream = options.JetStream with { MaxDeliver = 2 } };
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await StreamTopology.EnsureAsync(js, options.JetStream, NullLogger.Instance, cts.Token);
+        // Three that the stream takes and one it refuses for good (too large), read by the relay in one batch.
+        await using var setup = await SetUpAsync(options, new PartitionId(4), 3, cts.Token);
+        var (store, js) = (setup.Store, setup.Js);
         var commands = options.JetStream.Streams.WorkflowCommands;
         var config = (await js.GetStreamAsync(commands, cancellationToken: cts.Token)).Info.Config;
         await js.UpdateStreamAsync(config with { MaxMsgSize = 2048 }, cts.Token);
         try
         {
-            // Three that the stream takes and one it refuses for good (too large), in one batch.
             var batch = new WriteBatch();
-            for (var i = 0; i < 3; i++)
-            {
-                OutboxRescanTests.Put(batch, new PartitionId(4), (ulong)i + 1);
-            }
             OutboxRescanTests.Put(batch, new PartitionId(4), 4, $$"""{"pad":"{{new string('x', 4096)}}"}""");
             await store.Writer.CommitAsync(batch, cts.Token);
 
             // The batch's deletes take a second to commit: the refused item's retry comes meanwhile.
             var held = 0;
-            store.Writer.FaultInjector = (writes, _) =>
+            OnFirstDelete(store, () =>
             {
-                if (writes.Ops.Any(op => op.Space == KeySpace.Outbox && op.Value is null) && Interlocked.Exchange(ref held, 1) == 0)
-                {
-                    Thread.Sleep(TimeSpan.FromSeconds(1));
-                }
-            };
+                Interlocked.Increment(ref held);
+                Thread.Sleep(TimeSpan.FromSeconds(1));
+            });
             var relay = new OutboxRelay(js, store, options, NullLogger.Instance, TimeProvider.System);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
             var running = relay.RunAsync(stop.Token);
@@ -142,28 +118,18 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
     public async Task A_delete_commit_that_fails_after_the_relay_went_idle_wakes_it_to_publish_the_items_again()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
         var options = new SagaRuntimeOptions { RelayConcurrency = 4 };
-        await using var connection = await nats.ConnectAsync();
-        var js = new NatsJSContext(connection);
-        await StreamTopology.EnsureAsync(js, options.JetStream, NullLogger.Instance, cts.Token);
-        var batch = new WriteBatch();
-        for (var i = 0; i < 4; i++)
-        {
-            OutboxRescanTests.Put(batch, new PartitionId(5), (ulong)i + 1);
-        }
-        await store.Writer.CommitAsync(batch, cts.Token);
+        await using var setup = await SetUpAsync(options, new PartitionId(5), 4, cts.Token);
+        var (store, js) = (setup.Store, setup.Js);
 
         // The first delete commit fails, late enough that the relay has gone idle on its empty queue by then.
         var failures = 0;
-        store.Writer.FaultInjector = (writes, _) =>
+        OnFirstDelete(store, () =>
         {
-            if (writes.Ops.Any(op => op.Space == KeySpace.Outbox && op.Value is null) && Interlocked.Exchange(ref failures, 1) == 0)
-            {
-                Thread.Sleep(TimeSpan.FromMilliseconds(300));
-                throw new IOException("disk gone for a moment");
-            }
-        };
+            Interlocked.Increment(ref failures);
+            Thread.Sleep(TimeSpan.FromMilliseconds(300));
+            throw new IOException("disk gone for a moment");
+        });
         var relay = new OutboxRelay(js, store, options, NullLogger.Instance, TimeProvider.System);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
         var running = relay.RunAsync(stop.Token);
@@ -173,6 +139,44 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
         await running;
         Assert.Equal(1, failures);
         Assert.Equal(4, relay.Published);
+    }
+
+    /// <summary>A store under the test's directory holding <paramref name="count"/> outbox items of <paramref name="partition"/>, a connection, and the Runner streams.</summary>
+    private async Task<SetUp> SetUpAsync(SagaRuntimeOptions options, PartitionId partition, int count, CancellationToken cancellationToken)
+    {
+        var store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb") }, NullLogger<LmdbStore>.Instance);
+        var connection = await nats.ConnectAsync();
+        var js = new NatsJSContext(connection);
+        await StreamTopology.EnsureAsync(js, options.JetStream, NullLogger.Instance, cancellationToken);
+        var batch = new WriteBatch();
+        for (var i = 0; i < count; i++)
+        {
+            OutboxRescanTests.Put(batch, partition, (ulong)i + 1);
+        }
+        await store.Writer.CommitAsync(batch, cancellationToken);
+        return new SetUp(store, connection, js);
+    }
+
+    /// <summary>Runs <paramref name="action"/> on the writer thread in the first commit that deletes outbox items (the relay's).</summary>
+    private static void OnFirstDelete(LmdbStore store, Action action)
+    {
+        var seen = 0;
+        store.Writer.FaultInjector = (writes, _) =>
+        {
+            if (writes.Ops.Any(op => op.Space == KeySpace.Outbox && op.Value is null) && Interlocked.Exchange(ref seen, 1) == 0)
+            {
+                action();
+            }
+        };
+    }
+
+    private sealed record SetUp(LmdbStore Store, NatsConnection Connection, NatsJSContext Js) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Connection.DisposeAsync();
+            Store.Dispose();
+        }
     }
 
     public void Dispose() => _dir.Dispose();
