@@ -47,6 +47,13 @@ internal sealed partial class EffectWorker
             command = command with { TraceParent = Tracing.TraceParent(span, command.TraceParent) };
         }
         using var scope = LogScope.For(_logger, command.Tenant, command.Saga, command.CorrelationId, command.CommandId, command.TraceParent);
+        if (intake.IsCancellationRequested)
+        {
+            // Delivered after the intake ended (a drain): for one, a command this worker just handed back, redelivered
+            // before its pull closed. Claiming it would only hand it back again: it goes back unclaimed, at once.
+            await LeaveAsync(msg, TimeSpan.Zero, cancellationToken);
+            return;
+        }
         var key = ClaimKeys.For(command.Tenant, command.CommandId);
         if (!_running.TryAdd(key, 0))
         {
