@@ -110,6 +110,10 @@ internal sealed class SagaReplica : IDisposable
         return new ReplicaInfo(owned, epochs);
     }
 
+    /// <summary>The <c>runtime</c> section of the replica's <c>/info</c>, or null while it does not answer.</summary>
+    public async Task<JsonNode?> RuntimeAsync(CancellationToken cancellationToken) =>
+        await GetTextAsync("info", cancellationToken) is { } text ? JsonNode.Parse(text)!["runtime"] : null;
+
     /// <summary>
     /// The partition consumers this replica's <c>/metrics</c> reports lag for (<c>runner_consumer_pending</c> on the inbox),
     /// or null while it does not answer.

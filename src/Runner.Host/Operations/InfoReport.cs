@@ -4,7 +4,7 @@ using Runner.Host.Settings;
 namespace Runner.Host.Operations;
 
 /// <summary>
-/// What <c>GET /info</c> shows: build, mode, streams and consumers, owned partitions, the manifest
+/// What <c>GET /info</c> shows: build, mode, the .NET runtime and its GC, streams and consumers, owned partitions, the manifest
 /// version with the sagas and effects it holds, and the sections of every <see cref="IInfoContributor"/>
 /// (<c>slice_isolation</c>: null on a node without slice effects, else the slice capability probe's findings;
 /// <c>breakers</c>: each circuit breaker's state and the commands it holds).
@@ -37,6 +37,7 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
             ["state"] = control.State,
             ["started_at"] = control.StartedAt,
             ["worker_id"] = settings.WorkerId,
+            ["runtime"] = RuntimeReport.Describe(),
             ["nats"] = RedactedUrl(settings.NatsUrl),
             ["streams"] = new Dictionary<string, string>(StringComparer.Ordinal)
             {

@@ -76,6 +76,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
         var manifests = loaded.Set!;
         HostLog.Starting(logger, Operations.InfoReport.Version, settings.Mode.ToString().ToLowerInvariant(),
             settings.NatsUrl, settings.DataDir, settings.Manifests, manifests.Sagas.Count, manifests.Effects.Count, manifests.Hash[..12], settings.Partitions);
+        Operations.RuntimeReport.Log(logger);
 
         var store = new LmdbStore(settings.StoreOptions(), loggers.CreateLogger<LmdbStore>());
         ServiceProvider? services = null;
