@@ -72,6 +72,7 @@ internal static class Program
             output.WriteLine(Text.Inv($"Runner.Bench  events={options.Events} keys={options.Keys} partitions={options.Partitions} batch={options.Batch} window={options.Window} rate={options.Rate}/s seconds={options.Seconds} durable={options.Durable} round-trips={options.RoundTrips} commands={options.Commands} effect-concurrency={options.EffectConcurrency?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"}"));
             output.WriteLine(Text.Inv($"  nats-server {nats.Url} (pid {natsPid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "external"}), {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}"));
             output.WriteLine(Text.Inv($"  machine load average at start: {File.ReadAllText("/proc/loadavg").Trim()} (other work on this machine skews every figure)"));
+            output.WriteLine(MachineSpeed.Line("at start"));
             var tracker = new Tracker();
 
             BaselineResult? baseline = null;
@@ -137,6 +138,7 @@ internal static class Program
 
             output.WriteLine();
             output.WriteLine("summary");
+            output.WriteLine(MachineSpeed.Line("at the end"));
             if (baseline is not null)
             {
                 output.WriteLine(Text.Inv($"  (a) raw JetStream publish        {baseline.PublishRate,9:F0} msgs/s   consume+ack {baseline.ConsumeRate,9:F0} msgs/s   ({baseline.PayloadBytes} B payload)"));

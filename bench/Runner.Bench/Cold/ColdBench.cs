@@ -51,6 +51,7 @@ internal static class ColdBench
             ColdWorkload.Write(manifests);
             output.WriteLine(Text.Inv($"Runner.Bench --cold  events={events} (accounts of {ColdWorkload.DepositsPerAccount} deposits, groups of {ColdWorkload.GroupKeys}), {Environment.ProcessorCount} cores, runner from {(options.RunnerDir is null ? "a fresh publish of src/Runner.Host (-c Release)" : options.RunnerDir)}, .NET {Environment.Version}"));
             output.WriteLine(Text.Inv($"  machine load average at start: {File.ReadAllText("/proc/loadavg").Trim()} (other work on this machine skews every figure)"));
+            output.WriteLine(MachineSpeed.Line("at start"));
             output.WriteLine(Text.Inv($"  each run: a new nats-server, a fresh `runner serve` (RUNNER_MODE=saga, defaults, durable LMDB, empty data directory); first = events {ColdWorkload.GroupEvents:N0}–{ColdWorkload.GroupEvents + FirstEvents:N0}, steady = the last {SteadyShare:P0}"));
             var results = new List<ColdResult>();
             var failed = false;
@@ -78,6 +79,7 @@ internal static class ColdBench
             }
             output.WriteLine();
             output.WriteLine("summary (cold/warm = first 20,000 events / the same process warm: its steady state on a backlog, its warm pass pipelined; target ≥ 0.8)");
+            output.WriteLine(MachineSpeed.Line("at the end"));
             foreach (var r in results)
             {
                 output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×), GC paused {(r.SteadyGc is { } gc ? gc.PauseShare.ToString("P1", CultureInfo.InvariantCulture) : "?")} of wall, allocated {(r.SteadyGc?.AllocatedKiBPerEvent is { } kib ? kib.ToString("F1", CultureInfo.InvariantCulture) : "?")} KiB/event, peak RSS {r.PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));

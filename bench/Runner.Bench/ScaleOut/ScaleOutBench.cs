@@ -57,6 +57,7 @@ internal sealed partial class ScaleOutBench : IAsyncDisposable
             output.WriteLine(Text.Inv($"Runner.Bench --scale-out  phases={string.Join(",", options.ScaleOutPhases)} partitions={options.Partitions} durable={options.Durable} hand-over rounds={options.HandOverRounds} failover leases={string.Join("/", options.FailoverLeases)} s restore instances={options.RestoreInstances} events={options.Events} keys={options.Keys}"));
             output.WriteLine(Text.Inv($"  nats-server {nats.Url} (pid {natsPid?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "external"}), {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}"));
             output.WriteLine(Text.Inv($"  machine load average at start: {File.ReadAllText("/proc/loadavg").Trim()} (other work on this machine skews every figure)"));
+            output.WriteLine(MachineSpeed.Line("at start"));
             output.WriteLine(Text.Inv($"  process: fresh — --scale-out runs alone, nothing was measured before it in this process (JIT: {jitAtStart} methods at Main, {System.Runtime.JitInfo.GetCompiledMethodCount()} now); each figure says how warm the code it ran was"));
             if (options.ScaleOutPhases.Contains(1))
             {
@@ -77,7 +78,9 @@ internal sealed partial class ScaleOutBench : IAsyncDisposable
             {
                 await bench.PhaseAsync("(4) snapshot cost", bench.SnapshotCostAsync, cancellationToken);
             }
-            return bench.PrintSummary() ? 0 : 1;
+            var met = bench.PrintSummary();
+            output.WriteLine(MachineSpeed.Line("at the end"));
+            return met ? 0 : 1;
         }
         finally
         {
