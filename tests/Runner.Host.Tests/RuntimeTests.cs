@@ -48,6 +48,8 @@ public sealed class RuntimeTests(NatsServerFixture nats) : IClassFixture<NatsSer
 
         var (workstation, workstationOutput) = await RuntimeAsync(new Dictionary<string, string>(StringComparer.Ordinal) { ["DOTNET_gcServer"] = "0" });
         Assert.False(workstation["gc"]!["server"]!.GetValue<bool>(), $"still server GC: {workstation}");
+        // /info and the log agree: DATAS is a server GC mode, off here whatever the runtime's own setting says.
+        Assert.Equal(0, workstation["gc"]!["dynamic_adaptation"]!.GetValue<long>());
         Assert.Contains("workstation GC, 1 heap(s), DATAS off", workstationOutput, StringComparison.Ordinal);
     }
 

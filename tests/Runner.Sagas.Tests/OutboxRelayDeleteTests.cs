@@ -94,14 +94,8 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
                 Interlocked.Increment(ref held);
                 Thread.Sleep(TimeSpan.FromSeconds(1));
             });
-            var relay = new OutboxRelay(js, store, options, NullLogger.Instance, TimeProvider.System);
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-            var running = relay.RunAsync(stop.Token);
-
             // Refused twice (MaxDeliver), then quarantined and deleted: nothing is left in the outbox.
-            await SagaHarness.WaitUntilAsync(() => relay.Depth() == 0, TimeSpan.FromSeconds(30), "the outbox emptied");
-            await stop.CancelAsync();
-            await running;
+            var relay = await RunUntilEmptyAsync(setup, options, TimeSpan.FromSeconds(30), "the outbox emptied", cts.Token);
             Assert.Equal(1, held);
             Assert.Equal(3, relay.Published);
             var quarantined = Assert.Single(Runner.Sagas.Quarantine.QuarantineRecords.List(store, 10));
@@ -120,23 +114,16 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var options = new SagaRuntimeOptions { RelayConcurrency = 4 };
         await using var setup = await SetUpAsync(options, new PartitionId(5), 4, cts.Token);
-        var (store, js) = (setup.Store, setup.Js);
 
         // The first delete commit fails, late enough that the relay has gone idle on its empty queue by then.
         var failures = 0;
-        OnFirstDelete(store, () =>
+        OnFirstDelete(setup.Store, () =>
         {
             Interlocked.Increment(ref failures);
             Thread.Sleep(TimeSpan.FromMilliseconds(300));
             throw new IOException("disk gone for a moment");
         });
-        var relay = new OutboxRelay(js, store, options, NullLogger.Instance, TimeProvider.System);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-        var running = relay.RunAsync(stop.Token);
-
-        await SagaHarness.WaitUntilAsync(() => relay.Depth() == 0, TimeSpan.FromSeconds(20), "the items published again and deleted");
-        await stop.CancelAsync();
-        await running;
+        var relay = await RunUntilEmptyAsync(setup, options, TimeSpan.FromSeconds(20), "the items published again and deleted", cts.Token);
         Assert.Equal(1, failures);
         Assert.Equal(4, relay.Published);
     }
@@ -155,6 +142,18 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
         }
         await store.Writer.CommitAsync(batch, cancellationToken);
         return new SetUp(store, connection, js);
+    }
+
+    /// <summary>Runs a relay on <paramref name="setup"/> until its outbox is empty (within <paramref name="within"/>), then stops it.</summary>
+    private static async Task<OutboxRelay> RunUntilEmptyAsync(SetUp setup, SagaRuntimeOptions options, TimeSpan within, string what, CancellationToken cancellationToken)
+    {
+        var relay = new OutboxRelay(setup.Js, setup.Store, options, NullLogger.Instance, TimeProvider.System);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var running = relay.RunAsync(stop.Token);
+        await SagaHarness.WaitUntilAsync(() => relay.Depth() == 0, within, what);
+        await stop.CancelAsync();
+        await running;
+        return relay;
     }
 
     /// <summary>Runs <paramref name="action"/> on the writer thread in the first commit that deletes outbox items (the relay's).</summary>

@@ -28,6 +28,14 @@ internal sealed partial class EffectWorker
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask HandleAsync(JetStreamMessage msg, Delivery? delivery, Hold hold, CancellationToken intake, CancellationToken cancellationToken)
     {
+        if (intake.IsCancellationRequested)
+        {
+            // Delivered after the intake ended (a drain): for one, a command this worker just handed back, redelivered
+            // before its pull closed. Claiming it would only hand it back again: it goes back unread and unclaimed,
+            // at once.
+            await LeaveAsync(msg, TimeSpan.Zero, cancellationToken);
+            return;
+        }
         if (!TryRead(msg, delivery, out var command, out var reason, out var problem))
         {
             await _quarantine.AddAsync(msg, reason!, problem!, SubjectTenant.FromSubject(msg.Subject), cancellationToken);
@@ -47,13 +55,6 @@ internal sealed partial class EffectWorker
             command = command with { TraceParent = Tracing.TraceParent(span, command.TraceParent) };
         }
         using var scope = LogScope.For(_logger, command.Tenant, command.Saga, command.CorrelationId, command.CommandId, command.TraceParent);
-        if (intake.IsCancellationRequested)
-        {
-            // Delivered after the intake ended (a drain): for one, a command this worker just handed back, redelivered
-            // before its pull closed. Claiming it would only hand it back again: it goes back unclaimed, at once.
-            await LeaveAsync(msg, TimeSpan.Zero, cancellationToken);
-            return;
-        }
         var key = ClaimKeys.For(command.Tenant, command.CommandId);
         if (!_running.TryAdd(key, 0))
         {

@@ -35,14 +35,17 @@ internal static class RuntimeReport
     {
         var gc = GC.GetConfigurationVariables();
         HostLog.Runtime(logger, Environment.Version.ToString(), Environment.ProcessorCount,
-            GCSettings.IsServerGC ? "server" : "workstation", Heaps(gc), GCSettings.IsServerGC && Datas(gc) != 0 ? "on" : "off");
+            GCSettings.IsServerGC ? "server" : "workstation", Heaps(gc), Datas(gc) != 0 ? "on" : "off");
     }
 
     /// <summary>The server GC's heaps (with DATAS, the most it may use); 1 for workstation GC.</summary>
     private static int Heaps(IReadOnlyDictionary<string, object> gc) =>
         gc.TryGetValue("HeapCount", out var heaps) ? Convert.ToInt32(heaps, CultureInfo.InvariantCulture) : 1;
 
-    /// <summary><c>GCDynamicAdaptationMode</c>: 1 while DATAS sizes the server GC's heaps and budgets; 0 when it is off (e.g. a heap count set).</summary>
+    /// <summary>
+    /// 1 while DATAS sizes the server GC's heaps and budgets; 0 when it is off (a heap count set) or the GC is
+    /// workstation's, which the runtime reports with the mode still 1 although DATAS only applies to server GC.
+    /// </summary>
     private static long Datas(IReadOnlyDictionary<string, object> gc) =>
-        gc.TryGetValue("GCDynamicAdaptationMode", out var mode) ? Convert.ToInt64(mode, CultureInfo.InvariantCulture) : 0;
+        GCSettings.IsServerGC && gc.TryGetValue("GCDynamicAdaptationMode", out var mode) ? Convert.ToInt64(mode, CultureInfo.InvariantCulture) : 0;
 }

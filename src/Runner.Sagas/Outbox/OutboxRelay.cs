@@ -295,11 +295,11 @@ internal sealed class OutboxRelay
         }
         // What did not go out is let go at once, for the rescan that its failure asks for to find.
         Release(published.Kept);
-        return (published.Failed, DeleteAsync(published.Deleting, published.Done, published.Acked));
+        return (published.Kept.Count, DeleteAsync(published.Deleting, published.Done, published.Acked));
     }
 
-    /// <summary>What publishing a batch left: the deletes to commit and their items, and the items kept in the outbox.</summary>
-    private readonly record struct BatchSent(int Failed, WriteBatch Done, int Acked, List<OutboxEntry> Deleting, List<OutboxEntry> Kept);
+    /// <summary>What publishing a batch left: the deletes to commit and their items, and the items kept in the outbox (those that did not go out).</summary>
+    private readonly record struct BatchSent(WriteBatch Done, int Acked, List<OutboxEntry> Deleting, List<OutboxEntry> Kept);
 
     /// <summary>
     /// Commits the deletes of a batch's published items, then lets those items go. Not cancelled: the items are
@@ -363,14 +363,12 @@ internal sealed class OutboxRelay
 
         var done = new WriteBatch();
         var acked = 0;
-        var failed = 0;
         var deleting = new List<OutboxEntry>(batch.Count);
         var kept = new List<OutboxEntry>();
         foreach (var (entry, subject, body, future) in futures)
         {
             if (future is null)
             {
-                failed++;
                 kept.Add(entry);
                 continue;
             }
@@ -404,18 +402,16 @@ internal sealed class OutboxRelay
                 }
                 else
                 {
-                    failed++;
                     kept.Add(entry);
                 }
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {
-                failed++;
                 kept.Add(entry);
             }
         }
 
-        return new BatchSent(failed, done, acked, deleting, kept);
+        return new BatchSent(done, acked, deleting, kept);
     }
 
     /// <summary>The command body: the record without the relay's own fields (pool is in the subject, traceparent in a header).</summary>
