@@ -137,10 +137,13 @@ public sealed class SpareSandboxTests : IDisposable
         var request = SliceNode.Shell($"echo {marker}");
         Assert.Equal([marker], (await node.RunAsync(request, Token)).Stdout);
         var waiting = new List<int>();
+        // Until the list holds the shell blocked on its trigger: /proc is listed before each process is looked at,
+        // so a listing taken just before the shell was forked finds bubblewrap waiting (its shell blocked by the
+        // time it is looked at) without the shell itself.
         await SagaHarness.WaitUntilAsync(() =>
         {
             waiting = CommandLinesWith(marker).Where(LimitTests.IsWaitingSandbox).ToList();
-            return Task.FromResult(waiting.Count > 0);
+            return Task.FromResult(waiting.Any(LimitTests.IsBlockedOnTrigger));
         }, TimeSpan.FromSeconds(10), "a sandbox is built for the next slice");
 
         // Only bubblewrap and the shell inside it run, the shell blocked on its trigger FIFO, held
