@@ -186,7 +186,7 @@ internal sealed partial class EffectWorker
             bool completed;
             try
             {
-                completed = await RetryAsync(() => claim.CompleteAsync(subject, json, cancellationToken), cancellationToken);
+                completed = await RetryAsync(static (s, token) => s.Claim.CompleteAsync(s.Subject, s.Json, token), (Claim: claim, Subject: subject, Json: json), cancellationToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -208,11 +208,7 @@ internal sealed partial class EffectWorker
             {
                 await afterCompleted(command.CommandId, cancellationToken);
             }
-            if (!await RetryAsync(async () =>
-            {
-                await PublishResultAsync(command, subject, json, cancellationToken);
-                return true;
-            }, cancellationToken))
+            if (!await RetryAsync(static (s, token) => s.Worker.PublishedAsync(s.Command, s.Subject, s.Json, token), (Worker: this, Command: command, Subject: subject, Json: json), cancellationToken))
             {
                 // Aborted before the PubAck: not acked, so the redelivery re-publishes the stored result.
                 return;
@@ -270,17 +266,18 @@ internal sealed partial class EffectWorker
     /// <summary>
     /// Retries a step whose failure is NATS being briefly away, in place, until it succeeds or the
     /// token ends it: after the effect ran, giving up would mean running it again later. A refusal
-    /// that will always repeat (too large) is not retried here.
+    /// that will always repeat (too large) is not retried here. The step gets what it works on as
+    /// <paramref name="state"/>, so that no command allocates a closure for it.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> RetryAsync(Func<ValueTask<bool>> step, CancellationToken cancellationToken)
+    private async ValueTask<bool> RetryAsync<TState>(Func<TState, CancellationToken, ValueTask<bool>> step, TState state, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(100);
         while (true)
         {
             try
             {
-                return await step();
+                return await step(state, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -312,6 +309,14 @@ internal sealed partial class EffectWorker
         await PublishResultAsync(command, record.ResultSubject, record.ResultEvent, cancellationToken);
         Interlocked.Increment(ref _republished);
         EffectsLog.ResultRepublished(_logger, command.CommandId, command.Tenant, record.Worker);
+    }
+
+    /// <summary><see cref="PublishResultAsync"/> as a step of <see cref="RetryAsync"/>: true once stored.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> PublishedAsync(CommandMessage command, string subject, byte[] json, CancellationToken cancellationToken)
+    {
+        await PublishResultAsync(command, subject, json, cancellationToken);
+        return true;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]

@@ -140,7 +140,7 @@ internal sealed partial class EffectWorker
         using var slots = new SlotGate(concurrency, stopping.Token);
         using var finishing = new SlotGate(concurrency, _abort);
         var lanes = new Lanes(slots, finishing, pull, new ClaimAhead(concurrency, _options.ClaimAhead, pull.Resize, Hooks?.FixedClaimAhead));
-        var inFlight = new ConcurrentDictionary<Task, byte>();
+        var inFlight = new InFlight();
         using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(_abort);
         var keeper = _leases.RunAsync(keeperStop.Token);
         try
@@ -148,9 +148,8 @@ internal sealed partial class EffectWorker
             // The pull delivers no more than there is room for, so each command delivered is taken at once.
             await foreach (var command in pull.ReadAllAsync(stop))
             {
-                var task = HandleGuardedAsync(command, new Hold(lanes), stop);
-                inFlight.TryAdd(task, 0);
-                _ = task.ContinueWith(t => inFlight.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                inFlight.Enter();
+                _ = HandleGuardedAsync(command, new Hold(lanes), inFlight, stop);
             }
         }
         finally
@@ -172,20 +171,22 @@ internal sealed partial class EffectWorker
             {
                 EffectsLog.PullStopFailed(_logger, Effect, ex.Message);
             }
-            await Task.WhenAll(inFlight.Keys);
+            await inFlight.EndedAsync();
             await keeperStop.CancelAsync();
             await keeper;
         }
     }
 
+    /// <param name="inFlight">Told when the command is done with, whatever became of it.</param>
     /// <param name="intake">Ends with the worker's intake (a drain): a command held by an open circuit is then handed back.</param>
-    private async Task HandleGuardedAsync(JetStreamMessage msg, Hold hold, CancellationToken intake)
+    private async Task HandleGuardedAsync(JetStreamMessage msg, Hold hold, InFlight inFlight, CancellationToken intake)
     {
-        await Task.Yield();
-        // Read once: the command's stream sequence, delivery count and stored time.
-        var delivery = Delivery.Of(msg);
+        Delivery? delivery = null;
         try
         {
+            await Task.Yield();
+            // Read once: the command's stream sequence, delivery count and stored time.
+            delivery = Delivery.Of(msg);
             await HandleAsync(msg, delivery, hold, intake, _abort);
             _failures.TryRemove(delivery?.StreamSequence ?? 0, out _);
         }
@@ -202,6 +203,35 @@ internal sealed partial class EffectWorker
         finally
         {
             hold.Release();
+            inFlight.Exit();
+        }
+    }
+
+    /// <summary>
+    /// The commands a worker has taken and not yet done with: a count, not a table of their tasks, so taking one
+    /// costs no entry and no continuation. The intake holds one count of its own until it ends, so the count
+    /// reaches nought only once it has ended and the last command is done.
+    /// </summary>
+    private sealed class InFlight
+    {
+        private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _count = 1;
+
+        public void Enter() => Interlocked.Increment(ref _count);
+
+        public void Exit()
+        {
+            if (Interlocked.Decrement(ref _count) == 0)
+            {
+                _ended.SetResult();
+            }
+        }
+
+        /// <summary>The intake has ended (called once): completes when every command taken is done with.</summary>
+        public Task EndedAsync()
+        {
+            Exit();
+            return _ended.Task;
         }
     }
 
