@@ -202,8 +202,15 @@ internal sealed partial class EffectWorker
         }
         finally
         {
-            hold.Release();
-            inFlight.Exit();
+            try
+            {
+                hold.Release();
+            }
+            finally
+            {
+                // Whatever happened, or the drain would wait for this command for ever.
+                inFlight.Exit();
+            }
         }
     }
 
