@@ -208,7 +208,7 @@ internal sealed partial class EffectWorker
             {
                 await afterCompleted(command.CommandId, cancellationToken);
             }
-            if (!await RetryAsync(static (s, token) => s.Worker.PublishedAsync(s.Command, s.Subject, s.Json, token), (Worker: this, Command: command, Subject: subject, Json: json), cancellationToken))
+            if (!await RetryAsync(static (s, token) => s.Worker.PublishResultAsync(s.Command, s.Subject, s.Json, token), (Worker: this, Command: command, Subject: subject, Json: json), cancellationToken))
             {
                 // Aborted before the PubAck: not acked, so the redelivery re-publishes the stored result.
                 return;
@@ -311,22 +311,16 @@ internal sealed partial class EffectWorker
         EffectsLog.ResultRepublished(_logger, command.CommandId, command.Tenant, record.Worker);
     }
 
-    /// <summary><see cref="PublishResultAsync"/> as a step of <see cref="RetryAsync"/>: true once stored.</summary>
+    /// <summary>Publishes a result event under its command's <c>Nats-Msg-Id</c>. True once stored (so it serves as a step of <see cref="RetryAsync"/>); throws otherwise.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> PublishedAsync(CommandMessage command, string subject, byte[] json, CancellationToken cancellationToken)
-    {
-        await PublishResultAsync(command, subject, json, cancellationToken);
-        return true;
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask PublishResultAsync(CommandMessage command, string subject, byte[] json, CancellationToken cancellationToken)
+    private async ValueTask<bool> PublishResultAsync(CommandMessage command, string subject, byte[] json, CancellationToken cancellationToken)
     {
         var id = ResultEvents.Id(command.CommandId);
         var headers = NatsMessages.EndToEnd(command.Tenant, command.CorrelationId, command.CommandId, command.TraceParent);
         var pending = await _publisher.PublishAsync(subject, json, EventHeaders.Encode(id), headers, cancellationToken);
         var ack = await pending.GetResponseAsync(cancellationToken);
         ack.EnsureStored();
+        return true;
     }
 
     /// <summary>Reads the command body and checks it against the subject it arrived on and its age.</summary>

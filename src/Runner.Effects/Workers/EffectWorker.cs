@@ -202,22 +202,15 @@ internal sealed partial class EffectWorker
         }
         finally
         {
-            try
-            {
-                hold.Release();
-            }
-            finally
-            {
-                // Whatever happened, or the drain would wait for this command for ever.
-                inFlight.Exit();
-            }
+            // Neither throws (counts under locks), so the drain is always told.
+            hold.Release();
+            inFlight.Exit();
         }
     }
 
     /// <summary>
-    /// The commands a worker has taken and not yet done with: a count, not a table of their tasks, so taking one
-    /// costs no entry and no continuation. The intake holds one count of its own until it ends, so the count
-    /// reaches nought only once it has ended and the last command is done.
+    /// How many commands a worker has taken and not yet done with. The intake holds one count of its own until it
+    /// ends, so the count reaches nought only once it has ended and the last command is done.
     /// </summary>
     private sealed class InFlight
     {
