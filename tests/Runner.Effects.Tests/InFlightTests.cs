@@ -314,6 +314,51 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     }
 
     [Fact]
+    public async Task A_command_claimed_ahead_whose_claim_is_given_up_while_every_slot_is_busy_goes_back_without_waiting_for_a_slot()
+    {
+        using var cts = new CancellationTokenSource(s_timeout);
+        await using var setup = await FreshAsync(cts.Token);
+        var (upstream, js) = (setup.Upstream, setup.Js);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (request, _) => request.IdempotencyKey == "first" ? StubResponse.Hold(release.Task) : new StubResponse(201, """{"ok":true}"""));
+        var lease = TimeSpan.FromSeconds(3);
+        // The second command's heartbeat is frozen, as in a paused process, until its lease has run out.
+        var frozen = true;
+        var hooks = new EffectWorkerHooks { FixedClaimAhead = 1, StallHeartbeat = id => id == "second" && Volatile.Read(ref frozen) };
+        // An ack wait far longer than the test waits: the second command comes back by its NAK or not at all.
+        await using var a = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 1) with { TimeoutMs = 60_000 }], "worker-a",
+            lease: lease, ackWait: TimeSpan.FromMinutes(5), hooks: hooks);
+        var claims = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "reader" }, TimeProvider.System, cts.Token);
+        var worker = a.Runtime.Workers.Single();
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "first", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("first") == 1, s_timeout, "the first command holding the one slot");
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "second", new { }), cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(async () => await claims.GetAsync("acme", "second", cts.Token) is { State: ClaimRecord.Running, Worker: "worker-a", Attempt: 1 },
+            s_timeout, "the second command claimed ahead");
+        await SagaHarness.WaitUntilAsync(async () => (await claims.GetAsync("acme", "second", cts.Token))!.LeaseUntilMs < DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            s_timeout, "the second command's lease to run out");
+
+        // Its heartbeat back, while the first still holds the slot: the keeper finds no renewal confirmed in time and
+        // gives the claim up. The command goes back at once, not once a slot comes free; its redelivery takes the lapsed
+        // claim over and waits, claimed ahead again, for the slot.
+        Volatile.Write(ref frozen, false);
+        await SagaHarness.WaitUntilAsync(() => worker.Lost == 1, s_timeout, "the second command given up while the slot is still busy");
+        await SagaHarness.WaitUntilAsync(async () => await claims.GetAsync("acme", "second", cts.Token) is { State: ClaimRecord.Running, Worker: "worker-a", Attempt: 2 },
+            s_timeout, "the second command claimed again from its redelivery");
+        Assert.Equal(1, worker.LeasesLapsed);
+        Assert.Equal(0, upstream.CallsFor("second"));
+        Assert.False(release.Task.IsCompleted);
+
+        release.SetResult();
+        await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 2, TimeSpan.FromSeconds(30), "a result for both commands");
+        Assert.Equal(1, upstream.CallsFor("first"));
+        Assert.Equal(1, upstream.CallsFor("second"));
+        var second = (await claims.GetAsync("acme", "second", cts.Token))!;
+        Assert.Equal((ClaimRecord.Completed, "worker-a", 2), (second.State, second.Worker, second.Attempt));
+        Assert.Equal(1, worker.Lost);
+    }
+
+    [Fact]
     public async Task A_command_whose_lease_ran_out_while_it_waited_for_a_finishing_place_has_it_renewed_and_is_completed_when_nobody_took_it_over()
     {
         using var cts = new CancellationTokenSource(s_timeout);

@@ -68,6 +68,84 @@ public sealed class SlotGateTests
     }
 
     [Fact]
+    public async Task A_waiter_whose_token_ends_gets_false_at_once_and_the_slot_goes_to_the_next_waiter()
+    {
+        using var gate = new SlotGate(1, CancellationToken.None);
+        Assert.True(await gate.TakeAsync());
+        using var lost = new CancellationTokenSource();
+        var abandoned = gate.TakeAsync(lost.Token).AsTask();
+        var next = gate.TakeAsync().AsTask();
+
+        await lost.CancelAsync();
+        Assert.False(await abandoned.WaitAsync(s_timeout));
+        Assert.False(next.IsCompleted);
+        // The abandoned wait's place in the queue is skipped: the slot given back goes to the one still waiting.
+        gate.Give();
+        Assert.True(await next.WaitAsync(s_timeout));
+        Assert.Equal(0, gate.Free);
+        gate.Give();
+        Assert.Equal(1, gate.Free);
+
+        // A token that ends after the slot was given changes nothing; one already ended refuses at once when no slot is free.
+        Assert.True(await gate.TakeAsync(lost.Token));
+        Assert.False(await gate.TakeAsync(lost.Token));
+        using var later = new CancellationTokenSource();
+        var served = gate.TakeAsync(later.Token).AsTask();
+        gate.Give();
+        Assert.True(await served.WaitAsync(s_timeout));
+        await later.CancelAsync();
+        gate.Give();
+        Assert.Equal(1, gate.Free);
+    }
+
+    [Fact]
+    public async Task Waiters_abandoning_while_slots_are_given_never_get_a_slot_twice_nor_lose_one()
+    {
+        const int Slots = 2;
+        const int Workers = 8;
+        const int Rounds = 1_000;
+        using var gate = new SlotGate(Slots, CancellationToken.None);
+        var holding = 0;
+        var most = 0;
+        var taken = 0;
+        var abandoned = 0;
+        await Task.WhenAll(Enumerable.Range(0, Workers).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < Rounds; i++)
+            {
+                using var lost = new CancellationTokenSource();
+                var wait = gate.TakeAsync(lost.Token);
+                if ((i + w) % 3 == 0)
+                {
+                    lost.Cancel();
+                }
+                if (!await wait)
+                {
+                    Interlocked.Increment(ref abandoned);
+                    continue;
+                }
+                var now = Interlocked.Increment(ref holding);
+                InterlockedMax(ref most, now);
+                Interlocked.Increment(ref taken);
+                if (i % 5 == 0)
+                {
+                    await Task.Yield();
+                }
+                Interlocked.Decrement(ref holding);
+                gate.Give();
+            }
+        }))).WaitAsync(s_timeout);
+
+        Assert.Equal(Workers * Rounds, taken + abandoned);
+        // A wait whose token never ended always gets its slot.
+        var neverCancelled = Enumerable.Range(0, Workers).Sum(w => Enumerable.Range(0, Rounds).Count(i => (i + w) % 3 != 0));
+        Assert.InRange(taken, neverCancelled, Workers * Rounds);
+        Assert.InRange(most, 1, Slots);
+        // Every slot taken was given back, whatever the abandoned waits left in the queue.
+        Assert.Equal(Slots, gate.Free);
+    }
+
+    [Fact]
     public async Task A_gate_made_with_a_token_already_cancelled_is_closed()
     {
         using var gate = new SlotGate(1, new CancellationToken(canceled: true));

@@ -109,8 +109,9 @@ internal sealed partial class EffectWorker
         var kept = _leases.Track(msg, command.CommandId, claim, lost);
         try
         {
-            // A command claimed ahead waits here for a slot, its lease kept.
-            if (!await hold.RunAsync())
+            // A command claimed ahead waits here for a slot, its lease kept; or until its claim is lost, when it goes back
+            // at once (below) rather than hold its place in the pull until a slot comes.
+            if (!await hold.RunAsync(lost.Token) && (!lost.IsCancellationRequested || cancellationToken.IsCancellationRequested))
             {
                 // The worker stopped taking work before a slot came free: nothing ran, so any worker may take it at once.
                 // Given its own few seconds, so that a drain cut short by its deadline still hands it back.

@@ -253,13 +253,13 @@ internal sealed partial class EffectWorker
         public ClaimAhead Ahead => lanes.Ahead;
 
         /// <summary>
-        /// Takes a slot to run the effect in, waiting for one. False when the worker stops taking work
-        /// first: the command is claimed but has not run, and goes back.
+        /// Takes a slot to run the effect in, waiting for one. False when the worker stops taking work, or
+        /// <paramref name="lost"/> ends (the claim is lost), first: the command is claimed but has not run, and goes back.
         /// </summary>
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-        public async ValueTask<bool> RunAsync()
+        public async ValueTask<bool> RunAsync(CancellationToken lost)
         {
-            _slot = await lanes.Slots.TakeAsync();
+            _slot = await lanes.Slots.TakeAsync(lost);
             return _slot;
         }
 

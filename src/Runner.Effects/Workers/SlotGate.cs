@@ -4,9 +4,10 @@ namespace Runner.Effects.Workers;
 
 /// <summary>
 /// A worker's slots, taken by commands in the order they ask. A command that finds none waits
-/// without allocating (waiters are reused) and without a cancellation registration of its own: the
-/// end of the worker's intake wakes every waiter at once, with <c>false</c>. Free slots are still
-/// given after that (a command in hand may run while the worker drains).
+/// without allocating a waiter (waiters are reused): the end of the worker's intake wakes every
+/// waiter at once, with <c>false</c>, and so does the end of a waiter's own token (a command whose
+/// claim is lost while it waits). Free slots are still given after the intake ends (a command in
+/// hand may run while the worker drains).
 /// </summary>
 internal sealed class SlotGate : IDisposable
 {
@@ -38,8 +39,11 @@ internal sealed class SlotGate : IDisposable
         }
     }
 
-    /// <summary>True once a slot is held by the caller; false when the gate closed before one was free.</summary>
-    public ValueTask<bool> TakeAsync()
+    /// <summary>
+    /// True once a slot is held by the caller; false when the gate closed, or <paramref name="abandon"/> ended,
+    /// before one was free. Only a wait that finds no slot free registers with <paramref name="abandon"/>.
+    /// </summary>
+    public ValueTask<bool> TakeAsync(CancellationToken abandon = default)
     {
         Waiter waiter;
         lock (_gate)
@@ -49,23 +53,37 @@ internal sealed class SlotGate : IDisposable
                 _free--;
                 return new ValueTask<bool>(true);
             }
-            if (_closed)
+            if (_closed || abandon.IsCancellationRequested)
             {
                 return new ValueTask<bool>(false);
             }
             waiter = _spare.TryPop(out var spare) ? spare : new Waiter(this);
+            waiter.Queued = true;
             _waiters.Enqueue(waiter);
         }
-        return new ValueTask<bool>(waiter, waiter.Version);
+        var version = waiter.Version;
+        // Outside the gate: a token that ends meanwhile runs Abandon at once, which takes the gate.
+        waiter.Watch(abandon);
+        return new ValueTask<bool>(waiter, version);
     }
 
     /// <summary>Gives a held slot back: to the longest waiter, or to the free ones.</summary>
     public void Give()
     {
-        Waiter? next;
+        Waiter? next = null;
         lock (_gate)
         {
-            if (!_waiters.TryDequeue(out next))
+            // An abandoned wait leaves its entry behind in the queue: skipped here.
+            while (_waiters.TryDequeue(out var waiter))
+            {
+                if (waiter.Queued)
+                {
+                    waiter.Queued = false;
+                    next = waiter;
+                    break;
+                }
+            }
+            if (next is null)
             {
                 _free++;
                 return;
@@ -78,17 +96,38 @@ internal sealed class SlotGate : IDisposable
 
     private void Close()
     {
-        Waiter[] waiting;
+        var waiting = new List<Waiter>();
         lock (_gate)
         {
             _closed = true;
-            waiting = [.. _waiters];
+            foreach (var waiter in _waiters)
+            {
+                if (waiter.Queued)
+                {
+                    waiter.Queued = false;
+                    waiting.Add(waiter);
+                }
+            }
             _waiters.Clear();
         }
         foreach (var waiter in waiting)
         {
             waiter.Complete(false);
         }
+    }
+
+    /// <summary>A waiter's token ended: it gets <c>false</c>, unless a slot or the closing came first.</summary>
+    private void Abandon(Waiter waiter)
+    {
+        lock (_gate)
+        {
+            if (!waiter.Queued)
+            {
+                return;
+            }
+            waiter.Queued = false;
+        }
+        waiter.Complete(false);
     }
 
     private void Return(Waiter waiter)
@@ -104,18 +143,35 @@ internal sealed class SlotGate : IDisposable
     {
         // Asynchronous: whoever gives the slot (a finishing command, the closing token) does not run the waiter's command.
         private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+        private CancellationTokenRegistration _abandoning;
 
         public short Version => _core.Version;
+
+        /// <summary>Waiting in the queue and not yet completed; guarded by the gate's lock. Whoever sets it false completes the wait.</summary>
+        public bool Queued { get; set; }
+
+        public void Watch(CancellationToken abandon)
+        {
+            if (abandon.CanBeCanceled)
+            {
+                _abandoning = abandon.UnsafeRegister(static state => ((Waiter)state!).Abandoned(), this);
+            }
+        }
 
         public void Complete(bool taken) => _core.SetResult(taken);
 
         public bool GetResult(short token)
         {
             var taken = _core.GetResult(token);
+            // Before the waiter is reused: an abandon still under way ends first, and none comes later.
+            _abandoning.Dispose();
+            _abandoning = default;
             _core.Reset();
             gate.Return(this);
             return taken;
         }
+
+        private void Abandoned() => gate.Abandon(this);
 
         public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
 
