@@ -70,6 +70,51 @@ public sealed class OutboxRelayDeleteTests(NatsServerFixture nats) : IClassFixtu
     }
 
     [Fact]
+    public async Task An_item_handed_over_during_a_pass_that_the_pass_publishes_is_not_published_again_by_the_fast_path()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var options = new SagaRuntimeOptions { RelayConcurrency = 4 };
+        var partition = new PartitionId(6);
+        await using var setup = await SetUpAsync(options, partition, 10, cts.Token);
+        var store = setup.Store;
+        var relay = new OutboxRelay(setup.Js, store, options, NullLogger.Instance, TimeProvider.System);
+
+        // The relay's loop, a batch at a time: each published and its deletes committed before the next is read.
+        async Task<List<string>> SendNextAsync()
+        {
+            var batch = await relay.NextBatchAsync(cts.Token);
+            var (failed, deletes) = await relay.PublishAsync(batch, cts.Token);
+            Assert.Equal(0, failed);
+            await deletes;
+            return batch.ConvertAll(e => e.Command.CommandId);
+        }
+
+        // The pass every relay starts with: two pages of four, its cursor on item 8.
+        Assert.Equal(4, (await SendNextAsync()).Count);
+        Assert.Equal(4, (await SendNextAsync()).Count);
+
+        // Two commits handed over on the fast path mid-pass: one ahead of the cursor (the pass finds and publishes
+        // it), one behind it (in a partition the pass has gone by: only the fast path publishes it).
+        var ahead = new WriteBatch();
+        var aheadCommand = OutboxRescanTests.Put(ahead, partition, 11);
+        await store.Writer.CommitAsync(ahead, cts.Token);
+        var behind = new WriteBatch();
+        var behindCommand = OutboxRescanTests.Put(behind, new PartitionId(2), 1);
+        await store.Writer.CommitAsync(behind, cts.Token);
+        relay.Enqueue([
+            new OutboxEntry(StoreKeys.Outbox(partition, 11, 0), aheadCommand),
+            new OutboxEntry(StoreKeys.Outbox(new PartitionId(2), 1, 0), behindCommand),
+        ]);
+
+        // The pass's last page, the item ahead of its cursor on it; then the fast path, with only the item behind.
+        Assert.Equal(["c-6-9", "c-6-10", aheadCommand.CommandId], await SendNextAsync());
+        Assert.Equal([behindCommand.CommandId], await SendNextAsync());
+        Assert.Equal(0, relay.Queued);
+        Assert.Equal(0, relay.Depth());
+        Assert.Equal(12, relay.Published);
+    }
+
+    [Fact]
     public async Task A_publish_refused_while_its_batch_s_deletes_commit_is_retried_and_quarantined_at_the_limit()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));

@@ -42,6 +42,9 @@ internal sealed class OutboxRelay
     private long _rescansStarted;
     private bool _scanning;
     private byte[]? _scanCursor;
+    // When the last pass read its last page (a timestamp): an item handed over on the fast path before then may have
+    // been published and deleted by that pass, so it goes out only if the store still holds it.
+    private long _passEnded = long.MinValue;
 
     // Server rejections (not timeouts) per outbox key; at the limit the command is quarantined.
     private readonly Dictionary<byte[], int> _rejections = new(KeyBytesComparer.Instance);
@@ -171,8 +174,8 @@ internal sealed class OutboxRelay
                 // What the fast path holds was committed before it was handed over, so this pass finds it in the
                 // store. Left queued, each would be published a second time once the pass had published and
                 // deleted it: a relay that overflows under load would repeat up to a whole queue per pass. (An
-                // item handed over during the pass, ahead of its cursor, can still go out twice, under the same
-                // Nats-Msg-Id.)
+                // item handed over during the pass may be found by it too, if it sits ahead of the cursor: the
+                // fast path checks those against the store once the pass has ended.)
                 while (_queue.Reader.TryRead(out _))
                 {
                 }
@@ -184,6 +187,10 @@ internal sealed class OutboxRelay
                 var (scanned, next) = Scan(max, _scanCursor);
                 _scanCursor = next;
                 _scanning = next is not null;
+                if (!_scanning)
+                {
+                    _passEnded = _time.GetTimestamp();
+                }
                 return ClaimHeld(scanned);
             }
         }
@@ -200,15 +207,42 @@ internal sealed class OutboxRelay
             return [];
         }
         var batch = new List<OutboxEntry>();
+        var handedDuringPass = false;
         while (batch.Count < max && _queue.Reader.TryRead(out var entry))
         {
             // A partition lost since its commit: its new owner publishes the same command.
             if (PartitionOf(entry.Key) is { } p && _owns(p))
             {
                 batch.Add(entry);
+                handedDuringPass |= entry.Since <= _passEnded;
             }
         }
-        return Claim(batch);
+        return handedDuringPass ? ClaimStored(batch) : Claim(batch);
+    }
+
+    /// <summary>
+    /// As <see cref="Claim"/>, for a batch with items handed over before the last pass ended: those the store no longer
+    /// holds were published and deleted by the pass, and are dropped rather than published again. Read under the gate that
+    /// releases items, so an item is either still claimed by the pass's batch or, its delete committed, gone from the store.
+    /// </summary>
+    private List<OutboxEntry> ClaimStored(List<OutboxEntry> entries)
+    {
+        lock (_gate)
+        {
+            var stored = _store.Read((Entries: entries, PassEnded: _passEnded), static (reader, s) =>
+            {
+                var held = new List<OutboxEntry>(s.Entries.Count);
+                foreach (var entry in s.Entries)
+                {
+                    if (entry.Since > s.PassEnded || reader.Contains(KeySpace.Outbox, entry.Key))
+                    {
+                        held.Add(entry);
+                    }
+                }
+                return held;
+            });
+            return ClaimHeld(stored);
+        }
     }
 
     /// <summary>One page of the outbox in key order, only the owned partitions' items; and where the next page starts (null: the end).</summary>
@@ -281,7 +315,7 @@ internal sealed class OutboxRelay
     /// deletes of those that did. The batch's items stay claimed until that commit ends, so neither a rescan
     /// nor the fast path hands out an item whose delete is still on its way.
     /// </summary>
-    private async Task<(int Failed, Task Deletes)> PublishAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
+    internal async Task<(int Failed, Task Deletes)> PublishAsync(List<OutboxEntry> batch, CancellationToken cancellationToken)
     {
         BatchSent published;
         try
