@@ -99,6 +99,57 @@ public sealed class SlotGateTests
     }
 
     [Fact]
+    public async Task A_wait_asked_after_an_abandoned_one_does_not_jump_the_queue_through_its_leftover_place()
+    {
+        using var gate = new SlotGate(1, CancellationToken.None);
+        Assert.True(await gate.TakeAsync());
+        using var lost = new CancellationTokenSource();
+        var first = gate.TakeAsync(lost.Token).AsTask();
+        var second = gate.TakeAsync().AsTask();
+        await lost.CancelAsync();
+        Assert.False(await first.WaitAsync(s_timeout));
+
+        // Asked after the second: it must wait its turn, though the abandoned wait's place is still at the head.
+        var third = gate.TakeAsync().AsTask();
+        gate.Give();
+        Assert.True(await second.WaitAsync(s_timeout));
+        Assert.False(third.IsCompleted);
+        gate.Give();
+        Assert.True(await third.WaitAsync(s_timeout));
+        gate.Give();
+        Assert.Equal(1, gate.Free);
+    }
+
+    [Fact]
+    public async Task Many_abandoned_waits_behind_a_held_slot_leave_the_live_ones_in_order()
+    {
+        using var gate = new SlotGate(1, CancellationToken.None);
+        Assert.True(await gate.TakeAsync());
+        var live = new List<Task<bool>>();
+        for (var i = 0; i < 200; i++)
+        {
+            using var lost = new CancellationTokenSource();
+            var abandoned = gate.TakeAsync(lost.Token).AsTask();
+            if (i % 10 == 0)
+            {
+                live.Add(gate.TakeAsync().AsTask());
+            }
+            await lost.CancelAsync();
+            Assert.False(await abandoned.WaitAsync(s_timeout));
+        }
+
+        // Each live wait, in the order asked, gets the slot as it is given back.
+        for (var i = 0; i < live.Count; i++)
+        {
+            gate.Give();
+            Assert.True(await live[i].WaitAsync(s_timeout));
+            Assert.All(live.Skip(i + 1), t => Assert.False(t.IsCompleted));
+        }
+        gate.Give();
+        Assert.Equal(1, gate.Free);
+    }
+
+    [Fact]
     public async Task Waiters_abandoning_while_slots_are_given_never_get_a_slot_twice_nor_lose_one()
     {
         const int Slots = 2;

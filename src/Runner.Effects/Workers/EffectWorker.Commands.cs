@@ -111,7 +111,9 @@ internal sealed partial class EffectWorker
         {
             // A command claimed ahead waits here for a slot, its lease kept; or until its claim is lost, when it goes back
             // at once (below) rather than hold its place in the pull until a slot comes.
-            if (!await hold.RunAsync(lost.Token) && (!lost.IsCancellationRequested || cancellationToken.IsCancellationRequested))
+            var slot = await hold.RunAsync(lost.Token);
+            var claimLost = lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested;
+            if (!slot && !claimLost)
             {
                 // The worker stopped taking work before a slot came free: nothing ran, so any worker may take it at once.
                 // Given its own few seconds, so that a drain cut short by its deadline still hands it back.
@@ -120,8 +122,9 @@ internal sealed partial class EffectWorker
                 await HandBackAsync(msg, command, claim, handBack.Token);
                 return;
             }
-            if ((lost.IsCancellationRequested || _leases.Lapsing(claim)) && !cancellationToken.IsCancellationRequested)
+            if (!slot || ((lost.IsCancellationRequested || _leases.Lapsing(claim)) && !cancellationToken.IsCancellationRequested))
             {
+                // Without a slot, its claim lost while it waited (read once above: an abort since does not let it run).
                 // The lease ran out while it waited (or is about to, the margin the keeper gives a run up at): nothing
                 // ran, and another worker may hold the claim now. The command goes back at once, for whoever holds it
                 // (or, once it lapses, anyone) to run.

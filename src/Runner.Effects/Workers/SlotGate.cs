@@ -17,6 +17,8 @@ internal sealed class SlotGate : IDisposable
     private readonly CancellationTokenRegistration _closing;
     private int _free;
     private bool _closed;
+    // Entries of abandoned waits still in the queue: skipped when reached, or dropped all at once when they outnumber the rest.
+    private int _stale;
 
     /// <param name="slots">How many may be held at once.</param>
     /// <param name="closing">Ends the waiting: every waiter then gets <c>false</c>, and so does every later ask that finds no slot.</param>
@@ -82,6 +84,7 @@ internal sealed class SlotGate : IDisposable
                     next = waiter;
                     break;
                 }
+                _stale--;
             }
             if (next is null)
             {
@@ -109,6 +112,7 @@ internal sealed class SlotGate : IDisposable
                 }
             }
             _waiters.Clear();
+            _stale = 0;
         }
         foreach (var waiter in waiting)
         {
@@ -116,7 +120,10 @@ internal sealed class SlotGate : IDisposable
         }
     }
 
-    /// <summary>A waiter's token ended: it gets <c>false</c>, unless a slot or the closing came first.</summary>
+    /// <summary>
+    /// A waiter's token ended: it gets <c>false</c>, unless a slot or the closing came first. Its entry stays in the
+    /// queue, so the waiter is not reused (a later wait on it would be served from that entry, ahead of its turn).
+    /// </summary>
     private void Abandon(Waiter waiter)
     {
         lock (_gate)
@@ -126,12 +133,27 @@ internal sealed class SlotGate : IDisposable
                 return;
             }
             waiter.Queued = false;
+            waiter.Abandoned = true;
+            if (++_stale > 32 && _stale > _waiters.Count / 2)
+            {
+                var live = _waiters.Where(w => w.Queued).ToArray();
+                _waiters.Clear();
+                foreach (var w in live)
+                {
+                    _waiters.Enqueue(w);
+                }
+                _stale = 0;
+            }
         }
         waiter.Complete(false);
     }
 
     private void Return(Waiter waiter)
     {
+        if (waiter.Abandoned)
+        {
+            return; // its entry may still be in the queue: left to the collector
+        }
         lock (_gate)
         {
             _spare.Push(waiter);
@@ -150,11 +172,14 @@ internal sealed class SlotGate : IDisposable
         /// <summary>Waiting in the queue and not yet completed; guarded by the gate's lock. Whoever sets it false completes the wait.</summary>
         public bool Queued { get; set; }
 
+        /// <summary>Its wait was abandoned (set once, under the gate's lock, before the wait completes): it is not reused.</summary>
+        public bool Abandoned { get; set; }
+
         public void Watch(CancellationToken abandon)
         {
             if (abandon.CanBeCanceled)
             {
-                _abandoning = abandon.UnsafeRegister(static state => ((Waiter)state!).Abandoned(), this);
+                _abandoning = abandon.UnsafeRegister(static state => ((Waiter)state!).OnAbandon(), this);
             }
         }
 
@@ -171,7 +196,7 @@ internal sealed class SlotGate : IDisposable
             return taken;
         }
 
-        private void Abandoned() => gate.Abandon(this);
+        private void OnAbandon() => gate.Abandon(this);
 
         public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
 
