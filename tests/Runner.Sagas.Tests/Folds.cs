@@ -164,6 +164,119 @@ internal sealed class Folds
         }
     }
 
+    /// <summary>
+    /// As <see cref="Verify"/>, on the set's commands; a failure's message also tells, for each key whose fold is out
+    /// of order, where the order changed: the key's events in the trigger stream, in the inbox, and as each replica
+    /// applied them.
+    /// </summary>
+    public async Task VerifyAsync(ReplicaSet set, CancellationToken cancellationToken)
+    {
+        var commands = await set.CommandsAsync(cancellationToken);
+        try
+        {
+            Verify(commands);
+        }
+        catch (Xunit.Sdk.XunitException ex)
+        {
+            var keys = OutOfOrder(commands);
+            var described = new List<string>();
+            foreach (var key in keys.Take(3))
+            {
+                described.Add(await DescribeKeyAsync(set, key, cancellationToken));
+            }
+            throw new Xunit.Sdk.XunitException($"{ex.Message}{Environment.NewLine}keys out of order: {string.Join(" ", keys)}{Environment.NewLine}{string.Join(Environment.NewLine, described)}");
+        }
+    }
+
+    /// <summary>The keys whose commands are not each the fold's prefix.</summary>
+    private List<string> OutOfOrder(IReadOnlyList<CommandMessage> commands)
+    {
+        var bad = new List<string>();
+        lock (_events)
+        {
+            foreach (var (key, events) in _events)
+            {
+                var orders = commands.Where(c => c.CorrelationId == key && c.Payload.TryGetProperty("order", out _))
+                    .Select(c => c.Payload.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()).ToList())
+                    .OrderBy(o => o.Count)
+                    .ToList();
+                if (orders.Count != events.Count || orders.Where((o, i) => !o.SequenceEqual(events.Take(i + 1))).Any())
+                {
+                    bad.Add(key);
+                }
+            }
+        }
+        return bad;
+    }
+
+    /// <summary>For a failure's message: one key's events as the trigger stream, the inbox and each replica's commits hold them.</summary>
+    private static async Task<string> DescribeKeyAsync(ReplicaSet set, string key, CancellationToken cancellationToken)
+    {
+        var streams = set.Options.JetStream.Streams;
+        // Trigger stream: "seq=ev-n" for the key's events, in stream order.
+        var sources = new Dictionary<ulong, string>();
+        var trigger = new List<string>();
+        foreach (var (seq, subject, msgId) in await ReadAllAsync(set, streams.AggregateEvents, cancellationToken))
+        {
+            if (subject.Contains($".{key}.", StringComparison.Ordinal))
+            {
+                sources[seq] = msgId;
+                trigger.Add($"{seq}={msgId}");
+            }
+        }
+        // Inbox: "inboxSeq=ev-n" for the inbox copies of those events, in inbox order.
+        var inbox = new List<string>();
+        foreach (var (seq, subject, msgId) in await ReadAllAsync(set, streams.Inbox, cancellationToken))
+        {
+            var parts = msgId.Split(':');
+            if (parts.Length >= 2 && parts[0] == streams.AggregateEvents && ulong.TryParse(parts[1], CultureInfo.InvariantCulture, out var source) && sources.TryGetValue(source, out var id))
+            {
+                inbox.Add($"{seq}@{subject}={id}");
+            }
+        }
+        // Commits: "replica:v{version}=ev-n", in the order each replica's listener saw them.
+        var commits = set.Replicas.SelectMany(r => r.Listener.Notices.Where(n => n.Instance.Key.Value == key).Select(n => $"{r.Name}:v{n.Version}={n.EventId}"));
+        // History: each replica's steps of the key, with the inbox sequence each event was read at (the inbox is purged).
+        var history = set.Replicas.Where(r => r.Store is not null && r.Runtime is not null).Select(r =>
+        {
+            var steps = new List<string>();
+            r.Store!.Read(reader => reader.Visit(Runner.Core.Keys.KeySpace.History, [], (k, value) =>
+            {
+                var parts = System.Text.Encoding.UTF8.GetString(k).Split(Runner.Core.Keys.StoreKeys.Separator);
+                if (parts.Length >= 4 && parts[3] == key)
+                {
+                    using var step = System.Text.Json.JsonDocument.Parse(value.ToArray());
+                    var root = step.RootElement;
+                    steps.Add($"v{root.GetProperty("version")}:{root.GetProperty("event_id")}@inbox{root.GetProperty("inbox_seq")}/src{root.GetProperty("seq")}");
+                }
+            }));
+            return $"{r.Name}: {string.Join(" ", steps)}";
+        });
+        return $"{key}: trigger [{string.Join(" ", trigger)}]; inbox [{string.Join(" ", inbox)}]; commits [{string.Join(" ", commits)}]; history [{string.Join(" | ", history)}]";
+    }
+
+    /// <summary>Every message of a stream as (sequence, subject, Nats-Msg-Id), read with an ordered consumer.</summary>
+    private static async Task<List<(ulong Seq, string Subject, string MsgId)>> ReadAllAsync(ReplicaSet set, string stream, CancellationToken cancellationToken)
+    {
+        var result = new List<(ulong, string, string)>();
+        var total = await set.MessagesAsync(stream, cancellationToken);
+        if (total == 0)
+        {
+            return result;
+        }
+        var consumer = await set.Js.CreateOrderedConsumerAsync(stream, cancellationToken: cancellationToken);
+        await foreach (var msg in consumer.ConsumeAsync<byte[]>(cancellationToken: cancellationToken))
+        {
+            var id = msg.Headers is { } headers && headers.TryGetValue("Nats-Msg-Id", out var value) ? value.ToString() : "?";
+            result.Add((msg.Metadata?.Sequence.Stream ?? 0, msg.Subject, id));
+            if ((ulong)result.Count >= total)
+            {
+                break;
+            }
+        }
+        return result;
+    }
+
     /// <summary>The commands of the fold's events (timer commands left out) are exactly one per event, each the fold's prefix.</summary>
     public void Verify(IReadOnlyList<CommandMessage> commands)
     {

@@ -27,7 +27,7 @@ public sealed class ReplicaClusterTests(NatsClusterFixture cluster) : IClassFixt
         // other two servers carry the work meanwhile.
         await cluster.StartAsync(victim, cts.Token, caughtUp: false);
         await folds.WaitForCommandsAsync(set, folds.Count, TimeSpan.FromSeconds(60), cts.Token);
-        folds.Verify(await set.CommandsAsync(cts.Token));
+        await folds.VerifyAsync(set, cts.Token);
         await set.WaitBalancedAsync(["a", "b"], TimeSpan.FromSeconds(30), "a and b balanced at the end");
     }
 }
