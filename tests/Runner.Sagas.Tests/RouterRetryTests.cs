@@ -41,6 +41,54 @@ public sealed class RouterRetryTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.Equal(events, Enumerable.Range(0, 3).Sum(k => h.Instance("acme", "counter", $"k{k}")!.Version));
     }
 
+    /// <summary>
+    /// An inbox that comes back while a batch's publishes go out would store the later ones and not the earlier ones,
+    /// which, routed again, would land behind them: a key's events out of order. So after a batch that failed, and
+    /// at start, the router's next attempt sends its first publish alone, and the rest only once that one is stored.
+    /// </summary>
+    [Fact]
+    public async Task After_a_batch_the_inbox_did_not_store_the_router_sends_one_publish_until_the_inbox_stores_again()
+    {
+        var logs = new ReviewLogs();
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(), loggers: logs);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var inbox = h.Options.JetStream.Streams.Inbox;
+        var config = (await h.Js.GetStreamAsync(inbox, cancellationToken: cts.Token)).Info.Config;
+
+        // Every publish the router makes to the inbox, stored or not.
+        var sent = 0;
+        var connection = (NATS.Client.Core.NatsConnection)h.Js.Connection;
+        await using var sub = await connection.SubscribeCoreAsync<byte[]>("runner.inbox.>", cancellationToken: cts.Token);
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var _ in sub.Msgs.ReadAllAsync(cts.Token))
+            {
+                Interlocked.Increment(ref sent);
+            }
+        }, cts.Token);
+        await connection.PingAsync(cts.Token);
+
+        // No inbox stream: every publish to it meets "no responders", as while its leader is elected.
+        await h.Js.DeleteStreamAsync(inbox, cts.Token);
+        const int events = 8;
+        for (var i = 0; i < events; i++)
+        {
+            await h.PublishAsync($"aggregate.acme.counter.k{i % 3}.added", SagaHarness.CloudEvent($"e-{i}", "added", new { n = i }), cancellationToken: cts.Token);
+        }
+        await SagaHarness.WaitUntilAsync(() => RouterFailures(logs) >= 3, TimeSpan.FromSeconds(40), "the router failed three times");
+        var failures = RouterFailures(logs);
+        await connection.PingAsync(cts.Token);
+        // One publish per attempt (the attempt under way may have sent its own), not the whole batch each time.
+        Assert.InRange(Volatile.Read(ref sent), failures, failures + 1);
+
+        await h.Js.CreateStreamAsync(config, cts.Token);
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == events, TimeSpan.FromSeconds(40), "every event applied once the inbox is back");
+        Assert.Empty(h.Quarantine());
+        Assert.Equal(events, Enumerable.Range(0, 3).Sum(k => h.Instance("acme", "counter", $"k{k}")!.Version));
+        await sub.UnsubscribeAsync();
+        await reading;
+    }
+
     [Fact]
     public async Task A_message_the_inbox_refuses_for_good_is_quarantined_after_max_deliver_refusals_and_the_next_is_routed()
     {

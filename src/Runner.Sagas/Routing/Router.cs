@@ -63,6 +63,14 @@ internal sealed class Router
 
     private readonly Ownership.OwnedLease? _lease;
 
+    /// <summary>
+    /// Set when a batch could not be routed whole: the next batch's first inbox publish goes out alone, and the rest
+    /// only once it is stored. An inbox that comes back (a new leader elected) while a batch's publishes were going out
+    /// would store the later ones and refuse the earlier ones ("no responders"), and the earlier ones, routed again,
+    /// would land behind them: a key's events out of order.
+    /// </summary>
+    private bool _probing = true;
+
     // Where the next attach starts: past everything routed (in the inbox or quarantined). Reported
     // to the lease too, so a router that takes the stream over resumes there even when the
     // consumer is gone; valid only for the trigger stream created at _streamCreated. The pump's
@@ -261,6 +269,9 @@ internal sealed class Router
 
         /// <summary>Nobody could take it: terminate. (Routed to some sagas and quarantined for others: ack.)</summary>
         public bool Terminate => Quarantines > 0 && Futures.Count == 0;
+
+        /// <summary>Its PubAcks were read already (the probe after a failed batch): not read again.</summary>
+        public bool Read { get; set; }
         public string? PublishError { get; private set; }
 
         /// <summary>
@@ -285,10 +296,16 @@ internal sealed class Router
     {
         var manifests = _manifests();
         var routed = new List<Routed>(batch.Count);
+        // The first message held back behind a probe that failed: it and every later one are NAKed, not routed.
+        var heldFrom = -1;
         foreach (var msg in batch)
         {
             var item = new Routed(msg);
             routed.Add(item);
+            if (heldFrom >= 0)
+            {
+                continue;
+            }
             try
             {
                 await RouteOneAsync(item, manifests, cancellationToken);
@@ -308,22 +325,21 @@ internal sealed class Router
                 // Publishes already started for other sagas still settle below (awaited, disposed).
                 Quarantine(item, QuarantineRecords.RouterError, $"{ex.GetType().Name}: {ex.Message}");
             }
+            if (_probing && (item.Futures.Count > 0 || item.PublishError is not null))
+            {
+                // The first publish since a failed batch: nothing else goes out until the inbox has stored it.
+                await ReadPubAcksAsync(item, cancellationToken);
+                _probing = item.PublishError is not null;
+                if (_probing)
+                {
+                    heldFrom = routed.Count;
+                }
+            }
         }
 
         foreach (var item in routed)
         {
-            foreach (var future in item.Futures)
-            {
-                try
-                {
-                    var ack = await future.GetResponseAsync(cancellationToken);
-                    ack.EnsureStored();
-                }
-                catch (Exception ex) when (ex is NatsException or TimeoutException)
-                {
-                    item.Failed(ex);
-                }
-            }
+            await ReadPubAcksAsync(item, cancellationToken);
         }
 
         // Only failures that are the message's count: one the inbox will never take is quarantined
@@ -349,6 +365,11 @@ internal sealed class Router
         // consumer restarts from the ack floor, so nothing overtakes the failed message. Their
         // quarantine records wait for that retry: writing them now would write them again then.
         var failedAt = routed.FindIndex(r => r.PublishError is not null);
+        if (heldFrom >= 0 && heldFrom < routed.Count && (failedAt < 0 || failedAt > heldFrom))
+        {
+            // The probe was quarantined (refused for good): what was held back behind it still goes back.
+            failedAt = heldFrom;
+        }
         var quarantine = new WriteBatch();
         foreach (var item in failedAt < 0 ? routed : routed.Take(failedAt))
         {
@@ -382,7 +403,7 @@ internal sealed class Router
             {
                 if (index == failedAt)
                 {
-                    SagasLog.RoutePublishFailed(_logger, _stream, item.Sequence, routed.Count - failedAt - 1, item.PublishError!);
+                    SagasLog.RoutePublishFailed(_logger, _stream, item.Sequence, routed.Count - failedAt - 1, item.PublishError ?? "held back behind a publish the inbox did not store");
                 }
                 await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }
@@ -399,7 +420,30 @@ internal sealed class Router
                 _attempts.Remove(item.Sequence);
             }
         }
+        _probing |= failedAt >= 0;
         return failedAt < 0;
+    }
+
+    /// <summary>Waits for a message's inbox PubAcks (once); a publish that was not stored marks it failed.</summary>
+    private static async ValueTask ReadPubAcksAsync(Routed item, CancellationToken cancellationToken)
+    {
+        if (item.Read)
+        {
+            return;
+        }
+        item.Read = true;
+        foreach (var future in item.Futures)
+        {
+            try
+            {
+                var ack = await future.GetResponseAsync(cancellationToken);
+                ack.EnsureStored();
+            }
+            catch (Exception ex) when (ex is NatsException or TimeoutException)
+            {
+                item.Failed(ex);
+            }
+        }
     }
 
     private async ValueTask RouteOneAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
