@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using NATS.Client.JetStream;
 using Runner.Effects.Claims;
 using Runner.Effects.Workers;
@@ -279,32 +280,13 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task A_command_claimed_ahead_whose_lease_ran_out_while_it_waited_is_not_run_but_goes_back_at_once()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var setup = await FreshAsync(cts.Token);
-        var (upstream, js) = (setup.Upstream, setup.Js);
-        var release = new TaskCompletionSource();
-        upstream.Respond("/charges", (request, _) => request.IdempotencyKey == "first" ? StubResponse.Hold(release.Task) : new StubResponse(201, """{"ok":true}"""));
-        var lease = TimeSpan.FromSeconds(5);
-        // The second command's heartbeat is frozen, as in a paused process, until its lease has run out.
-        var frozen = true;
-        var hooks = new EffectWorkerHooks { FixedClaimAhead = 1, StallHeartbeat = id => id == "second" && Volatile.Read(ref frozen) };
-        // An ack wait far longer than the test waits: the second command comes back by its NAK or not at all.
-        await using var a = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 1) with { TimeoutMs = 60_000 }], "worker-a",
-            lease: lease, ackWait: TimeSpan.FromMinutes(5), hooks: hooks);
-        var claims = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "reader" }, TimeProvider.System, cts.Token);
-        // The first holds the one slot before the second arrives, so the second is the one claimed ahead.
-        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "first", new { }), cancellationToken: cts.Token);
-        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("first") == 1, s_timeout, "the first command calling the upstream");
-        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "second", new { }), cancellationToken: cts.Token);
-        await SagaHarness.WaitUntilAsync(async () => await claims.GetAsync("acme", "second", cts.Token) is { State: ClaimRecord.Running, Worker: "worker-a" },
-            s_timeout, "the second command claimed ahead");
-        await SagaHarness.WaitUntilAsync(async () => (await claims.GetAsync("acme", "second", cts.Token))!.LeaseUntilMs < DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-            s_timeout, "the second command's lease to run out");
+        await using var ahead = await SecondClaimedAheadAsync(TimeSpan.FromSeconds(5), cts.Token);
+        var (upstream, js, claims, worker) = (ahead.Upstream, ahead.Js, ahead.Claims, ahead.Worker);
         // Its heartbeat back, as a process resuming: the slot comes free at once, before the keeper's next tick may
         // have seen the lapse. The second command finds its lease over, runs nothing, and is NAKed; its redelivery
         // takes the lapsed claim over.
-        Volatile.Write(ref frozen, false);
-        var worker = a.Runtime.Workers.Single();
-        release.SetResult();
+        ahead.Unfreeze();
+        ahead.Release.SetResult();
         await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 2, TimeSpan.FromSeconds(30), "a result for both commands");
         Assert.Equal(1, worker.Lost);
         Assert.Equal(1, upstream.CallsFor("first"));
@@ -317,39 +299,20 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
     public async Task A_command_claimed_ahead_whose_claim_is_given_up_while_every_slot_is_busy_goes_back_without_waiting_for_a_slot()
     {
         using var cts = new CancellationTokenSource(s_timeout);
-        await using var setup = await FreshAsync(cts.Token);
-        var (upstream, js) = (setup.Upstream, setup.Js);
-        var release = new TaskCompletionSource();
-        upstream.Respond("/charges", (request, _) => request.IdempotencyKey == "first" ? StubResponse.Hold(release.Task) : new StubResponse(201, """{"ok":true}"""));
-        var lease = TimeSpan.FromSeconds(3);
-        // The second command's heartbeat is frozen, as in a paused process, until its lease has run out.
-        var frozen = true;
-        var hooks = new EffectWorkerHooks { FixedClaimAhead = 1, StallHeartbeat = id => id == "second" && Volatile.Read(ref frozen) };
-        // An ack wait far longer than the test waits: the second command comes back by its NAK or not at all.
-        await using var a = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 1) with { TimeoutMs = 60_000 }], "worker-a",
-            lease: lease, ackWait: TimeSpan.FromMinutes(5), hooks: hooks);
-        var claims = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "reader" }, TimeProvider.System, cts.Token);
-        var worker = a.Runtime.Workers.Single();
-        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "first", new { }), cancellationToken: cts.Token);
-        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("first") == 1, s_timeout, "the first command holding the one slot");
-        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "second", new { }), cancellationToken: cts.Token);
-        await SagaHarness.WaitUntilAsync(async () => await claims.GetAsync("acme", "second", cts.Token) is { State: ClaimRecord.Running, Worker: "worker-a", Attempt: 1 },
-            s_timeout, "the second command claimed ahead");
-        await SagaHarness.WaitUntilAsync(async () => (await claims.GetAsync("acme", "second", cts.Token))!.LeaseUntilMs < DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-            s_timeout, "the second command's lease to run out");
-
+        await using var ahead = await SecondClaimedAheadAsync(TimeSpan.FromSeconds(3), cts.Token);
+        var (upstream, js, claims, worker) = (ahead.Upstream, ahead.Js, ahead.Claims, ahead.Worker);
         // Its heartbeat back, while the first still holds the slot: the keeper finds no renewal confirmed in time and
         // gives the claim up. The command goes back at once, not once a slot comes free; its redelivery takes the lapsed
         // claim over and waits, claimed ahead again, for the slot.
-        Volatile.Write(ref frozen, false);
+        ahead.Unfreeze();
         await SagaHarness.WaitUntilAsync(() => worker.Lost == 1, s_timeout, "the second command given up while the slot is still busy");
         await SagaHarness.WaitUntilAsync(async () => await claims.GetAsync("acme", "second", cts.Token) is { State: ClaimRecord.Running, Worker: "worker-a", Attempt: 2 },
             s_timeout, "the second command claimed again from its redelivery");
         Assert.Equal(1, worker.LeasesLapsed);
         Assert.Equal(0, upstream.CallsFor("second"));
-        Assert.False(release.Task.IsCompleted);
+        Assert.False(ahead.Release.Task.IsCompleted);
 
-        release.SetResult();
+        ahead.Release.SetResult();
         await SagaHarness.WaitUntilAsync(async () => await EffectStreams.CountAsync(js, "WORKFLOW_EVENTS", cts.Token) >= 2, TimeSpan.FromSeconds(30), "a result for both commands");
         Assert.Equal(1, upstream.CallsFor("first"));
         Assert.Equal(1, upstream.CallsFor("second"));
@@ -410,6 +373,49 @@ public sealed class InFlightTests(NatsServerFixture nats) : IClassFixture<NatsSe
         Assert.Equal((ClaimRecord.Completed, "worker-a", 1), (second.State, second.Worker, second.Attempt));
         var consumer = EffectWorker.ConsumerName("runner", "payment.charge", null);
         await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync("WORKFLOW_COMMANDS", consumer, cts.Token)).Info.NumAckPending == 0, s_timeout, "both commands acked");
+    }
+
+    /// <summary>
+    /// One worker of one slot (claiming one ahead): a first command holds the slot, its upstream call held until
+    /// <see cref="ClaimedAhead.Release"/>; a second is claimed ahead, its heartbeat frozen (as in a paused process)
+    /// until <see cref="ClaimedAhead.Unfreeze"/>. Returns once the second's lease has run out. The ack wait is far longer
+    /// than a test waits, so the second comes back by its NAK or not at all.
+    /// </summary>
+    private async Task<ClaimedAhead> SecondClaimedAheadAsync(TimeSpan lease, CancellationToken cancellationToken)
+    {
+        var setup = await FreshAsync(cancellationToken);
+        var (upstream, js) = (setup.Upstream, setup.Js);
+        var release = new TaskCompletionSource();
+        upstream.Respond("/charges", (request, _) => request.IdempotencyKey == "first" ? StubResponse.Hold(release.Task) : new StubResponse(201, """{"ok":true}"""));
+        var frozen = new StrongBox<bool>(true);
+        var hooks = new EffectWorkerHooks { FixedClaimAhead = 1, StallHeartbeat = id => id == "second" && Volatile.Read(ref frozen.Value) };
+        var node = await EffectNode.StartAsync(nats, [Effects.Charge(upstream.Url, concurrency: 1) with { TimeoutMs = 60_000 }], "worker-a",
+            lease: lease, ackWait: TimeSpan.FromMinutes(5), hooks: hooks);
+        var claims = await EffectClaims.OpenAsync(js, new EffectClaimOptions { Worker = "reader" }, TimeProvider.System, cancellationToken);
+        // The first holds the one slot before the second arrives, so the second is the one claimed ahead.
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "first", new { }), cancellationToken: cancellationToken);
+        await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("first") == 1, s_timeout, "the first command holding the one slot");
+        await EffectStreams.PublishAsync(js, EffectStreams.Command("acme", "payment.charge", "second", new { }), cancellationToken: cancellationToken);
+        await SagaHarness.WaitUntilAsync(async () => await claims.GetAsync("acme", "second", cancellationToken) is { State: ClaimRecord.Running, Worker: "worker-a", Attempt: 1 },
+            s_timeout, "the second command claimed ahead");
+        await SagaHarness.WaitUntilAsync(async () => (await claims.GetAsync("acme", "second", cancellationToken))!.LeaseUntilMs < DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            s_timeout, "the second command's lease to run out");
+        return new ClaimedAhead(setup, node, claims, release, () => Volatile.Write(ref frozen.Value, false));
+    }
+
+    private sealed record ClaimedAhead(Fresh Fresh, EffectNode Node, EffectClaims Claims, TaskCompletionSource Release, Action Unfreeze) : IAsyncDisposable
+    {
+        public StubUpstream Upstream => Fresh.Upstream;
+
+        public NatsJSContext Js => Fresh.Js;
+
+        public EffectWorker Worker => Node.Runtime.Workers.Single();
+
+        public async ValueTask DisposeAsync()
+        {
+            await Node.DisposeAsync();
+            await Fresh.DisposeAsync();
+        }
     }
 
     /// <summary>A stub upstream, a connection, and fresh effect streams.</summary>

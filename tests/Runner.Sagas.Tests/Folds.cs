@@ -188,6 +188,12 @@ internal sealed class Folds
         }
     }
 
+    /// <summary>The folds the commands of <paramref name="key"/> carry, shortest first.</summary>
+    private static List<List<int>> OrdersOf(IEnumerable<CommandMessage> folds, string key) =>
+        [.. folds.Where(c => c.CorrelationId == key)
+            .Select(c => c.Payload.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()).ToList())
+            .OrderBy(o => o.Count)];
+
     /// <summary>The keys whose commands are not each the fold's prefix.</summary>
     private List<string> OutOfOrder(IReadOnlyList<CommandMessage> commands)
     {
@@ -196,10 +202,7 @@ internal sealed class Folds
         {
             foreach (var (key, events) in _events)
             {
-                var orders = commands.Where(c => c.CorrelationId == key && c.Payload.TryGetProperty("order", out _))
-                    .Select(c => c.Payload.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()).ToList())
-                    .OrderBy(o => o.Count)
-                    .ToList();
+                var orders = OrdersOf(commands.Where(c => c.Payload.TryGetProperty("n", out _)), key);
                 if (orders.Count != events.Count || orders.Where((o, i) => !o.SequenceEqual(events.Take(i + 1))).Any())
                 {
                     bad.Add(key);
@@ -285,10 +288,7 @@ internal sealed class Folds
         Assert.Equal(Count, folds.Count);
         foreach (var (key, events) in _events)
         {
-            var orders = folds.Where(c => c.CorrelationId == key)
-                .Select(c => c.Payload.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()).ToList())
-                .OrderBy(o => o.Count)
-                .ToList();
+            var orders = OrdersOf(folds, key);
             Assert.Equal(events.Count, orders.Count);
             for (var i = 0; i < events.Count; i++)
             {
