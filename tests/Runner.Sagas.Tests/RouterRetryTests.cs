@@ -42,9 +42,9 @@ public sealed class RouterRetryTests(NatsServerFixture nats) : IClassFixture<Nat
     }
 
     /// <summary>
-    /// An inbox that comes back while a batch's publishes go out would store the later ones and not the earlier ones,
-    /// which, routed again, would land behind them: a key's events out of order. So after a batch that failed, and
-    /// at start, the router's next attempt sends its first publish alone, and the rest only once that one is stored.
+    /// An inbox that is not answering (no leader, NATS restarting) is not sent a whole wave on every attempt: after a
+    /// batch that failed, and at start, the router's next attempt sends its first publish alone, and the rest only once
+    /// that one is stored.
     /// </summary>
     [Fact]
     public async Task After_a_batch_the_inbox_did_not_store_the_router_sends_one_publish_until_the_inbox_stores_again()

@@ -64,12 +64,18 @@ internal sealed class Router
     private readonly Ownership.OwnedLease? _lease;
 
     /// <summary>
-    /// Set when a batch could not be routed whole: the next batch's first inbox publish goes out alone, and the rest
-    /// only once it is stored. An inbox that comes back (a new leader elected) while a batch's publishes were going out
-    /// would store the later ones and refuse the earlier ones ("no responders"), and the earlier ones, routed again,
-    /// would land behind them: a key's events out of order.
+    /// Set when a batch could not be routed whole, and at start: the next inbox publish goes out alone, and the rest only
+    /// once it is stored, so an inbox that is still not answering (no leader, NATS restarting) is sent one message per
+    /// attempt rather than a wave of them.
     /// </summary>
     private bool _probing = true;
+
+    /// <summary>
+    /// The batch's last message published to each instance (told apart by a hash of tenant, saga and key): a later event
+    /// of that instance is published only once that one's PubAcks say it is stored. Kept, as the router routes one batch
+    /// at a time.
+    /// </summary>
+    private readonly Dictionary<int, Routed> _lastOf = [];
 
     // Where the next attach starts: past everything routed (in the inbox or quarantined). Reported
     // to the lease too, so a router that takes the stream over resumes there even when the
@@ -270,8 +276,11 @@ internal sealed class Router
         /// <summary>Nobody could take it: terminate. (Routed to some sagas and quarantined for others: ack.)</summary>
         public bool Terminate => Quarantines > 0 && Futures.Count == 0;
 
-        /// <summary>Its PubAcks were read already (the probe after a failed batch): not read again.</summary>
+        /// <summary>Its PubAcks were read already (by a later event of one of its instances, or the probe): not read again.</summary>
         public bool Read { get; set; }
+
+        /// <summary>Held back behind a publish that was not stored: never published, it goes back (NAK).</summary>
+        public bool Held { get; set; }
         public string? PublishError { get; private set; }
 
         /// <summary>
@@ -296,44 +305,25 @@ internal sealed class Router
     {
         var manifests = _manifests();
         var routed = new List<Routed>(batch.Count);
-        // The first message held back behind a probe that failed: it and every later one are NAKed, not routed.
-        var heldFrom = -1;
+        _lastOf.Clear();
+        // Set once a message is held back (an earlier publish of one of its instances was not stored, or the probe
+        // was not): it and every later one are NAKed, not routed.
+        var holding = false;
         foreach (var msg in batch)
         {
             var item = new Routed(msg);
             routed.Add(item);
-            if (heldFrom >= 0)
+            if (holding || !await TryRouteAsync(item, manifests, cancellationToken))
             {
+                item.Held = holding = true;
                 continue;
-            }
-            try
-            {
-                await RouteOneAsync(item, manifests, cancellationToken);
-            }
-            catch (Exception ex) when (ex is NatsException or TimeoutException)
-            {
-                item.Failed(ex);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw;
-            }
-#pragma warning disable CA1031 // A message that breaks the router in an unforeseen way is quarantined, not allowed to stop the stream.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                // Publishes already started for other sagas still settle below (awaited, disposed).
-                Quarantine(item, QuarantineRecords.RouterError, $"{ex.GetType().Name}: {ex.Message}");
             }
             if (_probing && (item.Futures.Count > 0 || item.PublishError is not null))
             {
-                // The first publish since a failed batch: nothing else goes out until the inbox has stored it.
+                // The first publish since a failed batch, or at start: nothing else goes out until the inbox has stored
+                // it, so an inbox that is still not answering is sent one message per attempt, not the whole batch.
                 await ReadPubAcksAsync(item, cancellationToken);
-                _probing = item.PublishError is not null;
-                if (_probing)
-                {
-                    heldFrom = routed.Count;
-                }
+                _probing = holding = item.PublishError is not null;
             }
         }
 
@@ -341,6 +331,7 @@ internal sealed class Router
         {
             await ReadPubAcksAsync(item, cancellationToken);
         }
+        _lastOf.Clear();
 
         // Only failures that are the message's count: one the inbox will never take is quarantined
         // after RUNNER_MAX_DELIVER of them. An inbox that does not answer (no leader, NATS
@@ -364,12 +355,8 @@ internal sealed class Router
         // Keep order: once one message fails, it and every later one go back (NAK) and the
         // consumer restarts from the ack floor, so nothing overtakes the failed message. Their
         // quarantine records wait for that retry: writing them now would write them again then.
-        var failedAt = routed.FindIndex(r => r.PublishError is not null);
-        if (heldFrom >= 0 && heldFrom < routed.Count && (failedAt < 0 || failedAt > heldFrom))
-        {
-            // The probe was quarantined (refused for good): what was held back behind it still goes back.
-            failedAt = heldFrom;
-        }
+        // A message held back goes back too, even when the failure it was held behind was quarantined.
+        var failedAt = routed.FindIndex(r => r.PublishError is not null || r.Held);
         var quarantine = new WriteBatch();
         foreach (var item in failedAt < 0 ? routed : routed.Take(failedAt))
         {
@@ -424,6 +411,34 @@ internal sealed class Router
         return failedAt < 0;
     }
 
+    /// <summary>
+    /// Routes one message, once every earlier publish of the batch to one of its instances is stored. When one is not,
+    /// nothing is done (no publish, no quarantine record) and it returns false: the message is held back.
+    /// </summary>
+    private async ValueTask<bool> TryRouteAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RouteOneAsync(item, manifests, cancellationToken);
+        }
+        catch (Exception ex) when (ex is NatsException or TimeoutException)
+        {
+            item.Failed(ex);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+#pragma warning disable CA1031 // A message that breaks the router in an unforeseen way is quarantined, not allowed to stop the stream.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            // Publishes already started for other sagas still settle (awaited, disposed).
+            Quarantine(item, QuarantineRecords.RouterError, $"{ex.GetType().Name}: {ex.Message}");
+        }
+        return true;
+    }
+
     /// <summary>Waits for a message's inbox PubAcks (once); a publish that was not stored marks it failed.</summary>
     private static async ValueTask ReadPubAcksAsync(Routed item, CancellationToken cancellationToken)
     {
@@ -446,7 +461,7 @@ internal sealed class Router
         }
     }
 
-    private async ValueTask RouteOneAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
+    private async ValueTask<bool> RouteOneAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
     {
         var msg = item.Msg;
         var origin = item.Origin;
@@ -456,12 +471,12 @@ internal sealed class Router
         var mayRouteImplicitly = ImplicitRoutes.MayApply(manifests, _stream, msg.Subject);
         if (matches is null && !mayRouteImplicitly)
         {
-            return;
+            return true;
         }
         if (!CloudEventDecoder.TryDecode(msg.Data, headers, origin, _options.MaxEventBytes, out var evt, out var error))
         {
             Quarantine(item, error!.Code, error.Message);
-            return;
+            return true;
         }
 
         // Once per saga. A saga's own reply (its timer, or the result of a command it sent) goes by
@@ -483,6 +498,10 @@ internal sealed class Router
         if (reply is { } implicitRoute)
         {
             routes.Add(implicitRoute);
+        }
+        if (!await AfterEarlierAsync(item, evt!.Tenant, routes, cancellationToken))
+        {
+            return false;
         }
 
         var bodyWriter = _body;
@@ -535,6 +554,37 @@ internal sealed class Router
         {
             _body = new ArrayBufferWriter<byte>(BodyRoom);
         }
+        return true;
+    }
+
+    /// <summary>
+    /// Waits until the inbox has stored the batch's earlier publishes to the message's instances; false when one was not.
+    /// Without the wait an event could be stored while an earlier one of its instance is not (an inbox whose leader
+    /// changes between the two publishes, a connection lost after the earlier one was written while the later one goes
+    /// out on the next), and the earlier one, routed again, would land behind it: one key's events out of order.
+    /// Events of different instances do not wait for each other.
+    /// </summary>
+    private async ValueTask<bool> AfterEarlierAsync(Routed item, string tenant, List<(LoadedSaga Saga, string? Key, string Correlation)> routes,
+        CancellationToken cancellationToken)
+    {
+        foreach (var (saga, key, _) in routes)
+        {
+            if (key is null)
+            {
+                continue;
+            }
+            var instance = HashCode.Combine(tenant, saga.Name, key);
+            if (_lastOf.TryGetValue(instance, out var earlier) && earlier != item)
+            {
+                await ReadPubAcksAsync(earlier, cancellationToken);
+                if (earlier.PublishError is not null)
+                {
+                    return false;
+                }
+            }
+            _lastOf[instance] = item;
+        }
+        return true;
     }
 
     /// <summary>
