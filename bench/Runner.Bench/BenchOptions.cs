@@ -8,6 +8,12 @@ internal sealed record BenchOptions
 {
     public int Events { get; init; } = 20_000;
     public int Keys { get; init; } = 1_000;
+
+    /// <summary>Share of (b)'s events that go to one more key of their own (a hot instance) beside the <see cref="Keys"/>; 0: none.</summary>
+    public double HotShare { get; init; }
+
+    /// <summary>The key of (b)'s event <paramref name="i"/>: every (1 / <see cref="HotShare"/>)-th goes to the hot key, <c>k{Keys}</c>.</summary>
+    public int KeyOf(int i) => HotShare > 0 && i % Math.Max(1, (int)Math.Round(1 / HotShare)) == 0 ? Keys : i % Keys;
     public int Partitions { get; init; } = 16;
     public int Rate { get; init; } = 2_000;
     public int Seconds { get; init; } = 10;
@@ -127,6 +133,7 @@ internal sealed record BenchOptions
           --durable BOOL    LMDB fsync per commit (default true)
           --history-limit N history steps kept per instance, as RUNNER_HISTORY_LIMIT (default 100; 0 = none)
           --snapshot-interval S  seconds between a partition's snapshots, as RUNNER_SNAPSHOT_INTERVAL (default 30)
+          --hot-share F     share of (b)'s events that go to one hot key beside the K keys (default 0)
           --warmup N        warm-up events through the runtime, not measured (default 10000)
           --round-trips N   saga instances in the effect round-trip phase (d) (default 5000)
           --commands M      commands per run of the claim phase (e) (default 10000)
@@ -216,6 +223,7 @@ internal sealed record BenchOptions
                 {
                     "--events" => options with { Events = Int(1) },
                     "--keys" => options with { Keys = Int(1) },
+                    "--hot-share" => options with { HotShare = Fraction(0, 1) },
                     "--partitions" => options with { Partitions = Int(1) },
                     "--rate" => options with { Rate = Int(1) },
                     "--seconds" => options with { Seconds = Int(1) },

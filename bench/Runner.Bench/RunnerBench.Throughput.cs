@@ -27,7 +27,7 @@ internal sealed partial class RunnerBench
         {
             var now = Tracker.NowUs();
             track.Published[i] = now;
-            return (Wire.Subject(i % _options.Keys), Wire.Event(1, i, now));
+            return (Wire.Subject(_options.KeyOf(i)), Wire.Event(1, i, now));
         }, i => track.Ack(i, Tracker.NowUs()), cancellationToken);
         var published = Tracker.NowUs();
 

@@ -339,6 +339,9 @@ internal readonly struct PendingPubAck
         _version = version;
     }
 
+    /// <summary>Whether its PubAck (or what ended the wait: the timeout, the connection) is in, so reading it does not wait. Before it is read.</summary>
+    public bool IsCompleted => _wait.Version != _version || _wait.GetStatus(_version) != System.Threading.Tasks.Sources.ValueTaskSourceStatus.Pending;
+
     /// <summary>
     /// The PubAck; a <see cref="TimeoutException"/> once the connection's request timeout has passed
     /// since the publish (the server may still have stored the message: publish it again with the same

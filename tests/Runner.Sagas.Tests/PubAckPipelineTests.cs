@@ -52,6 +52,33 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
         }
     }
 
+    /// <summary>
+    /// The router asks whether a publish's PubAck is in before it decides to wait for it: a publish to a subject no
+    /// stream takes is answered at once (no responders), and one to a stream once the server has stored it; either
+    /// way the answer, once in, is read without waiting and says what the server said.
+    /// </summary>
+    [Fact]
+    public async Task A_publish_says_when_its_PubAck_is_in_and_reading_it_then_gives_what_the_server_answered()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
+        var js = new NatsJSContext(connection);
+        var (stream, subject) = await CreateStreamAsync(js);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var pipeline = PubAckPipeline.For(connection);
+
+        var stored = await pipeline.PublishAsync($"{subject}.a", "m"u8.ToArray(), "in-1", null, cts.Token);
+        var nowhere = await pipeline.PublishAsync("no.stream." + Guid.NewGuid().ToString("N"), "m"u8.ToArray(), "in-2", null, cts.Token);
+        await SagaHarness.WaitUntilAsync(() => stored.IsCompleted && nowhere.IsCompleted, TimeSpan.FromSeconds(10), "both PubAcks in");
+
+        var reading = stored.GetResponseAsync(cts.Token);
+        Assert.True(reading.IsCompleted);
+        var ack = await reading;
+        Assert.Equal(stream, ack.Stream);
+        Assert.Equal(1UL, ack.Seq);
+        await Assert.ThrowsAsync<NatsNoRespondersException>(async () => await nowhere.GetResponseAsync(cts.Token));
+        Assert.Equal(0, pipeline.Outstanding);
+    }
+
     [Fact]
     public async Task Publishes_racing_the_first_one_on_a_connection_each_get_their_PubAck()
     {

@@ -77,6 +77,9 @@ internal sealed class Router
     /// </summary>
     private readonly Dictionary<int, Routed> _lastOf = [];
 
+    /// <summary>The batch's messages left for its second pass, in order.</summary>
+    private readonly List<Routed> _waiting = [];
+
     // Where the next attach starts: past everything routed (in the inbox or quarantined). Reported
     // to the lease too, so a router that takes the stream over resumes there even when the
     // consumer is gone; valid only for the trigger stream created at _streamCreated. The pump's
@@ -281,6 +284,34 @@ internal sealed class Router
 
         /// <summary>Held back behind a publish that was not stored: never published, it goes back (NAK).</summary>
         public bool Held { get; set; }
+
+        /// <summary>
+        /// Left for after the batch's other messages: an earlier event of one of its instances had no PubAck yet (or was
+        /// itself left). <see cref="After"/> holds those earlier messages.
+        /// </summary>
+        public bool Waiting { get; set; }
+
+        public List<Routed>? After { get; set; }
+
+        /// <summary>Whether all its PubAcks are in (or read): reading them does not wait.</summary>
+        public bool PubAcksIn
+        {
+            get
+            {
+                if (Read)
+                {
+                    return true;
+                }
+                foreach (var future in Futures)
+                {
+                    if (!future.IsCompleted)
+                    {
+                        return false;
+                    }
+                }
+                return true;
+            }
+        }
         public string? PublishError { get; private set; }
 
         /// <summary>
@@ -306,6 +337,7 @@ internal sealed class Router
         var manifests = _manifests();
         var routed = new List<Routed>(batch.Count);
         _lastOf.Clear();
+        _waiting.Clear();
         // Set once a message is held back (an earlier publish of one of its instances was not stored, or the probe
         // was not): it and every later one are NAKed, not routed.
         var holding = false;
@@ -313,18 +345,12 @@ internal sealed class Router
         {
             var item = new Routed(msg);
             routed.Add(item);
-            if (holding || !await TryRouteAsync(item, manifests, cancellationToken))
-            {
-                item.Held = holding = true;
-                continue;
-            }
-            if (_probing && (item.Futures.Count > 0 || item.PublishError is not null))
-            {
-                // The first publish since a failed batch, or at start: nothing else goes out until the inbox has stored
-                // it, so an inbox that is still not answering is sent one message per attempt, not the whole batch.
-                await ReadPubAcksAsync(item, cancellationToken);
-                _probing = holding = item.PublishError is not null;
-            }
+            holding = await TakeTurnAsync(item, manifests, holding, cancellationToken);
+        }
+        // Then, in order, what waited for an earlier event of its instance: now it waits for that one's PubAcks.
+        foreach (var item in _waiting)
+        {
+            holding = await TakeTurnAsync(item, manifests, holding, cancellationToken);
         }
 
         foreach (var item in routed)
@@ -332,6 +358,7 @@ internal sealed class Router
             await ReadPubAcksAsync(item, cancellationToken);
         }
         _lastOf.Clear();
+        _waiting.Clear();
 
         // Only failures that are the message's count: one the inbox will never take is quarantined
         // after RUNNER_MAX_DELIVER of them. An inbox that does not answer (no leader, NATS
@@ -412,10 +439,54 @@ internal sealed class Router
     }
 
     /// <summary>
-    /// Routes one message, once every earlier publish of the batch to one of its instances is stored. When one is not,
-    /// nothing is done (no publish, no quarantine record) and it returns false: the message is held back.
+    /// Routes one message (in the batch's first pass, or in the second when it waited), or holds it back, or leaves it
+    /// for the second pass. Returns whether later messages are held back.
     /// </summary>
-    private async ValueTask<bool> TryRouteAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
+    private async ValueTask<bool> TakeTurnAsync(Routed item, ManifestSet manifests, bool holding, CancellationToken cancellationToken)
+    {
+        if (holding)
+        {
+            item.Held = true;
+            return true;
+        }
+        switch (await TryRouteAsync(item, manifests, cancellationToken))
+        {
+            case Turn.Held:
+                item.Held = true;
+                return true;
+            case Turn.Wait:
+                _waiting.Add(item);
+                return false;
+        }
+        if (_probing && (item.Futures.Count > 0 || item.PublishError is not null))
+        {
+            // The first publish since a failed batch, or at start: nothing else goes out until the inbox has stored
+            // it, so an inbox that is still not answering is sent one message per attempt, not the whole batch.
+            await ReadPubAcksAsync(item, cancellationToken);
+            _probing = item.PublishError is not null;
+            return _probing;
+        }
+        return false;
+    }
+
+    /// <summary>What becomes of a message whose instances may have earlier events in the batch.</summary>
+    private enum Turn
+    {
+        /// <summary>Routed (or quarantined, or nothing to route).</summary>
+        Done,
+
+        /// <summary>Left for the batch's second pass: nothing done yet.</summary>
+        Wait,
+
+        /// <summary>An earlier event of one of its instances was not stored: nothing done, held back.</summary>
+        Held,
+    }
+
+    /// <summary>
+    /// Routes one message, once every earlier publish of the batch to one of its instances is stored; or, when one was
+    /// not, or in the first pass is not known to be yet, does nothing (no publish, no quarantine record).
+    /// </summary>
+    private async ValueTask<Turn> TryRouteAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
     {
         try
         {
@@ -436,7 +507,7 @@ internal sealed class Router
             // Publishes already started for other sagas still settle (awaited, disposed).
             Quarantine(item, QuarantineRecords.RouterError, $"{ex.GetType().Name}: {ex.Message}");
         }
-        return true;
+        return Turn.Done;
     }
 
     /// <summary>Waits for a message's inbox PubAcks (once); a publish that was not stored marks it failed.</summary>
@@ -461,7 +532,7 @@ internal sealed class Router
         }
     }
 
-    private async ValueTask<bool> RouteOneAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
+    private async ValueTask<Turn> RouteOneAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
     {
         var msg = item.Msg;
         var origin = item.Origin;
@@ -471,12 +542,12 @@ internal sealed class Router
         var mayRouteImplicitly = ImplicitRoutes.MayApply(manifests, _stream, msg.Subject);
         if (matches is null && !mayRouteImplicitly)
         {
-            return true;
+            return Turn.Done;
         }
         if (!CloudEventDecoder.TryDecode(msg.Data, headers, origin, _options.MaxEventBytes, out var evt, out var error))
         {
             Quarantine(item, error!.Code, error.Message);
-            return true;
+            return Turn.Done;
         }
 
         // Once per saga. A saga's own reply (its timer, or the result of a command it sent) goes by
@@ -499,9 +570,10 @@ internal sealed class Router
         {
             routes.Add(implicitRoute);
         }
-        if (!await AfterEarlierAsync(item, evt!.Tenant, routes, cancellationToken))
+        var turn = await TurnOfAsync(item, evt!.Tenant, routes, cancellationToken);
+        if (turn != Turn.Done)
         {
-            return false;
+            return turn;
         }
 
         var bodyWriter = _body;
@@ -554,19 +626,37 @@ internal sealed class Router
         {
             _body = new ArrayBufferWriter<byte>(BodyRoom);
         }
-        return true;
+        return Turn.Done;
     }
 
     /// <summary>
-    /// Waits until the inbox has stored the batch's earlier publishes to the message's instances; false when one was not.
-    /// Without the wait an event could be stored while an earlier one of its instance is not (an inbox whose leader
-    /// changes between the two publishes, a connection lost after the earlier one was written while the later one goes
-    /// out on the next), and the earlier one, routed again, would land behind it: one key's events out of order.
-    /// Events of different instances do not wait for each other.
+    /// Whether the message's publishes may go out: only once the inbox has stored the batch's earlier events of its
+    /// instances. Without that an event could be stored while an earlier one of its instance is not (an inbox whose
+    /// leader changes between the two publishes, a connection lost after the earlier one was written while the later
+    /// one goes out on the next), and the earlier one, routed again, would land behind it: one key's events out of
+    /// order. In the first pass an earlier event whose PubAcks are not in yet, or that waits itself, makes the message
+    /// wait for the second pass, so events of other instances are not held up behind it; in the second pass it waits
+    /// for those PubAcks. An earlier event that was not stored holds the message back.
     /// </summary>
-    private async ValueTask<bool> AfterEarlierAsync(Routed item, string tenant, List<(LoadedSaga Saga, string? Key, string Correlation)> routes,
+    private async ValueTask<Turn> TurnOfAsync(Routed item, string tenant, List<(LoadedSaga Saga, string? Key, string Correlation)> routes,
         CancellationToken cancellationToken)
     {
+        if (item.Waiting)
+        {
+            foreach (var earlier in item.After!)
+            {
+                if (earlier.Held)
+                {
+                    return Turn.Held;
+                }
+                await ReadPubAcksAsync(earlier, cancellationToken);
+                if (earlier.PublishError is not null)
+                {
+                    return Turn.Held;
+                }
+            }
+            return Turn.Done;
+        }
         foreach (var (saga, key, _) in routes)
         {
             if (key is null)
@@ -576,15 +666,27 @@ internal sealed class Router
             var instance = HashCode.Combine(tenant, saga.Name, key);
             if (_lastOf.TryGetValue(instance, out var earlier) && earlier != item)
             {
-                await ReadPubAcksAsync(earlier, cancellationToken);
-                if (earlier.PublishError is not null)
+                if (earlier.Waiting || !earlier.PubAcksIn)
                 {
-                    return false;
+                    (item.After ??= new(1)).Add(earlier);
+                }
+                else
+                {
+                    await ReadPubAcksAsync(earlier, cancellationToken);
+                    if (earlier.PublishError is not null)
+                    {
+                        return Turn.Held;
+                    }
                 }
             }
             _lastOf[instance] = item;
         }
-        return true;
+        if (item.After is not null)
+        {
+            item.Waiting = true;
+            return Turn.Wait;
+        }
+        return Turn.Done;
     }
 
     /// <summary>
