@@ -71,9 +71,10 @@ internal sealed class Router
     private bool _probing = true;
 
     /// <summary>
-    /// The batch's last message published to each instance (told apart by a hash of tenant, saga and key): a later event
-    /// of that instance is published only once that one's PubAcks say it is stored. Kept, as the router routes one batch
-    /// at a time.
+    /// The batch's last message of each instance, published or waiting for the second pass: a later event of that
+    /// instance is published only once that one's PubAcks say it is stored. Instances are told apart by a hash of
+    /// tenant, saga and key; two that share one only make an event wait for another instance's, never overtake its
+    /// own. Kept, as the router routes one batch at a time.
     /// </summary>
     private readonly Dictionary<int, Routed> _lastOf = [];
 
@@ -525,8 +526,16 @@ internal sealed class Router
                 var ack = await future.GetResponseAsync(cancellationToken);
                 ack.EnsureStored();
             }
-            catch (Exception ex) when (ex is NatsException or TimeoutException)
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
+                throw;
+            }
+#pragma warning disable CA1031 // Whatever reading a PubAck throws marks this message failed: it must not land on a later message that reads it.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                // Read on behalf of a later event of its instance too: a PubAck that could not be read says the
+                // publish is not known to be stored, and the message it belongs to is the one that goes back.
                 item.Failed(ex);
             }
         }
@@ -643,11 +652,12 @@ internal sealed class Router
     {
         if (item.Waiting)
         {
+            // The second pass (only a waiting message comes again): its earlier events have had their turns.
             foreach (var earlier in item.After!)
             {
                 if (earlier.Held)
                 {
-                    return Turn.Held;
+                    return Turn.Held; // (then everything after it is held already; checked all the same)
                 }
                 await ReadPubAcksAsync(earlier, cancellationToken);
                 if (earlier.PublishError is not null)
