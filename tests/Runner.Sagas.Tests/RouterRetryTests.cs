@@ -42,7 +42,7 @@ public sealed class RouterRetryTests(NatsServerFixture nats) : IClassFixture<Nat
     }
 
     /// <summary>
-    /// An inbox that is not answering (no leader, NATS restarting) is not sent a whole wave on every attempt: after a
+    /// An inbox that is not answering (no leader, NATS restarting) is not sent a whole batch on every attempt: after a
     /// batch that failed, and at start, the router's next attempt sends its first publish alone, and the rest only once
     /// that one is stored.
     /// </summary>

@@ -66,7 +66,7 @@ internal sealed class Router
     /// <summary>
     /// Set when a batch could not be routed whole, and at start: the next inbox publish goes out alone, and the rest only
     /// once it is stored, so an inbox that is still not answering (no leader, NATS restarting) is sent one message per
-    /// attempt rather than a wave of them.
+    /// attempt rather than the whole batch.
     /// </summary>
     private bool _probing = true;
 
@@ -287,11 +287,9 @@ internal sealed class Router
         public bool Held { get; set; }
 
         /// <summary>
-        /// Left for after the batch's other messages: an earlier event of one of its instances had no PubAck yet (or was
-        /// itself left). <see cref="After"/> holds those earlier messages.
+        /// Set when it is left for after the batch's other messages: the earlier events of its instances that had no
+        /// PubAck yet, or were left themselves.
         /// </summary>
-        public bool Waiting { get; set; }
-
         public List<Routed>? After { get; set; }
 
         /// <summary>Whether all its PubAcks are in (or read): reading them does not wait.</summary>
@@ -650,23 +648,19 @@ internal sealed class Router
     private async ValueTask<Turn> TurnOfAsync(Routed item, string tenant, List<(LoadedSaga Saga, string? Key, string Correlation)> routes,
         CancellationToken cancellationToken)
     {
-        if (item.Waiting)
+        if (item.After is { } after)
         {
-            // The second pass (only a waiting message comes again): its earlier events have had their turns.
-            foreach (var earlier in item.After!)
+            // The second pass (only a message left comes again): its earlier events have had their turns.
+            foreach (var earlier in after)
             {
-                if (earlier.Held)
-                {
-                    return Turn.Held; // (then everything after it is held already; checked all the same)
-                }
-                await ReadPubAcksAsync(earlier, cancellationToken);
-                if (earlier.PublishError is not null)
+                if (!await StoredAsync(earlier, cancellationToken))
                 {
                     return Turn.Held;
                 }
             }
             return Turn.Done;
         }
+        List<Routed>? waitFor = null;
         foreach (var (saga, key, _) in routes)
         {
             if (key is null)
@@ -676,27 +670,30 @@ internal sealed class Router
             var instance = HashCode.Combine(tenant, saga.Name, key);
             if (_lastOf.TryGetValue(instance, out var earlier) && earlier != item)
             {
-                if (earlier.Waiting || !earlier.PubAcksIn)
+                if (earlier.After is not null || !earlier.PubAcksIn)
                 {
-                    (item.After ??= new(1)).Add(earlier);
+                    (waitFor ??= new(1)).Add(earlier);
                 }
-                else
+                else if (!await StoredAsync(earlier, cancellationToken))
                 {
-                    await ReadPubAcksAsync(earlier, cancellationToken);
-                    if (earlier.PublishError is not null)
-                    {
-                        return Turn.Held;
-                    }
+                    return Turn.Held;
                 }
             }
             _lastOf[instance] = item;
         }
-        if (item.After is not null)
+        item.After = waitFor;
+        return waitFor is null ? Turn.Done : Turn.Wait;
+    }
+
+    /// <summary>Whether an earlier message is stored, reading its PubAcks if it has to: one held back never was.</summary>
+    private static async ValueTask<bool> StoredAsync(Routed earlier, CancellationToken cancellationToken)
+    {
+        if (earlier.Held)
         {
-            item.Waiting = true;
-            return Turn.Wait;
+            return false;
         }
-        return Turn.Done;
+        await ReadPubAcksAsync(earlier, cancellationToken);
+        return earlier.PublishError is null;
     }
 
     /// <summary>
