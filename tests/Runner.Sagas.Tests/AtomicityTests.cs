@@ -1,3 +1,4 @@
+using NATS.Client.JetStream.Models;
 using Runner.Core.Keys;
 using Runner.Testing;
 using Xunit;
@@ -30,8 +31,9 @@ public sealed class AtomicityTests(NatsServerFixture nats) : IClassFixture<NatsS
         Assert.Equal(0, h.Count(KeySpace.Checkpoint));
         Assert.Equal(0, h.Count(KeySpace.Dedupe));
         Assert.Equal(0, h.Count(KeySpace.Schedule));
-        var consumer = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, await h.PartitionConsumerAsync(0), cts.Token);
-        Assert.Equal(0UL, consumer.Info.AckFloor.StreamSeq);
+        ConsumerInfo? consumer = null;
+        await SagaHarness.WaitUntilAsync(async () => (consumer = await h.PartitionConsumerInfoAsync(0, cts.Token)) is not null, TimeSpan.FromSeconds(30), "the partition's consumer");
+        Assert.Equal(0UL, consumer!.AckFloor.StreamSeq);
         Assert.Equal(0, h.Listener.Count);
 
         Volatile.Write(ref failing, false);
@@ -40,8 +42,8 @@ public sealed class AtomicityTests(NatsServerFixture nats) : IClassFixture<NatsS
         Assert.Single(await h.CommandsAsync(cts.Token));
         await SagaHarness.WaitUntilAsync(async () =>
         {
-            var c = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, await h.PartitionConsumerAsync(0), cts.Token);
-            return c.Info.AckFloor.StreamSeq == 1;
+            var c = await h.PartitionConsumerInfoAsync(0, cts.Token);
+            return c?.AckFloor.StreamSeq == 1;
         }, TimeSpan.FromSeconds(30), "ack after commit");
         Assert.Equal(1, h.Listener.Count);
     }

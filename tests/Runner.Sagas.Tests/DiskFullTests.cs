@@ -38,9 +38,9 @@ public sealed class DiskFullTests(NatsServerFixture nats) : IClassFixture<NatsSe
             // The disk fills: some batches commit, then commits fail and nothing more is acked.
             await SagaHarness.WaitUntilAsync(async () =>
             {
-                var c = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, await h.PartitionConsumerAsync(0), cts.Token);
-                var d = await h.Js.GetConsumerAsync(h.Options.JetStream.Streams.Inbox, await h.PartitionConsumerAsync(1), cts.Token);
-                return c.Info.NumAckPending + d.Info.NumAckPending > 0 && h.Listener.Count < 400;
+                var c = await h.PartitionConsumerInfoAsync(0, cts.Token);
+                var d = await h.PartitionConsumerInfoAsync(1, cts.Token);
+                return c is not null && d is not null && c.NumAckPending + d.NumAckPending > 0 && h.Listener.Count < 400;
             }, TimeSpan.FromSeconds(30), "commits to stall on the full disk");
             var stalledAt = h.Listener.Count;
             Assert.True(stalledAt < 400, "the disk should have filled before all events were applied");

@@ -214,6 +214,25 @@ internal sealed class SagaHarness : IAsyncDisposable
         return Options.PartitionConsumer(partition, lease!.Epoch);
     }
 
+    /// <summary>
+    /// The consumer of partition <paramref name="partition"/> as the server holds it now; null while there is none: the
+    /// owner creates it after it takes the lease, and deletes and creates it again when it re-attaches.
+    /// </summary>
+    public async Task<ConsumerInfo?> PartitionConsumerInfoAsync(int partition, CancellationToken cancellationToken)
+    {
+        var name = await PartitionConsumerAsync(partition);
+        try
+        {
+            return (await Js.GetConsumerAsync(Options.JetStream.Streams.Inbox, name, cancellationToken)).Info;
+        }
+        catch (NatsJSApiException ex) when (ex.Error.ErrCode == ConsumerNotFound)
+        {
+            return null;
+        }
+    }
+
+    private const int ConsumerNotFound = 10014;
+
     public List<QuarantineRecord> Quarantine() => QuarantineRecords.List(Store ?? throw new InvalidOperationException("store closed"), 10_000);
 
     public long Count(KeySpace space) => (Store ?? throw new InvalidOperationException("store closed")).Read(r => r.Count(space));
