@@ -32,9 +32,11 @@ internal static class StreamTopology
                     await js.CreateStreamAsync(config, cancellationToken);
                     MessagingLog.StreamCreated(logger, config.Name!, string.Join(",", config.Subjects!));
                 }
-                catch (NatsJSApiException ex) when (ex.Error.ErrCode == 10058)
+                catch (NatsJSApiException ex) when (CreateOrOpen.MayBeTwin(ex))
                 {
-                    // Exists already (possibly with operator-tuned settings): leave it as it is.
+                    // Exists already (possibly with operator-tuned settings, or just created by a replica
+                    // starting beside this one): leave it as it is.
+                    await ExistsOrThrowAsync(js, config, ex, cancellationToken);
                 }
             }
             else
@@ -48,6 +50,28 @@ internal static class StreamTopology
                     throw new InvalidOperationException($"stream {config.Name} does not exist and RUNNER_CREATE_STREAMS is false", ex);
                 }
             }
+        }
+    }
+
+    private static async Task ExistsOrThrowAsync(INatsJSContext js, StreamConfig config, NatsJSApiException refused, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await js.GetStreamAsync(config.Name!, cancellationToken: cancellationToken);
+        }
+        catch (NatsJSApiException missing) when (missing.Error.Code == 404)
+        {
+            var holders = new List<string>();
+            foreach (var subject in config.Subjects!)
+            {
+                await foreach (var name in js.ListStreamNamesAsync(subject, cancellationToken))
+                {
+                    holders.Add(name);
+                }
+            }
+            throw new InvalidOperationException(
+                $"stream {config.Name} cannot be created: its subjects {string.Join(",", config.Subjects!)} are taken by stream {string.Join(", ", holders.Distinct())} ({refused.Error.Description})",
+                refused);
         }
     }
 

@@ -57,15 +57,18 @@ internal sealed class EffectClaims
         }
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
-            store = await context.CreateStoreAsync(
-                new NatsKVConfig(options.Bucket)
-                {
-                    History = 1,
-                    MaxAge = options.Retention,
-                    NumberOfReplicas = options.Replicas,
-                    Storage = NatsKVStorageType.File,
-                    Description = "Runner effect claims: one entry per (tenant, command id)",
-                },
+            store = await CreateOrOpen.RunAsync(
+                ct => context.CreateStoreAsync(
+                    new NatsKVConfig(options.Bucket)
+                    {
+                        History = 1,
+                        MaxAge = options.Retention,
+                        NumberOfReplicas = options.Replicas,
+                        Storage = NatsKVStorageType.File,
+                        Description = "Runner effect claims: one entry per (tenant, command id)",
+                    },
+                    ct),
+                ct => context.GetStoreAsync(options.Bucket, ct),
                 cancellationToken);
         }
         return Create(store, js.Connection, options, time);

@@ -5,6 +5,7 @@ using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.KeyValueStore;
 using Runner.Core.Ids;
+using Runner.Messaging;
 
 namespace Runner.Sagas.Ownership;
 
@@ -51,20 +52,16 @@ internal sealed class OwnershipBucket
         }
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
-            try
-            {
-                kv = await context.CreateStoreAsync(new NatsKVConfig(bucket)
+            kv = await CreateOrOpen.RunAsync(
+                ct => context.CreateStoreAsync(new NatsKVConfig(bucket)
                 {
                     History = 1,
                     NumberOfReplicas = replicas,
                     Storage = NatsKVStorageType.File,
                     Description = "Runner partition and router leases, replica heartbeats",
-                }, cancellationToken);
-            }
-            catch (NatsJSApiException created) when (created.Error.ErrCode == 10058)
-            {
-                kv = await context.GetStoreAsync(bucket, cancellationToken); // another replica created it first
-            }
+                }, ct),
+                ct => context.GetStoreAsync(bucket, ct),
+                cancellationToken);
         }
         var ownership = new OwnershipBucket(kv);
         await ownership.CheckDeploymentAsync(partitions, time, cancellationToken);

@@ -3,6 +3,7 @@ using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 using NATS.Client.ObjectStore;
 using Runner.Core.Ids;
+using Runner.Messaging;
 
 namespace Runner.Sagas.Snapshots;
 
@@ -105,19 +106,15 @@ internal static class ObjectBuckets
         }
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
-            try
-            {
-                return await context.CreateObjectStoreAsync(new NatsObjConfig(bucket)
+            return await CreateOrOpen.RunAsync(
+                ct => context.CreateObjectStoreAsync(new NatsObjConfig(bucket)
                 {
                     NumberOfReplicas = replicas,
                     Storage = NatsObjStorageType.File,
                     Description = description,
-                }, cancellationToken);
-            }
-            catch (NatsJSApiException created) when (created.Error.ErrCode == 10058)
-            {
-                return await context.GetObjectStoreAsync(bucket, cancellationToken);
-            }
+                }, ct),
+                ct => context.GetObjectStoreAsync(bucket, ct),
+                cancellationToken);
         }
     }
 }
