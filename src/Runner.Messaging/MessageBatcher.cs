@@ -109,6 +109,22 @@ internal sealed class MessageBatcher : IAsyncDisposable
                 Interlocked.Exchange(ref _waitingSinceTicks, 0);
             }
         }
+        return Rest(first, max);
+    }
+
+    /// <summary>What is buffered now, up to <paramref name="max"/>, without waiting; null when nothing is.</summary>
+    public List<JetStreamMessage>? TryReadBatch(int max)
+    {
+        if (!_buffer.Reader.TryRead(out var first))
+        {
+            return null;
+        }
+        return Rest(first, max);
+    }
+
+    /// <summary><paramref name="first"/> and what is buffered after it, up to <paramref name="max"/>.</summary>
+    private List<JetStreamMessage> Rest(JetStreamMessage first, int max)
+    {
         var batch = new List<JetStreamMessage>(Math.Min(max, 64)) { first };
         while (batch.Count < max && _buffer.Reader.TryRead(out var next))
         {

@@ -71,15 +71,12 @@ internal sealed class Router
     private bool _probing = true;
 
     /// <summary>
-    /// The batch's last message of each instance, published or waiting for the second pass: a later event of that
-    /// instance is published only once that one's PubAcks say it is stored. Instances are told apart by a hash of
-    /// tenant, saga and key; two that share one only make an event wait for another instance's, never overtake its
-    /// own. Kept, as the router routes one batch at a time.
+    /// The last message of each instance in the batches in flight, published or waiting for a second pass: a later
+    /// event of that instance is published only once that one's PubAcks say it is stored. Instances are told apart by
+    /// a hash of tenant, saga and key; two that share one only make an event wait for another instance's, never
+    /// overtake its own. Entries of settled batches are dropped when the next batch starts.
     /// </summary>
     private readonly Dictionary<int, Routed> _lastOf = [];
-
-    /// <summary>The batch's messages left for its second pass, in order.</summary>
-    private readonly List<Routed> _waiting = [];
 
     // Where the next attach starts: past everything routed (in the inbox or quarantined). Reported
     // to the lease too, so a router that takes the stream over resumes there even when the
@@ -148,38 +145,74 @@ internal sealed class Router
             });
         SagasLog.RouterStarted(_logger, _stream, config.DurableName!);
         var backoff = MinBackoff;
-        while (!reading.IsCancellationRequested)
+        // One batch may be in flight while the next one's first pass goes out: the last PubAcks of a batch, and the
+        // second pass of what waited for an earlier event of its instance, come in meanwhile rather than hold the router.
+        Flight? inFlight = null;
+        while (true)
         {
-            List<JetStreamMessage> batch;
-            try
+            // The next batch only if it is at hand, and the one in flight is not failing already.
+            var batch = inFlight is { Holding: false } && !reading.IsCancellationRequested ? batcher.TryReadBatch(settings.Batch) : null;
+            var next = batch is null ? null : await PublishAsync(batch, cancellationToken);
+            if (inFlight is not null)
             {
-                batch = await batcher.ReadBatchAsync(settings.Batch, reading.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-            if (await RouteBatchAsync(batch, cancellationToken))
-            {
-                // Everything up to here is in the inbox (or quarantined), whatever became of the acks.
-                Advance(batch[^1]);
-                SagasTelemetry.Routed.Add(batch.Count, new KeyValuePair<string, object?>(SagasTelemetry.StreamTag, _stream));
+                if (!await FinishAsync(inFlight, cancellationToken))
+                {
+                    inFlight = null;
+                    if (next is not null)
+                    {
+                        // Published after the failed message, so routed again after it (the copies already in the
+                        // inbox carry the same Nats-Msg-Id).
+                        await GiveBackAsync(next, cancellationToken);
+                    }
+                    // Route the failed message again, and what came after it, once the inbox had time to come back
+                    // (a leader election, a restart): retrying at once would only fail again.
+                    batcher.Restart();
+                    try
+                    {
+                        await Task.Delay(backoff, _time, reading.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+                    backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, MaxBackoff.TotalMilliseconds));
+                    continue;
+                }
                 backoff = MinBackoff;
-                continue;
             }
-            // Route the failed message again, and what came after it, once the inbox had time to
-            // come back (a leader election, a restart): retrying at once would only fail again.
-            batcher.Restart();
-            try
+            inFlight = next;
+            if (inFlight is null)
             {
-                await Task.Delay(backoff, _time, reading.Token);
+                // Nothing in flight (the last batch settled as nothing more was at hand): wait for the next.
+                if (reading.IsCancellationRequested)
+                {
+                    break;
+                }
+                List<JetStreamMessage> waited;
+                try
+                {
+                    waited = await batcher.ReadBatchAsync(settings.Batch, reading.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                inFlight = await PublishAsync(waited, cancellationToken);
             }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, MaxBackoff.TotalMilliseconds));
         }
+    }
+
+    /// <summary>Settles a batch in flight; when it was routed whole, moves the resume point past it.</summary>
+    internal async Task<bool> FinishAsync(Flight flight, CancellationToken cancellationToken)
+    {
+        if (!await SettleAsync(flight, cancellationToken))
+        {
+            return false;
+        }
+        // Everything up to here is in the inbox (or quarantined), whatever became of the acks.
+        Advance(flight.Items[^1].Msg);
+        SagasTelemetry.Routed.Add(flight.Items.Count, new KeyValuePair<string, object?>(SagasTelemetry.StreamTag, _stream));
+        return true;
     }
 
     /// <summary>
@@ -247,19 +280,44 @@ internal sealed class Router
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
 
-    private sealed class Routed
+    /// <summary>A batch on its way: published in its first pass; its second pass, PubAcks and acks to come.</summary>
+    internal sealed class Flight(int count, ManifestSet manifests)
+    {
+        internal List<Routed> Items { get; } = new(count);
+
+        /// <summary>The manifests the batch is routed by, from its first pass to its second.</summary>
+        public ManifestSet Manifests { get; } = manifests;
+
+        /// <summary>Its messages left for the second pass, in order.</summary>
+        internal List<Routed> Waiting { get; } = [];
+
+        /// <summary>
+        /// Set once a message is held back (an earlier publish of one of its instances was not stored, or the probe was
+        /// not): it and every later one are NAKed, not routed.
+        /// </summary>
+        public bool Holding { get; set; }
+
+        /// <summary>Its PubAcks are read: whatever of it was published is stored or known not to be.</summary>
+        public bool Done { get; set; }
+    }
+
+    internal sealed class Routed
     {
         private readonly Delivery? _delivery;
         private readonly string? _stream;
 
         /// <summary>A message of the batch, its delivery read once for all that follows.</summary>
-        public Routed(JetStreamMessage msg)
+        public Routed(JetStreamMessage msg, Flight flight)
         {
             Msg = msg;
+            Flight = flight;
             _delivery = Delivery.Of(msg, out _stream);
         }
 
         public JetStreamMessage Msg { get; }
+
+        /// <summary>The batch it came in.</summary>
+        public Flight Flight { get; }
 
         /// <summary>Its sequence in the routed stream, which counts its failed attempts.</summary>
         public ulong Sequence => _delivery?.StreamSequence ?? 0;
@@ -330,35 +388,79 @@ internal sealed class Router
         public void Settled() => PublishError = null;
     }
 
-    /// <summary>Returns false when a message could not be routed: it and everything after it were NAKed.</summary>
-    internal async Task<bool> RouteBatchAsync(List<JetStreamMessage> batch, CancellationToken cancellationToken)
+    /// <summary>Routes a whole batch. Returns false when a message could not be routed: it and everything after it were NAKed.</summary>
+    internal async Task<bool> RouteBatchAsync(List<JetStreamMessage> batch, CancellationToken cancellationToken) =>
+        await SettleAsync(await PublishAsync(batch, cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// A batch's first pass: each message is published, or left for the second pass when an earlier event of one of
+    /// its instances (in this batch or the one still in flight) has no PubAck yet, or held back.
+    /// </summary>
+    internal async Task<Flight> PublishAsync(List<JetStreamMessage> batch, CancellationToken cancellationToken)
     {
-        var manifests = _manifests();
-        var routed = new List<Routed>(batch.Count);
-        _lastOf.Clear();
-        _waiting.Clear();
-        // Set once a message is held back (an earlier publish of one of its instances was not stored, or the probe
-        // was not): it and every later one are NAKed, not routed.
-        var holding = false;
+        foreach (var (instance, last) in _lastOf)
+        {
+            if (last.Flight.Done)
+            {
+                _lastOf.Remove(instance);
+            }
+        }
+        var flight = new Flight(batch.Count, _manifests());
         foreach (var msg in batch)
         {
-            var item = new Routed(msg);
-            routed.Add(item);
-            holding = await TakeTurnAsync(item, manifests, holding, cancellationToken);
+            var item = new Routed(msg, flight);
+            flight.Items.Add(item);
+            await TakeTurnAsync(flight, item, cancellationToken);
         }
-        // Then, in order, what waited for an earlier event of its instance: now it waits for that one's PubAcks.
-        foreach (var item in _waiting)
-        {
-            holding = await TakeTurnAsync(item, manifests, holding, cancellationToken);
-        }
+        return flight;
+    }
 
+    /// <summary>
+    /// A batch's second pass, then its PubAcks, quarantine records and acks. Returns false when a message could not be
+    /// routed: it and everything after it were NAKed.
+    /// </summary>
+    private async Task<bool> SettleAsync(Flight flight, CancellationToken cancellationToken)
+    {
+        // In order, what waited for an earlier event of its instance: now it waits for that one's PubAcks.
+        foreach (var item in flight.Waiting)
+        {
+            await TakeTurnAsync(flight, item, cancellationToken);
+        }
+        var routed = flight.Items;
         foreach (var item in routed)
         {
             await ReadPubAcksAsync(item, cancellationToken);
         }
-        _lastOf.Clear();
-        _waiting.Clear();
+        flight.Done = true;
+        var settled = await AckAsync(routed, cancellationToken);
+        if (!settled)
+        {
+            _lastOf.Clear();
+        }
+        return settled;
+    }
 
+    /// <summary>
+    /// Sends back (NAK) a batch published after one that failed: its own publishes are let finish, and what of it
+    /// the inbox stored is dropped as a duplicate when the batch is routed again.
+    /// </summary>
+    internal async Task GiveBackAsync(Flight flight, CancellationToken cancellationToken)
+    {
+        foreach (var item in flight.Items)
+        {
+            await ReadPubAcksAsync(item, cancellationToken);
+        }
+        flight.Done = true;
+        foreach (var item in flight.Items)
+        {
+            await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
+        }
+        _lastOf.Clear();
+    }
+
+    /// <summary>Quarantines, acks and NAKs a batch whose PubAcks are all read; false when it was not routed whole.</summary>
+    private async Task<bool> AckAsync(List<Routed> routed, CancellationToken cancellationToken)
+    {
         // Only failures that are the message's count: one the inbox will never take is quarantined
         // after RUNNER_MAX_DELIVER of them. An inbox that does not answer (no leader, NATS
         // restarting) is waited out, however long: its messages are not at fault, and must not
@@ -404,7 +506,7 @@ internal sealed class Router
                 {
                     await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
                 }
-                SagasLog.RoutePublishFailed(_logger, _stream, routed[0].Sequence, batch.Count - 1, $"quarantine write failed: {ex.Message}");
+                SagasLog.RoutePublishFailed(_logger, _stream, routed[0].Sequence, routed.Count - 1, $"quarantine write failed: {ex.Message}");
                 return false;
             }
         }
@@ -439,23 +541,23 @@ internal sealed class Router
 
     /// <summary>
     /// Routes one message (in the batch's first pass, or in the second when it waited), or holds it back, or leaves it
-    /// for the second pass. Returns whether later messages are held back.
+    /// for the second pass. Once one is held back, so is every later one of the batch.
     /// </summary>
-    private async ValueTask<bool> TakeTurnAsync(Routed item, ManifestSet manifests, bool holding, CancellationToken cancellationToken)
+    private async ValueTask TakeTurnAsync(Flight flight, Routed item, CancellationToken cancellationToken)
     {
-        if (holding)
+        if (flight.Holding)
         {
             item.Held = true;
-            return true;
+            return;
         }
-        switch (await TryRouteAsync(item, manifests, cancellationToken))
+        switch (await TryRouteAsync(item, flight.Manifests, cancellationToken))
         {
             case Turn.Held:
-                item.Held = true;
-                return true;
+                item.Held = flight.Holding = true;
+                return;
             case Turn.Wait:
-                _waiting.Add(item);
-                return false;
+                flight.Waiting.Add(item);
+                return;
         }
         if (_probing && (item.Futures.Count > 0 || item.PublishError is not null))
         {
@@ -463,9 +565,8 @@ internal sealed class Router
             // it, so an inbox that is still not answering is sent one message per attempt, not the whole batch.
             await ReadPubAcksAsync(item, cancellationToken);
             _probing = item.PublishError is not null;
-            return _probing;
+            flight.Holding = _probing;
         }
-        return false;
     }
 
     /// <summary>What becomes of a message whose instances may have earlier events in the batch.</summary>
@@ -482,7 +583,7 @@ internal sealed class Router
     }
 
     /// <summary>
-    /// Routes one message, once every earlier publish of the batch to one of its instances is stored; or, when one was
+    /// Routes one message, once every earlier publish in flight to one of its instances is stored; or, when one was
     /// not, or in the first pass is not known to be yet, does nothing (no publish, no quarantine record).
     /// </summary>
     private async ValueTask<Turn> TryRouteAsync(Routed item, ManifestSet manifests, CancellationToken cancellationToken)
@@ -637,8 +738,8 @@ internal sealed class Router
     }
 
     /// <summary>
-    /// Whether the message's publishes may go out: only once the inbox has stored the batch's earlier events of its
-    /// instances. Without that an event could be stored while an earlier one of its instance is not (an inbox whose
+    /// Whether the message's publishes may go out: only once the inbox has stored the earlier events of its instances
+    /// in this batch and in the one still in flight. Without that an event could be stored while an earlier one of its instance is not (an inbox whose
     /// leader changes between the two publishes, a connection lost after the earlier one was written while the later
     /// one goes out on the next), and the earlier one, routed again, would land behind it: one key's events out of
     /// order. In the first pass an earlier event whose PubAcks are not in yet, or that waits itself, makes the message
