@@ -11,6 +11,9 @@ internal static partial class HostLog
     [LoggerMessage(9004, LogLevel.Information, "runtime: .NET {Dotnet}, {Processors} processors, {Gc} GC, {Heaps} heap(s), DATAS {Datas}")]
     public static partial void Runtime(ILogger logger, string dotnet, int processors, string gc, int heaps, string datas);
 
+    [LoggerMessage(9005, LogLevel.Debug, "start-up heap compacted in {Milliseconds:F0} ms: {LiveMiB:F1} MiB live")]
+    public static partial void StartupHeapCompacted(ILogger logger, double milliseconds, double liveMiB);
+
     [LoggerMessage(9003, LogLevel.Warning, "NATS at {NatsUrl} is not reachable, retrying in {DelayMs} ms: {Reason}")]
     public static partial void NatsUnavailable(ILogger logger, string natsUrl, double delayMs, string reason);
 

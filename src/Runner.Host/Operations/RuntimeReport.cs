@@ -26,6 +26,14 @@ internal static class RuntimeReport
                 ["dynamic_adaptation"] = Datas(gc),
                 ["heap_hard_limit_bytes"] = gc.GetValueOrDefault("GCHeapHardLimit"),
                 ["gen0_max_budget_bytes"] = gc.GetValueOrDefault("GCGen0MaxBudget"),
+                // Collections so far, each counted in every generation up to the one it collected; the start-up
+                // compaction is the first gen2 one.
+                ["collections"] = new Dictionary<string, object?>(StringComparer.Ordinal)
+                {
+                    ["gen0"] = GC.CollectionCount(0),
+                    ["gen1"] = GC.CollectionCount(1),
+                    ["gen2"] = GC.CollectionCount(2),
+                },
             },
         };
     }
