@@ -210,6 +210,10 @@ internal sealed class MessageBatcher : IAsyncDisposable
             try
             {
                 Volatile.Write(ref _attachment, attachment);
+                // Each attach delivers again from the caller's start sequence. Nothing of the attachment before may
+                // stay buffered ahead of that: a message the pump was writing as Restart() emptied the buffer would
+                // come before the message the caller must see again first.
+                DropBuffered();
                 await AttachAsync(cancellationToken);
                 backoff = TimeSpan.FromMilliseconds(200);
                 watch = WatchAsync(attachment, attachment.Token);

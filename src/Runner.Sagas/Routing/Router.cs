@@ -147,43 +147,14 @@ internal sealed class Router
         var backoff = MinBackoff;
         // One batch may be in flight while the next one's first pass goes out: the last PubAcks of a batch, and the
         // second pass of what waited for an earlier event of its instance, come in meanwhile rather than hold the router.
+        // What a former run of this router left in flight (it ended by an error) was never acked: it comes again.
+        _lastOf.Clear();
+        _probing = true;
         Flight? inFlight = null;
         while (true)
         {
-            // The next batch only if it is at hand, and the one in flight is not failing already.
-            var batch = inFlight is { Holding: false } && !reading.IsCancellationRequested ? batcher.TryReadBatch(settings.Batch) : null;
-            var next = batch is null ? null : await PublishAsync(batch, cancellationToken);
-            if (inFlight is not null)
-            {
-                if (!await FinishAsync(inFlight, cancellationToken))
-                {
-                    inFlight = null;
-                    if (next is not null)
-                    {
-                        // Published after the failed message, so routed again after it (the copies already in the
-                        // inbox carry the same Nats-Msg-Id).
-                        await GiveBackAsync(next, cancellationToken);
-                    }
-                    // Route the failed message again, and what came after it, once the inbox had time to come back
-                    // (a leader election, a restart): retrying at once would only fail again.
-                    batcher.Restart();
-                    try
-                    {
-                        await Task.Delay(backoff, _time, reading.Token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        break;
-                    }
-                    backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, MaxBackoff.TotalMilliseconds));
-                    continue;
-                }
-                backoff = MinBackoff;
-            }
-            inFlight = next;
             if (inFlight is null)
             {
-                // Nothing in flight (the last batch settled as nothing more was at hand): wait for the next.
                 if (reading.IsCancellationRequested)
                 {
                     break;
@@ -199,6 +170,35 @@ internal sealed class Router
                 }
                 inFlight = await PublishAsync(waited, cancellationToken);
             }
+            // The next batch only if it is at hand (with nothing more, or draining, the one in flight is settled at
+            // once), and the one in flight is not failing already.
+            var batch = !inFlight.Holding && !reading.IsCancellationRequested ? batcher.TryReadBatch(settings.Batch) : null;
+            var next = batch is null ? null : await PublishAsync(batch, cancellationToken);
+            if (await FinishAsync(inFlight, cancellationToken))
+            {
+                backoff = MinBackoff;
+                inFlight = next;
+                continue;
+            }
+            inFlight = null;
+            if (next is not null)
+            {
+                // Published after the failed message, so routed again after it (what of it the inbox stored carries
+                // the same Nats-Msg-Id when it is published again).
+                await GiveBackAsync(next, cancellationToken);
+            }
+            // Route the failed message again, and what came after it, once the inbox had time to come back (a leader
+            // election, a restart): retrying at once would only fail again.
+            batcher.Restart();
+            try
+            {
+                await Task.Delay(backoff, _time, reading.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, MaxBackoff.TotalMilliseconds));
         }
     }
 
@@ -286,7 +286,7 @@ internal sealed class Router
         internal List<Routed> Items { get; } = new(count);
 
         /// <summary>The manifests the batch is routed by, from its first pass to its second.</summary>
-        public ManifestSet Manifests { get; } = manifests;
+        internal ManifestSet Manifests { get; } = manifests;
 
         /// <summary>Its messages left for the second pass, in order.</summary>
         internal List<Routed> Waiting { get; } = [];
@@ -297,8 +297,6 @@ internal sealed class Router
         /// </summary>
         public bool Holding { get; set; }
 
-        /// <summary>Its PubAcks are read: whatever of it was published is stored or known not to be.</summary>
-        public bool Done { get; set; }
     }
 
     internal sealed class Routed
@@ -398,13 +396,6 @@ internal sealed class Router
     /// </summary>
     internal async Task<Flight> PublishAsync(List<JetStreamMessage> batch, CancellationToken cancellationToken)
     {
-        foreach (var (instance, last) in _lastOf)
-        {
-            if (last.Flight.Done)
-            {
-                _lastOf.Remove(instance);
-            }
-        }
         var flight = new Flight(batch.Count, _manifests());
         foreach (var msg in batch)
         {
@@ -431,13 +422,22 @@ internal sealed class Router
         {
             await ReadPubAcksAsync(item, cancellationToken);
         }
-        flight.Done = true;
         var settled = await AckAsync(routed, cancellationToken);
         if (!settled)
         {
             _lastOf.Clear();
+            return false;
         }
-        return settled;
+        // Stored: a later event of these instances need not wait for them. (A batch published meanwhile has replaced
+        // the entries of its own instances. Removing while enumerating is allowed for a Dictionary.)
+        foreach (var (instance, last) in _lastOf)
+        {
+            if (last.Flight == flight)
+            {
+                _lastOf.Remove(instance);
+            }
+        }
+        return true;
     }
 
     /// <summary>
@@ -448,12 +448,12 @@ internal sealed class Router
     {
         foreach (var item in flight.Items)
         {
-            await ReadPubAcksAsync(item, cancellationToken);
+            await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
         }
-        flight.Done = true;
+        // Nothing waits on these PubAcks: read, they give their waits back to the pipeline.
         foreach (var item in flight.Items)
         {
-            await item.Msg.NakAsync(cancellationToken: cancellationToken).QuietlyAsync();
+            await ReadPubAcksAsync(item, cancellationToken);
         }
         _lastOf.Clear();
     }
@@ -569,7 +569,7 @@ internal sealed class Router
         }
     }
 
-    /// <summary>What becomes of a message whose instances may have earlier events in the batch.</summary>
+    /// <summary>What becomes of a message whose instances may have earlier events in flight.</summary>
     private enum Turn
     {
         /// <summary>Routed (or quarantined, or nothing to route).</summary>
