@@ -84,6 +84,14 @@ internal sealed partial class SagaRuntime
             }
             if (horizon is null)
             {
+                if (run.Intake.IsCancellationRequested && !token.IsCancellationRequested)
+                {
+                    // A hand-over cut the preparation short (a drain's first step can come before the run got this
+                    // far): stay, as a run whose intake stopped does, until the hand-over has released the lease.
+                    // Ending here would leave the lease held with no run, which a resume could not see to hand over.
+                    run.Prepared.TrySetResult();
+                    await HoldUntilGoneAsync(token);
+                }
                 return;
             }
             using var intake = CancellationTokenSource.CreateLinkedTokenSource(run.Intake.Token, token);
