@@ -29,14 +29,21 @@ internal static class StreamTopology
             {
                 try
                 {
-                    await js.CreateStreamAsync(config, cancellationToken);
-                    MessagingLog.StreamCreated(logger, config.Name!, string.Join(",", config.Subjects!));
+                    // One that exists already (possibly with operator-tuned settings, or just created by a replica
+                    // starting beside this one) is left as it is.
+                    await CreateOrOpen.RunAsync(
+                        async ct =>
+                        {
+                            var created = await js.CreateStreamAsync(config, ct);
+                            MessagingLog.StreamCreated(logger, config.Name!, string.Join(",", config.Subjects!));
+                            return created;
+                        },
+                        ct => js.GetStreamAsync(config.Name!, cancellationToken: ct),
+                        cancellationToken);
                 }
-                catch (NatsJSApiException ex) when (CreateOrOpen.MayBeTwin(ex))
+                catch (NatsJSApiException refused) when (refused.Error.ErrCode == CreateOrOpen.SubjectsOverlap)
                 {
-                    // Exists already (possibly with operator-tuned settings, or just created by a replica
-                    // starting beside this one): leave it as it is.
-                    await ExistsOrThrowAsync(js, config, ex, cancellationToken);
+                    throw await SubjectsTakenAsync(js, config, refused, cancellationToken);
                 }
             }
             else
@@ -53,26 +60,20 @@ internal static class StreamTopology
         }
     }
 
-    private static async Task ExistsOrThrowAsync(INatsJSContext js, StreamConfig config, NatsJSApiException refused, CancellationToken cancellationToken)
+    /// <summary>Names the streams that hold the subjects of one that could not be created, and nothing of its name exists.</summary>
+    private static async Task<InvalidOperationException> SubjectsTakenAsync(INatsJSContext js, StreamConfig config, NatsJSApiException refused, CancellationToken cancellationToken)
     {
-        try
+        var holders = new List<string>();
+        foreach (var subject in config.Subjects!)
         {
-            await js.GetStreamAsync(config.Name!, cancellationToken: cancellationToken);
-        }
-        catch (NatsJSApiException missing) when (missing.Error.Code == 404)
-        {
-            var holders = new List<string>();
-            foreach (var subject in config.Subjects!)
+            await foreach (var name in js.ListStreamNamesAsync(subject, cancellationToken))
             {
-                await foreach (var name in js.ListStreamNamesAsync(subject, cancellationToken))
-                {
-                    holders.Add(name);
-                }
+                holders.Add(name);
             }
-            throw new InvalidOperationException(
-                $"stream {config.Name} cannot be created: its subjects {string.Join(",", config.Subjects!)} are taken by stream {string.Join(", ", holders.Distinct())} ({refused.Error.Description})",
-                refused);
         }
+        return new InvalidOperationException(
+            $"stream {config.Name} cannot be created: its subjects {string.Join(",", config.Subjects!)} are taken by stream {string.Join(", ", holders.Distinct())} ({refused.Error.Description})",
+            refused);
     }
 
     private static StreamConfig Stream(JetStreamSettings settings, string name, string subjects) => new(name, [subjects])

@@ -34,7 +34,7 @@ public sealed class ConcurrentStartTests(NatsServerFixture nats) : IClassFixture
         }
         for (var round = 0; round < Rounds; round++)
         {
-            await DeleteAllStreamsAsync(js, cts.Token);
+            await EffectStreams.DeleteAllAsync(js, cts.Token);
             using var go = new SemaphoreSlim(0, Starters);
             var starters = own.Select(c => Task.Run(async () =>
             {
@@ -70,7 +70,7 @@ public sealed class ConcurrentStartTests(NatsServerFixture nats) : IClassFixture
         await using var connection = await nats.ConnectAsync();
         var js = new NatsJSContext(connection);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await DeleteAllStreamsAsync(js, cts.Token);
+        await EffectStreams.DeleteAllAsync(js, cts.Token);
         await js.CreateStreamAsync(new NATS.Client.JetStream.Models.StreamConfig("SOMEONE_ELSES", ["aggregate.>"]), cts.Token);
 
         var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => StreamTopology.EnsureAsync(js, new JetStreamSettings(), NullLogger.Instance, cts.Token));
@@ -79,18 +79,5 @@ public sealed class ConcurrentStartTests(NatsServerFixture nats) : IClassFixture
         Assert.Contains("SOMEONE_ELSES", refused.Message);
         Assert.Equal(CreateOrOpen.SubjectsOverlap, Assert.IsType<NatsJSApiException>(refused.InnerException).Error.ErrCode);
         await Assert.ThrowsAsync<NatsJSApiException>(() => js.GetStreamAsync("AGGREGATE_EVENTS", cancellationToken: cts.Token).AsTask());
-    }
-
-    private static async Task DeleteAllStreamsAsync(NatsJSContext js, CancellationToken cancellationToken)
-    {
-        var names = new List<string>();
-        await foreach (var name in js.ListStreamNamesAsync(cancellationToken: cancellationToken))
-        {
-            names.Add(name);
-        }
-        foreach (var name in names)
-        {
-            await js.DeleteStreamAsync(name, cancellationToken);
-        }
     }
 }

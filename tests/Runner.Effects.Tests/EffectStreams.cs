@@ -68,6 +68,13 @@ internal static class EffectStreams
     /// <summary>Deletes every stream (and so every KV bucket) and recreates Runner's streams.</summary>
     public static async Task ResetAsync(INatsJSContext js, CancellationToken cancellationToken)
     {
+        await DeleteAllAsync(js, cancellationToken);
+        await StreamTopology.EnsureAsync(js, new JetStreamSettings(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, cancellationToken);
+    }
+
+    /// <summary>Deletes every stream (and so every KV and object bucket).</summary>
+    public static async Task DeleteAllAsync(INatsJSContext js, CancellationToken cancellationToken)
+    {
         var names = new List<string>();
         await foreach (var name in js.ListStreamNamesAsync(cancellationToken: cancellationToken))
         {
@@ -77,7 +84,6 @@ internal static class EffectStreams
         {
             await js.DeleteStreamAsync(name, cancellationToken);
         }
-        await StreamTopology.EnsureAsync(js, new JetStreamSettings(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, cancellationToken);
     }
 
     public static async Task<long> CountAsync(INatsJSContext js, string stream, CancellationToken cancellationToken) =>
