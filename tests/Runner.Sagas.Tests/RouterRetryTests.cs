@@ -1,3 +1,4 @@
+using Runner.Core.Events;
 using Runner.Sagas.Quarantine;
 using Runner.Testing;
 using Xunit;
@@ -114,6 +115,65 @@ public sealed class RouterRetryTests(NatsServerFixture nats) : IClassFixture<Nat
         Assert.Contains($"refused the publish {MaxDeliver} times", record.Detail, StringComparison.Ordinal);
         Assert.Null(h.Instance("acme", "counter", "k0"));
         Assert.Equal(1, h.Instance("acme", "counter", "k1")!.Version);
+    }
+
+    /// <summary>
+    /// Through the router's own loop, with batches of two so that a batch's first pass goes out while the one before it
+    /// is in flight: a key's refused event is followed by later events of that key in its batch and in the next ones.
+    /// None of them is stored while it is refused. When the inbox takes it in the end, they follow it in order; when
+    /// it is quarantined instead, they apply in order without it.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Later_events_of_a_refused_key_wait_for_it_across_batches_in_flight(bool quarantined)
+    {
+        var logs = new ReviewLogs();
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(),
+            o => o with { JetStream = o.JetStream with { MaxDeliver = quarantined ? MaxDeliver : 1_000, Batch = 2 } }, start: false, loggers: logs);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var streams = h.Options.JetStream.Streams;
+        var config = (await h.Js.GetStreamAsync(streams.Inbox, cancellationToken: cts.Token)).Info.Config;
+        await h.Js.UpdateStreamAsync(config with { MaxMsgSize = 4096 }, cts.Token);
+
+        // Another key's event first: the router's first publish (and its first after a failure) goes out alone, and this
+        // one is stored, so the refused event is met in the middle of a batch with everything after it going out.
+        await h.PublishAsync("aggregate.acme.counter.k9.added", SagaHarness.CloudEvent("e-0", "added", new { n = 0 }), cancellationToken: cts.Token);
+        var big = await h.PublishAsync("aggregate.acme.counter.k0.added",
+            SagaHarness.CloudEvent("e-1", "added", new { n = 1, pad = new string('x', 8192) }), cancellationToken: cts.Token);
+        var rest = new (string Key, int N)[] { ("k0", 2), ("k1", 3), ("k0", 4), ("k2", 5), ("k0", 6), ("k1", 7) };
+        foreach (var (key, n) in rest)
+        {
+            await h.PublishAsync($"aggregate.acme.counter.{key}.added", SagaHarness.CloudEvent($"e-{n}", "added", new { n }), cancellationToken: cts.Token);
+        }
+        await h.StartRuntimeAsync();
+
+        List<int> k0Order = [2, 4, 6];
+        if (!quarantined)
+        {
+            await SagaHarness.WaitUntilAsync(() => RouterFailures(logs) >= 3, TimeSpan.FromSeconds(30), "the refused event routed three times");
+            Assert.DoesNotContain((await h.MessagesAsync(streams.Inbox, cts.Token)), m => m.Headers![EventHeaders.Key].ToString() == "k0");
+            await h.Js.UpdateStreamAsync(config, cts.Token);
+            k0Order = [1, 2, 4, 6];
+        }
+
+        var applied = k0Order.Count + 4;
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == applied && h.Quarantine().Count == (quarantined ? 1 : 0), TimeSpan.FromSeconds(30),
+            "every event applied or quarantined");
+        if (quarantined)
+        {
+            var record = Assert.Single(h.Quarantine());
+            Assert.Equal(QuarantineRecords.MaxDeliverExceeded, record.Reason);
+            Assert.Equal(big, record.Sequence);
+        }
+        Assert.Equal(k0Order, h.Instance("acme", "counter", "k0")!.State.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal([3, 7], h.Instance("acme", "counter", "k1")!.State.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(1, h.Instance("acme", "counter", "k2")!.Version);
+        Assert.Equal(1, h.Instance("acme", "counter", "k9")!.Version);
+        // In the inbox too, k0's events are stored in their order, each once (copies sent again were dropped as duplicates).
+        var k0 = (await h.MessagesAsync(streams.Inbox, cts.Token)).Where(m => m.Headers![EventHeaders.Key].ToString() == "k0")
+            .Select(m => System.Text.Json.JsonDocument.Parse(m.Data).RootElement.GetProperty("id").GetString());
+        Assert.Equal(k0Order.Select(n => $"e-{n}"), k0);
     }
 
     /// <summary>
