@@ -145,7 +145,29 @@ internal static class EventArgument
     {
         var pairs = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(16);
         n = 0;
-        foreach (var pair in headers)
+        if (headers is VisibleHeaders { Indexed: { } indexed })
+        {
+            // An event's headers as the message holds them, walked by index: every history step writes them, and an
+            // enumerator of the view would be one more object per event.
+            for (var i = 0; i < indexed.Length; i++)
+            {
+                if (!EventHeaders.IsInternal(indexed.NameAt(i)))
+                {
+                    Add(ref pairs, ref n, new KeyValuePair<string, string>(indexed.NameAt(i), indexed.ValueAt(i)));
+                }
+            }
+        }
+        else
+        {
+            foreach (var pair in headers)
+            {
+                Add(ref pairs, ref n, pair);
+            }
+        }
+        pairs.AsSpan(0, n).Sort(s_byName);
+        return pairs;
+
+        static void Add(ref KeyValuePair<string, string>[] pairs, ref int n, KeyValuePair<string, string> pair)
         {
             if (n == pairs.Length)
             {
@@ -156,7 +178,5 @@ internal static class EventArgument
             }
             pairs[n++] = pair;
         }
-        pairs.AsSpan(0, n).Sort(s_byName);
-        return pairs;
     }
 }

@@ -25,7 +25,8 @@ public sealed class InstanceHistoryTests(NatsServerFixture nats) : IClassFixture
         using var cts = new CancellationTokenSource(s_wait);
         for (var i = 1; i <= 5; i++)
         {
-            await h.PublishAsync("aggregate.acme.counter.h1.added", SagaHarness.CloudEvent($"h-{i}", "added", new { n = i * 10 }), cancellationToken: cts.Token);
+            await h.PublishAsync("aggregate.acme.counter.h1.added", SagaHarness.CloudEvent($"h-{i}", "added", new { n = i * 10 }),
+                new NATS.Client.Core.NatsHeaders { ["X-Zeta"] = "z", ["x-alpha"] = $"a{i}" }, cancellationToken: cts.Token);
         }
         await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 5, s_wait, "five transitions");
 
@@ -46,6 +47,12 @@ public sealed class InstanceHistoryTests(NatsServerFixture nats) : IClassFixture
             Assert.Equal(i, step.Commands.Single().Payload.GetProperty("total").GetInt32());
             Assert.Equal("reminder", step.Schedules.Single().Name);
             Assert.Equal(i * 10, step.Event.GetProperty("data").GetProperty("n").GetInt32());
+            // The event's headers as the script saw them: the producer's, names lower-cased; none of the runner's routing
+            // headers or the server's that the inbox message carries.
+            var headers = step.Event.GetProperty("headers").EnumerateObject().ToList();
+            Assert.Equal($"a{i}", headers.Single(p => p.Name == "x-alpha").Value.GetString());
+            Assert.Equal("z", headers.Single(p => p.Name == "x-zeta").Value.GetString());
+            Assert.DoesNotContain(headers, p => p.Name.StartsWith("runner-", StringComparison.Ordinal) || p.Name.StartsWith("nats-", StringComparison.Ordinal));
             Assert.Equal(i, step.State.GetProperty("count").GetInt32());
             Assert.Equal(HistoryWriter.StateHash(step.State.GetRawText()), step.StateHash);
             Assert.False(step.Done);

@@ -39,6 +39,9 @@ internal sealed class VisibleHeaders : HeaderView
         return _all.TryGetValue(key, out value);
     }
 
+    /// <summary>The message's own header list, when it can be read by index (what a caller can walk without an enumerator).</summary>
+    public IIndexedHeaders? Indexed => _all as IIndexedHeaders;
+
     public override IEnumerator<KeyValuePair<string, string>> GetEnumerator()
     {
         if (_all is IIndexedHeaders indexed)

@@ -72,8 +72,10 @@ internal static class HistoryWriter
             writer.WriteString("timer", s.Timer);
         }
         writer.WriteStartArray("commands");
-        foreach (var command in s.Commands)
+        // The lists are read by index: a foreach over the interface boxes an enumerator, for each step.
+        for (var i = 0; i < s.Commands.Count; i++)
         {
+            var command = s.Commands[i];
             writer.WriteStartObject();
             writer.WriteString("id", command.CommandId);
             writer.WriteString("effect", command.Effect);
@@ -87,8 +89,9 @@ internal static class HistoryWriter
         }
         writer.WriteEndArray();
         writer.WriteStartArray("schedules");
-        foreach (var schedule in s.Output.Schedules)
+        for (var i = 0; i < s.Output.Schedules.Count; i++)
         {
+            var schedule = s.Output.Schedules[i];
             writer.WriteStartObject();
             writer.WriteString("name", schedule.Name);
             writer.WriteNumber("due_ms", schedule.DueMs);
@@ -105,9 +108,9 @@ internal static class HistoryWriter
         }
         writer.WriteEndArray();
         writer.WriteStartArray("cancel");
-        foreach (var name in s.Output.Cancel)
+        for (var i = 0; i < s.Output.Cancel.Count; i++)
         {
-            writer.WriteStringValue(name);
+            writer.WriteStringValue(s.Output.Cancel[i]);
         }
         writer.WriteEndArray();
         writer.WriteBoolean("done", s.Output.Done);

@@ -40,8 +40,11 @@ internal sealed partial class PartitionWorker
     /// <summary>Why the transition must be refused when it commands an effect no loaded manifest declares; null when every effect is declared.</summary>
     internal static string? UndeclaredEffect(TransitionOutput output, ManifestSet manifests)
     {
-        foreach (var command in output.Commands)
+        // By index: a foreach over the interface would box the list's enumerator, once per transition.
+        var commands = output.Commands;
+        for (var i = 0; i < commands.Count; i++)
         {
+            var command = commands[i];
             if (manifests.Effect(command.Effect) is null)
             {
                 return $"the transition commands effect '{command.Effect}', which no loaded effect manifest declares ({manifests.Hash[..12]})";

@@ -219,16 +219,19 @@ internal sealed partial class PartitionWorker
             generations.Remove(firedTimer);
         }
 
-        foreach (var name in output.Cancel)
+        // The output's lists are read by index: a foreach over the interface boxes an enumerator.
+        for (var i = 0; i < output.Cancel.Count; i++)
         {
+            var name = output.Cancel[i];
             if (timers.Remove(name, out var due))
             {
                 batch.Delete(KeySpace.Schedule, ScheduleKey(due, name));
                 generations.Remove(name);
             }
         }
-        foreach (var schedule in output.Schedules)
+        for (var i = 0; i < output.Schedules.Count; i++)
         {
+            var schedule = output.Schedules[i];
             if (timers.Remove(schedule.Name, out var previous))
             {
                 batch.Delete(KeySpace.Schedule, ScheduleKey(previous, schedule.Name));
