@@ -147,9 +147,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
         {
             // Between attachments (backing off after a failed attach): the next attach starts fresh anyway.
         }
-        while (_buffer.Reader.TryRead(out _))
-        {
-        }
+        DropBuffered();
     }
 
     /// <summary>The stream sequence below which the consumer has acknowledged everything (0 when it does not exist).</summary>

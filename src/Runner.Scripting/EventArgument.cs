@@ -140,43 +140,26 @@ internal static class EventArgument
         }
     }
 
-    /// <summary>The headers in the ordinal order of their names, read in one pass into a rented array (the caller returns it).</summary>
+    /// <summary>The headers in the ordinal order of their names, in a rented array (the caller returns it).</summary>
     private static KeyValuePair<string, string>[] SortedHeaders(IReadOnlyDictionary<string, string> headers, out int n)
     {
-        var pairs = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(16);
-        n = 0;
-        if (headers is VisibleHeaders { Indexed: { } indexed })
+        KeyValuePair<string, string>[] pairs;
+        if (headers is VisibleHeaders visible)
         {
-            // An event's headers as the message holds them, walked by index: every history step writes them, and an
-            // enumerator of the view would be one more object per event.
-            for (var i = 0; i < indexed.Length; i++)
-            {
-                if (!EventHeaders.IsInternal(indexed.NameAt(i)))
-                {
-                    Add(ref pairs, ref n, new KeyValuePair<string, string>(indexed.NameAt(i), indexed.ValueAt(i)));
-                }
-            }
+            // An event's headers as decoded: the view copies what it shows, without an enumerator.
+            pairs = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(Math.Max(visible.Capacity, 1));
+            n = visible.CopyTo(pairs);
         }
         else
         {
+            pairs = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(Math.Max(headers.Count, 1));
+            n = 0;
             foreach (var pair in headers)
             {
-                Add(ref pairs, ref n, pair);
+                pairs[n++] = pair;
             }
         }
         pairs.AsSpan(0, n).Sort(s_byName);
         return pairs;
-
-        static void Add(ref KeyValuePair<string, string>[] pairs, ref int n, KeyValuePair<string, string> pair)
-        {
-            if (n == pairs.Length)
-            {
-                var larger = ArrayPool<KeyValuePair<string, string>>.Shared.Rent(n * 2);
-                pairs.AsSpan(0, n).CopyTo(larger);
-                ArrayPool<KeyValuePair<string, string>>.Shared.Return(pairs, clearArray: true);
-                pairs = larger;
-            }
-            pairs[n++] = pair;
-        }
     }
 }

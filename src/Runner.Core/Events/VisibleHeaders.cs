@@ -39,8 +39,37 @@ internal sealed class VisibleHeaders : HeaderView
         return _all.TryGetValue(key, out value);
     }
 
-    /// <summary>The message's own header list, when it can be read by index (what a caller can walk without an enumerator).</summary>
-    public IIndexedHeaders? Indexed => _all as IIndexedHeaders;
+    /// <summary>At most how many headers <see cref="CopyTo"/> writes: all the message holds, Runner's and the server's included.</summary>
+    public int Capacity => _all is IIndexedHeaders indexed ? indexed.Length : _all.Count;
+
+    /// <summary>
+    /// Writes the visible headers, in the message's order, into <paramref name="into"/> (room for <see cref="Capacity"/>)
+    /// and returns how many: what enumerating the view gives, without an enumerator object when the message's table is
+    /// read by index (every history step writes an event's headers).
+    /// </summary>
+    public int CopyTo(Span<KeyValuePair<string, string>> into)
+    {
+        var n = 0;
+        if (_all is IIndexedHeaders indexed)
+        {
+            for (var i = 0; i < indexed.Length; i++)
+            {
+                if (!EventHeaders.IsInternal(indexed.NameAt(i)))
+                {
+                    into[n++] = new KeyValuePair<string, string>(indexed.NameAt(i), indexed.ValueAt(i));
+                }
+            }
+            return n;
+        }
+        foreach (var pair in _all)
+        {
+            if (!EventHeaders.IsInternal(pair.Key))
+            {
+                into[n++] = pair;
+            }
+        }
+        return n;
+    }
 
     public override IEnumerator<KeyValuePair<string, string>> GetEnumerator()
     {

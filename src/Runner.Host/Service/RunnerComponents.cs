@@ -179,7 +179,6 @@ internal sealed class RunnerComponents : IAsyncDisposable
             new SliceProviderOptions(settings.SliceBin, new SecretReader(settings.SecretsDir)), loggers.CreateLogger<SliceProvider>());
     }
 
-    /// <summary>Waits for NATS with back-off: a server that starts after Runner is normal in a stack.</summary>
     /// <summary>
     /// One full, compacting collection once everything is started, before the first events are taken: what start-up
     /// left behind (manifests parsed, scripts compiled, configuration read) is freed, and what it keeps is moved to
@@ -193,6 +192,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
         HostLog.StartupHeapCompacted(logger, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, GC.GetTotalMemory(forceFullCollection: false) / (1024.0 * 1024.0));
     }
 
+    /// <summary>Waits for NATS with back-off: a server that starts after Runner is normal in a stack.</summary>
     private static async Task ConnectAsync(NatsConnection nats, string url, ILogger logger, TimeProvider time, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(250);

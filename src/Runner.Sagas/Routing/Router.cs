@@ -74,7 +74,8 @@ internal sealed class Router
     /// The last message of each instance in the batches in flight, published or waiting for a second pass: a later
     /// event of that instance is published only once that one's PubAcks say it is stored. Instances are told apart by
     /// a hash of tenant, saga and key; two that share one only make an event wait for another instance's, never
-    /// overtake its own. Entries of settled batches are dropped when the next batch starts.
+    /// overtake its own. A batch's entries are dropped once it has settled (unless a later batch has replaced them), and
+    /// all of them when a batch fails.
     /// </summary>
     private readonly Dictionary<int, Routed> _lastOf = [];
 
@@ -296,7 +297,6 @@ internal sealed class Router
         /// not): it and every later one are NAKed, not routed.
         /// </summary>
         public bool Holding { get; set; }
-
     }
 
     internal sealed class Routed
