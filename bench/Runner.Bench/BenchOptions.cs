@@ -27,6 +27,9 @@ internal sealed record BenchOptions
     /// <summary>LMDB fsync on every commit (production default). False shows what fsync costs.</summary>
     public bool Durable { get; init; } = true;
 
+    /// <summary>How long the LMDB writer holds the relay's deletes for a transition to share their commit, ms (null: the store's default).</summary>
+    public int? CompanyWindowMs { get; init; }
+
     public int Warmup { get; init; } = 10_000;
 
     /// <summary>Hard limit for the whole run; every wait inside is bounded by it as well.</summary>
@@ -131,6 +134,7 @@ internal sealed record BenchOptions
           --window W        pipelined publishes in flight (default 4096)
           --batch B         router/partition consumer batch (default 256)
           --durable BOOL    LMDB fsync per commit (default true)
+          --company-window-ms N  how long the relay's deletes may wait to share a transition's commit (default: the store's, 2)
           --history-limit N history steps kept per instance, as RUNNER_HISTORY_LIMIT (default 100; 0 = none)
           --snapshot-interval S  seconds between a partition's snapshots, as RUNNER_SNAPSHOT_INTERVAL (default 30)
           --hot-share F     share of (b)'s events that go to one hot key beside the K keys (default 0)
@@ -232,6 +236,7 @@ internal sealed record BenchOptions
                     "--history-limit" => options with { HistoryLimit = Int(0) },
                     "--snapshot-interval" => options with { SnapshotIntervalSeconds = Int(1) },
                     "--durable" => options with { Durable = bool.Parse(Next()) },
+                    "--company-window-ms" => options with { CompanyWindowMs = Int(0) },
                     "--warmup" => options with { Warmup = Int(0) },
                     "--timeout" => options with { TimeoutSeconds = Int(10) },
                     "--round-trips" => options with { RoundTrips = Int(1) },

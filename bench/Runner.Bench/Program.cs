@@ -10,7 +10,7 @@ internal static class Program
 {
     private const double TargetRate = 10_000;
     private const double TargetRatio = 0.2;
-    private const double TargetP99Ms = 50;
+    private const double TargetP99Ms = 20;
 
     public static async Task<int> Main(string[] args)
     {

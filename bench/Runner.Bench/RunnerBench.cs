@@ -99,7 +99,12 @@ internal sealed partial class RunnerBench : IAsyncDisposable
         }
 
         _loggerFactory = new LoggerFactory([Logs], new LoggerFilterOptions { MinLevel = LogLevel.Trace });
-        Store = new LmdbStore(new LmdbOptions { Path = _dir.File("lmdb"), Durable = _options.Durable }, _loggerFactory.CreateLogger<LmdbStore>());
+        var storeOptions = new LmdbOptions { Path = _dir.File("lmdb"), Durable = _options.Durable };
+        if (_options.CompanyWindowMs is { } window)
+        {
+            storeOptions = storeOptions with { CompanyWindow = TimeSpan.FromMilliseconds(window) };
+        }
+        Store = new LmdbStore(storeOptions, _loggerFactory.CreateLogger<LmdbStore>());
         _runnerJs = new NatsJSContext(runner);
         _manifestSet = loaded.Set!;
         Runtime = new SagaRuntime(_runnerJs, Store, _manifestSet, RuntimeOptions, _loggerFactory, TimeProvider.System, listener: Tracker);

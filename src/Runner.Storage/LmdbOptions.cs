@@ -15,6 +15,12 @@ internal sealed record LmdbOptions
     /// <summary>Most write batches folded into one durable commit (group commit).</summary>
     public int MaxBatchesPerCommit { get; init; } = 512;
 
+    /// <summary>
+    /// How long the writer holds a batch that <see cref="WriteBatch.MayWait"/> for a batch someone waits on, so
+    /// the two share one commit; only while such batches keep coming (one came within the window). Zero: never.
+    /// </summary>
+    public TimeSpan CompanyWindow { get; init; } = TimeSpan.FromMilliseconds(2);
+
     /// <summary>False only for benchmarks that want to see the cost of fsync; production keeps it true.</summary>
     public bool Durable { get; init; } = true;
 }

@@ -16,7 +16,8 @@ internal sealed class LmdbStore : IDisposable
     private readonly ILogger _logger;
     private int _disposed;
 
-    public LmdbStore(LmdbOptions options, ILogger<LmdbStore> logger)
+    /// <param name="time">The writer's clock, for how long a batch that may wait has waited (a test's own; the system's otherwise).</param>
+    public LmdbStore(LmdbOptions options, ILogger<LmdbStore> logger, TimeProvider? time = null)
     {
         Options = options;
         _logger = logger;
@@ -47,7 +48,7 @@ internal sealed class LmdbStore : IDisposable
             }
             Check(txn.Commit(), "open databases");
         }
-        Writer = new LmdbWriter(this, logger);
+        Writer = new LmdbWriter(this, logger, time ?? TimeProvider.System);
     }
 
     public LmdbOptions Options { get; }

@@ -15,16 +15,23 @@ internal sealed class LmdbWriter : IDisposable
 {
     private readonly LmdbStore _store;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly BlockingCollection<PendingWrite> _queue = new(new ConcurrentQueue<PendingWrite>());
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
     private long _commits;
+
+    // The writer thread's own: whether the group being committed holds a batch someone waits on, and when
+    // the last such commit ended (while they keep coming, batches that may wait do).
+    private bool _urgentGroup;
+    private long _lastUrgent = long.MinValue;
     private long _batches;
 
-    public LmdbWriter(LmdbStore store, ILogger logger)
+    public LmdbWriter(LmdbStore store, ILogger logger, TimeProvider time)
     {
         _store = store;
         _logger = logger;
+        _time = time;
         _thread = new Thread(Run) { IsBackground = true, Name = "runner-lmdb-writer" };
         _thread.Start();
     }
@@ -55,16 +62,15 @@ internal sealed class LmdbWriter : IDisposable
     private void Run()
     {
         var group = new List<PendingWrite>(_store.Options.MaxBatchesPerCommit);
+        var window = _store.Options.Durable ? _store.Options.CompanyWindow : TimeSpan.Zero;
         try
         {
             while (_queue.TryTake(out var first, Timeout.Infinite, _stop.Token))
             {
                 group.Clear();
                 group.Add(first);
-                while (group.Count < _store.Options.MaxBatchesPerCommit && _queue.TryTake(out var next))
-                {
-                    group.Add(next);
-                }
+                _urgentGroup = TakeQueued(group)
+                    || (window > TimeSpan.Zero && _lastUrgent != long.MinValue && _time.GetElapsedTime(_lastUrgent) < window && WaitForCompany(group, window));
                 try
                 {
                     CommitGroup(group);
@@ -95,6 +101,47 @@ internal sealed class LmdbWriter : IDisposable
         }
     }
 
+    /// <summary>Adds what is queued to <paramref name="group"/>, up to a commit's worth; true when one of its batches may not wait.</summary>
+    private bool TakeQueued(List<PendingWrite> group)
+    {
+        while (group.Count < _store.Options.MaxBatchesPerCommit && _queue.TryTake(out var next))
+        {
+            group.Add(next);
+        }
+        foreach (var pending in group)
+        {
+            if (!pending.Batch.MayWait)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Holds a group of batches that may wait until a batch someone waits on comes (then all commit with one
+    /// fsync), the group is full, or <paramref name="window"/> has passed. Not cancelled: it is short, and a
+    /// writer being stopped completes the queue, which ends the wait at once. True when that batch came.
+    /// </summary>
+    private bool WaitForCompany(List<PendingWrite> group, TimeSpan window)
+    {
+        var started = _time.GetTimestamp();
+        while (group.Count < _store.Options.MaxBatchesPerCommit)
+        {
+            var left = window - _time.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero || !_queue.TryTake(out var next, left))
+            {
+                return false;
+            }
+            group.Add(next);
+            if (TakeQueued(group))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private void CommitGroup(List<PendingWrite> group)
     {
         var started = Stopwatch.GetTimestamp();
@@ -110,6 +157,11 @@ internal sealed class LmdbWriter : IDisposable
             {
                 // Batches that failed inside the group already carry their own exception.
                 var committed = live.Where(p => !p.Completion.Task.IsCompleted).ToList();
+                if (_urgentGroup)
+                {
+                    // Before the callers hear of it: what they queue next sees this commit.
+                    _lastUrgent = _time.GetTimestamp();
+                }
                 Interlocked.Increment(ref _commits);
                 Interlocked.Add(ref _batches, committed.Count);
                 foreach (var pending in committed)

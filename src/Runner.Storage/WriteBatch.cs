@@ -33,6 +33,13 @@ internal sealed class WriteBatch
 
     public long Bytes { get; private set; }
 
+    /// <summary>
+    /// Nobody waits on this batch's commit to answer anyone (the deletes of items already published): the
+    /// writer may hold it for up to <see cref="LmdbOptions.CompanyWindow"/> until a batch that does need its
+    /// commit now comes, so both go out in one fsync. It is committed just as durably, only later.
+    /// </summary>
+    public bool MayWait { get; init; }
+
     /// <summary>A put; the value's bytes must stay as they are until the batch has committed (an array, or a <see cref="ValueArena"/>'s).</summary>
     public void Put(KeySpace space, byte[] key, ReadOnlyMemory<byte> value)
     {

@@ -395,7 +395,8 @@ internal sealed class OutboxRelay
             }
         }
 
-        var done = new WriteBatch();
+        // Its commit answers no one (the commands are out): it may wait to share the next transition's fsync.
+        var done = new WriteBatch { MayWait = true };
         var acked = 0;
         var deleting = new List<OutboxEntry>(batch.Count);
         var kept = new List<OutboxEntry>();
