@@ -10,6 +10,8 @@ namespace Runner.Storage;
 /// thread that began them) takes every queued batch it can, from every partition, and commits
 /// them in one durable transaction — group commit, one fsync for many batches. Each batch is
 /// applied in a nested transaction, so one bad batch fails alone and the others still commit.
+/// A group of only batches that may wait (<see cref="WriteBatch.MayWait"/>) is held briefly for one
+/// that may not, while such batches keep coming, so both share a sync.
 /// </summary>
 internal sealed class LmdbWriter : IDisposable
 {
@@ -20,12 +22,12 @@ internal sealed class LmdbWriter : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
     private long _commits;
+    private long _batches;
 
     // The writer thread's own: whether the group being committed holds a batch someone waits on, and when
     // the last such commit ended (while they keep coming, batches that may wait do).
     private bool _urgentGroup;
     private long _lastUrgent = long.MinValue;
-    private long _batches;
 
     public LmdbWriter(LmdbStore store, ILogger logger, TimeProvider time)
     {
@@ -69,8 +71,7 @@ internal sealed class LmdbWriter : IDisposable
             {
                 group.Clear();
                 group.Add(first);
-                _urgentGroup = TakeQueued(group)
-                    || (window > TimeSpan.Zero && _lastUrgent != long.MinValue && _time.GetElapsedTime(_lastUrgent) < window && WaitForCompany(group, window));
+                _urgentGroup = TakeQueued(group) || (UrgentCommittedWithin(window) && WaitForCompany(group, window));
                 try
                 {
                     CommitGroup(group);
@@ -117,6 +118,10 @@ internal sealed class LmdbWriter : IDisposable
         }
         return false;
     }
+
+    /// <summary>Whether a batch someone waited on committed within <paramref name="window"/>: such batches are still coming.</summary>
+    private bool UrgentCommittedWithin(TimeSpan window) =>
+        window > TimeSpan.Zero && _lastUrgent != long.MinValue && _time.GetElapsedTime(_lastUrgent) < window;
 
     /// <summary>
     /// Holds a group of batches that may wait until a batch someone waits on comes (then all commit with one
