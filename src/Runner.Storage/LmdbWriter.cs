@@ -24,9 +24,8 @@ internal sealed class LmdbWriter : IDisposable
     private long _commits;
     private long _batches;
 
-    // The writer thread's own: whether the group being committed holds a batch someone waits on, and when
-    // the last such commit ended (while they keep coming, batches that may wait do).
-    private bool _urgentGroup;
+    // The writer thread's own: when the last commit holding a batch someone waited on ended (while such
+    // batches keep coming, batches that may wait do).
     private long _lastUrgent = long.MinValue;
 
     public LmdbWriter(LmdbStore store, ILogger logger, TimeProvider time)
@@ -71,10 +70,10 @@ internal sealed class LmdbWriter : IDisposable
             {
                 group.Clear();
                 group.Add(first);
-                _urgentGroup = TakeQueued(group) || (UrgentCommittedWithin(window) && WaitForCompany(group, window));
+                var urgent = TakeQueued(group) || !first.Batch.MayWait || (UrgentCommittedWithin(window) && WaitForCompany(group, window));
                 try
                 {
-                    CommitGroup(group);
+                    CommitGroup(group, urgent);
                 }
 #pragma warning disable CA1031 // The writer thread must never die: fail the group's callers instead.
                 catch (Exception ex)
@@ -102,21 +101,16 @@ internal sealed class LmdbWriter : IDisposable
         }
     }
 
-    /// <summary>Adds what is queued to <paramref name="group"/>, up to a commit's worth; true when one of its batches may not wait.</summary>
+    /// <summary>Adds what is queued to <paramref name="group"/>, up to a commit's worth; true when a batch it added may not wait.</summary>
     private bool TakeQueued(List<PendingWrite> group)
     {
+        var urgent = false;
         while (group.Count < _store.Options.MaxBatchesPerCommit && _queue.TryTake(out var next))
         {
             group.Add(next);
+            urgent |= !next.Batch.MayWait;
         }
-        foreach (var pending in group)
-        {
-            if (!pending.Batch.MayWait)
-            {
-                return true;
-            }
-        }
-        return false;
+        return urgent;
     }
 
     /// <summary>Whether a batch someone waited on committed within <paramref name="window"/>: such batches are still coming.</summary>
@@ -139,7 +133,7 @@ internal sealed class LmdbWriter : IDisposable
                 return false;
             }
             group.Add(next);
-            if (TakeQueued(group))
+            if (TakeQueued(group) || !next.Batch.MayWait)
             {
                 return true;
             }
@@ -147,7 +141,8 @@ internal sealed class LmdbWriter : IDisposable
         return false;
     }
 
-    private void CommitGroup(List<PendingWrite> group)
+    /// <param name="urgent">Whether someone waits on a batch of the group: its commit then keeps batches that may wait waiting for the next.</param>
+    private void CommitGroup(List<PendingWrite> group, bool urgent)
     {
         var started = Stopwatch.GetTimestamp();
         while (true)
@@ -162,7 +157,7 @@ internal sealed class LmdbWriter : IDisposable
             {
                 // Batches that failed inside the group already carry their own exception.
                 var committed = live.Where(p => !p.Completion.Task.IsCompleted).ToList();
-                if (_urgentGroup)
+                if (urgent)
                 {
                     // Before the callers hear of it: what they queue next sees this commit.
                     _lastUrgent = _time.GetTimestamp();
@@ -192,7 +187,7 @@ internal sealed class LmdbWriter : IDisposable
                 // The map cannot grow: commit one by one, so only the batches that do not fit fail.
                 foreach (var pending in live)
                 {
-                    CommitGroup([pending]);
+                    CommitGroup([pending], urgent);
                 }
                 return;
             }

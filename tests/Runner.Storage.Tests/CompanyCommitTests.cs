@@ -16,7 +16,7 @@ public sealed class CompanyCommitTests : IDisposable
     public async Task A_batch_that_may_wait_shares_the_next_urgent_commit()
     {
         using var store = _dir.Open(_dir.Options() with { CompanyWindow = TimeSpan.FromMinutes(10) });
-        await store.Writer.CommitAsync(Batches.Transition(0, "order-1", 1, "first"), _cts.Token);
+        await CommitUrgentAsync(store);
         Assert.Equal(1, store.Writer.Commits);
 
         var deletes = MayWait("deletes");
@@ -37,16 +37,37 @@ public sealed class CompanyCommitTests : IDisposable
     }
 
     [Fact]
+    public async Task A_held_batch_is_applied_before_the_batch_that_ends_its_wait()
+    {
+        // A relay's delete held while a restored partition writes the same outbox key again: queue order holds.
+        using var store = _dir.Open(_dir.Options() with { CompanyWindow = TimeSpan.FromMinutes(10) });
+        var key = Batches.Utf8("outbox/p0/1/0");
+        var first = new WriteBatch();
+        first.Put(KeySpace.Outbox, key, Batches.Utf8("v1"));
+        await store.Writer.CommitAsync(first, _cts.Token);
+
+        var delete = new WriteBatch { MayWait = true };
+        delete.Delete(KeySpace.Outbox, key);
+        var waiting = store.Writer.CommitAsync(delete, _cts.Token);
+        await Task.Delay(TimeSpan.FromMilliseconds(100), _cts.Token);
+        var again = new WriteBatch();
+        again.Put(KeySpace.Outbox, key, Batches.Utf8("v2"));
+        await store.Writer.CommitAsync(again, _cts.Token);
+        await waiting.WaitAsync(_cts.Token);
+
+        Assert.Equal(2, store.Writer.Commits);
+        Assert.Equal("v2", System.Text.Encoding.UTF8.GetString(Batches.Get(store, KeySpace.Outbox, key) ?? []));
+    }
+
+    [Fact]
     public async Task A_batch_that_may_wait_commits_alone_once_the_window_has_passed()
     {
         using var store = _dir.Open(_dir.Options() with { CompanyWindow = TimeSpan.FromMilliseconds(50) });
-        await store.Writer.CommitAsync(Batches.Transition(0, "order-1", 1, "first"), _cts.Token);
+        await CommitUrgentAsync(store);
 
-        var deletes = MayWait("deletes");
-        await store.Writer.CommitAsync(deletes, _cts.Token).WaitAsync(_cts.Token);
+        await CommitMayWaitAsync(store, "deletes");
 
         Assert.Equal(2, store.Writer.Commits);
-        Batches.AssertCommitted(store, deletes);
     }
 
     [Fact]
@@ -54,11 +75,9 @@ public sealed class CompanyCommitTests : IDisposable
     {
         // A window far longer than the test's own timeout: a batch held for it would fail the test.
         using var store = _dir.Open(_dir.Options() with { CompanyWindow = TimeSpan.FromHours(1) });
-        var deletes = MayWait("alone");
-        await store.Writer.CommitAsync(deletes, _cts.Token).WaitAsync(_cts.Token);
+        await CommitMayWaitAsync(store, "alone");
 
         Assert.Equal(1, store.Writer.Commits);
-        Batches.AssertCommitted(store, deletes);
     }
 
     [Fact]
@@ -66,22 +85,20 @@ public sealed class CompanyCommitTests : IDisposable
     {
         // A relay draining a backlog after the transitions stopped: its deletes must not each wait the window.
         var clock = new SteppedClock();
-        using var store = new LmdbStore(_dir.Options() with { CompanyWindow = TimeSpan.FromHours(1) }, Microsoft.Extensions.Logging.Abstractions.NullLogger<LmdbStore>.Instance, clock);
-        await store.Writer.CommitAsync(Batches.Transition(0, "order-1", 1, "first"), _cts.Token);
+        using var store = _dir.Open(_dir.Options() with { CompanyWindow = TimeSpan.FromHours(1) }, clock);
+        await CommitUrgentAsync(store);
         clock.Advance(TimeSpan.FromHours(2));
 
-        var deletes = MayWait("late");
-        await store.Writer.CommitAsync(deletes, _cts.Token).WaitAsync(_cts.Token);
+        await CommitMayWaitAsync(store, "late");
 
         Assert.Equal(2, store.Writer.Commits);
-        Batches.AssertCommitted(store, deletes);
     }
 
     [Fact]
     public async Task A_store_closing_commits_the_batch_held_for_company()
     {
         var store = _dir.Open(_dir.Options() with { CompanyWindow = TimeSpan.FromHours(1) });
-        await store.Writer.CommitAsync(Batches.Transition(0, "order-1", 1, "first"), _cts.Token);
+        await CommitUrgentAsync(store);
         var deletes = MayWait("at-close");
         var waiting = store.Writer.CommitAsync(deletes, _cts.Token);
         await Task.Delay(TimeSpan.FromMilliseconds(100), _cts.Token);
@@ -98,9 +115,8 @@ public sealed class CompanyCommitTests : IDisposable
     public async Task Without_fsync_nothing_waits()
     {
         using var store = _dir.Open(_dir.Options() with { Durable = false, CompanyWindow = TimeSpan.FromHours(1) });
-        await store.Writer.CommitAsync(Batches.Transition(0, "order-1", 1, "first"), _cts.Token);
-        var deletes = MayWait("no-fsync");
-        await store.Writer.CommitAsync(deletes, _cts.Token).WaitAsync(_cts.Token);
+        await CommitUrgentAsync(store);
+        await CommitMayWaitAsync(store, "no-fsync");
 
         Assert.Equal(2, store.Writer.Commits);
     }
@@ -115,6 +131,17 @@ public sealed class CompanyCommitTests : IDisposable
         public override long GetTimestamp() => Interlocked.Read(ref _now);
 
         public void Advance(TimeSpan by) => Interlocked.Add(ref _now, by.Ticks);
+    }
+
+    private Task CommitUrgentAsync(LmdbStore store) =>
+        store.Writer.CommitAsync(Batches.Transition(0, "order-1", 1, "first"), _cts.Token);
+
+    /// <summary>Commits a batch that may wait and checks it is in the store; one held for a window longer than the test's timeout fails here.</summary>
+    private async Task CommitMayWaitAsync(LmdbStore store, string tag)
+    {
+        var batch = MayWait(tag);
+        await store.Writer.CommitAsync(batch, _cts.Token).WaitAsync(_cts.Token);
+        Batches.AssertCommitted(store, batch);
     }
 
     private static WriteBatch MayWait(string tag)

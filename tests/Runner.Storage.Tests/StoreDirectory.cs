@@ -21,7 +21,7 @@ internal sealed class StoreDirectory : IDisposable
         MaxReaders = 64,
     };
 
-    public LmdbStore Open(LmdbOptions? options = null) => new(options ?? Options(), NullLogger<LmdbStore>.Instance);
+    public LmdbStore Open(LmdbOptions? options = null, TimeProvider? time = null) => new(options ?? Options(), NullLogger<LmdbStore>.Instance, time);
 
     public void Dispose()
     {

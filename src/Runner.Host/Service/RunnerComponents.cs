@@ -78,7 +78,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
             settings.NatsUrl, settings.DataDir, settings.Manifests, manifests.Sagas.Count, manifests.Effects.Count, manifests.Hash[..12], settings.Partitions);
         Operations.RuntimeReport.Log(logger);
 
-        var store = new LmdbStore(settings.StoreOptions(), loggers.CreateLogger<LmdbStore>());
+        var store = new LmdbStore(settings.StoreOptions(), loggers.CreateLogger<LmdbStore>(), time);
         ServiceProvider? services = null;
         SliceProvider? slices = null;
         SagaRuntime? sagas = null;
