@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -26,7 +27,7 @@ internal sealed class PubAckPipeline
 
     private readonly INatsConnection _connection;
     private readonly string _prefix;
-    private readonly ConcurrentDictionary<long, Waiting> _waiting = new();
+    private readonly WaitingTable _waiting = new();
     private readonly ConcurrentQueue<PubAckWait> _pool = new();
     private readonly PubAckReader _reader = new();
     private int _pooled;
@@ -77,8 +78,7 @@ internal sealed class PubAckPipeline
         var id = Interlocked.Increment(ref _next);
         var reply = Rent(id);
         var version = reply.Version;
-        var unsent = new Waiting(reply, NotSent);
-        _waiting[id] = unsent;
+        _waiting.Add(id, new Waiting(reply, NotSent));
         try
         {
             await _connection.PublishAsync(subject, body, headers, string.Create(CultureInfo.InvariantCulture, $"{_prefix}.{id}"), cancellationToken: cancellationToken);
@@ -90,7 +90,7 @@ internal sealed class PubAckPipeline
         }
         // The timeout counts from here, as a request's does: a send held up (a reconnect, a full buffer)
         // is the sender's wait, not the PubAck's. Unless the PubAck is already in.
-        _waiting.TryUpdate(id, new Waiting(reply, Stopwatch.GetTimestamp()), unsent);
+        _waiting.MarkSent(id, Stopwatch.GetTimestamp());
         return new PendingPubAck(reply, version);
     }
 
@@ -154,6 +154,91 @@ internal sealed class PubAckPipeline
     private readonly record struct Waiting(PubAckWait Reply, long SentAt);
 
     /// <summary>
+    /// The publishes waiting for their PubAck, by id: a table under a lock, whose entries are reused
+    /// (a concurrent dictionary allocates a node for each add and for each changed value). Whoever
+    /// removes an entry settles it, outside the lock.
+    /// </summary>
+    private sealed class WaitingTable
+    {
+        private readonly Dictionary<long, Waiting> _items = [];
+
+        public int Count
+        {
+            get
+            {
+                lock (_items)
+                {
+                    return _items.Count;
+                }
+            }
+        }
+
+        public bool IsEmpty => Count == 0;
+
+        public void Add(long id, Waiting waiting)
+        {
+            lock (_items)
+            {
+                _items.Add(id, waiting);
+            }
+        }
+
+        public bool TryRemove(long id, out Waiting waiting)
+        {
+            lock (_items)
+            {
+                return _items.Remove(id, out waiting);
+            }
+        }
+
+        /// <summary>Starts the timeout of a publish now written, unless it is settled already.</summary>
+        public void MarkSent(long id, long sentAt)
+        {
+            lock (_items)
+            {
+                ref var waiting = ref CollectionsMarshal.GetValueRefOrNullRef(_items, id);
+                if (!Unsafe.IsNullRef(ref waiting))
+                {
+                    waiting = waiting with { SentAt = sentAt };
+                }
+            }
+        }
+
+        /// <summary>Removes and returns the publishes sent before <paramref name="bound"/>; null when there is none.</summary>
+        public List<Waiting>? TakeSentBefore(long bound)
+        {
+            List<Waiting>? taken = null;
+            lock (_items)
+            {
+                foreach (var (id, waiting) in _items)
+                {
+                    if (waiting.SentAt != NotSent && waiting.SentAt < bound)
+                    {
+                        (taken ??= []).Add(waiting);
+                        _items.Remove(id);
+                    }
+                }
+            }
+            return taken;
+        }
+
+        /// <summary>Removes and returns every publish still waiting; null when there is none.</summary>
+        public List<Waiting>? TakeAll()
+        {
+            lock (_items)
+            {
+                if (_items.Count == 0)
+                {
+                    return null;
+                }
+                var taken = new List<Waiting>(_items.Values);
+                _items.Clear();
+                return taken;
+            }
+        }
+    }
+
+    /// <summary>
     /// Fails every publish whose PubAck is overdue (one lost in a reconnect never comes), and drops it:
     /// nobody is left waiting past the timeout, and a publisher that stopped leaves nothing behind.
     /// </summary>
@@ -163,13 +248,12 @@ internal sealed class PubAckPipeline
         {
             return;
         }
-        var now = Stopwatch.GetTimestamp();
         var limit = (long)(Timeout.TotalSeconds * Stopwatch.Frequency);
-        foreach (var (id, waiting) in _waiting)
+        if (_waiting.TakeSentBefore(Stopwatch.GetTimestamp() - limit) is { } overdue)
         {
-            if (waiting.SentAt != NotSent && now - waiting.SentAt > limit && _waiting.TryRemove(id, out var overdue))
+            foreach (var waiting in overdue)
             {
-                overdue.Reply.SetException(new TimeoutException($"no PubAck within the request timeout ({Timeout.TotalSeconds:F0} s)"));
+                waiting.Reply.SetException(new TimeoutException($"no PubAck within the request timeout ({Timeout.TotalSeconds:F0} s)"));
             }
         }
     }
@@ -237,11 +321,11 @@ internal sealed class PubAckPipeline
     /// </summary>
     private void Ended()
     {
-        foreach (var (id, waiting) in _waiting)
+        if (_waiting.TakeAll() is { } ended)
         {
-            if (_waiting.TryRemove(id, out var ended))
+            foreach (var waiting in ended)
             {
-                ended.Reply.SetException(new NatsNoReplyException());
+                waiting.Reply.SetException(new NatsNoReplyException());
             }
         }
     }
