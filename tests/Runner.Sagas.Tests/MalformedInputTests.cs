@@ -47,7 +47,7 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
         // Terminated, not left pending: the router consumer has nothing outstanding.
         await SagaHarness.WaitUntilAsync(async () =>
         {
-            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
+            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
             return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
         }, s_wait, "router consumer drained");
     }
@@ -73,7 +73,7 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
         Assert.Contains("bad-headers", payload, StringComparison.Ordinal);
         await SagaHarness.WaitUntilAsync(async () =>
         {
-            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
+            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
             return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
         }, s_wait, "router consumer drained");
     }
