@@ -17,6 +17,10 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter(), o => o with { MaxEventBytes = 64 * 1024 });
         using var cts = new CancellationTokenSource(s_wait);
+        // The server's advisory of each terminated message: the router TERMs what it quarantined, not just acks it.
+        // Subscribed (and the server past the SUB, by the ping) before anything is published.
+        await using var advisories = await h.Connection.SubscribeCoreAsync<byte[]>("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.AGGREGATE_EVENTS.>", cancellationToken: cts.Token);
+        await h.Connection.PingAsync(cts.Token);
         var subject = "aggregate.acme.counter.m1.added";
         await h.PublishRawAsync(subject, "this is { not json"u8.ToArray(), cancellationToken: cts.Token);
         await h.PublishRawAsync(subject, """{"specversion":"1.0","id":"x","source":"s"}"""u8.ToArray(), cancellationToken: cts.Token);
@@ -44,12 +48,22 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
         Assert.Equal("base64", utf8.PayloadEncoding);
         Assert.Equal(new byte[] { 0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d }, Convert.FromBase64String(utf8.Payload!));
 
-        // Terminated, not left pending: the router consumer has nothing outstanding.
+        // Terminated, not left pending: the router consumer has nothing outstanding, and each quarantined message had
+        // its TERM (under AckAll a TERM also acknowledges what comes before it; the advisory is the message's own).
         await SagaHarness.WaitUntilAsync(async () =>
         {
             var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
             return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
         }, s_wait, "router consumer drained");
+        var quarantined = h.Quarantine().Select(q => q.Sequence).Order().ToList();
+        var terminated = new List<ulong>();
+        while (terminated.Count < quarantined.Count)
+        {
+            var advisory = await advisories.Msgs.ReadAsync(cts.Token);
+            using var json = System.Text.Json.JsonDocument.Parse(advisory.Data!);
+            terminated.Add(json.RootElement.GetProperty("stream_seq").GetUInt64());
+        }
+        Assert.Equal(quarantined, terminated.Order().ToList());
     }
 
     [Fact]
