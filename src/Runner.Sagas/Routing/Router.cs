@@ -150,7 +150,13 @@ internal sealed class Router
         await RetireFormerConsumersAsync(cancellationToken);
         await using var batcher = new MessageBatcher(_js, _stream, config, ResumeAtAsync,
             settings.Batch, _logger, _time, cancellationToken,
-            _lease is null ? null : VerifyHolderAsync);
+            _lease is null ? null : async ct =>
+            {
+                if (!await _lease.VerifyAsync(ct))
+                {
+                    throw new OperationCanceledException(_lease.Lost);
+                }
+            });
         SagasLog.RouterStarted(_logger, _stream, config.DurableName!);
         var backoff = MinBackoff;
         // One batch may be in flight while the next one's first pass goes out: the last PubAcks of a batch, and the
@@ -265,27 +271,6 @@ internal sealed class Router
     }
 
     /// <summary>
-    /// Runs after each attach of the consumer: a former holder that re-created its consumer after another took the
-    /// stream finds out here, removes it and stops before pulling anything.
-    /// </summary>
-    private async ValueTask VerifyHolderAsync(CancellationToken cancellationToken)
-    {
-        if (await _lease!.VerifyAsync(cancellationToken))
-        {
-            return;
-        }
-        try
-        {
-            await _js.DeleteConsumerAsync(_stream, _consumer, CancellationToken.None);
-        }
-        catch (Exception ex) when (ex is NatsException or TimeoutException)
-        {
-            // the new holder deletes it
-        }
-        throw new OperationCanceledException(_lease.Lost);
-    }
-
-    /// <summary>
     /// Deletes the consumers of the lease's former holders (and the one name every router shared before consumers
     /// had epochs), remembering how far each had acked. From here on no former holder can pull from this stream's
     /// router consumers or ack in them; an ack of this holder's, which acknowledges everything before it, can only
@@ -309,11 +294,8 @@ internal sealed class Router
         var former = new List<string>();
         await foreach (var name in _js.ListConsumerNamesAsync(_stream, cancellationToken))
         {
-            // Earlier epochs only: a holder paused between its lease check and here must not delete a newer one's.
             if (string.Equals(name, shared, StringComparison.Ordinal)
-                || (name.StartsWith(prefix, StringComparison.Ordinal)
-                    && long.TryParse(name.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch)
-                    && epoch < _lease.Epoch))
+                || (name.StartsWith(prefix, StringComparison.Ordinal) && !string.Equals(name, _consumer, StringComparison.Ordinal)))
             {
                 former.Add(name);
             }
@@ -322,15 +304,14 @@ internal sealed class Router
         {
             try
             {
-                // Read before the delete, and kept even if the delete's reply is lost: a holder still acking may go a
-                // little further, which is routed again and dropped as a duplicate (inbox Nats-Msg-Id, dedupe
-                // markers), never skipped.
                 var floor = (await _js.GetConsumerAsync(_stream, name, cancellationToken)).Info.AckFloor.StreamSeq;
+                await _js.DeleteConsumerAsync(_stream, name, cancellationToken);
+                // Read before the delete: a holder still acking may have gone a little further, which is routed again
+                // and dropped as a duplicate (inbox Nats-Msg-Id, dedupe markers), never skipped.
                 lock (_progress)
                 {
                     _formerFloor = (_formerFloor.Created == created ? Math.Max(_formerFloor.Sequence, floor) : floor, created);
                 }
-                await _js.DeleteConsumerAsync(_stream, name, cancellationToken);
                 SagasLog.RouterConsumerRetired(_logger, _stream, name, floor);
             }
             catch (NatsJSApiException ex) when (ex.Error.Code == 404)
