@@ -49,7 +49,7 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
         Assert.Equal(new byte[] { 0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d }, Convert.FromBase64String(utf8.Payload!));
 
         // Terminated, not left pending: the router consumer has nothing outstanding, and each quarantined message had
-        // its TERM (under AckAll a TERM also acknowledges what comes before it; the advisory is the message's own).
+        // its TERM, not an ack: the server's advisory says so for each one.
         await SagaHarness.WaitUntilAsync(async () =>
         {
             var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
