@@ -173,8 +173,6 @@ internal sealed class PubAckPipeline
             }
         }
 
-        public bool IsEmpty => Count == 0;
-
         public void Add(long id, Waiting waiting)
         {
             lock (_items)
@@ -244,10 +242,6 @@ internal sealed class PubAckPipeline
     /// </summary>
     private void Sweep()
     {
-        if (_waiting.IsEmpty)
-        {
-            return;
-        }
         var limit = (long)(Timeout.TotalSeconds * Stopwatch.Frequency);
         if (_waiting.TakeSentBefore(Stopwatch.GetTimestamp() - limit) is { } overdue)
         {

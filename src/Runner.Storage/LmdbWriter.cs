@@ -70,10 +70,13 @@ internal sealed class LmdbWriter : IDisposable
             {
                 group.Clear();
                 group.Add(first);
-                var urgent = TakeQueued(group) || !first.Batch.MayWait || (UrgentCommittedWithin(window) && WaitForCompany(group, window));
+                if (!TakeQueued(group) && first.Batch.MayWait && UrgentCommittedWithin(window))
+                {
+                    WaitForCompany(group, window);
+                }
                 try
                 {
-                    CommitGroup(group, urgent);
+                    CommitGroup(group);
                 }
 #pragma warning disable CA1031 // The writer thread must never die: fail the group's callers instead.
                 catch (Exception ex)
@@ -120,9 +123,9 @@ internal sealed class LmdbWriter : IDisposable
     /// <summary>
     /// Holds a group of batches that may wait until a batch someone waits on comes (then all commit with one
     /// fsync), the group is full, or <paramref name="window"/> has passed. Not cancelled: it is short, and a
-    /// writer being stopped completes the queue, which ends the wait at once. True when that batch came.
+    /// writer being stopped completes the queue, which ends the wait at once.
     /// </summary>
-    private bool WaitForCompany(List<PendingWrite> group, TimeSpan window)
+    private void WaitForCompany(List<PendingWrite> group, TimeSpan window)
     {
         var started = _time.GetTimestamp();
         while (group.Count < _store.Options.MaxBatchesPerCommit)
@@ -130,19 +133,17 @@ internal sealed class LmdbWriter : IDisposable
             var left = window - _time.GetElapsedTime(started);
             if (left <= TimeSpan.Zero || !_queue.TryTake(out var next, left))
             {
-                return false;
+                return;
             }
             group.Add(next);
             if (TakeQueued(group) || !next.Batch.MayWait)
             {
-                return true;
+                return;
             }
         }
-        return false;
     }
 
-    /// <param name="urgent">Whether someone waits on a batch of the group: its commit then keeps batches that may wait waiting for the next.</param>
-    private void CommitGroup(List<PendingWrite> group, bool urgent)
+    private void CommitGroup(List<PendingWrite> group)
     {
         var started = Stopwatch.GetTimestamp();
         while (true)
@@ -157,9 +158,9 @@ internal sealed class LmdbWriter : IDisposable
             {
                 // Batches that failed inside the group already carry their own exception.
                 var committed = live.Where(p => !p.Completion.Task.IsCompleted).ToList();
-                if (urgent)
+                if (committed.Exists(p => !p.Batch.MayWait))
                 {
-                    // Before the callers hear of it: what they queue next sees this commit.
+                    // Someone waited on this commit. Noted before the callers hear of it: what they queue next sees it.
                     _lastUrgent = _time.GetTimestamp();
                 }
                 Interlocked.Increment(ref _commits);
@@ -187,7 +188,7 @@ internal sealed class LmdbWriter : IDisposable
                 // The map cannot grow: commit one by one, so only the batches that do not fit fail.
                 foreach (var pending in live)
                 {
-                    CommitGroup([pending], urgent);
+                    CommitGroup([pending]);
                 }
                 return;
             }
