@@ -206,6 +206,9 @@ public sealed class SpareSandboxTests : IDisposable
         // Built: blocked before exec, with the output directory bound.
         await SagaHarness.WaitUntilAsync(() => Task.FromResult(CommandLinesWith(output).Any(LimitTests.IsBlockedOnTrigger)),
             TimeSpan.FromSeconds(10), "the next sandbox is built");
+        // And its start complete: a launch leaves one still starting to a later slice, so the second run would
+        // start its own and build no spare after it, and the third would find this stale one.
+        await node.Launcher.WhenSparesStartedAsync();
         var hits = node.Launcher.SpareHits;
 
         // The pipeline's clean-up between runs: the output directory removed and made again.
