@@ -40,6 +40,9 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     private CancellationTokenSource? _stop;
     private PartitionCoordinator? _coordinator;
     private SnapshotStore? _snapshots;
+
+    /// <summary>Whether owners purge the inbox below their snapshots (not on a replicated inbox whose server would replay the purge as a compaction).</summary>
+    private bool _purgeInbox = true;
     private volatile ManifestSet _manifests;
     private volatile bool _draining;
 
@@ -132,6 +135,15 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     {
         var streams = _options.JetStream;
         await StartupRetry.RunAsync("streams", ct => StreamTopology.EnsureAsync(_js, streams, _loggers.CreateLogger(typeof(StreamTopology)), ct), _logger, _time, cancellationToken);
+        // The inbox as it is (RUNNER_STREAM_REPLICAS does not change a stream that exists).
+        var inbox = await StartupRetry.RunAsync("inbox", ct => _js.GetStreamAsync(streams.Streams.Inbox, cancellationToken: ct).AsTask(), _logger, _time, cancellationToken);
+        var replicas = inbox.Info.Config.NumReplicas;
+        var server = _js.Connection.ServerInfo?.Version;
+        _purgeInbox = replicas <= 1 || !NatsServerVersions.ReplaysPurgeAsCompaction(server);
+        if (!_purgeInbox)
+        {
+            SagasLog.InboxNotPurged(_logger, server ?? "of unknown version", replicas, NatsServerVersions.PurgeReplayFixedIn);
+        }
         var bucket = await StartupRetry.RunAsync(_options.OwnershipBucket,
             ct => OwnershipBucket.OpenAsync(_js, _options.OwnershipBucket, streams.Replicas, _options.Partitions, _time, ct), _logger, _time, cancellationToken);
         _snapshots = await StartupRetry.RunAsync(_options.SnapshotBucket,

@@ -38,6 +38,9 @@ internal static partial class SagasLog
     [LoggerMessage(3011, LogLevel.Debug, "partition {Partition}: inbox purge failed, will retry later: {Reason}")]
     public static partial void InboxPurgeFailed(ILogger logger, int partition, string reason);
 
+    [LoggerMessage(3023, LogLevel.Warning, "nats-server {Version} replays a purge of a replicated stream as a compaction when it restarts, losing messages nobody purged (fixed in {FixedIn}): the inbox ({Replicas} replicas) is not purged below snapshots and keeps growing; upgrade nats-server")]
+    public static partial void InboxNotPurged(ILogger logger, string version, int replicas, string fixedIn);
+
     [LoggerMessage(3012, LogLevel.Information, "retention swept {Markers} dedupe markers, {Instances} done instances with their history, {Quarantined} quarantine records")]
     public static partial void RetentionSwept(ILogger logger, int markers, int instances, int quarantined);
 

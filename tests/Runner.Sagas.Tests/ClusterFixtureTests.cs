@@ -63,6 +63,43 @@ public sealed class ClusterFixtureTests(NatsClusterFixture cluster) : IClassFixt
         Assert.Equal("during", (await store.GetEntryAsync<string>("k", cancellationToken: ct)).Value);
     }
 
+    [Fact]
+    public async Task A_purge_by_subject_survives_a_restart_exactly_when_the_version_check_says_so()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(55));
+        var ct = cts.Token;
+        var id = Guid.NewGuid().ToString("N")[..8];
+        var name = $"CFP_{id}";
+        await using var nats = await cluster.ConnectAsync();
+        var js = nats.CreateJetStreamContext();
+        var stream = await js.CreateStreamAsync(new StreamConfig(name, [$"cfp.{id}.>"]) { NumReplicas = 3 }, ct);
+        foreach (var subject in new[] { "a", "b", "a", "b", "a", "b" })
+        {
+            (await js.PublishAsync($"cfp.{id}.{subject}", subject, cancellationToken: ct)).EnsureSuccess();
+        }
+        // As a partition's inbox is purged: one subject, below a sequence (1 and 3 go; 2, 4, 5, 6 stay). Then more
+        // comes: a restarted server applies again, as it reads its log back, what later entries of the log say was
+        // committed, and that now takes in the purge.
+        var purged = await js.PurgeStreamAsync(name, new StreamPurgeRequest { Filter = $"cfp.{id}.a", Seq = 5 }, ct);
+        Assert.Equal(2, (long)purged.Purged);
+        for (var i = 0; i < 3; i++)
+        {
+            (await js.PublishAsync($"cfp.{id}.b", "after", cancellationToken: ct)).EnsureSuccess();
+        }
+        await stream.RefreshAsync(ct);
+        var victim = cluster.NodeOf(stream.Info.Cluster!.Leader!);
+        Assert.Equal(7, (long)stream.Info.State.Messages);
+
+        await cluster.KillAsync(victim, ct);
+        await cluster.StartAsync(victim, ct);
+        var copy = await cluster.LocalStreamAsync(victim, name, ct);
+
+        // A server the check names replays the purge as "every message up to the stream's last sequence then" (6),
+        // the other subject's too, and keeps 7, 8 and 9 of the seven; any other keeps all seven.
+        var compacts = Messaging.NatsServerVersions.ReplaysPurgeAsCompaction(nats.ServerInfo!.Version);
+        Assert.Equal(compacts ? 3ul : 7ul, copy?.Messages);
+    }
+
     private static async Task<T> EventuallyAsync<T>(Func<CancellationToken, Task<T>> attempt, string what, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

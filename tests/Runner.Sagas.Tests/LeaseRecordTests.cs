@@ -43,4 +43,14 @@ public sealed class LeaseRecordTests
         Assert.Equal([(500UL, "v2"), (1500UL, "v3")], second.Versions.Select(v => (v.From, v.Manifest)));
         Assert.Same(second, PartitionSnapshots.Reference(second, Snapshot(2000)));
     }
+
+    [Fact]
+    public void Without_purging_snapshots_are_referenced_but_nothing_is_marked_purgeable_and_every_version_stays()
+    {
+        var first = PartitionSnapshots.Reference(Record((1, "v1"), (500, "v2"), (1500, "v3")), Snapshot(1000), purge: false);
+        var second = PartitionSnapshots.Reference(first, Snapshot(2000), purge: false);
+        Assert.Equal(["s2000", "s1000"], second.Snapshots.Select(s => s.Name));
+        Assert.Equal(0UL, second.PurgedBelow);
+        Assert.Equal(["v1", "v2", "v3"], second.Versions.Select(v => v.Manifest));
+    }
 }

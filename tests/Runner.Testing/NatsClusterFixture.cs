@@ -94,6 +94,10 @@ public sealed class NatsClusterFixture : IAsyncLifetime
         await StartAsync(node, cancellationToken);
     }
 
+    /// <summary>Node <paramref name="node"/>'s own copy of <paramref name="stream"/>: messages held and first sequence (null when it holds none).</summary>
+    public Task<(ulong Messages, ulong FirstSeq)?> LocalStreamAsync(int node, string stream, CancellationToken cancellationToken) =>
+        Node(node).LocalStreamAsync(_http, stream, cancellationToken);
+
     public async Task<NatsConnection> ConnectAsync()
     {
         var connection = new NatsConnection(new NatsOpts { Url = Url, Name = "runner-tests" });

@@ -152,6 +152,37 @@ internal sealed class NatsClusterNode(string name, string directory)
         }
     }
 
+    /// <summary>
+    /// This node's own copy of <paramref name="stream"/> (messages held, first sequence), as its
+    /// monitoring port reports it; null when the node does not hold the stream.
+    /// </summary>
+    public async Task<(ulong Messages, ulong FirstSeq)?> LocalStreamAsync(HttpClient http, string stream, CancellationToken cancellationToken)
+    {
+        using var response = await http.GetAsync(Monitor("/jsz?accounts=true&streams=true"), cancellationToken);
+        response.EnsureSuccessStatusCode();
+        using var jsz = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken), cancellationToken: cancellationToken);
+        if (!jsz.RootElement.TryGetProperty("account_details", out var accounts) || accounts.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+        foreach (var account in accounts.EnumerateArray())
+        {
+            if (!account.TryGetProperty("stream_detail", out var streams) || streams.ValueKind != JsonValueKind.Array)
+            {
+                continue;
+            }
+            foreach (var detail in streams.EnumerateArray())
+            {
+                if (detail.GetProperty("name").GetString() == stream)
+                {
+                    var state = detail.GetProperty("state");
+                    return (state.GetProperty("messages").GetUInt64(), state.GetProperty("first_seq").GetUInt64());
+                }
+            }
+        }
+        return null;
+    }
+
     public string Describe()
     {
         var state = _process switch

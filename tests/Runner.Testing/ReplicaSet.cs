@@ -94,7 +94,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
         {
             throw new InvalidOperationException("test manifests invalid: " + string.Join("; ", loaded.Errors));
         }
-        await replica.StartAsync(_url, loaded.Set!, Options with { WorkerId = name, VersionDirectory = Path.Combine(replica.Directory, "versions") }, _loggers);
+        await replica.StartAsync(_url, loaded.Set!, Options with { WorkerId = name, VersionDirectory = Path.Combine(replica.Directory, "versions") }, FileLog.Named(_loggers, name));
         return replica;
     }
 

@@ -15,7 +15,9 @@ namespace Runner.Sagas.Snapshots;
 /// (when its checkpoint moved) and at hand-over, then purges its inbox below the older of the two
 /// snapshots the lease record keeps. Every step outside this replica's disk is fenced by the
 /// lease: the object is referenced only by a compare-and-set of the lease record, and the purge
-/// only reaches below a snapshot so referenced.
+/// only reaches below a snapshot so referenced. With <paramref name="purge"/> false (a replicated
+/// inbox on a server that replays purges as compactions when it restarts) the inbox is neither
+/// marked purgeable nor purged: a restore can always replay it from the start.
 /// </summary>
 internal sealed class PartitionSnapshots(
     INatsJSContext js,
@@ -25,6 +27,7 @@ internal sealed class PartitionSnapshots(
     OwnedLease lease,
     Func<ulong> checkpoint,
     byte[] checkpointKey,
+    bool purge,
     ILogger logger,
     TimeProvider time)
 {
@@ -103,7 +106,7 @@ internal sealed class PartitionSnapshots(
             AtMs = time.GetUtcNow().ToUnixTimeMilliseconds(),
         };
         var before = lease.Record.Snapshots;
-        var referenced = await lease.UpdateAsync(r => Reference(r, reference), cancellationToken);
+        var referenced = await lease.UpdateAsync(r => Reference(r, reference, purge), cancellationToken);
         if (!referenced)
         {
             // Only a lease certainly lost proves the reference was not written (a write whose
@@ -130,9 +133,10 @@ internal sealed class PartitionSnapshots(
 
     /// <summary>
     /// The record with <paramref name="reference"/> as its newest snapshot, the previous newest as
-    /// fallback, the inbox marked purgeable below the fallback, and versions no later message needs dropped.
+    /// fallback, the inbox marked purgeable below the fallback, and versions no later message needs
+    /// dropped; with <paramref name="purge"/> false, the snapshots alone.
     /// </summary>
-    internal static LeaseRecord Reference(LeaseRecord record, SnapshotRef reference)
+    internal static LeaseRecord Reference(LeaseRecord record, SnapshotRef reference, bool purge = true)
     {
         if (record.Snapshots.Any(s => string.Equals(s.Name, reference.Name, StringComparison.Ordinal)))
         {
@@ -140,7 +144,7 @@ internal sealed class PartitionSnapshots(
         }
         var kept = new List<SnapshotRef> { reference };
         kept.AddRange(record.Snapshots.Take(1));
-        var purgedBelow = kept.Count > 1 ? Math.Max(record.PurgedBelow, kept[^1].Sequence + 1) : record.PurgedBelow;
+        var purgedBelow = purge && kept.Count > 1 ? Math.Max(record.PurgedBelow, kept[^1].Sequence + 1) : record.PurgedBelow;
         return record with
         {
             Snapshots = kept,
@@ -174,7 +178,7 @@ internal sealed class PartitionSnapshots(
     private async Task PurgeAsync(CancellationToken cancellationToken)
     {
         var below = lease.Record.PurgedBelow;
-        if (below <= 1 || lease.IsLost)
+        if (!purge || below <= 1 || lease.IsLost)
         {
             return;
         }
