@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -36,7 +35,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
     private readonly int _batch;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly Channel<JetStreamMessage> _buffer;
+    private readonly DeliveryBuffer<JetStreamMessage> _buffer;
     private readonly CancellationTokenSource _stop;
     private readonly Task _pump;
     private readonly TimeSpan _stallAfter;
@@ -75,12 +74,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
         _batch = batch;
         _logger = logger;
         _time = time;
-        _buffer = Channel.CreateBounded<JetStreamMessage>(new BoundedChannelOptions(batch * 2)
-        {
-            FullMode = BoundedChannelFullMode.Wait,
-            SingleReader = true,
-            SingleWriter = true,
-        });
+        _buffer = new DeliveryBuffer<JetStreamMessage>(batch * 2);
         _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _pump = Task.Run(() => PumpAsync(_stop.Token), CancellationToken.None);
     }
@@ -94,51 +88,37 @@ internal sealed class MessageBatcher : IAsyncDisposable
 
     private long _stalls;
 
-    /// <summary>Waits for at least one message, then takes what is buffered, up to <paramref name="max"/>.</summary>
+    /// <summary>
+    /// Waits for at least one message, then takes what is buffered, up to <paramref name="max"/>:
+    /// consecutive deliveries of one attachment (the reader only).
+    /// </summary>
     public async ValueTask<List<JetStreamMessage>> ReadBatchAsync(int max, CancellationToken cancellationToken)
     {
-        if (!_buffer.Reader.TryRead(out var first))
+        if (_buffer.TryReadBatch(max) is { } batch)
         {
-            Interlocked.Exchange(ref _waitingSinceTicks, _time.GetTimestamp());
-            try
-            {
-                first = await _buffer.Reader.ReadAsync(cancellationToken);
-            }
-            finally
-            {
-                Interlocked.Exchange(ref _waitingSinceTicks, 0);
-            }
+            return batch;
         }
-        return Rest(first, max);
+        Interlocked.Exchange(ref _waitingSinceTicks, _time.GetTimestamp());
+        try
+        {
+            return await _buffer.ReadBatchAsync(max, cancellationToken);
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _waitingSinceTicks, 0);
+        }
     }
 
-    /// <summary>What is buffered now, up to <paramref name="max"/>, without waiting; null when nothing is.</summary>
-    public List<JetStreamMessage>? TryReadBatch(int max)
-    {
-        if (!_buffer.Reader.TryRead(out var first))
-        {
-            return null;
-        }
-        return Rest(first, max);
-    }
-
-    /// <summary><paramref name="first"/> and what is buffered after it, up to <paramref name="max"/>.</summary>
-    private List<JetStreamMessage> Rest(JetStreamMessage first, int max)
-    {
-        var batch = new List<JetStreamMessage>(Math.Min(max, 64)) { first };
-        while (batch.Count < max && _buffer.Reader.TryRead(out var next))
-        {
-            batch.Add(next);
-        }
-        return batch;
-    }
+    /// <summary>What is buffered now, up to <paramref name="max"/>, without waiting; null when nothing is (the reader only).</summary>
+    public List<JetStreamMessage>? TryReadBatch(int max) => _buffer.TryReadBatch(max);
 
     /// <summary>
-    /// Drops what is buffered and re-attaches from the start sequence: the caller could not finish
-    /// a message and must see it again before anything after it.
+    /// Drops what is buffered and re-attaches from the start sequence: the caller (the reader) could
+    /// not finish a message and must see it again before anything after it.
     /// </summary>
     public void Restart()
     {
+        _buffer.Next();
         try
         {
             Volatile.Read(ref _attachment)?.Cancel();
@@ -147,7 +127,7 @@ internal sealed class MessageBatcher : IAsyncDisposable
         {
             // Between attachments (backing off after a failed attach): the next attach starts fresh anyway.
         }
-        DropBuffered();
+        _buffer.Clear();
     }
 
     /// <summary>The stream sequence below which the consumer has acknowledged everything (0 when it does not exist).</summary>
@@ -161,13 +141,6 @@ internal sealed class MessageBatcher : IAsyncDisposable
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
             return 0;
-        }
-    }
-
-    private void DropBuffered()
-    {
-        while (_buffer.Reader.TryRead(out _))
-        {
         }
     }
 
@@ -209,9 +182,9 @@ internal sealed class MessageBatcher : IAsyncDisposable
             {
                 Volatile.Write(ref _attachment, attachment);
                 // Each attach delivers again from the caller's start sequence. Nothing of the attachment before may
-                // stay buffered ahead of that: a message the pump was writing as Restart() emptied the buffer would
-                // come before the message the caller must see again first.
-                DropBuffered();
+                // be read ahead of that (a message the pump was writing as Restart() emptied the buffer would come
+                // before the message the caller must see again first): the reader skips it from now on.
+                var number = _buffer.Next();
                 await AttachAsync(cancellationToken);
                 backoff = TimeSpan.FromMilliseconds(200);
                 watch = WatchAsync(attachment, attachment.Token);
@@ -228,10 +201,9 @@ internal sealed class MessageBatcher : IAsyncDisposable
                     var delivered = delivery?.ConsumerSequence ?? expected;
                     if (delivered != expected)
                     {
-                        // Re-attach from the caller's start sequence, which delivers what was
-                        // buffered again: drop it, or one batch could hold a message twice.
+                        // Re-attach from the caller's start sequence, which delivers again what is
+                        // buffered: the next attachment makes the reader skip it.
                         MessagingLog.DeliveryGap(_logger, _stream, Consumer, expected, delivered);
-                        DropBuffered();
                         break;
                     }
                     expected++;
@@ -241,13 +213,12 @@ internal sealed class MessageBatcher : IAsyncDisposable
                     {
                         Tracing.Redeliveries.Add(1, new KeyValuePair<string, object?>("consumer", Consumer));
                     }
-                    await _buffer.Writer.WriteAsync(msg, attachment.Token);
+                    await _buffer.WriteAsync(number, msg, attachment.Token);
                 }
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                // Restart(): attach again from the caller's start sequence.
-                DropBuffered();
+                // Restart(), or a stall: attach again from the caller's start sequence.
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -258,7 +229,6 @@ internal sealed class MessageBatcher : IAsyncDisposable
 #pragma warning restore CA1031
             {
                 // The next attach delivers from the caller's start sequence again, what is buffered too.
-                DropBuffered();
                 MessagingLog.ConsumerFailed(_logger, _stream, Consumer, backoff.TotalMilliseconds, ex.Message);
                 try
                 {
