@@ -189,8 +189,10 @@ internal sealed class MessageBatcher : IAsyncDisposable
                 backoff = TimeSpan.FromMilliseconds(200);
                 watch = WatchAsync(attachment, attachment.Token);
                 var expected = 1UL;
+                // Each attach deletes the consumer and makes it again under the same name: acks of an attachment that
+                // ended must not reach the next one (PullConsumer, acksEndWithIt).
                 await using var pull = await PullConsumer.StartAsync(_js.Connection, _js.Opts.Prefix, _stream, Consumer,
-                    _batch * 2, PullConsumer.DefaultExpires, PullConsumer.DefaultHeartbeat, _time, attachment.Token);
+                    _batch * 2, PullConsumer.DefaultExpires, PullConsumer.DefaultHeartbeat, _time, attachment.Token, acksEndWithIt: true);
                 await foreach (var msg in pull.ReadAllAsync(attachment.Token))
                 {
                     if (attachment.IsCancellationRequested)

@@ -76,9 +76,16 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     private long _lastHeard;
     private long _pulls;
 
-    private PullConsumer(INatsConnection connection, string subject, string next, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time, bool releaseOnRead)
+    /// <summary>Whether acks are dropped once this subscription is disposed (see <see cref="StartAsync"/>).</summary>
+    private readonly bool _acksEndWithIt;
+
+    /// <summary>Acks being written now; a disposal waits for them, so none is written after it.</summary>
+    private int _acking;
+
+    private PullConsumer(INatsConnection connection, string subject, string next, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time, bool releaseOnRead, bool acksEndWithIt)
         : base(connection, connection.SubscriptionManager, subject + ".*", queueGroup: null, opts: null)
     {
+        _acksEndWithIt = acksEndWithIt;
         _connection = connection;
         _replyBase = subject + ".";
         _next = next;
@@ -101,14 +108,22 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     /// is free). False: when the reader calls <see cref="Release"/>, once per message (room for what is running, a
     /// worker's free slots; a pull as soon as one is free).
     /// </param>
+    /// <param name="acksEndWithIt">
+    /// True for a consumer that is deleted and created again under the same name on the next attach, as
+    /// <see cref="MessageBatcher"/> does: once this subscription is disposed, acks of the messages it delivered are
+    /// dropped, not sent. The new consumer delivers those messages again; an ack of the old delivery would reach it
+    /// instead, and where it acks all (AckAll) it would acknowledge messages it has not even delivered yet and raise the
+    /// floor of delivery sequences it takes acks above, so that its own acks of them were ignored (redelivered after the
+    /// ack wait, or the consumer stalled at its limit of pending acks).
+    /// </param>
     public static async Task<PullConsumer> StartAsync(
         INatsConnection connection, string apiPrefix, string stream, string consumer, int max, TimeSpan expires, TimeSpan heartbeat, TimeProvider time,
-        CancellationToken cancellationToken, bool releaseOnRead = true)
+        CancellationToken cancellationToken, bool releaseOnRead = true, bool acksEndWithIt = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         // Not NewInbox(): the client routes what comes to its own inbox prefix to its request-reply handler alone.
         var subject = connection.Opts.InboxPrefix + ".pull" + Guid.NewGuid().ToString("N");
-        var pull = new PullConsumer(connection, subject, $"{apiPrefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}", max, expires, heartbeat, time, releaseOnRead);
+        var pull = new PullConsumer(connection, subject, $"{apiPrefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}", max, expires, heartbeat, time, releaseOnRead, acksEndWithIt);
         try
         {
             await connection.AddSubAsync(pull, cancellationToken);
@@ -145,7 +160,29 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
     }
 
     ValueTask IAckSender.SendAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) =>
-        _connection.PublishAsync(replyTo, payload, cancellationToken: cancellationToken);
+        _acksEndWithIt ? SendWhileSubscribedAsync(replyTo, payload, cancellationToken) : _connection.PublishAsync(replyTo, payload, cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// Sends an ack unless this subscription is disposed. The count of acks in progress is raised before the check and
+    /// the disposal sets its flag before it waits for the count to fall to nought (both through full fences): an ack
+    /// is either written to the connection before the disposal returns, and so before the next attach's delete of the
+    /// consumer on the same connection, or dropped.
+    /// </summary>
+    private async ValueTask SendWhileSubscribedAsync(string replyTo, byte[] payload, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _acking);
+        try
+        {
+            if (Volatile.Read(ref _disposed) == 0)
+            {
+                await _connection.PublishAsync(replyTo, payload, cancellationToken: cancellationToken);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _acking);
+        }
+    }
 
     async ValueTask IAckSender.ConfirmAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) =>
         await _connection.RequestAsync<byte[], byte[]>(replyTo, payload, cancellationToken: cancellationToken);
@@ -455,6 +492,12 @@ internal sealed class PullConsumer : NatsSubBase, IAckSender
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
+        }
+        // Acks already past their check are written before this returns (an ack waits only for room in the
+        // connection's buffer: real time, not the clock this subscription is given); later ones are dropped.
+        while (_acksEndWithIt && Volatile.Read(ref _acking) != 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(1), CancellationToken.None);
         }
         _connection.ConnectionOpened -= OnConnectionOpened;
         _connection.ConnectionDisconnected -= OnConnectionDisconnected;

@@ -94,6 +94,46 @@ public sealed class ConsumerStallTests(NatsServerFixture nats) : IClassFixture<N
         Assert.Equal(0, batcher.Stalls);
     }
 
+    /// <summary>
+    /// Each attach deletes the consumer and makes it again under the same name. A message read before a re-attach and
+    /// acked after it must not reach the new consumer: where it acks all (a partition's), the old delivery's ack would
+    /// acknowledge every message up to it there, delivered again or not, and raise the floor of delivery sequences it
+    /// takes acks above, so that its own acks of what it delivers again were ignored (redelivered after the ack wait,
+    /// or the consumer stalled at its limit of pending acks). Such acks are dropped.
+    /// </summary>
+    [Fact]
+    public async Task An_ack_from_an_attachment_that_ended_does_not_reach_the_consumer_made_again()
+    {
+        await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url });
+        var js = new NatsJSContext(connection);
+        var (stream, subject) = await CreateStreamAsync(js, messages: 5);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var config = new ConsumerConfig("again") { FilterSubject = subject, AckPolicy = ConsumerConfigAckPolicy.All, MaxDeliver = -1 };
+        await using var batcher = new MessageBatcher(js, stream, config, _ => ValueTask.FromResult(1UL), 10,
+            NullLogger.Instance, TimeProvider.System, cts.Token);
+        var old = await batcher.ReadBatchAsync(10, cts.Token);
+        while (old.Count < 5)
+        {
+            old.AddRange(await batcher.ReadBatchAsync(10, cts.Token));
+        }
+
+        batcher.Restart();
+        var again = await batcher.ReadBatchAsync(10, cts.Token);
+        Assert.Equal(1UL, Delivery.Of(again[0])!.Value.StreamSequence);
+        Assert.Equal(2, batcher.Attaches);
+
+        // The old delivery of 5, then the new delivery of 1, acked in that order on one connection: once the second
+        // shows, the first would have too.
+        await old[4].AckAsync(cts.Token);
+        await again[0].AckAsync(cts.Token);
+        ConsumerInfo info;
+        while ((info = (await js.GetConsumerAsync(stream, "again", cts.Token)).Info).AckFloor.StreamSeq == 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cts.Token);
+        }
+        Assert.Equal(1UL, info.AckFloor.StreamSeq);
+    }
+
     private static ConsumerConfig Withholding(string subject) => new("withholding")
     {
         FilterSubject = subject,
