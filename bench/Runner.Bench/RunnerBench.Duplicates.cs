@@ -17,7 +17,7 @@ internal sealed partial class RunnerBench
     public async Task CheckDuplicatesAsync(CancellationToken cancellationToken)
     {
         var streams = RuntimeOptions.JetStream.Streams;
-        var routerName = RuntimeOptions.RouterConsumer(streams.AggregateEvents);
+        var routerName = RouterConsumerOf(streams.AggregateEvents);
 
         // (1) Router: lose the router consumer, so it starts again from the first event.
         var quarantined0 = Quarantined;
@@ -31,7 +31,8 @@ internal sealed partial class RunnerBench
         {
             try
             {
-                var c = await ObserverJs.GetConsumerAsync(streams.AggregateEvents, routerName, cancellationToken);
+                // The restarted runtime holds the lease at a new epoch, and reads its own consumer.
+                var c = await ObserverJs.GetConsumerAsync(streams.AggregateEvents, RouterConsumerOf(streams.AggregateEvents), cancellationToken);
                 return c.Info.NumPending == 0 && c.Info.NumAckPending == 0 && c.Info.AckFloor.StreamSeq >= aggregate;
             }
             catch (NatsJSApiException)
@@ -39,7 +40,7 @@ internal sealed partial class RunnerBench
                 return false;
             }
         }, TimeSpan.FromSeconds(45), cancellationToken);
-        var consumer = await ObserverJs.GetConsumerAsync(streams.AggregateEvents, routerName, cancellationToken);
+        var consumer = await ObserverJs.GetConsumerAsync(streams.AggregateEvents, RouterConsumerOf(streams.AggregateEvents), cancellationToken);
         _output.WriteLine(Text.Inv($"  router, consumer re-created over {aggregate} already-routed events: {(drained ? "drained" : "NOT drained after 45 s")}; redelivered {consumer.Info.NumRedelivered}, ack pending {consumer.Info.NumAckPending}; new quarantine records: {Quarantined - quarantined0}; RUNNER_INBOX grew by {await LastSeqAsync(streams.Inbox, cancellationToken) - inboxBefore}"));
 
         // (2) Relay: a command already on WORKFLOW_COMMANDS, and its outbox item still in LMDB.

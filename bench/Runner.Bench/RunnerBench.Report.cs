@@ -7,13 +7,17 @@ internal sealed partial class RunnerBench
 {
     public long Quarantined => Store.Read(r => r.Count(KeySpace.Quarantine));
 
+    /// <summary>The consumer the runtime's router of <paramref name="stream"/> reads now (its lease epoch's).</summary>
+    private string RouterConsumerOf(string stream) =>
+        Runtime.RouterConsumers.FirstOrDefault(r => r.Stream == stream).Consumer ?? RuntimeOptions.RouterConsumer(stream);
+
     /// <summary>The router consumer's server-side state: where acks stand and what was redelivered.</summary>
     public async Task PrintRouterConsumerAsync(string when, CancellationToken cancellationToken)
     {
         var streams = RuntimeOptions.JetStream.Streams;
         try
         {
-            var consumer = await ObserverJs.GetConsumerAsync(streams.AggregateEvents, RuntimeOptions.RouterConsumer(streams.AggregateEvents), cancellationToken);
+            var consumer = await ObserverJs.GetConsumerAsync(streams.AggregateEvents, RouterConsumerOf(streams.AggregateEvents), cancellationToken);
             var info = consumer.Info;
             _output.WriteLine(Text.Inv($"  router consumer {when}: delivered {info.Delivered.StreamSeq}, ack floor {info.AckFloor.StreamSeq}, ack pending {info.NumAckPending}, redelivered {info.NumRedelivered}, pending {info.NumPending}; quarantine records {Quarantined}"));
         }

@@ -9,7 +9,7 @@ internal sealed partial class RunnerBench
     private async Task MonitorAsync(List<Sample> samples, PhaseTrack track, ulong aggregate0, ulong inbox0, long relayed0, CancellationToken cancellationToken)
     {
         var streams = RuntimeOptions.JetStream.Streams;
-        var router = RuntimeOptions.RouterConsumer(streams.AggregateEvents);
+        var router = RouterConsumerOf(streams.AggregateEvents);
         for (var i = 0; i < 100_000 && !cancellationToken.IsCancellationRequested; i++)
         {
             try

@@ -85,6 +85,10 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     /// <summary>Streams this replica routes now.</summary>
     public IReadOnlyList<string> RoutedStreams => [.. _routers.Where(r => !r.Value.Lease.IsLost).Select(r => r.Key).Order(StringComparer.Ordinal)];
 
+    /// <summary>The router consumers this replica reads now, by trigger stream: each its lease epoch's own.</summary>
+    public IReadOnlyList<(string Stream, string Consumer)> RouterConsumers =>
+        [.. _routers.Where(r => !r.Value.Lease.IsLost).OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => (r.Key, _options.RouterConsumer(r.Key, r.Value.Lease.Epoch)))];
+
     /// <summary>Partitions this replica runs now.</summary>
     public IReadOnlyList<int> OwnedPartitions => [.. _runs.Where(r => !r.Value.Lease.IsLost).Select(r => r.Key).Order()];
 

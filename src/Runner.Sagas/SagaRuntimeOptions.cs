@@ -84,7 +84,11 @@ internal sealed record SagaRuntimeOptions
     /// <summary>Name prefix of durable consumers (lets tests and tenants share a server).</summary>
     public string ConsumerPrefix { get; init; } = "runner";
 
+    /// <summary>The stream's router consumer name without epoch: the prefix of its consumers (and the name a router without a lease reads through).</summary>
     public string RouterConsumer(string stream) => $"{ConsumerPrefix}-router-{stream}";
+
+    /// <summary>The consumer the router lease's holder at <paramref name="epoch"/> reads through: a former holder's is deleted, so it can neither pull nor ack.</summary>
+    public string RouterConsumer(string stream, long epoch) => $"{ConsumerPrefix}-router-{stream}-e{epoch}";
 
     /// <summary>The partition's consumer name without epoch: its checkpoint key, and the prefix of its consumers.</summary>
     public string PartitionConsumer(int partition) => $"{ConsumerPrefix}-inbox-{partition}";

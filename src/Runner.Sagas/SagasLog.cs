@@ -11,6 +11,9 @@ internal static partial class SagasLog
     [LoggerMessage(3001, LogLevel.Warning, "quarantined {Stream}#{Sequence} on {Subject} at {Stage}: {Reason} ({Detail}) tenant={Tenant} saga={Saga} key={Key}")]
     public static partial void Quarantined(ILogger logger, string stream, ulong sequence, string subject, string stage, string reason, string detail, string? tenant, string? saga, string? key);
 
+    [LoggerMessage(3098, LogLevel.Information, "router of {Stream}: deleted {Consumer}, a former lease holder's consumer, acked up to {AckFloor}")]
+    public static partial void RouterConsumerRetired(ILogger logger, string stream, string consumer, ulong ackFloor);
+
     [LoggerMessage(3040, LogLevel.Warning, "router of {Stream}: the trigger stream was created again since sequence {Sequence} was routed; routing it from its start")]
     public static partial void RouterCheckpointIgnored(ILogger logger, string stream, ulong sequence);
 

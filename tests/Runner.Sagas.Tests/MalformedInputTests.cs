@@ -52,7 +52,7 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
         // its TERM, not an ack: the server's advisory says so for each one.
         await SagaHarness.WaitUntilAsync(async () =>
         {
-            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
+            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
             return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
         }, s_wait, "router consumer drained");
         var quarantined = h.Quarantine().Select(q => q.Sequence).Order().ToList();
@@ -87,7 +87,7 @@ public sealed class MalformedInputTests(NatsServerFixture nats) : IClassFixture<
         Assert.Contains("bad-headers", payload, StringComparison.Ordinal);
         await SagaHarness.WaitUntilAsync(async () =>
         {
-            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
+            var consumer = await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.RouterConsumer("AGGREGATE_EVENTS"), cts.Token);
             return consumer.Info.NumAckPending == 0 && consumer.Info.NumPending == 0;
         }, s_wait, "router consumer drained");
     }

@@ -18,12 +18,8 @@ public sealed class RouterResumeTests(NatsServerFixture nats) : IClassFixture<Na
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         const int before = 20;
-        for (var i = 0; i < before; i++)
-        {
-            await h.PublishAsync($"aggregate.acme.counter.k{i % 4}.added", SagaHarness.CloudEvent($"e-{i}", "added", new { n = i }), cancellationToken: cts.Token);
-        }
-        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == before, TimeSpan.FromSeconds(30), "first events applied");
-        var name = h.Options.RouterConsumer("AGGREGATE_EVENTS");
+        await PublishAppliedAsync(h, before, keys: 4, cts.Token);
+        var name = h.RouterConsumer("AGGREGATE_EVENTS");
         await SagaHarness.WaitUntilAsync(async () =>
             (await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", name, cts.Token)).Info.AckFloor.StreamSeq == before, TimeSpan.FromSeconds(30), "router acked all");
 
@@ -50,24 +46,22 @@ public sealed class RouterResumeTests(NatsServerFixture nats) : IClassFixture<Na
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         const int before = 12;
-        for (var i = 0; i < before; i++)
-        {
-            await h.PublishAsync($"aggregate.acme.counter.k{i % 3}.added", SagaHarness.CloudEvent($"e-{i}", "added", new { n = i }), cancellationToken: cts.Token);
-        }
-        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == before, TimeSpan.FromSeconds(30), "first events applied");
+        await PublishAppliedAsync(h, before, keys: 3, cts.Token);
         var created = (await h.Js.GetStreamAsync("AGGREGATE_EVENTS", cancellationToken: cts.Token)).Info.Created.ToUnixTimeMilliseconds();
+        var former = h.RouterConsumer("AGGREGATE_EVENTS");
         await h.StopRuntimeAsync(closeStore: false);
         var released = await LeaseAsync(h, cts.Token);
         Assert.Equal(LeaseRecord.Released, released.State);
         Assert.Equal((ulong)before, released.Checkpoint);
         Assert.Equal(created, released.StreamCreatedMs);
 
-        var name = h.Options.RouterConsumer("AGGREGATE_EVENTS");
-        await h.Js.DeleteConsumerAsync("AGGREGATE_EVENTS", name, cts.Token);
+        await h.Js.DeleteConsumerAsync("AGGREGATE_EVENTS", former, cts.Token);
         await h.PublishAsync("aggregate.acme.counter.k0.added", SagaHarness.CloudEvent("e-last", "added", new { n = 99 }), cancellationToken: cts.Token);
         await h.StartRuntimeAsync();
         await SagaHarness.WaitUntilAsync(() => h.Listener.Count == before + 1, TimeSpan.FromSeconds(40), "the event published while stopped applied");
 
+        var name = h.RouterConsumer("AGGREGATE_EVENTS");
+        Assert.NotEqual(former, name);
         var info = (await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", name, cts.Token)).Info;
         Assert.Equal(ConsumerConfigDeliverPolicy.ByStartSequence, info.Config.DeliverPolicy);
         Assert.Equal((ulong)before + 1, info.Config.OptStartSeq);
@@ -84,11 +78,7 @@ public sealed class RouterResumeTests(NatsServerFixture nats) : IClassFixture<Na
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         const int before = 10;
-        for (var i = 0; i < before; i++)
-        {
-            await h.PublishAsync($"aggregate.acme.counter.k{i % 2}.added", SagaHarness.CloudEvent($"e-{i}", "added", new { n = i }), cancellationToken: cts.Token);
-        }
-        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == before, TimeSpan.FromSeconds(30), "first events applied");
+        await PublishAppliedAsync(h, before, keys: 2, cts.Token);
         await h.StopRuntimeAsync(closeStore: false);
         Assert.Equal((ulong)before, (await LeaseAsync(h, cts.Token)).Checkpoint);
 
@@ -104,13 +94,83 @@ public sealed class RouterResumeTests(NatsServerFixture nats) : IClassFixture<Na
         await h.StartRuntimeAsync();
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "counter", "k9")?.Version >= after - before, TimeSpan.FromSeconds(40), "the new stream's later events applied");
 
-        var info = (await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.Options.RouterConsumer("AGGREGATE_EVENTS"), cts.Token)).Info;
+        var info = (await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", h.RouterConsumer("AGGREGATE_EVENTS"), cts.Token)).Info;
         Assert.Equal(ConsumerConfigDeliverPolicy.All, info.Config.DeliverPolicy);
         Assert.True(info.Delivered.StreamSeq >= after, $"delivered up to {info.Delivered.StreamSeq}");
         // The lease now speaks of the new stream: its checkpoint is the new stream's, not the old one's kept by a maximum.
         var created = (await h.Js.GetStreamAsync("AGGREGATE_EVENTS", cancellationToken: cts.Token)).Info.Created.ToUnixTimeMilliseconds();
         await SagaHarness.WaitUntilAsync(async () => await LeaseAsync(h, cts.Token) is { Checkpoint: after } lease && lease.StreamCreatedMs == created,
             TimeSpan.FromSeconds(20), "the lease to record the new stream's progress");
+    }
+
+    /// <summary>
+    /// A router that takes the lease over deletes the consumers of the stream's former holders (and the one name all
+    /// routers shared before consumers had epochs): none of them can pull or ack beside it. Its acks acknowledge
+    /// every message before them, so a former holder's ack in its consumer could otherwise cover events it never
+    /// routed. What a former consumer had acked was routed: the new holder resumes after the furthest such ack floor,
+    /// even past what the lease recorded (a holder reports its progress to the lease only now and then).
+    /// </summary>
+    [Fact]
+    public async Task A_router_taking_the_lease_over_deletes_former_consumers_and_resumes_after_their_ack_floor()
+    {
+        await using var h = await SagaHarness.StartAsync(nats, TestSagas.Counter());
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        const int before = 6;
+        await PublishAppliedAsync(h, before, keys: 3, cts.Token);
+        var former = h.RouterConsumer("AGGREGATE_EVENTS");
+        await h.StopRuntimeAsync(closeStore: false);
+        Assert.Equal((ulong)before, (await LeaseAsync(h, cts.Token)).Checkpoint);
+
+        // Four more, to k9 alone (sequences 7 to 10). The former holder's consumer acks up to 8, beyond the 6 its lease
+        // record says; the shared name of old is there too, at the stream's start.
+        for (var i = 0; i < 4; i++)
+        {
+            await h.PublishAsync("aggregate.acme.counter.k9.added", SagaHarness.CloudEvent($"late-{i}", "added", new { n = i }), cancellationToken: cts.Token);
+        }
+        await h.Js.DeleteConsumerAsync("AGGREGATE_EVENTS", former, cts.Token);
+        var formerConsumer = await h.Js.CreateOrUpdateConsumerAsync("AGGREGATE_EVENTS", new ConsumerConfig(former)
+        {
+            AckPolicy = ConsumerConfigAckPolicy.All,
+            DeliverPolicy = ConsumerConfigDeliverPolicy.ByStartSequence,
+            OptStartSeq = before + 1,
+        }, cts.Token);
+        NATS.Client.JetStream.INatsJSMsg<byte[]>? last = null;
+        await foreach (var msg in formerConsumer.FetchAsync<byte[]>(new NATS.Client.JetStream.NatsJSFetchOpts { MaxMsgs = 2, Expires = TimeSpan.FromSeconds(5) }, cancellationToken: cts.Token))
+        {
+            last = msg;
+        }
+        await last!.AckAsync(cancellationToken: cts.Token);
+        await SagaHarness.WaitUntilAsync(async () => (await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", former, cts.Token)).Info.AckFloor.StreamSeq == before + 2,
+            TimeSpan.FromSeconds(10), "the former consumer acked up to 8");
+        var shared = h.Options.RouterConsumer("AGGREGATE_EVENTS");
+        await h.Js.CreateOrUpdateConsumerAsync("AGGREGATE_EVENTS", new ConsumerConfig(shared) { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
+
+        await h.StartRuntimeAsync();
+        await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "counter", "k9") is not null, TimeSpan.FromSeconds(40), "k9's events past the former floor applied");
+
+        var name = h.RouterConsumer("AGGREGATE_EVENTS");
+        var info = (await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", name, cts.Token)).Info;
+        Assert.Equal((ulong)before + 3, info.Config.OptStartSeq);
+        var names = new List<string>();
+        await foreach (var consumer in h.Js.ListConsumerNamesAsync("AGGREGATE_EVENTS", cts.Token))
+        {
+            names.Add(consumer);
+        }
+        Assert.Equal([name], names);
+        // Sequences 9 and 10 only (a consumer that starts at 9 delivers nothing before it): 7 and 8 were acked by the
+        // former holder, so they count as routed.
+        await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "counter", "k9")?.Version == 2, TimeSpan.FromSeconds(20), "k9 at version 2");
+        Assert.Equal(before + 2, h.Listener.Count);
+    }
+
+    /// <summary>Publishes <paramref name="count"/> events over <paramref name="keys"/> counters and waits until all are applied.</summary>
+    private static async Task PublishAppliedAsync(SagaHarness h, int count, int keys, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            await h.PublishAsync($"aggregate.acme.counter.k{i % keys}.added", SagaHarness.CloudEvent($"e-{i}", "added", new { n = i }), cancellationToken: cancellationToken);
+        }
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == count, TimeSpan.FromSeconds(30), "first events applied");
     }
 
     private static async Task<LeaseRecord> LeaseAsync(SagaHarness h, CancellationToken cancellationToken)

@@ -50,6 +50,10 @@ internal sealed class SagaHarness : IAsyncDisposable
 
     public string StorePath => Dir.File("lmdb");
 
+    /// <summary>The consumer the runtime's router of <paramref name="stream"/> reads now (its lease epoch's own).</summary>
+    public string RouterConsumer(string stream) =>
+        Runtime?.RouterConsumers.FirstOrDefault(r => r.Stream == stream).Consumer ?? throw new InvalidOperationException($"no router of {stream} runs");
+
     public static async Task<SagaHarness> StartAsync(
         NatsServerFixture nats,
         IReadOnlyDictionary<string, string> manifestFiles,

@@ -139,7 +139,7 @@ internal sealed class RunnerComponents : IAsyncDisposable
         var consumers = new List<(string Stream, string Consumer, string Role)>();
         if (Sagas is { } sagas)
         {
-            consumers.AddRange(sagas.RoutedStreams.Select(s => (s, sagas.Options.RouterConsumer(s), "router")));
+            consumers.AddRange(sagas.RouterConsumers.Select(r => (r.Stream, r.Consumer, "router")));
             consumers.AddRange(sagas.PartitionLeases.Select(l => (streams.Inbox, sagas.Options.PartitionConsumer(l.Partition!.Value.Value, l.Epoch), "partition")));
         }
         if (Effects is { } effects)

@@ -63,6 +63,15 @@ internal sealed class Router
 
     private readonly Ownership.OwnedLease? _lease;
 
+    /// <summary>The consumer this router reads through: its lease epoch's own, which no other router reads (see <see cref="RetireFormerConsumersAsync"/>).</summary>
+    private readonly string _consumer;
+
+    /// <summary>
+    /// How far the consumers of the lease's former holders had acked in the trigger stream created at <c>Created</c>
+    /// (0: none found): routed, so not routed again.
+    /// </summary>
+    private (ulong Sequence, DateTimeOffset Created) _formerFloor;
+
     /// <summary>
     /// Set when a batch could not be routed whole, and at start: the next inbox publish goes out alone, and the rest only
     /// once it is stored, so an inbox that is still not answering (no leader, NATS restarting) is sent one message per
@@ -94,6 +103,7 @@ internal sealed class Router
     {
         _intake = intake;
         _lease = lease;
+        _consumer = lease is null ? options.RouterConsumer(stream) : options.RouterConsumer(stream, lease.Epoch);
         _js = js;
         _publisher = PubAckPipeline.For(js.Connection);
         _store = store;
@@ -121,9 +131,11 @@ internal sealed class Router
         }
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _intake);
         var settings = _options.JetStream;
-        var config = new ConsumerConfig(_options.RouterConsumer(_stream))
+        // One reader per consumer (the lease's holder, at its epoch), which settles its batches in order: an ack of a
+        // batch's last message acknowledges every earlier one (docs/architecture.md, "AckAll in routers and partition workers").
+        var config = new ConsumerConfig(_consumer)
         {
-            AckPolicy = ConsumerConfigAckPolicy.Explicit,
+            AckPolicy = ConsumerConfigAckPolicy.All,
             AckWait = settings.AckWait,
             MaxDeliver = -1,
             MaxAckPending = settings.StageAckPending,
@@ -135,15 +147,10 @@ internal sealed class Router
         // and its ack floor reads as 0: never go back below what this router, or the lease's
         // former holder, has already routed, or a server error mid-attach would route the whole
         // trigger stream again (and events older than the dedupe retention would apply twice).
+        await RetireFormerConsumersAsync(cancellationToken);
         await using var batcher = new MessageBatcher(_js, _stream, config, ResumeAtAsync,
             settings.Batch, _logger, _time, cancellationToken,
-            _lease is null ? null : async ct =>
-            {
-                if (!await _lease.VerifyAsync(ct))
-                {
-                    throw new OperationCanceledException(_lease.Lost);
-                }
-            });
+            _lease is null ? null : VerifyHolderAsync);
         SagasLog.RouterStarted(_logger, _stream, config.DurableName!);
         var backoff = MinBackoff;
         // One batch may be in flight while the next one's first pass goes out: the last PubAcks of a batch, and the
@@ -224,9 +231,13 @@ internal sealed class Router
     private async ValueTask<ulong> ResumeAtAsync(CancellationToken cancellationToken)
     {
         var created = (await _js.GetStreamAsync(_stream, cancellationToken: cancellationToken)).Info.Created;
-        var floor = await MessageBatcher.AckFloorAsync(_js, _stream, _options.RouterConsumer(_stream), cancellationToken) + 1;
+        var floor = await MessageBatcher.AckFloorAsync(_js, _stream, _consumer, cancellationToken) + 1;
         lock (_progress)
         {
+            if (_formerFloor.Created == created)
+            {
+                floor = Math.Max(floor, _formerFloor.Sequence + 1);
+            }
             if (_streamCreated == default)
             {
                 if (_lease?.Record is { Checkpoint: > 0 } record)
@@ -250,6 +261,82 @@ internal sealed class Router
             _resumeAt = Math.Max(_resumeAt, (long)floor);
             Report();
             return (ulong)_resumeAt;
+        }
+    }
+
+    /// <summary>
+    /// Runs after each attach of the consumer: a former holder that re-created its consumer after another took the
+    /// stream finds out here, removes it and stops before pulling anything.
+    /// </summary>
+    private async ValueTask VerifyHolderAsync(CancellationToken cancellationToken)
+    {
+        if (await _lease!.VerifyAsync(cancellationToken))
+        {
+            return;
+        }
+        try
+        {
+            await _js.DeleteConsumerAsync(_stream, _consumer, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is NatsException or TimeoutException)
+        {
+            // the new holder deletes it
+        }
+        throw new OperationCanceledException(_lease.Lost);
+    }
+
+    /// <summary>
+    /// Deletes the consumers of the lease's former holders (and the one name every router shared before consumers
+    /// had epochs), remembering how far each had acked. From here on no former holder can pull from this stream's
+    /// router consumers or ack in them; an ack of this holder's, which acknowledges everything before it, can only
+    /// cover messages delivered to this holder. Without a lease there is one router, reading the name without epoch.
+    /// </summary>
+    private async Task RetireFormerConsumersAsync(CancellationToken cancellationToken)
+    {
+        if (_lease is null)
+        {
+            return;
+        }
+        // Only while the lease is this router's: one taken over meanwhile must not delete its new holder's consumer.
+        if (!await _lease.VerifyAsync(cancellationToken))
+        {
+            throw new OperationCanceledException(_lease.Lost);
+        }
+        var shared = _options.RouterConsumer(_stream);
+        var prefix = shared + "-e";
+        // Consumers go with their stream: these belong to the stream created at this time.
+        var created = (await _js.GetStreamAsync(_stream, cancellationToken: cancellationToken)).Info.Created;
+        var former = new List<string>();
+        await foreach (var name in _js.ListConsumerNamesAsync(_stream, cancellationToken))
+        {
+            // Earlier epochs only: a holder paused between its lease check and here must not delete a newer one's.
+            if (string.Equals(name, shared, StringComparison.Ordinal)
+                || (name.StartsWith(prefix, StringComparison.Ordinal)
+                    && long.TryParse(name.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch)
+                    && epoch < _lease.Epoch))
+            {
+                former.Add(name);
+            }
+        }
+        foreach (var name in former)
+        {
+            try
+            {
+                // Read before the delete, and kept even if the delete's reply is lost: a holder still acking may go a
+                // little further, which is routed again and dropped as a duplicate (inbox Nats-Msg-Id, dedupe
+                // markers), never skipped.
+                var floor = (await _js.GetConsumerAsync(_stream, name, cancellationToken)).Info.AckFloor.StreamSeq;
+                lock (_progress)
+                {
+                    _formerFloor = (_formerFloor.Created == created ? Math.Max(_formerFloor.Sequence, floor) : floor, created);
+                }
+                await _js.DeleteConsumerAsync(_stream, name, cancellationToken);
+                SagasLog.RouterConsumerRetired(_logger, _stream, name, floor);
+            }
+            catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+            {
+                // gone already
+            }
         }
     }
 
@@ -511,10 +598,13 @@ internal sealed class Router
             }
         }
 
+        // The consumer acks all: a TERM or an ack of a message also acknowledges every message before it, so the
+        // quarantined ones are terminated (for their advisory) and of the rest only the last settled one is acked.
+        var settledCount = failedAt < 0 ? routed.Count : failedAt;
         for (var index = 0; index < routed.Count; index++)
         {
             var item = routed[index];
-            if (failedAt >= 0 && index >= failedAt)
+            if (index >= settledCount)
             {
                 if (index == failedAt)
                 {
@@ -526,7 +616,7 @@ internal sealed class Router
             {
                 await item.Msg.AckTerminateAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }
-            else
+            else if (index == settledCount - 1)
             {
                 await item.Msg.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
             }

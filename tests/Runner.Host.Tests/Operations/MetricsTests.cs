@@ -36,7 +36,7 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
         (string Name, string Consumer)[] lags =
         [
             .. Enumerable.Range(0, 4).Select(p => ("runner_consumer_pending", $"consumer=\"runner-inbox-{p}-e1\"")),
-            ("runner_consumer_pending", "consumer=\"runner-router-AGGREGATE_EVENTS\""),
+            ("runner_consumer_pending", "consumer=\"runner-router-AGGREGATE_EVENTS-e1\""),
             ("runner_consumer_ack_pending", "consumer=\"runner-effect-work=do\""),
         ];
         string text = string.Empty;
@@ -63,7 +63,7 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
         Assert.True(Value(text, "runner_lmdb_map_used_bytes") > 0);
         Assert.True(Value(text, "runner_lmdb_map_size_bytes") >= 256L << 20);
         // Lag per consumer, for the routers, every partition and the effect worker.
-        Assert.Equal(0, Value(text, "runner_consumer_pending", "consumer=\"runner-router-AGGREGATE_EVENTS\""));
+        Assert.Equal(0, Value(text, "runner_consumer_pending", "consumer=\"runner-router-AGGREGATE_EVENTS-e1\""));
         Assert.Equal(0, Value(text, "runner_consumer_ack_pending", "consumer=\"runner-effect-work=do\""));
         for (var p = 0; p < 4; p++)
         {
