@@ -216,7 +216,13 @@ internal sealed partial class SagaRuntime
         }
         var horizon = await LastInboxSequenceAsync(partition, cancellationToken);
         var checkpointKey = PartitionWorker.CheckpointKeyOf(_options, partition);
-        await PartitionRestore.PrepareAsync(_store, _snapshots!, lease, () => PartitionWorker.ReadCheckpoint(_store, checkpointKey), _loggers.CreateLogger(typeof(PartitionRestore)), _time, cancellationToken);
+        var restoreLogger = _loggers.CreateLogger(typeof(PartitionRestore));
+        if (lease.Record.Versions.Count == 0 && lease.Record.Snapshots.Count == 0)
+        {
+            var stream = await _js.GetStreamAsync(inbox, cancellationToken: cancellationToken);
+            await LostRecord.RecoverAsync(_snapshots!, lease, stream.Info.Created, restoreLogger, _time, cancellationToken);
+        }
+        await PartitionRestore.PrepareAsync(_store, _snapshots!, lease, () => PartitionWorker.ReadCheckpoint(_store, checkpointKey), restoreLogger, _time, cancellationToken);
         return horizon;
     }
 

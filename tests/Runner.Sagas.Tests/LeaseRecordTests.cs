@@ -53,4 +53,25 @@ public sealed class LeaseRecordTests
         Assert.Equal(0UL, second.PurgedBelow);
         Assert.Equal(["v1", "v2", "v3"], second.Versions.Select(v => v.Manifest));
     }
+
+    [Theory]
+    [InlineData(0, 0UL, 1L)]
+    [InlineData(7, 123456UL, 42L)]
+    [InlineData(99999, ulong.MaxValue, long.MaxValue)]
+    public void A_snapshot_name_gives_back_its_sequence_and_epoch(int partition, ulong sequence, long epoch)
+    {
+        var name = SnapshotStore.Name(new Core.Ids.PartitionId(partition), sequence, epoch);
+        Assert.True(SnapshotStore.TryParseName(name, out var readSequence, out var readEpoch));
+        Assert.Equal((sequence, epoch), (readSequence, readEpoch));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("manifest-abc")]
+    [InlineData("00001-00000000000000000012-12")]
+    [InlineData("00001-00000000000000000012-e")]
+    [InlineData("00001-x-e3")]
+    [InlineData("0001-00000000000000000012-e3")]
+    public void Other_names_in_the_snapshot_store_are_not_taken_for_snapshots(string name) =>
+        Assert.False(SnapshotStore.TryParseName(name, out _, out _));
 }

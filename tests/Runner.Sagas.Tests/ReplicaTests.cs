@@ -153,15 +153,7 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 2, SnapshotInterval = TimeSpan.FromHours(1) });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var folds = new Folds();
-        var a = await set.StartAsync("a");
-        await folds.PublishRoundsAsync(set, keys: 6, rounds: 2, TimeSpan.Zero, cts.Token);
-        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
-        await a.Runtime!.DrainAsync(cts.Token); // first snapshots
-        await a.Runtime.ResumeAsync(cts.Token);
-        await SagaHarness.WaitUntilAsync(() => a.Runtime.OwnedPartitions.Count == 2, s_wait, "a holds both again");
-        await folds.PublishRoundsAsync(set, keys: 6, rounds: 2, TimeSpan.Zero, cts.Token);
-        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
-        await a.Runtime.DrainAsync(cts.Token); // second snapshots: two kept, the inbox purged below the first
+        var a = await SnapshotTwiceAsync(set, folds, cts.Token);
         var leases = await ReadLeasesAsync(set, cts.Token);
         await a.StopAsync();
         a.Wipe();
@@ -186,15 +178,7 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
                     break;
             }
         }
-        await folds.PublishRoundsAsync(set, keys: 6, rounds: 1, TimeSpan.Zero, cts.Token);
-        await set.StartAsync("b");
-        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
-        folds.Verify(await set.CommandsAsync(cts.Token));
-        for (var k = 0; k < 6; k++)
-        {
-            var record = await WaitForInstanceAsync(set["b"], "k" + k, 5);
-            Assert.Equal(5, record.State.GetProperty("order").GetArrayLength());
-        }
+        await FifthRoundOnBAsync(set, folds, cts.Token);
     }
 
     [Fact]
@@ -258,6 +242,100 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         return record!;
     }
 
+    [Theory]
+    [InlineData("deleted")]
+    [InlineData("unreadable")]
+    public async Task A_lost_lease_record_is_recovered_from_the_snapshot_store_and_the_fold_stays_exact(string fault)
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 2, SnapshotInterval = TimeSpan.FromHours(1) });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var folds = new Folds();
+        var a = await SnapshotTwiceAsync(set, folds, cts.Token);
+        Assert.All(await ReadLeasesAsync(set, cts.Token), lease => Assert.True(lease.PurgedBelow > 1));
+        await a.StopAsync();
+        a.Wipe();
+
+        // The records are lost: an operator deleted them, or something wrote what cannot be read.
+        await LoseLeaseRecordsAsync(set, fault, cts.Token);
+        // All five deposits on b: the first two are no longer in the inbox, only in the snapshots.
+        await FifthRoundOnBAsync(set, folds, cts.Token);
+        Assert.All(await ReadLeasesAsync(set, cts.Token), lease => Assert.NotEmpty(lease.Snapshots));
+    }
+
+    [Fact]
+    public async Task Snapshots_of_an_inbox_since_deleted_are_not_taken_for_a_lost_record()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 2, SnapshotInterval = TimeSpan.FromHours(1) });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var folds = new Folds();
+        var a = await set.StartAsync("a");
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 3, TimeSpan.Zero, cts.Token);
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cts.Token);
+        await a.Runtime!.DrainAsync(cts.Token); // snapshots at inbox sequences up to 18
+        await a.StopAsync();
+        a.Wipe();
+
+        // Started over: the inbox and the partitions' records deleted, the snapshot store left as it was.
+        await set.Js.DeleteStreamAsync(set.Options.JetStream.Streams.Inbox, cts.Token);
+        await LoseLeaseRecordsAsync(set, "deleted", cts.Token);
+        var b = await set.StartAsync("b");
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 1, TimeSpan.Zero, cts.Token);
+
+        // The new inbox's sequences start at 1 again: a snapshot at 18 taken for it would skip all six events.
+        for (var k = 0; k < 6; k++)
+        {
+            var record = await WaitForInstanceAsync(b, "k" + k, 1);
+            Assert.Equal(1, record.State.GetProperty("order").GetArrayLength());
+        }
+        Assert.All(await ReadLeasesAsync(set, cts.Token), lease => Assert.Empty(lease.Snapshots));
+    }
+
+    /// <summary>Replica "a" folds two rounds, snapshots every partition (a drain), takes them back, folds two more and snapshots again: two snapshots kept, the inbox purged below the first.</summary>
+    private static async Task<Replica> SnapshotTwiceAsync(ReplicaSet set, Folds folds, CancellationToken cancellationToken)
+    {
+        var a = await set.StartAsync("a");
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 2, TimeSpan.Zero, cancellationToken);
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cancellationToken);
+        await a.Runtime!.DrainAsync(cancellationToken); // first snapshots
+        await a.Runtime.ResumeAsync(cancellationToken);
+        await SagaHarness.WaitUntilAsync(() => a.Runtime.OwnedPartitions.Count == set.Options.Partitions, s_wait, "a holds every partition again");
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 2, TimeSpan.Zero, cancellationToken);
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cancellationToken);
+        await a.Runtime.DrainAsync(cancellationToken); // second snapshots
+        return a;
+    }
+
+    /// <summary>A fifth round published, replica "b" started on an empty volume: every command exact, and each key's fold holds all five deposits.</summary>
+    private static async Task FifthRoundOnBAsync(ReplicaSet set, Folds folds, CancellationToken cancellationToken)
+    {
+        await folds.PublishRoundsAsync(set, keys: 6, rounds: 1, TimeSpan.Zero, cancellationToken);
+        await set.StartAsync("b");
+        await folds.WaitForCommandsAsync(set, folds.Count, s_wait, cancellationToken);
+        folds.Verify(await set.CommandsAsync(cancellationToken));
+        for (var k = 0; k < 6; k++)
+        {
+            var record = await WaitForInstanceAsync(set["b"], "k" + k, 5);
+            Assert.Equal(5, record.State.GetProperty("order").GetArrayLength());
+        }
+    }
+
+    /// <summary>Every partition's lease record deleted, or overwritten with what cannot be read.</summary>
+    private static async Task LoseLeaseRecordsAsync(ReplicaSet set, string how, CancellationToken cancellationToken)
+    {
+        var kv = await new NATS.Client.KeyValueStore.NatsKVContext(set.Js).GetStoreAsync(set.Options.OwnershipBucket, cancellationToken);
+        for (var p = 0; p < set.Options.Partitions; p++)
+        {
+            var key = Ownership.OwnershipBucket.PartitionKey(new Core.Ids.PartitionId(p));
+            if (how == "deleted")
+            {
+                await kv.DeleteAsync(key, cancellationToken: cancellationToken);
+            }
+            else
+            {
+                await kv.PutAsync(key, "{ not a lease"u8.ToArray(), serializer: NATS.Client.Core.NatsRawSerializer<byte[]>.Default, cancellationToken: cancellationToken);
+            }
+        }
+    }
 
     private static async Task<List<Ownership.LeaseRecord>> ReadLeasesAsync(ReplicaSet set, CancellationToken cancellationToken)
     {

@@ -85,5 +85,94 @@ internal static class PartitionRestore
     }
 }
 
+/// <summary>A partition's lease record lost, and what the snapshot store still holds of it.</summary>
+internal static class LostRecord
+{
+    /// <summary>
+    /// A lease record that records no manifest version and no snapshot has seen nothing run (a
+    /// version is recorded before anything runs with it), unless it was lost: deleted, or
+    /// unreadable and written afresh by the replica that took the partition. The snapshot store
+    /// then still holds the partition's snapshots, while the inbox before them may be purged, and
+    /// the record would let a replica with an empty store start from what the inbox still holds.
+    /// The newest snapshot that loads is referenced again, with the inbox counted purged below it,
+    /// so the restore uses it (or a store at least as far) and the sweep keeps it. Returns whether
+    /// the record was recovered.
+    /// </summary>
+    /// <exception cref="UnrestorableException">The store holds snapshots of the partition, and none loads.</exception>
+    /// <param name="inboxCreated">
+    /// When the inbox stream was created: a snapshot stored before it covers sequences of an inbox since
+    /// deleted (a deployment started over without emptying the snapshot store), and is not used.
+    /// </param>
+    public static async Task<bool> RecoverAsync(SnapshotStore objects, OwnedLease lease, DateTimeOffset inboxCreated, ILogger logger, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (lease.Record.Versions.Count > 0 || lease.Record.Snapshots.Count > 0)
+        {
+            return false;
+        }
+        var partition = lease.Partition!.Value;
+        var found = new List<(string Name, ulong Sequence, long Epoch)>();
+        foreach (var name in await objects.NamesAsync(partition, cancellationToken))
+        {
+            if (SnapshotStore.TryParseName(name, out var sequence, out var epoch))
+            {
+                found.Add((name, sequence, epoch));
+            }
+        }
+        if (found.Count == 0)
+        {
+            return false;
+        }
+        var ofThisInbox = 0;
+        foreach (var (name, sequence, epoch) in found.OrderByDescending(f => f.Sequence))
+        {
+            byte[]? bytes;
+            try
+            {
+                if (await objects.StoredAtAsync(name, cancellationToken) is not { } stored || stored < inboxCreated)
+                {
+                    continue; // gone, or of an inbox since deleted: it covers nothing of this one (the sweep removes it)
+                }
+                ofThisInbox++;
+                bytes = await objects.GetAsync(name, cancellationToken);
+            }
+            catch (NatsObjException ex)
+            {
+                OwnershipLog.SnapshotUnusable(logger, partition.Value, name, ex.Message);
+                continue;
+            }
+            if (bytes is null)
+            {
+                continue;
+            }
+            // Only the image's own header and trailer can check it now (the restore does): its digest is taken as read.
+            var reference = new SnapshotRef
+            {
+                Name = name,
+                Sequence = sequence,
+                Epoch = epoch,
+                Bytes = bytes.Length,
+                Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)),
+                AtMs = time.GetUtcNow().ToUnixTimeMilliseconds(),
+            };
+            var recovered = await lease.UpdateAsync(r => r.Versions.Count > 0 || r.Snapshots.Count > 0 ? r : r with
+            {
+                Snapshots = [reference],
+                PurgedBelow = Math.Max(r.PurgedBelow, sequence + 1),
+            }, cancellationToken);
+            if (!recovered)
+            {
+                throw new InvalidOperationException($"the lease record of partition {partition.Value} could not be updated: {lease.FencedBecause ?? "write refused"}");
+            }
+            OwnershipLog.RecordRecovered(logger, partition.Value, ofThisInbox, name, sequence);
+            return true;
+        }
+        if (ofThisInbox > 0)
+        {
+            throw new UnrestorableException($"the lease record was lost, and none of the {ofThisInbox} snapshots of the partition in the snapshot store can be read");
+        }
+        return false;
+    }
+}
+
 /// <summary>A partition cannot be rebuilt from what is stored: it is not served (nothing is applied or acknowledged).</summary>
 internal sealed class UnrestorableException(string message) : Exception(message);

@@ -29,10 +29,36 @@ internal sealed class SnapshotStore
     public static string Name(PartitionId partition, ulong sequence, long epoch) =>
         string.Create(CultureInfo.InvariantCulture, $"{partition.Value:D5}-{sequence:D20}-e{epoch}");
 
+    /// <summary>The inbox sequence and epoch a name given by <see cref="Name"/> carries; false for any other name.</summary>
+    public static bool TryParseName(string name, out ulong sequence, out long epoch)
+    {
+        sequence = 0;
+        epoch = 0;
+        var parts = name.Split('-');
+        return parts.Length == 3
+            && parts[0].Length == 5
+            && parts[2].StartsWith('e')
+            && ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out sequence)
+            && long.TryParse(parts[2].AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out epoch);
+    }
+
     public static string NamePrefix(PartitionId partition) => string.Create(CultureInfo.InvariantCulture, $"{partition.Value:D5}-");
 
     public async Task PutAsync(string name, byte[] bytes, CancellationToken cancellationToken) =>
         await _objects.PutAsync(name, bytes, cancellationToken);
+
+    /// <summary>When the object was stored, or null when there is no such object.</summary>
+    public async Task<DateTimeOffset?> StoredAtAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await _objects.GetInfoAsync(name, cancellationToken: cancellationToken)).MTime;
+        }
+        catch (NatsObjNotFoundException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>The stored image, or null when there is no such object.</summary>
     public async Task<byte[]?> GetAsync(string name, CancellationToken cancellationToken)
