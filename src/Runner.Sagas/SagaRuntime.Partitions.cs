@@ -220,7 +220,7 @@ internal sealed partial class SagaRuntime
         if (lease.Record.Versions.Count == 0 && lease.Record.Snapshots.Count == 0)
         {
             var stream = await _js.GetStreamAsync(inbox, cancellationToken: cancellationToken);
-            await LostRecord.RecoverAsync(_snapshots!, lease, stream.Info.Created, restoreLogger, _time, cancellationToken);
+            await LostRecord.RecoverAsync(_snapshots!, lease, stream.Info.Created, horizon, _purgeInbox, restoreLogger, _time, cancellationToken);
         }
         await PartitionRestore.PrepareAsync(_store, _snapshots!, lease, () => PartitionWorker.ReadCheckpoint(_store, checkpointKey), restoreLogger, _time, cancellationToken);
         return horizon;

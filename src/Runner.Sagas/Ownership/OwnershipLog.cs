@@ -53,7 +53,7 @@ internal static partial class OwnershipLog
     [LoggerMessage(3215, LogLevel.Information, "partition {Partition} epoch {Epoch}: transitions from inbox sequence {From} run with manifest version {Manifest}")]
     public static partial void VersionSwitched(ILogger logger, int partition, long epoch, ulong from, string manifest);
 
-    [LoggerMessage(3219, LogLevel.Error, "partition {Partition}: its lease record was lost (it recorded no manifest version and no snapshot, while the snapshot store holds {Count} of its snapshots); {Name}, at inbox sequence {Sequence}, is referenced again and the inbox counted purged below it, and what follows it replays with the manifest version loaded now")]
+    [LoggerMessage(3219, LogLevel.Error, "partition {Partition}: its lease record was lost (it recorded no manifest version and no snapshot, while the snapshot store holds its snapshots); {Count} of them, the newest {Name} at inbox sequence {Sequence}, are referenced again, and what follows replays with the manifest version loaded now")]
     public static partial void RecordRecovered(ILogger logger, int partition, int count, string name, ulong sequence);
 
     [LoggerMessage(3216, LogLevel.Error, "partition {Partition}: manifest version {Manifest}, which inbox sequence {Sequence} must replay with, is not available: {Reason}; the partition waits")]

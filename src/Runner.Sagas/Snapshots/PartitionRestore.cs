@@ -94,16 +94,20 @@ internal static class LostRecord
     /// unreadable and written afresh by the replica that took the partition. The snapshot store
     /// then still holds the partition's snapshots, while the inbox before them may be purged, and
     /// the record would let a replica with an empty store start from what the inbox still holds.
-    /// The newest snapshot that loads is referenced again, with the inbox counted purged below it,
-    /// so the restore uses it (or a store at least as far) and the sweep keeps it. Returns whether
-    /// the record was recovered.
+    /// The two newest snapshots of this inbox are referenced again, as the record kept them, and
+    /// (when the inbox is purged at all) the inbox is counted purged below the older, as it was at
+    /// most: the restore then uses them (or a store at least as far), and the sweep keeps them.
+    /// Returns whether the record was recovered.
     /// </summary>
-    /// <exception cref="UnrestorableException">The store holds snapshots of the partition, and none loads.</exception>
     /// <param name="inboxCreated">
-    /// When the inbox stream was created: a snapshot stored before it covers sequences of an inbox since
-    /// deleted (a deployment started over without emptying the snapshot store), and is not used.
+    /// When the inbox stream was created: a snapshot stored before it covers sequences of an inbox
+    /// since deleted (a deployment started over without emptying the snapshot store).
     /// </param>
-    public static async Task<bool> RecoverAsync(SnapshotStore objects, OwnedLease lease, DateTimeOffset inboxCreated, ILogger logger, TimeProvider time, CancellationToken cancellationToken)
+    /// <param name="horizon">The partition's last inbox sequence: a snapshot past it cannot be of this inbox.</param>
+    /// <param name="purge">Whether owners purge the inbox (false: it is whole, and nothing is marked purged).</param>
+    /// <exception cref="UnrestorableException">The newest snapshots of this inbox cannot be read.</exception>
+    public static async Task<bool> RecoverAsync(SnapshotStore objects, OwnedLease lease, DateTimeOffset inboxCreated, ulong horizon, bool purge,
+        ILogger logger, TimeProvider time, CancellationToken cancellationToken)
     {
         if (lease.Record.Versions.Count > 0 || lease.Record.Snapshots.Count > 0)
         {
@@ -113,26 +117,29 @@ internal static class LostRecord
         var found = new List<(string Name, ulong Sequence, long Epoch)>();
         foreach (var name in await objects.NamesAsync(partition, cancellationToken))
         {
-            if (SnapshotStore.TryParseName(name, out var sequence, out var epoch))
+            if (SnapshotStore.TryParseName(name, out var sequence, out var epoch) && sequence <= horizon)
             {
                 found.Add((name, sequence, epoch));
             }
         }
-        if (found.Count == 0)
-        {
-            return false;
-        }
-        var ofThisInbox = 0;
+        // The newest two of this inbox: the record kept those, and the inbox may be purged up to the older. An older
+        // one (a fenced owner's, not swept yet) may lie below what is purged: it is not a fallback.
+        var kept = new List<SnapshotRef>();
+        var considered = 0;
         foreach (var (name, sequence, epoch) in found.OrderByDescending(f => f.Sequence))
         {
+            if (considered == 2)
+            {
+                break;
+            }
             byte[]? bytes;
             try
             {
                 if (await objects.StoredAtAsync(name, cancellationToken) is not { } stored || stored < inboxCreated)
                 {
-                    continue; // gone, or of an inbox since deleted: it covers nothing of this one (the sweep removes it)
+                    continue; // gone, or of an inbox since deleted: it covers nothing of this one
                 }
-                ofThisInbox++;
+                considered++;
                 bytes = await objects.GetAsync(name, cancellationToken);
             }
             catch (NatsObjException ex)
@@ -144,8 +151,8 @@ internal static class LostRecord
             {
                 continue;
             }
-            // Only the image's own header and trailer can check it now (the restore does): its digest is taken as read.
-            var reference = new SnapshotRef
+            // The record that held the digest is gone: the restore checks the image's own header and trailer.
+            kept.Add(new SnapshotRef
             {
                 Name = name,
                 Sequence = sequence,
@@ -153,24 +160,28 @@ internal static class LostRecord
                 Bytes = bytes.Length,
                 Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)),
                 AtMs = time.GetUtcNow().ToUnixTimeMilliseconds(),
-            };
-            var recovered = await lease.UpdateAsync(r => r.Versions.Count > 0 || r.Snapshots.Count > 0 ? r : r with
-            {
-                Snapshots = [reference],
-                PurgedBelow = Math.Max(r.PurgedBelow, sequence + 1),
-            }, cancellationToken);
-            if (!recovered)
-            {
-                throw new InvalidOperationException($"the lease record of partition {partition.Value} could not be updated: {lease.FencedBecause ?? "write refused"}");
-            }
-            OwnershipLog.RecordRecovered(logger, partition.Value, ofThisInbox, name, sequence);
-            return true;
+            });
         }
-        if (ofThisInbox > 0)
+        if (kept.Count == 0)
         {
-            throw new UnrestorableException($"the lease record was lost, and none of the {ofThisInbox} snapshots of the partition in the snapshot store can be read");
+            if (considered > 0)
+            {
+                throw new UnrestorableException($"the lease record was lost, and the newest {considered} snapshot(s) of the partition in the snapshot store cannot be read");
+            }
+            return false;
         }
-        return false;
+        var below = kept[^1].Sequence + 1;
+        var recovered = await lease.UpdateAsync(r => r.Versions.Count > 0 || r.Snapshots.Count > 0 ? r : r with
+        {
+            Snapshots = kept,
+            PurgedBelow = purge ? Math.Max(r.PurgedBelow, below) : r.PurgedBelow,
+        }, cancellationToken);
+        if (!recovered)
+        {
+            throw new InvalidOperationException($"the lease record of partition {partition.Value} could not be updated: {lease.FencedBecause ?? "write refused"}");
+        }
+        OwnershipLog.RecordRecovered(logger, partition.Value, kept.Count, kept[0].Name, kept[0].Sequence);
+        return true;
     }
 }
 
