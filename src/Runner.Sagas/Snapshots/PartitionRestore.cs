@@ -166,7 +166,9 @@ internal static class LostRecord
         {
             if (considered > 0)
             {
-                throw new UnrestorableException($"the lease record was lost, and the newest {considered} snapshot(s) of the partition in the snapshot store cannot be read");
+                var reason = $"the lease record was lost, and the newest {considered} snapshot(s) of the partition in the snapshot store cannot be read";
+                OwnershipLog.Unrestorable(logger, partition.Value, reason);
+                throw new UnrestorableException(reason);
             }
             return false;
         }
