@@ -21,8 +21,10 @@ internal static class StreamTopology
         ];
     }
 
-    public static async Task EnsureAsync(INatsJSContext js, JetStreamSettings settings, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>Creates or checks every stream; returns each as it is now, by name (its settings may be an operator's, not these).</summary>
+    public static async Task<IReadOnlyDictionary<string, INatsJSStream>> EnsureAsync(INatsJSContext js, JetStreamSettings settings, ILogger logger, CancellationToken cancellationToken)
     {
+        var streams = new Dictionary<string, INatsJSStream>(StringComparer.Ordinal);
         foreach (var config in Configs(settings))
         {
             if (settings.CreateStreams)
@@ -31,7 +33,7 @@ internal static class StreamTopology
                 {
                     // One that exists already (possibly with operator-tuned settings, or just created by a replica
                     // starting beside this one) is left as it is.
-                    await CreateOrOpen.RunAsync(
+                    streams[config.Name!] = await CreateOrOpen.RunAsync(
                         async ct =>
                         {
                             var created = await js.CreateStreamAsync(config, ct);
@@ -50,7 +52,7 @@ internal static class StreamTopology
             {
                 try
                 {
-                    await js.GetStreamAsync(config.Name!, cancellationToken: cancellationToken);
+                    streams[config.Name!] = await js.GetStreamAsync(config.Name!, cancellationToken: cancellationToken);
                 }
                 catch (NatsJSApiException ex) when (ex.Error.Code == 404)
                 {
@@ -58,6 +60,7 @@ internal static class StreamTopology
                 }
             }
         }
+        return streams;
     }
 
     /// <summary>Names the streams that hold the subjects of one that could not be created, and nothing of its name exists.</summary>

@@ -192,18 +192,7 @@ internal sealed partial class SagaRuntime
         var inbox = _options.JetStream.Streams.Inbox;
         // Former owners' consumers go first: from here on no other replica can pull or ack this
         // partition's inbox, so the last sequence read next bounds what any of them can have run.
-        var prefix = _options.PartitionConsumer(partition.Value) + "-e";
-        var mine = _options.PartitionConsumer(partition.Value, lease.Epoch);
-        var stale = new List<string>();
-        await foreach (var name in _js.ListConsumerNamesAsync(inbox, cancellationToken))
-        {
-            if ((name.StartsWith(prefix, StringComparison.Ordinal) && !string.Equals(name, mine, StringComparison.Ordinal))
-                || string.Equals(name, _options.PartitionConsumer(partition.Value), StringComparison.Ordinal))
-            {
-                stale.Add(name);
-            }
-        }
-        foreach (var name in stale)
+        foreach (var name in await EpochConsumers.FormerAsync(_js, inbox, _options.PartitionConsumer(partition.Value), lease.Epoch, cancellationToken))
         {
             try
             {
@@ -214,22 +203,13 @@ internal sealed partial class SagaRuntime
                 // gone already
             }
         }
-        var horizon = await LastInboxSequenceAsync(partition, cancellationToken);
+        var stream = await _js.GetStreamAsync(inbox, cancellationToken: cancellationToken);
+        var horizon = await Messaging.StreamSequences.LastOnSubjectAsync(stream, Core.Subjects.Subjects.Inbox(partition), cancellationToken);
         var checkpointKey = PartitionWorker.CheckpointKeyOf(_options, partition);
         var restoreLogger = _loggers.CreateLogger(typeof(PartitionRestore));
-        if (lease.Record.Versions.Count == 0 && lease.Record.Snapshots.Count == 0)
-        {
-            var stream = await _js.GetStreamAsync(inbox, cancellationToken: cancellationToken);
-            await LostRecord.RecoverAsync(_snapshots!, lease, stream.Info.Created, horizon, _purgeInbox, restoreLogger, _time, cancellationToken);
-        }
+        await LostRecord.RecoverAsync(_snapshots!, lease, stream.Info.Created, horizon, _purgeInbox, restoreLogger, _time, cancellationToken);
         await PartitionRestore.PrepareAsync(_store, _snapshots!, lease, () => PartitionWorker.ReadCheckpoint(_store, checkpointKey), restoreLogger, _time, cancellationToken);
         return horizon;
-    }
-
-    private async Task<ulong> LastInboxSequenceAsync(PartitionId partition, CancellationToken cancellationToken)
-    {
-        var stream = await _js.GetStreamAsync(_options.JetStream.Streams.Inbox, cancellationToken: cancellationToken);
-        return await Messaging.StreamSequences.LastOnSubjectAsync(stream, Core.Subjects.Subjects.Inbox(partition), cancellationToken);
     }
 
     async Task<ulong> IOwnershipHost.HandOverPartitionAsync(OwnedLease lease, CancellationToken cancellationToken)

@@ -138,10 +138,9 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var streams = _options.JetStream;
-        await StartupRetry.RunAsync("streams", ct => StreamTopology.EnsureAsync(_js, streams, _loggers.CreateLogger(typeof(StreamTopology)), ct), _logger, _time, cancellationToken);
+        var ensured = await StartupRetry.RunAsync("streams", ct => StreamTopology.EnsureAsync(_js, streams, _loggers.CreateLogger(typeof(StreamTopology)), ct), _logger, _time, cancellationToken);
         // The inbox as it is (RUNNER_STREAM_REPLICAS does not change a stream that exists).
-        var inbox = await StartupRetry.RunAsync("inbox", ct => _js.GetStreamAsync(streams.Streams.Inbox, cancellationToken: ct).AsTask(), _logger, _time, cancellationToken);
-        var replicas = inbox.Info.Config.NumReplicas;
+        var replicas = ensured[streams.Streams.Inbox].Info.Config.NumReplicas;
         var server = _js.Connection.ServerInfo?.Version;
         _purgeInbox = replicas <= 1 || !NatsServerVersions.ReplaysPurgeAsCompaction(server);
         if (!_purgeInbox)

@@ -302,23 +302,9 @@ internal sealed class Router
         {
             throw new OperationCanceledException(_lease.Lost);
         }
-        var shared = _options.RouterConsumer(_stream);
-        var prefix = shared + "-e";
         // Consumers go with their stream: these belong to the stream created at this time.
         var created = (await _js.GetStreamAsync(_stream, cancellationToken: cancellationToken)).Info.Created;
-        var former = new List<string>();
-        await foreach (var name in _js.ListConsumerNamesAsync(_stream, cancellationToken))
-        {
-            // Earlier epochs only: a holder paused between its lease check and here must not delete a newer one's.
-            if (string.Equals(name, shared, StringComparison.Ordinal)
-                || (name.StartsWith(prefix, StringComparison.Ordinal)
-                    && long.TryParse(name.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch)
-                    && epoch < _lease.Epoch))
-            {
-                former.Add(name);
-            }
-        }
-        foreach (var name in former)
+        foreach (var name in await Ownership.EpochConsumers.FormerAsync(_js, _stream, _options.RouterConsumer(_stream), _lease.Epoch, cancellationToken))
         {
             try
             {

@@ -135,9 +135,16 @@ internal static class LostRecord
             byte[]? bytes;
             try
             {
-                if (await objects.StoredAtAsync(name, cancellationToken) is not { } stored || stored < inboxCreated)
+                if (await objects.StoredAtAsync(name, cancellationToken) is not { } stored)
                 {
-                    continue; // gone, or of an inbox since deleted: it covers nothing of this one
+                    continue; // gone since it was listed
+                }
+                if (stored < inboxCreated)
+                {
+                    // Of an inbox since deleted, it covers nothing of this one. Said, not passed over: the times are
+                    // two servers' clocks, and a misjudged one leaves the partition to what the inbox still holds.
+                    OwnershipLog.SnapshotUnusable(logger, partition.Value, name, $"stored {stored:O}, before the inbox stream was created ({inboxCreated:O})");
+                    continue;
                 }
                 considered++;
                 bytes = await objects.GetAsync(name, cancellationToken);
