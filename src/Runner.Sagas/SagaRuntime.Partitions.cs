@@ -76,13 +76,13 @@ internal sealed partial class SagaRuntime
         var token = owned.Token;
         try
         {
-            ulong? horizon;
+            Taken? taken;
             using (var preparing = CancellationTokenSource.CreateLinkedTokenSource(token, run.Intake.Token))
             {
                 // A hand-over during a restore (or one that keeps failing) ends it: the next owner restores.
-                horizon = await PrepareWithRetriesAsync(run, preparing.Token);
+                taken = await PrepareWithRetriesAsync(run, preparing.Token);
             }
-            if (horizon is null)
+            if (taken is not { Horizon: var horizon, InboxCreated: var inboxCreated })
             {
                 if (run.Intake.IsCancellationRequested && !token.IsCancellationRequested)
                 {
@@ -96,7 +96,7 @@ internal sealed partial class SagaRuntime
             }
             using var intake = CancellationTokenSource.CreateLinkedTokenSource(run.Intake.Token, token);
             var scheduled = new Scheduling.ScheduleSignal();
-            var versions = new PartitionVersions(lease, Versions, () => _manifests, horizon.Value, _logger);
+            var versions = new PartitionVersions(lease, Versions, () => _manifests, horizon, _logger);
             try
             {
                 await versions.RecordAtTakeAsync(token);
@@ -104,19 +104,19 @@ internal sealed partial class SagaRuntime
             catch (Exception ex) when (ex is NatsException or TimeoutException or InvalidOperationException)
             {
                 // The worker records it before the first message past the horizon runs anyway.
-                OwnershipLog.VersionMissing(_logger, partition.Value, _manifests.Hash[..12], horizon.Value + 1, $"not recorded at take: {ex.Message}");
+                OwnershipLog.VersionMissing(_logger, partition.Value, _manifests.Hash[..12], horizon + 1, $"not recorded at take: {ex.Message}");
             }
             var worker = new PartitionWorker(_js, _store, () => _manifests, _options, partition, Relay, _listener,
                 _loggers.CreateLogger<PartitionWorker>(), _time, scheduled, intake.Token, lease, versions);
             var scheduler = new TimerScheduler(_js, _store, _options, partition, scheduled, _loggers.CreateLogger<TimerScheduler>(), _time, intake.Token);
             var snapshots = new PartitionSnapshots(_js, _store, _snapshots!, _options, lease, () => worker.Checkpoint, worker.CheckpointKey,
-                _purgeInbox, _loggers.CreateLogger<PartitionSnapshots>(), _time);
+                inboxCreated, _purgeInbox, _loggers.CreateLogger<PartitionSnapshots>(), _time);
             run.Worker = worker;
             run.Snapshots = snapshots;
             Relay.Rescan();
             if (worker.Checkpoint < horizon)
             {
-                OwnershipLog.Replaying(_logger, partition.Value, lease.Epoch, worker.Checkpoint, horizon.Value);
+                OwnershipLog.Replaying(_logger, partition.Value, lease.Epoch, worker.Checkpoint, horizon);
             }
             var workerTask = Supervise($"partition {partition}", worker.RunAsync, token);
             var schedulerTask = Task.Run(async () =>
@@ -154,7 +154,7 @@ internal sealed partial class SagaRuntime
     }
 
     /// <summary>Deletes former owners' consumers, finds the replay horizon and restores; retried until it works or the lease is gone.</summary>
-    private async Task<ulong?> PrepareWithRetriesAsync(PartitionRun run, CancellationToken cancellationToken)
+    private async Task<Taken?> PrepareWithRetriesAsync(PartitionRun run, CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(200);
         while (!cancellationToken.IsCancellationRequested)
@@ -186,7 +186,7 @@ internal sealed partial class SagaRuntime
         return null;
     }
 
-    private async Task<ulong> PrepareAsync(OwnedLease lease, CancellationToken cancellationToken)
+    private async Task<Taken> PrepareAsync(OwnedLease lease, CancellationToken cancellationToken)
     {
         var partition = lease.Partition!.Value;
         var inbox = _options.JetStream.Streams.Inbox;
@@ -209,8 +209,11 @@ internal sealed partial class SagaRuntime
         var restoreLogger = _loggers.CreateLogger(typeof(PartitionRestore));
         await LostRecord.RecoverAsync(_snapshots!, lease, stream.Info.Created, horizon, _purgeInbox, restoreLogger, _time, cancellationToken);
         await PartitionRestore.PrepareAsync(_store, _snapshots!, lease, () => PartitionWorker.ReadCheckpoint(_store, checkpointKey), restoreLogger, _time, cancellationToken);
-        return horizon;
+        return new Taken(horizon, stream.Info.Created);
     }
+
+    /// <summary>A prepared partition: the last inbox sequence when it was taken (what a replay runs up to), and the inbox stream its snapshots cover.</summary>
+    private sealed record Taken(ulong Horizon, DateTimeOffset InboxCreated);
 
     async Task<ulong> IOwnershipHost.HandOverPartitionAsync(OwnedLease lease, CancellationToken cancellationToken)
     {

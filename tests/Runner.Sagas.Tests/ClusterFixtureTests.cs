@@ -100,6 +100,40 @@ public sealed class ClusterFixtureTests(NatsClusterFixture cluster) : IClassFixt
         Assert.Equal(compacts ? 3ul : 7ul, copy?.Messages);
     }
 
+    /// <summary>
+    /// What a snapshot's inbox stamp rests on: a replicated stream's creation time is one value,
+    /// on every server's copy and through a leader's restart, so a stamp taken from one answer
+    /// matches what any later answer says.
+    /// </summary>
+    [Fact]
+    public async Task A_replicated_stream_keeps_one_creation_time_on_every_server_and_through_its_leader_restarting()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(55));
+        var ct = cts.Token;
+        var id = Guid.NewGuid().ToString("N")[..8];
+        var name = $"CFC_{id}";
+        await using var nats = await cluster.ConnectAsync();
+        var js = nats.CreateJetStreamContext();
+        var stream = await js.CreateStreamAsync(new StreamConfig(name, [$"cfc.{id}.>"]) { NumReplicas = 3 }, ct);
+        var created = Snapshots.SnapshotStore.InboxStamp(stream.Info.Created);
+        (await js.PublishAsync($"cfc.{id}.a", "x", cancellationToken: ct)).EnsureSuccess();
+        await stream.RefreshAsync(ct);
+        var victim = cluster.NodeOf(stream.Info.Cluster!.Leader!);
+
+        await cluster.KillAsync(victim, ct);
+        var after = await EventuallyAsync(async token => await js.GetStreamAsync(name, cancellationToken: token), "stream info from a new leader", ct);
+        Assert.NotEqual(victim, cluster.NodeOf(after.Info.Cluster!.Leader!));
+        Assert.Equal(created, Snapshots.SnapshotStore.InboxStamp(after.Info.Created));
+        await cluster.StartAsync(victim, ct);
+
+        for (var node = 0; node < 3; node++)
+        {
+            var n = node;
+            var copy = await EventuallyAsync(async token => await cluster.LocalStreamAsync(n, name, token) ?? throw new NatsException($"no copy on node {n} yet"), $"the copy on node {n}", ct);
+            Assert.Equal(created, Snapshots.SnapshotStore.InboxStamp(copy.Created));
+        }
+    }
+
     private static async Task<T> EventuallyAsync<T>(Func<CancellationToken, Task<T>> attempt, string what, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -159,6 +159,7 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         a.Wipe();
 
         var objects = await Runner.Sagas.Snapshots.SnapshotStore.OpenAsync(set.Js, set.Options.SnapshotBucket, 1, cts.Token);
+        var inboxCreated = (await set.Js.GetStreamAsync(set.Options.JetStream.Streams.Inbox, cancellationToken: cts.Token)).Info.Created;
         foreach (var lease in leases)
         {
             Assert.Equal(2, lease.Snapshots.Count);
@@ -170,11 +171,11 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
                     break;
                 case "truncated":
                     var bytes = (await objects.GetAsync(newest, cts.Token))!;
-                    await objects.PutAsync(newest, bytes[..(bytes.Length / 2)], cts.Token);
+                    await objects.PutAsync(newest, bytes[..(bytes.Length / 2)], inboxCreated, cts.Token);
                     break;
                 default:
                     // A valid image, but of the older snapshot (another sequence and epoch than the record says).
-                    await objects.PutAsync(newest, (await objects.GetAsync(lease.Snapshots[1].Name, cts.Token))!, cts.Token);
+                    await objects.PutAsync(newest, (await objects.GetAsync(lease.Snapshots[1].Name, cts.Token))!, inboxCreated, cts.Token);
                     break;
             }
         }
@@ -243,9 +244,11 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
     }
 
     [Theory]
-    [InlineData("deleted")]
-    [InlineData("unreadable")]
-    public async Task A_lost_lease_record_is_recovered_from_the_snapshot_store_and_the_fold_stays_exact(string fault)
+    [InlineData("deleted", "as stored")]
+    [InlineData("unreadable", "as stored")]
+    // Written before snapshots were stamped: judged by when they were stored.
+    [InlineData("deleted", "unstamped")]
+    public async Task A_lost_lease_record_is_recovered_from_the_snapshot_store_and_the_fold_stays_exact(string fault, string snapshots)
     {
         await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 2, SnapshotInterval = TimeSpan.FromHours(1) });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -254,6 +257,15 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         Assert.All(await ReadLeasesAsync(set, cts.Token), lease => Assert.True(lease.PurgedBelow > 1));
         await a.StopAsync();
         a.Wipe();
+        var inbox = Runner.Sagas.Snapshots.SnapshotStore.InboxStamp((await set.Js.GetStreamAsync(set.Options.JetStream.Streams.Inbox, cancellationToken: cts.Token)).Info.Created);
+        Assert.Equal(4, await RewriteSnapshotMetaAsync(set, meta =>
+        {
+            Assert.Equal(inbox, meta.Metadata![Runner.Sagas.Snapshots.SnapshotStore.InboxKey]);
+            if (snapshots == "unstamped")
+            {
+                meta.Metadata = null;
+            }
+        }, cts.Token));
 
         // The records are lost: an operator deleted them, or something wrote what cannot be read.
         await LoseLeaseRecordsAsync(set, fault, cts.Token);
@@ -263,8 +275,13 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         Assert.All(await ReadLeasesAsync(set, cts.Token), lease => Assert.Equal(2, lease.Snapshots.Count));
     }
 
-    [Fact]
-    public async Task Snapshots_of_an_inbox_since_deleted_are_not_taken_for_a_lost_record()
+    [Theory]
+    [InlineData("as stored")]
+    // Their meta entries written again once the new inbox exists: by the time they were stored, they look newer than it.
+    [InlineData("touched after the inbox was made again")]
+    // Written before snapshots were stamped: judged by when they were stored.
+    [InlineData("unstamped")]
+    public async Task Snapshots_of_an_inbox_since_deleted_are_not_taken_for_a_lost_record(string snapshots)
     {
         await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 2, SnapshotInterval = TimeSpan.FromHours(1) });
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -276,13 +293,43 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         await a.StopAsync();
         a.Wipe();
 
+        if (snapshots == "unstamped")
+        {
+            Assert.Equal(2, await RewriteSnapshotMetaAsync(set, meta => meta.Metadata = null, cts.Token));
+        }
+
         // Started over: the inbox and the partitions' records deleted, the snapshot store left as it was.
-        await set.Js.DeleteStreamAsync(set.Options.JetStream.Streams.Inbox, cts.Token);
+        var inbox = await set.Js.GetStreamAsync(set.Options.JetStream.Streams.Inbox, cancellationToken: cts.Token);
+        await set.Js.DeleteStreamAsync(inbox.Info.Config.Name!, cts.Token);
         await LoseLeaseRecordsAsync(set, "deleted", cts.Token);
+        var again = await set.Js.CreateStreamAsync(inbox.Info.Config, cts.Token);
+        // The new inbox holds more than the old one did before anything runs (messages its owner will quarantine):
+        // by their sequences alone, the old snapshots would fit it.
+        for (var i = 0; i < 20; i++)
+        {
+            for (var p = 0; p < set.Options.Partitions; p++)
+            {
+                var ack = await set.Js.PublishAsync(Core.Subjects.Subjects.Inbox(new Core.Ids.PartitionId(p)), "not an inbox message"u8.ToArray(),
+                    serializer: NATS.Client.Core.NatsRawSerializer<byte[]>.Default, cancellationToken: cts.Token);
+                Assert.Null(ack.Error);
+            }
+        }
+        if (snapshots == "touched after the inbox was made again")
+        {
+            Assert.Equal(2, await RewriteSnapshotMetaAsync(set, _ => { }, cts.Token));
+            var objects = await Runner.Sagas.Snapshots.SnapshotStore.OpenAsync(set.Js, set.Options.SnapshotBucket, 1, cts.Token);
+            for (var p = 0; p < set.Options.Partitions; p++)
+            {
+                foreach (var name in await objects.NamesAsync(new Core.Ids.PartitionId(p), cts.Token))
+                {
+                    Assert.True((await objects.InfoAsync(name, cts.Token))!.StoredAt > again.Info.Created);
+                }
+            }
+        }
         var b = await set.StartAsync("b");
         await folds.PublishRoundsAsync(set, keys: 6, rounds: 1, TimeSpan.Zero, cts.Token);
 
-        // The new inbox's sequences start at 1 again: a snapshot at 18 taken for it would skip all six events.
+        // A snapshot of the old inbox taken for this one would bring back its three rounds and skip this one's first messages.
         for (var k = 0; k < 6; k++)
         {
             var record = await WaitForInstanceAsync(b, "k" + k, 1);
@@ -318,6 +365,40 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
             var record = await WaitForInstanceAsync(set["b"], "k" + k, 5);
             Assert.Equal(5, record.State.GetProperty("order").GetArrayLength());
         }
+    }
+
+    /// <summary>
+    /// Every snapshot object's meta entry written again as <paramref name="change"/> leaves it, as
+    /// the object store writes it (a roll-up of the entry's subject): what an older Runner would
+    /// have stored, or a tool that touched the entries. The entry's stored time (what the object
+    /// store reports as its modification time) becomes now. Returns how many objects were rewritten.
+    /// </summary>
+    private static async Task<int> RewriteSnapshotMetaAsync(ReplicaSet set, Action<NATS.Client.ObjectStore.Models.ObjectMetadata> change, CancellationToken cancellationToken)
+    {
+        var bucket = set.Options.SnapshotBucket;
+        var store = await new NATS.Client.ObjectStore.NatsObjContext(set.Js).GetObjectStoreAsync(bucket, cancellationToken);
+        var metaPrefix = $"$O.{bucket}.M.";
+        var stream = await set.Js.GetStreamAsync($"OBJ_{bucket}", new NATS.Client.JetStream.Models.StreamInfoRequest { SubjectsFilter = metaPrefix + ">" }, cancellationToken);
+        var rewritten = 0;
+        foreach (var subject in stream.Info.State.Subjects?.Keys ?? Enumerable.Empty<string>())
+        {
+            var encoded = subject[metaPrefix.Length..].TrimEnd('=').Replace('-', '+').Replace('_', '/');
+            var name = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(encoded.PadRight(encoded.Length + ((4 - (encoded.Length % 4)) % 4), '=')));
+            var meta = await store.GetInfoAsync(name, showDeleted: true, cancellationToken: cancellationToken);
+            if (meta.Deleted)
+            {
+                continue;
+            }
+            change(meta);
+            var ack = await set.Js.PublishAsync(subject, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(meta),
+                serializer: NATS.Client.Core.NatsRawSerializer<byte[]>.Default,
+                headers: new NATS.Client.Core.NatsHeaders { ["Nats-Rollup"] = "sub" }, cancellationToken: cancellationToken);
+            Assert.Null(ack.Error);
+            var read = await store.GetInfoAsync(name, cancellationToken: cancellationToken);
+            Assert.Equal(meta.Metadata?.GetValueOrDefault(Runner.Sagas.Snapshots.SnapshotStore.InboxKey), read.Metadata?.GetValueOrDefault(Runner.Sagas.Snapshots.SnapshotStore.InboxKey));
+            rewritten++;
+        }
+        return rewritten;
     }
 
     /// <summary>Every partition's lease record deleted, or overwritten with what cannot be read.</summary>

@@ -95,7 +95,7 @@ public sealed class NatsClusterFixture : IAsyncLifetime
     }
 
     /// <summary>Node <paramref name="node"/>'s own copy of <paramref name="stream"/>: messages held and first sequence (null when it holds none).</summary>
-    public Task<(ulong Messages, ulong FirstSeq)?> LocalStreamAsync(int node, string stream, CancellationToken cancellationToken) =>
+    public Task<(ulong Messages, ulong FirstSeq, DateTimeOffset Created)?> LocalStreamAsync(int node, string stream, CancellationToken cancellationToken) =>
         Node(node).LocalStreamAsync(_http, stream, cancellationToken);
 
     public async Task<NatsConnection> ConnectAsync()

@@ -156,7 +156,7 @@ internal sealed class NatsClusterNode(string name, string directory)
     /// This node's own copy of <paramref name="stream"/> (messages held, first sequence), as its
     /// monitoring port reports it; null when the node does not hold the stream.
     /// </summary>
-    public async Task<(ulong Messages, ulong FirstSeq)?> LocalStreamAsync(HttpClient http, string stream, CancellationToken cancellationToken)
+    public async Task<(ulong Messages, ulong FirstSeq, DateTimeOffset Created)?> LocalStreamAsync(HttpClient http, string stream, CancellationToken cancellationToken)
     {
         using var response = await http.GetAsync(Monitor("/jsz?accounts=true&streams=true"), cancellationToken);
         response.EnsureSuccessStatusCode();
@@ -176,7 +176,7 @@ internal sealed class NatsClusterNode(string name, string directory)
                 if (detail.GetProperty("name").GetString() == stream)
                 {
                     var state = detail.GetProperty("state");
-                    return (state.GetProperty("messages").GetUInt64(), state.GetProperty("first_seq").GetUInt64());
+                    return (state.GetProperty("messages").GetUInt64(), state.GetProperty("first_seq").GetUInt64(), detail.GetProperty("created").GetDateTimeOffset());
                 }
             }
         }

@@ -80,7 +80,7 @@ internal sealed partial class ScaleOutBench
         var image = SnapshotCodec.Capture(source, partition, 1_000 + run, checkpointKey);
         var t1 = Stopwatch.GetTimestamp();
         var name = Text.Inv($"bench-restore-{run}");
-        await objects.PutAsync(name, image.Bytes, cancellationToken);
+        await objects.PutAsync(name, image.Bytes, DateTimeOffset.UnixEpoch, cancellationToken);
         var t2 = Stopwatch.GetTimestamp();
         var bytes = await objects.GetAsync(name, cancellationToken) ?? throw new InvalidOperationException("the image just stored is not in the object store");
         var t3 = Stopwatch.GetTimestamp();

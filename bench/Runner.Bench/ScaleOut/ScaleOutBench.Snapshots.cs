@@ -103,7 +103,7 @@ internal sealed partial class ScaleOutBench
             var image = Sagas.Snapshots.SnapshotCodec.Capture(store, partition, 1, Core.Keys.StoreKeys.Checkpoint(options.PartitionConsumer(p), partition));
             var t1 = Stopwatch.GetTimestamp();
             var name = Text.Inv($"bench-round-{p}");
-            await objects.PutAsync(name, image.Bytes, cancellationToken);
+            await objects.PutAsync(name, image.Bytes, DateTimeOffset.UnixEpoch, cancellationToken);
             var t2 = Stopwatch.GetTimestamp();
             await objects.DeleteAsync(name, cancellationToken);
             capture += Ms(t0, t1);

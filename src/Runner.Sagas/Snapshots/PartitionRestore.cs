@@ -100,8 +100,8 @@ internal static class LostRecord
     /// Returns whether the record was recovered.
     /// </summary>
     /// <param name="inboxCreated">
-    /// When the inbox stream was created: a snapshot stored before it covers sequences of an inbox
-    /// since deleted (a deployment started over without emptying the snapshot store).
+    /// When the inbox stream was created, which identifies it: a snapshot of an inbox since deleted
+    /// (a deployment started over without emptying the snapshot store) covers nothing of this one.
     /// </param>
     /// <param name="horizon">The partition's last inbox sequence: a snapshot past it cannot be of this inbox.</param>
     /// <param name="purge">Whether owners purge the inbox (false: it is whole, and nothing is marked purged).</param>
@@ -135,15 +135,14 @@ internal static class LostRecord
             byte[]? bytes;
             try
             {
-                if (await objects.StoredAtAsync(name, cancellationToken) is not { } stored)
+                if (await objects.InfoAsync(name, cancellationToken) is not { } stored)
                 {
                     continue; // gone since it was listed
                 }
-                if (stored < inboxCreated)
+                if (OfAnotherInbox(stored, inboxCreated) is { } why)
                 {
-                    // Of an inbox since deleted, it covers nothing of this one. Said, not passed over: the times are
-                    // two servers' clocks, and a misjudged one leaves the partition to what the inbox still holds.
-                    OwnershipLog.SnapshotUnusable(logger, partition.Value, name, $"stored {stored:O}, before the inbox stream was created ({inboxCreated:O})");
+                    // It covers nothing of this inbox: its sequences are another stream's.
+                    OwnershipLog.SnapshotUnusable(logger, partition.Value, name, why);
                     continue;
                 }
                 considered++;
@@ -191,6 +190,27 @@ internal static class LostRecord
         }
         OwnershipLog.RecordRecovered(logger, partition.Value, kept.Count, kept[0].Name, kept[0].Sequence);
         return true;
+    }
+
+    /// <summary>
+    /// Why a stored snapshot is not of the inbox created at <paramref name="inboxCreated"/>, or
+    /// null when it is. A stamped snapshot names its inbox: the two are the same stream exactly
+    /// when the stamps are equal. One written before snapshots were stamped is judged by when it
+    /// was stored against when the inbox was created: two machines' clocks, so a misjudged one is
+    /// logged, and leaves the partition to what the inbox still holds.
+    /// </summary>
+    internal static string? OfAnotherInbox(StoredSnapshot stored, DateTimeOffset inboxCreated)
+    {
+        var inbox = SnapshotStore.InboxStamp(inboxCreated);
+        if (stored.Inbox is { } stamp)
+        {
+            return string.Equals(stamp, inbox, StringComparison.Ordinal)
+                ? null
+                : $"it covers the inbox stream created {stamp}, not this one (created {inbox})";
+        }
+        return stored.StoredAt < inboxCreated
+            ? $"unstamped, and stored {stored.StoredAt:O}, before the inbox stream was created ({inbox})"
+            : null;
     }
 }
 

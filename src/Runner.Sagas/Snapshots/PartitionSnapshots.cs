@@ -17,7 +17,8 @@ namespace Runner.Sagas.Snapshots;
 /// lease: the object is referenced only by a compare-and-set of the lease record, and the purge
 /// only reaches below a snapshot so referenced. With <paramref name="purge"/> false (a replicated
 /// inbox on a server that replays purges as compactions when it restarts) the inbox is neither
-/// marked purgeable nor purged: a restore can always replay it from the start.
+/// marked purgeable nor purged: a restore can always replay it from the start. Each object is
+/// stamped with the inbox it covers (<paramref name="inboxCreated"/>, see <see cref="SnapshotStore.InboxStamp"/>).
 /// </summary>
 internal sealed class PartitionSnapshots(
     INatsJSContext js,
@@ -27,6 +28,7 @@ internal sealed class PartitionSnapshots(
     OwnedLease lease,
     Func<ulong> checkpoint,
     byte[] checkpointKey,
+    DateTimeOffset inboxCreated,
     bool purge,
     ILogger logger,
     TimeProvider time)
@@ -87,7 +89,7 @@ internal sealed class PartitionSnapshots(
         var name = SnapshotStore.Name(_partition, image.Sequence, image.Epoch);
         try
         {
-            await objects.PutAsync(name, image.Bytes, cancellationToken);
+            await objects.PutAsync(name, image.Bytes, inboxCreated, cancellationToken);
         }
         catch (Exception ex) when (ex is NatsException or NatsObjException or TimeoutException)
         {

@@ -2,6 +2,7 @@ using System.Globalization;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 using NATS.Client.ObjectStore;
+using NATS.Client.ObjectStore.Models;
 using Runner.Core.Ids;
 using Runner.Messaging;
 
@@ -44,15 +45,35 @@ internal sealed class SnapshotStore
 
     public static string NamePrefix(PartitionId partition) => string.Create(CultureInfo.InvariantCulture, $"{partition.Value:D5}-");
 
-    public async Task PutAsync(string name, byte[] bytes, CancellationToken cancellationToken) =>
-        await _objects.PutAsync(name, bytes, cancellationToken);
+    /// <summary>The object's metadata entry naming the inbox a snapshot covers: <see cref="InboxStamp"/> of that inbox stream.</summary>
+    public const string InboxKey = "runner-inbox";
 
-    /// <summary>When the object was stored, or null when there is no such object.</summary>
-    public async Task<DateTimeOffset?> StoredAtAsync(string name, CancellationToken cancellationToken)
+    /// <summary>
+    /// What identifies one inbox stream among the streams of that name ever created: its creation
+    /// time as the server recorded it (kept with the stream, the same on every replica and after a
+    /// restart). Only compared for equality, never against a clock.
+    /// </summary>
+    public static string InboxStamp(DateTimeOffset inboxCreated) =>
+        inboxCreated.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
+
+    /// <summary>Stores a snapshot of the inbox created at <paramref name="inboxCreated"/>, stamped with it.</summary>
+    public async Task PutAsync(string name, byte[] bytes, DateTimeOffset inboxCreated, CancellationToken cancellationToken)
+    {
+        var meta = new ObjectMetadata
+        {
+            Name = name,
+            Metadata = new Dictionary<string, string> { [InboxKey] = InboxStamp(inboxCreated) },
+        };
+        await _objects.PutAsync(meta, new MemoryStream(bytes, writable: false), leaveOpen: false, cancellationToken);
+    }
+
+    /// <summary>When the object was stored (by its writer's clock) and the inbox stamp it carries, or null when there is no such object.</summary>
+    public async Task<StoredSnapshot?> InfoAsync(string name, CancellationToken cancellationToken)
     {
         try
         {
-            return (await _objects.GetInfoAsync(name, cancellationToken: cancellationToken)).MTime;
+            var info = await _objects.GetInfoAsync(name, cancellationToken: cancellationToken);
+            return new StoredSnapshot(info.MTime, info.Metadata?.GetValueOrDefault(InboxKey));
         }
         catch (NatsObjNotFoundException)
         {
@@ -119,6 +140,9 @@ internal sealed class SnapshotStore
         return names;
     }
 }
+
+/// <summary>A stored snapshot object: when its writer stored it, and the stamp of the inbox it covers (null when written before snapshots were stamped).</summary>
+internal sealed record StoredSnapshot(DateTimeOffset StoredAt, string? Inbox);
 
 /// <summary>Opens or creates the object store buckets Runner keeps in JetStream.</summary>
 internal static class ObjectBuckets
