@@ -115,6 +115,9 @@ internal sealed record BenchOptions
     /// <summary>How many times <see cref="Cold"/> runs every variant, the variants taking turns; the summary gives the median and range.</summary>
     public int ColdRounds { get; init; } = 1;
 
+    /// <summary>What <see cref="Cold"/> runs each fresh process through: <c>backlog</c>, <c>pipelined</c>, <c>paced</c>.</summary>
+    public IReadOnlyList<string> ColdModes { get; init; } = ["backlog", "pipelined"];
+
     /// <summary>A published runner to start in <see cref="Cold"/>; null publishes <c>src/Runner.Host</c> first.</summary>
     public string? RunnerDir { get; init; }
 
@@ -162,7 +165,10 @@ internal sealed record BenchOptions
                             times, taking turns; the summary gives median and range); --runner DIR (a published runner; default:
                             publish src/Runner.Host first); --cold-variant NAME[:ITEM,...] (repeatable; an
                             item is VAR=VALUE, -p:Property=Value or @DIR, a runner published from elsewhere;
-                            default: shipped and quickjit:DOTNET_TC_QuickJit=1, the JIT's own default)
+                            default: shipped and quickjit:DOTNET_TC_QuickJit=1, the JIT's own default);
+                            --cold-modes backlog,pipelined,paced (default backlog,pipelined; paced: --rate R
+                            events/s for --seconds S into the fresh process, then --cold-events at full speed,
+                            then R/s for S again: publish → command p50/p99 cold and warm)
 
         nats-server: RUNNER_TEST_NATS_URL if set, else the nats-server binary on a free 127.0.0.1 port.
         """;
@@ -181,6 +187,14 @@ internal sealed record BenchOptions
                 }
                 return args[++i];
             }
+            static string[] Modes(string list)
+            {
+                var modes = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                return modes.Length > 0 && modes.All(m => m is "backlog" or "pipelined" or "paced")
+                    ? modes
+                    : throw new FormatException($"--cold-modes takes backlog, pipelined and/or paced, comma-separated, not '{list}'");
+            }
+
             int[] Ints(int min, int max)
             {
                 var text = Next();
@@ -262,6 +276,7 @@ internal sealed record BenchOptions
                     "--cold" => options with { Cold = true },
                     "--cold-events" => options with { ColdEvents = Int(25_000) },
                     "--cold-rounds" => options with { ColdRounds = Int(1) },
+                    "--cold-modes" => options with { ColdModes = Modes(Next()) },
                     "--runner" => options with { RunnerDir = Next() },
                     "--cold-variant" => options with { ColdVariants = [.. options.ColdVariants.Where(v => v.Explicit || ReferenceEquals(v, ColdVariant.Shipped)), ColdVariant.Parse(Next())] },
                     "--launch" => options with { Launch = true },

@@ -110,7 +110,7 @@ internal sealed partial class SagaRuntime
                 _loggers.CreateLogger<PartitionWorker>(), _time, scheduled, intake.Token, lease, versions);
             var scheduler = new TimerScheduler(_js, _store, _options, partition, scheduled, _loggers.CreateLogger<TimerScheduler>(), _time, intake.Token);
             var snapshots = new PartitionSnapshots(_js, _store, _snapshots!, _options, lease, () => worker.Checkpoint, worker.CheckpointKey,
-                inboxCreated, _purgeInbox, _loggers.CreateLogger<PartitionSnapshots>(), _time);
+                inboxCreated, _purgeInbox, _captures, _loggers.CreateLogger<PartitionSnapshots>(), _time);
             run.Worker = worker;
             run.Snapshots = snapshots;
             Relay.Rescan();
@@ -251,7 +251,7 @@ internal sealed partial class SagaRuntime
         }
         if (run.Snapshots is { } snapshots)
         {
-            await snapshots.TakeAsync(cancellationToken);
+            await snapshots.TakeAsync(cancellationToken, handOver: true);
         }
         return run.Worker?.Checkpoint ?? lease.Record.Checkpoint;
     }

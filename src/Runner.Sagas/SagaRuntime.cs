@@ -37,6 +37,7 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     private readonly ConcurrentDictionary<int, PartitionRun> _runs = new();
     private readonly ConcurrentDictionary<string, RouterRun> _routers = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _control = new(1, 1);
+    private readonly SnapshotCaptures _captures = new();
     private CancellationTokenSource? _stop;
     private PartitionCoordinator? _coordinator;
     private SnapshotStore? _snapshots;

@@ -54,6 +54,7 @@ internal static class ColdBench
             output.WriteLine(MachineSpeed.Line("at start"));
             output.WriteLine(Text.Inv($"  each run: a new nats-server, a fresh `runner serve` (RUNNER_MODE=saga, defaults, durable LMDB, empty data directory); first = events {ColdWorkload.GroupEvents:N0}–{ColdWorkload.GroupEvents + FirstEvents:N0}, steady = the last {SteadyShare:P0}"));
             var results = new List<ColdResult>();
+            var paced = new List<PacedResult>();
             var failed = false;
             // Variants take turns round by round, so that a machine getting busier or quieter skews them alike.
             for (var round = 1; round <= options.ColdRounds; round++)
@@ -61,11 +62,24 @@ internal static class ColdBench
                 foreach (var variant in options.ColdVariants)
                 {
                     var runner = await RunnerFor(variant);
-                    foreach (var pipelined in new[] { false, true })
+                    foreach (var mode in options.ColdModes)
                     {
                         output.WriteLine();
                         var of = options.ColdRounds > 1 ? Text.Inv($", round {round} of {options.ColdRounds}") : "";
-                        output.WriteLine(Text.Inv($"({variant.Name}, {(pipelined ? "pipelined" : "backlog")}{of}) {variant.Describe()}"));
+                        output.WriteLine(Text.Inv($"({variant.Name}, {mode}{of}) {variant.Describe()}"));
+                        if (mode == "paced")
+                        {
+                            var latency = await MeasurePacedAsync(runner, manifests, root, variant, options, events, output, cancellationToken);
+                            if (latency is null)
+                            {
+                                failed = true;
+                                continue;
+                            }
+                            latency.Print(output);
+                            paced.Add(latency);
+                            continue;
+                        }
+                        var pipelined = mode == "pipelined";
                         var result = await MeasureAsync(runner, manifests, root, variant, pipelined, events, options.Window, output, cancellationToken);
                         if (result is null)
                         {
@@ -84,10 +98,20 @@ internal static class ColdBench
             {
                 output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×), GC paused {(r.SteadyGc is { } gc ? gc.PauseShare.ToString("P1", CultureInfo.InvariantCulture) : "?")} of wall, allocated {(r.SteadyGc?.AllocatedKiBPerEvent is { } kib ? kib.ToString("F1", CultureInfo.InvariantCulture) : "?")} KiB/event, peak RSS {r.PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));
             }
+            foreach (var r in paced)
+            {
+                output.WriteLine(Text.Inv($"  {r.Variant,-12} paced {r.Rate}/s  publish→command p50 / p99: first {r.Seconds} s {r.Cold.Ms(50):F2} / {r.Cold.Ms(99):F2} ms, warm {r.Warm.Ms(50):F2} / {r.Warm.Ms(99):F2} ms (target p99 ≤ 20)  cpu/event runner {r.ColdRunnerUs:F0} / {r.WarmRunnerUs:F0} µs, nats-server {r.ColdNatsUs:F0} / {r.WarmNatsUs:F0} µs"));
+            }
             if (options.ColdRounds > 1)
             {
                 output.WriteLine();
                 output.WriteLine(Text.Inv($"median [lowest–highest] over the rounds (n = runs that finished)"));
+                foreach (var group in paced.GroupBy(r => r.Variant))
+                {
+                    var runs = group.ToList();
+                    string P(Func<PacedResult, double> figure, string format) => Spread(runs.Select(figure).ToList(), format);
+                    output.WriteLine(Text.Inv($"  {group.Key,-12} paced      n={runs.Count}  p99 first {P(r => r.Cold.Ms(99), "F1")} ms  p99 warm {P(r => r.Warm.Ms(99), "F1")} ms  p50 first {P(r => r.Cold.Ms(50), "F2")} ms  p50 warm {P(r => r.Warm.Ms(50), "F2")} ms  cpu/event runner first {P(r => r.ColdRunnerUs, "F0")} µs, warm {P(r => r.WarmRunnerUs, "F0")} µs"));
+                }
                 foreach (var group in results.GroupBy(r => (r.Variant, r.Pipelined)))
                 {
                     var runs = group.ToList();
@@ -110,9 +134,12 @@ internal static class ColdBench
     }
 
     /// <summary><c>median [lowest–highest]</c> of a figure over several runs.</summary>
-    private static string Spread(List<ColdResult> runs, Func<ColdResult, double> figure, string format)
+    private static string Spread(List<ColdResult> runs, Func<ColdResult, double> figure, string format) =>
+        Spread(runs.Select(figure).ToList(), format);
+
+    private static string Spread(List<double> figures, string format)
     {
-        var values = runs.Select(figure).Order().ToList();
+        var values = figures.Order().ToList();
         var median = values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
         string F(double v) => v.ToString(format, CultureInfo.InvariantCulture);
         return $"{F(median)} [{F(values[0])}–{F(values[^1])}]";
@@ -120,118 +147,156 @@ internal static class ColdBench
 
     private static async Task<ColdResult?> MeasureAsync(string runner, string manifests, string root, ColdVariant variant, bool pipelined, int events, int window, TextWriter output, CancellationToken cancellationToken)
     {
-        var nats = new NatsServerFixture();
-        await nats.InitializeAsync().WaitAsync(cancellationToken);
-        string? data = null;
+        await using var run = await ColdRun.StartAsync(root, cancellationToken);
+        var (connection, js, natsPid) = (run.Connection, run.Js, run.NatsPid);
+        var observer = new CommandObserver(events / ColdWorkload.DepositsPerAccount, natsPid);
+        await using var subscription = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken);
+        var observing = observer.RunAsync(subscription, cancellationToken);
+
+        if (!pipelined)
+        {
+            var clock = Stopwatch.StartNew();
+            var errors = await Publisher.PipelinedAsync(js, events, window, ColdWorkload.Event, null, cancellationToken);
+            output.WriteLine(Text.Inv($"  backlog of {events:N0} events published in {clock.Elapsed.TotalSeconds:F1} s ({errors} errors) before the runner starts"));
+        }
+
+        using var process = run.StartRunner(runner, manifests, variant, pipelined ? "p" : "b");
+        observer.Watch(process.Pid, process.Started, process.GcAsync);
+        if (pipelined)
+        {
+            TimeSpan ready;
+            try
+            {
+                ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
+            {
+                // A runner that exits (a bad setting in a variant) or never answers fails its run, as on a backlog.
+                output.WriteLine(Text.Inv($"  FAILED: {ex.Message}"));
+                return null;
+            }
+            output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; publishing {events:N0} events while it runs"));
+            var clock = Stopwatch.StartNew();
+            var errors = await Publisher.PipelinedAsync(js, events, window, ColdWorkload.Event, null, cancellationToken);
+            output.WriteLine(Text.Inv($"  all {events:N0} published {clock.Elapsed.TotalSeconds:F1} s later{(errors > 0 ? $", {errors} publishes failed" : string.Empty)}"));
+        }
+        var limit = TimeSpan.FromSeconds(60 + (events / 2_000));
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(limit);
+        var outcome = await Task.WhenAny(observer.Done, process.ExitedTask, Task.Delay(Timeout.Infinite, bounded.Token).ContinueWith(_ => { }, TaskScheduler.Default));
+        if (outcome != observer.Done)
+        {
+            output.WriteLine(Text.Inv($"  FAILED: {observer.Arrived:N0} of {events / ColdWorkload.DepositsPerAccount:N0} commands after {process.Elapsed.TotalSeconds:F0} s{(process.HasExited ? $"; the runner exited with {process.ExitCode}" : string.Empty)}"));
+            output.WriteLine(process.Tail());
+            return null;
+        }
+        var (firstGc, steadyGc) = await observer.GcAsync();
+        var result = observer.Result(variant.Name, pipelined, events) with { FirstGc = firstGc, SteadyGc = steadyGc };
+        await subscription.UnsubscribeAsync();
+        await observing;
+        if (pipelined)
+        {
+            // The same publishing again, now into the warm process (new accounts): what its first 20,000
+            // events do once nothing is cold. The publisher competes for the same cores in both passes, for
+            // as long (the same number of events), so the ratio of the two is what a start costs, not what
+            // publishing does. (A shorter warm pass would be over, publisher and all, while the cold pass's
+            // publisher still ran: most of its window without the competition the cold window had.)
+            var warmEvents = events;
+            var warm = new CommandObserver(warmEvents / ColdWorkload.DepositsPerAccount, natsPid);
+            await using var warmSubscription = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken);
+            var warmObserving = warm.RunAsync(warmSubscription, cancellationToken);
+            warm.Watch(process.Pid, Stopwatch.GetTimestamp());
+            var warmClock = Stopwatch.StartNew();
+            await Publisher.PipelinedAsync(js, warmEvents, window, n => ColdWorkload.Event(events + n), null, cancellationToken);
+            output.WriteLine(Text.Inv($"  warm pass: {warmEvents:N0} events (new accounts) published the same way, all {warmClock.Elapsed.TotalSeconds:F1} s after the first"));
+            if (await Task.WhenAny(warm.Done, Task.Delay(limit, cancellationToken)) != warm.Done)
+            {
+                output.WriteLine(Text.Inv($"  FAILED: the warm pass got {warm.Arrived:N0} of {warmEvents / ColdWorkload.DepositsPerAccount:N0} commands"));
+                return null;
+            }
+            result = result with { WarmFirstRate = warm.Result(variant.Name, pipelined, warmEvents).FirstRate };
+            await warmSubscription.UnsubscribeAsync();
+            await warmObserving;
+        }
+        result = result with { PeakRssMiB = PeakRssMiB(process.Pid) };
+        await process.StopAsync(TimeSpan.FromSeconds(20));
+        return result;
+    }
+
+    /// <summary>
+    /// The paced mode: a fresh runner, ready; <see cref="BenchOptions.Rate"/> events/s for <see cref="BenchOptions.Seconds"/>
+    /// from its first event (what it does just after a deploy); then <paramref name="events"/> at full speed (it warms up);
+    /// then the same rate for as long again. Publish → command of each window, and CPU per event of the runner and of
+    /// nats-server over each (from the window's first publish to its last command).
+    /// </summary>
+    private static async Task<PacedResult?> MeasurePacedAsync(string runner, string manifests, string root, ColdVariant variant, BenchOptions options, int events, TextWriter output, CancellationToken cancellationToken)
+    {
+        var window = Math.Max(1, options.Rate * options.Seconds / ColdWorkload.GroupEvents) * ColdWorkload.GroupEvents;
+        await using var run = await ColdRun.StartAsync(root, cancellationToken);
+        var (connection, js, natsPid) = (run.Connection, run.Js, run.NatsPid);
+        var latency = new PacedLatency(window + events + window);
+        await using var subscription = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken);
+        var observing = latency.RunAsync(subscription, cancellationToken);
+
+        using var process = run.StartRunner(runner, manifests, variant, "paced");
         try
         {
-            if (!nats.CanRestart)
+            var ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+            output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; {window:N0} events at {options.Rate}/s, then {events:N0} at full speed, then {window:N0} at {options.Rate}/s"));
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
+        {
+            output.WriteLine(Text.Inv($"  FAILED: {ex.Message}"));
+            return null;
+        }
+        var limit = TimeSpan.FromSeconds(60 + (events / 2_000));
+        (double Runner, double Nats) Cpu() =>
+            (CpuSnapshot.ProcessSeconds($"/proc/{process.Pid}/stat"), natsPid is { } pid ? CpuSnapshot.ProcessSeconds($"/proc/{pid}/stat") : double.NaN);
+        async Task<(double Runner, double Nats)?> WindowAsync(int first, int count, string what)
+        {
+            var gcBefore = await process.GcAsync(cancellationToken);
+            var before = Cpu();
+            var errors = await latency.PublishPacedAsync(js, first, count, options.Rate, cancellationToken);
+            await Task.WhenAny(latency.UntilAsync((first + count) / ColdWorkload.DepositsPerAccount), Task.Delay(limit, cancellationToken));
+            if (latency.Commands < (first + count) / ColdWorkload.DepositsPerAccount)
             {
-                throw new InvalidOperationException("--cold starts a nats-server of its own for every run: unset RUNNER_TEST_NATS_URL");
-            }
-            var natsPid = CpuSnapshot.FindNatsServer(new Uri(nats.Url).Port);
-            await using var connection = new NatsConnection(new NatsOpts { Url = nats.Url, Name = "bench-cold" });
-            await connection.ConnectAsync();
-            var js = new NatsJSContext(connection);
-            await StreamTopology.EnsureAsync(js, new JetStreamSettings(), NullLogger.Instance, cancellationToken);
-
-            var observer = new CommandObserver(events / ColdWorkload.DepositsPerAccount, natsPid);
-            await using var subscription = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken);
-            var observing = observer.RunAsync(subscription, cancellationToken);
-
-            if (!pipelined)
-            {
-                var clock = Stopwatch.StartNew();
-                var errors = await Publisher.PipelinedAsync(js, events, window, ColdWorkload.Event, null, cancellationToken);
-                output.WriteLine(Text.Inv($"  backlog of {events:N0} events published in {clock.Elapsed.TotalSeconds:F1} s ({errors} errors) before the runner starts"));
-            }
-
-            // A fresh data directory for every run (the server and its streams are new too).
-            data = Path.Combine(root, $"data-{variant.Name}-{(pipelined ? "p" : "b")}-{Guid.NewGuid():N}");
-            using var process = RunnerChild.Start(runner, new Dictionary<string, string>(variant.Environment, StringComparer.Ordinal)
-            {
-                ["RUNNER_NATS_URL"] = nats.Url,
-                ["RUNNER_MODE"] = "saga",
-                ["RUNNER_MANIFESTS"] = manifests,
-                ["RUNNER_DATA_DIR"] = data,
-                ["RUNNER_WORKER_ID"] = "cold-" + variant.Name,
-            });
-            observer.Watch(process.Pid, process.Started, process.GcAsync);
-            if (pipelined)
-            {
-                TimeSpan ready;
-                try
-                {
-                    ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
-                }
-                catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
-                {
-                    // A runner that exits (a bad setting in a variant) or never answers fails its run, as on a backlog.
-                    output.WriteLine(Text.Inv($"  FAILED: {ex.Message}"));
-                    return null;
-                }
-                output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; publishing {events:N0} events while it runs"));
-                var clock = Stopwatch.StartNew();
-                var errors = await Publisher.PipelinedAsync(js, events, window, ColdWorkload.Event, null, cancellationToken);
-                output.WriteLine(Text.Inv($"  all {events:N0} published {clock.Elapsed.TotalSeconds:F1} s later{(errors > 0 ? $", {errors} publishes failed" : string.Empty)}"));
-            }
-            var limit = TimeSpan.FromSeconds(60 + (events / 2_000));
-            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            bounded.CancelAfter(limit);
-            var outcome = await Task.WhenAny(observer.Done, process.ExitedTask, Task.Delay(Timeout.Infinite, bounded.Token).ContinueWith(_ => { }, TaskScheduler.Default));
-            if (outcome != observer.Done)
-            {
-                output.WriteLine(Text.Inv($"  FAILED: {observer.Arrived:N0} of {events / ColdWorkload.DepositsPerAccount:N0} commands after {process.Elapsed.TotalSeconds:F0} s{(process.HasExited ? $"; the runner exited with {process.ExitCode}" : string.Empty)}"));
+                output.WriteLine(Text.Inv($"  FAILED: {what}: {latency.Commands:N0} of {(first + count) / ColdWorkload.DepositsPerAccount:N0} commands{(process.HasExited ? $"; the runner exited with {process.ExitCode}" : string.Empty)}"));
                 output.WriteLine(process.Tail());
                 return null;
             }
-            var (firstGc, steadyGc) = await observer.GcAsync();
-            var result = observer.Result(variant.Name, pipelined, events) with { FirstGc = firstGc, SteadyGc = steadyGc };
-            await subscription.UnsubscribeAsync();
-            await observing;
-            if (pipelined)
-            {
-                // The same publishing again, now into the warm process (new accounts): what its first 20,000
-                // events do once nothing is cold. The publisher competes for the same cores in both passes, for
-                // as long (the same number of events), so the ratio of the two is what a start costs, not what
-                // publishing does. (A shorter warm pass would be over, publisher and all, while the cold pass's
-                // publisher still ran: most of its window without the competition the cold window had.)
-                var warmEvents = events;
-                var warm = new CommandObserver(warmEvents / ColdWorkload.DepositsPerAccount, natsPid);
-                await using var warmSubscription = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken);
-                var warmObserving = warm.RunAsync(warmSubscription, cancellationToken);
-                warm.Watch(process.Pid, Stopwatch.GetTimestamp());
-                var warmClock = Stopwatch.StartNew();
-                await Publisher.PipelinedAsync(js, warmEvents, window, n => ColdWorkload.Event(events + n), null, cancellationToken);
-                output.WriteLine(Text.Inv($"  warm pass: {warmEvents:N0} events (new accounts) published the same way, all {warmClock.Elapsed.TotalSeconds:F1} s after the first"));
-                if (await Task.WhenAny(warm.Done, Task.Delay(limit, cancellationToken)) != warm.Done)
-                {
-                    output.WriteLine(Text.Inv($"  FAILED: the warm pass got {warm.Arrived:N0} of {warmEvents / ColdWorkload.DepositsPerAccount:N0} commands"));
-                    return null;
-                }
-                result = result with { WarmFirstRate = warm.Result(variant.Name, pipelined, warmEvents).FirstRate };
-                await warmSubscription.UnsubscribeAsync();
-                await warmObserving;
-            }
-            result = result with { PeakRssMiB = PeakRssMiB(process.Pid) };
-            await process.StopAsync(TimeSpan.FromSeconds(20));
-            return result;
+            var after = Cpu();
+            var gcAfter = await process.GcAsync(cancellationToken);
+            var gc = gcBefore is { } g0 && gcAfter is { } g1
+                ? Text.Inv($"runner GC paused {(g1.PauseSeconds - g0.PauseSeconds) * 1000:F0} ms in all (collections gen0/1/2 {g1.Gen0 - g0.Gen0}/{g1.Gen1 - g0.Gen1}/{g1.Gen2 - g0.Gen2})")
+                : "no GC reading";
+            output.WriteLine(Text.Inv($"  {what}: {count:N0} events at {options.Rate}/s{(errors > 0 ? $", {errors} publishes failed" : string.Empty)}; publish → command {latency.Latencies(first, count).Summary()}; {gc}"));
+            output.WriteLine(Text.Inv($"    slowest (published at, latency): {latency.Slowest(first, count, 12)}"));
+            return ((after.Runner - before.Runner) * 1e6 / count, (after.Nats - before.Nats) * 1e6 / count);
         }
-        finally
+        if (await WindowAsync(0, window, "first window") is not { } cold)
         {
-            await nats.DisposeAsync();
-            try
-            {
-                if (data is not null && Directory.Exists(data))
-                {
-                    Directory.Delete(data, recursive: true);
-                }
-            }
-            catch (IOException)
-            {
-                // the runner is still going away; the run's root is removed at the end
-            }
+            return null;
         }
+        var warmUp = Stopwatch.StartNew();
+        var warmErrors = await Publisher.PipelinedAsync(js, events, options.Window, n => ColdWorkload.Event(window + n), null, cancellationToken);
+        await Task.WhenAny(latency.UntilAsync((window + events) / ColdWorkload.DepositsPerAccount), Task.Delay(limit, cancellationToken));
+        if (latency.Commands < (window + events) / ColdWorkload.DepositsPerAccount)
+        {
+            output.WriteLine(Text.Inv($"  FAILED: warm-up: {latency.Commands:N0} commands{(process.HasExited ? $"; the runner exited with {process.ExitCode}" : string.Empty)}"));
+            output.WriteLine(process.Tail());
+            return null;
+        }
+        output.WriteLine(Text.Inv($"  warm-up: {events:N0} events at full speed in {warmUp.Elapsed.TotalSeconds:F1} s ({warmErrors} publishes failed)"));
+        if (await WindowAsync(window + events, window, "warm window") is not { } warm)
+        {
+            return null;
+        }
+        var result = new PacedResult(variant.Name, options.Rate, options.Seconds, latency.Latencies(0, window), latency.Latencies(window + events, window),
+            cold.Runner, cold.Nats, warm.Runner, warm.Nats);
+        await subscription.UnsubscribeAsync();
+        await observing;
+        await process.StopAsync(TimeSpan.FromSeconds(20));
+        return result;
     }
 
     /// <summary>The process's peak resident memory (<c>VmHWM</c>), in MiB; null when it cannot be read.</summary>
@@ -326,5 +391,103 @@ internal sealed record ColdResult(
         }
         output.WriteLine(Text.Inv($"  cold/warm {ColdWarm:F2} (first 20,000 / {(WarmFirstRate is null ? "steady state" : "warm pass")}); other processes used {OtherCpuShare:P0} of the machine over the run"));
         output.WriteLine("  events/s per 20,000 events: " + string.Join(" ", RatePer20k.Select(r => r.ToString("N0", CultureInfo.InvariantCulture))));
+    }
+}
+
+/// <summary>What one fresh process did at a paced rate: publish → command just after it started and once warm.</summary>
+internal sealed record PacedResult(
+    string Variant, int Rate, int Seconds, Percentiles Cold, Percentiles Warm,
+    double ColdRunnerUs, double ColdNatsUs, double WarmRunnerUs, double WarmNatsUs)
+{
+    public void Print(TextWriter output) =>
+        output.WriteLine(Text.Inv($"  p99 first window {Cold.Ms(99):F1} ms, warm {Warm.Ms(99):F1} ms (target ≤ 20); cpu/event runner {ColdRunnerUs:F0} / {WarmRunnerUs:F0} µs, nats-server {ColdNatsUs:F0} / {WarmNatsUs:F0} µs (first / warm)"));
+}
+
+/// <summary>
+/// One measured run's surroundings: a nats-server of its own with Runner's streams, the bench's connection to it, and
+/// the fresh runner processes started against it, each with a new data directory that goes with the run.
+/// </summary>
+internal sealed class ColdRun : IAsyncDisposable
+{
+    private readonly NatsServerFixture _nats;
+    private readonly string _root;
+    private readonly List<string> _data = [];
+
+    private ColdRun(NatsServerFixture nats, string root, NatsConnection connection, int? natsPid)
+    {
+        _nats = nats;
+        _root = root;
+        Connection = connection;
+        Js = new NatsJSContext(connection);
+        NatsPid = natsPid;
+    }
+
+    public NatsConnection Connection { get; }
+
+    public NatsJSContext Js { get; }
+
+    public int? NatsPid { get; }
+
+    public static async Task<ColdRun> StartAsync(string root, CancellationToken cancellationToken)
+    {
+        var nats = new NatsServerFixture();
+        await nats.InitializeAsync().WaitAsync(cancellationToken);
+        NatsConnection? connection = null;
+        try
+        {
+            if (!nats.CanRestart)
+            {
+                throw new InvalidOperationException("--cold starts a nats-server of its own for every run: unset RUNNER_TEST_NATS_URL");
+            }
+            connection = new NatsConnection(new NatsOpts { Url = nats.Url, Name = "bench-cold" });
+            await connection.ConnectAsync();
+            var run = new ColdRun(nats, root, connection, CpuSnapshot.FindNatsServer(new Uri(nats.Url).Port));
+            await StreamTopology.EnsureAsync(run.Js, new JetStreamSettings(), NullLogger.Instance, cancellationToken);
+            return run;
+        }
+        catch
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+            await nats.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>A fresh <c>runner serve</c> (saga mode, defaults otherwise) with an empty data directory of its own.</summary>
+    public RunnerChild StartRunner(string runner, string manifests, ColdVariant variant, string label)
+    {
+        var data = Path.Combine(_root, $"data-{variant.Name}-{label}-{Guid.NewGuid():N}");
+        _data.Add(data);
+        return RunnerChild.Start(runner, new Dictionary<string, string>(variant.Environment, StringComparer.Ordinal)
+        {
+            ["RUNNER_NATS_URL"] = _nats.Url,
+            ["RUNNER_MODE"] = "saga",
+            ["RUNNER_MANIFESTS"] = manifests,
+            ["RUNNER_DATA_DIR"] = data,
+            ["RUNNER_WORKER_ID"] = "cold-" + variant.Name,
+        });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Connection.DisposeAsync();
+        await _nats.DisposeAsync();
+        foreach (var data in _data)
+        {
+            try
+            {
+                if (Directory.Exists(data))
+                {
+                    Directory.Delete(data, recursive: true);
+                }
+            }
+            catch (IOException)
+            {
+                // the runner is still going away; the run's root is removed at the end
+            }
+        }
     }
 }

@@ -30,6 +30,7 @@ internal sealed class PartitionSnapshots(
     byte[] checkpointKey,
     DateTimeOffset inboxCreated,
     bool purge,
+    SnapshotCaptures captures,
     ILogger logger,
     TimeProvider time)
 {
@@ -54,9 +55,11 @@ internal sealed class PartitionSnapshots(
                 // left for the next owner
             }
         }
+        var wait = FirstWait(interval, _partition, options.Partitions);
         while (!cancellationToken.IsCancellationRequested)
         {
-            await Task.Delay(interval, time, cancellationToken);
+            await Task.Delay(wait, time, cancellationToken);
+            wait = interval;
             if (checkpoint() > Latest)
             {
                 await TakeAsync(cancellationToken);
@@ -64,13 +67,26 @@ internal sealed class PartitionSnapshots(
         }
     }
 
+    /// <summary>
+    /// How long a partition waits for its first snapshot after it is taken. A replica takes its
+    /// partitions at about the same moment, and each capture is a burst of CPU as long as the
+    /// partition is large: the first snapshots are spread over one interval after the first, by
+    /// partition, so that a replica's snapshots come due one at a time rather than all at once.
+    /// </summary>
+    internal static TimeSpan FirstWait(TimeSpan interval, PartitionId partition, int partitions)
+    {
+        partitions = Math.Max(1, partitions);
+        return interval + TimeSpan.FromTicks(interval.Ticks / partitions * (partition.Value % partitions));
+    }
+
     /// <summary>Stores a snapshot unless the newest one already covers the checkpoint. Returns false when it could not be stored.</summary>
-    public async Task<bool> TakeAsync(CancellationToken cancellationToken)
+    /// <param name="handOver">A hand-over's: captured at once rather than in turn with the replica's other snapshots.</param>
+    public async Task<bool> TakeAsync(CancellationToken cancellationToken, bool handOver = false)
     {
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            return await TakeLockedAsync(cancellationToken);
+            return await TakeLockedAsync(handOver, cancellationToken);
         }
         finally
         {
@@ -78,10 +94,10 @@ internal sealed class PartitionSnapshots(
         }
     }
 
-    private async Task<bool> TakeLockedAsync(CancellationToken cancellationToken)
+    private async Task<bool> TakeLockedAsync(bool handOver, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
-        var image = await Task.Run(() => SnapshotCodec.Capture(store, _partition, lease.Epoch, checkpointKey), cancellationToken);
+        var image = await captures.RunAsync(() => SnapshotCodec.Capture(store, _partition, lease.Epoch, checkpointKey), cancellationToken, takeTurn: !handOver);
         if (image.Sequence <= Latest)
         {
             return true;

@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Text.Json;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace Runner.Bench.Cold;
+
+/// <summary>
+/// Goal 4 as a deployed runner meets it: the tally saga's events published at a steady rate into a
+/// <c>runner serve</c> of its own (not the bench's process), each account's fifth deposit timed
+/// from just before its publish to its settle command's arrival. A window is <c>rate × seconds</c>
+/// events (whole groups of accounts), so a fifth of its events are timed: every account's last.
+/// </summary>
+internal sealed class PacedLatency
+{
+    private readonly long[] _published;
+    private readonly long[] _arrived;
+    private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+    private int _commands;
+    private int _expected = int.MaxValue;
+    private TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <param name="events">Every event the run publishes (the accounts they name are numbered below <c>events / 5</c>).</param>
+    public PacedLatency(int events)
+    {
+        var accounts = (events / ColdWorkload.DepositsPerAccount) + ColdWorkload.GroupKeys;
+        _published = new long[accounts];
+        _arrived = new long[accounts];
+    }
+
+    public int Commands => Volatile.Read(ref _commands);
+
+    /// <summary>Completes once <paramref name="commands"/> commands in all have come.</summary>
+    public Task UntilAsync(int commands)
+    {
+        _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _expected, commands);
+        if (Commands >= commands)
+        {
+            _done.TrySetResult();
+        }
+        return _done.Task;
+    }
+
+    public async Task RunAsync(INatsSub<byte[]> subscription, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var msg in subscription.Msgs.ReadAllAsync(cancellationToken))
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (msg.Headers?.TryGetValue("Nats-Msg-Id", out var id) == true && !_seen.Add(id.ToString()))
+                {
+                    continue;
+                }
+                if (Account(msg.Data) is { } account && account < _arrived.Length)
+                {
+                    _arrived[account] = now;
+                }
+                if (Interlocked.Increment(ref _commands) >= Volatile.Read(ref _expected))
+                {
+                    _done.TrySetResult();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Publishes events <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> at
+    /// <paramref name="rate"/> a second, each fifth deposit's time noted just before it goes out; PubAcks are
+    /// read as they come. Returns how many publishes failed.
+    /// </summary>
+    public async Task<int> PublishPacedAsync(INatsJSContext js, int first, int count, int rate, CancellationToken cancellationToken)
+    {
+        var acks = System.Threading.Channels.Channel.CreateUnbounded<(int, NatsJSPublishConcurrentFuture)>(
+            new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var acker = Task.Run(async () =>
+        {
+            var errors = 0;
+            await foreach (var item in acks.Reader.ReadAllAsync(cancellationToken))
+            {
+                errors += await Publisher.CompleteAsync(item, null, cancellationToken);
+            }
+            return errors;
+        }, cancellationToken);
+        var interval = Stopwatch.Frequency / (double)rate;
+        var start = Stopwatch.GetTimestamp();
+        for (var i = 0; i < count; i++)
+        {
+            var due = start + (long)(i * interval);
+            var now = Stopwatch.GetTimestamp();
+            if (due - now > Stopwatch.Frequency / 1000)
+            {
+                await Task.Delay(Stopwatch.GetElapsedTime(now, due), cancellationToken);
+            }
+            var n = first + i;
+            var (subject, data) = ColdWorkload.Event(n);
+            if (IsLastDeposit(n))
+            {
+                _published[AccountOf(n)] = Stopwatch.GetTimestamp();
+            }
+            await acks.Writer.WriteAsync((n, await js.PublishConcurrentAsync(subject, data, cancellationToken: cancellationToken)), cancellationToken);
+        }
+        acks.Writer.Complete();
+        return await acker;
+    }
+
+    /// <summary>Publish → command of the accounts whose deposits are events <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/>, in µs.</summary>
+    public Percentiles Latencies(int first, int count)
+    {
+        var samples = new List<long>(count / ColdWorkload.DepositsPerAccount);
+        for (var n = first; n < first + count; n++)
+        {
+            if (IsLastDeposit(n) && _published[AccountOf(n)] is > 0 and var published && _arrived[AccountOf(n)] is > 0 and var arrived)
+            {
+                samples.Add((long)Stopwatch.GetElapsedTime(published, arrived).TotalMicroseconds);
+            }
+        }
+        return new Percentiles(samples);
+    }
+
+    /// <summary>
+    /// When the slow ones of a window were published, as seconds after its first publish, with their latency:
+    /// stalls at one moment, or spread over the window.
+    /// </summary>
+    public string Slowest(int first, int count, int top)
+    {
+        var start = _published.Skip(first / ColdWorkload.GroupEvents * ColdWorkload.GroupKeys).FirstOrDefault(t => t > 0);
+        var slow = new List<(double At, double Ms)>();
+        for (var n = first; n < first + count; n++)
+        {
+            if (IsLastDeposit(n) && _published[AccountOf(n)] is > 0 and var published && _arrived[AccountOf(n)] is > 0 and var arrived)
+            {
+                slow.Add((Stopwatch.GetElapsedTime(start, published).TotalSeconds, Stopwatch.GetElapsedTime(published, arrived).TotalMilliseconds));
+            }
+        }
+        return string.Join(", ", slow.OrderByDescending(s => s.Ms).Take(top).OrderBy(s => s.At).Select(s => Text.Inv($"+{s.At:F2} s {s.Ms:F0} ms")));
+    }
+
+    private static bool IsLastDeposit(int n) => n % ColdWorkload.GroupEvents / ColdWorkload.GroupKeys == ColdWorkload.DepositsPerAccount - 1;
+
+    private static int AccountOf(int n) => (n / ColdWorkload.GroupEvents * ColdWorkload.GroupKeys) + (n % ColdWorkload.GroupKeys);
+
+    /// <summary>The account number a settle command names in its payload (<c>"account":"a123"</c>), or null.</summary>
+    private static int? Account(byte[]? command)
+    {
+        if (command is null)
+        {
+            return null;
+        }
+        var reader = new Utf8JsonReader(command);
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("account"u8) && reader.Read()
+                && reader.TokenType == JsonTokenType.String && reader.GetString() is ['a', .. var digits]
+                && int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var account))
+            {
+                return account;
+            }
+        }
+        return null;
+    }
+}
