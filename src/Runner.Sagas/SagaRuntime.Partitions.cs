@@ -21,6 +21,9 @@ internal sealed partial class SagaRuntime
         public OwnedLease Lease { get; } = lease;
         public CancellationTokenSource Intake { get; } = new();
         public TaskCompletionSource Prepared { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Set once its first preparation ended, prepared or not (a restore that fails is retried, and said in the log).</summary>
+        public TaskCompletionSource FirstAttempt { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public Task Task { get; set; } = Task.CompletedTask;
 
         /// <summary>The worker and the scheduler: what must have stopped before a hand-over flushes and snapshots.</summary>
@@ -171,6 +174,7 @@ internal sealed partial class SagaRuntime
             catch (Exception ex)
 #pragma warning restore CA1031
             {
+                run.FirstAttempt.TrySetResult();
                 OwnershipLog.SnapshotFailed(_logger, run.Lease.Partition!.Value.Value, $"preparing the partition failed, retrying in {backoff.TotalMilliseconds} ms: {ex.Message}");
                 try
                 {

@@ -91,6 +91,25 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
         [.. _routers.Where(r => !r.Value.Lease.IsLost).OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => (r.Key, _options.RouterConsumer(r.Key, r.Value.Lease.Epoch)))];
 
     /// <summary>Partitions this replica runs now.</summary>
+    /// <summary>
+    /// Whether this replica has settled after its start: its first ownership round is done, and every
+    /// partition it held then has been restored and started (or its first attempt failed, which the log
+    /// says; it is retried). Once true it stays true: partitions that move later do not make it false.
+    /// </summary>
+    public bool Settled
+    {
+        get
+        {
+            if (!_settled && _coordinator is { FirstRound.IsCompleted: true })
+            {
+                _settled = _runs.Values.All(r => r.Prepared.Task.IsCompleted || r.FirstAttempt.Task.IsCompleted);
+            }
+            return _settled;
+        }
+    }
+
+    private volatile bool _settled;
+
     public IReadOnlyList<int> OwnedPartitions => [.. _runs.Where(r => !r.Value.Lease.IsLost).Select(r => r.Key).Order()];
 
     /// <summary>Partitions held whose replay horizon is fixed and whose worker runs (restored, prepared).</summary>

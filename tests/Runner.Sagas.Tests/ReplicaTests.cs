@@ -94,6 +94,43 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
     }
 
     [Fact]
+    public async Task A_replica_settles_once_what_it_took_at_its_start_is_restored_and_stays_settled_as_partitions_move()
+    {
+        await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { Partitions = 4 });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        // a's first round stops before it takes its first partition, until the test lets it go on.
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var hooked = await ReplicaSet.CreateOnAsync(set, o => o with
+        {
+            BeforeLeaseAcquire = async (key, ct) =>
+            {
+                if (key.StartsWith(Ownership.OwnershipBucket.PartitionPrefix, StringComparison.Ordinal))
+                {
+                    entered.TrySetResult();
+                    await go.Task.WaitAsync(ct);
+                }
+            },
+        });
+        var a = await hooked.StartAsync("a");
+        await entered.Task.WaitAsync(s_wait, cts.Token);
+        await Task.Delay(200, cts.Token);
+        Assert.False(a.Runtime!.Settled, "settled while its first round had not taken a partition yet");
+
+        go.SetResult();
+        await SagaHarness.WaitUntilAsync(() => a.Runtime.Settled, s_wait, "a to settle");
+        // Settled means held and started: every partition, each with its worker.
+        Assert.Equal([0, 1, 2, 3], a.Runtime.OwnedPartitions);
+        Assert.All(a.Runtime.DescribeRuns(), run => Assert.Contains("prepared RanToCompletion", run, StringComparison.Ordinal));
+
+        // A second replica takes half: the first stays settled while its partitions move.
+        var b = await hooked.StartAsync("b");
+        await hooked.WaitBalancedAsync(["a", "b"], s_wait, "a and b to share the partitions");
+        Assert.True(a.Runtime.Settled);
+        Assert.True(b.Runtime!.Settled);
+    }
+
+    [Fact]
     public async Task A_replica_that_lost_its_disk_restores_from_the_snapshot_and_replays_the_rest()
     {
         await using var set = await ReplicaSet.CreateAsync(nats.Url, TestSagas.Fold(), o => o with { SnapshotInterval = TimeSpan.FromHours(1) });

@@ -50,6 +50,11 @@ internal static class OperationsEndpoints
                 return Results.Json(new { ready = false, state = control.State }, statusCode: 503);
             }
             var failing = (await health.RecentAsync(components, s_readyProbeMaxAge, ct)).Where(c => !c.Ok).Select(c => c.Name).ToList();
+            // A saga replica takes work once it holds what it took at its start, restored and reading.
+            if (components.Sagas is { Settled: false })
+            {
+                failing.Add("partitions");
+            }
             return Results.Json(new { ready = failing.Count == 0, state = control.State, failing }, statusCode: failing.Count == 0 ? 200 : 503);
         });
 

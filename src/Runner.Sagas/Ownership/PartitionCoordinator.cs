@@ -82,6 +82,11 @@ internal sealed partial class PartitionCoordinator
     /// <summary>Test hook: awaited before each attempt to take a lease.</summary>
     internal Func<string, CancellationToken, Task>? BeforeAcquire { get; init; }
 
+    private readonly TaskCompletionSource _firstRound = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Done once a round has completed: this replica has taken what it could take at its start.</summary>
+    public Task FirstRound => _firstRound.Task;
+
     private TimeSpan Tick => _lease / 3;
 
     /// <summary>Leases held now.</summary>
@@ -152,6 +157,7 @@ internal sealed partial class PartitionCoordinator
                     {
                         _round.Release();
                     }
+                    _firstRound.TrySetResult();
                     backoff = TimeSpan.FromMilliseconds(200);
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
