@@ -255,7 +255,7 @@ internal sealed partial class SagaRuntime
         }
         if (run.Snapshots is { } snapshots)
         {
-            await snapshots.TakeAsync(cancellationToken, handOver: true);
+            await snapshots.TakeForHandOverAsync(cancellationToken);
         }
         return run.Worker?.Checkpoint ?? lease.Record.Checkpoint;
     }

@@ -90,7 +90,6 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     public IReadOnlyList<(string Stream, string Consumer)> RouterConsumers =>
         [.. _routers.Where(r => !r.Value.Lease.IsLost).OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => (r.Key, _options.RouterConsumer(r.Key, r.Value.Lease.Epoch)))];
 
-    /// <summary>Partitions this replica runs now.</summary>
     /// <summary>
     /// Whether this replica has settled after its start: its first ownership round is done, and every
     /// partition it held then has been restored and started (or its first attempt failed, which the log
@@ -110,6 +109,7 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
 
     private volatile bool _settled;
 
+    /// <summary>Partitions this replica runs now.</summary>
     public IReadOnlyList<int> OwnedPartitions => [.. _runs.Where(r => !r.Value.Lease.IsLost).Select(r => r.Key).Order()];
 
     /// <summary>Partitions held whose replay horizon is fixed and whose worker runs (restored, prepared).</summary>

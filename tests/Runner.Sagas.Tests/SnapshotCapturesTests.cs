@@ -30,7 +30,7 @@ public sealed class SnapshotCapturesTests
             return n;
         }
 
-        var all = Enumerable.Range(0, 4).Select(n => captures.RunAsync(() => Capture(n), cts.Token)).ToList();
+        var all = Enumerable.Range(0, 4).Select(n => captures.RunAsync(() => Capture(n), takeTurn: true, cts.Token)).ToList();
         // The first is under way and holds the others back: none of them has started.
         await SagaHarness.WaitUntilAsync(() => Volatile.Read(ref running) == 1, TimeSpan.FromSeconds(10), "the first capture to start");
         await Task.Delay(100, cts.Token);
@@ -50,10 +50,10 @@ public sealed class SnapshotCapturesTests
         var captures = new SnapshotCaptures();
         using var release = new ManualResetEventSlim();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var first = captures.RunAsync(() => { release.Wait(cts.Token); return true; }, cts.Token);
+        var first = captures.RunAsync(() => { release.Wait(cts.Token); return true; }, takeTurn: true, cts.Token);
         using var second = new CancellationTokenSource();
         var ran = false;
-        var waiting = captures.RunAsync(() => ran = true, second.Token);
+        var waiting = captures.RunAsync(() => ran = true, takeTurn: true, second.Token);
         await second.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
         release.Set();
@@ -67,9 +67,9 @@ public sealed class SnapshotCapturesTests
         var captures = new SnapshotCaptures();
         using var release = new ManualResetEventSlim();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var periodic = captures.RunAsync(() => { release.Wait(cts.Token); return 1; }, cts.Token);
+        var periodic = captures.RunAsync(() => { release.Wait(cts.Token); return 1; }, takeTurn: true, cts.Token);
         var onPool = true;
-        var handOver = await captures.RunAsync(() => { onPool = Thread.CurrentThread.IsThreadPoolThread; return 2; }, cts.Token, takeTurn: false);
+        var handOver = await captures.RunAsync(() => { onPool = Thread.CurrentThread.IsThreadPoolThread; return 2; }, takeTurn: false, cts.Token);
         Assert.Equal(2, handOver);
         Assert.False(onPool);
         Assert.False(periodic.IsCompleted);

@@ -80,8 +80,12 @@ internal sealed class PartitionSnapshots(
     }
 
     /// <summary>Stores a snapshot unless the newest one already covers the checkpoint. Returns false when it could not be stored.</summary>
-    /// <param name="handOver">A hand-over's: captured at once rather than in turn with the replica's other snapshots.</param>
-    public async Task<bool> TakeAsync(CancellationToken cancellationToken, bool handOver = false)
+    public Task<bool> TakeAsync(CancellationToken cancellationToken) => TakeAsync(handOver: false, cancellationToken);
+
+    /// <summary>As <see cref="TakeAsync(CancellationToken)"/> at a hand-over: captured at once rather than in turn with the replica's other snapshots.</summary>
+    public Task<bool> TakeForHandOverAsync(CancellationToken cancellationToken) => TakeAsync(handOver: true, cancellationToken);
+
+    private async Task<bool> TakeAsync(bool handOver, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
         try
@@ -97,7 +101,7 @@ internal sealed class PartitionSnapshots(
     private async Task<bool> TakeLockedAsync(bool handOver, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
-        var image = await captures.RunAsync(() => SnapshotCodec.Capture(store, _partition, lease.Epoch, checkpointKey), cancellationToken, takeTurn: !handOver);
+        var image = await captures.RunAsync(() => SnapshotCodec.Capture(store, _partition, lease.Epoch, checkpointKey), takeTurn: !handOver, cancellationToken);
         if (image.Sequence <= Latest)
         {
             return true;

@@ -19,7 +19,7 @@ internal sealed class SnapshotCaptures
     /// with <paramref name="takeTurn"/> false at once (a hand-over: its partition is paused until
     /// the capture is stored, and the replica is handing over rather than taking events).
     /// </summary>
-    public async Task<T> RunAsync<T>(Func<T> capture, CancellationToken cancellationToken, bool takeTurn = true)
+    public async Task<T> RunAsync<T>(Func<T> capture, bool takeTurn, CancellationToken cancellationToken)
     {
         if (!takeTurn)
         {
