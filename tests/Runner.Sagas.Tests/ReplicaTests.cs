@@ -421,8 +421,7 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         var rewritten = 0;
         foreach (var subject in stream.Info.State.Subjects?.Keys ?? Enumerable.Empty<string>())
         {
-            var encoded = subject[metaPrefix.Length..].TrimEnd('=').Replace('-', '+').Replace('_', '/');
-            var name = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(encoded.PadRight(encoded.Length + ((4 - (encoded.Length % 4)) % 4), '=')));
+            var name = Runner.Sagas.Snapshots.SnapshotStore.NameOfMetaSubject(subject, metaPrefix)!;
             var meta = await store.GetInfoAsync(name, showDeleted: true, cancellationToken: cancellationToken);
             if (meta.Deleted)
             {

@@ -109,35 +109,36 @@ internal sealed class PacedLatency
     }
 
     /// <summary>Publish → command of the accounts whose deposits are events <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/>, in µs.</summary>
-    public Percentiles Latencies(int first, int count)
-    {
-        var samples = new List<long>(count / ColdWorkload.DepositsPerAccount);
-        for (var n = first; n < first + count; n++)
-        {
-            if (IsLastDeposit(n) && _published[AccountOf(n)] is > 0 and var published && _arrived[AccountOf(n)] is > 0 and var arrived)
-            {
-                samples.Add((long)Stopwatch.GetElapsedTime(published, arrived).TotalMicroseconds);
-            }
-        }
-        return new Percentiles(samples);
-    }
+    public Percentiles Latencies(int first, int count) =>
+        new(Timed(first, count).Select(t => (long)Stopwatch.GetElapsedTime(t.Published, t.Arrived).TotalMicroseconds));
 
     /// <summary>
-    /// When the slow ones of a window were published, as seconds after its first publish, with their latency:
+    /// When the slow ones of a window were published, as seconds after its first timed publish, with their latency:
     /// stalls at one moment, or spread over the window.
     /// </summary>
     public string Slowest(int first, int count, int top)
     {
-        var start = _published.Skip(first / ColdWorkload.GroupEvents * ColdWorkload.GroupKeys).FirstOrDefault(t => t > 0);
-        var slow = new List<(double At, double Ms)>();
+        var timed = Timed(first, count).ToList();
+        if (timed.Count == 0)
+        {
+            return "none timed";
+        }
+        var start = timed.Min(t => t.Published);
+        return string.Join(", ", timed
+            .Select(t => (At: Stopwatch.GetElapsedTime(start, t.Published).TotalSeconds, Ms: Stopwatch.GetElapsedTime(t.Published, t.Arrived).TotalMilliseconds))
+            .OrderByDescending(s => s.Ms).Take(top).OrderBy(s => s.At).Select(s => Text.Inv($"+{s.At:F2} s {s.Ms:F0} ms")));
+    }
+
+    /// <summary>The timed events among <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> whose command came: when each went out and when its command arrived.</summary>
+    private IEnumerable<(long Published, long Arrived)> Timed(int first, int count)
+    {
         for (var n = first; n < first + count; n++)
         {
             if (IsLastDeposit(n) && _published[AccountOf(n)] is > 0 and var published && _arrived[AccountOf(n)] is > 0 and var arrived)
             {
-                slow.Add((Stopwatch.GetElapsedTime(start, published).TotalSeconds, Stopwatch.GetElapsedTime(published, arrived).TotalMilliseconds));
+                yield return (published, arrived);
             }
         }
-        return string.Join(", ", slow.OrderByDescending(s => s.Ms).Take(top).OrderBy(s => s.At).Select(s => Text.Inv($"+{s.At:F2} s {s.Ms:F0} ms")));
     }
 
     private static bool IsLastDeposit(int n) => n % ColdWorkload.GroupEvents / ColdWorkload.GroupKeys == ColdWorkload.DepositsPerAccount - 1;

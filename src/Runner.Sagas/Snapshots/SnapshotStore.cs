@@ -67,7 +67,7 @@ internal sealed class SnapshotStore
         await _objects.PutAsync(meta, new MemoryStream(bytes, writable: false), leaveOpen: false, cancellationToken);
     }
 
-    /// <summary>When the object was stored (by its writer's clock) and the inbox stamp it carries, or null when there is no such object.</summary>
+    /// <summary>When the object's meta entry was stored (the stream's time, the server's clock) and the inbox stamp it carries, or null when there is no such object.</summary>
     public async Task<StoredSnapshot?> InfoAsync(string name, CancellationToken cancellationToken)
     {
         try
@@ -122,26 +122,34 @@ internal sealed class SnapshotStore
         var names = new List<string>();
         foreach (var subject in stream.Info.State.Subjects?.Keys ?? Enumerable.Empty<string>())
         {
-            string name;
-            try
-            {
-                var encoded = subject[metaPrefix.Length..].TrimEnd('=').Replace('-', '+').Replace('_', '/');
-                name = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(encoded.PadRight(encoded.Length + ((4 - (encoded.Length % 4)) % 4), '=')));
-            }
-            catch (FormatException)
-            {
-                continue;
-            }
-            if (name.StartsWith(prefix, StringComparison.Ordinal))
+            if (NameOfMetaSubject(subject, metaPrefix) is { } name && name.StartsWith(prefix, StringComparison.Ordinal))
             {
                 names.Add(name);
             }
         }
         return names;
     }
+
+    /// <summary>The object name a meta subject (<paramref name="metaPrefix"/> then its base64url name, padded or not) carries; null when it carries none.</summary>
+    internal static string? NameOfMetaSubject(string subject, string metaPrefix)
+    {
+        if (!subject.StartsWith(metaPrefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+        var encoded = subject[metaPrefix.Length..].TrimEnd('=').Replace('-', '+').Replace('_', '/');
+        try
+        {
+            return System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(encoded.PadRight(encoded.Length + ((4 - (encoded.Length % 4)) % 4), '=')));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
 }
 
-/// <summary>A stored snapshot object: when its writer stored it, and the stamp of the inbox it covers (null when written before snapshots were stamped).</summary>
+/// <summary>A stored snapshot object: when its meta entry was stored (by the server), and the stamp of the inbox it covers (null when written before snapshots were stamped).</summary>
 internal sealed record StoredSnapshot(DateTimeOffset StoredAt, string? Inbox);
 
 /// <summary>Opens or creates the object store buckets Runner keeps in JetStream.</summary>
