@@ -192,15 +192,6 @@ internal static class Micro
         block.Append("\r\n");
         // As the server sets it ($JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending): the worker reads the delivery from it.
         var reply = string.Create(CultureInfo.InvariantCulture, $"$JS.ACK.RUNNER_INBOX.micro.1.{sequence}.{sequence}.0.0");
-        return new JetStreamMessage(NoAcks.Instance, subject, reply, Encoding.ASCII.GetBytes(block.ToString()), data, Encoding.ASCII);
-    }
-
-    private sealed class NoAcks : IAckSender
-    {
-        public static readonly NoAcks Instance = new();
-
-        public ValueTask SendAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) => default;
-
-        public ValueTask ConfirmAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) => default;
+        return new JetStreamMessage(DiscardedAcks.Instance, subject, reply, Encoding.ASCII.GetBytes(block.ToString()), data, Encoding.ASCII);
     }
 }

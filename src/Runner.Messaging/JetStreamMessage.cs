@@ -17,6 +17,20 @@ internal interface IAckSender
     ValueTask ConfirmAsync(string replyTo, byte[] payload, CancellationToken cancellationToken);
 }
 
+/// <summary>Acks that go nowhere: for a message built in-process that no server delivered (the warm-up's, the bench's).</summary>
+internal sealed class DiscardedAcks : IAckSender
+{
+    public static readonly DiscardedAcks Instance = new();
+
+    private DiscardedAcks()
+    {
+    }
+
+    public ValueTask SendAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) => default;
+
+    public ValueTask ConfirmAsync(string replyTo, byte[] payload, CancellationToken cancellationToken) => default;
+}
+
 /// <summary>
 /// A message a JetStream pull consumer delivered (<see cref="PullConsumer"/>): its subject, its reply
 /// subject (which names its delivery, and takes its acknowledgements), its body and its headers. The

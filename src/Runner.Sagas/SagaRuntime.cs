@@ -175,6 +175,10 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
             ct => ObjectBuckets.OpenAsync(_js, _options.ManifestBucket, streams.Replicas, "Runner manifest versions, by content hash", ct), _logger, _time, cancellationToken);
         Versions = new ManifestVersions(versionStore, VersionDirectory, streams.Streams);
         await StartupRetry.RunAsync("manifest versions", ct => Versions.AddAsync(_manifests, ct), _logger, _time, cancellationToken);
+        if (_options.WarmUp)
+        {
+            await WarmUpAsync(cancellationToken);
+        }
 
         _stop = new CancellationTokenSource();
         var token = _stop.Token;
@@ -192,6 +196,24 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
             BeforeAcquire = _options.BeforeLeaseAcquire,
         };
         _loops.Add(Supervise("ownership", _coordinator.RunAsync, token));
+    }
+
+    /// <summary>
+    /// Before the first lease: the event path compiled on a scratch store next to the replica's own
+    /// (<see cref="HotPathWarmUp"/>). A warm-up that fails is logged; the replica starts all the same.
+    /// </summary>
+    private async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        var scratch = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_store.Options.Path)) ?? ".", "warm-up");
+        try
+        {
+            var result = await HotPathWarmUp.RunAsync(_js, _options, scratch, cancellationToken);
+            SagasLog.WarmedUp(_logger, result.Events, result.Instances, result.Elapsed.TotalMilliseconds);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            SagasLog.WarmUpFailed(_logger, ex.Message);
+        }
     }
 
     private Task Supervise(string name, Func<CancellationToken, Task> loop, CancellationToken cancellationToken) =>

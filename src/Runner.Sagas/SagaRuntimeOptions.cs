@@ -39,6 +39,13 @@ internal sealed record SagaRuntimeOptions
     /// <summary>False: this replica takes no partitions, only routers (the bench measures the router alone).</summary>
     public bool TakePartitions { get; init; } = true;
 
+    /// <summary>
+    /// Whether the replica runs a built-in saga through the event path on a scratch store before it
+    /// takes any lease (<see cref="Partitions.HotPathWarmUp"/>), so that its first events do not wait
+    /// for the JIT.
+    /// </summary>
+    public bool WarmUp { get; init; } = true;
+
     /// <summary>Test hook: awaited before each attempt to take a lease (its key), inside the coordinator's round.</summary>
     public Func<string, CancellationToken, Task>? BeforeLeaseAcquire { get; init; }
 

@@ -23,4 +23,7 @@ internal sealed record LmdbOptions
 
     /// <summary>False only for benchmarks that want to see the cost of fsync; production keeps it true.</summary>
     public bool Durable { get; init; } = true;
+
+    /// <summary>False: a scratch store that is not the replica's (the warm-up's) records no metrics, so its commits are not counted as the replica's.</summary>
+    public bool Telemetry { get; init; } = true;
 }

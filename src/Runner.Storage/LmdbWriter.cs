@@ -170,8 +170,11 @@ internal sealed class LmdbWriter : IDisposable
                     pending.Completion.TrySetResult();
                 }
                 var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                StorageTelemetry.CommitDuration.Record(elapsedMs);
-                StorageTelemetry.CommitBatches.Record(committed.Count);
+                if (_store.Options.Telemetry)
+                {
+                    StorageTelemetry.CommitDuration.Record(elapsedMs);
+                    StorageTelemetry.CommitBatches.Record(committed.Count);
+                }
                 StorageLog.Committed(_logger, committed.Count, elapsedMs);
                 return;
             }
@@ -195,7 +198,10 @@ internal sealed class LmdbWriter : IDisposable
             var error = outcome == CommitOutcome.MapFull
                 ? new StorageException($"LMDB map is full at its maximum size {_store.Options.MaxMapSize} bytes; nothing of this batch was written", "map_full")
                 : _lastError ?? new StorageException("LMDB commit failed", "io");
-            StorageTelemetry.CommitFailures.Add(1);
+            if (_store.Options.Telemetry)
+            {
+                StorageTelemetry.CommitFailures.Add(1);
+            }
             StorageLog.CommitFailed(_logger, live.Count, error.Code, error.Message);
             foreach (var pending in live)
             {

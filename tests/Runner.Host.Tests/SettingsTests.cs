@@ -79,6 +79,21 @@ public sealed class SettingsTests
         Assert.Equal(9, errors.Count);
     }
 
+    [Fact]
+    public void The_warm_up_is_on_unless_turned_off_and_reaches_the_saga_runtime()
+    {
+        var (defaults, none) = SettingsLoader.Load(new Dictionary<string, string?>());
+        Assert.Empty(none);
+        Assert.True(defaults.SagaOptions().WarmUp);
+
+        var (off, errors) = SettingsLoader.Load(new Dictionary<string, string?> { ["RUNNER_WARM_UP"] = "false" });
+        Assert.Empty(errors);
+        Assert.False(off.SagaOptions().WarmUp);
+
+        var (_, bad) = SettingsLoader.Load(new Dictionary<string, string?> { ["RUNNER_WARM_UP"] = "later" });
+        Assert.Contains(bad, e => e.Contains("RUNNER_WARM_UP", StringComparison.Ordinal) && e.Contains("true or false", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("500ms", 500)]
     [InlineData("30s", 30_000)]

@@ -283,10 +283,15 @@ public sealed class ReviewPipelineFindingsTests(NatsServerFixture nats, ITestOut
     }
 }
 
-/// <summary>Collects warnings and errors (e.g. the supervisor's "loop failed" lines).</summary>
-internal sealed class ReviewLogs : ILoggerFactory, ILogger
+/// <summary>Collects warnings and errors (e.g. the supervisor's "loop failed" lines), or every line from <paramref name="minimum"/> up.</summary>
+internal sealed class ReviewLogs(LogLevel minimum = LogLevel.Warning) : ILoggerFactory, ILogger
 {
     public ConcurrentQueue<string> Lines { get; } = new();
+
+    /// <summary>The same lines' event ids and messages.</summary>
+    public ConcurrentQueue<(int Id, string Message)> Events { get; } = new();
+
+    public bool Has(int eventId) => Events.Any(e => e.Id == eventId);
 
     public void AddProvider(ILoggerProvider provider)
     {
@@ -301,13 +306,15 @@ internal sealed class ReviewLogs : ILoggerFactory, ILogger
     public IDisposable? BeginScope<TState>(TState state)
         where TState : notnull => null;
 
-    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum;
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
         if (IsEnabled(logLevel))
         {
-            Lines.Enqueue($"{logLevel}: {formatter(state, exception)} [{exception?.GetType().Name}: {exception?.Message}]");
+            var message = formatter(state, exception);
+            Lines.Enqueue($"{logLevel}: {message} [{exception?.GetType().Name}: {exception?.Message}]");
+            Events.Enqueue((eventId.Id, message));
         }
     }
 }

@@ -96,7 +96,7 @@ internal static class ColdBench
             output.WriteLine(MachineSpeed.Line("at the end"));
             foreach (var r in results)
             {
-                output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×), GC paused {(r.SteadyGc is { } gc ? gc.PauseShare.ToString("P1", CultureInfo.InvariantCulture) : "?")} of wall, allocated {(r.SteadyGc?.AllocatedKiBPerEvent is { } kib ? kib.ToString("F1", CultureInfo.InvariantCulture) : "?")} KiB/event, peak RSS {r.PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));
+                output.WriteLine(Text.Inv($"  {r.Variant,-12} {(r.Pipelined ? "pipelined" : "backlog"),-9}  first {r.FirstRate,8:N0} ev/s  warm {r.WarmRate,8:N0} ev/s  cold/warm {r.ColdWarm:F2}  start→first command {r.StartMs,6:N0} ms  start→21,000 {r.FirstDoneMs,6:N0} ms  steady cpu/event runner {r.SteadyRunnerUs,5:F0} µs, nats-server {r.SteadyNatsUs,5:F0} µs ({r.SteadyRunnerUs / r.SteadyNatsUs:F2}×), GC paused {(r.SteadyGc is { } gc ? gc.PauseShare.ToString("P1", CultureInfo.InvariantCulture) : "?")} of wall, allocated {(r.SteadyGc?.AllocatedKiBPerEvent is { } kib ? kib.ToString("F1", CultureInfo.InvariantCulture) : "?")} KiB/event, peak RSS {r.PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));
             }
             foreach (var r in paced)
             {
@@ -115,7 +115,7 @@ internal static class ColdBench
                 foreach (var group in results.GroupBy(r => (r.Variant, r.Pipelined)))
                 {
                     var runs = group.ToList();
-                    output.WriteLine(Text.Inv($"  {group.Key.Variant,-12} {(group.Key.Pipelined ? "pipelined" : "backlog"),-9}  n={runs.Count}  first {Spread(runs, r => r.FirstRate, "N0")} ev/s  warm {Spread(runs, r => r.WarmRate, "N0")} ev/s  cold/warm {Spread(runs, r => r.ColdWarm, "F2")}  start→first command {Spread(runs, r => r.StartMs, "N0")} ms  steady cpu/event runner ÷ nats-server {Spread(runs, r => r.SteadyRunnerUs / r.SteadyNatsUs, "F2")}  steady GC pause {Spread(runs, r => 100 * (r.SteadyGc?.PauseShare ?? double.NaN), "F1")} % of wall  steady allocated {Spread(runs, r => r.SteadyGc?.AllocatedKiBPerEvent ?? double.NaN, "F1")} KiB/event  peak RSS {Spread(runs, r => r.PeakRssMiB ?? double.NaN, "N0")} MiB"));
+                    output.WriteLine(Text.Inv($"  {group.Key.Variant,-12} {(group.Key.Pipelined ? "pipelined" : "backlog"),-9}  n={runs.Count}  first {Spread(runs, r => r.FirstRate, "N0")} ev/s  warm {Spread(runs, r => r.WarmRate, "N0")} ev/s  cold/warm {Spread(runs, r => r.ColdWarm, "F2")}  start→first command {Spread(runs, r => r.StartMs, "N0")} ms  start→21,000 {Spread(runs, r => r.FirstDoneMs, "N0")} ms  steady cpu/event runner ÷ nats-server {Spread(runs, r => r.SteadyRunnerUs / r.SteadyNatsUs, "F2")}  steady GC pause {Spread(runs, r => 100 * (r.SteadyGc?.PauseShare ?? double.NaN), "F1")} % of wall  steady allocated {Spread(runs, r => r.SteadyGc?.AllocatedKiBPerEvent ?? double.NaN, "F1")} KiB/event  peak RSS {Spread(runs, r => r.PeakRssMiB ?? double.NaN, "N0")} MiB"));
                 }
             }
             return failed ? 1 : 0;
@@ -359,7 +359,7 @@ internal static class ColdBench
 
 /// <summary>What one fresh process did: rates and CPU per event over the first window and the steady state.</summary>
 internal sealed record ColdResult(
-    string Variant, bool Pipelined, double StartMs, double FirstRate, double SteadyRate,
+    string Variant, bool Pipelined, double StartMs, double FirstDoneMs, double FirstRate, double SteadyRate,
     double FirstRunnerUs, double FirstNatsUs, double SteadyRunnerUs, double SteadyNatsUs, double OtherCpuShare,
     IReadOnlyList<double> RatePer20k)
 {
@@ -382,7 +382,7 @@ internal sealed record ColdResult(
     public void Print(TextWriter output)
     {
         output.WriteLine(Text.Inv($"  start → first command {StartMs:N0} ms (process start, connect, streams, leases, first script compile, first {ColdWorkload.GroupEvents:N0} events)"));
-        output.WriteLine(Text.Inv($"  first 20,000 events: {FirstRate:N0} events/s; cpu/event runner {FirstRunnerUs:F0} µs, nats-server {FirstNatsUs:F0} µs"));
+        output.WriteLine(Text.Inv($"  first 20,000 events: {FirstRate:N0} events/s; cpu/event runner {FirstRunnerUs:F0} µs, nats-server {FirstNatsUs:F0} µs; start → event {ColdBench.FirstEvents + ColdWorkload.GroupEvents:N0} applied {FirstDoneMs:N0} ms"));
         output.WriteLine(Text.Inv($"  steady state:        {SteadyRate:N0} events/s; cpu/event runner {SteadyRunnerUs:F0} µs, nats-server {SteadyNatsUs:F0} µs"));
         output.WriteLine(Text.Inv($"  runner GC, first 20,000: {FirstGc?.ToString() ?? "no reading"}; steady state: {SteadyGc?.ToString() ?? "no reading"}; peak resident memory {PeakRssMiB?.ToString("N0", CultureInfo.InvariantCulture) ?? "?"} MiB"));
         if (WarmFirstRate is { } warm)

@@ -105,6 +105,7 @@ internal sealed class CommandObserver(int expected, int? natsPid)
         var others = (end.MachineBusy - _start.MachineBusy) - (end.Runner - _start.Runner) - (end.Nats - _start.Nats) - (end.Self - _start.Self);
         return new ColdResult(variant, pipelined,
             StartMs: Stopwatch.GetElapsedTime(_started, s[0].Timestamp).TotalMilliseconds,
+            FirstDoneMs: Stopwatch.GetElapsedTime(_started, s[FirstGroups].Timestamp).TotalMilliseconds,
             FirstRate: Rate(0, FirstGroups),
             SteadyRate: Rate(steadyFrom, _groups - 1),
             FirstRunnerUs: Us(x => x.Runner, 0, FirstGroups),

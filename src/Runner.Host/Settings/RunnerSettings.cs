@@ -29,6 +29,9 @@ internal sealed record RunnerSettings
     /// <summary>Most history steps kept per saga instance (0: no history).</summary>
     public int HistoryLimit { get; init; } = 100;
 
+    /// <summary>Whether a saga replica runs a built-in saga on a scratch store before it takes leases.</summary>
+    public bool WarmUp { get; init; } = true;
+
     /// <summary>How long a done instance and its history are kept (in the inbox's time, from the event that finished it).</summary>
     public TimeSpan DoneRetention { get; init; } = TimeSpan.FromDays(7);
 
@@ -113,6 +116,7 @@ internal sealed record RunnerSettings
         WorkerId = WorkerId,
         DedupeRetention = DedupeRetention,
         HistoryLimit = HistoryLimit,
+        WarmUp = WarmUp,
         DoneRetention = DoneRetention,
         QuarantineRetention = QuarantineRetention,
     };

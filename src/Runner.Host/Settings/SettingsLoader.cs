@@ -38,6 +38,7 @@ internal static class SettingsLoader
             ? new(s with { PartitionLease = d }) : Result.Error("must be a duration from 1s to 10m (e.g. 10s)")),
         ("RUNNER_DEDUPE_RETENTION", "dedupe_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { DedupeRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
         ("RUNNER_HISTORY_LIMIT", "history_limit", (s, v) => Int(v, 0, 100_000, out var n) ? new(s with { HistoryLimit = n }) : Result.Error("must be an integer in [0, 100000] (0 keeps no history)")),
+        ("RUNNER_WARM_UP", "warm_up", (s, v) => bool.TryParse(v, out var b) ? new(s with { WarmUp = b }) : Result.Error("must be true or false")),
         ("RUNNER_DONE_RETENTION", "done_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { DoneRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
         ("RUNNER_QUARANTINE_RETENTION", "quarantine_retention", (s, v) => Duration(v, out var d) && d >= TimeSpan.FromMinutes(1) ? new(s with { QuarantineRetention = d }) : Result.Error("must be a duration of at least 1m (e.g. 168h)")),
         ("RUNNER_WORKER_ID", "worker_id", (s, v) => v.Length is > 0 and <= 128 ? new(s with { WorkerId = v }) : Result.Error("must be 1 to 128 characters")),

@@ -50,7 +50,10 @@ internal sealed partial class PartitionWorker
         Hold(work, instance, item);
         // The quarantine record stays what invariant 8 promises (reason and context, message terminated); the event itself waits with the instance.
         Quarantine(work, item, reason, detail + " (instance parked: resume, skip or cancel it)", instance.Saga.Value, instance.Tenant.Value, instance.Key.Value, parked: true);
-        SagasTelemetry.Parked.Add(1, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, instance.Saga.Value), new KeyValuePair<string, object?>(SagasTelemetry.ReasonTag, reason));
+        if (_telemetry)
+        {
+            SagasTelemetry.Parked.Add(1, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, instance.Saga.Value), new KeyValuePair<string, object?>(SagasTelemetry.ReasonTag, reason));
+        }
         SagasLog.Parked(_logger, instance.Tenant.Value, instance.Saga.Value, instance.Key.Value, evt.Id, reason, detail);
     }
 

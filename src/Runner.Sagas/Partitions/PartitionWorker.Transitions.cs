@@ -66,7 +66,7 @@ internal sealed partial class PartitionWorker
 
         var instance = new InstanceId(new TenantId(evt!.Tenant), new SagaName(sagaName), new CorrelationKey(key));
         // The traceparent is read where it is used: for a span, what the transition sends on, a line logged.
-        using var span = Tracing.Start(SagasTelemetry.Source, s_sagaSpans, sagaName, System.Diagnostics.ActivityKind.Consumer, evt.Headers);
+        using var span = _telemetry ? Tracing.Start(SagasTelemetry.Source, s_sagaSpans, sagaName, System.Diagnostics.ActivityKind.Consumer, evt.Headers) : null;
         using var scope = LogScope.For(_logger, evt.Tenant, sagaName, key, evt.Headers);
         span?.SetTag("runner.tenant", evt.Tenant);
         span?.SetTag("runner.saga", sagaName);
@@ -157,7 +157,10 @@ internal sealed partial class PartitionWorker
         };
         var scriptStarted = _time.GetTimestamp();
         var result = saga.Script.Run(input);
-        SagasTelemetry.ScriptDuration.Record(_time.GetElapsedTime(scriptStarted).TotalMilliseconds, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, sagaName));
+        if (_telemetry)
+        {
+            SagasTelemetry.ScriptDuration.Record(_time.GetElapsedTime(scriptStarted).TotalMilliseconds, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, sagaName));
+        }
         if (!result.Succeeded)
         {
             Tracing.Fail(span, result.Failure!.Code);

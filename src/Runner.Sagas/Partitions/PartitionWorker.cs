@@ -47,6 +47,9 @@ internal sealed partial class PartitionWorker
     private long _lastInboxMs;
     private bool _replayDone;
 
+    /// <summary>False: a worker whose transitions are not the replica's (the warm-up's) records no spans and no metrics.</summary>
+    private readonly bool _telemetry;
+
     public PartitionWorker(
         INatsJSContext js,
         LmdbStore store,
@@ -60,8 +63,10 @@ internal sealed partial class PartitionWorker
         ScheduleSignal? scheduled = null,
         CancellationToken intake = default,
         Ownership.OwnedLease? lease = null,
-        PartitionVersions? versions = null)
+        PartitionVersions? versions = null,
+        bool telemetry = true)
     {
+        _telemetry = telemetry;
         _intake = intake;
         _lease = lease;
         _versions = versions;
@@ -259,9 +264,12 @@ internal sealed partial class PartitionWorker
         await last.AckAsync(cancellationToken: cancellationToken).QuietlyAsync();
         if (work.Notices.Count > 0)
         {
-            foreach (var notice in work.Notices)
+            if (_telemetry)
             {
-                SagasTelemetry.Transitions.Add(1, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, notice.Instance.Saga.Value));
+                foreach (var notice in work.Notices)
+                {
+                    SagasTelemetry.Transitions.Add(1, new KeyValuePair<string, object?>(SagasTelemetry.SagaTag, notice.Instance.Saga.Value));
+                }
             }
             _listener?.OnCommitted(work.Notices);
         }
