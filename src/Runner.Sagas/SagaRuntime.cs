@@ -175,7 +175,7 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
             ct => ObjectBuckets.OpenAsync(_js, _options.ManifestBucket, streams.Replicas, "Runner manifest versions, by content hash", ct), _logger, _time, cancellationToken);
         Versions = new ManifestVersions(versionStore, VersionDirectory, streams.Streams);
         await StartupRetry.RunAsync("manifest versions", ct => Versions.AddAsync(_manifests, ct), _logger, _time, cancellationToken);
-        if (_options.WarmUp)
+        if (_options.WarmUp && _options.TakePartitions)
         {
             await WarmUpAsync(cancellationToken);
         }
@@ -200,21 +200,27 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
 
     /// <summary>
     /// Before the first lease: the event path compiled on a scratch store next to the replica's own
-    /// (<see cref="HotPathWarmUp"/>). A warm-up that fails is logged; the replica starts all the same.
+    /// (<see cref="HotPathWarmUp"/>). A warm-up that fails, or takes longer than <see cref="WarmUpLimit"/>
+    /// (a starved CPU), is logged; the replica starts all the same.
     /// </summary>
     private async Task WarmUpAsync(CancellationToken cancellationToken)
     {
-        var scratch = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_store.Options.Path)) ?? ".", "warm-up");
+        var scratch = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_store.Options.Path)) ?? ".", HotPathWarmUp.DirectoryName);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(WarmUpLimit);
         try
         {
-            var result = await HotPathWarmUp.RunAsync(_js, _options, scratch, cancellationToken);
+            var result = await HotPathWarmUp.RunAsync(_js, _options, scratch, limit.Token);
             SagasLog.WarmedUp(_logger, result.Events, result.Instances, result.Elapsed.TotalMilliseconds);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            SagasLog.WarmUpFailed(_logger, ex.Message);
+            SagasLog.WarmUpFailed(_logger, ex);
         }
     }
+
+    /// <summary>Longest a warm-up may hold up the first lease.</summary>
+    private static readonly TimeSpan WarmUpLimit = TimeSpan.FromSeconds(20);
 
     private Task Supervise(string name, Func<CancellationToken, Task> loop, CancellationToken cancellationToken) =>
         Supervisor.Run(name, loop, _logger, _time, cancellationToken);

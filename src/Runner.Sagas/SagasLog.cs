@@ -83,6 +83,6 @@ internal static partial class SagasLog
     [LoggerMessage(3024, LogLevel.Information, "warmed up before taking leases: {Events} events of a built-in saga through the router's and the partition worker's code on a scratch store ({Instances} instances started and finished) in {ElapsedMs:F0} ms")]
     public static partial void WarmedUp(ILogger logger, int events, int instances, double elapsedMs);
 
-    [LoggerMessage(3025, LogLevel.Warning, "the warm-up before taking leases failed (the replica starts anyway; its first events will be slower): {Error}")]
-    public static partial void WarmUpFailed(ILogger logger, string error);
+    [LoggerMessage(3025, LogLevel.Warning, "the warm-up before taking leases failed (the replica starts anyway; its first events will be slower)")]
+    public static partial void WarmUpFailed(ILogger logger, Exception error);
 }

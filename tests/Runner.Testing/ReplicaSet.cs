@@ -68,7 +68,8 @@ internal sealed class ReplicaSet : IAsyncDisposable
         {
             await File.WriteAllTextAsync(Path.Combine(manifestDir, name), content);
         }
-        var options = new SagaRuntimeOptions { Partitions = 8, PartitionLease = TimeSpan.FromSeconds(2), SnapshotInterval = TimeSpan.FromMilliseconds(500) };
+        // No warm-up (WarmUpTests and the host's tests run it): it would only delay every replica's first lease.
+        var options = new SagaRuntimeOptions { Partitions = 8, PartitionLease = TimeSpan.FromSeconds(2), SnapshotInterval = TimeSpan.FromMilliseconds(500), WarmUp = false };
         options = configure?.Invoke(options) ?? options;
         var connection = new NatsConnection(new NatsOpts { Url = url, Name = "runner-tests" });
         await connection.ConnectAsync();

@@ -68,7 +68,8 @@ internal sealed class SagaHarness : IAsyncDisposable
         {
             await File.WriteAllTextAsync(Path.Combine(manifestDir, name), content);
         }
-        var options = new SagaRuntimeOptions { Partitions = 8 };
+        // No warm-up (WarmUpTests and the host's tests run it): it would only delay every runtime's first lease.
+        var options = new SagaRuntimeOptions { Partitions = 8, WarmUp = false };
         options = configure?.Invoke(options) ?? options;
         var loaded = ManifestLoader.Load(manifestDir, options.JetStream.Streams);
         if (!loaded.Succeeded)

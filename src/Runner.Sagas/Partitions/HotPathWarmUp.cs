@@ -27,20 +27,37 @@ namespace Runner.Sagas.Partitions;
 /// </summary>
 internal static class HotPathWarmUp
 {
-    /// <summary>The built-in saga. Its name cannot clash with anything: it is only ever loaded here.</summary>
+    /// <summary>The built-in saga. It is only ever loaded here, on the scratch store.</summary>
     public const string SagaName = "runner-warm-up";
 
     public const string Tenant = "runner-warm-up";
 
-    /// <summary>Instances per batch; each gets <see cref="EventsPerInstance"/> events in the batch, so each batch starts, updates and finishes them.</summary>
-    public const int InstancesPerBatch = 16;
+    /// <summary>The scratch directory's name, next to the replica's store directory.</summary>
+    public const string DirectoryName = "runner-warm-up";
+
+    /// <summary>Written into the scratch directory first: only a directory holding it is ever deleted.</summary>
+    private const string Marker = ".runner-warm-up";
+
+    /// <summary>Instances are run in groups: a batch carries one event of each instance of its group.</summary>
+    public const int Groups = 8;
+
+    public const int InstancesPerGroup = 16;
 
     public const int EventsPerInstance = 4;
 
-    /// <summary>Batches run: enough calls for framework code to reach its optimized tier too (it is recompiled after 30 calls).</summary>
-    public const int Batches = 8;
+    /// <summary>
+    /// Batches run: each instance's events come in batches of their own, so all but the first read
+    /// the instance as an earlier commit stored it, as most events do. One event of the second
+    /// round comes twice, so a dedupe marker is found too.
+    /// </summary>
+    public const int Batches = Groups * EventsPerInstance;
 
-    public const int Events = Batches * InstancesPerBatch * EventsPerInstance;
+    public const int Instances = Groups * InstancesPerGroup;
+
+    public const int Events = Instances * EventsPerInstance;
+
+    /// <summary>Commands each instance's script emits (every other event).</summary>
+    private const int CommandsPerInstance = EventsPerInstance / 2;
 
     private const string Manifest = """
         kind: saga
@@ -86,16 +103,22 @@ internal static class HotPathWarmUp
         """;
 
     /// <summary>
-    /// Runs the warm-up in <paramref name="scratch"/> (made empty first, deleted after). Returns what
-    /// it did, checked against what the built-in saga must have left in the scratch store; throws
-    /// when that is not what the store holds, so a warm-up that stopped doing its job is seen.
+    /// Runs the warm-up in <paramref name="scratch"/> (cleared first if a warm-up left it, deleted
+    /// after). Returns what it did, checked against what the built-in saga must have left in the
+    /// scratch store; throws when that is not what the store holds, so a warm-up that stopped doing
+    /// its job is seen. A directory at <paramref name="scratch"/> that is not a warm-up's is left
+    /// alone, and the warm-up fails.
     /// </summary>
     public static async Task<WarmUpResult> RunAsync(INatsJSContext js, SagaRuntimeOptions options, string scratch, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         DeleteScratch(scratch);
+        Directory.CreateDirectory(scratch);
+        // Not cancelled half-way: without its marker the directory would not be deleted below.
+        await File.WriteAllTextAsync(Path.Combine(scratch, Marker), "a saga replica's warm-up: deleted when it is done\n", CancellationToken.None);
         try
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var streams = options.JetStream.Streams;
             var manifestDirectory = Path.Combine(scratch, "manifests");
             Directory.CreateDirectory(manifestDirectory);
@@ -109,43 +132,57 @@ internal static class HotPathWarmUp
             }
             var manifests = loaded.Set!;
 
-            using var store = new LmdbStore(new LmdbOptions { Path = Path.Combine(scratch, "store"), Durable = false, InitialMapSize = 16L * 1024 * 1024, Telemetry = false }, NullLogger<LmdbStore>.Instance);
+            // Durable, as the replica's own: its commits take the same path.
+            using var store = new LmdbStore(new LmdbOptions { Path = Path.Combine(scratch, "store"), InitialMapSize = 16L * 1024 * 1024, Telemetry = false }, NullLogger<LmdbStore>.Instance);
             // One partition, so every instance is this worker's; the router step still computes the replica's own partitions.
             var worker = new PartitionWorker(js, store, () => manifests, options with { Partitions = 1 }, new PartitionId(0), relay: null, listener: null,
                 NullLogger.Instance, TimeProvider.System, telemetry: false);
             var sequence = 0UL;
-            for (var b = 0; b < Batches; b++)
+            for (var round = 0; round < EventsPerInstance; round++)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var batch = new List<JetStreamMessage>(InstancesPerBatch * EventsPerInstance);
-                for (var e = 0; e < EventsPerInstance; e++)
+                for (var group = 0; group < Groups; group++)
                 {
-                    for (var i = 0; i < InstancesPerBatch; i++)
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var batch = new List<JetStreamMessage>(InstancesPerGroup + 1);
+                    for (var i = 0; i < InstancesPerGroup; i++)
                     {
                         sequence++;
-                        batch.Add(Routed(manifests, options, streams, $"k{b}-{i}", sequence));
+                        batch.Add(Routed(manifests, options, streams, $"k{group}-{i}", $"w-{group}-{i}-{round}", sequence));
+                    }
+                    if (round == 1 && group == 0)
+                    {
+                        // The first event of an instance, delivered again: dropped by its dedupe marker.
+                        sequence++;
+                        batch.Add(Routed(manifests, options, streams, "k0-0", "w-0-0-0", sequence));
+                    }
+                    if (!await worker.ProcessBatchAsync(batch, cancellationToken))
+                    {
+                        throw new InvalidOperationException($"a batch of the warm-up (round {round + 1}, group {group + 1}) did not commit");
                     }
                 }
-                if (!await worker.ProcessBatchAsync(batch, cancellationToken))
-                {
-                    throw new InvalidOperationException($"the warm-up's batch {b + 1} did not commit");
-                }
             }
-            var done = Check(store);
-            return new WarmUpResult(Events, done, Stopwatch.GetElapsedTime(started));
+            Check(store, options.HistoryLimit);
+            return new WarmUpResult(Events, Instances, Stopwatch.GetElapsedTime(started));
         }
         finally
         {
-            DeleteScratch(scratch);
+            try
+            {
+                DeleteScratch(scratch);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Left for the next start, which deletes it first; what went wrong before, if anything, is what is reported.
+            }
         }
     }
 
     /// <summary>An event as the router turns it into an inbox message: matched, decoded, re-encoded, keyed and given the router's headers.</summary>
-    private static JetStreamMessage Routed(ManifestSet manifests, SagaRuntimeOptions options, StreamNames streams, string key, ulong sequence)
+    private static JetStreamMessage Routed(ManifestSet manifests, SagaRuntimeOptions options, StreamNames streams, string key, string id, ulong sequence)
     {
         var subject = $"aggregate.{Tenant}.warm-up.{key}.noted";
         var body = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
-            $$$"""{"specversion":"1.0","id":"w-{{{sequence}}}","source":"runner/warm-up","type":"noted","datacontenttype":"application/json","data":{"key":"{{{key}}}","amount":{{{sequence % 7}}}}}"""));
+            $$$"""{"specversion":"1.0","id":"{{{id}}}","source":"runner/warm-up","type":"noted","datacontenttype":"application/json","data":{"key":"{{{key}}}","amount":{{{sequence % 7}}}}}"""));
         var time = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000 + (long)sequence);
         var origin = new MessageOrigin(streams.AggregateEvents, sequence, subject, time);
         var matches = manifests.Match(streams.AggregateEvents, subject);
@@ -163,14 +200,16 @@ internal static class HotPathWarmUp
         _ = Partitioner.PartitionOf(new InstanceId(new TenantId(evt!.Tenant), new SagaName(saga.Name), new CorrelationKey(correlation)), options.Partitions);
         var data = CloudEventEncoder.ToStructuredJson(evt);
 
+        // The router's headers (Router.RouteOneAsync), as it writes them.
         var headers = new StringBuilder("NATS/1.0\r\n");
+        Header(headers, EventHeaders.TraceParent, string.Create(CultureInfo.InvariantCulture, $"00-{sequence:x32}-{sequence:x16}-01"));
         Header(headers, EventHeaders.TenantId, evt.Tenant);
         Header(headers, EventHeaders.Saga, EventHeaders.Encode(saga.Name));
         Header(headers, EventHeaders.Key, EventHeaders.Encode(correlation));
         Header(headers, EventHeaders.Partition, "0");
-        Header(headers, EventHeaders.OriginStream, origin.Stream);
+        Header(headers, EventHeaders.OriginStream, EventHeaders.Encode(origin.Stream));
         Header(headers, EventHeaders.OriginSequence, sequence.ToString(CultureInfo.InvariantCulture));
-        Header(headers, EventHeaders.OriginSubject, subject);
+        Header(headers, EventHeaders.OriginSubject, EventHeaders.Encode(subject));
         Header(headers, EventHeaders.OriginTime, time.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
         headers.Append("\r\n");
         // As the server names a delivery ($JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending): the worker reads it from there.
@@ -180,12 +219,21 @@ internal static class HotPathWarmUp
         static void Header(StringBuilder block, string name, string value) => block.Append(name).Append(": ").Append(value).Append("\r\n");
     }
 
-    /// <summary>Every instance the warm-up started must be done, its state counted up by all its events; returns how many.</summary>
-    private static int Check(LmdbStore store)
+    /// <summary>
+    /// What the built-in saga must have left: every instance done and counted up by all its events,
+    /// its commands in the outbox, its timer set and cancelled, a step per event (up to the history
+    /// limit), a dedupe marker per event, and nothing quarantined.
+    /// </summary>
+    private static void Check(LmdbStore store, int historyLimit)
     {
         var prefix = Encoding.UTF8.GetBytes(StoreKeys.Partition(new PartitionId(0)) + StoreKeys.Separator);
-        var records = store.Read(prefix, static (reader, prefix) => reader.Scan(KeySpace.Saga, prefix, int.MaxValue));
-        var done = 0;
+        var (records, outbox, schedules, history, dedupe, quarantine) = store.Read(prefix, static (reader, prefix) => (
+            reader.Scan(KeySpace.Saga, prefix, int.MaxValue),
+            reader.Count(KeySpace.Outbox),
+            reader.Count(KeySpace.Schedule),
+            reader.Count(KeySpace.History),
+            reader.Count(KeySpace.Dedupe),
+            reader.Count(KeySpace.Quarantine)));
         foreach (var (_, value) in records)
         {
             var record = JsonSerializer.Deserialize(value, CoreJsonContext.Default.SagaInstanceRecord)
@@ -196,21 +244,34 @@ internal static class HotPathWarmUp
             {
                 throw new InvalidOperationException($"a warm-up instance ended as {state.GetRawText()} (done: {record.Done}), not counted up by {EventsPerInstance} events and done");
             }
-            done++;
         }
-        if (done != Batches * InstancesPerBatch)
+        Expect("instances", records.Count, Instances);
+        Expect("outbox items", outbox, Instances * CommandsPerInstance);
+        Expect("schedules", schedules, 0);
+        Expect("history steps", history, Instances * (long)Math.Min(EventsPerInstance, historyLimit));
+        Expect("dedupe markers", dedupe, Events);
+        Expect("quarantine records", quarantine, 0);
+
+        static void Expect(string what, long found, long expected)
         {
-            throw new InvalidOperationException($"the warm-up left {done} instances, not {Batches * InstancesPerBatch}");
+            if (found != expected)
+            {
+                throw new InvalidOperationException($"the warm-up left {found} {what}, not {expected}");
+            }
         }
-        return done;
     }
 
     private static void DeleteScratch(string scratch)
     {
-        if (Directory.Exists(scratch))
+        if (!Directory.Exists(scratch))
         {
-            Directory.Delete(scratch, recursive: true);
+            return;
         }
+        if (!File.Exists(Path.Combine(scratch, Marker)))
+        {
+            throw new InvalidOperationException($"{scratch} exists and is not a warm-up's: it is left as it is, and the warm-up is not run");
+        }
+        Directory.Delete(scratch, recursive: true);
     }
 }
 

@@ -360,7 +360,7 @@ internal sealed partial class PartitionWorker
 
     private void Quarantine(BatchWork work, JetStreamMessage msg, string reason, string detail, string? saga, string? tenant, string? key, bool parked = false)
     {
-        var origin = QuarantineRecords.Add(work.Batch, msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked);
+        var origin = QuarantineRecords.Add(work.Batch, msg, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked, counted: _telemetry);
         SagasLog.Quarantined(_logger, origin.Stream, origin.Sequence, origin.Subject, Stage, reason, detail, tenant, saga, key);
         work.Terminated.Add(msg);
     }
@@ -373,7 +373,7 @@ internal sealed partial class PartitionWorker
             Quarantine(work, msg, reason, detail, saga, tenant, key, parked);
             return;
         }
-        QuarantineRecords.AddHeld(work.Batch, item.ToHeld(), _options.JetStream.Streams.Inbox, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked);
+        QuarantineRecords.AddHeld(work.Batch, item.ToHeld(), _options.JetStream.Streams.Inbox, Stage, reason, detail, _options.QuarantinePayloadBytes, _time, saga, tenant, key, _partition, parked, counted: _telemetry);
         SagasLog.Quarantined(_logger, _options.JetStream.Streams.Inbox, item.Sequence, item.Subject, Stage, reason, detail, tenant, saga, key);
     }
 

@@ -44,7 +44,8 @@ internal static class QuarantineRecords
         string? tenant = null,
         string? key = null,
         PartitionId? partition = null,
-        bool parked = false)
+        bool parked = false,
+        bool counted = true)
     {
         var delivery = Delivery.Of(msg, out var stream);
         var origin = NatsMessages.Origin(msg, delivery, stream);
@@ -59,7 +60,7 @@ internal static class QuarantineRecords
             detail = $"{detail} (headers unreadable: {ex.Message})";
         }
         var message = new HeldMessage { InboxSequence = origin.Sequence, Subject = origin.Subject, Headers = headers, Data = msg.Data };
-        Put(batch, message, origin.Stream, delivery!.Value.NumDelivered, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
+        Put(batch, message, origin.Stream, delivery!.Value.NumDelivered, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked, counted);
         return origin;
     }
 
@@ -77,9 +78,10 @@ internal static class QuarantineRecords
         string? tenant,
         string? key,
         PartitionId partition,
-        bool parked = false)
+        bool parked = false,
+        bool counted = true)
     {
-        Put(batch, held, inboxStream, 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked);
+        Put(batch, held, inboxStream, 0, stage, reason, detail, maxPayloadBytes, time, saga, tenant, key, partition, parked, counted);
     }
 
     /// <summary>Writes the record of <paramref name="message"/> (a message as read, or its held copy), stored as <paramref name="stream"/>#its sequence.</summary>
@@ -97,7 +99,8 @@ internal static class QuarantineRecords
         string? tenant,
         string? key,
         PartitionId? partition,
-        bool parked)
+        bool parked,
+        bool counted)
     {
         var payload = message.Data;
         var kept = payload.AsSpan(0, Math.Min(payload.Length, maxPayloadBytes));
@@ -126,7 +129,10 @@ internal static class QuarantineRecords
         };
         var keyBytes = StoreKeys.Quarantine(tenant, partition, now.ToUnixTimeMilliseconds(), stream, message.InboxSequence, saga);
         batch.Put(KeySpace.Quarantine, keyBytes, JsonSerializer.SerializeToUtf8Bytes(record, CoreJsonContext.Default.QuarantineRecord));
-        Count(stage, reason);
+        if (counted)
+        {
+            Count(stage, reason);
+        }
     }
 
     /// <summary>Counts a record as it is added to a write (a batch retried after a failed commit counts again).</summary>
