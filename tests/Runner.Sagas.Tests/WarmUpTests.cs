@@ -198,6 +198,43 @@ public sealed class WarmUpTelemetryTests
         Assert.Empty(measured);
         Assert.Empty(spans);
     }
+
+    [Fact]
+    public void A_quarantine_record_of_a_worker_without_telemetry_is_written_and_not_counted()
+    {
+        var counted = new ConcurrentQueue<string>();
+        using var meters = new MeterListener();
+        meters.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument == SagasTelemetry.Quarantined)
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        meters.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == SagasTelemetry.ReasonTag && tag.Value is "quiet_reason" or "loud_reason")
+                {
+                    counted.Enqueue((string)tag.Value);
+                }
+            }
+        });
+        meters.Start();
+        var held = new Runner.Core.Transitions.HeldMessage { InboxSequence = 7, Subject = "runner.inbox.0", Headers = [], Data = "{}"u8.ToArray() };
+
+        var quiet = new Runner.Storage.WriteBatch();
+        Quarantine.QuarantineRecords.AddHeld(quiet, held, "RUNNER_INBOX", "saga", "quiet_reason", "a test", 1024, TimeProvider.System,
+            "s", "t", "k", new Runner.Core.Ids.PartitionId(0), counted: false);
+        var loud = new Runner.Storage.WriteBatch();
+        Quarantine.QuarantineRecords.AddHeld(loud, held, "RUNNER_INBOX", "saga", "loud_reason", "a test", 1024, TimeProvider.System,
+            "s", "t", "k", new Runner.Core.Ids.PartitionId(0));
+
+        Assert.Equal(1, quiet.Count);
+        Assert.Equal(1, loud.Count);
+        Assert.Equal(["loud_reason"], counted);
+    }
 }
 
 [CollectionDefinition(WarmUpTelemetryTests.Serial, DisableParallelization = true)]
