@@ -80,8 +80,10 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     /// <summary>The ownership coordinator (null before start).</summary>
     public PartitionCoordinator? Coordinator => _coordinator;
 
-    private string VersionDirectory => _options.VersionDirectory
-        ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_store.Options.Path)) ?? ".", "manifest-versions");
+    private string VersionDirectory => _options.VersionDirectory ?? Path.Combine(DataDirectory, "manifest-versions");
+
+    /// <summary>The directory the store lives in: the replica's data directory.</summary>
+    private string DataDirectory => Path.GetDirectoryName(Path.GetFullPath(_store.Options.Path)) ?? ".";
 
     /// <summary>Streams this replica routes now.</summary>
     public IReadOnlyList<string> RoutedStreams => [.. _routers.Where(r => !r.Value.Lease.IsLost).Select(r => r.Key).Order(StringComparer.Ordinal)];
@@ -205,7 +207,7 @@ internal sealed partial class SagaRuntime : IAsyncDisposable, IOwnershipHost
     /// </summary>
     private async Task WarmUpAsync(CancellationToken cancellationToken)
     {
-        var scratch = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_store.Options.Path)) ?? ".", HotPathWarmUp.DirectoryName);
+        var scratch = Path.Combine(DataDirectory, HotPathWarmUp.DirectoryName);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(WarmUpLimit);
         try

@@ -37,7 +37,7 @@ public sealed class WarmUpTests(NatsServerFixture nats) : IClassFixture<NatsServ
         Assert.Equal(HotPathWarmUp.Instances * HotPathWarmUp.EventsPerInstance, result.Events);
         Assert.Equal(HotPathWarmUp.Groups * HotPathWarmUp.InstancesPerGroup, result.Instances);
         Assert.False(Directory.Exists(scratch), "the scratch store is deleted");
-        Assert.Empty(((NoNats)(object)nats).Calls);
+        Assert.Empty(NoNats.CallsOf(nats));
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public sealed class WarmUpTests(NatsServerFixture nats) : IClassFixture<NatsServ
         await HotPathWarmUp.RunAsync(nats, new SagaRuntimeOptions(), scratch, cts.Token);
         // What a crash in the middle leaves: the marker, a store that is not one.
         Directory.CreateDirectory(Path.Combine(scratch, "store"));
-        await File.WriteAllTextAsync(Path.Combine(scratch, ".runner-warm-up"), "left by a crash", cts.Token);
+        await File.WriteAllTextAsync(Path.Combine(scratch, HotPathWarmUp.Marker), "left by a crash", cts.Token);
         await File.WriteAllTextAsync(Path.Combine(scratch, "store", "data.mdb"), "not an LMDB file", cts.Token);
 
         var result = await HotPathWarmUp.RunAsync(nats, new SagaRuntimeOptions(), scratch, cts.Token);
@@ -71,7 +71,7 @@ public sealed class WarmUpTests(NatsServerFixture nats) : IClassFixture<NatsServ
         {
         }
         Assert.False(Directory.Exists(scratch), "a warm-up cancelled while it runs deletes its scratch store");
-        Assert.Empty(((NoNats)(object)nats).Calls);
+        Assert.Empty(NoNats.CallsOf(nats));
     }
 
     [Fact]
@@ -246,6 +246,9 @@ public class NoNats : DispatchProxy
     public ConcurrentQueue<string> Calls { get; } = new();
 
     internal static INatsJSContext Create() => DispatchProxy.Create<INatsJSContext, NoNats>();
+
+    /// <summary>The calls made of a context <see cref="Create"/> made.</summary>
+    internal static ConcurrentQueue<string> CallsOf(INatsJSContext js) => ((NoNats)(object)js).Calls;
 
     protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
     {

@@ -36,7 +36,7 @@ internal static class HotPathWarmUp
     public const string DirectoryName = "runner-warm-up";
 
     /// <summary>Written into the scratch directory first: only a directory holding it is ever deleted.</summary>
-    private const string Marker = ".runner-warm-up";
+    public const string Marker = ".runner-warm-up";
 
     /// <summary>Instances are run in groups: a batch carries one event of each instance of its group.</summary>
     public const int Groups = 8;
