@@ -83,7 +83,9 @@ public sealed partial class DeploymentFilesTests
         var dockerfile = await File.ReadAllTextAsync(Path.Combine(s_root, "docker/Dockerfile"));
         Assert.Matches(@"(?m)^FROM mcr\.microsoft\.com/dotnet/sdk:10\.0 AS build", dockerfile);
         Assert.Matches(@"(?m)^FROM mcr\.microsoft\.com/dotnet/aspnet:10\.0 AS runtime", dockerfile);
-        Assert.Matches(@"dotnet publish src/Runner\.Host ", dockerfile);
+        // Runner.Host publishes precompiled (ReadyToRun) for the image's architecture: restored and published for it.
+        Assert.Matches(@"dotnet restore src/Runner\.Host/Runner\.Host\.csproj -r ""\$rid""", dockerfile);
+        Assert.Matches(@"dotnet publish src/Runner\.Host -c Release -r ""\$rid"" ", dockerfile);
         Assert.Matches(@"dotnet publish src/Runner\.Slice -c Release -r ", dockerfile);
         Assert.Matches(@"(?m)^USER \$APP_UID", dockerfile);
         // runner-slice under /usr, where every sandbox shows it, and the setting that points there.
