@@ -84,7 +84,7 @@ public sealed partial class DeploymentFilesTests
         Assert.Matches(@"(?m)^FROM mcr\.microsoft\.com/dotnet/sdk:10\.0 AS build", dockerfile);
         Assert.Matches(@"(?m)^FROM mcr\.microsoft\.com/dotnet/aspnet:10\.0 AS runtime", dockerfile);
         // Runner.Host publishes precompiled (ReadyToRun) for the image's architecture: restored and published for it.
-        Assert.Matches(@"dotnet restore src/Runner\.Host/Runner\.Host\.csproj -r ""\$rid""", dockerfile);
+        Assert.Matches(@"dotnet restore src/Runner\.Host/Runner\.Host\.csproj -r ""\$rid"" -p:PublishReadyToRun=true", dockerfile);
         Assert.Matches(@"dotnet publish src/Runner\.Host -c Release -r ""\$rid"" ", dockerfile);
         Assert.Matches(@"dotnet publish src/Runner\.Slice -c Release -r ", dockerfile);
         Assert.Matches(@"(?m)^USER \$APP_UID", dockerfile);
