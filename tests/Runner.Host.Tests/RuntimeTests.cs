@@ -38,6 +38,19 @@ public sealed class RuntimeTests(NatsServerFixture nats) : IClassFixture<NatsSer
         // The heap start-up left was compacted once, before any event came: a full collection in a process that has
         // taken nothing yet.
         Assert.True(gc["collections"]!["gen2"]!.GetValue<int>() >= 1, $"no full collection at start-up: {runtime}");
+        // A build's runner, not a published one: its code has no precompiled image, and it says so.
+        Assert.False(runtime["precompiled"]!.GetValue<bool>(), $"a built runner reported as precompiled: {runtime}");
+        Assert.Contains("DATAS on, code compiled on first call", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Precompiled_code_is_told_from_code_compiled_on_first_call_by_the_assembly_s_image()
+    {
+        // The shared framework ships with ReadyToRun images; this test assembly and a build's runner do not.
+        Assert.True(Runner.Host.Operations.RuntimeReport.HasReadyToRunImage(typeof(object).Assembly.Location));
+        Assert.False(Runner.Host.Operations.RuntimeReport.HasReadyToRunImage(typeof(RuntimeTests).Assembly.Location));
+        Assert.False(Runner.Host.Operations.RuntimeReport.HasReadyToRunImage(RunnerProcess.Dll));
+        Assert.False(Runner.Host.Operations.RuntimeReport.HasReadyToRunImage(Path.Combine(Path.GetTempPath(), "no-such-assembly.dll")));
     }
 
     [Fact]
