@@ -182,16 +182,6 @@ internal static class Micro
     }
 
     /// <summary>An inbox message as the partition worker receives it: its headers as the bytes they come in; acks go nowhere.</summary>
-    private static JetStreamMessage Delivered(string subject, NatsHeaders headers, byte[] data, ulong sequence)
-    {
-        var block = new StringBuilder("NATS/1.0\r\n");
-        foreach (var (name, values) in headers)
-        {
-            block.Append(name).Append(": ").Append(values[0]).Append("\r\n");
-        }
-        block.Append("\r\n");
-        // As the server sets it ($JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending): the worker reads the delivery from it.
-        var reply = string.Create(CultureInfo.InvariantCulture, $"$JS.ACK.RUNNER_INBOX.micro.1.{sequence}.{sequence}.0.0");
-        return new JetStreamMessage(DiscardedAcks.Instance, subject, reply, Encoding.ASCII.GetBytes(block.ToString()), data, Encoding.ASCII);
-    }
+    private static JetStreamMessage Delivered(string subject, NatsHeaders headers, byte[] data, ulong sequence) =>
+        JetStreamMessage.InProcess(subject, "RUNNER_INBOX", "micro", sequence, DateTimeOffset.UnixEpoch, headers, data);
 }

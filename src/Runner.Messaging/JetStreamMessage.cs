@@ -3,6 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Numerics;
 using System.Text;
+using NATS.Client.Core;
 using Runner.Core.Events;
 using Runner.Core.Json;
 
@@ -57,6 +58,27 @@ internal sealed class JetStreamMessage
         _rawHeaders = rawHeaders;
         Data = data;
         _encoding = headerEncoding;
+    }
+
+    /// <summary>
+    /// A message as a pull consumer of <paramref name="stream"/> would deliver it, built in-process where no server
+    /// did (the warm-up's, the bench's): its headers written as the block the server sends, its reply subject naming
+    /// its first delivery as the server names it (<c>$JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending</c>,
+    /// which is where a reader finds its delivery), and its acknowledgements going nowhere.
+    /// </summary>
+    public static JetStreamMessage InProcess(string subject, string stream, string consumer, ulong sequence, DateTimeOffset stored, NatsHeaders headers, byte[] data)
+    {
+        var block = new StringBuilder("NATS/1.0\r\n");
+        foreach (var (name, values) in headers)
+        {
+            foreach (var value in values)
+            {
+                block.Append(name).Append(": ").Append(value).Append("\r\n");
+            }
+        }
+        block.Append("\r\n");
+        var reply = string.Create(CultureInfo.InvariantCulture, $"$JS.ACK.{stream}.{consumer}.1.{sequence}.{sequence}.{stored.ToUnixTimeMilliseconds() * 1_000_000}.0");
+        return new JetStreamMessage(DiscardedAcks.Instance, subject, reply, Encoding.ASCII.GetBytes(block.ToString()), data, Encoding.ASCII);
     }
 
     public string Subject { get; }

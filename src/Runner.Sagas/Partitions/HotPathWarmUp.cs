@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using NATS.Client.Core;
 using NATS.Client.JetStream;
 using Runner.Core;
 using Runner.Core.Events;
@@ -18,18 +19,17 @@ namespace Runner.Sagas.Partitions;
 /// <summary>
 /// Runs a built-in saga through the code every event takes — the router's decode, match and
 /// correlation, then the partition worker's decode, dedupe read, script, history, outbox items,
-/// timers and commit — on a scratch store of its own, before the replica takes any lease. Runner's
-/// own code, Jint and the NATS client have no precompiled images and are compiled fully optimized
-/// on their first call: without this, a fresh replica's first events wait for several hundred
-/// milliseconds of that (bench/README.md, "A warm-up before the first lease"). Nothing of it
-/// reaches NATS, the replica's store, its metrics or its traces; the scratch store is deleted when
-/// it is done.
+/// timers and commit — on a scratch store of its own, before the replica takes any lease. What has
+/// no precompiled code is compiled fully optimized on its first call: in a published runner, the
+/// generic code over other assemblies' types that its images cannot hold; in a build, all of
+/// Runner's, Jint's and the NATS client's code. Without this, a fresh replica's first events wait
+/// for that (bench/README.md, "A warm-up before the first lease" and "Precompiled images"). Nothing
+/// of it reaches NATS, the replica's store, its metrics or its traces; the scratch store is deleted
+/// when it is done.
 /// </summary>
 internal static class HotPathWarmUp
 {
-    /// <summary>The built-in saga. It is only ever loaded here, on the scratch store.</summary>
-    public const string SagaName = "runner-warm-up";
-
+    /// <summary>The built-in saga's tenant (its saga is <c>runner-warm-up</c>, only ever loaded here, on the scratch store).</summary>
     public const string Tenant = "runner-warm-up";
 
     /// <summary>The scratch directory's name, next to the replica's store directory.</summary>
@@ -44,13 +44,6 @@ internal static class HotPathWarmUp
     public const int InstancesPerGroup = 16;
 
     public const int EventsPerInstance = 4;
-
-    /// <summary>
-    /// Batches run: each instance's events come in batches of their own, so all but the first read
-    /// the instance as an earlier commit stored it, as most events do. One event of the second
-    /// round comes twice, so a dedupe marker is found too.
-    /// </summary>
-    public const int Batches = Groups * EventsPerInstance;
 
     public const int Instances = Groups * InstancesPerGroup;
 
@@ -138,6 +131,8 @@ internal static class HotPathWarmUp
             var worker = new PartitionWorker(js, store, () => manifests, options with { Partitions = 1 }, new PartitionId(0), relay: null, listener: null,
                 NullLogger.Instance, TimeProvider.System, telemetry: false);
             var sequence = 0UL;
+            // Each instance's events come in batches of their own (a round is one event of every instance), so all but
+            // the first read the instance as an earlier commit stored it, as most events do.
             for (var round = 0; round < EventsPerInstance; round++)
             {
                 for (var group = 0; group < Groups; group++)
@@ -199,24 +194,9 @@ internal static class HotPathWarmUp
             ?? throw new InvalidOperationException("the warm-up event has no correlation key");
         _ = Partitioner.PartitionOf(new InstanceId(new TenantId(evt!.Tenant), new SagaName(saga.Name), new CorrelationKey(correlation)), options.Partitions);
         var data = CloudEventEncoder.ToStructuredJson(evt);
-
-        // The router's headers (Router.RouteOneAsync), as it writes them.
-        var headers = new StringBuilder("NATS/1.0\r\n");
-        Header(headers, EventHeaders.TraceParent, string.Create(CultureInfo.InvariantCulture, $"00-{sequence:x32}-{sequence:x16}-01"));
-        Header(headers, EventHeaders.TenantId, evt.Tenant);
-        Header(headers, EventHeaders.Saga, EventHeaders.Encode(saga.Name));
-        Header(headers, EventHeaders.Key, EventHeaders.Encode(correlation));
-        Header(headers, EventHeaders.Partition, "0");
-        Header(headers, EventHeaders.OriginStream, EventHeaders.Encode(origin.Stream));
-        Header(headers, EventHeaders.OriginSequence, sequence.ToString(CultureInfo.InvariantCulture));
-        Header(headers, EventHeaders.OriginSubject, EventHeaders.Encode(subject));
-        Header(headers, EventHeaders.OriginTime, time.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
-        headers.Append("\r\n");
-        // As the server names a delivery ($JS.ACK.stream.consumer.delivered.sseq.cseq.time.pending): the worker reads it from there.
-        var reply = string.Create(CultureInfo.InvariantCulture, $"$JS.ACK.{streams.Inbox}.warm-up.1.{sequence}.{sequence}.{time.ToUnixTimeMilliseconds() * 1_000_000}.0");
-        return new JetStreamMessage(DiscardedAcks.Instance, Core.Subjects.Subjects.Inbox(new PartitionId(0)), reply, Encoding.ASCII.GetBytes(headers.ToString()), data, Encoding.ASCII);
-
-        static void Header(StringBuilder block, string name, string value) => block.Append(name).Append(": ").Append(value).Append("\r\n");
+        var headers = new NatsHeaders();
+        Routing.Router.SetInboxHeaders(headers, string.Create(CultureInfo.InvariantCulture, $"00-{sequence:x32}-{sequence:x16}-01"), evt.Tenant, saga.Name, correlation, "0", origin);
+        return JetStreamMessage.InProcess(Core.Subjects.Subjects.Inbox(new PartitionId(0)), streams.Inbox, "warm-up", sequence, time, headers, data);
     }
 
     /// <summary>

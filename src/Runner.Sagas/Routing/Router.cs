@@ -792,16 +792,7 @@ internal sealed class Router
                     outHeaders[name] = headers.ValueAt(h);
                 }
             }
-            // NATS header values are ASCII on the wire: Runner's own carry percent-encoded UTF-8.
-            outHeaders[EventHeaders.TraceParent] = traceParent;
-            outHeaders[EventHeaders.TenantId] = evt.Tenant;
-            outHeaders[EventHeaders.Saga] = EventHeaders.Encode(saga.Name);
-            outHeaders[EventHeaders.Key] = EventHeaders.Encode(key);
-            outHeaders[EventHeaders.Partition] = _partitionNames[partition.Value];
-            outHeaders[EventHeaders.OriginStream] = EventHeaders.Encode(origin.Stream);
-            outHeaders[EventHeaders.OriginSequence] = origin.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            outHeaders[EventHeaders.OriginSubject] = EventHeaders.Encode(origin.Subject);
-            outHeaders[EventHeaders.OriginTime] = origin.Timestamp.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            SetInboxHeaders(outHeaders, traceParent, evt.Tenant, saga.Name, key, _partitionNames[partition.Value], origin);
             var msgId = $"{origin.Stream}:{origin.Sequence}:{saga.Name}";
             var future = await _publisher.PublishAsync(_inboxes[partition.Value], body, msgId, outHeaders, cancellationToken);
             item.Futures.Add(future);
@@ -811,6 +802,24 @@ internal sealed class Router
             _body = new ArrayBufferWriter<byte>(BodyRoom);
         }
         return Turn.Done;
+    }
+
+    /// <summary>
+    /// Runner's own headers on an event's inbox copy, beside the event's own: its trace, tenant, saga, key and
+    /// partition, and where it was read. NATS header values are ASCII on the wire: Runner's own carry
+    /// percent-encoded UTF-8. The warm-up's events get theirs here too (<see cref="Partitions.HotPathWarmUp"/>).
+    /// </summary>
+    internal static void SetInboxHeaders(NatsHeaders headers, string traceParent, string tenant, string saga, string key, string partition, MessageOrigin origin)
+    {
+        headers[EventHeaders.TraceParent] = traceParent;
+        headers[EventHeaders.TenantId] = tenant;
+        headers[EventHeaders.Saga] = EventHeaders.Encode(saga);
+        headers[EventHeaders.Key] = EventHeaders.Encode(key);
+        headers[EventHeaders.Partition] = partition;
+        headers[EventHeaders.OriginStream] = EventHeaders.Encode(origin.Stream);
+        headers[EventHeaders.OriginSequence] = origin.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        headers[EventHeaders.OriginSubject] = EventHeaders.Encode(origin.Subject);
+        headers[EventHeaders.OriginTime] = origin.Timestamp.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>
