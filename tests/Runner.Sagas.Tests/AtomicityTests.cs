@@ -43,7 +43,8 @@ public sealed class AtomicityTests(NatsServerFixture nats) : IClassFixture<NatsS
         await SagaHarness.WaitUntilAsync(async () =>
         {
             var c = await h.PartitionConsumerInfoAsync(0, cts.Token);
-            return c?.AckFloor.StreamSeq == 1;
+            // The listener hears of a commit after its ack: wait for both.
+            return c?.AckFloor.StreamSeq == 1 && h.Listener.Count >= 1;
         }, TimeSpan.FromSeconds(30), "ack after commit");
         Assert.Equal(1, h.Listener.Count);
     }

@@ -84,7 +84,9 @@ public sealed class SchedulerRestartTests(NatsServerFixture nats) : IClassFixtur
 
         var versions = 1 + timersPerInstance;
         await SagaHarness.WaitUntilAsync(
-            () => h.Count(KeySpace.Schedule) == 0 && Enumerable.Range(0, instances).All(i => h.Instance("acme", "timed", $"k{i}")!.Version == versions),
+            // The listener hears of a commit after the store holds it: wait for both.
+            () => h.Count(KeySpace.Schedule) == 0 && Enumerable.Range(0, instances).All(i => h.Instance("acme", "timed", $"k{i}")!.Version == versions)
+                && h.Listener.Count >= instances * versions,
             s_wait, "every overdue timer to reach its saga");
 
         var events = await Timers.EventsAsync(h, cts.Token);

@@ -205,7 +205,7 @@ internal sealed class SagaHarness : IAsyncDisposable
     {
         var store = Store ?? throw new InvalidOperationException("store closed");
         var instance = new InstanceId(new TenantId(tenant), new SagaName(saga), new CorrelationKey(key));
-        var partition = Runner.Core.Ids.Partitioner.PartitionOf(instance, Options.Partitions);
+        var partition = PartitionOf(instance);
         var raw = store.Read(r => r.Get(KeySpace.Saga, StoreKeys.Instance(partition, instance)));
         return raw is null ? null : JsonSerializer.Deserialize(raw, CoreJsonContext.Default.SagaInstanceRecord);
     }
@@ -237,6 +237,19 @@ internal sealed class SagaHarness : IAsyncDisposable
     }
 
     private const int ConsumerNotFound = 10014;
+
+    private PartitionId PartitionOf(InstanceId instance) => Runner.Core.Ids.Partitioner.PartitionOf(instance, Options.Partitions);
+
+    /// <summary>
+    /// Whether the consumer of the instance's partition has acked all it was given and holds nothing more. A worker acks
+    /// after its commit, so every event routed to that partition so far is in the store.
+    /// </summary>
+    public async Task<bool> PartitionDrainedAsync(string tenant, string saga, string key, CancellationToken cancellationToken)
+    {
+        var partition = PartitionOf(new InstanceId(new TenantId(tenant), new SagaName(saga), new CorrelationKey(key)));
+        var info = await PartitionConsumerInfoAsync(partition.Value, cancellationToken);
+        return info is { NumPending: 0, NumAckPending: 0 };
+    }
 
     public List<QuarantineRecord> Quarantine() => QuarantineRecords.List(Store ?? throw new InvalidOperationException("store closed"), 10_000);
 
