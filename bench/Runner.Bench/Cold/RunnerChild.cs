@@ -59,6 +59,9 @@ internal sealed class RunnerChild : IDisposable
         return child;
     }
 
+    /// <summary>Where every line of every runner goes too, with the milliseconds since its start: <c>BENCH_RUNNER_LOG</c>, for a look at what a start spends its time on.</summary>
+    private static readonly string? s_log = Environment.GetEnvironmentVariable("BENCH_RUNNER_LOG");
+
     private void Keep(string? line)
     {
         if (line is null)
@@ -67,6 +70,10 @@ internal sealed class RunnerChild : IDisposable
         }
         lock (_tail)
         {
+            if (s_log is not null)
+            {
+                File.AppendAllText(s_log, Text.Inv($"[{_process.Id} +{Elapsed.TotalMilliseconds,7:F0} ms] {line}{Environment.NewLine}"));
+            }
             _tail.Enqueue(line);
             while (_tail.Count > 40)
             {
@@ -125,6 +132,8 @@ internal sealed class RunnerChild : IDisposable
             var at = Stopwatch.GetTimestamp();
             double? pause = null;
             double? allocated = null;
+            double? jit = null;
+            double? jitMethods = null;
             var collections = new long[3];
             foreach (var line in text.Split('\n'))
             {
@@ -136,6 +145,14 @@ internal sealed class RunnerChild : IDisposable
                 {
                     allocated = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
                 }
+                if (line.StartsWith("system_runtime_dotnet_jit_compilation_time ", StringComparison.Ordinal))
+                {
+                    jit = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+                }
+                if (line.StartsWith("system_runtime_dotnet_jit_compiled_methods ", StringComparison.Ordinal))
+                {
+                    jitMethods = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+                }
                 for (var generation = 0; generation < 3; generation++)
                 {
                     if (line.StartsWith($"system_runtime_dotnet_gc_collections{{gc_heap_generation=\"gen{generation}\"}} ", StringComparison.Ordinal))
@@ -144,7 +161,7 @@ internal sealed class RunnerChild : IDisposable
                     }
                 }
             }
-            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2], allocated) : null;
+            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2], allocated, jit, jitMethods) : null;
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
@@ -188,20 +205,26 @@ internal sealed class RunnerChild : IDisposable
 
 /// <summary>
 /// A process's GC totals at one moment: pause time (seconds), collections per generation (gen0 counts every
-/// collection) and bytes allocated since it started (null when the runtime does not report them).
+/// collection) and bytes allocated since it started, with the JIT's compiling time (seconds, every thread's) and
+/// methods compiled (null when the runtime does not report them).
 /// </summary>
-internal readonly record struct GcReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2, double? AllocatedBytes)
+internal readonly record struct GcReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2, double? AllocatedBytes,
+    double? JitSeconds = null, double? JitMethods = null)
 {
     /// <summary>"paused 3.1 % of wall (gen0/1/2 12/3/1)" between <paramref name="from"/> and this reading, over <paramref name="events"/> events.</summary>
     public GcWindow Since(GcReading from, int events) => new(
         (PauseSeconds - from.PauseSeconds) / Stopwatch.GetElapsedTime(from.Timestamp, Timestamp).TotalSeconds,
         Gen0 - from.Gen0, Gen1 - from.Gen1, Gen2 - from.Gen2,
-        AllocatedBytes - from.AllocatedBytes is { } bytes ? bytes / 1024 / events : null);
+        AllocatedBytes - from.AllocatedBytes is { } bytes ? bytes / 1024 / events : null,
+        JitSeconds - from.JitSeconds is { } jit ? jit * 1000 : null,
+        JitMethods - from.JitMethods is { } methods ? (long)methods : null);
 }
 
 /// <summary>GC pauses over a window as a share of its wall time, the collections in it, and what the process allocated per event in it.</summary>
-internal readonly record struct GcWindow(double PauseShare, long Gen0, long Gen1, long Gen2, double? AllocatedKiBPerEvent)
+internal readonly record struct GcWindow(double PauseShare, long Gen0, long Gen1, long Gen2, double? AllocatedKiBPerEvent,
+    double? JitMs = null, long? JitMethods = null)
 {
     public override string ToString() =>
-        Text.Inv($"allocated {(AllocatedKiBPerEvent is { } kib ? kib.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) : "?")} KiB/event, GC paused {PauseShare:P1} of wall (collections gen0/1/2 {Gen0}/{Gen1}/{Gen2})");
+        Text.Inv($"allocated {(AllocatedKiBPerEvent is { } kib ? kib.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) : "?")} KiB/event, GC paused {PauseShare:P1} of wall (collections gen0/1/2 {Gen0}/{Gen1}/{Gen2})")
+        + (JitMs is { } ms && JitMethods is { } methods ? Text.Inv($", JIT compiled {methods} methods in {ms:F0} ms") : "");
 }
