@@ -267,7 +267,7 @@ internal static class ColdBench
             var after = Cpu();
             var gcAfter = await process.GcAsync(cancellationToken);
             var gc = gcBefore is { } g0 && gcAfter is { } g1
-                ? Text.Inv($"runner GC paused {(g1.PauseSeconds - g0.PauseSeconds) * 1000:F0} ms in all (collections gen0/1/2 {g1.Gen0 - g0.Gen0}/{g1.Gen1 - g0.Gen1}/{g1.Gen2 - g0.Gen2})")
+                ? Text.Inv($"runner GC paused {(g1.PauseSeconds - g0.PauseSeconds) * 1000:F0} ms in all (collections gen0/1/2 {g1.Gen0 - g0.Gen0}/{g1.Gen1 - g0.Gen1}/{g1.Gen2 - g0.Gen2}){g1.CommitsSince(g0)}")
                 : "no GC reading";
             output.WriteLine(Text.Inv($"  {what}: {count:N0} events at {options.Rate}/s{(errors > 0 ? $", {errors} publishes failed" : string.Empty)}; publish → command {latency.Latencies(first, count).Summary()}; {gc}"));
             output.WriteLine(Text.Inv($"    slowest (published at, latency): {latency.Slowest(first, count, 12)}"));

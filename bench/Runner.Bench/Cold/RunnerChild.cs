@@ -135,6 +135,9 @@ internal sealed class RunnerChild : IDisposable
             double? jit = null;
             double? jitMethods = null;
             var collections = new long[3];
+            // Cumulative counts of the store's commits up to each bucket edge, +Inf last.
+            var commits = new double[s_commitEdges.Length + 1];
+            var commitsRead = false;
             foreach (var line in text.Split('\n'))
             {
                 if (line.StartsWith("system_runtime_dotnet_gc_pause_time ", StringComparison.Ordinal))
@@ -153,6 +156,16 @@ internal sealed class RunnerChild : IDisposable
                 {
                     jitMethods = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
                 }
+                if (line.StartsWith(CommitBuckets, StringComparison.Ordinal))
+                {
+                    var le = line.AsSpan(CommitBuckets.Length);
+                    var edge = le.StartsWith("+Inf\"") ? s_commitEdges.Length : Array.IndexOf(s_commitEdges, le[..le.IndexOf('"')].ToString());
+                    if (edge >= 0)
+                    {
+                        commits[edge] = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+                        commitsRead = true;
+                    }
+                }
                 for (var generation = 0; generation < 3; generation++)
                 {
                     if (line.StartsWith($"system_runtime_dotnet_gc_collections{{gc_heap_generation=\"gen{generation}\"}} ", StringComparison.Ordinal))
@@ -161,13 +174,18 @@ internal sealed class RunnerChild : IDisposable
                     }
                 }
             }
-            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2], allocated, jit, jitMethods) : null;
+            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2], allocated, jit, jitMethods, commitsRead ? commits : null) : null;
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
             return null;
         }
     }
+
+    private const string CommitBuckets = "runner_lmdb_commit_duration_seconds_bucket{le=\"";
+
+    /// <summary>The commit histogram's bucket edges the bench reads (6.4, 12.8 and 25.6 ms: the runner's buckets double from 0.1 ms).</summary>
+    private static readonly string[] s_commitEdges = ["0.0064", "0.0128", "0.0256"];
 
     /// <summary>
     /// Asks the runner to stop (SIGTERM, as an orchestrator does) and waits a while for it to exit, so what it
@@ -209,8 +227,23 @@ internal sealed class RunnerChild : IDisposable
 /// methods compiled (null when the runtime does not report them).
 /// </summary>
 internal readonly record struct GcReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2, double? AllocatedBytes,
-    double? JitSeconds = null, double? JitMethods = null)
+    double? JitSeconds = null, double? JitMethods = null, double[]? Commits = null)
 {
+    /// <summary>
+    /// "412 store commits, 9 / 3 / 0 over 6.4 / 12.8 / 25.6 ms" between <paramref name="from"/> and this reading; empty when
+    /// either has no commit histogram.
+    /// </summary>
+    public string CommitsSince(GcReading from)
+    {
+        if (Commits is not { } now || from.Commits is not { } then)
+        {
+            return string.Empty;
+        }
+        var all = now[^1] - then[^1];
+        double Over(int edge) => all - (now[edge] - then[edge]);
+        return Text.Inv($"; {all:F0} store commits, {Over(0):F0} / {Over(1):F0} / {Over(2):F0} over 6.4 / 12.8 / 25.6 ms");
+    }
+
     /// <summary>"paused 3.1 % of wall (gen0/1/2 12/3/1)" between <paramref name="from"/> and this reading, over <paramref name="events"/> events.</summary>
     public GcWindow Since(GcReading from, int events) => new(
         (PauseSeconds - from.PauseSeconds) / Stopwatch.GetElapsedTime(from.Timestamp, Timestamp).TotalSeconds,
