@@ -103,7 +103,9 @@ public sealed class ScaleOutTests(NatsServerFixture nats, ITestOutputHelper outp
         // under its worker id, took partitions again. (Whether it did so before the last command was
         // out depends on how fast it starts on a loaded box, not on what is under test.)
         await WaitPartitionedAsync(replicas, [r2, r3, r4], cts.Token);
-        Assert.Contains("acquired partition.", r2.CurrentOutput, StringComparison.Ordinal);
+        // Logged before /info says so, but written by the console logger's own thread: waited for, not read at once.
+        await replicas.WaitUntilAsync("r2 logs that it acquired partitions", s_settle,
+            _ => Task.FromResult(r2.CurrentOutput.Contains("acquired partition.", StringComparison.Ordinal)), cts.Token);
         Log(clock, "r2, r3, r4 share the partitions");
     }
 
@@ -147,7 +149,8 @@ public sealed class ScaleOutTests(NatsServerFixture nats, ITestOutputHelper outp
         await ledger.WaitForCommandsAsync(replicas, s_settle, cts.Token);
         Log(clock, $"every command is out ({ledger.Published} events)");
         await ledger.AssertExactFoldAsync(replicas, cts.Token);
-        Assert.Contains("is fenced", a.Output, StringComparison.Ordinal);
+        await replicas.WaitUntilAsync("a logs that it is fenced", s_settle,
+            _ => Task.FromResult(a.Output.Contains("is fenced", StringComparison.Ordinal)), cts.Token);
 
         // a is a live replica again: the two share the partitions, and events go on folding exactly.
         await WaitPartitionedAsync(replicas, [a, b], cts.Token);

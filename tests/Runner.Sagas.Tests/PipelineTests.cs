@@ -20,7 +20,8 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
         var headers = new NatsHeaders { ["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ["tracestate"] = "vendor=x", ["correlation-id"] = "req-9" };
         await h.PublishAsync("aggregate.acme.counter.k1.added", SagaHarness.CloudEvent("e-1", "added", new { n = 1 }), headers, cancellationToken: cts.Token);
 
-        await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Outbox) == 0 && h.Listener.Count == 1, s_wait, "transition and relay");
+        // The listener first: the outbox is empty before the commit too.
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count == 1 && h.Count(KeySpace.Outbox) == 0, s_wait, "transition and relay");
         var instance = h.Instance("acme", "counter", "k1")!;
         Assert.Equal(1, instance.Version);
         Assert.Equal(1, instance.State.GetProperty("count").GetInt32());
@@ -107,7 +108,7 @@ public sealed class PipelineTests(NatsServerFixture nats) : IClassFixture<NatsSe
 
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "counter", "k2")?.Version == 2, s_wait, "both distinct events");
         // The listener hears of a commit after the relay may have drained its outbox: wait for both.
-        await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Outbox) == 0 && h.Listener.Count >= 2, s_wait, "relay drained");
+        await SagaHarness.WaitUntilAsync(() => h.Listener.Count >= 2 && h.Count(KeySpace.Outbox) == 0, s_wait, "relay drained");
         var instance = h.Instance("acme", "counter", "k2")!;
         Assert.Equal([7, 8], instance.State.GetProperty("order").EnumerateArray().Select(e => e.GetInt32()));
         var commands = await h.CommandsAsync(cts.Token);

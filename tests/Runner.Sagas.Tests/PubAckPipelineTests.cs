@@ -68,7 +68,7 @@ public sealed class PubAckPipelineTests(NatsServerFixture nats) : IClassFixture<
 
         var stored = await pipeline.PublishAsync($"{subject}.a", "m"u8.ToArray(), "in-1", null, cts.Token);
         var nowhere = await pipeline.PublishAsync("no.stream." + Guid.NewGuid().ToString("N"), "m"u8.ToArray(), "in-2", null, cts.Token);
-        await SagaHarness.WaitUntilAsync(() => stored.IsCompleted && nowhere.IsCompleted, TimeSpan.FromSeconds(10), "both PubAcks in");
+        await SagaHarness.WaitUntilAsync(() => stored.IsCompleted && nowhere.IsCompleted, TimeSpan.FromSeconds(20), "both PubAcks in");
 
         var reading = stored.GetResponseAsync(cts.Token);
         Assert.True(reading.IsCompleted);

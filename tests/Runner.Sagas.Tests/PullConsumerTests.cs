@@ -57,7 +57,7 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         // Four at most beyond what was read, asked for once half of that is free: a pull per two messages, not one each.
         Assert.InRange(pull.Pulls, 25 / 4, 25 / 2 + 1);
         await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync(stream, "reader", cts.Token)).Info.AckFloor.StreamSeq == 25,
-            TimeSpan.FromSeconds(10), "every ack to reach the server");
+            TimeSpan.FromSeconds(20), "every ack to reach the server");
     }
 
     [Fact]
@@ -156,7 +156,7 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
 
         await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "expiring", 10, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(250), TimeProvider.System, cts.Token);
         // Two pulls expire with nothing to deliver; each is followed by another.
-        await SagaHarness.WaitUntilAsync(() => pull.Pulls >= 3, TimeSpan.FromSeconds(10), "pulls after the first two expired");
+        await SagaHarness.WaitUntilAsync(() => pull.Pulls >= 3, TimeSpan.FromSeconds(20), "pulls after the first two expired");
         (await js.PublishAsync(subject, new byte[] { 7 }, cancellationToken: cts.Token)).EnsureSuccess();
 
         await using var reader = pull.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);
@@ -173,7 +173,7 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         var (stream, _) = await CreateStreamAsync(js, cts.Token);
         await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig("doomed") { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
         await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "doomed", 10, TimeSpan.FromSeconds(30), Heartbeat, TimeProvider.System, cts.Token);
-        await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync(stream, "doomed", cts.Token)).Info.NumWaiting == 1, TimeSpan.FromSeconds(10), "the pull to wait at the server");
+        await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync(stream, "doomed", cts.Token)).Info.NumWaiting == 1, TimeSpan.FromSeconds(20), "the pull to wait at the server");
 
         await js.DeleteConsumerAsync(stream, "doomed", cts.Token);
 
@@ -197,12 +197,12 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         // Heartbeats far apart: only the reconnect can explain a pull within the time waited below.
         var heartbeat = TimeSpan.FromSeconds(20);
         await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "survivor", 10, TimeSpan.FromSeconds(60), heartbeat, TimeProvider.System, cts.Token);
-        await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync(stream, "survivor", cts.Token)).Info.NumWaiting == 1, TimeSpan.FromSeconds(10), "the first pull to wait at the server");
+        await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync(stream, "survivor", cts.Token)).Info.NumWaiting == 1, TimeSpan.FromSeconds(20), "the first pull to wait at the server");
         Assert.Equal(1, pull.Pulls);
 
         await nats.RestartAsync(TimeSpan.FromMilliseconds(500), cts.Token);
         await SagaHarness.WaitUntilAsync(() => connection.ConnectionState == NatsConnectionState.Open && pull.Pulls >= 2, heartbeat, "a pull once the connection opened again");
-        await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync(stream, "survivor", cts.Token)).Info.NumWaiting >= 1, TimeSpan.FromSeconds(10), "the pull to wait at the restarted server");
+        await SagaHarness.WaitUntilAsync(async () => (await js.GetConsumerAsync(stream, "survivor", cts.Token)).Info.NumWaiting >= 1, TimeSpan.FromSeconds(20), "the pull to wait at the restarted server");
         // One pull out, not one from before the restart and another after it.
         await Task.Delay(300, cts.Token);
         Assert.Equal(1, (await js.GetConsumerAsync(stream, "survivor", cts.Token)).Info.NumWaiting);
@@ -223,7 +223,7 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
 
         // No such consumer yet: the server drops its pulls without a word, not even a heartbeat.
         await using var pull = await PullConsumer.StartAsync(connection, js.Opts.Prefix, stream, "late", 10, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(300), TimeProvider.System, cts.Token);
-        await SagaHarness.WaitUntilAsync(() => pull.Pulls >= 3, TimeSpan.FromSeconds(10), "pulls asked again after silence");
+        await SagaHarness.WaitUntilAsync(() => pull.Pulls >= 3, TimeSpan.FromSeconds(20), "pulls asked again after silence");
         await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig("late") { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
         (await js.PublishAsync(subject, new byte[] { 5 }, cancellationToken: cts.Token)).EnsureSuccess();
 
@@ -236,7 +236,7 @@ public sealed class PullConsumerTests(NatsServerFixture nats) : IClassFixture<Na
         (await js.GetConsumerAsync(stream, consumer, cancellationToken)).Info.Delivered.ConsumerSeq;
 
     private static Task WaitDeliveredAsync(NatsJSContext js, string stream, string consumer, ulong count, CancellationToken cancellationToken) =>
-        SagaHarness.WaitUntilAsync(async () => await DeliveredAsync(js, stream, consumer, cancellationToken) >= count, TimeSpan.FromSeconds(10), $"{count} delivered");
+        SagaHarness.WaitUntilAsync(async () => await DeliveredAsync(js, stream, consumer, cancellationToken) >= count, TimeSpan.FromSeconds(20), $"{count} delivered");
 
     /// <summary>A new stream holding <paramref name="count"/> one-byte messages (1, 2, …) and an explicit-ack consumer on it.</summary>
     private static async Task<string> FilledAsync(NatsJSContext js, string consumer, int count, CancellationToken cancellationToken)

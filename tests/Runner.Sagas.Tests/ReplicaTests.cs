@@ -230,14 +230,17 @@ public sealed class ReplicaTests(NatsServerFixture nats) : IClassFixture<NatsSer
         await set.StartAsync("a");
         for (var k = 0; k < 16; k++)
         {
-            // Due in 10 s: b must start and half of the partitions move to it before they come due, with room
+            // Due in 15 s: b must start and half of the partitions move to it before they come due, with room
             // for a test process starved for a moment.
-            await folds.PublishAsync(set, "t" + k, cts.Token, type: "arm", extra: 10_000);
+            await folds.PublishAsync(set, "t" + k, cts.Token, type: "arm", extra: 15_000);
         }
         await folds.WaitForCommandsAsync(set, 16, s_wait, cts.Token);
         await set.StartAsync("b");
         await set.WaitBalancedAsync(["a", "b"], s_wait, "half of the partitions moved to b");
         await folds.WaitForCommandsAsync(set, 32, s_wait, cts.Token);
+        // A replica's listener hears of a commit after its command went to the relay: waited for, not read at once.
+        await SagaHarness.WaitUntilAsync(() => set.Replicas.Sum(r => r.Listener.Notices.Count(n => n.EventType == "timer.fired")) >= 16,
+            s_wait, "the 16 timer transitions heard of");
         await Task.Delay(1500, cts.Token); // a second firing would have come by now
         var commands = await set.CommandsAsync(cts.Token);
         folds.Verify(commands);

@@ -141,7 +141,7 @@ public sealed class RouterResumeTests(NatsServerFixture nats) : IClassFixture<Na
         }
         await last!.AckAsync(cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(async () => (await h.Js.GetConsumerAsync("AGGREGATE_EVENTS", former, cts.Token)).Info.AckFloor.StreamSeq == before + 2,
-            TimeSpan.FromSeconds(10), "the former consumer acked up to 8");
+            TimeSpan.FromSeconds(30), "the former consumer acked up to 8");
         var shared = h.Options.RouterConsumer("AGGREGATE_EVENTS");
         await h.Js.CreateOrUpdateConsumerAsync("AGGREGATE_EVENTS", new ConsumerConfig(shared) { AckPolicy = ConsumerConfigAckPolicy.Explicit }, cts.Token);
 

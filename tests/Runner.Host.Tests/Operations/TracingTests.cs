@@ -58,7 +58,7 @@ public sealed class TracingTests(NatsServerFixture nats) : IClassFixture<NatsSer
                 all = [.. spans];
             }
             return all.Count(a => a.TraceId == traceId) >= 6;
-        }, TimeSpan.FromSeconds(10), "the six spans of the trace to end");
+        }, TimeSpan.FromSeconds(30), "the six spans of the trace to end");
         var trace = all.Where(a => a.TraceId == traceId).ToList();
         string Describe() => string.Join("\n", all.Select(a => $"{a.DisplayName} {a.TraceId} {a.SpanId} <- {a.ParentSpanId}"));
         Activity One(string name, ActivitySpanId parent) =>
