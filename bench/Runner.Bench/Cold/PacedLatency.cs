@@ -124,7 +124,9 @@ internal sealed class PacedLatency
             return "none timed";
         }
         var start = timed.Min(t => t.Published);
-        return string.Join(", ", timed
+        // The wall clock of +0, to line the stalls up with a trace or a log of the runner's.
+        var startUtc = DateTime.UtcNow - Stopwatch.GetElapsedTime(start);
+        return Text.Inv($"(+0 = {startUtc:HH:mm:ss.fff} UTC) ") + string.Join(", ", timed
             .Select(t => (At: Stopwatch.GetElapsedTime(start, t.Published).TotalSeconds, Ms: Stopwatch.GetElapsedTime(t.Published, t.Arrived).TotalMilliseconds))
             .OrderByDescending(s => s.Ms).Take(top).OrderBy(s => s.At).Select(s => Text.Inv($"+{s.At:F2} s {s.Ms:F0} ms")));
     }
