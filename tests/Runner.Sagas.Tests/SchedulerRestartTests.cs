@@ -73,7 +73,7 @@ public sealed class SchedulerRestartTests(NatsServerFixture nats) : IClassFixtur
         using var cts = new CancellationTokenSource(s_wait);
         for (var i = 0; i < instances; i++)
         {
-            var schedules = Enumerable.Range(0, timersPerInstance).Select(t => (object)new { name = $"t{t}", after_ms = 4000 + (t * 10) }).ToArray();
+            var schedules = Enumerable.Range(0, timersPerInstance).Select(t => (object)new { name = $"t{t}", after_ms = 8000 + (t * 10) }).ToArray();
             await Timers.SetAsync(h, $"k{i}", $"set-k{i}", schedules, cancellationToken: cts.Token);
         }
         await SagaHarness.WaitUntilAsync(() => h.Count(KeySpace.Schedule) == instances * timersPerInstance, s_wait, "every timer stored");

@@ -50,7 +50,7 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Timed(), o => o with { Partitions = 2 });
         using var cts = new CancellationTokenSource(s_wait);
-        await Timers.SetAsync(h, "c1", "set-c1", [new { name = "a", after_ms = 3000 }, new { name = "b", after_ms = 3500 }], cancellationToken: cts.Token);
+        await Timers.SetAsync(h, "c1", "set-c1", [new { name = "a", after_ms = 6000 }, new { name = "b", after_ms = 6500 }], cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "timed", "c1")?.Version == 1, s_wait, "the timers to be set");
         var dueA = h.Instance("acme", "timed", "c1")!.Timers!["a"];
         await Timers.SetAsync(h, "c1", "cancel-c1", cancel: ["a"], cancellationToken: cts.Token);
@@ -81,10 +81,10 @@ public sealed class TimerTests(NatsServerFixture nats) : IClassFixture<NatsServe
     {
         await using var h = await SagaHarness.StartAsync(nats, TestSagas.Timed(), o => o with { Partitions = 2 });
         using var cts = new CancellationTokenSource(s_wait);
-        await Timers.SetAsync(h, "r1", "set-r1", [new { name = "a", after_ms = 3000 }], cancellationToken: cts.Token);
+        await Timers.SetAsync(h, "r1", "set-r1", [new { name = "a", after_ms = 6000 }], cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "timed", "r1")?.Version == 1, s_wait, "the first timer");
         var oldDue = h.Instance("acme", "timed", "r1")!.Timers!["a"];
-        await Timers.SetAsync(h, "r1", "reset-r1", [new { name = "a", after_ms = 4000 }], cancellationToken: cts.Token);
+        await Timers.SetAsync(h, "r1", "reset-r1", [new { name = "a", after_ms = 7000 }], cancellationToken: cts.Token);
         await SagaHarness.WaitUntilAsync(() => h.Instance("acme", "timed", "r1")?.Version == 2, s_wait, "the replacement");
         var newDue = h.Instance("acme", "timed", "r1")!.Timers!["a"];
         Assert.True(newDue > oldDue, $"the replacement is due later ({newDue} vs {oldDue})");
