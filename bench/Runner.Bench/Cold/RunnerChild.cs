@@ -135,9 +135,11 @@ internal sealed class RunnerChild : IDisposable
             double? jit = null;
             double? jitMethods = null;
             var collections = new long[3];
-            // Cumulative counts of the store's commits up to each bucket edge, +Inf last.
-            var commits = new double[s_commitEdges.Length + 1];
+            // Cumulative counts of the store's commits and the relay's dispatches up to each bucket edge, +Inf last.
+            var commits = new double[s_edges.Length + 1];
+            var dispatches = new double[s_edges.Length + 1];
             var commitsRead = false;
+            var dispatchesRead = false;
             foreach (var line in text.Split('\n'))
             {
                 if (line.StartsWith("system_runtime_dotnet_gc_pause_time ", StringComparison.Ordinal))
@@ -156,16 +158,8 @@ internal sealed class RunnerChild : IDisposable
                 {
                     jitMethods = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
                 }
-                if (line.StartsWith(CommitBuckets, StringComparison.Ordinal))
-                {
-                    var le = line.AsSpan(CommitBuckets.Length);
-                    var edge = le.StartsWith("+Inf\"") ? s_commitEdges.Length : Array.IndexOf(s_commitEdges, le[..le.IndexOf('"')].ToString());
-                    if (edge >= 0)
-                    {
-                        commits[edge] = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
-                        commitsRead = true;
-                    }
-                }
+                commitsRead |= ReadBucket(line, CommitBuckets, commits);
+                dispatchesRead |= ReadBucket(line, DispatchBuckets, dispatches);
                 for (var generation = 0; generation < 3; generation++)
                 {
                     if (line.StartsWith($"system_runtime_dotnet_gc_collections{{gc_heap_generation=\"gen{generation}\"}} ", StringComparison.Ordinal))
@@ -174,7 +168,7 @@ internal sealed class RunnerChild : IDisposable
                     }
                 }
             }
-            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2], allocated, jit, jitMethods, commitsRead ? commits : null) : null;
+            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2], allocated, jit, jitMethods, commitsRead ? commits : null, dispatchesRead ? dispatches : null) : null;
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
@@ -184,8 +178,27 @@ internal sealed class RunnerChild : IDisposable
 
     private const string CommitBuckets = "runner_lmdb_commit_duration_seconds_bucket{le=\"";
 
-    /// <summary>The commit histogram's bucket edges the bench reads (6.4, 12.8 and 25.6 ms: the runner's buckets double from 0.1 ms).</summary>
-    private static readonly string[] s_commitEdges = ["0.0064", "0.0128", "0.0256"];
+    private const string DispatchBuckets = "runner_outbox_dispatch_latency_seconds_bucket{le=\"";
+
+    /// <summary>The histograms' bucket edges the bench reads (6.4, 12.8 and 25.6 ms: the runner's buckets double from 0.1 ms).</summary>
+    private static readonly string[] s_edges = ["0.0064", "0.0128", "0.0256"];
+
+    /// <summary>Reads one bucket line of the histogram <paramref name="prefix"/> names into <paramref name="counts"/>; false for any other line.</summary>
+    private static bool ReadBucket(string line, string prefix, double[] counts)
+    {
+        if (!line.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            return false;
+        }
+        var le = line.AsSpan(prefix.Length);
+        var edge = le.StartsWith("+Inf\"") ? s_edges.Length : Array.IndexOf(s_edges, le[..le.IndexOf('"')].ToString());
+        if (edge < 0)
+        {
+            return false;
+        }
+        counts[edge] = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+        return true;
+    }
 
     /// <summary>
     /// Asks the runner to stop (SIGTERM, as an orchestrator does) and waits a while for it to exit, so what it
@@ -227,21 +240,26 @@ internal sealed class RunnerChild : IDisposable
 /// methods compiled (null when the runtime does not report them).
 /// </summary>
 internal readonly record struct GcReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2, double? AllocatedBytes,
-    double? JitSeconds = null, double? JitMethods = null, double[]? Commits = null)
+    double? JitSeconds = null, double? JitMethods = null, double[]? Commits = null, double[]? Dispatches = null)
 {
     /// <summary>
-    /// "412 store commits, 9 / 3 / 0 over 6.4 / 12.8 / 25.6 ms" between <paramref name="from"/> and this reading; empty when
-    /// either has no commit histogram.
+    /// "412 store commits, 9 / 3 / 0 over 6.4 / 12.8 / 25.6 ms; 80 commands dispatched, …" between <paramref name="from"/>
+    /// and this reading (a dispatch: from the transition's commit to the command's PubAck); empty for a histogram either
+    /// reading lacks.
     /// </summary>
-    public string CommitsSince(GcReading from)
+    public string CommitsSince(GcReading from) => Over(Commits, from.Commits, "store commits") + Over(Dispatches, from.Dispatches, "commands dispatched");
+
+    /// <remarks>A histogram that is not there yet at the window's start has recorded nothing: zeros.</remarks>
+    private static string Over(double[]? now, double[]? then, string what)
     {
-        if (Commits is not { } now || from.Commits is not { } then)
+        if (now is null)
         {
             return string.Empty;
         }
+        then ??= new double[now.Length];
         var all = now[^1] - then[^1];
-        double Over(int edge) => all - (now[edge] - then[edge]);
-        return Text.Inv($"; {all:F0} store commits, {Over(0):F0} / {Over(1):F0} / {Over(2):F0} over 6.4 / 12.8 / 25.6 ms");
+        double Above(int edge) => all - (now[edge] - then[edge]);
+        return Text.Inv($"; {all:F0} {what}, {Above(0):F0} / {Above(1):F0} / {Above(2):F0} over 6.4 / 12.8 / 25.6 ms");
     }
 
     /// <summary>"paused 3.1 % of wall (gen0/1/2 12/3/1)" between <paramref name="from"/> and this reading, over <paramref name="events"/> events.</summary>
