@@ -161,7 +161,7 @@ internal static class ColdBench
         }
 
         using var process = run.StartRunner(runner, manifests, variant, pipelined ? "p" : "b");
-        observer.Watch(process.Pid, process.Started, process.GcAsync);
+        observer.Watch(process.Pid, process.Started, process.MetricsAsync);
         if (pipelined)
         {
             TimeSpan ready;
@@ -190,7 +190,7 @@ internal static class ColdBench
             output.WriteLine(process.Tail());
             return null;
         }
-        var (firstGc, steadyGc) = await observer.GcAsync();
+        var (firstGc, steadyGc) = await observer.WindowsAsync();
         var result = observer.Result(variant.Name, pipelined, events) with { FirstGc = firstGc, SteadyGc = steadyGc };
         await subscription.UnsubscribeAsync();
         await observing;
@@ -254,7 +254,7 @@ internal static class ColdBench
             (CpuSnapshot.ProcessSeconds($"/proc/{process.Pid}/stat"), natsPid is { } pid ? CpuSnapshot.ProcessSeconds($"/proc/{pid}/stat") : double.NaN);
         async Task<(double Runner, double Nats)?> WindowAsync(int first, int count, string what)
         {
-            var gcBefore = await process.GcAsync(cancellationToken);
+            var gcBefore = await process.MetricsAsync(cancellationToken);
             var before = Cpu();
             var errors = await latency.PublishPacedAsync(js, first, count, options.Rate, cancellationToken);
             await Task.WhenAny(latency.UntilAsync((first + count) / ColdWorkload.DepositsPerAccount), Task.Delay(limit, cancellationToken));
@@ -265,9 +265,9 @@ internal static class ColdBench
                 return null;
             }
             var after = Cpu();
-            var gcAfter = await process.GcAsync(cancellationToken);
+            var gcAfter = await process.MetricsAsync(cancellationToken);
             var gc = gcBefore is { } g0 && gcAfter is { } g1
-                ? Text.Inv($"runner GC paused {(g1.PauseSeconds - g0.PauseSeconds) * 1000:F0} ms in all (collections gen0/1/2 {g1.Gen0 - g0.Gen0}/{g1.Gen1 - g0.Gen1}/{g1.Gen2 - g0.Gen2}){g1.CommitsSince(g0)}")
+                ? Text.Inv($"runner GC paused {(g1.PauseSeconds - g0.PauseSeconds) * 1000:F0} ms in all (collections gen0/1/2 {g1.Gen0 - g0.Gen0}/{g1.Gen1 - g0.Gen1}/{g1.Gen2 - g0.Gen2}){g1.SlowSince(g0)}")
                 : "no GC reading";
             output.WriteLine(Text.Inv($"  {what}: {count:N0} events at {options.Rate}/s{(errors > 0 ? $", {errors} publishes failed" : string.Empty)}; publish → command {latency.Latencies(first, count).Summary()}; {gc}"));
             output.WriteLine(Text.Inv($"    slowest (published at, latency): {latency.Slowest(first, count, 12)}"));
@@ -367,9 +367,9 @@ internal sealed record ColdResult(
     public double? WarmFirstRate { get; init; }
 
     /// <summary>The runner's GC pauses over the first 20,000 events and the steady state, from its <c>/metrics</c>.</summary>
-    public GcWindow? FirstGc { get; init; }
+    public MetricsWindow? FirstGc { get; init; }
 
-    public GcWindow? SteadyGc { get; init; }
+    public MetricsWindow? SteadyGc { get; init; }
 
     /// <summary>The runner's peak resident memory over the whole run (both passes when pipelined).</summary>
     public double? PeakRssMiB { get; init; }

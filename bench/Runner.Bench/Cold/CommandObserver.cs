@@ -18,8 +18,8 @@ internal sealed class CommandObserver(int expected, int? natsPid)
     private int _pid;
     private long _started;
     private int _arrived;
-    private Func<CancellationToken, Task<GcReading?>>? _gc;
-    private readonly Dictionary<int, Task<GcReading?>> _gcAt = [];
+    private Func<CancellationToken, Task<MetricsReading?>>? _metrics;
+    private readonly Dictionary<int, Task<MetricsReading?>> _metricsAt = [];
 
     private readonly record struct Sample(long Timestamp, double Runner, double Nats, double Self, double MachineBusy, double MachineTotal);
 
@@ -27,10 +27,10 @@ internal sealed class CommandObserver(int expected, int? natsPid)
 
     public int Arrived => Volatile.Read(ref _arrived);
 
-    /// <summary>The runner process to sample from now on, and when it was started; <paramref name="gc"/> reads its GC totals at the edges of both windows.</summary>
-    public void Watch(int pid, long started, Func<CancellationToken, Task<GcReading?>>? gc = null)
+    /// <summary>The runner process to sample from now on, and when it was started; <paramref name="metrics"/> reads its GC and JIT totals at the edges of both windows.</summary>
+    public void Watch(int pid, long started, Func<CancellationToken, Task<MetricsReading?>>? metrics = null)
     {
-        _gc = gc;
+        _metrics = metrics;
         _pid = pid;
         _started = started;
         _samples = new Sample[_groups];
@@ -52,10 +52,10 @@ internal sealed class CommandObserver(int expected, int? natsPid)
                 {
                     var index = (arrived / ColdWorkload.GroupKeys) - 1;
                     _samples[index] = Take();
-                    if (_gc is { } gc && (index == 0 || index == FirstGroups || index == SteadyFrom || index == _groups - 1))
+                    if (_metrics is { } read && (index == 0 || index == FirstGroups || index == SteadyFrom || index == _groups - 1))
                     {
                         // Not awaited: the count goes on while the runner answers.
-                        _gcAt[index] = gc(cancellationToken);
+                        _metricsAt[index] = read(cancellationToken);
                     }
                 }
                 if (arrived == expected)
@@ -80,11 +80,11 @@ internal sealed class CommandObserver(int expected, int? natsPid)
 
     private int SteadyFrom => (int)(_groups * 0.6);
 
-    /// <summary>GC pauses of the runner over the first window and the steady state (null where a reading is missing).</summary>
-    public async Task<(GcWindow? First, GcWindow? Steady)> GcAsync()
+    /// <summary>The runner's GC and JIT figures over the first window and the steady state (null where a reading is missing).</summary>
+    public async Task<(MetricsWindow? First, MetricsWindow? Steady)> WindowsAsync()
     {
-        async Task<GcWindow?> Window(int from, int to) =>
-            _gcAt.TryGetValue(from, out var a) && _gcAt.TryGetValue(to, out var b) && await a is { } start && await b is { } end ? end.Since(start, (to - from) * ColdWorkload.GroupEvents) : null;
+        async Task<MetricsWindow?> Window(int from, int to) =>
+            _metricsAt.TryGetValue(from, out var a) && _metricsAt.TryGetValue(to, out var b) && await a is { } start && await b is { } end ? end.Since(start, (to - from) * ColdWorkload.GroupEvents) : null;
         return (await Window(0, FirstGroups), await Window(SteadyFrom, _groups - 1));
     }
 

@@ -59,8 +59,13 @@ internal sealed class RunnerChild : IDisposable
         return child;
     }
 
-    /// <summary>Where every line of every runner goes too, with the milliseconds since its start: <c>BENCH_RUNNER_LOG</c>, for a look at what a start spends its time on.</summary>
-    private static readonly string? s_log = Environment.GetEnvironmentVariable("BENCH_RUNNER_LOG");
+    /// <summary>
+    /// Where every line of every runner goes too, with the milliseconds since its start: <c>BENCH_RUNNER_LOG</c>, for a
+    /// look at what a start spends its time on. Opened once, for the bench's life; written under its own lock.
+    /// </summary>
+    private static readonly StreamWriter? s_log = Environment.GetEnvironmentVariable("BENCH_RUNNER_LOG") is { Length: > 0 } path
+        ? new StreamWriter(path, append: true) { AutoFlush = true }
+        : null;
 
     private void Keep(string? line)
     {
@@ -72,7 +77,10 @@ internal sealed class RunnerChild : IDisposable
         {
             if (s_log is not null)
             {
-                File.AppendAllText(s_log, Text.Inv($"[{_process.Id} +{Elapsed.TotalMilliseconds,7:F0} ms] {line}{Environment.NewLine}"));
+                lock (s_log)
+                {
+                    s_log.WriteLine(Text.Inv($"[{_process.Id} +{Elapsed.TotalMilliseconds,7:F0} ms] {line}"));
+                }
             }
             _tail.Enqueue(line);
             while (_tail.Count > 40)
@@ -121,10 +129,11 @@ internal sealed class RunnerChild : IDisposable
     }
 
     /// <summary>
-    /// The runner's own garbage-collection totals from <c>/metrics</c> (the runtime's meters, as an operator's
-    /// Prometheus scrapes them); null when it does not answer in time. One request, at the edges of a window only.
+    /// The runner's own GC and JIT totals and its store-commit and dispatch histograms from <c>/metrics</c> (the
+    /// runtime's meters and Runner's, as an operator's Prometheus scrapes them); null when it does not answer in time.
+    /// One request, at the edges of a window only.
     /// </summary>
-    public async Task<GcReading?> GcAsync(CancellationToken cancellationToken)
+    public async Task<MetricsReading?> MetricsAsync(CancellationToken cancellationToken)
     {
         try
         {
@@ -142,33 +151,33 @@ internal sealed class RunnerChild : IDisposable
             var dispatchesRead = false;
             foreach (var line in text.Split('\n'))
             {
-                if (line.StartsWith("system_runtime_dotnet_gc_pause_time ", StringComparison.Ordinal))
+                // "name{labels} value": comments and lines without a number are not readings.
+                var space = line.LastIndexOf(' ');
+                if (line.StartsWith('#') || space <= 0
+                    || !double.TryParse(line.AsSpan(space + 1), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value))
                 {
-                    pause = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+                    continue;
                 }
-                if (line.StartsWith("system_runtime_dotnet_gc_heap_total_allocated", StringComparison.Ordinal) && !line.StartsWith('#'))
+                var name = line.AsSpan(0, space);
+                switch (name)
                 {
-                    allocated = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
-                }
-                if (line.StartsWith("system_runtime_dotnet_jit_compilation_time ", StringComparison.Ordinal))
-                {
-                    jit = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
-                }
-                if (line.StartsWith("system_runtime_dotnet_jit_compiled_methods ", StringComparison.Ordinal))
-                {
-                    jitMethods = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
-                }
-                commitsRead |= ReadBucket(line, CommitBuckets, commits);
-                dispatchesRead |= ReadBucket(line, DispatchBuckets, dispatches);
-                for (var generation = 0; generation < 3; generation++)
-                {
-                    if (line.StartsWith($"system_runtime_dotnet_gc_collections{{gc_heap_generation=\"gen{generation}\"}} ", StringComparison.Ordinal))
-                    {
-                        collections[generation] = (long)double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
-                    }
+                    case "system_runtime_dotnet_gc_pause_time": pause = value; break;
+                    case "system_runtime_dotnet_jit_compilation_time": jit = value; break;
+                    case "system_runtime_dotnet_jit_compiled_methods": jitMethods = value; break;
+                    case "system_runtime_dotnet_gc_collections{gc_heap_generation=\"gen0\"}": collections[0] = (long)value; break;
+                    case "system_runtime_dotnet_gc_collections{gc_heap_generation=\"gen1\"}": collections[1] = (long)value; break;
+                    case "system_runtime_dotnet_gc_collections{gc_heap_generation=\"gen2\"}": collections[2] = (long)value; break;
+                    default:
+                        if (name.StartsWith("system_runtime_dotnet_gc_heap_total_allocated", StringComparison.Ordinal))
+                        {
+                            allocated = value;
+                        }
+                        commitsRead |= ReadBucket(name, CommitBuckets, value, commits);
+                        dispatchesRead |= ReadBucket(name, DispatchBuckets, value, dispatches);
+                        break;
                 }
             }
-            return pause is { } seconds ? new GcReading(at, seconds, collections[0], collections[1], collections[2], allocated, jit, jitMethods, commitsRead ? commits : null, dispatchesRead ? dispatches : null) : null;
+            return pause is { } seconds ? new MetricsReading(at, seconds, collections[0], collections[1], collections[2], allocated, jit, jitMethods, commitsRead ? commits : null, dispatchesRead ? dispatches : null) : null;
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
@@ -183,20 +192,20 @@ internal sealed class RunnerChild : IDisposable
     /// <summary>The histograms' bucket edges the bench reads (6.4, 12.8 and 25.6 ms: the runner's buckets double from 0.1 ms).</summary>
     private static readonly string[] s_edges = ["0.0064", "0.0128", "0.0256"];
 
-    /// <summary>Reads one bucket line of the histogram <paramref name="prefix"/> names into <paramref name="counts"/>; false for any other line.</summary>
-    private static bool ReadBucket(string line, string prefix, double[] counts)
+    /// <summary>Reads one bucket of the histogram <paramref name="prefix"/> names into <paramref name="counts"/>; false for any other series.</summary>
+    private static bool ReadBucket(ReadOnlySpan<char> name, string prefix, double value, double[] counts)
     {
-        if (!line.StartsWith(prefix, StringComparison.Ordinal))
+        if (!name.StartsWith(prefix, StringComparison.Ordinal))
         {
             return false;
         }
-        var le = line.AsSpan(prefix.Length);
-        var edge = le.StartsWith("+Inf\"") ? s_edges.Length : Array.IndexOf(s_edges, le[..le.IndexOf('"')].ToString());
+        var le = name[prefix.Length..].TrimEnd("\"}");
+        var edge = le.SequenceEqual("+Inf") ? s_edges.Length : Array.IndexOf(s_edges, le.ToString());
         if (edge < 0)
         {
             return false;
         }
-        counts[edge] = double.Parse(line.AsSpan(line.LastIndexOf(' ') + 1), System.Globalization.CultureInfo.InvariantCulture);
+        counts[edge] = value;
         return true;
     }
 
@@ -235,11 +244,12 @@ internal sealed class RunnerChild : IDisposable
 }
 
 /// <summary>
-/// A process's GC totals at one moment: pause time (seconds), collections per generation (gen0 counts every
-/// collection) and bytes allocated since it started, with the JIT's compiling time (seconds, every thread's) and
-/// methods compiled (null when the runtime does not report them).
+/// A runner's totals at one moment: GC pause time (seconds), collections per generation (gen0 counts every
+/// collection), bytes allocated since it started, the JIT's compiling time (seconds, every thread's) and methods
+/// compiled (null when the runtime does not report them), and the cumulative buckets of its store-commit and
+/// dispatch histograms (null before either recorded anything).
 /// </summary>
-internal readonly record struct GcReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2, double? AllocatedBytes,
+internal readonly record struct MetricsReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2, double? AllocatedBytes,
     double? JitSeconds = null, double? JitMethods = null, double[]? Commits = null, double[]? Dispatches = null)
 {
     /// <summary>
@@ -247,7 +257,7 @@ internal readonly record struct GcReading(long Timestamp, double PauseSeconds, l
     /// and this reading (a dispatch: from the transition's commit to the command's PubAck); empty for a histogram either
     /// reading lacks.
     /// </summary>
-    public string CommitsSince(GcReading from) => Over(Commits, from.Commits, "store commits") + Over(Dispatches, from.Dispatches, "commands dispatched");
+    public string SlowSince(MetricsReading from) => Over(Commits, from.Commits, "store commits") + Over(Dispatches, from.Dispatches, "commands dispatched");
 
     /// <remarks>A histogram that is not there yet at the window's start has recorded nothing: zeros.</remarks>
     private static string Over(double[]? now, double[]? then, string what)
@@ -263,7 +273,7 @@ internal readonly record struct GcReading(long Timestamp, double PauseSeconds, l
     }
 
     /// <summary>"paused 3.1 % of wall (gen0/1/2 12/3/1)" between <paramref name="from"/> and this reading, over <paramref name="events"/> events.</summary>
-    public GcWindow Since(GcReading from, int events) => new(
+    public MetricsWindow Since(MetricsReading from, int events) => new(
         (PauseSeconds - from.PauseSeconds) / Stopwatch.GetElapsedTime(from.Timestamp, Timestamp).TotalSeconds,
         Gen0 - from.Gen0, Gen1 - from.Gen1, Gen2 - from.Gen2,
         AllocatedBytes - from.AllocatedBytes is { } bytes ? bytes / 1024 / events : null,
@@ -271,8 +281,8 @@ internal readonly record struct GcReading(long Timestamp, double PauseSeconds, l
         JitMethods - from.JitMethods is { } methods ? (long)methods : null);
 }
 
-/// <summary>GC pauses over a window as a share of its wall time, the collections in it, and what the process allocated per event in it.</summary>
-internal readonly record struct GcWindow(double PauseShare, long Gen0, long Gen1, long Gen2, double? AllocatedKiBPerEvent,
+/// <summary>GC pauses over a window as a share of its wall time, the collections in it, what the process allocated per event in it, and what the JIT compiled.</summary>
+internal readonly record struct MetricsWindow(double PauseShare, long Gen0, long Gen1, long Gen2, double? AllocatedKiBPerEvent,
     double? JitMs = null, long? JitMethods = null)
 {
     public override string ToString() =>
