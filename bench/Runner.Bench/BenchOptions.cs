@@ -118,6 +118,9 @@ internal sealed record BenchOptions
     /// <summary>What <see cref="Cold"/> runs each fresh process through: <c>backlog</c>, <c>pipelined</c>, <c>paced</c>.</summary>
     public IReadOnlyList<string> ColdModes { get; init; } = ["backlog", "pipelined"];
 
+    /// <summary>The paced mode of <see cref="Cold"/> also times each event's inbox message (a core subscription to the inbox subjects), splitting publish → command at the router's hop.</summary>
+    public bool PacedHops { get; init; }
+
     /// <summary>A published runner to start in <see cref="Cold"/>; null publishes <c>src/Runner.Host</c> first.</summary>
     public string? RunnerDir { get; init; }
 
@@ -168,7 +171,8 @@ internal sealed record BenchOptions
                             default: shipped and quickjit:DOTNET_TC_QuickJit=1, the JIT's own default);
                             --cold-modes backlog,pipelined,paced (default backlog,pipelined; paced: --rate R
                             events/s for --seconds S into the fresh process, then --cold-events at full speed,
-                            then R/s for S again: publish → command p50/p99 cold and warm)
+                            then R/s for S again: publish → command p50/p99 cold and warm; --paced-hops splits it
+                            at the inbox, from a core subscription to the inbox subjects)
 
         nats-server: RUNNER_TEST_NATS_URL if set, else the nats-server binary on a free 127.0.0.1 port.
         """;
@@ -278,6 +282,7 @@ internal sealed record BenchOptions
                     "--cold-rounds" => options with { ColdRounds = Int(1) },
                     "--cold-modes" => options with { ColdModes = Modes(Next()) },
                     "--runner" => options with { RunnerDir = Next() },
+                    "--paced-hops" => options with { PacedHops = true },
                     "--cold-variant" => options with { ColdVariants = [.. options.ColdVariants.Where(v => v.Explicit || ReferenceEquals(v, ColdVariant.Shipped)), ColdVariant.Parse(Next())] },
                     "--launch" => options with { Launch = true },
                     "--launches" => options with { Launches = Int(1) },

@@ -237,6 +237,8 @@ internal static class ColdBench
         var latency = new PacedLatency(window + events + window);
         await using var subscription = await connection.SubscribeCoreAsync<byte[]>("workflow.cmd.>", cancellationToken: cancellationToken);
         var observing = latency.RunAsync(subscription, cancellationToken);
+        await using var inbox = options.PacedHops ? await connection.SubscribeCoreAsync<byte[]>(Runner.Core.Subjects.Subjects.InboxPrefix + ".>", cancellationToken: cancellationToken) : null;
+        var watchingInbox = inbox is null ? Task.CompletedTask : latency.RunInboxAsync(inbox, cancellationToken);
 
         using var process = run.StartRunner(runner, manifests, variant, "paced");
         try
@@ -270,6 +272,11 @@ internal static class ColdBench
                 ? Text.Inv($"runner GC paused {(g1.PauseSeconds - g0.PauseSeconds) * 1000:F0} ms in all (collections gen0/1/2 {g1.Gen0 - g0.Gen0}/{g1.Gen1 - g0.Gen1}/{g1.Gen2 - g0.Gen2}){g1.SlowSince(g0)}")
                 : "no GC reading";
             output.WriteLine(Text.Inv($"  {what}: {count:N0} events at {options.Rate}/s{(errors > 0 ? $", {errors} publishes failed" : string.Empty)}; publish → command {latency.Latencies(first, count).Summary()}; {gc}"));
+            if (inbox is not null)
+            {
+                var (toInbox, fromInbox) = latency.Hops(first, count);
+                output.WriteLine(Text.Inv($"    publish → inbox p50 {toInbox.Ms(50):F2} p99 {toInbox.Ms(99):F2} max {toInbox.MaxMs:F2} ms; inbox → command p50 {fromInbox.Ms(50):F2} p99 {fromInbox.Ms(99):F2} max {fromInbox.MaxMs:F2} ms (n={toInbox.Count})"));
+            }
             output.WriteLine(Text.Inv($"    slowest (published at, latency): {latency.Slowest(first, count, 12)}"));
             return ((after.Runner - before.Runner) * 1e6 / count, (after.Nats - before.Nats) * 1e6 / count);
         }
@@ -295,6 +302,16 @@ internal static class ColdBench
             cold.Runner, cold.Nats, warm.Runner, warm.Nats);
         await subscription.UnsubscribeAsync();
         await observing;
+        if (inbox is not null)
+        {
+            await inbox.UnsubscribeAsync();
+        }
+        await watchingInbox;
+        if (inbox is not null)
+        {
+            await inbox.UnsubscribeAsync();
+        }
+        await watchingInbox;
         await process.StopAsync(TimeSpan.FromSeconds(20));
         return result;
     }

@@ -15,6 +15,8 @@ internal sealed class PacedLatency
 {
     private readonly long[] _published;
     private readonly long[] _arrived;
+    // When each account's latest deposit reached the inbox (its fifth is its last); all 0 unless the inbox is watched.
+    private readonly long[] _inbox;
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
     private int _commands;
     private int _expected = int.MaxValue;
@@ -26,6 +28,7 @@ internal sealed class PacedLatency
         var accounts = (events / ColdWorkload.DepositsPerAccount) + ColdWorkload.GroupKeys;
         _published = new long[accounts];
         _arrived = new long[accounts];
+        _inbox = new long[accounts];
     }
 
     public int Commands => Volatile.Read(ref _commands);
@@ -60,6 +63,29 @@ internal sealed class PacedLatency
                 if (Interlocked.Increment(ref _commands) >= Volatile.Read(ref _expected))
                 {
                     _done.TrySetResult();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Notes when each account's deposits reach the inbox, from a core subscription to the inbox subjects (an inbox
+    /// message is the event as the router re-encodes it, its data naming the account). An account's deposits reach its
+    /// partition in order, so the last noted is its fifth.
+    /// </summary>
+    public async Task RunInboxAsync(INatsSub<byte[]> subscription, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var msg in subscription.Msgs.ReadAllAsync(cancellationToken))
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (Account(msg.Data) is { } account && account < _inbox.Length)
+                {
+                    _inbox[account] = now;
                 }
             }
         }
@@ -112,6 +138,14 @@ internal sealed class PacedLatency
     public Percentiles Latencies(int first, int count) =>
         new(Timed(first, count).Select(t => (long)Stopwatch.GetElapsedTime(t.Published, t.Arrived).TotalMicroseconds));
 
+    /// <summary>The same split at the inbox, in µs: publish → inbox (the router's hop) and inbox → command (the partition worker and the relay).</summary>
+    public (Percentiles ToInbox, Percentiles FromInbox) Hops(int first, int count)
+    {
+        var timed = Timed(first, count).Where(t => t.Inbox > 0).ToList();
+        return (new(timed.Select(t => (long)Stopwatch.GetElapsedTime(t.Published, t.Inbox).TotalMicroseconds)),
+            new(timed.Select(t => (long)Stopwatch.GetElapsedTime(t.Inbox, t.Arrived).TotalMicroseconds)));
+    }
+
     /// <summary>
     /// When the slow ones of a window were published, as seconds after its first timed publish, with their latency:
     /// stalls at one moment, or spread over the window.
@@ -127,18 +161,23 @@ internal sealed class PacedLatency
         // The wall clock of +0, to line the stalls up with a trace or a log of the runner's.
         var startUtc = DateTime.UtcNow - Stopwatch.GetElapsedTime(start);
         return Text.Inv($"(+0 = {startUtc:HH:mm:ss.fff} UTC) ") + string.Join(", ", timed
-            .Select(t => (At: Stopwatch.GetElapsedTime(start, t.Published).TotalSeconds, Ms: Stopwatch.GetElapsedTime(t.Published, t.Arrived).TotalMilliseconds))
-            .OrderByDescending(s => s.Ms).Take(top).OrderBy(s => s.At).Select(s => Text.Inv($"+{s.At:F2} s {s.Ms:F0} ms")));
+            .Select(t => (At: Stopwatch.GetElapsedTime(start, t.Published).TotalSeconds, Ms: Stopwatch.GetElapsedTime(t.Published, t.Arrived).TotalMilliseconds,
+                Inbox: t.Inbox > 0 ? Stopwatch.GetElapsedTime(t.Published, t.Inbox).TotalMilliseconds : double.NaN))
+            .OrderByDescending(s => s.Ms).Take(top).OrderBy(s => s.At)
+            .Select(s => double.IsNaN(s.Inbox) ? Text.Inv($"+{s.At:F2} s {s.Ms:F0} ms") : Text.Inv($"+{s.At:F2} s {s.Ms:F0} ms (inbox at {s.Inbox:F0})")));
     }
 
-    /// <summary>The timed events among <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> whose command came: when each went out and when its command arrived.</summary>
-    private IEnumerable<(long Published, long Arrived)> Timed(int first, int count)
+    /// <summary>
+    /// The timed events among <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> whose command came: when
+    /// each went out, reached the inbox (0 when not seen there) and its command arrived.
+    /// </summary>
+    private IEnumerable<(long Published, long Inbox, long Arrived)> Timed(int first, int count)
     {
         for (var n = first; n < first + count; n++)
         {
             if (IsLastDeposit(n) && _published[AccountOf(n)] is > 0 and var published && _arrived[AccountOf(n)] is > 0 and var arrived)
             {
-                yield return (published, arrived);
+                yield return (published, _inbox[AccountOf(n)], arrived);
             }
         }
     }
