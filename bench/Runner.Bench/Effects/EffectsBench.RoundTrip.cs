@@ -126,11 +126,21 @@ internal sealed partial class EffectsBench
         var commits0 = Store.Writer.Commits;
         var requests0 = Upstream.Requests;
         var executed0 = worker.Executed;
+        // BENCH_ALLOC_TYPES=1: what the burst allocates, by type (sampled), the bench's publisher and upstream included.
+        using var types = Environment.GetEnvironmentVariable("BENCH_ALLOC_TYPES") == "1" ? new AllocTypes() : null;
         var cpu = CpuSnapshot.Take(_natsPid);
+        if (types is not null)
+        {
+            types.On = true;
+        }
         await PublishAsync(track, n, i => StartEvent(track, i), cancellationToken);
         var published = _timelines.NowUs();
         var complete = await WaitFinishedAsync(track, TimeSpan.FromSeconds(Math.Max(60, n / 50)), cancellationToken);
         var cpuDelta = new CpuDelta(cpu, CpuSnapshot.Take(_natsPid));
+        if (types is not null)
+        {
+            types.On = false;
+        }
         var t0 = track.FirstPublishedUs;
         var end = complete ? track.LastFinishedUs : _timelines.NowUs();
         var seconds = (end - t0) / 1e6;
@@ -149,6 +159,7 @@ internal sealed partial class EffectsBench
         _output.WriteLine($"  under full load: start-event publish → done commit  {underLoad.Summary()}");
         PrintHops(track, "    ");
         cpuDelta.Print(_output, "  ", n, "round trip");
+        types?.Print(_output);
         if (_options.ClaimAheadAb.Length > 1)
         {
             await worker.Runtime.DrainAsync(cancellationToken);
