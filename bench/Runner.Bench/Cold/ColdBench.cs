@@ -307,11 +307,6 @@ internal static class ColdBench
             await inbox.UnsubscribeAsync();
         }
         await watchingInbox;
-        if (inbox is not null)
-        {
-            await inbox.UnsubscribeAsync();
-        }
-        await watchingInbox;
         await process.StopAsync(TimeSpan.FromSeconds(20));
         return result;
     }
