@@ -13,6 +13,10 @@ internal sealed class AllocTypes : EventListener
     public readonly ConcurrentDictionary<string, long> Collections = new();
     public volatile bool On;
 
+    /// <summary>A listener already counting when <c>BENCH_ALLOC_TYPES=1</c> asks for one; otherwise null.</summary>
+    public static AllocTypes? StartIfAsked() =>
+        Environment.GetEnvironmentVariable("BENCH_ALLOC_TYPES") == "1" ? new AllocTypes { On = true } : null;
+
     protected override void OnEventSourceCreated(EventSource source)
     {
         if (source.Name == "Microsoft-Windows-DotNETRuntime")

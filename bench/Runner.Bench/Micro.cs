@@ -116,8 +116,7 @@ internal static class Micro
                 await worker.ProcessBatchAsync(NextBatch(), cancellationToken);
             }
             var prepared = Enumerable.Range(0, batches).Select(_ => NextBatch()).ToList();
-            using var types = Environment.GetEnvironmentVariable("BENCH_ALLOC_TYPES") == "1" ? new AllocTypes() : null;
-            if (types is not null) { types.On = true; }
+            using var types = AllocTypes.StartIfAsked();
             var commits0 = store.Writer.Commits;
             var cpu0 = ProcessCpu();
             var alloc0 = GC.GetTotalAllocatedBytes(precise: true);
@@ -137,7 +136,11 @@ internal static class Micro
             var cpu = ProcessCpu() - cpu0;
             var alloc = GC.GetTotalAllocatedBytes(precise: true) - alloc0;
             var events = batches * batchSize;
-            if (types is not null) { types.On = false; types.Print(output); }
+            if (types is not null)
+            {
+                types.On = false;
+                types.Print(output);
+            }
             output.WriteLine(Text.Inv($"  worker batch of {batchSize} (Process ×{batchSize} + 1 commit, durable={durable}): {1e6 * wall / events,7:F1} µs/event wall, {1e6 * cpu / events,7:F1} µs/event cpu (all threads), {alloc / (double)events / 1024,6:F1} KiB/event; {1e3 * wall / batches:F2} ms/batch; {store.Writer.Commits - commits0} commits"));
         }
 

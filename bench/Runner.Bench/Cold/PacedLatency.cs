@@ -45,25 +45,37 @@ internal sealed class PacedLatency
         return _done.Task;
     }
 
-    public async Task RunAsync(INatsSub<byte[]> subscription, CancellationToken cancellationToken)
+    /// <summary>Notes when each account's settle command arrives (a command re-published under the same id counts once).</summary>
+    public Task RunAsync(INatsSub<byte[]> subscription, CancellationToken cancellationToken) =>
+        ReadAsync(subscription, (msg, now) =>
+        {
+            if (msg.Headers?.TryGetValue("Nats-Msg-Id", out var id) == true && !_seen.Add(id.ToString()))
+            {
+                return;
+            }
+            Note(_arrived, msg.Data, now);
+            if (Interlocked.Increment(ref _commands) >= Volatile.Read(ref _expected))
+            {
+                _done.TrySetResult();
+            }
+        }, cancellationToken);
+
+    /// <summary>
+    /// Notes when each account's deposits reach the inbox, from a core subscription to the inbox subjects (an inbox
+    /// message is the event as the router re-encodes it, its data naming the account). An account's deposits reach its
+    /// partition in order, so the last noted is its fifth.
+    /// </summary>
+    public Task RunInboxAsync(INatsSub<byte[]> subscription, CancellationToken cancellationToken) =>
+        ReadAsync(subscription, (msg, now) => Note(_inbox, msg.Data, now), cancellationToken);
+
+    /// <summary>Hands every message of <paramref name="subscription"/> to <paramref name="handle"/> with the time it was read, until the subscription or the run ends.</summary>
+    private static async Task ReadAsync(INatsSub<byte[]> subscription, Action<NatsMsg<byte[]>, long> handle, CancellationToken cancellationToken)
     {
         try
         {
             await foreach (var msg in subscription.Msgs.ReadAllAsync(cancellationToken))
             {
-                var now = Stopwatch.GetTimestamp();
-                if (msg.Headers?.TryGetValue("Nats-Msg-Id", out var id) == true && !_seen.Add(id.ToString()))
-                {
-                    continue;
-                }
-                if (Account(msg.Data) is { } account && account < _arrived.Length)
-                {
-                    _arrived[account] = now;
-                }
-                if (Interlocked.Increment(ref _commands) >= Volatile.Read(ref _expected))
-                {
-                    _done.TrySetResult();
-                }
+                handle(msg, Stopwatch.GetTimestamp());
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -71,26 +83,12 @@ internal sealed class PacedLatency
         }
     }
 
-    /// <summary>
-    /// Notes when each account's deposits reach the inbox, from a core subscription to the inbox subjects (an inbox
-    /// message is the event as the router re-encodes it, its data naming the account). An account's deposits reach its
-    /// partition in order, so the last noted is its fifth.
-    /// </summary>
-    public async Task RunInboxAsync(INatsSub<byte[]> subscription, CancellationToken cancellationToken)
+    /// <summary>Notes <paramref name="now"/> for the account a message's data names, if it names one of this run's.</summary>
+    private static void Note(long[] times, byte[]? data, long now)
     {
-        try
+        if (Account(data) is { } account && account < times.Length)
         {
-            await foreach (var msg in subscription.Msgs.ReadAllAsync(cancellationToken))
-            {
-                var now = Stopwatch.GetTimestamp();
-                if (Account(msg.Data) is { } account && account < _inbox.Length)
-                {
-                    _inbox[account] = now;
-                }
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
+            times[account] = now;
         }
     }
 

@@ -145,8 +145,8 @@ internal sealed class RunnerChild : IDisposable
             double? jitMethods = null;
             var collections = new long[3];
             // Cumulative counts of the store's commits and the relay's dispatches up to each bucket edge, +Inf last.
-            var commits = new double[s_edges.Length + 1];
-            var dispatches = new double[s_edges.Length + 1];
+            var commits = new double[MetricsReading.Edges.Length + 1];
+            var dispatches = new double[MetricsReading.Edges.Length + 1];
             var commitsRead = false;
             var dispatchesRead = false;
             foreach (var line in text.Split('\n'))
@@ -189,9 +189,6 @@ internal sealed class RunnerChild : IDisposable
 
     private const string DispatchBuckets = "runner_outbox_dispatch_latency_seconds_bucket{le=\"";
 
-    /// <summary>The histograms' bucket edges the bench reads (6.4, 12.8 and 25.6 ms: the runner's buckets double from 0.1 ms).</summary>
-    private static readonly string[] s_edges = ["0.0064", "0.0128", "0.0256"];
-
     /// <summary>Reads one bucket of the histogram <paramref name="prefix"/> names into <paramref name="counts"/>; false for any other series.</summary>
     private static bool ReadBucket(ReadOnlySpan<char> name, string prefix, double value, double[] counts)
     {
@@ -200,7 +197,7 @@ internal sealed class RunnerChild : IDisposable
             return false;
         }
         var le = name[prefix.Length..].TrimEnd("\"}");
-        var edge = le.SequenceEqual("+Inf") ? s_edges.Length : Array.IndexOf(s_edges, le.ToString());
+        var edge = le.SequenceEqual("+Inf") ? MetricsReading.Edges.Length : Array.IndexOf(MetricsReading.Edges, le.ToString());
         if (edge < 0)
         {
             return false;
@@ -252,6 +249,11 @@ internal sealed class RunnerChild : IDisposable
 internal readonly record struct MetricsReading(long Timestamp, double PauseSeconds, long Gen0, long Gen1, long Gen2, double? AllocatedBytes,
     double? JitSeconds = null, double? JitMethods = null, double[]? Commits = null, double[]? Dispatches = null)
 {
+    /// <summary>The histograms' bucket edges read (seconds, as <c>le</c> labels them): 6.4, 12.8 and 25.6 ms, of the runner's buckets that double from 0.1 ms.</summary>
+    public static readonly string[] Edges = ["0.0064", "0.0128", "0.0256"];
+
+    private static readonly string s_overEdges = string.Join(" / ", Edges.Select(e => Text.Inv($"{double.Parse(e, System.Globalization.CultureInfo.InvariantCulture) * 1000:0.#}")));
+
     /// <summary>
     /// "412 store commits, 9 / 3 / 0 over 6.4 / 12.8 / 25.6 ms; 80 commands dispatched, …" between <paramref name="from"/>
     /// and this reading (a dispatch: from the transition's commit to the command's PubAck); empty for a histogram either
@@ -268,8 +270,7 @@ internal readonly record struct MetricsReading(long Timestamp, double PauseSecon
         }
         then ??= new double[now.Length];
         var all = now[^1] - then[^1];
-        double Above(int edge) => all - (now[edge] - then[edge]);
-        return Text.Inv($"; {all:F0} {what}, {Above(0):F0} / {Above(1):F0} / {Above(2):F0} over 6.4 / 12.8 / 25.6 ms");
+        return Text.Inv($"; {all:F0} {what}, {string.Join(" / ", Edges.Select((_, edge) => Text.Inv($"{all - (now[edge] - then[edge]):F0}")))} over {s_overEdges} ms");
     }
 
     /// <summary>"paused 3.1 % of wall (gen0/1/2 12/3/1)" between <paramref name="from"/> and this reading, over <paramref name="events"/> events.</summary>

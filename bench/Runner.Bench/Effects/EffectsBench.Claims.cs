@@ -224,13 +224,9 @@ internal sealed partial class EffectsBench
         var timeline = _timelines.Begin(prefix, count, 2, offset);
         await PublishAsync(timeline, count, i => Command(timeline, i), cancellationToken);
         // BENCH_ALLOC_TYPES=1: what the measured runs allocate, by type (sampled).
-        using var types = print && Environment.GetEnvironmentVariable("BENCH_ALLOC_TYPES") == "1" ? new AllocTypes() : null;
+        using var types = print ? AllocTypes.StartIfAsked() : null;
         var cpu = CpuSnapshot.Take(_natsPid);
         var t0 = _timelines.NowUs();
-        if (types is not null)
-        {
-            types.On = true;
-        }
         var nodes = await Task.WhenAll(Enumerable.Range(1, workers).Select(w => StartNodeAsync("bench-w" + Inv(w), effect, executor, cancellationToken)));
         bool complete;
         try
@@ -245,10 +241,7 @@ internal sealed partial class EffectsBench
             }
         }
         var cpuDelta = new CpuDelta(cpu, CpuSnapshot.Take(_natsPid));
-        if (types is not null)
-        {
-            types.On = false;
-        }
+        types?.On = false;
         var end = complete ? timeline.LastFinishedUs : _timelines.NowUs();
         var seconds = (end - t0) / 1e6;
         var run = new ClaimRun(workers, timeline.FinishedCount, seconds, timeline.FinishedCount / seconds,

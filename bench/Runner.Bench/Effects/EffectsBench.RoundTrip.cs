@@ -127,20 +127,13 @@ internal sealed partial class EffectsBench
         var requests0 = Upstream.Requests;
         var executed0 = worker.Executed;
         // BENCH_ALLOC_TYPES=1: what the burst allocates, by type (sampled), the bench's publisher and upstream included.
-        using var types = Environment.GetEnvironmentVariable("BENCH_ALLOC_TYPES") == "1" ? new AllocTypes() : null;
+        using var types = AllocTypes.StartIfAsked();
         var cpu = CpuSnapshot.Take(_natsPid);
-        if (types is not null)
-        {
-            types.On = true;
-        }
         await PublishAsync(track, n, i => StartEvent(track, i), cancellationToken);
         var published = _timelines.NowUs();
         var complete = await WaitFinishedAsync(track, TimeSpan.FromSeconds(Math.Max(60, n / 50)), cancellationToken);
         var cpuDelta = new CpuDelta(cpu, CpuSnapshot.Take(_natsPid));
-        if (types is not null)
-        {
-            types.On = false;
-        }
+        types?.On = false;
         var t0 = track.FirstPublishedUs;
         var end = complete ? track.LastFinishedUs : _timelines.NowUs();
         var seconds = (end - t0) / 1e6;
