@@ -60,7 +60,7 @@ internal static class DemoPipeline
                     writer.Write($"{{\"order_id\":\"{id}\",\"customer_id\":\"c-{random.Next(5000)}\",\"amount\":{amount},\"status\":\"{statuses[random.Next(3)]}\",\"ts\":\"2026-11-{random.Next(1, 29):00}T{random.Next(24):00}:00:00Z\"}}\n");
                 }
             }
-            inputs.Add(new JsonObject { ["partition"] = $"p{p}", ["path"] = path });
+            inputs.Add((JsonNode)new JsonObject { ["partition"] = $"p{p}", ["path"] = path });
         }
         return new JsonObject
         {

@@ -54,7 +54,7 @@ internal static class PartitionsCommand
         {
             foreach (var row in table.Partitions)
             {
-                Console.WriteLine(JsonSerializer.Serialize(row));
+                Console.WriteLine(JsonSerializer.Serialize(row, Http.HttpJsonContext.Default.PartitionRow));
             }
             return;
         }

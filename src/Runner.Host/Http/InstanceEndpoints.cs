@@ -28,16 +28,16 @@ internal static class InstanceEndpoints
             var (filter, error) = InstanceRequests.Filter(request.Query.Select(q => KeyValuePair.Create(q.Key, q.Value.ToString())), time.GetUtcNow());
             if (filter is null)
             {
-                return Results.Json(new { error }, statusCode: 400);
+                return HttpJson.Error(error, 400);
             }
             try
             {
                 var list = await InstanceQueryClient.ListAsync(components.Nats, components.Settings.SagaOptions(), filter, s_wait, ct);
-                return Results.Json(new { instances = list.Instances, truncated = list.Truncated, partitions_answered = list.Answered.Count, partitions_missing = list.Missing });
+                return HttpJson.Reply(new InstanceListHttpReply(list.Instances, list.Truncated, list.Answered.Count, list.Missing), HttpJsonContext.Default.InstanceListHttpReply);
             }
             catch (InstanceQueryException ex)
             {
-                return Results.Json(new { error = ex.Message }, statusCode: 400);
+                return HttpJson.Error(ex.Message, 400);
             }
         });
         admin.MapGet("/instances/{saga}/{key}", async (string saga, string key, string? tenant, CancellationToken ct) =>
@@ -47,9 +47,10 @@ internal static class InstanceEndpoints
             var replies = await InstanceLookup.ShowAsync(components.Nats, options, saga, key, tenant, s_wait, ct);
             return replies.Count switch
             {
-                0 => Results.Json(new { error = $"no instance {saga}/{key}{(tenant is null ? "" : $" of tenant {tenant}")} (or no replica owning its partition answered)" }, statusCode: 404),
+                0 => HttpJson.Error($"no instance {saga}/{key}{(tenant is null ? "" : $" of tenant {tenant}")} (or no replica owning its partition answered)", 404),
                 1 => Results.Json(replies[0], InstanceJsonContext.Default.InstanceShowReply),
-                _ => Results.Json(new { error = $"{replies.Count} tenants have an instance {saga}/{key}: add ?tenant=", tenants = replies.Select(r => r.Summary!.Tenant) }, statusCode: 409),
+                _ => HttpJson.Reply(new AmbiguousInstanceReply($"{replies.Count} tenants have an instance {saga}/{key}: add ?tenant=", replies.Select(r => r.Summary!.Tenant)),
+                    HttpJsonContext.Default.AmbiguousInstanceReply, 409),
             };
         });
         admin.MapGet("/quarantine", async (HttpRequest request, CancellationToken ct) =>
@@ -58,49 +59,49 @@ internal static class InstanceEndpoints
             var (filter, _, error) = QuarantineRequests.Filter(Pairs(request), time.GetUtcNow());
             if (filter is null)
             {
-                return Results.Json(new { error }, statusCode: 400);
+                return HttpJson.Error(error, 400);
             }
             var (entries, truncated) = await Sagas.Quarantine.QuarantineClient.ListAsync(components.Nats, components.Settings.SagaOptions().ConsumerPrefix, filter, ct);
-            return Results.Json(new { entries, truncated });
+            return HttpJson.Reply(new QuarantineListReply(entries, truncated), HttpJsonContext.Default.QuarantineListReply);
         });
         admin.MapPost("/quarantine/{action}", async (string action, HttpRequest request, CancellationToken ct) =>
         {
             if (action is not (Sagas.Quarantine.QuarantineService.Requeue or Sagas.Quarantine.QuarantineService.Discard))
             {
-                return Results.Json(new { error = $"unknown action '{action}': requeue or discard" }, statusCode: 404);
+                return HttpJson.Error($"unknown action '{action}': requeue or discard", 404);
             }
             var components = control.Components!;
             var dryRun = request.Query.TryGetValue("dry_run", out var flag) && bool.TryParse(flag.ToString(), out var d) && d;
             var (filter, all, error) = QuarantineRequests.Filter(Pairs(request).Where(p => p.Key != "dry_run"), time.GetUtcNow());
             if (filter is null)
             {
-                return Results.Json(new { error }, statusCode: 400);
+                return HttpJson.Error(error, 400);
             }
             if (filter.SelectsEverything && !all)
             {
-                return Results.Json(new { error = $"{action} needs id= or a filter; all=true to {action} every record" }, statusCode: 400);
+                return HttpJson.Error($"{action} needs id= or a filter; all=true to {action} every record", 400);
             }
             var results = await Sagas.Quarantine.QuarantineClient.ActAsync(components.Nats, components.Settings.SagaOptions().ConsumerPrefix, action, filter, dryRun, ct);
-            return Results.Json(new { dry_run = dryRun, results });
+            return HttpJson.Reply(new QuarantineActReply(dryRun, results), HttpJsonContext.Default.QuarantineActReply);
         });
         admin.MapPost("/instances/{saga}/{key}/reset", async (string saga, string key, long? to, string? tenant, string? confirm, CancellationToken ct) =>
         {
             if (to is null)
             {
-                return Results.Json(new { error = "to= (the version to go back to) is required" }, statusCode: 400);
+                return HttpJson.Error("to= (the version to go back to) is required", 400);
             }
             var components = control.Components!;
             var result = confirm is null
                 ? await InstanceReset.PreviewAsync(components.Nats, components.Settings.SagaOptions(), components.Manifests, saga, key, tenant, to.Value, s_wait, ct)
                 : await InstanceReset.ApplyAsync(components.Nats, components.Settings.SagaOptions(), components.Manifests, saga, key, tenant, to.Value, confirm, s_wait, ct);
             var status = result.Error is null ? 200 : 409;
-            return Results.Json(new { dry_run = confirm is null, applied = result.Applied, error = result.Error, preview = result.Preview, instance = result.After }, statusCode: status);
+            return HttpJson.Reply(new ResetReply(confirm is null, result.Applied, result.Error, result.Preview, result.After), HttpJsonContext.Default.ResetReply, status);
         });
         admin.MapPost("/instances/{saga}/{key}/{action}", async (string saga, string key, string action, string? tenant, CancellationToken ct) =>
         {
             if (!Sagas.Partitions.PartitionWorker.ControlActions.Contains(action, StringComparer.Ordinal))
             {
-                return Results.Json(new { error = $"unknown action '{action}': resume, skip or cancel" }, statusCode: 404);
+                return HttpJson.Error($"unknown action '{action}': resume, skip or cancel", 404);
             }
             var components = control.Components!;
             var result = await InstanceControl.SendAsync(components.Nats, components.Settings.SagaOptions(), action, saga, key, tenant, s_wait, ct);
@@ -111,7 +112,7 @@ internal static class InstanceEndpoints
                 ControlOutcome.NotApplied when result.Instance is null => 504,
                 _ => 409,
             };
-            return Results.Json(new { outcome = result.Outcome.ToString().ToLowerInvariant(), message = result.Message, instance = result.Instance }, statusCode: status);
+            return HttpJson.Reply(new ControlReply(result.Outcome.ToString().ToLowerInvariant(), result.Message, result.Instance), HttpJsonContext.Default.ControlReply, status);
         });
     }
 }

@@ -26,7 +26,7 @@ internal static class OperationsEndpoints
         {
             if (control.Components is not { } components)
             {
-                return Results.Json(new { status = "unhealthy", state = control.State, failing = new[] { "runner" } }, statusCode: 503);
+                return HttpJson.Reply(new HealthDownReply("unhealthy", control.State, ["runner"]), HttpJsonContext.Default.HealthDownReply, 503);
             }
             var checks = await health.RunAsync(components, ct);
             var failing = checks.Where(c => !c.Ok).ToList();
@@ -34,12 +34,13 @@ internal static class OperationsEndpoints
             {
                 OperationsLog.Unhealthy(logger, check.Name, check.Error ?? "-");
             }
-            return Results.Json(new
-            {
-                status = failing.Count == 0 ? "healthy" : "unhealthy",
-                failing = failing.Select(c => c.Name),
-                checks = checks.ToDictionary(c => c.Name, c => new { ok = c.Ok, error = c.Error }),
-            }, statusCode: failing.Count == 0 ? 200 : 503);
+            return HttpJson.Reply(
+                new HealthReply(
+                    failing.Count == 0 ? "healthy" : "unhealthy",
+                    failing.Select(c => c.Name),
+                    checks.ToDictionary(c => c.Name, c => new HealthCheckReply(c.Ok, c.Error))),
+                HttpJsonContext.Default.HealthReply,
+                failing.Count == 0 ? 200 : 503);
         });
 
         app.MapGet("/ready", async (CancellationToken ct) =>
@@ -47,7 +48,7 @@ internal static class OperationsEndpoints
             // Not ready the moment a drain or shutdown begins, without waiting for a probe.
             if (!control.AcceptingWork || control.Components is not { } components)
             {
-                return Results.Json(new { ready = false, state = control.State }, statusCode: 503);
+                return HttpJson.Reply(new ReadyReply(false, control.State, null), HttpJsonContext.Default.ReadyReply, 503);
             }
             var failing = (await health.RecentAsync(components, s_readyProbeMaxAge, ct)).Where(c => !c.Ok).Select(c => c.Name).ToList();
             // A saga replica takes work once it holds what it took at its start, restored and reading.
@@ -55,14 +56,14 @@ internal static class OperationsEndpoints
             {
                 failing.Add("partitions");
             }
-            return Results.Json(new { ready = failing.Count == 0, state = control.State, failing }, statusCode: failing.Count == 0 ? 200 : 503);
+            return HttpJson.Reply(new ReadyReply(failing.Count == 0, control.State, failing), HttpJsonContext.Default.ReadyReply, failing.Count == 0 ? 200 : 503);
         });
 
         app.MapMetrics("/metrics");
 
         app.MapGet("/info", () => control.Components is null
-            ? Results.Json(new { state = control.State }, statusCode: 503)
-            : Results.Json(info.Describe()));
+            ? HttpJson.Reply(new StateReply(control.State), HttpJsonContext.Default.StateReply, 503)
+            : HttpJson.Reply(info.Describe(), HttpJsonContext.Default.JsonObject));
 
         var admin = app.MapGroup("/admin");
         admin.AddEndpointFilter(async (context, next) =>
@@ -71,17 +72,17 @@ internal static class OperationsEndpoints
             if (!token.Enabled)
             {
                 OperationsLog.AdminRefused(logger, path, "admin endpoints are disabled");
-                return Results.Json(new { error = "admin endpoints are disabled: set RUNNER_ADMIN_TOKEN_FILE to enable them" }, statusCode: 403);
+                return HttpJson.Error("admin endpoints are disabled: set RUNNER_ADMIN_TOKEN_FILE to enable them", 403);
             }
             if (!token.Accepts(context.HttpContext.Request.Headers.Authorization))
             {
                 OperationsLog.AdminRefused(logger, path, "missing or wrong bearer token");
                 context.HttpContext.Response.Headers.WWWAuthenticate = "Bearer";
-                return Results.Json(new { error = "a valid bearer token is required" }, statusCode: 401);
+                return HttpJson.Error("a valid bearer token is required", 401);
             }
             if (control.Components is null)
             {
-                return Results.Json(new { error = "runner is not running", state = control.State }, statusCode: 503);
+                return HttpJson.Error("runner is not running", control.State, 503);
             }
             return await next(context);
         });
@@ -89,12 +90,12 @@ internal static class OperationsEndpoints
         admin.MapPost("/drain", () =>
         {
             var status = control.BeginDrain("admin");
-            return Results.Json(status, statusCode: status.State == "drained" ? 200 : 202);
+            return HttpJson.Reply(status, HttpJsonContext.Default.DrainStatus, status.State == "drained" ? 200 : 202);
         });
-        admin.MapGet("/drain", () => Results.Json(control.Status()));
+        admin.MapGet("/drain", () => HttpJson.Reply(control.Status(), HttpJsonContext.Default.DrainStatus));
         admin.MapPost("/resume", async (CancellationToken ct) => await control.ResumeAsync(ct)
-            ? Results.Json(control.Status())
-            : Results.Json(new { error = "not draining", state = control.State }, statusCode: 409));
+            ? HttpJson.Reply(control.Status(), HttpJsonContext.Default.DrainStatus)
+            : HttpJson.Error("not draining", control.State, 409));
         InstanceEndpoints.Map(admin, control, TimeProvider.System);
         StatusEndpoints.Map(admin, control, throughput, TimeProvider.System);
         AdminUiEndpoints.Map(app);
@@ -103,22 +104,17 @@ internal static class OperationsEndpoints
             var outcome = await control.ReloadAsync(ct, force == true);
             if (!outcome.Applied && outcome.Check is { } check)
             {
-                return Results.Json(new
-                {
-                    applied = false,
-                    version = outcome.Version,
-                    error = "replaying live instances through the changed scripts diverges from what they did: declare the change in the manifest (version and migrate: true), or force the reload with ?force=true",
-                    check,
-                }, statusCode: 422);
+                return HttpJson.Reply(
+                    new ReloadDivergedReply(false, outcome.Version,
+                        "replaying live instances through the changed scripts diverges from what they did: declare the change in the manifest (version and migrate: true), or force the reload with ?force=true",
+                        check),
+                    HttpJsonContext.Default.ReloadDivergedReply, 422);
             }
             return outcome.Applied
-                ? Results.Json(outcome)
-                : Results.Json(new
-                {
-                    applied = false,
-                    version = outcome.Version,
-                    errors = outcome.Errors.Select(e => new { file = e.File, line = e.Line, column = e.Column, message = e.Message, text = e.ToString() }),
-                }, statusCode: 422);
+                ? HttpJson.Reply(outcome, HttpJsonContext.Default.ReloadOutcome)
+                : HttpJson.Reply(
+                    new ReloadInvalidReply(false, outcome.Version, outcome.Errors.Select(e => new ReloadErrorReply(e.File, e.Line, e.Column, e.Message, e.ToString()))),
+                    HttpJsonContext.Default.ReloadInvalidReply, 422);
         });
     }
 }

@@ -27,14 +27,14 @@ internal static class StatusEndpoints
             {
                 var table = await PartitionTable.ReadAsync(new NatsJSContext(components.Nats), components.Settings, time, timeout.Token);
                 return table is null
-                    ? Results.Json(new { error = $"no ownership bucket {components.Settings.SagaOptions().OwnershipBucket}: no saga replica has run with this consumer prefix" }, statusCode: 404)
-                    : Results.Json(table);
+                    ? HttpJson.Error($"no ownership bucket {components.Settings.SagaOptions().OwnershipBucket}: no saga replica has run with this consumer prefix", 404)
+                    : HttpJson.Reply(table, HttpJsonContext.Default.PartitionTable);
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
             {
-                return Results.Json(new { error = $"could not read the partitions: {ex.Message}" }, statusCode: 503);
+                return HttpJson.Error($"could not read the partitions: {ex.Message}", 503);
             }
         });
-        admin.MapGet("/throughput", () => Results.Json(throughput.Read(control.Settings.WorkerId, time)));
+        admin.MapGet("/throughput", () => HttpJson.Reply(throughput.Read(control.Settings.WorkerId, time), HttpJsonContext.Default.ThroughputSample));
     }
 }

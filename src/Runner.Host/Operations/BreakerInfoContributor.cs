@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Polly.CircuitBreaker;
 using Runner.Effects.Resilience;
 
@@ -12,29 +13,28 @@ internal sealed class BreakerInfoContributor(RunnerControl control) : IInfoContr
 {
     public string Section => "breakers";
 
-    public object? Describe()
+    public JsonNode? Describe()
     {
         if (control.Components?.Effects?.Executor is not EffectExecutor executor)
         {
             return null;
         }
-        return executor.Pipelines.BreakerStates()
+        return JsonNodes.Array(executor.Pipelines.BreakerStates()
             .OrderBy(b => b.Effect, StringComparer.Ordinal)
             .ThenBy(b => b.Upstream, StringComparer.Ordinal)
-            .Select(b => new
+            .Select(b => (JsonNode?)new JsonObject
             {
-                effect = b.Effect,
-                upstream = b.Upstream,
-                state = b.State switch
+                ["effect"] = b.Effect,
+                ["upstream"] = b.Upstream,
+                ["state"] = b.State switch
                 {
                     CircuitState.Closed => "closed",
                     CircuitState.HalfOpen => "half_open",
                     CircuitState.Open => "open",
                     _ => "isolated",
                 },
-                held = b.Held,
-                opened = b.Opened,
-            })
-            .ToList();
+                ["held"] = b.Held,
+                ["opened"] = b.Opened,
+            }));
     }
 }

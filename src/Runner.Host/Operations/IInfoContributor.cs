@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+
 namespace Runner.Host.Operations;
 
 /// <summary>
@@ -9,6 +11,6 @@ internal interface IInfoContributor
     /// <summary>The JSON property the section appears under.</summary>
     string Section { get; }
 
-    /// <summary>A JSON-serializable value describing the section now.</summary>
-    object? Describe();
+    /// <summary>The section now; null when it does not apply to this process.</summary>
+    JsonNode? Describe();
 }

@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Text.Json.Nodes;
 using Runner.Host.Settings;
 
 namespace Runner.Host.Operations;
@@ -22,14 +23,14 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
     /// <summary>The commit the build came from, when the build knew it (<c>SourceRevisionId</c>).</summary>
     public static string? Commit => s_informational.Split('+') is [_, var commit, ..] ? commit : null;
 
-    public Dictionary<string, object?> Describe()
+    public JsonObject Describe()
     {
         var components = control.Components ?? throw new InvalidOperationException("runner is not running");
         var settings = control.Settings;
         var manifests = components.Manifests;
         var sagas = components.Sagas;
         var streams = settings.JetStream.Streams;
-        var report = new Dictionary<string, object?>(StringComparer.Ordinal)
+        var report = new JsonObject
         {
             ["version"] = Version,
             ["commit"] = Commit,
@@ -39,7 +40,7 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
             ["worker_id"] = settings.WorkerId,
             ["runtime"] = RuntimeReport.Describe(),
             ["nats"] = RedactedUrl(settings.NatsUrl),
-            ["streams"] = new Dictionary<string, string>(StringComparer.Ordinal)
+            ["streams"] = new JsonObject
             {
                 ["aggregate_events"] = streams.AggregateEvents,
                 ["pipeline_events"] = streams.PipelineEvents,
@@ -48,20 +49,35 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
                 ["lineage"] = streams.Lineage,
                 ["inbox"] = streams.Inbox,
             },
-            ["consumers"] = components.Consumers().Select(c => new { stream = c.Stream, consumer = c.Consumer, role = c.Role }),
-            ["partitions"] = settings.Partitions,
-            ["owned_partitions"] = sagas?.OwnedPartitions ?? [],
-            ["ownership"] = sagas?.Coordinator is { } coordinator ? Ownership(coordinator, sagas, TimeProvider.System) : null,
-            ["manifest"] = new
+            ["consumers"] = JsonNodes.Array(components.Consumers().Select(c => (JsonNode?)new JsonObject
             {
-                version = manifests.Hash,
-                sagas = manifests.Sagas.Select(s => new
+                ["stream"] = c.Stream,
+                ["consumer"] = c.Consumer,
+                ["role"] = c.Role,
+            })),
+            ["partitions"] = settings.Partitions,
+            ["owned_partitions"] = JsonNodes.Array(sagas?.OwnedPartitions ?? []),
+            ["ownership"] = sagas?.Coordinator is { } coordinator ? Ownership(coordinator, sagas, TimeProvider.System) : null,
+            ["manifest"] = new JsonObject
+            {
+                ["version"] = manifests.Hash,
+                ["sagas"] = JsonNodes.Array(manifests.Sagas.Select(s => (JsonNode?)new JsonObject
                 {
-                    name = s.Name,
-                    script_version = s.Script.Hash,
-                    triggers = s.Manifest.Triggers.Select(t => new { stream = t.Stream, subject = t.Subject.Text }),
-                }),
-                effects = manifests.Effects.Select(e => new { name = e.Name, provider = e.Provider, pool = e.Pool, concurrency = e.Concurrency }),
+                    ["name"] = s.Name,
+                    ["script_version"] = s.Script.Hash,
+                    ["triggers"] = JsonNodes.Array(s.Manifest.Triggers.Select(t => (JsonNode?)new JsonObject
+                    {
+                        ["stream"] = t.Stream,
+                        ["subject"] = t.Subject.Text,
+                    })),
+                })),
+                ["effects"] = JsonNodes.Array(manifests.Effects.Select(e => (JsonNode?)new JsonObject
+                {
+                    ["name"] = e.Name,
+                    ["provider"] = e.Provider,
+                    ["pool"] = e.Pool,
+                    ["concurrency"] = e.Concurrency,
+                })),
             },
             [SliceIsolationSection] = null,
         };
@@ -73,34 +89,34 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
     }
 
     /// <summary>Each held partition with its epoch, lease and snapshot; the routers held; the bucket.</summary>
-    private static object Ownership(Sagas.Ownership.PartitionCoordinator coordinator, Sagas.SagaRuntime sagas, TimeProvider time)
+    private static JsonObject Ownership(Sagas.Ownership.PartitionCoordinator coordinator, Sagas.SagaRuntime sagas, TimeProvider time)
     {
         var nowMs = time.GetUtcNow().ToUnixTimeMilliseconds();
-        object Lease(Sagas.Ownership.OwnedLease lease) => new
+        JsonObject Lease(Sagas.Ownership.OwnedLease lease) => new()
         {
-            epoch = lease.Epoch,
-            lease_ms = lease.Record.LeaseMs,
-            lease_left_ms = Math.Max(0, (long)((lease.ValidUntil - time.GetTimestamp()) * 1000.0 / time.TimestampFrequency)),
+            ["epoch"] = lease.Epoch,
+            ["lease_ms"] = lease.Record.LeaseMs,
+            ["lease_left_ms"] = Math.Max(0, (long)((lease.ValidUntil - time.GetTimestamp()) * 1000.0 / time.TimestampFrequency)),
         };
-        return new
+        return new JsonObject
         {
-            bucket = coordinator.Bucket,
-            incarnation = coordinator.Incarnation,
-            partitions = sagas.PartitionLeases.Select(l => new
+            ["bucket"] = coordinator.Bucket,
+            ["incarnation"] = coordinator.Incarnation,
+            ["partitions"] = JsonNodes.Array(sagas.PartitionLeases.Select(l => (JsonNode?)new JsonObject
             {
-                partition = l.Partition!.Value.Value,
-                lease = Lease(l),
-                checkpoint = l.Record.Checkpoint,
-                snapshot_seq = l.Record.Snapshots.Count > 0 ? l.Record.Snapshots[0].Sequence : (ulong?)null,
-                snapshot_bytes = l.Record.Snapshots.Count > 0 ? l.Record.Snapshots[0].Bytes : (long?)null,
-                snapshot_age_ms = l.Record.Snapshots.Count > 0 ? nowMs - l.Record.Snapshots[0].AtMs : (long?)null,
-                manifest = l.Record.Versions.Count > 0 ? l.Record.Versions[^1].Manifest : null,
-            }),
-            routers = coordinator.Owned.Where(l => l.Partition is null).Select(l => new
+                ["partition"] = l.Partition!.Value.Value,
+                ["lease"] = Lease(l),
+                ["checkpoint"] = l.Record.Checkpoint,
+                ["snapshot_seq"] = l.Record.Snapshots.Count > 0 ? l.Record.Snapshots[0].Sequence : (ulong?)null,
+                ["snapshot_bytes"] = l.Record.Snapshots.Count > 0 ? l.Record.Snapshots[0].Bytes : (long?)null,
+                ["snapshot_age_ms"] = l.Record.Snapshots.Count > 0 ? nowMs - l.Record.Snapshots[0].AtMs : (long?)null,
+                ["manifest"] = l.Record.Versions.Count > 0 ? l.Record.Versions[^1].Manifest : null,
+            })),
+            ["routers"] = JsonNodes.Array(coordinator.Owned.Where(l => l.Partition is null).Select(l => (JsonNode?)new JsonObject
             {
-                stream = l.Key[Sagas.Ownership.OwnershipBucket.RouterPrefix.Length..],
-                lease = Lease(l),
-            }),
+                ["stream"] = l.Key[Sagas.Ownership.OwnershipBucket.RouterPrefix.Length..],
+                ["lease"] = Lease(l),
+            })),
         };
     }
 

@@ -58,5 +58,9 @@ internal sealed record ManifestChanges(
 
     // Where a declaration sits in its file is not a change.
     private static string Fingerprint(EffectManifest effect) =>
-        JsonSerializer.Serialize(effect with { File = string.Empty, Line = 0 });
+        JsonSerializer.Serialize(effect with { File = string.Empty, Line = 0 }, ManifestFingerprintJsonContext.Default.EffectManifest);
 }
+
+/// <summary>An effect declaration written whole, to tell whether a reload changed it.</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(EffectManifest))]
+internal sealed partial class ManifestFingerprintJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

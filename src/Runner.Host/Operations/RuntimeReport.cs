@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Reflection.PortableExecutable;
 using System.Runtime;
+using System.Runtime.CompilerServices;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 
 namespace Runner.Host.Operations;
@@ -12,25 +14,26 @@ namespace Runner.Host.Operations;
 /// </summary>
 internal static class RuntimeReport
 {
-    public static Dictionary<string, object?> Describe()
+    public static JsonObject Describe()
     {
         var gc = GC.GetConfigurationVariables();
-        return new Dictionary<string, object?>(StringComparer.Ordinal)
+        return new JsonObject
         {
             ["dotnet"] = Environment.Version.ToString(),
             ["processors"] = Environment.ProcessorCount,
             ["precompiled"] = Precompiled,
-            ["gc"] = new Dictionary<string, object?>(StringComparer.Ordinal)
+            ["native_aot"] = NativeAot,
+            ["gc"] = new JsonObject
             {
                 ["server"] = GCSettings.IsServerGC,
-                ["concurrent"] = gc.GetValueOrDefault("ConcurrentGC"),
+                ["concurrent"] = JsonNodes.Value(gc.GetValueOrDefault("ConcurrentGC")),
                 ["heaps"] = Heaps(gc),
                 ["dynamic_adaptation"] = Datas(gc),
-                ["heap_hard_limit_bytes"] = gc.GetValueOrDefault("GCHeapHardLimit"),
-                ["gen0_max_budget_bytes"] = gc.GetValueOrDefault("GCGen0MaxBudget"),
+                ["heap_hard_limit_bytes"] = JsonNodes.Value(gc.GetValueOrDefault("GCHeapHardLimit")),
+                ["gen0_max_budget_bytes"] = JsonNodes.Value(gc.GetValueOrDefault("GCGen0MaxBudget")),
                 // Collections so far, each counted in every generation up to the one it collected; the start-up
                 // compaction is the first gen2 one.
-                ["collections"] = new Dictionary<string, object?>(StringComparer.Ordinal)
+                ["collections"] = new JsonObject
                 {
                     ["gen0"] = GC.CollectionCount(0),
                     ["gen1"] = GC.CollectionCount(1),
@@ -46,17 +49,22 @@ internal static class RuntimeReport
         var gc = GC.GetConfigurationVariables();
         HostLog.Runtime(logger, Environment.Version.ToString(), Environment.ProcessorCount,
             GCSettings.IsServerGC ? "server" : "workstation", Heaps(gc), Datas(gc) != 0 ? "on" : "off",
-            Precompiled ? "precompiled (ReadyToRun)" : "compiled on first call");
+            NativeAot ? "compiled ahead of time (NativeAOT)" : Precompiled ? "precompiled (ReadyToRun)" : "compiled on first call");
     }
+
+    /// <summary>Whether this process is a native executable (<c>PublishAot</c>): no JIT, nothing compiled while it runs.</summary>
+    public static bool NativeAot => !RuntimeFeature.IsDynamicCodeSupported;
 
     /// <summary>
     /// Whether the runner's own code carries a ReadyToRun image, as a published runner's does (the image;
     /// bench/README.md "Precompiled images"), or is compiled on its first call, as a build's is: the second
     /// starts about 2 s later and applies its first events later.
     /// </summary>
-    public static bool Precompiled => s_precompiled.Value;
+    public static bool Precompiled => NativeAot || s_precompiled.Value;
 
-    private static readonly Lazy<bool> s_precompiled = new(() => HasReadyToRunImage(typeof(RuntimeReport).Assembly.Location));
+    // Beside the executable, by name: a native executable has no assembly files (and Assembly.Location is empty).
+    private static readonly Lazy<bool> s_precompiled = new(() =>
+        HasReadyToRunImage(Path.Combine(AppContext.BaseDirectory, typeof(RuntimeReport).Assembly.GetName().Name + ".dll")));
 
     /// <summary>Whether the assembly at <paramref name="path"/> holds precompiled code (its CLI header names a ReadyToRun header).</summary>
     internal static bool HasReadyToRunImage(string path)

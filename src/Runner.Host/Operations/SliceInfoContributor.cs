@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+
 namespace Runner.Host.Operations;
 
 /// <summary>
@@ -9,23 +11,23 @@ internal sealed class SliceInfoContributor(RunnerControl control) : IInfoContrib
 {
     public string Section => InfoReport.SliceIsolationSection;
 
-    public object? Describe()
+    public JsonNode? Describe()
     {
         if (control.Components?.Slices is not { } slices)
         {
             return null;
         }
         var capabilities = slices.Capabilities;
-        return new
+        return new JsonObject
         {
-            isolated = capabilities.Isolated,
-            sandbox = capabilities.Sandbox,
-            sandbox_version = capabilities.SandboxVersion,
-            namespaces = capabilities.Namespaces,
-            cgroup_version = capabilities.CgroupVersion,
-            cgroup_controllers = capabilities.CgroupControllers,
-            uid = capabilities.Uid,
-            problems = capabilities.Problems,
+            ["isolated"] = capabilities.Isolated,
+            ["sandbox"] = capabilities.Sandbox,
+            ["sandbox_version"] = capabilities.SandboxVersion,
+            ["namespaces"] = JsonNodes.Array(capabilities.Namespaces),
+            ["cgroup_version"] = capabilities.CgroupVersion,
+            ["cgroup_controllers"] = JsonNodes.Array(capabilities.CgroupControllers),
+            ["uid"] = capabilities.Uid,
+            ["problems"] = JsonNodes.Array(capabilities.Problems),
         };
     }
 }

@@ -27,13 +27,18 @@ internal static class NativeLmdbResolver
         NativeLibrary.SetDllImportResolver(typeof(LightningDB.LightningEnvironment).Assembly, Resolve);
     }
 
+    /// <summary>Where this assembly was loaded from, when a host loads it from elsewhere than its own directory; none in a native executable.</summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("SingleFile", "IL3000",
+        Justification = "Empty in a native executable, where the library sits beside the executable (AppContext.BaseDirectory), which is tried first.")]
+    private static string? AssemblyDirectory() => Path.GetDirectoryName(typeof(NativeLmdbResolver).Assembly.Location);
+
     private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
     {
         if (libraryName is not ("lmdb" or "liblmdb"))
         {
             return IntPtr.Zero;
         }
-        foreach (var directory in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(NativeLmdbResolver).Assembly.Location) })
+        foreach (var directory in new[] { AppContext.BaseDirectory, AssemblyDirectory() })
         {
             if (string.IsNullOrEmpty(directory))
             {
