@@ -63,6 +63,28 @@ runner_browser_prereqs() {
 
 # Publishes runner-slice with NativeAOT into artifacts/runner-slice (a single file the slice
 # sandbox can bind) unless it is already newer than every source of it; prints its path.
+# The runner compiled ahead of time (NativeAOT), for the tests that run it (NativeRunnerTests, the demo's).
+# Its publish must not warn about Runner's own code (reflection the compiler cannot see through fails at run
+# time); Jint's warnings name its CLR interop, which the script sandbox turns off.
+runner_native_aot() {
+  local out="artifacts/runner-native/runner" log
+  if [ ! -x "$out" ] || [ -n "$(find src Directory.Build.props Directory.Packages.props -newer "$out" -type f -not -path '*/bin/*' -not -path '*/obj/*' | head -n1)" ]; then
+    log="$(mktemp)"
+    if ! dotnet publish src/Runner.Host -c Release -r linux-x64 -p:PublishAot=true -o artifacts/runner-native -nologo >"$log" 2>&1; then
+      cat "$log" >&2
+      rm -f "$log"
+      return 1
+    fi
+    if grep 'warning IL' "$log" | grep -v 'Jint' >&2; then
+      echo "the NativeAOT publish of the runner warns about Runner's code (above)" >&2
+      rm -f "$log"
+      return 1
+    fi
+    rm -f "$log"
+  fi
+  echo "$PWD/$out"
+}
+
 runner_slice_aot() {
   local out="artifacts/runner-slice/runner-slice"
   if [ ! -x "$out" ] || [ -n "$(find src/Runner.Slice Directory.Build.props Directory.Packages.props -newer "$out" -type f -not -path '*/bin/*' -not -path '*/obj/*' | head -n1)" ]; then

@@ -7,7 +7,13 @@ namespace Runner.Host.Tests;
 public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
     [Fact]
-    public async Task Demo_runs_every_sample_order_to_its_end_and_a_pipeline_of_sandboxed_slices_with_a_retry()
+    public Task Demo_runs_every_sample_order_to_its_end_and_a_pipeline_of_sandboxed_slices_with_a_retry() => RunAsync(nats, executable: null);
+
+    /// <summary>
+    /// The demo on <paramref name="nats"/> (a server of its own: the demo's streams and sample events are its alone),
+    /// by the build's runner on the JIT or by the native one at <paramref name="executable"/>.
+    /// </summary>
+    internal static async Task RunAsync(NatsServerFixture nats, string? executable)
     {
         var sliceBinary = await SliceBinary.PathAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(180));
@@ -20,7 +26,7 @@ public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServer
             ["RUNNER_DATA_DIR"] = dir.File("data"),
             ["RUNNER_SLICE_BIN"] = sliceBinary,
             ["PIPELINE_ROOT"] = dir.File("pipelines"),
-        });
+        }, executable);
 
         var exit = await runner.WaitForExitAsync(cts.Token);
 
@@ -62,4 +68,11 @@ public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServer
         var outCount = long.Parse(System.Text.RegularExpressions.Regex.Match(output, @"records in, ([0-9,]+) out").Groups[1].Value.Replace(",", "", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture);
         Assert.Equal(outCount, written);
     }
+}
+
+/// <summary>The main job on the runner compiled ahead of time (NativeAOT): the same demo, end to end, on a server of its own.</summary>
+public sealed class NativeDemoTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    [Fact]
+    public async Task The_native_runner_runs_the_demo_to_the_same_end() => await DemoTests.RunAsync(nats, await NativeRunner.PathAsync());
 }

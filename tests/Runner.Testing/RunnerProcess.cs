@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Runner.Testing;
 
-/// <summary>The real <c>runner</c> executable, started as a child process (dotnet runner.dll).</summary>
+/// <summary>The real <c>runner</c> executable, started as a child process (dotnet runner.dll, or the native executable).</summary>
 internal sealed class RunnerProcess : IDisposable
 {
     private readonly Process _process;
@@ -47,15 +47,24 @@ internal sealed class RunnerProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    public static RunnerProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string> environment)
+    public int Id => _process.Id;
+
+    /// <summary>
+    /// Starts the runner with <paramref name="args"/>: the build's <c>runner.dll</c> on the JIT, or the native
+    /// executable at <paramref name="executable"/> (<see cref="NativeRunner"/>).
+    /// </summary>
+    public static RunnerProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string> environment, string? executable = null)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(executable ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Dll);
+        if (executable is null)
+        {
+            start.ArgumentList.Add(Dll);
+        }
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);

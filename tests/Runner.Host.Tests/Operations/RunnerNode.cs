@@ -64,6 +64,9 @@ internal sealed class RunnerNode : IAsyncDisposable
 
     public Dictionary<string, string> Environment { get; }
 
+    /// <summary>The native runner this node runs (<see cref="NativeRunner"/>); null for the build's on the JIT.</summary>
+    public string? Executable { get; private init; }
+
     public string ManifestDir => Dir.File("manifests");
 
     /// <summary>Starts the runner and waits until it is ready (or fails with its output).</summary>
@@ -74,7 +77,8 @@ internal sealed class RunnerNode : IAsyncDisposable
         bool adminToken = true,
         Action<Dictionary<string, string>>? configure = null,
         bool waitReady = true,
-        IReadOnlyDictionary<string, string>? extraManifests = null)
+        IReadOnlyDictionary<string, string>? extraManifests = null,
+        string? executable = null)
     {
         var dir = new TempDirectory("runner-ops");
         Directory.CreateDirectory(dir.File("manifests"));
@@ -103,7 +107,7 @@ internal sealed class RunnerNode : IAsyncDisposable
         }
         configure?.Invoke(environment);
         var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(20) };
-        var node = new RunnerNode(dir, RunnerProcess.Start(["serve"], environment), environment, http);
+        var node = new RunnerNode(dir, RunnerProcess.Start(["serve"], environment, executable), environment, http) { Executable = executable };
         if (waitReady)
         {
             await node.WaitReadyAsync(cancellationToken);
@@ -192,7 +196,7 @@ internal sealed class RunnerNode : IAsyncDisposable
     public async Task RestartAsync(CancellationToken cancellationToken)
     {
         Process.Dispose();
-        Process = RunnerProcess.Start(["serve"], Environment);
+        Process = RunnerProcess.Start(["serve"], Environment, Executable);
         await WaitReadyAsync(cancellationToken);
     }
 
