@@ -125,7 +125,7 @@ internal sealed record BenchOptions
     public string? RunnerDir { get; init; }
 
     /// <summary>Variants of <see cref="Cold"/>: a name and the environment it adds to the runner process.</summary>
-    public IReadOnlyList<ColdVariant> ColdVariants { get; init; } = [ColdVariant.Shipped, ColdVariant.Parse("quickjit:DOTNET_TC_QuickJit=1") with { Explicit = false }];
+    public IReadOnlyList<ColdVariant> ColdVariants { get; init; } = [ColdVariant.Shipped, ColdVariant.Jit];
 
     public const string Usage = """
         Runner.Bench — load command for the saga runner (real nats-server, real LMDB).
@@ -168,7 +168,8 @@ internal sealed record BenchOptions
                             times, taking turns; the summary gives median and range); --runner DIR (a published runner; default:
                             publish src/Runner.Host first); --cold-variant NAME[:ITEM,...] (repeatable; an
                             item is VAR=VALUE, -p:Property=Value or @DIR, a runner published from elsewhere;
-                            default: shipped and quickjit:DOTNET_TC_QuickJit=1, the JIT's own default);
+                            default: shipped, as the image publishes it (NativeAOT), and jit, the
+                            precompiled build on the JIT (-p:PublishAot=false));
                             --cold-modes backlog,pipelined,paced (default backlog,pipelined; paced: --rate R
                             events/s for --seconds S into the fresh process, then --cold-events at full speed,
                             then R/s for S again: publish → command p50/p99 cold and warm; --paced-hops splits it

@@ -36,7 +36,7 @@ internal static class ColdBench
                     return published;
                 }
                 var key = string.Join(" ", variant.PublishArgs);
-                if (key.Length == 0 && options.RunnerDir is { } given)
+                if (ReferenceEquals(variant.PublishArgs, ColdVariant.ImagePublish) && options.RunnerDir is { } given)
                 {
                     return given;
                 }
@@ -49,7 +49,7 @@ internal static class ColdBench
             }
             var manifests = Path.Combine(root, "manifests");
             ColdWorkload.Write(manifests);
-            output.WriteLine(Text.Inv($"Runner.Bench --cold  events={events} (accounts of {ColdWorkload.DepositsPerAccount} deposits, groups of {ColdWorkload.GroupKeys}), {Environment.ProcessorCount} cores, runner from {(options.RunnerDir is null ? "a fresh publish of src/Runner.Host (-c Release)" : options.RunnerDir)}, .NET {Environment.Version}"));
+            output.WriteLine(Text.Inv($"Runner.Bench --cold  events={events} (accounts of {ColdWorkload.DepositsPerAccount} deposits, groups of {ColdWorkload.GroupKeys}), {Environment.ProcessorCount} cores, runner from {(options.RunnerDir is null ? "a fresh publish of src/Runner.Host (-c Release, as the image: NativeAOT)" : options.RunnerDir)}, .NET {Environment.Version}"));
             output.WriteLine(Text.Inv($"  machine load average at start: {File.ReadAllText("/proc/loadavg").Trim()} (other work on this machine skews every figure)"));
             output.WriteLine(MachineSpeed.Line("at start"));
             output.WriteLine(Text.Inv($"  each run: a new nats-server, a fresh `runner serve` (RUNNER_MODE=saga, defaults, durable LMDB, empty data directory); first = events {ColdWorkload.GroupEvents:N0}–{ColdWorkload.GroupEvents + FirstEvents:N0}, steady = the last {SteadyShare:P0}"));
@@ -331,7 +331,7 @@ internal static class ColdBench
         return null;
     }
 
-    /// <summary><c>dotnet publish src/Runner.Host -c Release</c> into <paramref name="target"/>, as the image does.</summary>
+    /// <summary><c>dotnet publish src/Runner.Host -c Release</c> with <paramref name="properties"/> into <paramref name="target"/>.</summary>
     private static async Task<string> PublishAsync(string target, IReadOnlyList<string> properties, TextWriter output, CancellationToken cancellationToken)
     {
         var repository = RepositoryRoot() ?? throw new InvalidOperationException("run from the repository (Runner.slnx not found above the working directory), or pass --runner DIR");

@@ -5,8 +5,14 @@ namespace Runner.Bench.Cold;
 /// <param name="RunnerDir">A runner published elsewhere (another commit, to compare in one run); null: published here.</param>
 internal sealed record ColdVariant(string Name, IReadOnlyDictionary<string, string> Environment, IReadOnlyList<string> PublishArgs, bool Explicit, string? RunnerDir = null)
 {
-    /// <summary>The runner as published, with nothing added.</summary>
-    public static ColdVariant Shipped { get; } = new("shipped", new Dictionary<string, string>(), [], Explicit: false);
+    /// <summary>How <c>docker/Dockerfile</c> publishes the runner: a native executable for this machine.</summary>
+    public static IReadOnlyList<string> ImagePublish { get; } = ["-p:RuntimeIdentifier=linux-x64", "-p:PublishAot=true"];
+
+    /// <summary>The runner as the image publishes it (compiled ahead of time, NativeAOT), with nothing added.</summary>
+    public static ColdVariant Shipped { get; } = new("shipped", new Dictionary<string, string>(), ImagePublish, Explicit: false);
+
+    /// <summary>The runner on the JIT, precompiled (ReadyToRun), as <c>dotnet publish src/Runner.Host</c> gives it without the image's setting.</summary>
+    public static ColdVariant Jit { get; } = new("jit", new Dictionary<string, string>(), ["-p:PublishAot=false"], Explicit: false);
 
     /// <summary>
     /// <c>NAME</c> or <c>NAME:ITEM,ITEM</c>, each item <c>VAR=VALUE</c> (environment), <c>-p:Property=Value</c> (publish)
@@ -45,7 +51,7 @@ internal sealed record ColdVariant(string Name, IReadOnlyDictionary<string, stri
         return new ColdVariant(name, environment, publish, Explicit: true, runnerDir);
     }
 
-    public string Describe() => Environment.Count + PublishArgs.Count == 0 && RunnerDir is null
+    public string Describe() => Environment.Count == 0 && (PublishArgs.Count == 0 || ReferenceEquals(PublishArgs, ImagePublish)) && RunnerDir is null
         ? Name + " (as published)"
         : $"{Name} ({string.Join(" ", Environment.Select(e => $"{e.Key}={e.Value}").Concat(PublishArgs.Select(p => "published " + p)).Concat(RunnerDir is null ? [] : ["runner from " + RunnerDir]))})";
 }

@@ -71,9 +71,34 @@ public sealed class NativeRunnerTests(NatsServerFixture nats) : IClassFixture<Na
         var page = await node.GetAsync("admin/ui/", ct);
         Assert.True(page.Status == HttpStatusCode.OK, page.Text);
 
+        // The image's health check, as its HEALTHCHECK and the stack files run it: the native runner asks its own endpoint.
+        using (var probe = RunnerProcess.Start(["health"], new Dictionary<string, string>
+        {
+            ["DOTNET_gcServer"] = "0",
+            ["RUNNER_HTTP_URLS"] = node.Environment["RUNNER_HTTP_URLS"],
+        }, executable))
+        {
+            Assert.True(await probe.WaitForExitAsync(ct) == 0, probe.Output);
+        }
+
         var drain = await node.PostAsync("admin/drain", ct);
         Assert.True(drain.Status is HttpStatusCode.OK or HttpStatusCode.Accepted, drain.Text);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await node.GetAsync("ready", ct)).Status);
         Assert.Equal(0, await node.TerminateAsync(ct));
+    }
+
+    [Fact]
+    public async Task The_native_runner_takes_its_GC_settings_from_the_environment_as_the_JIT_build_does()
+    {
+        var executable = await NativeRunner.PathAsync();
+        await using var scope = await OpsScope.StartAsync(nats);
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, scope.Token, executable: executable,
+            configure: environment => environment["DOTNET_gcServer"] = "0");
+
+        var (status, info, text) = await node.GetAsync("info", scope.Token);
+        Assert.True(status == HttpStatusCode.OK, text);
+        Assert.False(info!["runtime"]!["gc"]!["server"]!.GetValue<bool>(), text);
+        Assert.Equal(0, info["runtime"]!["gc"]!["dynamic_adaptation"]!.GetValue<long>());
+        Assert.Contains("workstation GC, 1 heap(s), DATAS off, code compiled ahead of time (NativeAOT)", node.Process.Output, StringComparison.Ordinal);
     }
 }
