@@ -6,7 +6,8 @@ namespace Runner.Bench.Cold;
 internal sealed record ColdVariant(string Name, IReadOnlyDictionary<string, string> Environment, IReadOnlyList<string> PublishArgs, bool Explicit, string? RunnerDir = null)
 {
     /// <summary>How <c>docker/Dockerfile</c> publishes the runner: a native executable for this machine.</summary>
-    public static IReadOnlyList<string> ImagePublish { get; } = ["-p:RuntimeIdentifier=linux-x64", "-p:PublishAot=true"];
+    public static IReadOnlyList<string> ImagePublish { get; } =
+        [$"-p:RuntimeIdentifier=linux-{(System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "arm64" : "x64")}", "-p:PublishAot=true"];
 
     /// <summary>The runner as the image publishes it (compiled ahead of time, NativeAOT), with nothing added.</summary>
     public static ColdVariant Shipped { get; } = new("shipped", new Dictionary<string, string>(), ImagePublish, Explicit: false);

@@ -93,7 +93,7 @@ internal sealed class DemoUpstream : IAsyncDisposable
     private async Task WriteAsync(HttpContext http, int status, JsonObject body, string key)
     {
         http.Response.StatusCode = status;
-        await http.Response.WriteAsJsonAsync(body, Http.HttpJsonContext.Default.JsonObject, cancellationToken: http.RequestAborted);
+        await http.Response.WriteAsJsonAsync(body, Http.HttpJsonContext.Wire.JsonObject, cancellationToken: http.RequestAborted);
         var tenant = http.Request.Headers["tenant-id"].ToString();
         if (tenant.Length == 0)
         {

@@ -23,11 +23,11 @@ internal static class HttpJson
 
     /// <summary><c>{"error": message}</c>.</summary>
     public static IResult Error(string? message, int statusCode) =>
-        Results.Json(new ErrorReply(message), HttpJsonContext.Default.ErrorReply, statusCode: statusCode);
+        Results.Json(new ErrorReply(message), HttpJsonContext.Wire.ErrorReply, statusCode: statusCode);
 
     /// <summary><c>{"error": message, "state": state}</c>.</summary>
     public static IResult Error(string message, string state, int statusCode) =>
-        Results.Json(new StateErrorReply(message, state), HttpJsonContext.Default.StateErrorReply, statusCode: statusCode);
+        Results.Json(new StateErrorReply(message, state), HttpJsonContext.Wire.StateErrorReply, statusCode: statusCode);
 }
 
 internal sealed record ErrorReply(string? Error);
@@ -86,4 +86,15 @@ internal sealed record ControlReply(string Outcome, string? Message, InstanceSho
 [JsonSerializable(typeof(PartitionRow))]
 [JsonSerializable(typeof(ThroughputSample))]
 [JsonSerializable(typeof(JsonObject))]
-internal sealed partial class HttpJsonContext : JsonSerializerContext;
+internal sealed partial class HttpJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// What the endpoints write with: ASP.NET's own JSON settings for HTTP (web defaults, snake_case names, and only the
+    /// escaping JSON needs, not the HTML-safe default), so the bytes are those the endpoints always sent.
+    /// </summary>
+    public static HttpJsonContext Wire { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

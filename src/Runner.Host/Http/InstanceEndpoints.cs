@@ -33,7 +33,7 @@ internal static class InstanceEndpoints
             try
             {
                 var list = await InstanceQueryClient.ListAsync(components.Nats, components.Settings.SagaOptions(), filter, s_wait, ct);
-                return HttpJson.Reply(new InstanceListHttpReply(list.Instances, list.Truncated, list.Answered.Count, list.Missing), HttpJsonContext.Default.InstanceListHttpReply);
+                return HttpJson.Reply(new InstanceListHttpReply(list.Instances, list.Truncated, list.Answered.Count, list.Missing), HttpJsonContext.Wire.InstanceListHttpReply);
             }
             catch (InstanceQueryException ex)
             {
@@ -50,7 +50,7 @@ internal static class InstanceEndpoints
                 0 => HttpJson.Error($"no instance {saga}/{key}{(tenant is null ? "" : $" of tenant {tenant}")} (or no replica owning its partition answered)", 404),
                 1 => Results.Json(replies[0], InstanceJsonContext.Default.InstanceShowReply),
                 _ => HttpJson.Reply(new AmbiguousInstanceReply($"{replies.Count} tenants have an instance {saga}/{key}: add ?tenant=", replies.Select(r => r.Summary!.Tenant)),
-                    HttpJsonContext.Default.AmbiguousInstanceReply, 409),
+                    HttpJsonContext.Wire.AmbiguousInstanceReply, 409),
             };
         });
         admin.MapGet("/quarantine", async (HttpRequest request, CancellationToken ct) =>
@@ -62,7 +62,7 @@ internal static class InstanceEndpoints
                 return HttpJson.Error(error, 400);
             }
             var (entries, truncated) = await Sagas.Quarantine.QuarantineClient.ListAsync(components.Nats, components.Settings.SagaOptions().ConsumerPrefix, filter, ct);
-            return HttpJson.Reply(new QuarantineListReply(entries, truncated), HttpJsonContext.Default.QuarantineListReply);
+            return HttpJson.Reply(new QuarantineListReply(entries, truncated), HttpJsonContext.Wire.QuarantineListReply);
         });
         admin.MapPost("/quarantine/{action}", async (string action, HttpRequest request, CancellationToken ct) =>
         {
@@ -82,7 +82,7 @@ internal static class InstanceEndpoints
                 return HttpJson.Error($"{action} needs id= or a filter; all=true to {action} every record", 400);
             }
             var results = await Sagas.Quarantine.QuarantineClient.ActAsync(components.Nats, components.Settings.SagaOptions().ConsumerPrefix, action, filter, dryRun, ct);
-            return HttpJson.Reply(new QuarantineActReply(dryRun, results), HttpJsonContext.Default.QuarantineActReply);
+            return HttpJson.Reply(new QuarantineActReply(dryRun, results), HttpJsonContext.Wire.QuarantineActReply);
         });
         admin.MapPost("/instances/{saga}/{key}/reset", async (string saga, string key, long? to, string? tenant, string? confirm, CancellationToken ct) =>
         {
@@ -95,7 +95,7 @@ internal static class InstanceEndpoints
                 ? await InstanceReset.PreviewAsync(components.Nats, components.Settings.SagaOptions(), components.Manifests, saga, key, tenant, to.Value, s_wait, ct)
                 : await InstanceReset.ApplyAsync(components.Nats, components.Settings.SagaOptions(), components.Manifests, saga, key, tenant, to.Value, confirm, s_wait, ct);
             var status = result.Error is null ? 200 : 409;
-            return HttpJson.Reply(new ResetReply(confirm is null, result.Applied, result.Error, result.Preview, result.After), HttpJsonContext.Default.ResetReply, status);
+            return HttpJson.Reply(new ResetReply(confirm is null, result.Applied, result.Error, result.Preview, result.After), HttpJsonContext.Wire.ResetReply, status);
         });
         admin.MapPost("/instances/{saga}/{key}/{action}", async (string saga, string key, string action, string? tenant, CancellationToken ct) =>
         {
@@ -112,7 +112,7 @@ internal static class InstanceEndpoints
                 ControlOutcome.NotApplied when result.Instance is null => 504,
                 _ => 409,
             };
-            return HttpJson.Reply(new ControlReply(result.Outcome.ToString().ToLowerInvariant(), result.Message, result.Instance), HttpJsonContext.Default.ControlReply, status);
+            return HttpJson.Reply(new ControlReply(result.Outcome.ToString().ToLowerInvariant(), result.Message, result.Instance), HttpJsonContext.Wire.ControlReply, status);
         });
     }
 }

@@ -26,7 +26,7 @@ internal static class OperationsEndpoints
         {
             if (control.Components is not { } components)
             {
-                return HttpJson.Reply(new HealthDownReply("unhealthy", control.State, ["runner"]), HttpJsonContext.Default.HealthDownReply, 503);
+                return HttpJson.Reply(new HealthDownReply("unhealthy", control.State, ["runner"]), HttpJsonContext.Wire.HealthDownReply, 503);
             }
             var checks = await health.RunAsync(components, ct);
             var failing = checks.Where(c => !c.Ok).ToList();
@@ -39,7 +39,7 @@ internal static class OperationsEndpoints
                     failing.Count == 0 ? "healthy" : "unhealthy",
                     failing.Select(c => c.Name),
                     checks.ToDictionary(c => c.Name, c => new HealthCheckReply(c.Ok, c.Error))),
-                HttpJsonContext.Default.HealthReply,
+                HttpJsonContext.Wire.HealthReply,
                 failing.Count == 0 ? 200 : 503);
         });
 
@@ -48,7 +48,7 @@ internal static class OperationsEndpoints
             // Not ready the moment a drain or shutdown begins, without waiting for a probe.
             if (!control.AcceptingWork || control.Components is not { } components)
             {
-                return HttpJson.Reply(new ReadyReply(false, control.State, null), HttpJsonContext.Default.ReadyReply, 503);
+                return HttpJson.Reply(new ReadyReply(false, control.State, null), HttpJsonContext.Wire.ReadyReply, 503);
             }
             var failing = (await health.RecentAsync(components, s_readyProbeMaxAge, ct)).Where(c => !c.Ok).Select(c => c.Name).ToList();
             // A saga replica takes work once it holds what it took at its start, restored and reading.
@@ -56,14 +56,14 @@ internal static class OperationsEndpoints
             {
                 failing.Add("partitions");
             }
-            return HttpJson.Reply(new ReadyReply(failing.Count == 0, control.State, failing), HttpJsonContext.Default.ReadyReply, failing.Count == 0 ? 200 : 503);
+            return HttpJson.Reply(new ReadyReply(failing.Count == 0, control.State, failing), HttpJsonContext.Wire.ReadyReply, failing.Count == 0 ? 200 : 503);
         });
 
         app.MapMetrics("/metrics");
 
         app.MapGet("/info", () => control.Components is null
-            ? HttpJson.Reply(new StateReply(control.State), HttpJsonContext.Default.StateReply, 503)
-            : HttpJson.Reply(info.Describe(), HttpJsonContext.Default.JsonObject));
+            ? HttpJson.Reply(new StateReply(control.State), HttpJsonContext.Wire.StateReply, 503)
+            : HttpJson.Reply(info.Describe(), HttpJsonContext.Wire.JsonObject));
 
         var admin = app.MapGroup("/admin");
         admin.AddEndpointFilter(async (context, next) =>
@@ -90,11 +90,11 @@ internal static class OperationsEndpoints
         admin.MapPost("/drain", () =>
         {
             var status = control.BeginDrain("admin");
-            return HttpJson.Reply(status, HttpJsonContext.Default.DrainStatus, status.State == "drained" ? 200 : 202);
+            return HttpJson.Reply(status, HttpJsonContext.Wire.DrainStatus, status.State == "drained" ? 200 : 202);
         });
-        admin.MapGet("/drain", () => HttpJson.Reply(control.Status(), HttpJsonContext.Default.DrainStatus));
+        admin.MapGet("/drain", () => HttpJson.Reply(control.Status(), HttpJsonContext.Wire.DrainStatus));
         admin.MapPost("/resume", async (CancellationToken ct) => await control.ResumeAsync(ct)
-            ? HttpJson.Reply(control.Status(), HttpJsonContext.Default.DrainStatus)
+            ? HttpJson.Reply(control.Status(), HttpJsonContext.Wire.DrainStatus)
             : HttpJson.Error("not draining", control.State, 409));
         InstanceEndpoints.Map(admin, control, TimeProvider.System);
         StatusEndpoints.Map(admin, control, throughput, TimeProvider.System);
@@ -108,13 +108,13 @@ internal static class OperationsEndpoints
                     new ReloadDivergedReply(false, outcome.Version,
                         "replaying live instances through the changed scripts diverges from what they did: declare the change in the manifest (version and migrate: true), or force the reload with ?force=true",
                         check),
-                    HttpJsonContext.Default.ReloadDivergedReply, 422);
+                    HttpJsonContext.Wire.ReloadDivergedReply, 422);
             }
             return outcome.Applied
-                ? HttpJson.Reply(outcome, HttpJsonContext.Default.ReloadOutcome)
+                ? HttpJson.Reply(outcome, HttpJsonContext.Wire.ReloadOutcome)
                 : HttpJson.Reply(
                     new ReloadInvalidReply(false, outcome.Version, outcome.Errors.Select(e => new ReloadErrorReply(e.File, e.Line, e.Column, e.Message, e.ToString()))),
-                    HttpJsonContext.Default.ReloadInvalidReply, 422);
+                    HttpJsonContext.Wire.ReloadInvalidReply, 422);
         });
     }
 }

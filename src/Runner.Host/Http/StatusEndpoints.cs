@@ -28,13 +28,13 @@ internal static class StatusEndpoints
                 var table = await PartitionTable.ReadAsync(new NatsJSContext(components.Nats), components.Settings, time, timeout.Token);
                 return table is null
                     ? HttpJson.Error($"no ownership bucket {components.Settings.SagaOptions().OwnershipBucket}: no saga replica has run with this consumer prefix", 404)
-                    : HttpJson.Reply(table, HttpJsonContext.Default.PartitionTable);
+                    : HttpJson.Reply(table, HttpJsonContext.Wire.PartitionTable);
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
             {
                 return HttpJson.Error($"could not read the partitions: {ex.Message}", 503);
             }
         });
-        admin.MapGet("/throughput", () => HttpJson.Reply(throughput.Read(control.Settings.WorkerId, time), HttpJsonContext.Default.ThroughputSample));
+        admin.MapGet("/throughput", () => HttpJson.Reply(throughput.Read(control.Settings.WorkerId, time), HttpJsonContext.Wire.ThroughputSample));
     }
 }

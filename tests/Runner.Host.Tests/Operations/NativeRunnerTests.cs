@@ -1,4 +1,5 @@
 using System.Net;
+using NATS.Client.JetStream;
 using Runner.Testing;
 using Xunit;
 
@@ -100,5 +101,79 @@ public sealed class NativeRunnerTests(NatsServerFixture nats) : IClassFixture<Na
         Assert.False(info!["runtime"]!["gc"]!["server"]!.GetValue<bool>(), text);
         Assert.Equal(0, info["runtime"]!["gc"]!["dynamic_adaptation"]!.GetValue<long>());
         Assert.Contains("workstation GC, 1 heap(s), DATAS off, code compiled ahead of time (NativeAOT)", node.Process.Output, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>
+/// Hostile scripts meet the same sandbox on the native runner as on the JIT build: each breaks its limit, its instance is
+/// parked with the limit as the reason, and an instance beside them completes.
+/// </summary>
+public sealed class NativeSandboxTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
+{
+    private const string HostileManifest = """
+        kind: saga
+        name: hostile
+        script: hostile.js
+        triggers:
+          - { stream: AGGREGATE_EVENTS, subject: "aggregate.*.hostile.*.added", correlation: "subject[3]" }
+        """;
+
+    private const string HostileScript = """
+        'use strict';
+        function deeper(n) { return deeper(n + 1) + 1; }
+        function on_event(state, event, ctx) {
+          var kind = event.data.kind;
+          if (kind === 'loop') { while (true) {} }
+          if (kind === 'memory') { var a = []; while (true) { a.push(new Array(100000).fill(a.length)); } }
+          if (kind === 'recursion') { return { state: { depth: deeper(0) } }; }
+          if (kind === 'throw') { throw new Error('refused'); }
+          return { state: { status: 'done' }, done: true };
+        }
+        """;
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Each_hostile_script_parks_its_instance_with_its_limit_and_the_others_go_on(bool native)
+    {
+        var executable = native ? await NativeRunner.PathAsync() : null;
+        await using var scope = await OpsScope.StartAsync(nats);
+        var ct = scope.Token;
+        await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct, executable: executable,
+            extraManifests: new Dictionary<string, string> { ["hostile.yaml"] = HostileManifest, ["hostile.js"] = HostileScript });
+        var expected = new Dictionary<string, string[]>(StringComparer.Ordinal)
+        {
+            ["loop"] = ["script_timeout", "script_statement_limit"],
+            ["memory"] = ["script_memory_limit"],
+            ["recursion"] = ["script_recursion_limit"],
+            ["throw"] = ["script_error"],
+        };
+        foreach (var kind in expected.Keys.Append("fine"))
+        {
+            var evt = new System.Text.Json.Nodes.JsonObject
+            {
+                ["specversion"] = "1.0", ["id"] = $"h-{kind}", ["source"] = "ops-test", ["type"] = "added",
+                ["data"] = new System.Text.Json.Nodes.JsonObject { ["kind"] = kind },
+            };
+            (await scope.Js.PublishAsync($"aggregate.acme.hostile.{kind}.added", System.Text.Encoding.UTF8.GetBytes(evt.ToJsonString()), cancellationToken: ct)).EnsureSuccess();
+        }
+
+        await node.WaitUntilAsync(async () =>
+        {
+            var (found, show, _) = await node.GetAsync("admin/instances/hostile/fine", ct, RunnerNode.Token);
+            return found == HttpStatusCode.OK && show!["state"]!["status"]?.GetValue<string>() == "done";
+        }, "the fine instance done", ct);
+        foreach (var (kind, reasons) in expected)
+        {
+            System.Text.Json.Nodes.JsonNode? shown = null;
+            await node.WaitUntilAsync(async () =>
+            {
+                shown = (await node.GetAsync($"admin/instances/hostile/{kind}", ct, RunnerNode.Token)).Body;
+                return shown?["summary"]?["status"]?.GetValue<string>() == "parked";
+            }, $"{kind} parked", ct);
+            var reason = shown!["parked"]!["reason"]!.GetValue<string>();
+            Assert.True(reasons.Contains(reason, StringComparer.Ordinal), $"{kind}: parked for {reason}: {shown}");
+        }
+        Assert.False(node.Process.HasExited, node.Tail());
     }
 }
