@@ -61,24 +61,26 @@ runner_browser_prereqs() {
   fi
 }
 
-# Publishes runner-slice with NativeAOT into artifacts/runner-slice (a single file the slice
-# sandbox can bind) unless it is already newer than every source of it; prints its path.
-# The runner compiled ahead of time (NativeAOT), for the tests that run it (NativeRunnerTests, the demo's).
-# Its publish must not warn about Runner's own code (reflection the compiler cannot see through fails at run
-# time); Jint's warnings name its CLR interop, which the script sandbox turns off.
-# A NativeAOT warning that arises inside Jint (the compiler's own line naming a Jint member, or the assembly's summary).
+# A NativeAOT warning that arises inside Jint (the compiler's own line naming a Jint member, or the
+# assembly's summary): its CLR interop, which the script sandbox turns off. docker/Dockerfile refuses the same.
 RUNNER_JINT_WARNING="^ *ILC : (Trim|AOT) analysis warning IL[0-9]+: Jint\\.|Jint\\.dll : warning IL[0-9]+: Assembly 'Jint' produced"
-runner_native_aot() {
-  local out="artifacts/runner-native/runner" log
-  if [ ! -x "$out" ] || [ -n "$(find src Directory.Build.props Directory.Packages.props -newer "$out" -type f -not -path '*/bin/*' -not -path '*/obj/*' | head -n1)" ]; then
+
+# Publishes PROJECT with NativeAOT into artifacts/DIR unless BINARY there is already newer than every
+# source under SOURCES; fails on a warning about Runner's own code (reflection the compiler cannot see
+# through fails at run time, not here); prints the binary's path. Extra publish arguments follow.
+runner_publish_native() {
+  local project="$1" dir="$2" binary="$3" sources="$4" log
+  shift 4
+  local out="artifacts/$dir/$binary"
+  if [ ! -x "$out" ] || [ -n "$(find $sources Directory.Build.props Directory.Packages.props -newer "$out" -type f -not -path '*/bin/*' -not -path '*/obj/*' | head -n1)" ]; then
     log="$(mktemp)"
-    if ! dotnet publish src/Runner.Host -c Release -r linux-x64 -p:PublishAot=true -o artifacts/runner-native -nologo >"$log" 2>&1; then
+    if ! dotnet publish "$project" -c Release -r linux-x64 -o "artifacts/$dir" -nologo "$@" >"$log" 2>&1; then
       cat "$log" >&2
       rm -f "$log"
       return 1
     fi
     if grep 'warning IL' "$log" | grep -v -E "$RUNNER_JINT_WARNING" >&2; then
-      echo "the NativeAOT publish of the runner warns about Runner's code (above)" >&2
+      echo "the NativeAOT publish of $project warns about Runner's code (above)" >&2
       rm -f "$log"
       return 1
     fi
@@ -87,11 +89,14 @@ runner_native_aot() {
   echo "$PWD/$out"
 }
 
+# The runner compiled ahead of time, as the image publishes it, for the tests that run it (NativeRunnerTests,
+# NativeDemoTests, NativeSandboxTests).
+runner_native_aot() {
+  runner_publish_native src/Runner.Host runner-native runner src -p:PublishAot=true
+}
+
+# runner-slice (NativeAOT in its project): a single file the slice sandbox can bind.
 runner_slice_aot() {
-  local out="artifacts/runner-slice/runner-slice"
-  if [ ! -x "$out" ] || [ -n "$(find src/Runner.Slice Directory.Build.props Directory.Packages.props -newer "$out" -type f -not -path '*/bin/*' -not -path '*/obj/*' | head -n1)" ]; then
-    dotnet publish src/Runner.Slice -c Release -r linux-x64 -o artifacts/runner-slice -nologo -v quiet >&2
-  fi
-  echo "$PWD/$out"
+  runner_publish_native src/Runner.Slice runner-slice runner-slice src/Runner.Slice
 }
 

@@ -4,12 +4,13 @@ namespace Runner.Testing;
 
 /// <summary>
 /// A program the tests run as its published, native executable: the path in an environment variable when set
-/// (the test script publishes it once for every suite), else published here into the repository's
-/// <c>artifacts</c>. A publish that fails, or whose output <c>refuse</c> objects to, fails the test that needed it.
+/// (the test script publishes it once for every suite), else what the test script's own function for it prints
+/// (<c>scripts/prereqs.sh</c>: it publishes into the repository's <c>artifacts</c> when stale, and refuses a
+/// publish that warns about Runner's code). A publish that fails fails the test that needed it.
 /// </summary>
 internal static class PublishedBinary
 {
-    public static async Task<string> LocateAsync(string variable, string project, string artifact, string binary, IEnumerable<string> publishArgs, Func<string, string?>? refuse = null)
+    public static async Task<string> LocateAsync(string variable, string function)
     {
         if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } configured)
         {
@@ -22,28 +23,20 @@ internal static class PublishedBinary
         }
         if (root is null)
         {
-            throw new InvalidOperationException($"cannot find the repository root (Runner.slnx) to publish {binary}; set {variable}");
+            throw new InvalidOperationException($"cannot find the repository root (Runner.slnx) to run {function}; set {variable}");
         }
-        var output = Path.Combine(root.FullName, "artifacts", artifact);
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = root.FullName, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "publish", project, "-c", "Release", "-r", "linux-x64", "-o", output, "-nologo" }.Concat(publishArgs))
-        {
-            start.ArgumentList.Add(arg);
-        }
+        var start = new ProcessStartInfo("bash") { WorkingDirectory = root.FullName, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add($"source scripts/prereqs.sh && {function}");
         using var process = Process.Start(start)!;
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
         var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
         await process.WaitForExitAsync(timeout.Token);
-        var log = await stdout + await stderr;
-        var path = Path.Combine(output, binary);
+        var path = (await stdout).Trim();
         if (process.ExitCode != 0 || !File.Exists(path))
         {
-            throw new InvalidOperationException($"publishing {binary} with NativeAOT failed ({process.ExitCode}): {log}");
-        }
-        if (refuse?.Invoke(log) is { } why)
-        {
-            throw new InvalidOperationException($"publishing {binary} with NativeAOT: {why}");
+            throw new InvalidOperationException($"{function} (scripts/prereqs.sh) failed ({process.ExitCode}): {path}{await stderr}");
         }
         return path;
     }

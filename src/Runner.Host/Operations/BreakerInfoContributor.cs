@@ -19,10 +19,10 @@ internal sealed class BreakerInfoContributor(RunnerControl control) : IInfoContr
         {
             return null;
         }
-        return JsonNodes.Array(executor.Pipelines.BreakerStates()
+        var breakers = executor.Pipelines.BreakerStates()
             .OrderBy(b => b.Effect, StringComparer.Ordinal)
-            .ThenBy(b => b.Upstream, StringComparer.Ordinal)
-            .Select(b => (JsonNode?)new JsonObject
+            .ThenBy(b => b.Upstream, StringComparer.Ordinal);
+        return JsonNodes.Array(breakers, b => new JsonObject
             {
                 ["effect"] = b.Effect,
                 ["upstream"] = b.Upstream,
@@ -35,6 +35,6 @@ internal sealed class BreakerInfoContributor(RunnerControl control) : IInfoContr
                 },
                 ["held"] = b.Held,
                 ["opened"] = b.Opened,
-            }));
+            });
     }
 }

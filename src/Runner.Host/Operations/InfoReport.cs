@@ -49,35 +49,35 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
                 ["lineage"] = streams.Lineage,
                 ["inbox"] = streams.Inbox,
             },
-            ["consumers"] = JsonNodes.Array(components.Consumers().Select(c => (JsonNode?)new JsonObject
+            ["consumers"] = JsonNodes.Array(components.Consumers(), c => new JsonObject
             {
                 ["stream"] = c.Stream,
                 ["consumer"] = c.Consumer,
                 ["role"] = c.Role,
-            })),
+            }),
             ["partitions"] = settings.Partitions,
-            ["owned_partitions"] = JsonNodes.Array(sagas?.OwnedPartitions ?? []),
+            ["owned_partitions"] = JsonNodes.Array(sagas?.OwnedPartitions ?? [], p => p),
             ["ownership"] = sagas?.Coordinator is { } coordinator ? Ownership(coordinator, sagas, TimeProvider.System) : null,
             ["manifest"] = new JsonObject
             {
                 ["version"] = manifests.Hash,
-                ["sagas"] = JsonNodes.Array(manifests.Sagas.Select(s => (JsonNode?)new JsonObject
+                ["sagas"] = JsonNodes.Array(manifests.Sagas, s => new JsonObject
                 {
                     ["name"] = s.Name,
                     ["script_version"] = s.Script.Hash,
-                    ["triggers"] = JsonNodes.Array(s.Manifest.Triggers.Select(t => (JsonNode?)new JsonObject
+                    ["triggers"] = JsonNodes.Array(s.Manifest.Triggers, t => new JsonObject
                     {
                         ["stream"] = t.Stream,
                         ["subject"] = t.Subject.Text,
-                    })),
-                })),
-                ["effects"] = JsonNodes.Array(manifests.Effects.Select(e => (JsonNode?)new JsonObject
+                    }),
+                }),
+                ["effects"] = JsonNodes.Array(manifests.Effects, e => new JsonObject
                 {
                     ["name"] = e.Name,
                     ["provider"] = e.Provider,
                     ["pool"] = e.Pool,
                     ["concurrency"] = e.Concurrency,
-                })),
+                }),
             },
             [SliceIsolationSection] = null,
         };
@@ -102,7 +102,7 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
         {
             ["bucket"] = coordinator.Bucket,
             ["incarnation"] = coordinator.Incarnation,
-            ["partitions"] = JsonNodes.Array(sagas.PartitionLeases.Select(l => (JsonNode?)new JsonObject
+            ["partitions"] = JsonNodes.Array(sagas.PartitionLeases, l => new JsonObject
             {
                 ["partition"] = l.Partition!.Value.Value,
                 ["lease"] = Lease(l),
@@ -111,12 +111,12 @@ internal sealed class InfoReport(RunnerControl control, IEnumerable<IInfoContrib
                 ["snapshot_bytes"] = l.Record.Snapshots.Count > 0 ? l.Record.Snapshots[0].Bytes : (long?)null,
                 ["snapshot_age_ms"] = l.Record.Snapshots.Count > 0 ? nowMs - l.Record.Snapshots[0].AtMs : (long?)null,
                 ["manifest"] = l.Record.Versions.Count > 0 ? l.Record.Versions[^1].Manifest : null,
-            })),
-            ["routers"] = JsonNodes.Array(coordinator.Owned.Where(l => l.Partition is null).Select(l => (JsonNode?)new JsonObject
+            }),
+            ["routers"] = JsonNodes.Array(coordinator.Owned.Where(l => l.Partition is null), l => new JsonObject
             {
                 ["stream"] = l.Key[Sagas.Ownership.OwnershipBucket.RouterPrefix.Length..],
                 ["lease"] = Lease(l),
-            })),
+            }),
         };
     }
 

@@ -5,38 +5,8 @@ namespace Runner.Host.Operations;
 /// <summary>Small builders for the reports written as JSON nodes (<c>/info</c>): only values the node model writes itself, so nothing is serialized by reflection.</summary>
 internal static class JsonNodes
 {
-    /// <summary>An array of texts.</summary>
-    public static JsonArray Array(IEnumerable<string?> values)
-    {
-        var array = new JsonArray();
-        foreach (var value in values)
-        {
-            array.Add((JsonNode?)value);
-        }
-        return array;
-    }
-
-    /// <summary>An array of numbers.</summary>
-    public static JsonArray Array(IEnumerable<int> values)
-    {
-        var array = new JsonArray();
-        foreach (var value in values)
-        {
-            array.Add((JsonNode)value);
-        }
-        return array;
-    }
-
-    /// <summary>An array of nodes.</summary>
-    public static JsonArray Array(IEnumerable<JsonNode?> values)
-    {
-        var array = new JsonArray();
-        foreach (var value in values)
-        {
-            array.Add(value);
-        }
-        return array;
-    }
+    /// <summary>An array of <paramref name="values"/>, each written as <paramref name="node"/> makes it.</summary>
+    public static JsonArray Array<T>(IEnumerable<T> values, Func<T, JsonNode?> node) => new([.. values.Select(node)]);
 
     /// <summary>
     /// A value the runtime hands out boxed (<see cref="GC.GetConfigurationVariables"/>): a number, a flag or a text as such;

@@ -23,11 +23,11 @@ internal sealed class SliceInfoContributor(RunnerControl control) : IInfoContrib
             ["isolated"] = capabilities.Isolated,
             ["sandbox"] = capabilities.Sandbox,
             ["sandbox_version"] = capabilities.SandboxVersion,
-            ["namespaces"] = JsonNodes.Array(capabilities.Namespaces),
+            ["namespaces"] = JsonNodes.Array(capabilities.Namespaces, v => v),
             ["cgroup_version"] = capabilities.CgroupVersion,
-            ["cgroup_controllers"] = JsonNodes.Array(capabilities.CgroupControllers),
+            ["cgroup_controllers"] = JsonNodes.Array(capabilities.CgroupControllers, v => v),
             ["uid"] = capabilities.Uid,
-            ["problems"] = JsonNodes.Array(capabilities.Problems),
+            ["problems"] = JsonNodes.Array(capabilities.Problems, v => v),
         };
     }
 }
