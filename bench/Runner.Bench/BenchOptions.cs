@@ -173,7 +173,9 @@ internal sealed record BenchOptions
                             --cold-modes backlog,pipelined,paced (default backlog,pipelined; paced: --rate R
                             events/s for --seconds S into the fresh process, then --cold-events at full speed,
                             then R/s for S again: publish → command p50/p99 cold and warm; --paced-hops splits it
-                            at the inbox, from a core subscription to the inbox subjects)
+                            at the inbox, from a core subscription to the inbox subjects; roundtrip: (d)'s saga
+                            round trips in the fresh process, combined mode, against a loopback upstream here,
+                            two bursts of --round-trips instances, first and warm)
 
         nats-server: RUNNER_TEST_NATS_URL if set, else the nats-server binary on a free 127.0.0.1 port.
         """;
@@ -195,9 +197,9 @@ internal sealed record BenchOptions
             static string[] Modes(string list)
             {
                 var modes = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                return modes.Length > 0 && modes.All(m => m is "backlog" or "pipelined" or "paced")
+                return modes.Length > 0 && modes.All(m => m is "backlog" or "pipelined" or "paced" or "roundtrip")
                     ? modes
-                    : throw new FormatException($"--cold-modes takes backlog, pipelined and/or paced, comma-separated, not '{list}'");
+                    : throw new FormatException($"--cold-modes takes backlog, pipelined, paced and/or roundtrip, comma-separated, not '{list}'");
             }
 
             int[] Ints(int min, int max)

@@ -55,6 +55,7 @@ internal static class ColdBench
             output.WriteLine(Text.Inv($"  each run: a new nats-server, a fresh `runner serve` (RUNNER_MODE=saga, defaults, durable LMDB, empty data directory); first = events {ColdWorkload.GroupEvents:N0}–{ColdWorkload.GroupEvents + FirstEvents:N0}, steady = the last {SteadyShare:P0}"));
             var results = new List<ColdResult>();
             var paced = new List<PacedResult>();
+            var roundTrips = new List<RoundTripColdResult>();
             var failed = false;
             // Variants take turns round by round, so that a machine getting busier or quieter skews them alike.
             for (var round = 1; round <= options.ColdRounds; round++)
@@ -67,6 +68,17 @@ internal static class ColdBench
                         output.WriteLine();
                         var of = options.ColdRounds > 1 ? Text.Inv($", round {round} of {options.ColdRounds}") : "";
                         output.WriteLine(Text.Inv($"({variant.Name}, {mode}{of}) {variant.Describe()}"));
+                        if (mode == "roundtrip")
+                        {
+                            if (await ColdRoundTrip.MeasureAsync(runner, root, variant, options, output, cancellationToken) is not { } trips)
+                            {
+                                failed = true;
+                                continue;
+                            }
+                            trips.Print(output);
+                            roundTrips.Add(trips);
+                            continue;
+                        }
                         if (mode == "paced")
                         {
                             var latency = await MeasurePacedAsync(runner, manifests, root, variant, options, events, output, cancellationToken);
@@ -102,8 +114,18 @@ internal static class ColdBench
             {
                 output.WriteLine(Text.Inv($"  {r.Variant,-12} paced {r.Rate}/s  publish→command p50 / p99: first {r.Seconds} s {r.Cold.Ms(50):F2} / {r.Cold.Ms(99):F2} ms, warm {r.Warm.Ms(50):F2} / {r.Warm.Ms(99):F2} ms (target p99 ≤ 20)  cpu/event runner {r.ColdRunnerUs:F0} / {r.WarmRunnerUs:F0} µs, nats-server {r.ColdNatsUs:F0} / {r.WarmNatsUs:F0} µs"));
             }
+            foreach (var r in roundTrips)
+            {
+                output.WriteLine(Text.Inv($"  {r.Variant,-12} roundtrip {r.Instances:N0} instances  first burst {r.Cold.Rate,7:N0}/s  warm {r.Warm.Rate,7:N0}/s (target ≥ 5,000)  cpu per round trip runner {r.Cold.RunnerUs:F0} / {r.Warm.RunnerUs:F0} µs, nats-server {r.Cold.NatsUs:F0} / {r.Warm.NatsUs:F0} µs (first / warm)"));
+            }
             if (options.ColdRounds > 1)
             {
+                foreach (var group in roundTrips.GroupBy(r => r.Variant))
+                {
+                    var runs = group.ToList();
+                    string R(Func<RoundTripColdResult, double> figure, string format) => Spread(runs.Select(figure).ToList(), format);
+                    output.WriteLine(Text.Inv($"  {group.Key,-12} roundtrip  n={runs.Count}  first burst {R(r => r.Cold.Rate, "N0")}/s  warm {R(r => r.Warm.Rate, "N0")}/s  cpu per round trip runner first {R(r => r.Cold.RunnerUs, "F0")} µs, warm {R(r => r.Warm.RunnerUs, "F0")} µs, nats-server warm {R(r => r.Warm.NatsUs, "F0")} µs"));
+                }
                 output.WriteLine();
                 output.WriteLine(Text.Inv($"median [lowest–highest] over the rounds (n = runs that finished)"));
                 foreach (var group in paced.GroupBy(r => r.Variant))
@@ -468,15 +490,15 @@ internal sealed class ColdRun : IAsyncDisposable
         }
     }
 
-    /// <summary>A fresh <c>runner serve</c> (saga mode, defaults otherwise) with an empty data directory of its own.</summary>
-    public RunnerChild StartRunner(string runner, string manifests, ColdVariant variant, string label)
+    /// <summary>A fresh <c>runner serve</c> (saga mode unless <paramref name="mode"/> says otherwise, defaults otherwise) with an empty data directory of its own.</summary>
+    public RunnerChild StartRunner(string runner, string manifests, ColdVariant variant, string label, string mode = "saga")
     {
         var data = Path.Combine(_root, $"data-{variant.Name}-{label}-{Guid.NewGuid():N}");
         _data.Add(data);
         return RunnerChild.Start(runner, new Dictionary<string, string>(variant.Environment, StringComparer.Ordinal)
         {
             ["RUNNER_NATS_URL"] = _nats.Url,
-            ["RUNNER_MODE"] = "saga",
+            ["RUNNER_MODE"] = mode,
             ["RUNNER_MANIFESTS"] = manifests,
             ["RUNNER_DATA_DIR"] = data,
             ["RUNNER_WORKER_ID"] = "cold-" + variant.Name,

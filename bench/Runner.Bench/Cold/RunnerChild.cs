@@ -185,6 +185,30 @@ internal sealed class RunnerChild : IDisposable
         }
     }
 
+    /// <summary>The sum of every series of the counter <paramref name="name"/> on <c>/metrics</c> (all its labels); null when it does not answer.</summary>
+    public async Task<long?> CounterAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var text = await _http.GetStringAsync(new Uri("metrics", UriKind.Relative), cancellationToken);
+            var sum = 0L;
+            foreach (var line in text.Split('\n'))
+            {
+                var space = line.LastIndexOf(' ');
+                if (space > 0 && line.StartsWith(name, StringComparison.Ordinal) && (line.Length == name.Length || line[name.Length] is '{' or ' ')
+                    && double.TryParse(line.AsSpan(space + 1), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value))
+                {
+                    sum += (long)value;
+                }
+            }
+            return sum;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
     private const string CommitBuckets = "runner_lmdb_commit_duration_seconds_bucket{le=\"";
 
     private const string DispatchBuckets = "runner_outbox_dispatch_latency_seconds_bucket{le=\"";
