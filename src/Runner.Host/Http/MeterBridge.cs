@@ -20,7 +20,7 @@ internal sealed class MeterBridge : IDisposable
 
     private readonly MeterListener _listener = new();
     private readonly IMetricFactory _factory;
-    private readonly ConcurrentDictionary<Instrument, Collector> _collectors = new();
+    private readonly ConcurrentDictionary<Instrument, Series> _series = new();
 
     public MeterBridge(CollectorRegistry registry)
     {
@@ -39,34 +39,80 @@ internal sealed class MeterBridge : IDisposable
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
-        // Called for every measurement (each transition, commit, dispatch): label names are only
-        // needed the first time an instrument is seen.
-        var labels = new string[tags.Length];
-        for (var i = 0; i < tags.Length; i++)
-        {
-            labels[i] = tags[i].Value?.ToString() ?? string.Empty;
-        }
-        if (!_collectors.TryGetValue(instrument, out var collector))
+        // Called for every measurement (each transition, script call, commit, dispatch). The series of a set of tag
+        // values is looked up by the values themselves, so a measurement makes no label strings: names and values are
+        // written out once, when an instrument or a set of values is first seen.
+        if (!_series.TryGetValue(instrument, out var series))
         {
             var names = new string[tags.Length];
             for (var i = 0; i < tags.Length; i++)
             {
                 names[i] = tags[i].Key;
             }
-            collector = _collectors.GetOrAdd(instrument, Create(instrument, names));
+            series = _series.GetOrAdd(instrument, new Series(Create(instrument, names), instrument.Unit == "ms"));
         }
-        switch (collector)
+        object child;
+        if (tags.Length > TagValues.Capacity)
         {
-            case Counter counter:
-                counter.WithLabels(labels).Inc(value);
+            child = series.Child(tags);
+        }
+        else
+        {
+            var key = TagValues.Of(tags);
+            if (!series.Children.TryGetValue(key, out child!))
+            {
+                child = series.Children.GetOrAdd(key, series.Child(tags));
+            }
+        }
+        switch (child)
+        {
+            case Counter.Child counter:
+                counter.Inc(value);
                 break;
-            case Gauge gauge:
-                gauge.WithLabels(labels).Inc(value);
+            case Gauge.Child gauge:
+                gauge.Inc(value);
                 break;
-            case Histogram histogram:
-                histogram.WithLabels(labels).Observe(instrument.Unit == "ms" ? value / 1000 : value);
+            case Histogram.Child histogram:
+                histogram.Observe(series.Milliseconds ? value / 1000 : value);
                 break;
         }
+    }
+
+    /// <summary>One instrument's Prometheus collector and the series of each set of tag values seen so far.</summary>
+    private sealed class Series(Collector collector, bool milliseconds)
+    {
+        public bool Milliseconds { get; } = milliseconds;
+
+        public ConcurrentDictionary<TagValues, object> Children { get; } = new();
+
+        public object Child(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            var labels = new string[tags.Length];
+            for (var i = 0; i < tags.Length; i++)
+            {
+                labels[i] = tags[i].Value?.ToString() ?? string.Empty;
+            }
+            return collector switch
+            {
+                Counter counter => counter.WithLabels(labels),
+                Gauge gauge => gauge.WithLabels(labels),
+                Histogram histogram => histogram.WithLabels(labels),
+                _ => throw new InvalidOperationException($"no series for a {collector.GetType().Name}"),
+            };
+        }
+    }
+
+    /// <summary>Up to <see cref="Capacity"/> tag values as a key, compared by value (a saga's name, an outcome).</summary>
+    private readonly record struct TagValues(object? A, object? B, object? C, object? D, int Count)
+    {
+        public const int Capacity = 4;
+
+        public static TagValues Of(ReadOnlySpan<KeyValuePair<string, object?>> tags) => new(
+            tags.Length > 0 ? tags[0].Value : null,
+            tags.Length > 1 ? tags[1].Value : null,
+            tags.Length > 2 ? tags[2].Value : null,
+            tags.Length > 3 ? tags[3].Value : null,
+            tags.Length);
     }
 
     private Collector Create(Instrument instrument, string[] labelNames)

@@ -77,10 +77,16 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
         {
             Assert.DoesNotContain(perMessage, text, StringComparison.Ordinal);
         }
+        // Nor the HTTP client's counts of each request; its request duration stays.
+        foreach (var perRequest in (string[])["http_client_active_requests", "http_client_open_connections", "http_client_request_time_in_queue"])
+        {
+            Assert.DoesNotContain(perRequest, text, StringComparison.Ordinal);
+        }
+        Assert.Contains("http_client_request_duration", text, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void The_adapter_exports_other_meters_but_not_runners_own_nor_the_nats_clients_per_message_instruments()
+    public void The_adapter_exports_other_meters_but_not_runners_own_nor_the_per_message_and_per_request_instruments_of_the_nats_and_http_clients()
     {
         using var nats = new System.Diagnostics.Metrics.Meter(Commands.ServeCommand.NatsClientMeter);
         using var runtime = new System.Diagnostics.Metrics.Meter("System.Runtime.Probe");
@@ -95,6 +101,12 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
         Assert.False(Commands.ServeCommand.ExportsFromAdapter(nats.CreateCounter<long>("nats.client.sent.bytes")));
         Assert.False(Commands.ServeCommand.ExportsFromAdapter(nats.CreateCounter<long>("nats.client.received.bytes")));
         Assert.True(Commands.ServeCommand.ExportsFromAdapter(runtime.CreateCounter<long>("messaging.client.published.messages")));
+        using var http = new System.Diagnostics.Metrics.Meter(Commands.ServeCommand.HttpClientMeter);
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(http.CreateUpDownCounter<long>("http.client.active_requests")));
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(http.CreateUpDownCounter<long>("http.client.open_connections")));
+        Assert.False(Commands.ServeCommand.ExportsFromAdapter(http.CreateHistogram<double>("http.client.request.time_in_queue")));
+        Assert.True(Commands.ServeCommand.ExportsFromAdapter(http.CreateHistogram<double>("http.client.request.duration")));
+        Assert.True(Commands.ServeCommand.ExportsFromAdapter(http.CreateHistogram<double>("http.client.connection.duration")));
         Assert.False(Commands.ServeCommand.ExportsFromAdapter(runner.CreateCounter<long>("runner.saga.transitions")));
     }
 
