@@ -30,11 +30,15 @@ internal static class SnapshotCodec
 
     public static byte[] Prefix(PartitionId partition) => Encoding.UTF8.GetBytes(StoreKeys.Partition(partition) + StoreKeys.Separator);
 
-    /// <summary>Captures the partition as it stands in the store; <paramref name="readCheckpoint"/> reads the covered sequence in the same transaction.</summary>
-    public static SnapshotImage Capture(LmdbStore store, PartitionId partition, long epoch, byte[] checkpointKey)
+    /// <summary>
+    /// Captures the partition as it stands in the store, the covered sequence read from <paramref name="checkpointKey"/> in the
+    /// same transaction. <paramref name="expectedBytes"/>, the size of the partition's image before, sizes the room the image
+    /// is compressed into: a growing image is not copied into room twice its size again and again on the way.
+    /// </summary>
+    public static SnapshotImage Capture(LmdbStore store, PartitionId partition, long epoch, byte[] checkpointKey, int expectedBytes = 0)
     {
         var prefix = Prefix(partition);
-        using var output = new MemoryStream();
+        using var output = new MemoryStream(expectedBytes > 0 ? expectedBytes + (expectedBytes / 8) + 4096 : 0);
         output.Write(s_magic);
         long records = 0, instances = 0;
         ulong sequence = 0;
