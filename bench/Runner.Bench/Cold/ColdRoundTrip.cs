@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using NATS.Client.Core;
 using Runner.Bench.Effects;
 
@@ -18,41 +17,6 @@ internal static class ColdRoundTrip
 {
     private const string Tenant = "acme";
 
-    private const string Manifest = """
-        kind: saga
-        name: trip
-        script: trip.js
-        triggers:
-          - stream: AGGREGATE_EVENTS
-            subject: "aggregate.*.trip.*.created"
-            correlation: "subject[3]"
-        """;
-
-    /// <summary>(d)'s script: one http command per start event, the result finishes the instance.</summary>
-    private const string Script = """
-        'use strict';
-        function on_event(state, event, ctx) {
-          if (event.type === 'trip.created') {
-            if (state !== null) { return { state: state }; }
-            return { state: { status: 'calling', n: event.data.n },
-                     commands: [{ effect: 'trip.call', id: ctx.id('call'), payload: { n: event.data.n } }] };
-          }
-          if (state === null) { return { state: null }; }
-          if (event.type === 'trip.call.succeeded') { return { state: { status: 'done', n: state.n }, done: true }; }
-          if (event.type === 'trip.call.failed') { return { state: { status: 'failed', n: state.n, code: event.data.error.code }, done: true }; }
-          return { state: state };
-        }
-        """;
-
-    private static string Effect(Uri upstream, int? concurrency) => $$"""
-        kind: effect
-        name: trip.call
-        provider: http
-        http: { url: "{{new Uri(upstream, "call")}}", method: POST }
-        timeout_ms: 5000
-        {{(concurrency is { } c ? "concurrency: " + c.ToString(CultureInfo.InvariantCulture) : string.Empty)}}
-        """;
-
     private static (string Subject, byte[] Data) StartEvent(int n) =>
         ($"aggregate.{Tenant}.trip.t{n}.created",
          System.Text.Encoding.UTF8.GetBytes(Text.Inv($$$"""{"specversion":"1.0","id":"trip-t{{{n}}}","source":"bench","type":"trip.created","datacontenttype":"application/json","data":{"n":{{{n}}}}}""")));
@@ -63,9 +27,9 @@ internal static class ColdRoundTrip
         await using var upstream = await LoopbackUpstream.StartAsync(cancellationToken);
         var manifests = Path.Combine(root, $"trip-{Guid.NewGuid():N}");
         Directory.CreateDirectory(manifests);
-        await File.WriteAllTextAsync(Path.Combine(manifests, "trip.yaml"), Manifest, cancellationToken);
-        await File.WriteAllTextAsync(Path.Combine(manifests, "trip.js"), Script, cancellationToken);
-        await File.WriteAllTextAsync(Path.Combine(manifests, "effects.yaml"), Effect(upstream.Url, options.EffectConcurrency), cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(manifests, "trip.yaml"), EffectsBench.TripManifest, cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(manifests, "trip.js"), EffectsBench.TripScript, cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(manifests, "effects.yaml"), EffectsBench.TripEffectYaml(upstream.Url, options.EffectConcurrency), cancellationToken);
 
         await using var run = await ColdRun.StartAsync(root, cancellationToken);
         var results = 0;

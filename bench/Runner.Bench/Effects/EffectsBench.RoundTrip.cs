@@ -14,7 +14,8 @@ internal sealed partial class EffectsBench
     /// <summary>Sagas started one at a time before the burst, for the latency of an idle system.</summary>
     private const int RoundTripProbes = 100;
 
-    private const string TripManifest = """
+    /// <summary>The saga of (d), also run by <c>--cold</c>'s roundtrip mode.</summary>
+    internal const string TripManifest = """
         kind: saga
         name: trip
         script: trip.js
@@ -25,7 +26,7 @@ internal sealed partial class EffectsBench
         """;
 
     /// <summary>One http command per start event; the result (routed back implicitly) finishes the instance.</summary>
-    private const string TripScript = """
+    internal const string TripScript = """
         'use strict';
         function on_event(state, event, ctx) {
           if (event.type === 'trip.created') {
@@ -40,13 +41,16 @@ internal sealed partial class EffectsBench
         }
         """;
 
-    private string TripEffect => $$"""
+    private string TripEffect => TripEffectYaml(Upstream.Url, _options.EffectConcurrency);
+
+    /// <summary>(d)'s http effect, calling <paramref name="upstream"/>.</summary>
+    internal static string TripEffectYaml(Uri upstream, int? concurrency) => $$"""
         kind: effect
         name: trip.call
         provider: http
-        http: { url: "{{new Uri(Upstream.Url, "call")}}", method: POST }
+        http: { url: "{{new Uri(upstream, "call")}}", method: POST }
         timeout_ms: 5000
-        {{(_options.EffectConcurrency is { } c ? "concurrency: " + Inv(c) : string.Empty)}}
+        {{(concurrency is { } c ? "concurrency: " + Inv(c) : string.Empty)}}
         """;
 
     private static (string Subject, byte[] Data) StartEvent(Timeline timeline, int n)
