@@ -186,15 +186,9 @@ internal static class ColdBench
         observer.Watch(process.Pid, process.Started, process.MetricsAsync);
         if (pipelined)
         {
-            TimeSpan ready;
-            try
+            // A runner that exits or never answers fails its run, as on a backlog.
+            if (await process.ReadyOrFailedAsync(output, cancellationToken) is not { } ready)
             {
-                ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
-            }
-            catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
-            {
-                // A runner that exits (a bad setting in a variant) or never answers fails its run, as on a backlog.
-                output.WriteLine(Text.Inv($"  FAILED: {ex.Message}"));
                 return null;
             }
             output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; publishing {events:N0} events while it runs"));
@@ -263,16 +257,11 @@ internal static class ColdBench
         var watchingInbox = inbox is null ? Task.CompletedTask : latency.RunInboxAsync(inbox, cancellationToken);
 
         using var process = run.StartRunner(runner, manifests, variant, "paced");
-        try
+        if (await process.ReadyOrFailedAsync(output, cancellationToken) is not { } ready)
         {
-            var ready = await process.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
-            output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; {window:N0} events at {options.Rate}/s, then {events:N0} at full speed, then {window:N0} at {options.Rate}/s"));
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
-        {
-            output.WriteLine(Text.Inv($"  FAILED: {ex.Message}"));
             return null;
         }
+        output.WriteLine(Text.Inv($"  ready {ready.TotalMilliseconds:N0} ms after start; {window:N0} events at {options.Rate}/s, then {events:N0} at full speed, then {window:N0} at {options.Rate}/s"));
         var limit = TimeSpan.FromSeconds(60 + (events / 2_000));
         (double Runner, double Nats) Cpu() =>
             (CpuSnapshot.ProcessSeconds($"/proc/{process.Pid}/stat"), natsPid is { } pid ? CpuSnapshot.ProcessSeconds($"/proc/{pid}/stat") : double.NaN);

@@ -98,8 +98,25 @@ internal sealed class RunnerChild : IDisposable
         }
     }
 
+    /// <summary>
+    /// Waits up to a minute for <c>/ready</c>; returns the time since start. A runner that exits first (a bad setting in a
+    /// variant) or never answers fails its run: said on <paramref name="output"/>, and null.
+    /// </summary>
+    public async Task<TimeSpan?> ReadyOrFailedAsync(TextWriter output, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException)
+        {
+            output.WriteLine(Text.Inv($"  FAILED: {ex.Message}"));
+            return null;
+        }
+    }
+
     /// <summary>Polls <c>/ready</c> until it answers 200; returns the time since start.</summary>
-    public async Task<TimeSpan> WaitReadyAsync(TimeSpan within, CancellationToken cancellationToken)
+    private async Task<TimeSpan> WaitReadyAsync(TimeSpan within, CancellationToken cancellationToken)
     {
         while (Elapsed < within)
         {
@@ -151,14 +168,10 @@ internal sealed class RunnerChild : IDisposable
             var dispatchesRead = false;
             foreach (var line in text.Split('\n'))
             {
-                // "name{labels} value": comments and lines without a number are not readings.
-                var space = line.LastIndexOf(' ');
-                if (line.StartsWith('#') || space <= 0
-                    || !double.TryParse(line.AsSpan(space + 1), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value))
+                if (!TryReading(line, out var name, out var value))
                 {
                     continue;
                 }
-                var name = line.AsSpan(0, space);
                 switch (name)
                 {
                     case "system_runtime_dotnet_gc_pause_time": pause = value; break;
@@ -194,9 +207,8 @@ internal sealed class RunnerChild : IDisposable
             var sum = 0L;
             foreach (var line in text.Split('\n'))
             {
-                var space = line.LastIndexOf(' ');
-                if (space > 0 && line.StartsWith(name, StringComparison.Ordinal) && (line.Length == name.Length || line[name.Length] is '{' or ' ')
-                    && double.TryParse(line.AsSpan(space + 1), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value))
+                if (TryReading(line, out var series, out var value) && series.StartsWith(name, StringComparison.Ordinal)
+                    && (series.Length == name.Length || series[name.Length] == '{'))
                 {
                     sum += (long)value;
                 }
@@ -207,6 +219,16 @@ internal sealed class RunnerChild : IDisposable
         {
             return null;
         }
+    }
+
+    /// <summary>A line of <c>/metrics</c> as <c>name{labels} value</c>; comments and lines without a number are not readings.</summary>
+    private static bool TryReading(string line, out ReadOnlySpan<char> series, out double value)
+    {
+        var space = line.LastIndexOf(' ');
+        series = space > 0 ? line.AsSpan(0, space) : default;
+        value = 0;
+        return !line.StartsWith('#') && space > 0
+            && double.TryParse(line.AsSpan(space + 1), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out value);
     }
 
     private const string CommitBuckets = "runner_lmdb_commit_duration_seconds_bucket{le=\"";

@@ -37,9 +37,6 @@ internal sealed class PartitionSnapshots(
     private readonly PartitionId _partition = lease.Partition!.Value;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
-    /// <summary>The size of the last image this owner captured (under <see cref="_gate"/>): the next one's room.</summary>
-    private int _lastImageBytes;
-
     /// <summary>The inbox sequence the newest stored snapshot covers.</summary>
     public ulong Latest => lease.Record.Snapshots.Count > 0 ? lease.Record.Snapshots[0].Sequence : 0;
 
@@ -104,11 +101,9 @@ internal sealed class PartitionSnapshots(
     private async Task<bool> TakeLockedAsync(bool handOver, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
-        // Until this owner has captured one, the newest image its lease record names (a restart, a hand-over).
-        var expected = _lastImageBytes > 0 ? _lastImageBytes
-            : lease.Record.Snapshots.Count > 0 ? (int)Math.Clamp(lease.Record.Snapshots[0].Bytes, 0, 1L << 30) : 0;
+        // The newest image the lease record names (this owner's last, or its predecessor's) sizes the next one's room.
+        var expected = lease.Record.Snapshots.Count > 0 ? (int)Math.Clamp(lease.Record.Snapshots[0].Bytes, 0, 1L << 30) : 0;
         var image = await captures.RunAsync(() => SnapshotCodec.Capture(store, _partition, lease.Epoch, checkpointKey, expected), takeTurn: !handOver, cancellationToken);
-        _lastImageBytes = image.Bytes.Length;
         if (image.Sequence <= Latest)
         {
             return true;
