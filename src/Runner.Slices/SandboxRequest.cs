@@ -102,6 +102,9 @@ internal sealed record SliceExit
 
     public long? CpuMs { get; init; }
 
+    /// <summary>How long the CPU limit held the slice back (the cgroup's throttled time).</summary>
+    public long? CpuThrottledMs { get; init; }
+
     public long? PeakMemoryBytes { get; init; }
 
     public IReadOnlyList<string> StderrTail { get; init; } = [];

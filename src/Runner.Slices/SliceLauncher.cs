@@ -215,6 +215,7 @@ internal sealed partial class SliceLauncher : IAsyncDisposable
             PidsLimited = usage?.PidsLimited ?? false,
             WallMs = wallMs,
             CpuMs = usage?.CpuMs,
+            CpuThrottledMs = usage?.CpuThrottledMs,
             PeakMemoryBytes = usage?.PeakMemoryBytes,
             StderrTail = output.Tail(),
             DroppedLines = output.Dropped,

@@ -37,14 +37,14 @@ public sealed class CgroupV2Tests : IDisposable
         var tree = new CgroupV2(_root.Path, "runner-slices", TimeProvider.System);
         var group = tree.Create("s-2", new CgroupLimits(2, 1 << 30, 128));
         var directory = Path.Combine(_root.Path, "runner-slices", "s-2");
-        File.WriteAllText(Path.Combine(directory, "cpu.stat"), "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n");
+        File.WriteAllText(Path.Combine(directory, "cpu.stat"), "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\nnr_periods 40\nnr_throttled 12\nthrottled_usec 456789\n");
         File.WriteAllText(Path.Combine(directory, "memory.peak"), "73400320\n");
         File.WriteAllText(Path.Combine(directory, "memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
         File.WriteAllText(Path.Combine(directory, "pids.events"), "max 0\n");
 
         var usage = group.ReadUsage();
 
-        Assert.Equal(new CgroupUsage(1234, 73_400_320, OomKilled: true, PidsLimited: false), usage);
+        Assert.Equal(new CgroupUsage(1234, 73_400_320, OomKilled: true, PidsLimited: false, CpuThrottledMs: 456), usage);
     }
 
     [Fact]

@@ -10,5 +10,9 @@ internal sealed record CgroupLimits(double Cpu, long MemoryBytes, int Pids)
     public long QuotaMicros => Math.Max(1_000, (long)Math.Round(Cpu * PeriodMicros));
 }
 
-/// <summary>What a slice used, read from its cgroup after it ended; a figure the host does not keep is null.</summary>
-internal sealed record CgroupUsage(long? CpuMs, long? PeakMemoryBytes, bool OomKilled, bool PidsLimited = false);
+/// <summary>
+/// What a slice used, read from its cgroup after it ended; a figure the host does not keep is null.
+/// <see cref="CpuThrottledMs"/> is how long the CPU quota held its tasks back: non-zero only when
+/// they wanted more than their share in some period.
+/// </summary>
+internal sealed record CgroupUsage(long? CpuMs, long? PeakMemoryBytes, bool OomKilled, bool PidsLimited = false, long? CpuThrottledMs = null);

@@ -134,7 +134,8 @@ internal sealed class CgroupV1 : CgroupTree
             var peak = CgroupFiles.ReadLong(memory, "memory.max_usage_in_bytes");
             var oomKills = CgroupFiles.ReadKey(memory, "memory.oom_control", "oom_kill") ?? 0;
             var pidsRefused = CgroupFiles.ReadKey(tree.DirectoryOf(CgroupV1.Pids, Name), "pids.events", "max") ?? 0;
-            return new CgroupUsage(cpuMs, peak, oomKills > 0, pidsRefused > 0);
+            var throttledNanos = CgroupFiles.ReadKey(tree.DirectoryOf(Cpu, Name), "cpu.stat", "throttled_time");
+            return new CgroupUsage(cpuMs, peak, oomKills > 0, pidsRefused > 0, throttledNanos / 1_000_000);
         }
     }
 }

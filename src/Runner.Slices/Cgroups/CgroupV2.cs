@@ -93,7 +93,8 @@ internal sealed class CgroupV2 : CgroupTree
             var peak = CgroupFiles.ReadLong(directory, "memory.peak");
             var oomKills = CgroupFiles.ReadKey(directory, "memory.events", "oom_kill") ?? 0;
             var pidsRefused = CgroupFiles.ReadKey(directory, "pids.events", "max") ?? 0;
-            return new CgroupUsage(micros / 1000, peak, oomKills > 0, pidsRefused > 0);
+            var throttledMicros = CgroupFiles.ReadKey(directory, "cpu.stat", "throttled_usec");
+            return new CgroupUsage(micros / 1000, peak, oomKills > 0, pidsRefused > 0, throttledMicros / 1000);
         }
     }
 }

@@ -86,6 +86,7 @@ internal static class SliceOutcomes
             writer.WriteBoolean("pids_limited", exit.PidsLimited);
             writer.WriteNumber("wall_ms", exit.WallMs);
             WriteNumber(writer, "cpu_ms", exit.CpuMs);
+            WriteNumber(writer, "cpu_throttled_ms", exit.CpuThrottledMs);
             WriteNumber(writer, "peak_memory_bytes", exit.PeakMemoryBytes);
             writer.WriteStartArray("stderr_tail");
             if (failed)
