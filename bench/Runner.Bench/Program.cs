@@ -207,7 +207,8 @@ internal static class Program
         var complete = c.One.Complete && c.Two.Complete;
         var addedUs = (1e6 / c.One.Rate) - (1e6 / c.PlainRate);
         output.WriteLine(Text.Inv($"  (e) commands, plain consume+ack {c.PlainRate,9:F0} commands/s"));
-        output.WriteLine(Text.Inv($"      one effect worker (claim)   {c.One.Rate,9:F0} commands/s   ratio {c.One.Rate / c.PlainRate:F3}; added {addedUs:F0} µs of wall time per command at full load"));
+        output.WriteLine(Text.Inv($"      claim protocol only         {c.SkeletonRate,9:F0} commands/s   ratio {c.SkeletonRate / c.PlainRate:F3}: what its writes alone allow, pipelined as the worker sends them ({c.ClientSkeletonRate:F0}/s, ratio {c.ClientSkeletonRate / c.PlainRate:F3}, through the client's request-reply API)"));
+        output.WriteLine(Text.Inv($"      one effect worker (claim)   {c.One.Rate,9:F0} commands/s   ratio {c.One.Rate / c.PlainRate:F3}, {c.One.Rate / c.SkeletonRate:F2} of the protocol alone; added {addedUs:F0} µs of wall time per command at full load"));
         output.WriteLine(Text.Inv($"      two effect workers          {c.Two.Rate,9:F0} commands/s   ×{c.Two.Rate / c.One.Rate:F2} of one worker (split {string.Join(" + ", c.Two.PerWorker)}){(complete ? string.Empty : "  INCOMPLETE")}"));
         output.WriteLine(Text.Inv($"      idle latency publish → acked p50 plain {c.PlainIdle.Ms(50):F2} ms, claim {c.ClaimIdle.Ms(50):F2} ms → added {c.ClaimIdle.Ms(50) - c.PlainIdle.Ms(50):F2} ms per command (p99 {c.PlainIdle.Ms(99):F2} / {c.ClaimIdle.Ms(99):F2} ms)"));
         return complete;

@@ -12,7 +12,7 @@ internal sealed partial class EffectsBench
 {
     public sealed record ClaimRun(int Workers, int Done, double Seconds, double Rate, IReadOnlyList<long> PerWorker, long Republished, bool Complete);
 
-    public sealed record ClaimsResult(double PlainRate, ClaimRun One, ClaimRun Two, Percentiles PlainIdle, Percentiles ClaimIdle, int Commands);
+    public sealed record ClaimsResult(double PlainRate, double ClientSkeletonRate, double SkeletonRate, ClaimRun One, ClaimRun Two, Percentiles PlainIdle, Percentiles ClaimIdle, int Commands);
 
     private const string NoopEffect = "bench.noop";
     private const int ClaimProbes = 200;
@@ -42,6 +42,8 @@ internal sealed partial class EffectsBench
             var warm = Math.Min(2_000, m);
             string plainWire = string.Empty;
             string claimWire = string.Empty;
+            string skeletonWire = string.Empty;
+            string clientSkeletonWire = string.Empty;
             for (var round = 0; round < 5; round++)
             {
                 var methods0 = System.Runtime.JitInfo.GetCompiledMethodCount();
@@ -57,6 +59,18 @@ internal sealed partial class EffectsBench
                     await _connection!.PingAsync(cancellationToken);
                     claimWire = wire.PerCommand(warm);
                 }
+                await using (var wire = await WireCounter.StartAsync(_connection!, cancellationToken))
+                {
+                    await SkeletonRunAsync('t', warm, round * warm, effect.Concurrency, pipelined: true, print: false, cancellationToken);
+                    await _connection!.PingAsync(cancellationToken);
+                    skeletonWire = wire.PerCommand(warm);
+                }
+                await using (var wire = await WireCounter.StartAsync(_connection!, cancellationToken))
+                {
+                    await SkeletonRunAsync('r', warm, round * warm, effect.Concurrency, pipelined: false, print: false, cancellationToken);
+                    await _connection!.PingAsync(cancellationToken);
+                    clientSkeletonWire = wire.PerCommand(warm);
+                }
                 var duringLoad = System.Runtime.JitInfo.GetCompiledMethodCount() - methods0;
                 var settled = await RunnerBench.SettleJitAsync(cancellationToken);
                 _output.WriteLine(Text.Inv($"  warm-up round {round + 1}: {warm} commands through each path; JIT compiled {duringLoad} methods under load ({settled:F1} s pause)"));
@@ -67,9 +81,12 @@ internal sealed partial class EffectsBench
             }
             _output.WriteLine($"  on the wire per command (last warm-up round): plain         {plainWire}");
             _output.WriteLine($"                                                effect worker {claimWire}");
+            _output.WriteLine($"                                                protocol only {skeletonWire} (pipelined; {clientSkeletonWire} through the client's API)");
 
             var (plainDone, plainSeconds) = await PlainRunAsync('p', m, 0, print: true, cancellationToken);
             var plainRate = plainDone / plainSeconds;
+            var (clientDone, clientSeconds, _) = await SkeletonRunAsync('o', m, 0, effect.Concurrency, pipelined: false, print: true, cancellationToken);
+            var (skeletonDone, skeletonSeconds, _) = await SkeletonRunAsync('s', m, 0, effect.Concurrency, pipelined: true, print: true, cancellationToken);
             var one = await ClaimRunAsync('c', m, 0, 1, effect, executor, print: true, cancellationToken);
             var two = await ClaimRunAsync('d', m, 0, 2, effect, executor, print: true, cancellationToken);
             if (_options.ClaimAheadAb.Length > 1)
@@ -99,7 +116,7 @@ internal sealed partial class EffectsBench
             _output.WriteLine($"  idle, one command at a time, publish → acked:");
             _output.WriteLine($"    plain consume+ack        {plainIdle.Summary()}");
             _output.WriteLine($"    effect worker (claim)    {claimIdle.Summary()}");
-            return new ClaimsResult(plainRate, one, two, plainIdle, claimIdle, m);
+            return new ClaimsResult(plainRate, clientDone / clientSeconds, skeletonDone / skeletonSeconds, one, two, plainIdle, claimIdle, m);
         }
         finally
         {

@@ -1,0 +1,128 @@
+using System.Globalization;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Runner.Effects.Claims;
+using Runner.Messaging;
+
+namespace Runner.Bench.Effects;
+
+internal sealed partial class EffectsBench
+{
+    private const string SkeletonConsumer = ConsumerPrefix + "-skeleton";
+    private const string ExpectedLastSubjectSequence = "Nats-Expected-Last-Subject-Sequence";
+
+    private static string ResultSubject => $"workflow.evt.{Tenant}.{NoopEffect}.succeeded";
+
+    /// <summary>
+    /// (e)(i'), the claim protocol's floor: per command exactly the JetStream traffic the claim
+    /// protocol makes (docs/effects.md, steps 2, 5, 6 and 7) — a create-only claim put, the
+    /// completion put on its revision holding the result, the result publish with its message id,
+    /// the ack — through the client's plain API, <paramref name="concurrency"/> commands at a
+    /// time, and nothing else: no command validation, no resilience pipeline, no lease timer, no
+    /// logs, no metrics. What the server and the client cost for the protocol alone on this machine.
+    /// With <paramref name="pipelined"/> the writes go out as the worker sends them, through Runner's
+    /// <see cref="PubAckPipeline"/> (many in flight, their PubAcks on one reply subscription); without,
+    /// each is the client's own request-reply <c>PublishAsync</c>.
+    /// </summary>
+    private async Task<(int Done, double Seconds, int Errors)> SkeletonRunAsync(char prefix, int count, int offset, int concurrency, bool pipelined, bool print, CancellationToken cancellationToken)
+    {
+        await PurgeAsync(_jetStream.Streams.WorkflowCommands, cancellationToken);
+        var timeline = _timelines.Begin(prefix, count, 2, offset);
+        await PublishAsync(timeline, count, i => Command(timeline, i), cancellationToken);
+        var cpu = CpuSnapshot.Take(_natsPid);
+        var t0 = _timelines.NowUs();
+        var errors = 0;
+        using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            var consumer = ConsumeSkeletonAsync(timeline, concurrency, pipelined, () => Interlocked.Increment(ref errors), stop.Token);
+            await WaitFinishedAsync(timeline, TimeSpan.FromSeconds(Math.Max(60, count / 100)), cancellationToken);
+            await stop.CancelAsync();
+            await consumer;
+        }
+        var cpuDelta = new CpuDelta(cpu, CpuSnapshot.Take(_natsPid));
+        var end = timeline.FinishedCount == count ? timeline.LastFinishedUs : _timelines.NowUs();
+        var seconds = (end - t0) / 1e6;
+        if (print)
+        {
+            var label = pipelined ? "(i'') protocol, pipelined" : "(i')  protocol, client API";
+            _output.WriteLine(Text.Inv($"  {label}: {timeline.FinishedCount}/{count} in {seconds:F3} s → {timeline.FinishedCount / seconds,9:F0} commands/s  (claim create, completion, result publish, ack; {concurrency} at a time; {errors} failed)"));
+            cpuDelta.Print(_output, "        ", count, "command");
+        }
+        return (timeline.FinishedCount, seconds, errors);
+    }
+
+    private async Task ConsumeSkeletonAsync(Timeline timeline, int concurrency, bool pipelined, Action failed, CancellationToken cancellationToken)
+    {
+        var pipeline = PubAckPipeline.For(_connection!);
+        var stream = _jetStream.Streams.WorkflowCommands;
+        var bucket = new EffectClaimOptions { Worker = "-" }.Bucket;
+        var consumer = await Js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig(SkeletonConsumer)
+        {
+            FilterSubject = CommandSubject,
+            AckPolicy = ConsumerConfigAckPolicy.Explicit,
+            AckWait = _jetStream.AckWait,
+            MaxAckPending = _jetStream.MaxAckPending,
+            DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+        }, cancellationToken);
+        using var slots = new SemaphoreSlim(concurrency);
+        try
+        {
+            var opts = new NatsJSConsumeOpts { MaxMsgs = concurrency, Expires = TimeSpan.FromSeconds(30), IdleHeartbeat = TimeSpan.FromSeconds(5) };
+            await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: opts, cancellationToken: cancellationToken))
+            {
+                await slots.WaitAsync(cancellationToken);
+                _ = OneAsync(msg);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // stopped
+        }
+        // Let the commands in flight end before the consumer goes.
+        for (var i = 0; i < concurrency; i++)
+        {
+            await slots.WaitAsync(CancellationToken.None);
+        }
+        await Js.DeleteConsumerAsync(stream, SkeletonConsumer, CancellationToken.None);
+
+        async Task OneAsync(INatsJSMsg<byte[]> msg)
+        {
+            try
+            {
+                var id = CommandId(msg.Data) ?? throw new InvalidOperationException("a command without its id");
+                var key = $"$KV.{bucket}.skeleton.{id}";
+                var claimedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var running = Utf8($$"""{"state":"running","run":"{{Guid.NewGuid():N}}","worker":"bench-skeleton","attempt":1,"lease_until":{{claimedAt + 30_000}},"claimed_at":{{claimedAt}}}""");
+                var created = await PutAsync(key, running, null, new NatsHeaders { [ExpectedLastSubjectSequence] = "0" });
+                var result = $$"""{"specversion":"1.0","id":"result:{{id}}","source":"runner/effects/bench-skeleton","type":"{{NoopEffect}}.succeeded","time":"{{DateTimeOffset.UtcNow:O}}","datacontenttype":"application/json","data":{"command_id":"{{id}}","tenant":"{{Tenant}}","effect":"{{NoopEffect}}","saga":"bench-claims","correlation_id":"{{id}}","status":"succeeded","attempts":1,"result":{} } }""";
+                var completed = Utf8($$"""{"state":"completed","run":"-","worker":"bench-skeleton","attempt":1,"lease_until":{{claimedAt + 30_000}},"claimed_at":{{claimedAt}},"completed_at":{{DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}},"result_subject":"{{ResultSubject}}","result_event":{{result}}}""");
+                await PutAsync(key, completed, null, new NatsHeaders { [ExpectedLastSubjectSequence] = created.ToString(CultureInfo.InvariantCulture) });
+                await PutAsync(ResultSubject, Utf8(result), "result:" + id, null);
+                await msg.AckAsync(cancellationToken: CancellationToken.None);
+                _timelines.Mark(id, Done);
+            }
+            catch (Exception)
+            {
+                failed();
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }
+
+        async Task<ulong> PutAsync(string subject, byte[] body, string? msgId, NatsHeaders? headers)
+        {
+            if (!pipelined)
+            {
+                var ack = await Js.PublishAsync(subject, body, opts: new NatsJSPubOpts { MsgId = msgId }, headers: headers, cancellationToken: CancellationToken.None);
+                ack.EnsureSuccess();
+                return ack.Seq;
+            }
+            var pending = await pipeline.PublishAsync(subject, body, msgId, headers, CancellationToken.None);
+            var response = await pending.GetResponseAsync(CancellationToken.None);
+            return response.Error is { } error ? throw new NatsJSApiException(error) : response.Seq;
+        }
+    }
+}
