@@ -131,6 +131,9 @@ internal static class Program
                 output.WriteLine(RoundTripHops);
                 roundTrip = await effects.RoundTripAsync(cancellationToken);
                 output.WriteLine();
+                output.WriteLine(Text.Inv($"(d') the round trip's traffic alone: (d)'s JetStream hops, claim writes and HTTP call through Runner's transport, with nothing between them, {options.RoundTrips} instances"));
+                roundTrip.FloorRate = await effects.RoundTripFloorAsync(roundTrip.Concurrency, cancellationToken);
+                output.WriteLine();
                 output.WriteLine("(e) effect claims: the same commands through a plain consume+ack, then through the effect worker path (no-op provider)");
                 claims = await effects.ClaimsAsync(cancellationToken);
                 quarantined += effects.Quarantined;
@@ -193,6 +196,10 @@ internal static class Program
         output.WriteLine(Text.Inv($"  (d) saga round trips             {r.Rate,9:F0} round trips/s   ({r.Done}/{r.Expected} done, {r.Failed} failed{(complete ? string.Empty : "  INCOMPLETE")})"));
         output.WriteLine(Text.Inv($"      per instance under full load  p50 {r.Loaded.Ms(50):F2} ms  p99 {r.Loaded.Ms(99):F2} ms;  idle (one at a time): p50 {r.Idle.Ms(50):F2} ms  p99 {r.Idle.Ms(99):F2} ms"));
         output.WriteLine(Text.Inv($"      upstream: {r.UpstreamRate:F0} requests/s during (d), {r.UpstreamAloneRate:F0} requests/s alone"));
+        if (r.FloorRate is { } floor)
+        {
+            output.WriteLine(Text.Inv($"      (d') the traffic alone         {floor,9:F0} round trips/s; (d) is {r.Rate / floor:F2} of it"));
+        }
         if (baseline is not null)
         {
             var ratio = r.Rate / baseline.ConsumeRate;

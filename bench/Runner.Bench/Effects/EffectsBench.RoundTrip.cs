@@ -9,7 +9,11 @@ namespace Runner.Bench.Effects;
 
 internal sealed partial class EffectsBench
 {
-    public sealed record RoundTripResult(double Rate, int Done, int Expected, int Failed, Percentiles Loaded, Percentiles Idle, double UpstreamAloneRate, double UpstreamRate);
+    public sealed record RoundTripResult(double Rate, int Done, int Expected, int Failed, Percentiles Loaded, Percentiles Idle, double UpstreamAloneRate, double UpstreamRate, int Concurrency)
+    {
+        /// <summary>(d')'s rate, the round trip's traffic alone, when it ran.</summary>
+        public double? FloorRate { get; set; }
+    }
 
     /// <summary>Sagas started one at a time before the burst, for the latency of an idle system.</summary>
     private const int RoundTripProbes = 100;
@@ -162,7 +166,7 @@ internal sealed partial class EffectsBench
             await worker.Runtime.DrainAsync(cancellationToken);
             await RoundTripAbAsync(n, set, executor, cancellationToken);
         }
-        return new RoundTripResult(rate, track.FinishedCount, n, track.Failed, underLoad, idle, selfRate, requests / seconds);
+        return new RoundTripResult(rate, track.FinishedCount, n, track.Failed, underLoad, idle, selfRate, requests / seconds, concurrency);
     }
 
     /// <summary>

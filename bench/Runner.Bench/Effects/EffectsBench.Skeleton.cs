@@ -52,14 +52,26 @@ internal sealed partial class EffectsBench
         return (timeline.FinishedCount, seconds, errors);
     }
 
-    private async Task ConsumeSkeletonAsync(Timeline timeline, int concurrency, bool pipelined, Action failed, CancellationToken cancellationToken)
+    /// <summary>What the claim protocol's floor consumes and where it writes: (e)'s commands, or (d)'s floor's.</summary>
+    private sealed record ClaimFloor(NatsConnection Connection, string Consumer, string CommandSubject, string ResultSubject, string KeyPrefix, Func<string, Task>? Perform, Action<string>? Finished);
+
+    private Task ConsumeSkeletonAsync(Timeline timeline, int concurrency, bool pipelined, Action failed, CancellationToken cancellationToken) =>
+        ConsumeClaimFloorAsync(new ClaimFloor(_connection!, SkeletonConsumer, CommandSubject, ResultSubject, "skeleton", null, id => _timelines.Mark(id, Done)),
+            concurrency, pipelined, failed, cancellationToken);
+
+    /// <summary>
+    /// Per command: claim create, <see cref="ClaimFloor.Perform"/> (if any), completion, result publish, ack;
+    /// <paramref name="concurrency"/> commands at a time.
+    /// </summary>
+    private async Task ConsumeClaimFloorAsync(ClaimFloor floor, int concurrency, bool pipelined, Action failed, CancellationToken cancellationToken)
     {
-        var pipeline = PubAckPipeline.For(_connection!);
+        var js = new NatsJSContext(floor.Connection);
+        var pipeline = PubAckPipeline.For(floor.Connection);
         var stream = _jetStream.Streams.WorkflowCommands;
         var bucket = new EffectClaimOptions { Worker = "-" }.Bucket;
-        var consumer = await Js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig(SkeletonConsumer)
+        var consumer = await js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig(floor.Consumer)
         {
-            FilterSubject = CommandSubject,
+            FilterSubject = floor.CommandSubject,
             AckPolicy = ConsumerConfigAckPolicy.Explicit,
             AckWait = _jetStream.AckWait,
             MaxAckPending = _jetStream.MaxAckPending,
@@ -84,23 +96,27 @@ internal sealed partial class EffectsBench
         {
             await slots.WaitAsync(CancellationToken.None);
         }
-        await Js.DeleteConsumerAsync(stream, SkeletonConsumer, CancellationToken.None);
+        await js.DeleteConsumerAsync(stream, floor.Consumer, CancellationToken.None);
 
         async Task OneAsync(INatsJSMsg<byte[]> msg)
         {
             try
             {
                 var id = CommandId(msg.Data) ?? throw new InvalidOperationException("a command without its id");
-                var key = $"$KV.{bucket}.skeleton.{id}";
+                var key = $"$KV.{bucket}.{floor.KeyPrefix}.{id}";
                 var claimedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                 var running = Utf8($$"""{"state":"running","run":"{{Guid.NewGuid():N}}","worker":"bench-skeleton","attempt":1,"lease_until":{{claimedAt + 30_000}},"claimed_at":{{claimedAt}}}""");
                 var created = await PutAsync(key, running, null, new NatsHeaders { [ExpectedLastSubjectSequence] = "0" });
+                if (floor.Perform is { } perform)
+                {
+                    await perform(id);
+                }
                 var result = $$"""{"specversion":"1.0","id":"result:{{id}}","source":"runner/effects/bench-skeleton","type":"{{NoopEffect}}.succeeded","time":"{{DateTimeOffset.UtcNow:O}}","datacontenttype":"application/json","data":{"command_id":"{{id}}","tenant":"{{Tenant}}","effect":"{{NoopEffect}}","saga":"bench-claims","correlation_id":"{{id}}","status":"succeeded","attempts":1,"result":{} } }""";
-                var completed = Utf8($$"""{"state":"completed","run":"-","worker":"bench-skeleton","attempt":1,"lease_until":{{claimedAt + 30_000}},"claimed_at":{{claimedAt}},"completed_at":{{DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}},"result_subject":"{{ResultSubject}}","result_event":{{result}}}""");
+                var completed = Utf8($$"""{"state":"completed","run":"-","worker":"bench-skeleton","attempt":1,"lease_until":{{claimedAt + 30_000}},"claimed_at":{{claimedAt}},"completed_at":{{DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}},"result_subject":"{{floor.ResultSubject}}","result_event":{{result}}}""");
                 await PutAsync(key, completed, null, new NatsHeaders { [ExpectedLastSubjectSequence] = created.ToString(CultureInfo.InvariantCulture) });
-                await PutAsync(ResultSubject, Utf8(result), "result:" + id, null);
+                await PutAsync(floor.ResultSubject, Utf8(result), "result:" + id, null);
                 await msg.AckAsync(cancellationToken: CancellationToken.None);
-                _timelines.Mark(id, Done);
+                floor.Finished?.Invoke(id);
             }
             catch (Exception)
             {
@@ -116,7 +132,7 @@ internal sealed partial class EffectsBench
         {
             if (!pipelined)
             {
-                var ack = await Js.PublishAsync(subject, body, opts: new NatsJSPubOpts { MsgId = msgId }, headers: headers, cancellationToken: CancellationToken.None);
+                var ack = await js.PublishAsync(subject, body, opts: new NatsJSPubOpts { MsgId = msgId }, headers: headers, cancellationToken: CancellationToken.None);
                 ack.EnsureSuccess();
                 return ack.Seq;
             }
