@@ -175,7 +175,9 @@ internal sealed record BenchOptions
                             then R/s for S again: publish → command p50/p99 cold and warm; --paced-hops splits it
                             at the inbox, from a core subscription to the inbox subjects; roundtrip: (d)'s saga
                             round trips in the fresh process, combined mode, against a loopback upstream here,
-                            two bursts of --round-trips instances, first and warm)
+                            two bursts of --round-trips instances, first and warm; floor: the tally saga's
+                            traffic alone on the same backlog, in this process through Runner's transport, no
+                            runner: its CPU per event beside nats-server's, once a round)
 
         nats-server: RUNNER_TEST_NATS_URL if set, else the nats-server binary on a free 127.0.0.1 port.
         """;
@@ -197,9 +199,9 @@ internal sealed record BenchOptions
             static string[] Modes(string list)
             {
                 var modes = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                return modes.Length > 0 && modes.All(m => m is "backlog" or "pipelined" or "paced" or "roundtrip")
+                return modes.Length > 0 && modes.All(m => m is "backlog" or "pipelined" or "paced" or "roundtrip" or "floor")
                     ? modes
-                    : throw new FormatException($"--cold-modes takes backlog, pipelined, paced and/or roundtrip, comma-separated, not '{list}'");
+                    : throw new FormatException($"--cold-modes takes backlog, pipelined, paced, roundtrip and/or floor, comma-separated, not '{list}'");
             }
 
             int[] Ints(int min, int max)

@@ -65,9 +65,27 @@ internal static class ColdBench
                     var runner = await RunnerFor(variant);
                     foreach (var mode in options.ColdModes)
                     {
+                        // The traffic alone runs no runner: once a round, whatever the variants.
+                        if (mode == "floor" && !ReferenceEquals(variant, options.ColdVariants[0]))
+                        {
+                            continue;
+                        }
                         output.WriteLine();
                         var of = options.ColdRounds > 1 ? Text.Inv($", round {round} of {options.ColdRounds}") : "";
-                        output.WriteLine(Text.Inv($"({variant.Name}, {mode}{of}) {variant.Describe()}"));
+                        output.WriteLine(mode == "floor"
+                            ? Text.Inv($"(floor{of}) the tally saga's traffic alone, through Runner's transport in this process: no runner")
+                            : Text.Inv($"({variant.Name}, {mode}{of}) {variant.Describe()}"));
+                        if (mode == "floor")
+                        {
+                            if (await ColdFloor.MeasureAsync(root, events, options.Window, output, cancellationToken) is not { } floor)
+                            {
+                                failed = true;
+                                continue;
+                            }
+                            output.WriteLine(Text.Inv($"  the traffic alone: first 20,000 events {floor.FirstRate:N0} events/s, steady {floor.SteadyRate:N0} events/s; steady cpu/event in this process {floor.SteadyRunnerUs:F0} µs, nats-server {floor.SteadyNatsUs:F0} µs ({floor.SteadyRunnerUs / floor.SteadyNatsUs:F2}×)"));
+                            results.Add(floor);
+                            continue;
+                        }
                         if (mode == "roundtrip")
                         {
                             if (await ColdRoundTrip.MeasureAsync(runner, root, variant, options, output, cancellationToken) is not { } trips)

@@ -1,5 +1,5 @@
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Runner.Bench.Floor;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
@@ -43,17 +43,17 @@ internal sealed partial class EffectsBench
         Task[] stages =
         [
             // Router on the aggregate stream: each start event, as it came, to the inbox.
-            ForwardAsync(sagaJs, sagaPipeline, streams.AggregateEvents, ConsumerPrefix + "-floor-router", $"aggregate.{Tenant}.{FloorTag}.*.created",
-                msg => (inbox + ".start", msg.Data, "floor-in:" + Key(msg.Data, "id")), stop.Token),
+            Forward(sagaJs, sagaPipeline, streams.AggregateEvents, ConsumerPrefix + "-floor-router", $"aggregate.{Tenant}.{FloorTag}.*.created",
+                msg => (inbox + ".start", msg.Data, "floor-in:" + TrafficFloor.StringProperty(msg.Data, "id")), stop.Token),
             // Partition: a start becomes a command; a result ends the instance.
-            ForwardAsync(sagaJs, sagaPipeline, streams.Inbox, ConsumerPrefix + "-floor-partition", inbox + ".>", msg =>
+            Forward(sagaJs, sagaPipeline, streams.Inbox, ConsumerPrefix + "-floor-partition", inbox + ".>", msg =>
             {
                 if (msg.Subject.EndsWith(".start", StringComparison.Ordinal))
                 {
-                    var id = Key(msg.Data, "id");
+                    var id = TrafficFloor.StringProperty(msg.Data, "id");
                     return (commandSubject, FloorCommand(id, commandSubject), "floor-cmd:" + id);
                 }
-                var key = Key(msg.Data, "id");
+                var key = TrafficFloor.StringProperty(msg.Data, "id");
                 _timelines.Mark(key["result:".Length..], Done);
                 return null;
             }, stop.Token),
@@ -67,8 +67,8 @@ internal sealed partial class EffectsBench
                 _ = await response.Content.ReadAsByteArrayAsync(CancellationToken.None);
             }, null), concurrency, pipelined: true, () => Interlocked.Increment(ref failures), stop.Token),
             // Router on the workflow events: each result, as it came, to the inbox.
-            ForwardAsync(sagaJs, sagaPipeline, streams.WorkflowEvents, ConsumerPrefix + "-floor-results", resultSubject,
-                msg => (inbox + ".result", msg.Data, "floor-in:" + Key(msg.Data, "id")), stop.Token),
+            Forward(sagaJs, sagaPipeline, streams.WorkflowEvents, ConsumerPrefix + "-floor-results", resultSubject,
+                msg => (inbox + ".result", msg.Data, "floor-in:" + TrafficFloor.StringProperty(msg.Data, "id")), stop.Token),
         ];
         try
         {
@@ -116,68 +116,9 @@ internal sealed partial class EffectsBench
     private static byte[] FloorCommand(string id, string subject) =>
         Utf8($$"""{"command_id":"{{id}}","tenant":"{{Tenant}}","effect":"{{FloorTag}}.call","saga":"{{FloorTag}}","correlation_id":"{{id}}","causation_id":"{{id}}","subject":"{{subject}}","payload":{"n":"{{id}}"},"created_at":"{{DateTimeOffset.UtcNow:O}}"}""");
 
-    /// <summary>A top-level string property of a JSON body.</summary>
-    private static string Key(byte[] data, string property)
-    {
-        var reader = new Utf8JsonReader(data);
-        while (reader.Read())
-        {
-            if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == 1 && reader.ValueTextEquals(property))
-            {
-                return reader.Read() ? reader.GetString() ?? string.Empty : string.Empty;
-            }
-        }
-        throw new InvalidOperationException($"a body without its '{property}'");
-    }
-
-    /// <summary>
-    /// A router's or partition's loop, as Runner's make it: a batch of what is buffered, each
-    /// message's publish (if any) in flight together, their PubAcks awaited, one ack for the batch.
-    /// </summary>
-    private async Task ForwardAsync(INatsJSContext js, PubAckPipeline pipeline, string stream, string consumer, string filter,
-        Func<JetStreamMessage, (string Subject, byte[] Data, string MsgId)?> forward, CancellationToken cancellationToken)
-    {
-        var template = new ConsumerConfig(consumer)
-        {
-            FilterSubject = filter,
-            AckPolicy = ConsumerConfigAckPolicy.All,
-            AckWait = _jetStream.AckWait,
-            MaxAckPending = _jetStream.MaxAckPending,
-        };
-        var batch = Math.Max(1, _options.Batch);
-        await using (var batcher = new MessageBatcher(js, stream, template, _ => ValueTask.FromResult(0UL), batch,
-            _loggers.CreateLogger("bench-floor"), TimeProvider.System, cancellationToken))
-        {
-            var pending = new List<PendingPubAck>(batch);
-            try
-            {
-                while (!cancellationToken.IsCancellationRequested)
-                {
-                    var messages = await batcher.ReadBatchAsync(batch, cancellationToken);
-                    pending.Clear();
-                    foreach (var msg in messages)
-                    {
-                        if (forward(msg) is { } next)
-                        {
-                            pending.Add(await pipeline.PublishAsync(next.Subject, next.Data, next.MsgId, null, cancellationToken));
-                        }
-                    }
-                    foreach (var ack in pending)
-                    {
-                        var response = await ack.GetResponseAsync(cancellationToken);
-                        if (response.Error is { } error)
-                        {
-                            throw new NatsJSApiException(error);
-                        }
-                    }
-                    await messages[^1].AckAsync(cancellationToken);
-                }
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                // stopped
-            }
-        }
-        await js.DeleteConsumerAsync(stream, consumer, CancellationToken.None);
-    }
+    private Task Forward(INatsJSContext js, PubAckPipeline pipeline, string stream, string consumer, string filter,
+        Func<JetStreamMessage, (string Subject, byte[] Data, string MsgId)?> forward, CancellationToken cancellationToken) =>
+        TrafficFloor.ForwardAsync(js, pipeline, stream,
+            new ConsumerConfig(consumer) { FilterSubject = filter, AckWait = _jetStream.AckWait, MaxAckPending = _jetStream.MaxAckPending },
+            Math.Max(1, _options.Batch), _loggers.CreateLogger("bench-floor"), forward, cancellationToken);
 }
