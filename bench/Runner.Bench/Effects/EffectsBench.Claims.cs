@@ -178,7 +178,18 @@ internal sealed partial class EffectsBench
     }
 
     /// <summary>(i): the same commands through a durable pull consumer that only acks (as the baseline's consume).</summary>
-    private async Task<(int Done, double Seconds)> PlainRunAsync(char prefix, int count, int offset, bool print, CancellationToken cancellationToken)
+    private Task<(int Done, double Seconds)> PlainRunAsync(char prefix, int count, int offset, bool print, CancellationToken cancellationToken) =>
+        ConsumerRunAsync(prefix, count, offset, TimeSpan.FromSeconds(Math.Max(60, count / 500)), ConsumePlainAsync,
+            print ? (done, seconds) => Text.Inv($"  (i)   plain consume+ack : {done}/{count} in {seconds:F3} s → {done / seconds,9:F0} commands/s  (durable pull consumer, pull batch {_options.Batch * 2}, read command_id, ack)") : null,
+            cancellationToken);
+
+    /// <summary>
+    /// One run of a consumer that is not an effect worker: <paramref name="count"/> commands published
+    /// first, then <paramref name="consume"/> until each is marked done (or <paramref name="limit"/>);
+    /// with <paramref name="line"/>, its rate line and CPU per command printed.
+    /// </summary>
+    private async Task<(int Done, double Seconds)> ConsumerRunAsync(char prefix, int count, int offset, TimeSpan limit,
+        Func<Timeline, CancellationToken, Task> consume, Func<int, double, string>? line, CancellationToken cancellationToken)
     {
         await PurgeAsync(_jetStream.Streams.WorkflowCommands, cancellationToken);
         var timeline = _timelines.Begin(prefix, count, 2, offset);
@@ -187,17 +198,17 @@ internal sealed partial class EffectsBench
         var t0 = _timelines.NowUs();
         using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            var consumer = ConsumePlainAsync(timeline, stop.Token);
-            await WaitFinishedAsync(timeline, TimeSpan.FromSeconds(Math.Max(60, count / 500)), cancellationToken);
+            var consumer = consume(timeline, stop.Token);
+            await WaitFinishedAsync(timeline, limit, cancellationToken);
             await stop.CancelAsync();
             await consumer;
         }
         var cpuDelta = new CpuDelta(cpu, CpuSnapshot.Take(_natsPid));
         var end = timeline.FinishedCount == count ? timeline.LastFinishedUs : _timelines.NowUs();
         var seconds = (end - t0) / 1e6;
-        if (print)
+        if (line is not null)
         {
-            _output.WriteLine(Text.Inv($"  (i)   plain consume+ack : {timeline.FinishedCount}/{count} in {seconds:F3} s → {timeline.FinishedCount / seconds,9:F0} commands/s  (durable pull consumer, pull batch {_options.Batch * 2}, read command_id, ack)"));
+            _output.WriteLine(line(timeline.FinishedCount, seconds));
             cpuDelta.Print(_output, "        ", count, "command");
         }
         return (timeline.FinishedCount, seconds);

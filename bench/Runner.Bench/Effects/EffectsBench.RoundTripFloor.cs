@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging;
-using Runner.Bench.Floor;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
+using Runner.Bench.Floor;
 using Runner.Messaging;
 
 namespace Runner.Bench.Effects;

@@ -27,35 +27,19 @@ internal sealed partial class EffectsBench
     /// </summary>
     private async Task<(int Done, double Seconds, int Errors)> SkeletonRunAsync(char prefix, int count, int offset, int concurrency, bool pipelined, bool print, CancellationToken cancellationToken)
     {
-        await PurgeAsync(_jetStream.Streams.WorkflowCommands, cancellationToken);
-        var timeline = _timelines.Begin(prefix, count, 2, offset);
-        await PublishAsync(timeline, count, i => Command(timeline, i), cancellationToken);
-        var cpu = CpuSnapshot.Take(_natsPid);
-        var t0 = _timelines.NowUs();
         var errors = 0;
-        using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            var consumer = ConsumeSkeletonAsync(timeline, concurrency, pipelined, () => Interlocked.Increment(ref errors), stop.Token);
-            await WaitFinishedAsync(timeline, TimeSpan.FromSeconds(Math.Max(60, count / 100)), cancellationToken);
-            await stop.CancelAsync();
-            await consumer;
-        }
-        var cpuDelta = new CpuDelta(cpu, CpuSnapshot.Take(_natsPid));
-        var end = timeline.FinishedCount == count ? timeline.LastFinishedUs : _timelines.NowUs();
-        var seconds = (end - t0) / 1e6;
-        if (print)
-        {
-            var label = pipelined ? "(i'') protocol, pipelined" : "(i')  protocol, client API";
-            _output.WriteLine(Text.Inv($"  {label}: {timeline.FinishedCount}/{count} in {seconds:F3} s → {timeline.FinishedCount / seconds,9:F0} commands/s  (claim create, completion, result publish, ack; {concurrency} at a time; {errors} failed)"));
-            cpuDelta.Print(_output, "        ", count, "command");
-        }
-        return (timeline.FinishedCount, seconds, errors);
+        var label = pipelined ? "(i'') protocol, pipelined" : "(i')  protocol, client API";
+        var (done, seconds) = await ConsumerRunAsync(prefix, count, offset, TimeSpan.FromSeconds(Math.Max(60, count / 100)),
+            (timeline, token) => ConsumeSkeletonAsync(concurrency, pipelined, () => Interlocked.Increment(ref errors), token),
+            print ? (done, seconds) => Text.Inv($"  {label}: {done}/{count} in {seconds:F3} s → {done / seconds,9:F0} commands/s  (claim create, completion, result publish, ack; {concurrency} at a time; {Volatile.Read(ref errors)} failed)") : null,
+            cancellationToken);
+        return (done, seconds, errors);
     }
 
     /// <summary>What the claim protocol's floor consumes and where it writes: (e)'s commands, or (d)'s floor's.</summary>
     private sealed record ClaimFloor(NatsConnection Connection, string Consumer, string CommandSubject, string ResultSubject, string KeyPrefix, Func<string, Task>? Perform, Action<string>? Finished);
 
-    private Task ConsumeSkeletonAsync(Timeline timeline, int concurrency, bool pipelined, Action failed, CancellationToken cancellationToken) =>
+    private Task ConsumeSkeletonAsync(int concurrency, bool pipelined, Action failed, CancellationToken cancellationToken) =>
         ConsumeClaimFloorAsync(new ClaimFloor(_connection!, SkeletonConsumer, CommandSubject, ResultSubject, "skeleton", null, id => _timelines.Mark(id, Done)),
             concurrency, pipelined, failed, cancellationToken);
 
