@@ -102,7 +102,7 @@ internal sealed record SliceExit
 
     public long? CpuMs { get; init; }
 
-    /// <summary>How long the CPU limit held the slice back (the cgroup's throttled time).</summary>
+    /// <summary>How long the CPU limit held the slice back (the cgroup's throttled time, summed over CPUs, rounded up to a millisecond); null without a cgroup.</summary>
     public long? CpuThrottledMs { get; init; }
 
     public long? PeakMemoryBytes { get; init; }

@@ -204,12 +204,12 @@ public sealed class ExactlyOnceTests(NatsServerFixture nats) : IClassFixture<Nat
         await SagaHarness.WaitUntilAsync(() => upstream.CallsFor("hung") == 1, s_timeout, "worker A's call");
         var claimed = await a.Runtime.Claims!.GetAsync("acme", "hung", cts.Token);
         // A claim given up before its call (a loaded machine let its 1 s lease run nearly out first) counts as lost
-        // too, and comes before the held call: only the held run's own loss is waited for.
-        var givenUpBeforeRunning = a.Lost;
+        // too, and took an execution number: the held call's claim is execution k + 1 after k of them. Its own loss
+        // makes k + 1 (read from the claim, since the held run may be given up before a count could be read here).
 
         // A stops the run itself once no renewal has got through and its lease is nearly out, long before the
         // renewal returns: past that moment another worker may take the claim over and run the command.
-        await SagaHarness.WaitUntilAsync(() => a.Lost == givenUpBeforeRunning + 1, lease * 10, "worker A to give the run up");
+        await SagaHarness.WaitUntilAsync(() => a.Lost == claimed!.Attempt, lease * 10, "worker A to give the run up");
         Assert.True(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() < claimed!.LeaseUntilMs + (long)(lease * 5).TotalMilliseconds,
             "given up well before the hung renewal could have returned");
         release.SetResult();

@@ -44,7 +44,8 @@ public sealed class CgroupV2Tests : IDisposable
 
         var usage = group.ReadUsage();
 
-        Assert.Equal(new CgroupUsage(1234, 73_400_320, OomKilled: true, PidsLimited: false, CpuThrottledMs: 456), usage);
+        // Throttled time rounds up (456,789 µs reads 457 ms), so any throttling shows.
+        Assert.Equal(new CgroupUsage(1234, 73_400_320, OomKilled: true, PidsLimited: false, CpuThrottledMs: 457), usage);
     }
 
     [Fact]

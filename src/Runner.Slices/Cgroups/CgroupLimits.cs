@@ -12,7 +12,7 @@ internal sealed record CgroupLimits(double Cpu, long MemoryBytes, int Pids)
 
 /// <summary>
 /// What a slice used, read from its cgroup after it ended; a figure the host does not keep is null.
-/// <see cref="CpuThrottledMs"/> is how long the CPU quota held its tasks back: non-zero only when
-/// they wanted more than their share in some period.
+/// <see cref="CpuThrottledMs"/> is how long the CPU quota held its tasks back, summed over CPUs and
+/// rounded up: non-zero exactly when they wanted more than their quota in some period.
 /// </summary>
 internal sealed record CgroupUsage(long? CpuMs, long? PeakMemoryBytes, bool OomKilled, bool PidsLimited = false, long? CpuThrottledMs = null);

@@ -135,7 +135,7 @@ internal sealed class CgroupV1 : CgroupTree
             var oomKills = CgroupFiles.ReadKey(memory, "memory.oom_control", "oom_kill") ?? 0;
             var pidsRefused = CgroupFiles.ReadKey(tree.DirectoryOf(CgroupV1.Pids, Name), "pids.events", "max") ?? 0;
             var throttledNanos = CgroupFiles.ReadKey(tree.DirectoryOf(Cpu, Name), "cpu.stat", "throttled_time");
-            return new CgroupUsage(cpuMs, peak, oomKills > 0, pidsRefused > 0, throttledNanos / 1_000_000);
+            return new CgroupUsage(cpuMs, peak, oomKills > 0, pidsRefused > 0, (throttledNanos + 999_999) / 1_000_000);
         }
     }
 }

@@ -94,7 +94,7 @@ internal sealed class CgroupV2 : CgroupTree
             var oomKills = CgroupFiles.ReadKey(directory, "memory.events", "oom_kill") ?? 0;
             var pidsRefused = CgroupFiles.ReadKey(directory, "pids.events", "max") ?? 0;
             var throttledMicros = CgroupFiles.ReadKey(directory, "cpu.stat", "throttled_usec");
-            return new CgroupUsage(micros / 1000, peak, oomKills > 0, pidsRefused > 0, throttledMicros / 1000);
+            return new CgroupUsage(micros / 1000, peak, oomKills > 0, pidsRefused > 0, (throttledMicros + 999) / 1000);
         }
     }
 }

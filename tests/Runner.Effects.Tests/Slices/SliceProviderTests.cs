@@ -48,7 +48,7 @@ public sealed class SliceProviderTests : IAsyncLifetime
         Assert.False(result["oom_killed"]!.GetValue<bool>());
         Assert.Equal(3, result["output"]!["rows_in"]!.GetValue<int>());
         Assert.NotNull(result["cpu_ms"]);
-        Assert.True(result["cpu_throttled_ms"]!.GetValue<long>() >= 0, "the cgroup's throttled time is reported");
+        Assert.Equal(System.Text.Json.JsonValueKind.Number, result["cpu_throttled_ms"]?.GetValueKind());
         Assert.True(result["peak_memory_bytes"]!.GetValue<long>() > 0);
         Assert.Equal(2, result["lineage_events"]!.GetValue<int>());
         Assert.Equal(["run-ok:START", "run-ok:COMPLETE"], _lineage.Published.Select(p => p.MessageId));

@@ -72,7 +72,7 @@ internal static class SliceOutcomes
         };
     }
 
-    /// <summary><c>{ exit_code, signal, oom_killed, timed_out, wall_ms, cpu_ms, peak_memory_bytes, stderr_tail, output, … }</c>.</summary>
+    /// <summary><c>{ exit_code, signal, oom_killed, timed_out, pids_limited, wall_ms, cpu_ms, cpu_throttled_ms, peak_memory_bytes, stderr_tail, output, … }</c>.</summary>
     private static string Details(SliceExit exit, SliceProvider.EventReader events, bool isolated, bool failed)
     {
         var buffer = new ArrayBufferWriter<byte>(512 + (events.OutputJson?.Length ?? 0));
