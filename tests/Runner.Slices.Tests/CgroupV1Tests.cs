@@ -18,14 +18,7 @@ public sealed class CgroupV1Tests : IDisposable
     public void Usage_comes_from_cpuacct_usage_memory_files_pids_events_and_the_cpu_controllers_stat()
     {
         var combined = Path.Combine(_root.Path, "cpu,cpuacct");
-        var mounts = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            [CgroupV1.Cpu] = combined,
-            [CgroupV1.CpuAcct] = combined,
-            [CgroupV1.Memory] = Path.Combine(_root.Path, "memory"),
-            [CgroupV1.Pids] = Path.Combine(_root.Path, "pids"),
-        };
-        var tree = new CgroupV1(mounts, "runner-slices", TimeProvider.System);
+        var tree = Tree(combined, cpuAcct: true);
         var group = tree.Create("s-1", new CgroupLimits(0.5, 1 << 28, 32));
         var cpu = Path.Combine(combined, "runner-slices", "s-1");
         var memory = Path.Combine(_root.Path, "memory", "runner-slices", "s-1");
@@ -44,13 +37,7 @@ public sealed class CgroupV1Tests : IDisposable
     [Fact]
     public void A_throttle_under_a_millisecond_still_reads_as_throttled_and_none_as_zero()
     {
-        var mounts = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            [CgroupV1.Cpu] = Path.Combine(_root.Path, "cpu"),
-            [CgroupV1.Memory] = Path.Combine(_root.Path, "memory"),
-            [CgroupV1.Pids] = Path.Combine(_root.Path, "pids"),
-        };
-        var tree = new CgroupV1(mounts, "runner-slices", TimeProvider.System);
+        var tree = Tree(Path.Combine(_root.Path, "cpu"), cpuAcct: false);
         var briefly = tree.Create("s-2", new CgroupLimits(0.5, 1 << 28, 32));
         var never = tree.Create("s-3", new CgroupLimits(0.5, 1 << 28, 32));
         File.WriteAllText(Path.Combine(_root.Path, "cpu", "runner-slices", "s-2", "cpu.stat"), "nr_periods 40\nnr_throttled 1\nthrottled_time 1\n");
@@ -60,5 +47,21 @@ public sealed class CgroupV1Tests : IDisposable
         Assert.Equal(0, never.ReadUsage().CpuThrottledMs);
         // No cpuacct hierarchy: the CPU time is not known, not zero.
         Assert.Null(never.ReadUsage().CpuMs);
+    }
+
+    /// <summary>A tree over fake mounts: <paramref name="cpu"/> for the cpu controller (and cpuacct with it, when asked), memory and pids apart.</summary>
+    private CgroupV1 Tree(string cpu, bool cpuAcct)
+    {
+        var mounts = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [CgroupV1.Cpu] = cpu,
+            [CgroupV1.Memory] = Path.Combine(_root.Path, "memory"),
+            [CgroupV1.Pids] = Path.Combine(_root.Path, "pids"),
+        };
+        if (cpuAcct)
+        {
+            mounts[CgroupV1.CpuAcct] = cpu;
+        }
+        return new CgroupV1(mounts, "runner-slices", TimeProvider.System);
     }
 }

@@ -38,12 +38,11 @@ internal static class ColdFloor
         var settings = new JetStreamSettings();
         var streams = settings.Streams;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        ConsumerConfig Consumer(string name, string filter) => new(name) { FilterSubject = filter, AckWait = settings.AckWait, MaxAckPending = settings.MaxAckPending };
 
         observer.Watch(Environment.ProcessId, Stopwatch.GetTimestamp());
         var stages = new List<Task>
         {
-            TrafficFloor.ForwardAsync(js, pipeline, streams.AggregateEvents, Consumer("floor-router", "aggregate.*.account.*.deposited"), Batch, NullLogger.Instance, msg =>
+            TrafficFloor.ForwardAsync(js, pipeline, settings, streams.AggregateEvents, "floor-router", "aggregate.*.account.*.deposited", Batch, NullLogger.Instance, msg =>
             {
                 var account = msg.Subject.Split('.')[3];
                 var partition = (uint)string.GetHashCode(account, StringComparison.Ordinal) % Partitions;
@@ -54,7 +53,7 @@ internal static class ColdFloor
         {
             var counts = new Dictionary<string, int>(StringComparer.Ordinal);
             var subject = Text.Inv($"{Runner.Core.Subjects.Subjects.InboxPrefix}.{p}");
-            stages.Add(TrafficFloor.ForwardAsync(js, pipeline, streams.Inbox, Consumer(Text.Inv($"floor-p{p}"), subject), Batch, NullLogger.Instance, msg =>
+            stages.Add(TrafficFloor.ForwardAsync(js, pipeline, settings, streams.Inbox, Text.Inv($"floor-p{p}"), subject, Batch, NullLogger.Instance, msg =>
             {
                 var account = TrafficFloor.StringProperty(msg.Data, "account");
                 var count = counts[account] = counts.GetValueOrDefault(account) + 1;

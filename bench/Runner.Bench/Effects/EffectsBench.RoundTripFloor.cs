@@ -118,7 +118,5 @@ internal sealed partial class EffectsBench
 
     private Task Forward(INatsJSContext js, PubAckPipeline pipeline, string stream, string consumer, string filter,
         Func<JetStreamMessage, (string Subject, byte[] Data, string MsgId)?> forward, CancellationToken cancellationToken) =>
-        TrafficFloor.ForwardAsync(js, pipeline, stream,
-            new ConsumerConfig(consumer) { FilterSubject = filter, AckWait = _jetStream.AckWait, MaxAckPending = _jetStream.MaxAckPending },
-            Math.Max(1, _options.Batch), _loggers.CreateLogger("bench-floor"), forward, cancellationToken);
+        TrafficFloor.ForwardAsync(js, pipeline, _jetStream, stream, consumer, filter, Math.Max(1, _options.Batch), _loggers.CreateLogger("bench-floor"), forward, cancellationToken);
 }

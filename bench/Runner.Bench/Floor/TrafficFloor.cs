@@ -16,12 +16,18 @@ internal static class TrafficFloor
     /// <summary>
     /// A router's or partition's loop, as Runner's make it: a batch of what is buffered, each
     /// message's publish (if any) in flight together, their PubAcks awaited, one ack for the batch
-    /// (the consumer acks all). Ends when <paramref name="cancellationToken"/> does, and deletes its consumer.
+    /// (the consumer acks all), on a consumer of the stream's <paramref name="settings"/>. Ends when <paramref name="cancellationToken"/> does, and deletes its consumer.
     /// </summary>
-    public static async Task ForwardAsync(INatsJSContext js, PubAckPipeline pipeline, string stream, ConsumerConfig template, int batch, ILogger logger,
-        Func<JetStreamMessage, (string Subject, byte[] Data, string MsgId)?> forward, CancellationToken cancellationToken)
+    public static async Task ForwardAsync(INatsJSContext js, PubAckPipeline pipeline, JetStreamSettings settings, string stream, string consumer, string filter,
+        int batch, ILogger logger, Func<JetStreamMessage, (string Subject, byte[] Data, string MsgId)?> forward, CancellationToken cancellationToken)
     {
-        template = template with { AckPolicy = ConsumerConfigAckPolicy.All };
+        var template = new ConsumerConfig(consumer)
+        {
+            FilterSubject = filter,
+            AckPolicy = ConsumerConfigAckPolicy.All,
+            AckWait = settings.AckWait,
+            MaxAckPending = settings.MaxAckPending,
+        };
         await using (var batcher = new MessageBatcher(js, stream, template, _ => ValueTask.FromResult(0UL), batch, logger, TimeProvider.System, cancellationToken))
         {
             var pending = new List<PendingPubAck>(batch);
@@ -54,7 +60,7 @@ internal static class TrafficFloor
                 // stopped
             }
         }
-        await js.DeleteConsumerAsync(stream, template.DurableName!, CancellationToken.None);
+        await js.DeleteConsumerAsync(stream, consumer, CancellationToken.None);
     }
 
     /// <summary>The first string property named <paramref name="property"/> of a JSON body, at any depth.</summary>

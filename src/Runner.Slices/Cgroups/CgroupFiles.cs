@@ -30,22 +30,27 @@ internal static class CgroupFiles
     }
 
     /// <summary>The value of <paramref name="key"/> in a flat-keyed file (<c>cpu.stat</c>, <c>memory.events</c>, <c>memory.oom_control</c>).</summary>
-    public static long? ReadKey(string directory, string file, string key)
+    public static long? ReadKey(string directory, string file, string key) => ReadKeys(directory, file, key)[0];
+
+    /// <summary>The values of <paramref name="keys"/> in one read of a flat-keyed file, in their order; null for one it lacks (all when the file is missing).</summary>
+    public static long?[] ReadKeys(string directory, string file, params ReadOnlySpan<string> keys)
     {
+        var values = new long?[keys.Length];
         var path = Path.Combine(directory, file);
         if (!File.Exists(path))
         {
-            return null;
+            return values;
         }
         foreach (var line in File.ReadLines(path))
         {
             var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length == 2 && parts[0] == key && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+            if (parts.Length == 2 && keys.IndexOf(parts[0]) is var at and >= 0 && values[at] is null
+                && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
             {
-                return value;
+                values[at] = value;
             }
         }
-        return null;
+        return values;
     }
 
     public static IEnumerable<int> ReadPids(string procsFile)

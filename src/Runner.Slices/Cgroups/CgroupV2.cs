@@ -89,12 +89,11 @@ internal sealed class CgroupV2 : CgroupTree
 
         public override CgroupUsage ReadUsage()
         {
-            var micros = CgroupFiles.ReadKey(directory, "cpu.stat", "usage_usec");
+            var cpu = CgroupFiles.ReadKeys(directory, "cpu.stat", "usage_usec", "throttled_usec");
             var peak = CgroupFiles.ReadLong(directory, "memory.peak");
             var oomKills = CgroupFiles.ReadKey(directory, "memory.events", "oom_kill") ?? 0;
             var pidsRefused = CgroupFiles.ReadKey(directory, "pids.events", "max") ?? 0;
-            var throttledMicros = CgroupFiles.ReadKey(directory, "cpu.stat", "throttled_usec");
-            return new CgroupUsage(micros / 1000, peak, oomKills > 0, pidsRefused > 0, (throttledMicros + 999) / 1000);
+            return new CgroupUsage(cpu[0] / 1000, peak, oomKills > 0, pidsRefused > 0, (cpu[1] + 999) / 1000);
         }
     }
 }
