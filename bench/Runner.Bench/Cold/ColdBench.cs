@@ -177,9 +177,14 @@ internal static class ColdBench
     private static string Spread(List<ColdResult> runs, Func<ColdResult, double> figure, string format) =>
         Spread(runs.Select(figure).ToList(), format);
 
+    /// <summary>Runs without a reading of the figure (NaN: a floor run has no <c>/metrics</c>) are left out; none at all reads "no reading".</summary>
     private static string Spread(List<double> figures, string format)
     {
-        var values = figures.Order().ToList();
+        var values = figures.Where(v => !double.IsNaN(v)).Order().ToList();
+        if (values.Count == 0)
+        {
+            return "no reading";
+        }
         var median = values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
         string F(double v) => v.ToString(format, CultureInfo.InvariantCulture);
         return $"{F(median)} [{F(values[0])}–{F(values[^1])}]";
