@@ -7,13 +7,13 @@ namespace Runner.Host.Tests;
 public sealed class DemoTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>
 {
     [Fact]
-    public Task Demo_runs_every_sample_order_to_its_end_and_a_pipeline_of_sandboxed_slices_with_a_retry() => RunAsync(nats, executable: null);
+    public Task Demo_runs_every_sample_order_to_its_end_and_a_pipeline_of_sandboxed_slices_with_a_retry() => RunAsync(nats, RunnerProcess.Jit);
 
     /// <summary>
     /// The demo on <paramref name="nats"/> (a server of its own: the demo's streams and sample events are its alone),
-    /// by the build's runner on the JIT or by the native one at <paramref name="executable"/>.
+    /// by the build's runner on the JIT (<see cref="RunnerProcess.Jit"/>) or by the native one at <paramref name="executable"/>.
     /// </summary>
-    internal static async Task RunAsync(NatsServerFixture nats, string? executable)
+    internal static async Task RunAsync(NatsServerFixture nats, string executable)
     {
         var sliceBinary = await SliceBinary.PathAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(180));

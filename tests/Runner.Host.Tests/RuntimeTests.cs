@@ -85,7 +85,8 @@ public sealed class RuntimeTests(NatsServerFixture nats) : IClassFixture<NatsSer
             ["RUNNER_PARTITIONS"] = "2",
             ["RUNNER_CONSUMER_PREFIX"] = "runtime",
         };
-        using var replica = new SagaReplica("runtime", dir.File("data"), shared);
+        // The build's runner on the JIT: its runtime configuration is what these tests read (NativeRunnerTests read the native one's).
+        using var replica = new SagaReplica("runtime", dir.File("data"), shared, RunnerProcess.Jit);
         replica.Start();
         try
         {

@@ -19,9 +19,11 @@ internal sealed class SagaReplica : IDisposable
     private RunnerProcess? _process;
     private bool _killed;
 
-    public SagaReplica(string name, string dataDir, IReadOnlyDictionary<string, string> shared)
+    /// <param name="executable">The runner to start, as <see cref="RunnerProcess.Start"/> takes it: null for <see cref="RunnerProcess.DefaultExecutable"/>.</param>
+    public SagaReplica(string name, string dataDir, IReadOnlyDictionary<string, string> shared, string? executable = null)
     {
         Name = name;
+        Executable = executable;
         WorkerId = $"{name}-{Guid.NewGuid().ToString("N")[..8]}";
         DataDir = dataDir;
         var port = NatsServerFixture.FreePort();
@@ -35,6 +37,8 @@ internal sealed class SagaReplica : IDisposable
     }
 
     public string Name { get; }
+
+    public string? Executable { get; }
 
     public string WorkerId { get; }
 
@@ -68,7 +72,7 @@ internal sealed class SagaReplica : IDisposable
             _process.Dispose();
         }
         _killed = false;
-        _process = RunnerProcess.Start(["serve"], Environment);
+        _process = RunnerProcess.Start(["serve"], Environment, Executable);
     }
 
     /// <summary>SIGKILL: nothing of the runner's shutdown runs.</summary>

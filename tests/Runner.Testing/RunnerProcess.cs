@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Runner.Testing;
 
-/// <summary>The real <c>runner</c> executable, started as a child process (dotnet runner.dll, or the native executable).</summary>
+/// <summary>The real <c>runner</c> executable, started as a child process (the native executable, or dotnet runner.dll).</summary>
 internal sealed class RunnerProcess : IDisposable
 {
     private readonly Process _process;
@@ -16,6 +16,18 @@ internal sealed class RunnerProcess : IDisposable
     }
 
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "runner.dll");
+
+    /// <summary>Names the build's <c>runner.dll</c> on the JIT where a test asks for it by name, whatever <see cref="DefaultExecutable"/> is.</summary>
+    public const string Jit = "dotnet";
+
+    /// <summary>
+    /// What a test that names no runner starts: the native executable the test script publishes for every suite
+    /// (<c>RUNNER_TEST_NATIVE_RUNNER</c>), which is what the image ships; without it, the build's <c>runner.dll</c> on the
+    /// JIT, so that a test run from an IDE needs no publish first.
+    /// </summary>
+    public static string DefaultExecutable { get; } = Environment.GetEnvironmentVariable("RUNNER_TEST_NATIVE_RUNNER") is { Length: > 0 } native
+        ? (File.Exists(native) ? native : throw new FileNotFoundException($"RUNNER_TEST_NATIVE_RUNNER points at {native}, which does not exist"))
+        : Jit;
 
     public string Output
     {
@@ -50,18 +62,20 @@ internal sealed class RunnerProcess : IDisposable
     public int Id => _process.Id;
 
     /// <summary>
-    /// Starts the runner with <paramref name="args"/>: the build's <c>runner.dll</c> on the JIT, or the native
-    /// executable at <paramref name="executable"/> (<see cref="NativeRunner"/>).
+    /// Starts the runner with <paramref name="args"/>: the native executable at <paramref name="executable"/>
+    /// (<see cref="NativeRunner"/>), the build's <c>runner.dll</c> on the JIT for <see cref="Jit"/>, and
+    /// <see cref="DefaultExecutable"/> when the test names none.
     /// </summary>
     public static RunnerProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string> environment, string? executable = null)
     {
-        var start = new ProcessStartInfo(executable ?? "dotnet")
+        executable ??= DefaultExecutable;
+        var start = new ProcessStartInfo(executable)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        if (executable is null)
+        if (executable == Jit)
         {
             start.ArgumentList.Add(Dll);
         }

@@ -136,7 +136,7 @@ public sealed class NativeSandboxTests(NatsServerFixture nats) : IClassFixture<N
     [InlineData(false)]
     public async Task Each_hostile_script_parks_its_instance_with_its_limit_and_the_others_go_on(bool native)
     {
-        var executable = native ? await NativeRunner.PathAsync() : null;
+        var executable = native ? await NativeRunner.PathAsync() : RunnerProcess.Jit;
         await using var scope = await OpsScope.StartAsync(nats);
         var ct = scope.Token;
         await using var node = await RunnerNode.StartAsync(nats, scope.Stub.Url, ct, executable: executable,

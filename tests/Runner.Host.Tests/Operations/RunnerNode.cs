@@ -64,7 +64,7 @@ internal sealed class RunnerNode : IAsyncDisposable
 
     public Dictionary<string, string> Environment { get; }
 
-    /// <summary>The native runner this node runs (<see cref="NativeRunner"/>); null for the build's on the JIT.</summary>
+    /// <summary>The runner this node runs, as <see cref="RunnerProcess.Start"/> takes it: null for <see cref="RunnerProcess.DefaultExecutable"/>.</summary>
     public string? Executable { get; private init; }
 
     public string ManifestDir => Dir.File("manifests");
