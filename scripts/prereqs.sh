@@ -89,8 +89,8 @@ runner_publish_native() {
   echo "$PWD/$out"
 }
 
-# The runner compiled ahead of time, as the image publishes it, for the tests that run it (NativeRunnerTests,
-# NativeDemoTests, NativeSandboxTests).
+# The runner compiled ahead of time, as the image publishes it: what the tests start as a runner process
+# (test.sh passes it as RUNNER_TEST_NATIVE_RUNNER).
 runner_native_aot() {
   runner_publish_native src/Runner.Host runner-native runner src -p:PublishAot=true
 }

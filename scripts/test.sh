@@ -11,7 +11,7 @@ dotnet build Runner.slnx -c Release -nologo -v quiet -p:TreatWarningsAsErrors=tr
 # Slice tests run the NativeAOT runner-slice inside sandboxes: publish it once for every suite.
 RUNNER_TEST_SLICE_BIN="${RUNNER_TEST_SLICE_BIN:-$(runner_slice_aot)}"
 export RUNNER_TEST_SLICE_BIN
-# The runner compiled ahead of time, which the demo and NativeRunnerTests also run: published once.
+# The runner compiled ahead of time, as the image ships it: every test that starts a runner process runs it. Published once.
 RUNNER_TEST_NATIVE_RUNNER="${RUNNER_TEST_NATIVE_RUNNER:-$(runner_native_aot)}"
 export RUNNER_TEST_NATIVE_RUNNER
 log="$(mktemp)"
