@@ -77,8 +77,11 @@ internal static class ServeCommand
         var control = app.Services.GetRequiredService<RunnerControl>();
         // Runner's meters go through the bridge (proper names and types); every other meter, the
         // .NET runtime's among them, through prometheus-net's own adapter, except the NATS
-        // client's measurements of each message (see ExportsFromAdapter).
-        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = ExportsFromAdapter);
+        // client's measurements of each message (see ExportsFromAdapter). Both listen from here on,
+        // before the service takes any work: prometheus-net would start its adapter at the first
+        // scrape, and lose what was measured before it (an upstream's first calls).
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressMeters = true });
+        app.Lifetime.ApplicationStopped.Register(MeterAdapter.StartListening(new MeterAdapterOptions { InstrumentFilterPredicate = ExportsFromAdapter }).Dispose);
         app.Lifetime.ApplicationStopped.Register(new MeterBridge(Metrics.DefaultRegistry).Dispose);
         _ = new RunnerMetrics(control, TimeProvider.System, Metrics.DefaultRegistry);
         // Resolved here, before the service starts, so that its totals count from the first transition.
