@@ -25,7 +25,7 @@ internal sealed class RunnerProcess : IDisposable
     /// (<c>RUNNER_TEST_NATIVE_RUNNER</c>), which is what the image ships; without it, the build's <c>runner.dll</c> on the
     /// JIT, so that a test run from an IDE needs no publish first.
     /// </summary>
-    public static string DefaultExecutable { get; } = Environment.GetEnvironmentVariable("RUNNER_TEST_NATIVE_RUNNER") is { Length: > 0 } native
+    public static string DefaultExecutable => Environment.GetEnvironmentVariable("RUNNER_TEST_NATIVE_RUNNER") is { Length: > 0 } native
         ? (File.Exists(native) ? native : throw new FileNotFoundException($"RUNNER_TEST_NATIVE_RUNNER points at {native}, which does not exist"))
         : Jit;
 
