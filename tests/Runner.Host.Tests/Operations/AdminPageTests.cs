@@ -64,8 +64,7 @@ public sealed class AdminPageTests(NatsServerFixture nats, ITestOutputHelper out
         {
             await RunnerNode.PublishCreatedAsync(scope.Js, $"k{n}", n, ct);
         }
-        await node.WaitUntilAsync(async () => (await node.GetAsync("admin/instances?saga=op&status=done", ct, RunnerNode.Token)).Body?["instances"]?.AsArray().Count == 3,
-            "3 done instances", ct);
+        await node.WaitOpDoneAsync(3, ct);
 
         Assert.Equal(HttpStatusCode.Unauthorized, (await node.GetAsync("admin/partitions", ct)).Status);
         Assert.Equal(HttpStatusCode.Unauthorized, (await node.GetAsync("admin/throughput", ct, "wrong")).Status);
@@ -150,8 +149,7 @@ public sealed class AdminPageTests(NatsServerFixture nats, ITestOutputHelper out
         await PublishAsync(scope.Js, "aggregate.acme.late.x.placed", new JsonObject { ["specversion"] = "1.0", ["id"] = "late-1", ["source"] = "admin-page-test", ["type"] = "placed", ["data"] = new JsonObject { ["order_id"] = "o-77" } }.ToJsonString(), ct);
         await PublishAsync(scope.Js, "aggregate.acme.late.y.placed", "{not json", ct);
 
-        await node.WaitUntilAsync(async () => (await node.GetAsync("admin/instances?saga=op&status=done", ct, RunnerNode.Token)).Body?["instances"]?.AsArray().Count == keys.Length,
-            "the op instances done", ct);
+        await node.WaitOpDoneAsync(keys.Length, ct);
         await node.WaitUntilAsync(async () => (await node.GetAsync("admin/instances/fragile/f1", ct, RunnerNode.Token)).Body?["held"]?.AsArray().Count == 2,
             "f1 parked on 13 with 3 held behind it", ct);
         await node.WaitUntilAsync(async () => (await node.GetAsync("admin/quarantine", ct, RunnerNode.Token)).Body?["entries"]?.AsArray().Count == 3,

@@ -32,9 +32,7 @@ public sealed class MetricsTests(NatsServerFixture nats) : IClassFixture<NatsSer
 
         // Every call to the upstream made and answered before /metrics is first asked: what .NET's meters measured
         // then is exported too (prometheus-net would otherwise start listening at the first scrape).
-        await node.WaitUntilAsync(async () =>
-            (await node.GetAsync("admin/instances?saga=op&status=done", ct, RunnerNode.Token)).Body?["instances"]?.AsArray().Count == Events,
-            $"{Events} instances done", ct);
+        await node.WaitOpDoneAsync(Events, ct);
 
         // Each event makes two transitions: created, then its result. The effect worker acks a command after publishing its
         // result, so its lag can trail the saga's last transition by a moment: wait for a scrape whose consumers all answered

@@ -164,6 +164,11 @@ internal sealed class RunnerNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Polls <c>/admin/instances</c> until <paramref name="count"/> instances of the <c>op</c> saga are done.</summary>
+    public Task WaitOpDoneAsync(int count, CancellationToken cancellationToken) =>
+        WaitUntilAsync(async () => (await GetAsync("admin/instances?saga=op&status=done", cancellationToken, Token)).Body?["instances"]?.AsArray().Count == count,
+            $"{count} op instances done", cancellationToken);
+
     public string Tail() => Process.Output[Math.Max(0, Process.Output.Length - 6000)..];
 
     public async Task<(HttpStatusCode Status, JsonNode? Body, string Text)> GetAsync(string path, CancellationToken cancellationToken, string? token = null) =>
